@@ -1,0 +1,422 @@
+//! Month aggregates: per month × measure × region, the counts, failure buckets and response-time
+//! histogram of decided requests (SPEC §2 Outcomes, §5 `rpl.csv`).
+//!
+//! Synchronous and I/O-free. Aggregates *merge* (counts add, histograms add), so partitions and
+//! processes can be combined in any order; region `all` is never stored but merged from the three
+//! regions when read, so the hot path touches one row per measure.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use hdrhistogram::Histogram;
+
+use crate::calendar::{Calendar, Month};
+use crate::catalog::{Bucket, Catalog, CodeKind};
+use crate::config::{Basis, Definitions, MeasureRule, Region};
+use crate::correlate::Decision;
+use crate::time::{Dur, Ts};
+
+/// Significant digits of the response-time histograms: ≤ 0.1 % relative error (SPEC §5).
+const HIST_SIGFIG: u8 = 3;
+
+fn new_histogram() -> Histogram<u64> {
+    // Cannot fail: 3 significant digits is within hdrhistogram's 0–5.
+    Histogram::new(HIST_SIGFIG).unwrap_or_else(|_| unreachable!("valid histogram precision"))
+}
+
+/// One month × measure × region.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    /// Requests decided.
+    pub requests: u64,
+    /// Successfully answered within the TRT.
+    pub within_target: u64,
+    /// Successfully answered within the deadline.
+    pub succeeded: u64,
+    /// No final response within the deadline.
+    pub no_response: u64,
+    /// Misses by failure bucket.
+    pub buckets: BTreeMap<Bucket, u64>,
+    /// Response times (ms) of requests with a final response within the deadline.
+    hist: Option<Box<Histogram<u64>>>,
+    /// Exact longest response time (ms) among them.
+    max_ms: Option<u64>,
+    /// Times a count of this row changed after its month was final.
+    pub revision: u32,
+}
+
+/// The outcome of one request in one measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Success within TRT.
+    pub within_target: bool,
+    /// Success within the deadline.
+    pub succeeded: bool,
+    /// No final response within the deadline.
+    pub no_response: bool,
+    /// Response time in ms, if a final response came within the deadline.
+    pub rt_ms: Option<u64>,
+    /// The failure bucket, if a miss.
+    pub bucket: Option<Bucket>,
+}
+
+/// Judges a decided request against one measure's rule (SPEC §2 Outcomes).
+pub fn outcome(rule: &MeasureRule, d: &Decision, cat: &Catalog) -> Outcome {
+    let within_deadline = d.fin.and_then(|(at, code)| {
+        let rt: Dur = at.since(d.at);
+        (rt <= rule.deadline).then_some((rt, code))
+    });
+    let (within_target, succeeded, rt_ms, bucket_if_miss) = match within_deadline {
+        None => (false, false, None, Bucket::NO_RESPONSE),
+        Some((rt, code)) => {
+            let ok = cat.code_kind(code) == CodeKind::Success;
+            let wt = ok && rt <= rule.trt;
+            let bucket = if ok {
+                Bucket::SLOW
+            } else {
+                cat.code_bucket(code)
+            };
+            (wt, ok, Some(rt.as_millis_floor().max(0) as u64), bucket)
+        }
+    };
+    let hit = match rule.basis {
+        Basis::Trt => within_target,
+        Basis::Success => succeeded,
+    };
+    Outcome {
+        within_target,
+        succeeded,
+        no_response: within_deadline.is_none(),
+        rt_ms,
+        bucket: (!hit).then_some(bucket_if_miss),
+    }
+}
+
+impl Row {
+    fn apply(&mut self, o: &Outcome, add: bool, scratch: &mut Option<Histogram<u64>>) {
+        let step = |n: &mut u64, yes: bool| {
+            if yes {
+                *n = if add { *n + 1 } else { n.saturating_sub(1) };
+            }
+        };
+        step(&mut self.requests, true);
+        step(&mut self.within_target, o.within_target);
+        step(&mut self.succeeded, o.succeeded);
+        step(&mut self.no_response, o.no_response);
+        if let Some(b) = o.bucket {
+            let n = self.buckets.entry(b).or_insert(0);
+            step(n, true);
+            if *n == 0 {
+                self.buckets.remove(&b);
+            }
+        }
+        if let Some(ms) = o.rt_ms {
+            let h = self.hist.get_or_insert_with(|| Box::new(new_histogram()));
+            if add {
+                h.saturating_record(ms);
+                self.max_ms = Some(self.max_ms.map_or(ms, |m| m.max(ms)));
+            } else {
+                let s = scratch.get_or_insert_with(new_histogram);
+                s.reset();
+                s.saturating_record(ms);
+                if let Err(e) = h.subtract(&*s) {
+                    tracing::error!(error = ?e, "internal: could not take a revised response time out of a histogram");
+                }
+                if self.max_ms == Some(ms) {
+                    // The exact maximum is gone; the histogram's bound is within 0.1 %.
+                    self.max_ms = (h.len() > 0).then(|| h.max());
+                }
+            }
+        }
+    }
+
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &Row) {
+        self.requests += other.requests;
+        self.within_target += other.within_target;
+        self.succeeded += other.succeeded;
+        self.no_response += other.no_response;
+        for (b, n) in &other.buckets {
+            *self.buckets.entry(*b).or_insert(0) += n;
+        }
+        if let Some(oh) = &other.hist {
+            match &mut self.hist {
+                Some(h) => {
+                    if let Err(e) = h.add(&**oh) {
+                        tracing::error!(error = ?e, "internal: histogram merge failed");
+                    }
+                }
+                None => self.hist = Some(oh.clone()),
+            }
+        }
+        self.max_ms = match (self.max_ms, other.max_ms) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.revision += other.revision;
+    }
+
+    /// Hits for a basis.
+    pub fn hits(&self, basis: Basis) -> u64 {
+        match basis {
+            Basis::Trt => self.within_target,
+            Basis::Success => self.succeeded,
+        }
+    }
+
+    /// Response time at quantile `q` in ms (≤ 0.1 % error), if any response was timed.
+    pub fn quantile_ms(&self, q: f64) -> Option<u64> {
+        self.hist
+            .as_ref()
+            .filter(|h| h.len() > 0)
+            .map(|h| h.value_at_quantile(q))
+    }
+
+    /// Exact longest response time in ms.
+    pub fn max_ms(&self) -> Option<u64> {
+        self.max_ms
+    }
+
+    /// Recorded histogram values `(ms bucket, count)`, for comparisons in tests.
+    pub fn histogram_counts(&self) -> Vec<(u64, u64)> {
+        self.hist
+            .as_ref()
+            .map(|h| {
+                h.iter_recorded()
+                    .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The three regional rows of one month × measure, and the revision of their `all` row.
+#[derive(Debug, Clone, Default)]
+pub struct Block {
+    /// North, central, south.
+    pub regions: [Row; 3],
+    /// Revision of the pooled row.
+    pub all_revision: u32,
+}
+
+impl Block {
+    /// The pooled (`all`) row, merged from the regions.
+    pub fn all(&self) -> Row {
+        let mut all = Row::default();
+        for r in &self.regions {
+            all.merge(r);
+        }
+        all.revision = self.all_revision;
+        all
+    }
+}
+
+/// Counts kept beside the rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AggregateStats {
+    /// Requests decided (each once, whatever the measures).
+    pub decided: u64,
+    /// Decided requests that matched no measure.
+    pub unmeasured: u64,
+    /// Decided requests whose counts a later event changed.
+    pub revised: u64,
+}
+
+/// All month aggregates of one partition or run.
+#[derive(Clone)]
+pub struct Aggregates {
+    defs: Arc<Definitions>,
+    calendar: Calendar,
+    blocks: HashMap<(Month, u16), Block>,
+    stats: AggregateStats,
+    watermark: Ts,
+    scratch: Option<Histogram<u64>>,
+}
+
+impl Aggregates {
+    /// Empty aggregates; months in `calendar`'s zone.
+    pub fn new(defs: Arc<Definitions>, calendar: Calendar) -> Aggregates {
+        Aggregates {
+            defs,
+            calendar,
+            blocks: HashMap::new(),
+            stats: AggregateStats::default(),
+            watermark: Ts::MIN,
+            scratch: None,
+        }
+    }
+
+    /// Counts kept beside the rows.
+    pub fn stats(&self) -> AggregateStats {
+        self.stats
+    }
+
+    /// The definitions.
+    pub fn definitions(&self) -> &Arc<Definitions> {
+        &self.defs
+    }
+
+    /// The calendar.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    /// Sets the combined watermark (it never goes back) that decides which months are final.
+    pub fn set_watermark(&mut self, wm: Ts) {
+        if wm > self.watermark {
+            self.watermark = wm;
+        }
+    }
+
+    /// The combined watermark.
+    pub fn watermark(&self) -> Ts {
+        self.watermark
+    }
+
+    /// A month is final once the watermark has passed its end plus the longest deadline.
+    pub fn is_final(&self, month: Month) -> bool {
+        self.calendar.end_of(month).plus(self.defs.longest_deadline) < self.watermark
+    }
+
+    /// Counts a decided request.
+    pub fn apply(&mut self, d: &Decision, cat: &Catalog) {
+        self.stats.decided += 1;
+        self.change(d, cat, true);
+    }
+
+    fn change(&mut self, d: &Decision, cat: &Catalog, add: bool) {
+        let rules = &cat.rules(d.srv, d.provider).rules;
+        if rules.is_empty() {
+            self.stats.unmeasured = if add {
+                self.stats.unmeasured + 1
+            } else {
+                self.stats.unmeasured.saturating_sub(1)
+            };
+            return;
+        }
+        let month = self.calendar.month_of(d.at);
+        for rule in rules.iter() {
+            let o = outcome(rule, d, cat);
+            let block = self.blocks.entry((month, rule.measure)).or_default();
+            block.regions[d.region as usize].apply(&o, add, &mut self.scratch);
+        }
+    }
+
+    /// Replaces a decided request's counts: `old` out, `new` in. Rows of final months whose
+    /// counts change get their revision raised.
+    pub fn revise(&mut self, old: &Decision, new: &Decision, cat: &Catalog) {
+        let effect =
+            |this: &mut Aggregates, d: &Decision| -> Vec<((Month, u16, Region), Outcome)> {
+                let month = this.calendar.month_of(d.at);
+                cat.rules(d.srv, d.provider)
+                    .rules
+                    .iter()
+                    .map(|r| ((month, r.measure, d.region), outcome(r, d, cat)))
+                    .collect()
+            };
+        let before = effect(self, old);
+        let after = effect(self, new);
+        let counts = |o: &Outcome| (o.within_target, o.succeeded, o.no_response, o.bucket);
+        let mut changed: Vec<(Month, u16, Region)> = Vec::new();
+        for (k, o) in &before {
+            if !after
+                .iter()
+                .any(|(k2, o2)| k2 == k && counts(o2) == counts(o))
+            {
+                changed.push(*k);
+            }
+        }
+        for (k, o) in &after {
+            if !before
+                .iter()
+                .any(|(k2, o2)| k2 == k && counts(o2) == counts(o))
+                && !changed.contains(k)
+            {
+                changed.push(*k);
+            }
+        }
+        let unmeasured_changed = before.is_empty() != after.is_empty();
+        if changed.is_empty() && !unmeasured_changed && before == after {
+            return;
+        }
+        self.change(old, cat, false);
+        self.change(new, cat, true);
+        if !changed.is_empty() || unmeasured_changed {
+            self.stats.revised += 1;
+        }
+        for (month, measure, region) in changed {
+            if self.is_final(month)
+                && let Some(b) = self.blocks.get_mut(&(month, measure))
+            {
+                b.regions[region as usize].revision += 1;
+                b.all_revision += 1;
+            }
+        }
+    }
+
+    /// Adds another partition's aggregates into these (same definitions assumed).
+    pub fn merge(&mut self, other: &Aggregates) {
+        for (k, ob) in &other.blocks {
+            let b = self.blocks.entry(*k).or_default();
+            for i in 0..3 {
+                b.regions[i].merge(&ob.regions[i]);
+            }
+            b.all_revision += ob.all_revision;
+        }
+        self.stats.decided += other.stats.decided;
+        self.stats.unmeasured += other.stats.unmeasured;
+        self.stats.revised += other.stats.revised;
+        self.set_watermark(other.watermark);
+    }
+
+    /// Blocks in report order: month, then measure in definition order.
+    pub fn blocks(&self) -> Vec<(Month, u16, &Block)> {
+        let mut v: Vec<(Month, u16, &Block)> =
+            self.blocks.iter().map(|((m, i), b)| (*m, *i, b)).collect();
+        v.sort_by_key(|(m, i, _)| (*m, *i));
+        v
+    }
+
+    /// Months with at least one request.
+    pub fn months(&self) -> Vec<Month> {
+        let mut v: Vec<Month> = self.blocks.keys().map(|(m, _)| *m).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// `100 × hits / requests` with exactly four decimals, rounded half away from zero, computed in
+/// integers so the same counts give the same text everywhere (SPEC §5).
+pub fn rpl_percent(hits: u64, requests: u64) -> Option<String> {
+    if requests == 0 {
+        return None;
+    }
+    let num = hits as u128 * 1_000_000;
+    let den = requests as u128;
+    let mut q = num / den;
+    if (num % den) * 2 >= den {
+        q += 1;
+    }
+    Some(format!("{}.{:04}", q / 10_000, q % 10_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpl_rounds_half_away_from_zero() {
+        assert_eq!(rpl_percent(1, 1).as_deref(), Some("100.0000"));
+        assert_eq!(rpl_percent(0, 3).as_deref(), Some("0.0000"));
+        assert_eq!(rpl_percent(2, 3).as_deref(), Some("66.6667"));
+        assert_eq!(rpl_percent(1, 3).as_deref(), Some("33.3333"));
+        // 1/32 = 3.125 % exactly; 1/160000 = 0.000625 % → 0.0006 (half rounds up).
+        assert_eq!(rpl_percent(1, 32).as_deref(), Some("3.1250"));
+        assert_eq!(rpl_percent(1, 160_000).as_deref(), Some("0.0006"));
+        assert_eq!(rpl_percent(1, 200_000).as_deref(), Some("0.0005"));
+        assert_eq!(rpl_percent(1, 2_000_001).as_deref(), Some("0.0000"));
+        assert_eq!(rpl_percent(0, 0), None);
+    }
+}

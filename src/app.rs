@@ -1,0 +1,281 @@
+//! Wiring: builds the components of each command from the configuration and runs them.
+//! `main` parses the command line and calls these; nothing here decides exit codes.
+
+use std::fmt::Write as _;
+use std::io::{self, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::aggregate::Aggregates;
+use crate::config::Config;
+use crate::pipeline::{Pipeline, PipelineStats, VecDeadLetters};
+use crate::simulate::{SimConfig, SimStats, Simulator};
+use crate::sink::deadletter::JsonlDeadLetters;
+use crate::sink::outdir::OutDir;
+use crate::sink::rollup::{Summary, failures_csv, rpl_csv, rpl_lines};
+use crate::source::files::{Input, drive, open_all, source_names};
+use crate::time::Ts;
+
+/// What a replay produced.
+pub struct ReplayOutcome {
+    /// The month aggregates.
+    pub aggregates: Aggregates,
+    /// Event accounting.
+    pub stats: PipelineStats,
+    /// The summary as written.
+    pub summary: Summary,
+}
+
+/// A progress bar on stderr when it is a terminal, nothing otherwise.
+struct ProgressBar {
+    bar: Option<indicatif::ProgressBar>,
+    counter: Arc<AtomicU64>,
+}
+
+impl ProgressBar {
+    fn new(total: Option<u64>, counter: Arc<AtomicU64>, enabled: bool) -> ProgressBar {
+        let bar = (enabled && io::stderr().is_terminal()).then(|| {
+            let b = match total {
+                Some(t) => indicatif::ProgressBar::new(t),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            let style = indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            b.set_style(style);
+            b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+            b
+        });
+        ProgressBar { bar, counter }
+    }
+
+    fn update(&self, events: u64, started: Instant) {
+        if let Some(b) = &self.bar {
+            b.set_position(self.counter.load(Ordering::Relaxed));
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            b.set_message(format!(
+                "{events} events, {:.0} events/s",
+                events as f64 / secs
+            ));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Replays `inputs` through the pipeline and writes `rpl.csv`, `failures.csv`,
+/// `deadletter.jsonl` and `summary.json` into `out`.
+pub fn replay(
+    cfg: &Config,
+    inputs: &[Input],
+    out: &Path,
+    progress: bool,
+) -> anyhow::Result<ReplayOutcome> {
+    let started = Instant::now();
+    let outdir = OutDir::create(out)?;
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut sources = open_all(inputs, cfg.settings.input.max_event_bytes, counter.clone())?;
+    let total: Option<u64> = inputs.iter().map(Input::size).sum();
+    let bar = ProgressBar::new(total, counter, progress);
+    let dl_file = outdir.file("deadletter.jsonl")?;
+    let mut pipeline = Pipeline::new(cfg, source_names(inputs), JsonlDeadLetters::new(dl_file))
+        .map_err(anyhow::Error::msg)?;
+    let watermark = drive(
+        &mut sources,
+        &mut pipeline,
+        cfg.settings.time.allowed_lateness,
+        &mut |events| bar.update(events, started),
+    )?;
+    bar.finish();
+    let (aggregates, stats, sink) = pipeline.into_parts();
+    sink.into_inner().commit()?;
+    let summary = write_outputs(
+        &outdir,
+        cfg,
+        &aggregates,
+        &stats,
+        watermark,
+        inputs.iter().map(Input::name).collect(),
+        started,
+    )?;
+    Ok(ReplayOutcome {
+        aggregates,
+        stats,
+        summary,
+    })
+}
+
+/// Writes `rpl.csv`, `failures.csv` and `summary.json`.
+pub fn write_outputs(
+    outdir: &OutDir,
+    cfg: &Config,
+    aggregates: &Aggregates,
+    stats: &PipelineStats,
+    watermark: Ts,
+    inputs: Vec<String>,
+    started: Instant,
+) -> anyhow::Result<Summary> {
+    let lines = rpl_lines(aggregates, None);
+    outdir.write("rpl.csv", rpl_csv(&lines).as_bytes())?;
+    outdir.write("failures.csv", failures_csv(&lines).as_bytes())?;
+    let summary = Summary::new(
+        stats,
+        aggregates,
+        watermark,
+        &cfg.definitions.sha256,
+        &cfg.sources,
+        inputs,
+        started.elapsed().as_secs_f64(),
+    );
+    let mut json = serde_json::to_vec_pretty(&summary)?;
+    json.push(b'\n');
+    outdir.write("summary.json", &json)?;
+    Ok(summary)
+}
+
+/// Where `simulate` writes.
+pub enum SimTarget {
+    /// Standard output.
+    Stdout,
+    /// A file; gzip when the name ends in `.gz`.
+    File(PathBuf),
+}
+
+/// Runs the simulator into `target`.
+pub fn simulate(sim: SimConfig, target: &SimTarget) -> anyhow::Result<SimStats> {
+    match target {
+        SimTarget::Stdout => {
+            let stdout = io::stdout();
+            let mut w = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            Ok(Simulator::new(sim).run(&mut w)?)
+        }
+        SimTarget::File(p) => {
+            let parent = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let outdir = OutDir::create(parent)?;
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| anyhow::anyhow!("{} is not a file name", p.display()))?;
+            let mut f = outdir.file(name)?;
+            let stats = if name.ends_with(".gz") {
+                let mut gz = flate2::write::GzEncoder::new(&mut f, flate2::Compression::fast());
+                let s = Simulator::new(sim).run(&mut gz)?;
+                gz.finish()?;
+                s
+            } else {
+                Simulator::new(sim).run(&mut f)?
+            };
+            f.commit()?;
+            Ok(stats)
+        }
+    }
+}
+
+/// Simulates `sim` in memory and replays it (no files read); the demo's engine.
+pub fn simulate_and_replay(
+    cfg: &Config,
+    sim: SimConfig,
+) -> anyhow::Result<(Aggregates, PipelineStats, SimStats, Vec<u8>)> {
+    let mut bytes = Vec::new();
+    let sim_stats = Simulator::new(sim).run(&mut bytes)?;
+    let inputs = vec![Input::Memory("simulated".into(), Arc::new(bytes))];
+    let mut sources = open_all(
+        &inputs,
+        cfg.settings.input.max_event_bytes,
+        Arc::new(AtomicU64::new(0)),
+    )?;
+    let mut pipeline = Pipeline::new(cfg, source_names(&inputs), VecDeadLetters::default())
+        .map_err(anyhow::Error::msg)?;
+    drive(
+        &mut sources,
+        &mut pipeline,
+        cfg.settings.time.allowed_lateness,
+        &mut |_| {},
+    )?;
+    let (agg, stats, _) = pipeline.into_parts();
+    let Input::Memory(_, bytes) = inputs
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no input"))?
+    else {
+        unreachable!("built as memory above")
+    };
+    Ok((
+        agg,
+        stats,
+        sim_stats,
+        Arc::try_unwrap(bytes).unwrap_or_else(|a| (*a).clone()),
+    ))
+}
+
+/// A human-readable table of a month's RPLs against TPL and MPL.
+pub fn month_table(agg: &Aggregates, month: crate::calendar::Month) -> String {
+    use crate::aggregate::rpl_percent;
+    let defs = agg.definitions();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<16} {:<8} {:>10} {:>10} {:>9} {:>6} {:>6}  {}",
+        "measure", "region", "requests", "hits", "RPL %", "TPL", "MPL", "status"
+    );
+    for (m, mi, block) in agg.blocks() {
+        if m != month {
+            continue;
+        }
+        let measure = &defs.measures[mi as usize];
+        let all = block.all();
+        let rows = block
+            .regions
+            .iter()
+            .zip(["north", "central", "south"])
+            .chain(std::iter::once((&all, "all")));
+        for (row, region) in rows {
+            if row.requests == 0 {
+                continue;
+            }
+            let hits = row.hits(measure.basis);
+            let rpl = rpl_percent(hits, row.requests).unwrap_or_default();
+            let value: f64 = rpl.parse().unwrap_or(0.0);
+            let status = match (measure.tpl, measure.mpl) {
+                (Some(t), Some(mpl)) => {
+                    let t: f64 = t.to_string().parse().unwrap_or(100.0);
+                    let mpl: f64 = mpl.to_string().parse().unwrap_or(0.0);
+                    if value >= t {
+                        "ok"
+                    } else if value > mpl {
+                        "BELOW TPL"
+                    } else {
+                        "BELOW MPL"
+                    }
+                }
+                _ => "-",
+            };
+            let lvl = |d: Option<rust_decimal::Decimal>| {
+                d.map(|d| d.to_string()).unwrap_or_else(|| "-".into())
+            };
+            let _ = writeln!(
+                s,
+                "{:<16} {:<8} {:>10} {:>10} {:>9} {:>6} {:>6}  {}",
+                measure.id,
+                region,
+                row.requests,
+                hits,
+                rpl,
+                lvl(measure.tpl),
+                lvl(measure.mpl),
+                status
+            );
+        }
+    }
+    s
+}

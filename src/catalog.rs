@@ -1,0 +1,220 @@
+//! Interned SRVs and response codes, each resolved once against the definitions: which measures
+//! an (SRV, provider) counts in with which TRT, and what a code means (acknowledgement, success,
+//! failure bucket). The hot path then works on small integers, never on strings.
+//!
+//! The tables grow with the number of *distinct* SRVs and codes seen, which is small for real
+//! traffic (about 130 SRVs, a few dozen codes); they are not per-request state.
+
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+
+use crate::config::{Definitions, MeasureRule, Provider};
+use crate::time::Dur;
+
+/// What a response code means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeKind {
+    /// Acknowledgement: never ends a request.
+    Ack,
+    /// Success.
+    Success,
+    /// Failure.
+    Failure,
+}
+
+/// A failure bucket, in a form that is the same in every process (so aggregates from different
+/// partitions merge): `no_response`, `slow`, `other`, or a code matching `^[A-Z][0-9]{1,4}$`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bucket(pub u32);
+
+impl Bucket {
+    /// No final response within the deadline.
+    pub const NO_RESPONSE: Bucket = Bucket(0);
+    /// Succeeded, but after the TRT.
+    pub const SLOW: Bucket = Bucket(1);
+    /// A failure code not of the form `^[A-Z][0-9]{1,4}$`.
+    pub const OTHER: Bucket = Bucket(2);
+
+    /// The bucket of a failure code.
+    pub fn of_code(code: &str) -> Bucket {
+        let b = code.as_bytes();
+        if (2..=5).contains(&b.len())
+            && b[0].is_ascii_uppercase()
+            && b[1..].iter().all(u8::is_ascii_digit)
+        {
+            // letter (0–25) · digits count (1–4) · number (0–9999), offset past the named buckets.
+            let number: u32 = b[1..].iter().fold(0, |n, d| n * 10 + (d - b'0') as u32);
+            let packed = ((b[0] - b'A') as u32 * 5 + (b.len() - 1) as u32) * 10_000 + number;
+            Bucket(packed + 16)
+        } else {
+            Bucket::OTHER
+        }
+    }
+
+    /// The bucket's name as written in `failures.csv`.
+    pub fn name(self) -> String {
+        match self {
+            Bucket::NO_RESPONSE => "no_response".into(),
+            Bucket::SLOW => "slow".into(),
+            Bucket::OTHER => "other".into(),
+            Bucket(v) => {
+                let p = v - 16;
+                let number = p % 10_000;
+                let rest = p / 10_000;
+                let digits = (rest % 5) as usize;
+                let letter = (b'A' + (rest / 5) as u8) as char;
+                format!("{letter}{number:0digits$}")
+            }
+        }
+    }
+}
+
+/// The measures one (SRV, provider) counts in, and how long its requests are kept.
+#[derive(Debug)]
+pub struct Rules {
+    /// One rule per measure selected.
+    pub rules: Box<[MeasureRule]>,
+    /// The longest deadline among them (the global longest when there are none, so that
+    /// unmeasured requests still correlate with their responses).
+    pub deadline: Dur,
+}
+
+/// Interned SRVs and codes with their resolutions.
+pub struct Catalog {
+    defs: Arc<Definitions>,
+    srv_ids: HashMap<Box<str>, u32>,
+    srv_names: Vec<Box<str>>,
+    srv_rules: Vec<[Arc<Rules>; 3]>,
+    code_ids: HashMap<Box<str>, u32>,
+    code_names: Vec<Box<str>>,
+    code_kinds: Vec<CodeKind>,
+    code_buckets: Vec<Bucket>,
+}
+
+impl Catalog {
+    /// An empty catalog over `defs`.
+    pub fn new(defs: Arc<Definitions>) -> Catalog {
+        Catalog {
+            defs,
+            srv_ids: HashMap::new(),
+            srv_names: Vec::new(),
+            srv_rules: Vec::new(),
+            code_ids: HashMap::new(),
+            code_names: Vec::new(),
+            code_kinds: Vec::new(),
+            code_buckets: Vec::new(),
+        }
+    }
+
+    /// The definitions.
+    pub fn definitions(&self) -> &Arc<Definitions> {
+        &self.defs
+    }
+
+    /// The id of an SRV, resolving it on first sight.
+    #[inline]
+    pub fn srv(&mut self, srv: &str) -> u32 {
+        if let Some(&id) = self.srv_ids.get(srv) {
+            return id;
+        }
+        self.add_srv(srv)
+    }
+
+    #[cold]
+    fn add_srv(&mut self, srv: &str) -> u32 {
+        let id = self.srv_names.len() as u32;
+        let longest = self.defs.longest_deadline;
+        let resolve = |p: Provider| {
+            let rules = self.defs.rules_for(srv, p);
+            let deadline = rules.iter().map(|r| r.deadline).max().unwrap_or(longest);
+            Arc::new(Rules {
+                rules: rules.into_boxed_slice(),
+                deadline,
+            })
+        };
+        let entry = [
+            resolve(Provider::Dsp),
+            resolve(Provider::S1sp),
+            resolve(Provider::Csp),
+        ];
+        self.srv_ids.insert(srv.into(), id);
+        self.srv_names.push(srv.into());
+        self.srv_rules.push(entry);
+        id
+    }
+
+    /// The id of a code, resolving it on first sight.
+    #[inline]
+    pub fn code(&mut self, code: &str) -> u32 {
+        if let Some(&id) = self.code_ids.get(code) {
+            return id;
+        }
+        self.add_code(code)
+    }
+
+    #[cold]
+    fn add_code(&mut self, code: &str) -> u32 {
+        let id = self.code_names.len() as u32;
+        let kind = if self.defs.is_ack(code) {
+            CodeKind::Ack
+        } else if self.defs.is_success(code) {
+            CodeKind::Success
+        } else {
+            CodeKind::Failure
+        };
+        self.code_ids.insert(code.into(), id);
+        self.code_names.push(code.into());
+        self.code_kinds.push(kind);
+        self.code_buckets.push(Bucket::of_code(code));
+        id
+    }
+
+    /// Rules of an interned SRV for a provider.
+    #[inline]
+    pub fn rules(&self, srv: u32, provider: Provider) -> &Rules {
+        &self.srv_rules[srv as usize][provider as usize]
+    }
+
+    /// Name of an interned SRV.
+    pub fn srv_name(&self, srv: u32) -> &str {
+        &self.srv_names[srv as usize]
+    }
+
+    /// Name of an interned code.
+    pub fn code_name(&self, code: u32) -> &str {
+        &self.code_names[code as usize]
+    }
+
+    /// Meaning of an interned code.
+    #[inline]
+    pub fn code_kind(&self, code: u32) -> CodeKind {
+        self.code_kinds[code as usize]
+    }
+
+    /// Failure bucket of an interned code (meaningful for failures).
+    #[inline]
+    pub fn code_bucket(&self, code: u32) -> Bucket {
+        self.code_buckets[code as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_round_trip_and_fall_back_to_other() {
+        for code in ["E20", "E21", "E1", "Z9999", "A0", "E0001", "E020"] {
+            let b = Bucket::of_code(code);
+            assert!(b.0 >= 16, "{code}");
+            assert_eq!(b.name(), code);
+        }
+        assert_ne!(Bucket::of_code("E020"), Bucket::of_code("E20"));
+        for code in ["e20", "E", "E12345", "EE1", "I0x", "20", "É1"] {
+            assert_eq!(Bucket::of_code(code), Bucket::OTHER, "{code}");
+        }
+        assert_eq!(Bucket::NO_RESPONSE.name(), "no_response");
+        assert_eq!(Bucket::SLOW.name(), "slow");
+    }
+}

@@ -1,0 +1,211 @@
+//! Configuration: where it comes from and what it means.
+//!
+//! - `layer`: built-in defaults ← `srv-opr.toml` ← `SRV_OPR__…` environment, with shape checks.
+//! - `settings`: the service settings (`srv-opr.toml`): time zone, lateness, horizons, limits.
+//! - `measures`: the regulatory definitions (`measures.toml`): codes, SRV classes, TRT table,
+//!   measures; read from a file alone, never from the environment, and fingerprinted (SHA-256).
+//!
+//! Loading never stops at the first problem: every problem of every file is collected into
+//! [`Problems`] and reported at once, each naming its file and key.
+
+pub mod layer;
+pub mod measures;
+pub mod settings;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use measures::{Basis, Definitions, Measure, MeasureRule, Provider, Region};
+pub use settings::Settings;
+
+/// The built-in `srv-opr.toml` (identical to `config/srv-opr.toml`).
+pub const DEFAULT_SETTINGS: &str = include_str!("../../config/srv-opr.toml");
+/// The built-in `measures.toml` (identical to `config/measures.toml`).
+pub const DEFAULT_MEASURES: &str = include_str!("../../config/measures.toml");
+
+/// Every configuration problem found, each as `source: key: problem`.
+#[derive(Debug, Default, Clone)]
+pub struct Problems(Vec<String>);
+
+impl Problems {
+    /// Records one problem.
+    pub fn push(&mut self, source: &str, key: &str, problem: String) {
+        if key.is_empty() {
+            self.0.push(format!("{source}: {problem}"));
+        } else {
+            self.0.push(format!("{source}: {key}: {problem}"));
+        }
+    }
+
+    /// No problem found.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many problems.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The problems, one line each.
+    pub fn lines(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The configuration could not be loaded; carries every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("{} configuration problem(s):\n{problems}", problems.len())]
+pub struct ConfigError {
+    /// What was wrong, all of it.
+    pub problems: Problems,
+}
+
+/// The effective configuration of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Service settings.
+    pub settings: Settings,
+    /// Regulatory definitions.
+    pub definitions: Definitions,
+    /// Human-readable list of what was read, for logs and `summary.json`.
+    pub sources: Vec<String>,
+}
+
+impl Config {
+    /// The built-in configuration, ignoring files and environment (tests, benches, `demo`).
+    pub fn builtin() -> Result<Config, ConfigError> {
+        Config::load(None, &[])
+    }
+
+    /// Loads `srv-opr.toml` and `measures.toml` from `dir` (each optional: the built-in
+    /// defaults stand in for a missing file) and applies `SRV_OPR__…` overrides from `env`.
+    pub fn load(dir: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut problems = Problems::default();
+        let mut sources = vec!["built-in defaults".to_string()];
+
+        let read = |name: &str, sources: &mut Vec<String>, problems: &mut Problems| {
+            let path: PathBuf = dir?.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    sources.push(path.display().to_string());
+                    Some((path.display().to_string(), text))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    problems.push(&path.display().to_string(), "", format!("cannot read: {e}"));
+                    None
+                }
+            }
+        };
+        let settings_file = read("srv-opr.toml", &mut sources, &mut problems);
+        let measures_file = read("measures.toml", &mut sources, &mut problems);
+
+        let settings = settings::load(settings_file.as_ref(), env, &mut problems, &mut sources);
+        let (measures_name, measures_text) = measures_file.unwrap_or_else(|| {
+            (
+                "built-in measures.toml".to_string(),
+                DEFAULT_MEASURES.to_string(),
+            )
+        });
+        let zone = settings.as_ref().map(|s| s.time.zone.clone());
+        let definitions = measures::load(
+            &measures_name,
+            &measures_text,
+            zone.as_deref().unwrap_or("Europe/London"),
+            &mut problems,
+        );
+        match (settings, definitions) {
+            (Some(settings), Some(definitions)) if problems.is_empty() => Ok(Config {
+                settings,
+                definitions,
+                sources,
+            }),
+            _ => Err(ConfigError { problems }),
+        }
+    }
+
+    /// How long a response waits for its request: `orphan_wait`, or the longest deadline.
+    pub fn orphan_wait(&self) -> crate::time::Dur {
+        self.settings
+            .time
+            .orphan_wait
+            .unwrap_or(self.definitions.longest_deadline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_configuration_loads() {
+        let c = Config::builtin().unwrap();
+        assert_eq!(c.settings.time.zone, "Europe/London");
+        assert!(c.definitions.measures.len() >= 12);
+    }
+
+    #[test]
+    fn the_repository_files_equal_the_builtin_defaults() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let from_files = Config::load(Some(&dir), &[]).unwrap();
+        let builtin = Config::builtin().unwrap();
+        assert_eq!(from_files.definitions.sha256, builtin.definitions.sha256);
+        assert_eq!(
+            format!("{:?}", from_files.settings),
+            format!("{:?}", builtin.settings)
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("srv-opr.toml"),
+            "[time]\nzone = \"Mars/Olympus\"\nallowed_lateness = \"5 minutes\"\nlatenes = 3\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("measures.toml"),
+            DEFAULT_MEASURES.replace("basis = \"success\"", "basis = \"speed\""),
+        )
+        .unwrap();
+        let env = vec![(
+            "SRV_OPR__INPUT__MAX_EVENT_BYTES".to_string(),
+            "lots".to_string(),
+        )];
+        let err = Config::load(Some(dir.path()), &env).unwrap_err();
+        let text = err.problems.to_string();
+        let settings = dir.path().join("srv-opr.toml").display().to_string();
+        assert!(
+            text.contains(&format!("{settings}: time.latenes: unknown key")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{settings}: time.allowed_lateness:")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{settings}: time.zone: unknown time zone")),
+            "{text}"
+        );
+        assert!(
+            text.contains("environment variable SRV_OPR__INPUT__MAX_EVENT_BYTES: input.max_event_bytes: must be an integer"),
+            "{text}"
+        );
+        assert!(text.contains("basis"), "{text}");
+        assert!(err.problems.len() >= 5, "{text}");
+    }
+}

@@ -1,0 +1,616 @@
+//! The correlator: matches each request with its final response in event time (SPEC §2).
+//!
+//! Synchronous and I/O-free: the pipeline feeds it one valid event at a time with
+//! [`Correlator::request`] / [`Correlator::response`] and moves time with
+//! [`Correlator::advance`]; it answers with a [`Verdict`] for the event and pushes
+//! [`Output`]s (decisions, revisions, dead letters of stored events) into a buffer the caller
+//! drains.
+//!
+//! State per request id (keyed by a 128-bit hash of the id) is one 40-byte [`Entry`]: pending
+//! until the watermark passes its final response or its deadline, then a compact decided record
+//! until the watermark passes its `at` + the longest deadline + `dedupe_horizon`. Responses whose
+//! request has not been seen wait (with their raw bytes, for the dead letter they may become) in
+//! a separate, capped map. Nothing else is kept, so memory follows what is pending.
+
+use hashbrown::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::catalog::{Catalog, CodeKind};
+use crate::config::{Provider, Region};
+use crate::event::DeadReason;
+use crate::time::{Dur, Ts};
+use crate::timers::TimerQueue;
+
+/// Where an event came from: a source index (file or partition) and a line or offset, packed
+/// so that it orders as "source, then position" (the SPEC's tie-break for conflicting requests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Pos(pub u64);
+
+impl Pos {
+    /// Packs a source index (< 65,536) and a line or offset (< 2^48).
+    pub fn new(source: u16, n: u64) -> Pos {
+        Pos(((source as u64) << 48) | (n & ((1 << 48) - 1)))
+    }
+
+    /// The source index.
+    pub fn source(self) -> u16 {
+        (self.0 >> 48) as u16
+    }
+
+    /// The line or offset.
+    pub fn n(self) -> u64 {
+        self.0 & ((1 << 48) - 1)
+    }
+}
+
+/// The 128-bit key of a request id. Collisions are negligible (≈10⁻²² for 10⁹ live ids).
+#[inline]
+pub fn key_of(id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(id.as_bytes())
+}
+
+/// The keys are already uniform hashes: use their low bits instead of hashing them again.
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+type KeyMap<V> = HashMap<u128, V, BuildHasherDefault<KeyHasher>>;
+
+/// What the correlator needs to know from the configuration.
+#[derive(Debug, Clone)]
+pub struct CorrelatorConfig {
+    /// Longest deadline of any measure.
+    pub longest_deadline: Dur,
+    /// How long decided records are kept past it.
+    pub dedupe_horizon: Dur,
+    /// How long a response waits for its request.
+    pub orphan_wait: Dur,
+    /// Cap on waiting responses.
+    pub max_waiting_responses: usize,
+}
+
+/// A request's final state, as the aggregates need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Request `at`: decides the month.
+    pub at: Ts,
+    /// Interned SRV.
+    pub srv: u32,
+    /// Region.
+    pub region: Region,
+    /// Provider.
+    pub provider: Provider,
+    /// The final response (`at`, interned code), if any.
+    pub fin: Option<(Ts, u32)>,
+}
+
+/// A stored event the correlator dead-letters (its raw text, or a canonical reconstruction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDead {
+    /// Why.
+    pub reason: DeadReason,
+    /// Where it came from.
+    pub pos: Pos,
+    /// The event's bytes.
+    pub raw: Box<[u8]>,
+    /// True when `raw` was rebuilt from stored fields (the original bytes were not kept).
+    pub reconstructed: bool,
+    /// Whether it was a request (else a response).
+    pub is_request: bool,
+}
+
+/// What happened, for the aggregates and the dead-letter sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A request was decided: count it.
+    Decided(Decision),
+    /// A decided request changed: take `old` out and put `new` in.
+    Revised {
+        /// As it was counted.
+        old: Decision,
+        /// As it now counts.
+        new: Decision,
+    },
+    /// An event the correlator had stored is a dead letter.
+    Dead(StoredDead),
+    /// A waiting response was settled when its request came (it was not counted on arrival).
+    Settled {
+        /// Its verdict.
+        verdict: Verdict,
+        /// It was behind the watermark when it arrived.
+        behind: bool,
+    },
+}
+
+/// The fate of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Applied.
+    Accepted,
+    /// Changed nothing: a copy of a request, or a second final response.
+    Duplicate,
+    /// Stored until its request comes; settled later by an [`Output::Settled`] or `Dead`.
+    Waiting,
+    /// A dead letter, for this reason.
+    Dead(DeadReason),
+}
+
+const NONE_AT: i64 = i64::MIN;
+
+/// Correlation state of one request id.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    at: Ts,
+    /// Final response `at`, or `NONE_AT`.
+    fin_at: i64,
+    pos: Pos,
+    srv: u32,
+    fin_code: u32,
+    region: Region,
+    provider: Provider,
+    decided: bool,
+}
+
+impl Entry {
+    fn decision(&self) -> Decision {
+        Decision {
+            at: self.at,
+            srv: self.srv,
+            region: self.region,
+            provider: self.provider,
+            fin: (self.fin_at != NONE_AT).then_some((Ts(self.fin_at), self.fin_code)),
+        }
+    }
+}
+
+/// A response waiting for its request.
+#[derive(Debug)]
+struct Waiting {
+    at: Ts,
+    code: u32,
+    pos: Pos,
+    behind: bool,
+    raw: Box<[u8]>,
+}
+
+/// Counters the correlator keeps about itself.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CorrelatorStats {
+    /// Waiting responses dead-lettered early because the cap was reached.
+    pub evicted_waiting: u64,
+}
+
+/// A request as the correlator takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Req {
+    /// Key of the id.
+    pub key: u128,
+    /// Interned SRV.
+    pub srv: u32,
+    /// Region.
+    pub region: Region,
+    /// Provider.
+    pub provider: Provider,
+    /// When.
+    pub at: Ts,
+    /// Where from.
+    pub pos: Pos,
+}
+
+/// A response as the correlator takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Resp {
+    /// Key of the id.
+    pub key: u128,
+    /// Interned code.
+    pub code: u32,
+    /// When.
+    pub at: Ts,
+    /// Where from.
+    pub pos: Pos,
+}
+
+/// The correlator of one partition (or of a whole replay).
+pub struct Correlator {
+    cfg: CorrelatorConfig,
+    entries: KeyMap<Entry>,
+    waiting: KeyMap<Vec<Waiting>>,
+    waiting_count: usize,
+    decide_at: TimerQueue,
+    expire_at: TimerQueue,
+    orphan_at: TimerQueue,
+    pending: usize,
+    watermark: Ts,
+    scratch: Vec<u128>,
+    stats: CorrelatorStats,
+}
+
+impl Correlator {
+    /// An empty correlator.
+    pub fn new(cfg: CorrelatorConfig) -> Correlator {
+        Correlator {
+            cfg,
+            entries: KeyMap::default(),
+            waiting: KeyMap::default(),
+            waiting_count: 0,
+            decide_at: TimerQueue::new(),
+            expire_at: TimerQueue::new(),
+            orphan_at: TimerQueue::new(),
+            pending: 0,
+            watermark: Ts::MIN,
+            scratch: Vec::new(),
+            stats: CorrelatorStats::default(),
+        }
+    }
+
+    /// The watermark the correlator has been advanced to.
+    pub fn watermark(&self) -> Ts {
+        self.watermark
+    }
+
+    /// Requests not yet decided.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Responses waiting for their request.
+    pub fn waiting(&self) -> usize {
+        self.waiting_count
+    }
+
+    /// Records kept (pending and decided).
+    pub fn records(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CorrelatorStats {
+        self.stats
+    }
+
+    /// Bytes of correlation state (capacity, not just use): the memory a pending request costs.
+    pub fn state_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(u128, Entry)>() + 1;
+        self.entries.capacity() * entry
+            + self.waiting.capacity() * (std::mem::size_of::<(u128, Vec<Waiting>)>() + 1)
+            + self.decide_at.heap_bytes()
+            + self.expire_at.heap_bytes()
+            + self.orphan_at.heap_bytes()
+    }
+
+    fn expiry(&self, at: Ts) -> Ts {
+        at.plus(self.cfg.longest_deadline)
+            .plus(self.cfg.dedupe_horizon)
+    }
+
+    /// Takes a valid request (`id` is used only to rebuild a displaced conflicting request).
+    pub fn request(&mut self, r: Req, id: &str, cat: &Catalog, out: &mut Vec<Output>) -> Verdict {
+        let deadline = cat.rules(r.srv, r.provider).deadline;
+        match self.entries.get_mut(&r.key) {
+            None => {
+                if self.expiry(r.at) < self.watermark {
+                    return Verdict::Dead(DeadReason::TooLate);
+                }
+                self.entries.insert(
+                    r.key,
+                    Entry {
+                        at: r.at,
+                        fin_at: NONE_AT,
+                        pos: r.pos,
+                        srv: r.srv,
+                        fin_code: 0,
+                        region: r.region,
+                        provider: r.provider,
+                        decided: false,
+                    },
+                );
+                self.pending += 1;
+                self.decide_at.push(r.at.plus(deadline), r.key);
+                if let Some(list) = self.waiting.remove(&r.key) {
+                    self.waiting_count -= list.len();
+                    for w in list {
+                        let v = self.apply_response(
+                            Resp {
+                                key: r.key,
+                                code: w.code,
+                                at: w.at,
+                                pos: w.pos,
+                            },
+                            cat,
+                            out,
+                        );
+                        match v {
+                            Verdict::Dead(reason) => out.push(Output::Dead(StoredDead {
+                                reason,
+                                pos: w.pos,
+                                raw: w.raw,
+                                reconstructed: false,
+                                is_request: false,
+                            })),
+                            verdict => out.push(Output::Settled {
+                                verdict,
+                                behind: w.behind,
+                            }),
+                        }
+                    }
+                }
+                Verdict::Accepted
+            }
+            Some(e) => {
+                if e.at == r.at
+                    && e.srv == r.srv
+                    && e.region == r.region
+                    && e.provider == r.provider
+                {
+                    return Verdict::Duplicate;
+                }
+                // Conflicting: the earliest `at` stands; on a tie, the first in source order.
+                if (r.at, r.pos) > (e.at, e.pos) {
+                    return Verdict::Dead(DeadReason::ConflictingRequest);
+                }
+                let displaced = *e;
+                let old = e.decision();
+                e.at = r.at;
+                e.pos = r.pos;
+                e.srv = r.srv;
+                e.region = r.region;
+                e.provider = r.provider;
+                let new = e.decision();
+                let decided = e.decided;
+                out.push(Output::Dead(StoredDead {
+                    reason: DeadReason::ConflictingRequest,
+                    pos: displaced.pos,
+                    raw: reconstruct_request(&displaced, id, cat)
+                        .into_bytes()
+                        .into_boxed_slice(),
+                    reconstructed: true,
+                    is_request: true,
+                }));
+                if decided {
+                    // The new request is earlier, so its decision time has passed too.
+                    out.push(Output::Revised { old, new });
+                } else {
+                    self.decide_at.push(r.at.plus(deadline), r.key);
+                }
+                Verdict::Accepted
+            }
+        }
+    }
+
+    /// Takes a valid response; `raw` is kept only if it has to wait for its request.
+    pub fn response(
+        &mut self,
+        r: Resp,
+        raw: &[u8],
+        cat: &Catalog,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
+        if self.entries.contains_key(&r.key) {
+            return self.apply_response(r, cat, out);
+        }
+        if r.at.plus(self.cfg.dedupe_horizon) < self.watermark {
+            return Verdict::Dead(DeadReason::TooLate);
+        }
+        let list = self.waiting.entry(r.key).or_default();
+        list.push(Waiting {
+            at: r.at,
+            code: r.code,
+            pos: r.pos,
+            behind: r.at < self.watermark,
+            raw: raw.into(),
+        });
+        self.waiting_count += 1;
+        self.orphan_at.push(r.at.plus(self.cfg.orphan_wait), r.key);
+        if self.waiting_count > self.cfg.max_waiting_responses {
+            self.evict_oldest_waiting(out);
+        }
+        Verdict::Waiting
+    }
+
+    /// Applies a response to the entry of its request (which must exist).
+    fn apply_response(&mut self, r: Resp, cat: &Catalog, out: &mut Vec<Output>) -> Verdict {
+        let Some(e) = self.entries.get_mut(&r.key) else {
+            return Verdict::Dead(DeadReason::OrphanResponse);
+        };
+        if r.at < e.at {
+            return Verdict::Dead(DeadReason::ResponseBeforeRequest);
+        }
+        let kind = cat.code_kind(r.code);
+        if kind == CodeKind::Ack {
+            return Verdict::Accepted;
+        }
+        let verdict = if e.fin_at == NONE_AT {
+            Verdict::Accepted
+        } else {
+            Verdict::Duplicate
+        };
+        let better = e.fin_at == NONE_AT || {
+            let (oa, oc) = (e.fin_at, e.fin_code);
+            if r.at.0 != oa {
+                r.at.0 < oa
+            } else {
+                // Equal `at`: a non-success wins, then the lowest code in byte order.
+                let new_ok = kind == CodeKind::Success;
+                let old_ok = cat.code_kind(oc) == CodeKind::Success;
+                if new_ok != old_ok {
+                    !new_ok
+                } else {
+                    cat.code_name(r.code).as_bytes() < cat.code_name(oc).as_bytes()
+                }
+            }
+        };
+        if better {
+            let old = e.decision();
+            e.fin_at = r.at.0;
+            e.fin_code = r.code;
+            if e.decided {
+                let new = e.decision();
+                out.push(Output::Revised { old, new });
+            } else {
+                let deadline = cat.rules(e.srv, e.provider).deadline;
+                if r.at <= e.at.plus(deadline) {
+                    self.decide_at.push(r.at, r.key);
+                }
+            }
+        }
+        verdict
+    }
+
+    fn evict_oldest_waiting(&mut self, out: &mut Vec<Output>) {
+        let mut keys = std::mem::take(&mut self.scratch);
+        while self.waiting_count > self.cfg.max_waiting_responses {
+            keys.clear();
+            if !self.orphan_at.pop_earliest_bucket(&mut keys) {
+                break;
+            }
+            for &k in &keys {
+                // Evict only the oldest response of the key; its other responses keep their timers.
+                if let Some(list) = self.waiting.get_mut(&k) {
+                    if let Some(i) = (0..list.len()).min_by_key(|&i| list[i].at) {
+                        let w = list.swap_remove(i);
+                        self.waiting_count -= 1;
+                        self.stats.evicted_waiting += 1;
+                        out.push(Output::Dead(StoredDead {
+                            reason: DeadReason::OrphanResponse,
+                            pos: w.pos,
+                            raw: w.raw,
+                            reconstructed: false,
+                            is_request: false,
+                        }));
+                    }
+                    if list.is_empty() {
+                        self.waiting.remove(&k);
+                    }
+                }
+            }
+        }
+        self.scratch = keys;
+    }
+
+    /// Moves the watermark forward (never back) and decides, expires and orphans what it passed.
+    pub fn advance(&mut self, watermark: Ts, out: &mut Vec<Output>) {
+        if watermark <= self.watermark {
+            return;
+        }
+        self.watermark = watermark;
+        let mut keys = std::mem::take(&mut self.scratch);
+
+        keys.clear();
+        if self.decide_at.pop_due(watermark, &mut keys) {
+            for &k in &keys {
+                if let Some(e) = self.entries.get_mut(&k)
+                    && !e.decided
+                {
+                    e.decided = true;
+                    self.pending -= 1;
+                    out.push(Output::Decided(e.decision()));
+                    let exp =
+                        e.at.plus(self.cfg.longest_deadline)
+                            .plus(self.cfg.dedupe_horizon);
+                    self.expire_at.push(exp, k);
+                }
+            }
+        }
+
+        keys.clear();
+        if self.expire_at.pop_due(watermark, &mut keys) {
+            let (longest, horizon) = (self.cfg.longest_deadline, self.cfg.dedupe_horizon);
+            for &k in &keys {
+                if let Some(e) = self.entries.get(&k)
+                    && e.decided
+                    && e.at.plus(longest).plus(horizon) < watermark
+                {
+                    self.entries.remove(&k);
+                }
+            }
+        }
+
+        keys.clear();
+        if self.orphan_at.pop_due(watermark, &mut keys) {
+            let wait = self.cfg.orphan_wait;
+            for &k in &keys {
+                if let Some(list) = self.waiting.get_mut(&k) {
+                    let mut i = 0;
+                    while i < list.len() {
+                        if list[i].at.plus(wait) < watermark {
+                            let w = list.swap_remove(i);
+                            self.waiting_count -= 1;
+                            out.push(Output::Dead(StoredDead {
+                                reason: DeadReason::OrphanResponse,
+                                pos: w.pos,
+                                raw: w.raw,
+                                reconstructed: false,
+                                is_request: false,
+                            }));
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    if list.is_empty() {
+                        self.waiting.remove(&k);
+                    }
+                }
+            }
+        }
+        self.scratch = keys;
+    }
+
+    /// End of input: decides every pending request as it stands and dead-letters every waiting
+    /// response as an orphan. Dead letters come out in source order.
+    pub fn finish(&mut self, out: &mut Vec<Output>) {
+        let mut keys = std::mem::take(&mut self.scratch);
+        keys.clear();
+        self.decide_at.drain_all(&mut keys);
+        for &k in &keys {
+            if let Some(e) = self.entries.get_mut(&k)
+                && !e.decided
+            {
+                e.decided = true;
+                self.pending -= 1;
+                out.push(Output::Decided(e.decision()));
+            }
+        }
+        let mut orphans: Vec<Waiting> = self.waiting.drain().flat_map(|(_, v)| v).collect();
+        orphans.sort_by_key(|w| w.pos);
+        self.waiting_count = 0;
+        keys.clear();
+        self.orphan_at.drain_all(&mut keys);
+        for w in orphans {
+            out.push(Output::Dead(StoredDead {
+                reason: DeadReason::OrphanResponse,
+                pos: w.pos,
+                raw: w.raw,
+                reconstructed: false,
+                is_request: false,
+            }));
+        }
+        self.scratch = keys;
+    }
+}
+
+/// A request's canonical JSON rebuilt from its stored fields. The id is not stored (only its
+/// hash): the displacing request carries the same id.
+fn reconstruct_request(e: &Entry, id: &str, cat: &Catalog) -> String {
+    serde_json::json!({
+        "type": "request",
+        "id": id,
+        "srv": cat.srv_name(e.srv),
+        "region": e.region.as_str(),
+        "provider": e.provider.as_str(),
+        "at": e.at.to_rfc3339_exact(),
+    })
+    .to_string()
+}

@@ -1,0 +1,385 @@
+//! Decoding and validation of one SRV event (SPEC §1–§2), and the dead-letter reasons.
+//!
+//! Validation runs in the SPEC's order and the first failure is the reason: `oversized`,
+//! `malformed_json`, `unknown_type`, `missing_field`, `bad_timestamp`, `unknown_region`,
+//! `unknown_provider`. Decoding borrows from the input line wherever it can (no allocation for
+//! an ordinary event).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::config::{Provider, Region};
+use crate::time::{Ts, parse_rfc3339};
+
+/// The longest accepted `id`, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// Why an event was dead-lettered. The wire names (`as_str`) are normative.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeadReason {
+    /// Over `max_event_bytes`, or an `id` over 128 bytes.
+    Oversized,
+    /// Not JSON, not an object, not UTF-8, or a null Kafka value.
+    MalformedJson,
+    /// `type` is a string other than `request` or `response`.
+    UnknownType,
+    /// A required field is absent, null, empty or of the wrong type.
+    MissingField,
+    /// `at` is not an RFC 3339 timestamp with an offset.
+    BadTimestamp,
+    /// `region` is not north, central or south.
+    UnknownRegion,
+    /// `provider` is not dsp, s1sp or csp.
+    UnknownProvider,
+    /// (`run`) more than `max_future_skew` ahead of the wall clock.
+    FutureTimestamp,
+    /// (`run`) on a partition its key does not hash to.
+    WrongPartition,
+    /// A response stamped before its request.
+    ResponseBeforeRequest,
+    /// A request whose id was seen with other fields, and which does not stand.
+    ConflictingRequest,
+    /// A response whose request never came within `orphan_wait`.
+    OrphanResponse,
+    /// Older than the dedupe horizon: nothing is left to apply it to.
+    TooLate,
+}
+
+impl DeadReason {
+    /// Every reason, in SPEC order.
+    pub const ALL: [DeadReason; 13] = [
+        DeadReason::Oversized,
+        DeadReason::MalformedJson,
+        DeadReason::UnknownType,
+        DeadReason::MissingField,
+        DeadReason::BadTimestamp,
+        DeadReason::UnknownRegion,
+        DeadReason::UnknownProvider,
+        DeadReason::FutureTimestamp,
+        DeadReason::WrongPartition,
+        DeadReason::ResponseBeforeRequest,
+        DeadReason::ConflictingRequest,
+        DeadReason::OrphanResponse,
+        DeadReason::TooLate,
+    ];
+
+    /// The wire name (`malformed_json`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadReason::Oversized => "oversized",
+            DeadReason::MalformedJson => "malformed_json",
+            DeadReason::UnknownType => "unknown_type",
+            DeadReason::MissingField => "missing_field",
+            DeadReason::BadTimestamp => "bad_timestamp",
+            DeadReason::UnknownRegion => "unknown_region",
+            DeadReason::UnknownProvider => "unknown_provider",
+            DeadReason::FutureTimestamp => "future_timestamp",
+            DeadReason::WrongPartition => "wrong_partition",
+            DeadReason::ResponseBeforeRequest => "response_before_request",
+            DeadReason::ConflictingRequest => "conflicting_request",
+            DeadReason::OrphanResponse => "orphan_response",
+            DeadReason::TooLate => "too_late",
+        }
+    }
+
+    /// Position in [`DeadReason::ALL`], for counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for DeadReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A valid request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// DUIS Request ID.
+    pub id: Cow<'a, str>,
+    /// Service Reference Variant.
+    pub srv: Cow<'a, str>,
+    /// CSP region.
+    pub region: Region,
+    /// Carrier.
+    pub provider: Provider,
+    /// When the request was received.
+    pub at: Ts,
+}
+
+/// A valid response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response<'a> {
+    /// DUIS Request ID of the request answered.
+    pub id: Cow<'a, str>,
+    /// DUIS response code.
+    pub code: Cow<'a, str>,
+    /// When the response was sent.
+    pub at: Ts,
+}
+
+/// A valid event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A Service Request.
+    Request(Request<'a>),
+    /// A Service Response (acknowledgement or final).
+    Response(Response<'a>),
+}
+
+impl Event<'_> {
+    /// The event's `at`.
+    pub fn at(&self) -> Ts {
+        match self {
+            Event::Request(r) => r.at,
+            Event::Response(r) => r.at,
+        }
+    }
+
+    /// The event's `id`.
+    pub fn id(&self) -> &str {
+        match self {
+            Event::Request(r) => &r.id,
+            Event::Response(r) => &r.id,
+        }
+    }
+}
+
+/// A JSON value as far as validation cares: absent, null, a string, or anything else.
+#[derive(Debug, Default)]
+enum Loose<'a> {
+    #[default]
+    Absent,
+    Null,
+    Str(Cow<'a, str>),
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Loose<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Loose::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Loose::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Loose::Str(Cow::Owned(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                Loose::deserialize(d)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl<'a> Loose<'a> {
+    /// The value if it is a non-empty string.
+    fn take_str(&mut self) -> Option<Cow<'a, str>> {
+        match std::mem::take(self) {
+            Loose::Str(s) if !s.is_empty() => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// The fields validation reads; unknown fields are skipped by serde (still syntax-checked).
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(rename = "type", default, borrow)]
+    ty: Loose<'a>,
+    #[serde(default, borrow)]
+    id: Loose<'a>,
+    #[serde(default, borrow)]
+    at: Loose<'a>,
+    #[serde(default, borrow)]
+    srv: Loose<'a>,
+    #[serde(default, borrow)]
+    region: Loose<'a>,
+    #[serde(default, borrow)]
+    provider: Loose<'a>,
+    #[serde(default, borrow)]
+    code: Loose<'a>,
+}
+
+/// Decodes and validates one event (a line without its terminator, or a message value).
+pub fn decode(raw: &[u8], max_event_bytes: usize) -> Result<Event<'_>, DeadReason> {
+    if raw.len() > max_event_bytes {
+        return Err(DeadReason::Oversized);
+    }
+    // serde would read a JSON array positionally into the struct: insist on an object.
+    match raw.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        _ => return Err(DeadReason::MalformedJson),
+    }
+    let mut w: Wire<'_> = serde_json::from_slice(raw).map_err(|_| DeadReason::MalformedJson)?;
+    if let Loose::Str(id) = &w.id
+        && id.len() > MAX_ID_BYTES
+    {
+        return Err(DeadReason::Oversized);
+    }
+    let is_request = match &w.ty {
+        Loose::Str(t) if t == "request" => true,
+        Loose::Str(t) if t == "response" => false,
+        Loose::Str(t) if !t.is_empty() => return Err(DeadReason::UnknownType),
+        _ => return Err(DeadReason::MissingField),
+    };
+    let id = w.id.take_str().ok_or(DeadReason::MissingField)?;
+    let at = w.at.take_str().ok_or(DeadReason::MissingField)?;
+    if is_request {
+        let srv = w.srv.take_str().ok_or(DeadReason::MissingField)?;
+        let region = w.region.take_str().ok_or(DeadReason::MissingField)?;
+        let provider = w.provider.take_str().ok_or(DeadReason::MissingField)?;
+        let at = parse_rfc3339(at.as_bytes()).ok_or(DeadReason::BadTimestamp)?;
+        let region = Region::parse(&region).ok_or(DeadReason::UnknownRegion)?;
+        let provider = Provider::parse(&provider).ok_or(DeadReason::UnknownProvider)?;
+        Ok(Event::Request(Request {
+            id,
+            srv,
+            region,
+            provider,
+            at,
+        }))
+    } else {
+        let code = w.code.take_str().ok_or(DeadReason::MissingField)?;
+        let at = parse_rfc3339(at.as_bytes()).ok_or(DeadReason::BadTimestamp)?;
+        Ok(Event::Response(Response { id, code, at }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(s: &str) -> Option<DeadReason> {
+        decode(s.as_bytes(), 65_536).err()
+    }
+
+    const REQ: &str = r#"{"type":"request","id":"A","srv":"8.11","region":"north","provider":"dsp","at":"2024-03-01T10:00:00.123Z"}"#;
+
+    #[test]
+    fn decodes_the_spec_examples() {
+        let e = decode(REQ.as_bytes(), 65_536).unwrap();
+        let Event::Request(r) = e else { panic!() };
+        assert_eq!((r.id.as_ref(), r.srv.as_ref()), ("A", "8.11"));
+        assert_eq!((r.region, r.provider), (Region::North, Provider::Dsp));
+        let e = decode(
+            br#"{"at":"2024-03-01T10:00:00.400+01:00","code":"I99","id":"A","type":"response","user":"u","device":"d","bytes":12,"extra":{"x":[1,2]}}"#,
+            65_536,
+        )
+        .unwrap();
+        let Event::Response(r) = e else { panic!() };
+        assert_eq!(r.code, "I99");
+        assert!(
+            matches!(r.id, Cow::Borrowed(_)),
+            "plain ids are borrowed, not copied"
+        );
+    }
+
+    #[test]
+    fn escaped_strings_are_decoded() {
+        let e = decode(
+            br#"{"type":"response","id":"A\u0042","code":"I0","at":"2024-03-01T10:00:00Z"}"#,
+            100,
+        )
+        .unwrap();
+        assert_eq!(e.id(), "AB");
+    }
+
+    #[test]
+    fn every_reason_in_spec_order() {
+        let long_id = "x".repeat(129);
+        let cases: Vec<(String, DeadReason)> = vec![
+            (format!(r#"{{"type":"request","id":"{long_id}"}}"#), DeadReason::Oversized),
+            // The id check comes before the type check.
+            (format!(r#"{{"type":"nonsense","id":"{long_id}"}}"#), DeadReason::Oversized),
+            (r#"{"type":"request","id":"A""#.into(), DeadReason::MalformedJson),
+            ("[1,2,3]".into(), DeadReason::MalformedJson),
+            (r#"["request","A","8.11","north","dsp","2024-03-01T10:00:00Z"]"#.into(), DeadReason::MalformedJson),
+            ("\"just a string\"".into(), DeadReason::MalformedJson),
+            ("null".into(), DeadReason::MalformedJson),
+            (format!("{REQ} trailing"), DeadReason::MalformedJson),
+            (r#"{"type":"request","type":"request"}"#.into(), DeadReason::MalformedJson),
+            (r#"{"type":"Request","id":"A"}"#.into(), DeadReason::UnknownType),
+            (r#"{"type":"alert","id":"A"}"#.into(), DeadReason::UnknownType),
+            (r#"{"id":"A","code":"I0","at":"2024-03-01T10:00:00Z"}"#.into(), DeadReason::MissingField),
+            (r#"{"type":5,"id":"A"}"#.into(), DeadReason::MissingField),
+            (r#"{"type":"response","id":"","code":"I0","at":"2024-03-01T10:00:00Z"}"#.into(), DeadReason::MissingField),
+            (r#"{"type":"response","id":null,"code":"I0","at":"2024-03-01T10:00:00Z"}"#.into(), DeadReason::MissingField),
+            (r#"{"type":"response","id":7,"code":"I0","at":"2024-03-01T10:00:00Z"}"#.into(), DeadReason::MissingField),
+            (r#"{"type":"response","id":"A","at":"2024-03-01T10:00:00Z"}"#.into(), DeadReason::MissingField),
+            // A missing field beats a bad timestamp.
+            (r#"{"type":"request","id":"A","region":"north","provider":"dsp","at":"yesterday"}"#.into(), DeadReason::MissingField),
+            (r#"{"type":"response","id":"A","code":"I0","at":"2024-03-01 10:00:00"}"#.into(), DeadReason::BadTimestamp),
+            (r#"{"type":"response","id":"A","code":"I0","at":1709287200}"#.into(), DeadReason::MissingField),
+            (r#"{"type":"request","id":"A","srv":"8.11","region":"west","provider":"dsp","at":"yesterday"}"#.into(), DeadReason::BadTimestamp),
+            (r#"{"type":"request","id":"A","srv":"8.11","region":"North","provider":"dsp","at":"2024-03-01T10:00:00Z"}"#.into(), DeadReason::UnknownRegion),
+            (r#"{"type":"request","id":"A","srv":"8.11","region":"west","provider":"bus","at":"2024-03-01T10:00:00Z"}"#.into(), DeadReason::UnknownRegion),
+            (r#"{"type":"request","id":"A","srv":"8.11","region":"south","provider":"bus","at":"2024-03-01T10:00:00Z"}"#.into(), DeadReason::UnknownProvider),
+        ];
+        for (line, want) in cases {
+            assert_eq!(reason(&line), Some(want), "{line}");
+        }
+        assert_eq!(
+            decode(REQ.as_bytes(), 20).err(),
+            Some(DeadReason::Oversized)
+        );
+        assert_eq!(
+            decode(b"{\"type\":\"request\",\"id\":\"\xff\"}", 100).err(),
+            Some(DeadReason::MalformedJson)
+        );
+        let ok_id = format!(
+            r#"{{"type":"response","id":"{}","code":"I0","at":"2024-03-01T10:00:00Z"}}"#,
+            "x".repeat(128)
+        );
+        assert!(decode(ok_id.as_bytes(), 65_536).is_ok());
+    }
+
+    #[test]
+    fn reasons_have_their_wire_names() {
+        let names: Vec<&str> = DeadReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names[0], "oversized");
+        assert_eq!(names[12], "too_late");
+        for (i, r) in DeadReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! srv-opr turns a smart-metering network's stream of Service Request events into the
+//! performance figures its regulator scores it on (SPEC: `../shared/SPEC.md`).
+//!
+//! # Where an event goes
+//!
+//! ```text
+//!  source::files ──lines──▶ pipeline ──▶ event::decode ──invalid──▶ dead-letter sink
+//!  (JSON Lines, gz,           │              │ valid                (sink::deadletter)
+//!   several files in          │              ▼
+//!   watermark order)          │         catalog (SRV/code → measures, TRTs, buckets)
+//!                             │              ▼
+//!                             │         correlate::Correlator ──dead (orphans, conflicts)──▶ sink
+//!                             │              │ decisions, revisions
+//!                             │              ▼
+//!                             └──────▶ aggregate::Aggregates ──▶ sink::rollup
+//!                                      (month × measure × region)   rpl.csv, failures.csv,
+//!                                                                    summary.json
+//! ```
+//!
+//! # Who owns what
+//!
+//! - [`time`]: exact instants and durations; RFC 3339 parsing (hot path).
+//! - [`calendar`]: months in the configured zone (BST edges).
+//! - [`config`]: layered settings and the regulatory definitions (measures, classes, TRTs).
+//! - [`event`]: decoding and validation of one event; dead-letter reasons.
+//! - [`catalog`]: interned SRVs and codes, resolved once into measure rules and buckets.
+//! - [`timers`]: event-time timer queue (decisions, expiry, orphans).
+//! - [`correlate`]: requests ↔ final responses: dedupe, disorder, orphans, deadlines (sync).
+//! - [`aggregate`]: counts and histograms per month × measure × region; merge (sync).
+//! - [`pipeline`]: the one place the sync core is driven, with per-event accounting.
+//! - [`source`]: file inputs and the watermark-ordered merge of several files.
+//! - [`sink`]: atomic output files: dead letters, `rpl.csv`, `failures.csv`, `summary.json`.
+//! - [`simulate`]: seeded synthetic traffic with injected traps.
+//! - [`app`]: wiring of the commands; `main` only parses arguments and picks exit codes.
+//!
+//! The synchronous core (`time`, `calendar`, `event`, `catalog`, `timers`, `correlate`,
+//! `aggregate`) does no I/O and knows nothing of Kafka, Prometheus or storage.
+
+#![warn(missing_docs)]
+
+pub mod aggregate;
+pub mod app;
+pub mod calendar;
+pub mod catalog;
+pub mod config;
+pub mod correlate;
+pub mod event;
+pub mod pipeline;
+pub mod simulate;
+pub mod sink;
+pub mod source;
+pub mod time;
+pub mod timers;

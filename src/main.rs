@@ -1,0 +1,382 @@
+//! The `srv-opr` command line: parses arguments, loads configuration, calls the library, and
+//! decides the exit code in one place (0 success, 2 bad usage or configuration, 1 anything else,
+//! always with a one-line reason on stderr).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use srv_opr::app::{self, SimTarget};
+use srv_opr::calendar::{Calendar, Month};
+use srv_opr::config::{Config, ConfigError, Region};
+use srv_opr::simulate::{Quality, SimConfig};
+use srv_opr::source::files::inputs_from_paths;
+use srv_opr::time::{Dur, Ts, parse_rfc3339};
+
+/// Service Request events to the regulator's performance figures (OPR).
+#[derive(Parser, Debug)]
+#[command(name = "srv-opr", version, about, long_about = None)]
+struct Cli {
+    /// Configuration directory holding srv-opr.toml and measures.toml (each optional: the
+    /// built-in defaults stand in). Default: ./config if it exists.
+    #[arg(long, global = true, env = "SRV_OPR_CONFIG", value_name = "DIR")]
+    config: Option<PathBuf>,
+
+    /// Log filter (`info`, `debug`, `srv_opr=trace`…); also RUST_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay JSON Lines files (.jsonl, .jsonl.gz; `-` for stdin) through the pipeline.
+    Replay(ReplayArgs),
+    /// Generate seeded synthetic SRV traffic as JSON Lines.
+    Simulate(SimulateArgs),
+    /// Simulate a month in memory, replay it and print its RPLs against TPL and MPL.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// Input files, read as concurrent sources (a request file and a response file correlate).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Output directory (created if missing; only the files written are replaced).
+    #[arg(long, default_value = "replay-out", value_name = "DIR")]
+    out: PathBuf,
+    /// Never show a progress bar (it only shows when stderr is a terminal anyway).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Args, Debug)]
+struct SimulateArgs {
+    /// Calendar month to simulate, in the configured time zone (e.g. 2024-03).
+    #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from", "to"])]
+    month: Option<String>,
+    /// Start of the traffic (RFC 3339), instead of --month.
+    #[arg(long, value_name = "RFC3339", requires = "to")]
+    from: Option<String>,
+    /// End of the traffic (RFC 3339, exclusive).
+    #[arg(long, value_name = "RFC3339", requires = "from")]
+    to: Option<String>,
+    /// Mean requests per second over a day.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Stop after this many requests.
+    #[arg(long, value_name = "N")]
+    requests: Option<u64>,
+    /// Seed: the same seed and options give the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output file (.gz compresses); standard output when absent.
+    #[arg(long, short, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Quality of a region, repeatable: `central:slow=0.03,error=0.01,lost=0.002`
+    /// (shares of requests; defaults slow=0.004, error=0.002, lost=0.0005).
+    #[arg(long, value_name = "REGION:K=V,…")]
+    quality: Vec<String>,
+    /// Share of requests acknowledged with I99.
+    #[arg(long, default_value_t = 0.6)]
+    acks: f64,
+    /// Share of requests (and, separately, of finals) sent twice.
+    #[arg(long, default_value_t = 0.002)]
+    duplicates: f64,
+    /// Share of requests followed by a bad line (malformed, unknown region, orphan, …).
+    #[arg(long, default_value_t = 0.0005)]
+    bad: f64,
+    /// Share of events held back beyond the allowed lateness (late events).
+    #[arg(long, default_value_t = 0.0)]
+    late: f64,
+    /// Greatest disorder: an event never trails the newest by more than this.
+    #[arg(long, default_value = "2s")]
+    disorder: String,
+    /// Print what was generated (counts by kind) as JSON on stderr.
+    #[arg(long)]
+    stats: bool,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Month to simulate.
+    #[arg(long, default_value = "2024-03")]
+    month: String,
+    /// Mean requests per second (0.4 ≈ 1 million requests in a month).
+    #[arg(long, default_value_t = 0.4)]
+    rate: f64,
+    /// Where to write the month's files.
+    #[arg(long, default_value = "demo-out")]
+    out: PathBuf,
+}
+
+/// An error with its exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn usage(m: impl Into<String>) -> Failure {
+        Failure {
+            code: 2,
+            message: m.into(),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure {
+            code: 1,
+            message: format!("{e:#}"),
+        }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Failure {
+        Failure {
+            code: 2,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log.as_deref());
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            let mut lines = f.message.lines();
+            // First line is the one-line reason; the rest (e.g. every config problem) follows.
+            eprintln!("srv-opr: error: {}", lines.next().unwrap_or("failed"));
+            for l in lines {
+                eprintln!("  {l}");
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging(filter: Option<&str>) {
+    let filter = filter
+        .map(String::from)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn load_config(dir: Option<PathBuf>) -> Result<Config, Failure> {
+    let dir = dir.or_else(|| {
+        let d = PathBuf::from("config");
+        d.is_dir().then_some(d)
+    });
+    if let Some(d) = &dir
+        && !d.is_dir()
+    {
+        return Err(Failure::usage(format!(
+            "configuration directory {} does not exist",
+            d.display()
+        )));
+    }
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("SRV_OPR__"))
+        .collect();
+    Ok(Config::load(dir.as_deref(), &env)?)
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let cfg = load_config(cli.config)?;
+    match cli.command {
+        Command::Replay(a) => {
+            let inputs = inputs_from_paths(&a.files);
+            let outcome = app::replay(&cfg, &inputs, &a.out, !a.no_progress)?;
+            let s = &outcome.summary;
+            tracing::info!(
+                events = s.events_read,
+                dead_letters = s.dead_letters_total,
+                seconds = format!("{:.2}", s.wall_seconds),
+                events_per_second = format!("{:.0}", s.events_per_second),
+                out = %a.out.display(),
+                "replay done"
+            );
+            Ok(())
+        }
+        Command::Simulate(a) => {
+            let sim = sim_config(&cfg, &a)?;
+            let target = match &a.out {
+                Some(p) => SimTarget::File(p.clone()),
+                None => SimTarget::Stdout,
+            };
+            let stats = app::simulate(sim, &target)?;
+            if a.stats {
+                eprintln!(
+                    "{}",
+                    serde_json::to_string(&stats).map_err(anyhow::Error::from)?
+                );
+            }
+            Ok(())
+        }
+        Command::Demo(a) => demo(&cfg, &a),
+    }
+}
+
+fn month_bounds(cfg: &Config, month: &str) -> Result<(Month, Ts, Ts), Failure> {
+    let m = Month::parse(month)
+        .ok_or_else(|| Failure::usage(format!("--month {month:?} is not YYYY-MM")))?;
+    let cal = Calendar::new(&cfg.settings.time.zone).map_err(Failure::usage)?;
+    Ok((m, cal.start_of(m), cal.end_of(m)))
+}
+
+fn sim_config(cfg: &Config, a: &SimulateArgs) -> Result<SimConfig, Failure> {
+    let (start, end) = match (&a.month, &a.from, &a.to) {
+        (Some(m), _, _) => {
+            let (_, s, e) = month_bounds(cfg, m)?;
+            (s, e)
+        }
+        (None, Some(f), Some(t)) => {
+            let p = |s: &str| {
+                parse_rfc3339(s.as_bytes())
+                    .ok_or_else(|| Failure::usage(format!("{s:?} is not an RFC 3339 timestamp")))
+            };
+            (p(f)?, p(t)?)
+        }
+        _ => {
+            return Err(Failure::usage(
+                "say which time to simulate: --month YYYY-MM, or --from and --to",
+            ));
+        }
+    };
+    if end <= start {
+        return Err(Failure::usage("--to must be after --from"));
+    }
+    if !(a.rate > 0.0 && a.rate.is_finite()) {
+        return Err(Failure::usage("--rate must be a positive number"));
+    }
+    for (name, v) in [
+        ("acks", a.acks),
+        ("duplicates", a.duplicates),
+        ("bad", a.bad),
+        ("late", a.late),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(Failure::usage(format!(
+                "--{name} must be a share between 0 and 1"
+            )));
+        }
+    }
+    let disorder =
+        Dur::parse(&a.disorder).map_err(|e| Failure::usage(format!("--disorder: {e}")))?;
+    let mut quality = [Quality::default(); 3];
+    for q in &a.quality {
+        let (region, kvs) = q.split_once(':').ok_or_else(|| {
+            Failure::usage(format!("--quality {q:?}: expected REGION:key=value,…"))
+        })?;
+        let r = Region::parse(region)
+            .ok_or_else(|| Failure::usage(format!("--quality: unknown region {region:?}")))?;
+        let slot = &mut quality[r as usize];
+        for kv in kvs.split(',') {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| Failure::usage(format!("--quality {q:?}: expected key=value")))?;
+            let v: f64 = v
+                .parse()
+                .ok()
+                .filter(|v| (0.0..=1.0).contains(v))
+                .ok_or_else(|| {
+                    Failure::usage(format!(
+                        "--quality {q:?}: {k} must be a share between 0 and 1"
+                    ))
+                })?;
+            match k {
+                "slow" => slot.slow = v,
+                "error" => slot.error = v,
+                "lost" => slot.lost = v,
+                _ => {
+                    return Err(Failure::usage(format!(
+                        "--quality: unknown key {k:?} (slow, error, lost)"
+                    )));
+                }
+            }
+        }
+        if slot.slow + slot.error + slot.lost > 1.0 {
+            return Err(Failure::usage(format!(
+                "--quality {q:?}: the shares add up to more than 1"
+            )));
+        }
+    }
+    Ok(SimConfig {
+        seed: a.seed,
+        start,
+        end,
+        rate: a.rate,
+        max_requests: a.requests,
+        quality,
+        acks: a.acks,
+        duplicates: a.duplicates,
+        bad: a.bad,
+        late: a.late,
+        disorder,
+        local_offsets: 0.2,
+    })
+}
+
+fn demo(cfg: &Config, a: &DemoArgs) -> Result<(), Failure> {
+    let (month, start, end) = month_bounds(cfg, &a.month)?;
+    if !(a.rate > 0.0 && a.rate.is_finite()) {
+        return Err(Failure::usage("--rate must be a positive number"));
+    }
+    let mut quality = [Quality::default(); 3];
+    // One region struggles, so the table shows what a miss looks like.
+    quality[Region::Central as usize] = Quality {
+        slow: 0.012,
+        error: 0.003,
+        lost: 0.001,
+    };
+    let sim = SimConfig {
+        seed: 2024,
+        start,
+        end,
+        rate: a.rate,
+        quality,
+        ..SimConfig::default()
+    };
+    eprintln!(
+        "srv-opr demo: simulating {month} at {} requests/s (central degraded), then replaying it…",
+        a.rate
+    );
+    let started = std::time::Instant::now();
+    let (agg, stats, sim_stats, bytes) =
+        app::simulate_and_replay(cfg, sim).map_err(Failure::from)?;
+    let secs = started.elapsed().as_secs_f64();
+    println!("{}", app::month_table(&agg, month));
+    println!(
+        "{} events ({} requests simulated), {} dead letters, {:.1} s including simulation",
+        stats.events,
+        sim_stats.requests,
+        stats.dead_letters_total(),
+        secs
+    );
+    // Replay the same bytes from a file so the demo leaves the real outputs behind.
+    let input_path = a.out.join("events.jsonl");
+    std::fs::create_dir_all(&a.out).map_err(|e| Failure::from(anyhow::Error::from(e)))?;
+    std::fs::write(&input_path, &bytes).map_err(|e| Failure::from(anyhow::Error::from(e)))?;
+    app::replay(cfg, &inputs_from_paths(&[&input_path]), &a.out, false)?;
+    println!(
+        "files: {}/ (rpl.csv, failures.csv, deadletter.jsonl, summary.json, events.jsonl)",
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,372 @@
+//! The one place the synchronous core is driven: raw event → [`decode`] → [`Catalog`] →
+//! [`Correlator`] → [`Aggregates`] and the dead-letter sink, with the per-event accounting of
+//! SPEC §2 and §6 (`srv_events_total{type,result}`).
+//!
+//! Sources (files now, Kafka partitions later) own the reading and the watermark arithmetic;
+//! they call [`Pipeline::process`] per event and [`Pipeline::advance`] when their watermark moves.
+
+use std::io;
+use std::sync::Arc;
+
+use crate::aggregate::Aggregates;
+use crate::calendar::Calendar;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::correlate::{Correlator, CorrelatorConfig, Output, Pos, Req, Resp, Verdict, key_of};
+use crate::event::{DeadReason, Event, decode};
+use crate::time::Ts;
+
+/// Kind of event, for accounting (`type` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// A valid request.
+    Request = 0,
+    /// A valid response.
+    Response = 1,
+    /// An event that failed validation.
+    Invalid = 2,
+}
+
+impl EventType {
+    /// All types, in label order.
+    pub const ALL: [EventType; 3] = [EventType::Request, EventType::Response, EventType::Invalid];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        ["request", "response", "invalid"][self as usize]
+    }
+}
+
+/// What became of an event (`result` label). Each event gets exactly one, by priority:
+/// dead letter, duplicate, late (behind the watermark on arrival), unmeasured, accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventResult {
+    /// Applied, on time.
+    Accepted = 0,
+    /// A copy that changed nothing.
+    Duplicate = 1,
+    /// Applied, but it arrived behind the watermark.
+    Late = 2,
+    /// A request no measure selects.
+    Unmeasured = 3,
+    /// Dead-lettered.
+    DeadLetter = 4,
+}
+
+impl EventResult {
+    /// All results, in label order.
+    pub const ALL: [EventResult; 5] = [
+        EventResult::Accepted,
+        EventResult::Duplicate,
+        EventResult::Late,
+        EventResult::Unmeasured,
+        EventResult::DeadLetter,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        ["accepted", "duplicate", "late", "unmeasured", "dead_letter"][self as usize]
+    }
+}
+
+/// A dead letter on its way out.
+#[derive(Debug)]
+pub struct DeadLetter<'a> {
+    /// Why.
+    pub reason: DeadReason,
+    /// `path:line` or `topic/partition/offset`.
+    pub origin: String,
+    /// The event's bytes.
+    pub raw: &'a [u8],
+    /// `raw` was rebuilt from stored fields.
+    pub reconstructed: bool,
+}
+
+/// Where dead letters go. A failure to write one is fatal to the pipeline: bad input may never
+/// disappear.
+pub trait DeadLetterSink {
+    /// Writes one dead letter.
+    fn write(&mut self, dl: &DeadLetter<'_>) -> io::Result<()>;
+}
+
+/// A sink that keeps dead letters in memory (tests, `demo`).
+#[derive(Debug, Default)]
+pub struct VecDeadLetters(pub Vec<(DeadReason, String, Vec<u8>)>);
+
+impl DeadLetterSink for VecDeadLetters {
+    fn write(&mut self, dl: &DeadLetter<'_>) -> io::Result<()> {
+        self.0.push((dl.reason, dl.origin.clone(), dl.raw.to_vec()));
+        Ok(())
+    }
+}
+
+/// How a source names positions in dead-letter origins.
+#[derive(Debug, Clone)]
+pub struct SourceName {
+    /// File path, or `topic/partition`.
+    pub name: String,
+    /// `:` for `path:line`, `/` for `topic/partition/offset`.
+    pub separator: char,
+}
+
+/// Counts of what the pipeline saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    /// Events read (blank lines excluded).
+    pub events: u64,
+    /// Blank lines skipped.
+    pub blank_lines: u64,
+    /// Events by `[type][result]`.
+    pub by_type_result: [[u64; 5]; 3],
+    /// Dead letters by reason (SPEC order).
+    pub dead_letters: [u64; 13],
+    /// Most requests pending at once.
+    pub peak_pending: u64,
+    /// Most responses waiting at once.
+    pub peak_waiting: u64,
+    /// Most bytes of correlation state at once (sampled).
+    pub peak_state_bytes: u64,
+}
+
+impl PipelineStats {
+    /// Events of a type, whatever their result.
+    pub fn of_type(&self, t: EventType) -> u64 {
+        self.by_type_result[t as usize].iter().sum()
+    }
+
+    /// Events with a result, whatever their type.
+    pub fn of_result(&self, r: EventResult) -> u64 {
+        self.by_type_result.iter().map(|row| row[r as usize]).sum()
+    }
+
+    /// All dead letters.
+    pub fn dead_letters_total(&self) -> u64 {
+        self.dead_letters.iter().sum()
+    }
+}
+
+/// Decode → correlate → aggregate for one correlation scope (a replay, or one partition).
+pub struct Pipeline<S: DeadLetterSink> {
+    max_event_bytes: usize,
+    catalog: Catalog,
+    correlator: Correlator,
+    aggregates: Aggregates,
+    sink: S,
+    sources: Vec<SourceName>,
+    out: Vec<Output>,
+    stats: PipelineStats,
+    sample_countdown: u32,
+}
+
+impl<S: DeadLetterSink> Pipeline<S> {
+    /// A pipeline over `sources` (indexed by [`Pos::source`]) writing dead letters to `sink`.
+    pub fn new(cfg: &Config, sources: Vec<SourceName>, sink: S) -> Result<Pipeline<S>, String> {
+        let defs = Arc::new(cfg.definitions.clone());
+        let calendar = Calendar::new(&cfg.settings.time.zone)?;
+        Ok(Pipeline {
+            max_event_bytes: cfg.settings.input.max_event_bytes,
+            catalog: Catalog::new(defs.clone()),
+            correlator: Correlator::new(CorrelatorConfig {
+                longest_deadline: defs.longest_deadline,
+                dedupe_horizon: cfg.settings.time.dedupe_horizon,
+                orphan_wait: cfg.orphan_wait(),
+                max_waiting_responses: cfg.settings.time.max_waiting_responses,
+            }),
+            aggregates: Aggregates::new(defs, calendar),
+            sink,
+            sources,
+            out: Vec::with_capacity(64),
+            stats: PipelineStats::default(),
+            sample_countdown: 0,
+        })
+    }
+
+    /// Counts a blank line.
+    pub fn blank(&mut self) {
+        self.stats.blank_lines += 1;
+    }
+
+    /// Processes one event; returns its `at` if it was valid (only valid events move watermarks).
+    pub fn process(&mut self, raw: &[u8], pos: Pos) -> io::Result<Option<Ts>> {
+        self.stats.events += 1;
+        let event = match decode(raw, self.max_event_bytes) {
+            Ok(e) => e,
+            Err(reason) => {
+                self.count(EventType::Invalid, EventResult::DeadLetter);
+                self.dead(reason, pos, raw, false)?;
+                return Ok(None);
+            }
+        };
+        let at = event.at();
+        let wm = self.correlator.watermark();
+        let (ty, verdict, measured) = match &event {
+            Event::Request(r) => {
+                let srv = self.catalog.srv(&r.srv);
+                let req = Req {
+                    key: key_of(&r.id),
+                    srv,
+                    region: r.region,
+                    provider: r.provider,
+                    at,
+                    pos,
+                };
+                let measured = !self.catalog.rules(srv, r.provider).rules.is_empty();
+                let v = self
+                    .correlator
+                    .request(req, &r.id, &self.catalog, &mut self.out);
+                (EventType::Request, v, measured)
+            }
+            Event::Response(r) => {
+                let code = self.catalog.code(&r.code);
+                let resp = Resp {
+                    key: key_of(&r.id),
+                    code,
+                    at,
+                    pos,
+                };
+                let v = self
+                    .correlator
+                    .response(resp, raw, &self.catalog, &mut self.out);
+                (EventType::Response, v, true)
+            }
+        };
+        match verdict {
+            Verdict::Accepted => {
+                let result = if at < wm {
+                    EventResult::Late
+                } else if !measured {
+                    EventResult::Unmeasured
+                } else {
+                    EventResult::Accepted
+                };
+                self.count(ty, result);
+            }
+            Verdict::Duplicate => self.count(ty, EventResult::Duplicate),
+            Verdict::Waiting => {}
+            Verdict::Dead(reason) => {
+                self.count(ty, EventResult::DeadLetter);
+                self.dead(reason, pos, raw, false)?;
+            }
+        }
+        self.drain()?;
+        Ok(Some(at))
+    }
+
+    /// Moves the watermark: decides, expires and orphans what it passed.
+    pub fn advance(&mut self, watermark: Ts) -> io::Result<()> {
+        self.correlator.advance(watermark, &mut self.out);
+        self.aggregates.set_watermark(self.correlator.watermark());
+        self.drain()
+    }
+
+    /// End of input: every pending request is decided, every waiting response is an orphan.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.correlator.finish(&mut self.out);
+        self.drain()?;
+        self.sample();
+        Ok(())
+    }
+
+    fn count(&mut self, ty: EventType, result: EventResult) {
+        self.stats.by_type_result[ty as usize][result as usize] += 1;
+    }
+
+    fn dead(
+        &mut self,
+        reason: DeadReason,
+        pos: Pos,
+        raw: &[u8],
+        reconstructed: bool,
+    ) -> io::Result<()> {
+        self.stats.dead_letters[reason.index()] += 1;
+        let origin = match self.sources.get(pos.source() as usize) {
+            Some(s) => format!("{}{}{}", s.name, s.separator, pos.n()),
+            None => format!("source{}:{}", pos.source(), pos.n()),
+        };
+        self.sink.write(&DeadLetter {
+            reason,
+            origin,
+            raw,
+            reconstructed,
+        })
+    }
+
+    fn drain(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let mut out = std::mem::take(&mut self.out);
+        let mut result = Ok(());
+        for o in out.drain(..) {
+            match o {
+                Output::Decided(d) => self.aggregates.apply(&d, &self.catalog),
+                Output::Revised { old, new } => self.aggregates.revise(&old, &new, &self.catalog),
+                Output::Settled { verdict, behind } => {
+                    let r = match verdict {
+                        Verdict::Duplicate => EventResult::Duplicate,
+                        _ if behind => EventResult::Late,
+                        _ => EventResult::Accepted,
+                    };
+                    self.count(EventType::Response, r);
+                }
+                Output::Dead(d) => {
+                    if !d.reconstructed {
+                        let ty = if d.is_request {
+                            EventType::Request
+                        } else {
+                            EventType::Response
+                        };
+                        self.count(ty, EventResult::DeadLetter);
+                    }
+                    if result.is_ok() {
+                        result = self.dead(d.reason, d.pos, &d.raw, d.reconstructed);
+                    }
+                }
+            }
+        }
+        self.out = out;
+        self.sample_countdown = self.sample_countdown.saturating_sub(1);
+        if self.sample_countdown == 0 {
+            self.sample();
+            self.sample_countdown = 4096;
+        }
+        result
+    }
+
+    fn sample(&mut self) {
+        let s = &mut self.stats;
+        s.peak_pending = s.peak_pending.max(self.correlator.pending() as u64);
+        s.peak_waiting = s.peak_waiting.max(self.correlator.waiting() as u64);
+        s.peak_state_bytes = s.peak_state_bytes.max(self.correlator.state_bytes() as u64);
+    }
+
+    /// The watermark the correlator has reached.
+    pub fn watermark(&self) -> Ts {
+        self.correlator.watermark()
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
+    }
+
+    /// The correlator (for gauges: pending, waiting).
+    pub fn correlator(&self) -> &Correlator {
+        &self.correlator
+    }
+
+    /// The aggregates so far.
+    pub fn aggregates(&self) -> &Aggregates {
+        &self.aggregates
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Takes the pipeline apart after [`Pipeline::finish`].
+    pub fn into_parts(self) -> (Aggregates, PipelineStats, S) {
+        (self.aggregates, self.stats, self.sink)
+    }
+}

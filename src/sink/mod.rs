@@ -1,0 +1,10 @@
+//! Where results go: files written atomically into an output directory.
+//!
+//! - `outdir`: create the directory, write each file under a temporary name, rename when done
+//!   (so a reader never sees half a file and only the files a command writes are replaced).
+//! - `deadletter`: dead letters as JSON Lines.
+//! - `rollup`: `rpl.csv`, `failures.csv` and `summary.json` from the month aggregates.
+
+pub mod deadletter;
+pub mod outdir;
+pub mod rollup;

@@ -1,0 +1,251 @@
+//! The month outputs of SPEC §5: `rpl.csv`, `failures.csv` and `summary.json`, rendered from
+//! [`Aggregates`] exactly as specified (headers, order, number formats).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::aggregate::{Aggregates, Row, rpl_percent};
+use crate::calendar::Month;
+use crate::config::Definitions;
+use crate::event::DeadReason;
+use crate::pipeline::{EventResult, EventType, PipelineStats};
+use crate::time::Ts;
+
+/// `rpl.csv` header (normative).
+pub const RPL_HEADER: &str = "month,measure,region,requests,within_target,succeeded,no_response,rpl_percent,p50_ms,p95_ms,p99_ms,max_ms,revision,final";
+/// `failures.csv` header (normative).
+pub const FAILURES_HEADER: &str = "month,measure,region,bucket,count";
+
+/// One row of `rpl.csv`, as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RplLine {
+    /// `YYYY-MM`.
+    pub month: Month,
+    /// Measure id.
+    pub measure: String,
+    /// `north`, `central`, `south` or `all`.
+    pub region: &'static str,
+    /// The row.
+    pub row: Row,
+    /// 4-decimal RPL text.
+    pub rpl: String,
+    /// The month is final.
+    pub is_final: bool,
+}
+
+impl PartialEq for Row {
+    fn eq(&self, o: &Row) -> bool {
+        (
+            self.requests,
+            self.within_target,
+            self.succeeded,
+            self.no_response,
+            &self.buckets,
+            self.revision,
+        ) == (
+            o.requests,
+            o.within_target,
+            o.succeeded,
+            o.no_response,
+            &o.buckets,
+            o.revision,
+        ) && self.max_ms() == o.max_ms()
+            && self.histogram_counts() == o.histogram_counts()
+    }
+}
+impl Eq for Row {}
+
+/// The rows of `rpl.csv` in report order: month, measure (definition order), north, central,
+/// south, all; only rows with at least one request.
+pub fn rpl_lines(agg: &Aggregates, months: Option<&[Month]>) -> Vec<RplLine> {
+    let defs: &Definitions = agg.definitions();
+    let mut lines = Vec::new();
+    for (month, mi, block) in agg.blocks() {
+        if months.is_some_and(|ms| !ms.contains(&month)) {
+            continue;
+        }
+        let measure = &defs.measures[mi as usize];
+        let is_final = agg.is_final(month);
+        let all = block.all();
+        let rows = block
+            .regions
+            .iter()
+            .zip(["north", "central", "south"])
+            .map(|(r, n)| (r.clone(), n))
+            .chain(std::iter::once((all, "all")));
+        for (row, region) in rows {
+            if row.requests == 0 {
+                continue;
+            }
+            let rpl = rpl_percent(row.hits(measure.basis), row.requests).unwrap_or_default();
+            lines.push(RplLine {
+                month,
+                measure: measure.id.clone(),
+                region,
+                row,
+                rpl,
+                is_final,
+            });
+        }
+    }
+    lines
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// `rpl.csv` text.
+pub fn rpl_csv(lines: &[RplLine]) -> String {
+    let mut s = String::with_capacity(128 * (lines.len() + 1));
+    s.push_str(RPL_HEADER);
+    s.push('\n');
+    for l in lines {
+        let r = &l.row;
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            l.month,
+            l.measure,
+            l.region,
+            r.requests,
+            r.within_target,
+            r.succeeded,
+            r.no_response,
+            l.rpl,
+            opt(r.quantile_ms(0.50)),
+            opt(r.quantile_ms(0.95)),
+            opt(r.quantile_ms(0.99)),
+            opt(r.max_ms()),
+            r.revision,
+            l.is_final
+        );
+    }
+    s
+}
+
+/// `failures.csv` text: per row, buckets by count (largest first), then name.
+pub fn failures_csv(lines: &[RplLine]) -> String {
+    let mut s = String::new();
+    s.push_str(FAILURES_HEADER);
+    s.push('\n');
+    for l in lines {
+        let mut buckets: Vec<(String, u64)> =
+            l.row.buckets.iter().map(|(b, n)| (b.name(), *n)).collect();
+        buckets.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        for (name, n) in buckets {
+            let _ = writeln!(s, "{},{},{},{},{}", l.month, l.measure, l.region, name, n);
+        }
+    }
+    s
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Events read (blank lines excluded).
+    pub events_read: u64,
+    /// Blank lines skipped.
+    pub blank_lines: u64,
+    /// Valid request events.
+    pub requests: u64,
+    /// Valid response events.
+    pub responses: u64,
+    /// Events that changed nothing (copies of requests, second final responses).
+    pub duplicates: u64,
+    /// Decided requests that no measure selects.
+    pub unmeasured_requests: u64,
+    /// Events applied although they arrived behind the watermark.
+    pub late_events: u64,
+    /// Requests decided.
+    pub decided_requests: u64,
+    /// Decided requests whose counts a later event changed.
+    pub revised_requests: u64,
+    /// Dead letters by reason (every reason listed, zero included).
+    pub dead_letters: std::collections::BTreeMap<&'static str, u64>,
+    /// Total dead letters.
+    pub dead_letters_total: u64,
+    /// Events by type and result (`srv_events_total`).
+    pub events_by_type_result: std::collections::BTreeMap<String, u64>,
+    /// The last combined watermark (RFC 3339), before end-of-input decisions.
+    pub watermark: Option<String>,
+    /// Months in the output and whether each is final.
+    pub months: std::collections::BTreeMap<String, bool>,
+    /// SHA-256 of the effective definitions (measures, codes, classes, TRTs, zone).
+    pub definitions_sha256: String,
+    /// Where configuration came from.
+    pub config_sources: Vec<String>,
+    /// Input files.
+    pub inputs: Vec<String>,
+    /// Most requests pending at once.
+    pub peak_pending_requests: u64,
+    /// Most responses waiting for their request at once.
+    pub peak_waiting_responses: u64,
+    /// Most bytes of correlation state at once (sampled).
+    pub peak_state_bytes: u64,
+    /// Wall-clock seconds.
+    pub wall_seconds: f64,
+    /// Events read per wall-clock second.
+    pub events_per_second: f64,
+}
+
+impl Summary {
+    /// Builds the summary of a run.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        stats: &PipelineStats,
+        agg: &Aggregates,
+        watermark: Ts,
+        sha256: &str,
+        config_sources: &[String],
+        inputs: Vec<String>,
+        wall_seconds: f64,
+    ) -> Summary {
+        let mut by = std::collections::BTreeMap::new();
+        for t in EventType::ALL {
+            for r in EventResult::ALL {
+                let n = stats.by_type_result[t as usize][r as usize];
+                if n > 0 {
+                    by.insert(format!("{}/{}", t.as_str(), r.as_str()), n);
+                }
+            }
+        }
+        let a = agg.stats();
+        Summary {
+            events_read: stats.events,
+            blank_lines: stats.blank_lines,
+            requests: stats.of_type(EventType::Request),
+            responses: stats.of_type(EventType::Response),
+            duplicates: stats.of_result(EventResult::Duplicate),
+            unmeasured_requests: a.unmeasured,
+            late_events: stats.of_result(EventResult::Late),
+            decided_requests: a.decided,
+            revised_requests: a.revised,
+            dead_letters: DeadReason::ALL
+                .iter()
+                .map(|r| (r.as_str(), stats.dead_letters[r.index()]))
+                .collect(),
+            dead_letters_total: stats.dead_letters_total(),
+            events_by_type_result: by,
+            watermark: (watermark != Ts::MIN).then(|| watermark.to_rfc3339_millis()),
+            months: agg
+                .months()
+                .into_iter()
+                .map(|m| (m.to_string(), agg.is_final(m)))
+                .collect(),
+            definitions_sha256: sha256.to_string(),
+            config_sources: config_sources.to_vec(),
+            inputs,
+            peak_pending_requests: stats.peak_pending,
+            peak_waiting_responses: stats.peak_waiting,
+            peak_state_bytes: stats.peak_state_bytes,
+            wall_seconds,
+            events_per_second: if wall_seconds > 0.0 {
+                stats.events as f64 / wall_seconds
+            } else {
+                0.0
+            },
+        }
+    }
+}

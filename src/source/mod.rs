@@ -1,0 +1,7 @@
+//! Event sources: reading lines from files (plain or gzip) and driving the pipeline with them.
+//!
+//! - `lines`: splitting a byte stream into lines (CRLF, BOM, size cap).
+//! - `files`: JSON Lines files as concurrent sources ordered by watermark.
+
+pub mod files;
+pub mod lines;
