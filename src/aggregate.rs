@@ -25,6 +25,14 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new(HIST_SIGFIG).unwrap_or_else(|_| unreachable!("valid histogram precision"))
 }
 
+/// Records one value. `record` (not `saturating_record`) so the histogram grows to the value:
+/// an auto-resizing histogram starts small and saturating would clamp to its initial bound.
+fn record(h: &mut Histogram<u64>, ms: u64) {
+    if let Err(e) = h.record(ms) {
+        tracing::error!(error = ?e, value = ms, "internal: could not record a response time");
+    }
+}
+
 /// One month × measure × region.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
@@ -114,12 +122,12 @@ impl Row {
         if let Some(ms) = o.rt_ms {
             let h = self.hist.get_or_insert_with(|| Box::new(new_histogram()));
             if add {
-                h.saturating_record(ms);
+                record(h, ms);
                 self.max_ms = Some(self.max_ms.map_or(ms, |m| m.max(ms)));
             } else {
                 let s = scratch.get_or_insert_with(new_histogram);
                 s.reset();
-                s.saturating_record(ms);
+                record(s, ms);
                 if let Err(e) = h.subtract(&*s) {
                     tracing::error!(error = ?e, "internal: could not take a revised response time out of a histogram");
                 }
@@ -165,12 +173,13 @@ impl Row {
         }
     }
 
-    /// Response time at quantile `q` in ms (≤ 0.1 % error), if any response was timed.
+    /// Response time at quantile `q` in ms, if any response was timed: the middle of the
+    /// histogram bucket holding the quantile (≤ 0.05 % from any value in it), never above the
+    /// exact maximum.
     pub fn quantile_ms(&self, q: f64) -> Option<u64> {
-        self.hist
-            .as_ref()
-            .filter(|h| h.len() > 0)
-            .map(|h| h.value_at_quantile(q))
+        let h = self.hist.as_ref().filter(|h| h.len() > 0)?;
+        let v = h.median_equivalent(h.value_at_quantile(q));
+        Some(self.max_ms.map_or(v, |m| v.min(m)))
     }
 
     /// Exact longest response time in ms.
@@ -405,6 +414,40 @@ pub fn rpl_percent(hits: u64, requests: u64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outcome_with_rt(ms: u64) -> Outcome {
+        Outcome {
+            within_target: true,
+            succeeded: true,
+            no_response: false,
+            rt_ms: Some(ms),
+            bucket: None,
+        }
+    }
+
+    #[test]
+    fn quantiles_follow_recorded_values_within_a_tenth_of_a_percent() {
+        let mut row = Row::default();
+        let mut scratch = None;
+        for ms in [25_000u64, 86_400_000, 3, 1_234_567] {
+            row.apply(&outcome_with_rt(ms), true, &mut scratch);
+        }
+        let p100 = row.quantile_ms(1.0).unwrap();
+        assert_eq!(
+            p100, 86_400_000,
+            "never above the exact maximum, and within 0.1 % of it"
+        );
+        let p25 = row.quantile_ms(0.25).unwrap();
+        assert_eq!(p25, 3);
+        let p50 = row.quantile_ms(0.5).unwrap();
+        assert!(p50.abs_diff(25_000) <= 25, "{p50}");
+        assert_eq!(row.max_ms(), Some(86_400_000));
+        // Taking a value out restores the histogram exactly.
+        row.apply(&outcome_with_rt(86_400_000), false, &mut scratch);
+        assert_eq!(row.requests, 3);
+        let p100 = row.quantile_ms(1.0).unwrap();
+        assert!(p100.abs_diff(1_234_567) <= 1_235, "{p100}");
+    }
 
     #[test]
     fn rpl_rounds_half_away_from_zero() {

@@ -604,13 +604,13 @@ impl Correlator {
 /// A request's canonical JSON rebuilt from its stored fields. The id is not stored (only its
 /// hash): the displacing request carries the same id.
 fn reconstruct_request(e: &Entry, id: &str, cat: &Catalog) -> String {
-    serde_json::json!({
-        "type": "request",
-        "id": id,
-        "srv": cat.srv_name(e.srv),
-        "region": e.region.as_str(),
-        "provider": e.provider.as_str(),
-        "at": e.at.to_rfc3339_exact(),
-    })
-    .to_string()
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    format!(
+        "{{\"type\":\"request\",\"id\":{},\"srv\":{},\"region\":\"{}\",\"provider\":\"{}\",\"at\":\"{}\"}}",
+        q(id),
+        q(cat.srv_name(e.srv)),
+        e.region.as_str(),
+        e.provider.as_str(),
+        e.at.to_rfc3339_exact()
+    )
 }

@@ -1,0 +1,239 @@
+//! The `srv-opr` binary as a user runs it: exit codes, messages, gzip, simulate → replay.
+
+use std::process::{Command, Output};
+
+use crate::support::{fixture, read_outputs};
+
+fn srv_opr(args: &[&str], cwd: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn replay_writes_the_four_files_and_only_those() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out/nested");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), "mine").unwrap();
+    let o = srv_opr(
+        &[
+            "replay",
+            fixture("spec_example.jsonl").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "deadletter.jsonl",
+            "failures.csv",
+            "keep.txt",
+            "rpl.csv",
+            "summary.json"
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    // No progress bar when stderr is not a terminal: only the log line.
+    assert!(
+        !stderr(&o).contains('█') && !stderr(&o).contains("events/s"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn default_output_directory_is_replay_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = srv_opr(
+        &["replay", fixture("spec_example.jsonl").to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.path().join("replay-out/rpl.csv").is_file());
+}
+
+#[test]
+fn bad_usage_and_bad_configuration_exit_2_with_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = srv_opr(&["replay"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    let o = srv_opr(&["frobnicate"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(
+        cfg.join("srv-opr.toml"),
+        "[time]\nzone = \"Nowhere/Land\"\nlatenes = \"5m\"\n",
+    )
+    .unwrap();
+    let o = srv_opr(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "replay",
+            fixture("spec_example.jsonl").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("srv-opr: error: 2 configuration problem(s)"),
+        "{e}"
+    );
+    assert!(e.contains("time.latenes: unknown key"), "{e}");
+    assert!(e.contains("time.zone: unknown time zone"), "{e}");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["replay", fixture("spec_example.jsonl").to_str().unwrap()])
+        .current_dir(dir.path())
+        .env("SRV_OPR__TIME__ALLOWED_LATENESS", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(
+            "environment variable SRV_OPR__TIME__ALLOWED_LATENESS: time.allowed_lateness"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_missing_input_exits_1_with_a_one_line_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = srv_opr(&["replay", "no-such-file.jsonl"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("cannot open no-such-file.jsonl"), "{e}");
+}
+
+#[test]
+fn environment_overrides_settings() {
+    // With no lateness allowed, the SPEC example's C response (31 s after a later request) is
+    // behind the watermark: it still counts, as a late event.
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args([
+            "replay",
+            fixture("spec_example.jsonl").to_str().unwrap(),
+            "--out",
+            "o",
+        ])
+        .current_dir(dir.path())
+        .env("SRV_OPR__TIME__ALLOWED_LATENESS", "0s")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_outputs(&dir.path().join("o"));
+    assert!(r.summary["late_events"].as_u64().unwrap() >= 1);
+    assert!(
+        r.summary["config_sources"]
+            .to_string()
+            .contains("SRV_OPR__TIME__ALLOWED_LATENESS")
+    );
+}
+
+#[test]
+fn simulate_to_gzip_then_replay_plain_and_gzip_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "simulate", "--month", "2024-03", "--rate", "0.02", "--seed", "9", "--bad", "0.01",
+    ];
+    let gz = srv_opr(
+        &[&args[..], &["--out", "ev.jsonl.gz", "--stats"]].concat(),
+        dir.path(),
+    );
+    assert!(gz.status.success(), "{}", stderr(&gz));
+    let stats: serde_json::Value = serde_json::from_str(stderr(&gz).trim()).unwrap();
+    let plain = srv_opr(&args, dir.path());
+    assert!(plain.status.success());
+    std::fs::write(dir.path().join("ev.jsonl"), &plain.stdout).unwrap();
+    let gz_bytes = std::fs::read(dir.path().join("ev.jsonl.gz")).unwrap();
+    assert_eq!(&gz_bytes[..2], &[0x1f, 0x8b], "gzip output");
+
+    for (file, out) in [("ev.jsonl", "a"), ("ev.jsonl.gz", "b")] {
+        let o = srv_opr(&["replay", file, "--out", out], dir.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let a = read_outputs(&dir.path().join("a"));
+    let b = read_outputs(&dir.path().join("b"));
+    assert_eq!(a.rpl, b.rpl);
+    assert_eq!(a.summary["events_read"], b.summary["events_read"]);
+    assert_eq!(a.summary["events_read"], stats["lines"]);
+    // Every injected bad line comes back out as a dead letter with its reason.
+    for (reason, key) in [
+        ("malformed_json", "malformed"),
+        ("unknown_region", "unknown_region"),
+        ("missing_field", "missing_field"),
+        ("bad_timestamp", "bad_timestamp"),
+        ("unknown_type", "unknown_type"),
+        ("orphan_response", "orphan_responses"),
+        ("response_before_request", "response_before_request"),
+        ("conflicting_request", "conflicting_requests"),
+    ] {
+        assert_eq!(
+            a.dead_count(reason) as u64,
+            stats[key].as_u64().unwrap(),
+            "{reason}"
+        );
+    }
+}
+
+#[test]
+fn a_concatenated_multi_member_gzip_is_read_whole() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read(fixture("spec_example.jsonl")).unwrap();
+    let cut = text.iter().position(|&b| b == b'\n').unwrap() * 3;
+    let cut = cut + text[cut..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    let mut both = Vec::new();
+    for part in [&text[..cut], &text[cut..]] {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(part).unwrap();
+        both.extend(e.finish().unwrap());
+    }
+    std::fs::write(dir.path().join("multi.jsonl.gz"), both).unwrap();
+    let o = srv_opr(&["replay", "multi.jsonl.gz", "--out", "o"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_outputs(&dir.path().join("o"));
+    assert_eq!(
+        r.rpl,
+        std::fs::read_to_string(fixture("spec_example.rpl.csv")).unwrap()
+    );
+}
+
+#[test]
+fn demo_runs_and_prints_the_month_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = srv_opr(&["demo", "--rate", "0.01"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("PM4.3") && text.contains("central") && text.contains("TPL"),
+        "{text}"
+    );
+    assert!(dir.path().join("demo-out/rpl.csv").is_file());
+}
