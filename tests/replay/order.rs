@@ -133,3 +133,119 @@ fn a_request_file_and_a_response_file_correlate() {
     assert_same(&base, &split, "requests and responses in separate files");
     assert_eq!(split.summary["late_events"], 0);
 }
+
+mod arbitrary {
+    //! Property: for arbitrary small event sets, any emission order in which no event trails
+    //! the newest by more than the allowed lateness gives the same outputs.
+
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use proptest::prelude::*;
+    use srv_opr::config::Config;
+    use srv_opr::pipeline::{Pipeline, VecDeadLetters};
+    use srv_opr::sink::rollup::{failures_csv, rpl_csv, rpl_lines};
+    use srv_opr::source::files::{Input, drive, open_all, source_names};
+    use srv_opr::time::{NANOS_PER_MILLI, Ts};
+
+    fn run(lines: &[String]) -> (String, String, Vec<String>) {
+        let cfg = Config::builtin().unwrap();
+        let inputs = vec![Input::Memory(
+            "mem".into(),
+            Arc::new(lines.join("\n").into_bytes()),
+        )];
+        let mut sources = open_all(&inputs, 65_536, Arc::new(AtomicU64::new(0))).unwrap();
+        let mut p = Pipeline::new(&cfg, source_names(&inputs), VecDeadLetters::default()).unwrap();
+        drive(
+            &mut sources,
+            &mut p,
+            cfg.settings.time.allowed_lateness,
+            &mut |_| {},
+        )
+        .unwrap();
+        let (agg, _, dead) = p.into_parts();
+        let l = rpl_lines(&agg, None);
+        let mut reasons: Vec<String> = dead.0.iter().map(|d| d.0.as_str().to_string()).collect();
+        reasons.sort();
+        (rpl_csv(&l), failures_csv(&l), reasons)
+    }
+
+    /// One request id: (srv, region, copies of the request, responses as (delay ms, code)).
+    type Spec = (usize, usize, usize, Vec<(i64, usize)>);
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        (
+            0usize..4,
+            0usize..3,
+            1usize..3,
+            proptest::collection::vec((-2_000i64..60_000, 0usize..5), 0..4),
+        )
+    }
+
+    fn lines_of(specs: &[Spec], orphans: usize) -> Vec<(i64, String)> {
+        const SRV: [(&str, &str); 4] = [
+            ("CSP-HAN-TEST", "csp"),
+            ("8.11", "dsp"),
+            ("4.1.1", "s1sp"),
+            ("11.1", "dsp"),
+        ];
+        const REGION: [&str; 3] = ["north", "central", "south"];
+        const CODE: [&str; 5] = ["I0", "I99", "E20", "E21", "I0"];
+        // Around the March/April BST edge, one request every 7 s.
+        let base = 1_711_925_000_000i64;
+        let ts = |ms: i64| Ts(ms * NANOS_PER_MILLI).to_rfc3339_exact();
+        let mut out = Vec::new();
+        for (i, (s, r, copies, resps)) in specs.iter().enumerate() {
+            let at = base + i as i64 * 7_000;
+            let (srv, prov) = SRV[*s];
+            for _ in 0..*copies {
+                out.push((at, format!(r#"{{"type":"request","id":"r{i}","srv":"{srv}","region":"{}","provider":"{prov}","at":"{}"}}"#, REGION[*r], ts(at))));
+            }
+            for (d, c) in resps {
+                out.push((
+                    at + d,
+                    format!(
+                        r#"{{"type":"response","id":"r{i}","code":"{}","at":"{}"}}"#,
+                        CODE[*c],
+                        ts(at + d)
+                    ),
+                ));
+            }
+        }
+        for k in 0..orphans {
+            let at = base + k as i64 * 11_000;
+            out.push((
+                at,
+                format!(
+                    r#"{{"type":"response","id":"orphan{k}","code":"I0","at":"{}"}}"#,
+                    ts(at)
+                ),
+            ));
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn any_order_within_lateness_gives_the_same_outputs(
+            specs in proptest::collection::vec(spec(), 1..40),
+            orphans in 0usize..3,
+            jitter in proptest::collection::vec(0i64..240_000, 200),
+        ) {
+            let events = lines_of(&specs, orphans);
+            let mut in_time: Vec<(i64, usize, String)> = events.iter().enumerate().map(|(i, (at, l))| (*at, i, l.clone())).collect();
+            in_time.sort();
+            let mut shuffled: Vec<(i64, usize, String)> = events
+                .iter()
+                .enumerate()
+                .map(|(i, (at, l))| (at + jitter[i % jitter.len()], i, l.clone()))
+                .collect();
+            shuffled.sort();
+            let a = run(&in_time.into_iter().map(|x| x.2).collect::<Vec<_>>());
+            let b = run(&shuffled.into_iter().map(|x| x.2).collect::<Vec<_>>());
+            prop_assert_eq!(a, b);
+        }
+    }
+}
