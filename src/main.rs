@@ -14,6 +14,11 @@ use srv_opr::simulate::{Quality, SimConfig};
 use srv_opr::source::files::inputs_from_paths;
 use srv_opr::time::{Dur, Ts, parse_rfc3339};
 
+// The pipeline allocates small, short-lived buffers (waiting responses, bucket vectors,
+// histograms); mimalloc serves those markedly faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Service Request events to the regulator's performance figures (OPR).
 #[derive(Parser, Debug)]
 #[command(name = "srv-opr", version, about, long_about = None)]
