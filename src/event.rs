@@ -222,7 +222,7 @@ impl<'a> Loose<'a> {
 }
 
 /// The fields validation reads; unknown fields are skipped by serde (still syntax-checked).
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Wire<'a> {
     #[serde(rename = "type", default, borrow)]
     ty: Loose<'a>,
@@ -238,6 +238,109 @@ struct Wire<'a> {
     provider: Loose<'a>,
     #[serde(default, borrow)]
     code: Loose<'a>,
+    /// Sink for unknown keys in the fast path (serde skips them itself).
+    #[serde(skip)]
+    other: Loose<'a>,
+}
+
+#[inline]
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The fast path: a flat object whose values are all strings without escapes or control
+/// characters, in valid UTF-8, no known key twice — what every well-formed event looks like.
+/// Returns `None` for anything else, and the caller falls back to serde_json, so the two paths
+/// accept and reject exactly the same lines (a property test holds them to it).
+fn scan_flat(raw: &[u8]) -> Option<Wire<'_>> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let b = raw;
+    let n = b.len();
+    let mut i = 0;
+    let skip_ws = |mut i: usize| {
+        while i < n && is_ws(b[i]) {
+            i += 1;
+        }
+        i
+    };
+    // A string starting at the quote `i`: returns (content start, content end), or None if it
+    // has an escape or a control character, or does not end.
+    let string = |i: usize| -> Option<(usize, usize)> {
+        // One pass looking for the closing quote, giving up on an escape or a control
+        // character: event strings are short, where a plain loop beats a vectorised search.
+        let start = i + 1;
+        let mut j = start;
+        while j < n {
+            match b[j] {
+                b'"' => return Some((start, j)),
+                b'\\' => return None,
+                c if c < 0x20 => return None,
+                _ => j += 1,
+            }
+        }
+        None
+    };
+    i = skip_ws(i);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(i + 1);
+    let mut w = Wire::default();
+    let mut seen = 0u8;
+    if b.get(i) == Some(&b'}') {
+        return None;
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let (ks, ke) = string(i)?;
+        i = skip_ws(ke + 1);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(i + 1);
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let (vs, ve) = string(i)?;
+        i = skip_ws(ve + 1);
+        let value = Loose::Str(Cow::Borrowed(&text[vs..ve]));
+        let (slot, bit) = match &b[ks..ke] {
+            b"type" => (&mut w.ty, 1),
+            b"id" => (&mut w.id, 2),
+            b"at" => (&mut w.at, 4),
+            b"srv" => (&mut w.srv, 8),
+            b"region" => (&mut w.region, 16),
+            b"provider" => (&mut w.provider, 32),
+            b"code" => (&mut w.code, 64),
+            _ => (&mut w.other, 0),
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        *slot = value;
+        match b.get(i) {
+            Some(b',') => i = skip_ws(i + 1),
+            Some(b'}') => break,
+            _ => return None,
+        }
+    }
+    if skip_ws(i + 1) != n {
+        return None;
+    }
+    Some(w)
+}
+
+/// The general path: serde_json over the whole line.
+fn parse_json(raw: &[u8]) -> Result<Wire<'_>, DeadReason> {
+    // serde would read a JSON array positionally into the struct: insist on an object.
+    match raw.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        _ => return Err(DeadReason::MalformedJson),
+    }
+    serde_json::from_slice(raw).map_err(|_| DeadReason::MalformedJson)
 }
 
 /// Decodes and validates one event (a line without its terminator, or a message value).
@@ -245,12 +348,23 @@ pub fn decode(raw: &[u8], max_event_bytes: usize) -> Result<Event<'_>, DeadReaso
     if raw.len() > max_event_bytes {
         return Err(DeadReason::Oversized);
     }
-    // serde would read a JSON array positionally into the struct: insist on an object.
-    match raw.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => {}
-        _ => return Err(DeadReason::MalformedJson),
+    let w = match scan_flat(raw) {
+        Some(w) => w,
+        None => parse_json(raw)?,
+    };
+    validate(w)
+}
+
+/// [`decode`] without the fast path (for the equivalence test and the parse benchmark).
+#[doc(hidden)]
+pub fn decode_with_serde_only(raw: &[u8], max_event_bytes: usize) -> Result<Event<'_>, DeadReason> {
+    if raw.len() > max_event_bytes {
+        return Err(DeadReason::Oversized);
     }
-    let mut w: Wire<'_> = serde_json::from_slice(raw).map_err(|_| DeadReason::MalformedJson)?;
+    validate(parse_json(raw)?)
+}
+
+fn validate(mut w: Wire<'_>) -> Result<Event<'_>, DeadReason> {
     if let Loose::Str(id) = &w.id
         && id.len() > MAX_ID_BYTES
     {
@@ -371,6 +485,58 @@ mod tests {
             "x".repeat(128)
         );
         assert!(decode(ok_id.as_bytes(), 65_536).is_ok());
+    }
+
+    mod fast_path {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        const BASES: [&str; 6] = [
+            r#"{"type":"request","id":"90-B3:00-DB:1008","srv":"8.11","region":"north","provider":"dsp","at":"2024-03-01T10:00:00.123Z"}"#,
+            r#"{"type":"response","id":"A","code":"I99","at":"2024-03-01T10:00:00.400+01:00"}"#,
+            r#" { "at" : "2024-03-01T10:00:00Z" , "code":"E20", "id":"B" ,"type":"response","user":"u1","device":"d"}  "#,
+            r#"{"type":"response","id":"A\u00e9","code":"I0","at":"2024-03-01T10:00:00Z","bytes":120}"#,
+            r#"{"type":"request","id":"é∂","srv":"CSP-HAN-TEST","region":"south","provider":"csp","at":"2024-03-31T23:00:00Z","x":{"y":[1,2]}}"#,
+            r#"{"type":"response","id":"C","code":"I0","at":"2024-03-01T10:00:00Z","id":"D"}"#,
+        ];
+        const BYTES: [u8; 16] = [
+            b'\\', b'"', b'{', b'}', b',', b':', b' ', 0x01, 0xff, b'a', b'0', b'[', b'n', 0xc3,
+            b'\t', b'u',
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+
+            /// The fast path accepts and rejects exactly what serde_json does, with the same
+            /// event or the same reason, on valid lines and on random corruptions of them.
+            #[test]
+            fn agrees_with_serde_on_corrupted_lines(
+                base in 0usize..6,
+                edits in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..3, 0usize..16), 0..4),
+            ) {
+                let mut line = BASES[base].as_bytes().to_vec();
+                for (at, op, byte) in edits {
+                    let i = at.index(line.len() + 1);
+                    match op {
+                        0 => line.insert(i, BYTES[byte]),
+                        1 if i < line.len() => { line.remove(i); }
+                        _ if i < line.len() => line[i] = BYTES[byte],
+                        _ => {}
+                    }
+                }
+                prop_assert_eq!(decode(&line, 65_536), decode_with_serde_only(&line, 65_536));
+            }
+        }
+
+        #[test]
+        fn ordinary_events_take_the_fast_path() {
+            for line in &BASES[..3] {
+                assert!(scan_flat(line.as_bytes()).is_some(), "{line}");
+            }
+            for line in &BASES[3..] {
+                assert!(scan_flat(line.as_bytes()).is_none(), "{line}");
+            }
+        }
     }
 
     #[test]

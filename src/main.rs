@@ -57,6 +57,10 @@ struct ReplayArgs {
     /// Never show a progress bar (it only shows when stderr is a terminal anyway).
     #[arg(long)]
     no_progress: bool,
+    /// Only read and validate every line; print counts as JSON and write no files. The rate
+    /// it reports bounds what a full replay can reach.
+    #[arg(long)]
+    parse_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -206,6 +210,14 @@ fn load_config(dir: Option<PathBuf>) -> Result<Config, Failure> {
 fn run(cli: Cli) -> Result<(), Failure> {
     let cfg = load_config(cli.config)?;
     match cli.command {
+        Command::Replay(a) if a.parse_only => {
+            let r = app::parse_only(&cfg, &inputs_from_paths(&a.files))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&r).map_err(anyhow::Error::from)?
+            );
+            Ok(())
+        }
         Command::Replay(a) => {
             let inputs = inputs_from_paths(&a.files);
             let outcome = app::replay(&cfg, &inputs, &a.out, !a.no_progress)?;

@@ -42,7 +42,8 @@ impl Input {
         }
     }
 
-    fn open(&self, counter: Arc<AtomicU64>) -> io::Result<Box<dyn Read + Send>> {
+    /// Opens the input for reading, decompressing gzip; `counter` accumulates raw bytes read.
+    pub fn open(&self, counter: Arc<AtomicU64>) -> io::Result<Box<dyn Read + Send>> {
         let raw: Box<dyn Read + Send> = match self {
             Input::Path(p) if p.as_os_str() == "-" => Box::new(io::stdin()),
             Input::Path(p) => Box::new(File::open(p).map_err(|e| {
