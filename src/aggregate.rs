@@ -133,7 +133,7 @@ impl Row {
                 }
                 if self.max_ms == Some(ms) {
                     // The exact maximum is gone; the histogram's bound is within 0.1 %.
-                    self.max_ms = (h.len() > 0).then(|| h.max());
+                    self.max_ms = (!h.is_empty()).then(|| h.max());
                 }
             }
         }
@@ -177,7 +177,7 @@ impl Row {
     /// histogram bucket holding the quantile (≤ 0.05 % from any value in it), never above the
     /// exact maximum.
     pub fn quantile_ms(&self, q: f64) -> Option<u64> {
-        let h = self.hist.as_ref().filter(|h| h.len() > 0)?;
+        let h = self.hist.as_ref().filter(|h| !h.is_empty())?;
         let v = h.median_equivalent(h.value_at_quantile(q));
         Some(self.max_ms.map_or(v, |m| v.min(m)))
     }

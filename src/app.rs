@@ -279,8 +279,8 @@ pub fn month_table(agg: &Aggregates, month: crate::calendar::Month) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<16} {:<8} {:>10} {:>10} {:>9} {:>6} {:>6}  {}",
-        "measure", "region", "requests", "hits", "RPL %", "TPL", "MPL", "status"
+        "{:<16} {:<8} {:>10} {:>10} {:>9} {:>6} {:>6}  status",
+        "measure", "region", "requests", "hits", "RPL %", "TPL", "MPL"
     );
     for (m, mi, block) in agg.blocks() {
         if m != month {

@@ -243,70 +243,97 @@ struct Wire<'a> {
     other: Loose<'a>,
 }
 
+/// Most quotes an event line may have for the fast path (32 strings); more falls back.
+const MAX_QUOTES: usize = 64;
+
+const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HI: u64 = 0x8080_8080_8080_8080;
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// High bit set in exactly the bytes of `x` that are zero (no false positives, unlike the
+/// borrow-based trick, so every set bit is a real match).
 #[inline]
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+fn zero_bytes(x: u64) -> u64 {
+    !(((x & LO7).wrapping_add(LO7)) | x | LO7)
+}
+
+/// The positions of every `"` in `raw`, if the line has no backslash, no control byte and at most
+/// [`MAX_QUOTES`] quotes. One pass, eight bytes at a time.
+#[inline]
+fn quote_positions(raw: &[u8], out: &mut [u32; MAX_QUOTES]) -> Option<usize> {
+    let mut n = 0usize;
+    let mut bad = 0u64;
+    let mut scan = |word: u64, base: usize, n: &mut usize| -> bool {
+        let mut q = zero_bytes(word ^ (ONES * b'"' as u64));
+        bad |= zero_bytes(word ^ (ONES * b'\\' as u64));
+        // Bytes below 0x20: ((b & 0x7f) + 0x60) keeps the high bit clear only for them.
+        bad |= !(((word & LO7).wrapping_add(ONES * 0x60)) | word) & HI;
+        while q != 0 {
+            if *n == MAX_QUOTES {
+                return false;
+            }
+            out[*n] = (base + (q.trailing_zeros() / 8) as usize) as u32;
+            *n += 1;
+            q &= q - 1;
+        }
+        true
+    };
+    let mut chunks = raw.chunks_exact(8);
+    let mut base = 0;
+    for c in &mut chunks {
+        let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        if !scan(word, base, &mut n) {
+            return None;
+        }
+        base += 8;
+    }
+    // The tail, padded with spaces (harmless: neither quote, backslash nor control).
+    let mut tail = [b' '; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    if !scan(u64::from_le_bytes(tail), base, &mut n) {
+        return None;
+    }
+    (bad == 0).then_some(n)
 }
 
 /// The fast path: a flat object whose values are all strings without escapes or control
 /// characters, in valid UTF-8, no known key twice — what every well-formed event looks like.
 /// Returns `None` for anything else, and the caller falls back to serde_json, so the two paths
 /// accept and reject exactly the same lines (a property test holds them to it).
+///
+/// One word-at-a-time pass finds every quote and proves there is no backslash or control byte;
+/// after it every `"` delimits a string, so the object is walked quote to quote.
 fn scan_flat(raw: &[u8]) -> Option<Wire<'_>> {
+    let mut quotes = [0u32; MAX_QUOTES];
+    let nq = quote_positions(raw, &mut quotes)?;
+    if nq == 0 || nq % 4 != 0 {
+        return None;
+    }
     let text = std::str::from_utf8(raw).ok()?;
-    let b = raw;
-    let n = b.len();
-    let mut i = 0;
-    let skip_ws = |mut i: usize| {
-        while i < n && is_ws(b[i]) {
-            i += 1;
-        }
-        i
-    };
-    // A string starting at the quote `i`: returns (content start, content end), or None if it
-    // has an escape or a control character, or does not end.
-    let string = |i: usize| -> Option<(usize, usize)> {
-        // One pass looking for the closing quote, giving up on an escape or a control
-        // character: event strings are short, where a plain loop beats a vectorised search.
-        let start = i + 1;
-        let mut j = start;
-        while j < n {
-            match b[j] {
-                b'"' => return Some((start, j)),
-                b'\\' => return None,
-                c if c < 0x20 => return None,
-                _ => j += 1,
+    // Between tokens only spaces are left (tabs and line ends were rejected above).
+    let only = |gap: &[u8], sep: u8| {
+        let mut seen = false;
+        for &c in gap {
+            if c == sep && !seen {
+                seen = true;
+            } else if c != b' ' {
+                return false;
             }
         }
-        None
+        seen
     };
-    i = skip_ws(i);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = skip_ws(i + 1);
     let mut w = Wire::default();
     let mut seen = 0u8;
-    if b.get(i) == Some(&b'}') {
-        return None;
-    }
-    loop {
-        if b.get(i) != Some(&b'"') {
+    let mut prev_end = 0usize; // just past the last closing quote
+    for (i, q) in quotes[..nq].chunks_exact(4).enumerate() {
+        let (ks, ke, vs, ve) = (q[0] as usize, q[1] as usize, q[2] as usize, q[3] as usize);
+        if !only(&raw[prev_end..ks], if i == 0 { b'{' } else { b',' })
+            || !only(&raw[ke + 1..vs], b':')
+        {
             return None;
         }
-        let (ks, ke) = string(i)?;
-        i = skip_ws(ke + 1);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = skip_ws(i + 1);
-        if b.get(i) != Some(&b'"') {
-            return None;
-        }
-        let (vs, ve) = string(i)?;
-        i = skip_ws(ve + 1);
-        let value = Loose::Str(Cow::Borrowed(&text[vs..ve]));
-        let (slot, bit) = match &b[ks..ke] {
+        let value = Loose::Str(Cow::Borrowed(&text[vs + 1..ve]));
+        let (slot, bit) = match &raw[ks + 1..ke] {
             b"type" => (&mut w.ty, 1),
             b"id" => (&mut w.id, 2),
             b"at" => (&mut w.at, 4),
@@ -321,16 +348,10 @@ fn scan_flat(raw: &[u8]) -> Option<Wire<'_>> {
         }
         seen |= bit;
         *slot = value;
-        match b.get(i) {
-            Some(b',') => i = skip_ws(i + 1),
-            Some(b'}') => break,
-            _ => return None,
-        }
+        prev_end = ve + 1;
     }
-    if skip_ws(i + 1) != n {
-        return None;
-    }
-    Some(w)
+    // What follows the last value must be `}` and spaces.
+    only(&raw[prev_end..], b'}').then_some(w)
 }
 
 /// The general path: serde_json over the whole line.
@@ -526,6 +547,32 @@ mod tests {
                 }
                 prop_assert_eq!(decode(&line, 65_536), decode_with_serde_only(&line, 65_536));
             }
+        }
+
+        #[test]
+        fn word_scan_finds_quotes_and_rejects_escapes_and_control_bytes() {
+            let mut q = [0u32; MAX_QUOTES];
+            let line = br#"{"a":"bc","d":"e"}"#;
+            let n = quote_positions(line, &mut q).unwrap();
+            let want: Vec<u32> = line
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c == b'"')
+                .map(|(i, _)| i as u32)
+                .collect();
+            assert_eq!(&q[..n], &want[..]);
+            for bad in [
+                &br#"{"a":"b\"c"}"#[..],
+                b"{\"a\":\"b\x01\"}",
+                b"{\"a\":\t\"b\"}",
+                b"\x1f",
+            ] {
+                assert!(quote_positions(bad, &mut q).is_none(), "{bad:?}");
+            }
+            // Bytes at and above 0x20, including UTF-8 continuation bytes, are fine.
+            assert_eq!(quote_positions(b" ~\x7f\x80\xff \xc3\xa9", &mut q), Some(0));
+            let many = "\"\"".repeat(MAX_QUOTES / 2 + 1);
+            assert!(quote_positions(many.as_bytes(), &mut q).is_none());
         }
 
         #[test]

@@ -89,7 +89,7 @@ fn reordering_within_the_lateness_bound_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     for seed in [3, 4] {
         let lines = events(seed);
-        let base = replay(&write_files(dir.path(), &[lines.clone()]));
+        let base = replay(&write_files(dir.path(), std::slice::from_ref(&lines)));
         assert!(base.rpl.lines().count() > 50, "{}", base.rpl);
         assert!(base.dead.len() > 10);
         let mut rng = Rng::new(seed * 101);
@@ -106,7 +106,7 @@ fn reordering_within_the_lateness_bound_changes_nothing() {
 fn splitting_into_files_in_any_way_changes_nothing() {
     let lines = events(5);
     let dir = tempfile::tempdir().unwrap();
-    let base = replay(&write_files(dir.path(), &[lines.clone()]));
+    let base = replay(&write_files(dir.path(), std::slice::from_ref(&lines)));
     let mut rng = Rng::new(77);
     for parts in [2usize, 3, 5] {
         let mut files = vec![Vec::new(); parts];
@@ -123,7 +123,7 @@ fn splitting_into_files_in_any_way_changes_nothing() {
 fn a_request_file_and_a_response_file_correlate() {
     let lines = events(6);
     let dir = tempfile::tempdir().unwrap();
-    let base = replay(&write_files(dir.path(), &[lines.clone()]));
+    let base = replay(&write_files(dir.path(), std::slice::from_ref(&lines)));
     let is_request = |l: &Vec<u8>| l.windows(18).any(|w| w == br#""type":"request","#);
     let requests: Vec<Vec<u8>> = lines.iter().filter(|l| is_request(l)).cloned().collect();
     let responses: Vec<Vec<u8>> = lines.iter().filter(|l| !is_request(l)).cloned().collect();
