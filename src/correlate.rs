@@ -568,26 +568,37 @@ impl Correlator {
         self.scratch = keys;
     }
 
-    /// End of input: decides every pending request as it stands and dead-letters every waiting
-    /// response as an orphan. Dead letters come out in source order.
-    pub fn finish(&mut self, out: &mut Vec<Output>) {
+    /// End of input: decides pending requests as they stand, earliest first, until `out` holds
+    /// `batch` outputs; once none is pending, dead-letters every waiting response as an orphan
+    /// (in source order). Returns true when everything is done. Called in a loop with the
+    /// outputs drained in between, so the end of a large input does not need memory for every
+    /// pending decision at once.
+    pub fn finish(&mut self, out: &mut Vec<Output>, batch: usize) -> bool {
         let mut keys = std::mem::take(&mut self.scratch);
-        keys.clear();
-        self.decide_at.drain_all(&mut keys);
-        for &k in &keys {
-            if let Some(e) = self.entries.get_mut(&k)
-                && !e.decided
-            {
-                e.decided = true;
-                self.pending -= 1;
-                out.push(Output::Decided(e.decision()));
+        while out.len() < batch {
+            keys.clear();
+            if !self.decide_at.pop_earliest_bucket(&mut keys) {
+                break;
             }
+            for &k in &keys {
+                if let Some(e) = self.entries.get_mut(&k)
+                    && !e.decided
+                {
+                    e.decided = true;
+                    self.pending -= 1;
+                    out.push(Output::Decided(e.decision()));
+                }
+            }
+        }
+        self.scratch = keys;
+        if !self.decide_at.is_empty() {
+            return false;
         }
         let mut orphans: Vec<Waiting> = self.waiting.drain().flat_map(|(_, v)| v).collect();
         orphans.sort_by_key(|w| w.pos);
         self.waiting_count = 0;
-        keys.clear();
-        self.orphan_at.drain_all(&mut keys);
+        let mut drop_keys = Vec::new();
+        self.orphan_at.drain_all(&mut drop_keys);
         for w in orphans {
             out.push(Output::Dead(StoredDead {
                 reason: DeadReason::OrphanResponse,
@@ -597,7 +608,7 @@ impl Correlator {
                 is_request: false,
             }));
         }
-        self.scratch = keys;
+        true
     }
 }
 

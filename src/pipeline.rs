@@ -124,7 +124,7 @@ pub struct PipelineStats {
     pub peak_pending: u64,
     /// Most responses waiting at once.
     pub peak_waiting: u64,
-    /// Most bytes of correlation state at once (sampled).
+    /// Most bytes of correlation state at once (sampled every 4,096 events).
     pub peak_state_bytes: u64,
 }
 
@@ -189,6 +189,11 @@ impl<S: DeadLetterSink> Pipeline<S> {
     /// Processes one event; returns its `at` if it was valid (only valid events move watermarks).
     pub fn process(&mut self, raw: &[u8], pos: Pos) -> io::Result<Option<Ts>> {
         self.stats.events += 1;
+        self.sample_countdown = self.sample_countdown.wrapping_sub(1);
+        if self.sample_countdown == 0 {
+            self.sample();
+            self.sample_countdown = 4096;
+        }
         let event = match decode(raw, self.max_event_bytes) {
             Ok(e) => e,
             Err(reason) => {
@@ -261,10 +266,11 @@ impl<S: DeadLetterSink> Pipeline<S> {
 
     /// End of input: every pending request is decided, every waiting response is an orphan.
     pub fn finish(&mut self) -> io::Result<()> {
-        self.correlator.finish(&mut self.out);
-        self.drain()?;
         self.sample();
-        Ok(())
+        while !self.correlator.finish(&mut self.out, 65_536) {
+            self.drain()?;
+        }
+        self.drain()
     }
 
     fn count(&mut self, ty: EventType, result: EventResult) {
@@ -325,11 +331,6 @@ impl<S: DeadLetterSink> Pipeline<S> {
             }
         }
         self.out = out;
-        self.sample_countdown = self.sample_countdown.saturating_sub(1);
-        if self.sample_countdown == 0 {
-            self.sample();
-            self.sample_countdown = 4096;
-        }
         result
     }
 
