@@ -398,6 +398,13 @@ impl Aggregates {
 
 /// `100 × hits / requests` with exactly four decimals, rounded half away from zero, computed in
 /// integers so the same counts give the same text everywhere (SPEC §5).
+///
+/// ```
+/// use srv_opr::aggregate::rpl_percent;
+/// assert_eq!(rpl_percent(2, 3).as_deref(), Some("66.6667"));
+/// assert_eq!(rpl_percent(7, 7).as_deref(), Some("100.0000"));
+/// assert_eq!(rpl_percent(0, 0), None);
+/// ```
 pub fn rpl_percent(hits: u64, requests: u64) -> Option<String> {
     if requests == 0 {
         return None;

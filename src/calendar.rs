@@ -87,6 +87,14 @@ impl Calendar {
     }
 
     /// The month containing `ts`.
+    ///
+    /// ```
+    /// use srv_opr::calendar::{Calendar, Month};
+    /// use srv_opr::time::parse_rfc3339;
+    /// let mut london = Calendar::new("Europe/London").unwrap();
+    /// let t = parse_rfc3339(b"2024-03-31T23:30:00Z").unwrap();
+    /// assert_eq!(london.month_of(t), Month::new(2024, 4)); // 00:30 BST on 1 April
+    /// ```
     #[inline]
     pub fn month_of(&mut self, ts: Ts) -> Month {
         for (start, end, m) in self.cache {

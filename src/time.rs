@@ -94,6 +94,12 @@ impl Dur {
     }
 
     /// Parses `"250ms"`, `"30s"`, `"5m"`, `"24h"`, `"7d"` (one integer and one unit).
+    ///
+    /// ```
+    /// use srv_opr::time::Dur;
+    /// assert_eq!(Dur::parse("24h"), Ok(Dur::from_secs(86_400)));
+    /// assert!(Dur::parse("24 hours").is_err());
+    /// ```
     pub fn parse(s: &str) -> Result<Dur, String> {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
@@ -205,6 +211,14 @@ fn digits(b: &[u8]) -> Option<u32> {
 ///
 /// Hand-written because it runs once per event: a general parser costs more than the rest
 /// of decoding.
+///
+/// ```
+/// use srv_opr::time::parse_rfc3339;
+/// let bst = parse_rfc3339(b"2024-04-01T00:00:00+01:00").unwrap();
+/// let utc = parse_rfc3339(b"2024-03-31T23:00:00.000000000Z").unwrap();
+/// assert_eq!(bst, utc);
+/// assert!(parse_rfc3339(b"2024-03-31T23:00:00").is_none()); // no offset
+/// ```
 pub fn parse_rfc3339(s: &[u8]) -> Option<Ts> {
     // Shortest: "YYYY-MM-DDTHH:MM:SSZ" = 20 bytes.
     if s.len() < 20 || s.len() > 35 {
