@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::aggregate::Aggregates;
 use crate::config::Config;
-use crate::pipeline::{Pipeline, PipelineStats, VecDeadLetters};
+use crate::pipeline::{Pipeline, PipelineStats};
 use crate::simulate::{SimConfig, SimStats, Simulator};
 use crate::sink::deadletter::JsonlDeadLetters;
 use crate::sink::outdir::OutDir;
@@ -235,41 +235,18 @@ pub fn simulate(sim: SimConfig, target: &SimTarget) -> anyhow::Result<SimStats> 
     }
 }
 
-/// Simulates `sim` in memory and replays it (no files read); the demo's engine.
+/// Simulates `sim` into memory and replays it into `out` (the demo's engine): the same
+/// pipeline and files as `replay`, without writing the events themselves.
 pub fn simulate_and_replay(
     cfg: &Config,
     sim: SimConfig,
-) -> anyhow::Result<(Aggregates, PipelineStats, SimStats, Vec<u8>)> {
+    out: &Path,
+) -> anyhow::Result<(ReplayOutcome, SimStats)> {
     let mut bytes = Vec::new();
     let sim_stats = Simulator::new(sim).run(&mut bytes)?;
     let inputs = vec![Input::Memory("simulated".into(), Arc::new(bytes))];
-    let mut sources = open_all(
-        &inputs,
-        cfg.settings.input.max_event_bytes,
-        Arc::new(AtomicU64::new(0)),
-    )?;
-    let mut pipeline = Pipeline::new(cfg, source_names(&inputs), VecDeadLetters::default())
-        .map_err(anyhow::Error::msg)?;
-    drive(
-        &mut sources,
-        &mut pipeline,
-        cfg.settings.time.allowed_lateness,
-        &mut |_| {},
-    )?;
-    let (agg, stats, _) = pipeline.into_parts();
-    let Input::Memory(_, bytes) = inputs
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no input"))?
-    else {
-        unreachable!("built as memory above")
-    };
-    Ok((
-        agg,
-        stats,
-        sim_stats,
-        Arc::try_unwrap(bytes).unwrap_or_else(|a| (*a).clone()),
-    ))
+    let outcome = replay(cfg, &inputs, out, true)?;
+    Ok((outcome, sim_stats))
 }
 
 /// A human-readable table of a month's RPLs against TPL and MPL.

@@ -376,24 +376,19 @@ fn demo(cfg: &Config, a: &DemoArgs) -> Result<(), Failure> {
         a.rate
     );
     let started = std::time::Instant::now();
-    let (agg, stats, sim_stats, bytes) =
-        app::simulate_and_replay(cfg, sim).map_err(Failure::from)?;
+    let (outcome, sim_stats) = app::simulate_and_replay(cfg, sim, &a.out)?;
     let secs = started.elapsed().as_secs_f64();
-    println!("{}", app::month_table(&agg, month));
+    println!("{}", app::month_table(&outcome.aggregates, month));
     println!(
-        "{} events ({} requests simulated), {} dead letters, {:.1} s including simulation",
-        stats.events,
+        "{} events ({} requests simulated), {} dead letters; {:.1} s with the simulation, replay at {:.0} events/s",
+        outcome.stats.events,
         sim_stats.requests,
-        stats.dead_letters_total(),
-        secs
+        outcome.stats.dead_letters_total(),
+        secs,
+        outcome.summary.events_per_second
     );
-    // Replay the same bytes from a file so the demo leaves the real outputs behind.
-    let input_path = a.out.join("events.jsonl");
-    std::fs::create_dir_all(&a.out).map_err(|e| Failure::from(anyhow::Error::from(e)))?;
-    std::fs::write(&input_path, &bytes).map_err(|e| Failure::from(anyhow::Error::from(e)))?;
-    app::replay(cfg, &inputs_from_paths(&[&input_path]), &a.out, false)?;
     println!(
-        "files: {}/ (rpl.csv, failures.csv, deadletter.jsonl, summary.json, events.jsonl)",
+        "files: {}/ (rpl.csv, failures.csv, deadletter.jsonl, summary.json)",
         a.out.display()
     );
     Ok(())
