@@ -483,13 +483,7 @@ impl Correlator {
                         let w = list.swap_remove(i);
                         self.waiting_count -= 1;
                         self.stats.evicted_waiting += 1;
-                        out.push(Output::Dead(StoredDead {
-                            reason: DeadReason::OrphanResponse,
-                            pos: w.pos,
-                            raw: w.raw,
-                            reconstructed: false,
-                            is_request: false,
-                        }));
+                        out.push(orphan(w));
                     }
                     if list.is_empty() {
                         self.waiting.remove(&k);
@@ -498,6 +492,16 @@ impl Correlator {
             }
         }
         self.scratch = keys;
+    }
+
+    /// Marks a pending request decided and emits its decision; returns its `at`, or `None` if
+    /// the key is unknown or already decided (a stale timer).
+    fn decide(&mut self, k: u128, out: &mut Vec<Output>) -> Option<Ts> {
+        let e = self.entries.get_mut(&k).filter(|e| !e.decided)?;
+        e.decided = true;
+        self.pending -= 1;
+        out.push(Output::Decided(e.decision()));
+        Some(e.at)
     }
 
     /// Moves the watermark forward (never back) and decides, expires and orphans what it passed.
@@ -511,27 +515,19 @@ impl Correlator {
         keys.clear();
         if self.decide_at.pop_due(watermark, &mut keys) {
             for &k in &keys {
-                if let Some(e) = self.entries.get_mut(&k)
-                    && !e.decided
-                {
-                    e.decided = true;
-                    self.pending -= 1;
-                    out.push(Output::Decided(e.decision()));
-                    let exp =
-                        e.at.plus(self.cfg.longest_deadline)
-                            .plus(self.cfg.dedupe_horizon);
-                    self.expire_at.push(exp, k);
+                if let Some(at) = self.decide(k, out) {
+                    self.expire_at.push(self.expiry(at), k);
                 }
             }
         }
 
         keys.clear();
         if self.expire_at.pop_due(watermark, &mut keys) {
-            let (longest, horizon) = (self.cfg.longest_deadline, self.cfg.dedupe_horizon);
             for &k in &keys {
-                if let Some(e) = self.entries.get(&k)
-                    && e.decided
-                    && e.at.plus(longest).plus(horizon) < watermark
+                if self
+                    .entries
+                    .get(&k)
+                    .is_some_and(|e| e.decided && self.expiry(e.at) < watermark)
                 {
                     self.entries.remove(&k);
                 }
@@ -548,13 +544,7 @@ impl Correlator {
                         if list[i].at.plus(wait) < watermark {
                             let w = list.swap_remove(i);
                             self.waiting_count -= 1;
-                            out.push(Output::Dead(StoredDead {
-                                reason: DeadReason::OrphanResponse,
-                                pos: w.pos,
-                                raw: w.raw,
-                                reconstructed: false,
-                                is_request: false,
-                            }));
+                            out.push(orphan(w));
                         } else {
                             i += 1;
                         }
@@ -581,13 +571,7 @@ impl Correlator {
                 break;
             }
             for &k in &keys {
-                if let Some(e) = self.entries.get_mut(&k)
-                    && !e.decided
-                {
-                    e.decided = true;
-                    self.pending -= 1;
-                    out.push(Output::Decided(e.decision()));
-                }
+                self.decide(k, out);
             }
         }
         self.scratch = keys;
@@ -600,16 +584,21 @@ impl Correlator {
         let mut drop_keys = Vec::new();
         self.orphan_at.drain_all(&mut drop_keys);
         for w in orphans {
-            out.push(Output::Dead(StoredDead {
-                reason: DeadReason::OrphanResponse,
-                pos: w.pos,
-                raw: w.raw,
-                reconstructed: false,
-                is_request: false,
-            }));
+            out.push(orphan(w));
         }
         true
     }
+}
+
+/// The dead letter of a response whose request never came.
+fn orphan(w: Waiting) -> Output {
+    Output::Dead(StoredDead {
+        reason: DeadReason::OrphanResponse,
+        pos: w.pos,
+        raw: w.raw,
+        reconstructed: false,
+        is_request: false,
+    })
 }
 
 /// A request's canonical JSON rebuilt from its stored fields. The id is not stored (only its
