@@ -614,3 +614,154 @@ fn reconstruct_request(e: &Entry, id: &str, cat: &Catalog) -> String {
         e.at.to_rfc3339_exact()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::time::NANOS_PER_SEC;
+    use std::sync::Arc;
+
+    const HOUR: i64 = 3600;
+
+    fn setup(max_waiting: usize) -> (Correlator, Catalog) {
+        let cfg = Config::builtin().unwrap();
+        let defs = Arc::new(cfg.definitions.clone());
+        let c = Correlator::new(CorrelatorConfig {
+            longest_deadline: defs.longest_deadline,
+            dedupe_horizon: Dur::from_secs(7 * 24 * HOUR),
+            orphan_wait: defs.longest_deadline,
+            max_waiting_responses: max_waiting,
+        });
+        (c, Catalog::new(defs))
+    }
+
+    fn t(s: i64) -> Ts {
+        Ts(1_709_251_200 * NANOS_PER_SEC + s * NANOS_PER_SEC)
+    }
+
+    fn request(
+        c: &mut Correlator,
+        cat: &mut Catalog,
+        id: &str,
+        at: i64,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
+        let r = Req {
+            key: key_of(id),
+            srv: cat.srv("8.11"),
+            region: Region::North,
+            provider: Provider::Dsp,
+            at: t(at),
+            pos: Pos::new(0, at as u64),
+        };
+        c.request(r, id, cat, out)
+    }
+
+    fn response(
+        c: &mut Correlator,
+        cat: &mut Catalog,
+        id: &str,
+        code: &str,
+        at: i64,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
+        let r = Resp {
+            key: key_of(id),
+            code: cat.code(code),
+            at: t(at),
+            pos: Pos::new(1, at as u64),
+        };
+        c.response(r, id.as_bytes(), cat, out)
+    }
+
+    #[test]
+    fn decided_records_leave_after_the_horizon() {
+        let (mut c, mut cat) = setup(1000);
+        let mut out = Vec::new();
+        for i in 0..1000 {
+            let id = format!("r{i}");
+            request(&mut c, &mut cat, &id, i, &mut out);
+            response(&mut c, &mut cat, &id, "I0", i + 2, &mut out);
+        }
+        assert_eq!((c.pending(), c.records()), (1000, 1000));
+        c.advance(t(1100), &mut out);
+        let decided = out
+            .iter()
+            .filter(|o| matches!(o, Output::Decided(_)))
+            .count();
+        assert_eq!(
+            (c.pending(), decided),
+            (0, 1000),
+            "decided when the watermark passed each final"
+        );
+        assert_eq!(c.records(), 1000, "kept for dedupe within the horizon");
+        // A copy inside the horizon is still recognised.
+        assert_eq!(
+            request(&mut c, &mut cat, "r5", 5, &mut out),
+            Verdict::Duplicate
+        );
+        c.advance(t(1000 + 24 * HOUR + 7 * 24 * HOUR + 2), &mut out);
+        assert_eq!(c.records(), 0, "nothing is kept past at + 24 h + 7 d");
+        assert_eq!(
+            request(&mut c, &mut cat, "r6", 6, &mut out),
+            Verdict::Dead(DeadReason::TooLate)
+        );
+    }
+
+    #[test]
+    fn an_acknowledgement_never_ends_a_request() {
+        let (mut c, mut cat) = setup(1000);
+        let mut out = Vec::new();
+        request(&mut c, &mut cat, "a", 0, &mut out);
+        assert_eq!(
+            response(&mut c, &mut cat, "a", "I99", 1, &mut out),
+            Verdict::Accepted
+        );
+        c.advance(t(2 * HOUR), &mut out);
+        assert!(
+            out.is_empty() && c.pending() == 1,
+            "still pending after its ack"
+        );
+        c.advance(t(24 * HOUR + 2), &mut out);
+        assert_eq!(out.len(), 1);
+        let Output::Decided(d) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(d.fin, None, "no final response: decided at the deadline");
+    }
+
+    #[test]
+    fn the_waiting_cap_evicts_the_oldest_first() {
+        let (mut c, mut cat) = setup(3);
+        let mut out = Vec::new();
+        for (i, at) in [50, 10, 40, 30, 20].into_iter().enumerate() {
+            let v = response(&mut c, &mut cat, &format!("o{i}"), "I0", at, &mut out);
+            assert_eq!(v, Verdict::Waiting);
+        }
+        assert_eq!(c.waiting(), 3);
+        let evicted: Vec<u64> = out
+            .iter()
+            .map(|o| match o {
+                Output::Dead(d) if d.reason == DeadReason::OrphanResponse => d.pos.n(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(evicted, vec![10, 20], "the two oldest by `at`");
+        assert_eq!(c.stats().evicted_waiting, 2);
+        // A request arriving for a waiting response settles it.
+        out.clear();
+        request(&mut c, &mut cat, "o2", 35, &mut out);
+        assert_eq!(c.waiting(), 2);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Output::Settled {
+                    verdict: Verdict::Accepted,
+                    behind: false
+                }]
+            ),
+            "{out:?}"
+        );
+    }
+}
