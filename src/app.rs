@@ -310,3 +310,156 @@ pub fn month_table(agg: &Aggregates, month: crate::calendar::Month) -> String {
     }
     s
 }
+
+/// What `score` was asked.
+pub struct ScoreRequest {
+    /// A regulatory year (`RY23/24`: the scheme in the config directory, else built in) or a path.
+    pub scheme: String,
+    /// Input CSV files.
+    pub inputs: Vec<PathBuf>,
+    /// £m at risk, overriding (or supplying) the scheme's.
+    pub margin: Option<rust_decimal::Decimal>,
+    /// What-ifs, `MEASURE.COMPONENT[.REGION]=VALUE`.
+    pub what_if: Vec<String>,
+    /// Where to write `score.csv` and `score.json`.
+    pub out: Option<PathBuf>,
+}
+
+/// Why `score` failed: the request or configuration (exit 2), or the inputs (exit 1).
+#[derive(Debug)]
+pub enum ScoreError {
+    /// Bad usage or scheme.
+    Usage(String),
+    /// Bad inputs or I/O.
+    Failed(String),
+}
+
+/// Loads the scheme named by `arg` (a year or a path), validated against the streaming measures.
+pub fn load_scheme(
+    cfg: &Config,
+    config_dir: Option<&Path>,
+    arg: &str,
+) -> Result<crate::score::scheme::Scheme, ScoreError> {
+    use crate::score::scheme;
+    let streaming: Vec<String> = cfg
+        .definitions
+        .measures
+        .iter()
+        .map(|m| m.id.clone())
+        .collect();
+    let (name, text) = if scheme::RegYear::parse(arg).is_some() {
+        let file = config_dir.map(|d| {
+            d.join("opr")
+                .join(format!("{}.toml", arg.replace('/', "-")))
+        });
+        match file.filter(|f| f.is_file()) {
+            Some(f) => {
+                let text = std::fs::read_to_string(&f)
+                    .map_err(|e| ScoreError::Usage(format!("cannot read {}: {e}", f.display())))?;
+                (f.display().to_string(), text)
+            }
+            None => match crate::config::SCHEMES.iter().find(|(y, _)| *y == arg) {
+                Some((y, text)) => (format!("built-in scheme {y}"), text.to_string()),
+                None => {
+                    let known: Vec<&str> = crate::config::SCHEMES.iter().map(|(y, _)| *y).collect();
+                    return Err(ScoreError::Usage(format!(
+                        "no scheme for {arg} (built in: {}; or give a path)",
+                        known.join(", ")
+                    )));
+                }
+            },
+        }
+    } else {
+        let text = std::fs::read_to_string(arg)
+            .map_err(|e| ScoreError::Usage(format!("cannot read scheme {arg}: {e}")))?;
+        (arg.to_string(), text)
+    };
+    scheme::parse(&name, &text, &streaming).map_err(|p| {
+        ScoreError::Usage(format!(
+            "{} problem(s) in the scheme:\n{}",
+            p.len(),
+            p.join("\n")
+        ))
+    })
+}
+
+/// Scores a year: prints the Table 7–shaped table (and what-if differences) and, with `out`,
+/// writes `score.csv` and `score.json`. Warnings go to the log.
+pub fn score(
+    cfg: &Config,
+    config_dir: Option<&Path>,
+    req: &ScoreRequest,
+) -> Result<String, ScoreError> {
+    use crate::score::{inputs, model, render};
+    let scheme = load_scheme(cfg, config_dir, &req.scheme)?;
+    let margin = match (req.margin, scheme.margin_at_risk) {
+        (Some(m), _) if m > rust_decimal::Decimal::ZERO => m,
+        (Some(m), _) => {
+            return Err(ScoreError::Usage(format!(
+                "--margin must be positive, found {m}"
+            )));
+        }
+        (None, Some(m)) => m,
+        (None, None) => {
+            return Err(ScoreError::Usage(format!(
+                "the margin at risk of {} is not known: pass --margin <£m>",
+                scheme.year
+            )));
+        }
+    };
+    let overrides: Vec<model::Override> = req
+        .what_if
+        .iter()
+        .map(|w| model::Override::parse(w, &scheme))
+        .collect::<Result<_, _>>()
+        .map_err(ScoreError::Usage)?;
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for path in &req.inputs {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScoreError::Failed(format!("cannot read {}: {e}", path.display())))?;
+        match inputs::parse(&path.display().to_string(), &text) {
+            Ok(mut r) => rows.append(&mut r),
+            Err(mut e) => problems.append(&mut e),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ScoreError::Failed(format!(
+            "{} problem(s) in the inputs:\n{}",
+            problems.len(),
+            problems.join("\n")
+        )));
+    }
+    let fail = |p: Vec<String>| {
+        ScoreError::Failed(format!(
+            "{} problem(s) in the inputs:\n{}",
+            p.len(),
+            p.join("\n")
+        ))
+    };
+    let base = model::score(&scheme, &rows, margin, &[]).map_err(fail)?;
+    let report = if overrides.is_empty() {
+        base.clone()
+    } else {
+        model::score(&scheme, &rows, margin, &overrides).map_err(fail)?
+    };
+    for w in &report.warnings {
+        tracing::warn!("{w}");
+    }
+    let mut text = render::table(&report);
+    if !overrides.is_empty() {
+        text.push('\n');
+        text.push_str(&render::what_if_diff(&base, &report));
+    }
+    if let Some(out) = &req.out {
+        let io = |e: std::io::Error| ScoreError::Failed(e.to_string());
+        let dir = OutDir::create(out).map_err(io)?;
+        dir.write("score.csv", render::score_csv(&report).as_bytes())
+            .map_err(io)?;
+        let mut json =
+            render::score_json(&report).map_err(|e| ScoreError::Failed(e.to_string()))?;
+        json.push('\n');
+        dir.write("score.json", json.as_bytes()).map_err(io)?;
+    }
+    Ok(text)
+}

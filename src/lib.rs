@@ -46,6 +46,7 @@ pub mod config;
 pub mod correlate;
 pub mod event;
 pub mod pipeline;
+pub mod score;
 pub mod simulate;
 pub mod sink;
 pub mod source;

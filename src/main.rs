@@ -44,6 +44,31 @@ enum Command {
     Simulate(SimulateArgs),
     /// Simulate a month in memory, replay it and print its RPLs against TPL and MPL.
     Demo(DemoArgs),
+    /// Score a regulatory year: RPLs to margin retained (the seed's Table 7).
+    Score(ScoreArgs),
+}
+
+#[derive(Args, Debug)]
+struct ScoreArgs {
+    /// The scheme: a regulatory year (RY23/24, RY24/25: from <config>/opr/ or built in) or a
+    /// path to a scheme file.
+    #[arg(long, value_name = "YEAR|FILE")]
+    scheme: String,
+    /// Input CSV files: measure,component,region,period,value[,numerator,denominator].
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    inputs: Vec<PathBuf>,
+    /// A replay/rollup output directory: short for --inputs DIR/opr-inputs.csv.
+    #[arg(long, value_name = "DIR")]
+    from_rollup: Option<PathBuf>,
+    /// Margin at risk in £m (required when the scheme does not know it).
+    #[arg(long, value_name = "£M")]
+    margin: Option<String>,
+    /// What-if, repeatable: MEASURE.COMPONENT[.REGION]=VALUE (e.g. SDM1.FIRST-TIME-WAN.north=97.0).
+    #[arg(long, value_name = "OVERRIDE")]
+    what_if: Vec<String>,
+    /// Write score.csv and score.json here.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -208,8 +233,51 @@ fn load_config(dir: Option<PathBuf>) -> Result<Config, Failure> {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    let config_dir = cli.config.clone().or_else(|| {
+        let d = PathBuf::from("config");
+        d.is_dir().then_some(d)
+    });
     let cfg = load_config(cli.config)?;
     match cli.command {
+        Command::Score(a) => {
+            let mut inputs = a.inputs.clone();
+            if let Some(dir) = &a.from_rollup {
+                inputs.insert(0, dir.join("opr-inputs.csv"));
+            }
+            if inputs.is_empty() {
+                return Err(Failure::usage(
+                    "give --inputs FILE… and/or --from-rollup DIR",
+                ));
+            }
+            let margin = a
+                .margin
+                .as_deref()
+                .map(|m| {
+                    m.trim_start_matches('£')
+                        .trim_end_matches('m')
+                        .parse::<rust_decimal::Decimal>()
+                })
+                .transpose()
+                .map_err(|_| Failure::usage("--margin must be a number of £m, e.g. 8.938"))?;
+            let req = app::ScoreRequest {
+                scheme: a.scheme,
+                inputs,
+                margin,
+                what_if: a.what_if,
+                out: a.out,
+            };
+            match app::score(&cfg, config_dir.as_deref(), &req) {
+                Ok(text) => {
+                    print!("{text}");
+                    Ok(())
+                }
+                Err(app::ScoreError::Usage(m)) => Err(Failure::usage(m)),
+                Err(app::ScoreError::Failed(m)) => Err(Failure {
+                    code: 1,
+                    message: m,
+                }),
+            }
+        }
         Command::Replay(a) if a.parse_only => {
             let r = app::parse_only(&cfg, &inputs_from_paths(&a.files))?;
             println!(

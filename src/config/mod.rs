@@ -23,6 +23,12 @@ pub const DEFAULT_SETTINGS: &str = include_str!("../../config/srv-opr.toml");
 /// The built-in `measures.toml` (identical to `config/measures.toml`).
 pub const DEFAULT_MEASURES: &str = include_str!("../../config/measures.toml");
 
+/// The built-in OPR schemes by regulatory year (identical to `config/opr/*.toml`).
+pub const SCHEMES: [(&str, &str); 2] = [
+    ("RY23/24", include_str!("../../config/opr/RY23-24.toml")),
+    ("RY24/25", include_str!("../../config/opr/RY24-25.toml")),
+];
+
 /// Every configuration problem found, each as `source: key: problem`.
 #[derive(Debug, Default, Clone)]
 pub struct Problems(Vec<String>);

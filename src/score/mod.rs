@@ -1,0 +1,16 @@
+//! The OPR scoring core: from Reported Performance Levels to margin retained (SPEC §7).
+//!
+//! Pure computation (no I/O, no tokio), exact in `rust_decimal` at every step:
+//! - `ratio`: weights as exact fractions (7/30 stays 7/30);
+//! - `scheme`: a regulatory year's scheme (`config/opr/*.toml`), validated;
+//! - `inputs`: score input rows (`measure,component,region,period,value[,numerator,denominator]`);
+//! - `model`: the computation, steps 1–5 of SPEC §7, every intermediate figure kept;
+//! - `render`: the Table 7–shaped text, `score.csv` and `score.json`: the one place that rounds.
+//!
+//! It imports nothing from the streaming core: it reads RPLs, wherever they come from.
+
+pub mod inputs;
+pub mod model;
+pub mod ratio;
+pub mod render;
+pub mod scheme;

@@ -1,0 +1,628 @@
+//! The OPR computation, SPEC §7 steps 1–5, exact (`rust_decimal`) at every step and keeping every
+//! intermediate figure, so a pound can be followed from RPL to margin. No rounding here: that
+//! happens once, for display, in `render`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::inputs::{InputRow, Period};
+use super::ratio::Ratio;
+use super::scheme::{Combine, Mechanism, Part, Scheme, SchemeMeasure};
+
+/// The three CSP regions, in report order.
+pub const REGIONS: [&str; 3] = ["north", "central", "south"];
+
+fn hundred() -> Decimal {
+    Decimal::ONE_HUNDRED
+}
+
+fn three() -> Decimal {
+    Decimal::from(3)
+}
+
+/// A what-if: replace a component's annual RPL (or a VMM score).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Override {
+    /// Scheme measure id.
+    pub measure: String,
+    /// Component id (`score` for VMM).
+    pub component: String,
+    /// Region for regional components.
+    pub region: Option<String>,
+    /// The annual value to use.
+    pub value: Decimal,
+}
+
+impl Override {
+    /// Parses `SDM1.FIRST-TIME-WAN.north=97.0` against the scheme (component ids may contain dots).
+    pub fn parse(text: &str, scheme: &Scheme) -> Result<Override, String> {
+        let (lhs, value) = text.split_once('=').ok_or_else(|| {
+            format!("what-if {text:?}: expected MEASURE.COMPONENT[.REGION]=VALUE")
+        })?;
+        let value: Decimal = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("what-if {text:?}: {value:?} is not a number"))?;
+        let (mid, rest) = lhs.split_once('.').ok_or_else(|| {
+            format!("what-if {text:?}: expected MEASURE.COMPONENT[.REGION]=VALUE")
+        })?;
+        let m = scheme
+            .measure(mid)
+            .ok_or_else(|| format!("what-if {text:?}: no measure {mid:?} in {}", scheme.year))?;
+        let candidates: Vec<String> = if m.mechanism == Mechanism::Vmm {
+            vec!["score".into()]
+        } else {
+            m.components.iter().map(|c| c.id.clone()).collect()
+        };
+        for cid in candidates {
+            let Some(after) = rest.strip_prefix(cid.as_str()) else {
+                continue;
+            };
+            let region = match after {
+                "" => None,
+                r => match r.strip_prefix('.') {
+                    Some(r) if REGIONS.contains(&r) => Some(r.to_string()),
+                    _ => continue,
+                },
+            };
+            let regional = m.component(&cid).is_some_and(|c| c.regional());
+            if regional != region.is_some() {
+                return Err(format!(
+                    "what-if {text:?}: {mid}.{cid} {}",
+                    if regional {
+                        "is regional: add .north, .central or .south"
+                    } else {
+                        "is not regional: no region"
+                    }
+                ));
+            }
+            return Ok(Override {
+                measure: mid.into(),
+                component: cid,
+                region,
+                value,
+            });
+        }
+        Err(format!(
+            "what-if {text:?}: {mid} has no component matching {rest:?}"
+        ))
+    }
+}
+
+/// A component's annual figure, with how it was reached.
+#[derive(Clone, Debug, Serialize)]
+pub struct ComponentScore {
+    /// Component id.
+    pub component: String,
+    /// Region, for regional components.
+    pub region: Option<String>,
+    /// Counts towards the measure's RPL.
+    pub scored: bool,
+    /// The monthly values used (empty when an annual row was given).
+    pub months: BTreeMap<String, Decimal>,
+    /// Months of the year without a value (a warning when some are present).
+    pub missing_months: Vec<String>,
+    /// Σ numerators and Σ denominators, when every row had counts.
+    pub counts: Option<(Decimal, Decimal)>,
+    /// How the annual figure was made: `annual row`, `mean of N months`, `pooled`, `what-if`.
+    pub method: String,
+    /// The annual RPL (percent), if there was any input.
+    pub annual: Option<Decimal>,
+}
+
+/// One scored part of a measure: the non-regional RPL (mechanism A) or one region (B).
+#[derive(Clone, Debug, Serialize)]
+pub struct PartScore {
+    /// `non-regional` or the region.
+    pub scope: String,
+    /// The RPL: mean of its scored components' annual RPLs.
+    pub rpl: Decimal,
+    /// Kept share (0–1) from the curve.
+    pub share: Decimal,
+    /// £m allocated to it.
+    pub allocation: Decimal,
+    /// £m kept.
+    pub kept: Decimal,
+    /// £m lost.
+    pub lost: Decimal,
+}
+
+/// A VMM measure's score.
+#[derive(Clone, Debug, Serialize)]
+pub struct VmmScore {
+    /// The score out of 3 (a mean when sub-question scores were given).
+    pub score: Decimal,
+    /// The sub-question scores used, if any.
+    pub sub_questions: BTreeMap<String, Decimal>,
+}
+
+/// One measure's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct MeasureScore {
+    /// Scheme id.
+    pub measure: String,
+    /// Name.
+    pub name: String,
+    /// Weight as a fraction (`7/30`).
+    pub weight: String,
+    /// Weight as a decimal.
+    pub weight_decimal: Decimal,
+    /// Mechanism.
+    pub mechanism: Mechanism,
+    /// TPL, MPL.
+    pub tpl: Option<Decimal>,
+    /// MPL.
+    pub mpl: Option<Decimal>,
+    /// Whether it was assessed (false: a zero-weighted measure without inputs, `n/a`).
+    pub assessed: bool,
+    /// £m: margin × weight.
+    pub allocation: Decimal,
+    /// £m kept.
+    pub kept: Decimal,
+    /// £m lost.
+    pub lost: Decimal,
+    /// kept / allocation (0–1), when there is an allocation.
+    pub retained_share: Option<Decimal>,
+    /// Scored parts.
+    pub parts: Vec<PartScore>,
+    /// Components and how their annual figures were made.
+    pub components: Vec<ComponentScore>,
+    /// VMM score.
+    pub vmm: Option<VmmScore>,
+}
+
+/// The year's score.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// `RY23/24`.
+    pub year: String,
+    /// £m at risk.
+    pub margin_at_risk: Decimal,
+    /// Measures in scheme order.
+    pub measures: Vec<MeasureScore>,
+    /// £m kept in all (exact sum).
+    pub total_kept: Decimal,
+    /// £m lost in all (exact sum).
+    pub total_lost: Decimal,
+    /// Warnings (missing months, what-ifs applied).
+    pub warnings: Vec<String>,
+}
+
+type Key = (String, String, Option<String>); // measure, component, region
+
+/// Scores `rows` under `scheme` with `margin` £m at risk, applying `overrides`. Every input
+/// problem is reported, each naming its row.
+pub fn score(
+    scheme: &Scheme,
+    rows: &[InputRow],
+    margin: Decimal,
+    overrides: &[Override],
+) -> Result<Report, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let months = scheme.year.months();
+
+    // Validate rows and group them by (measure, component, region).
+    let mut groups: BTreeMap<Key, Vec<&InputRow>> = BTreeMap::new();
+    let mut seen: BTreeSet<(Key, Period)> = BTreeSet::new();
+    for r in rows {
+        let Some(m) = scheme.measure(&r.measure) else {
+            problems.push(format!(
+                "{}: no measure {:?} in the {} scheme",
+                r.origin, r.measure, scheme.year
+            ));
+            continue;
+        };
+        let (regional, vmm) = match m.mechanism {
+            Mechanism::Vmm => (false, true),
+            _ => match m.component(&r.component) {
+                Some(c) => (c.regional(), false),
+                None => {
+                    let known: Vec<&str> = m.components.iter().map(|c| c.id.as_str()).collect();
+                    problems.push(format!(
+                        "{}: {} has no component {:?} (known: {})",
+                        r.origin,
+                        r.measure,
+                        r.component,
+                        known.join(", ")
+                    ));
+                    continue;
+                }
+            },
+        };
+        if regional != r.region.is_some() {
+            problems.push(format!(
+                "{}: {}.{} {}",
+                r.origin,
+                r.measure,
+                r.component,
+                if regional {
+                    "is regional: give north, central or south"
+                } else {
+                    "is not regional: leave the region empty"
+                }
+            ));
+            continue;
+        }
+        let (lo, hi) = if vmm {
+            (Decimal::ZERO, three())
+        } else {
+            (Decimal::ZERO, hundred())
+        };
+        if r.value < lo || r.value > hi {
+            problems.push(format!(
+                "{}: value {} is outside {lo}–{hi}",
+                r.origin, r.value
+            ));
+            continue;
+        }
+        match &r.period {
+            Period::Year(y) if *y != scheme.year => {
+                problems.push(format!(
+                    "{}: period {y} is not the scheme's year {}",
+                    r.origin, scheme.year
+                ));
+                continue;
+            }
+            Period::Month(mo) if !months.contains(mo) => {
+                problems.push(format!(
+                    "{}: month {mo} is outside {}",
+                    r.origin, scheme.year
+                ));
+                continue;
+            }
+            Period::Month(_) if vmm => {
+                problems.push(format!(
+                    "{}: a VMM score is annual: use period {}",
+                    r.origin, scheme.year
+                ));
+                continue;
+            }
+            _ => {}
+        }
+        let key = (r.measure.clone(), r.component.clone(), r.region.clone());
+        if !seen.insert((key.clone(), r.period.clone())) {
+            problems.push(format!(
+                "{}: the same row twice ({} {} {:?})",
+                r.origin, r.measure, r.component, r.period
+            ));
+            continue;
+        }
+        groups.entry(key).or_default().push(r);
+    }
+    for (key, rs) in &groups {
+        let annual = rs.iter().any(|r| matches!(r.period, Period::Year(_)));
+        let monthly = rs.iter().any(|r| matches!(r.period, Period::Month(_)));
+        if annual && monthly {
+            problems.push(format!(
+                "{}: {} {} has both annual and monthly rows (first at {})",
+                rs.last().map_or("", |r| r.origin.as_str()),
+                key.0,
+                key.1,
+                rs[0].origin
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    let mut measures = Vec::new();
+    for m in &scheme.measures {
+        match measure_score(
+            m,
+            scheme,
+            &groups,
+            &months,
+            margin,
+            overrides,
+            &mut warnings,
+        ) {
+            Ok(s) => measures.push(s),
+            Err(mut e) => problems.append(&mut e),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let total_kept = measures.iter().map(|m| m.kept).sum();
+    let total_lost = measures.iter().map(|m| m.lost).sum();
+    Ok(Report {
+        year: scheme.year.to_string(),
+        margin_at_risk: margin,
+        measures,
+        total_kept,
+        total_lost,
+        warnings,
+    })
+}
+
+fn mean(values: impl IntoIterator<Item = Decimal>) -> Option<Decimal> {
+    let v: Vec<Decimal> = values.into_iter().collect();
+    (!v.is_empty()).then(|| v.iter().sum::<Decimal>() / Decimal::from(v.len()))
+}
+
+/// Step 1: a component's annual RPL.
+#[allow(clippy::too_many_arguments)]
+fn component_score(
+    m: &SchemeMeasure,
+    cid: &str,
+    scored: bool,
+    region: Option<&str>,
+    groups: &BTreeMap<Key, Vec<&InputRow>>,
+    months: &[String],
+    overrides: &[Override],
+    warnings: &mut Vec<String>,
+) -> Result<ComponentScore, String> {
+    let key = (m.id.clone(), cid.to_string(), region.map(str::to_string));
+    let rows = groups.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+    let mut cs = ComponentScore {
+        component: cid.to_string(),
+        region: region.map(str::to_string),
+        scored,
+        months: BTreeMap::new(),
+        missing_months: Vec::new(),
+        counts: None,
+        method: String::new(),
+        annual: None,
+    };
+    let all_counts = !rows.is_empty() && rows.iter().all(|r| r.counts.is_some());
+    if all_counts {
+        let (n, d) = rows
+            .iter()
+            .filter_map(|r| r.counts)
+            .fold((Decimal::ZERO, Decimal::ZERO), |a, c| {
+                (a.0 + c.0, a.1 + c.1)
+            });
+        cs.counts = Some((n, d));
+    }
+    if let [r] = rows
+        && matches!(r.period, Period::Year(_))
+    {
+        cs.annual = Some(r.value);
+        cs.method = "annual row".into();
+    } else if !rows.is_empty() {
+        for r in rows {
+            if let Period::Month(mo) = &r.period {
+                cs.months.insert(mo.clone(), r.value);
+            }
+        }
+        cs.missing_months = months
+            .iter()
+            .filter(|mo| !cs.months.contains_key(*mo))
+            .cloned()
+            .collect();
+        if !cs.missing_months.is_empty() {
+            warnings.push(format!(
+                "{} {}{}: scored from {} month(s); missing {}",
+                m.id,
+                cid,
+                region.map(|r| format!(" {r}")).unwrap_or_default(),
+                cs.months.len(),
+                cs.missing_months.join(", ")
+            ));
+        }
+        match m.combine {
+            Combine::Mean => {
+                cs.annual = mean(cs.months.values().copied());
+                cs.method = format!("mean of {} month(s)", cs.months.len());
+            }
+            Combine::Pooled => match cs.counts {
+                Some((n, d)) => {
+                    cs.annual = Some(hundred() * n / d);
+                    cs.method = "pooled: 100 × Σ numerators / Σ denominators".into();
+                }
+                None => {
+                    return Err(format!(
+                        "{} combines by pooling: every row of {}{} needs numerator and denominator",
+                        m.id,
+                        cid,
+                        region.map(|r| format!(" {r}")).unwrap_or_default()
+                    ));
+                }
+            },
+        }
+    }
+    if let Some(o) = overrides
+        .iter()
+        .find(|o| o.measure == m.id && o.component == cid && o.region.as_deref() == region)
+    {
+        warnings.push(format!(
+            "what-if: {} {}{} set to {} (was {})",
+            m.id,
+            cid,
+            region.map(|r| format!(" {r}")).unwrap_or_default(),
+            o.value,
+            cs.annual.map_or("none".into(), |a| a.to_string())
+        ));
+        cs.annual = Some(o.value);
+        cs.method = "what-if".into();
+    }
+    Ok(cs)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure_score(
+    m: &SchemeMeasure,
+    scheme: &Scheme,
+    groups: &BTreeMap<Key, Vec<&InputRow>>,
+    months: &[String],
+    margin: Decimal,
+    overrides: &[Override],
+    warnings: &mut Vec<String>,
+) -> Result<MeasureScore, Vec<String>> {
+    let allocation = m.weight.of(margin);
+    let mut out = MeasureScore {
+        measure: m.id.clone(),
+        name: m.name.clone(),
+        weight: m.weight.to_string(),
+        weight_decimal: m.weight.to_decimal(),
+        mechanism: m.mechanism,
+        tpl: m.tpl,
+        mpl: m.mpl,
+        assessed: true,
+        allocation,
+        kept: Decimal::ZERO,
+        lost: Decimal::ZERO,
+        retained_share: None,
+        parts: Vec::new(),
+        components: Vec::new(),
+        vmm: None,
+    };
+    let weighted = !m.weight.is_zero();
+
+    if m.mechanism == Mechanism::Vmm {
+        let rows: Vec<&InputRow> = groups
+            .iter()
+            .filter(|(k, _)| k.0 == m.id)
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect();
+        let direct = rows.iter().find(|r| r.component == "score");
+        let subs: BTreeMap<String, Decimal> = rows
+            .iter()
+            .filter(|r| r.component != "score")
+            .map(|r| (r.component.clone(), r.value))
+            .collect();
+        let mut score = match (direct, subs.is_empty()) {
+            (Some(r), true) => Some(r.value),
+            (None, false) => mean(subs.values().copied()),
+            (Some(r), false) => {
+                return Err(vec![format!(
+                    "{}: {} is given both as `score` and as sub-question scores",
+                    r.origin, m.id
+                )]);
+            }
+            (None, true) => None,
+        };
+        if let Some(o) = overrides.iter().find(|o| o.measure == m.id) {
+            warnings.push(format!(
+                "what-if: {} score set to {} (was {})",
+                m.id,
+                o.value,
+                score.map_or("none".into(), |s| s.to_string())
+            ));
+            score = Some(o.value);
+        }
+        match score {
+            Some(s) => {
+                out.kept = allocation * s / three();
+                out.vmm = Some(VmmScore {
+                    score: s,
+                    sub_questions: subs,
+                });
+            }
+            None if weighted => {
+                return Err(vec![format!(
+                    "no input for {} ({}): give `score` or sub-question scores",
+                    m.id, m.name
+                )]);
+            }
+            None => out.assessed = false,
+        }
+        out.lost = allocation - out.kept;
+        out.retained_share = weighted.then(|| out.kept / allocation);
+        return Ok(out);
+    }
+
+    let (tpl, mpl) = match (m.tpl, m.mpl) {
+        (Some(t), Some(mi)) => (t, mi),
+        _ => return Err(vec![format!("{}: no TPL/MPL", m.id)]),
+    };
+    let mut problems = Vec::new();
+    // Step 1 for every component (and region).
+    for c in &m.components {
+        let regions: Vec<Option<&str>> = if c.regional() {
+            REGIONS.iter().map(|r| Some(*r)).collect()
+        } else {
+            vec![None]
+        };
+        for region in regions {
+            match component_score(
+                m, &c.id, c.scored, region, groups, months, overrides, warnings,
+            ) {
+                Ok(cs) => {
+                    if cs.annual.is_none() && c.scored && weighted {
+                        problems.push(format!(
+                            "no input for {} {}{} ({})",
+                            m.id,
+                            c.id,
+                            region.map(|r| format!(" {r}")).unwrap_or_default(),
+                            m.name
+                        ));
+                    }
+                    out.components.push(cs);
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    // Step 2: the RPL of each part, the mean of its scored components.
+    let rpl_of = |part: Part, region: Option<&str>| {
+        mean(
+            out.components
+                .iter()
+                .filter(|cs| cs.scored && cs.region.as_deref() == region)
+                .filter(|cs| m.component(&cs.component).is_some_and(|c| c.part == part))
+                .filter_map(|cs| cs.annual),
+        )
+    };
+    let n_a = m
+        .components
+        .iter()
+        .filter(|c| c.scored && c.part == Part::A)
+        .count();
+    let n_b = m
+        .components
+        .iter()
+        .filter(|c| c.scored && c.part == Part::B)
+        .count();
+    // Step 4: the allocation of each part (A+B shares it by component counts).
+    let (alloc_a, alloc_b) = match m.mechanism {
+        Mechanism::A => (allocation, Decimal::ZERO),
+        Mechanism::B => (Decimal::ZERO, allocation),
+        _ => {
+            let share_a = Ratio::new(n_a as i128, (n_a + n_b) as i128).unwrap_or(Ratio::ZERO);
+            let a = share_a.of(allocation);
+            (a, allocation - a)
+        }
+    };
+    let mut scopes: Vec<(String, Option<Decimal>, Decimal)> = Vec::new();
+    if matches!(m.mechanism, Mechanism::A | Mechanism::AB) {
+        scopes.push(("non-regional".into(), rpl_of(Part::A, None), alloc_a));
+    }
+    if matches!(m.mechanism, Mechanism::B | Mechanism::AB) {
+        for r in REGIONS {
+            scopes.push((r.into(), rpl_of(Part::B, Some(r)), alloc_b / three()));
+        }
+    }
+    // Zero-weighted measures without every input are reported as not assessed.
+    if !weighted && scopes.iter().any(|(_, rpl, _)| rpl.is_none()) {
+        out.assessed = false;
+        return Ok(out);
+    }
+    for (scope, rpl, alloc) in scopes {
+        let Some(rpl) = rpl else {
+            return Err(vec![format!("{}: no scored input for {scope}", m.id)]);
+        };
+        // Step 3: the kept share; step 4: kept money; step 5: lost.
+        let share = scheme.curve.share(rpl, tpl, mpl);
+        let kept = alloc * share;
+        out.parts.push(PartScore {
+            scope,
+            rpl,
+            share,
+            allocation: alloc,
+            kept,
+            lost: alloc - kept,
+        });
+    }
+    out.kept = out.parts.iter().map(|p| p.kept).sum();
+    out.lost = allocation - out.kept;
+    out.retained_share = weighted.then(|| out.kept / allocation);
+    Ok(out)
+}
