@@ -14,7 +14,7 @@ use crate::pipeline::{Pipeline, PipelineStats};
 use crate::simulate::{SimConfig, SimStats, Simulator};
 use crate::sink::deadletter::JsonlDeadLetters;
 use crate::sink::outdir::OutDir;
-use crate::sink::rollup::{Summary, failures_csv, rpl_csv, rpl_lines};
+use crate::sink::rollup::{Summary, failures_csv, opr_inputs_csv, rpl_csv, rpl_lines};
 use crate::source::files::{Input, drive, open_all, source_names};
 use crate::time::Ts;
 
@@ -112,6 +112,19 @@ pub fn replay(
     })
 }
 
+/// Every known scheme (built in, or from the configuration's `opr/` directory), for mapping the
+/// streaming measures into score inputs.
+pub fn schemes(cfg: &Config) -> anyhow::Result<Vec<crate::score::scheme::Scheme>> {
+    crate::config::SCHEMES
+        .iter()
+        .map(|(year, _)| {
+            load_scheme(cfg, year).map_err(|e| match e {
+                ScoreError::Usage(m) | ScoreError::Failed(m) => anyhow::anyhow!(m),
+            })
+        })
+        .collect()
+}
+
 /// Writes `rpl.csv`, `failures.csv` and `summary.json`.
 pub fn write_outputs(
     outdir: &OutDir,
@@ -125,6 +138,10 @@ pub fn write_outputs(
     let lines = rpl_lines(aggregates, None);
     outdir.write("rpl.csv", rpl_csv(&lines).as_bytes())?;
     outdir.write("failures.csv", failures_csv(&lines).as_bytes())?;
+    outdir.write(
+        "opr-inputs.csv",
+        opr_inputs_csv(&lines, &schemes(cfg)?).as_bytes(),
+    )?;
     let summary = Summary::new(
         stats,
         aggregates,
@@ -335,11 +352,8 @@ pub enum ScoreError {
 }
 
 /// Loads the scheme named by `arg` (a year or a path), validated against the streaming measures.
-pub fn load_scheme(
-    cfg: &Config,
-    config_dir: Option<&Path>,
-    arg: &str,
-) -> Result<crate::score::scheme::Scheme, ScoreError> {
+pub fn load_scheme(cfg: &Config, arg: &str) -> Result<crate::score::scheme::Scheme, ScoreError> {
+    let config_dir = cfg.dir.as_deref();
     use crate::score::scheme;
     let streaming: Vec<String> = cfg
         .definitions
@@ -385,13 +399,9 @@ pub fn load_scheme(
 
 /// Scores a year: prints the Table 7–shaped table (and what-if differences) and, with `out`,
 /// writes `score.csv` and `score.json`. Warnings go to the log.
-pub fn score(
-    cfg: &Config,
-    config_dir: Option<&Path>,
-    req: &ScoreRequest,
-) -> Result<String, ScoreError> {
+pub fn score(cfg: &Config, req: &ScoreRequest) -> Result<String, ScoreError> {
     use crate::score::{inputs, model, render};
-    let scheme = load_scheme(cfg, config_dir, &req.scheme)?;
+    let scheme = load_scheme(cfg, &req.scheme)?;
     let margin = match (req.margin, scheme.margin_at_risk) {
         (Some(m), _) if m > rust_decimal::Decimal::ZERO => m,
         (Some(m), _) => {

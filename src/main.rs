@@ -233,10 +233,6 @@ fn load_config(dir: Option<PathBuf>) -> Result<Config, Failure> {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    let config_dir = cli.config.clone().or_else(|| {
-        let d = PathBuf::from("config");
-        d.is_dir().then_some(d)
-    });
     let cfg = load_config(cli.config)?;
     match cli.command {
         Command::Score(a) => {
@@ -266,7 +262,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 what_if: a.what_if,
                 out: a.out,
             };
-            match app::score(&cfg, config_dir.as_deref(), &req) {
+            match app::score(&cfg, &req) {
                 Ok(text) => {
                     print!("{text}");
                     Ok(())

@@ -293,3 +293,118 @@ fn the_binary_prints_table_7_and_writes_score_files() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--margin"));
 }
+
+/// simulate → replay → `score --from-rollup`: the streaming components come from the replay's
+/// `opr-inputs.csv` (with their counts), the others from a hand-written CSV.
+#[test]
+fn score_from_a_rollup_takes_the_streaming_components_from_opr_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    };
+    run(&[
+        "simulate", "--month", "2024-03", "--rate", "0.03", "--seed", "3", "--out", "ev.jsonl",
+    ]);
+    run(&["replay", "ev.jsonl", "--out", "out"]);
+    let opr = std::fs::read_to_string(dir.path().join("out/opr-inputs.csv")).unwrap();
+    assert!(opr.starts_with("measure,component,region,period,value,numerator,denominator\n"));
+    // Every streaming-derived component of the scheme is there, regional ones per region.
+    for prefix in [
+        "SDM2,PM4.3,north,2024-03,",
+        "SDM2,PM4.3,central,2024-03,",
+        "SDM2,PM4.3,south,2024-03,",
+        "SDM2,PM1.1-DSP,,2024-03,",
+        "SDM2,PM1.4-DSP,,2024-03,",
+        "SDM2,PM1.1-S1SP,,2024-03,",
+        "SDM1,SRV8.11,north,2024-03,",
+    ] {
+        assert!(
+            opr.lines().any(|l| l.starts_with(prefix)),
+            "{prefix} missing:\n{opr}"
+        );
+    }
+    // Its value is the rpl.csv figure, unrounded, and its counts are the row's.
+    let rpl = std::fs::read_to_string(dir.path().join("out/rpl.csv")).unwrap();
+    let rpl_row: Vec<&str> = rpl
+        .lines()
+        .find(|l| l.starts_with("2024-03,PM4.3,north,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    let opr_row: Vec<&str> = opr
+        .lines()
+        .find(|l| l.starts_with("SDM2,PM4.3,north,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!(fixed(d(opr_row[4]), 4), rpl_row[7]);
+    assert_eq!((opr_row[5], opr_row[6]), (rpl_row[4], rpl_row[3]));
+
+    // The other components: the seed's rows without SDM2's.
+    let seed = std::fs::read_to_string(root().join("tests/fixtures/seed-ry2324.csv")).unwrap();
+    let others: String = seed
+        .lines()
+        .filter(|l| !l.starts_with("SDM2,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.path().join("others.csv"), others).unwrap();
+    let o = run(&[
+        "score",
+        "--scheme",
+        "RY23/24",
+        "--from-rollup",
+        "out",
+        "--inputs",
+        "others.csv",
+        "--out",
+        "s",
+    ]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s/score.json")).unwrap())
+            .unwrap();
+    let sdm2 = &json["measures"][2];
+    assert_eq!(sdm2["measure"], "SDM2");
+    let north = sdm2["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "PM4.3" && c["region"] == "north")
+        .unwrap();
+    assert_eq!(north["months"]["2024-03"].as_str().unwrap(), opr_row[4]);
+    assert_eq!(north["missing_months"].as_array().unwrap().len(), 11);
+    // One month of twelve: the missing months are named in a warning.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("SDM2 PM4.3 north: scored from 1 month(s); missing 2023-04"),
+        "{stderr}"
+    );
+
+    // What-if from the command line prints the money difference.
+    let o = run(&[
+        "score",
+        "--scheme",
+        "RY23/24",
+        "--inputs",
+        root()
+            .join("tests/fixtures/seed-ry2324.csv")
+            .to_str()
+            .unwrap(),
+        "--what-if",
+        "SDM1.FIRST-TIME-WAN.north=85.21",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("What-if") && text.contains("SDM1   2.086 → 1.460  (-0.625)"),
+        "{text}"
+    );
+}

@@ -88,6 +88,8 @@ pub struct Config {
     pub definitions: Definitions,
     /// Human-readable list of what was read, for logs and `summary.json`.
     pub sources: Vec<String>,
+    /// The configuration directory, if one was used (OPR schemes are looked up in its `opr/`).
+    pub dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -138,6 +140,7 @@ impl Config {
                 settings,
                 definitions,
                 sources,
+                dir: dir.map(Path::to_path_buf),
             }),
             _ => Err(ConfigError { problems }),
         }
@@ -161,6 +164,20 @@ mod tests {
         let c = Config::builtin().unwrap();
         assert_eq!(c.settings.time.zone, "Europe/London");
         assert!(c.definitions.measures.len() >= 12);
+    }
+
+    #[test]
+    fn the_repository_schemes_equal_the_builtin_ones() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/opr");
+        for (year, text) in SCHEMES {
+            let file = dir.join(format!("{}.toml", year.replace('/', "-")));
+            assert_eq!(
+                std::fs::read_to_string(&file).unwrap(),
+                text,
+                "{}",
+                file.display()
+            );
+        }
     }
 
     #[test]

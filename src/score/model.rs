@@ -626,3 +626,90 @@ fn measure_score(
     out.retained_share = weighted.then(|| out.kept / allocation);
     Ok(out)
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::score::scheme;
+    use proptest::prelude::*;
+
+    fn ry2324() -> Scheme {
+        scheme::parse("RY23-24", crate::config::SCHEMES[0].1, &[]).unwrap()
+    }
+
+    /// Annual rows for every scored component of RY23/24, values from `v` (percent in hundredths,
+    /// 90.00–100.00) and VMM scores from `s` (0–3 in hundredths).
+    fn rows(scheme: &Scheme, v: &[u32], s: &[u32]) -> Vec<InputRow> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        let mut row = |m: &str, c: &str, region: Option<&str>, value: Decimal| {
+            out.push(InputRow {
+                origin: format!("p:{}", out.len()),
+                measure: m.into(),
+                component: c.into(),
+                region: region.map(str::to_string),
+                period: Period::Year(scheme.year),
+                value,
+                counts: None,
+            });
+        };
+        for m in &scheme.measures {
+            if m.mechanism == Mechanism::Vmm {
+                let k = if m.id == "VMM1" { 0 } else { 1 };
+                row(&m.id, "score", None, Decimal::new(s[k] as i64, 2));
+                continue;
+            }
+            for c in m.components.iter().filter(|c| c.scored) {
+                let regions: Vec<Option<&str>> = if c.regional() {
+                    REGIONS.iter().map(|r| Some(*r)).collect()
+                } else {
+                    vec![None]
+                };
+                for r in regions {
+                    row(
+                        &m.id,
+                        &c.id,
+                        r,
+                        Decimal::new(9000 + v[i % v.len()] as i64, 2),
+                    );
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn retained_money_is_bounded_and_monotone(
+            v in proptest::collection::vec(0u32..=1000, 20),
+            s in proptest::collection::vec(0u32..=300, 2),
+            bump_at in 0usize..20,
+            bump in 1u32..300,
+            margin_pennies in 1i64..2_000_000,
+        ) {
+            let scheme = ry2324();
+            let margin = Decimal::new(margin_pennies, 3);
+            let base = score(&scheme, &rows(&scheme, &v, &s), margin, &[]).unwrap();
+            for m in &base.measures {
+                prop_assert!(m.kept >= Decimal::ZERO, "{} kept {}", m.measure, m.kept);
+                prop_assert!(m.kept <= m.allocation, "{} kept {} of {}", m.measure, m.kept, m.allocation);
+                prop_assert!(m.lost >= Decimal::ZERO);
+                for p in &m.parts {
+                    prop_assert!(p.kept >= Decimal::ZERO && p.kept <= p.allocation);
+                }
+            }
+            prop_assert!(base.total_kept <= margin && base.total_kept >= Decimal::ZERO);
+            // Raise one RPL (capped at 100): no measure keeps less.
+            let mut v2 = v.clone();
+            v2[bump_at] = (v2[bump_at] + bump).min(1000);
+            let raised = score(&scheme, &rows(&scheme, &v2, &s), margin, &[]).unwrap();
+            for (a, b) in base.measures.iter().zip(&raised.measures) {
+                prop_assert!(b.kept >= a.kept, "{}: {} → {}", a.measure, a.kept, b.kept);
+            }
+            prop_assert!(raised.total_kept >= base.total_kept);
+        }
+    }
+}

@@ -28,6 +28,8 @@ pub struct RplLine {
     pub region: &'static str,
     /// The row.
     pub row: Row,
+    /// Hits: within target (TRT measures) or succeeded (success measures).
+    pub hits: u64,
     /// 4-decimal RPL text.
     pub rpl: String,
     /// The month is final.
@@ -78,12 +80,14 @@ pub fn rpl_lines(agg: &Aggregates, months: Option<&[Month]>) -> Vec<RplLine> {
             if row.requests == 0 {
                 continue;
             }
-            let rpl = rpl_percent(row.hits(measure.basis), row.requests).unwrap_or_default();
+            let hits = row.hits(measure.basis);
+            let rpl = rpl_percent(hits, row.requests).unwrap_or_default();
             lines.push(RplLine {
                 month,
                 measure: measure.id.clone(),
                 region,
                 row,
+                hits,
                 rpl,
                 is_final,
             });
@@ -136,6 +140,56 @@ pub fn failures_csv(lines: &[RplLine]) -> String {
         buckets.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         for (name, n) in buckets {
             let _ = writeln!(s, "{},{},{},{},{}", l.month, l.measure, l.region, name, n);
+        }
+    }
+    s
+}
+
+/// `opr-inputs.csv` header: the score input format of SPEC §7, with counts.
+pub const OPR_INPUTS_HEADER: &str = "measure,component,region,period,value,numerator,denominator";
+
+/// `opr-inputs.csv`: the streaming-derived OPR components as `srv-opr score` input rows. Each
+/// month is mapped through the scheme of its regulatory year: a component `from` a streaming
+/// measure takes that measure's regional rows (regional components) or its `all` row (the
+/// others). `value` is 100 × hits / requests to 28 significant digits, with the counts beside it.
+/// Months no scheme covers give no rows.
+pub fn opr_inputs_csv(lines: &[RplLine], schemes: &[crate::score::scheme::Scheme]) -> String {
+    use crate::score::scheme::RegYear;
+    let mut s = String::from(OPR_INPUTS_HEADER);
+    s.push('\n');
+    for l in lines {
+        let month = l.month.to_string();
+        let Some(scheme) =
+            RegYear::of_month(&month).and_then(|y| schemes.iter().find(|s| s.year == y))
+        else {
+            continue;
+        };
+        for m in &scheme.measures {
+            for c in m
+                .components
+                .iter()
+                .filter(|c| c.from.as_deref() == Some(l.measure.as_str()))
+            {
+                let region = match (c.regional(), l.region) {
+                    (true, "all") | (false, "north" | "central" | "south") => continue,
+                    (true, r) => r,
+                    (false, _) => "",
+                };
+                let hits = l.hits;
+                let value = rust_decimal::Decimal::from(hits) * rust_decimal::Decimal::ONE_HUNDRED
+                    / rust_decimal::Decimal::from(l.row.requests);
+                let _ = writeln!(
+                    s,
+                    "{},{},{},{},{},{},{}",
+                    m.id,
+                    c.id,
+                    region,
+                    month,
+                    value.normalize(),
+                    hits,
+                    l.row.requests
+                );
+            }
         }
     }
     s

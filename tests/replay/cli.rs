@@ -18,7 +18,7 @@ fn stderr(o: &Output) -> String {
 }
 
 #[test]
-fn replay_writes_the_four_files_and_only_those() {
+fn replay_writes_its_files_and_only_those() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out/nested");
     std::fs::create_dir_all(&out).unwrap();
@@ -44,6 +44,7 @@ fn replay_writes_the_four_files_and_only_those() {
             "deadletter.jsonl",
             "failures.csv",
             "keep.txt",
+            "opr-inputs.csv",
             "rpl.csv",
             "summary.json"
         ]
