@@ -100,8 +100,14 @@ fn reproduces_the_seeds_table_7() {
         sdm2.parts[0].allocation * d("1") / sdm2.allocation,
         d("0.75")
     );
-    // Zero-weighted measures without inputs are reported n/a.
-    assert!(!measure(&r, "SUM2").assessed && !measure(&r, "SDM3").assessed);
+    // Zero-weighted measures: SUM2's RPLs are reported and move no money; SDM3 has no input: n/a.
+    let sum2 = measure(&r, "SUM2");
+    assert_eq!(
+        srv_opr::score::render::assessment(sum2),
+        "North = 98.17% Central = 99.07% South = 99.12%"
+    );
+    assert_eq!((sum2.kept, sum2.lost), (Decimal::ZERO, Decimal::ZERO));
+    assert!(!measure(&r, "SDM3").assessed);
 
     let csv = score_csv(&r);
     assert!(
@@ -406,5 +412,105 @@ fn score_from_a_rollup_takes_the_streaming_components_from_opr_inputs() {
     assert!(
         text.contains("What-if") && text.contains("SDM1   2.086 → 1.460  (-0.625)"),
         "{text}"
+    );
+}
+
+#[test]
+fn pooled_components_use_the_counts_and_zero_weighted_measures_are_reported_not_scored() {
+    // A scheme whose only weighted measure pools its component's months.
+    let text = r#"
+year = "RY23/24"
+title = "pooled"
+margin_at_risk = "1"
+[[measure]]
+id = "P"
+name = "Pooled"
+weight = "1"
+mechanism = "A"
+tpl = "99"
+mpl = "96"
+combine = "pooled"
+  [[measure.component]]
+  id = "C"
+[[measure]]
+id = "Z"
+name = "Zero"
+weight = "0"
+mechanism = "B"
+tpl = "99"
+mpl = "96"
+  [[measure.component]]
+  id = "Q"
+"#;
+    let s = scheme::parse("pooled.toml", text, &[]).unwrap();
+    let rows = inputs::parse(
+        "p.csv",
+        "measure,component,region,period,value,numerator,denominator\n\
+         P,C,,2023-04,50,1,2\n\
+         P,C,,2023-05,100,98,98\n\
+         Z,Q,north,RY23/24,97\nZ,Q,central,RY23/24,98\nZ,Q,south,RY23/24,99\n",
+    )
+    .unwrap();
+    let r = score(&s, &rows, d("1"), &[]).unwrap();
+    // Pooled: 100 × (1 + 98) / (2 + 98) = 99, not the mean of 50 and 100.
+    let p = measure(&r, "P");
+    assert_eq!(p.parts[0].rpl, d("99"));
+    assert_eq!(p.kept, d("1"));
+    // Zero-weighted: its RPLs are reported, no money moves.
+    let z = measure(&r, "Z");
+    assert!(z.assessed);
+    assert_eq!(
+        srv_opr::score::render::assessment(z),
+        "North = 97.00% Central = 98.00% South = 99.00%"
+    );
+    assert_eq!(
+        (z.allocation, z.kept, z.lost),
+        (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO)
+    );
+    // Pooling without counts is an error that says so.
+    let rows = inputs::parse(
+        "p.csv",
+        "measure,component,region,period,value\nP,C,,2023-04,50\n",
+    )
+    .unwrap();
+    let e = score(&s, &rows, d("1"), &[]).unwrap_err().join("\n");
+    assert!(e.contains("needs numerator and denominator"), "{e}");
+}
+
+#[test]
+fn a_bad_scheme_is_refused_by_the_binary_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(root().join("config/opr/RY23-24.toml")).unwrap();
+    let bad = good
+        .replacen("weight = \"7/30\"", "weight = \"1/4\"", 1)
+        .replacen("tpl = \"99.50\"", "tpl = \"97.00\"", 1);
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["score", "--scheme", "bad.toml", "--inputs"])
+        .arg(root().join("tests/fixtures/seed-ry2324.csv"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("weights add up to 61/60, not 100 %"), "{e}");
+    assert!(e.contains("TPL (97.00) must be above MPL (98.00)"), "{e}");
+}
+
+#[test]
+fn the_ry24_25_scheme_weighs_60_15_25() {
+    let text = std::fs::read_to_string(root().join("config/opr/RY24-25.toml")).unwrap();
+    let s = scheme::parse("RY24-25.toml", &text, &[]).unwrap();
+    assert_eq!(s.margin_at_risk, None);
+    let w = |id: &str| s.measure(id).unwrap().weight.to_string();
+    assert_eq!(
+        (w("SUM1"), w("SDM1"), w("SDM2"), w("VMM1"), w("VMM2")),
+        (
+            "1/5".into(),
+            "1/5".into(),
+            "1/5".into(),
+            "3/20".into(),
+            "1/4".into()
+        )
     );
 }
