@@ -30,11 +30,14 @@
 //! - [`pipeline`]: the one place the sync core is driven, with per-event accounting.
 //! - [`source`]: file inputs and the watermark-ordered merge of several files.
 //! - [`sink`]: atomic output files: dead letters, `rpl.csv`, `failures.csv`, `summary.json`.
+//! - [`score`]: the OPR scoring core: schemes, inputs, the exact computation, Table 7 output.
+//!   Separate from the streaming core: it reads RPLs (from `opr-inputs.csv` or any CSV).
 //! - [`simulate`]: seeded synthetic traffic with injected traps.
 //! - [`app`]: wiring of the commands; `main` only parses arguments and picks exit codes.
 //!
 //! The synchronous core (`time`, `calendar`, `event`, `catalog`, `timers`, `correlate`,
-//! `aggregate`) does no I/O and knows nothing of Kafka, Prometheus or storage.
+//! `aggregate`) does no I/O and knows nothing of Kafka, Prometheus or storage; `score` does no
+//! I/O and imports nothing from the streaming core.
 
 #![warn(missing_docs)]
 

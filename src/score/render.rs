@@ -9,7 +9,6 @@ use std::fmt::Write as _;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::model::{MeasureScore, Report};
-use super::scheme::Mechanism;
 
 /// `score.csv` header (normative).
 pub const SCORE_HEADER: &str =
@@ -179,10 +178,7 @@ pub fn what_if_diff(base: &Report, what_if: &Report) -> String {
     let mut s = String::from("What-if against the inputs as given (£m kept):\n");
     for (b, w) in base.measures.iter().zip(&what_if.measures) {
         let d = w.kept - b.kept;
-        if !d.is_zero()
-            || b.mechanism == Mechanism::Vmm
-                && b.vmm.as_ref().map(|v| v.score) != w.vmm.as_ref().map(|v| v.score)
-        {
+        if !d.is_zero() {
             let _ = writeln!(
                 s,
                 "  {:<6} {} → {}  ({}{})",
