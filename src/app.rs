@@ -217,6 +217,8 @@ pub enum SimTarget {
     Stdout,
     /// A file; gzip when the name ends in `.gz`.
     File(PathBuf),
+    /// A Kafka topic, one message per line keyed by `id`.
+    Kafka(crate::kafka::produce::ProducerSettings),
 }
 
 /// Runs the simulator into `target`.
@@ -226,6 +228,32 @@ pub fn simulate(sim: SimConfig, target: &SimTarget) -> anyhow::Result<SimStats> 
             let stdout = io::stdout();
             let mut w = io::BufWriter::with_capacity(1 << 16, stdout.lock());
             Ok(Simulator::new(sim).run(&mut w)?)
+        }
+        SimTarget::Kafka(settings) => {
+            let mut producer = crate::kafka::produce::LineProducer::new(settings).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot create a Kafka producer for {}: {e}",
+                    settings.brokers
+                )
+            })?;
+            let stats = Simulator::new(sim).run(&mut producer)?;
+            let produced = producer.finish(std::time::Duration::from_secs(120))?;
+            tracing::info!(
+                topic = %settings.topic,
+                delivered = produced.delivered,
+                unkeyed = produced.unkeyed,
+                seconds = format!("{:.2}", produced.seconds),
+                messages_per_second = format!("{:.0}", produced.delivered as f64 / produced.seconds.max(1e-9)),
+                "produced"
+            );
+            if produced.delivered != stats.lines {
+                anyhow::bail!(
+                    "{} lines simulated but {} delivered",
+                    stats.lines,
+                    produced.delivered
+                );
+            }
+            Ok(stats)
         }
         SimTarget::File(p) => {
             let parent = p

@@ -29,6 +29,8 @@
 //! - [`aggregate`]: counts and histograms per month × measure × region; merge (sync).
 //! - [`pipeline`]: the one place the sync core is driven, with per-event accounting.
 //! - [`source`]: file inputs and the watermark-ordered merge of several files.
+//! - [`kafka`]: the Kafka edges (rdkafka): the murmur2 partitioner and the producer of
+//!   `simulate --kafka`; the live consumer `run` comes with the Kafka issue.
 //! - [`sink`]: atomic output files: dead letters, `rpl.csv`, `failures.csv`, `summary.json`.
 //! - [`score`]: the OPR scoring core: schemes, inputs, the exact computation, Table 7 output.
 //!   Separate from the streaming core: it reads RPLs (from `opr-inputs.csv` or any CSV).
@@ -48,6 +50,7 @@ pub mod catalog;
 pub mod config;
 pub mod correlate;
 pub mod event;
+pub mod kafka;
 pub mod pipeline;
 pub mod score;
 pub mod simulate;

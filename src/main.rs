@@ -109,8 +109,21 @@ struct SimulateArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Output file (.gz compresses); standard output when absent.
-    #[arg(long, short, value_name = "FILE")]
+    #[arg(long, short, value_name = "FILE", conflicts_with = "kafka")]
     out: Option<PathBuf>,
+    /// Produce to Kafka instead (bootstrap servers), one message per line keyed by `id` with the
+    /// murmur2_random partitioner.
+    #[arg(long, value_name = "BROKERS", requires = "topic")]
+    kafka: Option<String>,
+    /// The topic to produce to (with --kafka).
+    #[arg(long, value_name = "TOPIC", requires = "kafka")]
+    topic: Option<String>,
+    /// Messages per second to produce at (wall clock); as fast as possible when absent.
+    #[arg(long, value_name = "N", requires = "kafka")]
+    produce_rate: Option<f64>,
+    /// A librdkafka producer property, repeatable: -X security.protocol=SASL_SSL.
+    #[arg(short = 'X', value_name = "KEY=VALUE", requires = "kafka")]
+    kafka_property: Vec<String>,
     /// Quality of a region, repeatable: `central:slow=0.03,error=0.01,lost=0.002`
     /// (shares of requests; defaults slow=0.004, error=0.002, lost=0.0005).
     #[arg(long, value_name = "REGION:K=V,…")]
@@ -298,9 +311,31 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Simulate(a) => {
             let sim = sim_config(&cfg, &a)?;
-            let target = match &a.out {
-                Some(p) => SimTarget::File(p.clone()),
-                None => SimTarget::Stdout,
+            let target = match (&a.out, &a.kafka, &a.topic) {
+                (Some(p), _, _) => SimTarget::File(p.clone()),
+                (None, Some(brokers), Some(topic)) => {
+                    if a.produce_rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+                        return Err(Failure::usage("--produce-rate must be a positive number"));
+                    }
+                    let properties = a
+                        .kafka_property
+                        .iter()
+                        .map(|kv| {
+                            kv.split_once('=')
+                                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                                .ok_or_else(|| {
+                                    Failure::usage(format!("-X {kv:?}: expected KEY=VALUE"))
+                                })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    SimTarget::Kafka(srv_opr::kafka::produce::ProducerSettings {
+                        brokers: brokers.clone(),
+                        topic: topic.clone(),
+                        rate: a.produce_rate,
+                        properties,
+                    })
+                }
+                _ => SimTarget::Stdout,
             };
             let stats = app::simulate(sim, &target)?;
             if a.stats {

@@ -1,0 +1,200 @@
+//! Producing JSON Lines to a Kafka topic, one message per line, keyed by the event's `id` with
+//! the `murmur2_random` partitioner (the Java client's default), so a request and its responses
+//! share a partition. Used by `simulate --kafka`.
+//!
+//! Delivery is checked, not assumed: every delivery report is counted and a failure makes
+//! [`LineProducer::finish`] return an error naming how many messages were lost and why.
+
+use std::io::{self, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+
+use super::partition::key_of_line;
+
+/// Counts delivery reports.
+#[derive(Default)]
+pub struct DeliveryCounter {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock()
+                    && first.is_none()
+                {
+                    *first = Some(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// What was produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Produced {
+    /// Messages acknowledged by the broker.
+    pub delivered: u64,
+    /// Messages sent with a null key (lines without a plain `id`: random partition).
+    pub unkeyed: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Where and how to produce.
+#[derive(Debug, Clone)]
+pub struct ProducerSettings {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Target topic.
+    pub topic: String,
+    /// Messages per second (wall clock); `None` is as fast as possible.
+    pub rate: Option<f64>,
+    /// Extra librdkafka properties (`key=value`), applied last.
+    pub properties: Vec<(String, String)>,
+}
+
+/// A `Write` that produces each complete line as one message.
+pub struct LineProducer {
+    producer: BaseProducer<DeliveryCounter>,
+    topic: String,
+    partial: Vec<u8>,
+    sent: u64,
+    unkeyed: u64,
+    rate: Option<f64>,
+    started: Instant,
+}
+
+impl LineProducer {
+    /// Connects a producer (idempotent, `murmur2_random`, lz4).
+    pub fn new(s: &ProducerSettings) -> Result<LineProducer, KafkaError> {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &s.brokers)
+            .set("partitioner", "murmur2_random")
+            .set("enable.idempotence", "true")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            .set("queue.buffering.max.messages", "1000000");
+        for (k, v) in &s.properties {
+            cfg.set(k, v);
+        }
+        Ok(LineProducer {
+            producer: cfg.create_with_context(DeliveryCounter::default())?,
+            topic: s.topic.clone(),
+            partial: Vec::new(),
+            sent: 0,
+            unkeyed: 0,
+            rate: s.rate,
+            started: Instant::now(),
+        })
+    }
+
+    fn send(&mut self, line: &[u8]) -> io::Result<()> {
+        let key = key_of_line(line);
+        if key.is_none() {
+            self.unkeyed += 1;
+        }
+        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic).payload(line);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    // The local queue is full: serve delivery reports, then try again.
+                    self.producer.poll(Duration::from_millis(50));
+                    record = r;
+                }
+                Err((e, _)) => {
+                    return Err(io::Error::other(format!(
+                        "cannot produce to {}: {e}",
+                        self.topic
+                    )));
+                }
+            }
+        }
+        self.sent += 1;
+        if self.sent % 1024 == 0 {
+            self.producer.poll(Duration::ZERO);
+            if let Some(rate) = self.rate {
+                let due = Duration::from_secs_f64(self.sent as f64 / rate);
+                if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for every message to be acknowledged (up to `timeout`) and reports.
+    pub fn finish(mut self, timeout: Duration) -> io::Result<Produced> {
+        if !self.partial.is_empty() {
+            let last = std::mem::take(&mut self.partial);
+            self.send(&last)?;
+        }
+        self.producer
+            .flush(timeout)
+            .map_err(|e| io::Error::other(format!("flushing to {}: {e}", self.topic)))?;
+        let ctx = self.producer.context();
+        let failed = ctx.failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            let first = ctx
+                .first_error
+                .lock()
+                .ok()
+                .and_then(|f| f.clone())
+                .unwrap_or_default();
+            return Err(io::Error::other(format!(
+                "{failed} of {} messages were not delivered to {} (first error: {first})",
+                self.sent, self.topic
+            )));
+        }
+        Ok(Produced {
+            delivered: ctx.delivered.load(Ordering::Relaxed),
+            unkeyed: self.unkeyed,
+            seconds: self.started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+impl Write for LineProducer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            if self.partial.is_empty() {
+                self.send(&rest[..i])?;
+            } else {
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(&rest[..i]);
+                self.send(&line)?;
+            }
+            rest = &rest[i + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.producer.poll(Duration::ZERO);
+        Ok(())
+    }
+}
