@@ -278,6 +278,13 @@ impl Aggregates {
         }
     }
 
+    /// These aggregates with `wm` as their watermark: for merged partitions, whose combined
+    /// watermark is the minimum of theirs (merging keeps the largest).
+    pub fn with_watermark(mut self, wm: Ts) -> Aggregates {
+        self.watermark = wm;
+        self
+    }
+
     /// The combined watermark.
     pub fn watermark(&self) -> Ts {
         self.watermark

@@ -501,3 +501,36 @@ pub fn score(cfg: &Config, req: &ScoreRequest) -> Result<String, ScoreError> {
     }
     Ok(text)
 }
+
+/// `run`: consumes Kafka until stopped (or caught up) and writes the month outputs into `out`.
+pub fn run(
+    cfg: &Config,
+    out: &Path,
+    opts: &crate::kafka::run::RunOptions,
+    stop: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<ReplayOutcome> {
+    let started = Instant::now();
+    let outdir = OutDir::create(out)?;
+    let outcome = crate::kafka::run::run(cfg, opts, stop)?;
+    let summary = write_outputs(
+        &outdir,
+        cfg,
+        &outcome.aggregates,
+        &outcome.stats,
+        outcome.aggregates.watermark(),
+        outcome.partitions.clone(),
+        started,
+    )?;
+    tracing::info!(
+        events = outcome.stats.events,
+        partitions = outcome.partitions.len(),
+        dead_letters = outcome.dead_letters_sent,
+        out = %out.display(),
+        "run stopped; outputs written"
+    );
+    Ok(ReplayOutcome {
+        aggregates: outcome.aggregates,
+        stats: outcome.stats,
+        summary,
+    })
+}

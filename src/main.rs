@@ -46,6 +46,19 @@ enum Command {
     Demo(DemoArgs),
     /// Score a regulatory year: RPLs to margin retained (the seed's Table 7).
     Score(ScoreArgs),
+    /// Consume SRV events from Kafka ([kafka] in srv-opr.toml) in a consumer group.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Where the month outputs are written when the run stops.
+    #[arg(long, default_value = "run-out", value_name = "DIR")]
+    out: PathBuf,
+    /// Stop once every assigned partition is read to its end, deciding what is pending (a
+    /// catch-up job); otherwise run until SIGINT or SIGTERM.
+    #[arg(long)]
+    until_caught_up: bool,
 }
 
 #[derive(Args, Debug)]
@@ -347,7 +360,49 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Demo(a) => demo(&cfg, &a),
+        Command::Run(a) => {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            watch_signals(stop.clone());
+            app::run(
+                &cfg,
+                &a.out,
+                &srv_opr::kafka::run::RunOptions {
+                    until_caught_up: a.until_caught_up,
+                },
+                &stop,
+            )?;
+            Ok(())
+        }
     }
+}
+
+/// Sets `stop` on SIGINT or SIGTERM (the run loop checks it between polls).
+fn watch_signals(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            tracing::error!("cannot watch for signals: SIGTERM will not stop the run cleanly");
+            return;
+        };
+        rt.block_on(async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot watch SIGTERM");
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("signal received: stopping after the current event");
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    });
 }
 
 fn month_bounds(cfg: &Config, month: &str) -> Result<(Month, Ts, Ts), Failure> {

@@ -129,6 +129,23 @@ pub struct PipelineStats {
 }
 
 impl PipelineStats {
+    /// Adds another partition's counts (peaks add too: partitions hold their state at once).
+    pub fn add(&mut self, o: &PipelineStats) {
+        self.events += o.events;
+        self.blank_lines += o.blank_lines;
+        for (row, orow) in self.by_type_result.iter_mut().zip(&o.by_type_result) {
+            for (n, on) in row.iter_mut().zip(orow) {
+                *n += on;
+            }
+        }
+        for (n, on) in self.dead_letters.iter_mut().zip(&o.dead_letters) {
+            *n += on;
+        }
+        self.peak_pending += o.peak_pending;
+        self.peak_waiting += o.peak_waiting;
+        self.peak_state_bytes += o.peak_state_bytes;
+    }
+
     /// Events of a type, whatever their result.
     pub fn of_type(&self, t: EventType) -> u64 {
         self.by_type_result[t as usize].iter().sum()
@@ -156,6 +173,7 @@ pub struct Pipeline<S: DeadLetterSink> {
     out: Vec<Output>,
     stats: PipelineStats,
     sample_countdown: u32,
+    future_limit: Option<Ts>,
 }
 
 impl<S: DeadLetterSink> Pipeline<S> {
@@ -178,7 +196,21 @@ impl<S: DeadLetterSink> Pipeline<S> {
             out: Vec::with_capacity(64),
             stats: PipelineStats::default(),
             sample_countdown: 0,
+            future_limit: None,
         })
+    }
+
+    /// Valid events stamped after `limit` are dead-lettered as `future_timestamp` (`run` sets it
+    /// to the wall clock plus `max_future_skew` before each event; files have no such guard).
+    pub fn set_future_limit(&mut self, limit: Option<Ts>) {
+        self.future_limit = limit;
+    }
+
+    /// Dead-letters an event the source itself rejected (`wrong_partition`).
+    pub fn reject(&mut self, reason: DeadReason, pos: Pos, raw: &[u8]) -> io::Result<()> {
+        self.stats.events += 1;
+        self.count(EventType::Invalid, EventResult::DeadLetter);
+        self.dead(reason, pos, raw, false)
     }
 
     /// Counts a blank line.
@@ -203,6 +235,15 @@ impl<S: DeadLetterSink> Pipeline<S> {
             }
         };
         let at = event.at();
+        if self.future_limit.is_some_and(|limit| at > limit) {
+            let ty = match event {
+                Event::Request(_) => EventType::Request,
+                Event::Response(_) => EventType::Response,
+            };
+            self.count(ty, EventResult::DeadLetter);
+            self.dead(DeadReason::FutureTimestamp, pos, raw, false)?;
+            return Ok(None);
+        }
         let wm = self.correlator.watermark();
         let (ty, verdict, measured) = match &event {
             Event::Request(r) => {

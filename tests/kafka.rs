@@ -140,3 +140,139 @@ fn simulate_produces_every_line_keyed_by_id_on_its_murmur2_partition() {
         "spread over all partitions: {per_partition:?}"
     );
 }
+
+/// Reads every message of a one-partition topic with its headers.
+fn read_with_headers(topic: &str, expected: usize) -> Vec<(BTreeMap<String, String>, Vec<u8>)> {
+    use rdkafka::message::Headers;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.unwrap();
+            let mut h = BTreeMap::new();
+            if let Some(hs) = m.headers() {
+                for x in hs.iter() {
+                    h.insert(
+                        x.key.to_string(),
+                        String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                    );
+                }
+            }
+            out.push((h, m.payload().unwrap_or_default().to_vec()));
+        }
+    }
+    out
+}
+
+#[test]
+fn run_until_caught_up_equals_replay_count_for_count() {
+    let topic = unique("srv-run");
+    let dlq = unique("srv-dlq");
+    create_topic(&topic, 6);
+    create_topic(&dlq, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let brokers = brokers();
+    let srv = |args: &[&str], env: &[(&str, &str)]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    };
+    let sim = [
+        "simulate",
+        "--month",
+        "2024-03",
+        "--rate",
+        "0.02",
+        "--seed",
+        "21",
+        "--bad",
+        "0.01",
+        "--duplicates",
+        "0.01",
+    ];
+    srv(&[&sim[..], &["--out", "events.jsonl"]].concat(), &[]);
+    srv(
+        &[&sim[..], &["--kafka", &brokers, "--topic", &topic]].concat(),
+        &[],
+    );
+
+    let topics = format!("[\"{topic}\"]");
+    let group = unique("group");
+    srv(
+        &["run", "--until-caught-up", "--out", "run-out"],
+        &[
+            ("SRV_OPR__KAFKA__BROKERS", brokers.as_str()),
+            ("SRV_OPR__KAFKA__TOPICS", topics.as_str()),
+            ("SRV_OPR__KAFKA__GROUP_ID", group.as_str()),
+            ("SRV_OPR__KAFKA__DEAD_LETTER_TOPIC", dlq.as_str()),
+        ],
+    );
+    srv(&["replay", "events.jsonl", "--out", "replay-out"], &[]);
+
+    let read = |d: &str, f: &str| std::fs::read_to_string(dir.path().join(d).join(f)).unwrap();
+    assert_eq!(read("run-out", "rpl.csv"), read("replay-out", "rpl.csv"));
+    assert_eq!(
+        read("run-out", "failures.csv"),
+        read("replay-out", "failures.csv")
+    );
+    assert_eq!(
+        read("run-out", "opr-inputs.csv"),
+        read("replay-out", "opr-inputs.csv")
+    );
+    let summary =
+        |d: &str| -> serde_json::Value { serde_json::from_str(&read(d, "summary.json")).unwrap() };
+    let (run, replay) = (summary("run-out"), summary("replay-out"));
+    for key in [
+        "events_read",
+        "requests",
+        "responses",
+        "duplicates",
+        "unmeasured_requests",
+        "dead_letters",
+        "decided_requests",
+    ] {
+        assert_eq!(run[key], replay[key], "{key}");
+    }
+    let total = run["dead_letters_total"].as_u64().unwrap() as usize;
+    assert!(total > 10, "the simulation injected bad input");
+
+    // Every dead letter is in the dead-letter topic: original bytes, reason and origin headers.
+    let dead = read_with_headers(&dlq, total);
+    assert_eq!(dead.len(), total);
+    let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
+    for (h, _) in &dead {
+        *by_reason.entry(h["reason"].clone()).or_default() += 1;
+        let origin = &h["origin"];
+        assert!(
+            origin.starts_with(&format!("{topic}/"))
+                && origin.rsplit('/').next().unwrap().parse::<u64>().is_ok(),
+            "{origin}"
+        );
+    }
+    for (reason, n) in run["dead_letters"].as_object().unwrap() {
+        assert_eq!(
+            by_reason.get(reason).copied().unwrap_or(0),
+            n.as_u64().unwrap(),
+            "{reason}"
+        );
+    }
+}

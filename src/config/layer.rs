@@ -12,8 +12,8 @@ use toml::{Table, Value};
 
 use super::Problems;
 
-/// Tables whose keys are open (none yet: the Kafka issue adds librdkafka's property table).
-const FREE_FORM: &[&str] = &[];
+/// Tables whose keys are open: librdkafka properties, and the environment variables of secrets.
+const FREE_FORM: &[&str] = &["kafka.properties", "kafka.secrets"];
 
 /// Prefix of environment variables that override `srv-opr.toml`.
 pub const ENV_PREFIX: &str = "SRV_OPR__";

@@ -15,6 +15,86 @@ pub struct Settings {
     pub time: TimeSettings,
     /// Input limits.
     pub input: InputSettings,
+    /// Kafka (`run`).
+    pub kafka: KafkaSettings,
+}
+
+/// `[kafka]`: the consumer group of `run`.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Topics to consume.
+    pub topics: Vec<String>,
+    /// Consumer group id.
+    pub group_id: String,
+    /// Where dead letters are produced.
+    pub dead_letter_topic: String,
+    /// Dead-letter messages whose partition does not match their key.
+    pub verify_partitioning: bool,
+    /// A partition silent this long (wall clock) stops holding the watermark back.
+    pub idle_timeout: Dur,
+    /// Events further ahead of the wall clock are `future_timestamp`.
+    pub max_future_skew: Dur,
+    /// Extra librdkafka properties.
+    pub properties: Vec<(String, String)>,
+    /// librdkafka properties read from environment variables: (property, variable).
+    pub secrets: Vec<(String, String)>,
+}
+
+/// A secret value: shown as `*****` by `Debug` and `Display`, so it cannot reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(v: String) -> Secret {
+        Secret(v)
+    }
+
+    /// The value, for handing to librdkafka only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("*****")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("*****")
+    }
+}
+
+/// librdkafka properties that hold secrets: refused under `[kafka.properties]`.
+const SECRET_PROPERTIES: &[&str] = &[
+    "sasl.password",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.keystore.password",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.config",
+];
+
+impl KafkaSettings {
+    /// Reads the secrets from `env` (name → value); a missing variable is an error naming it.
+    pub fn resolve_secrets(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<(String, Secret)>, String> {
+        self.secrets
+            .iter()
+            .map(|(prop, var)| {
+                env(var)
+                    .map(|v| (prop.clone(), Secret::new(v)))
+                    .ok_or_else(|| format!("[kafka.secrets] {prop:?} reads environment variable {var}, which is not set"))
+            })
+            .collect()
+    }
 }
 
 /// `[time]`: how event time is judged.
@@ -44,6 +124,21 @@ pub struct InputSettings {
 struct Raw {
     time: RawTime,
     input: RawInput,
+    kafka: RawKafka,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKafka {
+    brokers: String,
+    topics: Vec<String>,
+    group_id: String,
+    dead_letter_topic: String,
+    verify_partitioning: bool,
+    idle_timeout: String,
+    max_future_skew: String,
+    properties: Table,
+    secrets: Table,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +245,41 @@ pub(super) fn load(
         problems,
     );
     let max_event_bytes = positive("input.max_event_bytes", raw.input.max_event_bytes, problems);
+    let k = raw.kafka;
+    let idle_timeout = dur("kafka.idle_timeout", &k.idle_timeout, problems);
+    let max_future_skew = dur("kafka.max_future_skew", &k.max_future_skew, problems);
+    let strings = |table: &Table, prefix: &str, problems: &mut Problems| -> Vec<(String, String)> {
+        table
+            .iter()
+            .filter_map(|(key, v)| match v.as_str() {
+                Some(s) => Some((key.clone(), s.to_string())),
+                None => {
+                    let path = format!("{prefix}.{key}");
+                    problems.push(&origin(&path), &path, "must be a string".into());
+                    None
+                }
+            })
+            .collect()
+    };
+    let properties = strings(&k.properties, "kafka.properties", problems);
+    let secrets = strings(&k.secrets, "kafka.secrets", problems);
+    for (key, _) in &properties {
+        if SECRET_PROPERTIES.contains(&key.as_str()) {
+            let path = format!("kafka.properties.{key}");
+            problems.push(
+                &origin(&path),
+                &path,
+                "is a secret: name an environment variable under [kafka.secrets] instead".into(),
+            );
+        }
+    }
+    if k.topics.is_empty() || k.topics.iter().any(String::is_empty) {
+        problems.push(
+            &origin("kafka.topics"),
+            "kafka.topics",
+            "name at least one topic".into(),
+        );
+    }
     Some(Settings {
         time: TimeSettings {
             zone: raw.time.zone,
@@ -161,5 +291,45 @@ pub(super) fn load(
         input: InputSettings {
             max_event_bytes: max_event_bytes?,
         },
+        kafka: KafkaSettings {
+            brokers: k.brokers,
+            topics: k.topics,
+            group_id: k.group_id,
+            dead_letter_topic: k.dead_letter_topic,
+            verify_partitioning: k.verify_partitioning,
+            idle_timeout: idle_timeout?,
+            max_future_skew: max_future_skew?,
+            properties,
+            secrets,
+        },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2".into());
+        assert_eq!(format!("{s} {s:?}"), "***** *****");
+        let k = KafkaSettings {
+            brokers: "b".into(),
+            topics: vec!["t".into()],
+            group_id: "g".into(),
+            dead_letter_topic: "d".into(),
+            verify_partitioning: true,
+            idle_timeout: Dur::from_secs(30),
+            max_future_skew: Dur::from_secs(300),
+            properties: vec![],
+            secrets: vec![("sasl.password".into(), "PW".into())],
+        };
+        let resolved = k
+            .resolve_secrets(|v| (v == "PW").then(|| "hunter2".to_string()))
+            .unwrap();
+        assert_eq!(resolved[0].1.expose(), "hunter2");
+        assert!(!format!("{resolved:?}").contains("hunter2"));
+        let err = k.resolve_secrets(|_| None).unwrap_err();
+        assert!(err.contains("environment variable PW"), "{err}");
+    }
 }

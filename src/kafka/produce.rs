@@ -21,8 +21,8 @@ use super::partition::key_of_line;
 /// Counts delivery reports.
 #[derive(Default)]
 pub struct DeliveryCounter {
-    delivered: AtomicU64,
-    failed: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) failed: AtomicU64,
     first_error: Mutex<Option<String>>,
 }
 
