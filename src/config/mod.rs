@@ -193,6 +193,49 @@ mod tests {
     }
 
     #[test]
+    fn kafka_properties_are_open_but_secrets_must_come_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("srv-opr.toml"),
+            "[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.password\" = \"hunter2\"\n\
+             [kafka.secrets]\n\"ssl.key.password\" = \"KEY_PW\"\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(dir.path()), &[])
+            .unwrap_err()
+            .problems
+            .to_string();
+        assert!(
+            err.contains("kafka.properties.sasl.password: is a secret"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("hunter2"),
+            "a secret value never reaches a message"
+        );
+        std::fs::write(
+            dir.path().join("srv-opr.toml"),
+            "[kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n[kafka.secrets]\n\"sasl.password\" = \"PW\"\n",
+        )
+        .unwrap();
+        let env = vec![(
+            "SRV_OPR__KAFKA__TOPICS".to_string(),
+            "[\"a\", \"b\"]".to_string(),
+        )];
+        let c = Config::load(Some(dir.path()), &env).unwrap();
+        let k = &c.settings.kafka;
+        assert_eq!(
+            k.properties,
+            vec![("security.protocol".to_string(), "SASL_SSL".to_string())]
+        );
+        assert_eq!(
+            k.secrets,
+            vec![("sasl.password".to_string(), "PW".to_string())]
+        );
+        assert_eq!(k.topics, vec!["a", "b"]);
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once_with_file_and_key() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
