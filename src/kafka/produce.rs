@@ -48,6 +48,24 @@ impl ProducerContext for DeliveryCounter {
     }
 }
 
+/// Sends a record, waiting while librdkafka's local queue is full (serving delivery reports in
+/// the meantime) instead of failing: a full queue is back-pressure, not an error.
+pub(crate) fn send_waiting(
+    producer: &BaseProducer<DeliveryCounter>,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                producer.poll(Duration::from_millis(50));
+                record = r;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 /// What was produced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Produced {
@@ -116,22 +134,8 @@ impl LineProducer {
         if let Some(k) = key {
             record = record.key(k);
         }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    // The local queue is full: serve delivery reports, then try again.
-                    self.producer.poll(Duration::from_millis(50));
-                    record = r;
-                }
-                Err((e, _)) => {
-                    return Err(io::Error::other(format!(
-                        "cannot produce to {}: {e}",
-                        self.topic
-                    )));
-                }
-            }
-        }
+        send_waiting(&self.producer, record)
+            .map_err(|e| io::Error::other(format!("cannot produce to {}: {e}", self.topic)))?;
         self.sent += 1;
         if self.sent % 1024 == 0 {
             self.producer.poll(Duration::ZERO);

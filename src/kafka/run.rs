@@ -15,12 +15,11 @@ use std::time::{Duration, Instant, SystemTime};
 use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::partition::partition_of;
-use super::produce::DeliveryCounter;
+use super::produce::{DeliveryCounter, send_waiting};
 use crate::aggregate::Aggregates;
 use crate::config::Config;
 use crate::correlate::Pos;
@@ -60,24 +59,12 @@ impl DeadLetterSink for KafkaDeadLetters {
                 value: Some("true"),
             });
         }
-        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic)
+        let record = BaseRecord::<[u8], [u8]>::to(&self.topic)
             .payload(dl.raw)
             .headers(headers);
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    self.producer.poll(Duration::from_millis(50));
-                    record = r;
-                }
-                Err((e, _)) => {
-                    return Err(io::Error::other(format!(
-                        "cannot write dead letter to {}: {e}",
-                        self.topic
-                    )));
-                }
-            }
-        }
+        send_waiting(&self.producer, record).map_err(|e| {
+            io::Error::other(format!("cannot write dead letter to {}: {e}", self.topic))
+        })?;
         self.sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
