@@ -1,0 +1,129 @@
+//! `srv-opr run` against a bare rdkafka consumer that only reads the messages, on the same topic
+//! of a real broker, side by side in one run (issue 4's reference).
+//!
+//! ```sh
+//! KAFKA_BOOTSTRAP_SERVERS=$(scripts/kafka start) BENCH_EVENTS=2000000 \
+//!   cargo bench --bench kafka_consume
+//! ```
+//!
+//! It simulates `BENCH_EVENTS` events (about; default 2 M) into a fresh 6-partition topic, then
+//! alternates the two consumers `BENCH_ROUNDS` times (default 3, each in a new consumer group
+//! reading from the beginning) and prints every rate, the medians and their ratio.
+
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use srv_opr::config::Config;
+use srv_opr::kafka::produce::{LineProducer, ProducerSettings};
+use srv_opr::kafka::run::{RunOptions, run};
+use srv_opr::simulate::{SimConfig, Simulator};
+
+const PARTITIONS: i32 = 6;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn bare(brokers: &str, topic: &str, expected: u64) -> f64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("bare-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        // The same prefetch depth as `run` uses, so the comparison is of the work, not the queue.
+        .set("queued.min.messages", "1000000")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let started = Instant::now();
+    let (mut n, mut bytes) = (0u64, 0u64);
+    while n < expected {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            n += 1;
+            bytes += m.payload().map_or(0, |p| p.len() as u64);
+        }
+    }
+    std::hint::black_box(bytes);
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing useful: skip then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let brokers = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .expect("set KAFKA_BOOTSTRAP_SERVERS (scripts/kafka start prints it)");
+    let events = env_or("BENCH_EVENTS", 2_000_000);
+    let rounds = env_or("BENCH_ROUNDS", 3);
+    let topic = format!("bench-{}", std::process::id());
+
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &brokers).create().expect("admin");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    for r in rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(&topic, PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .expect("create topic")
+    {
+        r.expect("create topic");
+    }
+
+    // About 2.6 events per request with the default mix.
+    let requests = (events as f64 / 2.6) as u64;
+    let mut producer = LineProducer::new(&ProducerSettings {
+        brokers: brokers.clone(),
+        topic: topic.clone(),
+        rate: None,
+        properties: vec![],
+    })
+    .expect("producer");
+    let sim = Simulator::new(SimConfig { seed: 8, rate: 1.5, max_requests: Some(requests), ..SimConfig::default() })
+        .run(&mut producer)
+        .expect("simulate");
+    let produced = producer.finish(Duration::from_secs(300)).expect("delivered");
+    let n = produced.delivered;
+    println!(
+        "produced {n} events in {:.1} s ({:.0} msg/s, lz4, idempotent)",
+        produced.seconds,
+        n as f64 / produced.seconds
+    );
+    assert_eq!(sim.lines, n);
+
+    let mut cfg = Config::builtin().expect("built-in configuration");
+    cfg.settings.kafka.brokers = brokers.clone();
+    cfg.settings.kafka.topics = vec![topic.clone()];
+    cfg.settings.kafka.dead_letter_topic = format!("{topic}-dead");
+    let (mut bare_rates, mut run_rates) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let b = bare(&brokers, &topic, n);
+        cfg.settings.kafka.group_id = format!("run-{}-{round}", std::process::id());
+        let started = Instant::now();
+        let outcome = run(&cfg, &RunOptions { until_caught_up: true }, &AtomicBool::new(false)).expect("run");
+        let secs = started.elapsed().as_secs_f64();
+        assert_eq!(outcome.stats.events, n, "run read every event");
+        let r = n as f64 / secs;
+        println!("round {round}: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s ({:.0} %)", 100.0 * r / b);
+        bare_rates.push(b);
+        run_rates.push(r);
+    }
+    let (b, r) = (median(&mut bare_rates), median(&mut run_rates));
+    println!("median: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s: {:.0} % of the bare rate", 100.0 * r / b);
+}
