@@ -27,7 +27,10 @@ use srv_opr::simulate::{SimConfig, Simulator};
 const PARTITIONS: i32 = 6;
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn bare(brokers: &str, topic: &str, expected: u64) -> f64 {
@@ -42,7 +45,8 @@ fn bare(brokers: &str, topic: &str, expected: u64) -> f64 {
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
     let started = Instant::now();
@@ -73,12 +77,21 @@ fn main() {
     let rounds = env_or("BENCH_ROUNDS", 3);
     let topic = format!("bench-{}", std::process::id());
 
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &brokers).create().expect("admin");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("admin");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     for r in rt
         .block_on(admin.create_topics(
-            &[NewTopic::new(&topic, PARTITIONS, TopicReplication::Fixed(1))],
+            &[NewTopic::new(
+                &topic,
+                PARTITIONS,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new(),
         ))
         .expect("create topic")
@@ -95,10 +108,17 @@ fn main() {
         properties: vec![],
     })
     .expect("producer");
-    let sim = Simulator::new(SimConfig { seed: 8, rate: 1.5, max_requests: Some(requests), ..SimConfig::default() })
-        .run(&mut producer)
-        .expect("simulate");
-    let produced = producer.finish(Duration::from_secs(300)).expect("delivered");
+    let sim = Simulator::new(SimConfig {
+        seed: 8,
+        rate: 1.5,
+        max_requests: Some(requests),
+        ..SimConfig::default()
+    })
+    .run(&mut producer)
+    .expect("simulate");
+    let produced = producer
+        .finish(Duration::from_secs(300))
+        .expect("delivered");
     let n = produced.delivered;
     println!(
         "produced {n} events in {:.1} s ({:.0} msg/s, lz4, idempotent)",
@@ -116,14 +136,27 @@ fn main() {
         let b = bare(&brokers, &topic, n);
         cfg.settings.kafka.group_id = format!("run-{}-{round}", std::process::id());
         let started = Instant::now();
-        let outcome = run(&cfg, &RunOptions { until_caught_up: true }, &AtomicBool::new(false)).expect("run");
+        let outcome = run(
+            &cfg,
+            &RunOptions {
+                until_caught_up: true,
+            },
+            &AtomicBool::new(false),
+        )
+        .expect("run");
         let secs = started.elapsed().as_secs_f64();
         assert_eq!(outcome.stats.events, n, "run read every event");
         let r = n as f64 / secs;
-        println!("round {round}: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s ({:.0} %)", 100.0 * r / b);
+        println!(
+            "round {round}: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s ({:.0} %)",
+            100.0 * r / b
+        );
         bare_rates.push(b);
         run_rates.push(r);
     }
     let (b, r) = (median(&mut bare_rates), median(&mut run_rates));
-    println!("median: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s: {:.0} % of the bare rate", 100.0 * r / b);
+    println!(
+        "median: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s: {:.0} % of the bare rate",
+        100.0 * r / b
+    );
 }
