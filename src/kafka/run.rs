@@ -151,7 +151,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, stop: &AtomicBool) -> anyhow::Result
     };
 
     let mut partition_counts: HashMap<String, i32> = HashMap::new();
-    let mut parts: BTreeMap<(String, i32), Part> = BTreeMap::new();
+    let mut parts: BTreeMap<String, BTreeMap<i32, Part>> = BTreeMap::new();
     let started = Instant::now();
     tracing::info!(brokers = %k.brokers, topics = ?k.topics, group = %k.group_id, "consuming");
     while !stop.load(Ordering::Relaxed) {
@@ -170,22 +170,29 @@ pub fn run(cfg: &Config, opts: &RunOptions, stop: &AtomicBool) -> anyhow::Result
             }
             Some(Ok(m)) => m,
         };
-        let (topic, partition, offset) = (msg.topic().to_string(), msg.partition(), msg.offset());
-        let count = match partition_counts.get(&topic) {
+        // Borrowed from the message: no allocation per event for the lookups below.
+        let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
+        let count = match partition_counts.get(topic) {
             Some(n) => *n,
             None => {
-                let md = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+                let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
                 let n = md
                     .topics()
                     .first()
                     .map_or(0, |t| t.partitions().len() as i32);
-                partition_counts.insert(topic.clone(), n);
+                partition_counts.insert(topic.to_string(), n);
                 n
             }
         };
-        let part = match parts.get_mut(&(topic.clone(), partition)) {
-            Some(p) => p,
-            None => {
+        if !parts.contains_key(topic) {
+            parts.insert(topic.to_string(), BTreeMap::new());
+        }
+        let of_topic = parts
+            .get_mut(topic)
+            .ok_or_else(|| anyhow::anyhow!("{topic} vanished"))?;
+        let part = match of_topic.entry(partition) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
                 let name = SourceName {
                     name: format!("{topic}/{partition}"),
                     separator: '/',
@@ -193,7 +200,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, stop: &AtomicBool) -> anyhow::Result
                 let pipeline =
                     Pipeline::new(cfg, vec![name], dead.clone()).map_err(anyhow::Error::msg)?;
                 tracing::info!(topic = %topic, partition, "partition assigned");
-                parts.entry((topic.clone(), partition)).or_insert(Part {
+                e.insert(Part {
                     pipeline,
                     max_at: Ts::MIN,
                     next_offset: 0,
@@ -234,7 +241,10 @@ pub fn run(cfg: &Config, opts: &RunOptions, stop: &AtomicBool) -> anyhow::Result
     let mut combined = Ts::MAX;
     let mut names = Vec::new();
     let idle = std::time::Duration::from_nanos(k.idle_timeout.0.max(0) as u64);
-    for ((topic, partition), mut part) in parts {
+    for (topic, partition, mut part) in parts
+        .into_iter()
+        .flat_map(|(t, ps)| ps.into_iter().map(move |(p, part)| (t.clone(), p, part)))
+    {
         let wm = part.pipeline.watermark();
         // Idle partitions do not hold the combined watermark back.
         if part.last_event.elapsed() < idle || opts.until_caught_up {
@@ -283,7 +293,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, stop: &AtomicBool) -> anyhow::Result
 /// Every assigned partition read to its high watermark (and at least one assigned).
 fn caught_up(
     consumer: &BaseConsumer,
-    parts: &BTreeMap<(String, i32), Part>,
+    parts: &BTreeMap<String, BTreeMap<i32, Part>>,
     started: Instant,
 ) -> anyhow::Result<bool> {
     // Copy the assignment into owned data at once: holding rdkafka's list across the consumer's
@@ -305,7 +315,8 @@ fn caught_up(
     for (topic, partition) in assigned {
         let (low, high) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))?;
         let next = parts
-            .get(&(topic, partition))
+            .get(&topic)
+            .and_then(|ps| ps.get(&partition))
             .map_or(low, |p| p.next_offset.max(low));
         if next < high {
             return Ok(false);
