@@ -502,16 +502,62 @@ pub fn score(cfg: &Config, req: &ScoreRequest) -> Result<String, ScoreError> {
     Ok(text)
 }
 
+/// The HTTP endpoint of `run` and `demo`, over a fresh live view.
+pub struct Endpoint {
+    /// What the workers publish and the endpoint reads.
+    pub live: Arc<crate::live::Live>,
+    /// The server, while it runs (none when `http.listen` is empty).
+    pub server: Option<crate::http::HttpServer>,
+}
+
+/// Starts `/metrics`, `/healthz` and `/readyz` on `http.listen`. With `fallback`, a busy address
+/// falls back to a free port on 127.0.0.1 (the demo must work next to a running service).
+pub fn endpoint(cfg: &Config, fallback: bool) -> anyhow::Result<Endpoint> {
+    let idle = std::time::Duration::from_nanos(cfg.settings.kafka.idle_timeout.0.max(0) as u64);
+    let live = Arc::new(crate::live::Live::new(idle));
+    let listen = cfg.settings.http.listen.as_str();
+    if listen.is_empty() {
+        return Ok(Endpoint { live, server: None });
+    }
+    let metrics = Arc::new(
+        crate::metrics::Metrics::new(
+            Arc::new(cfg.definitions.clone()),
+            crate::calendar::Calendar::new(&cfg.settings.time.zone).map_err(anyhow::Error::msg)?,
+            live.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("metrics registry: {e}"))?,
+    );
+    let server = match crate::http::serve(listen, metrics.clone(), live.clone()) {
+        Ok(s) => s,
+        Err(e) if fallback => {
+            tracing::warn!(error = %e, "using a free port instead");
+            crate::http::serve("127.0.0.1:0", metrics, live.clone())?
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Endpoint {
+        live,
+        server: Some(server),
+    })
+}
+
 /// `run`: consumes Kafka until stopped (or caught up) and writes the month outputs into `out`.
 pub fn run(
     cfg: &Config,
     out: &Path,
     opts: &crate::kafka::run::RunOptions,
     stop: &std::sync::atomic::AtomicBool,
+    endpoint: &Endpoint,
 ) -> anyhow::Result<ReplayOutcome> {
     let started = Instant::now();
     let outdir = OutDir::create(out)?;
-    let outcome = crate::kafka::run::run(cfg, opts, stop)?;
+    let outcome = crate::kafka::run::run(
+        cfg,
+        opts,
+        stop,
+        endpoint.live.clone(),
+        Box::new(crate::kafka::run::InMemoryHandOver),
+    )?;
     let summary = write_outputs(
         &outdir,
         cfg,
@@ -525,6 +571,7 @@ pub fn run(
         events = outcome.stats.events,
         partitions = outcome.partitions.len(),
         dead_letters = outcome.dead_letters_sent,
+        handed_over = outcome.handed_over,
         out = %out.display(),
         "run stopped; outputs written"
     );
@@ -532,5 +579,109 @@ pub fn run(
         aggregates: outcome.aggregates,
         stats: outcome.stats,
         summary,
+    })
+}
+
+/// What the live demo produced.
+pub struct DemoOutcome {
+    /// The consumer's outputs, as `run` writes them.
+    pub run: ReplayOutcome,
+    /// What the simulator produced.
+    pub sim: SimStats,
+    /// Where `/metrics` was served.
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+/// `demo`: the whole live path with no set-up: an embedded broker (librdkafka's mock cluster)
+/// with a 6-partition topic, the simulator producing into it on one thread, `run` consuming it
+/// on this one until everything produced is processed, and `/metrics` up meanwhile. With
+/// `keep_serving`, the endpoint stays up afterwards until `stop` is set.
+pub fn demo_live(
+    cfg: &Config,
+    sim: SimConfig,
+    out: &Path,
+    keep_serving: bool,
+    stop: &std::sync::atomic::AtomicBool,
+    on_ready: impl FnOnce(Option<std::net::SocketAddr>),
+) -> anyhow::Result<DemoOutcome> {
+    use std::sync::atomic::AtomicBool;
+    let mock = rdkafka::mocking::MockCluster::new(1)
+        .map_err(|e| anyhow::anyhow!("cannot start the embedded broker: {e}"))?;
+    let mut cfg = cfg.clone();
+    let k = &mut cfg.settings.kafka;
+    k.brokers = mock.bootstrap_servers();
+    k.topics = vec!["srv-events".into()];
+    k.group_id = "srv-opr-demo".into();
+    k.dead_letter_topic = "srv-events-dead-letters".into();
+    // The demo's own broker speaks plaintext, whatever the configuration says for production.
+    k.properties = vec![
+        // The mock broker holds an empty fetch for the full wait; the producer, paced on the
+        // consumer, would wait with it.
+        ("fetch.wait.max.ms".into(), "10".into()),
+    ];
+    k.secrets.clear();
+    mock.create_topic("srv-events", 6, 1)?;
+    mock.create_topic("srv-events-dead-letters", 1, 1)?;
+    let endpoint = endpoint(&cfg, true)?;
+    let addr = endpoint.server.as_ref().map(|s| s.addr);
+    on_ready(addr);
+
+    let produced = Arc::new(AtomicBool::new(false));
+    let settings = crate::kafka::produce::ProducerSettings {
+        brokers: cfg.settings.kafka.brokers.clone(),
+        topic: "srv-events".into(),
+        rate: None,
+        properties: vec![],
+    };
+    let done = produced.clone();
+    let live = endpoint.live.clone();
+    let simulator = std::thread::Builder::new()
+        .name("srv-opr-simulator".into())
+        .spawn(move || {
+            let r = (|| -> anyhow::Result<(SimStats, u64)> {
+                // The mock broker keeps only about 5 MB per partition: stay at most this many
+                // messages ahead of the consumer, or the log would drop what is not yet read.
+                const AHEAD: u64 = 100_000;
+                let gate = Box::new(move |sent: u64| {
+                    while sent > live.events_processed() + AHEAD {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                });
+                let mut producer =
+                    crate::kafka::produce::LineProducer::new(&settings)?.with_gate(gate);
+                let stats = Simulator::new(sim).run(&mut producer)?;
+                let produced = producer.finish(std::time::Duration::from_secs(120))?;
+                Ok((stats, produced.delivered))
+            })();
+            done.store(true, Ordering::Relaxed);
+            r
+        })?;
+    let opts = crate::kafka::run::RunOptions {
+        until_caught_up: true,
+        input_complete: Some(produced),
+    };
+    let outcome = run(&cfg, out, &opts, stop, &endpoint);
+    let (sim_stats, delivered) = simulator
+        .join()
+        .map_err(|_| anyhow::anyhow!("the simulator panicked"))??;
+    let outcome = outcome?;
+    if outcome.stats.events != delivered {
+        anyhow::bail!(
+            "{delivered} messages were produced but {} consumed: the embedded broker dropped \
+             some (its log is small) or the consumer lost them",
+            outcome.stats.events
+        );
+    }
+    if keep_serving && addr.is_some() {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    drop(endpoint);
+    drop(mock);
+    Ok(DemoOutcome {
+        run: outcome,
+        sim: sim_stats,
+        metrics: addr,
     })
 }

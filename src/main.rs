@@ -172,6 +172,9 @@ struct DemoArgs {
     /// Where to write the month's files.
     #[arg(long, default_value = "demo-out")]
     out: PathBuf,
+    /// Keep serving /metrics after the month is done, until Ctrl-C.
+    #[arg(long)]
+    keep_serving: bool,
 }
 
 /// An error with its exit code.
@@ -362,22 +365,30 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Demo(a) => demo(&cfg, &a),
         Command::Run(a) => {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            watch_signals(stop.clone());
+            watch_signals(stop.clone(), cfg.settings.kafka.shutdown_timeout);
+            let endpoint = app::endpoint(&cfg, false)?;
             app::run(
                 &cfg,
                 &a.out,
                 &srv_opr::kafka::run::RunOptions {
                     until_caught_up: a.until_caught_up,
+                    input_complete: None,
                 },
                 &stop,
+                &endpoint,
             )?;
             Ok(())
         }
     }
 }
 
-/// Sets `stop` on SIGINT or SIGTERM (the run loop checks it between polls).
-fn watch_signals(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+/// Sets `stop` on SIGINT or SIGTERM (the run loop checks it between polls). The stop must be
+/// over within `deadline` (`kafka.shutdown_timeout`), or the process exits 1 without outputs; a
+/// second signal exits at once.
+fn watch_signals(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    deadline: srv_opr::time::Dur,
+) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -399,8 +410,24 @@ fn watch_signals(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
-            tracing::info!("signal received: stopping after the current event");
+            tracing::info!("signal received: draining and handing over the partitions");
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let deadline = std::time::Duration::from_nanos(deadline.0.max(0) as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(deadline) => {
+                    eprintln!(
+                        "srv-opr: the shutdown deadline of {deadline:?} (kafka.shutdown_timeout) \
+                         passed before the partitions were handed over; exiting without outputs"
+                    );
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("srv-opr: second signal: exiting without outputs");
+                }
+                _ = term.recv() => {
+                    eprintln!("srv-opr: second signal: exiting without outputs");
+                }
+            }
+            std::process::exit(1);
         });
     });
 }
@@ -525,25 +552,37 @@ fn demo(cfg: &Config, a: &DemoArgs) -> Result<(), Failure> {
         quality,
         ..SimConfig::default()
     };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    watch_signals(stop.clone(), cfg.settings.kafka.shutdown_timeout);
     eprintln!(
-        "srv-opr demo: simulating {month} at {} requests/s (central degraded), then replaying it…",
+        "srv-opr demo: an embedded Kafka broker (librdkafka's mock cluster), {month} simulated at {} \
+         requests/s into a 6-partition topic (central degraded), consumed by `run`…",
         a.rate
     );
     let started = std::time::Instant::now();
-    let (outcome, sim_stats) = app::simulate_and_replay(cfg, sim, &a.out)?;
+    let outcome = app::demo_live(cfg, sim, &a.out, a.keep_serving, &stop, |addr| {
+        if let Some(addr) = addr {
+            eprintln!("metrics while it runs: curl http://{addr}/metrics");
+        }
+    })?;
     let secs = started.elapsed().as_secs_f64();
-    println!("{}", app::month_table(&outcome.aggregates, month));
+    println!("{}", app::month_table(&outcome.run.aggregates, month));
     println!(
-        "{} events ({} requests simulated), {} dead letters; {:.1} s with the simulation, replay at {:.0} events/s",
-        outcome.stats.events,
-        sim_stats.requests,
-        outcome.stats.dead_letters_total(),
+        "{} events ({} requests simulated) consumed from 6 partitions, {} dead letters (to the \
+         dead-letter topic); {:.1} s in all",
+        outcome.run.stats.events,
+        outcome.sim.requests,
+        outcome.run.stats.dead_letters_total(),
         secs,
-        outcome.summary.events_per_second
     );
     println!(
-        "files: {}/ (rpl.csv, failures.csv, deadletter.jsonl, summary.json)",
+        "files: {}/ (rpl.csv, failures.csv, opr-inputs.csv, summary.json)",
         a.out.display()
     );
+    if let (Some(addr), false) = (outcome.metrics, a.keep_serving) {
+        println!(
+            "(the metrics endpoint http://{addr}/metrics closed with the demo; --keep-serving keeps it up)"
+        );
+    }
     Ok(())
 }

@@ -216,48 +216,54 @@ fn run_until_caught_up_equals_replay_count_for_count() {
     );
 
     let topics = format!("[\"{topic}\"]");
-    let group = unique("group");
-    srv(
-        &["run", "--until-caught-up", "--out", "run-out"],
-        &[
-            ("SRV_OPR__KAFKA__BROKERS", brokers.as_str()),
-            ("SRV_OPR__KAFKA__TOPICS", topics.as_str()),
-            ("SRV_OPR__KAFKA__GROUP_ID", group.as_str()),
-            ("SRV_OPR__KAFKA__DEAD_LETTER_TOPIC", dlq.as_str()),
-        ],
-    );
     srv(&["replay", "events.jsonl", "--out", "replay-out"], &[]);
-
     let read = |d: &str, f: &str| std::fs::read_to_string(dir.path().join(d).join(f)).unwrap();
-    assert_eq!(read("run-out", "rpl.csv"), read("replay-out", "rpl.csv"));
-    assert_eq!(
-        read("run-out", "failures.csv"),
-        read("replay-out", "failures.csv")
-    );
-    assert_eq!(
-        read("run-out", "opr-inputs.csv"),
-        read("replay-out", "opr-inputs.csv")
-    );
     let summary =
         |d: &str| -> serde_json::Value { serde_json::from_str(&read(d, "summary.json")).unwrap() };
-    let (run, replay) = (summary("run-out"), summary("replay-out"));
-    for key in [
-        "events_read",
-        "requests",
-        "responses",
-        "duplicates",
-        "unmeasured_requests",
-        "dead_letters",
-        "decided_requests",
-    ] {
-        assert_eq!(run[key], replay[key], "{key}");
+    let replay = summary("replay-out");
+    // One worker thread, then three (partitions spread over them): the same figures either way.
+    let mut run = serde_json::Value::Null;
+    for workers in ["1", "3"] {
+        let group = unique("group");
+        let out = format!("run-out-{workers}");
+        srv(
+            &["run", "--until-caught-up", "--out", &out],
+            &[
+                ("SRV_OPR__KAFKA__BROKERS", brokers.as_str()),
+                ("SRV_OPR__KAFKA__TOPICS", topics.as_str()),
+                ("SRV_OPR__KAFKA__GROUP_ID", group.as_str()),
+                ("SRV_OPR__KAFKA__DEAD_LETTER_TOPIC", dlq.as_str()),
+                ("SRV_OPR__KAFKA__WORKERS", workers),
+                ("SRV_OPR__HTTP__LISTEN", "127.0.0.1:0"),
+            ],
+        );
+        for f in ["rpl.csv", "failures.csv", "opr-inputs.csv"] {
+            assert_eq!(
+                read(&out, f),
+                read("replay-out", f),
+                "{f} with {workers} workers"
+            );
+        }
+        run = summary(&out);
+        for key in [
+            "events_read",
+            "requests",
+            "responses",
+            "duplicates",
+            "unmeasured_requests",
+            "dead_letters",
+            "decided_requests",
+        ] {
+            assert_eq!(run[key], replay[key], "{key} with {workers} workers");
+        }
     }
     let total = run["dead_letters_total"].as_u64().unwrap() as usize;
     assert!(total > 10, "the simulation injected bad input");
 
-    // Every dead letter is in the dead-letter topic: original bytes, reason and origin headers.
-    let dead = read_with_headers(&dlq, total);
-    assert_eq!(dead.len(), total);
+    // Every dead letter is in the dead-letter topic, once per run: original bytes, reason and
+    // origin headers.
+    let dead = read_with_headers(&dlq, 2 * total);
+    assert_eq!(dead.len(), 2 * total);
     let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
     for (h, _) in &dead {
         *by_reason.entry(h["reason"].clone()).or_default() += 1;
@@ -271,7 +277,7 @@ fn run_until_caught_up_equals_replay_count_for_count() {
     for (reason, n) in run["dead_letters"].as_object().unwrap() {
         assert_eq!(
             by_reason.get(reason).copied().unwrap_or(0),
-            n.as_u64().unwrap(),
+            2 * n.as_u64().unwrap(),
             "{reason}"
         );
     }

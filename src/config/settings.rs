@@ -17,6 +17,15 @@ pub struct Settings {
     pub input: InputSettings,
     /// Kafka (`run`).
     pub kafka: KafkaSettings,
+    /// The HTTP endpoint of `run` and `demo` (`/metrics`, `/healthz`, `/readyz`).
+    pub http: HttpSettings,
+}
+
+/// `[http]`: where `run` serves its metrics and health endpoints.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Listen address, `127.0.0.1:9898` by default; empty to serve nothing.
+    pub listen: String,
 }
 
 /// `[kafka]`: the consumer group of `run`.
@@ -36,6 +45,11 @@ pub struct KafkaSettings {
     pub idle_timeout: Dur,
     /// Events further ahead of the wall clock are `future_timestamp`.
     pub max_future_skew: Dur,
+    /// Threads that decode and correlate (partitions are spread over them); 0 = one fewer than
+    /// the machine's cores, at least one.
+    pub workers: usize,
+    /// How long a stop (SIGINT/SIGTERM) may take to drain and hand over every partition.
+    pub shutdown_timeout: Dur,
     /// Extra librdkafka properties.
     pub properties: Vec<(String, String)>,
     /// librdkafka properties read from environment variables: (property, variable).
@@ -125,6 +139,13 @@ struct Raw {
     time: RawTime,
     input: RawInput,
     kafka: RawKafka,
+    http: RawHttp,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: String,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +158,8 @@ struct RawKafka {
     verify_partitioning: bool,
     idle_timeout: String,
     max_future_skew: String,
+    workers: i64,
+    shutdown_timeout: String,
     properties: Table,
     secrets: Table,
 }
@@ -248,6 +271,22 @@ pub(super) fn load(
     let k = raw.kafka;
     let idle_timeout = dur("kafka.idle_timeout", &k.idle_timeout, problems);
     let max_future_skew = dur("kafka.max_future_skew", &k.max_future_skew, problems);
+    let shutdown_timeout = dur("kafka.shutdown_timeout", &k.shutdown_timeout, problems);
+    if k.workers < 0 || k.workers > 256 {
+        problems.push(
+            &origin("kafka.workers"),
+            "kafka.workers",
+            format!("must be 0 (automatic) to 256, found {}", k.workers),
+        );
+    }
+    let listen = raw.http.listen.trim().to_string();
+    if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
+        problems.push(
+            &origin("http.listen"),
+            "http.listen",
+            format!("{listen:?} is not an address like 127.0.0.1:9898 (or empty for none)"),
+        );
+    }
     let strings = |table: &Table, prefix: &str, problems: &mut Problems| -> Vec<(String, String)> {
         table
             .iter()
@@ -299,9 +338,12 @@ pub(super) fn load(
             verify_partitioning: k.verify_partitioning,
             idle_timeout: idle_timeout?,
             max_future_skew: max_future_skew?,
+            workers: k.workers.clamp(0, 256) as usize,
+            shutdown_timeout: shutdown_timeout?,
             properties,
             secrets,
         },
+        http: HttpSettings { listen },
     })
 }
 
@@ -321,6 +363,8 @@ mod tests {
             verify_partitioning: true,
             idle_timeout: Dur::from_secs(30),
             max_future_skew: Dur::from_secs(300),
+            workers: 0,
+            shutdown_timeout: Dur::from_secs(30),
             properties: vec![],
             secrets: vec![("sasl.password".into(), "PW".into())],
         };

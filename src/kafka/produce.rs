@@ -99,7 +99,12 @@ pub struct LineProducer {
     unkeyed: u64,
     rate: Option<f64>,
     started: Instant,
+    gate: Option<Gate>,
 }
+
+/// Called with the number of messages sent so far, every 1,024 messages; it may wait (the demo
+/// holds its producer back so the embedded broker's small log never overtakes the consumer).
+pub type Gate = Box<dyn FnMut(u64) + Send>;
 
 impl LineProducer {
     /// Connects a producer (idempotent, `murmur2_random`, lz4).
@@ -122,7 +127,14 @@ impl LineProducer {
             unkeyed: 0,
             rate: s.rate,
             started: Instant::now(),
+            gate: None,
         })
+    }
+
+    /// Installs a [`Gate`].
+    pub fn with_gate(mut self, gate: Gate) -> LineProducer {
+        self.gate = Some(gate);
+        self
     }
 
     fn send(&mut self, line: &[u8]) -> io::Result<()> {
@@ -144,6 +156,9 @@ impl LineProducer {
                 if let Some(wait) = due.checked_sub(self.started.elapsed()) {
                     std::thread::sleep(wait);
                 }
+            }
+            if let Some(gate) = &mut self.gate {
+                gate(self.sent);
             }
         }
         Ok(())

@@ -2,21 +2,33 @@
 //! responses share a partition, and a request is decided on its own partition's watermark);
 //! dead letters go to a Kafka topic; the partitions' aggregates merge into the month outputs.
 //!
-//! This first version keeps state in memory only (durable checkpoints come with the state-store
-//! issue), so it consumes each assigned partition from the beginning and commits no offsets: a
-//! restart recomputes everything rather than count anything twice or lose it.
+//! Threads: one fetch thread owns the consumer. It polls, copies each message's key and value
+//! into a batch for the worker that owns the partition, and serves the rebalance callbacks.
+//! Worker threads own the partitions' pipelines and do the decoding and correlating, so fetching
+//! and processing overlap instead of sharing one core. A batch per worker keeps each partition's
+//! messages in offset order; bounded channels push back on the fetch thread when workers lag.
+//!
+//! Partition state leaves through one seam, [`StateHandOver`], on revocation and at shutdown,
+//! after everything fetched for the partition has been processed. This version keeps state in
+//! memory only (durable checkpoints come with the state-store issue): it consumes each assigned
+//! partition from the beginning and commits no offsets, so a revoked partition's state is
+//! dropped and its new owner recomputes it: nothing is counted twice or lost.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::Message;
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::statistics::Statistics;
 
 use super::partition::partition_of;
 use super::produce::{DeliveryCounter, send_waiting};
@@ -24,6 +36,7 @@ use crate::aggregate::Aggregates;
 use crate::config::Config;
 use crate::correlate::Pos;
 use crate::event::DeadReason;
+use crate::live::{Live, PartView};
 use crate::pipeline::{DeadLetter, DeadLetterSink, Pipeline, PipelineStats, SourceName};
 use crate::time::Ts;
 
@@ -76,25 +89,90 @@ pub struct RunOptions {
     /// Stop once every assigned partition has been read to its end (a catch-up job, and tests);
     /// pending requests are then decided as at the end of a replay.
     pub until_caught_up: bool,
+    /// With `until_caught_up`: being caught up only counts once this is set (the demo sets it
+    /// when its simulator has delivered everything).
+    pub input_complete: Option<Arc<AtomicBool>>,
 }
 
 /// What `run` leaves behind.
 pub struct RunOutcome {
     /// The partitions' aggregates, merged; its watermark is the combined one.
     pub aggregates: Aggregates,
-    /// Event accounting over all partitions.
+    /// Event accounting over the partitions held at the end.
     pub stats: PipelineStats,
-    /// Partitions consumed (`topic/partition`).
+    /// Partitions held at the end (`topic/partition`).
     pub partitions: Vec<String>,
     /// Dead letters produced.
     pub dead_letters_sent: u64,
+    /// Partitions handed over (revoked) during the run.
+    pub handed_over: u64,
 }
 
-struct Part {
-    pipeline: Pipeline<KafkaDeadLetters>,
-    max_at: Ts,
-    next_offset: i64,
-    last_event: Instant,
+/// One partition's state, owned by its worker.
+pub struct PartState {
+    /// The partition's pipeline (correlator, aggregates, accounting).
+    pub pipeline: Pipeline<KafkaDeadLetters>,
+    /// Largest valid `at` seen (the watermark is this minus the allowed lateness).
+    pub max_at: Ts,
+    /// The next offset to process.
+    pub next_offset: i64,
+    /// When the partition last delivered a message (wall clock).
+    pub last_event: Instant,
+    topic: String,
+    partition: i32,
+    partition_count: i32,
+    published: Instant,
+    dirty: bool,
+}
+
+/// Why a partition's state is leaving its worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandOverCause {
+    /// The group took the partition away (another member will own it).
+    Revoked,
+    /// The service is stopping.
+    Shutdown,
+}
+
+/// Where partition state goes when it leaves a worker: everything fetched for the partition has
+/// been processed by then. The durable store implements it with a checkpoint of state and
+/// offset; without one, [`InMemoryHandOver`] only says what was given up.
+pub trait StateHandOver: Send {
+    /// Takes the partition's final state. An error stops the service (state may not be lost).
+    fn hand_over(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        cause: HandOverCause,
+        state: &PartState,
+    ) -> anyhow::Result<()>;
+}
+
+/// No store: a revoked partition's state is dropped (its new owner reads the partition from the
+/// beginning, since no offset is committed); at shutdown the state goes into the outputs.
+#[derive(Debug, Default)]
+pub struct InMemoryHandOver;
+
+impl StateHandOver for InMemoryHandOver {
+    fn hand_over(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        cause: HandOverCause,
+        state: &PartState,
+    ) -> anyhow::Result<()> {
+        if cause == HandOverCause::Revoked {
+            tracing::warn!(
+                topic,
+                partition,
+                next_offset = state.next_offset,
+                pending = state.pipeline.correlator().pending(),
+                "partition revoked: no state store, so its state is dropped and its new owner \
+                 recomputes it from the beginning"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A client configuration: our defaults first, then `[kafka.properties]` and the secrets, so an
@@ -125,23 +203,506 @@ fn now() -> Ts {
     Ts(d.as_nanos().min(i64::MAX as u128) as i64)
 }
 
-/// Consumes the configured topics in the configured group until `stop` is set (or, with
-/// `until_caught_up`, until every assigned partition is read to its end).
-pub fn run(cfg: &Config, opts: &RunOptions, stop: &AtomicBool) -> anyhow::Result<RunOutcome> {
+/// Messages copied out of librdkafka for one worker: keys and values back to back in `data`.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    items: Vec<Item>,
+    opened: Option<Instant>,
+}
+
+struct Item {
+    slot: u32,
+    offset: i64,
+    /// `u32::MAX`: no key.
+    key_len: u32,
+    value_len: u32,
+}
+
+const NO_KEY: u32 = u32::MAX;
+/// A batch goes to its worker at this many messages…
+const BATCH_ITEMS: usize = 2048;
+/// …or this many bytes…
+const BATCH_BYTES: usize = 1 << 20;
+/// …or when it is this old, so a trickle of live traffic is not held back.
+const BATCH_AGE: Duration = Duration::from_millis(20);
+/// Batches queued per worker before the fetch thread waits.
+const QUEUE_DEPTH: usize = 8;
+/// How often a worker publishes its partitions to the live view.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+enum Work {
+    Assign(u32, Box<PartState>),
+    Batch(Batch),
+    /// Process everything before this, then send the slots' state back.
+    Release(Vec<u32>, SyncSender<Vec<(u32, Box<PartState>)>>),
+}
+
+struct Worker {
+    tx: SyncSender<Work>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    filling: Batch,
+}
+
+struct Assigned {
+    slot: u32,
+    worker: usize,
+    next_offset: i64,
+}
+
+/// The fetch thread's side of the workers: batching, assignment, hand-over. Lives in the
+/// consumer's context because the rebalance callbacks need it; only the fetch thread locks it.
+struct Dispatcher {
+    cfg: Config,
+    dead: KafkaDeadLetters,
+    live: Arc<Live>,
+    store: Box<dyn StateHandOver>,
+    workers: Vec<Worker>,
+    pool: Receiver<Batch>,
+    /// Topic index → partition → assignment.
+    topics: Vec<(String, i32, Vec<Option<Assigned>>)>,
+    next_slot: u32,
+    handed_over: u64,
+    /// A failure inside a rebalance callback, reported by the fetch loop.
+    error: Option<anyhow::Error>,
+}
+
+impl Dispatcher {
+    fn topic_index(&self, topic: &str) -> Option<usize> {
+        self.topics.iter().position(|(t, _, _)| t == topic)
+    }
+
+    fn assigned(&self) -> impl Iterator<Item = (&str, i32, &Assigned)> {
+        self.topics.iter().flat_map(|(t, _, ps)| {
+            ps.iter()
+                .enumerate()
+                .filter_map(move |(p, a)| a.as_ref().map(|a| (t.as_str(), p as i32, a)))
+        })
+    }
+
+    fn assign(&mut self, consumer: &BaseConsumer<RunContext>, list: &[(String, i32)]) {
+        for (topic, partition) in list {
+            if let Err(e) = self.assign_one(consumer, topic, *partition) {
+                self.error.get_or_insert(e);
+            }
+        }
+        self.live.set_assigned(self.assigned().count());
+    }
+
+    fn assign_one(
+        &mut self,
+        consumer: &BaseConsumer<RunContext>,
+        topic: &str,
+        partition: i32,
+    ) -> anyhow::Result<()> {
+        let ti = match self.topic_index(topic) {
+            Some(i) => i,
+            None => {
+                let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+                let n = md
+                    .topics()
+                    .first()
+                    .map_or(0, |t| t.partitions().len() as i32);
+                self.topics.push((topic.to_string(), n, Vec::new()));
+                self.topics.len() - 1
+            }
+        };
+        let count = self.topics[ti].1;
+        let p = usize::try_from(partition)
+            .map_err(|_| anyhow::anyhow!("negative partition {partition} of {topic}"))?;
+        if self.topics[ti].2.len() <= p {
+            self.topics[ti].2.resize_with(p + 1, || None);
+        }
+        if self.topics[ti].2[p].is_some() {
+            return Ok(());
+        }
+        let name = SourceName {
+            name: format!("{topic}/{partition}"),
+            separator: '/',
+        };
+        let pipeline =
+            Pipeline::new(&self.cfg, vec![name], self.dead.clone()).map_err(anyhow::Error::msg)?;
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        // Spread partitions evenly: a topic's partitions round-robin over the workers.
+        let worker = (ti + p) % self.workers.len();
+        let state = PartState {
+            pipeline,
+            max_at: Ts::MIN,
+            next_offset: 0,
+            last_event: Instant::now(),
+            topic: topic.to_string(),
+            partition,
+            partition_count: count,
+            published: Instant::now(),
+            dirty: false,
+        };
+        self.send(worker, Work::Assign(slot, Box::new(state)))?;
+        self.topics[ti].2[p] = Some(Assigned {
+            slot,
+            worker,
+            next_offset: 0,
+        });
+        tracing::info!(topic, partition, worker, "partition assigned");
+        Ok(())
+    }
+
+    fn send(&mut self, worker: usize, work: Work) -> anyhow::Result<()> {
+        if self.workers[worker].tx.send(work).is_err() {
+            return Err(self.worker_failed(worker));
+        }
+        Ok(())
+    }
+
+    /// The worker has gone: its own error says why.
+    fn worker_failed(&mut self, worker: usize) -> anyhow::Error {
+        match self.workers[worker].handle.take().map(JoinHandle::join) {
+            Some(Ok(Err(e))) => e,
+            Some(Err(_)) => anyhow::anyhow!("worker {worker} panicked"),
+            _ => anyhow::anyhow!("worker {worker} stopped"),
+        }
+    }
+
+    /// Copies one message into its worker's batch.
+    fn push(&mut self, msg: &rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()> {
+        let (topic, partition) = (msg.topic(), msg.partition());
+        let assigned = self.topic_index(topic).and_then(|ti| {
+            self.topics[ti]
+                .2
+                .get_mut(usize::try_from(partition).ok()?)?
+                .as_mut()
+        });
+        let Some(a) = assigned else {
+            // librdkafka drops a revoked partition's queued messages; one that still slips
+            // through belongs to the partition's new owner, which reads it itself.
+            tracing::debug!(
+                topic,
+                partition,
+                offset = msg.offset(),
+                "message of a partition not held"
+            );
+            return Ok(());
+        };
+        a.next_offset = msg.offset() + 1;
+        let (slot, worker) = (a.slot, a.worker);
+        let b = &mut self.workers[worker].filling;
+        if b.opened.is_none() {
+            b.opened = Some(Instant::now());
+        }
+        let key_len = match msg.key() {
+            Some(k) => {
+                b.data.extend_from_slice(k);
+                k.len() as u32
+            }
+            None => NO_KEY,
+        };
+        // A null value is `malformed_json` (SPEC §1): it decodes as an empty event.
+        let value = msg.payload().unwrap_or(&[]);
+        b.data.extend_from_slice(value);
+        b.items.push(Item {
+            slot,
+            offset: msg.offset(),
+            key_len,
+            value_len: value.len() as u32,
+        });
+        if b.items.len() >= BATCH_ITEMS || b.data.len() >= BATCH_BYTES {
+            self.flush_worker(worker)?;
+        }
+        Ok(())
+    }
+
+    fn flush_worker(&mut self, worker: usize) -> anyhow::Result<()> {
+        if self.workers[worker].filling.items.is_empty() {
+            return Ok(());
+        }
+        let fresh = self.pool.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut self.workers[worker].filling, fresh);
+        self.send(worker, Work::Batch(full))
+    }
+
+    /// Sends every batch, or only those older than [`BATCH_AGE`].
+    fn flush(&mut self, only_old: bool) -> anyhow::Result<()> {
+        for w in 0..self.workers.len() {
+            let old = self.workers[w]
+                .filling
+                .opened
+                .is_some_and(|t| t.elapsed() >= BATCH_AGE);
+            if !only_old || old {
+                self.flush_worker(w)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes partitions back from their workers once everything fetched for them is processed,
+    /// and gives their state to the store.
+    fn release(
+        &mut self,
+        list: &[(String, i32)],
+        cause: HandOverCause,
+    ) -> anyhow::Result<Vec<PartState>> {
+        self.flush(false)?;
+        let mut by_worker: Vec<Vec<u32>> = vec![Vec::new(); self.workers.len()];
+        for (topic, partition) in list {
+            let Some(ti) = self.topic_index(topic) else {
+                continue;
+            };
+            let Some(a) = usize::try_from(*partition)
+                .ok()
+                .and_then(|p| self.topics[ti].2.get_mut(p))
+                .and_then(Option::take)
+            else {
+                continue;
+            };
+            by_worker[a.worker].push(a.slot);
+        }
+        let mut replies = Vec::new();
+        for (w, slots) in by_worker.into_iter().enumerate() {
+            if slots.is_empty() {
+                continue;
+            }
+            let (tx, rx) = mpsc::sync_channel(1);
+            self.send(w, Work::Release(slots, tx))?;
+            replies.push((w, rx));
+        }
+        let mut states = Vec::new();
+        for (w, rx) in replies {
+            match rx.recv() {
+                Ok(got) => states.extend(got.into_iter().map(|(_, s)| *s)),
+                Err(_) => return Err(self.worker_failed(w)),
+            }
+        }
+        if cause == HandOverCause::Revoked && !states.is_empty() {
+            let names: Vec<String> = states
+                .iter()
+                .map(|s| format!("{}/{}", s.topic, s.partition))
+                .collect();
+            tracing::info!(partitions = ?names, "partitions revoked: drained, handing over");
+        }
+        for s in &states {
+            self.store.hand_over(&s.topic, s.partition, cause, s)?;
+            if cause == HandOverCause::Revoked {
+                self.live.retire(&s.topic, s.partition);
+                self.handed_over += 1;
+            }
+        }
+        self.live.set_assigned(self.assigned().count());
+        Ok(states)
+    }
+}
+
+/// The consumer's context: rebalance callbacks and statistics.
+struct RunContext {
+    dispatcher: Mutex<Dispatcher>,
+}
+
+impl RunContext {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Dispatcher> {
+        self.dispatcher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn owned_list(tpl: &rdkafka::TopicPartitionList) -> Vec<(String, i32)> {
+    // Owned at once: holding rdkafka's list across the consumer's drop has hung processes
+    // (rust-rdkafka issue 509).
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
+impl ClientContext for RunContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        // Broker outages and request errors: librdkafka retries them; the operator sees them.
+        tracing::warn!(error = %error, reason, "kafka client");
+        self.lock().live.count_kafka_error();
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let d = self.lock();
+        for (topic, t) in &statistics.topics {
+            for (p, s) in &t.partitions {
+                // -1 is librdkafka's "not known yet"; partition -1 is its internal one.
+                if *p >= 0 && s.ls_offset >= 0 {
+                    d.live.set_end_offset(topic, *p, s.ls_offset);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for RunContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let list = owned_list(tpl);
+                let mut d = self.lock();
+                if let Err(e) = d.release(&list, HandOverCause::Revoked) {
+                    d.error.get_or_insert(e);
+                }
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Assign(_) => {}
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let list = owned_list(tpl);
+            self.lock().assign(consumer, &list);
+        }
+    }
+}
+
+/// The worker thread: owns its partitions' state, processes batches in order.
+fn worker_loop(
+    rx: Receiver<Work>,
+    pool: SyncSender<Batch>,
+    cfg: Config,
+    live: Arc<Live>,
+    failed: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let result = worker_body(&rx, &pool, &cfg, &live);
+    if result.is_err() {
+        failed.store(true, Ordering::Relaxed);
+    }
+    result
+}
+
+fn worker_body(
+    rx: &Receiver<Work>,
+    pool: &SyncSender<Batch>,
+    cfg: &Config,
+    live: &Live,
+) -> anyhow::Result<()> {
     let k = &cfg.settings.kafka;
     let lateness = cfg.settings.time.allowed_lateness;
-    // A deep prefetch queue: with librdkafka's default (100,000 messages over all partitions) the
-    // loop waited on fetches most of the time (27 % CPU, half the rate; BENCHMARKS.md).
-    let mut cc = client_config(cfg, &[("queued.min.messages", "1000000")])?;
-    cc.set("group.id", &k.group_id)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer = cc.create()?;
-    let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics)?;
+    let mut parts: BTreeMap<u32, Box<PartState>> = BTreeMap::new();
+    loop {
+        let work = match rx.recv_timeout(PUBLISH_EVERY) {
+            Ok(w) => w,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Quiet: make sure the live view shows the last batch processed.
+                for s in parts.values_mut() {
+                    if s.dirty {
+                        publish(live, s);
+                    }
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match work {
+            Work::Assign(slot, state) => {
+                parts.insert(slot, state);
+            }
+            Work::Release(slots, reply) => {
+                let mut out = Vec::new();
+                for slot in slots {
+                    if let Some(mut s) = parts.remove(&slot) {
+                        publish(live, &mut s);
+                        out.push((slot, s));
+                    }
+                }
+                // The fetch thread waits for this reply; if it has gone, so has the run.
+                let _ = reply.send(out);
+            }
+            Work::Batch(mut batch) => {
+                // The wall clock once per batch: the guard is minutes wide.
+                let limit = Some(now().plus(k.max_future_skew));
+                let arrived = Instant::now();
+                let mut at = 0usize;
+                let mut current: Option<(u32, &mut Box<PartState>)> = None;
+                for item in &batch.items {
+                    let key = if item.key_len == NO_KEY {
+                        None
+                    } else {
+                        let k = &batch.data[at..at + item.key_len as usize];
+                        at += item.key_len as usize;
+                        Some(k)
+                    };
+                    let raw = &batch.data[at..at + item.value_len as usize];
+                    at += item.value_len as usize;
+                    if current.as_ref().is_none_or(|(s, _)| *s != item.slot) {
+                        current = parts.get_mut(&item.slot).map(|p| (item.slot, p));
+                    }
+                    let Some((_, part)) = current.as_mut() else {
+                        anyhow::bail!(
+                            "message for slot {} that this worker does not hold",
+                            item.slot
+                        );
+                    };
+                    part.next_offset = item.offset + 1;
+                    part.last_event = arrived;
+                    part.dirty = true;
+                    let pos = Pos::new(0, item.offset.max(0) as u64);
+                    if k.verify_partitioning
+                        && let Some(key) = key
+                        && partition_of(key, part.partition_count) != part.partition
+                    {
+                        part.pipeline.reject(DeadReason::WrongPartition, pos, raw)?;
+                        continue;
+                    }
+                    part.pipeline.set_future_limit(limit);
+                    if let Some(t) = part.pipeline.process(raw, pos)?
+                        && t > part.max_at
+                    {
+                        part.max_at = t;
+                        part.pipeline.advance(t.minus(lateness))?;
+                    }
+                }
+                live.add_processed(batch.items.len() as u64);
+                batch.items.clear();
+                batch.data.clear();
+                batch.opened = None;
+                let _ = pool.try_send(batch);
+                for s in parts.values_mut() {
+                    if s.dirty && s.published.elapsed() >= PUBLISH_EVERY {
+                        publish(live, s);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
+fn publish(live: &Live, s: &mut PartState) {
+    let c = s.pipeline.correlator();
+    let view = PartView::capture(
+        s.pipeline.stats(),
+        c.pending(),
+        c.waiting(),
+        s.pipeline.aggregates(),
+        s.last_event,
+        s.next_offset,
+    );
+    live.publish(&s.topic, s.partition, view);
+    s.published = Instant::now();
+    s.dirty = false;
+}
+
+fn worker_count(cfg: &Config) -> usize {
+    match cfg.settings.kafka.workers {
+        0 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get().saturating_sub(1))
+            .max(1),
+        n => n,
+    }
+}
+
+/// Consumes the configured topics in the configured group until `stop` is set (or, with
+/// `until_caught_up`, until every assigned partition is read to its end).
+pub fn run(
+    cfg: &Config,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+    live: Arc<Live>,
+    store: Box<dyn StateHandOver>,
+) -> anyhow::Result<RunOutcome> {
+    let k = &cfg.settings.kafka;
     let mut pc = client_config(cfg, &[("linger.ms", "20")])?;
     pc.set("enable.idempotence", "true");
     let dead = KafkaDeadLetters {
@@ -150,123 +711,172 @@ pub fn run(cfg: &Config, opts: &RunOptions, stop: &AtomicBool) -> anyhow::Result
         sent: Arc::new(AtomicU64::new(0)),
     };
 
-    let mut partition_counts: HashMap<String, i32> = HashMap::new();
-    let mut parts: BTreeMap<String, BTreeMap<i32, Part>> = BTreeMap::new();
+    let failed = Arc::new(AtomicBool::new(false));
+    let (pool_tx, pool_rx) = mpsc::sync_channel::<Batch>(64);
+    let mut workers = Vec::new();
+    for i in 0..worker_count(cfg) {
+        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
+        let (pool, c, l, f) = (pool_tx.clone(), cfg.clone(), live.clone(), failed.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("srv-opr-worker-{i}"))
+            .spawn(move || worker_loop(rx, pool, c, l, f))?;
+        workers.push(Worker {
+            tx,
+            handle: Some(handle),
+            filling: Batch::default(),
+        });
+    }
+    drop(pool_tx);
+    let context = RunContext {
+        dispatcher: Mutex::new(Dispatcher {
+            cfg: cfg.clone(),
+            dead: dead.clone(),
+            live: live.clone(),
+            store,
+            workers,
+            pool: pool_rx,
+            topics: Vec::new(),
+            next_slot: 0,
+            handed_over: 0,
+            error: None,
+        }),
+    };
+
+    // A deep prefetch queue: with librdkafka's default (100,000 messages over all partitions) the
+    // loop waited on fetches most of the time (BENCHMARKS.md). Statistics every 5 s give the
+    // partitions' end offsets for the lag metric.
+    let mut cc = client_config(
+        cfg,
+        &[
+            ("queued.min.messages", "1000000"),
+            ("statistics.interval.ms", "5000"),
+        ],
+    )?;
+    cc.set("group.id", &k.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer<RunContext> = cc.create_with_context(context)?;
+    let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+
     let started = Instant::now();
-    tracing::info!(brokers = %k.brokers, topics = ?k.topics, group = %k.group_id, "consuming");
-    while !stop.load(Ordering::Relaxed) {
-        let msg = match consumer.poll(Duration::from_millis(200)) {
-            None => {
-                dead.producer.poll(Duration::ZERO);
-                if opts.until_caught_up && caught_up(&consumer, &parts, started)? {
+    let mut last_check = Instant::now();
+    let mut polled: u32 = 0;
+    tracing::info!(brokers = %k.brokers, topics = ?k.topics, group = %k.group_id,
+        workers = consumer.context().lock().workers.len(), "consuming");
+    let fetch_result = (|| -> anyhow::Result<()> {
+        while !stop.load(Ordering::Relaxed) {
+            let polled_msg = consumer.poll(Duration::from_millis(100));
+            let ctx = consumer.context();
+            match polled_msg {
+                None => {
+                    ctx.lock().flush(false)?;
+                    dead.producer.poll(Duration::ZERO);
+                }
+                Some(Err(e)) => {
+                    // librdkafka retries broker and network errors itself; say what happened.
+                    tracing::warn!(error = %e, "consumer");
+                    ctx.lock().live.count_kafka_error();
+                }
+                Some(Ok(m)) => {
+                    let mut d = ctx.lock();
+                    d.push(&m)?;
+                    polled = polled.wrapping_add(1);
+                    if polled % 256 == 0 {
+                        d.flush(true)?;
+                        drop(d);
+                        dead.producer.poll(Duration::ZERO);
+                    }
+                }
+            }
+            if let Some(e) = ctx.lock().error.take() {
+                return Err(e);
+            }
+            if failed.load(Ordering::Relaxed) || dead.failures() > 0 {
+                break;
+            }
+            let input_complete = opts
+                .input_complete
+                .as_ref()
+                .is_none_or(|f| f.load(Ordering::Relaxed));
+            if opts.until_caught_up
+                && input_complete
+                && last_check.elapsed() >= Duration::from_millis(200)
+            {
+                last_check = Instant::now();
+                if caught_up(&consumer, started)? {
                     break;
                 }
-                continue;
             }
-            Some(Err(e)) => {
-                // librdkafka retries broker and network errors itself; say what happened.
-                tracing::warn!(error = %e, "consumer");
-                continue;
-            }
-            Some(Ok(m)) => m,
-        };
-        // Borrowed from the message: no allocation per event for the lookups below.
-        let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
-        let count = match partition_counts.get(topic) {
-            Some(n) => *n,
-            None => {
-                let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-                let n = md
-                    .topics()
-                    .first()
-                    .map_or(0, |t| t.partitions().len() as i32);
-                partition_counts.insert(topic.to_string(), n);
-                n
-            }
-        };
-        if !parts.contains_key(topic) {
-            parts.insert(topic.to_string(), BTreeMap::new());
         }
-        let of_topic = parts
-            .get_mut(topic)
-            .ok_or_else(|| anyhow::anyhow!("{topic} vanished"))?;
-        let part = match of_topic.entry(partition) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                let name = SourceName {
-                    name: format!("{topic}/{partition}"),
-                    separator: '/',
-                };
-                let pipeline =
-                    Pipeline::new(cfg, vec![name], dead.clone()).map_err(anyhow::Error::msg)?;
-                tracing::info!(topic = %topic, partition, "partition assigned");
-                e.insert(Part {
-                    pipeline,
-                    max_at: Ts::MIN,
-                    next_offset: 0,
-                    last_event: Instant::now(),
-                })
-            }
-        };
-        part.next_offset = offset + 1;
-        part.last_event = Instant::now();
-        let pos = Pos::new(0, offset.max(0) as u64);
-        // A null value is `malformed_json` (SPEC §1): it decodes as an empty event.
-        let raw = msg.payload().unwrap_or(&[]);
-        if k.verify_partitioning
-            && let Some(key) = msg.key()
-            && partition_of(key, count) != partition
-        {
-            part.pipeline.reject(DeadReason::WrongPartition, pos, raw)?;
-            continue;
-        }
-        part.pipeline
-            .set_future_limit(Some(now().plus(k.max_future_skew)));
-        if let Some(at) = part.pipeline.process(raw, pos)?
-            && at > part.max_at
-        {
-            part.max_at = at;
-            part.pipeline.advance(at.minus(lateness))?;
-        }
-        if dead.failures() > 0 {
-            anyhow::bail!(
-                "dead letters could not be written to {}: stopping rather than lose them",
-                dead.topic
-            );
-        }
-    }
+        Ok(())
+    })();
 
+    // Stop: everything fetched is processed, then every partition is handed over. The deadline
+    // (kafka.shutdown_timeout) is enforced by the caller's watchdog, which can end the process
+    // even if a broker call here hangs.
+    let outcome = {
+        let ctx = consumer.context();
+        let mut d = ctx.lock();
+        let held: Vec<(String, i32)> = d.assigned().map(|(t, p, _)| (t.to_string(), p)).collect();
+        let released = match &fetch_result {
+            Ok(()) if !failed.load(Ordering::Relaxed) => d.release(&held, HandOverCause::Shutdown),
+            _ => Err(anyhow::anyhow!("not handing over after a failure")),
+        };
+        let handed_over = d.handed_over;
+        // Workers end when their channels close.
+        let mut worker_errors = Vec::new();
+        for (i, w) in d.workers.iter_mut().enumerate() {
+            let (tx, _) = mpsc::sync_channel(1);
+            drop(std::mem::replace(&mut w.tx, tx));
+            if let Some(h) = w.handle.take() {
+                match h.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => worker_errors.push(e),
+                    Err(_) => worker_errors.push(anyhow::anyhow!("worker {i} panicked")),
+                }
+            }
+        }
+        fetch_result?;
+        if let Some(e) = worker_errors.into_iter().next() {
+            return Err(e);
+        }
+        (released?, handed_over)
+    };
+    // Leave the group now: the remaining revoke has nothing left to hand over.
+    drop(consumer);
+
+    let (states, handed_over) = outcome;
     let mut aggregates: Option<Aggregates> = None;
     let mut stats = PipelineStats::default();
     let mut combined = Ts::MAX;
     let mut names = Vec::new();
-    let idle = std::time::Duration::from_nanos(k.idle_timeout.0.max(0) as u64);
-    for (topic, partition, mut part) in parts
-        .into_iter()
-        .flat_map(|(t, ps)| ps.into_iter().map(move |(p, part)| (t.clone(), p, part)))
-    {
-        let wm = part.pipeline.watermark();
-        // Idle partitions do not hold the combined watermark back.
-        if part.last_event.elapsed() < idle || opts.until_caught_up {
-            combined = combined.min(wm);
-        }
+    for mut part in states {
         if opts.until_caught_up {
             part.pipeline.finish()?;
+            combined = combined.min(part.pipeline.watermark());
         }
+        publish(&live, &mut part);
         let (agg, s, _) = part.pipeline.into_parts();
         stats.add(&s);
         match &mut aggregates {
             Some(a) => a.merge(&agg),
             None => aggregates = Some(agg),
         }
-        names.push(format!("{topic}/{partition}"));
+        names.push(format!("{}/{}", part.topic, part.partition));
+    }
+    if !opts.until_caught_up {
+        // Idle partitions do not hold the combined watermark back (SPEC §2).
+        combined = live.combined_watermark().unwrap_or(Ts::MIN);
     }
     dead.producer
         .flush(Duration::from_secs(30))
         .map_err(|e| anyhow::anyhow!("flushing dead letters to {}: {e}", dead.topic))?;
     if dead.failures() > 0 {
         anyhow::bail!(
-            "{} dead letters could not be written to {}",
+            "{} dead letters could not be written to {}: stopped rather than lose them",
             dead.failures(),
             dead.topic
         );
@@ -287,24 +897,19 @@ pub fn run(cfg: &Config, opts: &RunOptions, stop: &AtomicBool) -> anyhow::Result
         stats,
         partitions: names,
         dead_letters_sent: dead.sent.load(Ordering::Relaxed),
+        handed_over,
     })
 }
 
-/// Every assigned partition read to its high watermark (and at least one assigned).
-fn caught_up(
-    consumer: &BaseConsumer,
-    parts: &BTreeMap<String, BTreeMap<i32, Part>>,
-    started: Instant,
-) -> anyhow::Result<bool> {
-    // Copy the assignment into owned data at once: holding rdkafka's list across the consumer's
-    // drop has hung processes (rust-rdkafka issue 509).
-    let assigned: Vec<(String, i32)> = consumer
-        .assignment()?
-        .elements()
-        .iter()
-        .map(|e| (e.topic().to_string(), e.partition()))
+/// Every assigned partition fetched to its high watermark (and at least one assigned).
+fn caught_up(consumer: &BaseConsumer<RunContext>, started: Instant) -> anyhow::Result<bool> {
+    let held: Vec<(String, i32, i64)> = consumer
+        .context()
+        .lock()
+        .assigned()
+        .map(|(t, p, a)| (t.to_string(), p, a.next_offset))
         .collect();
-    if assigned.is_empty() {
+    if held.is_empty() {
         if started.elapsed() > Duration::from_secs(60) {
             anyhow::bail!(
                 "no partition was assigned within 60 s (is the topic there, and the group free?)"
@@ -312,15 +917,37 @@ fn caught_up(
         }
         return Ok(false);
     }
-    for (topic, partition) in assigned {
-        let (low, high) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))?;
-        let next = parts
-            .get(&topic)
-            .and_then(|ps| ps.get(&partition))
-            .map_or(low, |p| p.next_offset.max(low));
-        if next < high {
-            return Ok(false);
+    for (topic, partition, next) in held {
+        match cached_watermarks(consumer, &topic, partition) {
+            Some((low, high)) if next.max(low) >= high => {}
+            _ => return Ok(false),
         }
     }
     Ok(true)
+}
+
+/// The partition's low and high watermarks as of the last fetch response, without a broker round
+/// trip (`rd_kafka_get_watermark_offsets`; rdkafka does not wrap it). A network query here, every
+/// few hundred milliseconds, queued behind the fetches and stalled consumption. `None` until a
+/// fetch response has told them.
+fn cached_watermarks(
+    consumer: &BaseConsumer<RunContext>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid while `consumer` lives; `topic` is a NUL-terminated
+    // string that outlives the call; librdkafka only writes the two out-parameters.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some((low.max(0), high))
 }

@@ -1,0 +1,373 @@
+//! The live view of a running service: what every partition's worker last published (counts,
+//! pending state, watermark, offsets) and what librdkafka last reported, read by `/metrics` and
+//! `/readyz`. Workers publish snapshots at most a few times a second, so readers never touch the
+//! pipelines and the hot path never touches a lock per event.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::aggregate::Aggregates;
+use crate::calendar::Month;
+use crate::pipeline::PipelineStats;
+use crate::time::Ts;
+
+/// Decided-request counts of one measure in one region.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Requests decided.
+    pub requests: u64,
+    /// Of which answered successfully within the TRT.
+    pub within_target: u64,
+    /// Of which succeeded at all (MP242).
+    pub succeeded: u64,
+    /// Of which got no final response within the deadline.
+    pub no_response: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.requests += o.requests;
+        self.within_target += o.within_target;
+        self.succeeded += o.succeeded;
+        self.no_response += o.no_response;
+    }
+}
+
+/// Counts by measure (configuration order), then region (north, central, south).
+pub type MeasureCounts = Vec<[Counts; 3]>;
+
+fn add_counts(into: &mut MeasureCounts, from: &MeasureCounts) {
+    if into.len() < from.len() {
+        into.resize(from.len(), [Counts::default(); 3]);
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        for (x, y) in a.iter_mut().zip(b) {
+            x.add(y);
+        }
+    }
+}
+
+/// What one partition's worker last published.
+#[derive(Debug, Clone)]
+pub struct PartView {
+    /// Event accounting so far.
+    pub stats: PipelineStats,
+    /// Requests waiting for a decision.
+    pub pending: u64,
+    /// Responses waiting for their request.
+    pub waiting: u64,
+    /// The partition's watermark.
+    pub watermark: Ts,
+    /// When the partition last delivered an event (wall clock).
+    pub last_event: Instant,
+    /// The next offset to process.
+    pub next_offset: i64,
+    /// Decided counts by month.
+    pub months: BTreeMap<Month, MeasureCounts>,
+}
+
+impl PartView {
+    /// A snapshot of a partition's pipeline state.
+    pub fn capture(
+        stats: &PipelineStats,
+        pending: usize,
+        waiting: usize,
+        aggregates: &Aggregates,
+        last_event: Instant,
+        next_offset: i64,
+    ) -> PartView {
+        let n = aggregates.definitions().measures.len();
+        let mut months: BTreeMap<Month, MeasureCounts> = BTreeMap::new();
+        for (month, measure, block) in aggregates.blocks() {
+            let row = months
+                .entry(month)
+                .or_insert_with(|| vec![[Counts::default(); 3]; n]);
+            if let Some(slot) = row.get_mut(measure as usize) {
+                for (c, r) in slot.iter_mut().zip(&block.regions) {
+                    *c = Counts {
+                        requests: r.requests,
+                        within_target: r.within_target,
+                        succeeded: r.succeeded,
+                        no_response: r.no_response,
+                    };
+                }
+            }
+        }
+        PartView {
+            stats: stats.clone(),
+            pending: pending as u64,
+            waiting: waiting as u64,
+            watermark: aggregates.watermark(),
+            last_event,
+            next_offset,
+            months,
+        }
+    }
+
+    fn totals(&self) -> MeasureCounts {
+        let mut t = MeasureCounts::new();
+        for c in self.months.values() {
+            add_counts(&mut t, c);
+        }
+        t
+    }
+}
+
+#[derive(Default)]
+struct State {
+    parts: BTreeMap<(String, i32), PartView>,
+    /// Last stable offset of each assigned partition, from librdkafka's statistics.
+    end_offsets: BTreeMap<(String, i32), i64>,
+    /// Counts of partitions handed over, so counters never go back.
+    retired_stats: PipelineStats,
+    retired_totals: MeasureCounts,
+    combined: Option<Ts>,
+    assigned: usize,
+}
+
+/// The shared live view (one per process).
+pub struct Live {
+    state: Mutex<State>,
+    /// Messages processed, bumped per batch (fresher than the snapshots; the demo paces on it).
+    processed: std::sync::atomic::AtomicU64,
+    kafka_errors: std::sync::atomic::AtomicU64,
+    handed_over: std::sync::atomic::AtomicU64,
+    idle_timeout: Duration,
+    /// When the service started.
+    pub started: Instant,
+}
+
+/// A consistent read of the live view, for one scrape.
+#[derive(Debug, Clone, Default)]
+pub struct LiveSnapshot {
+    /// Event accounting over every partition this process has held.
+    pub stats: PipelineStats,
+    /// Decided counts over every partition this process has held, all months.
+    pub totals: MeasureCounts,
+    /// Decided counts of the month containing the combined watermark, current partitions only.
+    pub month: Option<(Month, MeasureCounts)>,
+    /// Requests pending now.
+    pub pending: u64,
+    /// Responses waiting now.
+    pub waiting: u64,
+    /// The combined watermark (never goes back), if any partition has one.
+    pub combined: Option<Ts>,
+    /// Messages not yet processed, by partition, where the end offset is known.
+    pub lag: Vec<(String, i32, i64)>,
+    /// Partitions assigned now.
+    pub assigned: usize,
+    /// Errors librdkafka reported.
+    pub kafka_errors: u64,
+}
+
+impl Live {
+    /// An empty view; partitions silent for `idle_timeout` stop holding the watermark back.
+    pub fn new(idle_timeout: Duration) -> Live {
+        Live {
+            state: Mutex::new(State::default()),
+            processed: std::sync::atomic::AtomicU64::new(0),
+            kafka_errors: std::sync::atomic::AtomicU64::new(0),
+            handed_over: std::sync::atomic::AtomicU64::new(0),
+            idle_timeout,
+            started: Instant::now(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic elsewhere must not take the metrics down with it: the data is plain counts.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A partition's worker publishes its state.
+    pub fn publish(&self, topic: &str, partition: i32, view: PartView) {
+        let mut s = self.lock();
+        s.parts.insert((topic.to_string(), partition), view);
+    }
+
+    /// The partition left this process: its counts stay in the counters, its state goes.
+    pub fn retire(&self, topic: &str, partition: i32) {
+        self.handed_over
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut s = self.lock();
+        let key = (topic.to_string(), partition);
+        if let Some(v) = s.parts.remove(&key) {
+            s.retired_stats.add(&v.stats);
+            // Peaks are per live partition; a retired one holds nothing any more.
+            s.retired_stats.peak_pending = 0;
+            s.retired_stats.peak_waiting = 0;
+            s.retired_stats.peak_state_bytes = 0;
+            let t = v.totals();
+            add_counts(&mut s.retired_totals, &t);
+        }
+        s.end_offsets.remove(&key);
+    }
+
+    /// Partitions assigned now.
+    pub fn set_assigned(&self, n: usize) {
+        self.lock().assigned = n;
+    }
+
+    /// librdkafka reported an error (broker down, request failed); it retries by itself.
+    pub fn count_kafka_error(&self) {
+        self.kafka_errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Errors librdkafka reported so far.
+    pub fn kafka_errors(&self) -> u64 {
+        self.kafka_errors.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Partitions handed over (revoked) so far.
+    pub fn handed_over(&self) -> u64 {
+        self.handed_over.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A worker processed `n` more messages.
+    pub fn add_processed(&self, n: u64) {
+        self.processed
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Messages processed so far, over every partition this process has held.
+    pub fn events_processed(&self) -> u64 {
+        self.processed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Partitions assigned now (for `/readyz`).
+    pub fn snapshot_assigned(&self) -> usize {
+        self.lock().assigned
+    }
+
+    /// The end (last stable) offset of a partition, from librdkafka's statistics.
+    pub fn set_end_offset(&self, topic: &str, partition: i32, end: i64) {
+        self.lock()
+            .end_offsets
+            .insert((topic.to_string(), partition), end);
+    }
+
+    /// The combined watermark: the minimum over partitions that delivered an event within the
+    /// idle timeout (all silent: the maximum, as nothing holds time back); it never goes back.
+    pub fn combined_watermark(&self) -> Option<Ts> {
+        let mut s = self.lock();
+        Self::combine(&mut s, self.idle_timeout)
+    }
+
+    fn combine(s: &mut State, idle: Duration) -> Option<Ts> {
+        let active = s
+            .parts
+            .values()
+            .filter(|p| p.watermark > Ts::MIN && p.last_event.elapsed() < idle)
+            .map(|p| p.watermark)
+            .min();
+        let any = s
+            .parts
+            .values()
+            .map(|p| p.watermark)
+            .filter(|w| *w > Ts::MIN)
+            .max();
+        if let Some(now) = active.or(any) {
+            s.combined = Some(s.combined.map_or(now, |c| c.max(now)));
+        }
+        s.combined
+    }
+
+    /// Everything a scrape needs, read under one lock. `month_of` maps the combined watermark to
+    /// its month.
+    pub fn snapshot(&self, month_of: impl FnOnce(Ts) -> Month) -> LiveSnapshot {
+        let mut s = self.lock();
+        let combined = Self::combine(&mut s, self.idle_timeout);
+        let mut out = LiveSnapshot {
+            stats: s.retired_stats.clone(),
+            totals: s.retired_totals.clone(),
+            combined,
+            assigned: s.assigned,
+            kafka_errors: self.kafka_errors(),
+            ..LiveSnapshot::default()
+        };
+        let month = combined.map(month_of);
+        let mut month_counts = MeasureCounts::new();
+        for ((topic, partition), v) in &s.parts {
+            out.stats.add(&v.stats);
+            add_counts(&mut out.totals, &v.totals());
+            out.pending += v.pending;
+            out.waiting += v.waiting;
+            if let Some(m) = month
+                && let Some(c) = v.months.get(&m)
+            {
+                add_counts(&mut month_counts, c);
+            }
+            if let Some(end) = s.end_offsets.get(&(topic.clone(), *partition)) {
+                out.lag
+                    .push((topic.clone(), *partition, (end - v.next_offset).max(0)));
+            }
+        }
+        out.month = month.map(|m| (m, month_counts));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(wm: i64, last_event: Instant) -> PartView {
+        PartView {
+            stats: PipelineStats::default(),
+            pending: 0,
+            waiting: 0,
+            watermark: Ts(wm),
+            last_event,
+            next_offset: 0,
+            months: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn idle_partitions_stop_holding_the_watermark_back_and_it_never_goes_back() {
+        let live = Live::new(Duration::from_millis(200));
+        let now = Instant::now();
+        live.publish("t", 0, view(100, now));
+        live.publish("t", 1, view(50, now));
+        assert_eq!(live.combined_watermark(), Some(Ts(50)));
+        // Partition 1 falls silent: only partition 0 holds time now.
+        let long_ago = now.checked_sub(Duration::from_secs(5)).unwrap_or(now);
+        live.publish("t", 1, view(50, long_ago));
+        live.publish("t", 0, view(120, Instant::now()));
+        assert_eq!(live.combined_watermark(), Some(Ts(120)));
+        // A partition that wakes up behind does not pull the combined watermark back.
+        live.publish("t", 1, view(60, Instant::now()));
+        assert_eq!(live.combined_watermark(), Some(Ts(120)));
+    }
+
+    #[test]
+    fn retired_partitions_keep_their_counts() {
+        let live = Live::new(Duration::from_secs(30));
+        let mut v = view(10, Instant::now());
+        v.stats.events = 7;
+        v.months.insert(
+            Month::new(2024, 4),
+            vec![[
+                Counts {
+                    requests: 3,
+                    within_target: 2,
+                    succeeded: 3,
+                    no_response: 0,
+                },
+                Counts::default(),
+                Counts::default(),
+            ]],
+        );
+        live.publish("t", 0, v);
+        live.set_end_offset("t", 0, 10);
+        live.retire("t", 0);
+        let s = live.snapshot(|_| Month::new(2024, 4));
+        assert_eq!(s.stats.events, 7);
+        assert_eq!(s.totals[0][0].requests, 3);
+        assert!(s.lag.is_empty());
+        assert_eq!(s.month.map(|(_, c)| c.len()), Some(0));
+    }
+}

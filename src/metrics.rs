@@ -1,0 +1,359 @@
+//! `/metrics`: the SPEC §6 metrics in Prometheus text format, from an explicit registry that is
+//! refreshed from the [`Live`] view at each scrape. Every series is created up front from the
+//! configuration (measures × regions, event types × results, dead-letter reasons), so no event
+//! content can ever create a new one; only `srv_consumer_lag` follows the partitions held.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus::{Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::calendar::Calendar;
+use crate::config::{Basis, Definitions, Region};
+use crate::event::DeadReason;
+use crate::live::{Counts, Live, LiveSnapshot, MeasureCounts};
+use crate::pipeline::{EventResult, EventType};
+
+const REGIONS: [&str; 4] = ["north", "central", "south", "all"];
+
+/// The registry and its metric families.
+pub struct Metrics {
+    registry: Registry,
+    defs: Arc<Definitions>,
+    calendar: Mutex<Calendar>,
+    live: Arc<Live>,
+    events: IntCounterVec,
+    dead_letters: IntCounterVec,
+    requests: IntCounterVec,
+    within_target: IntCounterVec,
+    succeeded: IntCounterVec,
+    mtd_rpl: GaugeVec,
+    target: GaugeVec,
+    minimum: GaugeVec,
+    budget: IntGaugeVec,
+    pending: IntGauge,
+    waiting: IntGauge,
+    watermark_lag: Gauge,
+    consumer_lag: IntGaugeVec,
+    assigned: IntGauge,
+    kafka_errors: IntCounterVec,
+    handed_over: IntCounterVec,
+    scrape: Mutex<()>,
+}
+
+fn reg<T: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    c: prometheus::Result<T>,
+) -> prometheus::Result<T> {
+    let c = c?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+impl Metrics {
+    /// Registers every family and pre-creates every configured series.
+    pub fn new(
+        defs: Arc<Definitions>,
+        calendar: Calendar,
+        live: Arc<Live>,
+    ) -> prometheus::Result<Metrics> {
+        let r = Registry::new();
+        let mr = &["measure", "region"];
+        let m = Metrics {
+            events: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "srv_events_total",
+                        "Events read, by type and what became of them",
+                    ),
+                    &["type", "result"],
+                ),
+            )?,
+            dead_letters: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("srv_dead_letters_total", "Dead letters, by reason"),
+                    &["reason"],
+                ),
+            )?,
+            requests: reg(
+                &r,
+                IntCounterVec::new(Opts::new("srv_requests_total", "Requests decided"), mr),
+            )?,
+            within_target: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "srv_within_target_total",
+                        "Requests decided that succeeded within their TRT",
+                    ),
+                    mr,
+                ),
+            )?,
+            succeeded: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("srv_succeeded_total", "Requests decided that succeeded"),
+                    mr,
+                ),
+            )?,
+            mtd_rpl: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "srv_month_to_date_rpl_percent",
+                        "Month-to-date reported performance level of the month holding the \
+                         combined watermark",
+                    ),
+                    mr,
+                ),
+            )?,
+            target: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new("srv_target_percent", "Target performance level (TPL)"),
+                    &["measure"],
+                ),
+            )?,
+            minimum: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new("srv_minimum_percent", "Minimum performance level (MPL)"),
+                    &["measure"],
+                ),
+            )?,
+            budget: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "srv_error_budget_remaining",
+                        "Misses still allowed this month before the RPL falls below TPL \
+                         (floor(requests x (100 - TPL) / 100) - misses)",
+                    ),
+                    mr,
+                ),
+            )?,
+            pending: reg(
+                &r,
+                IntGauge::new("srv_pending_requests", "Requests waiting for a decision"),
+            )?,
+            waiting: reg(
+                &r,
+                IntGauge::new(
+                    "srv_waiting_responses",
+                    "Responses waiting for their request",
+                ),
+            )?,
+            watermark_lag: reg(
+                &r,
+                Gauge::new(
+                    "srv_watermark_lag_seconds",
+                    "Wall clock minus the combined watermark",
+                ),
+            )?,
+            consumer_lag: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "srv_consumer_lag",
+                        "Messages of a held partition not yet processed",
+                    ),
+                    &["topic", "partition"],
+                ),
+            )?,
+            assigned: reg(
+                &r,
+                IntGauge::new(
+                    "srv_assigned_partitions",
+                    "Partitions held by this instance",
+                ),
+            )?,
+            kafka_errors: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "srv_kafka_errors_total",
+                        "Errors reported by the Kafka client (it retries them itself)",
+                    ),
+                    &[],
+                ),
+            )?,
+            handed_over: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "srv_partitions_handed_over_total",
+                        "Partitions revoked from this instance and handed over",
+                    ),
+                    &[],
+                ),
+            )?,
+            registry: r,
+            calendar: Mutex::new(calendar),
+            live,
+            scrape: Mutex::new(()),
+            defs,
+        };
+        for t in EventType::ALL {
+            for res in EventResult::ALL {
+                m.events.with_label_values(&[t.as_str(), res.as_str()]);
+            }
+        }
+        for reason in DeadReason::ALL {
+            m.dead_letters.with_label_values(&[reason.as_str()]);
+        }
+        for measure in &m.defs.measures {
+            for region in REGIONS {
+                let l = [measure.id.as_str(), region];
+                m.requests.with_label_values(&l);
+                m.within_target.with_label_values(&l);
+                m.succeeded.with_label_values(&l);
+            }
+            if let Some(t) = measure.tpl.and_then(|d| d.to_f64()) {
+                m.target.with_label_values(&[&measure.id]).set(t);
+            }
+            if let Some(t) = measure.mpl.and_then(|d| d.to_f64()) {
+                m.minimum.with_label_values(&[&measure.id]).set(t);
+            }
+        }
+        Ok(m)
+    }
+
+    /// The text exposition of every metric, read from the live view now.
+    pub fn render(&self) -> Result<String, String> {
+        // One scrape at a time: the refresh below resets and sets whole families.
+        let _one = self
+            .scrape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let snap = {
+            let mut cal = self
+                .calendar
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.live.snapshot(|ts| cal.month_of(ts))
+        };
+        self.refresh(&snap);
+        let mut buf = Vec::with_capacity(16 << 10);
+        prometheus::TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .map_err(|e| e.to_string())?;
+        String::from_utf8(buf).map_err(|e| e.to_string())
+    }
+
+    fn refresh(&self, s: &LiveSnapshot) {
+        for t in EventType::ALL {
+            for r in EventResult::ALL {
+                set_counter(
+                    &self.events,
+                    &[t.as_str(), r.as_str()],
+                    s.stats.by_type_result[t as usize][r as usize],
+                );
+            }
+        }
+        for (i, reason) in DeadReason::ALL.iter().enumerate() {
+            set_counter(
+                &self.dead_letters,
+                &[reason.as_str()],
+                s.stats.dead_letters[i],
+            );
+        }
+        let month = s.month.as_ref().map(|(_, c)| c);
+        for (mi, measure) in self.defs.measures.iter().enumerate() {
+            let totals = region_counts(&s.totals, mi);
+            let mtd = month.map(|c| region_counts(c, mi));
+            for (ri, region) in REGIONS.iter().enumerate() {
+                let l = [measure.id.as_str(), *region];
+                set_counter(&self.requests, &l, totals[ri].requests);
+                set_counter(&self.within_target, &l, totals[ri].within_target);
+                set_counter(&self.succeeded, &l, totals[ri].succeeded);
+                let Some(mtd) = &mtd else { continue };
+                let c = mtd[ri];
+                let hits = match measure.basis {
+                    Basis::Trt => c.within_target,
+                    Basis::Success => c.succeeded,
+                };
+                if c.requests > 0 {
+                    self.mtd_rpl
+                        .with_label_values(&l)
+                        .set(hits as f64 * 100.0 / c.requests as f64);
+                }
+                if let Some(tpl) = measure.tpl {
+                    self.budget
+                        .with_label_values(&l)
+                        .set(error_budget(c.requests, hits, tpl));
+                }
+            }
+        }
+        self.pending.set(s.pending as i64);
+        self.waiting.set(s.waiting as i64);
+        if let Some(wm) = s.combined {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.watermark_lag.set(now - wm.0 as f64 / 1e9);
+        }
+        // Partitions come and go with rebalances: only the ones held now have a lag series.
+        self.consumer_lag.reset();
+        for (topic, partition, lag) in &s.lag {
+            self.consumer_lag
+                .with_label_values(&[topic.as_str(), &partition.to_string()])
+                .set(*lag);
+        }
+        self.assigned.set(s.assigned as i64);
+        set_counter(&self.kafka_errors, &[], s.kafka_errors);
+        set_counter(&self.handed_over, &[], self.live.handed_over());
+    }
+}
+
+/// North, central, south and all (merged) for one measure.
+fn region_counts(c: &MeasureCounts, measure: usize) -> [Counts; 4] {
+    let mut out = [Counts::default(); 4];
+    if let Some(rs) = c.get(measure) {
+        for r in Region::ALL {
+            let x = rs[r as usize];
+            out[r as usize] = x;
+            out[3].requests += x.requests;
+            out[3].within_target += x.within_target;
+            out[3].succeeded += x.succeeded;
+            out[3].no_response += x.no_response;
+        }
+    }
+    out
+}
+
+/// ⌊requests × (100 − TPL) / 100⌋ − misses, exactly (SPEC §6); negative once the RPL is below TPL.
+pub fn error_budget(requests: u64, hits: u64, tpl: Decimal) -> i64 {
+    let allowed = (Decimal::from(requests) * (Decimal::ONE_HUNDRED - tpl) / Decimal::ONE_HUNDRED)
+        .floor()
+        .to_i64()
+        .unwrap_or(i64::MAX);
+    allowed - (requests.saturating_sub(hits)) as i64
+}
+
+/// Counters only move forward: set to a total by adding the difference.
+fn set_counter(c: &IntCounterVec, labels: &[&str], total: u64) {
+    let m = c.with_label_values(labels);
+    let now = m.get();
+    if total > now {
+        m.inc_by(total - now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_budget_is_exact() {
+        // 99 % of 1,000 requests: 10 misses allowed.
+        assert_eq!(error_budget(1000, 1000, Decimal::new(99, 0)), 10);
+        assert_eq!(error_budget(1000, 990, Decimal::new(99, 0)), 0);
+        assert_eq!(error_budget(1000, 989, Decimal::new(99, 0)), -1);
+        // ⌊999 × 0.01⌋ = 9.
+        assert_eq!(error_budget(999, 999, Decimal::new(99, 0)), 9);
+        assert_eq!(error_budget(0, 0, Decimal::new(99, 0)), 0);
+    }
+}
