@@ -6,7 +6,7 @@
 //! [`Output`]s (decisions, revisions, dead letters of stored events) into a buffer the caller
 //! drains.
 //!
-//! State per request id (keyed by a 128-bit hash of the id) is one 40-byte [`Entry`]: pending
+//! State per request id (keyed by a 128-bit hash of the id) is one 40-byte `Entry`: pending
 //! until the watermark passes its final response or its deadline, then a compact decided record
 //! until the watermark passes its `at` + the longest deadline + `dedupe_horizon`. Responses whose
 //! request has not been seen wait (with their raw bytes, for the dead letter they may become) in

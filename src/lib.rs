@@ -29,8 +29,13 @@
 //! - [`aggregate`]: counts and histograms per month × measure × region; merge (sync).
 //! - [`pipeline`]: the one place the sync core is driven, with per-event accounting.
 //! - [`source`]: file inputs and the watermark-ordered merge of several files.
-//! - [`kafka`]: the Kafka edges (rdkafka): the murmur2 partitioner and the producer of
-//!   `simulate --kafka`; the live consumer `run` comes with the Kafka issue.
+//! - [`kafka`]: the Kafka edges (rdkafka): the murmur2 partitioner, the producer of
+//!   `simulate --kafka`, and `run`: a fetch thread, worker threads owning the partitions'
+//!   pipelines, dead letters to a topic, the hand-over seam for revoked partitions.
+//! - [`live`]: what the workers last published (counts, pending, watermarks, offsets), read by
+//!   the endpoint; the idle-aware combined watermark.
+//! - [`metrics`]: the Prometheus registry of SPEC §6, refreshed from the live view per scrape.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz` (a few lines of HTTP/1.1 on tokio).
 //! - [`sink`]: atomic output files: dead letters, `rpl.csv`, `failures.csv`, `summary.json`.
 //! - [`score`]: the OPR scoring core: schemes, inputs, the exact computation, Table 7 output.
 //!   Separate from the streaming core: it reads RPLs (from `opr-inputs.csv` or any CSV).

@@ -192,6 +192,8 @@ impl Live {
         self.handed_over
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut s = self.lock();
+        // What the partition told about time stays told: the combined watermark never goes back.
+        Self::combine(&mut s, self.idle_timeout);
         let key = (topic.to_string(), partition);
         if let Some(v) = s.parts.remove(&key) {
             s.retired_stats.add(&v.stats);

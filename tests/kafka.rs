@@ -282,3 +282,162 @@ fn run_until_caught_up_equals_replay_count_for_count() {
         );
     }
 }
+
+/// One HTTP GET over a plain socket: (status, body).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// The sum of a metric family's samples whose label set contains `labels`.
+fn metric_sum(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                && l.contains(labels)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn live_run_serves_metrics_and_stops_cleanly_on_sigterm() {
+    use std::io::BufRead;
+    let topic = unique("srv-live");
+    let dlq = unique("srv-live-dlq");
+    create_topic(&topic, 3);
+    create_topic(&dlq, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let brokers = brokers();
+    let sim = [
+        "simulate", "--month", "2024-03", "--rate", "0.01", "--seed", "5", "--bad", "0.01",
+    ];
+    let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(
+            [
+                &sim[..],
+                &["--kafka", &brokers, "--topic", &topic, "--stats"],
+            ]
+            .concat(),
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stats: serde_json::Value = serde_json::from_slice(
+        o.stderr
+            .split(|b| *b == b'\n')
+            .find(|l| l.starts_with(b"{"))
+            .unwrap(),
+    )
+    .unwrap();
+    let lines = stats["lines"].as_u64().unwrap();
+
+    let topics = format!("[\"{topic}\"]");
+    let group = unique("group");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["run", "--out", "run-out"])
+        .envs([
+            ("SRV_OPR__KAFKA__BROKERS", brokers.as_str()),
+            ("SRV_OPR__KAFKA__TOPICS", topics.as_str()),
+            ("SRV_OPR__KAFKA__GROUP_ID", group.as_str()),
+            ("SRV_OPR__KAFKA__DEAD_LETTER_TOPIC", dlq.as_str()),
+            ("SRV_OPR__HTTP__LISTEN", "127.0.0.1:0"),
+            ("RUST_LOG", "info"),
+        ])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Whatever happens below, the service does not outlive the test.
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _guard = KillOnDrop(child.id());
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let addr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        log.push(line.clone());
+        if let Some(a) = line.split("bound=").nth(1) {
+            break a.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    assert_eq!(http_get(&addr, "/healthz").0, 200);
+    // Every event shows up while the service runs: in srv_events_total once it has a result, or
+    // as a response still waiting for its request (an orphan to be, at the end of the stream).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let metrics = loop {
+        let (status, body) = http_get(&addr, "/metrics");
+        assert_eq!(status, 200);
+        let seen = metric_sum(&body, "srv_events_total", "")
+            + metric_sum(&body, "srv_waiting_responses", "");
+        if seen as u64 == lines {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "events never all counted:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(http_get(&addr, "/readyz").0, 200);
+    assert_eq!(metric_sum(&metrics, "srv_assigned_partitions", ""), 3.0);
+    assert!(metric_sum(&metrics, "srv_dead_letters_total", "") > 0.0);
+    assert!(
+        metric_sum(
+            &metrics,
+            "srv_requests_total",
+            "measure=\"PM1.1-DSP\",region=\"all\""
+        ) > 0.0
+    );
+    assert!(metrics.contains("srv_month_to_date_rpl_percent{measure=\"PM4.3\",region=\"north\"}"));
+    assert_eq!(http_get(&addr, "/nope").0, 404);
+
+    // SIGTERM: drained, handed over, outputs written, exit 0.
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    log.extend(rx.try_iter());
+    assert!(status.success(), "{}", log.join("\n"));
+    let all = log.join("\n");
+    assert!(all.contains("signal received"), "{all}");
+    assert!(all.contains("run stopped; outputs written"), "{all}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("run-out/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["events_read"].as_u64().unwrap(), lines);
+}
