@@ -150,19 +150,29 @@ fn assert_same_figures(cfg: &Config, outcome: &RunOutcome, lines: Vec<u8>, total
     assert_eq!(got.1, expected.1, "failures.csv");
 }
 
-#[test]
-fn a_broker_that_goes_down_and_comes_back_loses_nothing() {
+/// A one-broker mock cluster with the event topic (6 partitions) and the dead-letter topic.
+fn mock_cluster() -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
     let mock = MockCluster::new(1).unwrap();
     mock.create_topic(TOPIC, 6, 1).unwrap();
     mock.create_topic("dead", 1, 1).unwrap();
     let brokers = mock.bootstrap_servers();
+    (mock, brokers)
+}
+
+/// The end of the line in the middle of `lines`: the two halves are whole lines.
+fn half(lines: &[u8]) -> usize {
+    let mid = lines.len() / 2;
+    mid + lines[mid..].iter().position(|b| *b == b'\n').unwrap_or(0) + 1
+}
+
+#[test]
+fn a_broker_that_goes_down_and_comes_back_loses_nothing() {
+    let (mock, brokers) = mock_cluster();
     let lines = traffic(41, 24_000);
-    let cut = lines.len() / 2
-        + lines[lines.len() / 2..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .unwrap()
-        + 1;
+    let cut = half(&lines);
     let first = produce(&brokers, &lines[..cut]);
 
     let cfg = config(&brokers, "down-up");
@@ -184,10 +194,7 @@ fn a_broker_that_goes_down_and_comes_back_loses_nothing() {
 
 #[test]
 fn failing_fetch_requests_are_retried_without_loss_or_double_counting() {
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic(TOPIC, 6, 1).unwrap();
-    mock.create_topic("dead", 1, 1).unwrap();
-    let brokers = mock.bootstrap_servers();
+    let (mock, brokers) = mock_cluster();
     let lines = traffic(42, 20_000);
     let n = produce(&brokers, &lines);
     // The next fetches fail: a timeout, a lost connection, a stale leader, then they recover.
@@ -209,17 +216,9 @@ fn failing_fetch_requests_are_retried_without_loss_or_double_counting() {
 
 #[test]
 fn a_rebalance_mid_stream_hands_the_partitions_over_and_recounts_nothing_twice() {
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic(TOPIC, 6, 1).unwrap();
-    mock.create_topic("dead", 1, 1).unwrap();
-    let brokers = mock.bootstrap_servers();
+    let (mock, brokers) = mock_cluster();
     let lines = traffic(43, 20_000);
-    let cut = lines.len() / 2
-        + lines[lines.len() / 2..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .unwrap()
-        + 1;
+    let cut = half(&lines);
     let first = produce(&brokers, &lines[..cut]);
     let cfg = config(&brokers, "rebalance");
     let r = start(cfg.clone());
