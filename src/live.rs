@@ -26,7 +26,8 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, o: &Counts) {
+    /// Adds another's counts (partitions, or regions into `all`).
+    pub fn add(&mut self, o: &Counts) {
         self.requests += o.requests;
         self.within_target += o.within_target;
         self.succeeded += o.succeeded;

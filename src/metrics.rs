@@ -315,10 +315,7 @@ fn region_counts(c: &MeasureCounts, measure: usize) -> [Counts; 4] {
         for r in Region::ALL {
             let x = rs[r as usize];
             out[r as usize] = x;
-            out[3].requests += x.requests;
-            out[3].within_target += x.within_target;
-            out[3].succeeded += x.succeeded;
-            out[3].no_response += x.no_response;
+            out[3].add(&x);
         }
     }
     out

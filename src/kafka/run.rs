@@ -769,30 +769,36 @@ pub fn run(
     let fetch_result = (|| -> anyhow::Result<()> {
         while !stop.load(Ordering::Relaxed) {
             let polled_msg = consumer.poll(Duration::from_millis(100));
-            let ctx = consumer.context();
-            match polled_msg {
+            // One lock per message: the push and the check for a rebalance callback's failure.
+            let mut d = consumer.context().lock();
+            let poll_producer = match polled_msg {
                 None => {
-                    ctx.lock().flush(false)?;
-                    dead.producer.poll(Duration::ZERO);
+                    d.flush(false)?;
+                    true
                 }
                 Some(Err(e)) => {
                     // librdkafka retries broker and network errors itself; say what happened.
                     tracing::warn!(error = %e, "consumer");
-                    ctx.lock().live.count_kafka_error();
+                    d.live.count_kafka_error();
+                    false
                 }
                 Some(Ok(m)) => {
-                    let mut d = ctx.lock();
                     d.push(&m)?;
                     polled = polled.wrapping_add(1);
                     if polled % 256 == 0 {
                         d.flush(true)?;
-                        drop(d);
-                        dead.producer.poll(Duration::ZERO);
+                        true
+                    } else {
+                        false
                     }
                 }
-            }
-            if let Some(e) = ctx.lock().error.take() {
+            };
+            if let Some(e) = d.error.take() {
                 return Err(e);
+            }
+            drop(d);
+            if poll_producer {
+                dead.producer.poll(Duration::ZERO);
             }
             if failed.load(Ordering::Relaxed) || dead.failures() > 0 {
                 break;
