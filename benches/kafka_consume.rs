@@ -8,10 +8,12 @@
 //!
 //! It simulates `BENCH_EVENTS` events (about; default 2 M) into a fresh 6-partition topic, then
 //! alternates the two consumers `BENCH_ROUNDS` times (default 3, each in a new consumer group
-//! reading from the beginning) and prints every rate, the medians and their ratio.
+//! reading from the beginning) and prints every rate, the medians and their ratio. Then
+//! (`BENCH_LAG=0` skips it) it measures the lag `run` keeps while the simulator produces the same
+//! number of events as fast as it can into a fresh topic.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -143,11 +145,17 @@ fn main() {
         cfg.settings.kafka.group_id = format!("run-{}-{round}", std::process::id());
         let live = Arc::new(Live::new(Duration::from_secs(30)));
         let watch = live.clone();
+        // Times the first and the last event processed: the live service never "ends", so its
+        // rate is the consuming; deciding what is still pending at the end is reported apart.
         let first = std::thread::spawn(move || {
             while watch.events_processed() == 0 {
                 std::thread::sleep(Duration::from_micros(200));
             }
-            Instant::now()
+            let first = Instant::now();
+            while watch.events_processed() < n {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            (first, Instant::now())
         });
         let outcome = run(
             &cfg,
@@ -161,13 +169,15 @@ fn main() {
         )
         .expect("run");
         let ended = Instant::now();
-        let started = first.join().expect("watcher");
-        let secs = ended.duration_since(started).as_secs_f64();
+        let (started, consumed) = first.join().expect("watcher");
+        let secs = consumed.duration_since(started).as_secs_f64();
         assert_eq!(outcome.stats.events, n, "run read every event");
         let r = n as f64 / secs;
         println!(
-            "round {round}: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s ({:.0} %)",
-            100.0 * r / b
+            "round {round}: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s ({:.0} %); \
+             then {:.2} s to decide what was pending and hand over",
+            100.0 * r / b,
+            ended.duration_since(consumed).as_secs_f64()
         );
         bare_rates.push(b);
         run_rates.push(r);
@@ -176,5 +186,111 @@ fn main() {
     println!(
         "median: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s: {:.0} % of the bare rate",
         100.0 * r / b
+    );
+
+    if env_or("BENCH_LAG", 1) == 1 {
+        lag_at_full_speed(&brokers, &admin, &rt, &mut cfg, requests);
+    }
+}
+
+/// `run` consuming while the simulator produces as fast as it can into a fresh topic: the lag
+/// (messages sent but not yet processed) sampled every 100 ms, and how long `run` needs to catch
+/// up once the simulator has finished.
+fn lag_at_full_speed(
+    brokers: &str,
+    admin: &AdminClient<DefaultClientContext>,
+    rt: &tokio::runtime::Runtime,
+    cfg: &mut Config,
+    requests: u64,
+) {
+    let topic = format!("bench-{}-live", std::process::id());
+    for r in rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(
+                &topic,
+                PARTITIONS,
+                TopicReplication::Fixed(1),
+            )],
+            &AdminOptions::new(),
+        ))
+        .expect("create topic")
+    {
+        r.expect("create topic");
+    }
+    cfg.settings.kafka.topics = vec![topic.clone()];
+    cfg.settings.kafka.dead_letter_topic = format!("{topic}-dead");
+    cfg.settings.kafka.group_id = format!("run-{}-live", std::process::id());
+
+    let sent = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let live = Arc::new(Live::new(Duration::from_secs(30)));
+    let producing = {
+        let (sent, done, brokers, topic) = (sent.clone(), done.clone(), brokers.to_string(), topic);
+        std::thread::spawn(move || {
+            let counter = sent.clone();
+            let mut producer = LineProducer::new(&ProducerSettings {
+                brokers,
+                topic,
+                rate: None,
+                properties: vec![],
+            })
+            .expect("producer")
+            .with_gate(Box::new(move |n| counter.store(n, Ordering::Relaxed)));
+            let started = Instant::now();
+            let sim = Simulator::new(SimConfig {
+                seed: 9,
+                rate: 1.5,
+                max_requests: Some(requests),
+                ..SimConfig::default()
+            })
+            .run(&mut producer)
+            .expect("simulate");
+            let produced = producer
+                .finish(Duration::from_secs(300))
+                .expect("delivered");
+            sent.store(produced.delivered, Ordering::Relaxed);
+            done.store(true, Ordering::Relaxed);
+            assert_eq!(sim.lines, produced.delivered);
+            (produced.delivered, started.elapsed().as_secs_f64(), Instant::now())
+        })
+    };
+    let sampling = {
+        let (sent, done, live) = (sent.clone(), done.clone(), live.clone());
+        std::thread::spawn(move || {
+            let mut lags = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                let processed = live.events_processed();
+                lags.push(sent.load(Ordering::Relaxed).saturating_sub(processed));
+            }
+            lags
+        })
+    };
+    let outcome = run(
+        cfg,
+        &RunOptions {
+            until_caught_up: true,
+            input_complete: Some(done),
+        },
+        &AtomicBool::new(false),
+        live,
+        Box::new(InMemoryHandOver),
+    )
+    .expect("run");
+    let caught_up = Instant::now();
+    let (n, secs, finished) = producing.join().expect("producer");
+    let mut lags = sampling.join().expect("sampler");
+    assert_eq!(outcome.stats.events, n, "run read every event");
+    lags.sort_unstable();
+    let pick = |q: f64| lags.get(((lags.len() as f64 - 1.0) * q) as usize).copied();
+    println!(
+        "lag at the simulator's full speed ({n} events in {secs:.1} s, {:.0} msg/s): \
+         median {:?}, p99 {:?}, max {:?} messages behind; caught up {:.2} s after the last \
+         delivery",
+        n as f64 / secs,
+        pick(0.5).unwrap_or(0),
+        pick(0.99).unwrap_or(0),
+        lags.last().copied().unwrap_or(0),
+        caught_up.saturating_duration_since(finished).as_secs_f64()
     );
 }

@@ -263,6 +263,9 @@ struct Dispatcher {
     topics: Vec<(String, i32, Vec<Option<Assigned>>)>,
     next_slot: u32,
     handed_over: u64,
+    /// Subscribed to one topic by name: every message is of `topics[0]`, so the hot path need not
+    /// read (and UTF-8 check) each message's topic name.
+    single_topic: bool,
     /// A failure inside a rebalance callback, reported by the fetch loop.
     error: Option<anyhow::Error>,
 }
@@ -365,8 +368,13 @@ impl Dispatcher {
 
     /// Copies one message into its worker's batch.
     fn push(&mut self, msg: &rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()> {
-        let (topic, partition) = (msg.topic(), msg.partition());
-        let assigned = self.topic_index(topic).and_then(|ti| {
+        let partition = msg.partition();
+        let ti = if self.single_topic && !self.topics.is_empty() {
+            Some(0)
+        } else {
+            self.topic_index(msg.topic())
+        };
+        let assigned = ti.and_then(|ti| {
             self.topics[ti]
                 .2
                 .get_mut(usize::try_from(partition).ok()?)?
@@ -376,7 +384,7 @@ impl Dispatcher {
             // librdkafka drops a revoked partition's queued messages; one that still slips
             // through belongs to the partition's new owner, which reads it itself.
             tracing::debug!(
-                topic,
+                topic = msg.topic(),
                 partition,
                 offset = msg.offset(),
                 "message of a partition not held"
@@ -738,6 +746,8 @@ pub fn run(
             topics: Vec::new(),
             next_slot: 0,
             handed_over: 0,
+            single_topic: cfg.settings.kafka.topics.len() == 1
+                && !cfg.settings.kafka.topics[0].starts_with('^'),
             error: None,
         }),
     };
