@@ -24,7 +24,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use srv_opr::config::Config;
 use srv_opr::kafka::produce::{LineProducer, ProducerSettings};
-use srv_opr::kafka::run::{InMemoryHandOver, RunOptions, run};
+use srv_opr::kafka::run::{RunOptions, run};
 use srv_opr::live::Live;
 use srv_opr::simulate::{SimConfig, Simulator};
 
@@ -139,6 +139,7 @@ fn main() {
     cfg.settings.kafka.brokers = brokers.clone();
     cfg.settings.kafka.topics = vec![topic.clone()];
     cfg.settings.kafka.dead_letter_topic = format!("{topic}-dead");
+    cfg.settings.state.url = String::new();
     let (mut bare_rates, mut run_rates) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let b = bare(&brokers, &topic, n);
@@ -162,10 +163,10 @@ fn main() {
             &RunOptions {
                 until_caught_up: true,
                 input_complete: None,
+                ..RunOptions::default()
             },
             &AtomicBool::new(false),
             live,
-            Box::new(InMemoryHandOver),
         )
         .expect("run");
         let ended = Instant::now();
@@ -251,7 +252,11 @@ fn lag_at_full_speed(
             sent.store(produced.delivered, Ordering::Relaxed);
             done.store(true, Ordering::Relaxed);
             assert_eq!(sim.lines, produced.delivered);
-            (produced.delivered, started.elapsed().as_secs_f64(), Instant::now())
+            (
+                produced.delivered,
+                started.elapsed().as_secs_f64(),
+                Instant::now(),
+            )
         })
     };
     let sampling = {
@@ -271,10 +276,10 @@ fn lag_at_full_speed(
         &RunOptions {
             until_caught_up: true,
             input_complete: Some(done),
+            ..RunOptions::default()
         },
         &AtomicBool::new(false),
         live,
-        Box::new(InMemoryHandOver),
     )
     .expect("run");
     let caught_up = Instant::now();

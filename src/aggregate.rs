@@ -200,6 +200,81 @@ impl Row {
     }
 }
 
+/// A row as a checkpoint stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SavedRow {
+    /// Requests decided.
+    pub requests: u64,
+    /// Within TRT.
+    pub within_target: u64,
+    /// Succeeded.
+    pub succeeded: u64,
+    /// No response.
+    pub no_response: u64,
+    /// Misses by bucket (`Bucket.0`, count).
+    pub buckets: Vec<(u32, u64)>,
+    /// The histogram in hdrhistogram's V2 encoding.
+    pub histogram: Option<Vec<u8>>,
+    /// Exact longest response time.
+    pub max_ms: Option<u64>,
+    /// Revision.
+    pub revision: u32,
+}
+
+impl Row {
+    /// The row as a checkpoint stores it.
+    pub fn save(&self) -> Result<SavedRow, String> {
+        let histogram = match &self.hist {
+            Some(h) => {
+                let mut bytes = Vec::new();
+                hdrhistogram::serialization::Serializer::serialize(
+                    &mut hdrhistogram::serialization::V2Serializer::new(),
+                    &**h,
+                    &mut bytes,
+                )
+                .map_err(|e| format!("cannot encode a histogram: {e:?}"))?;
+                Some(bytes)
+            }
+            None => None,
+        };
+        Ok(SavedRow {
+            requests: self.requests,
+            within_target: self.within_target,
+            succeeded: self.succeeded,
+            no_response: self.no_response,
+            buckets: self.buckets.iter().map(|(b, n)| (b.0, *n)).collect(),
+            histogram,
+            max_ms: self.max_ms,
+            revision: self.revision,
+        })
+    }
+
+    /// A row from its checkpoint.
+    pub fn restore(s: &SavedRow) -> Result<Row, String> {
+        let hist = match &s.histogram {
+            Some(bytes) => {
+                let mut h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+                    .deserialize(&mut &bytes[..])
+                    .map_err(|e| format!("cannot decode a stored histogram: {e:?}"))?;
+                // Decoded histograms have fixed bounds; ours grow with what they record.
+                h.auto(true);
+                Some(Box::new(h))
+            }
+            None => None,
+        };
+        Ok(Row {
+            requests: s.requests,
+            within_target: s.within_target,
+            succeeded: s.succeeded,
+            no_response: s.no_response,
+            buckets: s.buckets.iter().map(|(b, n)| (Bucket(*b), *n)).collect(),
+            hist,
+            max_ms: s.max_ms,
+            revision: s.revision,
+        })
+    }
+}
+
 /// The three regional rows of one month × measure, and the revision of their `all` row.
 #[derive(Debug, Clone, Default)]
 pub struct Block {
@@ -222,7 +297,7 @@ impl Block {
 }
 
 /// Counts kept beside the rows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AggregateStats {
     /// Requests decided (each once, whatever the measures).
     pub decided: u64,
@@ -241,6 +316,9 @@ pub struct Aggregates {
     stats: AggregateStats,
     watermark: Ts,
     scratch: Option<Histogram<u64>>,
+    /// Blocks changed since the last [`Aggregates::take_changes`], when a checkpoint store
+    /// asked for them.
+    changed: Option<hashbrown::HashSet<(Month, u16)>>,
 }
 
 impl Aggregates {
@@ -253,7 +331,43 @@ impl Aggregates {
             stats: AggregateStats::default(),
             watermark: Ts::MIN,
             scratch: None,
+            changed: None,
         }
+    }
+
+    /// Starts recording which blocks change, for [`Aggregates::take_changes`].
+    pub fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(Default::default);
+    }
+
+    /// The blocks changed since the last call, as they are now.
+    pub fn take_changes(&mut self) -> Vec<(Month, u16, Block)> {
+        let Some(changed) = &mut self.changed else {
+            return Vec::new();
+        };
+        let mut out: Vec<(Month, u16, Block)> = changed
+            .drain()
+            .filter_map(|k| self.blocks.get(&k).map(|b| (k.0, k.1, b.clone())))
+            .collect();
+        out.sort_by_key(|(m, i, _)| (*m, *i));
+        out
+    }
+
+    /// Puts a stored block back (restoring a checkpoint).
+    pub fn restore_block(&mut self, month: Month, measure: u16, regions: [Row; 3]) {
+        let all_revision = regions.iter().map(|r| r.revision).sum();
+        self.blocks.insert(
+            (month, measure),
+            Block {
+                regions,
+                all_revision,
+            },
+        );
+    }
+
+    /// Puts stored counters back (restoring a checkpoint).
+    pub fn restore_stats(&mut self, stats: AggregateStats) {
+        self.stats = stats;
     }
 
     /// Counts kept beside the rows.
@@ -312,6 +426,9 @@ impl Aggregates {
             return;
         }
         let month = self.calendar.month_of(d.at);
+        if let Some(c) = &mut self.changed {
+            c.extend(rules.iter().map(|r| (month, r.measure)));
+        }
         for rule in rules.iter() {
             let o = outcome(rule, d, cat);
             let block = self.blocks.entry((month, rule.measure)).or_default();

@@ -502,6 +502,103 @@ pub fn score(cfg: &Config, req: &ScoreRequest) -> Result<String, ScoreError> {
     Ok(text)
 }
 
+/// What `rollup` found in the store.
+pub struct RollupOutcome {
+    /// The month's aggregates merged over partitions, with the store's combined watermark.
+    pub aggregates: Aggregates,
+    /// Event accounting summed over partitions (all months: the store counts events, not
+    /// events per month).
+    pub stats: PipelineStats,
+    /// The month is final (the combined watermark passed its end + the longest deadline).
+    pub is_final: bool,
+    /// Partitions that contributed.
+    pub partitions: Vec<String>,
+    /// Revisions recorded for the month.
+    pub revisions: Vec<crate::store::RevisionRecord>,
+}
+
+/// `rollup`: a month's outputs (SPEC §5) from the state store of a `run`, without Kafka.
+pub fn rollup(
+    cfg: &Config,
+    month: crate::calendar::Month,
+    out: &Path,
+) -> anyhow::Result<RollupOutcome> {
+    use crate::store::{Identity, open_configured};
+    let started = Instant::now();
+    let url = &cfg.settings.state.url;
+    if url.is_empty() {
+        anyhow::bail!("state.url is empty: there is no store to roll up (set [state] url)");
+    }
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && !Path::new(path).exists()
+    {
+        anyhow::bail!("the state store {path} does not exist (has `run` checkpointed yet?)");
+    }
+    let mut store = open_configured(cfg, &Identity::reader(cfg))?;
+    let defs = Arc::new(cfg.definitions.clone());
+    let calendar =
+        crate::calendar::Calendar::new(&cfg.settings.time.zone).map_err(anyhow::Error::msg)?;
+    let mut merged = Aggregates::new(defs.clone(), calendar.clone());
+    let mut stats = PipelineStats::default();
+    let parts = store.partitions()?;
+    let mut names = Vec::new();
+    for p in &parts {
+        if let Some(meta) = &p.meta {
+            stats.add(&meta.stats);
+            names.push(format!("{}/{}", p.topic, p.partition));
+        }
+    }
+    // Rows of one partition form its blocks; partitions' blocks merge (counts and histograms
+    // add), exactly as `run` merges its partitions.
+    let rows = store.month_rows(Some(month))?;
+    let mut by_origin: std::collections::BTreeMap<String, Vec<crate::store::StoredRow>> =
+        Default::default();
+    for r in rows {
+        by_origin.entry(r.origin.clone()).or_default().push(r);
+    }
+    for (_, rows) in by_origin {
+        let mut one = Aggregates::new(defs.clone(), calendar.clone());
+        for b in crate::store::blocks_of(rows, &cfg.definitions)? {
+            let [n, c, s] = &b.regions;
+            one.restore_block(
+                b.month,
+                b.measure,
+                [
+                    crate::aggregate::Row::restore(n).map_err(anyhow::Error::msg)?,
+                    crate::aggregate::Row::restore(c).map_err(anyhow::Error::msg)?,
+                    crate::aggregate::Row::restore(s).map_err(anyhow::Error::msg)?,
+                ],
+            );
+        }
+        merged.merge(&one);
+    }
+    let watermark = store.combined_watermark()?.map_or(Ts::MIN, Ts);
+    let merged = merged.with_watermark(watermark);
+    let is_final = merged.is_final(month);
+    if !is_final {
+        tracing::warn!(%month, watermark = %watermark,
+            "the month is not final yet: its figures can still change as events arrive");
+    }
+    let revisions = store.revisions(Some(month))?;
+    let outdir = OutDir::create(out)?;
+    write_outputs(
+        &outdir,
+        cfg,
+        &merged,
+        &stats,
+        watermark,
+        names.clone(),
+        started,
+    )?;
+    Ok(RollupOutcome {
+        aggregates: merged,
+        stats,
+        is_final,
+        partitions: names,
+        revisions,
+    })
+}
+
 /// The HTTP endpoint of `run` and `demo`, over a fresh live view.
 pub struct Endpoint {
     /// What the workers publish and the endpoint reads.
@@ -513,7 +610,7 @@ pub struct Endpoint {
 /// Starts `/metrics`, `/healthz` and `/readyz` on `http.listen`. With `fallback`, a busy address
 /// falls back to a free port on 127.0.0.1 (the demo must work next to a running service).
 pub fn endpoint(cfg: &Config, fallback: bool) -> anyhow::Result<Endpoint> {
-    let idle = std::time::Duration::from_nanos(cfg.settings.kafka.idle_timeout.0.max(0) as u64);
+    let idle = cfg.settings.kafka.idle_timeout.to_std();
     let live = Arc::new(crate::live::Live::new(idle));
     let listen = cfg.settings.http.listen.as_str();
     if listen.is_empty() {
@@ -551,13 +648,7 @@ pub fn run(
 ) -> anyhow::Result<ReplayOutcome> {
     let started = Instant::now();
     let outdir = OutDir::create(out)?;
-    let outcome = crate::kafka::run::run(
-        cfg,
-        opts,
-        stop,
-        endpoint.live.clone(),
-        Box::new(crate::kafka::run::InMemoryHandOver),
-    )?;
+    let outcome = crate::kafka::run::run(cfg, opts, stop, endpoint.live.clone())?;
     let summary = write_outputs(
         &outdir,
         cfg,
@@ -620,6 +711,18 @@ pub fn demo_live(
         ("fetch.wait.max.ms".into(), "10".into()),
     ];
     k.secrets.clear();
+    // A fresh store beside the outputs: the embedded broker starts empty every time, so an old
+    // checkpoint's offsets would point past its end. `rollup` can read it afterwards.
+    std::fs::create_dir_all(out)?;
+    let db = out.join("state.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let f = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        if f.exists() {
+            std::fs::remove_file(&f)
+                .map_err(|e| anyhow::anyhow!("cannot remove the old {}: {e}", f.display()))?;
+        }
+    }
+    cfg.settings.state.url = format!("sqlite://{}", db.display());
     mock.create_topic("srv-events", 6, 1)?;
     mock.create_topic("srv-events-dead-letters", 1, 1)?;
     let endpoint = endpoint(&cfg, true)?;
@@ -659,6 +762,7 @@ pub fn demo_live(
     let opts = crate::kafka::run::RunOptions {
         until_caught_up: true,
         input_complete: Some(produced),
+        accept_config_change: false,
     };
     let outcome = run(&cfg, out, &opts, stop, &endpoint);
     let (sim_stats, delivered) = simulator

@@ -107,6 +107,29 @@ impl Catalog {
         }
     }
 
+    /// A catalog whose ids are those of a checkpointed one: its SRVs and codes interned again
+    /// in the same order.
+    pub fn restore(defs: Arc<Definitions>, srvs: &[String], codes: &[String]) -> Catalog {
+        let mut c = Catalog::new(defs);
+        for s in srvs {
+            c.srv(s);
+        }
+        for code in codes {
+            c.code(code);
+        }
+        c
+    }
+
+    /// The interned SRVs in id order (a checkpoint stores them beside the ids).
+    pub fn srv_names(&self) -> Vec<String> {
+        self.srv_names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The interned codes in id order.
+    pub fn code_names(&self) -> Vec<String> {
+        self.code_names.iter().map(|s| s.to_string()).collect()
+    }
+
     /// The definitions.
     pub fn definitions(&self) -> &Arc<Definitions> {
         &self.defs

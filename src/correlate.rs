@@ -236,7 +236,68 @@ pub struct Correlator {
     watermark: Ts,
     scratch: Vec<u128>,
     stats: CorrelatorStats,
+    /// Keys whose state changed since the last [`Correlator::take_changes`], when a checkpoint
+    /// store asked for them (`None`: a replay, which never checkpoints, pays nothing).
+    changed: Option<Box<Changed>>,
 }
+
+/// Keys changed since the last checkpoint, records and waiting responses apart (few keys ever
+/// have waiting responses: the store need not rewrite them for every touched record).
+#[derive(Default)]
+struct Changed {
+    entries: KeySet,
+    waiting: KeySet,
+}
+
+/// A request's correlation state as a checkpoint stores it (SRV and code are the partition's
+/// interned ids; the checkpoint stores the intern tables beside them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedEntry {
+    /// Request `at`, ns.
+    pub at: i64,
+    /// Final response `at`, ns, if any.
+    pub fin_at: Option<i64>,
+    /// Packed position of the request.
+    pub pos: u64,
+    /// Interned SRV.
+    pub srv: u32,
+    /// Interned final code (meaningless without `fin_at`).
+    pub fin_code: u32,
+    /// Region.
+    pub region: Region,
+    /// Provider.
+    pub provider: Provider,
+    /// Already decided and counted.
+    pub decided: bool,
+}
+
+/// A response waiting for its request, as a checkpoint stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedWaiting {
+    /// Response `at`, ns.
+    pub at: i64,
+    /// Interned code.
+    pub code: u32,
+    /// Packed position.
+    pub pos: u64,
+    /// It was behind the watermark when it arrived.
+    pub behind: bool,
+    /// Its bytes, for the dead letter it may become.
+    pub raw: Box<[u8]>,
+}
+
+/// What changed since the last checkpoint: the state of every key touched, or its removal.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Keys with a record now.
+    pub entries: Vec<(u128, SavedEntry)>,
+    /// Keys whose record is gone.
+    pub removed: Vec<u128>,
+    /// Keys touched and their waiting responses now (empty: none wait any more).
+    pub waiting: Vec<(u128, Vec<SavedWaiting>)>,
+}
+
+type KeySet = hashbrown::HashSet<u128, BuildHasherDefault<KeyHasher>>;
 
 impl Correlator {
     /// An empty correlator.
@@ -253,7 +314,147 @@ impl Correlator {
             watermark: Ts::MIN,
             scratch: Vec::new(),
             stats: CorrelatorStats::default(),
+            changed: None,
         }
+    }
+
+    /// Starts recording which keys change, for [`Correlator::take_changes`].
+    pub fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(Box::default);
+    }
+
+    #[inline]
+    fn touch(&mut self, key: u128) {
+        if let Some(c) = &mut self.changed {
+            c.entries.insert(key);
+        }
+    }
+
+    fn touch_all(&mut self, keys: &[u128]) {
+        if let Some(c) = &mut self.changed {
+            c.entries.extend(keys.iter().copied());
+        }
+    }
+
+    fn touch_waiting(&mut self, key: u128) {
+        if let Some(c) = &mut self.changed {
+            c.waiting.insert(key);
+        }
+    }
+
+    fn touch_all_waiting(&mut self, keys: &[u128]) {
+        if let Some(c) = &mut self.changed {
+            c.waiting.extend(keys.iter().copied());
+        }
+    }
+
+    /// The state of every key changed since the last call (a checkpoint's delta).
+    pub fn take_changes(&mut self) -> Changes {
+        let mut out = Changes::default();
+        let Some(changed) = &mut self.changed else {
+            return out;
+        };
+        for k in changed.entries.drain() {
+            match self.entries.get(&k) {
+                Some(e) => out.entries.push((k, save_entry(e))),
+                None => out.removed.push(k),
+            }
+        }
+        for k in changed.waiting.drain() {
+            let list = self.waiting.get(&k).map_or_else(Vec::new, |l| {
+                l.iter()
+                    .map(|w| SavedWaiting {
+                        at: w.at.0,
+                        code: w.code,
+                        pos: w.pos.0,
+                        behind: w.behind,
+                        raw: w.raw.clone(),
+                    })
+                    .collect()
+            });
+            out.waiting.push((k, list));
+        }
+        out
+    }
+
+    /// Every record and waiting response (a full snapshot, for tests and migrations).
+    pub fn save_all(&self) -> Changes {
+        let mut out = Changes {
+            entries: self
+                .entries
+                .iter()
+                .map(|(k, e)| (*k, save_entry(e)))
+                .collect(),
+            ..Changes::default()
+        };
+        for (k, l) in &self.waiting {
+            out.waiting.push((
+                *k,
+                l.iter()
+                    .map(|w| SavedWaiting {
+                        at: w.at.0,
+                        code: w.code,
+                        pos: w.pos.0,
+                        behind: w.behind,
+                        raw: w.raw.clone(),
+                    })
+                    .collect(),
+            ));
+        }
+        out
+    }
+
+    /// Rebuilds a correlator from a checkpoint: its watermark, records and waiting responses.
+    /// Timers are derived from the records (a pending request is due at its final response if
+    /// that came within the deadline, else at its deadline; a decided one expires at `at` +
+    /// longest deadline + horizon), which is when the original timers would have fired.
+    pub fn restore(
+        cfg: CorrelatorConfig,
+        watermark: Ts,
+        entries: impl IntoIterator<Item = (u128, SavedEntry)>,
+        waiting: impl IntoIterator<Item = (u128, SavedWaiting)>,
+        stats: CorrelatorStats,
+        cat: &Catalog,
+    ) -> Correlator {
+        let mut c = Correlator::new(cfg);
+        c.watermark = watermark;
+        c.stats = stats;
+        for (k, s) in entries {
+            let e = Entry {
+                at: Ts(s.at),
+                fin_at: s.fin_at.unwrap_or(NONE_AT),
+                pos: Pos(s.pos),
+                srv: s.srv,
+                fin_code: s.fin_code,
+                region: s.region,
+                provider: s.provider,
+                decided: s.decided,
+            };
+            if e.decided {
+                c.expire_at.push(c.expiry(e.at), k);
+            } else {
+                let due = e.at.plus(cat.rules(e.srv, e.provider).deadline);
+                let at = match s.fin_at {
+                    Some(f) if Ts(f) <= due => Ts(f),
+                    _ => due,
+                };
+                c.decide_at.push(at, k);
+                c.pending += 1;
+            }
+            c.entries.insert(k, e);
+        }
+        for (k, w) in waiting {
+            c.orphan_at.push(Ts(w.at).plus(c.cfg.orphan_wait), k);
+            c.waiting.entry(k).or_default().push(Waiting {
+                at: Ts(w.at),
+                code: w.code,
+                pos: Pos(w.pos),
+                behind: w.behind,
+                raw: w.raw,
+            });
+            c.waiting_count += 1;
+        }
+        c
     }
 
     /// The watermark the correlator has been advanced to.
@@ -298,6 +499,7 @@ impl Correlator {
 
     /// Takes a valid request (`id` is used only to rebuild a displaced conflicting request).
     pub fn request(&mut self, r: Req, id: &str, cat: &Catalog, out: &mut Vec<Output>) -> Verdict {
+        self.touch(r.key);
         let deadline = cat.rules(r.srv, r.provider).deadline;
         match self.entries.get_mut(&r.key) {
             None => {
@@ -320,6 +522,7 @@ impl Correlator {
                 self.pending += 1;
                 self.decide_at.push(r.at.plus(deadline), r.key);
                 if let Some(list) = self.waiting.remove(&r.key) {
+                    self.touch_waiting(r.key);
                     self.waiting_count -= list.len();
                     for w in list {
                         let v = self.apply_response(
@@ -399,11 +602,13 @@ impl Correlator {
         out: &mut Vec<Output>,
     ) -> Verdict {
         if self.entries.contains_key(&r.key) {
+            self.touch(r.key);
             return self.apply_response(r, cat, out);
         }
         if r.at.plus(self.cfg.dedupe_horizon) < self.watermark {
             return Verdict::Dead(DeadReason::TooLate);
         }
+        self.touch_waiting(r.key);
         let list = self.waiting.entry(r.key).or_default();
         list.push(Waiting {
             at: r.at,
@@ -476,6 +681,7 @@ impl Correlator {
             if !self.orphan_at.pop_earliest_bucket(&mut keys) {
                 break;
             }
+            self.touch_all_waiting(&keys);
             for &k in &keys {
                 // Evict only the oldest response of the key; its other responses keep their timers.
                 if let Some(list) = self.waiting.get_mut(&k) {
@@ -514,6 +720,7 @@ impl Correlator {
 
         keys.clear();
         if self.decide_at.pop_due(watermark, &mut keys) {
+            self.touch_all(&keys);
             for &k in &keys {
                 if let Some(at) = self.decide(k, out) {
                     self.expire_at.push(self.expiry(at), k);
@@ -523,6 +730,7 @@ impl Correlator {
 
         keys.clear();
         if self.expire_at.pop_due(watermark, &mut keys) {
+            self.touch_all(&keys);
             for &k in &keys {
                 if self
                     .entries
@@ -536,6 +744,7 @@ impl Correlator {
 
         keys.clear();
         if self.orphan_at.pop_due(watermark, &mut keys) {
+            self.touch_all_waiting(&keys);
             let wait = self.cfg.orphan_wait;
             for &k in &keys {
                 if let Some(list) = self.waiting.get_mut(&k) {
@@ -570,6 +779,7 @@ impl Correlator {
             if !self.decide_at.pop_earliest_bucket(&mut keys) {
                 break;
             }
+            self.touch_all(&keys);
             for &k in &keys {
                 self.decide(k, out);
             }
@@ -577,6 +787,9 @@ impl Correlator {
         self.scratch = keys;
         if !self.decide_at.is_empty() {
             return false;
+        }
+        if let Some(c) = &mut self.changed {
+            c.waiting.extend(self.waiting.keys().copied());
         }
         let mut orphans: Vec<Waiting> = self.waiting.drain().flat_map(|(_, v)| v).collect();
         orphans.sort_by_key(|w| w.pos);
@@ -587,6 +800,19 @@ impl Correlator {
             out.push(orphan(w));
         }
         true
+    }
+}
+
+fn save_entry(e: &Entry) -> SavedEntry {
+    SavedEntry {
+        at: e.at.0,
+        fin_at: (e.fin_at != NONE_AT).then_some(e.fin_at),
+        pos: e.pos.0,
+        srv: e.srv,
+        fin_code: e.fin_code,
+        region: e.region,
+        provider: e.provider,
+        decided: e.decided,
     }
 }
 

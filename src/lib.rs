@@ -64,5 +64,6 @@ pub mod score;
 pub mod simulate;
 pub mod sink;
 pub mod source;
+pub mod store;
 pub mod time;
 pub mod timers;

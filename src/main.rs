@@ -48,6 +48,18 @@ enum Command {
     Score(ScoreArgs),
     /// Consume SRV events from Kafka ([kafka] in srv-opr.toml) in a consumer group.
     Run(RunArgs),
+    /// A month's outputs from the state store of `run` ([state] url), without Kafka.
+    Rollup(RollupArgs),
+}
+
+#[derive(Args, Debug)]
+struct RollupArgs {
+    /// The month, YYYY-MM.
+    #[arg(long, value_name = "YYYY-MM")]
+    month: String,
+    /// Output directory (default ./rollup-YYYY-MM).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -59,6 +71,9 @@ struct RunArgs {
     /// catch-up job); otherwise run until SIGINT or SIGTERM.
     #[arg(long)]
     until_caught_up: bool,
+    /// Adopt the current measure definitions when the state store was made under others.
+    #[arg(long)]
+    accept_config_change: bool,
 }
 
 #[derive(Args, Debug)]
@@ -194,8 +209,15 @@ impl Failure {
 
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Failure {
+        // A store that belongs to something else is a configuration problem, not a failure.
+        let refused = e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<srv_opr::store::StoreError>(),
+                Some(srv_opr::store::StoreError::Refused(_))
+            )
+        });
         Failure {
-            code: 1,
+            code: if refused { 2 } else { 1 },
             message: format!("{e:#}"),
         }
     }
@@ -363,6 +385,34 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Demo(a) => demo(&cfg, &a),
+        Command::Rollup(a) => {
+            let month = srv_opr::calendar::Month::parse(&a.month)
+                .ok_or_else(|| Failure::usage(format!("--month {:?} is not YYYY-MM", a.month)))?;
+            let out = a
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("rollup-{month}")));
+            let r = app::rollup(&cfg, month, &out)?;
+            if !r.is_final {
+                eprintln!(
+                    "srv-opr: warning: {month} is not final yet (watermark {}): its figures can \
+                     still change",
+                    r.aggregates.watermark()
+                );
+            }
+            for rev in &r.revisions {
+                eprintln!(
+                    "srv-opr: revision {} of {} {} {} ({}): {}",
+                    rev.revision, rev.month, rev.measure, rev.region, rev.origin, rev.reason
+                );
+            }
+            eprintln!(
+                "srv-opr: rollup of {month} from {} partitions written to {}",
+                r.partitions.len(),
+                out.display()
+            );
+            Ok(())
+        }
         Command::Run(a) => {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             watch_signals(stop.clone(), cfg.settings.kafka.shutdown_timeout);
@@ -373,6 +423,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 &srv_opr::kafka::run::RunOptions {
                     until_caught_up: a.until_caught_up,
                     input_complete: None,
+                    accept_config_change: a.accept_config_change,
                 },
                 &stop,
                 &endpoint,
@@ -412,7 +463,7 @@ fn watch_signals(
             }
             tracing::info!("signal received: draining and handing over the partitions");
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            let deadline = std::time::Duration::from_nanos(deadline.0.max(0) as u64);
+            let deadline = deadline.to_std();
             tokio::select! {
                 _ = tokio::time::sleep(deadline) => {
                     eprintln!(

@@ -8,11 +8,14 @@
 use std::io;
 use std::sync::Arc;
 
-use crate::aggregate::Aggregates;
-use crate::calendar::Calendar;
+use crate::aggregate::{AggregateStats, Aggregates, Row, SavedRow};
+use crate::calendar::{Calendar, Month};
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::correlate::{Correlator, CorrelatorConfig, Output, Pos, Req, Resp, Verdict, key_of};
+use crate::correlate::{
+    Changes, Correlator, CorrelatorConfig, CorrelatorStats, Output, Pos, Req, Resp, SavedEntry,
+    SavedWaiting, Verdict, key_of,
+};
 use crate::event::{DeadReason, Event, decode};
 use crate::time::Ts;
 
@@ -100,6 +103,61 @@ impl DeadLetterSink for VecDeadLetters {
     }
 }
 
+/// The small part of a partition's checkpoint, stored whole each time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedMeta {
+    /// The correlator's watermark (ns).
+    pub watermark: i64,
+    /// The aggregates' watermark (ns), which decides final months.
+    pub aggregate_watermark: i64,
+    /// Interned SRVs, in id order.
+    pub srvs: Vec<String>,
+    /// Interned codes, in id order.
+    pub codes: Vec<String>,
+    /// Event counters.
+    pub stats: PipelineStats,
+    /// Decision counters.
+    pub aggregate_stats: AggregateStats,
+    /// Waiting responses evicted by the cap.
+    pub evicted_waiting: u64,
+}
+
+/// A month × measure block as stored: the three regions' rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedBlock {
+    /// Month.
+    pub month: Month,
+    /// Measure index in the definitions.
+    pub measure: u16,
+    /// North, central, south.
+    pub regions: [SavedRow; 3],
+}
+
+/// What a checkpoint writes: the records, waiting responses and blocks changed since the
+/// previous one, and the meta in full.
+#[derive(Debug)]
+pub struct Delta {
+    /// Correlator records and waiting responses changed.
+    pub changes: Changes,
+    /// Blocks changed.
+    pub blocks: Vec<SavedBlock>,
+    /// Counters and watermarks.
+    pub meta: SavedMeta,
+}
+
+/// A partition's whole state as read back from a store.
+#[derive(Debug)]
+pub struct SavedPipeline {
+    /// Counters and watermarks.
+    pub meta: SavedMeta,
+    /// Every record.
+    pub entries: Vec<(u128, SavedEntry)>,
+    /// Every waiting response.
+    pub waiting: Vec<(u128, SavedWaiting)>,
+    /// Every block.
+    pub blocks: Vec<SavedBlock>,
+}
+
 /// How a source names positions in dead-letter origins.
 #[derive(Debug, Clone)]
 pub struct SourceName {
@@ -110,7 +168,7 @@ pub struct SourceName {
 }
 
 /// Counts of what the pipeline saw.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PipelineStats {
     /// Events read (blank lines excluded).
     pub events: u64,
@@ -405,6 +463,110 @@ impl<S: DeadLetterSink> Pipeline<S> {
     /// The catalog.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// Starts recording what changes, for [`Pipeline::take_delta`] (a checkpointed `run`).
+    pub fn track_changes(&mut self) {
+        self.correlator.track_changes();
+        self.aggregates.track_changes();
+    }
+
+    /// What changed since the last call: the delta a checkpoint writes.
+    pub fn take_delta(&mut self) -> Result<Delta, String> {
+        let changes = self.correlator.take_changes();
+        let mut blocks = Vec::new();
+        for (month, measure, b) in self.aggregates.take_changes() {
+            let [n, c, s] = &b.regions;
+            blocks.push(SavedBlock {
+                month,
+                measure,
+                regions: [n.save()?, c.save()?, s.save()?],
+            });
+        }
+        Ok(Delta {
+            changes,
+            blocks,
+            meta: self.meta(),
+        })
+    }
+
+    /// The small, always-complete part of a checkpoint.
+    pub fn meta(&self) -> SavedMeta {
+        SavedMeta {
+            watermark: self.correlator.watermark().0,
+            aggregate_watermark: self.aggregates.watermark().0,
+            srvs: self.catalog.srv_names(),
+            codes: self.catalog.code_names(),
+            stats: self.stats.clone(),
+            aggregate_stats: self.aggregates.stats(),
+            evicted_waiting: self.correlator.stats().evicted_waiting,
+        }
+    }
+
+    /// A pipeline rebuilt from a checkpoint (with change tracking on).
+    pub fn restore(
+        cfg: &Config,
+        sources: Vec<SourceName>,
+        sink: S,
+        saved: SavedPipeline,
+    ) -> Result<Pipeline<S>, String> {
+        let mut p = Pipeline::new(cfg, sources, sink)?;
+        let defs = p.catalog.definitions().clone();
+        let meta = saved.meta;
+        p.catalog = Catalog::restore(defs.clone(), &meta.srvs, &meta.codes);
+        let ccfg = CorrelatorConfig {
+            longest_deadline: defs.longest_deadline,
+            dedupe_horizon: cfg.settings.time.dedupe_horizon,
+            orphan_wait: cfg.orphan_wait(),
+            max_waiting_responses: cfg.settings.time.max_waiting_responses,
+        };
+        for (_, e) in &saved.entries {
+            if e.srv as usize >= meta.srvs.len()
+                || (e.fin_at.is_some() && e.fin_code as usize >= meta.codes.len())
+            {
+                return Err("a stored request names an SRV or code the checkpoint lacks".into());
+            }
+        }
+        if let Some((_, w)) = saved
+            .waiting
+            .iter()
+            .find(|(_, w)| w.code as usize >= meta.codes.len())
+        {
+            return Err(format!(
+                "a stored waiting response has code id {} the checkpoint lacks",
+                w.code
+            ));
+        }
+        p.correlator = Correlator::restore(
+            ccfg,
+            Ts(meta.watermark),
+            saved.entries,
+            saved.waiting,
+            CorrelatorStats {
+                evicted_waiting: meta.evicted_waiting,
+            },
+            &p.catalog,
+        );
+        for b in saved.blocks {
+            if b.measure as usize >= defs.measures.len() {
+                return Err(format!(
+                    "a stored block names measure {} of {}",
+                    b.measure,
+                    defs.measures.len()
+                ));
+            }
+            let [n, c, s] = &b.regions;
+            p.aggregates.restore_block(
+                b.month,
+                b.measure,
+                [Row::restore(n)?, Row::restore(c)?, Row::restore(s)?],
+            );
+        }
+        p.aggregates.restore_stats(meta.aggregate_stats);
+        p.aggregates.set_watermark(Ts(meta.aggregate_watermark));
+        p.stats = meta.stats;
+        p.track_changes();
+        Ok(p)
     }
 
     /// Takes the pipeline apart after [`Pipeline::finish`].

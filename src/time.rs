@@ -88,6 +88,11 @@ impl Dur {
         Dur(ms * NANOS_PER_MILLI)
     }
 
+    /// As a `std::time::Duration` (negative lengths as zero).
+    pub fn to_std(self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.0.max(0) as u64)
+    }
+
     /// Whole milliseconds (floor): what `p*_ms` and `max_ms` report.
     pub fn as_millis_floor(self) -> i64 {
         self.0.div_euclid(NANOS_PER_MILLI)
@@ -293,6 +298,14 @@ pub fn write_rfc3339_millis(out: &mut String, ts: Ts) {
         (sod / 60) % 60,
         sod % 60
     );
+}
+
+/// The wall clock as a [`Ts`] (the epoch if the clock is before it).
+pub fn now() -> Ts {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ts(d.as_nanos().min(i64::MAX as u128) as i64)
 }
 
 #[cfg(test)]

@@ -226,9 +226,11 @@ fn run_until_caught_up_equals_replay_count_for_count() {
     for workers in ["1", "3"] {
         let group = unique("group");
         let out = format!("run-out-{workers}");
+        let store = format!("sqlite://state-{workers}.db");
         srv(
             &["run", "--until-caught-up", "--out", &out],
             &[
+                ("SRV_OPR__STATE__URL", store.as_str()),
                 ("SRV_OPR__KAFKA__BROKERS", brokers.as_str()),
                 ("SRV_OPR__KAFKA__TOPICS", topics.as_str()),
                 ("SRV_OPR__KAFKA__GROUP_ID", group.as_str()),

@@ -17,7 +17,7 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use srv_opr::app;
 use srv_opr::config::Config;
 use srv_opr::kafka::produce::{LineProducer, ProducerSettings};
-use srv_opr::kafka::run::{InMemoryHandOver, RunOptions, RunOutcome, run};
+use srv_opr::kafka::run::{RunOptions, RunOutcome, run};
 use srv_opr::live::Live;
 use srv_opr::simulate::{SimConfig, Simulator};
 use srv_opr::source::files::Input;
@@ -63,6 +63,9 @@ fn config(brokers: &str, group: &str) -> Config {
     k.group_id = group.into();
     k.dead_letter_topic = "dead".into();
     k.workers = 2;
+    // These tests are about the consumer, without a store: revoked partitions are read again.
+    cfg.settings.state.url = String::new();
+    let k = &mut cfg.settings.kafka;
     k.properties = vec![
         ("fetch.wait.max.ms".into(), "10".into()),
         // Notice a dead broker quickly, and retry it quickly once it is back.
@@ -108,10 +111,10 @@ fn start(cfg: Config) -> Running {
             &RunOptions {
                 until_caught_up: true,
                 input_complete: Some(c),
+                ..RunOptions::default()
             },
             &AtomicBool::new(false),
             l,
-            Box::new(InMemoryHandOver),
         )
     });
     Running {

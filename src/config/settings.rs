@@ -19,6 +19,22 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     /// The HTTP endpoint of `run` and `demo` (`/metrics`, `/healthz`, `/readyz`).
     pub http: HttpSettings,
+    /// The state store of `run` and `rollup`.
+    pub state: StateSettings,
+}
+
+/// `[state]`: where `run` checkpoints its partitions and `rollup` reads them.
+#[derive(Debug, Clone)]
+pub struct StateSettings {
+    /// `sqlite://PATH` (embedded, one instance), `postgres://…` (shared by the group), or empty
+    /// for none (state in memory only: a restart reads every partition from the beginning).
+    pub url: String,
+    /// Environment variable holding the PostgreSQL password (kept out of the URL and the logs).
+    pub password_env: String,
+    /// Checkpoint a partition after this many events…
+    pub checkpoint_events: u64,
+    /// …or this long after its previous checkpoint, whichever comes first.
+    pub checkpoint_interval: Dur,
 }
 
 /// `[http]`: where `run` serves its metrics and health endpoints.
@@ -140,6 +156,16 @@ struct Raw {
     input: RawInput,
     kafka: RawKafka,
     http: RawHttp,
+    state: RawState,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    url: String,
+    password_env: String,
+    checkpoint_events: i64,
+    checkpoint_interval: String,
 }
 
 #[derive(Deserialize)]
@@ -287,6 +313,25 @@ pub(super) fn load(
             format!("{listen:?} is not an address like 127.0.0.1:9898 (or empty for none)"),
         );
     }
+    let st = raw.state;
+    let url = st.url.trim().to_string();
+    if !url.is_empty()
+        && !url.starts_with("sqlite://")
+        && !url.starts_with("postgres://")
+        && !url.starts_with("postgresql://")
+    {
+        problems.push(
+            &origin("state.url"),
+            "state.url",
+            format!("{url:?} is neither sqlite://PATH nor postgres://… (nor empty for none)"),
+        );
+    }
+    let checkpoint_interval = dur(
+        "state.checkpoint_interval",
+        &st.checkpoint_interval,
+        problems,
+    );
+    let checkpoint_events = positive("state.checkpoint_events", st.checkpoint_events, problems);
     let strings = |table: &Table, prefix: &str, problems: &mut Problems| -> Vec<(String, String)> {
         table
             .iter()
@@ -344,6 +389,12 @@ pub(super) fn load(
             secrets,
         },
         http: HttpSettings { listen },
+        state: StateSettings {
+            url,
+            password_env: st.password_env,
+            checkpoint_events: checkpoint_events? as u64,
+            checkpoint_interval: checkpoint_interval?,
+        },
     })
 }
 

@@ -20,15 +20,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::partition::partition_of;
 use super::produce::{DeliveryCounter, send_waiting};
@@ -38,7 +40,8 @@ use crate::correlate::Pos;
 use crate::event::DeadReason;
 use crate::live::{Live, PartView};
 use crate::pipeline::{DeadLetter, DeadLetterSink, Pipeline, PipelineStats, SourceName};
-use crate::time::Ts;
+use crate::store::{Checkpoint, Identity, Store, StoreError};
+use crate::time::{Ts, now};
 
 /// Dead letters produced to a topic: the original bytes as value, `reason` and `origin` (and
 /// `reconstructed` when so) as headers. Shared by every partition's pipeline.
@@ -84,7 +87,7 @@ impl DeadLetterSink for KafkaDeadLetters {
 }
 
 /// How `run` ends.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Stop once every assigned partition has been read to its end (a catch-up job, and tests);
     /// pending requests are then decided as at the end of a replay.
@@ -92,6 +95,8 @@ pub struct RunOptions {
     /// With `until_caught_up`: being caught up only counts once this is set (the demo sets it
     /// when its simulator has delivered everything).
     pub input_complete: Option<Arc<AtomicBool>>,
+    /// Adopt the current measure definitions if the state store was made under others.
+    pub accept_config_change: bool,
 }
 
 /// What `run` leaves behind.
@@ -123,6 +128,12 @@ pub struct PartState {
     partition_count: i32,
     published: Instant,
     dirty: bool,
+    /// The store's fencing epoch for this partition (0 without a store).
+    epoch: i64,
+    /// Events since the last checkpoint.
+    since_checkpoint: u64,
+    /// When the last checkpoint was written (or the partition assigned).
+    checkpointed: Instant,
 }
 
 /// Why a partition's state is leaving its worker.
@@ -132,47 +143,6 @@ pub enum HandOverCause {
     Revoked,
     /// The service is stopping.
     Shutdown,
-}
-
-/// Where partition state goes when it leaves a worker: everything fetched for the partition has
-/// been processed by then. The durable store implements it with a checkpoint of state and
-/// offset; without one, [`InMemoryHandOver`] only says what was given up.
-pub trait StateHandOver: Send {
-    /// Takes the partition's final state. An error stops the service (state may not be lost).
-    fn hand_over(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        cause: HandOverCause,
-        state: &PartState,
-    ) -> anyhow::Result<()>;
-}
-
-/// No store: a revoked partition's state is dropped (its new owner reads the partition from the
-/// beginning, since no offset is committed); at shutdown the state goes into the outputs.
-#[derive(Debug, Default)]
-pub struct InMemoryHandOver;
-
-impl StateHandOver for InMemoryHandOver {
-    fn hand_over(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        cause: HandOverCause,
-        state: &PartState,
-    ) -> anyhow::Result<()> {
-        if cause == HandOverCause::Revoked {
-            tracing::warn!(
-                topic,
-                partition,
-                next_offset = state.next_offset,
-                pending = state.pipeline.correlator().pending(),
-                "partition revoked: no state store, so its state is dropped and its new owner \
-                 recomputes it from the beginning"
-            );
-        }
-        Ok(())
-    }
 }
 
 /// A client configuration: our defaults first, then `[kafka.properties]` and the secrets, so an
@@ -194,13 +164,6 @@ fn client_config(cfg: &Config, defaults: &[(&str, &str)]) -> anyhow::Result<Clie
         cc.set(p, s.expose());
     }
     Ok(cc)
-}
-
-fn now() -> Ts {
-    let d = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    Ts(d.as_nanos().min(i64::MAX as u128) as i64)
 }
 
 /// Messages copied out of librdkafka for one worker: keys and values back to back in `data`.
@@ -234,8 +197,13 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 enum Work {
     Assign(u32, Box<PartState>),
     Batch(Batch),
-    /// Process everything before this, then send the slots' state back.
-    Release(Vec<u32>, SyncSender<Vec<(u32, Box<PartState>)>>),
+    /// Process everything before this, checkpoint the slots (their hand-over), then send their
+    /// state back.
+    Release(
+        Vec<u32>,
+        HandOverCause,
+        SyncSender<Vec<(u32, Box<PartState>)>>,
+    ),
 }
 
 struct Worker {
@@ -256,7 +224,9 @@ struct Dispatcher {
     cfg: Config,
     dead: KafkaDeadLetters,
     live: Arc<Live>,
-    store: Box<dyn StateHandOver>,
+    /// The fetch thread's own store connection, for claims (workers have theirs).
+    store: Option<Box<dyn Store>>,
+    owner: String,
     workers: Vec<Worker>,
     pool: Receiver<Batch>,
     /// Topic index → partition → assignment.
@@ -283,21 +253,36 @@ impl Dispatcher {
         })
     }
 
-    fn assign(&mut self, consumer: &BaseConsumer<RunContext>, list: &[(String, i32)]) {
-        for (topic, partition) in list {
-            if let Err(e) = self.assign_one(consumer, topic, *partition) {
-                self.error.get_or_insert(e);
+    /// Takes new partitions: restores each from the store and sets the offset in `tpl` that
+    /// consumption resumes from (the checkpoint's, never Kafka's committed one: offsets belong
+    /// to the state they were checkpointed with).
+    fn assign(&mut self, consumer: &BaseConsumer<RunContext>, tpl: &mut TopicPartitionList) {
+        for (topic, partition) in owned_list(tpl) {
+            match self.assign_one(consumer, &topic, partition) {
+                Ok(Some(offset)) => {
+                    if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
+                        self.error.get_or_insert(anyhow::anyhow!(
+                            "cannot set the start offset of {topic}/{partition}: {e}"
+                        ));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.error.get_or_insert(e);
+                }
             }
         }
         self.live.set_assigned(self.assigned().count());
     }
 
+    /// Claims and restores one partition for a worker; returns the offset to start from, if it
+    /// is not Kafka's choice (no store: the earliest, as nothing is committed).
     fn assign_one(
         &mut self,
         consumer: &BaseConsumer<RunContext>,
         topic: &str,
         partition: i32,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<Offset>> {
         let ti = match self.topic_index(topic) {
             Some(i) => i,
             None => {
@@ -317,37 +302,91 @@ impl Dispatcher {
             self.topics[ti].2.resize_with(p + 1, || None);
         }
         if self.topics[ti].2[p].is_some() {
-            return Ok(());
+            return Ok(None);
         }
         let name = SourceName {
             name: format!("{topic}/{partition}"),
             separator: '/',
         };
-        let pipeline =
-            Pipeline::new(&self.cfg, vec![name], self.dead.clone()).map_err(anyhow::Error::msg)?;
+        let (pipeline, epoch, next_offset, max_at, start) = match &mut self.store {
+            None => (
+                Pipeline::new(&self.cfg, vec![name], self.dead.clone())
+                    .map_err(anyhow::Error::msg)?,
+                0,
+                0,
+                Ts::MIN,
+                None,
+            ),
+            Some(store) => {
+                let claim = store.claim(topic, partition, &self.owner)?;
+                match claim.saved {
+                    None => {
+                        let mut p = Pipeline::new(&self.cfg, vec![name], self.dead.clone())
+                            .map_err(anyhow::Error::msg)?;
+                        p.track_changes();
+                        tracing::info!(
+                            topic,
+                            partition,
+                            epoch = claim.epoch,
+                            "no checkpoint yet: reading the partition from the beginning"
+                        );
+                        (p, claim.epoch, 0, Ts::MIN, Some(Offset::Beginning))
+                    }
+                    Some(saved) => {
+                        let records = saved.pipeline.entries.len();
+                        let p = Pipeline::restore(
+                            &self.cfg,
+                            vec![name],
+                            self.dead.clone(),
+                            saved.pipeline,
+                        )
+                        .map_err(|e| anyhow::anyhow!("cannot restore {topic}/{partition}: {e}"))?;
+                        tracing::info!(
+                            topic,
+                            partition,
+                            epoch = claim.epoch,
+                            offset = saved.next_offset,
+                            records,
+                            pending = p.correlator().pending(),
+                            "restored from checkpoint"
+                        );
+                        (
+                            p,
+                            claim.epoch,
+                            saved.next_offset,
+                            Ts(saved.max_at),
+                            Some(Offset::Offset(saved.next_offset)),
+                        )
+                    }
+                }
+            }
+        };
         let slot = self.next_slot;
         self.next_slot += 1;
         // Spread partitions evenly: a topic's partitions round-robin over the workers.
         let worker = (ti + p) % self.workers.len();
         let state = PartState {
             pipeline,
-            max_at: Ts::MIN,
-            next_offset: 0,
+            max_at,
+            next_offset,
             last_event: Instant::now(),
             topic: topic.to_string(),
             partition,
             partition_count: count,
             published: Instant::now(),
-            dirty: false,
+            dirty: true,
+            epoch,
+            since_checkpoint: 0,
+            checkpointed: Instant::now(),
         };
         self.send(worker, Work::Assign(slot, Box::new(state)))?;
         self.topics[ti].2[p] = Some(Assigned {
             slot,
             worker,
-            next_offset: 0,
+            next_offset,
         });
         tracing::info!(topic, partition, worker, "partition assigned");
-        Ok(())
+        Ok(start)
     }
 
     fn send(&mut self, worker: usize, work: Work) -> anyhow::Result<()> {
@@ -470,7 +509,7 @@ impl Dispatcher {
                 continue;
             }
             let (tx, rx) = mpsc::sync_channel(1);
-            self.send(w, Work::Release(slots, tx))?;
+            self.send(w, Work::Release(slots, cause, tx))?;
             replies.push((w, rx));
         }
         let mut states = Vec::new();
@@ -488,7 +527,6 @@ impl Dispatcher {
             tracing::info!(partitions = ?names, "partitions revoked: drained, handing over");
         }
         for s in &states {
-            self.store.hand_over(&s.topic, s.partition, cause, s)?;
             if cause == HandOverCause::Revoked {
                 self.live.retire(&s.topic, s.partition);
                 self.handed_over += 1;
@@ -542,24 +580,52 @@ impl ClientContext for RunContext {
 }
 
 impl ConsumerContext for RunContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Revoke(tpl) => {
-                let list = owned_list(tpl);
-                let mut d = self.lock();
-                if let Err(e) = d.release(&list, HandOverCause::Revoked) {
-                    d.error.get_or_insert(e);
+    /// Revocation: drain, checkpoint and let go. Assignment: restore from the store and start
+    /// each partition at its checkpoint's offset. (rdkafka's own `rebalance` assigns with the
+    /// offsets as librdkafka gave them, so it is replaced whole, keeping its protocol handling.)
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.lock().assign(consumer, tpl);
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
                 }
             }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-            Rebalance::Assign(_) => {}
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            let list = owned_list(tpl);
-            self.lock().assign(consumer, &list);
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let list = owned_list(tpl);
+                {
+                    let mut d = self.lock();
+                    if let Err(e) = d.release(&list, HandOverCause::Revoked) {
+                        d.error.get_or_insert(e);
+                    }
+                }
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                let code: rdkafka::error::RDKafkaErrorCode = other.into();
+                tracing::warn!(error = %code, "rebalance error");
+                // As rdkafka does: give up the assignment; the group assigns again.
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "applying the rebalance");
+            self.lock().live.count_kafka_error();
         }
     }
 }
@@ -571,12 +637,105 @@ fn worker_loop(
     cfg: Config,
     live: Arc<Live>,
     failed: Arc<AtomicBool>,
+    mut ck: Checkpointer,
 ) -> anyhow::Result<()> {
-    let result = worker_body(&rx, &pool, &cfg, &live);
+    let result = worker_body(&rx, &pool, &cfg, &live, &mut ck);
     if result.is_err() {
         failed.store(true, Ordering::Relaxed);
     }
     result
+}
+
+/// A worker's checkpointing: its own store connection (none: state in memory only).
+struct Checkpointer {
+    store: Option<Box<dyn Store>>,
+    every_events: u64,
+    interval: Duration,
+    /// Checkpointed offsets for the fetch thread to commit to Kafka (for lag monitoring only).
+    commits: mpsc::Sender<(String, i32, i64)>,
+    dead: KafkaDeadLetters,
+}
+
+impl Checkpointer {
+    /// Checkpoints the partitions that are due (all of `parts` when `force`).
+    fn run<'a>(
+        &mut self,
+        parts: impl Iterator<Item = &'a mut Box<PartState>>,
+        force: bool,
+    ) -> anyhow::Result<()> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        let due: Vec<&mut Box<PartState>> = parts
+            .filter(|s| {
+                force
+                    || s.since_checkpoint >= self.every_events
+                    || (s.since_checkpoint > 0 && s.checkpointed.elapsed() >= self.interval)
+            })
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        // Dead letters of the events a checkpoint covers must be in Kafka before it says they
+        // were processed; otherwise a crash right after it would lose them.
+        self.dead
+            .producer
+            .flush(Duration::from_secs(30))
+            .map_err(|e| anyhow::anyhow!("flushing dead letters before a checkpoint: {e}"))?;
+        if self.dead.failures() > 0 {
+            anyhow::bail!(
+                "{} dead letters could not be written to {}: stopped rather than lose them",
+                self.dead.failures(),
+                self.dead.topic
+            );
+        }
+        for s in due {
+            self.write(s)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, s: &mut PartState) -> anyhow::Result<()> {
+        let Some(store) = &mut self.store else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let delta = s.pipeline.take_delta().map_err(anyhow::Error::msg)?;
+        let cp = Checkpoint {
+            topic: &s.topic,
+            partition: s.partition,
+            epoch: s.epoch,
+            next_offset: s.next_offset,
+            max_at: s.max_at.0,
+            delta: &delta,
+        };
+        match store.checkpoint(&cp) {
+            Ok(w) => {
+                tracing::debug!(topic = %s.topic, partition = s.partition, offset = s.next_offset,
+                    records = w.records, rows = w.rows, revisions = w.revisions,
+                    ms = started.elapsed().as_millis() as u64, "checkpoint");
+                if w.revisions > 0 {
+                    tracing::warn!(topic = %s.topic, partition = s.partition,
+                        revisions = w.revisions,
+                        "late events changed final months: revisions recorded in the store");
+                }
+            }
+            Err(e @ StoreError::Fenced { .. }) => {
+                return Err(anyhow::anyhow!(e).context(
+                    "another instance owns this partition now; stopping so that it alone \
+                     writes its state",
+                ));
+            }
+            Err(e) => return Err(anyhow::anyhow!(e).context("writing a checkpoint")),
+        }
+        s.since_checkpoint = 0;
+        s.checkpointed = Instant::now();
+        // The fetch thread may be gone at the very end; the checkpoint is what matters.
+        let _ = self
+            .commits
+            .send((s.topic.clone(), s.partition, s.next_offset));
+        Ok(())
+    }
 }
 
 fn worker_body(
@@ -584,6 +743,7 @@ fn worker_body(
     pool: &SyncSender<Batch>,
     cfg: &Config,
     live: &Live,
+    ck: &mut Checkpointer,
 ) -> anyhow::Result<()> {
     let k = &cfg.settings.kafka;
     let lateness = cfg.settings.time.allowed_lateness;
@@ -592,12 +752,14 @@ fn worker_body(
         let work = match rx.recv_timeout(PUBLISH_EVERY) {
             Ok(w) => w,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                // Quiet: make sure the live view shows the last batch processed.
+                // Quiet: make sure the live view shows the last batch processed, and that a
+                // partition's last events reach the store.
                 for s in parts.values_mut() {
                     if s.dirty {
                         publish(live, s);
                     }
                 }
+                ck.run(parts.values_mut(), false)?;
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -606,12 +768,26 @@ fn worker_body(
             Work::Assign(slot, state) => {
                 parts.insert(slot, state);
             }
-            Work::Release(slots, reply) => {
+            Work::Release(slots, cause, reply) => {
                 let mut out = Vec::new();
                 for slot in slots {
                     if let Some(mut s) = parts.remove(&slot) {
                         publish(live, &mut s);
                         out.push((slot, s));
+                    }
+                }
+                // The hand-over: a last checkpoint of each, after everything fetched for it.
+                ck.run(out.iter_mut().map(|(_, s)| s), true)?;
+                if ck.store.is_none() && cause == HandOverCause::Revoked {
+                    for (_, s) in &out {
+                        tracing::warn!(
+                            topic = %s.topic,
+                            partition = s.partition,
+                            next_offset = s.next_offset,
+                            pending = s.pipeline.correlator().pending(),
+                            "partition revoked: no state store, so its state is dropped and its \
+                             new owner recomputes it from the beginning"
+                        );
                     }
                 }
                 // The fetch thread waits for this reply; if it has gone, so has the run.
@@ -645,6 +821,7 @@ fn worker_body(
                     part.next_offset = item.offset + 1;
                     part.last_event = arrived;
                     part.dirty = true;
+                    part.since_checkpoint += 1;
                     let pos = Pos::new(0, item.offset.max(0) as u64);
                     if k.verify_partitioning
                         && let Some(key) = key
@@ -671,6 +848,7 @@ fn worker_body(
                         publish(live, s);
                     }
                 }
+                ck.run(parts.values_mut(), false)?;
             }
         }
     }
@@ -708,7 +886,6 @@ pub fn run(
     opts: &RunOptions,
     stop: &AtomicBool,
     live: Arc<Live>,
-    store: Box<dyn StateHandOver>,
 ) -> anyhow::Result<RunOutcome> {
     let k = &cfg.settings.kafka;
     let mut pc = client_config(cfg, &[("linger.ms", "20")])?;
@@ -719,15 +896,44 @@ pub fn run(
         sent: Arc::new(AtomicU64::new(0)),
     };
 
+    // One store connection for the fetch thread's claims and one per worker (each thread owns
+    // its own: SQLite and PostgreSQL connections are not shared).
+    let st = &cfg.settings.state;
+    let identity = Identity::of_run(cfg, opts.accept_config_change);
+    let open_store = || -> anyhow::Result<Option<Box<dyn Store>>> {
+        if st.url.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(crate::store::open_configured(cfg, &identity)?))
+    };
+    let claims = open_store()?;
+    match &claims {
+        Some(_) => tracing::info!(store = %crate::store::redacted(&st.url),
+            every_events = st.checkpoint_events, interval = %st.checkpoint_interval,
+            "state store open"),
+        None => tracing::warn!(
+            "no state store (state.url is empty): a restart reads every partition from the \
+             beginning"
+        ),
+    }
+    let (commit_tx, commit_rx) = mpsc::channel::<(String, i32, i64)>();
+
     let failed = Arc::new(AtomicBool::new(false));
     let (pool_tx, pool_rx) = mpsc::sync_channel::<Batch>(64);
     let mut workers = Vec::new();
     for i in 0..worker_count(cfg) {
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
         let (pool, c, l, f) = (pool_tx.clone(), cfg.clone(), live.clone(), failed.clone());
+        let ck = Checkpointer {
+            store: open_store()?,
+            every_events: st.checkpoint_events,
+            interval: st.checkpoint_interval.to_std(),
+            commits: commit_tx.clone(),
+            dead: dead.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name(format!("srv-opr-worker-{i}"))
-            .spawn(move || worker_loop(rx, pool, c, l, f))?;
+            .spawn(move || worker_loop(rx, pool, c, l, f, ck))?;
         workers.push(Worker {
             tx,
             handle: Some(handle),
@@ -740,7 +946,8 @@ pub fn run(
             cfg: cfg.clone(),
             dead: dead.clone(),
             live: live.clone(),
-            store,
+            store: claims,
+            owner: crate::store::owner_name(),
             workers,
             pool: pool_rx,
             topics: Vec::new(),
@@ -809,6 +1016,7 @@ pub fn run(
             drop(d);
             if poll_producer {
                 dead.producer.poll(Duration::ZERO);
+                commit_checkpointed(&consumer, &commit_rx);
             }
             if failed.load(Ordering::Relaxed) || dead.failures() > 0 {
                 break;
@@ -915,6 +1123,23 @@ pub fn run(
         dead_letters_sent: dead.sent.load(Ordering::Relaxed),
         handed_over,
     })
+}
+
+/// Commits the offsets workers have checkpointed. The commit only serves lag monitoring (the
+/// store's offsets are the ones `run` resumes from), so it is asynchronous and best effort.
+fn commit_checkpointed(consumer: &BaseConsumer<RunContext>, done: &Receiver<(String, i32, i64)>) {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in done.try_iter() {
+        if let Err(e) = tpl.add_partition_offset(&topic, partition, Offset::Offset(offset)) {
+            tracing::debug!(error = %e, topic, partition, "offset not committed");
+        }
+    }
+    if tpl.count() == 0 {
+        return;
+    }
+    if let Err(e) = consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async) {
+        tracing::debug!(error = %e, "committing checkpointed offsets");
+    }
 }
 
 /// Every assigned partition fetched to its high watermark (and at least one assigned).

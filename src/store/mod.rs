@@ -1,0 +1,436 @@
+//! The durable state store: each partition's checkpoint (consumed offset, correlator records,
+//! waiting responses, month aggregates) written in one transaction, its fencing epoch, and the
+//! revision history of final months; read back on assignment and by `rollup`.
+//!
+//! One interface ([`Store`]), two backends chosen by URL: SQLite (`sqlite://PATH`, embedded,
+//! one instance) and PostgreSQL (`postgres://…`, shared by the consumer group). Every
+//! connection checks on open that the store was made for the same topics, group and
+//! definitions (SPEC §3), and migrates an older schema.
+//!
+//! Fencing: claiming a partition raises its epoch; a checkpoint names the epoch it was claimed
+//! under and is refused once another instance has claimed the partition since, so a former
+//! owner can never overwrite its successor's state.
+
+pub mod codec;
+pub mod sqlite;
+
+use std::fmt;
+
+use crate::aggregate::SavedRow;
+use crate::calendar::Month;
+use crate::config::Config;
+use crate::pipeline::{Delta, SavedBlock, SavedMeta, SavedPipeline};
+
+/// The schema version this build writes. Migrations bring older stores up to it; a newer store
+/// is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Why a store operation failed.
+#[derive(Debug)]
+pub enum StoreError {
+    /// Another instance claimed the partition after this one: the checkpoint was not written.
+    Fenced {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The epoch this instance held.
+        held: i64,
+    },
+    /// The store belongs to something else (newer version, other topic, group or definitions).
+    Refused(String),
+    /// The database said no.
+    Backend(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Fenced {
+                topic,
+                partition,
+                held,
+            } => write!(
+                f,
+                "{topic}/{partition} was claimed by another instance since this one claimed it \
+                 (epoch {held}): checkpoint refused"
+            ),
+            StoreError::Refused(s) | StoreError::Backend(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// What a store must match before anything is read or written.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The topics consumed, sorted, comma-separated (`None`: a reader such as `rollup` does not
+    /// care which).
+    pub topics: Option<String>,
+    /// The consumer group (`None` for readers).
+    pub group: Option<String>,
+    /// SHA-256 of the effective definitions.
+    pub definitions: String,
+    /// Adopt the current definitions if the store's differ (`--accept-config-change`).
+    pub accept_config_change: bool,
+}
+
+impl Identity {
+    /// The identity of `run` under `cfg`.
+    pub fn of_run(cfg: &Config, accept_config_change: bool) -> Identity {
+        let mut topics = cfg.settings.kafka.topics.clone();
+        topics.sort();
+        Identity {
+            topics: Some(topics.join(",")),
+            group: Some(cfg.settings.kafka.group_id.clone()),
+            definitions: cfg.definitions.sha256.clone(),
+            accept_config_change,
+        }
+    }
+
+    /// The identity of a reader (`rollup`, `report`).
+    pub fn reader(cfg: &Config) -> Identity {
+        Identity {
+            topics: None,
+            group: None,
+            definitions: cfg.definitions.sha256.clone(),
+            accept_config_change: false,
+        }
+    }
+}
+
+/// A partition claimed: the epoch to checkpoint under, and the state to resume from.
+#[derive(Debug)]
+pub struct Claim {
+    /// The fencing epoch.
+    pub epoch: i64,
+    /// The previous checkpoint, if the partition has one.
+    pub saved: Option<SavedPartition>,
+}
+
+/// A partition's last checkpoint.
+#[derive(Debug)]
+pub struct SavedPartition {
+    /// The next offset to read.
+    pub next_offset: i64,
+    /// Largest valid event `at` seen (ns), from which the partition's watermark follows.
+    pub max_at: i64,
+    /// The pipeline's state.
+    pub pipeline: SavedPipeline,
+}
+
+/// One partition's checkpoint.
+#[derive(Debug)]
+pub struct Checkpoint<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// The epoch the partition was claimed under.
+    pub epoch: i64,
+    /// The next offset to read: every event before it is in this checkpoint.
+    pub next_offset: i64,
+    /// Largest valid event `at` seen (ns).
+    pub max_at: i64,
+    /// What changed since the previous checkpoint.
+    pub delta: &'a Delta,
+}
+
+/// What a checkpoint wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Records written or deleted.
+    pub records: usize,
+    /// Month rows written.
+    pub rows: usize,
+    /// Rows of final months whose revision rose (each recorded in the history).
+    pub revisions: usize,
+}
+
+/// A partition as the store knows it.
+#[derive(Debug, Clone)]
+pub struct PartitionInfo {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Fencing epoch.
+    pub epoch: i64,
+    /// Who claimed it last (host and process).
+    pub owner: String,
+    /// Next offset to read.
+    pub next_offset: i64,
+    /// Counters and watermarks, if checkpointed at least once.
+    pub meta: Option<SavedMeta>,
+    /// When it was last checkpointed (RFC 3339).
+    pub checkpointed_at: Option<String>,
+}
+
+/// One stored month row of one partition.
+#[derive(Debug, Clone)]
+pub struct StoredRow {
+    /// The partition (`topic/partition`).
+    pub origin: String,
+    /// Month.
+    pub month: Month,
+    /// Measure id.
+    pub measure: String,
+    /// Region index (0 north, 1 central, 2 south).
+    pub region: usize,
+    /// The row.
+    pub row: SavedRow,
+}
+
+/// A recorded revision of a final month's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevisionRecord {
+    /// Month.
+    pub month: Month,
+    /// Measure id.
+    pub measure: String,
+    /// Region name.
+    pub region: String,
+    /// Topic/partition whose late events changed it.
+    pub origin: String,
+    /// The partition row's revision after the change.
+    pub revision: u32,
+    /// Why.
+    pub reason: String,
+    /// When it was recorded (RFC 3339).
+    pub recorded_at: String,
+}
+
+/// The state store: one connection, used by one thread.
+pub trait Store: Send {
+    /// Claims a partition for `owner`: raises its epoch and reads its last checkpoint.
+    fn claim(&mut self, topic: &str, partition: i32, owner: &str) -> Result<Claim, StoreError>;
+
+    /// Writes one partition's checkpoint in one transaction; refused with
+    /// [`StoreError::Fenced`] if the partition was claimed since `cp.epoch`.
+    fn checkpoint(&mut self, cp: &Checkpoint<'_>) -> Result<Written, StoreError>;
+
+    /// Every partition known.
+    fn partitions(&mut self) -> Result<Vec<PartitionInfo>, StoreError>;
+
+    /// The month rows of every partition (of one month, or all).
+    fn month_rows(&mut self, month: Option<Month>) -> Result<Vec<StoredRow>, StoreError>;
+
+    /// The combined watermark last checkpointed (ns), if any.
+    fn combined_watermark(&mut self) -> Result<Option<i64>, StoreError>;
+
+    /// The revision history (of one month, or all), oldest first.
+    fn revisions(&mut self, month: Option<Month>) -> Result<Vec<RevisionRecord>, StoreError>;
+}
+
+/// Opens a store by URL (`sqlite://PATH` or `postgres://…`), checking its identity and migrating
+/// its schema. `password` is PostgreSQL's, kept apart from the URL.
+pub fn open(
+    url: &str,
+    password: Option<&str>,
+    id: &Identity,
+    defs: &crate::config::Definitions,
+) -> Result<Box<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Box::new(sqlite::SqliteStore::open(path, id, defs)?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let _ = password;
+        Err(StoreError::Refused(format!(
+            "{}: the PostgreSQL backend is not in this build yet",
+            redacted(url)
+        )))
+    } else {
+        Err(StoreError::Refused(format!(
+            "state.url {url:?} is neither sqlite://PATH nor postgres://…"
+        )))
+    }
+}
+
+/// Opens the store `cfg` names, reading the PostgreSQL password from `state.password_env`.
+pub fn open_configured(cfg: &Config, id: &Identity) -> Result<Box<dyn Store>, StoreError> {
+    let s = &cfg.settings.state;
+    let password = (!s.password_env.is_empty())
+        .then(|| std::env::var(&s.password_env).ok())
+        .flatten();
+    open(&s.url, password.as_deref(), id, &cfg.definitions)
+}
+
+/// The URL with any password replaced, for logs.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:*****{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Who claims partitions: host name and process id, for the operator reading the store.
+pub fn owner_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Groups a partition's stored rows into blocks of the current definitions' measure indices.
+pub(crate) fn blocks_of(
+    rows: Vec<StoredRow>,
+    defs: &crate::config::Definitions,
+) -> Result<Vec<SavedBlock>, StoreError> {
+    let mut blocks: Vec<SavedBlock> = Vec::new();
+    let mut index: std::collections::HashMap<(Month, u16), usize> = Default::default();
+    for r in rows {
+        let Some(m) = defs.measures.iter().position(|m| m.id == r.measure) else {
+            return Err(StoreError::Refused(format!(
+                "the store holds measure {:?}, which the definitions do not define",
+                r.measure
+            )));
+        };
+        let key = (r.month, m as u16);
+        let i = *index.entry(key).or_insert_with(|| {
+            blocks.push(SavedBlock {
+                month: r.month,
+                measure: m as u16,
+                regions: Default::default(),
+            });
+            blocks.len() - 1
+        });
+        if r.region > 2 {
+            return Err(StoreError::Backend(format!(
+                "a stored row has region index {}",
+                r.region
+            )));
+        }
+        blocks[i].regions[r.region] = r.row;
+    }
+    Ok(blocks)
+}
+
+/// The identity checks every backend makes on open, on the values it read from its meta table
+/// (`None`: not set yet). Returns the definitions to write (a new store, or an accepted change).
+pub(crate) fn check_identity(
+    id: &Identity,
+    stored_version: Option<i64>,
+    stored_topics: Option<&str>,
+    stored_group: Option<&str>,
+    stored_definitions: Option<&str>,
+) -> Result<IdentityAction, StoreError> {
+    if let Some(v) = stored_version
+        && v > SCHEMA_VERSION
+    {
+        return Err(StoreError::Refused(format!(
+            "the state store has schema version {v}, newer than this srv-opr knows \
+             ({SCHEMA_VERSION}): upgrade srv-opr, or point state.url elsewhere"
+        )));
+    }
+    let mut action = IdentityAction::default();
+    match (&id.topics, stored_topics) {
+        (Some(mine), Some(theirs)) if mine != theirs => {
+            return Err(StoreError::Refused(format!(
+                "the state store belongs to topics {theirs:?}, not {mine:?}: point state.url at \
+                 this run's own store"
+            )));
+        }
+        (Some(_), None) => action.set_topics = true,
+        _ => {}
+    }
+    match (&id.group, stored_group) {
+        (Some(mine), Some(theirs)) if mine != theirs => {
+            return Err(StoreError::Refused(format!(
+                "the state store belongs to consumer group {theirs:?}, not {mine:?}"
+            )));
+        }
+        (Some(_), None) => action.set_group = true,
+        _ => {}
+    }
+    match stored_definitions {
+        Some(theirs) if theirs != id.definitions => {
+            if id.accept_config_change {
+                tracing::warn!(
+                    store = theirs,
+                    now = %id.definitions,
+                    "the measure definitions changed since the store was made: accepted \
+                     (--accept-config-change); months counted before keep their counts"
+                );
+                action.set_definitions = true;
+                action.changed_from = Some(theirs.to_string());
+            } else {
+                return Err(StoreError::Refused(format!(
+                    "the state store was made under other measure definitions (SHA-256 {theirs}, \
+                     now {}): figures would mix two definitions. Run with \
+                     --accept-config-change to adopt the new ones",
+                    id.definitions
+                )));
+            }
+        }
+        None => action.set_definitions = true,
+        _ => {}
+    }
+    Ok(action)
+}
+
+/// What an open must write after the identity check.
+#[derive(Debug, Default)]
+pub(crate) struct IdentityAction {
+    pub set_topics: bool,
+    pub set_group: bool,
+    pub set_definitions: bool,
+    pub changed_from: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redacted("postgres://srv:hunter2@db:5432/opr"),
+            "postgres://srv:*****@db:5432/opr"
+        );
+        assert_eq!(redacted("postgres://srv@db/opr"), "postgres://srv@db/opr");
+        assert_eq!(redacted("sqlite://a.db"), "sqlite://a.db");
+    }
+
+    #[test]
+    fn identity_mismatches_are_refused_with_reasons() {
+        let id = Identity {
+            topics: Some("a".into()),
+            group: Some("g".into()),
+            definitions: "d1".into(),
+            accept_config_change: false,
+        };
+        let e = check_identity(&id, Some(SCHEMA_VERSION + 1), None, None, None).unwrap_err();
+        assert!(e.to_string().contains("newer"), "{e}");
+        let e = check_identity(&id, Some(1), Some("b"), Some("g"), Some("d1")).unwrap_err();
+        assert!(e.to_string().contains("topics"), "{e}");
+        let e = check_identity(&id, Some(1), Some("a"), Some("h"), Some("d1")).unwrap_err();
+        assert!(e.to_string().contains("group"), "{e}");
+        let e = check_identity(&id, Some(1), Some("a"), Some("g"), Some("d0")).unwrap_err();
+        assert!(e.to_string().contains("--accept-config-change"), "{e}");
+        let ok = check_identity(
+            &Identity {
+                accept_config_change: true,
+                ..id.clone()
+            },
+            Some(1),
+            Some("a"),
+            Some("g"),
+            Some("d0"),
+        )
+        .unwrap();
+        assert!(ok.set_definitions && ok.changed_from.as_deref() == Some("d0"));
+        let fresh = check_identity(&id, None, None, None, None).unwrap();
+        assert!(fresh.set_topics && fresh.set_group && fresh.set_definitions);
+    }
+}
