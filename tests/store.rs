@@ -1,0 +1,317 @@
+//! The SQLite state store on real files, without Kafka: a partition checkpointed as deltas,
+//! "crashed" (state dropped after unsaved work) and restored many times counts exactly what an
+//! uninterrupted pipeline counts; fencing; identity refusals; the revision history.
+
+use srv_opr::config::Config;
+use srv_opr::correlate::Pos;
+use srv_opr::pipeline::{Pipeline, SourceName, VecDeadLetters};
+use srv_opr::simulate::{SimConfig, Simulator};
+use srv_opr::sink::rollup::{failures_csv, rpl_csv, rpl_lines};
+use srv_opr::store::sqlite::SqliteStore;
+use srv_opr::store::{Checkpoint, Identity, Store, StoreError};
+use srv_opr::time::{Ts, parse_rfc3339};
+
+/// Traffic across the March/April 2024 edge with every trap, late events included.
+fn events(seed: u64) -> Vec<Vec<u8>> {
+    let p = |s: &str| parse_rfc3339(s.as_bytes()).unwrap();
+    let cfg = SimConfig {
+        seed,
+        start: p("2024-03-29T00:00:00Z"),
+        end: p("2024-04-04T00:00:00Z"),
+        rate: 0.05,
+        bad: 0.01,
+        duplicates: 0.01,
+        late: 0.01,
+        disorder: srv_opr::time::Dur::from_secs(20),
+        ..SimConfig::default()
+    };
+    let mut bytes = Vec::new();
+    Simulator::new(cfg).run(&mut bytes).unwrap();
+    let mut lines: Vec<Vec<u8>> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    // A March request that never gets an answer in time... until one arrives at the very end,
+    // long after March is final but inside the dedupe horizon: a revision of March.
+    let at = lines
+        .iter()
+        .position(|l| l.windows(16).any(|w| w == br#""at":"2024-03-31"#))
+        .unwrap();
+    lines.insert(
+        at,
+        br#"{"type":"request","id":"rev-1","srv":"8.11","region":"north","provider":"dsp","at":"2024-03-31T00:00:01.000Z"}"#.to_vec(),
+    );
+    lines.push(
+        br#"{"type":"response","id":"rev-1","code":"I0","at":"2024-03-31T00:00:05.000Z"}"#.to_vec(),
+    );
+    lines
+}
+
+fn identity(cfg: &Config) -> Identity {
+    Identity {
+        topics: Some("t".into()),
+        group: Some("g".into()),
+        definitions: cfg.definitions.sha256.clone(),
+        accept_config_change: false,
+    }
+}
+
+fn source() -> Vec<SourceName> {
+    vec![SourceName {
+        name: "t/0".into(),
+        separator: '/',
+    }]
+}
+
+/// A partition's worker, as `run` drives it: process, move the watermark by the largest `at`.
+struct Part {
+    pipeline: Pipeline<VecDeadLetters>,
+    max_at: Ts,
+    next: usize,
+}
+
+impl Part {
+    fn step(&mut self, cfg: &Config, raw: &[u8]) {
+        let pos = Pos::new(0, self.next as u64);
+        if let Some(t) = self.pipeline.process(raw, pos).unwrap()
+            && t > self.max_at
+        {
+            self.max_at = t;
+            self.pipeline
+                .advance(t.minus(cfg.settings.time.allowed_lateness))
+                .unwrap();
+        }
+        self.next += 1;
+    }
+}
+
+fn figures(mut p: Pipeline<VecDeadLetters>) -> (String, String, srv_opr::pipeline::PipelineStats) {
+    p.finish().unwrap();
+    let (agg, stats, _) = p.into_parts();
+    let lines = rpl_lines(&agg, None);
+    (rpl_csv(&lines), failures_csv(&lines), stats)
+}
+
+#[test]
+fn checkpointed_deltas_and_crashes_change_no_figure() {
+    let cfg = Config::builtin().unwrap();
+    let lines = events(41);
+    assert!(lines.len() > 50_000, "{} events", lines.len());
+
+    let mut reference = Part {
+        pipeline: Pipeline::new(&cfg, source(), VecDeadLetters::default()).unwrap(),
+        max_at: Ts::MIN,
+        next: 0,
+    };
+    for l in &lines {
+        reference.step(&cfg, l);
+    }
+    let (want_rpl, want_failures, want_stats) = figures(reference.pipeline);
+    assert!(
+        want_rpl.lines().any(|l| !l.ends_with(",0,true")
+            && !l.ends_with(",0,false")
+            && !l.starts_with("month")),
+        "the traffic revises a final month (late events), so revisions are exercised:\n{want_rpl}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let path = path.to_str().unwrap();
+    let mut store = SqliteStore::open(path, &identity(&cfg), &cfg.definitions).unwrap();
+    let claim = store.claim("t", 0, "test").unwrap();
+    assert!(claim.saved.is_none());
+    let mut epoch = claim.epoch;
+    let mut part = Part {
+        pipeline: Pipeline::new(&cfg, source(), VecDeadLetters::default()).unwrap(),
+        max_at: Ts::MIN,
+        next: 0,
+    };
+    part.pipeline.track_changes();
+    let (mut checkpoints, mut crashes, mut smallest_delta) = (0, 0, usize::MAX);
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next_rand = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    while part.next < lines.len() {
+        part.step(&cfg, &lines[part.next]);
+        if part.next % 997 == 0 {
+            let delta = part.pipeline.take_delta().unwrap();
+            let w = store
+                .checkpoint(&Checkpoint {
+                    topic: "t",
+                    partition: 0,
+                    epoch,
+                    next_offset: part.next as i64,
+                    max_at: part.max_at.0,
+                    delta: &delta,
+                })
+                .unwrap();
+            checkpoints += 1;
+            if checkpoints > 10 {
+                smallest_delta = smallest_delta.min(w.records);
+            }
+            // Now and then, do some work that is never checkpointed and "crash": drop
+            // everything, claim the partition again and resume from the checkpoint.
+            if next_rand(6) == 0 {
+                for _ in 0..next_rand(900) {
+                    if part.next < lines.len() {
+                        part.step(&cfg, &lines[part.next]);
+                    }
+                }
+                drop(store);
+                store = SqliteStore::open(path, &identity(&cfg), &cfg.definitions).unwrap();
+                let claim = store.claim("t", 0, "test").unwrap();
+                assert!(claim.epoch > epoch, "a claim raises the epoch");
+                epoch = claim.epoch;
+                let saved = claim.saved.expect("a checkpoint was written");
+                part = Part {
+                    max_at: Ts(saved.max_at),
+                    next: saved.next_offset as usize,
+                    pipeline: Pipeline::restore(
+                        &cfg,
+                        source(),
+                        VecDeadLetters::default(),
+                        saved.pipeline,
+                    )
+                    .unwrap(),
+                };
+                crashes += 1;
+            }
+        }
+    }
+    assert!(
+        crashes >= 5,
+        "{crashes} crashes in {checkpoints} checkpoints"
+    );
+    let stored: i64 = rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        (smallest_delta as i64) < stored / 4,
+        "a checkpoint writes what changed ({smallest_delta} records), not all {stored}"
+    );
+    // A final checkpoint, as at shutdown, then everything from the store alone.
+    let delta = part.pipeline.take_delta().unwrap();
+    store
+        .checkpoint(&Checkpoint {
+            topic: "t",
+            partition: 0,
+            epoch,
+            next_offset: part.next as i64,
+            max_at: part.max_at.0,
+            delta: &delta,
+        })
+        .unwrap();
+    let saved = store.claim("t", 0, "test").unwrap().saved.unwrap();
+    let restored =
+        Pipeline::restore(&cfg, source(), VecDeadLetters::default(), saved.pipeline).unwrap();
+    let (rpl, failures, stats) = figures(restored);
+    assert_eq!(rpl, want_rpl);
+    assert_eq!(failures, want_failures);
+    assert_eq!(stats.events, want_stats.events);
+    assert_eq!(stats.by_type_result, want_stats.by_type_result);
+    assert_eq!(stats.dead_letters, want_stats.dead_letters);
+    assert!(
+        !store.revisions(None).unwrap().is_empty(),
+        "raised revisions are recorded with a reason"
+    );
+}
+
+#[test]
+fn a_former_owner_cannot_overwrite_its_successor() {
+    let cfg = Config::builtin().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let path = path.to_str().unwrap();
+    let mut a = SqliteStore::open(path, &identity(&cfg), &cfg.definitions).unwrap();
+    let mut b = SqliteStore::open(path, &identity(&cfg), &cfg.definitions).unwrap();
+    let old = a.claim("t", 3, "a").unwrap().epoch;
+    let new = b.claim("t", 3, "b").unwrap().epoch;
+    assert!(new > old);
+    let mut p = Pipeline::new(&cfg, source(), VecDeadLetters::default()).unwrap();
+    p.track_changes();
+    let delta = p.take_delta().unwrap();
+    let cp = |epoch| Checkpoint {
+        topic: "t",
+        partition: 3,
+        epoch,
+        next_offset: 10,
+        max_at: 0,
+        delta: &delta,
+    };
+    match a.checkpoint(&cp(old)) {
+        Err(StoreError::Fenced { held, .. }) => assert_eq!(held, old),
+        other => panic!("the former owner's checkpoint went through: {other:?}"),
+    }
+    b.checkpoint(&cp(new)).unwrap();
+    let parts = a.partitions().unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!((parts[0].owner.as_str(), parts[0].next_offset), ("b", 10));
+}
+
+#[test]
+fn a_store_of_something_else_is_refused() {
+    let cfg = Config::builtin().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let path = path.to_str().unwrap();
+    drop(SqliteStore::open(path, &identity(&cfg), &cfg.definitions).unwrap());
+    let refused = |id: Identity| match SqliteStore::open(path, &id, &cfg.definitions) {
+        Err(StoreError::Refused(m)) => m,
+        Err(e) => panic!("not a refusal: {e}"),
+        Ok(_) => panic!("opened a store of something else"),
+    };
+    let m = refused(Identity {
+        topics: Some("other".into()),
+        ..identity(&cfg)
+    });
+    assert!(m.contains("topics"), "{m}");
+    let m = refused(Identity {
+        group: Some("other".into()),
+        ..identity(&cfg)
+    });
+    assert!(m.contains("consumer group"), "{m}");
+    let m = refused(Identity {
+        definitions: "0".repeat(64),
+        ..identity(&cfg)
+    });
+    assert!(m.contains("--accept-config-change"), "{m}");
+    // Accepted: the store adopts the new definitions and says when.
+    SqliteStore::open(
+        path,
+        &Identity {
+            definitions: "0".repeat(64),
+            accept_config_change: true,
+            ..identity(&cfg)
+        },
+        &cfg.definitions,
+    )
+    .unwrap();
+    let c = rusqlite::Connection::open(path).unwrap();
+    let changes: i64 = c
+        .query_row("SELECT COUNT(*) FROM config_changes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(changes, 1);
+    // A reader (no topics, no group) is still refused under other definitions.
+    SqliteStore::open(
+        path,
+        &Identity {
+            topics: None,
+            group: None,
+            ..Identity::reader(&cfg)
+        },
+        &cfg.definitions,
+    )
+    .map(|_| ())
+    .unwrap_err();
+    // A newer schema is refused, never downgraded.
+    c.pragma_update(None, "user_version", 99).unwrap();
+    drop(c);
+    let m = refused(identity(&cfg));
+    assert!(m.contains("newer"), "{m}");
+}
