@@ -542,9 +542,15 @@ pub fn rollup(
     let mut stats = PipelineStats::default();
     let parts = store.partitions()?;
     let mut names = Vec::new();
+    // Event and decision counters are kept per partition, not per month: the summary's counts
+    // cover everything the store holds.
+    let mut decisions = crate::aggregate::AggregateStats::default();
     for p in &parts {
         if let Some(meta) = &p.meta {
             stats.add(&meta.stats);
+            decisions.decided += meta.aggregate_stats.decided;
+            decisions.unmeasured += meta.aggregate_stats.unmeasured;
+            decisions.revised += meta.aggregate_stats.revised;
             names.push(format!("{}/{}", p.topic, p.partition));
         }
     }
@@ -572,6 +578,7 @@ pub fn rollup(
         }
         merged.merge(&one);
     }
+    merged.restore_stats(decisions);
     let watermark = store.combined_watermark()?.map_or(Ts::MIN, Ts);
     let merged = merged.with_watermark(watermark);
     let is_final = merged.is_final(month);

@@ -6,47 +6,14 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use srv_opr::kafka::partition::{key_of_line, partition_of};
 
-fn brokers() -> String {
-    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| {
-        panic!("KAFKA_BOOTSTRAP_SERVERS is not set: run scripts/test (it starts a broker), or scripts/kafka start")
-    })
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-fn create_topic(topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let results = rt
-        .block_on(admin.create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        ))
-        .unwrap();
-    for r in results {
-        r.unwrap();
-    }
-}
+mod common;
+use common::{KillOnDrop, brokers, create_topic, unique};
 
 /// Reads `expected` messages from every partition of `topic`: (partition, key, payload).
 fn read_all(topic: &str, partitions: i32, expected: usize) -> Vec<(i32, Option<Vec<u8>>, Vec<u8>)> {
@@ -366,14 +333,6 @@ fn live_run_serves_metrics_and_stops_cleanly_on_sigterm() {
         .spawn()
         .unwrap();
     // Whatever happens below, the service does not outlive the test.
-    struct KillOnDrop(u32);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &self.0.to_string()])
-                .status();
-        }
-    }
     let _guard = KillOnDrop(child.id());
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use rdkafka::Message;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::statistics::Statistics;
@@ -654,6 +654,9 @@ struct Checkpointer {
     /// Checkpointed offsets for the fetch thread to commit to Kafka (for lag monitoring only).
     commits: mpsc::Sender<(String, i32, i64)>,
     dead: KafkaDeadLetters,
+    /// Regular checkpoints wait until then: the dead letters they must cover were not yet
+    /// acknowledged by Kafka (a broker outage).
+    postponed_until: Option<Instant>,
 }
 
 impl Checkpointer {
@@ -664,6 +667,9 @@ impl Checkpointer {
         force: bool,
     ) -> anyhow::Result<()> {
         if self.store.is_none() {
+            return Ok(());
+        }
+        if !force && self.postponed_until.is_some_and(|t| Instant::now() < t) {
             return Ok(());
         }
         let due: Vec<&mut Box<PartState>> = parts
@@ -678,10 +684,18 @@ impl Checkpointer {
         }
         // Dead letters of the events a checkpoint covers must be in Kafka before it says they
         // were processed; otherwise a crash right after it would lose them.
-        self.dead
-            .producer
-            .flush(Duration::from_secs(30))
-            .map_err(|e| anyhow::anyhow!("flushing dead letters before a checkpoint: {e}"))?;
+        // A hand-over waits longer; a regular checkpoint is postponed instead (librdkafka keeps
+        // retrying, and fails the messages only after `message.timeout.ms`, which stops `run`).
+        let wait = if force { 30 } else { 5 };
+        if let Err(e) = self.dead.producer.flush(Duration::from_secs(wait)) {
+            if force {
+                anyhow::bail!("dead letters not acknowledged by Kafka before a hand-over: {e}");
+            }
+            tracing::warn!(error = %e, "checkpoint postponed: dead letters not yet acknowledged");
+            self.postponed_until = Some(Instant::now() + self.interval.max(Duration::from_secs(1)));
+            return Ok(());
+        }
+        self.postponed_until = None;
         if self.dead.failures() > 0 {
             anyhow::bail!(
                 "{} dead letters could not be written to {}: stopped rather than lose them",
@@ -930,6 +944,7 @@ pub fn run(
             interval: st.checkpoint_interval.to_std(),
             commits: commit_tx.clone(),
             dead: dead.clone(),
+            postponed_until: None,
         };
         let handle = std::thread::Builder::new()
             .name(format!("srv-opr-worker-{i}"))
@@ -1016,7 +1031,7 @@ pub fn run(
             drop(d);
             if poll_producer {
                 dead.producer.poll(Duration::ZERO);
-                commit_checkpointed(&consumer, &commit_rx);
+                commit_checkpointed(&consumer, &commit_rx, CommitMode::Async);
             }
             if failed.load(Ordering::Relaxed) || dead.failures() > 0 {
                 break;
@@ -1069,6 +1084,8 @@ pub fn run(
         }
         (released?, handed_over)
     };
+    // The hand-over's checkpoints, committed before leaving (lag monitoring sees the truth).
+    commit_checkpointed(&consumer, &commit_rx, CommitMode::Sync);
     // Leave the group now: the remaining revoke has nothing left to hand over.
     drop(consumer);
 
@@ -1127,7 +1144,11 @@ pub fn run(
 
 /// Commits the offsets workers have checkpointed. The commit only serves lag monitoring (the
 /// store's offsets are the ones `run` resumes from), so it is asynchronous and best effort.
-fn commit_checkpointed(consumer: &BaseConsumer<RunContext>, done: &Receiver<(String, i32, i64)>) {
+fn commit_checkpointed(
+    consumer: &BaseConsumer<RunContext>,
+    done: &Receiver<(String, i32, i64)>,
+    mode: CommitMode,
+) {
     let mut tpl = TopicPartitionList::new();
     for (topic, partition, offset) in done.try_iter() {
         if let Err(e) = tpl.add_partition_offset(&topic, partition, Offset::Offset(offset)) {
@@ -1137,7 +1158,7 @@ fn commit_checkpointed(consumer: &BaseConsumer<RunContext>, done: &Receiver<(Str
     if tpl.count() == 0 {
         return;
     }
-    if let Err(e) = consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async) {
+    if let Err(e) = consumer.commit(&tpl, mode) {
         tracing::debug!(error = %e, "committing checkpointed offsets");
     }
 }

@@ -1,0 +1,78 @@
+//! Helpers shared by the tests that need a real Kafka broker (`KAFKA_BOOTSTRAP_SERVERS`).
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+
+/// The broker `scripts/test` started; never silently absent.
+pub fn brokers() -> String {
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| {
+        panic!("KAFKA_BOOTSTRAP_SERVERS is not set: run scripts/test (it starts a broker), or scripts/kafka start")
+    })
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Creates a topic on `brokers`.
+pub fn create_topic_on(brokers: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .unwrap();
+    for r in results {
+        r.unwrap();
+    }
+}
+
+/// Creates a topic on the test broker.
+pub fn create_topic(topic: &str, partitions: i32) {
+    create_topic_on(&brokers(), topic, partitions);
+}
+
+/// Runs `srv-opr` in `dir` with `env`, asserting success.
+pub fn srv_ok(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Kills a child process (SIGKILL) when dropped, so a failing test leaves nothing running.
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
+    }
+}

@@ -1,0 +1,339 @@
+//! The state store against a real Kafka broker: `srv-opr run` killed with SIGKILL at many points
+//! and restarted, the group's offsets reset to the beginning, the broker itself restarted
+//! mid-run: the `rollup` of the month always equals the `replay` of the same events.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+mod common;
+use common::{KillOnDrop, brokers, create_topic_on, srv_ok, unique};
+
+const MONTH: &str = "2024-03";
+
+/// A month and a few days, every trap injected, into a file and (same seed) into `topic`.
+fn simulate(dir: &Path, brokers: &str, topic: &str, rate: &str) -> u64 {
+    let sim = [
+        "simulate",
+        "--from",
+        "2024-03-01T00:00:00Z",
+        "--to",
+        "2024-04-03T00:00:00Z",
+        "--rate",
+        rate,
+        "--seed",
+        "23",
+        "--bad",
+        "0.005",
+        "--duplicates",
+        "0.01",
+    ];
+    srv_ok(dir, &[&sim[..], &["--out", "events.jsonl"]].concat(), &[]);
+    srv_ok(
+        dir,
+        &[&sim[..], &["--kafka", brokers, "--topic", topic]].concat(),
+        &[],
+    );
+    srv_ok(dir, &["replay", "events.jsonl", "--out", "replay-out"], &[]);
+    std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .count() as u64
+}
+
+/// The environment of a `run` of `topic` in `group`, checkpointing often into `state.db`.
+fn run_env(brokers: &str, topic: &str, group: &str) -> Vec<(String, String)> {
+    vec![
+        ("SRV_OPR__KAFKA__BROKERS".into(), brokers.into()),
+        ("SRV_OPR__KAFKA__TOPICS".into(), format!("[\"{topic}\"]")),
+        ("SRV_OPR__KAFKA__GROUP_ID".into(), group.into()),
+        (
+            "SRV_OPR__KAFKA__DEAD_LETTER_TOPIC".into(),
+            format!("{topic}-dead"),
+        ),
+        ("SRV_OPR__HTTP__LISTEN".into(), String::new()),
+        ("SRV_OPR__STATE__URL".into(), "sqlite://state.db".into()),
+        ("SRV_OPR__STATE__CHECKPOINT_EVENTS".into(), "20000".into()),
+        ("SRV_OPR__STATE__CHECKPOINT_INTERVAL".into(), "200ms".into()),
+        // Static membership: a restarted instance takes its partitions back at once instead of
+        // waiting for the killed one's session to time out (what a Kubernetes pod restart
+        // should configure too).
+        (
+            "SRV_OPR__KAFKA__PROPERTIES__GROUP.INSTANCE.ID".into(),
+            format!("{group}-0"),
+        ),
+        // A static member stays in the group after it stops until its session times out; the
+        // redelivery step below waits for that to commit from outside.
+        (
+            "SRV_OPR__KAFKA__PROPERTIES__SESSION.TIMEOUT.MS".into(),
+            "6000".into(),
+        ),
+        (
+            "SRV_OPR__KAFKA__PROPERTIES__HEARTBEAT.INTERVAL.MS".into(),
+            "1000".into(),
+        ),
+    ]
+}
+
+fn spawn_run(dir: &Path, env: &[(String, String)], log: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args([&["run", "--out", "run-out"][..], extra].concat())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Events checkpointed so far: the sum of the partitions' checkpointed offsets, read with plain
+/// SQL as an operator would.
+fn checkpointed(dir: &Path) -> u64 {
+    let Ok(c) = rusqlite::Connection::open_with_flags(
+        dir.join("state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return 0;
+    };
+    let _ = c.busy_timeout(Duration::from_secs(5));
+    c.query_row(
+        "SELECT COALESCE(SUM(next_offset), 0) FROM partitions",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map_or(0, |n| n as u64)
+}
+
+fn month_lines(text: &str) -> String {
+    text.lines()
+        .filter(|l| l.contains(MONTH) || l.starts_with("month") || l.starts_with("measure"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `rollup` of the month equals the replay's rows of that month, file by file, and the
+/// store's event accounting equals the replay's: every event counted exactly once.
+fn assert_rollup_equals_replay(dir: &Path, env: &[(String, String)], out: &str) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let o = srv_ok(dir, &["rollup", "--month", MONTH, "--out", out], &env);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("not final"), "{stderr}");
+    let read = |d: &str, f: &str| std::fs::read_to_string(dir.join(d).join(f)).unwrap();
+    for f in ["rpl.csv", "failures.csv", "opr-inputs.csv"] {
+        assert_eq!(
+            month_lines(&read(out, f)),
+            month_lines(&read("replay-out", f)),
+            "{f}"
+        );
+    }
+    let summary =
+        |d: &str| -> serde_json::Value { serde_json::from_str(&read(d, "summary.json")).unwrap() };
+    let (rolled, replayed) = (summary(out), summary("replay-out"));
+    for key in [
+        "events_read",
+        "requests",
+        "duplicates",
+        "unmeasured_requests",
+        "late_events",
+    ] {
+        assert_eq!(rolled[key], replayed[key], "{key}");
+    }
+    // Responses still waiting for their request in the store are counted (as orphans) only at
+    // the replay's end of input.
+    let waiting: u64 = rusqlite::Connection::open(dir.join("state.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM waiting", [], |r| r.get::<_, i64>(0))
+        .unwrap() as u64;
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    assert_eq!(
+        n(&rolled["responses"]) + waiting,
+        n(&replayed["responses"]),
+        "responses"
+    );
+    for (reason, count) in replayed["dead_letters"].as_object().unwrap() {
+        let stored = n(&rolled["dead_letters"][reason]);
+        if reason == "orphan_response" {
+            assert_eq!(stored + waiting, n(count), "orphans");
+        } else {
+            assert_eq!(stored, n(count), "dead letters {reason}");
+        }
+    }
+}
+
+#[test]
+fn sigkill_at_ten_points_and_an_offset_reset_change_no_figure() {
+    let brokers = brokers();
+    let topic = unique("crash");
+    create_topic_on(&brokers, &topic, 6);
+    create_topic_on(&brokers, &format!("{topic}-dead"), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let total = simulate(dir.path(), &brokers, &topic, "0.1");
+    let group = unique("crash-group");
+    let env = run_env(&brokers, &topic, &group);
+
+    // Kill at ten points spread over the month: when the checkpoints pass a target, plus a
+    // little jitter so the kill lands anywhere between two checkpoints.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut mid_way = 0;
+    for i in 0..10u64 {
+        let target = total * (i + 1) / 12;
+        let mut child = spawn_run(dir.path(), &env, &format!("run-{i}.log"), &[]);
+        let _guard = KillOnDrop(child.id());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while checkpointed(dir.path()) < target {
+            assert!(Instant::now() < deadline, "no progress towards {target}");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "run exited: {}",
+                std::fs::read_to_string(dir.path().join(format!("run-{i}.log"))).unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(seed % 150));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let at = checkpointed(dir.path());
+        eprintln!("kill {i}: {at} of {total} events checkpointed");
+        if at < total {
+            mid_way += 1;
+        }
+    }
+    assert!(mid_way >= 8, "only {mid_way} kills landed before the end");
+
+    // Then to the end, and the month from the store alone.
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    srv_ok(dir.path(), &["run", "--until-caught-up"], &env_ref);
+    assert_eq!(checkpointed(dir.path()), total);
+    assert_rollup_equals_replay(dir.path(), &env, "rollup-1");
+
+    // Kafka's committed offsets follow the checkpoints (for lag monitoring)…
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..6 {
+        tpl.add_partition(&topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl.clone(), Duration::from_secs(30))
+        .unwrap();
+    let sum: i64 = committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(n) => n,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(
+        sum as u64, total,
+        "committed offsets after the last checkpoints"
+    );
+    // …but resetting them to the beginning (a redelivery of everything) changes no figure:
+    // `run` resumes from the store's offsets.
+    for p in 0..6 {
+        tpl.set_partition_offset(&topic, p, Offset::Offset(0))
+            .unwrap();
+    }
+    // Kafka takes commits from outside only once the group is empty (the static member's
+    // session has expired).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+        assert!(Instant::now() < deadline, "cannot reset the offsets: {e}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(consumer);
+    srv_ok(dir.path(), &["run", "--until-caught-up"], &env_ref);
+    assert_rollup_equals_replay(dir.path(), &env, "rollup-2");
+}
+
+/// A broker of this test's own (so the others keep theirs), on other ports.
+struct OwnBroker {
+    env: Vec<(&'static str, String)>,
+}
+
+impl OwnBroker {
+    fn script(&self, cmd: &str) -> String {
+        let o = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka"))
+            .arg(cmd)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "scripts/kafka {cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka"))
+            .arg("stop")
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output();
+    }
+}
+
+#[test]
+fn a_broker_restart_mid_run_changes_no_figure() {
+    let broker = OwnBroker {
+        env: vec![
+            ("KAFKA_PORT", "39192".into()),
+            ("KAFKA_CONTROLLER_PORT", "39193".into()),
+            ("KAFKA_HEAP", "384m".into()),
+        ],
+    };
+    let brokers = broker.script("start");
+    let topic = unique("bounce");
+    create_topic_on(&brokers, &topic, 6);
+    create_topic_on(&brokers, &format!("{topic}-dead"), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let total = simulate(dir.path(), &brokers, &topic, "0.05");
+    let env = run_env(&brokers, &topic, &unique("bounce-group"));
+
+    let mut child = spawn_run(dir.path(), &env, "run.log", &[]);
+    let guard = KillOnDrop(child.id());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while checkpointed(dir.path()) < total / 3 {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    broker.script("restart");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while checkpointed(dir.path()) < total {
+        assert!(
+            Instant::now() < deadline,
+            "run did not finish after the broker came back ({} of {total}): {}",
+            checkpointed(dir.path()),
+            std::fs::read_to_string(dir.path().join("run.log")).unwrap()
+        );
+        assert!(child.try_wait().unwrap().is_none(), "run exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A clean stop this time: SIGTERM drains and hands every partition over.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    drop(guard);
+    let log = std::fs::read_to_string(dir.path().join("run.log")).unwrap();
+    assert!(
+        log.contains("kafka client") || log.contains("consumer"),
+        "the outage is in the log: {log}"
+    );
+    assert_rollup_equals_replay(dir.path(), &env, "rollup");
+}
