@@ -93,8 +93,86 @@ fn figures(mut p: Pipeline<VecDeadLetters>) -> (String, String, srv_opr::pipelin
     (rpl_csv(&lines), failures_csv(&lines), stats)
 }
 
+/// Opens a connection to one store (a fresh one per test).
+type Opener = dyn Fn(&Identity) -> Result<Box<dyn Store>, StoreError>;
+
+fn sqlite_store(dir: &std::path::Path) -> (Box<Opener>, Box<dyn Fn() -> i64>) {
+    let path = dir.join("state.db").to_str().unwrap().to_string();
+    let p = path.clone();
+    let defs = Config::builtin().unwrap().definitions;
+    (
+        Box::new(move |id| Ok(Box::new(SqliteStore::open(&p, id, &defs)?) as Box<dyn Store>)),
+        Box::new(move || {
+            rusqlite::Connection::open(&path)
+                .unwrap()
+                .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))
+                .unwrap()
+        }),
+    )
+}
+
+/// A database of its own on the PostgreSQL server `scripts/test` starts.
+fn postgres_store() -> (Box<Opener>, Box<dyn Fn() -> i64>) {
+    let server = std::env::var("SRV_OPR_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!("SRV_OPR_TEST_POSTGRES is not set: run scripts/test (it starts PostgreSQL), or scripts/postgres start")
+    });
+    let db = format!(
+        "t{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    let base = server.rsplit_once('/').unwrap().0.to_string();
+    let url = format!("{base}/{db}");
+    let u = url.clone();
+    let defs = Config::builtin().unwrap().definitions;
+    (
+        Box::new(move |id| {
+            Ok(Box::new(srv_opr::store::postgres::PgStore::open(
+                &u, None, id, &defs,
+            )?) as Box<dyn Store>)
+        }),
+        Box::new(move || {
+            postgres::Client::connect(&url, postgres::NoTls)
+                .unwrap()
+                .query_one("SELECT COUNT(*) FROM requests", &[])
+                .unwrap()
+                .get(0)
+        }),
+    )
+}
+
 #[test]
-fn checkpointed_deltas_and_crashes_change_no_figure() {
+fn sqlite_checkpointed_deltas_and_crashes_change_no_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (open, count) = sqlite_store(dir.path());
+    deltas_and_crashes(&*open, &*count);
+}
+
+#[test]
+fn postgres_checkpointed_deltas_and_crashes_change_no_figure() {
+    let (open, count) = postgres_store();
+    deltas_and_crashes(&*open, &*count);
+}
+
+#[test]
+fn sqlite_former_owner_cannot_overwrite_its_successor() {
+    let dir = tempfile::tempdir().unwrap();
+    fencing(&*sqlite_store(dir.path()).0);
+}
+
+#[test]
+fn postgres_former_owner_cannot_overwrite_its_successor() {
+    fencing(&*postgres_store().0);
+}
+
+fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
     let cfg = Config::builtin().unwrap();
     let lines = events(41);
     assert!(lines.len() > 50_000, "{} events", lines.len());
@@ -115,10 +193,7 @@ fn checkpointed_deltas_and_crashes_change_no_figure() {
         "the traffic revises a final month (late events), so revisions are exercised:\n{want_rpl}"
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    let path = path.to_str().unwrap();
-    let mut store = SqliteStore::open(path, &identity(&cfg), &cfg.definitions).unwrap();
+    let mut store = open(&identity(&cfg)).unwrap();
     let claim = store.claim("t", 0, "test").unwrap();
     assert!(claim.saved.is_none());
     let mut epoch = claim.epoch;
@@ -163,7 +238,7 @@ fn checkpointed_deltas_and_crashes_change_no_figure() {
                     }
                 }
                 drop(store);
-                store = SqliteStore::open(path, &identity(&cfg), &cfg.definitions).unwrap();
+                store = open(&identity(&cfg)).unwrap();
                 let claim = store.claim("t", 0, "test").unwrap();
                 assert!(claim.epoch > epoch, "a claim raises the epoch");
                 epoch = claim.epoch;
@@ -187,10 +262,7 @@ fn checkpointed_deltas_and_crashes_change_no_figure() {
         crashes >= 5,
         "{crashes} crashes in {checkpoints} checkpoints"
     );
-    let stored: i64 = rusqlite::Connection::open(path)
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))
-        .unwrap();
+    let stored = stored_requests();
     assert!(
         (smallest_delta as i64) < stored / 4,
         "a checkpoint writes what changed ({smallest_delta} records), not all {stored}"
@@ -222,14 +294,10 @@ fn checkpointed_deltas_and_crashes_change_no_figure() {
     );
 }
 
-#[test]
-fn a_former_owner_cannot_overwrite_its_successor() {
+fn fencing(open: &Opener) {
     let cfg = Config::builtin().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let path = path.to_str().unwrap();
-    let mut a = SqliteStore::open(path, &identity(&cfg), &cfg.definitions).unwrap();
-    let mut b = SqliteStore::open(path, &identity(&cfg), &cfg.definitions).unwrap();
+    let mut a = open(&identity(&cfg)).unwrap();
+    let mut b = open(&identity(&cfg)).unwrap();
     let old = a.claim("t", 3, "a").unwrap().epoch;
     let new = b.claim("t", 3, "b").unwrap().epoch;
     assert!(new > old);

@@ -12,6 +12,7 @@
 //! owner can never overwrite its successor's state.
 
 pub mod codec;
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;
@@ -234,11 +235,7 @@ pub fn open(
     if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Box::new(sqlite::SqliteStore::open(path, id, defs)?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let _ = password;
-        Err(StoreError::Refused(format!(
-            "{}: the PostgreSQL backend is not in this build yet",
-            redacted(url)
-        )))
+        Ok(Box::new(postgres::PgStore::open(url, password, id, defs)?))
     } else {
         Err(StoreError::Refused(format!(
             "state.url {url:?} is neither sqlite://PATH nor postgres://…"
@@ -280,6 +277,51 @@ pub fn owner_name() -> String {
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown-host".into());
     format!("{host}:{}", std::process::id())
+}
+
+/// One month row a checkpoint writes (or deletes: a region that no longer counts anything).
+pub(crate) struct RowWrite<'a> {
+    pub month: String,
+    pub measure: &'a str,
+    pub region: &'static str,
+    pub row: &'a SavedRow,
+    /// Nothing counted and never revised: delete any stored row instead.
+    pub delete: bool,
+}
+
+/// The month rows of a checkpoint's changed blocks, named as the tables store them.
+pub(crate) fn row_writes<'a>(
+    delta: &'a Delta,
+    defs: &'a crate::config::Definitions,
+) -> Result<Vec<RowWrite<'a>>, StoreError> {
+    let mut out = Vec::new();
+    for b in &delta.blocks {
+        let measure = defs
+            .measures
+            .get(b.measure as usize)
+            .map(|m| m.id.as_str())
+            .ok_or_else(|| StoreError::Backend(format!("no measure with index {}", b.measure)))?;
+        let month = b.month.to_string();
+        for (i, row) in b.regions.iter().enumerate() {
+            out.push(RowWrite {
+                month: month.clone(),
+                measure,
+                region: crate::config::Region::from_index(i).as_str(),
+                row,
+                delete: row.requests == 0 && row.revision == 0,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Why a final month's row was revised, as the history records it.
+pub(crate) fn revision_reason(cp: &Checkpoint<'_>, row: &SavedRow) -> String {
+    format!(
+        "late events after the month was final, applied before offset {} of {}/{} (requests {}, \
+         within target {}, succeeded {})",
+        cp.next_offset, cp.topic, cp.partition, row.requests, row.within_target, row.succeeded
+    )
 }
 
 /// Groups a partition's stored rows into blocks of the current definitions' measure indices.

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::codec::{buckets_from, buckets_text, decode_entry, encode_entry, key_bytes, key_from};
 use super::{
     Checkpoint, Claim, Identity, PartitionInfo, RevisionRecord, SCHEMA_VERSION, SavedPartition,
-    Store, StoreError, StoredRow, Written, blocks_of, check_identity,
+    Store, StoreError, StoredRow, Written, blocks_of, check_identity, revision_reason, row_writes,
 };
 use crate::aggregate::SavedRow;
 use crate::calendar::Month;
@@ -217,14 +217,6 @@ impl SqliteStore {
         }
         tx.commit().map_err(backend)
     }
-
-    fn measure_name(&self, i: u16) -> Result<&str, StoreError> {
-        self.defs
-            .measures
-            .get(i as usize)
-            .map(|m| m.id.as_str())
-            .ok_or_else(|| StoreError::Backend(format!("no measure with index {i}")))
-    }
 }
 
 fn read_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<(SavedRow, String)> {
@@ -345,12 +337,6 @@ impl Store for SqliteStore {
     fn checkpoint(&mut self, cp: &Checkpoint<'_>) -> Result<Written, StoreError> {
         let meta = serde_json::to_string(&cp.delta.meta)
             .map_err(|e| StoreError::Backend(format!("cannot encode partition meta: {e}")))?;
-        let measure_names: Vec<String> = cp
-            .delta
-            .blocks
-            .iter()
-            .map(|b| self.measure_name(b.measure).map(str::to_string))
-            .collect::<Result<_, _>>()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -448,62 +434,52 @@ impl Store for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(backend)?;
-            for (b, measure) in cp.delta.blocks.iter().zip(&measure_names) {
-                let month = b.month.to_string();
-                for (i, row) in b.regions.iter().enumerate() {
-                    let region = Region::from_index(i).as_str();
-                    if row.requests == 0 && row.revision == 0 {
-                        // A region this block never counted (or counted and took back before
-                        // its month was final): nothing to store.
-                        let gone = tx
-                            .execute(
-                                "DELETE FROM month_rows
-                                 WHERE pid = ?1 AND month = ?2 AND measure = ?3 AND region = ?4",
-                                params![pid, month, measure, region],
-                            )
-                            .map_err(backend)?;
-                        written.rows += gone;
-                        continue;
-                    }
-                    let before: Option<i64> = old_rev
-                        .query_row(params![pid, month, measure, region], |r| r.get(0))
-                        .optional()
+            for w in row_writes(cp.delta, &self.defs)? {
+                if w.delete {
+                    written.rows += tx
+                        .execute(
+                            "DELETE FROM month_rows
+                             WHERE pid = ?1 AND month = ?2 AND measure = ?3 AND region = ?4",
+                            params![pid, w.month, w.measure, w.region],
+                        )
                         .map_err(backend)?;
-                    row_put
+                    continue;
+                }
+                let row = w.row;
+                let before: Option<i64> = old_rev
+                    .query_row(params![pid, w.month, w.measure, w.region], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                row_put
+                    .execute(params![
+                        pid,
+                        w.month,
+                        w.measure,
+                        w.region,
+                        row.requests as i64,
+                        row.within_target as i64,
+                        row.succeeded as i64,
+                        row.no_response as i64,
+                        buckets_text(&row.buckets),
+                        row.histogram.as_deref(),
+                        row.max_ms.map(|v| v as i64),
+                        row.revision as i64
+                    ])
+                    .map_err(backend)?;
+                written.rows += 1;
+                if i64::from(row.revision) > before.unwrap_or(0) {
+                    rev_put
                         .execute(params![
-                            pid,
-                            month,
-                            measure,
-                            region,
-                            row.requests as i64,
-                            row.within_target as i64,
-                            row.succeeded as i64,
-                            row.no_response as i64,
-                            buckets_text(&row.buckets),
-                            row.histogram.as_deref(),
-                            row.max_ms.map(|v| v as i64),
-                            row.revision as i64
+                            w.month,
+                            w.measure,
+                            w.region,
+                            format!("{}/{}", cp.topic, cp.partition),
+                            row.revision as i64,
+                            revision_reason(cp, row),
+                            stamp
                         ])
                         .map_err(backend)?;
-                    written.rows += 1;
-                    if i64::from(row.revision) > before.unwrap_or(0) {
-                        rev_put
-                            .execute(params![
-                                month,
-                                measure,
-                                region,
-                                format!("{}/{}", cp.topic, cp.partition),
-                                row.revision as i64,
-                                format!(
-                                    "late events after the month was final, applied before \
-                                     offset {} (requests {}, within target {}, succeeded {})",
-                                    cp.next_offset, row.requests, row.within_target, row.succeeded
-                                ),
-                                stamp
-                            ])
-                            .map_err(backend)?;
-                        written.revisions += 1;
-                    }
+                    written.revisions += 1;
                 }
             }
         }
