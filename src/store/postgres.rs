@@ -100,7 +100,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Serialises migrations and identity checks of instances starting together.
-const LOCK_KEY: i64 = 0x7372_762d_6f70_72; // "srv-opr"
+const LOCK_KEY: i64 = 0x0073_7276_2d6f_7072; // "srv-opr" in ASCII
 
 /// A connection to the PostgreSQL store.
 pub struct PgStore {
