@@ -11,6 +11,8 @@ use srv_opr::store::sqlite::SqliteStore;
 use srv_opr::store::{Checkpoint, Identity, Store, StoreError};
 use srv_opr::time::{Ts, parse_rfc3339};
 
+mod common;
+
 /// Traffic across the March/April 2024 edge with every trap, late events included.
 fn events(seed: u64) -> Vec<Vec<u8>> {
     let p = |s: &str| parse_rfc3339(s.as_bytes()).unwrap();
@@ -113,23 +115,7 @@ fn sqlite_store(dir: &std::path::Path) -> (Box<Opener>, Box<dyn Fn() -> i64>) {
 
 /// A database of its own on the PostgreSQL server `scripts/test` starts.
 fn postgres_store() -> (Box<Opener>, Box<dyn Fn() -> i64>) {
-    let server = std::env::var("SRV_OPR_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!("SRV_OPR_TEST_POSTGRES is not set: run scripts/test (it starts PostgreSQL), or scripts/postgres start")
-    });
-    let db = format!(
-        "t{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .unwrap();
-    let base = server.rsplit_once('/').unwrap().0.to_string();
-    let url = format!("{base}/{db}");
+    let url = common::fresh_postgres_database();
     let u = url.clone();
     let defs = Config::builtin().unwrap().definitions;
     (

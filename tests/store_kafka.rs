@@ -2,7 +2,7 @@
 //! and restarted, the group's offsets reset to the beginning, the broker itself restarted
 //! mid-run: the `rollup` of the month always equals the `replay` of the same events.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,9 +15,20 @@ use common::{KillOnDrop, brokers, create_topic_on, srv_ok, unique};
 
 const MONTH: &str = "2024-03";
 
-/// A month and a few days, every trap injected, into a file and (same seed) into `topic`.
+/// A month and a few days, every trap injected, into a file (replayed into `replay-out`) and,
+/// same seed, into `topic`; returns the number of events.
 fn simulate(dir: &Path, brokers: &str, topic: &str, rate: &str) -> u64 {
-    let sim = [
+    let n = simulate_file(dir, rate);
+    srv_ok(
+        dir,
+        &[&sim_args(rate)[..], &["--kafka", brokers, "--topic", topic]].concat(),
+        &[],
+    );
+    n
+}
+
+fn sim_args(rate: &str) -> Vec<&str> {
+    vec![
         "simulate",
         "--from",
         "2024-03-01T00:00:00Z",
@@ -31,11 +42,14 @@ fn simulate(dir: &Path, brokers: &str, topic: &str, rate: &str) -> u64 {
         "0.005",
         "--duplicates",
         "0.01",
-    ];
-    srv_ok(dir, &[&sim[..], &["--out", "events.jsonl"]].concat(), &[]);
+    ]
+}
+
+/// The simulated events into `events.jsonl`, replayed into `replay-out`.
+fn simulate_file(dir: &Path, rate: &str) -> u64 {
     srv_ok(
         dir,
-        &[&sim[..], &["--kafka", brokers, "--topic", topic]].concat(),
+        &[&sim_args(rate)[..], &["--out", "events.jsonl"]].concat(),
         &[],
     );
     srv_ok(dir, &["replay", "events.jsonl", "--out", "replay-out"], &[]);
@@ -47,6 +61,19 @@ fn simulate(dir: &Path, brokers: &str, topic: &str, rate: &str) -> u64 {
 
 /// The environment of a `run` of `topic` in `group`, checkpointing often into `state.db`.
 fn run_env(brokers: &str, topic: &str, group: &str) -> Vec<(String, String)> {
+    let mut env = group_env(brokers, topic, group, "sqlite://state.db");
+    // Static membership: a restarted instance takes its partitions back at once instead of
+    // waiting for the killed one's session to time out (what a Kubernetes pod restart should
+    // configure too).
+    env.push((
+        "SRV_OPR__KAFKA__PROPERTIES__GROUP.INSTANCE.ID".into(),
+        format!("{group}-0"),
+    ));
+    env
+}
+
+/// The environment of one member of `group` checkpointing into `store`.
+fn group_env(brokers: &str, topic: &str, group: &str, store: &str) -> Vec<(String, String)> {
     vec![
         ("SRV_OPR__KAFKA__BROKERS".into(), brokers.into()),
         ("SRV_OPR__KAFKA__TOPICS".into(), format!("[\"{topic}\"]")),
@@ -56,16 +83,9 @@ fn run_env(brokers: &str, topic: &str, group: &str) -> Vec<(String, String)> {
             format!("{topic}-dead"),
         ),
         ("SRV_OPR__HTTP__LISTEN".into(), String::new()),
-        ("SRV_OPR__STATE__URL".into(), "sqlite://state.db".into()),
+        ("SRV_OPR__STATE__URL".into(), store.into()),
         ("SRV_OPR__STATE__CHECKPOINT_EVENTS".into(), "20000".into()),
         ("SRV_OPR__STATE__CHECKPOINT_INTERVAL".into(), "200ms".into()),
-        // Static membership: a restarted instance takes its partitions back at once instead of
-        // waiting for the killed one's session to time out (what a Kubernetes pod restart
-        // should configure too).
-        (
-            "SRV_OPR__KAFKA__PROPERTIES__GROUP.INSTANCE.ID".into(),
-            format!("{group}-0"),
-        ),
         // A static member stays in the group after it stops until its session times out; the
         // redelivery step below waits for that to commit from outside.
         (
@@ -90,22 +110,41 @@ fn spawn_run(dir: &Path, env: &[(String, String)], log: &str, extra: &[&str]) ->
         .unwrap()
 }
 
-/// Events checkpointed so far: the sum of the partitions' checkpointed offsets, read with plain
-/// SQL as an operator would.
-fn checkpointed(dir: &Path) -> u64 {
-    let Ok(c) = rusqlite::Connection::open_with_flags(
-        dir.join("state.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    ) else {
-        return 0;
-    };
-    let _ = c.busy_timeout(Duration::from_secs(5));
-    c.query_row(
-        "SELECT COALESCE(SUM(next_offset), 0) FROM partitions",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .map_or(0, |n| n as u64)
+/// Where a test's store is, read with plain SQL as an operator would.
+enum StoreAt {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl StoreAt {
+    fn scalar(&self, sql: &str) -> u64 {
+        match self {
+            StoreAt::Sqlite(dir) => {
+                let Ok(c) = rusqlite::Connection::open_with_flags(
+                    dir.join("state.db"),
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                ) else {
+                    return 0;
+                };
+                let _ = c.busy_timeout(Duration::from_secs(5));
+                c.query_row(sql, [], |r| r.get::<_, i64>(0))
+                    .map_or(0, |n| n as u64)
+            }
+            StoreAt::Postgres(url) => postgres::Client::connect(url, postgres::NoTls)
+                .and_then(|mut c| c.query_one(sql, &[]))
+                .map_or(0, |r| r.get::<_, i64>(0) as u64),
+        }
+    }
+
+    /// Events checkpointed so far: the sum of the partitions' checkpointed offsets.
+    fn checkpointed(&self) -> u64 {
+        self.scalar("SELECT CAST(COALESCE(SUM(next_offset), 0) AS BIGINT) FROM partitions")
+    }
+
+    /// Responses waiting for their request.
+    fn waiting(&self) -> u64 {
+        self.scalar("SELECT COUNT(*) FROM waiting")
+    }
 }
 
 fn month_lines(text: &str) -> String {
@@ -117,7 +156,7 @@ fn month_lines(text: &str) -> String {
 
 /// `rollup` of the month equals the replay's rows of that month, file by file, and the
 /// store's event accounting equals the replay's: every event counted exactly once.
-fn assert_rollup_equals_replay(dir: &Path, env: &[(String, String)], out: &str) {
+fn assert_rollup_equals_replay(dir: &Path, store: &StoreAt, env: &[(String, String)], out: &str) {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let o = srv_ok(dir, &["rollup", "--month", MONTH, "--out", out], &env);
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -144,10 +183,7 @@ fn assert_rollup_equals_replay(dir: &Path, env: &[(String, String)], out: &str) 
     }
     // Responses still waiting for their request in the store are counted (as orphans) only at
     // the replay's end of input.
-    let waiting: u64 = rusqlite::Connection::open(dir.join("state.db"))
-        .unwrap()
-        .query_row("SELECT COUNT(*) FROM waiting", [], |r| r.get::<_, i64>(0))
-        .unwrap() as u64;
+    let waiting = store.waiting();
     let n = |v: &serde_json::Value| v.as_u64().unwrap();
     assert_eq!(
         n(&rolled["responses"]) + waiting,
@@ -174,6 +210,7 @@ fn sigkill_at_ten_points_and_an_offset_reset_change_no_figure() {
     let total = simulate(dir.path(), &brokers, &topic, "0.1");
     let group = unique("crash-group");
     let env = run_env(&brokers, &topic, &group);
+    let store = StoreAt::Sqlite(dir.path().to_path_buf());
 
     // Kill at ten points spread over the month: when the checkpoints pass a target, plus a
     // little jitter so the kill lands anywhere between two checkpoints.
@@ -184,7 +221,7 @@ fn sigkill_at_ten_points_and_an_offset_reset_change_no_figure() {
         let mut child = spawn_run(dir.path(), &env, &format!("run-{i}.log"), &[]);
         let _guard = KillOnDrop(child.id());
         let deadline = Instant::now() + Duration::from_secs(120);
-        while checkpointed(dir.path()) < target {
+        while store.checkpointed() < target {
             assert!(Instant::now() < deadline, "no progress towards {target}");
             assert!(
                 child.try_wait().unwrap().is_none(),
@@ -199,7 +236,7 @@ fn sigkill_at_ten_points_and_an_offset_reset_change_no_figure() {
         std::thread::sleep(Duration::from_millis(seed % 150));
         child.kill().unwrap();
         child.wait().unwrap();
-        let at = checkpointed(dir.path());
+        let at = store.checkpointed();
         eprintln!("kill {i}: {at} of {total} events checkpointed");
         if at < total {
             mid_way += 1;
@@ -210,8 +247,8 @@ fn sigkill_at_ten_points_and_an_offset_reset_change_no_figure() {
     // Then to the end, and the month from the store alone.
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     srv_ok(dir.path(), &["run", "--until-caught-up"], &env_ref);
-    assert_eq!(checkpointed(dir.path()), total);
-    assert_rollup_equals_replay(dir.path(), &env, "rollup-1");
+    assert_eq!(store.checkpointed(), total);
+    assert_rollup_equals_replay(dir.path(), &store, &env, "rollup-1");
 
     // Kafka's committed offsets follow the checkpoints (for lag monitoring)…
     let consumer: BaseConsumer = ClientConfig::new()
@@ -254,7 +291,7 @@ fn sigkill_at_ten_points_and_an_offset_reset_change_no_figure() {
     }
     drop(consumer);
     srv_ok(dir.path(), &["run", "--until-caught-up"], &env_ref);
-    assert_rollup_equals_replay(dir.path(), &env, "rollup-2");
+    assert_rollup_equals_replay(dir.path(), &store, &env, "rollup-2");
 }
 
 /// A broker of this test's own (so the others keep theirs), on other ports.
@@ -303,21 +340,22 @@ fn a_broker_restart_mid_run_changes_no_figure() {
     let dir = tempfile::tempdir().unwrap();
     let total = simulate(dir.path(), &brokers, &topic, "0.05");
     let env = run_env(&brokers, &topic, &unique("bounce-group"));
+    let store = StoreAt::Sqlite(dir.path().to_path_buf());
 
     let mut child = spawn_run(dir.path(), &env, "run.log", &[]);
     let guard = KillOnDrop(child.id());
     let deadline = Instant::now() + Duration::from_secs(120);
-    while checkpointed(dir.path()) < total / 3 {
+    while store.checkpointed() < total / 3 {
         assert!(Instant::now() < deadline, "no progress");
         std::thread::sleep(Duration::from_millis(10));
     }
     broker.script("restart");
     let deadline = Instant::now() + Duration::from_secs(180);
-    while checkpointed(dir.path()) < total {
+    while store.checkpointed() < total {
         assert!(
             Instant::now() < deadline,
             "run did not finish after the broker came back ({} of {total}): {}",
-            checkpointed(dir.path()),
+            store.checkpointed(),
             std::fs::read_to_string(dir.path().join("run.log")).unwrap()
         );
         assert!(child.try_wait().unwrap().is_none(), "run exited");
@@ -335,5 +373,78 @@ fn a_broker_restart_mid_run_changes_no_figure() {
         log.contains("kafka client") || log.contains("consumer"),
         "the outage is in the log: {log}"
     );
-    assert_rollup_equals_replay(dir.path(), &env, "rollup");
+    assert_rollup_equals_replay(dir.path(), &store, &env, "rollup");
+}
+
+#[test]
+fn three_instances_on_postgres_one_late_one_killed_change_no_figure() {
+    let brokers = brokers();
+    let topic = unique("group3");
+    create_topic_on(&brokers, &topic, 6);
+    create_topic_on(&brokers, &format!("{topic}-dead"), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let total = simulate_file(dir.path(), "0.1");
+    let url = common::fresh_postgres_database();
+    let store = StoreAt::Postgres(url.clone());
+    let env = group_env(&brokers, &topic, &unique("group3"), &url);
+
+    // The traffic arrives while the group works: the simulator produces at a steady rate.
+    let mut producer = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(
+            [
+                &sim_args("0.1")[..],
+                &[
+                    "--kafka",
+                    &brokers,
+                    "--topic",
+                    &topic,
+                    "--produce-rate",
+                    "60000",
+                ],
+            ]
+            .concat(),
+        )
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _producing = KillOnDrop(producer.id());
+    let wait_for = |target: u64, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while store.checkpointed() < target {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {} of {target} checkpointed",
+                store.checkpointed()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut a = spawn_run(dir.path(), &env, "a.log", &[]);
+    let _a = KillOnDrop(a.id());
+    let mut b = spawn_run(dir.path(), &env, "b.log", &[]);
+    let _b = KillOnDrop(b.id());
+    wait_for(total / 4, "two members");
+    let mut c = spawn_run(dir.path(), &env, "c.log", &[]);
+    let _c = KillOnDrop(c.id());
+    wait_for(total / 2, "three members");
+    b.kill().unwrap();
+    b.wait().unwrap();
+    assert!(producer.wait().unwrap().success(), "the simulator failed");
+    wait_for(total, "after a member was killed");
+    for child in [&mut a, &mut c] {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    // Partitions changed hands: claimed again under higher epochs by other owners.
+    assert!(
+        store.scalar("SELECT MAX(epoch) FROM partitions") >= 2,
+        "no partition moved"
+    );
+    assert!(store.scalar("SELECT COUNT(DISTINCT owner) FROM partitions") >= 2);
+    assert_rollup_equals_replay(dir.path(), &store, &env, "rollup");
 }

@@ -76,3 +76,18 @@ impl Drop for KillOnDrop {
             .status();
     }
 }
+
+/// A database of its own on the PostgreSQL server `scripts/test` starts
+/// (`SRV_OPR_TEST_POSTGRES`); its URL.
+pub fn fresh_postgres_database() -> String {
+    let server = std::env::var("SRV_OPR_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!("SRV_OPR_TEST_POSTGRES is not set: run scripts/test (it starts PostgreSQL), or scripts/postgres start")
+    });
+    let db = unique("t").replace('-', "_");
+    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    let base = server.rsplit_once('/').unwrap().0;
+    format!("{base}/{db}")
+}
