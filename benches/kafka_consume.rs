@@ -69,6 +69,58 @@ fn bare(brokers: &str, topic: &str, expected: u64) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// A fresh store of `mode` for one round.
+fn store_url(mode: &str, dir: &std::path::Path, round: u64) -> String {
+    match mode {
+        "sqlite" => format!("sqlite://{}/round-{round}.db", dir.display()),
+        "postgres" => {
+            let server = std::env::var("BENCH_POSTGRES")
+                .expect("BENCH_POSTGRES (a PostgreSQL URL) for BENCH_STORES=postgres");
+            let db = format!("bench_{}_{round}", std::process::id());
+            postgres::Client::connect(&server, postgres::NoTls)
+                .and_then(|mut c| c.batch_execute(&format!("CREATE DATABASE {db}")))
+                .expect("create database");
+            format!("{}/{db}", server.rsplit_once('/').expect("url").0)
+        }
+        other => panic!("BENCH_STORES: unknown store {other:?} (off, sqlite, postgres)"),
+    }
+}
+
+/// One `run` until caught up: its rate from its first event processed to its last (the live
+/// service never "ends", so its rate is the consuming), and the tail after it (deciding what is
+/// still pending, handing over) reported apart.
+fn timed_run(cfg: &Config, n: u64) -> (f64, f64) {
+    let live = Arc::new(Live::new(Duration::from_secs(30)));
+    let watch = live.clone();
+    let first = std::thread::spawn(move || {
+        while watch.events_processed() == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let first = Instant::now();
+        while watch.events_processed() < n {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        (first, Instant::now())
+    });
+    let outcome = run(
+        cfg,
+        &RunOptions {
+            until_caught_up: true,
+            ..RunOptions::default()
+        },
+        &AtomicBool::new(false),
+        live,
+    )
+    .expect("run");
+    let ended = Instant::now();
+    let (started, consumed) = first.join().expect("watcher");
+    assert_eq!(outcome.stats.events, n, "run read every event");
+    (
+        n as f64 / consumed.duration_since(started).as_secs_f64(),
+        ended.duration_since(consumed).as_secs_f64(),
+    )
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -140,54 +192,55 @@ fn main() {
     cfg.settings.kafka.topics = vec![topic.clone()];
     cfg.settings.kafka.dead_letter_topic = format!("{topic}-dead");
     cfg.settings.state.url = String::new();
+    // `BENCH_STORES=off,sqlite,postgres` adds rounds of `run` checkpointing into each store
+    // (postgres needs BENCH_POSTGRES, a server URL; each round gets a fresh database or file).
+    let stores: Vec<String> = std::env::var("BENCH_STORES")
+        .unwrap_or_else(|_| "off".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let scratch = tempfile::tempdir().expect("temp dir");
     let (mut bare_rates, mut run_rates) = (Vec::new(), Vec::new());
+    let mut store_rates: Vec<Vec<f64>> = vec![Vec::new(); stores.len()];
     for round in 0..rounds {
         let b = bare(&brokers, &topic, n);
+        for (i, mode) in stores.iter().enumerate().skip(1) {
+            cfg.settings.state.url = store_url(mode, scratch.path(), round);
+            cfg.settings.kafka.group_id = format!("run-{}-{round}-{mode}", std::process::id());
+            let (r, tail) = timed_run(&cfg, n);
+            println!(
+                "round {round}: srv-opr run checkpointing into {mode}: {r:.0} events/s \
+                 (then {tail:.2} s to hand over)"
+            );
+            store_rates[i].push(r);
+        }
+        cfg.settings.state.url = String::new();
         cfg.settings.kafka.group_id = format!("run-{}-{round}", std::process::id());
-        let live = Arc::new(Live::new(Duration::from_secs(30)));
-        let watch = live.clone();
-        // Times the first and the last event processed: the live service never "ends", so its
-        // rate is the consuming; deciding what is still pending at the end is reported apart.
-        let first = std::thread::spawn(move || {
-            while watch.events_processed() == 0 {
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            let first = Instant::now();
-            while watch.events_processed() < n {
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            (first, Instant::now())
-        });
-        let outcome = run(
-            &cfg,
-            &RunOptions {
-                until_caught_up: true,
-                input_complete: None,
-                ..RunOptions::default()
-            },
-            &AtomicBool::new(false),
-            live,
-        )
-        .expect("run");
-        let ended = Instant::now();
-        let (started, consumed) = first.join().expect("watcher");
-        let secs = consumed.duration_since(started).as_secs_f64();
-        assert_eq!(outcome.stats.events, n, "run read every event");
-        let r = n as f64 / secs;
+        let (r, tail) = timed_run(&cfg, n);
         println!(
             "round {round}: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s ({:.0} %); \
-             then {:.2} s to decide what was pending and hand over",
-            100.0 * r / b,
-            ended.duration_since(consumed).as_secs_f64()
+             then {tail:.2} s to decide what was pending and hand over",
+            100.0 * r / b
         );
         bare_rates.push(b);
         run_rates.push(r);
+        store_rates[0].push(r);
     }
     let (b, r) = (median(&mut bare_rates), median(&mut run_rates));
     println!(
         "median: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s: {:.0} % of the bare rate",
         100.0 * r / b
     );
+
+    let off = median(&mut store_rates[0].clone());
+    for (i, mode) in stores.iter().enumerate().skip(1) {
+        let m = median(&mut store_rates[i]);
+        println!(
+            "median: srv-opr run checkpointing into {mode} {m:.0} events/s, {:.1} % below no \
+             store ({off:.0} events/s)",
+            100.0 * (1.0 - m / off)
+        );
+    }
 
     if env_or("BENCH_LAG", 1) == 1 {
         lag_at_full_speed(&brokers, &admin, &rt, &mut cfg, requests);

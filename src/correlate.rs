@@ -162,6 +162,9 @@ struct Entry {
     region: Region,
     provider: Provider,
     decided: bool,
+    /// A checkpoint has written this record: removing it must delete it from the store too.
+    /// (A record created and expired between two checkpoints never reaches the store.)
+    stored: bool,
 }
 
 impl Entry {
@@ -355,8 +358,11 @@ impl Correlator {
             return out;
         };
         for k in changed.entries.drain() {
-            match self.entries.get(&k) {
-                Some(e) => out.entries.push((k, save_entry(e))),
+            match self.entries.get_mut(&k) {
+                Some(e) => {
+                    e.stored = true;
+                    out.entries.push((k, save_entry(e)));
+                }
                 None => out.removed.push(k),
             }
         }
@@ -429,6 +435,7 @@ impl Correlator {
                 region: s.region,
                 provider: s.provider,
                 decided: s.decided,
+                stored: true,
             };
             if e.decided {
                 c.expire_at.push(c.expiry(e.at), k);
@@ -517,6 +524,7 @@ impl Correlator {
                         region: r.region,
                         provider: r.provider,
                         decided: false,
+                        stored: false,
                     },
                 );
                 self.pending += 1;
@@ -736,8 +744,11 @@ impl Correlator {
                     .entries
                     .get(&k)
                     .is_some_and(|e| e.decided && self.expiry(e.at) < watermark)
+                    && let Some(e) = self.entries.remove(&k)
+                    && !e.stored
+                    && let Some(c) = &mut self.changed
                 {
-                    self.entries.remove(&k);
+                    c.entries.remove(&k);
                 }
             }
         }

@@ -627,7 +627,10 @@ fn demo(cfg: &Config, a: &DemoArgs) -> Result<(), Failure> {
         secs,
     );
     println!(
-        "files: {}/ (rpl.csv, failures.csv, opr-inputs.csv, summary.json)",
+        "files: {0}/ (rpl.csv, failures.csv, opr-inputs.csv, summary.json); the state store \
+         {0}/state.db holds each partition's checkpoint: \
+         SRV_OPR__STATE__URL=sqlite://{0}/state.db srv-opr rollup --month YYYY-MM reads a month \
+         back from it",
         a.out.display()
     );
     if let (Some(addr), false) = (outcome.metrics, a.keep_serving) {

@@ -1,0 +1,135 @@
+//! Checkpoint duration and store size per million pending requests, SQLite and PostgreSQL,
+//! side by side: a full first checkpoint of one partition holding `BENCH_PENDING` (default
+//! 1,000,000) pending requests, then a delta checkpoint after a tenth of them were answered.
+//!
+//! ```sh
+//! BENCH_POSTGRES=$(PG_FSYNC=on scripts/postgres start) cargo bench --bench checkpoint
+//! ```
+//!
+//! Without `BENCH_POSTGRES` only SQLite is measured.
+
+use std::time::Instant;
+
+use srv_opr::config::Config;
+use srv_opr::correlate::Pos;
+use srv_opr::pipeline::{Pipeline, SourceName, VecDeadLetters};
+use srv_opr::store::{Checkpoint, Identity, Store};
+use srv_opr::time::{NANOS_PER_SEC, Ts};
+
+fn stamp(ns: i64) -> String {
+    Ts(ns).to_rfc3339_millis()
+}
+
+fn measure(name: &str, mut store: Box<dyn Store>, n: u64, size: &dyn Fn() -> u64) {
+    let cfg = Config::builtin().expect("config");
+    let mut p = Pipeline::new(
+        &cfg,
+        vec![SourceName {
+            name: "t/0".into(),
+            separator: '/',
+        }],
+        VecDeadLetters::default(),
+    )
+    .expect("pipeline");
+    p.track_changes();
+    let epoch = store.claim("t", 0, "bench").expect("claim").epoch;
+    // Requests a millisecond apart from 2024-03-04: all pending (deadline 24 h away).
+    let t0 = 1_709_510_400 * NANOS_PER_SEC;
+    for i in 0..n {
+        let line = format!(
+            r#"{{"type":"request","id":"b-{i}","srv":"8.11","region":"north","provider":"dsp","at":"{}"}}"#,
+            stamp(t0 + i as i64 * 1_000_000)
+        );
+        p.process(line.as_bytes(), Pos::new(0, i)).expect("process");
+    }
+    let mut offset = n;
+    let write = |p: &mut Pipeline<VecDeadLetters>, store: &mut Box<dyn Store>, offset: u64| {
+        let started = Instant::now();
+        let delta = p.take_delta().expect("delta");
+        let w = store
+            .checkpoint(&Checkpoint {
+                topic: "t",
+                partition: 0,
+                epoch,
+                next_offset: offset as i64,
+                max_at: 0,
+                delta: &delta,
+            })
+            .expect("checkpoint");
+        (started.elapsed().as_secs_f64(), w.records)
+    };
+    let (full, records) = write(&mut p, &mut store, offset);
+    let bytes = size();
+    // A tenth answered: their records change, the rest do not.
+    for i in (0..n).step_by(10) {
+        let line = format!(
+            r#"{{"type":"response","id":"b-{i}","code":"I0","at":"{}"}}"#,
+            stamp(t0 + i as i64 * 1_000_000 + 5 * NANOS_PER_SEC)
+        );
+        p.process(line.as_bytes(), Pos::new(0, offset))
+            .expect("process");
+        offset += 1;
+    }
+    let (delta, changed) = write(&mut p, &mut store, offset);
+    let per_million = 1e6 / n as f64;
+    println!(
+        "{name}: first checkpoint of {records} pending requests {full:.2} s ({:.2} s per million), \
+         store {:.0} MB ({:.0} MB per million pending); delta checkpoint of {changed} changed \
+         records {delta:.3} s",
+        full * per_million,
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 * per_million
+    );
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let n: u64 = std::env::var("BENCH_PENDING")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let cfg = Config::builtin().expect("config");
+    let id = Identity {
+        topics: Some("t".into()),
+        group: Some("g".into()),
+        definitions: cfg.definitions.sha256.clone(),
+        accept_config_change: false,
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bench.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = srv_opr::store::open(&url, None, &id, &cfg.definitions).expect("sqlite");
+    let size = || {
+        ["", "-wal"]
+            .iter()
+            .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    measure("sqlite", store, n, &size);
+
+    if let Ok(server) = std::env::var("BENCH_POSTGRES") {
+        let db = format!("bench_{}", std::process::id());
+        let mut admin = postgres::Client::connect(&server, postgres::NoTls).expect("postgres");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .expect("create database");
+        let url = format!("{}/{db}", server.rsplit_once('/').expect("url").0);
+        let store = srv_opr::store::open(&url, None, &id, &cfg.definitions).expect("postgres");
+        let size = || {
+            postgres::Client::connect(&url, postgres::NoTls)
+                .and_then(|mut c| {
+                    c.query_one(
+                        "SELECT CAST(SUM(pg_total_relation_size(c.oid)) AS BIGINT)
+                         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = 'public' AND c.relkind = 'r'",
+                        &[],
+                    )
+                })
+                .map_or(0, |r| r.get::<_, i64>(0) as u64)
+        };
+        measure("postgres", store, n, &size);
+    }
+}
