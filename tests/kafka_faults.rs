@@ -246,3 +246,61 @@ fn a_rebalance_mid_stream_hands_the_partitions_over_and_recounts_nothing_twice()
     assert!(r.live.events_processed() > first + second);
     assert_same_figures(&cfg, &outcome, lines, first + second);
 }
+
+/// `config` checkpointing often into a fresh SQLite store in `dir`.
+fn with_store(mut cfg: Config, dir: &Path) -> Config {
+    cfg.settings.state.url = format!("sqlite://{}", dir.join("state.db").display());
+    cfg.settings.state.checkpoint_interval = srv_opr::time::Dur::from_millis(100);
+    cfg
+}
+
+#[test]
+fn a_rebalance_with_a_store_resumes_each_partition_from_its_checkpoint() {
+    let (mock, brokers) = mock_cluster();
+    let lines = traffic(44, 20_000);
+    let cut = half(&lines);
+    let first = produce(&brokers, &lines[..cut]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = with_store(config(&brokers, "rebalance-store"), dir.path());
+    let r = start(cfg.clone());
+    wait_for("the first half", || r.live.events_processed() == first);
+    mock.request_errors(
+        RDKafkaApiKey::Heartbeat,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS],
+    );
+    wait_for("the hand-over", || r.live.handed_over() > 0);
+    wait_for("the new assignment", || r.live.snapshot_assigned() == 6);
+    let second = produce(&brokers, &lines[cut..]);
+    r.complete.store(true, Ordering::Relaxed);
+    let outcome = r.handle.join().unwrap().unwrap();
+    assert!(outcome.handed_over > 0, "the rebalance revoked partitions");
+    // The hand-over checkpointed every partition; the new assignment restored them and went on
+    // from their offsets: nothing was read twice.
+    assert_eq!(r.live.events_processed(), first + second);
+    assert_same_figures(&cfg, &outcome, lines, first + second);
+}
+
+#[test]
+fn failing_offset_commits_change_nothing() {
+    let (mock, brokers) = mock_cluster();
+    let lines = traffic(45, 20_000);
+    let n = produce(&brokers, &lines);
+    // The commits that follow checkpoints fail for a while: they only serve lag monitoring.
+    mock.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 30],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = with_store(config(&brokers, "commit-errors"), dir.path());
+    let r = start(cfg.clone());
+    r.complete.store(true, Ordering::Relaxed);
+    let outcome = r.handle.join().unwrap().unwrap();
+    assert_eq!(r.live.events_processed(), n);
+    assert_same_figures(&cfg, &outcome, lines, n);
+    // And the store holds every partition's offset.
+    let stored: i64 = rusqlite::Connection::open(dir.path().join("state.db"))
+        .unwrap()
+        .query_row("SELECT SUM(next_offset) FROM partitions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored as u64, n);
+}

@@ -339,7 +339,14 @@ fn a_broker_restart_mid_run_changes_no_figure() {
     create_topic_on(&brokers, &format!("{topic}-dead"), 1);
     let dir = tempfile::tempdir().unwrap();
     let total = simulate(dir.path(), &brokers, &topic, "0.05");
-    let env = run_env(&brokers, &topic, &unique("bounce-group"));
+    // Dynamic membership here: a static member can be fenced by its own rejoin after a broker
+    // restart, which is fatal for librdkafka (`run` then exits for its supervisor to restart).
+    let env = group_env(
+        &brokers,
+        &topic,
+        &unique("bounce-group"),
+        "sqlite://state.db",
+    );
     let store = StoreAt::Sqlite(dir.path().to_path_buf());
 
     let mut child = spawn_run(dir.path(), &env, "run.log", &[]);

@@ -1012,6 +1012,15 @@ pub fn run(
                     // librdkafka retries broker and network errors itself; say what happened.
                     tracing::warn!(error = %e, "consumer");
                     d.live.count_kafka_error();
+                    // A fatal error (e.g. a static member fenced by its own successor after a
+                    // broker restart) leaves the consumer unusable: stop, so the supervisor
+                    // restarts the process, which restores its partitions from the store.
+                    if let Some((code, reason)) = consumer.client().fatal_error() {
+                        anyhow::bail!(
+                            "fatal Kafka client error, the consumer cannot go on: {code}: \
+                             {reason}"
+                        );
+                    }
                     false
                 }
                 Some(Ok(m)) => {
