@@ -121,6 +121,23 @@ fn timed_run(cfg: &Config, n: u64) -> (f64, f64) {
     )
 }
 
+/// A fresh topic of `PARTITIONS` partitions.
+fn create_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    rt: &tokio::runtime::Runtime,
+    topic: &str,
+) {
+    let created = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .expect("create topic");
+    for r in created {
+        r.expect("create topic");
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -145,19 +162,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    for r in rt
-        .block_on(admin.create_topics(
-            &[NewTopic::new(
-                &topic,
-                PARTITIONS,
-                TopicReplication::Fixed(1),
-            )],
-            &AdminOptions::new(),
-        ))
-        .expect("create topic")
-    {
-        r.expect("create topic");
-    }
+    create_topic(&admin, &rt, &topic);
 
     // About 2.6 events per request with the default mix.
     let requests = (events as f64 / 2.6) as u64;
@@ -258,19 +263,7 @@ fn lag_at_full_speed(
     requests: u64,
 ) {
     let topic = format!("bench-{}-live", std::process::id());
-    for r in rt
-        .block_on(admin.create_topics(
-            &[NewTopic::new(
-                &topic,
-                PARTITIONS,
-                TopicReplication::Fixed(1),
-            )],
-            &AdminOptions::new(),
-        ))
-        .expect("create topic")
-    {
-        r.expect("create topic");
-    }
+    create_topic(admin, rt, &topic);
     cfg.settings.kafka.topics = vec![topic.clone()];
     cfg.settings.kafka.dead_letter_topic = format!("{topic}-dead");
     cfg.settings.kafka.group_id = format!("run-{}-live", std::process::id());

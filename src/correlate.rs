@@ -326,29 +326,34 @@ impl Correlator {
         self.changed.get_or_insert_with(Box::default);
     }
 
+    /// Marks keys changed: their records (`waiting` false) or their waiting responses.
+    #[inline]
+    fn mark(&mut self, waiting: bool, keys: &[u128]) {
+        if let Some(c) = &mut self.changed {
+            let set = if waiting {
+                &mut c.waiting
+            } else {
+                &mut c.entries
+            };
+            set.extend(keys.iter().copied());
+        }
+    }
+
     #[inline]
     fn touch(&mut self, key: u128) {
-        if let Some(c) = &mut self.changed {
-            c.entries.insert(key);
-        }
+        self.mark(false, &[key]);
     }
 
     fn touch_all(&mut self, keys: &[u128]) {
-        if let Some(c) = &mut self.changed {
-            c.entries.extend(keys.iter().copied());
-        }
+        self.mark(false, keys);
     }
 
     fn touch_waiting(&mut self, key: u128) {
-        if let Some(c) = &mut self.changed {
-            c.waiting.insert(key);
-        }
+        self.mark(true, &[key]);
     }
 
     fn touch_all_waiting(&mut self, keys: &[u128]) {
-        if let Some(c) = &mut self.changed {
-            c.waiting.extend(keys.iter().copied());
-        }
+        self.mark(true, keys);
     }
 
     /// The state of every key changed since the last call (a checkpoint's delta).

@@ -13,7 +13,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use srv_opr::kafka::partition::{key_of_line, partition_of};
 
 mod common;
-use common::{KillOnDrop, brokers, create_topic, unique};
+use common::{KillOnDrop, brokers, create_topic, srv_ok, unique};
 
 /// Reads `expected` messages from every partition of `topic`: (partition, key, payload).
 fn read_all(topic: &str, partitions: i32, expected: usize) -> Vec<(i32, Option<Vec<u8>>, Vec<u8>)> {
@@ -149,20 +149,7 @@ fn run_until_caught_up_equals_replay_count_for_count() {
     create_topic(&dlq, 1);
     let dir = tempfile::tempdir().unwrap();
     let brokers = brokers();
-    let srv = |args: &[&str], env: &[(&str, &str)]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
-            .args(args)
-            .envs(env.iter().copied())
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    };
+    let srv = |args: &[&str], env: &[(&str, &str)]| srv_ok(dir.path(), args, env);
     let sim = [
         "simulate",
         "--month",

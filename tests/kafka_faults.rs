@@ -217,33 +217,44 @@ fn failing_fetch_requests_are_retried_without_loss_or_double_counting() {
     assert_same_figures(&cfg, &outcome, lines, n);
 }
 
-#[test]
-fn a_rebalance_mid_stream_hands_the_partitions_over_and_recounts_nothing_twice() {
-    let (mock, brokers) = mock_cluster();
-    let lines = traffic(43, 20_000);
+/// The first half of some traffic, a rebalance forced mid-stream (the coordinator answers
+/// heartbeats with "rebalance in progress": the member rejoins, its partitions are revoked,
+/// handed over and assigned again), then the second half. Returns what `run` did and the events.
+fn rebalance_mid_stream(
+    cfg: &Config,
+    mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    brokers: &str,
+    seed: u64,
+) -> (RunOutcome, Arc<Live>, Vec<u8>, u64, u64) {
+    let lines = traffic(seed, 20_000);
     let cut = half(&lines);
-    let first = produce(&brokers, &lines[..cut]);
-    let cfg = config(&brokers, "rebalance");
+    let first = produce(brokers, &lines[..cut]);
     let r = start(cfg.clone());
     wait_for("the first half", || r.live.events_processed() == first);
-    // The coordinator answers the next heartbeats with "rebalance in progress": the member
-    // rejoins, its partitions are revoked (handed over) and assigned again.
     mock.request_errors(
         RDKafkaApiKey::Heartbeat,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS],
     );
     wait_for("the hand-over", || r.live.handed_over() > 0);
     wait_for("the new assignment", || r.live.snapshot_assigned() == 6);
-    let second = produce(&brokers, &lines[cut..]);
+    let second = produce(brokers, &lines[cut..]);
     r.complete.store(true, Ordering::Relaxed);
     let outcome = r.handle.join().unwrap().unwrap();
     assert!(
         outcome.handed_over > 0,
         "the rebalance revoked partitions and handed them over"
     );
+    (outcome, r.live, lines, first, second)
+}
+
+#[test]
+fn a_rebalance_mid_stream_hands_the_partitions_over_and_recounts_nothing_twice() {
+    let (mock, brokers) = mock_cluster();
+    let cfg = config(&brokers, "rebalance");
+    let (outcome, live, lines, first, second) = rebalance_mid_stream(&cfg, &mock, &brokers, 43);
     // Without a state store the partitions were read again from the beginning: processed more
     // than once, counted once.
-    assert!(r.live.events_processed() > first + second);
+    assert!(live.events_processed() > first + second);
     assert_same_figures(&cfg, &outcome, lines, first + second);
 }
 
@@ -257,26 +268,12 @@ fn with_store(mut cfg: Config, dir: &Path) -> Config {
 #[test]
 fn a_rebalance_with_a_store_resumes_each_partition_from_its_checkpoint() {
     let (mock, brokers) = mock_cluster();
-    let lines = traffic(44, 20_000);
-    let cut = half(&lines);
-    let first = produce(&brokers, &lines[..cut]);
     let dir = tempfile::tempdir().unwrap();
     let cfg = with_store(config(&brokers, "rebalance-store"), dir.path());
-    let r = start(cfg.clone());
-    wait_for("the first half", || r.live.events_processed() == first);
-    mock.request_errors(
-        RDKafkaApiKey::Heartbeat,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS],
-    );
-    wait_for("the hand-over", || r.live.handed_over() > 0);
-    wait_for("the new assignment", || r.live.snapshot_assigned() == 6);
-    let second = produce(&brokers, &lines[cut..]);
-    r.complete.store(true, Ordering::Relaxed);
-    let outcome = r.handle.join().unwrap().unwrap();
-    assert!(outcome.handed_over > 0, "the rebalance revoked partitions");
+    let (outcome, live, lines, first, second) = rebalance_mid_stream(&cfg, &mock, &brokers, 44);
     // The hand-over checkpointed every partition; the new assignment restored them and went on
     // from their offsets: nothing was read twice.
-    assert_eq!(r.live.events_processed(), first + second);
+    assert_eq!(live.events_processed(), first + second);
     assert_same_figures(&cfg, &outcome, lines, first + second);
 }
 

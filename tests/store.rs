@@ -86,6 +86,21 @@ impl Part {
         }
         self.next += 1;
     }
+
+    /// Writes what changed since the last checkpoint, as a worker does.
+    fn checkpoint(&mut self, store: &mut dyn Store, epoch: i64) -> srv_opr::store::Written {
+        let delta = self.pipeline.take_delta().unwrap();
+        store
+            .checkpoint(&Checkpoint {
+                topic: "t",
+                partition: 0,
+                epoch,
+                next_offset: self.next as i64,
+                max_at: self.max_at.0,
+                delta: &delta,
+            })
+            .unwrap()
+    }
 }
 
 fn figures(mut p: Pipeline<VecDeadLetters>) -> (String, String, srv_opr::pipeline::PipelineStats) {
@@ -200,17 +215,7 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
     while part.next < lines.len() {
         part.step(&cfg, &lines[part.next]);
         if part.next % 997 == 0 {
-            let delta = part.pipeline.take_delta().unwrap();
-            let w = store
-                .checkpoint(&Checkpoint {
-                    topic: "t",
-                    partition: 0,
-                    epoch,
-                    next_offset: part.next as i64,
-                    max_at: part.max_at.0,
-                    delta: &delta,
-                })
-                .unwrap();
+            let w = part.checkpoint(&mut *store, epoch);
             checkpoints += 1;
             if checkpoints > 10 {
                 smallest_delta = smallest_delta.min(w.records);
@@ -254,17 +259,7 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
         "a checkpoint writes what changed ({smallest_delta} records), not all {stored}"
     );
     // A final checkpoint, as at shutdown, then everything from the store alone.
-    let delta = part.pipeline.take_delta().unwrap();
-    store
-        .checkpoint(&Checkpoint {
-            topic: "t",
-            partition: 0,
-            epoch,
-            next_offset: part.next as i64,
-            max_at: part.max_at.0,
-            delta: &delta,
-        })
-        .unwrap();
+    part.checkpoint(&mut *store, epoch);
     let saved = store.claim("t", 0, "test").unwrap().saved.unwrap();
     let restored =
         Pipeline::restore(&cfg, source(), VecDeadLetters::default(), saved.pipeline).unwrap();
