@@ -102,6 +102,10 @@ fn main() {
     let url = format!("sqlite://{}", path.display());
     let store = srv_opr::store::open(&url, None, &id, &cfg.definitions).expect("sqlite");
     let size = || {
+        // Pages still in the write-ahead log are copied into the file first, so they count once.
+        if let Ok(c) = rusqlite::Connection::open(&path) {
+            let _ = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
         ["", "-wal"]
             .iter()
             .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
