@@ -31,7 +31,11 @@
 //! - [`source`]: file inputs and the watermark-ordered merge of several files.
 //! - [`kafka`]: the Kafka edges (rdkafka): the murmur2 partitioner, the producer of
 //!   `simulate --kafka`, and `run`: a fetch thread, worker threads owning the partitions'
-//!   pipelines, dead letters to a topic, the hand-over seam for revoked partitions.
+//!   pipelines, dead letters to a topic; checkpoints on a schedule, on revocation and at stop;
+//!   restore and seek on assignment.
+//! - [`store`]: the durable state store (SQLite, PostgreSQL): per-partition checkpoints of
+//!   offset and changed state in one transaction, fencing epochs, identity checks, migrations,
+//!   the month rows and revision history `rollup` reads.
 //! - [`live`]: what the workers last published (counts, pending, watermarks, offsets), read by
 //!   the endpoint; the idle-aware combined watermark.
 //! - [`metrics`]: the Prometheus registry of SPEC §6, refreshed from the live view per scrape.
