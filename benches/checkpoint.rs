@@ -1,6 +1,7 @@
 //! Checkpoint duration and store size per million pending requests, SQLite and PostgreSQL,
-//! side by side: a full first checkpoint of one partition holding `BENCH_PENDING` (default
-//! 1,000,000) pending requests, then a delta checkpoint after a tenth of them were answered.
+//! side by side: a full snapshot of one partition holding `BENCH_PENDING` (default 1,000,000)
+//! pending requests, a delta checkpoint after a tenth of them were answered, and the claim that
+//! reads it all back (the restore of a partition's new owner).
 //!
 //! ```sh
 //! BENCH_POSTGRES=$(PG_FSYNC=on scripts/postgres start) cargo bench --bench checkpoint
@@ -43,22 +44,23 @@ fn measure(name: &str, mut store: Box<dyn Store>, n: u64, size: &dyn Fn() -> u64
         p.process(line.as_bytes(), Pos::new(0, i)).expect("process");
     }
     let mut offset = n;
-    let write = |p: &mut Pipeline<VecDeadLetters>, store: &mut Box<dyn Store>, offset: u64| {
-        let started = Instant::now();
-        let delta = p.take_delta().expect("delta");
-        let w = store
-            .checkpoint(&Checkpoint {
-                topic: "t",
-                partition: 0,
-                epoch,
-                next_offset: offset as i64,
-                max_at: 0,
-                delta: &delta,
-            })
-            .expect("checkpoint");
-        (started.elapsed().as_secs_f64(), w.records)
-    };
-    let (full, records) = write(&mut p, &mut store, offset);
+    let write =
+        |p: &mut Pipeline<VecDeadLetters>, store: &mut Box<dyn Store>, offset: u64, full: bool| {
+            let started = Instant::now();
+            let delta = p.take_delta(full).expect("delta");
+            let w = store
+                .checkpoint(&Checkpoint {
+                    topic: "t",
+                    partition: 0,
+                    epoch,
+                    next_offset: offset as i64,
+                    max_at: 0,
+                    delta: &delta,
+                })
+                .expect("checkpoint");
+            (started.elapsed().as_secs_f64(), w.records)
+        };
+    let (full, records) = write(&mut p, &mut store, offset, true);
     let bytes = size();
     // A tenth answered: their records change, the rest do not.
     for i in (0..n).step_by(10) {
@@ -70,12 +72,17 @@ fn measure(name: &str, mut store: Box<dyn Store>, n: u64, size: &dyn Fn() -> u64
             .expect("process");
         offset += 1;
     }
-    let (delta, changed) = write(&mut p, &mut store, offset);
+    let (delta, changed) = write(&mut p, &mut store, offset, false);
+    let started = Instant::now();
+    let saved = store.claim("t", 0, "bench").expect("claim").saved;
+    let restore = started.elapsed().as_secs_f64();
+    let restored = saved.map_or(0, |s| s.pipeline.entries.len());
+    assert_eq!(restored as u64, n, "every record read back");
     let per_million = 1e6 / n as f64;
     println!(
-        "{name}: first checkpoint of {records} pending requests {full:.2} s ({:.2} s per million), \
+        "{name}: snapshot of {records} pending requests {full:.3} s ({:.3} s per million), \
          store {:.0} MB ({:.0} MB per million pending); delta checkpoint of {changed} changed \
-         records {delta:.3} s",
+         records {delta:.3} s; restore of {restored} records {restore:.3} s",
         full * per_million,
         bytes as f64 / 1e6,
         bytes as f64 / 1e6 * per_million

@@ -298,6 +298,8 @@ pub struct Changes {
     pub removed: Vec<u128>,
     /// Keys touched and their waiting responses now (empty: none wait any more).
     pub waiting: Vec<(u128, Vec<SavedWaiting>)>,
+    /// A full snapshot: every record and waiting response, and anything not in it is gone.
+    pub full: bool,
 }
 
 type KeySet = hashbrown::HashSet<u128, BuildHasherDefault<KeyHasher>>;
@@ -388,9 +390,23 @@ impl Correlator {
         out
     }
 
-    /// Every record and waiting response (a full snapshot, for tests and migrations).
+    /// A full snapshot for a checkpoint that replaces the partition's state log: every record
+    /// (each now stored) and waiting response; the changes recorded so far are covered by it.
+    pub fn take_snapshot(&mut self) -> Changes {
+        if let Some(changed) = &mut self.changed {
+            changed.entries.clear();
+            changed.waiting.clear();
+        }
+        for e in self.entries.values_mut() {
+            e.stored = true;
+        }
+        self.save_all()
+    }
+
+    /// Every record and waiting response (a full snapshot).
     pub fn save_all(&self) -> Changes {
         let mut out = Changes {
+            full: true,
             entries: self
                 .entries
                 .iter()

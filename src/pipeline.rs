@@ -143,6 +143,10 @@ pub struct Delta {
     pub blocks: Vec<SavedBlock>,
     /// Counters and watermarks.
     pub meta: SavedMeta,
+    /// Records the correlator holds after it (for operators reading the store).
+    pub records: u64,
+    /// Waiting responses it holds after it.
+    pub waiting: u64,
 }
 
 /// A partition's whole state as read back from a store.
@@ -471,9 +475,15 @@ impl<S: DeadLetterSink> Pipeline<S> {
         self.aggregates.track_changes();
     }
 
-    /// What changed since the last call: the delta a checkpoint writes.
-    pub fn take_delta(&mut self) -> Result<Delta, String> {
-        let changes = self.correlator.take_changes();
+    /// What changed since the last call: the delta a checkpoint writes. With `full`, the
+    /// correlator part is a whole snapshot instead (it replaces the partition's state log);
+    /// month blocks are always only the changed ones.
+    pub fn take_delta(&mut self, full: bool) -> Result<Delta, String> {
+        let changes = if full {
+            self.correlator.take_snapshot()
+        } else {
+            self.correlator.take_changes()
+        };
         let mut blocks = Vec::new();
         for (month, measure, b) in self.aggregates.take_changes() {
             let [n, c, s] = &b.regions;
@@ -487,7 +497,16 @@ impl<S: DeadLetterSink> Pipeline<S> {
             changes,
             blocks,
             meta: self.meta(),
+            records: self.correlator.records() as u64,
+            waiting: self.correlator.waiting() as u64,
         })
+    }
+
+    /// About how many bytes a full snapshot of the correlator takes in the state log (records
+    /// are 52 bytes; a waiting response is counted at 128 with its raw bytes).
+    pub fn snapshot_bytes(&self) -> u64 {
+        let c = &self.correlator;
+        c.records() as u64 * 52 + c.waiting() as u64 * 128
     }
 
     /// The small, always-complete part of a checkpoint.

@@ -87,9 +87,15 @@ impl Part {
         self.next += 1;
     }
 
-    /// Writes what changed since the last checkpoint, as a worker does.
-    fn checkpoint(&mut self, store: &mut dyn Store, epoch: i64) -> srv_opr::store::Written {
-        let delta = self.pipeline.take_delta().unwrap();
+    /// Writes what changed since the last checkpoint (or, with `full`, a snapshot that
+    /// replaces the state log), as a worker does.
+    fn checkpoint(
+        &mut self,
+        store: &mut dyn Store,
+        epoch: i64,
+        full: bool,
+    ) -> srv_opr::store::Written {
+        let delta = self.pipeline.take_delta(full).unwrap();
         store
             .checkpoint(&Checkpoint {
                 topic: "t",
@@ -122,7 +128,7 @@ fn sqlite_store(dir: &std::path::Path) -> (Box<Opener>, Box<dyn Fn() -> i64>) {
         Box::new(move || {
             rusqlite::Connection::open(&path)
                 .unwrap()
-                .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))
+                .query_row("SELECT SUM(records) FROM partitions", [], |r| r.get(0))
                 .unwrap()
         }),
     )
@@ -142,7 +148,7 @@ fn postgres_store() -> (Box<Opener>, Box<dyn Fn() -> i64>) {
         Box::new(move || {
             postgres::Client::connect(&url, postgres::NoTls)
                 .unwrap()
-                .query_one("SELECT COUNT(*) FROM requests", &[])
+                .query_one("SELECT SUM(records)::BIGINT FROM partitions", &[])
                 .unwrap()
                 .get(0)
         }),
@@ -174,7 +180,10 @@ fn postgres_former_owner_cannot_overwrite_its_successor() {
 }
 
 fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
-    let cfg = Config::builtin().unwrap();
+    let mut cfg = Config::builtin().unwrap();
+    // Three days of dedupe horizon in six days of traffic: stored records expire, so deltas
+    // also remove records (the late March response still comes within the horizon).
+    cfg.settings.time.dedupe_horizon = srv_opr::time::Dur::from_secs(3 * 24 * 3600);
     let lines = events(41);
     assert!(lines.len() > 50_000, "{} events", lines.len());
 
@@ -205,6 +214,10 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
     };
     part.pipeline.track_changes();
     let (mut checkpoints, mut crashes, mut smallest_delta) = (0, 0, usize::MAX);
+    // Bytes of the state log as the store should count them: a snapshot replaces it.
+    let (mut log_bytes, mut snapshots) = (0u64, 0);
+    // What the correlator held at the last checkpoint: a restore must hold exactly that.
+    let mut held;
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut next_rand = move |n: u64| {
         rng ^= rng << 13;
@@ -214,11 +227,21 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
     };
     while part.next < lines.len() {
         part.step(&cfg, &lines[part.next]);
-        if part.next % 997 == 0 {
-            let w = part.checkpoint(&mut *store, epoch);
+        if part.next % 499 == 0 {
+            // Every ninth checkpoint a snapshot, so crashes fall after deltas and snapshots.
+            let full = checkpoints % 9 == 4;
+            let w = part.checkpoint(&mut *store, epoch, full);
+            let c = part.pipeline.correlator();
+            held = (c.records(), c.waiting());
             checkpoints += 1;
-            if checkpoints > 10 {
-                smallest_delta = smallest_delta.min(w.records);
+            if full {
+                log_bytes = w.log_bytes;
+                snapshots += 1;
+            } else {
+                log_bytes += w.log_bytes;
+                if checkpoints > 10 {
+                    smallest_delta = smallest_delta.min(w.records);
+                }
             }
             // Now and then, do some work that is never checkpointed and "crash": drop
             // everything, claim the partition again and resume from the checkpoint.
@@ -234,6 +257,7 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
                 assert!(claim.epoch > epoch, "a claim raises the epoch");
                 epoch = claim.epoch;
                 let saved = claim.saved.expect("a checkpoint was written");
+                assert_eq!(saved.log_bytes, log_bytes, "the store counts its state log");
                 part = Part {
                     max_at: Ts(saved.max_at),
                     next: saved.next_offset as usize,
@@ -245,13 +269,19 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
                     )
                     .unwrap(),
                 };
+                let c = part.pipeline.correlator();
+                assert_eq!(
+                    (c.records(), c.waiting()),
+                    held,
+                    "records and waiting restored"
+                );
                 crashes += 1;
             }
         }
     }
     assert!(
-        crashes >= 5,
-        "{crashes} crashes in {checkpoints} checkpoints"
+        crashes >= 5 && snapshots >= 5,
+        "{crashes} crashes and {snapshots} snapshots in {checkpoints} checkpoints"
     );
     let stored = stored_requests();
     assert!(
@@ -259,7 +289,7 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
         "a checkpoint writes what changed ({smallest_delta} records), not all {stored}"
     );
     // A final checkpoint, as at shutdown, then everything from the store alone.
-    part.checkpoint(&mut *store, epoch);
+    part.checkpoint(&mut *store, epoch, false);
     let saved = store.claim("t", 0, "test").unwrap().saved.unwrap();
     let restored =
         Pipeline::restore(&cfg, source(), VecDeadLetters::default(), saved.pipeline).unwrap();
@@ -284,7 +314,7 @@ fn fencing(open: &Opener) {
     assert!(new > old);
     let mut p = Pipeline::new(&cfg, source(), VecDeadLetters::default()).unwrap();
     p.track_changes();
-    let delta = p.take_delta().unwrap();
+    let delta = p.take_delta(false).unwrap();
     let cp = |epoch| Checkpoint {
         topic: "t",
         partition: 3,

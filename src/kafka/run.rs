@@ -134,6 +134,8 @@ pub struct PartState {
     since_checkpoint: u64,
     /// When the last checkpoint was written (or the partition assigned).
     checkpointed: Instant,
+    /// Bytes of the partition's state log in the store.
+    log_bytes: u64,
 }
 
 /// Why a partition's state is leaving its worker.
@@ -308,7 +310,7 @@ impl Dispatcher {
             name: format!("{topic}/{partition}"),
             separator: '/',
         };
-        let (pipeline, epoch, next_offset, max_at, start) = match &mut self.store {
+        let (pipeline, epoch, next_offset, max_at, start, log_bytes) = match &mut self.store {
             None => (
                 Pipeline::new(&self.cfg, vec![name], self.dead.clone())
                     .map_err(anyhow::Error::msg)?,
@@ -316,6 +318,7 @@ impl Dispatcher {
                 0,
                 Ts::MIN,
                 None,
+                0,
             ),
             Some(store) => {
                 let claim = store.claim(topic, partition, &self.owner)?;
@@ -330,7 +333,7 @@ impl Dispatcher {
                             epoch = claim.epoch,
                             "no checkpoint yet: reading the partition from the beginning"
                         );
-                        (p, claim.epoch, 0, Ts::MIN, Some(Offset::Beginning))
+                        (p, claim.epoch, 0, Ts::MIN, Some(Offset::Beginning), 0)
                     }
                     Some(saved) => {
                         let records = saved.pipeline.entries.len();
@@ -356,6 +359,7 @@ impl Dispatcher {
                             saved.next_offset,
                             Ts(saved.max_at),
                             Some(Offset::Offset(saved.next_offset)),
+                            saved.log_bytes,
                         )
                     }
                 }
@@ -378,6 +382,7 @@ impl Dispatcher {
             epoch,
             since_checkpoint: 0,
             checkpointed: Instant::now(),
+            log_bytes,
         };
         self.send(worker, Work::Assign(slot, Box::new(state)))?;
         self.topics[ti].2[p] = Some(Assigned {
@@ -714,7 +719,8 @@ impl Checkpointer {
             return Ok(());
         };
         let started = Instant::now();
-        let delta = s.pipeline.take_delta().map_err(anyhow::Error::msg)?;
+        let full = crate::store::snapshot_due(s.log_bytes, s.pipeline.snapshot_bytes());
+        let delta = s.pipeline.take_delta(full).map_err(anyhow::Error::msg)?;
         let cp = Checkpoint {
             topic: &s.topic,
             partition: s.partition,
@@ -726,8 +732,13 @@ impl Checkpointer {
         match store.checkpoint(&cp) {
             Ok(w) => {
                 tracing::debug!(topic = %s.topic, partition = s.partition, offset = s.next_offset,
-                    records = w.records, rows = w.rows, revisions = w.revisions,
-                    ms = started.elapsed().as_millis() as u64, "checkpoint");
+                    records = w.records, rows = w.rows, revisions = w.revisions, full,
+                    bytes = w.log_bytes, ms = started.elapsed().as_millis() as u64, "checkpoint");
+                s.log_bytes = if full {
+                    w.log_bytes
+                } else {
+                    s.log_bytes + w.log_bytes
+                };
                 if w.revisions > 0 {
                     tracing::warn!(topic = %s.topic, partition = s.partition,
                         revisions = w.revisions,

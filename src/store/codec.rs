@@ -1,8 +1,12 @@
-//! The byte layouts the stores share for correlator state: a request id's 128-bit key and a
-//! record as one fixed 35-byte value (little-endian), so a checkpoint writes one row per record.
+//! The byte layouts the stores share for correlator state: a request id's 128-bit key, a record
+//! as one fixed 35-byte value (little-endian), and the state log: a checkpoint's changed records
+//! and waiting responses as a few large chunks of operations, so that writing a checkpoint
+//! appends bytes instead of updating one indexed row per request.
+
+use std::collections::HashMap;
 
 use crate::config::{Provider, Region};
-use crate::correlate::SavedEntry;
+use crate::correlate::{Changes, SavedEntry, SavedWaiting};
 use crate::store::StoreError;
 
 /// Bytes of an encoded record.
@@ -56,6 +60,177 @@ pub fn decode_entry(b: &[u8]) -> Result<SavedEntry, StoreError> {
         provider: Provider::from_index(b[33] as usize),
         decided: b[34] == 1,
     })
+}
+
+/// The first byte of every state-log chunk: its layout version.
+const LOG_FORMAT: u8 = 1;
+/// Operations in a state-log chunk.
+const OP_PUT: u8 = 1;
+const OP_REMOVE: u8 = 2;
+const OP_WAITING: u8 = 3;
+
+/// A checkpoint's correlator changes as state-log chunks of at most about `chunk_bytes` each
+/// (each chunk decodes on its own; an operation is never split).
+pub fn encode_changes(c: &Changes, chunk_bytes: usize) -> Vec<Vec<u8>> {
+    let mut chunks = Vec::new();
+    let estimate = c.entries.len() * (17 + ENTRY_BYTES) + c.removed.len() * 17;
+    let mut cur = Vec::with_capacity(estimate.min(chunk_bytes) + 64);
+    cur.push(LOG_FORMAT);
+    let mut roll = |cur: &mut Vec<u8>| {
+        if cur.len() >= chunk_bytes {
+            chunks.push(std::mem::replace(cur, Vec::with_capacity(chunk_bytes + 64)));
+            cur.push(LOG_FORMAT);
+        }
+    };
+    for (k, e) in &c.entries {
+        cur.push(OP_PUT);
+        cur.extend_from_slice(&k.to_le_bytes());
+        cur.extend_from_slice(&encode_entry(e));
+        roll(&mut cur);
+    }
+    for k in &c.removed {
+        cur.push(OP_REMOVE);
+        cur.extend_from_slice(&k.to_le_bytes());
+        roll(&mut cur);
+    }
+    for (k, list) in &c.waiting {
+        cur.push(OP_WAITING);
+        cur.extend_from_slice(&k.to_le_bytes());
+        cur.extend_from_slice(&(list.len() as u32).to_le_bytes());
+        for w in list {
+            cur.extend_from_slice(&w.at.to_le_bytes());
+            cur.extend_from_slice(&w.code.to_le_bytes());
+            cur.extend_from_slice(&w.pos.to_le_bytes());
+            cur.push(w.behind as u8);
+            cur.extend_from_slice(&(w.raw.len() as u32).to_le_bytes());
+            cur.extend_from_slice(&w.raw);
+        }
+        roll(&mut cur);
+    }
+    if cur.len() > 1 || chunks.is_empty() {
+        chunks.push(cur);
+    }
+    chunks
+}
+
+/// Rebuilds a partition's records and waiting responses from its state log, chunk by chunk in
+/// the order they were written.
+#[derive(Debug, Default)]
+pub struct LogReplay {
+    entries: HashMap<u128, SavedEntry>,
+    waiting: HashMap<u128, Vec<SavedWaiting>>,
+}
+
+/// A cursor over a chunk's bytes that reports damage instead of panicking.
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len());
+        let Some(end) = end else {
+            return Err(StoreError::Backend(format!(
+                "a state-log chunk is damaged: it ends inside an operation at byte {}",
+                self.at
+            )));
+        };
+        let s = &self.b[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+    fn key(&mut self) -> Result<u128, StoreError> {
+        Ok(u128::from_le_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, StoreError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+}
+
+impl LogReplay {
+    /// Applies one chunk. A chunk of a full snapshot that starts it (`base`) first forgets
+    /// everything before.
+    pub fn apply(&mut self, chunk: &[u8], base: bool) -> Result<(), StoreError> {
+        if base {
+            self.entries.clear();
+            self.waiting.clear();
+        }
+        let mut r = Reader { b: chunk, at: 0 };
+        let format = r.array::<1>()?[0];
+        if format != LOG_FORMAT {
+            return Err(StoreError::Backend(format!(
+                "a state-log chunk has layout {format}, not {LOG_FORMAT}"
+            )));
+        }
+        while r.at < chunk.len() {
+            let op = r.array::<1>()?[0];
+            let k = r.key()?;
+            match op {
+                OP_PUT => {
+                    let e = decode_entry(r.take(ENTRY_BYTES)?)?;
+                    self.entries.insert(k, e);
+                }
+                OP_REMOVE => {
+                    self.entries.remove(&k);
+                }
+                OP_WAITING => {
+                    let n = r.u32()? as usize;
+                    let mut list = Vec::with_capacity(n.min(1024));
+                    for _ in 0..n {
+                        let at = r.u64()? as i64;
+                        let code = r.u32()?;
+                        let pos = r.u64()?;
+                        let behind = r.array::<1>()?[0] == 1;
+                        let len = r.u32()? as usize;
+                        let raw = r.take(len)?.to_vec().into_boxed_slice();
+                        list.push(SavedWaiting {
+                            at,
+                            code,
+                            pos,
+                            behind,
+                            raw,
+                        });
+                    }
+                    if list.is_empty() {
+                        self.waiting.remove(&k);
+                    } else {
+                        self.waiting.insert(k, list);
+                    }
+                }
+                other => {
+                    return Err(StoreError::Backend(format!(
+                        "a state-log chunk is damaged: unknown operation {other} at byte {}",
+                        r.at - 17
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The records and waiting responses the log leads to, in key order (a response list in
+    /// its arrival order).
+    #[allow(clippy::type_complexity)]
+    pub fn finish(self) -> (Vec<(u128, SavedEntry)>, Vec<(u128, SavedWaiting)>) {
+        let mut entries: Vec<_> = self.entries.into_iter().collect();
+        entries.sort_unstable_by_key(|(k, _)| *k);
+        let mut keyed: Vec<_> = self.waiting.into_iter().collect();
+        keyed.sort_unstable_by_key(|(k, _)| *k);
+        let waiting = keyed
+            .into_iter()
+            .flat_map(|(k, l)| l.into_iter().map(move |w| (k, w)))
+            .collect();
+        (entries, waiting)
+    }
 }
 
 /// Bucket counts as `{"E20":3,"slow":1}` text (readable in a SQL shell).
@@ -119,6 +294,102 @@ mod tests {
         assert!(decode_entry(&[0u8; 10]).is_err());
         let k = 0x0123_4567_89ab_cdef_0011_2233_4455_6677u128;
         assert_eq!(key_from(&key_bytes(k)).unwrap(), k);
+    }
+
+    fn entry(i: u64) -> SavedEntry {
+        SavedEntry {
+            at: i as i64,
+            fin_at: (i % 2 == 0).then_some(i as i64 + 5),
+            pos: i,
+            srv: 1,
+            fin_code: 0,
+            region: Region::North,
+            provider: Provider::Dsp,
+            decided: i % 3 == 0,
+        }
+    }
+
+    fn waiting(i: u64) -> SavedWaiting {
+        SavedWaiting {
+            at: i as i64,
+            code: 2,
+            pos: i,
+            behind: i % 2 == 1,
+            raw: format!("{{\"id\":\"r-{i}\"}}")
+                .into_bytes()
+                .into_boxed_slice(),
+        }
+    }
+
+    #[test]
+    fn a_state_log_replays_to_the_last_state_across_small_chunks() {
+        let base = Changes {
+            entries: (0..100).map(|i| (i as u128, entry(i))).collect(),
+            waiting: vec![(500, vec![waiting(1), waiting(2)]), (501, vec![waiting(3)])],
+            full: true,
+            ..Changes::default()
+        };
+        let delta = Changes {
+            entries: vec![(7, entry(70)), (200, entry(200))],
+            removed: vec![3, 4],
+            waiting: vec![(500, vec![]), (502, vec![waiting(9)])],
+            full: false,
+        };
+        let mut log = LogReplay::default();
+        // 100-byte chunks: every operation lands in a chunk of its own or shares with one more.
+        let chunks = encode_changes(&base, 100);
+        assert!(chunks.len() > 40, "{} chunks", chunks.len());
+        for (i, c) in chunks.iter().enumerate() {
+            log.apply(c, i == 0).unwrap();
+        }
+        for c in encode_changes(&delta, 100) {
+            log.apply(&c, false).unwrap();
+        }
+        let (entries, waits) = log.finish();
+        assert_eq!(entries.len(), 99);
+        assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "key order");
+        assert_eq!(entries.iter().find(|(k, _)| *k == 7).unwrap().1, entry(70));
+        assert!(!entries.iter().any(|(k, _)| *k == 3 || *k == 4));
+        assert_eq!(
+            waits,
+            vec![(501, waiting(3)), (502, waiting(9))],
+            "a touched key with no responses left is gone"
+        );
+        // A snapshot chunk starts over.
+        let mut log2 = LogReplay::default();
+        for c in encode_changes(&delta, 1 << 20) {
+            log2.apply(&c, false).unwrap();
+        }
+        log2.apply(&encode_changes(&base, 1 << 20)[0], true)
+            .unwrap();
+        assert_eq!(log2.finish().0.len(), 100);
+    }
+
+    #[test]
+    fn a_damaged_state_log_is_an_error_not_a_panic() {
+        let c = encode_changes(
+            &Changes {
+                entries: vec![(1, entry(1))],
+                waiting: vec![(2, vec![waiting(2)])],
+                ..Changes::default()
+            },
+            1 << 20,
+        )
+        .remove(0);
+        for cut in 0..c.len() {
+            let mut log = LogReplay::default();
+            // Cut after the layout byte or after the put: a valid, shorter chunk.
+            if cut == 1 || cut == 1 + 17 + ENTRY_BYTES {
+                assert!(log.apply(&c[..cut], false).is_ok());
+                continue;
+            }
+            assert!(log.apply(&c[..cut], false).is_err(), "cut at {cut}");
+        }
+        let mut bad = c.clone();
+        bad[1] = 99;
+        assert!(LogReplay::default().apply(&bad, false).is_err());
+        bad[0] = 7;
+        assert!(LogReplay::default().apply(&bad, false).is_err());
     }
 
     #[test]

@@ -117,6 +117,8 @@ pub struct SavedPartition {
     pub next_offset: i64,
     /// Largest valid event `at` seen (ns), from which the partition's watermark follows.
     pub max_at: i64,
+    /// Bytes of its state log (deltas since the last full snapshot, and that snapshot).
+    pub log_bytes: u64,
     /// The pipeline's state.
     pub pipeline: SavedPipeline,
 }
@@ -143,6 +145,8 @@ pub struct Checkpoint<'a> {
 pub struct Written {
     /// Records written or deleted.
     pub records: usize,
+    /// Bytes appended to the partition's state log.
+    pub log_bytes: u64,
     /// Month rows written.
     pub rows: usize,
     /// Rows of final months whose revision rose (each recorded in the history).
@@ -222,6 +226,14 @@ pub trait Store: Send {
 
     /// The revision history (of one month, or all), oldest first.
     fn revisions(&mut self, month: Option<Month>) -> Result<Vec<RevisionRecord>, StoreError>;
+}
+
+/// Whether a partition's next checkpoint should write a full snapshot that replaces its state
+/// log, rather than append a delta: once the log holds more than twice what a snapshot would
+/// (plus 4 MiB, so small states are not rewritten for nothing). Restoring then reads at most
+/// about three snapshots' worth, and snapshots cost at most as many bytes as the deltas did.
+pub fn snapshot_due(log_bytes: u64, snapshot_bytes: u64) -> bool {
+    log_bytes > 2 * snapshot_bytes + (4 << 20)
 }
 
 /// Opens a store by URL (`sqlite://PATH` or `postgres://…`), checking its identity and migrating

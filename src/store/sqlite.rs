@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::codec::{buckets_from, buckets_text, decode_entry, encode_entry, key_bytes, key_from};
+use super::codec::{LogReplay, buckets_from, buckets_text, encode_changes};
 use super::{
     Checkpoint, Claim, Identity, PartitionInfo, RevisionRecord, SCHEMA_VERSION, SavedPartition,
     Store, StoreError, StoredRow, Written, blocks_of, check_identity, revision_reason, row_writes,
@@ -14,7 +14,6 @@ use super::{
 use crate::aggregate::SavedRow;
 use crate::calendar::Month;
 use crate::config::{Definitions, Region};
-use crate::correlate::SavedWaiting;
 use crate::pipeline::{SavedMeta, SavedPipeline};
 use crate::time::now;
 
@@ -33,27 +32,22 @@ const MIGRATIONS: &[&str] = &[
         max_at INTEGER NOT NULL DEFAULT -9223372036854775808,
         watermark INTEGER NOT NULL DEFAULT -9223372036854775808,
         meta TEXT,
+        records INTEGER NOT NULL DEFAULT 0,
+        waiting INTEGER NOT NULL DEFAULT 0,
+        log_bytes INTEGER NOT NULL DEFAULT 0,
         checkpoints INTEGER NOT NULL DEFAULT 0,
         checkpointed_at TEXT,
         UNIQUE (topic, partition)
     );
-    CREATE TABLE requests (
+    -- A partition's correlator state as a log: each checkpoint appends its changed records and
+    -- waiting responses as chunks (codec.rs); now and then a full snapshot replaces the log.
+    CREATE TABLE state_log (
         pid INTEGER NOT NULL,
-        key BLOB NOT NULL,
-        state BLOB NOT NULL,
-        PRIMARY KEY (pid, key)
-    ) WITHOUT ROWID;
-    CREATE TABLE waiting (
-        pid INTEGER NOT NULL,
-        key BLOB NOT NULL,
         seq INTEGER NOT NULL,
-        at INTEGER NOT NULL,
-        code INTEGER NOT NULL,
-        pos INTEGER NOT NULL,
-        behind INTEGER NOT NULL,
-        raw BLOB NOT NULL,
-        PRIMARY KEY (pid, key, seq)
-    ) WITHOUT ROWID;
+        base INTEGER NOT NULL,
+        bytes BLOB NOT NULL,
+        PRIMARY KEY (pid, seq)
+    );
     CREATE TABLE month_rows (
         pid INTEGER NOT NULL,
         month TEXT NOT NULL,
@@ -99,6 +93,10 @@ const MIGRATIONS: &[&str] = &[
         FROM month_rows GROUP BY month, measure, region;
     ",
 ];
+
+/// A state-log chunk's size: large enough that a checkpoint is a few sequential writes, small
+/// enough that no single value strains the page cache.
+const LOG_CHUNK_BYTES: usize = 4 << 20;
 
 /// A connection to the SQLite store.
 pub struct SqliteStore {
@@ -273,58 +271,54 @@ impl Store for SqliteStore {
             params![topic, partition, owner],
         )
         .map_err(backend)?;
-        let (pid, epoch, next_offset, max_at, meta): (i64, i64, i64, i64, Option<String>) = tx
+        let (pid, epoch, next_offset, max_at, meta, log_bytes): (
+            i64,
+            i64,
+            i64,
+            i64,
+            Option<String>,
+            i64,
+        ) = tx
             .query_row(
-                "SELECT pid, epoch, next_offset, max_at, meta FROM partitions
+                "SELECT pid, epoch, next_offset, max_at, meta, log_bytes FROM partitions
                  WHERE topic = ?1 AND partition = ?2",
                 params![topic, partition],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
             )
             .map_err(backend)?;
         let saved = match meta_of(meta)? {
             None => None,
             Some(meta) => {
-                let mut entries = Vec::new();
+                let mut log = LogReplay::default();
                 {
                     let mut st = tx
-                        .prepare("SELECT key, state FROM requests WHERE pid = ?1")
+                        .prepare("SELECT base, bytes FROM state_log WHERE pid = ?1 ORDER BY seq")
                         .map_err(backend)?;
                     let mut rows = st.query([pid]).map_err(backend)?;
                     while let Some(r) = rows.next().map_err(backend)? {
-                        let k: Vec<u8> = r.get(0).map_err(backend)?;
-                        let s: Vec<u8> = r.get(1).map_err(backend)?;
-                        entries.push((key_from(&k)?, decode_entry(&s)?));
+                        let base: bool = r.get(0).map_err(backend)?;
+                        let bytes = r.get_ref(1).map_err(backend)?.as_blob().map_err(|e| {
+                            StoreError::Backend(format!("a state-log chunk is not a blob: {e}"))
+                        })?;
+                        log.apply(bytes, base)?;
                     }
                 }
-                let mut waiting = Vec::new();
-                {
-                    let mut st = tx
-                        .prepare(
-                            "SELECT key, at, code, pos, behind, raw FROM waiting
-                             WHERE pid = ?1 ORDER BY key, seq",
-                        )
-                        .map_err(backend)?;
-                    let mut rows = st.query([pid]).map_err(backend)?;
-                    while let Some(r) = rows.next().map_err(backend)? {
-                        let k: Vec<u8> = r.get(0).map_err(backend)?;
-                        let raw: Vec<u8> = r.get(5).map_err(backend)?;
-                        waiting.push((
-                            key_from(&k)?,
-                            SavedWaiting {
-                                at: r.get(1).map_err(backend)?,
-                                code: r.get::<_, i64>(2).map_err(backend)? as u32,
-                                pos: r.get::<_, i64>(3).map_err(backend)? as u64,
-                                behind: r.get(4).map_err(backend)?,
-                                raw: raw.into_boxed_slice(),
-                            },
-                        ));
-                    }
-                }
+                let (entries, waiting) = log.finish();
                 let rows = rows_of(&tx, Some(pid), None)?;
                 let blocks = blocks_of(rows, &self.defs)?;
                 Some(SavedPartition {
                     next_offset,
                     max_at,
+                    log_bytes: log_bytes as u64,
                     pipeline: SavedPipeline {
                         meta,
                         entries,
@@ -372,51 +366,51 @@ impl Store for SqliteStore {
                 held: cp.epoch,
             });
         };
-        let mut written = Written::default();
+        let changes = &cp.delta.changes;
+        let mut written = Written {
+            records: changes.entries.len() + changes.removed.len(),
+            ..Written::default()
+        };
         {
-            let mut put = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO requests (pid, key, state) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(backend)?;
-            for (k, e) in &cp.delta.changes.entries {
-                put.execute(params![pid, &key_bytes(*k)[..], &encode_entry(e)[..]])
+            // The snapshot replaces the log; a delta is appended to it.
+            if changes.full {
+                tx.execute("DELETE FROM state_log WHERE pid = ?1", [pid])
                     .map_err(backend)?;
             }
-            let mut del = tx
-                .prepare_cached("DELETE FROM requests WHERE pid = ?1 AND key = ?2")
-                .map_err(backend)?;
-            for k in &cp.delta.changes.removed {
-                del.execute(params![pid, &key_bytes(*k)[..]])
+            let chunks = encode_changes(changes, LOG_CHUNK_BYTES);
+            let empty = !changes.full && chunks.iter().all(|c| c.len() <= 1);
+            if !empty {
+                let next: i64 = tx
+                    .query_row(
+                        "SELECT COALESCE(MAX(seq), 0) + 1 FROM state_log WHERE pid = ?1",
+                        [pid],
+                        |r| r.get(0),
+                    )
                     .map_err(backend)?;
-            }
-            written.records = cp.delta.changes.entries.len() + cp.delta.changes.removed.len();
-            let mut wdel = tx
-                .prepare_cached("DELETE FROM waiting WHERE pid = ?1 AND key = ?2")
-                .map_err(backend)?;
-            let mut wput = tx
-                .prepare_cached(
-                    "INSERT INTO waiting (pid, key, seq, at, code, pos, behind, raw)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(backend)?;
-            for (k, list) in &cp.delta.changes.waiting {
-                let kb = key_bytes(*k);
-                wdel.execute(params![pid, &kb[..]]).map_err(backend)?;
-                for (seq, w) in list.iter().enumerate() {
-                    wput.execute(params![
-                        pid,
-                        &kb[..],
-                        seq as i64,
-                        w.at,
-                        w.code as i64,
-                        w.pos as i64,
-                        w.behind,
-                        &w.raw[..]
-                    ])
+                let mut put = tx
+                    .prepare_cached(
+                        "INSERT INTO state_log (pid, seq, base, bytes) VALUES (?1, ?2, ?3, ?4)",
+                    )
                     .map_err(backend)?;
+                for (i, c) in chunks.iter().enumerate() {
+                    put.execute(params![pid, next + i as i64, changes.full && i == 0, c])
+                        .map_err(backend)?;
+                    written.log_bytes += c.len() as u64;
                 }
             }
+            tx.execute(
+                "UPDATE partitions SET records = ?2, waiting = ?3,
+                     log_bytes = CASE WHEN ?4 THEN ?5 ELSE log_bytes + ?5 END
+                 WHERE pid = ?1",
+                params![
+                    pid,
+                    cp.delta.records as i64,
+                    cp.delta.waiting as i64,
+                    changes.full,
+                    written.log_bytes as i64
+                ],
+            )
+            .map_err(backend)?;
             let mut old_rev = tx
                 .prepare_cached(
                     "SELECT revision FROM month_rows
