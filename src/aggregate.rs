@@ -311,6 +311,8 @@ pub struct AggregateStats {
 #[derive(Clone)]
 pub struct Aggregates {
     defs: Arc<Definitions>,
+    /// Response times over all months, by measure and region, in the live histogram's buckets.
+    rt: Vec<[RtHist; 3]>,
     calendar: Calendar,
     blocks: HashMap<(Month, u16), Block>,
     stats: AggregateStats,
@@ -324,8 +326,13 @@ pub struct Aggregates {
 impl Aggregates {
     /// Empty aggregates; months in `calendar`'s zone.
     pub fn new(defs: Arc<Definitions>, calendar: Calendar) -> Aggregates {
+        let rt = vec![RtHist::new(defs.rt_bounds_ms.len()); defs.measures.len()]
+            .into_iter()
+            .map(|h| [h.clone(), h.clone(), h])
+            .collect();
         Aggregates {
             defs,
+            rt,
             calendar,
             blocks: HashMap::new(),
             stats: AggregateStats::default(),
@@ -355,6 +362,18 @@ impl Aggregates {
 
     /// Puts a stored block back (restoring a checkpoint).
     pub fn restore_block(&mut self, month: Month, measure: u16, regions: [Row; 3]) {
+        // The live histogram is not stored: it is rebuilt from the rows' response times (each
+        // within 0.1 %, so a value within 0.1 % above a bucket edge may land below it).
+        if let Some(rt) = self.rt.get_mut(measure as usize) {
+            for (h, row) in rt.iter_mut().zip(&regions) {
+                if let Some(hist) = &row.hist {
+                    for v in hist.iter_recorded() {
+                        let ms = hist.highest_equivalent(v.value_iterated_to());
+                        h.add_n(&self.defs.rt_bounds_ms, ms, v.count_at_value());
+                    }
+                }
+            }
+        }
         let all_revision = regions.iter().map(|r| r.revision).sum();
         self.blocks.insert(
             (month, measure),
@@ -433,6 +452,16 @@ impl Aggregates {
             let o = outcome(rule, d, cat);
             let block = self.blocks.entry((month, rule.measure)).or_default();
             block.regions[d.region as usize].apply(&o, add, &mut self.scratch);
+            if let Some(ms) = o.rt_ms
+                && let Some(h) = self.rt.get_mut(rule.measure as usize)
+            {
+                let h = &mut h[d.region as usize];
+                if add {
+                    h.add_n(&self.defs.rt_bounds_ms, ms, 1);
+                } else {
+                    h.remove(&self.defs.rt_bounds_ms, ms);
+                }
+            }
         }
     }
 
@@ -488,8 +517,18 @@ impl Aggregates {
         }
     }
 
+    /// Response times over every month, by measure and region (the live histogram).
+    pub fn response_times(&self) -> &[[RtHist; 3]] {
+        &self.rt
+    }
+
     /// Adds another partition's aggregates into these (same definitions assumed).
     pub fn merge(&mut self, other: &Aggregates) {
+        for (a, b) in self.rt.iter_mut().zip(&other.rt) {
+            for (x, y) in a.iter_mut().zip(b) {
+                x.merge(y);
+            }
+        }
         for (k, ob) in &other.blocks {
             let b = self.blocks.entry(*k).or_default();
             for i in 0..3 {
@@ -517,6 +556,58 @@ impl Aggregates {
         v.sort();
         v.dedup();
         v
+    }
+}
+
+/// Response times in the live histogram's buckets ([`Definitions::rt_bounds_ms`]): a count per
+/// bucket (not cumulative; the last is above every bound) and the sum, exact in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RtHist {
+    /// Count per bucket: `counts[i]` holds values in (bound[i-1], bound[i]]; the last, above all.
+    pub counts: Vec<u64>,
+    /// Sum of the values (ms).
+    pub sum_ms: u64,
+}
+
+impl RtHist {
+    /// Empty, for `bounds` upper bounds.
+    pub fn new(bounds: usize) -> RtHist {
+        RtHist {
+            counts: vec![0; bounds + 1],
+            sum_ms: 0,
+        }
+    }
+
+    fn add_n(&mut self, bounds: &[u64], ms: u64, n: u64) {
+        let i = bounds.partition_point(|b| *b < ms);
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += n;
+            self.sum_ms += ms * n;
+        }
+    }
+
+    fn remove(&mut self, bounds: &[u64], ms: u64) {
+        let i = bounds.partition_point(|b| *b < ms);
+        if let Some(c) = self.counts.get_mut(i) {
+            *c = c.saturating_sub(1);
+            self.sum_ms = self.sum_ms.saturating_sub(ms);
+        }
+    }
+
+    /// Adds another's counts.
+    pub fn merge(&mut self, o: &RtHist) {
+        if self.counts.len() < o.counts.len() {
+            self.counts.resize(o.counts.len(), 0);
+        }
+        for (a, b) in self.counts.iter_mut().zip(&o.counts) {
+            *a += b;
+        }
+        self.sum_ms += o.sum_ms;
+    }
+
+    /// Values counted.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
     }
 }
 

@@ -612,6 +612,8 @@ pub struct Endpoint {
     pub live: Arc<crate::live::Live>,
     /// The server, while it runs (none when `http.listen` is empty).
     pub server: Option<crate::http::HttpServer>,
+    /// The alert evaluator, while it runs.
+    pub alerts: crate::alerts::AlertsHandle,
 }
 
 /// Starts `/metrics`, `/healthz` and `/readyz` on `http.listen`. With `fallback`, a busy address
@@ -619,15 +621,30 @@ pub struct Endpoint {
 pub fn endpoint(cfg: &Config, fallback: bool) -> anyhow::Result<Endpoint> {
     let idle = cfg.settings.kafka.idle_timeout.to_std();
     let live = Arc::new(crate::live::Live::new(idle));
+    let defs = Arc::new(cfg.definitions.clone());
+    let calendar =
+        crate::calendar::Calendar::new(&cfg.settings.time.zone).map_err(anyhow::Error::msg)?;
+    let alerts = crate::alerts::spawn(
+        cfg.settings.alerts.clone(),
+        defs.clone(),
+        calendar.clone(),
+        live.clone(),
+    )?;
     let listen = cfg.settings.http.listen.as_str();
     if listen.is_empty() {
-        return Ok(Endpoint { live, server: None });
+        return Ok(Endpoint {
+            live,
+            server: None,
+            alerts,
+        });
     }
     let metrics = Arc::new(
         crate::metrics::Metrics::new(
-            Arc::new(cfg.definitions.clone()),
-            crate::calendar::Calendar::new(&cfg.settings.time.zone).map_err(anyhow::Error::msg)?,
+            defs,
+            calendar,
             live.clone(),
+            !cfg.settings.state.url.is_empty(),
+            Some(alerts.board.clone()),
         )
         .map_err(|e| anyhow::anyhow!("metrics registry: {e}"))?,
     );
@@ -642,6 +659,7 @@ pub fn endpoint(cfg: &Config, fallback: bool) -> anyhow::Result<Endpoint> {
     Ok(Endpoint {
         live,
         server: Some(server),
+        alerts,
     })
 }
 

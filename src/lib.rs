@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod alerts;
 pub mod app;
 pub mod calendar;
 pub mod catalog;

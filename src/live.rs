@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::aggregate::Aggregates;
+use crate::aggregate::{Aggregates, RtHist};
 use crate::calendar::Month;
 use crate::pipeline::PipelineStats;
 use crate::time::Ts;
@@ -49,6 +49,17 @@ fn add_counts(into: &mut MeasureCounts, from: &MeasureCounts) {
     }
 }
 
+fn add_rt(into: &mut Vec<[RtHist; 3]>, from: &[[RtHist; 3]]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), Default::default());
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        for (x, y) in a.iter_mut().zip(b) {
+            x.merge(y);
+        }
+    }
+}
+
 /// What one partition's worker last published.
 #[derive(Debug, Clone)]
 pub struct PartView {
@@ -66,6 +77,10 @@ pub struct PartView {
     pub next_offset: i64,
     /// Decided counts by month.
     pub months: BTreeMap<Month, MeasureCounts>,
+    /// Response times over all months, by measure and region.
+    pub rt: Vec<[RtHist; 3]>,
+    /// With a store: since when it has events not yet checkpointed (`None`: all are).
+    pub unsaved_since: Option<Instant>,
 }
 
 impl PartView {
@@ -77,6 +92,7 @@ impl PartView {
         aggregates: &Aggregates,
         last_event: Instant,
         next_offset: i64,
+        unsaved_since: Option<Instant>,
     ) -> PartView {
         let n = aggregates.definitions().measures.len();
         let mut months: BTreeMap<Month, MeasureCounts> = BTreeMap::new();
@@ -103,6 +119,8 @@ impl PartView {
             last_event,
             next_offset,
             months,
+            rt: aggregates.response_times().to_vec(),
+            unsaved_since,
         }
     }
 
@@ -123,6 +141,7 @@ struct State {
     /// Counts of partitions handed over, so counters never go back.
     retired_stats: PipelineStats,
     retired_totals: MeasureCounts,
+    retired_rt: Vec<[RtHist; 3]>,
     combined: Option<Ts>,
     assigned: usize,
 }
@@ -146,6 +165,11 @@ pub struct LiveSnapshot {
     pub stats: PipelineStats,
     /// Decided counts over every partition this process has held, all months.
     pub totals: MeasureCounts,
+    /// Response times over every partition this process has held, by measure and region.
+    pub rt: Vec<[RtHist; 3]>,
+    /// Seconds the oldest unsaved work has waited for a checkpoint (0 when everything
+    /// processed is checkpointed).
+    pub checkpoint_age: f64,
     /// Decided counts of the month containing the combined watermark, current partitions only.
     pub month: Option<(Month, MeasureCounts)>,
     /// Requests pending now.
@@ -204,6 +228,7 @@ impl Live {
             s.retired_stats.peak_state_bytes = 0;
             let t = v.totals();
             add_counts(&mut s.retired_totals, &t);
+            add_rt(&mut s.retired_rt, &v.rt);
         }
         s.end_offsets.remove(&key);
     }
@@ -286,6 +311,7 @@ impl Live {
         let mut out = LiveSnapshot {
             stats: s.retired_stats.clone(),
             totals: s.retired_totals.clone(),
+            rt: s.retired_rt.clone(),
             combined,
             assigned: s.assigned,
             kafka_errors: self.kafka_errors(),
@@ -296,6 +322,10 @@ impl Live {
         for ((topic, partition), v) in &s.parts {
             out.stats.add(&v.stats);
             add_counts(&mut out.totals, &v.totals());
+            add_rt(&mut out.rt, &v.rt);
+            if let Some(at) = v.unsaved_since {
+                out.checkpoint_age = out.checkpoint_age.max(at.elapsed().as_secs_f64());
+            }
             out.pending += v.pending;
             out.waiting += v.waiting;
             if let Some(m) = month
@@ -326,6 +356,8 @@ mod tests {
             last_event,
             next_offset: 0,
             months: BTreeMap::new(),
+            rt: Vec::new(),
+            unsaved_since: None,
         }
     }
 

@@ -5,17 +5,21 @@
 
 use std::sync::{Arc, Mutex};
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto;
 use prometheus::{Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
+use crate::aggregate::RtHist;
+use crate::alerts::{AlertBoard, AlertKind, alert_regions, hits_to_target};
 use crate::calendar::Calendar;
 use crate::config::{Basis, Definitions, Region};
 use crate::event::DeadReason;
 use crate::live::{Counts, Live, LiveSnapshot, MeasureCounts};
 use crate::pipeline::{EventResult, EventType};
 
-const REGIONS: [&str; 4] = ["north", "central", "south", "all"];
+use crate::alerts::REGIONS;
 
 /// The registry and its metric families.
 pub struct Metrics {
@@ -39,7 +43,73 @@ pub struct Metrics {
     assigned: IntGauge,
     kafka_errors: IntCounterVec,
     handed_over: IntCounterVec,
+    mtd_requests: IntGaugeVec,
+    mtd_hits: IntGaugeVec,
+    to_target: IntGaugeVec,
+    projected: GaugeVec,
+    watermark: Gauge,
+    checkpoint_age: Option<Gauge>,
+    alert_active: IntGaugeVec,
+    response_times: Arc<ResponseTimes>,
+    board: Option<Arc<Mutex<AlertBoard>>>,
     scrape: Mutex<()>,
+}
+
+/// `srv_response_time_seconds`: a histogram exposed from the aggregates' bucket counts (the
+/// prometheus crate's own histogram only observes; these totals are set at each scrape).
+struct ResponseTimes {
+    desc: Desc,
+    bounds_s: Vec<f64>,
+    ids: Vec<String>,
+    latest: Mutex<Vec<[RtHist; 4]>>,
+}
+
+impl Collector for ResponseTimes {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<proto::MetricFamily> {
+        let latest = self
+            .latest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut metrics = Vec::with_capacity(self.ids.len() * 4);
+        for (mi, id) in self.ids.iter().enumerate() {
+            for (ri, region) in REGIONS.iter().enumerate() {
+                let h = latest.get(mi).map(|r| &r[ri]);
+                let mut buckets = Vec::with_capacity(self.bounds_s.len());
+                let mut cumulative = 0u64;
+                for (i, b) in self.bounds_s.iter().enumerate() {
+                    cumulative += h.and_then(|h| h.counts.get(i)).copied().unwrap_or(0);
+                    let mut bucket = proto::Bucket::default();
+                    bucket.set_upper_bound(*b);
+                    bucket.set_cumulative_count(cumulative);
+                    buckets.push(bucket);
+                }
+                let mut ph = proto::Histogram::default();
+                ph.set_bucket(buckets);
+                ph.set_sample_count(h.map_or(0, RtHist::count));
+                ph.set_sample_sum(h.map_or(0.0, |h| h.sum_ms as f64 / 1000.0));
+                let label = |n: &str, v: &str| {
+                    let mut l = proto::LabelPair::default();
+                    l.set_name(n.to_string());
+                    l.set_value(v.to_string());
+                    l
+                };
+                let mut m =
+                    proto::Metric::from_label(vec![label("measure", id), label("region", region)]);
+                m.set_histogram(ph);
+                metrics.push(m);
+            }
+        }
+        let mut f = proto::MetricFamily::default();
+        f.set_name(self.desc.fq_name.clone());
+        f.set_help(self.desc.help.clone());
+        f.set_field_type(proto::MetricType::HISTOGRAM);
+        f.set_metric(metrics);
+        vec![f]
+    }
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(
@@ -52,15 +122,111 @@ fn reg<T: prometheus::core::Collector + Clone + 'static>(
 }
 
 impl Metrics {
-    /// Registers every family and pre-creates every configured series.
+    /// Registers every family and pre-creates every configured series. `checkpointing`: a
+    /// state store is configured (else there is no checkpoint age to show); `board`: what the
+    /// alert evaluator publishes.
     pub fn new(
         defs: Arc<Definitions>,
         calendar: Calendar,
         live: Arc<Live>,
+        checkpointing: bool,
+        board: Option<Arc<Mutex<AlertBoard>>>,
     ) -> prometheus::Result<Metrics> {
         let r = Registry::new();
         let mr = &["measure", "region"];
+        let response_times = Arc::new(ResponseTimes {
+            desc: Desc::new(
+                "srv_response_time_seconds".into(),
+                "Response time of requests with a final response within the deadline, over \
+                 every month this process counted; a bucket edge at every configured TRT"
+                    .into(),
+                vec!["measure".into(), "region".into()],
+                Default::default(),
+            )?,
+            bounds_s: defs
+                .rt_bounds_ms
+                .iter()
+                .map(|b| *b as f64 / 1000.0)
+                .collect(),
+            ids: defs.measures.iter().map(|m| m.id.clone()).collect(),
+            latest: Mutex::new(Vec::new()),
+        });
+        r.register(Box::new(ArcCollector(response_times.clone())))?;
         let m = Metrics {
+            response_times,
+            board,
+            mtd_requests: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "srv_month_to_date_requests",
+                        "Requests decided in the month holding the combined watermark",
+                    ),
+                    mr,
+                ),
+            )?,
+            mtd_hits: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "srv_month_to_date_hits",
+                        "Hits (within TRT, or succeeded for MP242 measures) in the month holding \
+                         the combined watermark",
+                    ),
+                    mr,
+                ),
+            )?,
+            to_target: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "srv_hits_to_target",
+                        "Hits in a row needed for the month-to-date RPL to reach TPL (0 at or \
+                         above it)",
+                    ),
+                    mr,
+                ),
+            )?,
+            projected: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "srv_projected_rpl_percent",
+                        "Month-end RPL if the rest of the month comes at the month's volume so \
+                         far and the last slow-burn window's hit ratio",
+                    ),
+                    mr,
+                ),
+            )?,
+            watermark: reg(
+                &r,
+                Gauge::new(
+                    "srv_watermark_timestamp_seconds",
+                    "The combined watermark (event time, Unix seconds)",
+                ),
+            )?,
+            checkpoint_age: if checkpointing {
+                Some(reg(
+                    &r,
+                    Gauge::new(
+                        "srv_checkpoint_age_seconds",
+                        "How long the oldest work not yet checkpointed has waited (0: all \
+                         checkpointed)",
+                    ),
+                )?)
+            } else {
+                None
+            },
+            alert_active: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "srv_alert_active",
+                        "1 while the in-process evaluator's alert fires",
+                    ),
+                    &["alert", "measure", "region", "severity"],
+                ),
+            )?,
             events: reg(
                 &r,
                 IntCounterVec::new(
@@ -204,12 +370,31 @@ impl Metrics {
         for reason in DeadReason::ALL {
             m.dead_letters.with_label_values(&[reason.as_str()]);
         }
+        for kind in AlertKind::ALL.iter().filter(|k| !k.per_measure()) {
+            m.alert_active
+                .with_label_values(&[kind.name(), "", "", kind.severity()]);
+        }
         for measure in &m.defs.measures {
             for region in REGIONS {
                 let l = [measure.id.as_str(), region];
                 m.requests.with_label_values(&l);
                 m.within_target.with_label_values(&l);
                 m.succeeded.with_label_values(&l);
+            }
+            if measure.tpl.is_some() {
+                for &ri in alert_regions(measure.regional) {
+                    for kind in AlertKind::ALL.iter().filter(|k| k.per_measure()) {
+                        if *kind == AlertKind::RplBelowMinimum && measure.mpl.is_none() {
+                            continue;
+                        }
+                        m.alert_active.with_label_values(&[
+                            kind.name(),
+                            &measure.id,
+                            REGIONS[ri],
+                            kind.severity(),
+                        ]);
+                    }
+                }
             }
             if let Some(t) = measure.tpl.and_then(|d| d.to_f64()) {
                 m.target.with_label_values(&[&measure.id]).set(t);
@@ -280,12 +465,86 @@ impl Metrics {
                         .with_label_values(&l)
                         .set(hits as f64 * 100.0 / c.requests as f64);
                 }
+                self.mtd_requests
+                    .with_label_values(&l)
+                    .set(c.requests.min(i64::MAX as u64) as i64);
+                self.mtd_hits
+                    .with_label_values(&l)
+                    .set(hits.min(i64::MAX as u64) as i64);
                 if let Some(tpl) = measure.tpl {
                     self.budget
                         .with_label_values(&l)
                         .set(error_budget(c.requests, hits, tpl));
+                    self.to_target
+                        .with_label_values(&l)
+                        .set(hits_to_target(c.requests, hits, tpl).min(i64::MAX as u64) as i64);
                 }
             }
+        }
+        {
+            let mut rt: Vec<[RtHist; 4]> = Vec::with_capacity(s.rt.len());
+            for regions in &s.rt {
+                let mut all = RtHist::default();
+                for h in regions {
+                    all.merge(h);
+                }
+                rt.push([
+                    regions[0].clone(),
+                    regions[1].clone(),
+                    regions[2].clone(),
+                    all,
+                ]);
+            }
+            *self
+                .response_times
+                .latest
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = rt;
+        }
+        if let Some(board) = &self.board {
+            let b = board
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            for ((mi, ri), p) in &b.projected {
+                if let (Some(m), Some(r)) = (self.defs.measures.get(*mi), REGIONS.get(*ri)) {
+                    self.projected
+                        .with_label_values(&[m.id.as_str(), *r])
+                        .set(*p);
+                }
+            }
+            // Every series exists from the start: set each to whether it fires now.
+            for metric in self
+                .alert_active
+                .collect()
+                .iter()
+                .flat_map(|f| f.get_metric())
+            {
+                let get = |n: &str| {
+                    metric
+                        .get_label()
+                        .iter()
+                        .find(|l| l.name() == n)
+                        .map_or("", |l| l.value())
+                        .to_string()
+                };
+                let (alert, measure, region, severity) =
+                    (get("alert"), get("measure"), get("region"), get("severity"));
+                let firing = b.firing.iter().any(|(k, mi, ri)| {
+                    k.name() == alert
+                        && mi
+                            .and_then(|i| self.defs.measures.get(i))
+                            .map_or("", |m| &m.id)
+                            == measure
+                        && ri.and_then(|i| REGIONS.get(i)).map_or("", |v| v) == region
+                });
+                self.alert_active
+                    .with_label_values(&[&alert, &measure, &region, &severity])
+                    .set(firing as i64);
+            }
+        }
+        if let Some(g) = &self.checkpoint_age {
+            g.set(s.checkpoint_age);
         }
         self.pending.set(s.pending as i64);
         self.waiting.set(s.waiting as i64);
@@ -294,6 +553,7 @@ impl Metrics {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
             self.watermark_lag.set(now - wm.0 as f64 / 1e9);
+            self.watermark.set(wm.0 as f64 / 1e9);
         }
         // Partitions come and go with rebalances: only the ones held now have a lag series.
         self.consumer_lag.reset();
@@ -305,6 +565,19 @@ impl Metrics {
         self.assigned.set(s.assigned as i64);
         set_counter(&self.kafka_errors, &[], s.kafka_errors);
         set_counter(&self.handed_over, &[], self.live.handed_over());
+    }
+}
+
+/// Registers a shared collector (the registry takes ownership of a box).
+struct ArcCollector(Arc<ResponseTimes>);
+
+impl Collector for ArcCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.0.desc()
+    }
+
+    fn collect(&self) -> Vec<proto::MetricFamily> {
+        self.0.collect()
     }
 }
 

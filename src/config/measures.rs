@@ -180,7 +180,17 @@ pub struct Definitions {
     /// Class of each SRV that has a class TRT (validated to be unambiguous).
     #[serde(skip)]
     class_trt_of_srv: BTreeMap<String, Dur>,
+    /// Upper bounds (ms) of the live response-time histogram: every configured TRT and
+    /// deadline, among a fixed ladder from 1 s to 1 day, so each TRT is a bucket edge.
+    #[serde(skip)]
+    pub rt_bounds_ms: Vec<u64>,
 }
+
+/// The fixed part of the response-time buckets (ms); the configured TRTs and deadlines join it.
+const RT_LADDER_MS: [u64; 12] = [
+    1_000, 2_000, 5_000, 10_000, 20_000, 60_000, 120_000, 300_000, 900_000, 3_600_000, 21_600_000,
+    86_400_000,
+];
 
 impl Definitions {
     /// TRT of `srv` from the table alone.
@@ -602,7 +612,18 @@ pub(super) fn load(
         longest_deadline,
         sha256: String::new(),
         class_trt_of_srv,
+        rt_bounds_ms: Vec::new(),
     };
+    let mut bounds: BTreeSet<u64> = RT_LADDER_MS.into_iter().collect();
+    let ms = |d: Dur| d.as_millis_floor().max(1) as u64;
+    bounds.insert(ms(defs.trt.default));
+    bounds.extend(defs.trt.by_srv.values().map(|d| ms(*d)));
+    bounds.extend(defs.trt.by_class.values().map(|d| ms(*d)));
+    for m in &defs.measures {
+        bounds.extend(m.trt.map(ms));
+        bounds.insert(ms(m.deadline));
+    }
+    defs.rt_bounds_ms = bounds.into_iter().collect();
     // The fingerprint is over the canonical JSON of what was understood, not the file's bytes,
     // so comments and formatting do not count as a change of definitions.
     let canonical = serde_json::to_vec(&defs).unwrap_or_default();

@@ -21,6 +21,43 @@ pub struct Settings {
     pub http: HttpSettings,
     /// The state store of `run` and `rollup`.
     pub state: StateSettings,
+    /// The alert evaluator of `run` and the generated Prometheus rules.
+    pub alerts: AlertSettings,
+}
+
+/// `[alerts]`: when a measure or the pipeline raises an alert, and where alerts go.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// Evaluate every…
+    pub interval: Dur,
+    /// A condition holds this long before its alert fires.
+    pub hold: Dur,
+    /// Fewest requests in a window for a measure alert.
+    pub min_requests: u64,
+    /// Fast burn: long and short windows.
+    pub fast_burn_windows: (Dur, Dur),
+    /// Fast burn: times the budget ratio.
+    pub fast_burn_rate: f64,
+    /// Slow burn: long and short windows.
+    pub slow_burn_windows: (Dur, Dur),
+    /// Slow burn: times the budget ratio.
+    pub slow_burn_rate: f64,
+    /// No requests for this long…
+    pub no_data_window: Dur,
+    /// …after some in this long before it.
+    pub no_data_lookback: Dur,
+    /// Consumer lag and nothing processed for this long.
+    pub stall_window: Dur,
+    /// Events processed and the watermark unmoved for this long.
+    pub watermark_stuck_window: Dur,
+    /// Window of the dead-letter ratio.
+    pub dead_letter_window: Dur,
+    /// Dead letters above this percentage of the window's events.
+    pub dead_letter_percent: f64,
+    /// Alertmanager base URL (`http://HOST:PORT`), or empty.
+    pub alertmanager_url: String,
+    /// Active alerts are sent again this often.
+    pub resend_interval: Dur,
 }
 
 /// `[state]`: where `run` checkpoints its partitions and `rollup` reads them.
@@ -157,6 +194,28 @@ struct Raw {
     kafka: RawKafka,
     http: RawHttp,
     state: RawState,
+    alerts: RawAlerts,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    interval: String,
+    #[serde(rename = "for")]
+    hold: String,
+    min_requests: i64,
+    fast_burn_windows: Vec<String>,
+    fast_burn_rate: f64,
+    slow_burn_windows: Vec<String>,
+    slow_burn_rate: f64,
+    no_data_window: String,
+    no_data_lookback: String,
+    stall_window: String,
+    watermark_stuck_window: String,
+    dead_letter_window: String,
+    dead_letter_percent: f64,
+    alertmanager_url: String,
+    resend_interval: String,
 }
 
 #[derive(Deserialize)]
@@ -364,6 +423,102 @@ pub(super) fn load(
             "name at least one topic".into(),
         );
     }
+    let a = raw.alerts;
+    let positive_dur = |key: &str, text: &str, problems: &mut Problems| {
+        let d = dur(key, text, problems)?;
+        if d.0 == 0 {
+            problems.push(&origin(key), key, "must be longer than zero".into());
+            return None;
+        }
+        Some(d)
+    };
+    let pair = |key: &str, v: &[String], problems: &mut Problems| -> Option<(Dur, Dur)> {
+        match v {
+            [long, short] => {
+                let (l, s) = (
+                    positive_dur(key, long, problems)?,
+                    positive_dur(key, short, problems)?,
+                );
+                if s >= l {
+                    problems.push(
+                        &origin(key),
+                        key,
+                        format!(
+                            "the short window ({short}) must be shorter than the long ({long})"
+                        ),
+                    );
+                    return None;
+                }
+                Some((l, s))
+            }
+            _ => {
+                problems.push(
+                    &origin(key),
+                    key,
+                    "must be two windows, long then short: [\"1h\", \"5m\"]".into(),
+                );
+                None
+            }
+        }
+    };
+    let rate = |key: &str, v: f64, problems: &mut Problems| {
+        if v.is_finite() && v > 0.0 {
+            Some(v)
+        } else {
+            problems.push(&origin(key), key, format!("must be above zero, found {v}"));
+            None
+        }
+    };
+    let am = a.alertmanager_url.trim().trim_end_matches('/').to_string();
+    if !am.is_empty() && !am.starts_with("http://") {
+        problems.push(
+            &origin("alerts.alertmanager_url"),
+            "alerts.alertmanager_url",
+            format!("{am:?} must be http://HOST:PORT (or empty for none)"),
+        );
+    }
+    let alerts = (|| {
+        Some(AlertSettings {
+            interval: positive_dur("alerts.interval", &a.interval, problems)?,
+            hold: dur("alerts.for", &a.hold, problems)?,
+            min_requests: a.min_requests.max(0) as u64,
+            fast_burn_windows: pair("alerts.fast_burn_windows", &a.fast_burn_windows, problems)?,
+            fast_burn_rate: rate("alerts.fast_burn_rate", a.fast_burn_rate, problems)?,
+            slow_burn_windows: pair("alerts.slow_burn_windows", &a.slow_burn_windows, problems)?,
+            slow_burn_rate: rate("alerts.slow_burn_rate", a.slow_burn_rate, problems)?,
+            no_data_window: positive_dur("alerts.no_data_window", &a.no_data_window, problems)?,
+            no_data_lookback: positive_dur(
+                "alerts.no_data_lookback",
+                &a.no_data_lookback,
+                problems,
+            )?,
+            stall_window: positive_dur("alerts.stall_window", &a.stall_window, problems)?,
+            watermark_stuck_window: positive_dur(
+                "alerts.watermark_stuck_window",
+                &a.watermark_stuck_window,
+                problems,
+            )?,
+            dead_letter_window: positive_dur(
+                "alerts.dead_letter_window",
+                &a.dead_letter_window,
+                problems,
+            )?,
+            dead_letter_percent: rate(
+                "alerts.dead_letter_percent",
+                a.dead_letter_percent,
+                problems,
+            )?,
+            alertmanager_url: am.clone(),
+            resend_interval: positive_dur("alerts.resend_interval", &a.resend_interval, problems)?,
+        })
+    })();
+    if a.min_requests < 0 {
+        problems.push(
+            &origin("alerts.min_requests"),
+            "alerts.min_requests",
+            "must not be negative".into(),
+        );
+    }
     Some(Settings {
         time: TimeSettings {
             zone: raw.time.zone,
@@ -395,6 +550,7 @@ pub(super) fn load(
             checkpoint_events: checkpoint_events? as u64,
             checkpoint_interval: checkpoint_interval?,
         },
+        alerts: alerts?,
     })
 }
 

@@ -755,6 +755,8 @@ impl Checkpointer {
         }
         s.since_checkpoint = 0;
         s.checkpointed = Instant::now();
+        // The live view shows the checkpoint's age: publish the new one.
+        s.dirty = true;
         // The fetch thread may be gone at the very end; the checkpoint is what matters.
         let _ = self
             .commits
@@ -889,6 +891,8 @@ fn publish(live: &Live, s: &mut PartState) {
         s.pipeline.aggregates(),
         s.last_event,
         s.next_offset,
+        // Without a store (epoch 0) nothing is ever checkpointed, and no age is shown.
+        (s.epoch > 0 && s.since_checkpoint > 0).then_some(s.checkpointed),
     );
     live.publish(&s.topic, s.partition, view);
     s.published = Instant::now();

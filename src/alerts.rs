@@ -1,0 +1,997 @@
+//! The in-process alert evaluator: samples the live counters every `alerts.interval`, decides
+//! which alerts hold (a region's month-to-date RPL below TPL or MPL, a fast or slow burn of the
+//! month's error budget, a measure gone silent, a stalled consumer, a stuck watermark, rising
+//! dead letters), and reports each change to the log, to `srv_alert_active` (through the
+//! [`AlertBoard`]) and to an Alertmanager. `srv-opr alert-rules` writes the same alerts as
+//! Prometheus rules (`src/alert_rules.rs`): names, labels and conditions are shared here.
+//!
+//! The evaluator is synchronous ([`Evaluator::step`] takes the time it is given), so tests
+//! drive it through hours of windows in microseconds; [`spawn`] is its thin thread shell.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::calendar::Calendar;
+use crate::config::settings::AlertSettings;
+use crate::config::{Basis, Definitions};
+use crate::live::{Counts, Live, LiveSnapshot, MeasureCounts};
+use crate::time::{Dur, Ts};
+
+/// Regions as labels: the three and their sum.
+pub const REGIONS: [&str; 4] = ["north", "central", "south", "all"];
+
+/// Every alert the evaluator (and the generated rules) can raise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertKind {
+    /// Month-to-date RPL below TPL.
+    RplBelowTarget,
+    /// Month-to-date RPL below MPL.
+    RplBelowMinimum,
+    /// The error budget burning fast (both fast-burn windows).
+    ErrorBudgetFastBurn,
+    /// The error budget burning steadily (both slow-burn windows).
+    ErrorBudgetSlowBurn,
+    /// A measure and region that had requests has none now.
+    MeasureNoData,
+    /// Messages waiting and none processed.
+    ConsumerStalled,
+    /// Events processed but the combined watermark unmoved.
+    WatermarkStuck,
+    /// Too many events dead-lettered.
+    DeadLettersRising,
+}
+
+impl AlertKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [AlertKind; 8] = [
+        AlertKind::RplBelowTarget,
+        AlertKind::RplBelowMinimum,
+        AlertKind::ErrorBudgetFastBurn,
+        AlertKind::ErrorBudgetSlowBurn,
+        AlertKind::MeasureNoData,
+        AlertKind::ConsumerStalled,
+        AlertKind::WatermarkStuck,
+        AlertKind::DeadLettersRising,
+    ];
+
+    /// The `alertname` (in Alertmanager and the rules) and the `alert` label of
+    /// `srv_alert_active`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertKind::RplBelowTarget => "SrvRplBelowTarget",
+            AlertKind::RplBelowMinimum => "SrvRplBelowMinimum",
+            AlertKind::ErrorBudgetFastBurn => "SrvErrorBudgetFastBurn",
+            AlertKind::ErrorBudgetSlowBurn => "SrvErrorBudgetSlowBurn",
+            AlertKind::MeasureNoData => "SrvMeasureNoData",
+            AlertKind::ConsumerStalled => "SrvConsumerStalled",
+            AlertKind::WatermarkStuck => "SrvWatermarkStuck",
+            AlertKind::DeadLettersRising => "SrvDeadLettersRising",
+        }
+    }
+
+    /// `warning` or `critical`.
+    pub fn severity(self) -> &'static str {
+        match self {
+            AlertKind::RplBelowMinimum
+            | AlertKind::ErrorBudgetFastBurn
+            | AlertKind::ConsumerStalled => "critical",
+            _ => "warning",
+        }
+    }
+
+    /// Whether it is about one measure and region (else about the pipeline).
+    pub fn per_measure(self) -> bool {
+        matches!(
+            self,
+            AlertKind::RplBelowTarget
+                | AlertKind::RplBelowMinimum
+                | AlertKind::ErrorBudgetFastBurn
+                | AlertKind::ErrorBudgetSlowBurn
+                | AlertKind::MeasureNoData
+        )
+    }
+}
+
+/// Which region labels a measure is alerted on: the three regions when it is scored per region,
+/// else its pooled `all` row.
+pub fn alert_regions(regional: bool) -> &'static [usize] {
+    if regional { &[0, 1, 2] } else { &[3] }
+}
+
+/// One alert's identity: kind, measure index and region index (both `None` for the pipeline).
+pub type AlertKey = (AlertKind, Option<usize>, Option<usize>);
+
+/// An alert that holds now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Active {
+    /// What, where.
+    pub key: AlertKey,
+    /// One line for a person.
+    pub summary: String,
+    /// When its condition started to hold (wall clock).
+    pub since: SystemTime,
+    /// When it fired (its condition held for `alerts.for`), if it has.
+    pub fired: Option<SystemTime>,
+}
+
+/// A change the evaluator reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// An alert fired.
+    Fired(Active),
+    /// A fired alert's condition no longer holds.
+    Resolved(Active, SystemTime),
+}
+
+/// What the evaluator publishes for `/metrics`: the alerts firing and each measure and
+/// region's projection.
+#[derive(Debug, Default, Clone)]
+pub struct AlertBoard {
+    /// Keys of the alerts firing.
+    pub firing: Vec<AlertKey>,
+    /// Projected month-end RPL (percent), by (measure, region index 0–3).
+    pub projected: BTreeMap<(usize, usize), f64>,
+}
+
+/// One sample of the counters.
+#[derive(Debug, Clone)]
+struct Sample {
+    at: Instant,
+    /// Requests and hits over all months by measure, region 0–3.
+    requests: Vec<[u64; 4]>,
+    hits: Vec<[u64; 4]>,
+    events: u64,
+    dead: u64,
+    processed: u64,
+    watermark: Option<Ts>,
+    lag: i64,
+}
+
+/// The evaluator's state: samples covering the longest window, and the alerts pending/firing.
+pub struct Evaluator {
+    cfg: AlertSettings,
+    defs: Arc<Definitions>,
+    calendar: Calendar,
+    history: VecDeque<Sample>,
+    active: BTreeMap<AlertKey, Active>,
+}
+
+fn by_region(
+    c: &MeasureCounts,
+    basis_of: impl Fn(usize) -> Basis,
+) -> (Vec<[u64; 4]>, Vec<[u64; 4]>) {
+    let mut req = Vec::with_capacity(c.len());
+    let mut hit = Vec::with_capacity(c.len());
+    for (m, rs) in c.iter().enumerate() {
+        let (mut r4, mut h4) = ([0u64; 4], [0u64; 4]);
+        for (i, x) in rs.iter().enumerate() {
+            let h = hits_of(x, basis_of(m));
+            r4[i] = x.requests;
+            h4[i] = h;
+            r4[3] += x.requests;
+            h4[3] += h;
+        }
+        req.push(r4);
+        hit.push(h4);
+    }
+    (req, hit)
+}
+
+fn hits_of(c: &Counts, basis: Basis) -> u64 {
+    match basis {
+        Basis::Trt => c.within_target,
+        Basis::Success => c.succeeded,
+    }
+}
+
+fn at(v: &[[u64; 4]], m: usize, r: usize) -> u64 {
+    v.get(m).map_or(0, |x| x[r])
+}
+
+/// Consecutive hits needed for a month-to-date RPL to reach `tpl` (0 at or above it):
+/// the smallest n with (hits + n) / (requests + n) ≥ tpl / 100, exactly. The seed's "only needed
+/// to deliver a further 112 firmware requests to reach TPL".
+pub fn hits_to_target(requests: u64, hits: u64, tpl: Decimal) -> u64 {
+    let hundred = Decimal::ONE_HUNDRED;
+    if tpl >= hundred {
+        return if hits < requests { u64::MAX } else { 0 };
+    }
+    let need = tpl * Decimal::from(requests) - hundred * Decimal::from(hits);
+    if need <= Decimal::ZERO {
+        return 0;
+    }
+    (need / (hundred - tpl)).ceil().to_u64().unwrap_or(u64::MAX)
+}
+
+impl Evaluator {
+    /// An evaluator for these definitions, months in `calendar`'s zone.
+    pub fn new(cfg: AlertSettings, defs: Arc<Definitions>, calendar: Calendar) -> Evaluator {
+        Evaluator {
+            cfg,
+            defs,
+            calendar,
+            history: VecDeque::new(),
+            active: BTreeMap::new(),
+        }
+    }
+
+    fn longest_window(&self) -> Duration {
+        let c = &self.cfg;
+        [
+            c.fast_burn_windows.0,
+            c.slow_burn_windows.0,
+            Dur(c.no_data_window.0 + c.no_data_lookback.0),
+            c.stall_window,
+            c.watermark_stuck_window,
+            c.dead_letter_window,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(c.slow_burn_windows.0)
+        .to_std()
+    }
+
+    /// The newest sample at least `w` older than the latest (or the oldest there is, when the
+    /// history is shorter: a partial window, as Prometheus's `increase` over a young series),
+    /// and whether the history covers the whole window.
+    fn back(&self, w: Duration) -> Option<(&Sample, bool)> {
+        let last = self.history.back()?;
+        let target = last.at.checked_sub(w)?;
+        match self.history.iter().rev().find(|s| s.at <= target) {
+            Some(s) => Some((s, true)),
+            None => self.history.front().map(|s| (s, false)),
+        }
+    }
+
+    /// Takes a sample at `now` (wall clock `wall`) and returns the alerts that fired or resolved.
+    pub fn step(
+        &mut self,
+        snap: &LiveSnapshot,
+        now: Instant,
+        wall: SystemTime,
+    ) -> (Vec<Transition>, AlertBoard) {
+        let basis = |m: usize| self.defs.measures.get(m).map_or(Basis::Trt, |x| x.basis);
+        let (requests, hits) = by_region(&snap.totals, basis);
+        let lag = snap.lag.iter().map(|(_, _, l)| *l).sum();
+        self.history.push_back(Sample {
+            at: now,
+            requests,
+            hits,
+            events: snap.stats.events,
+            dead: snap.stats.dead_letters.iter().sum(),
+            processed: snap.stats.events,
+            watermark: snap.combined,
+            lag,
+        });
+        let keep = self.longest_window() + self.cfg.interval.to_std() * 2;
+        while self
+            .history
+            .front()
+            .is_some_and(|s| now.saturating_duration_since(s.at) > keep)
+        {
+            self.history.pop_front();
+        }
+
+        let (holding, board) = self.conditions(snap);
+        let mut out = Vec::new();
+        // Conditions that stopped holding: resolved if they had fired, forgotten if pending.
+        let gone: Vec<AlertKey> = self
+            .active
+            .keys()
+            .filter(|k| !holding.contains_key(*k))
+            .copied()
+            .collect();
+        for k in gone {
+            if let Some(a) = self.active.remove(&k)
+                && a.fired.is_some()
+            {
+                out.push(Transition::Resolved(a, wall));
+            }
+        }
+        let hold = self.cfg.hold.to_std();
+        for (k, summary) in holding {
+            let a = self.active.entry(k).or_insert_with(|| Active {
+                key: k,
+                summary: summary.clone(),
+                since: wall,
+                fired: None,
+            });
+            a.summary = summary;
+            if a.fired.is_none() && wall.duration_since(a.since).unwrap_or(Duration::ZERO) >= hold {
+                a.fired = Some(wall);
+                out.push(Transition::Fired(a.clone()));
+            }
+        }
+        let board = AlertBoard {
+            firing: self
+                .active
+                .values()
+                .filter(|a| a.fired.is_some())
+                .map(|a| a.key)
+                .collect(),
+            ..board
+        };
+        (out, board)
+    }
+
+    /// The alerts whose conditions hold now, with their summaries, and the projections.
+    fn conditions(&self, snap: &LiveSnapshot) -> (BTreeMap<AlertKey, String>, AlertBoard) {
+        let mut holding = BTreeMap::new();
+        let mut board = AlertBoard::default();
+        let Some(last) = self.history.back() else {
+            return (holding, board);
+        };
+        let c = &self.cfg;
+        let basis = |m: usize| self.defs.measures.get(m).map_or(Basis::Trt, |x| x.basis);
+        let month = snap
+            .month
+            .as_ref()
+            .map(|(m, counts)| (*m, by_region(counts, basis)));
+        // Event-time share of the month gone, for the projection.
+        let elapsed = match (&month, snap.combined) {
+            (Some((m, _)), Some(wm)) => {
+                let (start, end) = (self.calendar.start_of(*m), self.calendar.end_of(*m));
+                let span = (end.0 - start.0) as f64;
+                (span > 0.0).then(|| ((wm.0 - start.0) as f64 / span).clamp(0.0, 1.0))
+            }
+            _ => None,
+        };
+        let window = |w: Duration, m: usize, r: usize| -> Option<(u64, u64, bool)> {
+            let (old, full) = self.back(w)?;
+            let req = at(&last.requests, m, r).saturating_sub(at(&old.requests, m, r));
+            let hit = at(&last.hits, m, r).saturating_sub(at(&old.hits, m, r));
+            Some((req, hit, full))
+        };
+        for (mi, measure) in self.defs.measures.iter().enumerate() {
+            for &ri in alert_regions(measure.regional) {
+                let region = REGIONS[ri];
+                let label = format!("{} {region}", measure.id);
+                if let Some((_, (mreq, mhit))) = &month {
+                    let (r, h) = (at(mreq, mi, ri), at(mhit, mi, ri));
+                    let rpl = (r > 0).then(|| h as f64 * 100.0 / r as f64);
+                    if rpl.is_some() {
+                        // Projection: the rest of the month at the month's volume so far, hit at
+                        // the slow-burn window's ratio (the month's when that window is quiet).
+                        if let Some(f) = elapsed.filter(|f| *f > 0.0) {
+                            let remaining = r as f64 / f - r as f64;
+                            let recent = window(c.slow_burn_windows.0.to_std(), mi, ri)
+                                .filter(|(q, _, _)| *q >= c.min_requests.max(1))
+                                .map_or(h as f64 / r as f64, |(q, x, _)| x as f64 / q as f64);
+                            board.projected.insert(
+                                (mi, ri),
+                                (h as f64 + remaining * recent) * 100.0 / (r as f64 + remaining),
+                            );
+                        }
+                    }
+                    if r >= c.min_requests
+                        && let Some(rpl) = rpl
+                    {
+                        let exact_below = |level: Decimal| {
+                            Decimal::from(h) * Decimal::ONE_HUNDRED < level * Decimal::from(r)
+                        };
+                        if let Some(tpl) = measure.tpl
+                            && exact_below(tpl)
+                        {
+                            holding.insert(
+                                (AlertKind::RplBelowTarget, Some(mi), Some(ri)),
+                                format!(
+                                    "{label}: month-to-date RPL {rpl:.2} % is below TPL {tpl} % \
+                                     ({} more hits in a row to reach it)",
+                                    hits_to_target(r, h, tpl)
+                                ),
+                            );
+                        }
+                        if let Some(mpl) = measure.mpl
+                            && exact_below(mpl)
+                        {
+                            holding.insert(
+                                (AlertKind::RplBelowMinimum, Some(mi), Some(ri)),
+                                format!(
+                                    "{label}: month-to-date RPL {rpl:.2} % is below MPL {mpl} %: \
+                                     this month scores nothing for it"
+                                ),
+                            );
+                        }
+                    }
+                }
+                if let Some(tpl) = measure.tpl.and_then(|t| t.to_f64()) {
+                    let budget = (100.0 - tpl) / 100.0;
+                    let burn = |w: Duration| {
+                        window(w, mi, ri).map(|(q, x, _)| {
+                            let miss = if q == 0 {
+                                0.0
+                            } else {
+                                (q - x) as f64 / q as f64
+                            };
+                            (q, if budget > 0.0 { miss / budget } else { 0.0 })
+                        })
+                    };
+                    for (kind, (long, short), rate) in [
+                        (
+                            AlertKind::ErrorBudgetFastBurn,
+                            c.fast_burn_windows,
+                            c.fast_burn_rate,
+                        ),
+                        (
+                            AlertKind::ErrorBudgetSlowBurn,
+                            c.slow_burn_windows,
+                            c.slow_burn_rate,
+                        ),
+                    ] {
+                        if let (Some((ql, bl)), Some((_, bs))) =
+                            (burn(long.to_std()), burn(short.to_std()))
+                            && ql >= c.min_requests
+                            && bl > rate
+                            && bs > rate
+                        {
+                            holding.insert(
+                                (kind, Some(mi), Some(ri)),
+                                format!(
+                                    "{label}: the error budget burns {bl:.1}x over {long} and \
+                                     {bs:.1}x over {short} (alerting above {rate}x)"
+                                ),
+                            );
+                        }
+                    }
+                }
+                // Silent now, after traffic before: only once the history covers both spans.
+                let quiet = window(c.no_data_window.to_std(), mi, ri);
+                let before = self.back(c.no_data_window.to_std()).and_then(|(mid, _)| {
+                    let far = Dur(c.no_data_window.0 + c.no_data_lookback.0).to_std();
+                    let (old, full) = self.back(far)?;
+                    Some((
+                        at(&mid.requests, mi, ri).saturating_sub(at(&old.requests, mi, ri)),
+                        full,
+                    ))
+                });
+                if let (Some((0, _, true)), Some((n, true))) = (quiet, before)
+                    && n > 0
+                {
+                    holding.insert(
+                        (AlertKind::MeasureNoData, Some(mi), Some(ri)),
+                        format!(
+                            "{label}: no requests for {} after {n} in the {} before",
+                            c.no_data_window, c.no_data_lookback
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some((old, true)) = self.back(c.stall_window.to_std())
+            && last.lag > 0
+            && last.processed == old.processed
+        {
+            holding.insert(
+                (AlertKind::ConsumerStalled, None, None),
+                format!(
+                    "{} messages wait and none was processed for {}",
+                    last.lag, c.stall_window
+                ),
+            );
+        }
+        if let Some((old, true)) = self.back(c.watermark_stuck_window.to_std())
+            && last.events > old.events
+            && last.watermark == old.watermark
+        {
+            holding.insert(
+                (AlertKind::WatermarkStuck, None, None),
+                format!(
+                    "{} events processed in {} and the watermark did not move",
+                    last.events - old.events,
+                    c.watermark_stuck_window
+                ),
+            );
+        }
+        if let Some((old, _)) = self.back(c.dead_letter_window.to_std()) {
+            let (dead, events) = (
+                last.dead - old.dead.min(last.dead),
+                last.events - old.events.min(last.events),
+            );
+            if dead >= 10 && dead as f64 * 100.0 > c.dead_letter_percent * events as f64 {
+                holding.insert(
+                    (AlertKind::DeadLettersRising, None, None),
+                    format!(
+                        "{dead} of {events} events dead-lettered in {} (above {} %)",
+                        c.dead_letter_window, c.dead_letter_percent
+                    ),
+                );
+            }
+        }
+        (holding, board)
+    }
+
+    /// The definitions alerts are evaluated on.
+    pub fn definitions(&self) -> &Definitions {
+        &self.defs
+    }
+}
+
+/// The labels of an alert, as Alertmanager and `srv_alert_active` show them.
+pub fn labels(defs: &Definitions, key: &AlertKey) -> Vec<(&'static str, String)> {
+    let (kind, m, r) = *key;
+    vec![
+        ("alertname", kind.name().to_string()),
+        ("severity", kind.severity().to_string()),
+        (
+            "measure",
+            m.and_then(|i| defs.measures.get(i))
+                .map_or(String::new(), |x| x.id.clone()),
+        ),
+        (
+            "region",
+            r.and_then(|i| REGIONS.get(i)).map_or("", |v| v).to_string(),
+        ),
+        ("service", "srv-opr".to_string()),
+    ]
+}
+
+/// One alert as Alertmanager gets it: labels, summary, start, and end once resolved.
+pub type Notice = (
+    Vec<(&'static str, String)>,
+    String,
+    SystemTime,
+    Option<SystemTime>,
+);
+
+/// Sends alerts to an Alertmanager's v2 API (`POST /api/v2/alerts`) with plain HTTP/1.1.
+pub struct Alertmanager {
+    base: String,
+    /// Alerts that could not be sent (the evaluator logs each).
+    pub errors: u64,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    let ns = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    Ts(ns).to_rfc3339_millis()
+}
+
+impl Alertmanager {
+    /// For `http://HOST:PORT` (a trailing path is kept as a prefix).
+    pub fn new(base: &str) -> Alertmanager {
+        Alertmanager {
+            base: base.trim_end_matches('/').to_string(),
+            errors: 0,
+        }
+    }
+
+    /// The JSON body for `alerts`: (labels, summary, starts, ends).
+    pub fn body(alerts: &[Notice]) -> String {
+        let list: Vec<serde_json::Value> = alerts
+            .iter()
+            .map(|(labels, summary, starts, ends)| {
+                let l: serde_json::Map<String, serde_json::Value> = labels
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, v)| (k.to_string(), v.clone().into()))
+                    .collect();
+                let mut a = serde_json::json!({
+                    "labels": l,
+                    "annotations": {"summary": summary},
+                    "startsAt": rfc3339(*starts),
+                });
+                if let Some(e) = ends {
+                    a["endsAt"] = rfc3339(*e).into();
+                }
+                a
+            })
+            .collect();
+        serde_json::Value::Array(list).to_string()
+    }
+
+    /// Posts a body; an error says what went wrong.
+    pub fn post(&mut self, body: &str) -> Result<(), String> {
+        let result = post_json(&self.base, "/api/v2/alerts", body);
+        if result.is_err() {
+            self.errors += 1;
+        }
+        result
+    }
+}
+
+/// A minimal `POST` of JSON over HTTP/1.1 with timeouts; success is a 2xx status.
+fn post_json(base: &str, path: &str, body: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let rest = base
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{base} is not an http:// URL"))?;
+    let (host, prefix) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(host)
+        .map_err(|e| format!("{host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}: no address"))?;
+    let timeout = Duration::from_secs(5);
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{host}: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let req = format!(
+        "POST {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("{host}: {e}"))?;
+    let mut head = [0u8; 64];
+    let n = s.read(&mut head).map_err(|e| format!("{host}: {e}"))?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    let status = line.split_whitespace().nth(1).unwrap_or("");
+    if status.starts_with('2') {
+        Ok(())
+    } else {
+        Err(format!(
+            "{host} answered {:?}",
+            line.lines().next().unwrap_or("")
+        ))
+    }
+}
+
+/// The evaluator's thread: samples `live` every `alerts.interval` until `stop`, logs and sends
+/// each change, and publishes the board for `/metrics`.
+pub struct AlertsHandle {
+    /// What `/metrics` reads.
+    pub board: Arc<Mutex<AlertBoard>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for AlertsHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the evaluator on a thread of its own.
+pub fn spawn(
+    cfg: AlertSettings,
+    defs: Arc<Definitions>,
+    calendar: Calendar,
+    live: Arc<Live>,
+) -> std::io::Result<AlertsHandle> {
+    let board = Arc::new(Mutex::new(AlertBoard::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (b, s) = (board.clone(), stop.clone());
+    let thread = std::thread::Builder::new()
+        .name("srv-opr-alerts".into())
+        .spawn(move || evaluate_loop(cfg, defs, calendar, live, b, s))?;
+    Ok(AlertsHandle {
+        board,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+fn evaluate_loop(
+    cfg: AlertSettings,
+    defs: Arc<Definitions>,
+    mut calendar: Calendar,
+    live: Arc<Live>,
+    board: Arc<Mutex<AlertBoard>>,
+    stop: Arc<AtomicBool>,
+) {
+    let interval = cfg.interval.to_std();
+    let resend = cfg.resend_interval.to_std();
+    let mut am =
+        (!cfg.alertmanager_url.is_empty()).then(|| Alertmanager::new(&cfg.alertmanager_url));
+    let mut eval = Evaluator::new(cfg, defs.clone(), calendar.clone());
+    let mut last_sent = Instant::now();
+    // Alerts not yet delivered (Alertmanager down): sent with the next batch.
+    let mut unsent: Vec<Notice> = Vec::new();
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep((next - now).min(Duration::from_millis(200)));
+            continue;
+        }
+        next = now + interval;
+        let snap = live.snapshot(|ts| calendar.month_of(ts));
+        let (changes, b) = eval.step(&snap, now, SystemTime::now());
+        for t in &changes {
+            match t {
+                Transition::Fired(a) => {
+                    tracing::warn!(alert = a.key.0.name(), severity = a.key.0.severity(),
+                        summary = %a.summary, "alert firing");
+                    unsent.push((labels(&defs, &a.key), a.summary.clone(), a.since, None));
+                }
+                Transition::Resolved(a, at) => {
+                    tracing::info!(alert = a.key.0.name(), summary = %a.summary, "alert resolved");
+                    unsent.push((labels(&defs, &a.key), a.summary.clone(), a.since, Some(*at)));
+                }
+            }
+        }
+        if let Some(am) = &mut am {
+            // Alertmanager forgets an alert not sent again within its resolve timeout: repeat
+            // the firing ones.
+            if last_sent.elapsed() >= resend {
+                for a in eval.active.values().filter(|a| a.fired.is_some()) {
+                    if !unsent
+                        .iter()
+                        .any(|(l, _, _, _)| *l == labels(&defs, &a.key))
+                    {
+                        unsent.push((labels(&defs, &a.key), a.summary.clone(), a.since, None));
+                    }
+                }
+            }
+            if !unsent.is_empty() {
+                match am.post(&Alertmanager::body(&unsent)) {
+                    Ok(()) => {
+                        unsent.clear();
+                        last_sent = Instant::now();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, alerts = unsent.len(),
+                            "cannot notify Alertmanager; will retry");
+                        // Bounded: the firing ones are re-sent anyway.
+                        if unsent.len() > 10_000 {
+                            unsent.drain(..unsent.len() - 10_000);
+                        }
+                    }
+                }
+            }
+        } else {
+            unsent.clear();
+        }
+        let mut shared = board
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *shared = b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::Month;
+    use crate::config::Config;
+
+    /// A test's clock and counters: measure 0 (PM4.3, TPL 99, MPL 96, per region).
+    struct World {
+        eval: Evaluator,
+        snap: LiveSnapshot,
+        t0: Instant,
+        w0: SystemTime,
+        secs: u64,
+    }
+
+    impl World {
+        fn new(hold: &str) -> World {
+            let mut cfg = Config::builtin().unwrap();
+            cfg.settings.alerts.hold = Dur::parse(hold).unwrap();
+            let defs = Arc::new(cfg.definitions.clone());
+            let n = defs.measures.len();
+            let calendar = Calendar::new(&cfg.settings.time.zone).unwrap();
+            let mut snap = LiveSnapshot {
+                totals: vec![[Counts::default(); 3]; n],
+                ..LiveSnapshot::default()
+            };
+            snap.month = Some((Month::new(2024, 3), vec![[Counts::default(); 3]; n]));
+            // Mid-March in event time.
+            snap.combined = Some(Ts(1_710_460_800 * 1_000_000_000));
+            World {
+                eval: Evaluator::new(cfg.settings.alerts.clone(), defs, calendar),
+                snap,
+                t0: Instant::now(),
+                w0: SystemTime::now(),
+                secs: 0,
+            }
+        }
+
+        /// `requests` decided in `region` of measure 0, `hits` of them hits, then time passes
+        /// by `secs` and the evaluator runs.
+        fn traffic(
+            &mut self,
+            region: usize,
+            requests: u64,
+            hits: u64,
+            secs: u64,
+        ) -> Vec<Transition> {
+            for c in [
+                &mut self.snap.totals[0][region],
+                &mut self.snap.month.as_mut().unwrap().1[0][region],
+            ] {
+                c.requests += requests;
+                c.within_target += hits;
+                c.succeeded += hits;
+            }
+            self.snap.stats.events += requests * 2;
+            if let Some(wm) = &mut self.snap.combined {
+                wm.0 += 1_000_000_000;
+            }
+            self.tick(secs)
+        }
+
+        fn tick(&mut self, secs: u64) -> Vec<Transition> {
+            self.secs += secs;
+            let d = Duration::from_secs(self.secs);
+            self.eval.step(&self.snap, self.t0 + d, self.w0 + d).0
+        }
+
+        fn firing(&self) -> Vec<(AlertKind, Option<usize>)> {
+            self.eval
+                .active
+                .values()
+                .filter(|a| a.fired.is_some())
+                .map(|a| (a.key.0, a.key.2))
+                .collect()
+        }
+    }
+
+    fn fired(t: &[Transition]) -> Vec<(AlertKind, Option<usize>)> {
+        t.iter()
+            .filter_map(|t| match t {
+                Transition::Fired(a) => Some((a.key.0, a.key.2)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_region_below_target_fires_after_the_hold_and_recovery_resolves_it() {
+        let mut w = World::new("2m");
+        // North and south healthy, central at 98 % (below TPL 99, above MPL 96).
+        for _ in 0..4 {
+            w.traffic(0, 1000, 1000, 0);
+            w.traffic(2, 1000, 995, 0);
+            let t = w.traffic(1, 1000, 980, 60);
+            if w.secs < 120 {
+                assert!(fired(&t).is_empty(), "before the hold: {t:?}");
+            }
+        }
+        let f = w.firing();
+        assert!(f.contains(&(AlertKind::RplBelowTarget, Some(1))), "{f:?}");
+        assert!(!f.contains(&(AlertKind::RplBelowTarget, Some(0))), "{f:?}");
+        assert!(!f.contains(&(AlertKind::RplBelowTarget, Some(2))), "{f:?}");
+        assert!(!f.contains(&(AlertKind::RplBelowMinimum, Some(1))), "{f:?}");
+        let summary = &w.eval.active[&(AlertKind::RplBelowTarget, Some(0), Some(1))].summary;
+        // 3,920 of 4,000: 40 hits in a row would make 3,960 of 4,040 = 98.02 %… the exact need
+        // is (99 × 4000 − 100 × 3920) / 1 = 4,000.
+        assert!(summary.contains("4000 more hits"), "{summary}");
+        // Central recovers: a long run of hits lifts the month above TPL.
+        let t = w.traffic(1, 10_000, 10_000, 60);
+        assert!(
+            t.iter().any(|t| matches!(t, Transition::Resolved(a, _)
+                if a.key == (AlertKind::RplBelowTarget, Some(0), Some(1)))),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn a_condition_shorter_than_the_hold_never_fires() {
+        let mut w = World::new("10m");
+        w.traffic(1, 1000, 900, 60);
+        assert!(w.firing().is_empty());
+        w.traffic(1, 100_000, 100_000, 60);
+        w.tick(600);
+        assert!(w.firing().is_empty(), "{:?}", w.firing());
+    }
+
+    #[test]
+    fn a_fast_burn_pages_but_a_quiet_hour_cannot() {
+        let mut w = World::new("0s");
+        // A month of good traffic first, so the month-to-date RPL stays above TPL.
+        w.traffic(0, 1_000_000, 1_000_000, 300);
+        for _ in 0..12 {
+            w.traffic(0, 10_000, 10_000, 300);
+        }
+        assert!(w.firing().is_empty(), "{:?}", w.firing());
+        // A quiet bad hour: 50 requests, all missed, under min_requests (100).
+        let mut t = Vec::new();
+        for _ in 0..12 {
+            t.extend(w.traffic(2, 4, 0, 300));
+        }
+        assert!(
+            !fired(&t).contains(&(AlertKind::ErrorBudgetFastBurn, Some(2))),
+            "{t:?}"
+        );
+        // A busy bad hour in the north: 20 % misses is 20x the 1 % budget.
+        let mut t = Vec::new();
+        for _ in 0..12 {
+            t.extend(w.traffic(0, 1000, 800, 300));
+        }
+        assert!(
+            fired(&t).contains(&(AlertKind::ErrorBudgetFastBurn, Some(0))),
+            "{t:?}"
+        );
+        assert!(!w.firing().contains(&(AlertKind::RplBelowTarget, Some(0))));
+    }
+
+    #[test]
+    fn a_measure_gone_silent_raises_no_data_and_the_pipeline_alerts_hold() {
+        let mut w = World::new("0s");
+        for _ in 0..24 {
+            w.traffic(0, 500, 500, 900);
+        }
+        // Silence in the north for 30 minutes and more.
+        let mut t = Vec::new();
+        for _ in 0..3 {
+            t.extend(w.tick(900));
+        }
+        assert!(
+            fired(&t).contains(&(AlertKind::MeasureNoData, Some(0))),
+            "{t:?}"
+        );
+        // Messages wait, nothing is processed: the consumer is stalled.
+        w.snap.lag = vec![("t".into(), 0, 500)];
+        let t = w.tick(600);
+        assert!(
+            fired(&t).contains(&(AlertKind::ConsumerStalled, None)),
+            "{t:?}"
+        );
+        // Events flow again but the watermark stays: stuck.
+        let mut t = Vec::new();
+        for _ in 0..4 {
+            w.snap.stats.events += 1000;
+            t.extend(w.tick(300));
+        }
+        assert!(
+            fired(&t).contains(&(AlertKind::WatermarkStuck, None)),
+            "{t:?}"
+        );
+        // 5 % dead letters.
+        w.snap.stats.events += 1000;
+        w.snap.stats.dead_letters[0] += 50;
+        let t = w.tick(60);
+        assert!(
+            fired(&t).contains(&(AlertKind::DeadLettersRising, None)),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn hits_to_target_is_exact() {
+        let tpl = Decimal::new(99, 0);
+        assert_eq!(hits_to_target(10_000, 9_888, tpl), 1_200);
+        // 1,200 more hits reach exactly 99 %; 1,199 do not.
+        assert_eq!(11_088 * 100, 99 * 11_200);
+        assert_eq!(hits_to_target(10_000, 9_900, tpl), 0);
+        assert_eq!(hits_to_target(0, 0, tpl), 0);
+        // (2 + 197) / (3 + 197) = 99.5 % exactly.
+        assert_eq!(hits_to_target(3, 2, Decimal::new(995, 1)), 197);
+    }
+
+    #[test]
+    fn alertmanager_bodies_carry_labels_and_ends() {
+        let defs = Config::builtin().unwrap().definitions;
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let body = Alertmanager::body(&[
+            (
+                labels(&defs, &(AlertKind::RplBelowTarget, Some(0), Some(1))),
+                "s".into(),
+                t,
+                None,
+            ),
+            (
+                labels(&defs, &(AlertKind::ConsumerStalled, None, None)),
+                "x".into(),
+                t,
+                Some(t + Duration::from_secs(60)),
+            ),
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0]["labels"]["alertname"], "SrvRplBelowTarget");
+        assert_eq!(v[0]["labels"]["measure"], "PM4.3");
+        assert_eq!(v[0]["labels"]["region"], "central");
+        assert_eq!(v[0]["labels"]["severity"], "warning");
+        assert!(v[0].get("endsAt").is_none());
+        assert!(
+            v[1]["labels"].get("measure").is_none(),
+            "empty labels are left out"
+        );
+        assert_eq!(v[1]["endsAt"], "2023-11-14T22:14:20.000Z");
+    }
+}
