@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod alert_rules;
 pub mod alerts;
 pub mod app;
 pub mod calendar;

@@ -42,7 +42,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Generate seeded synthetic SRV traffic as JSON Lines.
     Simulate(SimulateArgs),
-    /// Simulate a month in memory, replay it and print its RPLs against TPL and MPL.
+    /// The whole live path with no set-up: an embedded broker, the simulator producing a month
+    /// into it, `run` consuming it with /metrics up, and the month's RPLs against TPL and MPL.
     Demo(DemoArgs),
     /// Score a regulatory year: RPLs to margin retained (the seed's Table 7).
     Score(ScoreArgs),
@@ -50,6 +51,20 @@ enum Command {
     Run(RunArgs),
     /// A month's outputs from the state store of `run` ([state] url), without Kafka.
     Rollup(RollupArgs),
+    /// Prometheus recording and alerting rules for the configured measures and [alerts]: the
+    /// same alerts `run` evaluates in process.
+    AlertRules(AlertRulesArgs),
+}
+
+#[derive(Args, Debug)]
+struct AlertRulesArgs {
+    /// Where to write the rules (`-` for standard output).
+    #[arg(
+        long,
+        default_value = "deploy/prometheus/rules/srv-opr.yml",
+        value_name = "FILE"
+    )]
+    out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -385,6 +400,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Demo(a) => demo(&cfg, &a),
+        Command::AlertRules(a) => {
+            let text = srv_opr::alert_rules::generate(&cfg.definitions, &cfg.settings.alerts);
+            if a.out.as_os_str() == "-" {
+                print!("{text}");
+            } else {
+                if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+                }
+                std::fs::write(&a.out, &text)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", a.out.display()))?;
+                eprintln!(
+                    "srv-opr: alert rules for {} measures written to {} (check them with \
+                     `promtool check rules {}`)",
+                    cfg.definitions.measures.len(),
+                    a.out.display(),
+                    a.out.display()
+                );
+            }
+            Ok(())
+        }
         Command::Rollup(a) => {
             let month = srv_opr::calendar::Month::parse(&a.month)
                 .ok_or_else(|| Failure::usage(format!("--month {:?} is not YYYY-MM", a.month)))?;

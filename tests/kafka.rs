@@ -13,7 +13,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use srv_opr::kafka::partition::{key_of_line, partition_of};
 
 mod common;
-use common::{KillOnDrop, brokers, create_topic, srv_ok, unique};
+use common::{KillOnDrop, brokers, create_topic, http_get, srv_ok, unique};
 
 /// Reads `expected` messages from every partition of `topic`: (partition, key, payload).
 fn read_all(topic: &str, partitions: i32, expected: usize) -> Vec<(i32, Option<Vec<u8>>, Vec<u8>)> {
@@ -240,25 +240,6 @@ fn run_until_caught_up_equals_replay_count_for_count() {
 }
 
 /// One HTTP GET over a plain socket: (status, body).
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
-}
-
 /// The sum of a metric family's samples whose label set contains `labels`.
 fn metric_sum(text: &str, name: &str, labels: &str) -> f64 {
     text.lines()

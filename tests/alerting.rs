@@ -1,0 +1,268 @@
+//! End to end with the real things: `srv-opr run` consumes simulated traffic from the real
+//! Kafka broker in which the central region is degraded (north and south perfect); a real
+//! Prometheus scrapes its `/metrics` and evaluates the rules `srv-opr alert-rules` generates;
+//! a real Alertmanager receives the in-process evaluator's alerts. Through their HTTP APIs:
+//! the degraded region's alert fires in Prometheus and the healthy ones do not, and Alertmanager
+//! holds the alert `run` sent. (`scripts/test` installs Debian's `prometheus` and
+//! `prometheus-alertmanager`; each server here runs on 127.0.0.1 with ports of its own.)
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{KillOnDrop, brokers, create_topic_on, free_port, http_get, srv_ok, unique};
+
+/// A server of the test: killed and reaped when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(dir: &Path, program: &str, args: &[String], log: &str) -> Server {
+    let child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{program} is not installed ({e}): run scripts/test, which installs it")
+        });
+    Server(child)
+}
+
+/// Polls `check` until it returns `Some`, or fails with what was last seen and the logs.
+fn wait_for<T>(
+    dir: &Path,
+    what: &str,
+    secs: u64,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => {
+                let logs: String = ["run.log", "prometheus.log", "alertmanager.log"]
+                    .iter()
+                    .map(|f| {
+                        let t = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+                        let tail: Vec<&str> = t.lines().rev().take(15).collect();
+                        format!(
+                            "--- {f}\n{}\n",
+                            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                        )
+                    })
+                    .collect();
+                panic!("{what}: not within {secs} s; last: {last}\n{logs}");
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+fn json(addr: &str, path: &str) -> Result<serde_json::Value, String> {
+    let (status, body) = http_get(addr, path);
+    if status != 200 {
+        return Err(format!("{path}: HTTP {status}"));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("{path}: {e}: {body}"))
+}
+
+#[test]
+fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
+    let brokers = brokers();
+    let topic = unique("alerting");
+    create_topic_on(&brokers, &topic, 6);
+    create_topic_on(&brokers, &format!("{topic}-dead"), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // A month in which central misses about 2 % of its TRTs (below TPL 99, above MPL 96) and
+    // north and south miss nothing.
+    srv_ok(
+        d,
+        &[
+            "simulate",
+            "--month",
+            "2024-03",
+            "--rate",
+            "0.1",
+            "--seed",
+            "31",
+            "--bad",
+            "0",
+            "--quality",
+            "central:slow=0.02,error=0,lost=0",
+            "--quality",
+            "north:slow=0,error=0,lost=0",
+            "--quality",
+            "south:slow=0,error=0,lost=0",
+            "--kafka",
+            &brokers,
+            "--topic",
+            &topic,
+        ],
+        &[],
+    );
+
+    let (http, am, prom) = (free_port(), free_port(), free_port());
+    let env: Vec<(String, String)> = vec![
+        ("SRV_OPR__KAFKA__BROKERS".into(), brokers.clone()),
+        ("SRV_OPR__KAFKA__TOPICS".into(), format!("[\"{topic}\"]")),
+        ("SRV_OPR__KAFKA__GROUP_ID".into(), unique("alerting")),
+        (
+            "SRV_OPR__KAFKA__DEAD_LETTER_TOPIC".into(),
+            format!("{topic}-dead"),
+        ),
+        ("SRV_OPR__HTTP__LISTEN".into(), format!("127.0.0.1:{http}")),
+        ("SRV_OPR__STATE__URL".into(), "sqlite://state.db".into()),
+        ("SRV_OPR__ALERTS__INTERVAL".into(), "1s".into()),
+        ("SRV_OPR__ALERTS__FOR".into(), "0s".into()),
+        (
+            "SRV_OPR__ALERTS__ALERTMANAGER_URL".into(),
+            format!("http://127.0.0.1:{am}"),
+        ),
+        ("SRV_OPR__ALERTS__RESEND_INTERVAL".into(), "2s".into()),
+    ];
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // The rules Prometheus evaluates come from the same configuration.
+    srv_ok(d, &["alert-rules", "--out", "rules.yml"], &envs);
+
+    std::fs::write(
+        d.join("alertmanager.yml"),
+        "route:\n  receiver: sink\n  group_wait: 1s\nreceivers:\n  - name: sink\n",
+    )
+    .unwrap();
+    let _am = spawn(
+        d,
+        "prometheus-alertmanager",
+        &[
+            "--config.file=alertmanager.yml".into(),
+            "--storage.path=am-data".into(),
+            format!("--web.listen-address=127.0.0.1:{am}"),
+            // No gossip: a single Alertmanager, and nothing bound beyond 127.0.0.1.
+            "--cluster.listen-address=".into(),
+        ],
+        "alertmanager.log",
+    );
+
+    let mut run = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["run", "--out", "run-out"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(d.join("run.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let _run = KillOnDrop(run.id());
+
+    std::fs::write(
+        d.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - \
+             rules.yml\nscrape_configs:\n  - job_name: srv-opr\n    static_configs:\n      - \
+             targets: [\"127.0.0.1:{http}\"]\n"
+        ),
+    )
+    .unwrap();
+    let _prom = spawn(
+        d,
+        "prometheus",
+        &[
+            "--config.file=prometheus.yml".into(),
+            "--storage.tsdb.path=prom-data".into(),
+            format!("--web.listen-address=127.0.0.1:{prom}"),
+        ],
+        "prometheus.log",
+    );
+
+    let prom_addr = format!("127.0.0.1:{prom}");
+    let firing = wait_for(
+        d,
+        "Prometheus fires SrvRplBelowTarget for central",
+        180,
+        || {
+            let v = json(&prom_addr, "/api/v1/alerts")?;
+            let alerts = v["data"]["alerts"].as_array().cloned().unwrap_or_default();
+            let firing: Vec<serde_json::Value> = alerts
+                .into_iter()
+                .filter(|a| a["state"] == "firing")
+                .collect();
+            let central = firing.iter().any(|a| {
+                a["labels"]["alertname"] == "SrvRplBelowTarget"
+                    && a["labels"]["region"] == "central"
+            });
+            if central {
+                Ok(firing)
+            } else {
+                Err(format!("{firing:?}"))
+            }
+        },
+    );
+    // Let the last events in: the healthy regions must not fire at any point.
+    std::thread::sleep(Duration::from_secs(3));
+    let v = json(&prom_addr, "/api/v1/alerts").unwrap();
+    for a in v["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(&firing)
+    {
+        let region = a["labels"]["region"].as_str().unwrap_or("");
+        assert!(
+            region != "north" && region != "south",
+            "a healthy region alerts: {a}"
+        );
+    }
+
+    // The in-process evaluator sent its own alert to Alertmanager (Prometheus here sends none).
+    let am_addr = format!("127.0.0.1:{am}");
+    wait_for(d, "Alertmanager holds run's alert for central", 60, || {
+        let v = json(&am_addr, "/api/v2/alerts")?;
+        let list = v.as_array().cloned().unwrap_or_default();
+        let found = list.iter().any(|a| {
+            a["labels"]["alertname"] == "SrvRplBelowTarget"
+                && a["labels"]["region"] == "central"
+                && a["labels"]["service"] == "srv-opr"
+        });
+        let healthy = list.iter().find(|a| {
+            let r = a["labels"]["region"].as_str().unwrap_or("");
+            r == "north" || r == "south"
+        });
+        assert!(
+            healthy.is_none(),
+            "a healthy region reached Alertmanager: {healthy:?}"
+        );
+        if found {
+            Ok(())
+        } else {
+            Err(format!("{list:?}"))
+        }
+    });
+
+    // /metrics shows the same alert as srv_alert_active.
+    let (_, metrics) = http_get(&format!("127.0.0.1:{http}"), "/metrics");
+    assert!(
+        metrics.lines().any(|l| l.starts_with("srv_alert_active{")
+            && l.contains("alert=\"SrvRplBelowTarget\"")
+            && l.contains("region=\"central\"")
+            && l.ends_with(" 1")),
+        "srv_alert_active does not show the central alert"
+    );
+    assert!(metrics.contains("srv_response_time_seconds_bucket{"));
+    assert!(metrics.contains("srv_checkpoint_age_seconds "));
+
+    Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(run.wait().unwrap().success(), "run did not stop cleanly");
+    let log = std::fs::read_to_string(d.join("run.log")).unwrap();
+    assert!(log.contains("alert firing"), "the alert is in the log");
+}

@@ -1,0 +1,168 @@
+//! The generated Prometheus rules against the real tools: the committed rules file is what
+//! `srv-opr alert-rules` generates, `promtool check rules` accepts it, `promtool test rules`
+//! passes the hand-written cases, and every metric the rules and the Grafana dashboard name is
+//! one `/metrics` exposes. (`scripts/test` installs Debian's `prometheus` for `promtool`.)
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use srv_opr::config::Config;
+use srv_opr::live::{Live, PartView};
+use srv_opr::metrics::Metrics;
+
+const RULES: &str = "deploy/prometheus/rules/srv-opr.yml";
+const RULE_TESTS: &str = "deploy/prometheus/rules/srv-opr.test.yml";
+const DASHBOARD: &str = "deploy/grafana/provisioning/dashboards/srv-opr.json";
+
+fn promtool(args: &[&str]) -> std::process::Output {
+    let o = Command::new("promtool").args(args).output().unwrap_or_else(|e| {
+        panic!("promtool is not installed ({e}): run scripts/test, which installs Debian's prometheus")
+    });
+    assert!(
+        o.status.success(),
+        "promtool {args:?}:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+#[test]
+fn the_committed_rules_are_what_alert_rules_generates() {
+    let cfg = Config::builtin().unwrap();
+    let generated = srv_opr::alert_rules::generate(&cfg.definitions, &cfg.settings.alerts);
+    let committed = std::fs::read_to_string(RULES).unwrap();
+    assert!(
+        generated == committed,
+        "{RULES} is stale: run `cargo run -- alert-rules` and commit it"
+    );
+}
+
+#[test]
+fn promtool_accepts_the_rules_and_passes_their_cases() {
+    promtool(&["check", "rules", RULES]);
+    promtool(&["test", "rules", RULE_TESTS]);
+}
+
+/// `/metrics` of a live view holding one partition with a month of counts (so per-partition and
+/// month series exist), with a store configured and an alert board holding a projection.
+fn exposed() -> Vec<String> {
+    let cfg = Config::builtin().unwrap();
+    let live = Arc::new(Live::new(std::time::Duration::from_secs(30)));
+    live.publish(
+        "t",
+        0,
+        PartView {
+            stats: Default::default(),
+            pending: 0,
+            waiting: 0,
+            watermark: srv_opr::time::Ts(1_710_000_000_000_000_000),
+            last_event: Instant::now(),
+            next_offset: 5,
+            months: BTreeMap::from([(
+                srv_opr::calendar::Month::new(2024, 3),
+                vec![
+                    [srv_opr::live::Counts {
+                        requests: 10,
+                        within_target: 9,
+                        succeeded: 10,
+                        no_response: 0,
+                    }; 3];
+                    cfg.definitions.measures.len()
+                ],
+            )]),
+            rt: Vec::new(),
+            unsaved_since: Some(Instant::now()),
+        },
+    );
+    live.set_end_offset("t", 0, 10);
+    let metrics = Metrics::new(
+        Arc::new(cfg.definitions.clone()),
+        srv_opr::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
+        live,
+        true,
+        Some(Arc::new(std::sync::Mutex::new(
+            srv_opr::alerts::AlertBoard {
+                firing: Vec::new(),
+                projected: BTreeMap::from([((0, 0), 99.5)]),
+            },
+        ))),
+    )
+    .unwrap();
+    let text = metrics.render().unwrap();
+    let mut names: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .flat_map(|l| {
+            let mut it = l.split_whitespace();
+            let name = it.next().unwrap_or("").to_string();
+            match it.next() {
+                Some("histogram") => vec![
+                    format!("{name}_bucket"),
+                    format!("{name}_sum"),
+                    format!("{name}_count"),
+                    name,
+                ],
+                _ => vec![name],
+            }
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_metric_the_rules_and_the_dashboard_name_is_exposed() {
+    let exposed = exposed();
+    for name in [
+        "srv_response_time_seconds",
+        "srv_checkpoint_age_seconds",
+        "srv_alert_active",
+        "srv_consumer_lag",
+        "srv_error_budget_remaining",
+    ] {
+        assert!(exposed.contains(&name.to_string()), "{name}: {exposed:?}");
+    }
+    for file in [RULES, DASHBOARD] {
+        let text = std::fs::read_to_string(file).unwrap();
+        let used = srv_opr::alert_rules::metric_names(&text);
+        assert!(used.len() >= 5, "{file}: {used:?}");
+        for name in used {
+            assert!(
+                exposed.contains(&name),
+                "{file} uses {name}, which /metrics lacks"
+            );
+        }
+    }
+    // The dashboard is valid JSON with panels.
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(DASHBOARD).unwrap()).unwrap();
+    assert!(d["panels"].as_array().is_some_and(|p| p.len() >= 6));
+}
+
+#[test]
+fn a_response_time_histogram_has_an_edge_at_every_trt() {
+    let cfg = Config::builtin().unwrap();
+    let live = Arc::new(Live::new(std::time::Duration::from_secs(30)));
+    let metrics = Metrics::new(
+        Arc::new(cfg.definitions.clone()),
+        srv_opr::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
+        live,
+        false,
+        None,
+    )
+    .unwrap();
+    let text = metrics.render().unwrap();
+    for le in ["25", "30", "86400"] {
+        let series = format!(
+            "srv_response_time_seconds_bucket{{measure=\"PM4.3\",region=\"north\",le=\"{le}\"}}"
+        );
+        assert!(text.contains(&series), "{series} missing");
+    }
+    assert!(
+        !text.contains("srv_checkpoint_age_seconds"),
+        "no store, no checkpoint age"
+    );
+}
