@@ -10,7 +10,8 @@
 //! alternates the two consumers `BENCH_ROUNDS` times (default 3, each in a new consumer group
 //! reading from the beginning) and prints every rate, the medians and their ratio. Then
 //! (`BENCH_LAG=0` skips it) it measures the lag `run` keeps while the simulator produces the same
-//! number of events as fast as it can into a fresh topic.
+//! number of events as fast as it can into a fresh topic. `BENCH_SCRAPE=1` adds rounds of `run`
+//! with `/metrics` rendered every 100 ms (does scraping slow the pipeline?).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -89,9 +90,33 @@ fn store_url(mode: &str, dir: &std::path::Path, round: u64) -> String {
 /// One `run` until caught up: its rate from its first event processed to its last (the live
 /// service never "ends", so its rate is the consuming), and the tail after it (deciding what is
 /// still pending, handing over) reported apart.
-fn timed_run(cfg: &Config, n: u64) -> (f64, f64) {
+fn timed_run(cfg: &Config, n: u64, scrape: bool) -> (f64, f64) {
     let live = Arc::new(Live::new(Duration::from_secs(30)));
     let watch = live.clone();
+    // With `scrape`, a scraper renders `/metrics` every 100 ms while `run` works (Prometheus
+    // would every 15 s): the cost a scrape puts on the pipeline, and each scrape's time.
+    let done = Arc::new(AtomicBool::new(false));
+    let scraper = scrape.then(|| {
+        let metrics = srv_opr::metrics::Metrics::new(
+            Arc::new(cfg.definitions.clone()),
+            srv_opr::calendar::Calendar::new(&cfg.settings.time.zone).expect("zone"),
+            live.clone(),
+            !cfg.settings.state.url.is_empty(),
+            Some(Default::default()),
+        )
+        .expect("metrics");
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut times = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                std::hint::black_box(metrics.render().expect("render"));
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            times
+        })
+    });
     let first = std::thread::spawn(move || {
         while watch.events_processed() == 0 {
             std::thread::sleep(Duration::from_micros(200));
@@ -113,6 +138,18 @@ fn timed_run(cfg: &Config, n: u64) -> (f64, f64) {
     )
     .expect("run");
     let ended = Instant::now();
+    done.store(true, Ordering::Relaxed);
+    if let Some(s) = scraper {
+        let mut times = s.join().expect("scraper");
+        if !times.is_empty() {
+            let m = median(&mut times);
+            println!(
+                "  {} scrapes during the run: median {m:.2} ms, longest {:.2} ms",
+                times.len(),
+                times.last().copied().unwrap_or(0.0)
+            );
+        }
+    }
     let (started, consumed) = first.join().expect("watcher");
     assert_eq!(outcome.stats.events, n, "run read every event");
     (
@@ -206,13 +243,16 @@ fn main() {
         .collect();
     let scratch = tempfile::tempdir().expect("temp dir");
     let (mut bare_rates, mut run_rates) = (Vec::new(), Vec::new());
+    // `BENCH_SCRAPE=1` adds rounds of `run` scraped every 100 ms.
+    let scrape = env_or("BENCH_SCRAPE", 0) == 1;
+    let mut scraped_rates = Vec::new();
     let mut store_rates: Vec<Vec<f64>> = vec![Vec::new(); stores.len()];
     for round in 0..rounds {
         let b = bare(&brokers, &topic, n);
         for (i, mode) in stores.iter().enumerate().skip(1) {
             cfg.settings.state.url = store_url(mode, scratch.path(), round);
             cfg.settings.kafka.group_id = format!("run-{}-{round}-{mode}", std::process::id());
-            let (r, tail) = timed_run(&cfg, n);
+            let (r, tail) = timed_run(&cfg, n, false);
             println!(
                 "round {round}: srv-opr run checkpointing into {mode}: {r:.0} events/s \
                  (then {tail:.2} s to hand over)"
@@ -221,7 +261,14 @@ fn main() {
         }
         cfg.settings.state.url = String::new();
         cfg.settings.kafka.group_id = format!("run-{}-{round}", std::process::id());
-        let (r, tail) = timed_run(&cfg, n);
+        if scrape {
+            cfg.settings.kafka.group_id = format!("run-{}-{round}-scraped", std::process::id());
+            let (r, _) = timed_run(&cfg, n, true);
+            println!("round {round}: srv-opr run scraped every 100 ms: {r:.0} events/s");
+            scraped_rates.push(r);
+            cfg.settings.kafka.group_id = format!("run-{}-{round}", std::process::id());
+        }
+        let (r, tail) = timed_run(&cfg, n, false);
         println!(
             "round {round}: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s ({:.0} %); \
              then {tail:.2} s to decide what was pending and hand over",
@@ -237,6 +284,14 @@ fn main() {
         100.0 * r / b
     );
 
+    if scrape {
+        let m = median(&mut scraped_rates);
+        println!(
+            "median: srv-opr run scraped every 100 ms {m:.0} events/s, {:.1} % below unscraped \
+             ({r:.0} events/s)",
+            100.0 * (1.0 - m / r)
+        );
+    }
     let off = median(&mut store_rates[0].clone());
     for (i, mode) in stores.iter().enumerate().skip(1) {
         let m = median(&mut store_rates[i]);

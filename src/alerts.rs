@@ -136,6 +136,8 @@ pub struct AlertBoard {
     pub firing: Vec<AlertKey>,
     /// Projected month-end RPL (percent), by (measure, region index 0–3).
     pub projected: BTreeMap<(usize, usize), f64>,
+    /// Notifications Alertmanager did not accept (each retried).
+    pub notify_errors: u64,
 }
 
 /// One sample of the counters.
@@ -962,6 +964,17 @@ mod tests {
         assert_eq!(hits_to_target(0, 0, tpl), 0);
         // (2 + 197) / (3 + 197) = 99.5 % exactly.
         assert_eq!(hits_to_target(3, 2, Decimal::new(995, 1)), 197);
+    }
+
+    #[test]
+    fn an_unreachable_alertmanager_is_an_error_counted_not_a_panic() {
+        // Port 1 on loopback: nothing listens there.
+        let mut am = Alertmanager::new("http://127.0.0.1:1/");
+        let e = am.post("[]").unwrap_err();
+        assert!(e.contains("127.0.0.1:1"), "{e}");
+        assert_eq!(am.errors, 1);
+        let mut bad = Alertmanager::new("https://am:9093");
+        assert!(bad.post("[]").unwrap_err().contains("not an http://"));
     }
 
     #[test]

@@ -648,11 +648,12 @@ pub fn endpoint(cfg: &Config, fallback: bool) -> anyhow::Result<Endpoint> {
         )
         .map_err(|e| anyhow::anyhow!("metrics registry: {e}"))?,
     );
-    let server = match crate::http::serve(listen, metrics.clone(), live.clone()) {
+    let max_lag = cfg.settings.http.ready_max_lag;
+    let server = match crate::http::serve(listen, metrics.clone(), live.clone(), max_lag) {
         Ok(s) => s,
         Err(e) if fallback => {
             tracing::warn!(error = %e, "using a free port instead");
-            crate::http::serve("127.0.0.1:0", metrics, live.clone())?
+            crate::http::serve("127.0.0.1:0", metrics, live.clone(), max_lag)?
         }
         Err(e) => return Err(e),
     };

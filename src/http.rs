@@ -1,5 +1,6 @@
 //! The service's HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (the process
-//! answers) and `/readyz` (partitions are held). A few lines of HTTP/1.1 on tokio: scrapers and
+//! answers) and `/readyz` (partitions are held and restored, and their lag is below
+//! `http.ready_max_lag`). A few lines of HTTP/1.1 on tokio: scrapers and
 //! probes send one small GET and read one response, so nothing more is needed or exposed.
 
 use std::net::SocketAddr;
@@ -32,7 +33,12 @@ impl Drop for HttpServer {
 }
 
 /// Binds `listen` and serves on a thread of its own (so a busy pipeline never delays a probe).
-pub fn serve(listen: &str, metrics: Arc<Metrics>, live: Arc<Live>) -> anyhow::Result<HttpServer> {
+pub fn serve(
+    listen: &str,
+    metrics: Arc<Metrics>,
+    live: Arc<Live>,
+    max_lag: u64,
+) -> anyhow::Result<HttpServer> {
     let addr: SocketAddr = listen
         .parse()
         .map_err(|e| anyhow::anyhow!("http.listen {listen:?}: {e}"))?;
@@ -62,7 +68,7 @@ pub fn serve(listen: &str, metrics: Arc<Metrics>, live: Arc<Live>) -> anyhow::Re
                             Ok((stream, _)) => {
                                 let (m, l) = (metrics.clone(), live.clone());
                                 tokio::spawn(async move {
-                                    if let Err(e) = answer(stream, &m, &l).await {
+                                    if let Err(e) = answer(stream, &m, &l, max_lag).await {
                                         tracing::debug!(error = %e, "http request");
                                     }
                                 });
@@ -84,7 +90,12 @@ pub fn serve(listen: &str, metrics: Arc<Metrics>, live: Arc<Live>) -> anyhow::Re
     })
 }
 
-async fn answer(mut stream: TcpStream, metrics: &Metrics, live: &Live) -> std::io::Result<()> {
+async fn answer(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    live: &Live,
+    max_lag: u64,
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     // Read the request head only (no body is accepted), bounded in size and time.
@@ -130,21 +141,33 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics, live: &Live) -> std::i
         },
         "/healthz" => respond(&mut stream, 200, "text/plain", "ok\n").await,
         "/readyz" => {
-            let held = live.snapshot_assigned();
-            if held > 0 {
-                respond(
-                    &mut stream,
-                    200,
-                    "text/plain",
-                    &format!("ready: {held} partitions\n"),
-                )
-                .await
-            } else {
+            // Partitions are restored from the store inside the assignment itself, so a held
+            // partition is a restored one.
+            let (held, lag) = live.readiness();
+            if held == 0 {
                 respond(
                     &mut stream,
                     503,
                     "text/plain",
                     "no partition assigned yet\n",
+                )
+                .await
+            } else if lag as u64 > max_lag {
+                respond(
+                    &mut stream,
+                    503,
+                    "text/plain",
+                    &format!(
+                        "catching up: {lag} messages behind (http.ready_max_lag {max_lag})\n"
+                    ),
+                )
+                .await
+            } else {
+                respond(
+                    &mut stream,
+                    200,
+                    "text/plain",
+                    &format!("ready: {held} partitions, {lag} messages behind\n"),
                 )
                 .await
             }

@@ -34,11 +34,13 @@
 //!   pipelines, dead letters to a topic; checkpoints on a schedule, on revocation and at stop;
 //!   restore and seek on assignment.
 //! - [`store`]: the durable state store (SQLite, PostgreSQL): per-partition checkpoints of
-//!   offset and changed state in one transaction, fencing epochs, identity checks, migrations,
+//!   offset and changed state (appended to a state log) in one transaction, fencing epochs, identity checks, migrations,
 //!   the month rows and revision history `rollup` reads.
 //! - [`live`]: what the workers last published (counts, pending, watermarks, offsets), read by
 //!   the endpoint; the idle-aware combined watermark.
 //! - [`metrics`]: the Prometheus registry of SPEC §6, refreshed from the live view per scrape.
+//! - [`alerts`]: the in-process alert evaluator (a synchronous core driven by its own thread)
+//!   and the Alertmanager client; [`alert_rules`]: the same alerts as Prometheus rules.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` (a few lines of HTTP/1.1 on tokio).
 //! - [`sink`]: atomic output files: dead letters, `rpl.csv`, `failures.csv`, `summary.json`.
 //! - [`score`]: the OPR scoring core: schemes, inputs, the exact computation, Table 7 output.

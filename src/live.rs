@@ -270,6 +270,22 @@ impl Live {
         self.lock().assigned
     }
 
+    /// Partitions assigned, and the messages of held partitions not yet processed (where their
+    /// end offsets are known), for `/readyz`.
+    pub fn readiness(&self) -> (usize, i64) {
+        let s = self.lock();
+        let lag = s
+            .parts
+            .iter()
+            .filter_map(|((t, p), v)| {
+                s.end_offsets
+                    .get(&(t.clone(), *p))
+                    .map(|end| (end - v.next_offset).max(0))
+            })
+            .sum();
+        (s.assigned, lag)
+    }
+
     /// The end (last stable) offset of a partition, from librdkafka's statistics.
     pub fn set_end_offset(&self, topic: &str, partition: i32, end: i64) {
         self.lock()

@@ -50,6 +50,7 @@ pub struct Metrics {
     watermark: Gauge,
     checkpoint_age: Option<Gauge>,
     alert_active: IntGaugeVec,
+    notify_errors: IntCounterVec,
     response_times: Arc<ResponseTimes>,
     board: Option<Arc<Mutex<AlertBoard>>>,
     scrape: Mutex<()>,
@@ -217,6 +218,16 @@ impl Metrics {
             } else {
                 None
             },
+            notify_errors: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "srv_alert_notifications_failed_total",
+                        "Alert notifications Alertmanager did not accept (retried)",
+                    ),
+                    &[],
+                ),
+            )?,
             alert_active: reg(
                 &r,
                 IntGaugeVec::new(
@@ -506,6 +517,7 @@ impl Metrics {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone();
+            set_counter(&self.notify_errors, &[], b.notify_errors);
             for ((mi, ri), p) in &b.projected {
                 if let (Some(m), Some(r)) = (self.defs.measures.get(*mi), REGIONS.get(*ri)) {
                     self.projected

@@ -12,6 +12,8 @@ use srv_opr::config::Config;
 use srv_opr::live::{Live, PartView};
 use srv_opr::metrics::Metrics;
 
+mod common;
+
 const RULES: &str = "deploy/prometheus/rules/srv-opr.yml";
 const RULE_TESTS: &str = "deploy/prometheus/rules/srv-opr.test.yml";
 const DASHBOARD: &str = "deploy/grafana/provisioning/dashboards/srv-opr.json";
@@ -87,6 +89,7 @@ fn exposed() -> Vec<String> {
             srv_opr::alerts::AlertBoard {
                 firing: Vec::new(),
                 projected: BTreeMap::from([((0, 0), 99.5)]),
+                ..Default::default()
             },
         ))),
     )
@@ -165,4 +168,46 @@ fn a_response_time_histogram_has_an_edge_at_every_trt() {
         !text.contains("srv_checkpoint_age_seconds"),
         "no store, no checkpoint age"
     );
+}
+
+#[test]
+fn readyz_waits_for_partitions_and_for_the_lag_to_fall_below_the_threshold() {
+    let cfg = Config::builtin().unwrap();
+    let live = Arc::new(Live::new(std::time::Duration::from_secs(30)));
+    let metrics = Arc::new(
+        Metrics::new(
+            Arc::new(cfg.definitions.clone()),
+            srv_opr::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
+            live.clone(),
+            false,
+            None,
+        )
+        .unwrap(),
+    );
+    let server = srv_opr::http::serve("127.0.0.1:0", metrics, live.clone(), 1000).unwrap();
+    let addr = server.addr.to_string();
+    let (status, body) = common::http_get(&addr, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no partition"), "{body}");
+    let view = |next_offset| PartView {
+        stats: Default::default(),
+        pending: 0,
+        waiting: 0,
+        watermark: srv_opr::time::Ts::MIN,
+        last_event: Instant::now(),
+        next_offset,
+        months: BTreeMap::new(),
+        rt: Vec::new(),
+        unsaved_since: None,
+    };
+    live.set_assigned(1);
+    live.publish("t", 0, view(0));
+    live.set_end_offset("t", 0, 5000);
+    let (status, body) = common::http_get(&addr, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("catching up: 5000 messages behind"), "{body}");
+    live.publish("t", 0, view(4500));
+    let (status, body) = common::http_get(&addr, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("500 messages behind"), "{body}");
 }

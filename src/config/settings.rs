@@ -79,6 +79,8 @@ pub struct StateSettings {
 pub struct HttpSettings {
     /// Listen address, `127.0.0.1:9898` by default; empty to serve nothing.
     pub listen: String,
+    /// `/readyz` answers 503 while the held partitions lag by more messages than this.
+    pub ready_max_lag: u64,
 }
 
 /// `[kafka]`: the consumer group of `run`.
@@ -231,6 +233,7 @@ struct RawState {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: String,
+    ready_max_lag: i64,
 }
 
 #[derive(Deserialize)]
@@ -543,7 +546,10 @@ pub(super) fn load(
             properties,
             secrets,
         },
-        http: HttpSettings { listen },
+        http: HttpSettings {
+            listen,
+            ready_max_lag: raw.http.ready_max_lag.max(0) as u64,
+        },
         state: StateSettings {
             url,
             password_env: st.password_env,
