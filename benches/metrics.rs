@@ -42,8 +42,14 @@ fn scrape(c: &mut Criterion) {
         VecDeadLetters::default(),
     )
     .expect("pipeline");
-    for (i, line) in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
-        pipeline.process(line, Pos::new(0, i as u64)).expect("process");
+    for (i, line) in bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        pipeline
+            .process(line, Pos::new(0, i as u64))
+            .expect("process");
     }
     pipeline.finish().expect("finish");
     let live = Arc::new(Live::new(Duration::from_secs(30)));

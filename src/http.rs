@@ -157,9 +157,7 @@ async fn answer(
                     &mut stream,
                     503,
                     "text/plain",
-                    &format!(
-                        "catching up: {lag} messages behind (http.ready_max_lag {max_lag})\n"
-                    ),
+                    &format!("catching up: {lag} messages behind (http.ready_max_lag {max_lag})\n"),
                 )
                 .await
             } else {
