@@ -266,3 +266,108 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
     let log = std::fs::read_to_string(d.join("run.log")).unwrap();
     assert!(log.contains("alert firing"), "the alert is in the log");
 }
+
+/// The in-process evaluator against a real Alertmanager, without Kafka: a live view in which
+/// central falls below TPL fires an alert that Alertmanager lists; when central recovers the
+/// evaluator sends it resolved and Alertmanager lists it no more.
+#[test]
+fn alerts_reach_alertmanager_and_resolve_there() {
+    use srv_opr::live::{Counts, Live, PartView};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let am = free_port();
+    std::fs::write(
+        d.join("alertmanager.yml"),
+        "route:\n  receiver: sink\n  group_wait: 1s\nreceivers:\n  - name: sink\n",
+    )
+    .unwrap();
+    let _am = spawn(
+        d,
+        "prometheus-alertmanager",
+        &[
+            "--config.file=alertmanager.yml".into(),
+            "--storage.path=am-data".into(),
+            format!("--web.listen-address=127.0.0.1:{am}"),
+            "--cluster.listen-address=".into(),
+        ],
+        "alertmanager.log",
+    );
+    let am_addr = format!("127.0.0.1:{am}");
+    wait_for(d, "Alertmanager up", 30, || {
+        json(&am_addr, "/api/v2/status").map(|_| ())
+    });
+
+    let mut cfg = srv_opr::config::Config::builtin().unwrap();
+    let a = &mut cfg.settings.alerts;
+    a.interval = srv_opr::time::Dur::from_millis(100);
+    a.hold = srv_opr::time::Dur::ZERO;
+    a.alertmanager_url = format!("http://{am_addr}");
+    let live = Arc::new(Live::new(Duration::from_secs(30)));
+    let n = cfg.definitions.measures.len();
+    let publish = |central_hits: u64| {
+        let counts = |hits| Counts {
+            requests: 10_000,
+            within_target: hits,
+            succeeded: hits,
+            no_response: 0,
+        };
+        let month = vec![[counts(10_000), counts(central_hits), counts(10_000)]; n];
+        live.publish(
+            "t",
+            0,
+            PartView {
+                stats: Default::default(),
+                pending: 0,
+                waiting: 0,
+                // 2024-03-15 in event time.
+                watermark: srv_opr::time::Ts(1_710_460_800_000_000_000),
+                last_event: Instant::now(),
+                next_offset: 1,
+                months: BTreeMap::from([(srv_opr::calendar::Month::new(2024, 3), month)]),
+                rt: Vec::new(),
+                unsaved_since: None,
+            },
+        );
+    };
+    publish(9_700);
+    let alerts = srv_opr::alerts::spawn(
+        cfg.settings.alerts.clone(),
+        Arc::new(cfg.definitions.clone()),
+        srv_opr::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
+        live.clone(),
+    )
+    .unwrap();
+    let central = |v: &serde_json::Value| {
+        v.as_array().is_some_and(|l| {
+            l.iter().any(|a| {
+                a["labels"]["alertname"] == "SrvRplBelowTarget"
+                    && a["labels"]["region"] == "central"
+                    && a["labels"]["measure"] == "PM4.3"
+            })
+        })
+    };
+    wait_for(d, "Alertmanager lists the firing alert", 30, || {
+        let v = json(&am_addr, "/api/v2/alerts")?;
+        if central(&v) {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    });
+    // Central recovers: 10,000 of 10,000.
+    publish(10_000);
+    wait_for(d, "Alertmanager drops the resolved alert", 30, || {
+        let v = json(&am_addr, "/api/v2/alerts")?;
+        if central(&v) {
+            Err(v.to_string())
+        } else {
+            Ok(())
+        }
+    });
+    let board = alerts.board.lock().unwrap().clone();
+    assert!(board.firing.is_empty(), "{:?}", board.firing);
+    assert_eq!(board.notify_errors, 0);
+}
