@@ -138,6 +138,8 @@ pub struct AlertBoard {
     pub projected: BTreeMap<(usize, usize), f64>,
     /// Notifications Alertmanager did not accept (each retried).
     pub notify_errors: u64,
+    /// The firing alerts as a person reads them: `NAME (severity): summary`.
+    pub summaries: Vec<String>,
 }
 
 /// One sample of the counters.
@@ -309,12 +311,12 @@ impl Evaluator {
                 out.push(Transition::Fired(a.clone()));
             }
         }
+        let fired: Vec<&Active> = self.active.values().filter(|a| a.fired.is_some()).collect();
         let board = AlertBoard {
-            firing: self
-                .active
-                .values()
-                .filter(|a| a.fired.is_some())
-                .map(|a| a.key)
+            firing: fired.iter().map(|a| a.key).collect(),
+            summaries: fired
+                .iter()
+                .map(|a| format!("{} ({}): {}", a.key.0.name(), a.key.0.severity(), a.summary))
                 .collect(),
             ..board
         };
@@ -702,6 +704,12 @@ fn evaluate_loop(
         }
         next = now + interval;
         let snap = live.snapshot(|ts| calendar.month_of(ts));
+        if snap.assigned == 0 {
+            // Holding no partition (starting, between rebalances, stopping) says nothing about
+            // the network: alerts stay as they are rather than resolve. Alertmanager times out
+            // what nobody sends again.
+            continue;
+        }
         let (changes, b) = eval.step(&snap, now, SystemTime::now());
         for t in &changes {
             match t {

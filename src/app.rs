@@ -707,6 +707,8 @@ pub struct DemoOutcome {
     pub sim: SimStats,
     /// Where `/metrics` was served.
     pub metrics: Option<std::net::SocketAddr>,
+    /// The alerts firing at the end (in-process evaluator), as a person reads them.
+    pub alerts: Vec<String>,
 }
 
 /// `demo`: the whole live path with no set-up: an embedded broker (librdkafka's mock cluster)
@@ -749,6 +751,9 @@ pub fn demo_live(
         }
     }
     cfg.settings.state.url = format!("sqlite://{}", db.display());
+    // A month goes by in seconds: evaluate alerts every second, firing at once.
+    cfg.settings.alerts.interval = crate::time::Dur::from_secs(1);
+    cfg.settings.alerts.hold = crate::time::Dur::ZERO;
     mock.create_topic("srv-events", 6, 1)?;
     mock.create_topic("srv-events-dead-letters", 1, 1)?;
     let endpoint = endpoint(&cfg, true)?;
@@ -807,11 +812,18 @@ pub fn demo_live(
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
+    let alerts = endpoint
+        .alerts
+        .board
+        .lock()
+        .map(|b| b.summaries.clone())
+        .unwrap_or_default();
     drop(endpoint);
     drop(mock);
     Ok(DemoOutcome {
         run: outcome,
         sim: sim_stats,
         metrics: addr,
+        alerts,
     })
 }

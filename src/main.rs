@@ -654,6 +654,14 @@ fn demo(cfg: &Config, a: &DemoArgs) -> Result<(), Failure> {
     })?;
     let secs = started.elapsed().as_secs_f64();
     println!("{}", app::month_table(&outcome.run.aggregates, month));
+    if outcome.alerts.is_empty() {
+        println!("alerts firing at the end: none");
+    } else {
+        println!("alerts firing at the end (also sent to alerts.alertmanager_url when set):");
+        for a in &outcome.alerts {
+            println!("  {a}");
+        }
+    }
     println!(
         "{} events ({} requests simulated) consumed from 6 partitions, {} dead letters (to the \
          dead-letter topic); {:.1} s in all",

@@ -333,6 +333,7 @@ fn alerts_reach_alertmanager_and_resolve_there() {
         );
     };
     publish(9_700);
+    live.set_assigned(1);
     let alerts = srv_opr::alerts::spawn(
         cfg.settings.alerts.clone(),
         Arc::new(cfg.definitions.clone()),
