@@ -36,6 +36,27 @@ fn spawn(dir: &Path, program: &str, args: &[String], log: &str) -> Server {
     Server(child)
 }
 
+/// A real Alertmanager on 127.0.0.1:`port` that accepts every alert.
+fn alertmanager(dir: &Path, port: u16) -> Server {
+    std::fs::write(
+        dir.join("alertmanager.yml"),
+        "route:\n  receiver: sink\n  group_wait: 1s\nreceivers:\n  - name: sink\n",
+    )
+    .unwrap();
+    spawn(
+        dir,
+        "prometheus-alertmanager",
+        &[
+            "--config.file=alertmanager.yml".into(),
+            "--storage.path=am-data".into(),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            // No gossip: a single Alertmanager, and nothing bound beyond 127.0.0.1.
+            "--cluster.listen-address=".into(),
+        ],
+        "alertmanager.log",
+    )
+}
+
 /// Polls `check` until it returns `Some`, or fails with what was last seen and the logs.
 fn wait_for<T>(
     dir: &Path,
@@ -134,23 +155,7 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
     // The rules Prometheus evaluates come from the same configuration.
     srv_ok(d, &["alert-rules", "--out", "rules.yml"], &envs);
 
-    std::fs::write(
-        d.join("alertmanager.yml"),
-        "route:\n  receiver: sink\n  group_wait: 1s\nreceivers:\n  - name: sink\n",
-    )
-    .unwrap();
-    let _am = spawn(
-        d,
-        "prometheus-alertmanager",
-        &[
-            "--config.file=alertmanager.yml".into(),
-            "--storage.path=am-data".into(),
-            format!("--web.listen-address=127.0.0.1:{am}"),
-            // No gossip: a single Alertmanager, and nothing bound beyond 127.0.0.1.
-            "--cluster.listen-address=".into(),
-        ],
-        "alertmanager.log",
-    );
+    let _am = alertmanager(d, am);
 
     let mut run = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
         .args(["run", "--out", "run-out"])
@@ -272,29 +277,14 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
 /// evaluator sends it resolved and Alertmanager lists it no more.
 #[test]
 fn alerts_reach_alertmanager_and_resolve_there() {
-    use srv_opr::live::{Counts, Live, PartView};
+    use srv_opr::live::{Counts, Live};
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let am = free_port();
-    std::fs::write(
-        d.join("alertmanager.yml"),
-        "route:\n  receiver: sink\n  group_wait: 1s\nreceivers:\n  - name: sink\n",
-    )
-    .unwrap();
-    let _am = spawn(
-        d,
-        "prometheus-alertmanager",
-        &[
-            "--config.file=alertmanager.yml".into(),
-            "--storage.path=am-data".into(),
-            format!("--web.listen-address=127.0.0.1:{am}"),
-            "--cluster.listen-address=".into(),
-        ],
-        "alertmanager.log",
-    );
+    let _am = alertmanager(d, am);
     let am_addr = format!("127.0.0.1:{am}");
     wait_for(d, "Alertmanager up", 30, || {
         json(&am_addr, "/api/v2/status").map(|_| ())
@@ -318,18 +308,12 @@ fn alerts_reach_alertmanager_and_resolve_there() {
         live.publish(
             "t",
             0,
-            PartView {
-                stats: Default::default(),
-                pending: 0,
-                waiting: 0,
-                // 2024-03-15 in event time.
-                watermark: srv_opr::time::Ts(1_710_460_800_000_000_000),
-                last_event: Instant::now(),
-                next_offset: 1,
-                months: BTreeMap::from([(srv_opr::calendar::Month::new(2024, 3), month)]),
-                rt: Vec::new(),
-                unsaved_since: None,
-            },
+            // 2024-03-15 in event time.
+            common::part_view(
+                srv_opr::time::Ts(1_710_460_800_000_000_000),
+                1,
+                BTreeMap::from([(srv_opr::calendar::Month::new(2024, 3), month)]),
+            ),
         );
     };
     publish(9_700);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use srv_opr::config::Config;
-use srv_opr::live::{Live, PartView};
+use srv_opr::live::Live;
 use srv_opr::metrics::Metrics;
 
 mod common;
@@ -53,32 +53,24 @@ fn promtool_accepts_the_rules_and_passes_their_cases() {
 fn exposed() -> Vec<String> {
     let cfg = Config::builtin().unwrap();
     let live = Arc::new(Live::new(std::time::Duration::from_secs(30)));
-    live.publish(
-        "t",
-        0,
-        PartView {
-            stats: Default::default(),
-            pending: 0,
-            waiting: 0,
-            watermark: srv_opr::time::Ts(1_710_000_000_000_000_000),
-            last_event: Instant::now(),
-            next_offset: 5,
-            months: BTreeMap::from([(
-                srv_opr::calendar::Month::new(2024, 3),
-                vec![
-                    [srv_opr::live::Counts {
-                        requests: 10,
-                        within_target: 9,
-                        succeeded: 10,
-                        no_response: 0,
-                    }; 3];
-                    cfg.definitions.measures.len()
-                ],
-            )]),
-            rt: Vec::new(),
-            unsaved_since: Some(Instant::now()),
-        },
+    let mut view = common::part_view(
+        srv_opr::time::Ts(1_710_000_000_000_000_000),
+        5,
+        BTreeMap::from([(
+            srv_opr::calendar::Month::new(2024, 3),
+            vec![
+                [srv_opr::live::Counts {
+                    requests: 10,
+                    within_target: 9,
+                    succeeded: 10,
+                    no_response: 0,
+                }; 3];
+                cfg.definitions.measures.len()
+            ],
+        )]),
     );
+    view.unsaved_since = Some(Instant::now());
+    live.publish("t", 0, view);
     live.set_end_offset("t", 0, 10);
     let metrics = Metrics::new(
         Arc::new(cfg.definitions.clone()),
@@ -189,17 +181,8 @@ fn readyz_waits_for_partitions_and_for_the_lag_to_fall_below_the_threshold() {
     let (status, body) = common::http_get(&addr, "/readyz");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("no partition"), "{body}");
-    let view = |next_offset| PartView {
-        stats: Default::default(),
-        pending: 0,
-        waiting: 0,
-        watermark: srv_opr::time::Ts::MIN,
-        last_event: Instant::now(),
-        next_offset,
-        months: BTreeMap::new(),
-        rt: Vec::new(),
-        unsaved_since: None,
-    };
+    let view =
+        |next_offset| common::part_view(srv_opr::time::Ts::MIN, next_offset, BTreeMap::new());
     live.set_assigned(1);
     live.publish("t", 0, view(0));
     live.set_end_offset("t", 0, 5000);

@@ -130,3 +130,23 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .unwrap()
 }
+
+/// A partition's published view with only a watermark, an offset and month counts (the rest
+/// empty), for tests of what reads the live view.
+pub fn part_view(
+    watermark: srv_opr::time::Ts,
+    next_offset: i64,
+    months: std::collections::BTreeMap<srv_opr::calendar::Month, srv_opr::live::MeasureCounts>,
+) -> srv_opr::live::PartView {
+    srv_opr::live::PartView {
+        stats: Default::default(),
+        pending: 0,
+        waiting: 0,
+        watermark,
+        last_event: std::time::Instant::now(),
+        next_offset,
+        months,
+        rt: Vec::new(),
+        unsaved_since: None,
+    }
+}
