@@ -326,7 +326,7 @@ impl Drop for OwnBroker {
 
 #[test]
 fn a_broker_restart_mid_run_changes_no_figure() {
-    let broker = OwnBroker {
+    let mut broker = OwnBroker {
         env: vec![
             ("KAFKA_PORT", "39192".into()),
             ("KAFKA_CONTROLLER_PORT", "39193".into()),
@@ -356,6 +356,9 @@ fn a_broker_restart_mid_run_changes_no_figure() {
         assert!(Instant::now() < deadline, "no progress");
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Down for longer than a hand-over waits for dead letters (30 s), as a slow restart on a
+    // busy host is: the group loses the partitions meanwhile, and `run` must carry on.
+    broker.env.push(("KAFKA_DOWN_SECONDS", "40".into()));
     broker.script("restart");
     let deadline = Instant::now() + Duration::from_secs(180);
     while store.checkpointed() < total {
@@ -365,7 +368,11 @@ fn a_broker_restart_mid_run_changes_no_figure() {
             store.checkpointed(),
             std::fs::read_to_string(dir.path().join("run.log")).unwrap()
         );
-        assert!(child.try_wait().unwrap().is_none(), "run exited");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run exited: {}",
+            std::fs::read_to_string(dir.path().join("run.log")).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // A clean stop this time: SIGTERM drains and hands every partition over.

@@ -18,15 +18,40 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 
 use super::partition::key_of_line;
 
+/// A message to send again: topic, payload and headers.
+pub(crate) type Retry = (String, Vec<u8>, Vec<(String, Vec<u8>)>);
+
 /// Counts delivery reports.
 #[derive(Default)]
 pub struct DeliveryCounter {
     pub(crate) delivered: AtomicU64,
     pub(crate) failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Keep messages failed with "unknown partition" to send again instead of counting them
+    /// lost. A broker restarting reports its topics without partitions for a moment, and
+    /// librdkafka fails what it had queued for them; a topic's partitions never go away, so
+    /// this failure is transient.
+    pub(crate) retry_unknown_partition: bool,
+    pub(crate) retries: Mutex<Vec<Retry>>,
 }
 
 impl ClientContext for DeliveryCounter {}
+
+impl DeliveryCounter {
+    /// A counter that keeps "unknown partition" failures to send again (the dead letters of
+    /// `run`); see the field's note.
+    pub fn retrying_unknown_partitions() -> DeliveryCounter {
+        DeliveryCounter {
+            retry_unknown_partition: true,
+            ..DeliveryCounter::default()
+        }
+    }
+
+    /// The first delivery error librdkafka reported, if any.
+    pub fn first_error(&self) -> Option<String> {
+        self.first_error.lock().ok().and_then(|e| e.clone())
+    }
+}
 
 impl ProducerContext for DeliveryCounter {
     type DeliveryOpaque = ();
@@ -35,6 +60,28 @@ impl ProducerContext for DeliveryCounter {
         match result {
             Ok(_) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::UnknownPartition), m))
+                if self.retry_unknown_partition =>
+            {
+                use rdkafka::Message;
+                use rdkafka::message::Headers;
+                let headers = m.headers().map_or_else(Vec::new, |h| {
+                    h.iter()
+                        .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
+                        .collect()
+                });
+                let entry = (
+                    m.topic().to_string(),
+                    m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                );
+                match self.retries.lock() {
+                    Ok(mut r) => r.push(entry),
+                    Err(_) => {
+                        self.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
             Err((e, _)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);

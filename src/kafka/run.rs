@@ -56,6 +56,57 @@ impl KafkaDeadLetters {
     fn failures(&self) -> u64 {
         self.producer.context().failed.load(Ordering::Relaxed)
     }
+
+    /// Waits up to `wait` for every dead letter to be acknowledged, sending again those a
+    /// restarting broker refused for a moment (see `DeliveryCounter`).
+    fn flush(&self, wait: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.producer.flush(left).map_err(anyhow::Error::from)?;
+            let again: Vec<crate::kafka::produce::Retry> = self
+                .producer
+                .context()
+                .retries
+                .lock()
+                .map(|mut r| std::mem::take(&mut *r))
+                .unwrap_or_default();
+            if again.is_empty() {
+                return Ok(());
+            }
+            tracing::warn!(messages = again.len(), topic = %self.topic,
+                "dead letters refused for an unknown partition (a broker restarting?): sending \
+                 them again");
+            if Instant::now() >= deadline {
+                // Keep them for the next flush.
+                if let Ok(mut r) = self.producer.context().retries.lock() {
+                    r.extend(again);
+                }
+                anyhow::bail!("dead letters still refused when the wait ended");
+            }
+            std::thread::sleep(Duration::from_millis(200).min(left));
+            for (topic, payload, headers) in &again {
+                let mut h = OwnedHeaders::new();
+                for (k, v) in headers {
+                    h = h.insert(Header {
+                        key: k.as_str(),
+                        value: Some(v.as_slice()),
+                    });
+                }
+                let record = BaseRecord::<[u8], [u8]>::to(topic)
+                    .payload(payload)
+                    .headers(h);
+                send_waiting(&self.producer, record)?;
+            }
+        }
+    }
+
+    fn first_error(&self) -> String {
+        self.producer
+            .context()
+            .first_error()
+            .unwrap_or_else(|| "no reason given".into())
+    }
 }
 
 impl DeadLetterSink for KafkaDeadLetters {
@@ -692,9 +743,16 @@ impl Checkpointer {
         // A hand-over waits longer; a regular checkpoint is postponed instead (librdkafka keeps
         // retrying, and fails the messages only after `message.timeout.ms`, which stops `run`).
         let wait = if force { 30 } else { 5 };
-        if let Err(e) = self.dead.producer.flush(Duration::from_secs(wait)) {
+        if let Err(e) = self.dead.flush(Duration::from_secs(wait)) {
             if force {
-                anyhow::bail!("dead letters not acknowledged by Kafka before a hand-over: {e}");
+                // The broker is away (a restart, an outage): hand the partitions over without a
+                // checkpoint rather than stop. Their previous checkpoints stand, so whoever owns
+                // them next re-reads the events since, counting nothing twice and producing
+                // these dead letters again (some may then be in the topic twice).
+                tracing::warn!(error = %e, partitions = due.len(),
+                    "hand-over without a final checkpoint: dead letters not acknowledged by \
+                     Kafka; the next owner resumes from the previous checkpoint");
+                return Ok(());
             }
             tracing::warn!(error = %e, "checkpoint postponed: dead letters not yet acknowledged");
             self.postponed_until = Some(Instant::now() + self.interval.max(Duration::from_secs(1)));
@@ -703,9 +761,10 @@ impl Checkpointer {
         self.postponed_until = None;
         if self.dead.failures() > 0 {
             anyhow::bail!(
-                "{} dead letters could not be written to {}: stopped rather than lose them",
+                "{} dead letters could not be written to {} ({}): stopped rather than lose them",
                 self.dead.failures(),
-                self.dead.topic
+                self.dead.topic,
+                self.dead.first_error()
             );
         }
         for s in due {
@@ -920,7 +979,7 @@ pub fn run(
     let mut pc = client_config(cfg, &[("linger.ms", "20")])?;
     pc.set("enable.idempotence", "true");
     let dead = KafkaDeadLetters {
-        producer: Arc::new(pc.create_with_context(DeliveryCounter::default())?),
+        producer: Arc::new(pc.create_with_context(DeliveryCounter::retrying_unknown_partitions())?),
         topic: k.dead_letter_topic.clone(),
         sent: Arc::new(AtomicU64::new(0)),
     };
@@ -1136,14 +1195,14 @@ pub fn run(
         // Idle partitions do not hold the combined watermark back (SPEC §2).
         combined = live.combined_watermark().unwrap_or(Ts::MIN);
     }
-    dead.producer
-        .flush(Duration::from_secs(30))
+    dead.flush(Duration::from_secs(30))
         .map_err(|e| anyhow::anyhow!("flushing dead letters to {}: {e}", dead.topic))?;
     if dead.failures() > 0 {
         anyhow::bail!(
-            "{} dead letters could not be written to {}: stopped rather than lose them",
+            "{} dead letters could not be written to {} ({}): stopped rather than lose them",
             dead.failures(),
-            dead.topic
+            dead.topic,
+            dead.first_error()
         );
     }
     let aggregates = match aggregates {
