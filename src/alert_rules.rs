@@ -20,7 +20,7 @@ fn promql(d: Dur) -> String {
     Dur::from_millis(ms).to_string()
 }
 
-/// A name-safe form of a window for recording-rule names (`5m`, `1h`).
+/// The windows the alerts use, each recorded once (`srv:requests:increase5m`…).
 fn windows(a: &AlertSettings) -> Vec<Dur> {
     let mut w = vec![
         a.fast_burn_windows.0,

@@ -149,9 +149,9 @@ struct Sample {
     /// Requests and hits over all months by measure, region 0–3.
     requests: Vec<[u64; 4]>,
     hits: Vec<[u64; 4]>,
+    /// Events read (the pipeline's progress).
     events: u64,
     dead: u64,
-    processed: u64,
     watermark: Option<Ts>,
     lag: i64,
 }
@@ -268,7 +268,6 @@ impl Evaluator {
             hits,
             events: snap.stats.events,
             dead: snap.stats.dead_letters.iter().sum(),
-            processed: snap.stats.events,
             watermark: snap.combined,
             lag,
         });
@@ -468,7 +467,7 @@ impl Evaluator {
         }
         if let Some((old, true)) = self.back(c.stall_window.to_std())
             && last.lag > 0
-            && last.processed == old.processed
+            && last.events == old.events
         {
             holding.insert(
                 (AlertKind::ConsumerStalled, None, None),
@@ -507,11 +506,6 @@ impl Evaluator {
             }
         }
         (holding, board)
-    }
-
-    /// The definitions alerts are evaluated on.
-    pub fn definitions(&self) -> &Definitions {
-        &self.defs
     }
 }
 

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use crate::aggregate::RtHist;
-use crate::alerts::{AlertBoard, AlertKind, alert_regions, hits_to_target};
+use crate::alerts::{AlertBoard, AlertKey, AlertKind, alert_regions, hits_to_target};
 use crate::calendar::Calendar;
 use crate::config::{Basis, Definitions, Region};
 use crate::event::DeadReason;
@@ -50,6 +50,8 @@ pub struct Metrics {
     watermark: Gauge,
     checkpoint_age: Option<Gauge>,
     alert_active: IntGaugeVec,
+    /// Every `srv_alert_active` series, made up front, by the alert it shows.
+    alert_series: Vec<(AlertKey, IntGauge)>,
     notify_errors: IntCounterVec,
     response_times: Arc<ResponseTimes>,
     board: Option<Arc<Mutex<AlertBoard>>>,
@@ -153,7 +155,8 @@ impl Metrics {
             latest: Mutex::new(Vec::new()),
         });
         r.register(Box::new(ArcCollector(response_times.clone())))?;
-        let m = Metrics {
+        let mut m = Metrics {
+            alert_series: Vec::new(),
             response_times,
             board,
             mtd_requests: reg(
@@ -382,10 +385,12 @@ impl Metrics {
             m.dead_letters.with_label_values(&[reason.as_str()]);
         }
         for kind in AlertKind::ALL.iter().filter(|k| !k.per_measure()) {
-            m.alert_active
+            let g = m
+                .alert_active
                 .with_label_values(&[kind.name(), "", "", kind.severity()]);
+            m.alert_series.push(((*kind, None, None), g));
         }
-        for measure in &m.defs.measures {
+        for (mi, measure) in m.defs.measures.iter().enumerate() {
             for region in REGIONS {
                 let l = [measure.id.as_str(), region];
                 m.requests.with_label_values(&l);
@@ -398,12 +403,13 @@ impl Metrics {
                         if *kind == AlertKind::RplBelowMinimum && measure.mpl.is_none() {
                             continue;
                         }
-                        m.alert_active.with_label_values(&[
+                        let g = m.alert_active.with_label_values(&[
                             kind.name(),
                             &measure.id,
                             REGIONS[ri],
                             kind.severity(),
                         ]);
+                        m.alert_series.push(((*kind, Some(mi), Some(ri)), g));
                     }
                 }
             }
@@ -526,33 +532,8 @@ impl Metrics {
                 }
             }
             // Every series exists from the start: set each to whether it fires now.
-            for metric in self
-                .alert_active
-                .collect()
-                .iter()
-                .flat_map(|f| f.get_metric())
-            {
-                let get = |n: &str| {
-                    metric
-                        .get_label()
-                        .iter()
-                        .find(|l| l.name() == n)
-                        .map_or("", |l| l.value())
-                        .to_string()
-                };
-                let (alert, measure, region, severity) =
-                    (get("alert"), get("measure"), get("region"), get("severity"));
-                let firing = b.firing.iter().any(|(k, mi, ri)| {
-                    k.name() == alert
-                        && mi
-                            .and_then(|i| self.defs.measures.get(i))
-                            .map_or("", |m| &m.id)
-                            == measure
-                        && ri.and_then(|i| REGIONS.get(i)).map_or("", |v| v) == region
-                });
-                self.alert_active
-                    .with_label_values(&[&alert, &measure, &region, &severity])
-                    .set(firing as i64);
+            for (key, g) in &self.alert_series {
+                g.set(b.firing.contains(key) as i64);
             }
         }
         if let Some(g) = &self.checkpoint_age {
