@@ -187,6 +187,26 @@ impl Row {
         self.max_ms
     }
 
+    /// The share of this row's requests (%) answered with a final response by each time (ms),
+    /// at log-spaced times (×1.25) up to the longest: the curve of a response-time chart. It
+    /// ends below 100 % by the share with no response within the deadline.
+    pub fn answered_curve(&self) -> Vec<(f64, f64)> {
+        let Some(h) = self.hist.as_ref().filter(|h| !h.is_empty()) else {
+            return Vec::new();
+        };
+        if self.requests == 0 {
+            return Vec::new();
+        }
+        let total = self.requests as f64;
+        let mut seen = 0u64;
+        let mut points = vec![(10.0, 0.0)];
+        for v in h.iter_log(10, 1.25) {
+            seen += v.count_since_last_iteration();
+            points.push((v.value_iterated_to() as f64, 100.0 * seen as f64 / total));
+        }
+        points
+    }
+
     /// Recorded histogram values `(ms bucket, count)`, for comparisons in tests.
     pub fn histogram_counts(&self) -> Vec<(u64, u64)> {
         self.hist

@@ -425,49 +425,60 @@ pub fn load_scheme(cfg: &Config, arg: &str) -> Result<crate::score::scheme::Sche
     })
 }
 
+/// The margin at risk: `given` (which must be positive), else the scheme's.
+pub fn margin_of(
+    scheme: &crate::score::scheme::Scheme,
+    given: Option<rust_decimal::Decimal>,
+) -> Result<rust_decimal::Decimal, ScoreError> {
+    match (given, scheme.margin_at_risk) {
+        (Some(m), _) if m > rust_decimal::Decimal::ZERO => Ok(m),
+        (Some(m), _) => Err(ScoreError::Usage(format!(
+            "--margin must be positive, found {m}"
+        ))),
+        (None, Some(m)) => Ok(m),
+        (None, None) => Err(ScoreError::Usage(format!(
+            "the margin at risk of {} is not known: pass --margin <£m>",
+            scheme.year
+        ))),
+    }
+}
+
+/// Reads and parses score input files; every problem in every file is reported at once.
+pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<crate::score::inputs::InputRow>, ScoreError> {
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScoreError::Failed(format!("cannot read {}: {e}", path.display())))?;
+        match crate::score::inputs::parse(&path.display().to_string(), &text) {
+            Ok(mut r) => rows.append(&mut r),
+            Err(mut e) => problems.append(&mut e),
+        }
+    }
+    if problems.is_empty() {
+        Ok(rows)
+    } else {
+        Err(ScoreError::Failed(format!(
+            "{} problem(s) in the inputs:\n{}",
+            problems.len(),
+            problems.join("\n")
+        )))
+    }
+}
+
 /// Scores a year: prints the Table 7–shaped table (and what-if differences) and, with `out`,
 /// writes `score.csv` and `score.json`. Warnings go to the log.
 pub fn score(cfg: &Config, req: &ScoreRequest) -> Result<String, ScoreError> {
-    use crate::score::{inputs, model, render};
+    use crate::score::{model, render};
     let scheme = load_scheme(cfg, &req.scheme)?;
-    let margin = match (req.margin, scheme.margin_at_risk) {
-        (Some(m), _) if m > rust_decimal::Decimal::ZERO => m,
-        (Some(m), _) => {
-            return Err(ScoreError::Usage(format!(
-                "--margin must be positive, found {m}"
-            )));
-        }
-        (None, Some(m)) => m,
-        (None, None) => {
-            return Err(ScoreError::Usage(format!(
-                "the margin at risk of {} is not known: pass --margin <£m>",
-                scheme.year
-            )));
-        }
-    };
+    let margin = margin_of(&scheme, req.margin)?;
     let overrides: Vec<model::Override> = req
         .what_if
         .iter()
         .map(|w| model::Override::parse(w, &scheme))
         .collect::<Result<_, _>>()
         .map_err(ScoreError::Usage)?;
-    let mut rows = Vec::new();
-    let mut problems = Vec::new();
-    for path in &req.inputs {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ScoreError::Failed(format!("cannot read {}: {e}", path.display())))?;
-        match inputs::parse(&path.display().to_string(), &text) {
-            Ok(mut r) => rows.append(&mut r),
-            Err(mut e) => problems.append(&mut e),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(ScoreError::Failed(format!(
-            "{} problem(s) in the inputs:\n{}",
-            problems.len(),
-            problems.join("\n")
-        )));
-    }
+    let rows = read_inputs(&req.inputs)?;
     let fail = |p: Vec<String>| {
         ScoreError::Failed(format!(
             "{} problem(s) in the inputs:\n{}",
@@ -517,17 +528,28 @@ pub struct RollupOutcome {
     pub revisions: Vec<crate::store::RevisionRecord>,
 }
 
-/// `rollup`: a month's outputs (SPEC §5) from the state store of a `run`, without Kafka.
-pub fn rollup(
-    cfg: &Config,
-    month: crate::calendar::Month,
-    out: &Path,
-) -> anyhow::Result<RollupOutcome> {
+/// What a store holds for some months, merged over its partitions.
+pub struct StoreLoad {
+    /// The months' aggregates, merged, with the store's combined watermark.
+    pub aggregates: Aggregates,
+    /// Event accounting summed over partitions (all months: the store counts events, not
+    /// events per month).
+    pub stats: PipelineStats,
+    /// Partitions that contributed (`topic/partition`).
+    pub partitions: Vec<String>,
+    /// The combined watermark.
+    pub watermark: Ts,
+    /// The open store, for further queries.
+    pub store: Box<dyn crate::store::Store>,
+}
+
+/// Loads `months` from the configured state store (`[state] url`): each partition's rows form
+/// its blocks, and partitions merge (counts and histograms add) exactly as `run` merges them.
+pub fn load_store(cfg: &Config, months: &[crate::calendar::Month]) -> anyhow::Result<StoreLoad> {
     use crate::store::{Identity, open_configured};
-    let started = Instant::now();
     let url = &cfg.settings.state.url;
     if url.is_empty() {
-        anyhow::bail!("state.url is empty: there is no store to roll up (set [state] url)");
+        anyhow::bail!("state.url is empty: there is no store to read (set [state] url)");
     }
     if let Some(path) = url.strip_prefix("sqlite://")
         && !Path::new(path).exists()
@@ -542,8 +564,6 @@ pub fn rollup(
     let mut stats = PipelineStats::default();
     let parts = store.partitions()?;
     let mut names = Vec::new();
-    // Event and decision counters are kept per partition, not per month: the summary's counts
-    // cover everything the store holds.
     let mut decisions = crate::aggregate::AggregateStats::default();
     for p in &parts {
         if let Some(meta) = &p.meta {
@@ -554,13 +574,12 @@ pub fn rollup(
             names.push(format!("{}/{}", p.topic, p.partition));
         }
     }
-    // Rows of one partition form its blocks; partitions' blocks merge (counts and histograms
-    // add), exactly as `run` merges its partitions.
-    let rows = store.month_rows(Some(month))?;
     let mut by_origin: std::collections::BTreeMap<String, Vec<crate::store::StoredRow>> =
         Default::default();
-    for r in rows {
-        by_origin.entry(r.origin.clone()).or_default().push(r);
+    for month in months {
+        for r in store.month_rows(Some(*month))? {
+            by_origin.entry(r.origin.clone()).or_default().push(r);
+        }
     }
     for (_, rows) in by_origin {
         let mut one = Aggregates::new(defs.clone(), calendar.clone());
@@ -580,7 +599,30 @@ pub fn rollup(
     }
     merged.restore_stats(decisions);
     let watermark = store.combined_watermark()?.map_or(Ts::MIN, Ts);
-    let merged = merged.with_watermark(watermark);
+    Ok(StoreLoad {
+        aggregates: merged.with_watermark(watermark),
+        stats,
+        partitions: names,
+        watermark,
+        store,
+    })
+}
+
+/// `rollup`: a month's outputs (SPEC §5) from the state store of a `run`, without Kafka.
+pub fn rollup(
+    cfg: &Config,
+    month: crate::calendar::Month,
+    out: &Path,
+) -> anyhow::Result<RollupOutcome> {
+    let started = Instant::now();
+    let loaded = load_store(cfg, &[month])?;
+    let StoreLoad {
+        aggregates: merged,
+        stats,
+        partitions: names,
+        watermark,
+        mut store,
+    } = loaded;
     let is_final = merged.is_final(month);
     if !is_final {
         tracing::warn!(%month, watermark = %watermark,
@@ -825,5 +867,168 @@ pub fn demo_live(
         sim: sim_stats,
         metrics: addr,
         alerts,
+    })
+}
+
+/// What `report` was asked.
+pub struct ReportRequest {
+    /// The regulatory year, `RY23/24`.
+    pub year: String,
+    /// Score inputs for the components that do not come from events (SUM1, SDM1's install
+    /// components, VMM…).
+    pub inputs: Vec<PathBuf>,
+    /// £m at risk, overriding (or supplying) the scheme's.
+    pub margin: Option<rust_decimal::Decimal>,
+    /// Event files to replay instead of reading the state store.
+    pub replay: Vec<Input>,
+    /// The output directory.
+    pub out: PathBuf,
+}
+
+/// What `report` wrote.
+pub struct ReportOutcome {
+    /// The year's score.
+    pub score: crate::score::model::Report,
+    /// Files written, relative to the output directory.
+    pub files: Vec<String>,
+    /// Months of the year with figures from events, and whether each is final.
+    pub months: Vec<(crate::calendar::Month, bool)>,
+    /// Seconds spent gathering the figures (store read or replay).
+    pub gather_seconds: f64,
+    /// Seconds spent scoring and writing the workbook, charts and page.
+    pub render_seconds: f64,
+}
+
+/// `report`: a regulatory year's roll-ups (from the state store, or a replay of event files),
+/// its score with the external inputs, and the workbook, charts and HTML summary.
+pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, ScoreError> {
+    use crate::calendar::Month;
+    use crate::score::{inputs, model, render, scheme::RegYear};
+    let failed = |e: anyhow::Error| ScoreError::Failed(format!("{e:#}"));
+    let io = |e: std::io::Error| ScoreError::Failed(e.to_string());
+    let year = RegYear::parse(&req.year).ok_or_else(|| {
+        ScoreError::Usage(format!(
+            "--year {:?} is not a regulatory year like RY23/24",
+            req.year
+        ))
+    })?;
+    let scheme = load_scheme(cfg, &req.year)?;
+    let margin = margin_of(&scheme, req.margin)?;
+    let external = read_inputs(&req.inputs)?;
+    let months: Vec<Month> = year
+        .months()
+        .iter()
+        .filter_map(|m| Month::parse(m))
+        .collect();
+    let started = Instant::now();
+    let outdir = OutDir::create(&req.out).map_err(io)?;
+    // The year's figures: a replay writes its own outputs as it goes; from the store the
+    // year's months are loaded and written like a roll-up of twelve months.
+    let aggregates = if req.replay.is_empty() {
+        let l = load_store(cfg, &months).map_err(failed)?;
+        write_outputs(
+            &outdir,
+            cfg,
+            &l.aggregates,
+            &l.stats,
+            l.watermark,
+            l.partitions.clone(),
+            started,
+        )
+        .map_err(failed)?;
+        l.aggregates
+    } else {
+        replay(cfg, &req.replay, &req.out, false)
+            .map_err(failed)?
+            .aggregates
+    };
+    let gather_seconds = started.elapsed().as_secs_f64();
+    let rendering = Instant::now();
+    let lines = rpl_lines(&aggregates, Some(&months));
+    if lines.is_empty() {
+        tracing::warn!(year = %req.year, "no requests in the year: the report has only the external inputs");
+    }
+    let streaming_text = opr_inputs_csv(&lines, std::slice::from_ref(&scheme));
+    let mut rows = inputs::parse("the year's opr-inputs.csv", &streaming_text).map_err(|p| {
+        ScoreError::Failed(format!(
+            "internal: the streaming inputs do not parse: {}",
+            p.join("; ")
+        ))
+    })?;
+    rows.extend(external);
+    let fail = |p: Vec<String>| {
+        ScoreError::Failed(format!(
+            "{} problem(s) in the inputs (the streaming-derived rows are {}):\n{}",
+            p.len(),
+            scheme
+                .measures
+                .iter()
+                .flat_map(|m| m
+                    .components
+                    .iter()
+                    .filter(|c| c.from.is_some())
+                    .map(move |c| format!("{}.{}", m.id, c.id)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            p.join("\n")
+        ))
+    };
+    let score = model::score(&scheme, &rows, margin, &[]).map_err(fail)?;
+    for w in &score.warnings {
+        tracing::warn!("{w}");
+    }
+    let mut files: Vec<String> = ["rpl.csv", "failures.csv", "opr-inputs.csv", "summary.json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if !req.replay.is_empty() {
+        files.push("deadletter.jsonl".into());
+    }
+    outdir
+        .write("score.csv", render::score_csv(&score).as_bytes())
+        .map_err(io)?;
+    let mut json = render::score_json(&score).map_err(|e| ScoreError::Failed(e.to_string()))?;
+    json.push('\n');
+    outdir.write("score.json", json.as_bytes()).map_err(io)?;
+    files.extend(["score.csv".into(), "score.json".into()]);
+    let y = crate::report::Year {
+        label: req.year.clone(),
+        months: months.clone(),
+        defs: &cfg.definitions,
+        scheme: &scheme,
+        lines: &lines,
+        aggregates: &aggregates,
+        inputs: &rows,
+        score: &score,
+    };
+    let charts = crate::report::charts(&y).map_err(ScoreError::Failed)?;
+    let chart_dir = OutDir::create(&req.out.join("charts")).map_err(io)?;
+    for c in &charts {
+        chart_dir
+            .write(&format!("{}.svg", c.stem), c.svg.as_bytes())
+            .map_err(io)?;
+        chart_dir
+            .write(&format!("{}.png", c.stem), &c.png)
+            .map_err(io)?;
+        files.push(format!("charts/{}.svg", c.stem));
+        files.push(format!("charts/{}.png", c.stem));
+    }
+    let workbook_name = format!("opr-{}.xlsx", req.year.replace('/', "-"));
+    let xlsx = crate::report::workbook::build(&y, &charts).map_err(ScoreError::Failed)?;
+    outdir.write(&workbook_name, &xlsx).map_err(io)?;
+    let page = crate::report::html::page(&y, &charts, &workbook_name);
+    outdir.write("index.html", page.as_bytes()).map_err(io)?;
+    files.extend([workbook_name, "index.html".into()]);
+    let month_flags = months
+        .iter()
+        .filter(|m| lines.iter().any(|l| l.month == **m))
+        .map(|m| (*m, aggregates.is_final(*m)))
+        .collect();
+    Ok(ReportOutcome {
+        score,
+        files,
+        months: month_flags,
+        gather_seconds,
+        render_seconds: rendering.elapsed().as_secs_f64(),
     })
 }

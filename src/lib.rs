@@ -68,6 +68,7 @@ pub mod kafka;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;
+pub mod report;
 pub mod score;
 pub mod simulate;
 pub mod sink;

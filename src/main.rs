@@ -19,6 +19,17 @@ use srv_opr::time::{Dur, Ts, parse_rfc3339};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `--margin 8.938` (also `£8.938m`) as exact £m.
+fn parse_margin(m: Option<&str>) -> Result<Option<rust_decimal::Decimal>, Failure> {
+    m.map(|m| {
+        m.trim_start_matches('£')
+            .trim_end_matches('m')
+            .parse::<rust_decimal::Decimal>()
+    })
+    .transpose()
+    .map_err(|_| Failure::usage("--margin must be a number of £m, e.g. 8.938"))
+}
+
 /// Service Request events to the regulator's performance figures (OPR).
 #[derive(Parser, Debug)]
 #[command(name = "srv-opr", version, about, long_about = None)]
@@ -54,6 +65,30 @@ enum Command {
     /// Prometheus recording and alerting rules for the configured measures and [alerts]: the
     /// same alerts `run` evaluates in process.
     AlertRules(AlertRulesArgs),
+    /// A regulatory year for the people who receive it: the months' roll-ups (from the state
+    /// store, or a replay of event files), the score, an XLSX workbook shaped like the RIGs
+    /// Annex 1, charts and a one-page HTML summary.
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// The regulatory year (April–March), e.g. RY23/24.
+    #[arg(long, value_name = "RYxx/yy")]
+    year: String,
+    /// Score inputs for the components that do not come from events (SUM1, SDM1's install
+    /// components, VMM1/VMM2…): measure,component,region,period,value[,numerator,denominator].
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    inputs: Vec<PathBuf>,
+    /// Margin at risk in £m (required when the scheme does not know it).
+    #[arg(long, value_name = "£M")]
+    margin: Option<String>,
+    /// Replay these event files for the year's figures instead of reading the state store.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    replay: Vec<PathBuf>,
+    /// Output directory (default ./report-RYxx-yy).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -311,16 +346,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     "give --inputs FILE… and/or --from-rollup DIR",
                 ));
             }
-            let margin = a
-                .margin
-                .as_deref()
-                .map(|m| {
-                    m.trim_start_matches('£')
-                        .trim_end_matches('m')
-                        .parse::<rust_decimal::Decimal>()
-                })
-                .transpose()
-                .map_err(|_| Failure::usage("--margin must be a number of £m, e.g. 8.938"))?;
+            let margin = parse_margin(a.margin.as_deref())?;
             let req = app::ScoreRequest {
                 scheme: a.scheme,
                 inputs,
@@ -331,6 +357,57 @@ fn run(cli: Cli) -> Result<(), Failure> {
             match app::score(&cfg, &req) {
                 Ok(text) => {
                     print!("{text}");
+                    Ok(())
+                }
+                Err(app::ScoreError::Usage(m)) => Err(Failure::usage(m)),
+                Err(app::ScoreError::Failed(m)) => Err(Failure {
+                    code: 1,
+                    message: m,
+                }),
+            }
+        }
+        Command::Report(a) => {
+            let margin = parse_margin(a.margin.as_deref())?;
+            let out = a
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("report-{}", a.year.replace('/', "-"))));
+            let req = app::ReportRequest {
+                year: a.year.clone(),
+                inputs: a.inputs,
+                margin,
+                replay: inputs_from_paths(&a.replay),
+                out: out.clone(),
+            };
+            match app::report(&cfg, &req) {
+                Ok(r) => {
+                    print!("{}", srv_opr::score::render::table(&r.score));
+                    let months: Vec<String> = r
+                        .months
+                        .iter()
+                        .map(|(m, fin)| format!("{m}{}", if *fin { "" } else { " (not final)" }))
+                        .collect();
+                    eprintln!(
+                        "srv-opr: {} from events: {}",
+                        a.year,
+                        if months.is_empty() {
+                            "no months".to_string()
+                        } else {
+                            months.join(", ")
+                        }
+                    );
+                    eprintln!(
+                        "srv-opr: figures gathered in {:.2} s; score, workbook, {} charts and the \
+                         page written in {:.2} s",
+                        r.gather_seconds,
+                        r.files.iter().filter(|f| f.ends_with(".png")).count(),
+                        r.render_seconds
+                    );
+                    eprintln!(
+                        "srv-opr: report written to {} (open {})",
+                        out.display(),
+                        out.join("index.html").display()
+                    );
                     Ok(())
                 }
                 Err(app::ScoreError::Usage(m)) => Err(Failure::usage(m)),

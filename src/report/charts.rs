@@ -1,0 +1,372 @@
+//! The report's charts (plotters), each drawn once per backend: SVG for the HTML page, PNG for
+//! the workbook. Monthly RPL per region against TPL and MPL, and a month's response-time
+//! distribution per region with the TRTs marked.
+//!
+//! Text in the PNGs is rendered with DejaVu Sans compiled into the binary, so charts come out
+//! the same on a machine with no fonts installed.
+
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// Width and height in pixels of every chart.
+pub const SIZE: (u32, u32) = (800, 450);
+
+/// A series' colour: the three regions and the pooled row keep theirs across every chart.
+pub fn region_colour(region: &str) -> RGBColor {
+    match region {
+        "north" => RGBColor(31, 119, 180),
+        "central" => RGBColor(255, 127, 14),
+        "south" => RGBColor(44, 160, 44),
+        _ => RGBColor(90, 90, 90),
+    }
+}
+
+const TPL_COLOUR: RGBColor = RGBColor(0, 128, 0);
+const MPL_COLOUR: RGBColor = RGBColor(200, 0, 0);
+const TRT_COLOUR: RGBColor = RGBColor(120, 0, 160);
+
+/// One chart, drawn for both backends.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// File stem, e.g. `rpl-PM4.3` (written as `charts/<stem>.svg` and `.png`).
+    pub stem: String,
+    /// What it shows, for captions and alt text.
+    pub title: String,
+    /// The SVG document.
+    pub svg: String,
+    /// The PNG file.
+    pub png: Vec<u8>,
+}
+
+/// A line of a chart: its name, colour and points.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend text.
+    pub name: String,
+    /// Colour.
+    pub colour: RGBColor,
+    /// Points (x, y); gaps are simply absent x values.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Monthly RPL (%) per region over a regulatory year. `months` label the x axis (index 0–11);
+/// a series' x values are those indexes.
+pub struct RplChart<'a> {
+    /// File stem.
+    pub stem: String,
+    /// Title.
+    pub title: String,
+    /// Month labels (`Apr 23` …).
+    pub months: &'a [String],
+    /// One line per region.
+    pub series: Vec<Series>,
+    /// Target Performance Level (%), if the measure has one.
+    pub tpl: Option<f64>,
+    /// Minimum Performance Level (%).
+    pub mpl: Option<f64>,
+}
+
+/// The cumulative response-time distribution of one month per region: the share of requests
+/// (%) answered by each time, on a log time axis, with the measure's TRTs as vertical lines.
+pub struct RtChart {
+    /// File stem.
+    pub stem: String,
+    /// Title.
+    pub title: String,
+    /// One line per region: (ms, cumulative %).
+    pub series: Vec<Series>,
+    /// The TRTs (ms) to mark.
+    pub trts_ms: Vec<u64>,
+}
+
+/// Registers the embedded font with plotters, once per process.
+fn fonts() -> Result<(), String> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        for (style, bytes) in [
+            (FontStyle::Normal, dejavu::sans::regular()),
+            (FontStyle::Bold, dejavu::sans::bold()),
+        ] {
+            plotters::style::register_font("sans-serif", style, bytes)
+                .map_err(|_| "the embedded DejaVu Sans font could not be loaded".to_string())?;
+        }
+        Ok(())
+    })
+    .clone()
+}
+
+fn err<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> String + '_ {
+    move |e| format!("cannot draw {what}: {e:?}")
+}
+
+/// What can draw itself on any plotters backend.
+trait Draw {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+/// Draws a chart on both backends and encodes the PNG.
+fn both<D: Draw>(stem: String, title: String, d: &D) -> Result<Chart, String> {
+    fonts()?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        d.draw(&root)?;
+        root.present().map_err(err(&stem))?;
+    }
+    let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
+        d.draw(&root)?;
+        root.present().map_err(err(&stem))?;
+    }
+    let png = encode_png(&rgb, SIZE).map_err(|e| format!("cannot encode {stem}.png: {e}"))?;
+    Ok(Chart {
+        stem,
+        title,
+        svg,
+        png,
+    })
+}
+
+fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::with_capacity(rgb.len() / 8);
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header()?;
+        writer.write_image_data(rgb)?;
+    }
+    Ok(out)
+}
+
+/// Draws the monthly RPL chart.
+pub fn rpl(c: &RplChart) -> Result<Chart, String> {
+    both(c.stem.clone(), c.title.clone(), c)
+}
+
+impl Draw for RplChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw_rpl(root, self)
+    }
+}
+
+impl Draw for RtChart {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw_rt(root, self)
+    }
+}
+
+fn draw_rpl<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &RplChart) -> Result<(), String> {
+    // The y range starts a little below the lowest value or MPL, so a dip and the MPL line are
+    // both visible, and ends at 100 %.
+    let lowest = c
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .chain(c.mpl)
+        .fold(f64::INFINITY, f64::min);
+    let lowest = if lowest.is_finite() { lowest } else { 90.0 };
+    let y0 = (((lowest - (100.0 - lowest).max(0.5) * 0.15) * 2.0).floor() / 2.0).clamp(0.0, 99.5);
+    let months = c.months;
+    let e = err::<DrawingAreaErrorKind<DB::ErrorType>>(&c.stem);
+    root.fill(&WHITE).map_err(&e)?;
+    let n = months.len().max(1);
+    let mut chart = ChartBuilder::on(root)
+        .caption(&c.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), y0..100.0f64)
+        .map_err(&e)?;
+    chart
+        .configure_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                months.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("RPL %")
+        .y_label_formatter(&|y| format!("{y:.1}"))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(&e)?;
+    let span = (-0.5, n as f64 - 0.5);
+    for (level, name, colour) in [(c.tpl, "TPL", TPL_COLOUR), (c.mpl, "MPL", MPL_COLOUR)] {
+        if let Some(v) = level {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(span.0, v), (span.1, v)],
+                    8,
+                    5,
+                    colour.stroke_width(2),
+                ))
+                .map_err(&e)?
+                .label(format!("{name} {v}"))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour));
+        }
+    }
+    for s in &c.series {
+        let colour = s.colour;
+        chart
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                colour.stroke_width(2),
+            ))
+            .map_err(&e)?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
+        chart
+            .draw_series(s.points.iter().map(|p| Circle::new(*p, 3, colour.filled())))
+            .map_err(&e)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(&e)?;
+    Ok(())
+}
+
+/// Draws the response-time distribution chart.
+pub fn rt(c: &RtChart) -> Result<Chart, String> {
+    both(c.stem.clone(), c.title.clone(), c)
+}
+
+fn draw_rt<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &RtChart) -> Result<(), String> {
+    let e = err::<DrawingAreaErrorKind<DB::ErrorType>>(&c.stem);
+    root.fill(&WHITE).map_err(&e)?;
+    let longest = c
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .chain(c.trts_ms.iter().map(|t| *t as f64))
+        .fold(1_000.0f64, f64::max);
+    let x1 = (longest * 1.5).max(1_000.0);
+    let mut chart = ChartBuilder::on(root)
+        .caption(&c.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d((10f64..x1).log_scale(), 0f64..100f64)
+        .map_err(&e)?;
+    chart
+        .configure_mesh()
+        .x_desc("response time")
+        .y_desc("answered %")
+        .x_label_formatter(&|ms| human_ms(*ms))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(&e)?;
+    for t in &c.trts_ms {
+        let x = (*t as f64).max(10.0);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x, 0.0), (x, 100.0)],
+                6,
+                4,
+                TRT_COLOUR.stroke_width(2),
+            ))
+            .map_err(&e)?
+            .label(format!("TRT {}", human_ms(*t as f64)))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], TRT_COLOUR));
+    }
+    for s in &c.series {
+        let colour = s.colour;
+        chart
+            .draw_series(LineSeries::new(
+                s.points.iter().map(|(x, y)| (x.max(10.0), *y)),
+                colour.stroke_width(2),
+            ))
+            .map_err(&e)?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(&e)?;
+    Ok(())
+}
+
+/// `250 ms`, `2 s`, `5 min`, `1 h`: axis labels for a log time axis.
+pub fn human_ms(ms: f64) -> String {
+    if ms < 1_000.0 {
+        format!("{ms:.0} ms")
+    } else if ms < 60_000.0 {
+        format!("{} s", trim(ms / 1_000.0))
+    } else if ms < 3_600_000.0 {
+        format!("{} min", trim(ms / 60_000.0))
+    } else {
+        format!("{} h", trim(ms / 3_600_000.0))
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.1}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_come_out_as_svg_and_png_of_the_stated_size() {
+        let months: Vec<String> = (1..=12).map(|m| format!("M{m}")).collect();
+        let c = rpl(&RplChart {
+            stem: "rpl-X".into(),
+            title: "X".into(),
+            months: &months,
+            series: vec![Series {
+                name: "north".into(),
+                colour: region_colour("north"),
+                points: vec![(0.0, 99.5), (1.0, 98.0), (3.0, 99.9)],
+            }],
+            tpl: Some(99.0),
+            mpl: Some(96.0),
+        })
+        .unwrap();
+        assert!(c.svg.starts_with("<svg"), "{}", &c.svg[..40]);
+        assert!(c.svg.contains("TPL 99"), "legend names the TPL");
+        let dec = png::Decoder::new(std::io::Cursor::new(&c.png));
+        let reader = dec.read_info().unwrap();
+        let info = reader.info();
+        assert_eq!((info.width, info.height), SIZE);
+        let r = rt(&RtChart {
+            stem: "rt-X".into(),
+            title: "X".into(),
+            series: vec![Series {
+                name: "south".into(),
+                colour: region_colour("south"),
+                points: vec![(120.0, 10.0), (2_000.0, 90.0), (40_000.0, 100.0)],
+            }],
+            trts_ms: vec![25_000],
+        })
+        .unwrap();
+        assert!(r.svg.contains("TRT 25 s"));
+    }
+
+    #[test]
+    fn time_labels_read_naturally() {
+        assert_eq!(human_ms(250.0), "250 ms");
+        assert_eq!(human_ms(25_000.0), "25 s");
+        assert_eq!(human_ms(1_500.0), "1.5 s");
+        assert_eq!(human_ms(300_000.0), "5 min");
+        assert_eq!(human_ms(86_400_000.0), "24 h");
+    }
+}

@@ -1,0 +1,157 @@
+//! The one-page HTML summary of a year: the Table 7 equivalent, the charts (SVG files beside
+//! it in `charts/`) and the worst failure buckets. Static, no scripts, readable offline.
+
+use std::fmt::Write as _;
+
+use super::charts::{Chart, SIZE};
+use super::{Year, worst_buckets};
+use crate::score::render::{assessment, fixed};
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// The page; `workbook` is the workbook's file name, linked from it.
+pub fn page(y: &Year, charts: &[Chart], workbook: &str) -> String {
+    let r = y.score;
+    let mut s = String::new();
+    let title = format!("{}: OPR summary", y.scheme.title);
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>{t}</title>\n<style>\n\
+         body {{ font-family: 'DejaVu Sans', Arial, sans-serif; margin: 2em auto; max-width: 1700px; \
+         color: #222; }}\n\
+         table {{ border-collapse: collapse; margin: 1em 0; }}\n\
+         th, td {{ border: 1px solid #bbb; padding: 4px 8px; }}\n\
+         th {{ background: #d9e1f2; text-align: left; }}\n\
+         td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}\n\
+         tr.total td {{ font-weight: bold; }}\n\
+         .charts {{ display: flex; flex-wrap: wrap; gap: 12px; }}\n\
+         figure {{ margin: 0; }}\n\
+         figcaption {{ font-size: 90%; color: #555; }}\n\
+         .note {{ color: #555; font-size: 90%; }}\n\
+         </style>\n</head>\n<body>\n<h1>{t}</h1>\n",
+        t = esc(&title)
+    );
+    let _ = writeln!(
+        s,
+        "<p class=\"note\">Margin at risk £{}m. Months in the year's figures: {}. Workbook: \
+         <a href=\"{wb}\">{wb}</a>; exact figures: <a href=\"score.json\">score.json</a>, \
+         <a href=\"rpl.csv\">rpl.csv</a>, <a href=\"failures.csv\">failures.csv</a>.</p>",
+        fixed(r.margin_at_risk, 3),
+        months_text(y),
+        wb = esc(workbook)
+    );
+
+    s.push_str("<h2>Margin retained (Table 7)</h2>\n<table id=\"table7\">\n<tr><th>Measure</th><th>Name</th><th>Weight</th><th>Assessment</th><th>Retained %</th><th>Retained £m</th><th>Lost £m</th></tr>\n");
+    for m in &r.measures {
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}%</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&m.measure),
+            esc(&m.name),
+            fixed(m.weight_decimal * rust_decimal::Decimal::ONE_HUNDRED, 2),
+            esc(&assessment(m)),
+            m.retained_share
+                .map(|x| format!("{}%", fixed(x * rust_decimal::Decimal::ONE_HUNDRED, 2)))
+                .unwrap_or_else(|| "n/a".into()),
+            fixed(m.kept, 3),
+            fixed(m.lost, 3)
+        );
+    }
+    let share = if r.margin_at_risk.is_zero() {
+        rust_decimal::Decimal::ZERO
+    } else {
+        r.total_kept / r.margin_at_risk
+    };
+    let _ = writeln!(
+        s,
+        "<tr class=\"total\"><td>Total</td><td></td><td class=\"n\">100.00%</td><td></td><td class=\"n\">{}%</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n</table>",
+        fixed(share * rust_decimal::Decimal::ONE_HUNDRED, 2),
+        fixed(r.total_kept, 3),
+        fixed(r.total_lost, 3)
+    );
+    if !r.warnings.is_empty() {
+        s.push_str("<ul class=\"note\">\n");
+        for w in &r.warnings {
+            let _ = writeln!(s, "<li>{}</li>", esc(w));
+        }
+        s.push_str("</ul>\n");
+    }
+
+    s.push_str("<h2>Monthly RPL and response times</h2>\n<div class=\"charts\">\n");
+    for c in charts {
+        let _ = writeln!(
+            s,
+            "<figure><img src=\"charts/{stem}.svg\" width=\"{w}\" height=\"{h}\" alt=\"{t}\"><figcaption>{t} (<a href=\"charts/{stem}.png\">PNG</a>)</figcaption></figure>",
+            stem = esc(&c.stem),
+            w = SIZE.0,
+            h = SIZE.1,
+            t = esc(&c.title)
+        );
+    }
+    s.push_str("</div>\n");
+
+    let worst = worst_buckets(y, 15);
+    s.push_str("<h2>Worst failure buckets of the year</h2>\n");
+    if worst.is_empty() {
+        s.push_str("<p>No misses in the year.</p>\n");
+    } else {
+        s.push_str("<table id=\"failures\">\n<tr><th>Measure</th><th>Region</th><th>Bucket</th><th>Misses</th></tr>\n");
+        for b in &worst {
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+                esc(&b.measure),
+                esc(b.region),
+                esc(&b.bucket),
+                b.count
+            );
+        }
+        s.push_str("</table>\n<p class=\"note\">Request ids behind each bucket: <code>evidence/</code>. All buckets per month: <code>failures.csv</code>.</p>\n");
+    }
+    let _ = writeln!(
+        s,
+        "<p class=\"note\">Built by srv-opr {}; measure definitions SHA-256 {}.</p>\n</body>\n</html>",
+        env!("CARGO_PKG_VERSION"),
+        esc(&y.defs.sha256)
+    );
+    s
+}
+
+fn months_text(y: &Year) -> String {
+    let with: Vec<String> = y
+        .months
+        .iter()
+        .filter(|m| y.lines.iter().any(|l| l.month == **m))
+        .map(|m| super::month_label(*m))
+        .collect();
+    if with.is_empty() {
+        "none from events".into()
+    } else {
+        with.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::esc;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(esc("a<b & \"c\"'"), "a&lt;b &amp; &quot;c&quot;&#39;");
+    }
+}

@@ -1,0 +1,212 @@
+//! The annual report (`srv-opr report`): a regulatory year's figures rendered for the people
+//! who receive the OPR inputs: the RIGs-shaped workbook, the charts and a one-page HTML
+//! summary. Synchronous and I/O-free: the caller gathers the year (from the store or a replay),
+//! scores it, and writes what these functions return.
+
+pub mod charts;
+pub mod html;
+pub mod workbook;
+
+use std::collections::BTreeMap;
+
+use crate::aggregate::Aggregates;
+use crate::calendar::Month;
+use crate::config::{Basis, Definitions, Measure};
+use crate::score::inputs::InputRow;
+use crate::score::model::Report;
+use crate::score::scheme::Scheme;
+use crate::sink::rollup::RplLine;
+
+use charts::{Chart, RplChart, RtChart, Series, region_colour};
+
+/// The three regions in report order.
+pub const REGIONS: [&str; 3] = ["north", "central", "south"];
+
+/// Everything a report is made from.
+pub struct Year<'a> {
+    /// `RY23/24`.
+    pub label: String,
+    /// Its twelve months, April to March.
+    pub months: Vec<Month>,
+    /// The measure definitions.
+    pub defs: &'a Definitions,
+    /// The OPR scheme of the year.
+    pub scheme: &'a Scheme,
+    /// `rpl.csv` rows of the year's months.
+    pub lines: &'a [RplLine],
+    /// The aggregates the lines came from (for response-time distributions).
+    pub aggregates: &'a Aggregates,
+    /// Every score input row (streaming-derived and external).
+    pub inputs: &'a [InputRow],
+    /// The year's score.
+    pub score: &'a Report,
+}
+
+/// `Apr 23`: a month as an axis or column label.
+pub fn month_label(m: Month) -> String {
+    const NAMES: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let name = NAMES
+        .get((m.month() as usize).wrapping_sub(1))
+        .copied()
+        .unwrap_or("?");
+    format!("{name} {:02}", m.year().rem_euclid(100))
+}
+
+/// The distinct TRTs (ms) a measure's requests are judged against: its own, or the table's
+/// entries for its SRVs (by SRV, else class, else default).
+pub fn measure_trts_ms(defs: &Definitions, m: &Measure) -> Vec<u64> {
+    let ms = |d: crate::time::Dur| d.as_millis_floor().max(0) as u64;
+    if let Some(t) = m.trt {
+        return vec![ms(t)];
+    }
+    let mut srvs: Vec<&String> = m.srvs.iter().collect();
+    if let Some(class) = &m.class
+        && let Some(members) = defs.classes.get(class)
+    {
+        srvs.extend(members.iter());
+    }
+    let mut v: Vec<u64> = srvs.iter().map(|s| ms(defs.table_trt(s))).collect();
+    if v.is_empty() {
+        v.push(ms(defs.trt.default));
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// One failure bucket of a measure and region, summed over the year.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketTotal {
+    /// Measure id.
+    pub measure: String,
+    /// Region (`north`, `central`, `south`).
+    pub region: &'static str,
+    /// Bucket: an error code, `slow`, `no_response` or `other`.
+    pub bucket: String,
+    /// Misses in it over the year.
+    pub count: u64,
+}
+
+/// The year's failure buckets per measure and region (the `failures.csv` rows summed over the
+/// months), the largest first within each measure and region; at most `top` per pair.
+pub fn failure_totals(y: &Year, top: usize) -> Vec<BucketTotal> {
+    let mut sums: BTreeMap<(usize, usize, String), u64> = BTreeMap::new();
+    for l in y.lines {
+        let Some(ri) = REGIONS.iter().position(|r| *r == l.region) else {
+            continue;
+        };
+        let Some(mi) = y.defs.measures.iter().position(|m| m.id == l.measure) else {
+            continue;
+        };
+        for (b, n) in &l.row.buckets {
+            *sums.entry((mi, ri, b.name())).or_insert(0) += n;
+        }
+    }
+    let mut by_pair: BTreeMap<(usize, usize), Vec<(String, u64)>> = BTreeMap::new();
+    for ((mi, ri, b), n) in sums {
+        by_pair.entry((mi, ri)).or_default().push((b, n));
+    }
+    let mut out = Vec::new();
+    for ((mi, ri), mut v) in by_pair {
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        for (bucket, count) in v.into_iter().take(top) {
+            out.push(BucketTotal {
+                measure: y.defs.measures[mi].id.clone(),
+                region: REGIONS[ri],
+                bucket,
+                count,
+            });
+        }
+    }
+    out
+}
+
+/// The year's largest failure buckets over every measure and region.
+pub fn worst_buckets(y: &Year, n: usize) -> Vec<BucketTotal> {
+    let mut all = failure_totals(y, usize::MAX);
+    all.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.measure.cmp(&b.measure))
+            .then_with(|| a.region.cmp(b.region))
+            .then_with(|| a.bucket.cmp(&b.bucket))
+    });
+    all.truncate(n);
+    all
+}
+
+/// The charts of a year: per configured measure with requests in it, the monthly RPL per
+/// region (against its TPL and MPL when it has them); per TRT measure, the response-time
+/// distribution of the latest month with requests, per region, with its TRTs marked.
+pub fn charts(y: &Year) -> Result<Vec<Chart>, String> {
+    let labels: Vec<String> = y.months.iter().map(|m| month_label(*m)).collect();
+    let to_f64 = |d: rust_decimal::Decimal| d.to_string().parse::<f64>().ok();
+    let mut out = Vec::new();
+    for (mi, m) in y.defs.measures.iter().enumerate() {
+        let lines: Vec<&RplLine> = y.lines.iter().filter(|l| l.measure == m.id).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let series = REGIONS
+            .iter()
+            .map(|r| Series {
+                name: (*r).to_string(),
+                colour: region_colour(r),
+                points: lines
+                    .iter()
+                    .filter(|l| l.region == *r)
+                    .filter_map(|l| {
+                        let i = y.months.iter().position(|x| *x == l.month)?;
+                        Some((i as f64, l.rpl.parse::<f64>().ok()?))
+                    })
+                    .collect(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        let what = match m.basis {
+            Basis::Trt => "within TRT",
+            Basis::Success => "succeeded",
+        };
+        out.push(charts::rpl(&RplChart {
+            stem: format!("rpl-{}", m.id),
+            title: format!("{} {}: monthly RPL ({what}), {}", m.id, m.name, y.label),
+            months: &labels,
+            series,
+            tpl: m.tpl.and_then(to_f64),
+            mpl: m.mpl.and_then(to_f64),
+        })?);
+        if m.basis != Basis::Trt {
+            continue;
+        }
+        let Some(month) = lines.iter().map(|l| l.month).max() else {
+            continue;
+        };
+        let Some((_, _, block)) = y
+            .aggregates
+            .blocks()
+            .into_iter()
+            .find(|(bm, bi, _)| *bm == month && *bi as usize == mi)
+        else {
+            continue;
+        };
+        let series = REGIONS
+            .iter()
+            .zip(&block.regions)
+            .map(|(r, row)| Series {
+                name: (*r).to_string(),
+                colour: region_colour(r),
+                points: row.answered_curve(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        out.push(charts::rt(&RtChart {
+            stem: format!("rt-{}-{month}", m.id),
+            title: format!("{} response times, {}", m.id, month_label(month)),
+            series,
+            trts_ms: measure_trts_ms(y.defs, m),
+        })?);
+    }
+    Ok(out)
+}
