@@ -925,7 +925,11 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, ScoreE
     // The year's figures: a replay writes its own outputs as it goes; from the store the
     // year's months are loaded and written like a roll-up of twelve months.
     let aggregates = if req.replay.is_empty() {
-        let l = load_store(cfg, &months).map_err(failed)?;
+        let l = load_store(cfg, &months).map_err(|e| {
+            ScoreError::Failed(format!(
+                "{e:#}; to report from event files instead, give --replay FILE…"
+            ))
+        })?;
         write_outputs(
             &outdir,
             cfg,

@@ -32,7 +32,7 @@ pub fn page(y: &Year, charts: &[Chart], workbook: &str) -> String {
         s,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <title>{t}</title>\n<style>\n\
-         body {{ font-family: 'DejaVu Sans', Arial, sans-serif; margin: 2em auto; max-width: 1700px; \
+         body {{ font-family: 'DejaVu Sans', Arial, sans-serif; margin: 2em auto; padding: 0 1.5em; max-width: 1700px; \
          color: #222; }}\n\
          table {{ border-collapse: collapse; margin: 1em 0; }}\n\
          th, td {{ border: 1px solid #bbb; padding: 4px 8px; }}\n\

@@ -1,0 +1,254 @@
+//! `srv-opr report`: a simulated regulatory year made into the workbook, charts and HTML page,
+//! then opened by the tools their readers use: openpyxl walks every cell against the CSVs
+//! (`tests/report_check.py`), LibreOffice converts the workbook to PDF (one page per sheet) and
+//! headless Chromium renders the page. Debian's `libreoffice-calc-nogui`, `chromium`,
+//! `python3-openpyxl`, `python3-pil` and `poppler-utils` are installed by `scripts/test`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+mod common;
+use common::srv_ok;
+
+/// Debian's Python, which has the packages `scripts/test` installs (a pyenv shim may not).
+const PYTHON: &str = "/usr/bin/python3";
+
+fn srv(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn external_inputs() -> String {
+    format!(
+        "{}/tests/fixtures/external-ry2324.csv",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn tool(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// A year of traffic (central a little slow, so misses and buckets show) replayed into a report.
+fn simulated_report(dir: &Path) -> std::path::PathBuf {
+    srv_ok(
+        dir,
+        &[
+            "simulate",
+            "--from",
+            "2023-04-01T00:00:00Z",
+            "--to",
+            "2024-04-01T00:00:00Z",
+            "--rate",
+            "0.004",
+            "--seed",
+            "11",
+            "--quality",
+            "central:slow=0.01,error=0.004",
+            "--out",
+            "year.jsonl.gz",
+        ],
+        &[],
+    );
+    let o = srv_ok(
+        dir,
+        &[
+            "report",
+            "--year",
+            "RY23/24",
+            "--inputs",
+            &external_inputs(),
+            "--replay",
+            "year.jsonl.gz",
+            "--out",
+            "report",
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("Total"), "the Table 7 is printed: {stdout}");
+    dir.join("report")
+}
+
+#[test]
+fn a_reported_year_reads_the_same_in_every_tool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = simulated_report(tmp.path());
+    let workbook = "opr-RY23-24.xlsx";
+    for f in [
+        "rpl.csv",
+        "failures.csv",
+        "opr-inputs.csv",
+        "summary.json",
+        "score.csv",
+        "score.json",
+        workbook,
+        "index.html",
+    ] {
+        assert!(out.join(f).is_file(), "{f} written");
+    }
+
+    // openpyxl: every number of every sheet equals its figure in the CSVs and score.json, and
+    // every formula computes its cached value.
+    let o = tool(Command::new(PYTHON).args([
+        &format!("{}/tests/report_check.py", env!("CARGO_MANIFEST_DIR")),
+        out.to_str().unwrap(),
+        workbook,
+        "2023",
+    ]));
+    let checked: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sheets = checked["sheets"].as_array().unwrap().len();
+    for s in [
+        "Summary",
+        "SDM1",
+        "SDM2",
+        "SDM2 counts",
+        "MP242",
+        "Failures",
+    ] {
+        assert!(
+            checked["sheets"].as_array().unwrap().iter().any(|x| x == s),
+            "sheet {s}: {checked}"
+        );
+    }
+    assert!(checked["formulas_evaluated"].as_u64().unwrap() > 100);
+
+    // LibreOffice opens it without repair and prints one page per sheet.
+    let profile = tmp.path().join("lo-profile");
+    tool(Command::new("libreoffice").args([
+        &format!("-env:UserInstallation=file://{}", profile.display()),
+        "--headless",
+        "--convert-to",
+        "pdf",
+        "--outdir",
+        tmp.path().join("pdf").to_str().unwrap(),
+        out.join(workbook).to_str().unwrap(),
+    ]));
+    let pdf = tmp.path().join("pdf/opr-RY23-24.pdf");
+    let info = tool(Command::new("pdfinfo").arg(&pdf));
+    let info = String::from_utf8_lossy(&info.stdout);
+    let pages: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .map(|p| p.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no page count: {info}"));
+    assert_eq!(pages, sheets, "one page per sheet");
+
+    // The charts: every PNG is a non-blank 800×450 image; the page embeds every SVG.
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let mut charts: Vec<String> = std::fs::read_dir(out.join("charts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
+    charts.sort();
+    assert!(
+        charts.iter().any(|c| c == "rpl-PM4.3.png")
+            && charts.iter().any(|c| c.starts_with("rt-PM4.3-")),
+        "{charts:?}"
+    );
+    for c in &charts {
+        let svg = c.replace(".png", ".svg");
+        assert!(html.contains(&format!("charts/{svg}")), "{svg} on the page");
+        assert!(out.join("charts").join(&svg).is_file());
+    }
+    let check_pngs = "import sys\nfrom PIL import Image\nfor p in sys.argv[1:]:\n    im = Image.open(p).convert('RGB')\n    \
+         assert im.size == (800, 450), (p, im.size)\n    colours = len(im.getcolors(1 << 20) or [])\n    \
+         ink = sum(1 for px in im.getdata() if px != (255, 255, 255))\n    \
+         assert colours > 20 and ink > 5000, (p, colours, ink)\nprint(len(sys.argv) - 1)";
+    let paths: Vec<String> = charts
+        .iter()
+        .map(|c| out.join("charts").join(c).display().to_string())
+        .collect();
+    tool(Command::new(PYTHON).arg("-c").arg(check_pngs).args(&paths));
+
+    // Headless Chromium renders the page with its charts: the regions' line colours are on
+    // screen (they appear only in the charts).
+    let shot = tmp.path().join("page.png");
+    tool(Command::new("chromium").args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        &format!("--user-data-dir={}", tmp.path().join("chromium").display()),
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1700,2400",
+        &format!("file://{}", out.join("index.html").display()),
+    ]));
+    let check_shot = "import sys\nfrom PIL import Image\nim = Image.open(sys.argv[1]).convert('RGB')\n\
+         assert im.size == (1700, 2400), im.size\ncounts = {}\nfor px in im.getdata():\n    counts[px] = counts.get(px, 0) + 1\n\
+         for name, rgb in [('north', (31, 119, 180)), ('central', (255, 127, 14)), ('south', (44, 160, 44))]:\n    \
+         n = sum(c for px, c in counts.items() if max(abs(a - b) for a, b in zip(px, rgb)) < 40)\n    \
+         assert n > 2000, (name, n)\nprint('ok')";
+    tool(Command::new(PYTHON).arg("-c").arg(check_shot).arg(&shot));
+}
+
+#[test]
+fn report_errors_name_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let o = srv(dir, &["report", "--year", "2023", "--replay", "x.jsonl"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("RY23/24"));
+
+    // No store configured and nothing to replay.
+    let o = srv(dir, &["report", "--year", "RY23/24"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("state store")
+            && String::from_utf8_lossy(&o.stderr).contains("--replay"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // External inputs that also give a streaming component: the row is named.
+    srv_ok(
+        dir,
+        &[
+            "simulate",
+            "--month",
+            "2023-05",
+            "--rate",
+            "0.01",
+            "--seed",
+            "2",
+            "--out",
+            "may.jsonl",
+        ],
+        &[],
+    );
+    let seed = format!(
+        "{}/tests/fixtures/seed-ry2324.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let o = srv(
+        dir,
+        &[
+            "report",
+            "--year",
+            "RY23/24",
+            "--inputs",
+            &seed,
+            "--replay",
+            "may.jsonl",
+            "--out",
+            "r",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("PM4.3") && err.contains("seed-ry2324.csv"),
+        "{err}"
+    );
+}
