@@ -469,4 +469,33 @@ fn three_instances_on_postgres_one_late_one_killed_change_no_figure() {
         "the late member restored no partition: {late}"
     );
     assert_rollup_equals_replay(dir.path(), &store, &env, "rollup");
+    assert_report_equals_replay(dir.path(), &env);
+}
+
+/// `report --year` from the store (six partitions written by three members) scores and
+/// tabulates the year exactly as a report replaying the same events.
+fn assert_report_equals_replay(dir: &Path, env: &[(String, String)]) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let external = format!(
+        "{}/tests/fixtures/external-ry2324.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let args = ["report", "--year", "RY23/24", "--inputs", &external];
+    srv_ok(dir, &[&args[..], &["--out", "report-store"]].concat(), &env);
+    srv_ok(
+        dir,
+        &[&args[..], &["--replay", "events.jsonl", "--out", "report-replay"]].concat(),
+        &[],
+    );
+    let read = |d: &str, f: &str| std::fs::read_to_string(dir.join(d).join(f)).unwrap();
+    assert_eq!(read("report-store", "score.csv"), read("report-replay", "score.csv"));
+    for f in ["rpl.csv", "failures.csv", "opr-inputs.csv"] {
+        assert_eq!(
+            month_lines(&read("report-store", f)),
+            month_lines(&read("report-replay", f)),
+            "{f}"
+        );
+    }
+    assert!(dir.join("report-store/opr-RY23-24.xlsx").is_file());
+    assert!(dir.join("report-store/index.html").is_file());
 }
