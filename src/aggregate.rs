@@ -52,6 +52,30 @@ pub struct Row {
     max_ms: Option<u64>,
     /// Times a count of this row changed after its month was final.
     pub revision: u32,
+    /// Evidence per failure bucket: at most [`SAMPLE_SIZE`] requests, those with the smallest
+    /// keys, so the sample is the same whatever order requests are decided or rows merged in.
+    pub samples: BTreeMap<Bucket, Vec<Sampled>>,
+}
+
+/// Most requests kept as evidence per row and failure bucket.
+pub const SAMPLE_SIZE: usize = 20;
+
+/// One request of a failure bucket's evidence: its key's low 64 bits and its evidence text
+/// (`id␟user␟device`, [`crate::correlate::evidence_text`]).
+pub type Sampled = (u64, Box<str>);
+
+/// Adds `(key, text)` to a sorted bottom-[`SAMPLE_SIZE`] sample, if it is small enough.
+fn sample_add(v: &mut Vec<Sampled>, key: u64, text: &str) {
+    if v.len() >= SAMPLE_SIZE && v.last().is_some_and(|l| l.0 <= key) {
+        return;
+    }
+    match v.binary_search_by_key(&key, |s| s.0) {
+        Ok(_) => {}
+        Err(i) => {
+            v.insert(i, (key, text.into()));
+            v.truncate(SAMPLE_SIZE);
+        }
+    }
 }
 
 /// The outcome of one request in one measure.
@@ -102,7 +126,13 @@ pub fn outcome(rule: &MeasureRule, d: &Decision, cat: &Catalog) -> Outcome {
 }
 
 impl Row {
-    fn apply(&mut self, o: &Outcome, add: bool, scratch: &mut Option<Histogram<u64>>) {
+    fn apply(
+        &mut self,
+        o: &Outcome,
+        add: bool,
+        scratch: &mut Option<Histogram<u64>>,
+        sample: (u64, Option<&str>),
+    ) {
         let step = |n: &mut u64, yes: bool| {
             if yes {
                 *n = if add { *n + 1 } else { n.saturating_sub(1) };
@@ -117,6 +147,20 @@ impl Row {
             step(n, true);
             if *n == 0 {
                 self.buckets.remove(&b);
+            }
+            match (add, sample) {
+                (true, (key, Some(text))) => {
+                    sample_add(self.samples.entry(b).or_default(), key, text);
+                }
+                (false, (key, _)) => {
+                    if let Some(v) = self.samples.get_mut(&b) {
+                        v.retain(|s| s.0 != key);
+                        if v.is_empty() {
+                            self.samples.remove(&b);
+                        }
+                    }
+                }
+                (true, (_, None)) => {}
             }
         }
         if let Some(ms) = o.rt_ms {
@@ -147,6 +191,12 @@ impl Row {
         self.no_response += other.no_response;
         for (b, n) in &other.buckets {
             *self.buckets.entry(*b).or_insert(0) += n;
+        }
+        for (b, v) in &other.samples {
+            let mine = self.samples.entry(*b).or_default();
+            for (key, text) in v {
+                sample_add(mine, *key, text);
+            }
         }
         if let Some(oh) = &other.hist {
             match &mut self.hist {
@@ -233,6 +283,8 @@ pub struct SavedRow {
     pub no_response: u64,
     /// Misses by bucket (`Bucket.0`, count).
     pub buckets: Vec<(u32, u64)>,
+    /// Evidence by bucket (`Bucket.0`, sample).
+    pub samples: Vec<(u32, Vec<(u64, String)>)>,
     /// The histogram in hdrhistogram's V2 encoding.
     pub histogram: Option<Vec<u8>>,
     /// Exact longest response time.
@@ -263,6 +315,11 @@ impl Row {
             succeeded: self.succeeded,
             no_response: self.no_response,
             buckets: self.buckets.iter().map(|(b, n)| (b.0, *n)).collect(),
+            samples: self
+                .samples
+                .iter()
+                .map(|(b, v)| (b.0, v.iter().map(|(k, t)| (*k, t.to_string())).collect()))
+                .collect(),
             histogram,
             max_ms: self.max_ms,
             revision: self.revision,
@@ -288,6 +345,16 @@ impl Row {
             succeeded: s.succeeded,
             no_response: s.no_response,
             buckets: s.buckets.iter().map(|(b, n)| (Bucket(*b), *n)).collect(),
+            samples: s
+                .samples
+                .iter()
+                .map(|(b, v)| {
+                    let mut v: Vec<Sampled> =
+                        v.iter().map(|(k, t)| (*k, t.as_str().into())).collect();
+                    v.sort_by_key(|x| x.0);
+                    (Bucket(*b), v)
+                })
+                .collect(),
             hist,
             max_ms: s.max_ms,
             revision: s.revision,
@@ -450,11 +517,17 @@ impl Aggregates {
 
     /// Counts a decided request.
     pub fn apply(&mut self, d: &Decision, cat: &Catalog) {
-        self.stats.decided += 1;
-        self.change(d, cat, true);
+        self.apply_with(d, cat, None);
     }
 
-    fn change(&mut self, d: &Decision, cat: &Catalog, add: bool) {
+    /// Counts a decided request, offering its evidence text to the samples of the failure
+    /// buckets it lands in.
+    pub fn apply_with(&mut self, d: &Decision, cat: &Catalog, evidence: Option<&str>) {
+        self.stats.decided += 1;
+        self.change(d, cat, true, evidence);
+    }
+
+    fn change(&mut self, d: &Decision, cat: &Catalog, add: bool, evidence: Option<&str>) {
         let rules = &cat.rules(d.srv, d.provider).rules;
         if rules.is_empty() {
             self.stats.unmeasured = if add {
@@ -471,7 +544,7 @@ impl Aggregates {
         for rule in rules.iter() {
             let o = outcome(rule, d, cat);
             let block = self.blocks.entry((month, rule.measure)).or_default();
-            block.regions[d.region as usize].apply(&o, add, &mut self.scratch);
+            block.regions[d.region as usize].apply(&o, add, &mut self.scratch, (d.key, evidence));
             if let Some(ms) = o.rt_ms
                 && let Some(h) = self.rt.get_mut(rule.measure as usize)
             {
@@ -522,8 +595,10 @@ impl Aggregates {
         if changed.is_empty() && !unmeasured_changed && before == after {
             return;
         }
-        self.change(old, cat, false);
-        self.change(new, cat, true);
+        // The revised request leaves its old bucket's sample; its text is gone by now (only
+        // pending requests keep theirs), so its new bucket does not sample it.
+        self.change(old, cat, false, None);
+        self.change(new, cat, true, None);
         if !changed.is_empty() || unmeasured_changed {
             self.stats.revised += 1;
         }
@@ -672,7 +747,7 @@ mod tests {
         let mut row = Row::default();
         let mut scratch = None;
         for ms in [25_000u64, 86_400_000, 3, 1_234_567] {
-            row.apply(&outcome_with_rt(ms), true, &mut scratch);
+            row.apply(&outcome_with_rt(ms), true, &mut scratch, (0, None));
         }
         let p100 = row.quantile_ms(1.0).unwrap();
         assert_eq!(
@@ -685,7 +760,7 @@ mod tests {
         assert!(p50.abs_diff(25_000) <= 25, "{p50}");
         assert_eq!(row.max_ms(), Some(86_400_000));
         // Taking a value out restores the histogram exactly.
-        row.apply(&outcome_with_rt(86_400_000), false, &mut scratch);
+        row.apply(&outcome_with_rt(86_400_000), false, &mut scratch, (0, None));
         assert_eq!(row.requests, 3);
         let p100 = row.quantile_ms(1.0).unwrap();
         assert!(p100.abs_diff(1_234_567) <= 1_235, "{p100}");
@@ -724,7 +799,8 @@ mod merge_properties {
         let base = 1_711_756_800_000i64; // 2024-03-30T00:00:00Z, in ms
         specs
             .iter()
-            .map(|&(off, s, r, p, fin)| {
+            .enumerate()
+            .map(|(i, &(off, s, r, p, fin))| {
                 let at = Ts((base + off) * NANOS_PER_MILLI);
                 Decision {
                     at,
@@ -732,6 +808,7 @@ mod merge_properties {
                     region: Region::from_index(r),
                     provider: Provider::from_index(p),
                     fin: fin.map(|(d, c)| (Ts(at.0 + d * NANOS_PER_MILLI), cat.code(CODES[c]))),
+                    key: crate::correlate::key_of(&format!("r{i}")) as u64,
                 }
             })
             .collect()
@@ -765,15 +842,17 @@ mod merge_properties {
             let mut cat = Catalog::new(defs.clone());
             let ds = decisions(&specs, &mut cat);
             let cal = Calendar::new("Europe/London").unwrap();
+            // Evidence too: the samples (smallest keys) come out the same in any order.
+            let text = |d: &Decision| format!("id{}\u{1f}u\u{1f}d", d.key);
             let mut whole = Aggregates::new(defs.clone(), cal.clone());
-            for d in &ds {
-                whole.apply(d, &cat);
+            for d in ds.iter().rev() {
+                whole.apply_with(d, &cat, Some(&text(d)));
             }
             let mut rng = crate::simulate::Rng::new(assign_seed);
             let mut parts: Vec<Aggregates> = (0..groups).map(|_| Aggregates::new(defs.clone(), cal.clone())).collect();
             for d in &ds {
                 let g = rng.below(groups as u64) as usize;
-                parts[g].apply(d, &cat);
+                parts[g].apply_with(d, &cat, Some(&text(d)));
             }
             // Merge pairwise in a random order until one remains (any tree shape).
             let mut rng = crate::simulate::Rng::new(order_seed);
@@ -784,7 +863,13 @@ mod merge_properties {
                 parts[j].merge(&a);
             }
             let merged = parts.pop().unwrap();
-            prop_assert_eq!(rpl_lines(&merged, None), rpl_lines(&whole, None));
+            let lines = rpl_lines(&whole, None);
+            prop_assert!(lines.iter().all(|l| l.row.samples.values().all(|v| v.len() <= SAMPLE_SIZE
+                && v.windows(2).all(|w| w[0].0 < w[1].0))));
+            prop_assert!(lines.iter().all(|l| l.row.buckets.iter().all(|(b, n)|
+                l.row.samples.get(b).map_or(0, |v| v.len()) == (*n as usize).min(SAMPLE_SIZE))),
+                "every miss is offered, so each bucket's sample is full up to its count");
+            prop_assert_eq!(rpl_lines(&merged, None), lines);
             prop_assert_eq!(merged.stats(), whole.stats());
         }
 

@@ -95,6 +95,24 @@ pub struct Decision {
     pub provider: Provider,
     /// The final response (`at`, interned code), if any.
     pub fin: Option<(Ts, u32)>,
+    /// The low 64 bits of the id's key: what failure-bucket samples are ordered by.
+    pub key: u64,
+}
+
+/// A request's evidence text, `id␟user␟device` (unit separators; absent fields empty), kept
+/// from its arrival to its decision so a miss can be shown by id to the people who fix it.
+pub type Evidence = Box<str>;
+
+/// Packs a request's evidence text.
+pub fn evidence_text(id: &str, user: Option<&str>, device: Option<&str>) -> Evidence {
+    let (u, d) = (user.unwrap_or(""), device.unwrap_or(""));
+    let mut s = String::with_capacity(id.len() + u.len() + d.len() + 2);
+    s.push_str(id);
+    s.push('\u{1f}');
+    s.push_str(u);
+    s.push('\u{1f}');
+    s.push_str(d);
+    s.into_boxed_str()
 }
 
 /// A stored event the correlator dead-letters (its raw text, or a canonical reconstruction).
@@ -115,8 +133,8 @@ pub struct StoredDead {
 /// What happened, for the aggregates and the dead-letter sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// A request was decided: count it.
-    Decided(Decision),
+    /// A request was decided: count it (with its evidence text, when it was kept).
+    Decided(Decision, Option<Evidence>),
     /// A decided request changed: take `old` out and put `new` in.
     Revised {
         /// As it was counted.
@@ -165,16 +183,20 @@ struct Entry {
     /// A checkpoint has written this record: removing it must delete it from the store too.
     /// (A record created and expired between two checkpoints never reaches the store.)
     stored: bool,
+    /// Slot + 1 of the request's evidence text in [`Correlator::texts`] (0: none). Fits in
+    /// what would otherwise be padding: the entry stays 40 bytes.
+    text: u32,
 }
 
 impl Entry {
-    fn decision(&self) -> Decision {
+    fn decision(&self, key: u128) -> Decision {
         Decision {
             at: self.at,
             srv: self.srv,
             region: self.region,
             provider: self.provider,
             fin: (self.fin_at != NONE_AT).then_some((Ts(self.fin_at), self.fin_code)),
+            key: key as u64,
         }
     }
 }
@@ -242,6 +264,11 @@ pub struct Correlator {
     /// Keys whose state changed since the last [`Correlator::take_changes`], when a checkpoint
     /// store asked for them (`None`: a replay, which never checkpoints, pays nothing).
     changed: Option<Box<Changed>>,
+    /// Evidence texts of pending requests, by slot (a slab: freed slots are reused). Not
+    /// checkpointed: a request pending across a restart is decided without its text.
+    texts: Vec<Option<Evidence>>,
+    /// Free slots of `texts`.
+    free_texts: Vec<u32>,
 }
 
 /// Keys changed since the last checkpoint, records and waiting responses apart (few keys ever
@@ -320,6 +347,8 @@ impl Correlator {
             scratch: Vec::new(),
             stats: CorrelatorStats::default(),
             changed: None,
+            texts: Vec::new(),
+            free_texts: Vec::new(),
         }
     }
 
@@ -457,6 +486,7 @@ impl Correlator {
                 provider: s.provider,
                 decided: s.decided,
                 stored: true,
+                text: 0,
             };
             if e.decided {
                 c.expire_at.push(c.expiry(e.at), k);
@@ -527,6 +557,20 @@ impl Correlator {
 
     /// Takes a valid request (`id` is used only to rebuild a displaced conflicting request).
     pub fn request(&mut self, r: Req, id: &str, cat: &Catalog, out: &mut Vec<Output>) -> Verdict {
+        self.request_with(r, id, None, cat, out)
+    }
+
+    /// [`Correlator::request`] keeping evidence (the id, and `who`: user and device, see
+    /// [`evidence_text`]) with a new request until it is decided, when it goes out with the
+    /// decision. `who` is `None` for requests no measure counts: they can never miss.
+    pub fn request_with(
+        &mut self,
+        r: Req,
+        id: &str,
+        who: Option<(Option<&str>, Option<&str>)>,
+        cat: &Catalog,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
         self.touch(r.key);
         let deadline = cat.rules(r.srv, r.provider).deadline;
         match self.entries.get_mut(&r.key) {
@@ -546,8 +590,15 @@ impl Correlator {
                         provider: r.provider,
                         decided: false,
                         stored: false,
+                        text: 0,
                     },
                 );
+                if let Some((user, device)) = who {
+                    let slot = self.put_text(evidence_text(id, user, device));
+                    if let Some(e) = self.entries.get_mut(&r.key) {
+                        e.text = slot;
+                    }
+                }
                 self.pending += 1;
                 self.decide_at.push(r.at.plus(deadline), r.key);
                 if let Some(list) = self.waiting.remove(&r.key) {
@@ -594,13 +645,13 @@ impl Correlator {
                     return Verdict::Dead(DeadReason::ConflictingRequest);
                 }
                 let displaced = *e;
-                let old = e.decision();
+                let old = e.decision(r.key);
                 e.at = r.at;
                 e.pos = r.pos;
                 e.srv = r.srv;
                 e.region = r.region;
                 e.provider = r.provider;
-                let new = e.decision();
+                let new = e.decision(r.key);
                 let decided = e.decided;
                 out.push(Output::Dead(StoredDead {
                     reason: DeadReason::ConflictingRequest,
@@ -687,11 +738,11 @@ impl Correlator {
             }
         };
         if better {
-            let old = e.decision();
+            let old = e.decision(r.key);
             e.fin_at = r.at.0;
             e.fin_code = r.code;
             if e.decided {
-                let new = e.decision();
+                let new = e.decision(r.key);
                 out.push(Output::Revised { old, new });
             } else {
                 let deadline = cat.rules(e.srv, e.provider).deadline;
@@ -734,9 +785,34 @@ impl Correlator {
     fn decide(&mut self, k: u128, out: &mut Vec<Output>) -> Option<Ts> {
         let e = self.entries.get_mut(&k).filter(|e| !e.decided)?;
         e.decided = true;
+        let slot = std::mem::take(&mut e.text);
+        let (d, at) = (e.decision(k), e.at);
         self.pending -= 1;
-        out.push(Output::Decided(e.decision()));
-        Some(e.at)
+        let text = self.take_text(slot);
+        out.push(Output::Decided(d, text));
+        Some(at)
+    }
+
+    /// Stores an evidence text; its slot + 1.
+    fn put_text(&mut self, t: Evidence) -> u32 {
+        match self.free_texts.pop() {
+            Some(i) => {
+                self.texts[i as usize] = Some(t);
+                i + 1
+            }
+            None => {
+                self.texts.push(Some(t));
+                self.texts.len() as u32
+            }
+        }
+    }
+
+    /// Takes the evidence text of slot + 1 `slot` (0: none) and frees the slot.
+    fn take_text(&mut self, slot: u32) -> Option<Evidence> {
+        let i = slot.checked_sub(1)?;
+        let t = self.texts.get_mut(i as usize)?.take();
+        self.free_texts.push(i);
+        t
     }
 
     /// Moves the watermark forward (never back) and decides, expires and orphans what it passed.
@@ -934,6 +1010,42 @@ mod tests {
     }
 
     #[test]
+    fn evidence_goes_out_with_the_decision_and_its_slot_is_reused() {
+        let (mut c, mut cat) = setup(1000);
+        let mut out = Vec::new();
+        for round in 0..3i64 {
+            let id = format!("E{round}");
+            let r = Req {
+                key: key_of(&id),
+                srv: cat.srv("8.11"),
+                region: Region::North,
+                provider: Provider::Dsp,
+                at: t(round * 100),
+                pos: Pos::new(0, round as u64),
+            };
+            c.request_with(r, &id, Some((Some("user,1"), None)), &cat, &mut out);
+            c.advance(t(round * 100 + 90_000), &mut out);
+            let texts: Vec<&str> = out
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Decided(_, Some(text)) => Some(&**text),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(texts, [format!("{id}\u{1f}user,1\u{1f}")], "round {round}");
+            out.clear();
+        }
+        assert_eq!(c.texts.len(), 1, "one slot, reused");
+        // A request without evidence (unmeasured) decides without text.
+        request(&mut c, &mut cat, "plain", 1_000_000, &mut out);
+        c.advance(t(2_000_000), &mut out);
+        assert!(
+            matches!(out.as_slice(), [Output::Decided(_, None)]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
     fn decided_records_leave_after_the_horizon() {
         let (mut c, mut cat) = setup(1000);
         let mut out = Vec::new();
@@ -946,7 +1058,7 @@ mod tests {
         c.advance(t(1100), &mut out);
         let decided = out
             .iter()
-            .filter(|o| matches!(o, Output::Decided(_)))
+            .filter(|o| matches!(o, Output::Decided(..)))
             .count();
         assert_eq!(
             (c.pending(), decided),
@@ -983,7 +1095,7 @@ mod tests {
         );
         c.advance(t(24 * HOUR + 2), &mut out);
         assert_eq!(out.len(), 1);
-        let Output::Decided(d) = &out[0] else {
+        let Output::Decided(d, _) = &out[0] else {
             panic!("{out:?}")
         };
         assert_eq!(d.fin, None, "no final response: decided at the deadline");

@@ -110,6 +110,10 @@ pub struct Request<'a> {
     pub provider: Provider,
     /// When the request was received.
     pub at: Ts,
+    /// The service user, if given (kept for evidence only).
+    pub user: Option<Cow<'a, str>>,
+    /// The device, if given (kept for evidence only).
+    pub device: Option<Cow<'a, str>>,
 }
 
 /// A valid response.
@@ -238,6 +242,10 @@ struct Wire<'a> {
     provider: Loose<'a>,
     #[serde(default, borrow)]
     code: Loose<'a>,
+    #[serde(default, borrow)]
+    user: Loose<'a>,
+    #[serde(default, borrow)]
+    device: Loose<'a>,
     /// Sink for unknown keys in the fast path (serde skips them itself).
     #[serde(skip)]
     other: Loose<'a>,
@@ -323,7 +331,7 @@ fn scan_flat(raw: &[u8]) -> Option<Wire<'_>> {
         seen
     };
     let mut w = Wire::default();
-    let mut seen = 0u8;
+    let mut seen = 0u16;
     let mut prev_end = 0usize; // just past the last closing quote
     for (i, q) in quotes[..nq].chunks_exact(4).enumerate() {
         let (ks, ke, vs, ve) = (q[0] as usize, q[1] as usize, q[2] as usize, q[3] as usize);
@@ -341,6 +349,8 @@ fn scan_flat(raw: &[u8]) -> Option<Wire<'_>> {
             b"region" => (&mut w.region, 16),
             b"provider" => (&mut w.provider, 32),
             b"code" => (&mut w.code, 64),
+            b"user" => (&mut w.user, 128),
+            b"device" => (&mut w.device, 256),
             _ => (&mut w.other, 0),
         };
         if seen & bit != 0 {
@@ -412,6 +422,8 @@ fn validate(mut w: Wire<'_>) -> Result<Event<'_>, DeadReason> {
             region,
             provider,
             at,
+            user: w.user.take_str(),
+            device: w.device.take_str(),
         }))
     } else {
         let code = w.code.take_str().ok_or(DeadReason::MissingField)?;

@@ -319,9 +319,10 @@ impl<S: DeadLetterSink> Pipeline<S> {
                     pos,
                 };
                 let measured = !self.catalog.rules(srv, r.provider).rules.is_empty();
+                let who = measured.then(|| (r.user.as_deref(), r.device.as_deref()));
                 let v = self
                     .correlator
-                    .request(req, &r.id, &self.catalog, &mut self.out);
+                    .request_with(req, &r.id, who, &self.catalog, &mut self.out);
                 (EventType::Request, v, measured)
             }
             Event::Response(r) => {
@@ -408,7 +409,10 @@ impl<S: DeadLetterSink> Pipeline<S> {
         let mut result = Ok(());
         for o in out.drain(..) {
             match o {
-                Output::Decided(d) => self.aggregates.apply(&d, &self.catalog),
+                Output::Decided(d, text) => {
+                    self.aggregates
+                        .apply_with(&d, &self.catalog, text.as_deref())
+                }
                 Output::Revised { old, new } => self.aggregates.revise(&old, &new, &self.catalog),
                 Output::Settled { verdict, behind } => {
                     let r = match verdict {

@@ -360,10 +360,16 @@ impl Simulator {
         let mut s = String::with_capacity(160);
         let _ = write!(
             s,
-            r#"{{"type":"request","id":"{id}","srv":"{srv}","region":"{}","provider":"{}","at":""#,
+            r#"{{"type":"request","id":"{id}","srv":"{srv}","region":"{}","provider":"{}","#,
             region.as_str(),
             provider.as_str()
         );
+        // A DUIS Request ID is originator:target:counter: the service user and the device.
+        let mut parts = id.split(':');
+        if let (Some(user), Some(device), Some(_)) = (parts.next(), parts.next(), parts.next()) {
+            let _ = write!(s, r#""user":"{user}","device":"{device}","#);
+        }
+        s.push_str(r#""at":""#);
         write_ts(&mut s, at, local);
         s.push_str("\"}\n");
         s

@@ -200,6 +200,29 @@ fn run_until_caught_up_equals_replay_count_for_count() {
                 "{f} with {workers} workers"
             );
         }
+        // The evidence samples too (no restart: every request kept its text to its decision),
+        // from memory at the stop.
+        let evidence = evidence_of(&dir.path().join("replay-out"));
+        assert!(evidence.len() > 5, "{:?}", evidence.keys());
+        assert_eq!(
+            evidence,
+            evidence_of(&dir.path().join(&out)),
+            "evidence, {workers} workers"
+        );
+        // The store holds the requests still pending at the end undecided (only the stop's
+        // in-memory outputs decide them), so its failure buckets are compared where their
+        // counts agree: there the sample must be the same.
+        let rolled = format!("rollup-{workers}");
+        srv(
+            &["rollup", "--month", "2024-03", "--out", &rolled],
+            &[("SRV_OPR__STATE__URL", store.as_str())],
+        );
+        let (same, compared) =
+            evidence_agrees(&dir.path().join("replay-out"), &dir.path().join(&rolled));
+        assert!(
+            same * 10 >= compared * 9 && same > 20,
+            "{same} of {compared} buckets from the store"
+        );
         run = summary(&out);
         for key in [
             "events_read",
@@ -369,4 +392,65 @@ fn live_run_serves_metrics_and_stops_cleanly_on_sigterm() {
     )
     .unwrap();
     assert_eq!(summary["events_read"].as_u64().unwrap(), lines);
+}
+
+/// `evidence/` of an output directory: file name → text.
+fn evidence_of(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(dir.join("evidence"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Evidence lines grouped by (month, measure, region, bucket).
+fn evidence_by_bucket(dir: &std::path::Path) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for text in evidence_of(dir).values() {
+        for line in text.lines().skip(1) {
+            let key: Vec<&str> = line.splitn(5, ',').take(4).collect();
+            m.entry(key.join(",")).or_default().push(line.to_string());
+        }
+    }
+    m
+}
+
+/// Buckets whose counts agree between two output directories: how many have the same evidence,
+/// of how many (a bucket with equal counts and different evidence is a failure right away).
+fn evidence_agrees(a: &std::path::Path, b: &std::path::Path) -> (usize, usize) {
+    let counts = |d: &std::path::Path| -> BTreeMap<String, String> {
+        std::fs::read_to_string(d.join("failures.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                l.rsplit_once(',')
+                    .map(|(k, n)| (k.to_string(), n.to_string()))
+            })
+            .collect()
+    };
+    let (ca, cb) = (counts(a), counts(b));
+    let (ea, eb) = (evidence_by_bucket(a), evidence_by_bucket(b));
+    let mut same = 0;
+    let mut compared = 0;
+    for (k, n) in &ca {
+        if k.contains(",all,") {
+            continue;
+        }
+        compared += 1;
+        if cb.get(k) == Some(n) {
+            assert_eq!(
+                ea.get(k),
+                eb.get(k),
+                "evidence of {k} ({n} misses on both sides)"
+            );
+            same += 1;
+        }
+    }
+    (same, compared)
 }

@@ -484,11 +484,18 @@ fn assert_report_equals_replay(dir: &Path, env: &[(String, String)]) {
     srv_ok(dir, &[&args[..], &["--out", "report-store"]].concat(), &env);
     srv_ok(
         dir,
-        &[&args[..], &["--replay", "events.jsonl", "--out", "report-replay"]].concat(),
+        &[
+            &args[..],
+            &["--replay", "events.jsonl", "--out", "report-replay"],
+        ]
+        .concat(),
         &[],
     );
     let read = |d: &str, f: &str| std::fs::read_to_string(dir.join(d).join(f)).unwrap();
-    assert_eq!(read("report-store", "score.csv"), read("report-replay", "score.csv"));
+    assert_eq!(
+        read("report-store", "score.csv"),
+        read("report-replay", "score.csv")
+    );
     for f in ["rpl.csv", "failures.csv", "opr-inputs.csv"] {
         assert_eq!(
             month_lines(&read("report-store", f)),

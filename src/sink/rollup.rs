@@ -145,6 +145,78 @@ pub fn failures_csv(lines: &[RplLine]) -> String {
     s
 }
 
+/// `evidence/<measure>.csv` header.
+pub const EVIDENCE_HEADER: &str = "month,measure,region,bucket,id,user,device";
+
+/// A CSV field, quoted when it holds a comma, quote or line end (ids are free text).
+pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
+}
+
+/// The evidence files: per measure with any sampled miss, `(file name, text)`. Each lists, per
+/// month, region and failure bucket (largest first, as `failures.csv`), the sampled requests
+/// (at most [`crate::aggregate::SAMPLE_SIZE`], by key order): their id, user and device. The
+/// pooled `all` rows are left out: they are the regions' requests again.
+pub fn evidence_files(lines: &[RplLine]) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = Vec::new();
+    for l in lines.iter().filter(|l| l.region != "all") {
+        if l.row.samples.is_empty() {
+            continue;
+        }
+        let stem: String = l
+            .measure
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let name = format!("{stem}.csv");
+        let i = match files.iter().position(|(n, _)| *n == name) {
+            Some(i) => i,
+            None => {
+                files.push((name, format!("{EVIDENCE_HEADER}\n")));
+                files.len() - 1
+            }
+        };
+        let text = &mut files[i].1;
+        let mut buckets: Vec<(&crate::catalog::Bucket, &u64)> = l.row.buckets.iter().collect();
+        buckets.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.name().cmp(&b.0.name())));
+        for (bucket, _) in buckets {
+            let Some(sample) = l.row.samples.get(bucket) else {
+                continue;
+            };
+            for (_, packed) in sample {
+                let mut parts = packed.split('\u{1f}');
+                let (id, user, device) = (
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or(""),
+                );
+                let _ = writeln!(
+                    text,
+                    "{},{},{},{},{},{},{}",
+                    l.month,
+                    csv_field(&l.measure),
+                    l.region,
+                    bucket.name(),
+                    csv_field(id),
+                    csv_field(user),
+                    csv_field(device)
+                );
+            }
+        }
+    }
+    files
+}
+
 /// `opr-inputs.csv` header: the score input format of SPEC §7, with counts.
 pub const OPR_INPUTS_HEADER: &str = "measure,component,region,period,value,numerator,denominator";
 

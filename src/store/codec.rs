@@ -233,32 +233,68 @@ impl LogReplay {
     }
 }
 
-/// Bucket counts as `{"E20":3,"slow":1}` text (readable in a SQL shell).
-pub fn buckets_text(buckets: &[(u32, u64)]) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = buckets
+/// A row's failure buckets as readable JSON text: `{"E20":3,"slow":1}`, and a bucket with
+/// evidence as `{"n":3,"sample":[[key,"id␟user␟device"],…]}` (the key is what the sample is
+/// ordered by).
+pub fn buckets_text(row: &crate::aggregate::SavedRow) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = row
+        .buckets
         .iter()
-        .map(|(b, n)| (crate::catalog::Bucket(*b).name(), (*n).into()))
+        .map(|(b, n)| {
+            let name = crate::catalog::Bucket(*b).name();
+            let value = match row.samples.iter().find(|(sb, _)| sb == b) {
+                Some((_, v)) if !v.is_empty() => serde_json::json!({
+                    "n": n,
+                    "sample": v.iter().map(|(k, t)| serde_json::json!([k, t])).collect::<Vec<_>>(),
+                }),
+                _ => (*n).into(),
+            };
+            (name, value)
+        })
         .collect();
     serde_json::Value::Object(map).to_string()
 }
 
-/// Bucket counts back from their text.
-pub fn buckets_from(text: &str) -> Result<Vec<(u32, u64)>, StoreError> {
+/// Bucket counts and evidence samples, by bucket.
+pub type BucketsAndSamples = (Vec<(u32, u64)>, Vec<(u32, Vec<(u64, String)>)>);
+
+/// Bucket counts and samples back from their text (either form of [`buckets_text`]).
+pub fn buckets_from(text: &str) -> Result<BucketsAndSamples, StoreError> {
     let bad = || StoreError::Backend(format!("stored failure buckets are damaged: {text}"));
     let map: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(text).map_err(|_| bad())?;
     let mut out = Vec::with_capacity(map.len());
-    for (name, n) in map {
+    let mut samples = Vec::new();
+    for (name, v) in map {
         let b = match name.as_str() {
             "no_response" => crate::catalog::Bucket::NO_RESPONSE,
             "slow" => crate::catalog::Bucket::SLOW,
             "other" => crate::catalog::Bucket::OTHER,
             code => crate::catalog::Bucket::of_code(code),
         };
-        out.push((b.0, n.as_u64().ok_or_else(bad)?));
+        let n = match &v {
+            serde_json::Value::Object(o) => {
+                let sample = o
+                    .get("sample")
+                    .and_then(|s| s.as_array())
+                    .ok_or_else(bad)?
+                    .iter()
+                    .map(|pair| {
+                        let k = pair.get(0).and_then(|k| k.as_u64());
+                        let t = pair.get(1).and_then(|t| t.as_str());
+                        k.zip(t).map(|(k, t)| (k, t.to_string())).ok_or_else(bad)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                samples.push((b.0, sample));
+                o.get("n").and_then(|n| n.as_u64()).ok_or_else(bad)?
+            }
+            n => n.as_u64().ok_or_else(bad)?,
+        };
+        out.push((b.0, n));
     }
     out.sort_unstable();
-    Ok(out)
+    samples.sort_unstable_by_key(|(b, _)| *b);
+    Ok((out, samples))
 }
 
 #[cfg(test)]
@@ -399,8 +435,28 @@ mod tests {
             (crate::catalog::Bucket::SLOW.0, 1),
             (crate::catalog::Bucket::of_code("E20").0, 3),
         ];
-        let t = buckets_text(&b);
+        let mut row = crate::aggregate::SavedRow {
+            buckets: b.clone(),
+            ..Default::default()
+        };
+        let t = buckets_text(&row);
         assert!(t.contains("\"E20\":3") && t.contains("\"slow\":1"), "{t}");
-        assert_eq!(buckets_from(&t).unwrap(), b);
+        assert_eq!(buckets_from(&t).unwrap(), (b.clone(), vec![]));
+        // With evidence, and a text that needs escaping.
+        let slow = crate::catalog::Bucket::SLOW.0;
+        row.samples = vec![(
+            slow,
+            vec![
+                (7, "A\u{1f}u\"1\u{1f}".to_string()),
+                (u64::MAX, "B\u{1f}\u{1f}d".into()),
+            ],
+        )];
+        let t = buckets_text(&row);
+        assert!(t.contains("\"slow\":{\"n\":1,"), "{t}");
+        assert_eq!(buckets_from(&t).unwrap(), (b, row.samples.clone()));
+        assert!(
+            buckets_from("{\"slow\":{\"n\":1}}").is_err(),
+            "a sample-less object is damage"
+        );
     }
 }

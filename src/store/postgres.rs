@@ -253,6 +253,7 @@ fn rows_of(
         let m: String = r.get(0);
         let region: String = r.get(2);
         let buckets: String = r.get(7);
+        let (buckets, samples) = buckets_from(&buckets)?;
         out.push(StoredRow {
             origin: r.get(11),
             month: Month::parse(&m).ok_or_else(|| {
@@ -267,7 +268,8 @@ fn rows_of(
                 within_target: r.get::<_, i64>(4) as u64,
                 succeeded: r.get::<_, i64>(5) as u64,
                 no_response: r.get::<_, i64>(6) as u64,
-                buckets: buckets_from(&buckets)?,
+                buckets,
+                samples,
                 histogram: r.get(8),
                 max_ms: r.get::<_, Option<i64>>(9).map(|v| v as u64),
                 revision: r.get::<_, i64>(10) as u32,
@@ -430,7 +432,7 @@ impl Store for PgStore {
                     &(row.within_target as i64),
                     &(row.succeeded as i64),
                     &(row.no_response as i64),
-                    &buckets_text(&row.buckets),
+                    &buckets_text(row),
                     &row.histogram,
                     &row.max_ms.map(|v| v as i64),
                     &(row.revision as i64),

@@ -231,6 +231,7 @@ fn read_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<(SavedRow, 
             succeeded: get_u64(first + 2)?,
             no_response: get_u64(first + 3)?,
             buckets: Vec::new(),
+            samples: Vec::new(),
             histogram: r.get(first + 5)?,
             max_ms: r.get::<_, Option<i64>>(first + 6)?.map(|v| v as u64),
             revision: r.get::<_, i64>(first + 7)? as u32,
@@ -458,7 +459,7 @@ impl Store for SqliteStore {
                         row.within_target as i64,
                         row.succeeded as i64,
                         row.no_response as i64,
-                        buckets_text(&row.buckets),
+                        buckets_text(row),
                         row.histogram.as_deref(),
                         row.max_ms.map(|v| v as i64),
                         row.revision as i64
@@ -584,7 +585,7 @@ fn rows_of(
         let m: String = r.get(0).map_err(backend)?;
         let region: String = r.get(2).map_err(backend)?;
         let (mut row, buckets) = read_row(r, 3).map_err(backend)?;
-        row.buckets = buckets_from(&buckets)?;
+        (row.buckets, row.samples) = buckets_from(&buckets)?;
         out.push(StoredRow {
             origin: r.get(11).map_err(backend)?,
             month: month_of(&m)?,

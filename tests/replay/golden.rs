@@ -34,6 +34,19 @@ fn spec_worked_example() {
             r.failures
         );
     }
+    // The evidence names the requests behind each bucket (no user or device in these events).
+    assert_eq!(
+        r.evidence["PM4.3.csv"],
+        "month,measure,region,bucket,id,user,device\n2024-04,PM4.3,north,E20,B,,\n"
+    );
+    assert_eq!(
+        r.evidence["SRV8.11.csv"],
+        "month,measure,region,bucket,id,user,device\n\
+         2024-04,SRV8.11,central,no_response,E,,\n\
+         2024-04,SRV8.11,central,slow,G,,\n\
+         2024-04,SRV8.11,south,E21,D,,\n\
+         2024-04,SRV8.11,south,slow,C,,\n"
+    );
     let dead = r.dead_reasons();
     assert_eq!(dead.len(), 2, "{dead:?}");
     assert!(

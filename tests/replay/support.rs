@@ -12,6 +12,8 @@ pub struct Replayed {
     pub failures: String,
     pub dead: Vec<serde_json::Value>,
     pub summary: serde_json::Value,
+    /// `evidence/<file>` → text.
+    pub evidence: std::collections::BTreeMap<String, String>,
 }
 
 impl Replayed {
@@ -61,6 +63,19 @@ pub fn read_outputs(dir: &Path) -> Replayed {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect(),
         summary: serde_json::from_str(&read("summary.json")).unwrap(),
+        evidence: std::fs::read_dir(dir.join("evidence"))
+            .map(|entries| {
+                entries
+                    .map(|e| {
+                        let e = e.unwrap();
+                        (
+                            e.file_name().to_string_lossy().into_owned(),
+                            std::fs::read_to_string(e.path()).unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
