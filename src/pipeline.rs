@@ -319,7 +319,7 @@ impl<S: DeadLetterSink> Pipeline<S> {
                     pos,
                 };
                 let measured = !self.catalog.rules(srv, r.provider).rules.is_empty();
-                let who = measured.then(|| (r.user.as_deref(), r.device.as_deref()));
+                let who = measured.then_some((r.user.as_deref(), r.device.as_deref()));
                 let v = self
                     .correlator
                     .request_with(req, &r.id, who, &self.catalog, &mut self.out);
