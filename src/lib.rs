@@ -42,9 +42,12 @@
 //! - [`alerts`]: the in-process alert evaluator (a synchronous core driven by its own thread)
 //!   and the Alertmanager client; [`alert_rules`]: the same alerts as Prometheus rules.
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` (a few lines of HTTP/1.1 on tokio).
-//! - [`sink`]: atomic output files: dead letters, `rpl.csv`, `failures.csv`, `summary.json`.
+//! - [`sink`]: atomic output files: dead letters, `rpl.csv`, `failures.csv`, `evidence/`,
+//!   `opr-inputs.csv`, `summary.json`.
 //! - [`score`]: the OPR scoring core: schemes, inputs, the exact computation, Table 7 output.
 //!   Separate from the streaming core: it reads RPLs (from `opr-inputs.csv` or any CSV).
+//! - [`report`]: the annual report: the RIGs-shaped workbook (rust_xlsxwriter), the charts
+//!   (plotters, SVG and PNG) and the HTML summary, rendered from a year's rows and score (no I/O).
 //! - [`simulate`]: seeded synthetic traffic with injected traps.
 //! - [`app`]: wiring of the commands; `main` only parses arguments and picks exit codes.
 //!
