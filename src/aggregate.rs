@@ -658,7 +658,7 @@ impl Aggregates {
 /// bucket (not cumulative; the last is above every bound) and the sum, exact in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RtHist {
-    /// Count per bucket: `counts[i]` holds values in (bound[i-1], bound[i]]; the last, above all.
+    /// Count per bucket: `counts[i]` holds values in `(bound[i-1], bound[i]]`; the last, above all.
     pub counts: Vec<u64>,
     /// Sum of the values (ms).
     pub sum_ms: u64,

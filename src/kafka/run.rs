@@ -8,7 +8,7 @@
 //! and processing overlap instead of sharing one core. A batch per worker keeps each partition's
 //! messages in offset order; bounded channels push back on the fetch thread when workers lag.
 //!
-//! Partition state leaves through one seam, [`StateHandOver`], on revocation and at shutdown,
+//! Partition state leaves through one seam, `StateHandOver`, on revocation and at shutdown,
 //! after everything fetched for the partition has been processed. This version keeps state in
 //! memory only (durable checkpoints come with the state-store issue): it consumes each assigned
 //! partition from the beginning and commits no offsets, so a revoked partition's state is
