@@ -910,7 +910,7 @@ pub struct ReportOutcome {
 /// its score with the external inputs, and the workbook, charts and HTML summary.
 pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, ScoreError> {
     use crate::calendar::Month;
-    use crate::score::{inputs, model, render, scheme::RegYear};
+    use crate::score::scheme::RegYear;
     let failed = |e: anyhow::Error| ScoreError::Failed(format!("{e:#}"));
     let io = |e: std::io::Error| ScoreError::Failed(e.to_string());
     let year = RegYear::parse(&req.year).ok_or_else(|| {
@@ -929,6 +929,13 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, ScoreE
         .collect();
     let started = Instant::now();
     let outdir = OutDir::create(&req.out).map_err(io)?;
+    let mut files: Vec<String> = ["rpl.csv", "failures.csv", "opr-inputs.csv", "summary.json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if !req.replay.is_empty() {
+        files.push("deadletter.jsonl".into());
+    }
     // The year's figures: a replay writes its own outputs as it goes; from the store the
     // year's months are loaded and written like a roll-up of twelve months.
     let aggregates = if req.replay.is_empty() {
@@ -955,11 +962,54 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, ScoreE
     };
     let gather_seconds = started.elapsed().as_secs_f64();
     let rendering = Instant::now();
-    let lines = rpl_lines(&aggregates, Some(&months));
+    let (score, mut written) = render_report(
+        cfg,
+        &req.year,
+        &scheme,
+        margin,
+        &aggregates,
+        external,
+        &outdir,
+    )?;
+    files.append(&mut written);
+    let month_flags = months
+        .iter()
+        .filter(|m| aggregates.months().contains(m))
+        .map(|m| (*m, aggregates.is_final(*m)))
+        .collect();
+    Ok(ReportOutcome {
+        score,
+        files,
+        months: month_flags,
+        gather_seconds,
+        render_seconds: rendering.elapsed().as_secs_f64(),
+    })
+}
+
+/// The rendering half of `report`: from a year's aggregates, the score (streaming rows from
+/// `aggregates`, plus `external` rows), `score.csv`/`score.json`, the charts, the workbook and
+/// the page, written into `outdir`. Returns the score and the files written.
+#[allow(clippy::too_many_arguments)]
+pub fn render_report(
+    cfg: &Config,
+    year: &str,
+    scheme: &crate::score::scheme::Scheme,
+    margin: rust_decimal::Decimal,
+    aggregates: &Aggregates,
+    external: Vec<crate::score::inputs::InputRow>,
+    outdir: &OutDir,
+) -> Result<(crate::score::model::Report, Vec<String>), ScoreError> {
+    use crate::calendar::Month;
+    use crate::score::{inputs, model, render, scheme::RegYear};
+    let io = |e: std::io::Error| ScoreError::Failed(e.to_string());
+    let months: Vec<Month> = RegYear::parse(year)
+        .map(|y| y.months().iter().filter_map(|m| Month::parse(m)).collect())
+        .unwrap_or_default();
+    let lines = rpl_lines(aggregates, Some(&months));
     if lines.is_empty() {
-        tracing::warn!(year = %req.year, "no requests in the year: the report has only the external inputs");
+        tracing::warn!(year = %year, "no requests in the year: the report has only the external inputs");
     }
-    let streaming_text = opr_inputs_csv(&lines, std::slice::from_ref(&scheme));
+    let streaming_text = opr_inputs_csv(&lines, std::slice::from_ref(scheme));
     let mut rows = inputs::parse("the year's opr-inputs.csv", &streaming_text).map_err(|p| {
         ScoreError::Failed(format!(
             "internal: the streaming inputs do not parse: {}",
@@ -984,17 +1034,11 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, ScoreE
             p.join("\n")
         ))
     };
-    let score = model::score(&scheme, &rows, margin, &[]).map_err(fail)?;
+    let score = model::score(scheme, &rows, margin, &[]).map_err(fail)?;
     for w in &score.warnings {
         tracing::warn!("{w}");
     }
-    let mut files: Vec<String> = ["rpl.csv", "failures.csv", "opr-inputs.csv", "summary.json"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    if !req.replay.is_empty() {
-        files.push("deadletter.jsonl".into());
-    }
+    let mut files = Vec::new();
     outdir
         .write("score.csv", render::score_csv(&score).as_bytes())
         .map_err(io)?;
@@ -1003,17 +1047,17 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, ScoreE
     outdir.write("score.json", json.as_bytes()).map_err(io)?;
     files.extend(["score.csv".into(), "score.json".into()]);
     let y = crate::report::Year {
-        label: req.year.clone(),
+        label: year.to_string(),
         months: months.clone(),
         defs: &cfg.definitions,
-        scheme: &scheme,
+        scheme,
         lines: &lines,
-        aggregates: &aggregates,
+        aggregates,
         inputs: &rows,
         score: &score,
     };
     let charts = crate::report::charts(&y).map_err(ScoreError::Failed)?;
-    let chart_dir = OutDir::create(&req.out.join("charts")).map_err(io)?;
+    let chart_dir = OutDir::create(&outdir.path().join("charts")).map_err(io)?;
     for c in &charts {
         chart_dir
             .write(&format!("{}.svg", c.stem), c.svg.as_bytes())
@@ -1024,22 +1068,11 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, ScoreE
         files.push(format!("charts/{}.svg", c.stem));
         files.push(format!("charts/{}.png", c.stem));
     }
-    let workbook_name = format!("opr-{}.xlsx", req.year.replace('/', "-"));
+    let workbook_name = format!("opr-{}.xlsx", year.replace('/', "-"));
     let xlsx = crate::report::workbook::build(&y, &charts).map_err(ScoreError::Failed)?;
     outdir.write(&workbook_name, &xlsx).map_err(io)?;
     let page = crate::report::html::page(&y, &charts, &workbook_name);
     outdir.write("index.html", page.as_bytes()).map_err(io)?;
     files.extend([workbook_name, "index.html".into()]);
-    let month_flags = months
-        .iter()
-        .filter(|m| lines.iter().any(|l| l.month == **m))
-        .map(|m| (*m, aggregates.is_final(*m)))
-        .collect();
-    Ok(ReportOutcome {
-        score,
-        files,
-        months: month_flags,
-        gather_seconds,
-        render_seconds: rendering.elapsed().as_secs_f64(),
-    })
+    Ok((score, files))
 }
