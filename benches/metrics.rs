@@ -11,47 +11,22 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+mod common;
+
 use srv_opr::config::Config;
-use srv_opr::correlate::Pos;
 use srv_opr::live::{Live, PartView};
 use srv_opr::metrics::Metrics;
-use srv_opr::pipeline::{Pipeline, SourceName, VecDeadLetters};
-use srv_opr::simulate::{SimConfig, Simulator};
-use srv_opr::time::parse_rfc3339;
 
 fn scrape(c: &mut Criterion) {
     let cfg = Config::builtin().expect("config");
     // 13 months of thin traffic: every month, measure and region has counts and a histogram.
-    let p = |s: &str| parse_rfc3339(s.as_bytes()).expect("time");
-    let mut bytes = Vec::new();
-    Simulator::new(SimConfig {
-        seed: 5,
-        start: p("2024-01-01T00:00:00Z"),
-        end: p("2025-02-01T00:00:00Z"),
-        rate: 0.02,
-        ..SimConfig::default()
-    })
-    .run(&mut bytes)
-    .expect("simulate");
-    let mut pipeline = Pipeline::new(
+    let pipeline = common::replayed(
         &cfg,
-        vec![SourceName {
-            name: "t/0".into(),
-            separator: '/',
-        }],
-        VecDeadLetters::default(),
-    )
-    .expect("pipeline");
-    for (i, line) in bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
-        pipeline
-            .process(line, Pos::new(0, i as u64))
-            .expect("process");
-    }
-    pipeline.finish().expect("finish");
+        "2024-01-01T00:00:00Z",
+        "2025-02-01T00:00:00Z",
+        0.02,
+        5,
+    );
     let live = Arc::new(Live::new(Duration::from_secs(30)));
     for partition in 0..6 {
         let c = pipeline.correlator();

@@ -9,47 +9,22 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+mod common;
+
 use srv_opr::app;
 use srv_opr::config::Config;
-use srv_opr::correlate::Pos;
-use srv_opr::pipeline::{Pipeline, SourceName, VecDeadLetters};
-use srv_opr::simulate::{SimConfig, Simulator};
 use srv_opr::sink::outdir::OutDir;
-use srv_opr::time::parse_rfc3339;
 
 fn render(c: &mut Criterion) {
     let cfg = Config::builtin().expect("config");
-    let p = |s: &str| parse_rfc3339(s.as_bytes()).expect("time");
     // A year at 0.01 requests/s: every month, measure and region has counts and misses.
-    let mut bytes = Vec::new();
-    Simulator::new(SimConfig {
-        seed: 8,
-        start: p("2023-04-01T00:00:00Z"),
-        end: p("2024-04-01T00:00:00Z"),
-        rate: 0.01,
-        ..SimConfig::default()
-    })
-    .run(&mut bytes)
-    .expect("simulate");
-    let mut pipeline = Pipeline::new(
+    let pipeline = common::replayed(
         &cfg,
-        vec![SourceName {
-            name: "year.jsonl".into(),
-            separator: ':',
-        }],
-        VecDeadLetters::default(),
-    )
-    .expect("pipeline");
-    for (i, line) in bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
-        pipeline
-            .process(line, Pos::new(0, i as u64 + 1))
-            .expect("process");
-    }
-    pipeline.finish().expect("finish");
+        "2023-04-01T00:00:00Z",
+        "2024-04-01T00:00:00Z",
+        0.01,
+        8,
+    );
     let (aggregates, _, _) = pipeline.into_parts();
     let scheme = app::load_scheme(&cfg, "RY23/24")
         .map_err(|_| "scheme")

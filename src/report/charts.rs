@@ -226,15 +226,7 @@ fn draw_rpl<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &RplChart) -> 
             .draw_series(s.points.iter().map(|p| Circle::new(*p, 3, colour.filled())))
             .map_err(&e)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(&e)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::LowerLeft).map_err(&e)
 }
 
 /// Draws the response-time distribution chart.
@@ -292,15 +284,21 @@ fn draw_rt<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &RtChart) -> Re
             .label(s.name.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
     }
+    legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(&e)
+}
+
+/// The legend box, the same on every chart.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    at: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(at)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .label_font(("sans-serif", 13))
         .draw()
-        .map_err(&e)?;
-    Ok(())
 }
 
 /// `250 ms`, `2 s`, `5 min`, `1 h`: axis labels for a log time axis.

@@ -1,0 +1,48 @@
+//! Set-up shared by the benches: simulated traffic replayed through one pipeline.
+
+use srv_opr::config::Config;
+use srv_opr::correlate::Pos;
+use srv_opr::pipeline::{Pipeline, SourceName, VecDeadLetters};
+use srv_opr::simulate::{SimConfig, Simulator};
+use srv_opr::time::parse_rfc3339;
+
+/// `[from, to)` of seeded traffic at `rate` requests/s, through one pipeline, finished.
+pub fn replayed(
+    cfg: &Config,
+    from: &str,
+    to: &str,
+    rate: f64,
+    seed: u64,
+) -> Pipeline<VecDeadLetters> {
+    let p = |s: &str| parse_rfc3339(s.as_bytes()).expect("time");
+    let mut bytes = Vec::new();
+    Simulator::new(SimConfig {
+        seed,
+        start: p(from),
+        end: p(to),
+        rate,
+        ..SimConfig::default()
+    })
+    .run(&mut bytes)
+    .expect("simulate");
+    let mut pipeline = Pipeline::new(
+        cfg,
+        vec![SourceName {
+            name: "t/0".into(),
+            separator: '/',
+        }],
+        VecDeadLetters::default(),
+    )
+    .expect("pipeline");
+    for (i, line) in bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        pipeline
+            .process(line, Pos::new(0, i as u64))
+            .expect("process");
+    }
+    pipeline.finish().expect("finish");
+    pipeline
+}
