@@ -30,7 +30,7 @@ fn render(c: &mut Criterion) {
         .map_err(|_| "scheme")
         .expect("scheme");
     let external = app::read_inputs(&[format!(
-        "{}/tests/fixtures/external-ry2324.csv",
+        "{}/config/opr/RY23-24-external.csv",
         env!("CARGO_MANIFEST_DIR")
     )
     .into()])

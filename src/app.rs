@@ -1034,10 +1034,8 @@ pub fn render_report(
             p.join("\n")
         ))
     };
+    // Warnings (months missing) are in the score for the caller to show.
     let score = model::score(scheme, &rows, margin, &[]).map_err(fail)?;
-    for w in &score.warnings {
-        tracing::warn!("{w}");
-    }
     let mut files = Vec::new();
     outdir
         .write("score.csv", render::score_csv(&score).as_bytes())

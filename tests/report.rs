@@ -23,7 +23,7 @@ fn srv(dir: &Path, args: &[&str]) -> Output {
 
 fn external_inputs() -> String {
     format!(
-        "{}/tests/fixtures/external-ry2324.csv",
+        "{}/config/opr/RY23-24-external.csv",
         env!("CARGO_MANIFEST_DIR")
     )
 }

@@ -477,7 +477,7 @@ fn three_instances_on_postgres_one_late_one_killed_change_no_figure() {
 fn assert_report_equals_replay(dir: &Path, env: &[(String, String)]) {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let external = format!(
-        "{}/tests/fixtures/external-ry2324.csv",
+        "{}/config/opr/RY23-24-external.csv",
         env!("CARGO_MANIFEST_DIR")
     );
     let args = ["report", "--year", "RY23/24", "--inputs", &external];

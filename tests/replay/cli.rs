@@ -237,4 +237,19 @@ fn demo_runs_and_prints_the_month_table() {
         "{text}"
     );
     assert!(dir.path().join("demo-out/rpl.csv").is_file());
+    // The month in its year's report, read back from the demo's store.
+    assert!(
+        text.contains("report: demo-out/report/index.html"),
+        "{text}"
+    );
+    for f in [
+        "index.html",
+        "opr-RY23-24.xlsx",
+        "score.csv",
+        "charts/rpl-PM4.3.svg",
+    ] {
+        assert!(dir.path().join("demo-out/report").join(f).is_file(), "{f}");
+    }
+    let score = std::fs::read_to_string(dir.path().join("demo-out/report/score.csv")).unwrap();
+    assert!(score.lines().any(|l| l.starts_with("SDM2,")), "{score}");
 }
