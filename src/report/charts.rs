@@ -234,26 +234,68 @@ pub fn rt(c: &RtChart) -> Result<Chart, String> {
     both(c.stem.clone(), c.title.clone(), c)
 }
 
+/// Tick marks a reader knows, from 10 ms to a day.
+const TIME_TICKS_MS: [f64; 9] = [
+    10.0,
+    100.0,
+    1_000.0,
+    10_000.0,
+    60_000.0,
+    600_000.0,
+    3_600_000.0,
+    21_600_000.0,
+    86_400_000.0,
+];
+
 fn draw_rt<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &RtChart) -> Result<(), String> {
     let e = err::<DrawingAreaErrorKind<DB::ErrorType>>(&c.stem);
     root.fill(&WHITE).map_err(&e)?;
-    let longest = c
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.0))
+    let xs = || {
+        c.series
+            .iter()
+            .flat_map(|s| s.points.iter().filter(|p| p.1 > 0.0).map(|p| p.0))
+    };
+    let longest = xs()
         .chain(c.trts_ms.iter().map(|t| *t as f64))
         .fold(1_000.0f64, f64::max);
-    let x1 = (longest * 1.5).max(1_000.0);
+    let shortest = xs().fold(f64::INFINITY, f64::min);
+    // From the decade below the fastest answer to a little past the slowest (or the TRT).
+    let x0 = if shortest.is_finite() {
+        10f64.powf(shortest.max(10.0).log10().floor())
+    } else {
+        10.0
+    };
+    let x1 = (longest * 1.5).max(x0 * 100.0);
+    // The part that matters is the top: the share answered by the TRT. The y axis starts
+    // below the lowest curve at the first TRT, so a region a point behind shows.
+    let first_trt = c.trts_ms.first().map(|t| *t as f64).unwrap_or(x1);
+    let at_trt = c
+        .series
+        .iter()
+        .filter_map(|s| {
+            s.points
+                .iter()
+                .rev()
+                .find(|p| p.0 <= first_trt)
+                .map(|p| p.1)
+        })
+        .fold(100.0f64, f64::min);
+    let y0 = (((at_trt - 5.0) / 5.0).floor() * 5.0).clamp(0.0, 95.0);
+    let ticks: Vec<f64> = TIME_TICKS_MS
+        .iter()
+        .copied()
+        .filter(|t| t.is_finite() && *t >= x0 && *t <= x1)
+        .collect();
     let mut chart = ChartBuilder::on(root)
         .caption(&c.title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d((10f64..x1).log_scale(), 0f64..100f64)
+        .build_cartesian_2d((x0..x1).log_scale().with_key_points(ticks), y0..100f64)
         .map_err(&e)?;
     chart
         .configure_mesh()
-        .x_desc("response time")
+        .x_desc("response time (log scale)")
         .y_desc("answered %")
         .x_label_formatter(&|ms| human_ms(*ms))
         .y_label_formatter(&|y| format!("{y:.0}"))
@@ -261,23 +303,23 @@ fn draw_rt<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &RtChart) -> Re
         .draw()
         .map_err(&e)?;
     for t in &c.trts_ms {
-        let x = (*t as f64).max(10.0);
+        let x = (*t as f64).clamp(x0, x1);
         chart
             .draw_series(DashedLineSeries::new(
-                [(x, 0.0), (x, 100.0)],
+                [(x, y0), (x, 100.0)],
                 6,
                 4,
                 TRT_COLOUR.stroke_width(2),
             ))
             .map_err(&e)?
             .label(format!("TRT {}", human_ms(*t as f64)))
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], TRT_COLOUR));
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], TRT_COLOUR.stroke_width(2)));
     }
     for s in &c.series {
         let colour = s.colour;
         chart
             .draw_series(LineSeries::new(
-                s.points.iter().map(|(x, y)| (x.max(10.0), *y)),
+                s.points.iter().map(|(x, y)| (x.clamp(x0, x1), y.max(y0))),
                 colour.stroke_width(2),
             ))
             .map_err(&e)?
