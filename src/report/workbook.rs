@@ -242,7 +242,7 @@ fn summary_sheet(wb: &mut Workbook, y: &Year, fm: &Formats) -> Result<(), String
     }
     ws.set_column_width(0, 10).map_err(x)?;
     ws.set_column_width(1, 34).map_err(x)?;
-    ws.set_column_width(3, 58).map_err(x)?;
+    ws.set_column_width(3, 80).map_err(x)?;
     for c in [2, 4, 5, 6] {
         ws.set_column_width(c, 12).map_err(x)?;
     }
@@ -371,66 +371,16 @@ fn scheme_sheets(
     let has_counts = comps
         .iter()
         .any(|c| months.iter().any(|m| counts.contains_key(&key(c, m))));
-    // Counts sheet rows: per component with counts, a hits row then a requests row.
+    // Counts sheet rows: per component with counts, a hits row then a requests row. The
+    // counts sheet follows the measure's, whose formulas refer to it.
     let mut count_rows: BTreeMap<(String, Option<String>), u32> = BTreeMap::new();
-    if has_counts {
-        let ws = wb.add_worksheet();
-        ws.set_name(&counts_name).map_err(x)?;
-        page_setup(ws);
-        ws.write_string_with_format(
-            0,
-            0,
-            format!("{} {}: monthly counts, {}", sm.id, sm.name, y.label),
-            &fm.title,
-        )
-        .map_err(x)?;
-        ws.write_string_with_format(
-            1,
-            0,
-            "hits: requests answered successfully within the TRT (or, for success measures, \
-             within the deadline); requests: requests decided in the month",
-            &fm.note,
-        )
-        .map_err(x)?;
-        month_header(ws, y, &["Component", "Region", "Count"], &["Year"], fm)?;
-        let year_col = FIRST_MONTH_COL + months.len() as u16;
-        let mut row = HEADER_ROW + 1;
-        for c in &comps {
-            if !months.iter().any(|m| counts.contains_key(&key(c, m))) {
-                continue;
-            }
-            count_rows.insert((c.component.clone(), c.region.clone()), row);
-            for (k, what) in ["hits", "requests"].iter().enumerate() {
-                let r = row + k as u32;
-                ws.write_string(r, 0, &c.component).map_err(x)?;
-                ws.write_string(r, 1, region_text(&c.region)).map_err(x)?;
-                ws.write_string(r, 2, *what).map_err(x)?;
-                let mut total = Decimal::ZERO;
-                for (i, m) in months.iter().enumerate() {
-                    if let Some((num, den)) = counts.get(&key(c, m)) {
-                        let v = if k == 0 { *num } else { *den };
-                        total += v;
-                        ws.write_number_with_format(r, FIRST_MONTH_COL + i as u16, f(v), &fm.count)
-                            .map_err(x)?;
-                    }
-                }
-                ws.write_formula_with_format(
-                    r,
-                    year_col,
-                    Formula::new(format!(
-                        "=SUM({}:{})",
-                        row_col_to_cell(r, FIRST_MONTH_COL),
-                        row_col_to_cell(r, year_col - 1)
-                    ))
-                    .set_result(f(total).to_string()),
-                    &fm.count,
-                )
-                .map_err(x)?;
-            }
-            row += 2;
+    let mut next = HEADER_ROW + 1;
+    for c in &comps {
+        if months.iter().any(|m| counts.contains_key(&key(c, m))) {
+            count_rows.insert((c.component.clone(), c.region.clone()), next);
+            next += 2;
         }
     }
-
     let ws = wb.add_worksheet();
     ws.set_name(&sm.id).map_err(x)?;
     page_setup(ws);
@@ -588,6 +538,64 @@ fn scheme_sheets(
         .filter_map(|c| c.from.as_deref())
         .collect();
     place_charts(ws, row + 1, &charts_of(charts, &fed))?;
+    if has_counts {
+        let ws = wb.add_worksheet();
+        ws.set_name(&counts_name).map_err(x)?;
+        page_setup(ws);
+        ws.write_string_with_format(
+            0,
+            0,
+            format!("{} {}: monthly counts, {}", sm.id, sm.name, y.label),
+            &fm.title,
+        )
+        .map_err(x)?;
+        ws.write_string_with_format(
+            1,
+            0,
+            "hits: requests answered successfully within the TRT (or, for success measures, \
+             within the deadline); requests: requests decided in the month",
+            &fm.note,
+        )
+        .map_err(x)?;
+        month_header(ws, y, &["Component", "Region", "Count"], &["Year"], fm)?;
+        let year_col = FIRST_MONTH_COL + months.len() as u16;
+        for c in &comps {
+            let Some(row) = count_rows
+                .get(&(c.component.clone(), c.region.clone()))
+                .copied()
+            else {
+                continue;
+            };
+            for (k, what) in ["hits", "requests"].iter().enumerate() {
+                let r = row + k as u32;
+                ws.write_string(r, 0, &c.component).map_err(x)?;
+                ws.write_string(r, 1, region_text(&c.region)).map_err(x)?;
+                ws.write_string(r, 2, *what).map_err(x)?;
+                let mut total = Decimal::ZERO;
+                for (i, m) in months.iter().enumerate() {
+                    if let Some((num, den)) = counts.get(&key(c, m)) {
+                        let v = if k == 0 { *num } else { *den };
+                        total += v;
+                        ws.write_number_with_format(r, FIRST_MONTH_COL + i as u16, f(v), &fm.count)
+                            .map_err(x)?;
+                    }
+                }
+                ws.write_formula_with_format(
+                    r,
+                    year_col,
+                    Formula::new(format!(
+                        "=SUM({}:{})",
+                        row_col_to_cell(r, FIRST_MONTH_COL),
+                        row_col_to_cell(r, year_col - 1)
+                    ))
+                    .set_result(f(total).to_string()),
+                    &fm.count,
+                )
+                .map_err(x)?;
+            }
+        }
+    }
+
     Ok(())
 }
 
@@ -626,61 +634,6 @@ fn streaming_sheets(
     };
     let counts_name = format!("{name} counts");
     let year_col = FIRST_MONTH_COL + y.months.len() as u16;
-    {
-        let ws = wb.add_worksheet();
-        ws.set_name(&counts_name).map_err(x)?;
-        page_setup(ws);
-        ws.write_string_with_format(
-            0,
-            0,
-            format!("{name}: monthly counts, {}", y.label),
-            &fm.title,
-        )
-        .map_err(x)?;
-        ws.write_string_with_format(
-            1,
-            0,
-            "hits: succeeded within the deadline (success measures) or within the TRT (TRT \
-             measures); requests: requests decided in the month (rpl.csv)",
-            &fm.note,
-        )
-        .map_err(x)?;
-        month_header(ws, y, &["Measure", "Region", "Count"], &["Year"], fm)?;
-        for (k, (m, r)) in rows.iter().enumerate() {
-            for (j, what) in ["hits", "requests"].iter().enumerate() {
-                let row = HEADER_ROW + 1 + 2 * k as u32 + j as u32;
-                ws.write_string(row, 0, &m.id).map_err(x)?;
-                ws.write_string(row, 1, *r).map_err(x)?;
-                ws.write_string(row, 2, *what).map_err(x)?;
-                let mut total = 0u64;
-                for (i, month) in y.months.iter().enumerate() {
-                    if let Some(l) = line(m, r, *month) {
-                        let v = if j == 0 { l.hits } else { l.row.requests };
-                        total += v;
-                        ws.write_number_with_format(
-                            row,
-                            FIRST_MONTH_COL + i as u16,
-                            v as f64,
-                            &fm.count,
-                        )
-                        .map_err(x)?;
-                    }
-                }
-                ws.write_formula_with_format(
-                    row,
-                    year_col,
-                    Formula::new(format!(
-                        "=SUM({}:{})",
-                        row_col_to_cell(row, FIRST_MONTH_COL),
-                        row_col_to_cell(row, year_col - 1)
-                    ))
-                    .set_result(total.to_string()),
-                    &fm.count,
-                )
-                .map_err(x)?;
-            }
-        }
-    }
     let ws = wb.add_worksheet();
     ws.set_name(name).map_err(x)?;
     page_setup(ws);
@@ -739,6 +692,62 @@ fn streaming_sheets(
         HEADER_ROW + 2 + rows.len() as u32,
         &charts_of(charts, &ids),
     )?;
+    // The counts sheet follows the rates sheet, whose formulas refer to it.
+    {
+        let ws = wb.add_worksheet();
+        ws.set_name(&counts_name).map_err(x)?;
+        page_setup(ws);
+        ws.write_string_with_format(
+            0,
+            0,
+            format!("{name}: monthly counts, {}", y.label),
+            &fm.title,
+        )
+        .map_err(x)?;
+        ws.write_string_with_format(
+            1,
+            0,
+            "hits: succeeded within the deadline (success measures) or within the TRT (TRT \
+             measures); requests: requests decided in the month (rpl.csv)",
+            &fm.note,
+        )
+        .map_err(x)?;
+        month_header(ws, y, &["Measure", "Region", "Count"], &["Year"], fm)?;
+        for (k, (m, r)) in rows.iter().enumerate() {
+            for (j, what) in ["hits", "requests"].iter().enumerate() {
+                let row = HEADER_ROW + 1 + 2 * k as u32 + j as u32;
+                ws.write_string(row, 0, &m.id).map_err(x)?;
+                ws.write_string(row, 1, *r).map_err(x)?;
+                ws.write_string(row, 2, *what).map_err(x)?;
+                let mut total = 0u64;
+                for (i, month) in y.months.iter().enumerate() {
+                    if let Some(l) = line(m, r, *month) {
+                        let v = if j == 0 { l.hits } else { l.row.requests };
+                        total += v;
+                        ws.write_number_with_format(
+                            row,
+                            FIRST_MONTH_COL + i as u16,
+                            v as f64,
+                            &fm.count,
+                        )
+                        .map_err(x)?;
+                    }
+                }
+                ws.write_formula_with_format(
+                    row,
+                    year_col,
+                    Formula::new(format!(
+                        "=SUM({}:{})",
+                        row_col_to_cell(row, FIRST_MONTH_COL),
+                        row_col_to_cell(row, year_col - 1)
+                    ))
+                    .set_result(total.to_string()),
+                    &fm.count,
+                )
+                .map_err(x)?;
+            }
+        }
+    }
     Ok(())
 }
 
