@@ -142,12 +142,15 @@ pub fn write_outputs(
         "opr-inputs.csv",
         opr_inputs_csv(&lines, &schemes(cfg)?).as_bytes(),
     )?;
-    let evidence = crate::sink::rollup::evidence_files(&lines);
-    if !evidence.is_empty() {
-        let dir = OutDir::create(&outdir.path().join("evidence"))?;
-        for (name, text) in &evidence {
-            dir.write(name, text.as_bytes())?;
-        }
+    let measures: Vec<&str> = cfg
+        .definitions
+        .measures
+        .iter()
+        .map(|m| m.id.as_str())
+        .collect();
+    let dir = OutDir::create(&outdir.path().join("evidence"))?;
+    for (name, text) in crate::sink::rollup::evidence_files(&lines, &measures) {
+        dir.write(&name, text.as_bytes())?;
     }
     let summary = Summary::new(
         stats,

@@ -157,18 +157,15 @@ pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The evidence files: per measure with any sampled miss, `(file name, text)`. Each lists, per
-/// month, region and failure bucket (largest first, as `failures.csv`), the sampled requests
-/// (at most [`crate::aggregate::SAMPLE_SIZE`], by key order): their id, user and device. The
-/// pooled `all` rows are left out: they are the regions' requests again.
-pub fn evidence_files(lines: &[RplLine]) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = Vec::new();
-    for l in lines.iter().filter(|l| l.region != "all") {
-        if l.row.samples.is_empty() {
-            continue;
-        }
-        let stem: String = l
-            .measure
+/// The evidence files, `(file name, text)`: one per measure of `measures`, always (a header
+/// alone when it has no sampled miss, so a rerun into the same directory leaves no stale
+/// evidence). Each lists, per month, region and failure bucket (largest first, as
+/// `failures.csv`), the sampled requests (at most [`crate::aggregate::SAMPLE_SIZE`], by key
+/// order): their id, user and device. The pooled `all` rows are left out: they are the
+/// regions' requests again.
+pub fn evidence_files(lines: &[RplLine], measures: &[&str]) -> Vec<(String, String)> {
+    let file_of = |measure: &str| -> String {
+        let stem: String = measure
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
@@ -178,7 +175,17 @@ pub fn evidence_files(lines: &[RplLine]) -> Vec<(String, String)> {
                 }
             })
             .collect();
-        let name = format!("{stem}.csv");
+        format!("{stem}.csv")
+    };
+    let mut files: Vec<(String, String)> = measures
+        .iter()
+        .map(|m| (file_of(m), format!("{EVIDENCE_HEADER}\n")))
+        .collect();
+    for l in lines.iter().filter(|l| l.region != "all") {
+        if l.row.samples.is_empty() {
+            continue;
+        }
+        let name = file_of(&l.measure);
         let i = match files.iter().position(|(n, _)| *n == name) {
             Some(i) => i,
             None => {

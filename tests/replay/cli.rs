@@ -42,6 +42,7 @@ fn replay_writes_its_files_and_only_those() {
         names,
         [
             "deadletter.jsonl",
+            "evidence",
             "failures.csv",
             "keep.txt",
             "opr-inputs.csv",
