@@ -264,8 +264,8 @@ pub struct Correlator {
     /// Keys whose state changed since the last [`Correlator::take_changes`], when a checkpoint
     /// store asked for them (`None`: a replay, which never checkpoints, pays nothing).
     changed: Option<Box<Changed>>,
-    /// Evidence texts of pending requests, by slot (a slab: freed slots are reused). Not
-    /// checkpointed: a request pending across a restart is decided without its text.
+    /// Evidence texts of pending requests, by slot (a slab: freed slots are reused);
+    /// checkpointed with their records.
     texts: Vec<Option<Evidence>>,
     /// Free slots of `texts`.
     free_texts: Vec<u32>,
@@ -327,6 +327,9 @@ pub struct Changes {
     pub waiting: Vec<(u128, Vec<SavedWaiting>)>,
     /// A full snapshot: every record and waiting response, and anything not in it is gone.
     pub full: bool,
+    /// Evidence texts of the pending records among `entries` (a record written without one
+    /// has none).
+    pub texts: Vec<(u128, Evidence)>,
 }
 
 type KeySet = hashbrown::HashSet<u128, BuildHasherDefault<KeyHasher>>;
@@ -398,6 +401,9 @@ impl Correlator {
                 Some(e) => {
                     e.stored = true;
                     out.entries.push((k, save_entry(e)));
+                    if let Some(t) = text_of(&self.texts, e) {
+                        out.texts.push((k, t.clone()));
+                    }
                 }
                 None => out.removed.push(k),
             }
@@ -441,6 +447,11 @@ impl Correlator {
                 .iter()
                 .map(|(k, e)| (*k, save_entry(e)))
                 .collect(),
+            texts: self
+                .entries
+                .iter()
+                .filter_map(|(k, e)| text_of(&self.texts, e).map(|t| (*k, t.clone())))
+                .collect(),
             ..Changes::default()
         };
         for (k, l) in &self.waiting {
@@ -469,6 +480,7 @@ impl Correlator {
         watermark: Ts,
         entries: impl IntoIterator<Item = (u128, SavedEntry)>,
         waiting: impl IntoIterator<Item = (u128, SavedWaiting)>,
+        texts: impl IntoIterator<Item = (u128, Evidence)>,
         stats: CorrelatorStats,
         cat: &Catalog,
     ) -> Correlator {
@@ -511,6 +523,16 @@ impl Correlator {
                 raw: w.raw,
             });
             c.waiting_count += 1;
+        }
+        // Evidence of pending requests, so a miss decided after the restart is sampled as it
+        // would have been without one.
+        for (k, t) in texts {
+            if c.entries.get(&k).is_some_and(|e| !e.decided && e.text == 0) {
+                let slot = c.put_text(t);
+                if let Some(e) = c.entries.get_mut(&k) {
+                    e.text = slot;
+                }
+            }
         }
         c
     }
@@ -909,6 +931,12 @@ impl Correlator {
         }
         true
     }
+}
+
+/// A record's evidence text, if it keeps one.
+fn text_of<'a>(texts: &'a [Option<Evidence>], e: &Entry) -> Option<&'a Evidence> {
+    let i = e.text.checked_sub(1)?;
+    texts.get(i as usize)?.as_ref()
 }
 
 fn save_entry(e: &Entry) -> SavedEntry {

@@ -158,6 +158,8 @@ pub struct SavedPipeline {
     pub entries: Vec<(u128, SavedEntry)>,
     /// Every waiting response.
     pub waiting: Vec<(u128, SavedWaiting)>,
+    /// Evidence texts of pending records.
+    pub texts: Vec<(u128, crate::correlate::Evidence)>,
     /// Every block.
     pub blocks: Vec<SavedBlock>,
 }
@@ -565,6 +567,7 @@ impl<S: DeadLetterSink> Pipeline<S> {
             Ts(meta.watermark),
             saved.entries,
             saved.waiting,
+            saved.texts,
             CorrelatorStats {
                 evicted_waiting: meta.evicted_waiting,
             },

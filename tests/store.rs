@@ -6,7 +6,7 @@ use srv_opr::config::Config;
 use srv_opr::correlate::Pos;
 use srv_opr::pipeline::{Pipeline, SourceName, VecDeadLetters};
 use srv_opr::simulate::{SimConfig, Simulator};
-use srv_opr::sink::rollup::{failures_csv, rpl_csv, rpl_lines};
+use srv_opr::sink::rollup::{evidence_files, failures_csv, rpl_csv, rpl_lines};
 use srv_opr::store::sqlite::SqliteStore;
 use srv_opr::store::{Checkpoint, Identity, Store, StoreError};
 use srv_opr::time::{Ts, parse_rfc3339};
@@ -109,11 +109,24 @@ impl Part {
     }
 }
 
-fn figures(mut p: Pipeline<VecDeadLetters>) -> (String, String, srv_opr::pipeline::PipelineStats) {
+/// `rpl.csv`, `failures.csv`, the evidence files (joined) and the event accounting.
+fn figures(
+    mut p: Pipeline<VecDeadLetters>,
+) -> (String, String, String, srv_opr::pipeline::PipelineStats) {
     p.finish().unwrap();
     let (agg, stats, _) = p.into_parts();
     let lines = rpl_lines(&agg, None);
-    (rpl_csv(&lines), failures_csv(&lines), stats)
+    let measures: Vec<&str> = agg
+        .definitions()
+        .measures
+        .iter()
+        .map(|m| m.id.as_str())
+        .collect();
+    let evidence: String = evidence_files(&lines, &measures)
+        .into_iter()
+        .map(|(name, text)| format!("{name}\n{text}"))
+        .collect();
+    (rpl_csv(&lines), failures_csv(&lines), evidence, stats)
 }
 
 /// Opens a connection to one store (a fresh one per test).
@@ -195,7 +208,11 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
     for l in &lines {
         reference.step(&cfg, l);
     }
-    let (want_rpl, want_failures, want_stats) = figures(reference.pipeline);
+    let (want_rpl, want_failures, want_evidence, want_stats) = figures(reference.pipeline);
+    assert!(
+        want_evidence.matches("no_response").count() > 10,
+        "misses decided at the end (still pending at the last checkpoint) have evidence"
+    );
     assert!(
         want_rpl.lines().any(|l| !l.ends_with(",0,true")
             && !l.ends_with(",0,false")
@@ -293,9 +310,12 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
     let saved = store.claim("t", 0, "test").unwrap().saved.unwrap();
     let restored =
         Pipeline::restore(&cfg, source(), VecDeadLetters::default(), saved.pipeline).unwrap();
-    let (rpl, failures, stats) = figures(restored);
+    let (rpl, failures, evidence, stats) = figures(restored);
     assert_eq!(rpl, want_rpl);
     assert_eq!(failures, want_failures);
+    // Evidence too: pending requests' texts are checkpointed, so the misses decided after the
+    // restore (and after every crash) are sampled exactly as without them.
+    assert_eq!(evidence, want_evidence);
     assert_eq!(stats.events, want_stats.events);
     assert_eq!(stats.by_type_result, want_stats.by_type_result);
     assert_eq!(stats.dead_letters, want_stats.dead_letters);

@@ -169,6 +169,20 @@ fn assert_rollup_equals_replay(dir: &Path, store: &StoreAt, env: &[(String, Stri
             "{f}"
         );
     }
+    // The evidence samples too: pending requests' texts are checkpointed, so kills, restarts
+    // and hand-overs change no sample.
+    let evidence = std::fs::read_dir(dir.join("replay-out/evidence")).unwrap();
+    let mut files = 0;
+    for e in evidence {
+        let name = format!("evidence/{}", e.unwrap().file_name().to_string_lossy());
+        assert_eq!(
+            month_lines(&read(out, &name)),
+            month_lines(&read("replay-out", &name)),
+            "{name}"
+        );
+        files += 1;
+    }
+    assert!(files >= 12, "{files} evidence files");
     let summary =
         |d: &str| -> serde_json::Value { serde_json::from_str(&read(d, "summary.json")).unwrap() };
     let (rolled, replayed) = (summary(out), summary("replay-out"));

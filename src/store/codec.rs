@@ -62,12 +62,16 @@ pub fn decode_entry(b: &[u8]) -> Result<SavedEntry, StoreError> {
     })
 }
 
-/// The first byte of every state-log chunk: its layout version.
-const LOG_FORMAT: u8 = 1;
+/// The first byte of every state-log chunk: its layout version. Layout 2 added `OP_TEXT`;
+/// layout 1 chunks (written before it) still decode.
+const LOG_FORMAT: u8 = 2;
 /// Operations in a state-log chunk.
 const OP_PUT: u8 = 1;
 const OP_REMOVE: u8 = 2;
 const OP_WAITING: u8 = 3;
+/// A pending record's evidence text; it follows the record's `OP_PUT` in the same checkpoint
+/// (an `OP_PUT` alone leaves the record without one).
+const OP_TEXT: u8 = 4;
 
 /// A checkpoint's correlator changes as state-log chunks of at most about `chunk_bytes` each
 /// (each chunk decodes on its own; an operation is never split).
@@ -86,6 +90,13 @@ pub fn encode_changes(c: &Changes, chunk_bytes: usize) -> Vec<Vec<u8>> {
         cur.push(OP_PUT);
         cur.extend_from_slice(&k.to_le_bytes());
         cur.extend_from_slice(&encode_entry(e));
+        roll(&mut cur);
+    }
+    for (k, t) in &c.texts {
+        cur.push(OP_TEXT);
+        cur.extend_from_slice(&k.to_le_bytes());
+        cur.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        cur.extend_from_slice(t.as_bytes());
         roll(&mut cur);
     }
     for k in &c.removed {
@@ -119,6 +130,18 @@ pub fn encode_changes(c: &Changes, chunk_bytes: usize) -> Vec<Vec<u8>> {
 pub struct LogReplay {
     entries: HashMap<u128, SavedEntry>,
     waiting: HashMap<u128, Vec<SavedWaiting>>,
+    texts: HashMap<u128, crate::correlate::Evidence>,
+}
+
+/// What a state log leads to: records, waiting responses and evidence texts, in key order.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Every record.
+    pub entries: Vec<(u128, SavedEntry)>,
+    /// Every waiting response (a key's in arrival order).
+    pub waiting: Vec<(u128, SavedWaiting)>,
+    /// Evidence texts of pending records.
+    pub texts: Vec<(u128, crate::correlate::Evidence)>,
 }
 
 /// A cursor over a chunk's bytes that reports damage instead of panicking.
@@ -163,10 +186,11 @@ impl LogReplay {
         if base {
             self.entries.clear();
             self.waiting.clear();
+            self.texts.clear();
         }
         let mut r = Reader { b: chunk, at: 0 };
         let format = r.array::<1>()?[0];
-        if format != LOG_FORMAT {
+        if format != LOG_FORMAT && format != 1 {
             return Err(StoreError::Backend(format!(
                 "a state-log chunk has layout {format}, not {LOG_FORMAT}"
             )));
@@ -178,9 +202,20 @@ impl LogReplay {
                 OP_PUT => {
                     let e = decode_entry(r.take(ENTRY_BYTES)?)?;
                     self.entries.insert(k, e);
+                    self.texts.remove(&k);
                 }
                 OP_REMOVE => {
                     self.entries.remove(&k);
+                    self.texts.remove(&k);
+                }
+                OP_TEXT => {
+                    let len = r.u32()? as usize;
+                    let text = std::str::from_utf8(r.take(len)?).map_err(|_| {
+                        StoreError::Backend(
+                            "a state-log chunk is damaged: an evidence text is not UTF-8".into(),
+                        )
+                    })?;
+                    self.texts.insert(k, text.into());
                 }
                 OP_WAITING => {
                     let n = r.u32()? as usize;
@@ -217,10 +252,9 @@ impl LogReplay {
         Ok(())
     }
 
-    /// The records and waiting responses the log leads to, in key order (a response list in
+    /// The records, waiting responses and evidence texts the log leads to, in key order (a response list in
     /// its arrival order).
-    #[allow(clippy::type_complexity)]
-    pub fn finish(self) -> (Vec<(u128, SavedEntry)>, Vec<(u128, SavedWaiting)>) {
+    pub fn finish(self) -> Replayed {
         let mut entries: Vec<_> = self.entries.into_iter().collect();
         entries.sort_unstable_by_key(|(k, _)| *k);
         let mut keyed: Vec<_> = self.waiting.into_iter().collect();
@@ -229,7 +263,13 @@ impl LogReplay {
             .into_iter()
             .flat_map(|(k, l)| l.into_iter().map(move |w| (k, w)))
             .collect();
-        (entries, waiting)
+        let mut texts: Vec<_> = self.texts.into_iter().collect();
+        texts.sort_unstable_by_key(|(k, _)| *k);
+        Replayed {
+            entries,
+            waiting,
+            texts,
+        }
     }
 }
 
@@ -363,13 +403,20 @@ mod tests {
             entries: (0..100).map(|i| (i as u128, entry(i))).collect(),
             waiting: vec![(500, vec![waiting(1), waiting(2)]), (501, vec![waiting(3)])],
             full: true,
+            texts: vec![
+                (5, "five\u{1f}u\u{1f}d".into()),
+                (7, "seven".into()),
+                (8, "é".into()),
+            ],
             ..Changes::default()
         };
+        // 7 is written again without a text (decided), 8 is removed, 200 is new with one.
         let delta = Changes {
             entries: vec![(7, entry(70)), (200, entry(200))],
-            removed: vec![3, 4],
+            removed: vec![3, 4, 8],
             waiting: vec![(500, vec![]), (502, vec![waiting(9)])],
             full: false,
+            texts: vec![(200, "two hundred".into())],
         };
         let mut log = LogReplay::default();
         // 100-byte chunks: every operation lands in a chunk of its own or shares with one more.
@@ -381,11 +428,23 @@ mod tests {
         for c in encode_changes(&delta, 100) {
             log.apply(&c, false).unwrap();
         }
-        let (entries, waits) = log.finish();
-        assert_eq!(entries.len(), 99);
+        let Replayed {
+            entries,
+            waiting: waits,
+            texts,
+        } = log.finish();
+        assert_eq!(
+            texts,
+            vec![
+                (5, "five\u{1f}u\u{1f}d".into()),
+                (200, "two hundred".into())
+            ],
+            "a text lives until its record is written again or removed"
+        );
+        assert_eq!(entries.len(), 98);
         assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "key order");
         assert_eq!(entries.iter().find(|(k, _)| *k == 7).unwrap().1, entry(70));
-        assert!(!entries.iter().any(|(k, _)| *k == 3 || *k == 4));
+        assert!(!entries.iter().any(|(k, _)| *k == 3 || *k == 4 || *k == 8));
         assert_eq!(
             waits,
             vec![(501, waiting(3)), (502, waiting(9))],
@@ -398,7 +457,12 @@ mod tests {
         }
         log2.apply(&encode_changes(&base, 1 << 20)[0], true)
             .unwrap();
-        assert_eq!(log2.finish().0.len(), 100);
+        let again = log2.finish();
+        assert_eq!((again.entries.len(), again.texts.len()), (100, 3));
+        // A log written before evidence (layout 1) still reads.
+        let mut old = encode_changes(&delta, 1 << 20).remove(0);
+        old[0] = 1;
+        assert!(LogReplay::default().apply(&old, false).is_ok());
     }
 
     #[test]

@@ -307,7 +307,11 @@ impl Store for PgStore {
                     let bytes: &[u8] = r.get(1);
                     log.apply(bytes, r.get(0))?;
                 }
-                let (entries, waiting) = log.finish();
+                let super::codec::Replayed {
+                    entries,
+                    waiting,
+                    texts,
+                } = log.finish();
                 let rows = rows_of(&mut tx, Some(pid), None)?;
                 Some(SavedPartition {
                     next_offset,
@@ -317,6 +321,7 @@ impl Store for PgStore {
                         meta,
                         entries,
                         waiting,
+                        texts,
                         blocks: blocks_of(rows, &self.defs)?,
                     },
                 })

@@ -313,7 +313,11 @@ impl Store for SqliteStore {
                         log.apply(bytes, base)?;
                     }
                 }
-                let (entries, waiting) = log.finish();
+                let super::codec::Replayed {
+                    entries,
+                    waiting,
+                    texts,
+                } = log.finish();
                 let rows = rows_of(&tx, Some(pid), None)?;
                 let blocks = blocks_of(rows, &self.defs)?;
                 Some(SavedPartition {
@@ -324,6 +328,7 @@ impl Store for SqliteStore {
                         meta,
                         entries,
                         waiting,
+                        texts,
                         blocks,
                     },
                 })
