@@ -34,11 +34,12 @@ fn measure(name: &str, mut store: Box<dyn Store>, n: u64, size: &dyn Fn() -> u64
     .expect("pipeline");
     p.track_changes();
     let epoch = store.claim("t", 0, "bench").expect("claim").epoch;
-    // Requests a millisecond apart from 2024-03-04: all pending (deadline 24 h away).
+    // Requests a millisecond apart from 2024-03-04: all pending (deadline 24 h away), with
+    // DUIS-shaped ids, user and device, as their evidence text is checkpointed too.
     let t0 = 1_709_510_400 * NANOS_PER_SEC;
     for i in 0..n {
         let line = format!(
-            r#"{{"type":"request","id":"b-{i}","srv":"8.11","region":"north","provider":"dsp","at":"{}"}}"#,
+            r#"{{"type":"request","id":"90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:{i}","srv":"8.11","region":"north","provider":"dsp","user":"90-B3-D5-1F-30-01-00-00","device":"00-DB-12-34-56-78-90-A0","at":"{}"}}"#,
             stamp(t0 + i as i64 * 1_000_000)
         );
         p.process(line.as_bytes(), Pos::new(0, i)).expect("process");
@@ -65,7 +66,7 @@ fn measure(name: &str, mut store: Box<dyn Store>, n: u64, size: &dyn Fn() -> u64
     // A tenth answered: their records change, the rest do not.
     for i in (0..n).step_by(10) {
         let line = format!(
-            r#"{{"type":"response","id":"b-{i}","code":"I0","at":"{}"}}"#,
+            r#"{{"type":"response","id":"90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:{i}","code":"I0","at":"{}"}}"#,
             stamp(t0 + i as i64 * 1_000_000 + 5 * NANOS_PER_SEC)
         );
         p.process(line.as_bytes(), Pos::new(0, offset))
