@@ -511,16 +511,21 @@ pub fn score(cfg: &Config, req: &ScoreRequest) -> Result<String, ScoreError> {
         text.push_str(&render::what_if_diff(&base, &report));
     }
     if let Some(out) = &req.out {
-        let io = |e: std::io::Error| ScoreError::Failed(e.to_string());
-        let dir = OutDir::create(out).map_err(io)?;
-        dir.write("score.csv", render::score_csv(&report).as_bytes())
-            .map_err(io)?;
-        let mut json =
-            render::score_json(&report).map_err(|e| ScoreError::Failed(e.to_string()))?;
-        json.push('\n');
-        dir.write("score.json", json.as_bytes()).map_err(io)?;
+        let dir = OutDir::create(out).map_err(|e| ScoreError::Failed(e.to_string()))?;
+        write_score(&dir, &report)?;
     }
     Ok(text)
+}
+
+/// Writes `score.csv` and `score.json` of a year's score into `dir`.
+fn write_score(dir: &OutDir, report: &crate::score::model::Report) -> Result<(), ScoreError> {
+    use crate::score::render;
+    let io = |e: std::io::Error| ScoreError::Failed(e.to_string());
+    dir.write("score.csv", render::score_csv(report).as_bytes())
+        .map_err(io)?;
+    let mut json = render::score_json(report).map_err(|e| ScoreError::Failed(e.to_string()))?;
+    json.push('\n');
+    dir.write("score.json", json.as_bytes()).map_err(io)
 }
 
 /// What `rollup` found in the store.
@@ -1003,7 +1008,7 @@ pub fn render_report(
     outdir: &OutDir,
 ) -> Result<(crate::score::model::Report, Vec<String>), ScoreError> {
     use crate::calendar::Month;
-    use crate::score::{inputs, model, render, scheme::RegYear};
+    use crate::score::{inputs, model, scheme::RegYear};
     let io = |e: std::io::Error| ScoreError::Failed(e.to_string());
     let months: Vec<Month> = RegYear::parse(year)
         .map(|y| y.months().iter().filter_map(|m| Month::parse(m)).collect())
@@ -1039,14 +1044,8 @@ pub fn render_report(
     };
     // Warnings (months missing) are in the score for the caller to show.
     let score = model::score(scheme, &rows, margin, &[]).map_err(fail)?;
-    let mut files = Vec::new();
-    outdir
-        .write("score.csv", render::score_csv(&score).as_bytes())
-        .map_err(io)?;
-    let mut json = render::score_json(&score).map_err(|e| ScoreError::Failed(e.to_string()))?;
-    json.push('\n');
-    outdir.write("score.json", json.as_bytes()).map_err(io)?;
-    files.extend(["score.csv".into(), "score.json".into()]);
+    write_score(outdir, &score)?;
+    let mut files = vec!["score.csv".to_string(), "score.json".to_string()];
     let y = crate::report::Year {
         label: year.to_string(),
         months: months.clone(),
