@@ -162,6 +162,17 @@ fn a_reported_year_reads_the_same_in_every_tool() {
         assert!(html.contains(&format!("charts/{svg}")), "{svg} on the page");
         assert!(out.join("charts").join(&svg).is_file());
     }
+    // The worst buckets link to the requests behind them.
+    let linked: Vec<&str> = html
+        .split("href=\"evidence/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(!linked.is_empty(), "the failure table links evidence");
+    for f in &linked {
+        let text = std::fs::read_to_string(out.join("evidence").join(f)).unwrap();
+        assert!(text.lines().count() > 1, "{f} lists requests");
+    }
     let check_pngs = "import sys\nfrom PIL import Image\nfor p in sys.argv[1:]:\n    im = Image.open(p).convert('RGB')\n    \
          assert im.size == (800, 450), (p, im.size)\n    colours = len(im.getcolors(1 << 20) or [])\n    \
          ink = sum(1 for px in im.getdata() if px != (255, 255, 255))\n    \

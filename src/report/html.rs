@@ -110,15 +110,18 @@ pub fn page(y: &Year, charts: &[Chart], workbook: &str) -> String {
     if worst.is_empty() {
         s.push_str("<p>No misses in the year.</p>\n");
     } else {
-        s.push_str("<table id=\"failures\">\n<tr><th>Measure</th><th>Region</th><th>Bucket</th><th>Misses</th></tr>\n");
+        s.push_str("<table id=\"failures\">\n<tr><th>Measure</th><th>Region</th><th>Bucket</th><th>Misses</th><th>Requests behind them</th></tr>\n");
         for b in &worst {
+            let file = crate::sink::rollup::evidence_file_name(&b.measure);
             let _ = writeln!(
                 s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td><a href=\"evidence/{}\">evidence/{}</a></td></tr>",
                 esc(&b.measure),
                 esc(b.region),
                 esc(&b.bucket),
-                b.count
+                b.count,
+                esc(&file),
+                esc(&file)
             );
         }
         s.push_str("</table>\n<p class=\"note\">Request ids behind each bucket: <code>evidence/</code>. All buckets per month: <code>failures.csv</code>.</p>\n");

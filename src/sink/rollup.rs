@@ -157,6 +157,22 @@ pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// `PM4.3.csv`: a measure's evidence file name inside `evidence/` (any character of the id
+/// outside letters, digits, `.`, `-` and `_` becomes `_`).
+pub fn evidence_file_name(measure: &str) -> String {
+    let stem: String = measure
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{stem}.csv")
+}
+
 /// The evidence files, `(file name, text)`: one per measure of `measures`, always (a header
 /// alone when it has no sampled miss, so a rerun into the same directory leaves no stale
 /// evidence). Each lists, per month, region and failure bucket (largest first, as
@@ -164,19 +180,7 @@ pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 /// order): their id, user and device. The pooled `all` rows are left out: they are the
 /// regions' requests again.
 pub fn evidence_files(lines: &[RplLine], measures: &[&str]) -> Vec<(String, String)> {
-    let file_of = |measure: &str| -> String {
-        let stem: String = measure
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("{stem}.csv")
-    };
+    let file_of = evidence_file_name;
     let mut files: Vec<(String, String)> = measures
         .iter()
         .map(|m| (file_of(m), format!("{EVIDENCE_HEADER}\n")))
