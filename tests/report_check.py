@@ -82,6 +82,11 @@ def month_columns(ws):
     cols = {}
     for c in range(FIRST_MONTH_COL, FIRST_MONTH_COL + 12):
         label = cell(ws, HEADER_ROW, c)
+        # A month not final yet is marked with `*` (explained above the table).
+        if isinstance(label, str) and label.endswith("*"):
+            label = label[:-1]
+            if not str(cell(ws, HEADER_ROW - 1, 1)).startswith("* not final"):
+                fail(f"{ws.title}: a provisional month without the note")
         if label not in LABEL:
             fail(f"{ws.title}: column {c} header {label!r} is not a month of the year")
         else:

@@ -140,7 +140,14 @@ fn months_text(y: &Year) -> String {
         .months
         .iter()
         .filter(|m| y.lines.iter().any(|l| l.month == **m))
-        .map(|m| super::month_label(*m))
+        .map(|m| {
+            let label = super::month_label(*m);
+            if y.provisional(*m) {
+                format!("{label} (not final)")
+            } else {
+                label
+            }
+        })
         .collect();
     if with.is_empty() {
         "none from events".into()

@@ -42,6 +42,14 @@ pub struct Year<'a> {
     pub score: &'a Report,
 }
 
+impl Year<'_> {
+    /// Whether a month has figures that are not final yet (the watermark has not passed its end
+    /// plus the longest deadline): a provisional month in an analyst's eyes.
+    pub fn provisional(&self, m: Month) -> bool {
+        self.lines.iter().any(|l| l.month == m && !l.is_final)
+    }
+}
+
 /// `Apr 23`: a month as an axis or column label.
 pub fn month_label(m: Month) -> String {
     const NAMES: [&str; 12] = [

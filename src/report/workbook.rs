@@ -281,12 +281,23 @@ fn month_header(
         ws.write_string_with_format(HEADER_ROW, c as u16, *h, &fm.header)
             .map_err(x)?;
     }
+    let mut provisional = false;
     for (i, m) in y.months.iter().enumerate() {
+        let mut label = month_label(*m);
+        if y.provisional(*m) {
+            label.push('*');
+            provisional = true;
+        }
+        ws.write_string_with_format(HEADER_ROW, FIRST_MONTH_COL + i as u16, label, &fm.header)
+            .map_err(x)?;
+    }
+    if provisional {
         ws.write_string_with_format(
-            HEADER_ROW,
-            FIRST_MONTH_COL + i as u16,
-            month_label(*m),
-            &fm.header,
+            HEADER_ROW - 1,
+            0,
+            "* not final yet: the month's figures can still change (events up to its end plus \
+             the longest deadline have not all been seen)",
+            &fm.note,
         )
         .map_err(x)?;
     }
