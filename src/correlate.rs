@@ -600,6 +600,10 @@ impl Correlator {
                 if self.expiry(r.at) < self.watermark {
                     return Verdict::Dead(DeadReason::TooLate);
                 }
+                // The text's slot first, so the record is inserted once, complete.
+                let text = who.map_or(0, |(user, device)| {
+                    self.put_text(evidence_text(id, user, device))
+                });
                 self.entries.insert(
                     r.key,
                     Entry {
@@ -612,15 +616,9 @@ impl Correlator {
                         provider: r.provider,
                         decided: false,
                         stored: false,
-                        text: 0,
+                        text,
                     },
                 );
-                if let Some((user, device)) = who {
-                    let slot = self.put_text(evidence_text(id, user, device));
-                    if let Some(e) = self.entries.get_mut(&r.key) {
-                        e.text = slot;
-                    }
-                }
                 self.pending += 1;
                 self.decide_at.push(r.at.plus(deadline), r.key);
                 if let Some(list) = self.waiting.remove(&r.key) {
