@@ -84,6 +84,21 @@ fn sheet_ref(sheet: &str, row: u32, col: u16) -> String {
     format!("'{sheet}'!{}", row_col_to_cell(row, col))
 }
 
+/// Writes `heads` as a header row from column `col`.
+fn header_row(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    heads: &[&str],
+    fm: &Formats,
+) -> Result<(), String> {
+    for (c, h) in heads.iter().enumerate() {
+        ws.write_string_with_format(row, col + c as u16, *h, &fm.header)
+            .map_err(x)?;
+    }
+    Ok(())
+}
+
 fn page_setup(ws: &mut Worksheet) {
     // One page per sheet when printed (or converted to PDF): landscape A4, fitted.
     ws.set_landscape();
@@ -169,10 +184,7 @@ fn summary_sheet(wb: &mut Workbook, y: &Year, fm: &Formats) -> Result<(), String
         "Retained £m",
         "Lost £m",
     ];
-    for (c, h) in heads.iter().enumerate() {
-        ws.write_string_with_format(HEADER_ROW, c as u16, *h, &fm.header)
-            .map_err(x)?;
-    }
+    header_row(ws, HEADER_ROW, 0, &heads, fm)?;
     let first = HEADER_ROW + 1;
     let mut row = first;
     for m in &r.measures {
@@ -277,10 +289,7 @@ fn month_header(
     last: &[&str],
     fm: &Formats,
 ) -> Result<(), String> {
-    for (c, h) in first.iter().enumerate() {
-        ws.write_string_with_format(HEADER_ROW, c as u16, *h, &fm.header)
-            .map_err(x)?;
-    }
+    header_row(ws, HEADER_ROW, 0, first, fm)?;
     let mut provisional = false;
     for (i, m) in y.months.iter().enumerate() {
         let mut label = month_label(*m);
@@ -302,10 +311,7 @@ fn month_header(
         .map_err(x)?;
     }
     let after = FIRST_MONTH_COL + y.months.len() as u16;
-    for (c, h) in last.iter().enumerate() {
-        ws.write_string_with_format(HEADER_ROW, after + c as u16, *h, &fm.header)
-            .map_err(x)?;
-    }
+    header_row(ws, HEADER_ROW, after, last, fm)?;
     ws.set_column_width(0, 16).map_err(x)?;
     ws.set_column_width(1, 9).map_err(x)?;
     ws.set_column_width(2, 10).map_err(x)?;
@@ -505,10 +511,7 @@ fn scheme_sheets(
         "Kept £m",
         "Lost £m",
     ];
-    for (c, h) in heads.iter().enumerate() {
-        ws.write_string_with_format(row, c as u16, *h, &fm.header)
-            .map_err(x)?;
-    }
+    header_row(ws, row, 0, &heads, fm)?;
     row += 1;
     for p in &ms.parts {
         let cells: Vec<String> = annual_cells
@@ -786,13 +789,13 @@ fn failures_sheet(wb: &mut Workbook, y: &Year, fm: &Formats) -> Result<(), Strin
         &fm.note,
     )
     .map_err(x)?;
-    for (c, h) in ["Measure", "Region", "Bucket", "Misses", "Share of misses"]
-        .iter()
-        .enumerate()
-    {
-        ws.write_string_with_format(HEADER_ROW, c as u16, *h, &fm.header)
-            .map_err(x)?;
-    }
+    header_row(
+        ws,
+        HEADER_ROW,
+        0,
+        &["Measure", "Region", "Bucket", "Misses", "Share of misses"],
+        fm,
+    )?;
     let misses: BTreeMap<(String, &str), u64> = {
         let mut m = BTreeMap::new();
         for l in y.lines {
