@@ -19,6 +19,52 @@ use crate::correlate::{
 use crate::event::{DeadReason, Event, decode};
 use crate::time::Ts;
 
+/// An event as [`check`] read it: valid, with the key of its id, or rejected with a reason.
+#[derive(Debug)]
+pub enum Checked<'a> {
+    /// A valid event.
+    Valid {
+        /// The event.
+        event: Event<'a>,
+        /// [`key_of`] its id.
+        key: u128,
+    },
+    /// An event that is dead-lettered without touching any state.
+    Rejected {
+        /// Its type, for accounting (a well-formed event stamped in the future keeps its own).
+        ty: EventType,
+        /// Why.
+        reason: DeadReason,
+    },
+}
+
+/// The stateless half of [`Pipeline::process`]: decodes and validates `raw`, rejects an event
+/// stamped after `future_limit`, and hashes the id. Touches no state, so a reading thread can
+/// run it ahead of the thread that owns the pipeline.
+pub fn check(raw: &[u8], max_event_bytes: usize, future_limit: Option<Ts>) -> Checked<'_> {
+    let event = match decode(raw, max_event_bytes) {
+        Ok(e) => e,
+        Err(reason) => {
+            return Checked::Rejected {
+                ty: EventType::Invalid,
+                reason,
+            };
+        }
+    };
+    if future_limit.is_some_and(|limit| event.at() > limit) {
+        let ty = match event {
+            Event::Request(_) => EventType::Request,
+            Event::Response(_) => EventType::Response,
+        };
+        return Checked::Rejected {
+            ty,
+            reason: DeadReason::FutureTimestamp,
+        };
+    }
+    let key = key_of(event.id());
+    Checked::Valid { event, key }
+}
+
 /// Kind of event, for accounting (`type` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventType {
@@ -284,36 +330,39 @@ impl<S: DeadLetterSink> Pipeline<S> {
 
     /// Processes one event; returns its `at` if it was valid (only valid events move watermarks).
     pub fn process(&mut self, raw: &[u8], pos: Pos) -> io::Result<Option<Ts>> {
+        let checked = check(raw, self.max_event_bytes, self.future_limit);
+        self.apply(checked, raw, pos)
+    }
+
+    /// What [`check`] needs to know: the size limit and the future limit.
+    pub fn limits(&self) -> (usize, Option<Ts>) {
+        (self.max_event_bytes, self.future_limit)
+    }
+
+    /// The stateful half of [`Pipeline::process`]: takes an event [`check`] has already read
+    /// (perhaps on another thread, with [`Pipeline::limits`]); returns its `at` if it was valid.
+    pub fn apply(&mut self, checked: Checked<'_>, raw: &[u8], pos: Pos) -> io::Result<Option<Ts>> {
         self.stats.events += 1;
         self.sample_countdown = self.sample_countdown.wrapping_sub(1);
         if self.sample_countdown == 0 {
             self.sample();
             self.sample_countdown = 4096;
         }
-        let event = match decode(raw, self.max_event_bytes) {
-            Ok(e) => e,
-            Err(reason) => {
-                self.count(EventType::Invalid, EventResult::DeadLetter);
+        let (event, key) = match checked {
+            Checked::Valid { event, key } => (event, key),
+            Checked::Rejected { ty, reason } => {
+                self.count(ty, EventResult::DeadLetter);
                 self.dead(reason, pos, raw, false)?;
                 return Ok(None);
             }
         };
         let at = event.at();
-        if self.future_limit.is_some_and(|limit| at > limit) {
-            let ty = match event {
-                Event::Request(_) => EventType::Request,
-                Event::Response(_) => EventType::Response,
-            };
-            self.count(ty, EventResult::DeadLetter);
-            self.dead(DeadReason::FutureTimestamp, pos, raw, false)?;
-            return Ok(None);
-        }
         let wm = self.correlator.watermark();
         let (ty, verdict, measured) = match &event {
             Event::Request(r) => {
                 let srv = self.catalog.srv(&r.srv);
                 let req = Req {
-                    key: key_of(&r.id),
+                    key,
                     srv,
                     region: r.region,
                     provider: r.provider,
@@ -329,12 +378,7 @@ impl<S: DeadLetterSink> Pipeline<S> {
             }
             Event::Response(r) => {
                 let code = self.catalog.code(&r.code);
-                let resp = Resp {
-                    key: key_of(&r.id),
-                    code,
-                    at,
-                    pos,
-                };
+                let resp = Resp { key, code, at, pos };
                 let v = self
                     .correlator
                     .response(resp, raw, &self.catalog, &mut self.out);

@@ -8,12 +8,14 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use flate2::read::MultiGzDecoder;
 
+use super::batch::{Batch, Step};
 use super::lines::{LineReader, is_blank};
 use crate::correlate::Pos;
-use crate::pipeline::{DeadLetterSink, Pipeline, SourceName};
+use crate::pipeline::{Checked, DeadLetterSink, Pipeline, SourceName, check};
 use crate::time::{Dur, Ts};
 
 /// A readable input: a path (`-` for standard input) or bytes in memory.
@@ -129,20 +131,23 @@ pub struct FileSource {
 /// Progress callback, called every 65,536 events with the events read so far.
 pub type Progress<'a> = &'a mut dyn FnMut(u64);
 
-/// Reads every source to its end through `pipeline`, always advancing the source with the
-/// lowest watermark, and finishes the pipeline. Returns the last real combined watermark (the
-/// one before end-of-input decisions), which decides which months are final.
-pub fn drive<S: DeadLetterSink>(
-    sources: &mut [FileSource],
-    pipeline: &mut Pipeline<S>,
-    lateness: Dur,
-    progress: Progress<'_>,
-) -> io::Result<Ts> {
+/// Where [`merge`] puts what it reads, in order.
+trait LineSink {
+    /// A blank line.
+    fn blank(&mut self) -> io::Result<()>;
+    /// A line: returns its `at` if it is a valid event (only those move watermarks).
+    fn line(&mut self, raw: &[u8], pos: Pos) -> io::Result<Option<Ts>>;
+    /// The combined watermark moved to `wm`.
+    fn advance(&mut self, wm: Ts) -> io::Result<()>;
+}
+
+/// Reads every source to its end into `sink`, always advancing the source with the lowest
+/// watermark (ties go to the earlier source), and tells the sink each time the combined
+/// watermark moves.
+fn merge(sources: &mut [FileSource], lateness: Dur, sink: &mut impl LineSink) -> io::Result<()> {
     let wm_of = |s: &FileSource| s.max_at.minus(lateness);
     let mut combined = Ts::MIN;
-    let mut events: u64 = 0;
     loop {
-        // The source with the lowest watermark; ties go to the earlier source.
         let mut pick: Option<usize> = None;
         for (i, s) in sources.iter().enumerate() {
             if !s.done && pick.is_none_or(|p| wm_of(s) < wm_of(&sources[p])) {
@@ -167,25 +172,21 @@ pub fn drive<S: DeadLetterSink>(
             };
             let bytes = src.reader.bytes(&line);
             if is_blank(bytes) && !line.is_oversized() {
-                pipeline.blank();
+                sink.blank()?;
                 continue;
             }
-            events += 1;
-            if let Some(at) = pipeline.process(bytes, Pos::new(src_index, line.no))?
+            if let Some(at) = sink.line(bytes, Pos::new(src_index, line.no))?
                 && at > src.max_at
             {
                 src.max_at = at;
                 let wm = src.max_at.minus(lateness).min(others);
                 if wm > combined {
                     combined = wm;
-                    pipeline.advance(combined)?;
+                    sink.advance(combined)?;
                 }
                 if src.max_at.minus(lateness) > others {
                     break;
                 }
-            }
-            if events & 0xFFFF == 0 {
-                progress(events);
             }
         }
         // An exhausted source stops counting: the others may now hold the minimum.
@@ -197,9 +198,131 @@ pub fn drive<S: DeadLetterSink>(
             .unwrap_or(combined);
         if wm > combined {
             combined = wm;
-            pipeline.advance(combined)?;
+            sink.advance(combined)?;
         }
     }
+    Ok(())
+}
+
+/// Batches held in flight between the reading thread and the pipeline's: enough to keep both
+/// busy, few enough to bound memory (a few MB).
+const IN_FLIGHT: usize = 4;
+
+/// The reading thread's sink: checks each line (decode, validation, id hash) and batches it.
+struct Batcher {
+    max_event_bytes: usize,
+    future_limit: Option<Ts>,
+    batch: Batch,
+    full: SyncSender<Batch>,
+    empty: Receiver<Batch>,
+}
+
+/// The pipeline's thread stopped taking batches (it failed; its error is the one reported).
+fn consumer_gone() -> io::Error {
+    io::Error::other("the pipeline stopped taking events")
+}
+
+impl Batcher {
+    fn hand_over(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let next = self.empty.try_recv().unwrap_or_else(|_| Batch::new());
+        let full = std::mem::replace(&mut self.batch, next);
+        self.full.send(full).map_err(|_| consumer_gone())
+    }
+}
+
+impl LineSink for Batcher {
+    fn blank(&mut self) -> io::Result<()> {
+        self.batch.blank();
+        Ok(())
+    }
+
+    fn line(&mut self, raw: &[u8], pos: Pos) -> io::Result<Option<Ts>> {
+        let checked = check(raw, self.max_event_bytes, self.future_limit);
+        let at = match &checked {
+            Checked::Valid { event, .. } => Some(event.at()),
+            Checked::Rejected { .. } => None,
+        };
+        self.batch.line(raw, pos, &checked);
+        if self.batch.is_full() {
+            self.hand_over()?;
+        }
+        Ok(at)
+    }
+
+    fn advance(&mut self, wm: Ts) -> io::Result<()> {
+        self.batch.advance(wm);
+        Ok(())
+    }
+}
+
+/// Reads every source to its end through `pipeline` (see [`merge`]) and finishes the pipeline.
+/// Returns the last real combined watermark (the one before end-of-input decisions), which
+/// decides which months are final.
+///
+/// Reading and decoding run on a thread of their own, a few batches ahead of the pipeline,
+/// which sees exactly the sequence of lines and watermark moves a single thread would give it.
+pub fn drive<S: DeadLetterSink>(
+    sources: &mut [FileSource],
+    pipeline: &mut Pipeline<S>,
+    lateness: Dur,
+    progress: Progress<'_>,
+) -> io::Result<Ts> {
+    let (max_event_bytes, future_limit) = pipeline.limits();
+    let (full_tx, full_rx) = sync_channel::<Batch>(IN_FLIGHT);
+    let (empty_tx, empty_rx) = sync_channel::<Batch>(IN_FLIGHT + 2);
+    let mut events: u64 = 0;
+    let (applied, read) = std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("srv-opr-read".into())
+            .spawn_scoped(scope, move || {
+                let mut batcher = Batcher {
+                    max_event_bytes,
+                    future_limit,
+                    batch: Batch::new(),
+                    full: full_tx,
+                    empty: empty_rx,
+                };
+                merge(sources, lateness, &mut batcher)?;
+                batcher.hand_over()
+            })?;
+        let mut applied: io::Result<()> = Ok(());
+        'batches: for mut batch in full_rx.iter() {
+            for step in batch.steps() {
+                let r = match step {
+                    Step::Blank => {
+                        pipeline.blank();
+                        Ok(())
+                    }
+                    Step::Line(raw, pos, checked) => {
+                        events += 1;
+                        if events & 0xFFFF == 0 {
+                            progress(events);
+                        }
+                        pipeline.apply(checked, raw, pos).map(|_| ())
+                    }
+                    Step::Advance(wm) => pipeline.advance(wm),
+                };
+                if let Err(e) = r {
+                    applied = Err(e);
+                    break 'batches;
+                }
+            }
+            batch.clear();
+            // The reader may have finished and gone: a batch it will not reuse is just dropped.
+            let _ = empty_tx.try_send(batch);
+        }
+        // Dropping the receiver tells a reader still sending that the pipeline has stopped.
+        drop(full_rx);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the reading thread panicked")));
+        io::Result::Ok((applied, read))
+    })?;
+    applied?;
+    read?;
     let last_real = pipeline.watermark();
     pipeline.finish()?;
     progress(events);
@@ -212,4 +335,139 @@ pub fn inputs_from_paths(paths: &[impl AsRef<Path>]) -> Vec<Input> {
         .iter()
         .map(|p| Input::Path(p.as_ref().to_path_buf()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::pipeline::{DeadLetter, VecDeadLetters};
+    use crate::simulate::{SimConfig, Simulator};
+    use crate::sink::rollup::{failures_csv, rpl_csv, rpl_lines};
+
+    /// The one-thread way: every line straight into the pipeline.
+    struct Direct<'p>(&'p mut Pipeline<VecDeadLetters>);
+
+    impl LineSink for Direct<'_> {
+        fn blank(&mut self) -> io::Result<()> {
+            self.0.blank();
+            Ok(())
+        }
+        fn line(&mut self, raw: &[u8], pos: Pos) -> io::Result<Option<Ts>> {
+            self.0.process(raw, pos)
+        }
+        fn advance(&mut self, wm: Ts) -> io::Result<()> {
+            self.0.advance(wm)
+        }
+    }
+
+    /// Three simulated files (bad lines, duplicates, late events, blank lines) in memory.
+    fn inputs() -> Vec<Input> {
+        (0..3u64)
+            .map(|i| {
+                let mut out = Vec::new();
+                Simulator::new(SimConfig {
+                    seed: 40 + i,
+                    max_requests: Some(4_000),
+                    rate: 2.0,
+                    bad: 0.02,
+                    duplicates: 0.02,
+                    late: 0.01,
+                    ..SimConfig::default()
+                })
+                .run(&mut out)
+                .unwrap_or_else(|e| panic!("simulate: {e}"));
+                // Blank lines between some events.
+                let mut text = String::new();
+                for (n, line) in String::from_utf8_lossy(&out).lines().enumerate() {
+                    if n % 97 == 0 {
+                        text.push_str(" \n");
+                    }
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                Input::Memory(format!("mem{i}"), Arc::new(text.into_bytes()))
+            })
+            .collect()
+    }
+
+    fn pipeline(cfg: &Config, inputs: &[Input]) -> Pipeline<VecDeadLetters> {
+        Pipeline::new(cfg, source_names(inputs), VecDeadLetters::default())
+            .unwrap_or_else(|e| panic!("pipeline: {e}"))
+    }
+
+    /// The pipeline fed by the reading thread ends exactly where one fed line by line ends:
+    /// same figures, same counts, same dead letters in the same order, same watermark.
+    #[test]
+    fn reading_on_a_thread_changes_nothing() {
+        let cfg = Config::builtin().unwrap_or_else(|e| panic!("config: {e}"));
+        let inputs = inputs();
+        let lateness = cfg.settings.time.allowed_lateness;
+        let open = || {
+            open_all(&inputs, 65_536, Arc::new(AtomicU64::new(0)))
+                .unwrap_or_else(|e| panic!("open: {e}"))
+        };
+
+        let mut one = pipeline(&cfg, &inputs);
+        merge(&mut open(), lateness, &mut Direct(&mut one)).unwrap_or_else(|e| panic!("{e}"));
+        let wm_one = one.watermark();
+        one.finish().unwrap_or_else(|e| panic!("{e}"));
+
+        let mut two = pipeline(&cfg, &inputs);
+        let mut calls = 0;
+        let wm_two = drive(&mut open(), &mut two, lateness, &mut |_| calls += 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        assert_eq!(wm_one, wm_two);
+        let (a1, s1, d1) = one.into_parts();
+        let (a2, s2, d2) = two.into_parts();
+        assert!(s1.events > 10_000 && s1.blank_lines > 0 && s1.dead_letters_total() > 100);
+        assert_eq!(format!("{s1:?}"), format!("{s2:?}"));
+        assert_eq!(d1.0, d2.0);
+        let (l1, l2) = (rpl_lines(&a1, None), rpl_lines(&a2, None));
+        assert_eq!(rpl_csv(&l1), rpl_csv(&l2));
+        assert_eq!(failures_csv(&l1), failures_csv(&l2));
+        assert!(calls > 0, "progress is reported");
+    }
+
+    /// A sink that fails after a few dead letters, like a full disk.
+    struct Failing(usize);
+
+    impl DeadLetterSink for Failing {
+        fn write(&mut self, _: &DeadLetter<'_>) -> io::Result<()> {
+            if self.0 == 0 {
+                return Err(io::Error::other("disk full"));
+            }
+            self.0 -= 1;
+            Ok(())
+        }
+    }
+
+    /// The pipeline's error comes back (the reader, blocked on a full hand-over, stops), and
+    /// so does the reader's (a damaged gzip file): neither hangs nor panics.
+    #[test]
+    fn errors_on_either_thread_come_back() {
+        let cfg = Config::builtin().unwrap_or_else(|e| panic!("config: {e}"));
+        let lateness = cfg.settings.time.allowed_lateness;
+        // Enough bad lines for many batches, so the reader is ahead when the sink fails.
+        let bad = "not json\n".repeat(200_000);
+        let inputs = vec![Input::Memory("bad".into(), Arc::new(bad.into_bytes()))];
+        let mut sources = open_all(&inputs, 65_536, Arc::new(AtomicU64::new(0)))
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        let mut p = Pipeline::new(&cfg, source_names(&inputs), Failing(10))
+            .unwrap_or_else(|e| panic!("pipeline: {e}"));
+        let err = drive(&mut sources, &mut p, lateness, &mut |_| {}).err();
+        assert_eq!(err.map(|e| e.to_string()).as_deref(), Some("disk full"));
+
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, "{}\n".repeat(100_000).as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut bytes = gz.finish().unwrap_or_else(|e| panic!("{e}"));
+        bytes.truncate(bytes.len() / 2);
+        let inputs = vec![Input::Memory("cut.gz".into(), Arc::new(bytes))];
+        let mut sources = open_all(&inputs, 65_536, Arc::new(AtomicU64::new(0)))
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        let mut p = pipeline(&cfg, &inputs);
+        assert!(drive(&mut sources, &mut p, lateness, &mut |_| {}).is_err());
+    }
 }

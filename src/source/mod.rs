@@ -2,6 +2,8 @@
 //!
 //! - `lines`: splitting a byte stream into lines (CRLF, BOM, size cap).
 //! - `files`: JSON Lines files as concurrent sources ordered by watermark.
+//! - `batch`: checked lines handed from the reading thread to the pipeline's.
 
+pub mod batch;
 pub mod files;
 pub mod lines;
