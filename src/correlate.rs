@@ -595,33 +595,41 @@ impl Correlator {
     ) -> Verdict {
         self.touch(r.key);
         let deadline = cat.rules(r.srv, r.provider).deadline;
-        match self.entries.get_mut(&r.key) {
-            None => {
-                if self.expiry(r.at) < self.watermark {
+        // One probe of the table whether the key is new or known.
+        match self.entries.entry(r.key) {
+            hashbrown::hash_map::Entry::Vacant(slot) => {
+                if r.at
+                    .plus(self.cfg.longest_deadline)
+                    .plus(self.cfg.dedupe_horizon)
+                    < self.watermark
+                {
                     return Verdict::Dead(DeadReason::TooLate);
                 }
                 // The text's slot first, so the record is inserted once, complete.
                 let text = who.map_or(0, |(user, device)| {
-                    self.put_text(evidence_text(id, user, device))
+                    put_text(
+                        &mut self.texts,
+                        &mut self.free_texts,
+                        evidence_text(id, user, device),
+                    )
                 });
-                self.entries.insert(
-                    r.key,
-                    Entry {
-                        at: r.at,
-                        fin_at: NONE_AT,
-                        pos: r.pos,
-                        srv: r.srv,
-                        fin_code: 0,
-                        region: r.region,
-                        provider: r.provider,
-                        decided: false,
-                        stored: false,
-                        text,
-                    },
-                );
+                slot.insert(Entry {
+                    at: r.at,
+                    fin_at: NONE_AT,
+                    pos: r.pos,
+                    srv: r.srv,
+                    fin_code: 0,
+                    region: r.region,
+                    provider: r.provider,
+                    decided: false,
+                    stored: false,
+                    text,
+                });
                 self.pending += 1;
                 self.decide_at.push(r.at.plus(deadline), r.key);
-                if let Some(list) = self.waiting.remove(&r.key) {
+                if !self.waiting.is_empty()
+                    && let Some(list) = self.waiting.remove(&r.key)
+                {
                     self.touch_waiting(r.key);
                     self.waiting_count -= list.len();
                     for w in list {
@@ -652,7 +660,8 @@ impl Correlator {
                 }
                 Verdict::Accepted
             }
-            Some(e) => {
+            hashbrown::hash_map::Entry::Occupied(mut slot) => {
+                let e = slot.get_mut();
                 if e.at == r.at
                     && e.srv == r.srv
                     && e.region == r.region
@@ -701,9 +710,11 @@ impl Correlator {
         cat: &Catalog,
         out: &mut Vec<Output>,
     ) -> Verdict {
-        if self.entries.contains_key(&r.key) {
-            self.touch(r.key);
-            return self.apply_response(r, cat, out);
+        if let Some(e) = self.entries.get_mut(&r.key) {
+            if let Some(c) = &mut self.changed {
+                c.entries.insert(r.key);
+            }
+            return apply_to(e, &mut self.decide_at, r, cat, out);
         }
         if r.at.plus(self.cfg.dedupe_horizon) < self.watermark {
             return Verdict::Dead(DeadReason::TooLate);
@@ -730,48 +741,7 @@ impl Correlator {
         let Some(e) = self.entries.get_mut(&r.key) else {
             return Verdict::Dead(DeadReason::OrphanResponse);
         };
-        if r.at < e.at {
-            return Verdict::Dead(DeadReason::ResponseBeforeRequest);
-        }
-        let kind = cat.code_kind(r.code);
-        if kind == CodeKind::Ack {
-            return Verdict::Accepted;
-        }
-        let verdict = if e.fin_at == NONE_AT {
-            Verdict::Accepted
-        } else {
-            Verdict::Duplicate
-        };
-        let better = e.fin_at == NONE_AT || {
-            let (oa, oc) = (e.fin_at, e.fin_code);
-            if r.at.0 != oa {
-                r.at.0 < oa
-            } else {
-                // Equal `at`: a non-success wins, then the lowest code in byte order.
-                let new_ok = kind == CodeKind::Success;
-                let old_ok = cat.code_kind(oc) == CodeKind::Success;
-                if new_ok != old_ok {
-                    !new_ok
-                } else {
-                    cat.code_name(r.code).as_bytes() < cat.code_name(oc).as_bytes()
-                }
-            }
-        };
-        if better {
-            let old = e.decision(r.key);
-            e.fin_at = r.at.0;
-            e.fin_code = r.code;
-            if e.decided {
-                let new = e.decision(r.key);
-                out.push(Output::Revised { old, new });
-            } else {
-                let deadline = cat.rules(e.srv, e.provider).deadline;
-                if r.at <= e.at.plus(deadline) {
-                    self.decide_at.push(r.at, r.key);
-                }
-            }
-        }
-        verdict
+        apply_to(e, &mut self.decide_at, r, cat, out)
     }
 
     fn evict_oldest_waiting(&mut self, out: &mut Vec<Output>) {
@@ -815,16 +785,7 @@ impl Correlator {
 
     /// Stores an evidence text; its slot + 1.
     fn put_text(&mut self, t: Evidence) -> u32 {
-        match self.free_texts.pop() {
-            Some(i) => {
-                self.texts[i as usize] = Some(t);
-                i + 1
-            }
-            None => {
-                self.texts.push(Some(t));
-                self.texts.len() as u32
-            }
-        }
+        put_text(&mut self.texts, &mut self.free_texts, t)
     }
 
     /// Takes the evidence text of slot + 1 `slot` (0: none) and frees the slot.
@@ -856,13 +817,13 @@ impl Correlator {
         keys.clear();
         if self.expire_at.pop_due(watermark, &mut keys) {
             self.touch_all(&keys);
+            let (deadline, horizon) = (self.cfg.longest_deadline, self.cfg.dedupe_horizon);
             for &k in &keys {
-                if self
-                    .entries
-                    .get(&k)
-                    .is_some_and(|e| e.decided && self.expiry(e.at) < watermark)
-                    && let Some(e) = self.entries.remove(&k)
-                    && !e.stored
+                // One probe: look and remove through the same entry.
+                if let hashbrown::hash_map::Entry::Occupied(o) = self.entries.entry(k)
+                    && o.get().decided
+                    && o.get().at.plus(deadline).plus(horizon) < watermark
+                    && !o.remove().stored
                     && let Some(c) = &mut self.changed
                 {
                     c.entries.remove(&k);
@@ -928,6 +889,73 @@ impl Correlator {
             out.push(orphan(w));
         }
         true
+    }
+}
+
+/// Applies a response to its request's record `e`; a final response within the deadline sets
+/// the decision timer in `decide_at` to its own `at`.
+fn apply_to(
+    e: &mut Entry,
+    decide_at: &mut TimerQueue,
+    r: Resp,
+    cat: &Catalog,
+    out: &mut Vec<Output>,
+) -> Verdict {
+    if r.at < e.at {
+        return Verdict::Dead(DeadReason::ResponseBeforeRequest);
+    }
+    let kind = cat.code_kind(r.code);
+    if kind == CodeKind::Ack {
+        return Verdict::Accepted;
+    }
+    let verdict = if e.fin_at == NONE_AT {
+        Verdict::Accepted
+    } else {
+        Verdict::Duplicate
+    };
+    let better = e.fin_at == NONE_AT || {
+        let (oa, oc) = (e.fin_at, e.fin_code);
+        if r.at.0 != oa {
+            r.at.0 < oa
+        } else {
+            // Equal `at`: a non-success wins, then the lowest code in byte order.
+            let new_ok = kind == CodeKind::Success;
+            let old_ok = cat.code_kind(oc) == CodeKind::Success;
+            if new_ok != old_ok {
+                !new_ok
+            } else {
+                cat.code_name(r.code).as_bytes() < cat.code_name(oc).as_bytes()
+            }
+        }
+    };
+    if better {
+        let old = e.decision(r.key);
+        e.fin_at = r.at.0;
+        e.fin_code = r.code;
+        if e.decided {
+            let new = e.decision(r.key);
+            out.push(Output::Revised { old, new });
+        } else {
+            let deadline = cat.rules(e.srv, e.provider).deadline;
+            if r.at <= e.at.plus(deadline) {
+                decide_at.push(r.at, r.key);
+            }
+        }
+    }
+    verdict
+}
+
+/// Stores an evidence text in the slab `texts` (reusing a slot of `free` if any); its slot + 1.
+fn put_text(texts: &mut Vec<Option<Evidence>>, free: &mut Vec<u32>, t: Evidence) -> u32 {
+    match free.pop() {
+        Some(i) => {
+            texts[i as usize] = Some(t);
+            i + 1
+        }
+        None => {
+            texts.push(Some(t));
+            texts.len() as u32
+        }
     }
 }
 

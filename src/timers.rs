@@ -46,6 +46,9 @@ pub struct TimerQueue {
     /// Level 1 holds blocks `block + 1 ..= block + L1_SLOTS`, slot `block % L1_SLOTS`.
     l1: Box<[Vec<Far>]>,
     l1_bits: Box<[u64]>,
+    /// Emptied level-1 vectors, for the next slot that fills: a slot is reused only after
+    /// [`L1_SLOTS`] blocks, so without these every new block would allocate and grow afresh.
+    spare: Vec<Vec<Far>>,
     /// Timers beyond level 1, by block.
     overflow: BTreeMap<i64, Vec<Far>>,
     /// Timers in seconds before level 0's block (by second): every timer before the first
@@ -91,6 +94,7 @@ impl TimerQueue {
             l0_bits: vec![0; L0_SLOTS / 64].into_boxed_slice(),
             l1: (0..L1_SLOTS).map(|_| Vec::new()).collect(),
             l1_bits: vec![0; L1_SLOTS / 64].into_boxed_slice(),
+            spare: Vec::new(),
             overflow: BTreeMap::new(),
             early: BTreeMap::new(),
             len: 0,
@@ -133,7 +137,13 @@ impl TimerQueue {
             self.early.entry(sec).or_default().push(key);
         } else if blk - self.block <= L1_SLOTS as i64 {
             let i = (blk as usize) & (L1_SLOTS - 1);
-            self.l1[i].push(Far { key, sec });
+            let slot = &mut self.l1[i];
+            if slot.capacity() == 0
+                && let Some(v) = self.spare.pop()
+            {
+                *slot = v;
+            }
+            slot.push(Far { key, sec });
             self.l1_bits[i / 64] |= 1 << (i % 64);
         } else {
             self.overflow.entry(blk).or_default().push(Far { key, sec });
@@ -163,6 +173,8 @@ impl TimerQueue {
             self.len -= keys.len();
             out.extend(keys);
         }
+        // Level 0 holds nothing before the floor: the walk starts there.
+        let released = self.floor;
         self.floor = limit.saturating_add(1);
         if !self.anchored {
             self.anchor();
@@ -174,7 +186,7 @@ impl TimerQueue {
                 break;
             }
             let last = (limit - start).min(L0_SLOTS as i64 - 1) as usize;
-            let mut from = 0;
+            let mut from = released.saturating_sub(start).clamp(0, L0_SLOTS as i64) as usize;
             while let Some(i) = next_bit(&self.l0_bits, from) {
                 if i > last {
                     break;
@@ -224,8 +236,9 @@ impl TimerQueue {
                 self.l0[j].push(f.key);
                 self.l0_bits[j / 64] |= 1 << (j % 64);
             }
-            // Keep the slot's allocation for the next block it holds.
-            self.l1[i] = far;
+            if self.spare.len() < 16 {
+                self.spare.push(far);
+            }
         }
         while let Some(entry) = self.overflow.first_entry() {
             if *entry.key() - self.block > L1_SLOTS as i64 {
