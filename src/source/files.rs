@@ -258,6 +258,19 @@ impl LineSink for Batcher {
     }
 }
 
+/// CPU seconds the calling thread has used (Linux: `/proc/thread-self/stat`; 0 elsewhere).
+fn thread_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command (which may hold spaces) start at state (field 3); utime and
+    // stime are fields 14 and 15, in clock ticks of 1/100 s on Linux.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Reads every source to its end through `pipeline` (see [`merge`]) and finishes the pipeline.
 /// Returns the last real combined watermark (the one before end-of-input decisions), which
 /// decides which months are final.
@@ -286,7 +299,8 @@ pub fn drive<S: DeadLetterSink>(
                     empty: empty_rx,
                 };
                 merge(sources, lateness, &mut batcher)?;
-                batcher.hand_over()
+                batcher.hand_over()?;
+                Ok(thread_cpu_seconds())
             })?;
         let mut applied: io::Result<()> = Ok(());
         'batches: for mut batch in full_rx.iter() {
@@ -322,7 +336,13 @@ pub fn drive<S: DeadLetterSink>(
         io::Result::Ok((applied, read))
     })?;
     applied?;
-    read?;
+    let reader_cpu = read?;
+    // Which side bounds the replay: the busier thread is the one to make faster.
+    tracing::debug!(
+        reader_cpu_seconds = reader_cpu,
+        pipeline_cpu_seconds = thread_cpu_seconds(),
+        "replay threads"
+    );
     let last_real = pipeline.watermark();
     pipeline.finish()?;
     progress(events);
