@@ -82,6 +82,14 @@ pub struct CorrelatorConfig {
     pub max_waiting_responses: usize,
 }
 
+impl CorrelatorConfig {
+    /// When a record of a request at `at` leaves the dedupe table: its longest deadline plus
+    /// the horizon.
+    fn expiry(&self, at: Ts) -> Ts {
+        at.plus(self.longest_deadline).plus(self.dedupe_horizon)
+    }
+}
+
 /// A request's final state, as the aggregates need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
@@ -363,14 +371,7 @@ impl Correlator {
     /// Marks keys changed: their records (`waiting` false) or their waiting responses.
     #[inline]
     fn mark(&mut self, waiting: bool, keys: &[u128]) {
-        if let Some(c) = &mut self.changed {
-            let set = if waiting {
-                &mut c.waiting
-            } else {
-                &mut c.entries
-            };
-            set.extend(keys.iter().copied());
-        }
+        mark(&mut self.changed, waiting, keys);
     }
 
     #[inline]
@@ -501,7 +502,7 @@ impl Correlator {
                 text: 0,
             };
             if e.decided {
-                c.expire_at.push(c.expiry(e.at), k);
+                c.expire_at.push(c.cfg.expiry(e.at), k);
             } else {
                 let due = e.at.plus(cat.rules(e.srv, e.provider).deadline);
                 let at = match s.fin_at {
@@ -572,11 +573,6 @@ impl Correlator {
             + self.orphan_at.heap_bytes()
     }
 
-    fn expiry(&self, at: Ts) -> Ts {
-        at.plus(self.cfg.longest_deadline)
-            .plus(self.cfg.dedupe_horizon)
-    }
-
     /// Takes a valid request (`id` is used only to rebuild a displaced conflicting request).
     pub fn request(&mut self, r: Req, id: &str, cat: &Catalog, out: &mut Vec<Output>) -> Verdict {
         self.request_with(r, id, None, cat, out)
@@ -598,11 +594,7 @@ impl Correlator {
         // One probe of the table whether the key is new or known.
         match self.entries.entry(r.key) {
             hashbrown::hash_map::Entry::Vacant(slot) => {
-                if r.at
-                    .plus(self.cfg.longest_deadline)
-                    .plus(self.cfg.dedupe_horizon)
-                    < self.watermark
-                {
+                if self.cfg.expiry(r.at) < self.watermark {
                     return Verdict::Dead(DeadReason::TooLate);
                 }
                 // The text's slot first, so the record is inserted once, complete.
@@ -711,9 +703,7 @@ impl Correlator {
         out: &mut Vec<Output>,
     ) -> Verdict {
         if let Some(e) = self.entries.get_mut(&r.key) {
-            if let Some(c) = &mut self.changed {
-                c.entries.insert(r.key);
-            }
+            mark(&mut self.changed, false, &[r.key]);
             return apply_to(e, &mut self.decide_at, r, cat, out);
         }
         if r.at.plus(self.cfg.dedupe_horizon) < self.watermark {
@@ -809,7 +799,7 @@ impl Correlator {
             self.touch_all(&keys);
             for &k in &keys {
                 if let Some(at) = self.decide(k, out) {
-                    self.expire_at.push(self.expiry(at), k);
+                    self.expire_at.push(self.cfg.expiry(at), k);
                 }
             }
         }
@@ -817,12 +807,11 @@ impl Correlator {
         keys.clear();
         if self.expire_at.pop_due(watermark, &mut keys) {
             self.touch_all(&keys);
-            let (deadline, horizon) = (self.cfg.longest_deadline, self.cfg.dedupe_horizon);
             for &k in &keys {
                 // One probe: look and remove through the same entry.
                 if let hashbrown::hash_map::Entry::Occupied(o) = self.entries.entry(k)
                     && o.get().decided
-                    && o.get().at.plus(deadline).plus(horizon) < watermark
+                    && self.cfg.expiry(o.get().at) < watermark
                     && !o.remove().stored
                     && let Some(c) = &mut self.changed
                 {
@@ -889,6 +878,20 @@ impl Correlator {
             out.push(orphan(w));
         }
         true
+    }
+}
+
+/// Marks keys changed in `changed` (when a checkpoint store asked for changes): their records
+/// (`waiting` false) or their waiting responses.
+#[inline]
+fn mark(changed: &mut Option<Box<Changed>>, waiting: bool, keys: &[u128]) {
+    if let Some(c) = changed {
+        let set = if waiting {
+            &mut c.waiting
+        } else {
+            &mut c.entries
+        };
+        set.extend(keys.iter().copied());
     }
 }
 

@@ -124,12 +124,18 @@ impl TimerQueue {
     fn place(&mut self, sec: i64, key: u128) {
         let blk = sec >> L0_BITS;
         if blk == self.block && self.anchored {
-            let i = (sec as usize) & (L0_SLOTS - 1);
-            self.l0[i].push(key);
-            self.l0_bits[i / 64] |= 1 << (i % 64);
+            self.put_l0(sec, key);
         } else {
             self.place_far(sec, blk, key);
         }
+    }
+
+    /// Appends a timer of second `sec` (in level 0's block) to its slot.
+    #[inline]
+    fn put_l0(&mut self, sec: i64, key: u128) {
+        let i = (sec as usize) & (L0_SLOTS - 1);
+        self.l0[i].push(key);
+        self.l0_bits[i / 64] |= 1 << (i % 64);
     }
 
     fn place_far(&mut self, sec: i64, blk: i64, key: u128) {
@@ -232,9 +238,7 @@ impl TimerQueue {
             self.l1_bits[i / 64] &= !(1 << (i % 64));
             let mut far = std::mem::take(&mut self.l1[i]);
             for f in far.drain(..) {
-                let j = (f.sec as usize) & (L0_SLOTS - 1);
-                self.l0[j].push(f.key);
-                self.l0_bits[j / 64] |= 1 << (j % 64);
+                self.put_l0(f.sec, f.key);
             }
             if self.spare.len() < 16 {
                 self.spare.push(far);
