@@ -223,6 +223,13 @@ fn consumer_gone() -> io::Error {
 }
 
 impl Batcher {
+    fn hand_over_if_full(&mut self) -> io::Result<()> {
+        if self.batch.is_full() {
+            self.hand_over()?;
+        }
+        Ok(())
+    }
+
     fn hand_over(&mut self) -> io::Result<()> {
         if self.batch.is_empty() {
             return Ok(());
@@ -235,8 +242,9 @@ impl Batcher {
 
 impl LineSink for Batcher {
     fn blank(&mut self) -> io::Result<()> {
+        // Checked here too: a file of nothing but blank lines must not grow one batch forever.
         self.batch.blank();
-        Ok(())
+        self.hand_over_if_full()
     }
 
     fn line(&mut self, raw: &[u8], pos: Pos) -> io::Result<Option<Ts>> {
@@ -246,15 +254,13 @@ impl LineSink for Batcher {
             Checked::Rejected { .. } => None,
         };
         self.batch.line(raw, pos, &checked);
-        if self.batch.is_full() {
-            self.hand_over()?;
-        }
+        self.hand_over_if_full()?;
         Ok(at)
     }
 
     fn advance(&mut self, wm: Ts) -> io::Result<()> {
         self.batch.advance(wm);
-        Ok(())
+        self.hand_over_if_full()
     }
 }
 
@@ -448,6 +454,35 @@ mod tests {
         assert_eq!(rpl_csv(&l1), rpl_csv(&l2));
         assert_eq!(failures_csv(&l1), failures_csv(&l2));
         assert!(calls > 0, "progress is reported");
+    }
+
+    /// Blank lines and watermark moves fill batches too: a file of nothing but blank lines
+    /// is handed over batch by batch, not held in one batch that grows forever.
+    #[test]
+    fn blank_lines_alone_fill_batches() {
+        let (full, full_rx) = sync_channel(8);
+        let (_empty_tx, empty) = sync_channel(8);
+        let mut b = Batcher {
+            max_event_bytes: 65_536,
+            future_limit: None,
+            batch: Batch::new(),
+            full,
+            empty,
+        };
+        for _ in 0..=crate::source::batch::BATCH_ITEMS {
+            b.blank().unwrap_or_else(|e| panic!("{e}"));
+        }
+        let first = full_rx
+            .try_recv()
+            .unwrap_or_else(|e| panic!("no batch handed over: {e}"));
+        assert_eq!(first.len(), crate::source::batch::BATCH_ITEMS);
+        for i in 0..crate::source::batch::BATCH_ITEMS as i64 {
+            b.advance(Ts(i)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert!(
+            full_rx.try_recv().is_ok(),
+            "watermark moves fill a batch too"
+        );
     }
 
     /// A sink that fails after a few dead letters, like a full disk.
