@@ -12,10 +12,10 @@
 use std::time::Instant;
 
 use srv_opr::config::Config;
-use srv_opr::correlate::Pos;
-use srv_opr::pipeline::{Pipeline, SourceName, VecDeadLetters};
+use srv_opr::engine::correlate::Pos;
+use srv_opr::engine::pipeline::{Pipeline, SourceName, VecDeadLetters};
+use srv_opr::engine::time::{NANOS_PER_SEC, Ts};
 use srv_opr::store::{Checkpoint, Identity, Store};
-use srv_opr::time::{NANOS_PER_SEC, Ts};
 
 fn stamp(ns: i64) -> String {
     Ts(ns).to_rfc3339_millis()

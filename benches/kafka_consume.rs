@@ -26,7 +26,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use srv_opr::config::Config;
 use srv_opr::kafka::produce::{LineProducer, ProducerSettings};
 use srv_opr::kafka::run::{RunOptions, run};
-use srv_opr::live::Live;
+use srv_opr::ops::live::Live;
 use srv_opr::simulate::{SimConfig, Simulator};
 
 const PARTITIONS: i32 = 6;
@@ -97,9 +97,9 @@ fn timed_run(cfg: &Config, n: u64, scrape: bool) -> (f64, f64) {
     // would every 15 s): the cost a scrape puts on the pipeline, and each scrape's time.
     let done = Arc::new(AtomicBool::new(false));
     let scraper = scrape.then(|| {
-        let metrics = srv_opr::metrics::Metrics::new(
+        let metrics = srv_opr::ops::metrics::Metrics::new(
             Arc::new(cfg.definitions.clone()),
-            srv_opr::calendar::Calendar::new(&cfg.settings.time.zone).expect("zone"),
+            srv_opr::engine::calendar::Calendar::new(&cfg.settings.time.zone).expect("zone"),
             live.clone(),
             !cfg.settings.state.url.is_empty(),
             Some(Default::default()),

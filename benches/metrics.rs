@@ -14,8 +14,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 mod common;
 
 use srv_opr::config::Config;
-use srv_opr::live::{Live, PartView};
-use srv_opr::metrics::Metrics;
+use srv_opr::ops::live::{Live, PartView};
+use srv_opr::ops::metrics::Metrics;
 
 fn scrape(c: &mut Criterion) {
     let cfg = Config::builtin().expect("config");
@@ -44,7 +44,7 @@ fn scrape(c: &mut Criterion) {
     }
     let metrics = Metrics::new(
         Arc::new(cfg.definitions.clone()),
-        srv_opr::calendar::Calendar::new(&cfg.settings.time.zone).expect("zone"),
+        srv_opr::engine::calendar::Calendar::new(&cfg.settings.time.zone).expect("zone"),
         live,
         true,
         Some(Default::default()),

@@ -15,8 +15,8 @@ use std::sync::atomic::AtomicU64;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use srv_opr::config::Config;
-use srv_opr::event::{decode, decode_with_serde_only};
-use srv_opr::pipeline::{DeadLetter, DeadLetterSink, Pipeline};
+use srv_opr::engine::event::{decode, decode_with_serde_only};
+use srv_opr::engine::pipeline::{DeadLetter, DeadLetterSink, Pipeline};
 use srv_opr::simulate::{SimConfig, Simulator};
 use srv_opr::source::files::{Input, drive, open_all, source_names};
 use srv_opr::source::lines::LineReader;

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::aggregate::Aggregates;
 use crate::config::Config;
-use crate::pipeline::{Pipeline, PipelineStats};
+use crate::engine::aggregate::Aggregates;
+use crate::engine::pipeline::{Pipeline, PipelineStats};
+use crate::engine::time::Ts;
 use crate::simulate::{SimConfig, SimStats, Simulator};
 use crate::sink::deadletter::JsonlDeadLetters;
 use crate::sink::outdir::OutDir;
 use crate::sink::rollup::{Summary, failures_csv, opr_inputs_csv, rpl_csv, rpl_lines};
 use crate::source::files::{Input, drive, open_all, source_names};
-use crate::time::Ts;
 
 /// What a replay produced.
 pub struct ReplayOutcome {
@@ -189,7 +189,7 @@ pub struct ParseOnly {
 /// Reads and validates every line of `inputs` (decode only: no correlation, no output files).
 /// The rate at which a file can merely be read and parsed: the bound on a full replay.
 pub fn parse_only(cfg: &Config, inputs: &[Input]) -> anyhow::Result<ParseOnly> {
-    use crate::event::{Event, decode};
+    use crate::engine::event::{Event, decode};
     use crate::source::lines::{LineReader, is_blank};
     let started = Instant::now();
     let limit = cfg.settings.input.max_event_bytes;
@@ -211,7 +211,7 @@ pub fn parse_only(cfg: &Config, inputs: &[Input]) -> anyhow::Result<ParseOnly> {
             }
         }
     }
-    r.invalid = crate::event::DeadReason::ALL
+    r.invalid = crate::engine::event::DeadReason::ALL
         .iter()
         .filter(|d| invalid[d.index()] > 0)
         .map(|d| (d.as_str(), invalid[d.index()]))
@@ -305,8 +305,8 @@ pub fn simulate_and_replay(
 }
 
 /// A human-readable table of a month's RPLs against TPL and MPL.
-pub fn month_table(agg: &Aggregates, month: crate::calendar::Month) -> String {
-    use crate::aggregate::rpl_percent;
+pub fn month_table(agg: &Aggregates, month: crate::engine::calendar::Month) -> String {
+    use crate::engine::aggregate::rpl_percent;
     let defs = agg.definitions();
     let mut s = String::new();
     let _ = writeln!(
@@ -560,7 +560,10 @@ pub struct StoreLoad {
 
 /// Loads `months` from the configured state store (`[state] url`): each partition's rows form
 /// its blocks, and partitions merge (counts and histograms add) exactly as `run` merges them.
-pub fn load_store(cfg: &Config, months: &[crate::calendar::Month]) -> anyhow::Result<StoreLoad> {
+pub fn load_store(
+    cfg: &Config,
+    months: &[crate::engine::calendar::Month],
+) -> anyhow::Result<StoreLoad> {
     use crate::store::{Identity, open_configured};
     let url = &cfg.settings.state.url;
     if url.is_empty() {
@@ -573,13 +576,13 @@ pub fn load_store(cfg: &Config, months: &[crate::calendar::Month]) -> anyhow::Re
     }
     let mut store = open_configured(cfg, &Identity::reader(cfg))?;
     let defs = Arc::new(cfg.definitions.clone());
-    let calendar =
-        crate::calendar::Calendar::new(&cfg.settings.time.zone).map_err(anyhow::Error::msg)?;
+    let calendar = crate::engine::calendar::Calendar::new(&cfg.settings.time.zone)
+        .map_err(anyhow::Error::msg)?;
     let mut merged = Aggregates::new(defs.clone(), calendar.clone());
     let mut stats = PipelineStats::default();
     let parts = store.partitions()?;
     let mut names = Vec::new();
-    let mut decisions = crate::aggregate::AggregateStats::default();
+    let mut decisions = crate::engine::aggregate::AggregateStats::default();
     for p in &parts {
         if let Some(meta) = &p.meta {
             stats.add(&meta.stats);
@@ -604,9 +607,9 @@ pub fn load_store(cfg: &Config, months: &[crate::calendar::Month]) -> anyhow::Re
                 b.month,
                 b.measure,
                 [
-                    crate::aggregate::Row::restore(n).map_err(anyhow::Error::msg)?,
-                    crate::aggregate::Row::restore(c).map_err(anyhow::Error::msg)?,
-                    crate::aggregate::Row::restore(s).map_err(anyhow::Error::msg)?,
+                    crate::engine::aggregate::Row::restore(n).map_err(anyhow::Error::msg)?,
+                    crate::engine::aggregate::Row::restore(c).map_err(anyhow::Error::msg)?,
+                    crate::engine::aggregate::Row::restore(s).map_err(anyhow::Error::msg)?,
                 ],
             );
         }
@@ -626,7 +629,7 @@ pub fn load_store(cfg: &Config, months: &[crate::calendar::Month]) -> anyhow::Re
 /// `rollup`: a month's outputs (SPEC §5) from the state store of a `run`, without Kafka.
 pub fn rollup(
     cfg: &Config,
-    month: crate::calendar::Month,
+    month: crate::engine::calendar::Month,
     out: &Path,
 ) -> anyhow::Result<RollupOutcome> {
     let started = Instant::now();
@@ -666,22 +669,22 @@ pub fn rollup(
 /// The HTTP endpoint of `run` and `demo`, over a fresh live view.
 pub struct Endpoint {
     /// What the workers publish and the endpoint reads.
-    pub live: Arc<crate::live::Live>,
+    pub live: Arc<crate::ops::live::Live>,
     /// The server, while it runs (none when `http.listen` is empty).
-    pub server: Option<crate::http::HttpServer>,
+    pub server: Option<crate::ops::http::HttpServer>,
     /// The alert evaluator, while it runs.
-    pub alerts: crate::alerts::AlertsHandle,
+    pub alerts: crate::ops::alerts::AlertsHandle,
 }
 
 /// Starts `/metrics`, `/healthz` and `/readyz` on `http.listen`. With `fallback`, a busy address
 /// falls back to a free port on 127.0.0.1 (the demo must work next to a running service).
 pub fn endpoint(cfg: &Config, fallback: bool) -> anyhow::Result<Endpoint> {
     let idle = cfg.settings.kafka.idle_timeout.to_std();
-    let live = Arc::new(crate::live::Live::new(idle));
+    let live = Arc::new(crate::ops::live::Live::new(idle));
     let defs = Arc::new(cfg.definitions.clone());
-    let calendar =
-        crate::calendar::Calendar::new(&cfg.settings.time.zone).map_err(anyhow::Error::msg)?;
-    let alerts = crate::alerts::spawn(
+    let calendar = crate::engine::calendar::Calendar::new(&cfg.settings.time.zone)
+        .map_err(anyhow::Error::msg)?;
+    let alerts = crate::ops::alerts::spawn(
         cfg.settings.alerts.clone(),
         defs.clone(),
         calendar.clone(),
@@ -696,7 +699,7 @@ pub fn endpoint(cfg: &Config, fallback: bool) -> anyhow::Result<Endpoint> {
         });
     }
     let metrics = Arc::new(
-        crate::metrics::Metrics::new(
+        crate::ops::metrics::Metrics::new(
             defs,
             calendar,
             live.clone(),
@@ -706,11 +709,11 @@ pub fn endpoint(cfg: &Config, fallback: bool) -> anyhow::Result<Endpoint> {
         .map_err(|e| anyhow::anyhow!("metrics registry: {e}"))?,
     );
     let max_lag = cfg.settings.http.ready_max_lag;
-    let server = match crate::http::serve(listen, metrics.clone(), live.clone(), max_lag) {
+    let server = match crate::ops::http::serve(listen, metrics.clone(), live.clone(), max_lag) {
         Ok(s) => s,
         Err(e) if fallback => {
             tracing::warn!(error = %e, "using a free port instead");
-            crate::http::serve("127.0.0.1:0", metrics, live.clone(), max_lag)?
+            crate::ops::http::serve("127.0.0.1:0", metrics, live.clone(), max_lag)?
         }
         Err(e) => return Err(e),
     };
@@ -809,8 +812,8 @@ pub fn demo_live(
     }
     cfg.settings.state.url = format!("sqlite://{}", db.display());
     // A month goes by in seconds: evaluate alerts every second, firing at once.
-    cfg.settings.alerts.interval = crate::time::Dur::from_secs(1);
-    cfg.settings.alerts.hold = crate::time::Dur::ZERO;
+    cfg.settings.alerts.interval = crate::engine::time::Dur::from_secs(1);
+    cfg.settings.alerts.hold = crate::engine::time::Dur::ZERO;
     mock.create_topic("srv-events", 6, 1)?;
     mock.create_topic("srv-events-dead-letters", 1, 1)?;
     let endpoint = endpoint(&cfg, true)?;
@@ -907,7 +910,7 @@ pub struct ReportOutcome {
     /// Files written, relative to the output directory.
     pub files: Vec<String>,
     /// Months of the year with figures from events, and whether each is final.
-    pub months: Vec<(crate::calendar::Month, bool)>,
+    pub months: Vec<(crate::engine::calendar::Month, bool)>,
     /// Seconds spent gathering the figures (store read or replay).
     pub gather_seconds: f64,
     /// Seconds spent scoring and writing the workbook, charts and page.
@@ -917,7 +920,7 @@ pub struct ReportOutcome {
 /// `report`: a regulatory year's roll-ups (from the state store, or a replay of event files),
 /// its score with the external inputs, and the workbook, charts and HTML summary.
 pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, ScoreError> {
-    use crate::calendar::Month;
+    use crate::engine::calendar::Month;
     use crate::score::scheme::RegYear;
     let failed = |e: anyhow::Error| ScoreError::Failed(format!("{e:#}"));
     let io = |e: std::io::Error| ScoreError::Failed(e.to_string());
@@ -1007,7 +1010,7 @@ pub fn render_report(
     external: Vec<crate::score::inputs::InputRow>,
     outdir: &OutDir,
 ) -> Result<(crate::score::model::Report, Vec<String>), ScoreError> {
-    use crate::calendar::Month;
+    use crate::engine::calendar::Month;
     use crate::score::{inputs, model, scheme::RegYear};
     let io = |e: std::io::Error| ScoreError::Failed(e.to_string());
     let months: Vec<Month> = RegYear::parse(year)

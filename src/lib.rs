@@ -57,25 +57,14 @@
 
 #![warn(missing_docs)]
 
-pub mod aggregate;
-pub mod alert_rules;
-pub mod alerts;
 pub mod app;
-pub mod calendar;
-pub mod catalog;
 pub mod config;
-pub mod correlate;
-pub mod event;
-pub mod http;
+pub mod engine;
 pub mod kafka;
-pub mod live;
-pub mod metrics;
-pub mod pipeline;
+pub mod ops;
 pub mod report;
 pub mod score;
 pub mod simulate;
 pub mod sink;
 pub mod source;
 pub mod store;
-pub mod time;
-pub mod timers;

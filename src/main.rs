@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use srv_opr::app::{self, SimTarget};
-use srv_opr::calendar::{Calendar, Month};
 use srv_opr::config::{Config, ConfigError, Region};
+use srv_opr::engine::calendar::{Calendar, Month};
+use srv_opr::engine::time::{Dur, Ts, parse_rfc3339};
 use srv_opr::simulate::{Quality, SimConfig};
 use srv_opr::source::files::inputs_from_paths;
-use srv_opr::time::{Dur, Ts, parse_rfc3339};
 
 // The pipeline allocates small, short-lived buffers (waiting responses, bucket vectors,
 // histograms); mimalloc serves those markedly faster than the system allocator.
@@ -481,7 +481,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Demo(a) => demo(&cfg, &a),
         Command::AlertRules(a) => {
-            let text = srv_opr::alert_rules::generate(&cfg.definitions, &cfg.settings.alerts);
+            let text =
+                srv_opr::ops::alerts::rules::generate(&cfg.definitions, &cfg.settings.alerts);
             if a.out.as_os_str() == "-" {
                 print!("{text}");
             } else {
@@ -502,7 +503,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Rollup(a) => {
-            let month = srv_opr::calendar::Month::parse(&a.month)
+            let month = srv_opr::engine::calendar::Month::parse(&a.month)
                 .ok_or_else(|| Failure::usage(format!("--month {:?} is not YYYY-MM", a.month)))?;
             let out = a
                 .out
@@ -554,7 +555,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
 /// second signal exits at once.
 fn watch_signals(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    deadline: srv_opr::time::Dur,
+    deadline: srv_opr::engine::time::Dur,
 ) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::config::{Provider, Region};
-use crate::time::{Dur, NANOS_PER_MILLI, NANOS_PER_SEC, Ts, civil_from_days};
+use crate::engine::time::{Dur, NANOS_PER_MILLI, NANOS_PER_SEC, Ts, civil_from_days};
 
 /// Quality of one region's service.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -270,7 +270,7 @@ fn london_bst(ts: Ts) -> bool {
     let secs = ts.as_second();
     let (y, _, _) = civil_from_days(secs.div_euclid(86_400));
     let last_sunday = |m: u32| {
-        let d31 = crate::time::days_from_civil(y, m, 31);
+        let d31 = crate::engine::time::days_from_civil(y, m, 31);
         let weekday = (d31 + 4).rem_euclid(7); // 0 = Sunday (1970-01-01 was a Thursday)
         d31 - weekday
     };
@@ -282,11 +282,11 @@ fn london_bst(ts: Ts) -> bool {
 fn write_ts(s: &mut String, ts: Ts, local: bool) {
     if local && london_bst(ts) {
         let shifted = Ts(ts.0 + 3600 * NANOS_PER_SEC);
-        crate::time::write_rfc3339_millis(s, shifted);
+        crate::engine::time::write_rfc3339_millis(s, shifted);
         s.pop();
         s.push_str("+01:00");
     } else {
-        crate::time::write_rfc3339_millis(s, ts);
+        crate::engine::time::write_rfc3339_millis(s, ts);
     }
 }
 
@@ -513,7 +513,7 @@ impl Simulator {
             3 => {
                 self.stats.bad_timestamp += 1;
                 let mut s = String::new();
-                crate::time::write_rfc3339_millis(&mut s, later);
+                crate::engine::time::write_rfc3339_millis(&mut s, later);
                 s.pop();
                 format!(r#"{{"type":"response","id":"{id}","code":"I0","at":"{s}"}}"#) + "\n"
             }
@@ -582,7 +582,7 @@ mod tests {
         Simulator::new(cfg).run(&mut v).unwrap();
         let mut newest = i64::MIN;
         for line in v.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            if let Ok(e) = crate::event::decode(line, 65_536) {
+            if let Ok(e) = crate::engine::event::decode(line, 65_536) {
                 let at = e.at().0;
                 assert!(
                     at >= newest.saturating_sub(3 * NANOS_PER_SEC),
@@ -595,7 +595,7 @@ mod tests {
 
     #[test]
     fn bst_rule_matches_the_calendar() {
-        let p = |s: &str| crate::time::parse_rfc3339(s.as_bytes()).unwrap();
+        let p = |s: &str| crate::engine::time::parse_rfc3339(s.as_bytes()).unwrap();
         assert!(!london_bst(p("2024-03-31T00:59:59Z")));
         assert!(london_bst(p("2024-03-31T01:00:00Z")));
         assert!(london_bst(p("2024-10-27T00:59:59Z")));

@@ -277,7 +277,7 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
 /// evaluator sends it resolved and Alertmanager lists it no more.
 #[test]
 fn alerts_reach_alertmanager_and_resolve_there() {
-    use srv_opr::live::{Counts, Live};
+    use srv_opr::ops::live::{Counts, Live};
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
@@ -292,8 +292,8 @@ fn alerts_reach_alertmanager_and_resolve_there() {
 
     let mut cfg = srv_opr::config::Config::builtin().unwrap();
     let a = &mut cfg.settings.alerts;
-    a.interval = srv_opr::time::Dur::from_millis(100);
-    a.hold = srv_opr::time::Dur::ZERO;
+    a.interval = srv_opr::engine::time::Dur::from_millis(100);
+    a.hold = srv_opr::engine::time::Dur::ZERO;
     a.alertmanager_url = format!("http://{am_addr}");
     let live = Arc::new(Live::new(Duration::from_secs(30)));
     let n = cfg.definitions.measures.len();
@@ -310,18 +310,18 @@ fn alerts_reach_alertmanager_and_resolve_there() {
             0,
             // 2024-03-15 in event time.
             common::part_view(
-                srv_opr::time::Ts(1_710_460_800_000_000_000),
+                srv_opr::engine::time::Ts(1_710_460_800_000_000_000),
                 1,
-                BTreeMap::from([(srv_opr::calendar::Month::new(2024, 3), month)]),
+                BTreeMap::from([(srv_opr::engine::calendar::Month::new(2024, 3), month)]),
             ),
         );
     };
     publish(9_700);
     live.set_assigned(1);
-    let alerts = srv_opr::alerts::spawn(
+    let alerts = srv_opr::ops::alerts::spawn(
         cfg.settings.alerts.clone(),
         Arc::new(cfg.definitions.clone()),
-        srv_opr::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
+        srv_opr::engine::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
         live.clone(),
     )
     .unwrap();

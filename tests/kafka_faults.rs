@@ -18,7 +18,7 @@ use srv_opr::app;
 use srv_opr::config::Config;
 use srv_opr::kafka::produce::{LineProducer, ProducerSettings};
 use srv_opr::kafka::run::{RunOptions, RunOutcome, run};
-use srv_opr::live::Live;
+use srv_opr::ops::live::Live;
 use srv_opr::simulate::{SimConfig, Simulator};
 use srv_opr::source::files::Input;
 
@@ -27,11 +27,11 @@ const TOPIC: &str = "srv-events";
 /// A simulated stretch of traffic with every kind of trap, as JSON Lines.
 fn traffic(seed: u64, requests: u64) -> Vec<u8> {
     let mut out = Vec::new();
-    let start = srv_opr::time::parse_rfc3339(b"2024-03-10T00:00:00Z").unwrap();
+    let start = srv_opr::engine::time::parse_rfc3339(b"2024-03-10T00:00:00Z").unwrap();
     Simulator::new(SimConfig {
         seed,
         start,
-        end: start.plus(srv_opr::time::Dur::from_secs(40 * 86_400)),
+        end: start.plus(srv_opr::engine::time::Dur::from_secs(40 * 86_400)),
         rate: 2.0,
         max_requests: Some(requests),
         bad: 0.01,
@@ -261,7 +261,7 @@ fn a_rebalance_mid_stream_hands_the_partitions_over_and_recounts_nothing_twice()
 /// `config` checkpointing often into a fresh SQLite store in `dir`.
 fn with_store(mut cfg: Config, dir: &Path) -> Config {
     cfg.settings.state.url = format!("sqlite://{}", dir.join("state.db").display());
-    cfg.settings.state.checkpoint_interval = srv_opr::time::Dur::from_millis(100);
+    cfg.settings.state.checkpoint_interval = srv_opr::engine::time::Dur::from_millis(100);
     cfg
 }
 

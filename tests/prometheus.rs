@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use srv_opr::config::Config;
-use srv_opr::live::Live;
-use srv_opr::metrics::Metrics;
+use srv_opr::ops::live::Live;
+use srv_opr::ops::metrics::Metrics;
 
 mod common;
 
@@ -34,7 +34,7 @@ fn promtool(args: &[&str]) -> std::process::Output {
 #[test]
 fn the_committed_rules_are_what_alert_rules_generates() {
     let cfg = Config::builtin().unwrap();
-    let generated = srv_opr::alert_rules::generate(&cfg.definitions, &cfg.settings.alerts);
+    let generated = srv_opr::ops::alerts::rules::generate(&cfg.definitions, &cfg.settings.alerts);
     let committed = std::fs::read_to_string(RULES).unwrap();
     assert!(
         generated == committed,
@@ -54,12 +54,12 @@ fn exposed() -> Vec<String> {
     let cfg = Config::builtin().unwrap();
     let live = Arc::new(Live::new(std::time::Duration::from_secs(30)));
     let mut view = common::part_view(
-        srv_opr::time::Ts(1_710_000_000_000_000_000),
+        srv_opr::engine::time::Ts(1_710_000_000_000_000_000),
         5,
         BTreeMap::from([(
-            srv_opr::calendar::Month::new(2024, 3),
+            srv_opr::engine::calendar::Month::new(2024, 3),
             vec![
-                [srv_opr::live::Counts {
+                [srv_opr::ops::live::Counts {
                     requests: 10,
                     within_target: 9,
                     succeeded: 10,
@@ -74,11 +74,11 @@ fn exposed() -> Vec<String> {
     live.set_end_offset("t", 0, 10);
     let metrics = Metrics::new(
         Arc::new(cfg.definitions.clone()),
-        srv_opr::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
+        srv_opr::engine::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
         live,
         true,
         Some(Arc::new(std::sync::Mutex::new(
-            srv_opr::alerts::AlertBoard {
+            srv_opr::ops::alerts::AlertBoard {
                 firing: Vec::new(),
                 projected: BTreeMap::from([((0, 0), 99.5)]),
                 ..Default::default()
@@ -122,7 +122,7 @@ fn every_metric_the_rules_and_the_dashboard_name_is_exposed() {
     }
     for file in [RULES, DASHBOARD] {
         let text = std::fs::read_to_string(file).unwrap();
-        let used = srv_opr::alert_rules::metric_names(&text);
+        let used = srv_opr::ops::alerts::rules::metric_names(&text);
         assert!(used.len() >= 5, "{file}: {used:?}");
         for name in used {
             assert!(
@@ -143,7 +143,7 @@ fn a_response_time_histogram_has_an_edge_at_every_trt() {
     let live = Arc::new(Live::new(std::time::Duration::from_secs(30)));
     let metrics = Metrics::new(
         Arc::new(cfg.definitions.clone()),
-        srv_opr::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
+        srv_opr::engine::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
         live,
         false,
         None,
@@ -169,20 +169,21 @@ fn readyz_waits_for_partitions_and_for_the_lag_to_fall_below_the_threshold() {
     let metrics = Arc::new(
         Metrics::new(
             Arc::new(cfg.definitions.clone()),
-            srv_opr::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
+            srv_opr::engine::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
             live.clone(),
             false,
             None,
         )
         .unwrap(),
     );
-    let server = srv_opr::http::serve("127.0.0.1:0", metrics, live.clone(), 1000).unwrap();
+    let server = srv_opr::ops::http::serve("127.0.0.1:0", metrics, live.clone(), 1000).unwrap();
     let addr = server.addr.to_string();
     let (status, body) = common::http_get(&addr, "/readyz");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("no partition"), "{body}");
-    let view =
-        |next_offset| common::part_view(srv_opr::time::Ts::MIN, next_offset, BTreeMap::new());
+    let view = |next_offset| {
+        common::part_view(srv_opr::engine::time::Ts::MIN, next_offset, BTreeMap::new())
+    };
     live.set_assigned(1);
     live.publish("t", 0, view(0));
     live.set_end_offset("t", 0, 5000);

@@ -3,13 +3,13 @@
 //! uninterrupted pipeline counts; fencing; identity refusals; the revision history.
 
 use srv_opr::config::Config;
-use srv_opr::correlate::Pos;
-use srv_opr::pipeline::{Pipeline, SourceName, VecDeadLetters};
+use srv_opr::engine::correlate::Pos;
+use srv_opr::engine::pipeline::{Pipeline, SourceName, VecDeadLetters};
+use srv_opr::engine::time::{Ts, parse_rfc3339};
 use srv_opr::simulate::{SimConfig, Simulator};
 use srv_opr::sink::rollup::{evidence_files, failures_csv, rpl_csv, rpl_lines};
 use srv_opr::store::sqlite::SqliteStore;
 use srv_opr::store::{Checkpoint, Identity, Store, StoreError};
-use srv_opr::time::{Ts, parse_rfc3339};
 
 mod common;
 
@@ -24,7 +24,7 @@ fn events(seed: u64) -> Vec<Vec<u8>> {
         bad: 0.01,
         duplicates: 0.01,
         late: 0.01,
-        disorder: srv_opr::time::Dur::from_secs(20),
+        disorder: srv_opr::engine::time::Dur::from_secs(20),
         ..SimConfig::default()
     };
     let mut bytes = Vec::new();
@@ -112,7 +112,12 @@ impl Part {
 /// `rpl.csv`, `failures.csv`, the evidence files (joined) and the event accounting.
 fn figures(
     mut p: Pipeline<VecDeadLetters>,
-) -> (String, String, String, srv_opr::pipeline::PipelineStats) {
+) -> (
+    String,
+    String,
+    String,
+    srv_opr::engine::pipeline::PipelineStats,
+) {
     p.finish().unwrap();
     let (agg, stats, _) = p.into_parts();
     let lines = rpl_lines(&agg, None);
@@ -196,7 +201,7 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
     let mut cfg = Config::builtin().unwrap();
     // Three days of dedupe horizon in six days of traffic: stored records expire, so deltas
     // also remove records (the late March response still comes within the horizon).
-    cfg.settings.time.dedupe_horizon = srv_opr::time::Dur::from_secs(3 * 24 * 3600);
+    cfg.settings.time.dedupe_horizon = srv_opr::engine::time::Dur::from_secs(3 * 24 * 3600);
     let lines = events(41);
     assert!(lines.len() > 50_000, "{} events", lines.len());
 

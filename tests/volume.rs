@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use srv_opr::app;
-use srv_opr::calendar::{Calendar, Month};
 use srv_opr::config::{Config, Provider, Region};
-use srv_opr::event::{Event, decode};
+use srv_opr::engine::calendar::{Calendar, Month};
+use srv_opr::engine::event::{Event, decode};
 use srv_opr::simulate::{Quality, SimConfig, SimStats, Simulator};
 use srv_opr::source::files::inputs_from_paths;
 
@@ -98,7 +98,7 @@ fn oracle(cfg: &Config, lines: &[&[u8]]) -> Oracle {
         if rules.is_empty() {
             unmeasured += 1;
         }
-        let month = cal.month_of(srv_opr::time::Ts(standing.at));
+        let month = cal.month_of(srv_opr::engine::time::Ts(standing.at));
         for rule in rules {
             let m = &defs.measures[rule.measure as usize];
             let within_deadline = fin.filter(|(at, _)| at - standing.at <= rule.deadline.0);
@@ -139,7 +139,7 @@ fn a_simulated_month_matches_the_oracle_count_for_count() {
         error: 0.01,
         lost: 0.004,
     };
-    let p = |s: &str| srv_opr::time::parse_rfc3339(s.as_bytes()).unwrap();
+    let p = |s: &str| srv_opr::engine::time::parse_rfc3339(s.as_bytes()).unwrap();
     let (bytes, sim) = simulate(SimConfig {
         seed: 20240331,
         start: p("2024-03-01T00:00:00Z"),
@@ -148,7 +148,7 @@ fn a_simulated_month_matches_the_oracle_count_for_count() {
         quality,
         bad: 0.002,
         duplicates: 0.004,
-        disorder: srv_opr::time::Dur::from_secs(60),
+        disorder: srv_opr::engine::time::Dur::from_secs(60),
         ..SimConfig::default()
     });
     assert!(sim.lines > 1_500_000, "{sim:?}");

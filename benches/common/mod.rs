@@ -1,10 +1,10 @@
 //! Set-up shared by the benches: simulated traffic replayed through one pipeline.
 
 use srv_opr::config::Config;
-use srv_opr::correlate::Pos;
-use srv_opr::pipeline::{Pipeline, SourceName, VecDeadLetters};
+use srv_opr::engine::correlate::Pos;
+use srv_opr::engine::pipeline::{Pipeline, SourceName, VecDeadLetters};
+use srv_opr::engine::time::parse_rfc3339;
 use srv_opr::simulate::{SimConfig, Simulator};
-use srv_opr::time::parse_rfc3339;
 
 /// `[from, to)` of seeded traffic at `rate` requests/s, through one pipeline, finished.
 pub fn replayed(

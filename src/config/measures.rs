@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use toml::{Table, Value};
 
 use super::Problems;
-use crate::time::Dur;
+use crate::engine::time::Dur;
 
 /// CSP region of the target device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

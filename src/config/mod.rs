@@ -147,7 +147,7 @@ impl Config {
     }
 
     /// How long a response waits for its request: `orphan_wait`, or the longest deadline.
-    pub fn orphan_wait(&self) -> crate::time::Dur {
+    pub fn orphan_wait(&self) -> crate::engine::time::Dur {
         self.settings
             .time
             .orphan_wait

@@ -6,7 +6,7 @@ use toml::Table;
 
 use super::layer::{self, Origins};
 use super::{DEFAULT_SETTINGS, Problems};
-use crate::time::Dur;
+use crate::engine::time::Dur;
 
 /// Validated service settings.
 #[derive(Debug, Clone)]
@@ -339,7 +339,7 @@ pub(super) fn load(
     } else {
         dur("time.orphan_wait", &raw.time.orphan_wait, problems).map(Some)
     };
-    if let Err(e) = crate::calendar::Calendar::new(&raw.time.zone) {
+    if let Err(e) = crate::engine::calendar::Calendar::new(&raw.time.zone) {
         problems.push(&origin("time.zone"), "time.zone", e);
     }
     let positive = |key: &str, v: i64, problems: &mut Problems| {

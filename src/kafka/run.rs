@@ -34,14 +34,14 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::partition::partition_of;
 use super::produce::{DeliveryCounter, send_waiting};
-use crate::aggregate::Aggregates;
 use crate::config::Config;
-use crate::correlate::Pos;
-use crate::event::DeadReason;
-use crate::live::{Live, PartView};
-use crate::pipeline::{DeadLetter, DeadLetterSink, Pipeline, PipelineStats, SourceName};
+use crate::engine::aggregate::Aggregates;
+use crate::engine::correlate::Pos;
+use crate::engine::event::DeadReason;
+use crate::engine::pipeline::{DeadLetter, DeadLetterSink, Pipeline, PipelineStats, SourceName};
+use crate::engine::time::{Ts, now};
+use crate::ops::live::{Live, PartView};
 use crate::store::{Checkpoint, Identity, Store, StoreError};
-use crate::time::{Ts, now};
 
 /// Dead letters produced to a topic: the original bytes as value, `reason` and `origin` (and
 /// `reconstructed` when so) as headers. Shared by every partition's pipeline.
@@ -1213,7 +1213,8 @@ pub fn run(
         }),
         None => Aggregates::new(
             Arc::new(cfg.definitions.clone()),
-            crate::calendar::Calendar::new(&cfg.settings.time.zone).map_err(anyhow::Error::msg)?,
+            crate::engine::calendar::Calendar::new(&cfg.settings.time.zone)
+                .map_err(anyhow::Error::msg)?,
         ),
     };
     Ok(RunOutcome {

@@ -9,9 +9,9 @@ pub mod workbook;
 
 use std::collections::BTreeMap;
 
-use crate::aggregate::Aggregates;
-use crate::calendar::Month;
 use crate::config::{Basis, Definitions, Measure};
+use crate::engine::aggregate::Aggregates;
+use crate::engine::calendar::Month;
 use crate::score::inputs::InputRow;
 use crate::score::model::Report;
 use crate::score::scheme::Scheme;
@@ -65,7 +65,7 @@ pub fn month_label(m: Month) -> String {
 /// The distinct TRTs (ms) a measure's requests are judged against: its own, or the table's
 /// entries for its SRVs (by SRV, else class, else default).
 pub fn measure_trts_ms(defs: &Definitions, m: &Measure) -> Vec<u64> {
-    let ms = |d: crate::time::Dur| d.as_millis_floor().max(0) as u64;
+    let ms = |d: crate::engine::time::Dur| d.as_millis_floor().max(0) as u64;
     if let Some(t) = m.trt {
         return vec![ms(t)];
     }

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use base64::Engine;
 
-use crate::pipeline::{DeadLetter, DeadLetterSink};
+use crate::engine::pipeline::{DeadLetter, DeadLetterSink};
 
 /// Writes dead letters to any writer, one JSON object per line.
 pub struct JsonlDeadLetters<W: Write> {
@@ -64,7 +64,7 @@ impl<W: Write> DeadLetterSink for JsonlDeadLetters<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::DeadReason;
+    use crate::engine::event::DeadReason;
 
     #[test]
     fn raw_text_or_base64() {

@@ -5,12 +5,12 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::aggregate::{Aggregates, Row, rpl_percent};
-use crate::calendar::Month;
 use crate::config::Definitions;
-use crate::event::DeadReason;
-use crate::pipeline::{EventResult, EventType, PipelineStats};
-use crate::time::Ts;
+use crate::engine::aggregate::{Aggregates, Row, rpl_percent};
+use crate::engine::calendar::Month;
+use crate::engine::event::DeadReason;
+use crate::engine::pipeline::{EventResult, EventType, PipelineStats};
+use crate::engine::time::Ts;
 
 /// `rpl.csv` header (normative).
 pub const RPL_HEADER: &str = "month,measure,region,requests,within_target,succeeded,no_response,rpl_percent,p50_ms,p95_ms,p99_ms,max_ms,revision,final";
@@ -176,7 +176,7 @@ pub fn evidence_file_name(measure: &str) -> String {
 /// The evidence files, `(file name, text)`: one per measure of `measures`, always (a header
 /// alone when it has no sampled miss, so a rerun into the same directory leaves no stale
 /// evidence). Each lists, per month, region and failure bucket (largest first, as
-/// `failures.csv`), the sampled requests (at most [`crate::aggregate::SAMPLE_SIZE`], by key
+/// `failures.csv`), the sampled requests (at most [`crate::engine::aggregate::SAMPLE_SIZE`], by key
 /// order): their id, user and device. The pooled `all` rows are left out: they are the
 /// regions' requests again.
 pub fn evidence_files(lines: &[RplLine], measures: &[&str]) -> Vec<(String, String)> {
@@ -198,7 +198,8 @@ pub fn evidence_files(lines: &[RplLine], measures: &[&str]) -> Vec<(String, Stri
             }
         };
         let text = &mut files[i].1;
-        let mut buckets: Vec<(&crate::catalog::Bucket, &u64)> = l.row.buckets.iter().collect();
+        let mut buckets: Vec<(&crate::engine::catalog::Bucket, &u64)> =
+            l.row.buckets.iter().collect();
         buckets.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.name().cmp(&b.0.name())));
         for (bucket, _) in buckets {
             let Some(sample) = l.row.samples.get(bucket) else {

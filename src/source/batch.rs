@@ -11,10 +11,10 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::config::{Provider, Region};
-use crate::correlate::Pos;
-use crate::event::{DeadReason, Event, Request, Response};
-use crate::pipeline::{Checked, EventType};
-use crate::time::Ts;
+use crate::engine::correlate::Pos;
+use crate::engine::event::{DeadReason, Event, Request, Response};
+use crate::engine::pipeline::{Checked, EventType};
+use crate::engine::time::Ts;
 
 /// A batch is handed over once it holds this many items...
 pub const BATCH_ITEMS: usize = 4096;
@@ -35,7 +35,7 @@ enum Item {
         pos: Pos,
         /// Its bytes.
         raw: (u32, u32),
-        /// What [`crate::pipeline::check`] found.
+        /// What [`crate::engine::pipeline::check`] found.
         what: What,
     },
     /// The combined watermark moved here.
@@ -224,7 +224,7 @@ fn range((a, b): (u32, u32)) -> Range<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::check;
+    use crate::engine::pipeline::check;
 
     /// Whatever a line holds (escapes, missing optional fields, rejections), the event rebuilt
     /// from the batch equals the one checked from the line.
@@ -238,7 +238,7 @@ mod tests {
             b"not json",
         ];
         // 2025-01-01T00:00:00Z
-        let limit = Some(Ts(1_735_689_600 * crate::time::NANOS_PER_SEC));
+        let limit = Some(Ts(1_735_689_600 * crate::engine::time::NANOS_PER_SEC));
         let mut batch = Batch::new();
         batch.blank();
         for (i, l) in lines.iter().enumerate() {

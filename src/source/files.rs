@@ -14,9 +14,9 @@ use flate2::read::MultiGzDecoder;
 
 use super::batch::{Batch, Step};
 use super::lines::{LineReader, is_blank};
-use crate::correlate::Pos;
-use crate::pipeline::{Checked, DeadLetterSink, Pipeline, SourceName, check};
-use crate::time::{Dur, Ts};
+use crate::engine::correlate::Pos;
+use crate::engine::pipeline::{Checked, DeadLetterSink, Pipeline, SourceName, check};
+use crate::engine::time::{Dur, Ts};
 
 /// A readable input: a path (`-` for standard input) or bytes in memory.
 pub enum Input {
@@ -367,7 +367,7 @@ pub fn inputs_from_paths(paths: &[impl AsRef<Path>]) -> Vec<Input> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::pipeline::{DeadLetter, VecDeadLetters};
+    use crate::engine::pipeline::{DeadLetter, VecDeadLetters};
     use crate::simulate::{SimConfig, Simulator};
     use crate::sink::rollup::{failures_csv, rpl_csv, rpl_lines};
 

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::config::{Provider, Region};
-use crate::correlate::{Changes, SavedEntry, SavedWaiting};
+use crate::engine::correlate::{Changes, SavedEntry, SavedWaiting};
 use crate::store::StoreError;
 
 /// Bytes of an encoded record.
@@ -130,7 +130,7 @@ pub fn encode_changes(c: &Changes, chunk_bytes: usize) -> Vec<Vec<u8>> {
 pub struct LogReplay {
     entries: HashMap<u128, SavedEntry>,
     waiting: HashMap<u128, Vec<SavedWaiting>>,
-    texts: HashMap<u128, crate::correlate::Evidence>,
+    texts: HashMap<u128, crate::engine::correlate::Evidence>,
 }
 
 /// What a state log leads to: records, waiting responses and evidence texts, in key order.
@@ -141,7 +141,7 @@ pub struct Replayed {
     /// Every waiting response (a key's in arrival order).
     pub waiting: Vec<(u128, SavedWaiting)>,
     /// Evidence texts of pending records.
-    pub texts: Vec<(u128, crate::correlate::Evidence)>,
+    pub texts: Vec<(u128, crate::engine::correlate::Evidence)>,
 }
 
 /// A cursor over a chunk's bytes that reports damage instead of panicking.
@@ -276,12 +276,12 @@ impl LogReplay {
 /// A row's failure buckets as readable JSON text: `{"E20":3,"slow":1}`, and a bucket with
 /// evidence as `{"n":3,"sample":[[key,"id␟user␟device"],…]}` (the key is what the sample is
 /// ordered by).
-pub fn buckets_text(row: &crate::aggregate::SavedRow) -> String {
+pub fn buckets_text(row: &crate::engine::aggregate::SavedRow) -> String {
     let map: serde_json::Map<String, serde_json::Value> = row
         .buckets
         .iter()
         .map(|(b, n)| {
-            let name = crate::catalog::Bucket(*b).name();
+            let name = crate::engine::catalog::Bucket(*b).name();
             let value = match row.samples.iter().find(|(sb, _)| sb == b) {
                 Some((_, v)) if !v.is_empty() => serde_json::json!({
                     "n": n,
@@ -307,10 +307,10 @@ pub fn buckets_from(text: &str) -> Result<BucketsAndSamples, StoreError> {
     let mut samples = Vec::new();
     for (name, v) in map {
         let b = match name.as_str() {
-            "no_response" => crate::catalog::Bucket::NO_RESPONSE,
-            "slow" => crate::catalog::Bucket::SLOW,
-            "other" => crate::catalog::Bucket::OTHER,
-            code => crate::catalog::Bucket::of_code(code),
+            "no_response" => crate::engine::catalog::Bucket::NO_RESPONSE,
+            "slow" => crate::engine::catalog::Bucket::SLOW,
+            "other" => crate::engine::catalog::Bucket::OTHER,
+            code => crate::engine::catalog::Bucket::of_code(code),
         };
         let n = match &v {
             serde_json::Value::Object(o) => {
@@ -495,11 +495,11 @@ mod tests {
     #[test]
     fn buckets_round_trip_as_readable_text() {
         let b = vec![
-            (crate::catalog::Bucket::NO_RESPONSE.0, 4),
-            (crate::catalog::Bucket::SLOW.0, 1),
-            (crate::catalog::Bucket::of_code("E20").0, 3),
+            (crate::engine::catalog::Bucket::NO_RESPONSE.0, 4),
+            (crate::engine::catalog::Bucket::SLOW.0, 1),
+            (crate::engine::catalog::Bucket::of_code("E20").0, 3),
         ];
-        let mut row = crate::aggregate::SavedRow {
+        let mut row = crate::engine::aggregate::SavedRow {
             buckets: b.clone(),
             ..Default::default()
         };
@@ -507,7 +507,7 @@ mod tests {
         assert!(t.contains("\"E20\":3") && t.contains("\"slow\":1"), "{t}");
         assert_eq!(buckets_from(&t).unwrap(), (b.clone(), vec![]));
         // With evidence, and a text that needs escaping.
-        let slow = crate::catalog::Bucket::SLOW.0;
+        let slow = crate::engine::catalog::Bucket::SLOW.0;
         row.samples = vec![(
             slow,
             vec![

@@ -17,10 +17,10 @@ pub mod sqlite;
 
 use std::fmt;
 
-use crate::aggregate::SavedRow;
-use crate::calendar::Month;
 use crate::config::Config;
-use crate::pipeline::{Delta, SavedBlock, SavedMeta, SavedPipeline};
+use crate::engine::aggregate::SavedRow;
+use crate::engine::calendar::Month;
+use crate::engine::pipeline::{Delta, SavedBlock, SavedMeta, SavedPipeline};
 
 /// The schema version this build writes. Migrations bring older stores up to it; a newer store
 /// is refused.

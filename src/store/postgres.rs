@@ -10,11 +10,11 @@ use super::{
     Checkpoint, Claim, Identity, PartitionInfo, RevisionRecord, SCHEMA_VERSION, SavedPartition,
     Store, StoreError, StoredRow, Written, blocks_of, check_identity, revision_reason, row_writes,
 };
-use crate::aggregate::SavedRow;
-use crate::calendar::Month;
 use crate::config::{Definitions, Region};
-use crate::pipeline::{SavedMeta, SavedPipeline};
-use crate::time::now;
+use crate::engine::aggregate::SavedRow;
+use crate::engine::calendar::Month;
+use crate::engine::pipeline::{SavedMeta, SavedPipeline};
+use crate::engine::time::now;
 
 /// Schema migrations, in order: entry `i` brings a store from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[

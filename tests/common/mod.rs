@@ -134,11 +134,14 @@ pub fn free_port() -> u16 {
 /// A partition's published view with only a watermark, an offset and month counts (the rest
 /// empty), for tests of what reads the live view.
 pub fn part_view(
-    watermark: srv_opr::time::Ts,
+    watermark: srv_opr::engine::time::Ts,
     next_offset: i64,
-    months: std::collections::BTreeMap<srv_opr::calendar::Month, srv_opr::live::MeasureCounts>,
-) -> srv_opr::live::PartView {
-    srv_opr::live::PartView {
+    months: std::collections::BTreeMap<
+        srv_opr::engine::calendar::Month,
+        srv_opr::ops::live::MeasureCounts,
+    >,
+) -> srv_opr::ops::live::PartView {
+    srv_opr::ops::live::PartView {
         stats: Default::default(),
         pending: 0,
         waiting: 0,

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use srv_opr::event::decode;
+use srv_opr::engine::event::decode;
+use srv_opr::engine::time::{NANOS_PER_SEC, parse_rfc3339};
 use srv_opr::simulate::{Rng, SimConfig, Simulator};
-use srv_opr::time::{NANOS_PER_SEC, parse_rfc3339};
 
 use crate::support::{Replayed, replay};
 
@@ -21,7 +21,7 @@ fn events(seed: u64) -> Vec<Vec<u8>> {
         rate: 0.06,
         bad: 0.01,
         duplicates: 0.01,
-        disorder: srv_opr::time::Dur::from_secs(20),
+        disorder: srv_opr::engine::time::Dur::from_secs(20),
         ..SimConfig::default()
     };
     let mut bytes = Vec::new();
@@ -143,10 +143,10 @@ mod arbitrary {
 
     use proptest::prelude::*;
     use srv_opr::config::Config;
-    use srv_opr::pipeline::{Pipeline, VecDeadLetters};
+    use srv_opr::engine::pipeline::{Pipeline, VecDeadLetters};
+    use srv_opr::engine::time::{NANOS_PER_MILLI, Ts};
     use srv_opr::sink::rollup::{failures_csv, rpl_csv, rpl_lines};
     use srv_opr::source::files::{Input, drive, open_all, source_names};
-    use srv_opr::time::{NANOS_PER_MILLI, Ts};
 
     fn run(lines: &[String]) -> (String, String, Vec<String>) {
         let cfg = Config::builtin().unwrap();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 
 use crate::config::{Definitions, MeasureRule, Provider};
-use crate::time::Dur;
+use crate::engine::time::Dur;
 
 /// What a response code means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

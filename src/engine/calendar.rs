@@ -5,7 +5,7 @@ use std::fmt;
 
 use jiff::tz::TimeZone;
 
-use crate::time::Ts;
+use crate::engine::time::Ts;
 
 /// A calendar month, stored as `year * 12 + (month - 1)` so months order and subtract as integers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -89,8 +89,8 @@ impl Calendar {
     /// The month containing `ts`.
     ///
     /// ```
-    /// use srv_opr::calendar::{Calendar, Month};
-    /// use srv_opr::time::parse_rfc3339;
+    /// use srv_opr::engine::calendar::{Calendar, Month};
+    /// use srv_opr::engine::time::parse_rfc3339;
     /// let mut london = Calendar::new("Europe/London").unwrap();
     /// let t = parse_rfc3339(b"2024-03-31T23:30:00Z").unwrap();
     /// assert_eq!(london.month_of(t), Month::new(2024, 4)); // 00:30 BST on 1 April
@@ -123,7 +123,8 @@ impl Calendar {
             }
             // Unreachable for timestamps our parser accepts (1678–2261); fall back to UTC.
             Err(_) => {
-                let (y, m, _) = crate::time::civil_from_days(ts.as_second().div_euclid(86_400));
+                let (y, m, _) =
+                    crate::engine::time::civil_from_days(ts.as_second().div_euclid(86_400));
                 Month::new(y as i32, m)
             }
         }
@@ -134,10 +135,11 @@ impl Calendar {
     pub fn start_of(&self, month: Month) -> Ts {
         let date = jiff::civil::Date::new(month.year() as i16, month.month() as i8, 1);
         match date.and_then(|d| d.to_zoned_datetime(self.tz.clone())) {
-            Ok(z) => Ts(z.timestamp().as_second() * crate::time::NANOS_PER_SEC),
+            Ok(z) => Ts(z.timestamp().as_second() * crate::engine::time::NANOS_PER_SEC),
             Err(_) => {
-                let days = crate::time::days_from_civil(month.year() as i64, month.month(), 1);
-                Ts(days * 86_400 * crate::time::NANOS_PER_SEC)
+                let days =
+                    crate::engine::time::days_from_civil(month.year() as i64, month.month(), 1);
+                Ts(days * 86_400 * crate::engine::time::NANOS_PER_SEC)
             }
         }
     }
@@ -151,7 +153,7 @@ impl Calendar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::parse_rfc3339;
+    use crate::engine::time::parse_rfc3339;
 
     fn ts(s: &str) -> Ts {
         parse_rfc3339(s.as_bytes()).unwrap()

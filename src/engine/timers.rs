@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::time::{NANOS_PER_SEC, Ts};
+use crate::engine::time::{NANOS_PER_SEC, Ts};
 
 /// log2 of the seconds in a level-0 block.
 const L0_BITS: u32 = 12;

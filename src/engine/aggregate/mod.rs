@@ -11,11 +11,11 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 use hdrhistogram::Histogram;
 
-use crate::calendar::{Calendar, Month};
-use crate::catalog::{Bucket, Catalog, CodeKind};
 use crate::config::{Basis, Definitions, MeasureRule, Region};
-use crate::correlate::Decision;
-use crate::time::{Dur, Ts};
+use crate::engine::calendar::{Calendar, Month};
+use crate::engine::catalog::{Bucket, Catalog, CodeKind};
+use crate::engine::correlate::Decision;
+use crate::engine::time::{Dur, Ts};
 
 /// Significant digits of the response-time histograms: ≤ 0.1 % relative error (SPEC §5).
 const HIST_SIGFIG: u8 = 3;
@@ -61,7 +61,7 @@ pub struct Row {
 pub const SAMPLE_SIZE: usize = 20;
 
 /// One request of a failure bucket's evidence: its key's low 64 bits and its evidence text
-/// (`id␟user␟device`, [`crate::correlate::evidence_text`]).
+/// (`id␟user␟device`, [`crate::engine::correlate::evidence_text`]).
 pub type Sampled = (u64, Box<str>);
 
 /// Adds `(key, text)` to a sorted bottom-[`SAMPLE_SIZE`] sample, if it is small enough.
@@ -710,7 +710,7 @@ impl RtHist {
 /// integers so the same counts give the same text everywhere (SPEC §5).
 ///
 /// ```
-/// use srv_opr::aggregate::rpl_percent;
+/// use srv_opr::engine::aggregate::rpl_percent;
 /// assert_eq!(rpl_percent(2, 3).as_deref(), Some("66.6667"));
 /// assert_eq!(rpl_percent(7, 7).as_deref(), Some("100.0000"));
 /// assert_eq!(rpl_percent(0, 0), None);
@@ -785,8 +785,8 @@ mod tests {
 mod merge_properties {
     use super::*;
     use crate::config::{Config, Provider};
+    use crate::engine::time::NANOS_PER_MILLI;
     use crate::sink::rollup::rpl_lines;
-    use crate::time::NANOS_PER_MILLI;
     use proptest::prelude::*;
 
     const SRVS: [&str; 6] = ["CSP-HAN-TEST", "8.11", "4.1.1", "11.1", "2.2", "99.9"];
@@ -808,7 +808,7 @@ mod merge_properties {
                     region: Region::from_index(r),
                     provider: Provider::from_index(p),
                     fin: fin.map(|(d, c)| (Ts(at.0 + d * NANOS_PER_MILLI), cat.code(CODES[c]))),
-                    key: crate::correlate::key_of(&format!("r{i}")) as u64,
+                    key: crate::engine::correlate::key_of(&format!("r{i}")) as u64,
                 }
             })
             .collect()

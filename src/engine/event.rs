@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::config::{Provider, Region};
-use crate::time::{Ts, parse_rfc3339};
+use crate::engine::time::{Ts, parse_rfc3339};
 
 /// The longest accepted `id`, in bytes.
 pub const MAX_ID_BYTES: usize = 128;

@@ -8,16 +8,16 @@
 use std::io;
 use std::sync::Arc;
 
-use crate::aggregate::{AggregateStats, Aggregates, Row, SavedRow};
-use crate::calendar::{Calendar, Month};
-use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::correlate::{
+use crate::engine::aggregate::{AggregateStats, Aggregates, Row, SavedRow};
+use crate::engine::calendar::{Calendar, Month};
+use crate::engine::catalog::Catalog;
+use crate::engine::correlate::{
     Changes, Correlator, CorrelatorConfig, CorrelatorStats, Output, Pos, Req, Resp, SavedEntry,
     SavedWaiting, Verdict, key_of,
 };
-use crate::event::{DeadReason, Event, decode};
-use crate::time::Ts;
+use crate::engine::event::{DeadReason, Event, decode};
+use crate::engine::time::Ts;
 
 /// An event as [`check`] read it: valid, with the key of its id, or rejected with a reason.
 #[derive(Debug)]
@@ -205,7 +205,7 @@ pub struct SavedPipeline {
     /// Every waiting response.
     pub waiting: Vec<(u128, SavedWaiting)>,
     /// Evidence texts of pending records.
-    pub texts: Vec<(u128, crate::correlate::Evidence)>,
+    pub texts: Vec<(u128, crate::engine::correlate::Evidence)>,
     /// Every block.
     pub blocks: Vec<SavedBlock>,
 }

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::aggregate::{Aggregates, RtHist};
-use crate::calendar::Month;
-use crate::pipeline::PipelineStats;
-use crate::time::Ts;
+use crate::engine::aggregate::{Aggregates, RtHist};
+use crate::engine::calendar::Month;
+use crate::engine::pipeline::PipelineStats;
+use crate::engine::time::Ts;
 
 /// Decided-request counts of one measure in one region.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -11,15 +11,15 @@ use prometheus::{Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec,
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use crate::aggregate::RtHist;
-use crate::alerts::{AlertBoard, AlertKey, AlertKind, alert_regions, hits_to_target};
-use crate::calendar::Calendar;
 use crate::config::{Basis, Definitions, Region};
-use crate::event::DeadReason;
-use crate::live::{Counts, Live, LiveSnapshot, MeasureCounts};
-use crate::pipeline::{EventResult, EventType};
+use crate::engine::aggregate::RtHist;
+use crate::engine::calendar::Calendar;
+use crate::engine::event::DeadReason;
+use crate::engine::pipeline::{EventResult, EventType};
+use crate::ops::alerts::{AlertBoard, AlertKey, AlertKind, alert_regions, hits_to_target};
+use crate::ops::live::{Counts, Live, LiveSnapshot, MeasureCounts};
 
-use crate::alerts::REGIONS;
+use crate::ops::alerts::REGIONS;
 
 /// The registry and its metric families.
 pub struct Metrics {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::live::Live;
-use crate::metrics::Metrics;
+use crate::ops::live::Live;
+use crate::ops::metrics::Metrics;
 
 /// A running endpoint; dropping it stops the server.
 pub struct HttpServer {

@@ -101,7 +101,7 @@ impl Dur {
     /// Parses `"250ms"`, `"30s"`, `"5m"`, `"24h"`, `"7d"` (one integer and one unit).
     ///
     /// ```
-    /// use srv_opr::time::Dur;
+    /// use srv_opr::engine::time::Dur;
     /// assert_eq!(Dur::parse("24h"), Ok(Dur::from_secs(86_400)));
     /// assert!(Dur::parse("24 hours").is_err());
     /// ```
@@ -218,7 +218,7 @@ fn digits(b: &[u8]) -> Option<u32> {
 /// of decoding.
 ///
 /// ```
-/// use srv_opr::time::parse_rfc3339;
+/// use srv_opr::engine::time::parse_rfc3339;
 /// let bst = parse_rfc3339(b"2024-04-01T00:00:00+01:00").unwrap();
 /// let utc = parse_rfc3339(b"2024-03-31T23:00:00.000000000Z").unwrap();
 /// assert_eq!(bst, utc);

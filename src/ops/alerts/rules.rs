@@ -6,10 +6,10 @@
 
 use std::fmt::Write as _;
 
-use crate::alerts::{AlertKind, REGIONS, alert_regions};
 use crate::config::settings::AlertSettings;
 use crate::config::{Basis, Definitions};
-use crate::time::Dur;
+use crate::engine::time::Dur;
+use crate::ops::alerts::{AlertKind, REGIONS, alert_regions};
 
 /// A duration as PromQL writes it (`5m`, `1h`, `1500ms`).
 fn promql(d: Dur) -> String {

@@ -15,11 +15,11 @@
 use hashbrown::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::catalog::{Catalog, CodeKind};
 use crate::config::{Provider, Region};
-use crate::event::DeadReason;
-use crate::time::{Dur, Ts};
-use crate::timers::TimerQueue;
+use crate::engine::catalog::{Catalog, CodeKind};
+use crate::engine::event::DeadReason;
+use crate::engine::time::{Dur, Ts};
+use crate::engine::timers::TimerQueue;
 
 /// Where an event came from: a source index (file or partition) and a line or offset, packed
 /// so that it orders as "source, then position" (the SPEC's tie-break for conflicting requests).
@@ -1010,7 +1010,7 @@ fn reconstruct_request(e: &Entry, id: &str, cat: &Catalog) -> String {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::time::NANOS_PER_SEC;
+    use crate::engine::time::NANOS_PER_SEC;
     use std::sync::Arc;
 
     const HOUR: i64 = 3600;

@@ -8,6 +8,8 @@
 //! The evaluator is synchronous ([`Evaluator::step`] takes the time it is given), so tests
 //! drive it through hours of windows in microseconds; [`spawn`] is its thin thread shell.
 
+pub mod rules;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,11 +18,11 @@ use std::time::{Duration, Instant, SystemTime};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use crate::calendar::Calendar;
 use crate::config::settings::AlertSettings;
 use crate::config::{Basis, Definitions};
-use crate::live::{Counts, Live, LiveSnapshot, MeasureCounts};
-use crate::time::{Dur, Ts};
+use crate::engine::calendar::Calendar;
+use crate::engine::time::{Dur, Ts};
+use crate::ops::live::{Counts, Live, LiveSnapshot, MeasureCounts};
 
 /// Regions as labels: the three and their sum.
 pub const REGIONS: [&str; 4] = ["north", "central", "south", "all"];
@@ -760,8 +762,8 @@ fn evaluate_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calendar::Month;
     use crate::config::Config;
+    use crate::engine::calendar::Month;
 
     /// A test's clock and counters: measure 0 (PM4.3, TPL 99, MPL 96, per region).
     struct World {
