@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use srv_opr::app::{self, SimTarget};
-use srv_opr::config::{Config, ConfigError, Region};
+use srv_opr::config::{Config, ConfigError};
 use srv_opr::engine::calendar::{Calendar, Month};
+use srv_opr::engine::domain::Region;
 use srv_opr::engine::time::{Dur, Ts, parse_rfc3339};
 use srv_opr::simulate::{Quality, SimConfig};
 use srv_opr::source::files::inputs_from_paths;

@@ -17,7 +17,7 @@ use std::collections::BinaryHeap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::config::{Provider, Region};
+use crate::engine::domain::{Provider, Region};
 use crate::engine::time::{Dur, NANOS_PER_MILLI, NANOS_PER_SEC, Ts, civil_from_days};
 
 /// Quality of one region's service.

@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use srv_opr::app;
-use srv_opr::config::{Config, Provider, Region};
+use srv_opr::config::Config;
 use srv_opr::engine::calendar::{Calendar, Month};
+use srv_opr::engine::domain::{Provider, Region};
 use srv_opr::engine::event::{Event, decode};
 use srv_opr::simulate::{Quality, SimConfig, SimStats, Simulator};
 use srv_opr::source::files::inputs_from_paths;

@@ -2,247 +2,16 @@
 //! the measures, validated and compiled into per-(SRV, provider) rules.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde::Deserialize;
 use toml::{Table, Value};
 
 use super::Problems;
+use crate::engine::definitions::{Definitions, Measure, TrtTable};
+use crate::engine::domain::{Basis, Provider};
 use crate::engine::time::Dur;
-
-/// CSP region of the target device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Region {
-    /// Arqiva.
-    North = 0,
-    /// Telefónica / VMO2.
-    Central = 1,
-    /// Telefónica / VMO2.
-    South = 2,
-}
-
-impl Region {
-    /// The three regions, in report order.
-    pub const ALL: [Region; 3] = [Region::North, Region::Central, Region::South];
-
-    /// The wire name (`north`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Region::North => "north",
-            Region::Central => "central",
-            Region::South => "south",
-        }
-    }
-
-    /// From the wire name; exact and lower case.
-    pub fn parse(s: &str) -> Option<Region> {
-        match s {
-            "north" => Some(Region::North),
-            "central" => Some(Region::Central),
-            "south" => Some(Region::South),
-            _ => None,
-        }
-    }
-
-    /// From the index `self as usize`.
-    pub fn from_index(i: usize) -> Region {
-        Region::ALL[i.min(2)]
-    }
-}
-
-/// Who carried the request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    /// SMETS2 via the DSP.
-    Dsp = 0,
-    /// SMETS1 via an S1 service provider.
-    S1sp = 1,
-    /// CSP test traffic.
-    Csp = 2,
-}
-
-impl Provider {
-    /// All providers.
-    pub const ALL: [Provider; 3] = [Provider::Dsp, Provider::S1sp, Provider::Csp];
-
-    /// The wire name (`dsp`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Dsp => "dsp",
-            Provider::S1sp => "s1sp",
-            Provider::Csp => "csp",
-        }
-    }
-
-    /// From the wire name; exact and lower case.
-    pub fn parse(s: &str) -> Option<Provider> {
-        match s {
-            "dsp" => Some(Provider::Dsp),
-            "s1sp" => Some(Provider::S1sp),
-            "csp" => Some(Provider::Csp),
-            _ => None,
-        }
-    }
-
-    /// From the index `self as usize`.
-    pub fn from_index(i: usize) -> Provider {
-        Provider::ALL[i.min(2)]
-    }
-}
-
-/// What a measure counts as a hit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Basis {
-    /// Successfully answered within the Target Response Time.
-    Trt,
-    /// Successfully answered within the deadline (MP242).
-    Success,
-}
-
-/// One measure, validated.
-#[derive(Debug, Clone, Serialize)]
-pub struct Measure {
-    /// Identifier used in every output (`PM4.3`).
-    pub id: String,
-    /// Human name.
-    pub name: String,
-    /// Hit = within TRT, or hit = succeeded.
-    pub basis: Basis,
-    /// Selected SRVs: the explicit list, or the members of `class`.
-    pub srvs: BTreeSet<String>,
-    /// The class the SRVs came from, if selected by class.
-    pub class: Option<String>,
-    /// Selected providers (all three when the file says none).
-    pub providers: BTreeSet<Provider>,
-    /// The measure's own TRT, overriding the table.
-    pub trt: Option<Dur>,
-    /// Until when a response counts at all.
-    pub deadline: Dur,
-    /// Scored per region (mechanism B) rather than pooled.
-    pub regional: bool,
-    /// Target Performance Level, percent.
-    pub tpl: Option<Decimal>,
-    /// Minimum Performance Level, percent.
-    pub mpl: Option<Decimal>,
-}
-
-/// How a request counts in one measure: resolved once per (SRV, provider), not per event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MeasureRule {
-    /// Index into [`Definitions::measures`].
-    pub measure: u16,
-    /// The TRT that applies to this SRV in this measure.
-    pub trt: Dur,
-    /// The measure's deadline.
-    pub deadline: Dur,
-    /// The measure's basis.
-    pub basis: Basis,
-}
-
-/// The TRT table: by SRV, else by SRV class, else the default.
-#[derive(Debug, Clone, Serialize)]
-pub struct TrtTable {
-    /// Per-SRV entries.
-    pub by_srv: BTreeMap<String, Dur>,
-    /// Per-class entries.
-    pub by_class: BTreeMap<String, Dur>,
-    /// The fallback.
-    pub default: Dur,
-}
-
-/// All regulatory definitions, validated.
-#[derive(Debug, Clone, Serialize)]
-pub struct Definitions {
-    /// Codes that acknowledge and never end a request (`I99`).
-    pub ack_codes: Vec<String>,
-    /// Codes that mean success (`I0`).
-    pub success_codes: Vec<String>,
-    /// SRV classes by name.
-    pub classes: BTreeMap<String, BTreeSet<String>>,
-    /// The TRT table.
-    pub trt: TrtTable,
-    /// Measures in file order (the order of every report).
-    pub measures: Vec<Measure>,
-    /// The time zone of months, part of the fingerprint because it moves every count.
-    pub zone: String,
-    /// The longest deadline of any measure.
-    #[serde(skip)]
-    pub longest_deadline: Dur,
-    /// SHA-256 (hex) of these definitions in canonical form.
-    #[serde(skip)]
-    pub sha256: String,
-    /// Class of each SRV that has a class TRT (validated to be unambiguous).
-    #[serde(skip)]
-    class_trt_of_srv: BTreeMap<String, Dur>,
-    /// Upper bounds (ms) of the live response-time histogram: every configured TRT and
-    /// deadline, among a fixed ladder from 1 s to 1 day, so each TRT is a bucket edge.
-    #[serde(skip)]
-    pub rt_bounds_ms: Vec<u64>,
-}
-
-/// The fixed part of the response-time buckets (ms); the configured TRTs and deadlines join it.
-const RT_LADDER_MS: [u64; 12] = [
-    1_000, 2_000, 5_000, 10_000, 20_000, 60_000, 120_000, 300_000, 900_000, 3_600_000, 21_600_000,
-    86_400_000,
-];
-
-impl Definitions {
-    /// TRT of `srv` from the table alone.
-    pub fn table_trt(&self, srv: &str) -> Dur {
-        if let Some(d) = self.trt.by_srv.get(srv) {
-            return *d;
-        }
-        if let Some(d) = self.class_trt_of_srv.get(srv) {
-            return *d;
-        }
-        self.trt.default
-    }
-
-    /// The measures a request of `srv` via `provider` counts in, with their TRTs.
-    pub fn rules_for(&self, srv: &str, provider: Provider) -> Vec<MeasureRule> {
-        self.measures
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.providers.contains(&provider) && m.srvs.contains(srv))
-            .map(|(i, m)| MeasureRule {
-                measure: i as u16,
-                trt: m.trt.unwrap_or_else(|| self.table_trt(srv)),
-                deadline: m.deadline,
-                basis: m.basis,
-            })
-            .collect()
-    }
-
-    /// Index of a measure by id.
-    pub fn measure_index(&self, id: &str) -> Option<usize> {
-        self.measures.iter().position(|m| m.id == id)
-    }
-
-    /// Is `code` an acknowledgement?
-    pub fn is_ack(&self, code: &str) -> bool {
-        self.ack_codes.iter().any(|c| c == code)
-    }
-
-    /// Is `code` a success?
-    pub fn is_success(&self, code: &str) -> bool {
-        self.success_codes.iter().any(|c| c == code)
-    }
-}
-
-impl fmt::Display for Basis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Basis::Trt => "trt",
-            Basis::Success => "success",
-        })
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -597,47 +366,15 @@ pub(super) fn load(
     if problems.len() > before {
         return None;
     }
-    let longest_deadline = measures
-        .iter()
-        .map(|m| m.deadline)
-        .max()
-        .unwrap_or(Dur::ZERO);
-    let mut defs = Definitions {
+    Some(Definitions::new(
         ack_codes,
         success_codes,
         classes,
-        trt: table,
+        table,
         measures,
-        zone: zone.to_string(),
-        longest_deadline,
-        sha256: String::new(),
+        zone,
         class_trt_of_srv,
-        rt_bounds_ms: Vec::new(),
-    };
-    let mut bounds: BTreeSet<u64> = RT_LADDER_MS.into_iter().collect();
-    let ms = |d: Dur| d.as_millis_floor().max(1) as u64;
-    bounds.insert(ms(defs.trt.default));
-    bounds.extend(defs.trt.by_srv.values().map(|d| ms(*d)));
-    bounds.extend(defs.trt.by_class.values().map(|d| ms(*d)));
-    for m in &defs.measures {
-        bounds.extend(m.trt.map(ms));
-        bounds.insert(ms(m.deadline));
-    }
-    defs.rt_bounds_ms = bounds.into_iter().collect();
-    // The fingerprint is over the canonical JSON of what was understood, not the file's bytes,
-    // so comments and formatting do not count as a change of definitions.
-    let canonical = serde_json::to_vec(&defs).unwrap_or_default();
-    defs.sha256 = Sha256::digest(&canonical)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Some(defs)
-}
-
-impl Serialize for Dur {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
+    ))
 }
 
 #[cfg(test)]

@@ -15,8 +15,9 @@ pub mod settings;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use measures::{Basis, Definitions, Measure, MeasureRule, Provider, Region};
 pub use settings::Settings;
+
+use crate::engine::definitions::Definitions;
 
 /// The built-in `srv-opr.toml` (identical to `config/srv-opr.toml`).
 pub const DEFAULT_SETTINGS: &str = include_str!("../../config/srv-opr.toml");

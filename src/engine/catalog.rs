@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 
-use crate::config::{Definitions, MeasureRule, Provider};
+use crate::engine::definitions::{Definitions, MeasureRule};
+
+use crate::engine::domain::Provider;
 use crate::engine::time::Dur;
 
 /// What a response code means.

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::config::{Provider, Region};
+use crate::engine::domain::{Provider, Region};
 use crate::engine::time::{Ts, parse_rfc3339};
 
 /// The longest accepted `id`, in bytes.

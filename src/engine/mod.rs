@@ -7,6 +7,8 @@ pub mod aggregate;
 pub mod calendar;
 pub mod catalog;
 pub mod correlate;
+pub mod definitions;
+pub mod domain;
 pub mod event;
 pub mod pipeline;
 pub mod time;

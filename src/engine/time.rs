@@ -308,6 +308,13 @@ pub fn now() -> Ts {
     Ts(d.as_nanos().min(i64::MAX as u128) as i64)
 }
 
+/// Written as its text (`"30s"`), in the definitions' canonical form.
+impl serde::Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

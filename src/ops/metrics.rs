@@ -11,9 +11,11 @@ use prometheus::{Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec,
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use crate::config::{Basis, Definitions, Region};
+use crate::engine::definitions::Definitions;
+
 use crate::engine::aggregate::RtHist;
 use crate::engine::calendar::Calendar;
+use crate::engine::domain::{Basis, Region};
 use crate::engine::event::DeadReason;
 use crate::engine::pipeline::{EventResult, EventType};
 use crate::ops::alerts::{AlertBoard, AlertKey, AlertKind, alert_regions, hits_to_target};

@@ -9,9 +9,11 @@ pub mod workbook;
 
 use std::collections::BTreeMap;
 
-use crate::config::{Basis, Definitions, Measure};
+use crate::engine::definitions::{Definitions, Measure};
+
 use crate::engine::aggregate::Aggregates;
 use crate::engine::calendar::Month;
+use crate::engine::domain::Basis;
 use crate::score::inputs::InputRow;
 use crate::score::model::Report;
 use crate::score::scheme::Scheme;

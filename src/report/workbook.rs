@@ -19,7 +19,8 @@ use rust_xlsxwriter::{
 
 use super::charts::Chart;
 use super::{REGIONS, Year, failure_totals, month_label};
-use crate::config::{Basis, Measure};
+use crate::engine::definitions::Measure;
+use crate::engine::domain::Basis;
 use crate::score::inputs::Period;
 use crate::score::model::{ComponentScore, MeasureScore};
 use crate::score::render::assessment;

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::config::Definitions;
 use crate::engine::aggregate::{Aggregates, Row, rpl_percent};
 use crate::engine::calendar::Month;
+use crate::engine::definitions::Definitions;
 use crate::engine::event::DeadReason;
 use crate::engine::pipeline::{EventResult, EventType, PipelineStats};
 use crate::engine::time::Ts;

@@ -10,8 +10,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::config::{Provider, Region};
 use crate::engine::correlate::Pos;
+use crate::engine::domain::{Provider, Region};
 use crate::engine::event::{DeadReason, Event, Request, Response};
 use crate::engine::pipeline::{Checked, EventType};
 use crate::engine::time::Ts;

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use crate::config::{Provider, Region};
 use crate::engine::correlate::{Changes, SavedEntry, SavedWaiting};
+use crate::engine::domain::{Provider, Region};
 use crate::store::StoreError;
 
 /// Bytes of an encoded record.

@@ -242,7 +242,7 @@ pub fn open(
     url: &str,
     password: Option<&str>,
     id: &Identity,
-    defs: &crate::config::Definitions,
+    defs: &crate::engine::definitions::Definitions,
 ) -> Result<Box<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Box::new(sqlite::SqliteStore::open(path, id, defs)?))
@@ -304,7 +304,7 @@ pub(crate) struct RowWrite<'a> {
 /// The month rows of a checkpoint's changed blocks, named as the tables store them.
 pub(crate) fn row_writes<'a>(
     delta: &'a Delta,
-    defs: &'a crate::config::Definitions,
+    defs: &'a crate::engine::definitions::Definitions,
 ) -> Result<Vec<RowWrite<'a>>, StoreError> {
     let mut out = Vec::new();
     for b in &delta.blocks {
@@ -318,7 +318,7 @@ pub(crate) fn row_writes<'a>(
             out.push(RowWrite {
                 month: month.clone(),
                 measure,
-                region: crate::config::Region::from_index(i).as_str(),
+                region: crate::engine::domain::Region::from_index(i).as_str(),
                 row,
                 delete: row.requests == 0 && row.revision == 0,
             });
@@ -339,7 +339,7 @@ pub(crate) fn revision_reason(cp: &Checkpoint<'_>, row: &SavedRow) -> String {
 /// Groups a partition's stored rows into blocks of the current definitions' measure indices.
 pub(crate) fn blocks_of(
     rows: Vec<StoredRow>,
-    defs: &crate::config::Definitions,
+    defs: &crate::engine::definitions::Definitions,
 ) -> Result<Vec<SavedBlock>, StoreError> {
     let mut blocks: Vec<SavedBlock> = Vec::new();
     let mut index: std::collections::HashMap<(Month, u16), usize> = Default::default();

@@ -10,9 +10,10 @@ use super::{
     Checkpoint, Claim, Identity, PartitionInfo, RevisionRecord, SCHEMA_VERSION, SavedPartition,
     Store, StoreError, StoredRow, Written, blocks_of, check_identity, revision_reason, row_writes,
 };
-use crate::config::{Definitions, Region};
 use crate::engine::aggregate::SavedRow;
 use crate::engine::calendar::Month;
+use crate::engine::definitions::Definitions;
+use crate::engine::domain::Region;
 use crate::engine::pipeline::{SavedMeta, SavedPipeline};
 use crate::engine::time::now;
 

@@ -11,10 +11,12 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 use hdrhistogram::Histogram;
 
-use crate::config::{Basis, Definitions, MeasureRule, Region};
+use crate::engine::definitions::{Definitions, MeasureRule};
+
 use crate::engine::calendar::{Calendar, Month};
 use crate::engine::catalog::{Bucket, Catalog, CodeKind};
 use crate::engine::correlate::Decision;
+use crate::engine::domain::{Basis, Region};
 use crate::engine::time::{Dur, Ts};
 
 /// Significant digits of the response-time histograms: ≤ 0.1 % relative error (SPEC §5).
@@ -784,7 +786,8 @@ mod tests {
 #[cfg(test)]
 mod merge_properties {
     use super::*;
-    use crate::config::{Config, Provider};
+    use crate::config::Config;
+    use crate::engine::domain::Provider;
     use crate::engine::time::NANOS_PER_MILLI;
     use crate::sink::rollup::rpl_lines;
     use proptest::prelude::*;

@@ -15,8 +15,8 @@
 use hashbrown::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::config::{Provider, Region};
 use crate::engine::catalog::{Catalog, CodeKind};
+use crate::engine::domain::{Provider, Region};
 use crate::engine::event::DeadReason;
 use crate::engine::time::{Dur, Ts};
 use crate::engine::timers::TimerQueue;

@@ -19,8 +19,9 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use crate::config::settings::AlertSettings;
-use crate::config::{Basis, Definitions};
 use crate::engine::calendar::Calendar;
+use crate::engine::definitions::Definitions;
+use crate::engine::domain::Basis;
 use crate::engine::time::{Dur, Ts};
 use crate::ops::live::{Counts, Live, LiveSnapshot, MeasureCounts};
 

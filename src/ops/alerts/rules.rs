@@ -7,7 +7,8 @@
 use std::fmt::Write as _;
 
 use crate::config::settings::AlertSettings;
-use crate::config::{Basis, Definitions};
+use crate::engine::definitions::Definitions;
+use crate::engine::domain::Basis;
 use crate::engine::time::Dur;
 use crate::ops::alerts::{AlertKind, REGIONS, alert_regions};
 

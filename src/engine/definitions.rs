@@ -1,0 +1,191 @@
+//! The regulatory definitions as the core uses them: the measures, their TRTs and deadlines,
+//! the acknowledgement and success codes, resolved into per-(SRV, provider) rules. Reading and
+//! validating `measures.toml` is `config::measures`'s; this is what it produces.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::domain::{Basis, Provider};
+use super::time::Dur;
+
+/// One measure, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measure {
+    /// Identifier used in every output (`PM4.3`).
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Hit = within TRT, or hit = succeeded.
+    pub basis: Basis,
+    /// Selected SRVs: the explicit list, or the members of `class`.
+    pub srvs: BTreeSet<String>,
+    /// The class the SRVs came from, if selected by class.
+    pub class: Option<String>,
+    /// Selected providers (all three when the file says none).
+    pub providers: BTreeSet<Provider>,
+    /// The measure's own TRT, overriding the table.
+    pub trt: Option<Dur>,
+    /// Until when a response counts at all.
+    pub deadline: Dur,
+    /// Scored per region (mechanism B) rather than pooled.
+    pub regional: bool,
+    /// Target Performance Level, percent.
+    pub tpl: Option<Decimal>,
+    /// Minimum Performance Level, percent.
+    pub mpl: Option<Decimal>,
+}
+
+/// How a request counts in one measure: resolved once per (SRV, provider), not per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeasureRule {
+    /// Index into [`Definitions::measures`].
+    pub measure: u16,
+    /// The TRT that applies to this SRV in this measure.
+    pub trt: Dur,
+    /// The measure's deadline.
+    pub deadline: Dur,
+    /// The measure's basis.
+    pub basis: Basis,
+}
+
+/// The TRT table: by SRV, else by SRV class, else the default.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrtTable {
+    /// Per-SRV entries.
+    pub by_srv: BTreeMap<String, Dur>,
+    /// Per-class entries.
+    pub by_class: BTreeMap<String, Dur>,
+    /// The fallback.
+    pub default: Dur,
+}
+
+/// All regulatory definitions, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Definitions {
+    /// Codes that acknowledge and never end a request (`I99`).
+    pub ack_codes: Vec<String>,
+    /// Codes that mean success (`I0`).
+    pub success_codes: Vec<String>,
+    /// SRV classes by name.
+    pub classes: BTreeMap<String, BTreeSet<String>>,
+    /// The TRT table.
+    pub trt: TrtTable,
+    /// Measures in file order (the order of every report).
+    pub measures: Vec<Measure>,
+    /// The time zone of months, part of the fingerprint because it moves every count.
+    pub zone: String,
+    /// The longest deadline of any measure.
+    #[serde(skip)]
+    pub longest_deadline: Dur,
+    /// SHA-256 (hex) of these definitions in canonical form.
+    #[serde(skip)]
+    pub sha256: String,
+    /// Class of each SRV that has a class TRT (validated to be unambiguous).
+    #[serde(skip)]
+    class_trt_of_srv: BTreeMap<String, Dur>,
+    /// Upper bounds (ms) of the live response-time histogram: every configured TRT and
+    /// deadline, among a fixed ladder from 1 s to 1 day, so each TRT is a bucket edge.
+    #[serde(skip)]
+    pub rt_bounds_ms: Vec<u64>,
+}
+
+/// The fixed part of the response-time buckets (ms); the configured TRTs and deadlines join it.
+const RT_LADDER_MS: [u64; 12] = [
+    1_000, 2_000, 5_000, 10_000, 20_000, 60_000, 120_000, 300_000, 900_000, 3_600_000, 21_600_000,
+    86_400_000,
+];
+
+impl Definitions {
+    /// Definitions from their validated parts (`config::measures` validates them): derives the
+    /// longest deadline, the response-time histogram's bounds and the fingerprint.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ack_codes: Vec<String>,
+        success_codes: Vec<String>,
+        classes: BTreeMap<String, BTreeSet<String>>,
+        table: TrtTable,
+        measures: Vec<Measure>,
+        zone: &str,
+        class_trt_of_srv: BTreeMap<String, Dur>,
+    ) -> Definitions {
+        let longest_deadline = measures
+            .iter()
+            .map(|m| m.deadline)
+            .max()
+            .unwrap_or(Dur::ZERO);
+        let mut defs = Definitions {
+            ack_codes,
+            success_codes,
+            classes,
+            trt: table,
+            measures,
+            zone: zone.to_string(),
+            longest_deadline,
+            sha256: String::new(),
+            class_trt_of_srv,
+            rt_bounds_ms: Vec::new(),
+        };
+        let mut bounds: BTreeSet<u64> = RT_LADDER_MS.into_iter().collect();
+        let ms = |d: Dur| d.as_millis_floor().max(1) as u64;
+        bounds.insert(ms(defs.trt.default));
+        bounds.extend(defs.trt.by_srv.values().map(|d| ms(*d)));
+        bounds.extend(defs.trt.by_class.values().map(|d| ms(*d)));
+        for m in &defs.measures {
+            bounds.extend(m.trt.map(ms));
+            bounds.insert(ms(m.deadline));
+        }
+        defs.rt_bounds_ms = bounds.into_iter().collect();
+        // The fingerprint is over the canonical JSON of what was understood, not the file's bytes,
+        // so comments and formatting do not count as a change of definitions.
+        let canonical = serde_json::to_vec(&defs).unwrap_or_default();
+        defs.sha256 = Sha256::digest(&canonical)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        defs
+    }
+
+    /// TRT of `srv` from the table alone.
+    pub fn table_trt(&self, srv: &str) -> Dur {
+        if let Some(d) = self.trt.by_srv.get(srv) {
+            return *d;
+        }
+        if let Some(d) = self.class_trt_of_srv.get(srv) {
+            return *d;
+        }
+        self.trt.default
+    }
+
+    /// The measures a request of `srv` via `provider` counts in, with their TRTs.
+    pub fn rules_for(&self, srv: &str, provider: Provider) -> Vec<MeasureRule> {
+        self.measures
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.providers.contains(&provider) && m.srvs.contains(srv))
+            .map(|(i, m)| MeasureRule {
+                measure: i as u16,
+                trt: m.trt.unwrap_or_else(|| self.table_trt(srv)),
+                deadline: m.deadline,
+                basis: m.basis,
+            })
+            .collect()
+    }
+
+    /// Index of a measure by id.
+    pub fn measure_index(&self, id: &str) -> Option<usize> {
+        self.measures.iter().position(|m| m.id == id)
+    }
+
+    /// Is `code` an acknowledgement?
+    pub fn is_ack(&self, code: &str) -> bool {
+        self.ack_codes.iter().any(|c| c == code)
+    }
+
+    /// Is `code` a success?
+    pub fn is_success(&self, code: &str) -> bool {
+        self.success_codes.iter().any(|c| c == code)
+    }
+}

@@ -1,0 +1,107 @@
+//! The domain's own vocabulary: the three CSP regions, the providers that carry requests, and
+//! what a measure counts as a hit. Every layer speaks these; they depend on nothing.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// CSP region of the target device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    /// Arqiva.
+    North = 0,
+    /// Telefónica / VMO2.
+    Central = 1,
+    /// Telefónica / VMO2.
+    South = 2,
+}
+
+impl Region {
+    /// The three regions, in report order.
+    pub const ALL: [Region; 3] = [Region::North, Region::Central, Region::South];
+
+    /// The wire name (`north`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Region::North => "north",
+            Region::Central => "central",
+            Region::South => "south",
+        }
+    }
+
+    /// From the wire name; exact and lower case.
+    pub fn parse(s: &str) -> Option<Region> {
+        match s {
+            "north" => Some(Region::North),
+            "central" => Some(Region::Central),
+            "south" => Some(Region::South),
+            _ => None,
+        }
+    }
+
+    /// From the index `self as usize`.
+    pub fn from_index(i: usize) -> Region {
+        Region::ALL[i.min(2)]
+    }
+}
+
+/// Who carried the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// SMETS2 via the DSP.
+    Dsp = 0,
+    /// SMETS1 via an S1 service provider.
+    S1sp = 1,
+    /// CSP test traffic.
+    Csp = 2,
+}
+
+impl Provider {
+    /// All providers.
+    pub const ALL: [Provider; 3] = [Provider::Dsp, Provider::S1sp, Provider::Csp];
+
+    /// The wire name (`dsp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Dsp => "dsp",
+            Provider::S1sp => "s1sp",
+            Provider::Csp => "csp",
+        }
+    }
+
+    /// From the wire name; exact and lower case.
+    pub fn parse(s: &str) -> Option<Provider> {
+        match s {
+            "dsp" => Some(Provider::Dsp),
+            "s1sp" => Some(Provider::S1sp),
+            "csp" => Some(Provider::Csp),
+            _ => None,
+        }
+    }
+
+    /// From the index `self as usize`.
+    pub fn from_index(i: usize) -> Provider {
+        Provider::ALL[i.min(2)]
+    }
+}
+
+/// What a measure counts as a hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Basis {
+    /// Successfully answered within the Target Response Time.
+    Trt,
+    /// Successfully answered within the deadline (MP242).
+    Success,
+}
+
+impl fmt::Display for Basis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Basis::Trt => "trt",
+            Basis::Success => "success",
+        })
+    }
+}
