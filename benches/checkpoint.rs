@@ -24,14 +24,13 @@ fn stamp(ns: i64) -> String {
 fn measure(name: &str, mut store: Box<dyn Store>, n: u64, size: &dyn Fn() -> u64) {
     let cfg = Config::builtin().expect("config");
     let mut p = Pipeline::new(
-        &cfg,
+        &cfg.pipeline().expect("pipeline"),
         vec![SourceName {
             name: "t/0".into(),
             separator: '/',
         }],
         VecDeadLetters::default(),
-    )
-    .expect("pipeline");
+    );
     p.track_changes();
     let epoch = store.claim("t", 0, "bench").expect("claim").epoch;
     // Requests a millisecond apart from 2024-03-04: all pending (deadline 24 h away), with

@@ -85,8 +85,11 @@ pub fn replay(
     let total: Option<u64> = inputs.iter().map(Input::size).sum();
     let bar = ProgressBar::new(total, counter, progress);
     let dl_file = outdir.file("deadletter.jsonl")?;
-    let mut pipeline = Pipeline::new(cfg, source_names(inputs), JsonlDeadLetters::new(dl_file))
-        .map_err(anyhow::Error::msg)?;
+    let mut pipeline = Pipeline::new(
+        &cfg.pipeline().map_err(anyhow::Error::msg)?,
+        source_names(inputs),
+        JsonlDeadLetters::new(dl_file),
+    );
     let watermark = drive(
         &mut sources,
         &mut pipeline,

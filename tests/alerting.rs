@@ -10,8 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-use common::{KillOnDrop, brokers, create_topic_on, free_port, http_get, srv_ok, unique};
+use crate::support::{KillOnDrop, brokers, create_topic_on, free_port, http_get, srv_ok, unique};
 
 /// A server of the test: killed and reaped when dropped.
 struct Server(Child);
@@ -309,7 +308,7 @@ fn alerts_reach_alertmanager_and_resolve_there() {
             "t",
             0,
             // 2024-03-15 in event time.
-            common::part_view(
+            crate::support::part_view(
                 srv_opr::engine::time::Ts(1_710_460_800_000_000_000),
                 1,
                 BTreeMap::from([(srv_opr::engine::calendar::Month::new(2024, 3), month)]),

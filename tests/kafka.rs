@@ -12,8 +12,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use srv_opr::kafka::partition::{key_of_line, partition_of};
 
-mod common;
-use common::{KillOnDrop, brokers, create_topic, http_get, srv_ok, unique};
+use crate::support::{KillOnDrop, brokers, create_topic, http_get, srv_ok, unique};
 
 /// Reads `expected` messages from every partition of `topic`: (partition, key, payload).
 fn read_all(topic: &str, partitions: i32, expected: usize) -> Vec<(i32, Option<Vec<u8>>, Vec<u8>)> {

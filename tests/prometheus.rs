@@ -12,8 +12,6 @@ use srv_opr::config::Config;
 use srv_opr::ops::live::Live;
 use srv_opr::ops::metrics::Metrics;
 
-mod common;
-
 const RULES: &str = "deploy/prometheus/rules/srv-opr.yml";
 const RULE_TESTS: &str = "deploy/prometheus/rules/srv-opr.test.yml";
 const DASHBOARD: &str = "deploy/grafana/provisioning/dashboards/srv-opr.json";
@@ -53,7 +51,7 @@ fn promtool_accepts_the_rules_and_passes_their_cases() {
 fn exposed() -> Vec<String> {
     let cfg = Config::builtin().unwrap();
     let live = Arc::new(Live::new(std::time::Duration::from_secs(30)));
-    let mut view = common::part_view(
+    let mut view = crate::support::part_view(
         srv_opr::engine::time::Ts(1_710_000_000_000_000_000),
         5,
         BTreeMap::from([(
@@ -178,20 +176,20 @@ fn readyz_waits_for_partitions_and_for_the_lag_to_fall_below_the_threshold() {
     );
     let server = srv_opr::ops::http::serve("127.0.0.1:0", metrics, live.clone(), 1000).unwrap();
     let addr = server.addr.to_string();
-    let (status, body) = common::http_get(&addr, "/readyz");
+    let (status, body) = crate::support::http_get(&addr, "/readyz");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("no partition"), "{body}");
     let view = |next_offset| {
-        common::part_view(srv_opr::engine::time::Ts::MIN, next_offset, BTreeMap::new())
+        crate::support::part_view(srv_opr::engine::time::Ts::MIN, next_offset, BTreeMap::new())
     };
     live.set_assigned(1);
     live.publish("t", 0, view(0));
     live.set_end_offset("t", 0, 5000);
-    let (status, body) = common::http_get(&addr, "/readyz");
+    let (status, body) = crate::support::http_get(&addr, "/readyz");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("catching up: 5000 messages behind"), "{body}");
     live.publish("t", 0, view(4500));
-    let (status, body) = common::http_get(&addr, "/readyz");
+    let (status, body) = crate::support::http_get(&addr, "/readyz");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("500 messages behind"), "{body}");
 }

@@ -7,8 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-mod common;
-use common::srv_ok;
+use crate::support::srv_ok;
 
 /// Debian's Python, which has the packages `scripts/test` installs (a pyenv shim may not).
 const PYTHON: &str = "/usr/bin/python3";

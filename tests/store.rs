@@ -11,8 +11,6 @@ use srv_opr::sink::rollup::{evidence_files, failures_csv, rpl_csv, rpl_lines};
 use srv_opr::store::sqlite::SqliteStore;
 use srv_opr::store::{Checkpoint, Identity, Store, StoreError};
 
-mod common;
-
 /// Traffic across the March/April 2024 edge with every trap, late events included.
 fn events(seed: u64) -> Vec<Vec<u8>> {
     let p = |s: &str| parse_rfc3339(s.as_bytes()).unwrap();
@@ -154,7 +152,7 @@ fn sqlite_store(dir: &std::path::Path) -> (Box<Opener>, Box<dyn Fn() -> i64>) {
 
 /// A database of its own on the PostgreSQL server `scripts/test` starts.
 fn postgres_store() -> (Box<Opener>, Box<dyn Fn() -> i64>) {
-    let url = common::fresh_postgres_database();
+    let url = crate::support::fresh_postgres_database();
     let u = url.clone();
     let defs = Config::builtin().unwrap().definitions;
     (
@@ -206,7 +204,11 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
     assert!(lines.len() > 50_000, "{} events", lines.len());
 
     let mut reference = Part {
-        pipeline: Pipeline::new(&cfg, source(), VecDeadLetters::default()).unwrap(),
+        pipeline: Pipeline::new(
+            &cfg.pipeline().unwrap(),
+            source(),
+            VecDeadLetters::default(),
+        ),
         max_at: Ts::MIN,
         next: 0,
     };
@@ -230,7 +232,11 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
     assert!(claim.saved.is_none());
     let mut epoch = claim.epoch;
     let mut part = Part {
-        pipeline: Pipeline::new(&cfg, source(), VecDeadLetters::default()).unwrap(),
+        pipeline: Pipeline::new(
+            &cfg.pipeline().unwrap(),
+            source(),
+            VecDeadLetters::default(),
+        ),
         max_at: Ts::MIN,
         next: 0,
     };
@@ -284,7 +290,7 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
                     max_at: Ts(saved.max_at),
                     next: saved.next_offset as usize,
                     pipeline: Pipeline::restore(
-                        &cfg,
+                        &cfg.pipeline().unwrap(),
                         source(),
                         VecDeadLetters::default(),
                         saved.pipeline,
@@ -313,8 +319,13 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
     // A final checkpoint, as at shutdown, then everything from the store alone.
     part.checkpoint(&mut *store, epoch, false);
     let saved = store.claim("t", 0, "test").unwrap().saved.unwrap();
-    let restored =
-        Pipeline::restore(&cfg, source(), VecDeadLetters::default(), saved.pipeline).unwrap();
+    let restored = Pipeline::restore(
+        &cfg.pipeline().unwrap(),
+        source(),
+        VecDeadLetters::default(),
+        saved.pipeline,
+    )
+    .unwrap();
     let (rpl, failures, evidence, stats) = figures(restored);
     assert_eq!(rpl, want_rpl);
     assert_eq!(failures, want_failures);
@@ -337,7 +348,11 @@ fn fencing(open: &Opener) {
     let old = a.claim("t", 3, "a").unwrap().epoch;
     let new = b.claim("t", 3, "b").unwrap().epoch;
     assert!(new > old);
-    let mut p = Pipeline::new(&cfg, source(), VecDeadLetters::default()).unwrap();
+    let mut p = Pipeline::new(
+        &cfg.pipeline().unwrap(),
+        source(),
+        VecDeadLetters::default(),
+    );
     p.track_changes();
     let delta = p.take_delta(false).unwrap();
     let cp = |epoch| Checkpoint {

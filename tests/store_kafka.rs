@@ -10,8 +10,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-mod common;
-use common::{KillOnDrop, brokers, create_topic_on, srv_ok, unique};
+use crate::support::{KillOnDrop, brokers, create_topic_on, srv_ok, unique};
 
 const MONTH: &str = "2024-03";
 
@@ -412,7 +411,7 @@ fn three_instances_on_postgres_one_late_one_killed_change_no_figure() {
     create_topic_on(&brokers, &format!("{topic}-dead"), 1);
     let dir = tempfile::tempdir().unwrap();
     let total = simulate_file(dir.path(), "0.1");
-    let url = common::fresh_postgres_database();
+    let url = crate::support::fresh_postgres_database();
     let store = StoreAt::Postgres(url.clone());
     let env = group_env(&brokers, &topic, &unique("group3"), &url);
 

@@ -1,7 +1,7 @@
 //! A simulated month at volume (about two million events, every trap injected) replayed by
 //! `srv-opr`, checked count for count against an independent oracle written here from SPEC §2:
 //! it loads every event, groups by id and applies the rules directly, with no watermark, timer or
-//! state machine. Heavy: kept in its own test binary.
+//! state machine. Heavy: run it alone with `cargo test --test tests volume::`.
 
 use std::collections::{BTreeMap, HashMap};
 

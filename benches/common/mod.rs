@@ -26,14 +26,13 @@ pub fn replayed(
     .run(&mut bytes)
     .expect("simulate");
     let mut pipeline = Pipeline::new(
-        cfg,
+        &cfg.pipeline().expect("pipeline"),
         vec![SourceName {
             name: "t/0".into(),
             separator: '/',
         }],
         VecDeadLetters::default(),
-    )
-    .expect("pipeline");
+    );
     for (i, line) in bytes
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())

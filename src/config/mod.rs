@@ -147,6 +147,22 @@ impl Config {
         }
     }
 
+    /// What every pipeline of this process is built from.
+    pub fn pipeline(&self) -> Result<crate::engine::pipeline::PipelineConfig, String> {
+        let t = &self.settings.time;
+        Ok(crate::engine::pipeline::PipelineConfig {
+            definitions: std::sync::Arc::new(self.definitions.clone()),
+            calendar: crate::engine::calendar::Calendar::new(&t.zone)?,
+            max_event_bytes: self.settings.input.max_event_bytes,
+            correlator: crate::engine::correlate::CorrelatorConfig {
+                longest_deadline: self.definitions.longest_deadline,
+                dedupe_horizon: t.dedupe_horizon,
+                orphan_wait: self.orphan_wait(),
+                max_waiting_responses: t.max_waiting_responses,
+            },
+        })
+    }
+
     /// How long a response waits for its request: `orphan_wait`, or the longest deadline.
     pub fn orphan_wait(&self) -> crate::engine::time::Dur {
         self.settings

@@ -8,7 +8,6 @@
 use std::io;
 use std::sync::Arc;
 
-use crate::config::Config;
 use crate::engine::aggregate::{AggregateStats, Aggregates, Row, SavedRow};
 use crate::engine::calendar::{Calendar, Month};
 use crate::engine::catalog::Catalog;
@@ -16,6 +15,7 @@ use crate::engine::correlate::{
     Changes, Correlator, CorrelatorConfig, CorrelatorStats, Output, Pos, Req, Resp, SavedEntry,
     SavedWaiting, Verdict, key_of,
 };
+use crate::engine::definitions::Definitions;
 use crate::engine::event::{DeadReason, Event, decode};
 use crate::engine::time::Ts;
 
@@ -272,6 +272,20 @@ impl PipelineStats {
     }
 }
 
+/// What a pipeline needs to know of the configuration (`Config::pipeline` builds it): shared by
+/// every pipeline of a process, so partitions share one copy of the definitions.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// The regulatory definitions.
+    pub definitions: Arc<Definitions>,
+    /// Months in the configured zone.
+    pub calendar: Calendar,
+    /// Longer events are `oversized`.
+    pub max_event_bytes: usize,
+    /// The correlator's horizons and caps.
+    pub correlator: CorrelatorConfig,
+}
+
 /// Decode → correlate → aggregate for one correlation scope (a replay, or one partition).
 pub struct Pipeline<S: DeadLetterSink> {
     max_event_bytes: usize,
@@ -288,26 +302,20 @@ pub struct Pipeline<S: DeadLetterSink> {
 
 impl<S: DeadLetterSink> Pipeline<S> {
     /// A pipeline over `sources` (indexed by [`Pos::source`]) writing dead letters to `sink`.
-    pub fn new(cfg: &Config, sources: Vec<SourceName>, sink: S) -> Result<Pipeline<S>, String> {
-        let defs = Arc::new(cfg.definitions.clone());
-        let calendar = Calendar::new(&cfg.settings.time.zone)?;
-        Ok(Pipeline {
-            max_event_bytes: cfg.settings.input.max_event_bytes,
+    pub fn new(cfg: &PipelineConfig, sources: Vec<SourceName>, sink: S) -> Pipeline<S> {
+        let defs = cfg.definitions.clone();
+        Pipeline {
+            max_event_bytes: cfg.max_event_bytes,
             catalog: Catalog::new(defs.clone()),
-            correlator: Correlator::new(CorrelatorConfig {
-                longest_deadline: defs.longest_deadline,
-                dedupe_horizon: cfg.settings.time.dedupe_horizon,
-                orphan_wait: cfg.orphan_wait(),
-                max_waiting_responses: cfg.settings.time.max_waiting_responses,
-            }),
-            aggregates: Aggregates::new(defs, calendar),
+            correlator: Correlator::new(cfg.correlator.clone()),
+            aggregates: Aggregates::new(defs, cfg.calendar.clone()),
             sink,
             sources,
             out: Vec::with_capacity(64),
             stats: PipelineStats::default(),
             sample_countdown: 0,
             future_limit: None,
-        })
+        }
     }
 
     /// Valid events stamped after `limit` are dead-lettered as `future_timestamp` (`run` sets it
@@ -574,21 +582,16 @@ impl<S: DeadLetterSink> Pipeline<S> {
 
     /// A pipeline rebuilt from a checkpoint (with change tracking on).
     pub fn restore(
-        cfg: &Config,
+        cfg: &PipelineConfig,
         sources: Vec<SourceName>,
         sink: S,
         saved: SavedPipeline,
     ) -> Result<Pipeline<S>, String> {
-        let mut p = Pipeline::new(cfg, sources, sink)?;
+        let mut p = Pipeline::new(cfg, sources, sink);
         let defs = p.catalog.definitions().clone();
         let meta = saved.meta;
         p.catalog = Catalog::restore(defs.clone(), &meta.srvs, &meta.codes);
-        let ccfg = CorrelatorConfig {
-            longest_deadline: defs.longest_deadline,
-            dedupe_horizon: cfg.settings.time.dedupe_horizon,
-            orphan_wait: cfg.orphan_wait(),
-            max_waiting_responses: cfg.settings.time.max_waiting_responses,
-        };
+        let ccfg = cfg.correlator.clone();
         for (_, e) in &saved.entries {
             if e.srv as usize >= meta.srvs.len()
                 || (e.fin_at.is_some() && e.fin_code as usize >= meta.codes.len())

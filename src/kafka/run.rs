@@ -274,7 +274,8 @@ struct Assigned {
 /// The fetch thread's side of the workers: batching, assignment, hand-over. Lives in the
 /// consumer's context because the rebalance callbacks need it; only the fetch thread locks it.
 struct Dispatcher {
-    cfg: Config,
+    /// What each partition's pipeline is built from.
+    pipeline: crate::engine::pipeline::PipelineConfig,
     dead: KafkaDeadLetters,
     live: Arc<Live>,
     /// The fetch thread's own store connection, for claims (workers have theirs).
@@ -363,8 +364,7 @@ impl Dispatcher {
         };
         let (pipeline, epoch, next_offset, max_at, start, log_bytes) = match &mut self.store {
             None => (
-                Pipeline::new(&self.cfg, vec![name], self.dead.clone())
-                    .map_err(anyhow::Error::msg)?,
+                Pipeline::new(&self.pipeline, vec![name], self.dead.clone()),
                 0,
                 0,
                 Ts::MIN,
@@ -375,8 +375,7 @@ impl Dispatcher {
                 let claim = store.claim(topic, partition, &self.owner)?;
                 match claim.saved {
                     None => {
-                        let mut p = Pipeline::new(&self.cfg, vec![name], self.dead.clone())
-                            .map_err(anyhow::Error::msg)?;
+                        let mut p = Pipeline::new(&self.pipeline, vec![name], self.dead.clone());
                         p.track_changes();
                         tracing::info!(
                             topic,
@@ -389,7 +388,7 @@ impl Dispatcher {
                     Some(saved) => {
                         let records = saved.pipeline.entries.len();
                         let p = Pipeline::restore(
-                            &self.cfg,
+                            &self.pipeline,
                             vec![name],
                             self.dead.clone(),
                             saved.pipeline,
@@ -1032,7 +1031,7 @@ pub fn run(
     drop(pool_tx);
     let context = RunContext {
         dispatcher: Mutex::new(Dispatcher {
-            cfg: cfg.clone(),
+            pipeline: cfg.pipeline().map_err(anyhow::Error::msg)?,
             dead: dead.clone(),
             live: live.clone(),
             store: claims,

@@ -418,8 +418,11 @@ mod tests {
     }
 
     fn pipeline(cfg: &Config, inputs: &[Input]) -> Pipeline<VecDeadLetters> {
-        Pipeline::new(cfg, source_names(inputs), VecDeadLetters::default())
-            .unwrap_or_else(|e| panic!("pipeline: {e}"))
+        Pipeline::new(
+            &cfg.pipeline().unwrap_or_else(|e| panic!("pipeline: {e}")),
+            source_names(inputs),
+            VecDeadLetters::default(),
+        )
     }
 
     /// The pipeline fed by the reading thread ends exactly where one fed line by line ends:
@@ -509,8 +512,11 @@ mod tests {
         let inputs = vec![Input::Memory("bad".into(), Arc::new(bad.into_bytes()))];
         let mut sources = open_all(&inputs, 65_536, Arc::new(AtomicU64::new(0)))
             .unwrap_or_else(|e| panic!("open: {e}"));
-        let mut p = Pipeline::new(&cfg, source_names(&inputs), Failing(10))
-            .unwrap_or_else(|e| panic!("pipeline: {e}"));
+        let mut p = Pipeline::new(
+            &cfg.pipeline().unwrap_or_else(|e| panic!("pipeline: {e}")),
+            source_names(&inputs),
+            Failing(10),
+        );
         let err = drive(&mut sources, &mut p, lateness, &mut |_| {}).err();
         assert_eq!(err.map(|e| e.to_string()).as_deref(), Some("disk full"));
 

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use crate::support::{fixture, read_outputs};
+use crate::support::replay::{fixture, read_outputs};
 
 fn srv_opr(args: &[&str], cwd: &std::path::Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_srv-opr"))

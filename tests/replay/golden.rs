@@ -1,6 +1,6 @@
 //! Golden fixtures, each figure derived by hand from SPEC §2 (the comments say how).
 
-use crate::support::{fixture, replay};
+use crate::support::replay::{fixture, replay};
 
 fn counts(row: &[String]) -> [u64; 4] {
     [3, 4, 5, 6].map(|i| row[i].parse().unwrap())

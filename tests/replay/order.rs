@@ -9,7 +9,7 @@ use srv_opr::engine::event::decode;
 use srv_opr::engine::time::{NANOS_PER_SEC, parse_rfc3339};
 use srv_opr::simulate::{Rng, SimConfig, Simulator};
 
-use crate::support::{Replayed, replay};
+use crate::support::replay::{Replayed, replay};
 
 /// Simulated traffic across the March/April 2024 edge, with every injected trap.
 fn events(seed: u64) -> Vec<Vec<u8>> {
@@ -155,7 +155,11 @@ mod arbitrary {
             Arc::new(lines.join("\n").into_bytes()),
         )];
         let mut sources = open_all(&inputs, 65_536, Arc::new(AtomicU64::new(0))).unwrap();
-        let mut p = Pipeline::new(&cfg, source_names(&inputs), VecDeadLetters::default()).unwrap();
+        let mut p = Pipeline::new(
+            &cfg.pipeline().unwrap(),
+            source_names(&inputs),
+            VecDeadLetters::default(),
+        );
         drive(
             &mut sources,
             &mut p,

@@ -1,5 +1,9 @@
-//! Helpers shared by the tests that need a real Kafka broker (`KAFKA_BOOTSTRAP_SERVERS`).
+//! Helpers shared by the integration tests: the real Kafka broker (`KAFKA_BOOTSTRAP_SERVERS`)
+//! and PostgreSQL (`SRV_OPR_TEST_POSTGRES`) that `scripts/test` starts, unique names, running
+//! the binary, HTTP, free ports; `replay`: replaying files and reading what a replay wrote.
 #![allow(dead_code)]
+
+pub mod replay;
 
 use std::process::{Command, Output};
 use std::time::Duration;

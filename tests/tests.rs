@@ -1,0 +1,34 @@
+//! Every integration test, in one binary: one link instead of one per file (each links rdkafka,
+//! PostgreSQL and SQLite), and helpers written once in `support`. A module per area; select an
+//! area by its path, e.g. `cargo test --test tests kafka::` or `-- store_kafka:: volume::`.
+//!
+//! Quick, no servers:
+//! - `architecture`: the import rules of the layout (the core imports nothing of the edges).
+//! - `replay`: golden fixtures, order and file-splitting invariance, the command line.
+//! - `score`: the OPR scoring core against the seed's Table 7 and worked cases.
+//! - `deploy`: every setting the deployment files pass is one the service accepts.
+//! - `store`: checkpoints on SQLite (and PostgreSQL, `SRV_OPR_TEST_POSTGRES`) without Kafka.
+//! - `kafka_faults`: `run` in process on librdkafka's mock cluster, with injected faults.
+//!
+//! Heavy, with real servers started by `scripts/test`:
+//! - `volume`: a simulated month of ~2 M events against an independent oracle.
+//! - `report`: the year's workbook, charts and page opened in openpyxl, LibreOffice, Chromium.
+//! - `prometheus`: the generated rules in promtool; what `/metrics` exposes.
+//! - `alerting`: `run` on the real broker, a real Prometheus and Alertmanager.
+//! - `kafka`: `run` against a real Apache Kafka broker (`KAFKA_BOOTSTRAP_SERVERS`).
+//! - `store_kafka`: SIGKILLs, offset resets, a broker restart, three instances on PostgreSQL.
+
+mod support;
+
+mod alerting;
+mod architecture;
+mod deploy;
+mod kafka;
+mod kafka_faults;
+mod prometheus;
+mod replay;
+mod report;
+mod score;
+mod store;
+mod store_kafka;
+mod volume;
