@@ -1,0 +1,278 @@
+//! The correlator's checkpoint state: which keys changed since the last checkpoint, the shapes
+//! a checkpoint stores (records, waiting responses, evidence texts), and the correlator rebuilt
+//! from them. The store's codec writes these shapes; nothing here knows how.
+
+use crate::engine::catalog::Catalog;
+use crate::engine::domain::{Provider, Region};
+use crate::engine::time::Ts;
+
+use super::correlator::{
+    Correlator, CorrelatorConfig, CorrelatorStats, Entry, NONE_AT, Waiting, text_of,
+};
+use super::interface::Evidence;
+use super::key::{KeySet, Pos};
+
+/// Keys changed since the last checkpoint, records and waiting responses apart (few keys ever
+/// have waiting responses: the store need not rewrite them for every touched record).
+#[derive(Default)]
+pub(super) struct Changed {
+    pub(super) entries: KeySet,
+    pub(super) waiting: KeySet,
+}
+
+/// A request's correlation state as a checkpoint stores it (SRV and code are the partition's
+/// interned ids; the checkpoint stores the intern tables beside them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedEntry {
+    /// Request `at`, ns.
+    pub at: i64,
+    /// Final response `at`, ns, if any.
+    pub fin_at: Option<i64>,
+    /// Packed position of the request.
+    pub pos: u64,
+    /// Interned SRV.
+    pub srv: u32,
+    /// Interned final code (meaningless without `fin_at`).
+    pub fin_code: u32,
+    /// Region.
+    pub region: Region,
+    /// Provider.
+    pub provider: Provider,
+    /// Already decided and counted.
+    pub decided: bool,
+}
+
+/// A response waiting for its request, as a checkpoint stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedWaiting {
+    /// Response `at`, ns.
+    pub at: i64,
+    /// Interned code.
+    pub code: u32,
+    /// Packed position.
+    pub pos: u64,
+    /// It was behind the watermark when it arrived.
+    pub behind: bool,
+    /// Its bytes, for the dead letter it may become.
+    pub raw: Box<[u8]>,
+}
+
+/// What changed since the last checkpoint: the state of every key touched, or its removal.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Keys with a record now.
+    pub entries: Vec<(u128, SavedEntry)>,
+    /// Keys whose record is gone.
+    pub removed: Vec<u128>,
+    /// Keys touched and their waiting responses now (empty: none wait any more).
+    pub waiting: Vec<(u128, Vec<SavedWaiting>)>,
+    /// A full snapshot: every record and waiting response, and anything not in it is gone.
+    pub full: bool,
+    /// Evidence texts of the pending records among `entries` (a record written without one
+    /// has none).
+    pub texts: Vec<(u128, Evidence)>,
+}
+
+impl Correlator {
+    /// Starts recording which keys change, for [`Correlator::take_changes`].
+    pub fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(Box::default);
+    }
+
+    /// Marks keys changed: their records (`waiting` false) or their waiting responses.
+    #[inline]
+    pub(super) fn mark(&mut self, waiting: bool, keys: &[u128]) {
+        mark(&mut self.changed, waiting, keys);
+    }
+
+    #[inline]
+    pub(super) fn touch(&mut self, key: u128) {
+        self.mark(false, &[key]);
+    }
+
+    pub(super) fn touch_all(&mut self, keys: &[u128]) {
+        self.mark(false, keys);
+    }
+
+    pub(super) fn touch_waiting(&mut self, key: u128) {
+        self.mark(true, &[key]);
+    }
+
+    pub(super) fn touch_all_waiting(&mut self, keys: &[u128]) {
+        self.mark(true, keys);
+    }
+
+    /// The state of every key changed since the last call (a checkpoint's delta).
+    pub fn take_changes(&mut self) -> Changes {
+        let mut out = Changes::default();
+        let Some(changed) = &mut self.changed else {
+            return out;
+        };
+        for k in changed.entries.drain() {
+            match self.entries.get_mut(&k) {
+                Some(e) => {
+                    e.stored = true;
+                    out.entries.push((k, save_entry(e)));
+                    if let Some(t) = text_of(&self.texts, e) {
+                        out.texts.push((k, t.clone()));
+                    }
+                }
+                None => out.removed.push(k),
+            }
+        }
+        for k in changed.waiting.drain() {
+            let list = self.waiting.get(&k).map_or_else(Vec::new, |l| {
+                l.iter()
+                    .map(|w| SavedWaiting {
+                        at: w.at.0,
+                        code: w.code,
+                        pos: w.pos.0,
+                        behind: w.behind,
+                        raw: w.raw.clone(),
+                    })
+                    .collect()
+            });
+            out.waiting.push((k, list));
+        }
+        out
+    }
+
+    /// A full snapshot for a checkpoint that replaces the partition's state log: every record
+    /// (each now stored) and waiting response; the changes recorded so far are covered by it.
+    pub fn take_snapshot(&mut self) -> Changes {
+        if let Some(changed) = &mut self.changed {
+            changed.entries.clear();
+            changed.waiting.clear();
+        }
+        for e in self.entries.values_mut() {
+            e.stored = true;
+        }
+        self.save_all()
+    }
+
+    /// Every record and waiting response (a full snapshot).
+    pub fn save_all(&self) -> Changes {
+        let mut out = Changes {
+            full: true,
+            entries: self
+                .entries
+                .iter()
+                .map(|(k, e)| (*k, save_entry(e)))
+                .collect(),
+            texts: self
+                .entries
+                .iter()
+                .filter_map(|(k, e)| text_of(&self.texts, e).map(|t| (*k, t.clone())))
+                .collect(),
+            ..Changes::default()
+        };
+        for (k, l) in &self.waiting {
+            out.waiting.push((
+                *k,
+                l.iter()
+                    .map(|w| SavedWaiting {
+                        at: w.at.0,
+                        code: w.code,
+                        pos: w.pos.0,
+                        behind: w.behind,
+                        raw: w.raw.clone(),
+                    })
+                    .collect(),
+            ));
+        }
+        out
+    }
+
+    /// Rebuilds a correlator from a checkpoint: its watermark, records and waiting responses.
+    /// Timers are derived from the records (a pending request is due at its final response if
+    /// that came within the deadline, else at its deadline; a decided one expires at `at` +
+    /// longest deadline + horizon), which is when the original timers would have fired.
+    pub fn restore(
+        cfg: CorrelatorConfig,
+        watermark: Ts,
+        entries: impl IntoIterator<Item = (u128, SavedEntry)>,
+        waiting: impl IntoIterator<Item = (u128, SavedWaiting)>,
+        texts: impl IntoIterator<Item = (u128, Evidence)>,
+        stats: CorrelatorStats,
+        cat: &Catalog,
+    ) -> Correlator {
+        let mut c = Correlator::new(cfg);
+        c.watermark = watermark;
+        c.stats = stats;
+        for (k, s) in entries {
+            let e = Entry {
+                at: Ts(s.at),
+                fin_at: s.fin_at.unwrap_or(NONE_AT),
+                pos: Pos(s.pos),
+                srv: s.srv,
+                fin_code: s.fin_code,
+                region: s.region,
+                provider: s.provider,
+                decided: s.decided,
+                stored: true,
+                text: 0,
+            };
+            if e.decided {
+                c.expire_at.push(c.cfg.expiry(e.at), k);
+            } else {
+                let due = e.at.plus(cat.rules(e.srv, e.provider).deadline);
+                let at = match s.fin_at {
+                    Some(f) if Ts(f) <= due => Ts(f),
+                    _ => due,
+                };
+                c.decide_at.push(at, k);
+                c.pending += 1;
+            }
+            c.entries.insert(k, e);
+        }
+        for (k, w) in waiting {
+            c.orphan_at.push(Ts(w.at).plus(c.cfg.orphan_wait), k);
+            c.waiting.entry(k).or_default().push(Waiting {
+                at: Ts(w.at),
+                code: w.code,
+                pos: Pos(w.pos),
+                behind: w.behind,
+                raw: w.raw,
+            });
+            c.waiting_count += 1;
+        }
+        // Evidence of pending requests, so a miss decided after the restart is sampled as it
+        // would have been without one.
+        for (k, t) in texts {
+            if c.entries.get(&k).is_some_and(|e| !e.decided && e.text == 0) {
+                let slot = c.put_text(t);
+                if let Some(e) = c.entries.get_mut(&k) {
+                    e.text = slot;
+                }
+            }
+        }
+        c
+    }
+}
+
+/// Marks keys changed in `changed` (when a checkpoint store asked for changes): their records
+/// (`waiting` false) or their waiting responses.
+#[inline]
+pub(super) fn mark(changed: &mut Option<Box<Changed>>, waiting: bool, keys: &[u128]) {
+    if let Some(c) = changed {
+        let set = if waiting {
+            &mut c.waiting
+        } else {
+            &mut c.entries
+        };
+        set.extend(keys.iter().copied());
+    }
+}
+
+fn save_entry(e: &Entry) -> SavedEntry {
+    SavedEntry {
+        at: e.at.0,
+        fin_at: (e.fin_at != NONE_AT).then_some(e.fin_at),
+        pos: e.pos.0,
+        srv: e.srv,
+        fin_code: e.fin_code,
+        region: e.region,
+        provider: e.provider,
+        decided: e.decided,
+    }
+}

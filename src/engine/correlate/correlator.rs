@@ -1,0 +1,763 @@
+//! The correlator: matches each request with its final response in event time (SPEC §2).
+//!
+//! Synchronous and I/O-free: the pipeline feeds it one valid event at a time with
+//! [`Correlator::request`] / [`Correlator::response`] and moves time with
+//! [`Correlator::advance`]; it answers with a [`Verdict`] for the event and pushes
+//! [`Output`]s (decisions, revisions, dead letters of stored events) into a buffer the caller
+//! drains.
+
+use crate::engine::catalog::{Catalog, CodeKind};
+use crate::engine::domain::{Provider, Region};
+use crate::engine::event::DeadReason;
+use crate::engine::time::{Dur, Ts};
+use crate::engine::timers::TimerQueue;
+
+use super::checkpoint::{Changed, mark};
+use super::interface::{Decision, Evidence, Output, Req, Resp, StoredDead, Verdict, evidence_text};
+use super::key::{KeyMap, Pos};
+
+/// What the correlator needs to know from the configuration.
+#[derive(Debug, Clone)]
+pub struct CorrelatorConfig {
+    /// Longest deadline of any measure.
+    pub longest_deadline: Dur,
+    /// How long decided records are kept past it.
+    pub dedupe_horizon: Dur,
+    /// How long a response waits for its request.
+    pub orphan_wait: Dur,
+    /// Cap on waiting responses.
+    pub max_waiting_responses: usize,
+}
+
+impl CorrelatorConfig {
+    /// When a record of a request at `at` leaves the dedupe table: its longest deadline plus
+    /// the horizon.
+    pub(super) fn expiry(&self, at: Ts) -> Ts {
+        at.plus(self.longest_deadline).plus(self.dedupe_horizon)
+    }
+}
+
+pub(super) const NONE_AT: i64 = i64::MIN;
+
+/// Correlation state of one request id.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Entry {
+    pub(super) at: Ts,
+    /// Final response `at`, or `NONE_AT`.
+    pub(super) fin_at: i64,
+    pub(super) pos: Pos,
+    pub(super) srv: u32,
+    pub(super) fin_code: u32,
+    pub(super) region: Region,
+    pub(super) provider: Provider,
+    pub(super) decided: bool,
+    /// A checkpoint has written this record: removing it must delete it from the store too.
+    /// (A record created and expired between two checkpoints never reaches the store.)
+    pub(super) stored: bool,
+    /// Slot + 1 of the request's evidence text in [`Correlator::texts`] (0: none). Fits in
+    /// what would otherwise be padding: the entry stays 40 bytes.
+    pub(super) text: u32,
+}
+
+impl Entry {
+    pub(super) fn decision(&self, key: u128) -> Decision {
+        Decision {
+            at: self.at,
+            srv: self.srv,
+            region: self.region,
+            provider: self.provider,
+            fin: (self.fin_at != NONE_AT).then_some((Ts(self.fin_at), self.fin_code)),
+            key: key as u64,
+        }
+    }
+}
+
+/// A response waiting for its request.
+#[derive(Debug)]
+pub(super) struct Waiting {
+    pub(super) at: Ts,
+    pub(super) code: u32,
+    pub(super) pos: Pos,
+    pub(super) behind: bool,
+    pub(super) raw: Box<[u8]>,
+}
+
+/// Counters the correlator keeps about itself.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CorrelatorStats {
+    /// Waiting responses dead-lettered early because the cap was reached.
+    pub evicted_waiting: u64,
+}
+
+/// The correlator of one partition (or of a whole replay).
+pub struct Correlator {
+    pub(super) cfg: CorrelatorConfig,
+    pub(super) entries: KeyMap<Entry>,
+    pub(super) waiting: KeyMap<Vec<Waiting>>,
+    pub(super) waiting_count: usize,
+    pub(super) decide_at: TimerQueue,
+    pub(super) expire_at: TimerQueue,
+    pub(super) orphan_at: TimerQueue,
+    pub(super) pending: usize,
+    pub(super) watermark: Ts,
+    pub(super) scratch: Vec<u128>,
+    pub(super) stats: CorrelatorStats,
+    /// Keys whose state changed since the last [`Correlator::take_changes`], when a checkpoint
+    /// store asked for them (`None`: a replay, which never checkpoints, pays nothing).
+    pub(super) changed: Option<Box<Changed>>,
+    /// Evidence texts of pending requests, by slot (a slab: freed slots are reused);
+    /// checkpointed with their records.
+    pub(super) texts: Vec<Option<Evidence>>,
+    /// Free slots of `texts`.
+    pub(super) free_texts: Vec<u32>,
+}
+
+impl Correlator {
+    /// An empty correlator.
+    pub fn new(cfg: CorrelatorConfig) -> Correlator {
+        Correlator {
+            cfg,
+            entries: KeyMap::default(),
+            waiting: KeyMap::default(),
+            waiting_count: 0,
+            decide_at: TimerQueue::new(),
+            expire_at: TimerQueue::new(),
+            orphan_at: TimerQueue::new(),
+            pending: 0,
+            watermark: Ts::MIN,
+            scratch: Vec::new(),
+            stats: CorrelatorStats::default(),
+            changed: None,
+            texts: Vec::new(),
+            free_texts: Vec::new(),
+        }
+    }
+
+    /// The watermark the correlator has been advanced to.
+    pub fn watermark(&self) -> Ts {
+        self.watermark
+    }
+
+    /// Requests not yet decided.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Responses waiting for their request.
+    pub fn waiting(&self) -> usize {
+        self.waiting_count
+    }
+
+    /// Records kept (pending and decided).
+    pub fn records(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CorrelatorStats {
+        self.stats
+    }
+
+    /// Bytes of correlation state (capacity, not just use): the memory a pending request costs.
+    pub fn state_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(u128, Entry)>() + 1;
+        self.entries.capacity() * entry
+            + self.waiting.capacity() * (std::mem::size_of::<(u128, Vec<Waiting>)>() + 1)
+            + self.decide_at.heap_bytes()
+            + self.expire_at.heap_bytes()
+            + self.orphan_at.heap_bytes()
+    }
+
+    /// Takes a valid request (`id` is used only to rebuild a displaced conflicting request).
+    pub fn request(&mut self, r: Req, id: &str, cat: &Catalog, out: &mut Vec<Output>) -> Verdict {
+        self.request_with(r, id, None, cat, out)
+    }
+
+    /// [`Correlator::request`] keeping evidence (the id, and `who`: user and device, see
+    /// [`evidence_text`]) with a new request until it is decided, when it goes out with the
+    /// decision. `who` is `None` for requests no measure counts: they can never miss.
+    pub fn request_with(
+        &mut self,
+        r: Req,
+        id: &str,
+        who: Option<(Option<&str>, Option<&str>)>,
+        cat: &Catalog,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
+        self.touch(r.key);
+        let deadline = cat.rules(r.srv, r.provider).deadline;
+        // One probe of the table whether the key is new or known.
+        match self.entries.entry(r.key) {
+            hashbrown::hash_map::Entry::Vacant(slot) => {
+                if self.cfg.expiry(r.at) < self.watermark {
+                    return Verdict::Dead(DeadReason::TooLate);
+                }
+                // The text's slot first, so the record is inserted once, complete.
+                let text = who.map_or(0, |(user, device)| {
+                    put_text(
+                        &mut self.texts,
+                        &mut self.free_texts,
+                        evidence_text(id, user, device),
+                    )
+                });
+                slot.insert(Entry {
+                    at: r.at,
+                    fin_at: NONE_AT,
+                    pos: r.pos,
+                    srv: r.srv,
+                    fin_code: 0,
+                    region: r.region,
+                    provider: r.provider,
+                    decided: false,
+                    stored: false,
+                    text,
+                });
+                self.pending += 1;
+                self.decide_at.push(r.at.plus(deadline), r.key);
+                if !self.waiting.is_empty()
+                    && let Some(list) = self.waiting.remove(&r.key)
+                {
+                    self.touch_waiting(r.key);
+                    self.waiting_count -= list.len();
+                    for w in list {
+                        let v = self.apply_response(
+                            Resp {
+                                key: r.key,
+                                code: w.code,
+                                at: w.at,
+                                pos: w.pos,
+                            },
+                            cat,
+                            out,
+                        );
+                        match v {
+                            Verdict::Dead(reason) => out.push(Output::Dead(StoredDead {
+                                reason,
+                                pos: w.pos,
+                                raw: w.raw,
+                                reconstructed: false,
+                                is_request: false,
+                            })),
+                            verdict => out.push(Output::Settled {
+                                verdict,
+                                behind: w.behind,
+                            }),
+                        }
+                    }
+                }
+                Verdict::Accepted
+            }
+            hashbrown::hash_map::Entry::Occupied(mut slot) => {
+                let e = slot.get_mut();
+                if e.at == r.at
+                    && e.srv == r.srv
+                    && e.region == r.region
+                    && e.provider == r.provider
+                {
+                    return Verdict::Duplicate;
+                }
+                // Conflicting: the earliest `at` stands; on a tie, the first in source order.
+                if (r.at, r.pos) > (e.at, e.pos) {
+                    return Verdict::Dead(DeadReason::ConflictingRequest);
+                }
+                let displaced = *e;
+                let old = e.decision(r.key);
+                e.at = r.at;
+                e.pos = r.pos;
+                e.srv = r.srv;
+                e.region = r.region;
+                e.provider = r.provider;
+                let new = e.decision(r.key);
+                let decided = e.decided;
+                out.push(Output::Dead(StoredDead {
+                    reason: DeadReason::ConflictingRequest,
+                    pos: displaced.pos,
+                    raw: reconstruct_request(&displaced, id, cat)
+                        .into_bytes()
+                        .into_boxed_slice(),
+                    reconstructed: true,
+                    is_request: true,
+                }));
+                if decided {
+                    // The new request is earlier, so its decision time has passed too.
+                    out.push(Output::Revised { old, new });
+                } else {
+                    self.decide_at.push(r.at.plus(deadline), r.key);
+                }
+                Verdict::Accepted
+            }
+        }
+    }
+
+    /// Takes a valid response; `raw` is kept only if it has to wait for its request.
+    pub fn response(
+        &mut self,
+        r: Resp,
+        raw: &[u8],
+        cat: &Catalog,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
+        if let Some(e) = self.entries.get_mut(&r.key) {
+            mark(&mut self.changed, false, &[r.key]);
+            return apply_to(e, &mut self.decide_at, r, cat, out);
+        }
+        if r.at.plus(self.cfg.dedupe_horizon) < self.watermark {
+            return Verdict::Dead(DeadReason::TooLate);
+        }
+        self.touch_waiting(r.key);
+        let list = self.waiting.entry(r.key).or_default();
+        list.push(Waiting {
+            at: r.at,
+            code: r.code,
+            pos: r.pos,
+            behind: r.at < self.watermark,
+            raw: raw.into(),
+        });
+        self.waiting_count += 1;
+        self.orphan_at.push(r.at.plus(self.cfg.orphan_wait), r.key);
+        if self.waiting_count > self.cfg.max_waiting_responses {
+            self.evict_oldest_waiting(out);
+        }
+        Verdict::Waiting
+    }
+
+    /// Applies a response to the entry of its request (which must exist).
+    fn apply_response(&mut self, r: Resp, cat: &Catalog, out: &mut Vec<Output>) -> Verdict {
+        let Some(e) = self.entries.get_mut(&r.key) else {
+            return Verdict::Dead(DeadReason::OrphanResponse);
+        };
+        apply_to(e, &mut self.decide_at, r, cat, out)
+    }
+
+    fn evict_oldest_waiting(&mut self, out: &mut Vec<Output>) {
+        let mut keys = std::mem::take(&mut self.scratch);
+        while self.waiting_count > self.cfg.max_waiting_responses {
+            keys.clear();
+            if !self.orphan_at.pop_earliest_bucket(&mut keys) {
+                break;
+            }
+            self.touch_all_waiting(&keys);
+            for &k in &keys {
+                // Evict only the oldest response of the key; its other responses keep their timers.
+                if let Some(list) = self.waiting.get_mut(&k) {
+                    if let Some(i) = (0..list.len()).min_by_key(|&i| list[i].at) {
+                        let w = list.swap_remove(i);
+                        self.waiting_count -= 1;
+                        self.stats.evicted_waiting += 1;
+                        out.push(orphan(w));
+                    }
+                    if list.is_empty() {
+                        self.waiting.remove(&k);
+                    }
+                }
+            }
+        }
+        self.scratch = keys;
+    }
+
+    /// Marks a pending request decided and emits its decision; returns its `at`, or `None` if
+    /// the key is unknown or already decided (a stale timer).
+    fn decide(&mut self, k: u128, out: &mut Vec<Output>) -> Option<Ts> {
+        let e = self.entries.get_mut(&k).filter(|e| !e.decided)?;
+        e.decided = true;
+        let slot = std::mem::take(&mut e.text);
+        let (d, at) = (e.decision(k), e.at);
+        self.pending -= 1;
+        let text = self.take_text(slot);
+        out.push(Output::Decided(d, text));
+        Some(at)
+    }
+
+    /// Stores an evidence text; its slot + 1.
+    pub(super) fn put_text(&mut self, t: Evidence) -> u32 {
+        put_text(&mut self.texts, &mut self.free_texts, t)
+    }
+
+    /// Takes the evidence text of slot + 1 `slot` (0: none) and frees the slot.
+    fn take_text(&mut self, slot: u32) -> Option<Evidence> {
+        let i = slot.checked_sub(1)?;
+        let t = self.texts.get_mut(i as usize)?.take();
+        self.free_texts.push(i);
+        t
+    }
+
+    /// Moves the watermark forward (never back) and decides, expires and orphans what it passed.
+    pub fn advance(&mut self, watermark: Ts, out: &mut Vec<Output>) {
+        if watermark <= self.watermark {
+            return;
+        }
+        self.watermark = watermark;
+        let mut keys = std::mem::take(&mut self.scratch);
+
+        keys.clear();
+        if self.decide_at.pop_due(watermark, &mut keys) {
+            self.touch_all(&keys);
+            for &k in &keys {
+                if let Some(at) = self.decide(k, out) {
+                    self.expire_at.push(self.cfg.expiry(at), k);
+                }
+            }
+        }
+
+        keys.clear();
+        if self.expire_at.pop_due(watermark, &mut keys) {
+            self.touch_all(&keys);
+            for &k in &keys {
+                // One probe: look and remove through the same entry.
+                if let hashbrown::hash_map::Entry::Occupied(o) = self.entries.entry(k)
+                    && o.get().decided
+                    && self.cfg.expiry(o.get().at) < watermark
+                    && !o.remove().stored
+                    && let Some(c) = &mut self.changed
+                {
+                    c.entries.remove(&k);
+                }
+            }
+        }
+
+        keys.clear();
+        if self.orphan_at.pop_due(watermark, &mut keys) {
+            self.touch_all_waiting(&keys);
+            let wait = self.cfg.orphan_wait;
+            for &k in &keys {
+                if let Some(list) = self.waiting.get_mut(&k) {
+                    let mut i = 0;
+                    while i < list.len() {
+                        if list[i].at.plus(wait) < watermark {
+                            let w = list.swap_remove(i);
+                            self.waiting_count -= 1;
+                            out.push(orphan(w));
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    if list.is_empty() {
+                        self.waiting.remove(&k);
+                    }
+                }
+            }
+        }
+        self.scratch = keys;
+    }
+
+    /// End of input: decides pending requests as they stand, earliest first, until `out` holds
+    /// `batch` outputs; once none is pending, dead-letters every waiting response as an orphan
+    /// (in source order). Returns true when everything is done. Called in a loop with the
+    /// outputs drained in between, so the end of a large input does not need memory for every
+    /// pending decision at once.
+    pub fn finish(&mut self, out: &mut Vec<Output>, batch: usize) -> bool {
+        let mut keys = std::mem::take(&mut self.scratch);
+        while out.len() < batch {
+            keys.clear();
+            if !self.decide_at.pop_earliest_bucket(&mut keys) {
+                break;
+            }
+            self.touch_all(&keys);
+            for &k in &keys {
+                self.decide(k, out);
+            }
+        }
+        self.scratch = keys;
+        if !self.decide_at.is_empty() {
+            return false;
+        }
+        if let Some(c) = &mut self.changed {
+            c.waiting.extend(self.waiting.keys().copied());
+        }
+        let mut orphans: Vec<Waiting> = self.waiting.drain().flat_map(|(_, v)| v).collect();
+        orphans.sort_by_key(|w| w.pos);
+        self.waiting_count = 0;
+        let mut drop_keys = Vec::new();
+        self.orphan_at.drain_all(&mut drop_keys);
+        for w in orphans {
+            out.push(orphan(w));
+        }
+        true
+    }
+}
+
+/// Applies a response to its request's record `e`; a final response within the deadline sets
+/// the decision timer in `decide_at` to its own `at`.
+fn apply_to(
+    e: &mut Entry,
+    decide_at: &mut TimerQueue,
+    r: Resp,
+    cat: &Catalog,
+    out: &mut Vec<Output>,
+) -> Verdict {
+    if r.at < e.at {
+        return Verdict::Dead(DeadReason::ResponseBeforeRequest);
+    }
+    let kind = cat.code_kind(r.code);
+    if kind == CodeKind::Ack {
+        return Verdict::Accepted;
+    }
+    let verdict = if e.fin_at == NONE_AT {
+        Verdict::Accepted
+    } else {
+        Verdict::Duplicate
+    };
+    let better = e.fin_at == NONE_AT || {
+        let (oa, oc) = (e.fin_at, e.fin_code);
+        if r.at.0 != oa {
+            r.at.0 < oa
+        } else {
+            // Equal `at`: a non-success wins, then the lowest code in byte order.
+            let new_ok = kind == CodeKind::Success;
+            let old_ok = cat.code_kind(oc) == CodeKind::Success;
+            if new_ok != old_ok {
+                !new_ok
+            } else {
+                cat.code_name(r.code).as_bytes() < cat.code_name(oc).as_bytes()
+            }
+        }
+    };
+    if better {
+        let old = e.decision(r.key);
+        e.fin_at = r.at.0;
+        e.fin_code = r.code;
+        if e.decided {
+            let new = e.decision(r.key);
+            out.push(Output::Revised { old, new });
+        } else {
+            let deadline = cat.rules(e.srv, e.provider).deadline;
+            if r.at <= e.at.plus(deadline) {
+                decide_at.push(r.at, r.key);
+            }
+        }
+    }
+    verdict
+}
+
+/// Stores an evidence text in the slab `texts` (reusing a slot of `free` if any); its slot + 1.
+pub(super) fn put_text(texts: &mut Vec<Option<Evidence>>, free: &mut Vec<u32>, t: Evidence) -> u32 {
+    match free.pop() {
+        Some(i) => {
+            texts[i as usize] = Some(t);
+            i + 1
+        }
+        None => {
+            texts.push(Some(t));
+            texts.len() as u32
+        }
+    }
+}
+
+/// A record's evidence text, if it keeps one.
+pub(super) fn text_of<'a>(texts: &'a [Option<Evidence>], e: &Entry) -> Option<&'a Evidence> {
+    let i = e.text.checked_sub(1)?;
+    texts.get(i as usize)?.as_ref()
+}
+
+/// The dead letter of a response whose request never came.
+fn orphan(w: Waiting) -> Output {
+    Output::Dead(StoredDead {
+        reason: DeadReason::OrphanResponse,
+        pos: w.pos,
+        raw: w.raw,
+        reconstructed: false,
+        is_request: false,
+    })
+}
+
+/// A request's canonical JSON rebuilt from its stored fields. The id is not stored (only its
+/// hash): the displacing request carries the same id.
+fn reconstruct_request(e: &Entry, id: &str, cat: &Catalog) -> String {
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    format!(
+        "{{\"type\":\"request\",\"id\":{},\"srv\":{},\"region\":\"{}\",\"provider\":\"{}\",\"at\":\"{}\"}}",
+        q(id),
+        q(cat.srv_name(e.srv)),
+        e.region.as_str(),
+        e.provider.as_str(),
+        e.at.to_rfc3339_exact()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::correlate::key_of;
+    use crate::engine::time::NANOS_PER_SEC;
+    use std::sync::Arc;
+
+    const HOUR: i64 = 3600;
+
+    fn setup(max_waiting: usize) -> (Correlator, Catalog) {
+        let cfg = Config::builtin().unwrap();
+        let defs = Arc::new(cfg.definitions.clone());
+        let c = Correlator::new(CorrelatorConfig {
+            longest_deadline: defs.longest_deadline,
+            dedupe_horizon: Dur::from_secs(7 * 24 * HOUR),
+            orphan_wait: defs.longest_deadline,
+            max_waiting_responses: max_waiting,
+        });
+        (c, Catalog::new(defs))
+    }
+
+    fn t(s: i64) -> Ts {
+        Ts(1_709_251_200 * NANOS_PER_SEC + s * NANOS_PER_SEC)
+    }
+
+    fn request(
+        c: &mut Correlator,
+        cat: &mut Catalog,
+        id: &str,
+        at: i64,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
+        let r = Req {
+            key: key_of(id),
+            srv: cat.srv("8.11"),
+            region: Region::North,
+            provider: Provider::Dsp,
+            at: t(at),
+            pos: Pos::new(0, at as u64),
+        };
+        c.request(r, id, cat, out)
+    }
+
+    fn response(
+        c: &mut Correlator,
+        cat: &mut Catalog,
+        id: &str,
+        code: &str,
+        at: i64,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
+        let r = Resp {
+            key: key_of(id),
+            code: cat.code(code),
+            at: t(at),
+            pos: Pos::new(1, at as u64),
+        };
+        c.response(r, id.as_bytes(), cat, out)
+    }
+
+    #[test]
+    fn evidence_goes_out_with_the_decision_and_its_slot_is_reused() {
+        let (mut c, mut cat) = setup(1000);
+        let mut out = Vec::new();
+        for round in 0..3i64 {
+            let id = format!("E{round}");
+            let r = Req {
+                key: key_of(&id),
+                srv: cat.srv("8.11"),
+                region: Region::North,
+                provider: Provider::Dsp,
+                at: t(round * 100),
+                pos: Pos::new(0, round as u64),
+            };
+            c.request_with(r, &id, Some((Some("user,1"), None)), &cat, &mut out);
+            c.advance(t(round * 100 + 90_000), &mut out);
+            let texts: Vec<&str> = out
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Decided(_, Some(text)) => Some(&**text),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(texts, [format!("{id}\u{1f}user,1\u{1f}")], "round {round}");
+            out.clear();
+        }
+        assert_eq!(c.texts.len(), 1, "one slot, reused");
+        // A request without evidence (unmeasured) decides without text.
+        request(&mut c, &mut cat, "plain", 1_000_000, &mut out);
+        c.advance(t(2_000_000), &mut out);
+        assert!(
+            matches!(out.as_slice(), [Output::Decided(_, None)]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn decided_records_leave_after_the_horizon() {
+        let (mut c, mut cat) = setup(1000);
+        let mut out = Vec::new();
+        for i in 0..1000 {
+            let id = format!("r{i}");
+            request(&mut c, &mut cat, &id, i, &mut out);
+            response(&mut c, &mut cat, &id, "I0", i + 2, &mut out);
+        }
+        assert_eq!((c.pending(), c.records()), (1000, 1000));
+        c.advance(t(1100), &mut out);
+        let decided = out
+            .iter()
+            .filter(|o| matches!(o, Output::Decided(..)))
+            .count();
+        assert_eq!(
+            (c.pending(), decided),
+            (0, 1000),
+            "decided when the watermark passed each final"
+        );
+        assert_eq!(c.records(), 1000, "kept for dedupe within the horizon");
+        // A copy inside the horizon is still recognised.
+        assert_eq!(
+            request(&mut c, &mut cat, "r5", 5, &mut out),
+            Verdict::Duplicate
+        );
+        c.advance(t(1000 + 24 * HOUR + 7 * 24 * HOUR + 2), &mut out);
+        assert_eq!(c.records(), 0, "nothing is kept past at + 24 h + 7 d");
+        assert_eq!(
+            request(&mut c, &mut cat, "r6", 6, &mut out),
+            Verdict::Dead(DeadReason::TooLate)
+        );
+    }
+
+    #[test]
+    fn an_acknowledgement_never_ends_a_request() {
+        let (mut c, mut cat) = setup(1000);
+        let mut out = Vec::new();
+        request(&mut c, &mut cat, "a", 0, &mut out);
+        assert_eq!(
+            response(&mut c, &mut cat, "a", "I99", 1, &mut out),
+            Verdict::Accepted
+        );
+        c.advance(t(2 * HOUR), &mut out);
+        assert!(
+            out.is_empty() && c.pending() == 1,
+            "still pending after its ack"
+        );
+        c.advance(t(24 * HOUR + 2), &mut out);
+        assert_eq!(out.len(), 1);
+        let Output::Decided(d, _) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(d.fin, None, "no final response: decided at the deadline");
+    }
+
+    #[test]
+    fn the_waiting_cap_evicts_the_oldest_first() {
+        let (mut c, mut cat) = setup(3);
+        let mut out = Vec::new();
+        for (i, at) in [50, 10, 40, 30, 20].into_iter().enumerate() {
+            let v = response(&mut c, &mut cat, &format!("o{i}"), "I0", at, &mut out);
+            assert_eq!(v, Verdict::Waiting);
+        }
+        assert_eq!(c.waiting(), 3);
+        let evicted: Vec<u64> = out
+            .iter()
+            .map(|o| match o {
+                Output::Dead(d) if d.reason == DeadReason::OrphanResponse => d.pos.n(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(evicted, vec![10, 20], "the two oldest by `at`");
+        assert_eq!(c.stats().evicted_waiting, 2);
+        // A request arriving for a waiting response settles it.
+        out.clear();
+        request(&mut c, &mut cat, "o2", 35, &mut out);
+        assert_eq!(c.waiting(), 2);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Output::Settled {
+                    verdict: Verdict::Accepted,
+                    behind: false
+                }]
+            ),
+            "{out:?}"
+        );
+    }
+}
