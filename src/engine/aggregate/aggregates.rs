@@ -1,0 +1,263 @@
+//! All month aggregates of one partition or run: blocks of month × measure (three regional
+//! rows each), the live response-time histograms, the counters beside them, and the merge of
+//! one partition's aggregates into another's.
+
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use hdrhistogram::Histogram;
+
+use crate::engine::calendar::{Calendar, Month};
+use crate::engine::catalog::Catalog;
+use crate::engine::correlate::Decision;
+use crate::engine::definitions::Definitions;
+use crate::engine::domain::Region;
+use crate::engine::time::Ts;
+
+use super::histogram::RtHist;
+use super::row::{Outcome, Row, outcome};
+
+/// The three regional rows of one month × measure, and the revision of their `all` row.
+#[derive(Debug, Clone, Default)]
+pub struct Block {
+    /// North, central, south.
+    pub regions: [Row; 3],
+    /// Revision of the pooled row.
+    pub all_revision: u32,
+}
+
+impl Block {
+    /// The pooled (`all`) row, merged from the regions.
+    pub fn all(&self) -> Row {
+        let mut all = Row::default();
+        for r in &self.regions {
+            all.merge(r);
+        }
+        all.revision = self.all_revision;
+        all
+    }
+}
+
+/// Counts kept beside the rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AggregateStats {
+    /// Requests decided (each once, whatever the measures).
+    pub decided: u64,
+    /// Decided requests that matched no measure.
+    pub unmeasured: u64,
+    /// Decided requests whose counts a later event changed.
+    pub revised: u64,
+}
+
+/// All month aggregates of one partition or run.
+#[derive(Clone)]
+pub struct Aggregates {
+    pub(super) defs: Arc<Definitions>,
+    /// Response times over all months, by measure and region, in the live histogram's buckets.
+    pub(super) rt: Vec<[RtHist; 3]>,
+    pub(super) calendar: Calendar,
+    pub(super) blocks: HashMap<(Month, u16), Block>,
+    pub(super) stats: AggregateStats,
+    pub(super) watermark: Ts,
+    pub(super) scratch: Option<Histogram<u64>>,
+    /// Blocks changed since the last [`Aggregates::take_changes`], when a checkpoint store
+    /// asked for them.
+    pub(super) changed: Option<hashbrown::HashSet<(Month, u16)>>,
+}
+
+impl Aggregates {
+    /// Empty aggregates; months in `calendar`'s zone.
+    pub fn new(defs: Arc<Definitions>, calendar: Calendar) -> Aggregates {
+        let rt = vec![RtHist::new(defs.rt_bounds_ms.len()); defs.measures.len()]
+            .into_iter()
+            .map(|h| [h.clone(), h.clone(), h])
+            .collect();
+        Aggregates {
+            defs,
+            rt,
+            calendar,
+            blocks: HashMap::new(),
+            stats: AggregateStats::default(),
+            watermark: Ts::MIN,
+            scratch: None,
+            changed: None,
+        }
+    }
+
+    /// Counts kept beside the rows.
+    pub fn stats(&self) -> AggregateStats {
+        self.stats
+    }
+
+    /// The definitions.
+    pub fn definitions(&self) -> &Arc<Definitions> {
+        &self.defs
+    }
+
+    /// The calendar.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    /// Sets the combined watermark (it never goes back) that decides which months are final.
+    pub fn set_watermark(&mut self, wm: Ts) {
+        if wm > self.watermark {
+            self.watermark = wm;
+        }
+    }
+
+    /// These aggregates with `wm` as their watermark: for merged partitions, whose combined
+    /// watermark is the minimum of theirs (merging keeps the largest).
+    pub fn with_watermark(mut self, wm: Ts) -> Aggregates {
+        self.watermark = wm;
+        self
+    }
+
+    /// The combined watermark.
+    pub fn watermark(&self) -> Ts {
+        self.watermark
+    }
+
+    /// A month is final once the watermark has passed its end plus the longest deadline.
+    pub fn is_final(&self, month: Month) -> bool {
+        self.calendar.end_of(month).plus(self.defs.longest_deadline) < self.watermark
+    }
+
+    /// Counts a decided request.
+    pub fn apply(&mut self, d: &Decision, cat: &Catalog) {
+        self.apply_with(d, cat, None);
+    }
+
+    /// Counts a decided request, offering its evidence text to the samples of the failure
+    /// buckets it lands in.
+    pub fn apply_with(&mut self, d: &Decision, cat: &Catalog, evidence: Option<&str>) {
+        self.stats.decided += 1;
+        self.change(d, cat, true, evidence);
+    }
+
+    fn change(&mut self, d: &Decision, cat: &Catalog, add: bool, evidence: Option<&str>) {
+        let rules = &cat.rules(d.srv, d.provider).rules;
+        if rules.is_empty() {
+            self.stats.unmeasured = if add {
+                self.stats.unmeasured + 1
+            } else {
+                self.stats.unmeasured.saturating_sub(1)
+            };
+            return;
+        }
+        let month = self.calendar.month_of(d.at);
+        if let Some(c) = &mut self.changed {
+            c.extend(rules.iter().map(|r| (month, r.measure)));
+        }
+        for rule in rules.iter() {
+            let o = outcome(rule, d, cat);
+            let block = self.blocks.entry((month, rule.measure)).or_default();
+            block.regions[d.region as usize].apply(&o, add, &mut self.scratch, (d.key, evidence));
+            if let Some(ms) = o.rt_ms
+                && let Some(h) = self.rt.get_mut(rule.measure as usize)
+            {
+                let h = &mut h[d.region as usize];
+                if add {
+                    h.add_n(&self.defs.rt_bounds_ms, ms, 1);
+                } else {
+                    h.remove(&self.defs.rt_bounds_ms, ms);
+                }
+            }
+        }
+    }
+
+    /// Replaces a decided request's counts: `old` out, `new` in. Rows of final months whose
+    /// counts change get their revision raised.
+    pub fn revise(&mut self, old: &Decision, new: &Decision, cat: &Catalog) {
+        let effect =
+            |this: &mut Aggregates, d: &Decision| -> Vec<((Month, u16, Region), Outcome)> {
+                let month = this.calendar.month_of(d.at);
+                cat.rules(d.srv, d.provider)
+                    .rules
+                    .iter()
+                    .map(|r| ((month, r.measure, d.region), outcome(r, d, cat)))
+                    .collect()
+            };
+        let before = effect(self, old);
+        let after = effect(self, new);
+        let counts = |o: &Outcome| (o.within_target, o.succeeded, o.no_response, o.bucket);
+        let mut changed: Vec<(Month, u16, Region)> = Vec::new();
+        for (k, o) in &before {
+            if !after
+                .iter()
+                .any(|(k2, o2)| k2 == k && counts(o2) == counts(o))
+            {
+                changed.push(*k);
+            }
+        }
+        for (k, o) in &after {
+            if !before
+                .iter()
+                .any(|(k2, o2)| k2 == k && counts(o2) == counts(o))
+                && !changed.contains(k)
+            {
+                changed.push(*k);
+            }
+        }
+        let unmeasured_changed = before.is_empty() != after.is_empty();
+        if changed.is_empty() && !unmeasured_changed && before == after {
+            return;
+        }
+        // The revised request leaves its old bucket's sample; its text is gone by now (only
+        // pending requests keep theirs), so its new bucket does not sample it.
+        self.change(old, cat, false, None);
+        self.change(new, cat, true, None);
+        if !changed.is_empty() || unmeasured_changed {
+            self.stats.revised += 1;
+        }
+        for (month, measure, region) in changed {
+            if self.is_final(month)
+                && let Some(b) = self.blocks.get_mut(&(month, measure))
+            {
+                b.regions[region as usize].revision += 1;
+                b.all_revision += 1;
+            }
+        }
+    }
+
+    /// Response times over every month, by measure and region (the live histogram).
+    pub fn response_times(&self) -> &[[RtHist; 3]] {
+        &self.rt
+    }
+
+    /// Adds another partition's aggregates into these (same definitions assumed).
+    pub fn merge(&mut self, other: &Aggregates) {
+        for (a, b) in self.rt.iter_mut().zip(&other.rt) {
+            for (x, y) in a.iter_mut().zip(b) {
+                x.merge(y);
+            }
+        }
+        for (k, ob) in &other.blocks {
+            let b = self.blocks.entry(*k).or_default();
+            for i in 0..3 {
+                b.regions[i].merge(&ob.regions[i]);
+            }
+            b.all_revision += ob.all_revision;
+        }
+        self.stats.decided += other.stats.decided;
+        self.stats.unmeasured += other.stats.unmeasured;
+        self.stats.revised += other.stats.revised;
+        self.set_watermark(other.watermark);
+    }
+
+    /// Blocks in report order: month, then measure in definition order.
+    pub fn blocks(&self) -> Vec<(Month, u16, &Block)> {
+        let mut v: Vec<(Month, u16, &Block)> =
+            self.blocks.iter().map(|((m, i), b)| (*m, *i, b)).collect();
+        v.sort_by_key(|(m, i, _)| (*m, *i));
+        v
+    }
+
+    /// Months with at least one request.
+    pub fn months(&self) -> Vec<Month> {
+        let mut v: Vec<Month> = self.blocks.keys().map(|(m, _)| *m).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}

@@ -1,0 +1,152 @@
+//! The aggregates' checkpoint state: a row as the store keeps it ([`SavedRow`], its histogram in
+//! hdrhistogram's V2 encoding), which blocks changed since the last checkpoint, and the
+//! aggregates rebuilt from stored rows.
+
+use hdrhistogram::Histogram;
+
+use crate::engine::calendar::Month;
+use crate::engine::catalog::Bucket;
+
+use super::aggregates::{AggregateStats, Aggregates, Block};
+use super::row::{Row, Sampled};
+
+/// A row as a checkpoint stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SavedRow {
+    /// Requests decided.
+    pub requests: u64,
+    /// Within TRT.
+    pub within_target: u64,
+    /// Succeeded.
+    pub succeeded: u64,
+    /// No response.
+    pub no_response: u64,
+    /// Misses by bucket (`Bucket.0`, count).
+    pub buckets: Vec<(u32, u64)>,
+    /// Evidence by bucket (`Bucket.0`, sample).
+    pub samples: Vec<(u32, Vec<(u64, String)>)>,
+    /// The histogram in hdrhistogram's V2 encoding.
+    pub histogram: Option<Vec<u8>>,
+    /// Exact longest response time.
+    pub max_ms: Option<u64>,
+    /// Revision.
+    pub revision: u32,
+}
+
+impl Row {
+    /// The row as a checkpoint stores it.
+    pub fn save(&self) -> Result<SavedRow, String> {
+        let histogram = match &self.hist {
+            Some(h) => {
+                let mut bytes = Vec::new();
+                hdrhistogram::serialization::Serializer::serialize(
+                    &mut hdrhistogram::serialization::V2Serializer::new(),
+                    &**h,
+                    &mut bytes,
+                )
+                .map_err(|e| format!("cannot encode a histogram: {e:?}"))?;
+                Some(bytes)
+            }
+            None => None,
+        };
+        Ok(SavedRow {
+            requests: self.requests,
+            within_target: self.within_target,
+            succeeded: self.succeeded,
+            no_response: self.no_response,
+            buckets: self.buckets.iter().map(|(b, n)| (b.0, *n)).collect(),
+            samples: self
+                .samples
+                .iter()
+                .map(|(b, v)| (b.0, v.iter().map(|(k, t)| (*k, t.to_string())).collect()))
+                .collect(),
+            histogram,
+            max_ms: self.max_ms,
+            revision: self.revision,
+        })
+    }
+
+    /// A row from its checkpoint.
+    pub fn restore(s: &SavedRow) -> Result<Row, String> {
+        let hist = match &s.histogram {
+            Some(bytes) => {
+                let mut h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+                    .deserialize(&mut &bytes[..])
+                    .map_err(|e| format!("cannot decode a stored histogram: {e:?}"))?;
+                // Decoded histograms have fixed bounds; ours grow with what they record.
+                h.auto(true);
+                Some(Box::new(h))
+            }
+            None => None,
+        };
+        Ok(Row {
+            requests: s.requests,
+            within_target: s.within_target,
+            succeeded: s.succeeded,
+            no_response: s.no_response,
+            buckets: s.buckets.iter().map(|(b, n)| (Bucket(*b), *n)).collect(),
+            samples: s
+                .samples
+                .iter()
+                .map(|(b, v)| {
+                    let mut v: Vec<Sampled> =
+                        v.iter().map(|(k, t)| (*k, t.as_str().into())).collect();
+                    v.sort_by_key(|x| x.0);
+                    (Bucket(*b), v)
+                })
+                .collect(),
+            hist,
+            max_ms: s.max_ms,
+            revision: s.revision,
+        })
+    }
+}
+
+impl Aggregates {
+    /// Starts recording which blocks change, for [`Aggregates::take_changes`].
+    pub fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(Default::default);
+    }
+
+    /// The blocks changed since the last call, as they are now.
+    pub fn take_changes(&mut self) -> Vec<(Month, u16, Block)> {
+        let Some(changed) = &mut self.changed else {
+            return Vec::new();
+        };
+        let mut out: Vec<(Month, u16, Block)> = changed
+            .drain()
+            .filter_map(|k| self.blocks.get(&k).map(|b| (k.0, k.1, b.clone())))
+            .collect();
+        out.sort_by_key(|(m, i, _)| (*m, *i));
+        out
+    }
+
+    /// Puts a stored block back (restoring a checkpoint).
+    pub fn restore_block(&mut self, month: Month, measure: u16, regions: [Row; 3]) {
+        // The live histogram is not stored: it is rebuilt from the rows' response times (each
+        // within 0.1 %, so a value within 0.1 % above a bucket edge may land below it).
+        if let Some(rt) = self.rt.get_mut(measure as usize) {
+            for (h, row) in rt.iter_mut().zip(&regions) {
+                if let Some(hist) = &row.hist {
+                    for v in hist.iter_recorded() {
+                        let ms = hist.highest_equivalent(v.value_iterated_to());
+                        h.add_n(&self.defs.rt_bounds_ms, ms, v.count_at_value());
+                    }
+                }
+            }
+        }
+        let all_revision = regions.iter().map(|r| r.revision).sum();
+        self.blocks.insert(
+            (month, measure),
+            Block {
+                regions,
+                all_revision,
+            },
+        );
+    }
+
+    /// Puts stored counters back (restoring a checkpoint).
+    pub fn restore_stats(&mut self, stats: AggregateStats) {
+        self.stats = stats;
+    }
+}
