@@ -10,6 +10,17 @@ use crate::engine::catalog::Bucket;
 use super::aggregates::{AggregateStats, Aggregates, Block};
 use super::row::{Row, Sampled};
 
+/// Why a row's histogram could not be encoded for a checkpoint, or decoded from one.
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    /// hdrhistogram refused to encode it (its error is not `std::error::Error`: its text).
+    #[error("cannot encode a histogram: {0}")]
+    Encode(String),
+    /// The stored bytes are not a V2 histogram.
+    #[error("cannot decode a stored histogram: {0}")]
+    Decode(String),
+}
+
 /// A row as a checkpoint stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SavedRow {
@@ -35,7 +46,7 @@ pub struct SavedRow {
 
 impl Row {
     /// The row as a checkpoint stores it.
-    pub fn save(&self) -> Result<SavedRow, String> {
+    pub fn save(&self) -> Result<SavedRow, RowError> {
         let histogram = match &self.hist {
             Some(h) => {
                 let mut bytes = Vec::new();
@@ -44,7 +55,7 @@ impl Row {
                     &**h,
                     &mut bytes,
                 )
-                .map_err(|e| format!("cannot encode a histogram: {e:?}"))?;
+                .map_err(|e| RowError::Encode(format!("{e:?}")))?;
                 Some(bytes)
             }
             None => None,
@@ -67,12 +78,12 @@ impl Row {
     }
 
     /// A row from its checkpoint.
-    pub fn restore(s: &SavedRow) -> Result<Row, String> {
+    pub fn restore(s: &SavedRow) -> Result<Row, RowError> {
         let hist = match &s.histogram {
             Some(bytes) => {
                 let mut h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
                     .deserialize(&mut &bytes[..])
-                    .map_err(|e| format!("cannot decode a stored histogram: {e:?}"))?;
+                    .map_err(|e| RowError::Decode(format!("{e:?}")))?;
                 // Decoded histograms have fixed bounds; ours grow with what they record.
                 h.auto(true);
                 Some(Box::new(h))

@@ -19,6 +19,6 @@ mod row;
 mod merge_properties;
 
 pub use aggregates::{AggregateStats, Aggregates, Block};
-pub use checkpoint::SavedRow;
+pub use checkpoint::{RowError, SavedRow};
 pub use histogram::RtHist;
 pub use row::{Outcome, Row, SAMPLE_SIZE, Sampled, outcome, rpl_percent};

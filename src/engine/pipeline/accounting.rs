@@ -1,0 +1,108 @@
+//! Per-event accounting (SPEC §2 and §6, `srv_events_total{type,result}`): each event's type
+//! and its one result, and the counters a pipeline keeps of them.
+
+/// Kind of event, for accounting (`type` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// A valid request.
+    Request = 0,
+    /// A valid response.
+    Response = 1,
+    /// An event that failed validation.
+    Invalid = 2,
+}
+
+impl EventType {
+    /// All types, in label order.
+    pub const ALL: [EventType; 3] = [EventType::Request, EventType::Response, EventType::Invalid];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        ["request", "response", "invalid"][self as usize]
+    }
+}
+
+/// What became of an event (`result` label). Each event gets exactly one, by priority:
+/// dead letter, duplicate, late (behind the watermark on arrival), unmeasured, accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventResult {
+    /// Applied, on time.
+    Accepted = 0,
+    /// A copy that changed nothing.
+    Duplicate = 1,
+    /// Applied, but it arrived behind the watermark.
+    Late = 2,
+    /// A request no measure selects.
+    Unmeasured = 3,
+    /// Dead-lettered.
+    DeadLetter = 4,
+}
+
+impl EventResult {
+    /// All results, in label order.
+    pub const ALL: [EventResult; 5] = [
+        EventResult::Accepted,
+        EventResult::Duplicate,
+        EventResult::Late,
+        EventResult::Unmeasured,
+        EventResult::DeadLetter,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        ["accepted", "duplicate", "late", "unmeasured", "dead_letter"][self as usize]
+    }
+}
+
+/// Counts of what the pipeline saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PipelineStats {
+    /// Events read (blank lines excluded).
+    pub events: u64,
+    /// Blank lines skipped.
+    pub blank_lines: u64,
+    /// Events by `[type][result]`.
+    pub by_type_result: [[u64; 5]; 3],
+    /// Dead letters by reason (SPEC order).
+    pub dead_letters: [u64; 13],
+    /// Most requests pending at once.
+    pub peak_pending: u64,
+    /// Most responses waiting at once.
+    pub peak_waiting: u64,
+    /// Most bytes of correlation state at once (sampled every 4,096 events).
+    pub peak_state_bytes: u64,
+}
+
+impl PipelineStats {
+    /// Adds another partition's counts (peaks add too: partitions hold their state at once).
+    pub fn add(&mut self, o: &PipelineStats) {
+        self.events += o.events;
+        self.blank_lines += o.blank_lines;
+        for (row, orow) in self.by_type_result.iter_mut().zip(&o.by_type_result) {
+            for (n, on) in row.iter_mut().zip(orow) {
+                *n += on;
+            }
+        }
+        for (n, on) in self.dead_letters.iter_mut().zip(&o.dead_letters) {
+            *n += on;
+        }
+        self.peak_pending += o.peak_pending;
+        self.peak_waiting += o.peak_waiting;
+        self.peak_state_bytes += o.peak_state_bytes;
+    }
+
+    /// Events of a type, whatever their result.
+    pub fn of_type(&self, t: EventType) -> u64 {
+        self.by_type_result[t as usize].iter().sum()
+    }
+
+    /// Events with a result, whatever their type.
+    pub fn of_result(&self, r: EventResult) -> u64 {
+        self.by_type_result.iter().map(|row| row[r as usize]).sum()
+    }
+
+    /// All dead letters.
+    pub fn dead_letters_total(&self) -> u64 {
+        self.dead_letters.iter().sum()
+    }
+}

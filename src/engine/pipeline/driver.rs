@@ -1,0 +1,278 @@
+//! The pipeline of one correlation scope (a replay, or one partition): raw event → check →
+//! catalog → correlator → aggregates and the dead-letter sink, counting every event once.
+
+use std::io;
+use std::sync::Arc;
+
+use crate::engine::aggregate::Aggregates;
+use crate::engine::calendar::Calendar;
+use crate::engine::catalog::Catalog;
+use crate::engine::correlate::{Correlator, CorrelatorConfig, Output, Pos, Req, Resp, Verdict};
+use crate::engine::definitions::Definitions;
+use crate::engine::event::{DeadReason, Event};
+use crate::engine::time::Ts;
+
+use super::accounting::{EventResult, EventType, PipelineStats};
+use super::check::{Checked, check};
+use super::deadletter::{DeadLetter, DeadLetterSink, SourceName};
+
+/// What a pipeline needs to know of the configuration (`Config::pipeline` builds it): shared by
+/// every pipeline of a process, so partitions share one copy of the definitions.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// The regulatory definitions.
+    pub definitions: Arc<Definitions>,
+    /// Months in the configured zone.
+    pub calendar: Calendar,
+    /// Longer events are `oversized`.
+    pub max_event_bytes: usize,
+    /// The correlator's horizons and caps.
+    pub correlator: CorrelatorConfig,
+}
+
+/// Decode → correlate → aggregate for one correlation scope (a replay, or one partition).
+pub struct Pipeline<S: DeadLetterSink> {
+    pub(super) max_event_bytes: usize,
+    pub(super) catalog: Catalog,
+    pub(super) correlator: Correlator,
+    pub(super) aggregates: Aggregates,
+    pub(super) sink: S,
+    pub(super) sources: Vec<SourceName>,
+    pub(super) out: Vec<Output>,
+    pub(super) stats: PipelineStats,
+    pub(super) sample_countdown: u32,
+    pub(super) future_limit: Option<Ts>,
+}
+
+impl<S: DeadLetterSink> Pipeline<S> {
+    /// A pipeline over `sources` (indexed by [`Pos::source`]) writing dead letters to `sink`.
+    pub fn new(cfg: &PipelineConfig, sources: Vec<SourceName>, sink: S) -> Pipeline<S> {
+        let defs = cfg.definitions.clone();
+        Pipeline {
+            max_event_bytes: cfg.max_event_bytes,
+            catalog: Catalog::new(defs.clone()),
+            correlator: Correlator::new(cfg.correlator.clone()),
+            aggregates: Aggregates::new(defs, cfg.calendar.clone()),
+            sink,
+            sources,
+            out: Vec::with_capacity(64),
+            stats: PipelineStats::default(),
+            sample_countdown: 0,
+            future_limit: None,
+        }
+    }
+
+    /// Valid events stamped after `limit` are dead-lettered as `future_timestamp` (`run` sets it
+    /// to the wall clock plus `max_future_skew` before each event; files have no such guard).
+    pub fn set_future_limit(&mut self, limit: Option<Ts>) {
+        self.future_limit = limit;
+    }
+
+    /// Dead-letters an event the source itself rejected (`wrong_partition`).
+    pub fn reject(&mut self, reason: DeadReason, pos: Pos, raw: &[u8]) -> io::Result<()> {
+        self.stats.events += 1;
+        self.count(EventType::Invalid, EventResult::DeadLetter);
+        self.dead(reason, pos, raw, false)
+    }
+
+    /// Counts a blank line.
+    pub fn blank(&mut self) {
+        self.stats.blank_lines += 1;
+    }
+
+    /// Processes one event; returns its `at` if it was valid (only valid events move watermarks).
+    pub fn process(&mut self, raw: &[u8], pos: Pos) -> io::Result<Option<Ts>> {
+        let checked = check(raw, self.max_event_bytes, self.future_limit);
+        self.apply(checked, raw, pos)
+    }
+
+    /// What [`check`] needs to know: the size limit and the future limit.
+    pub fn limits(&self) -> (usize, Option<Ts>) {
+        (self.max_event_bytes, self.future_limit)
+    }
+
+    /// The stateful half of [`Pipeline::process`]: takes an event [`check`] has already read
+    /// (perhaps on another thread, with [`Pipeline::limits`]); returns its `at` if it was valid.
+    pub fn apply(&mut self, checked: Checked<'_>, raw: &[u8], pos: Pos) -> io::Result<Option<Ts>> {
+        self.stats.events += 1;
+        self.sample_countdown = self.sample_countdown.wrapping_sub(1);
+        if self.sample_countdown == 0 {
+            self.sample();
+            self.sample_countdown = 4096;
+        }
+        let (event, key) = match checked {
+            Checked::Valid { event, key } => (event, key),
+            Checked::Rejected { ty, reason } => {
+                self.count(ty, EventResult::DeadLetter);
+                self.dead(reason, pos, raw, false)?;
+                return Ok(None);
+            }
+        };
+        let at = event.at();
+        let wm = self.correlator.watermark();
+        let (ty, verdict, measured) = match &event {
+            Event::Request(r) => {
+                let srv = self.catalog.srv(&r.srv);
+                let req = Req {
+                    key,
+                    srv,
+                    region: r.region,
+                    provider: r.provider,
+                    at,
+                    pos,
+                };
+                let measured = !self.catalog.rules(srv, r.provider).rules.is_empty();
+                let who = measured.then_some((r.user.as_deref(), r.device.as_deref()));
+                let v = self
+                    .correlator
+                    .request_with(req, &r.id, who, &self.catalog, &mut self.out);
+                (EventType::Request, v, measured)
+            }
+            Event::Response(r) => {
+                let code = self.catalog.code(&r.code);
+                let resp = Resp { key, code, at, pos };
+                let v = self
+                    .correlator
+                    .response(resp, raw, &self.catalog, &mut self.out);
+                (EventType::Response, v, true)
+            }
+        };
+        match verdict {
+            Verdict::Accepted => {
+                let result = if at < wm {
+                    EventResult::Late
+                } else if !measured {
+                    EventResult::Unmeasured
+                } else {
+                    EventResult::Accepted
+                };
+                self.count(ty, result);
+            }
+            Verdict::Duplicate => self.count(ty, EventResult::Duplicate),
+            Verdict::Waiting => {}
+            Verdict::Dead(reason) => {
+                self.count(ty, EventResult::DeadLetter);
+                self.dead(reason, pos, raw, false)?;
+            }
+        }
+        self.drain()?;
+        Ok(Some(at))
+    }
+
+    /// Moves the watermark: decides, expires and orphans what it passed.
+    pub fn advance(&mut self, watermark: Ts) -> io::Result<()> {
+        self.correlator.advance(watermark, &mut self.out);
+        self.aggregates.set_watermark(self.correlator.watermark());
+        self.drain()
+    }
+
+    /// End of input: every pending request is decided, every waiting response is an orphan.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.sample();
+        while !self.correlator.finish(&mut self.out, 65_536) {
+            self.drain()?;
+        }
+        self.drain()
+    }
+
+    fn count(&mut self, ty: EventType, result: EventResult) {
+        self.stats.by_type_result[ty as usize][result as usize] += 1;
+    }
+
+    fn dead(
+        &mut self,
+        reason: DeadReason,
+        pos: Pos,
+        raw: &[u8],
+        reconstructed: bool,
+    ) -> io::Result<()> {
+        self.stats.dead_letters[reason.index()] += 1;
+        let origin = match self.sources.get(pos.source() as usize) {
+            Some(s) => format!("{}{}{}", s.name, s.separator, pos.n()),
+            None => format!("source{}:{}", pos.source(), pos.n()),
+        };
+        self.sink.write(&DeadLetter {
+            reason,
+            origin,
+            raw,
+            reconstructed,
+        })
+    }
+
+    fn drain(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let mut out = std::mem::take(&mut self.out);
+        let mut result = Ok(());
+        for o in out.drain(..) {
+            match o {
+                Output::Decided(d, text) => {
+                    self.aggregates
+                        .apply_with(&d, &self.catalog, text.as_deref())
+                }
+                Output::Revised { old, new } => self.aggregates.revise(&old, &new, &self.catalog),
+                Output::Settled { verdict, behind } => {
+                    let r = match verdict {
+                        Verdict::Duplicate => EventResult::Duplicate,
+                        _ if behind => EventResult::Late,
+                        _ => EventResult::Accepted,
+                    };
+                    self.count(EventType::Response, r);
+                }
+                Output::Dead(d) => {
+                    if !d.reconstructed {
+                        let ty = if d.is_request {
+                            EventType::Request
+                        } else {
+                            EventType::Response
+                        };
+                        self.count(ty, EventResult::DeadLetter);
+                    }
+                    if result.is_ok() {
+                        result = self.dead(d.reason, d.pos, &d.raw, d.reconstructed);
+                    }
+                }
+            }
+        }
+        self.out = out;
+        result
+    }
+
+    fn sample(&mut self) {
+        let s = &mut self.stats;
+        s.peak_pending = s.peak_pending.max(self.correlator.pending() as u64);
+        s.peak_waiting = s.peak_waiting.max(self.correlator.waiting() as u64);
+        s.peak_state_bytes = s.peak_state_bytes.max(self.correlator.state_bytes() as u64);
+    }
+
+    /// The watermark the correlator has reached.
+    pub fn watermark(&self) -> Ts {
+        self.correlator.watermark()
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
+    }
+
+    /// The correlator (for gauges: pending, waiting).
+    pub fn correlator(&self) -> &Correlator {
+        &self.correlator
+    }
+
+    /// The aggregates so far.
+    pub fn aggregates(&self) -> &Aggregates {
+        &self.aggregates
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Takes the pipeline apart after [`Pipeline::finish`].
+    pub fn into_parts(self) -> (Aggregates, PipelineStats, S) {
+        (self.aggregates, self.stats, self.sink)
+    }
+}

@@ -1,0 +1,24 @@
+//! The one place the synchronous core is driven: raw event → [`decode`] → [`Catalog`] →
+//! [`Correlator`] → [`Aggregates`] and the dead-letter sink, with the per-event accounting of
+//! SPEC §2 and §6 (`srv_events_total{type,result}`).
+//!
+//! Sources (files now, Kafka partitions later) own the reading and the watermark arithmetic;
+//! they call [`Pipeline::process`] per event and [`Pipeline::advance`] when their watermark moves.
+//!
+//! - `driver`: the [`Pipeline`] of one scope, and what it is built from;
+//! - `check`: the stateless half (decode, validate, key), which a reading thread runs ahead;
+//! - `accounting`: each event's type and result, and the counters;
+//! - `deadletter`: dead letters on their way out, the sink the shells implement;
+//! - `checkpoint`: the delta a checkpoint writes, and the restore.
+
+mod accounting;
+mod check;
+mod checkpoint;
+mod deadletter;
+mod driver;
+
+pub use accounting::{EventResult, EventType, PipelineStats};
+pub use check::{Checked, check};
+pub use checkpoint::{Delta, RestoreError, SavedBlock, SavedMeta, SavedPipeline};
+pub use deadletter::{DeadLetter, DeadLetterSink, SourceName, VecDeadLetters};
+pub use driver::{Pipeline, PipelineConfig};
