@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::engine::aggregate::Aggregates;
+use crate::engine::merge::PartitionMerge;
 use crate::engine::pipeline::{Pipeline, PipelineStats};
 use crate::engine::time::Ts;
 use crate::simulate::{SimConfig, SimStats, Simulator};
@@ -578,20 +579,13 @@ pub fn load_store(
         anyhow::bail!("the state store {path} does not exist (has `run` checkpointed yet?)");
     }
     let mut store = open_configured(cfg, &Identity::reader(cfg))?;
-    let defs = Arc::new(cfg.definitions.clone());
-    let calendar = crate::engine::calendar::Calendar::new(&cfg.settings.time.zone)
-        .map_err(anyhow::Error::msg)?;
-    let mut merged = Aggregates::new(defs.clone(), calendar.clone());
-    let mut stats = PipelineStats::default();
+    let pcfg = cfg.pipeline().map_err(anyhow::Error::msg)?;
+    let mut merge = PartitionMerge::new(pcfg.definitions, pcfg.calendar);
     let parts = store.partitions()?;
     let mut names = Vec::new();
-    let mut decisions = crate::engine::aggregate::AggregateStats::default();
     for p in &parts {
         if let Some(meta) = &p.meta {
-            stats.add(&meta.stats);
-            decisions.decided += meta.aggregate_stats.decided;
-            decisions.unmeasured += meta.aggregate_stats.unmeasured;
-            decisions.revised += meta.aggregate_stats.revised;
+            merge.add_counters(&meta.stats, meta.aggregate_stats);
             names.push(format!("{}/{}", p.topic, p.partition));
         }
     }
@@ -603,25 +597,12 @@ pub fn load_store(
         }
     }
     for (_, rows) in by_origin {
-        let mut one = Aggregates::new(defs.clone(), calendar.clone());
-        for b in crate::store::blocks_of(rows, &cfg.definitions)? {
-            let [n, c, s] = &b.regions;
-            one.restore_block(
-                b.month,
-                b.measure,
-                [
-                    crate::engine::aggregate::Row::restore(n).map_err(anyhow::Error::msg)?,
-                    crate::engine::aggregate::Row::restore(c).map_err(anyhow::Error::msg)?,
-                    crate::engine::aggregate::Row::restore(s).map_err(anyhow::Error::msg)?,
-                ],
-            );
-        }
-        merged.merge(&one);
+        merge.add_blocks(crate::store::blocks_of(rows, &cfg.definitions)?)?;
     }
-    merged.restore_stats(decisions);
     let watermark = store.combined_watermark()?.map_or(Ts::MIN, Ts);
+    let (aggregates, stats) = merge.finish(watermark);
     Ok(StoreLoad {
-        aggregates: merged.with_watermark(watermark),
+        aggregates,
         stats,
         partitions: names,
         watermark,

@@ -10,6 +10,7 @@ pub mod correlate;
 pub mod definitions;
 pub mod domain;
 pub mod event;
+pub mod merge;
 pub mod pipeline;
 pub mod time;
 pub mod timers;

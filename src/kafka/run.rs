@@ -38,6 +38,7 @@ use crate::config::Config;
 use crate::engine::aggregate::Aggregates;
 use crate::engine::correlate::Pos;
 use crate::engine::event::DeadReason;
+use crate::engine::merge::PartitionMerge;
 use crate::engine::pipeline::{DeadLetter, DeadLetterSink, Pipeline, PipelineStats, SourceName};
 use crate::engine::time::{Ts, now};
 use crate::ops::live::{Live, PartView};
@@ -1172,8 +1173,8 @@ pub fn run(
     drop(consumer);
 
     let (states, handed_over) = outcome;
-    let mut aggregates: Option<Aggregates> = None;
-    let mut stats = PipelineStats::default();
+    let pcfg = cfg.pipeline().map_err(anyhow::Error::msg)?;
+    let mut merge = PartitionMerge::new(pcfg.definitions, pcfg.calendar);
     let mut combined = Ts::MAX;
     let mut names = Vec::new();
     for mut part in states {
@@ -1183,11 +1184,7 @@ pub fn run(
         }
         publish(&live, &mut part);
         let (agg, s, _) = part.pipeline.into_parts();
-        stats.add(&s);
-        match &mut aggregates {
-            Some(a) => a.merge(&agg),
-            None => aggregates = Some(agg),
-        }
+        merge.add(&agg, &s);
         names.push(format!("{}/{}", part.topic, part.partition));
     }
     if !opts.until_caught_up {
@@ -1204,18 +1201,13 @@ pub fn run(
             dead.first_error()
         );
     }
-    let aggregates = match aggregates {
-        Some(a) => a.with_watermark(if combined == Ts::MAX {
-            Ts::MIN
-        } else {
-            combined
-        }),
-        None => Aggregates::new(
-            Arc::new(cfg.definitions.clone()),
-            crate::engine::calendar::Calendar::new(&cfg.settings.time.zone)
-                .map_err(anyhow::Error::msg)?,
-        ),
+    // No partition held at the end: nothing is final.
+    let watermark = if names.is_empty() || combined == Ts::MAX {
+        Ts::MIN
+    } else {
+        combined
     };
+    let (aggregates, stats) = merge.finish(watermark);
     Ok(RunOutcome {
         aggregates,
         stats,

@@ -9,6 +9,8 @@ use crate::engine::calendar::Calendar;
 use crate::engine::catalog::Catalog;
 use crate::engine::correlate::Decision;
 use crate::engine::domain::{Provider, Region};
+use crate::engine::merge::PartitionMerge;
+use crate::engine::pipeline::{PipelineStats, SavedBlock};
 use crate::engine::time::NANOS_PER_MILLI;
 use crate::engine::time::Ts;
 use crate::sink::rollup::rpl_lines;
@@ -79,6 +81,7 @@ proptest! {
             let g = rng.below(groups as u64) as usize;
             parts[g].apply_with(d, &cat, Some(&text(d)));
         }
+        let groups_as_partitions = parts.clone();
         // Merge pairwise in a random order until one remains (any tree shape).
         let mut rng = crate::simulate::Rng::new(order_seed);
         while parts.len() > 1 {
@@ -94,8 +97,26 @@ proptest! {
         prop_assert!(lines.iter().all(|l| l.row.buckets.iter().all(|(b, n)|
             l.row.samples.get(b).map_or(0, |v| v.len()) == (*n as usize).min(SAMPLE_SIZE))),
             "every miss is offered, so each bucket's sample is full up to its count");
-        prop_assert_eq!(rpl_lines(&merged, None), lines);
+        prop_assert_eq!(&rpl_lines(&merged, None), &lines);
         prop_assert_eq!(merged.stats(), whole.stats());
+        // The groups as partitions through the one partition merge, live (as `run` merges
+        // them at its end) and as their checkpoints store them (as `rollup` and `report` do).
+        let mut live = PartitionMerge::new(defs.clone(), cal.clone());
+        let mut stored = PartitionMerge::new(defs.clone(), cal.clone());
+        for part in groups_as_partitions.iter().rev() {
+            live.add(part, &PipelineStats::default());
+            stored.add_counters(&PipelineStats::default(), part.stats());
+            let blocks = part.blocks().into_iter().map(|(month, measure, b)| {
+                let [n, c, s] = &b.regions;
+                SavedBlock { month, measure, regions: [n.save().unwrap(), c.save().unwrap(), s.save().unwrap()] }
+            });
+            stored.add_blocks(blocks.collect::<Vec<_>>()).unwrap();
+        }
+        for (m, how) in [(live, "live"), (stored, "stored")] {
+            let (agg, _) = m.finish(whole.watermark());
+            prop_assert_eq!(&rpl_lines(&agg, None), &lines, "{} partitions", how);
+            prop_assert_eq!(agg.stats(), whole.stats(), "{} partitions", how);
+        }
     }
 
     /// Revising a decision (out, then in with its new final) leaves the same counts as if
