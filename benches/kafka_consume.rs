@@ -24,8 +24,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use srv_opr::config::Config;
+use srv_opr::kafka::consumer::{RunOptions, run};
 use srv_opr::kafka::produce::{LineProducer, ProducerSettings};
-use srv_opr::kafka::run::{RunOptions, run};
 use srv_opr::ops::live::Live;
 use srv_opr::simulate::{SimConfig, Simulator};
 
@@ -129,6 +129,7 @@ fn timed_run(cfg: &Config, n: u64, scrape: bool) -> (f64, f64) {
     });
     let outcome = run(
         cfg,
+        &cfg.pipeline().expect("pipeline"),
         &RunOptions {
             until_caught_up: true,
             ..RunOptions::default()
@@ -374,6 +375,7 @@ fn lag_at_full_speed(
     };
     let outcome = run(
         cfg,
+        &cfg.pipeline().expect("pipeline"),
         &RunOptions {
             until_caught_up: true,
             input_complete: Some(done),

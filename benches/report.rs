@@ -11,8 +11,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 mod common;
 
-use srv_opr::app;
+use srv_opr::cli;
 use srv_opr::config::Config;
+use srv_opr::config::schemes;
 use srv_opr::sink::outdir::OutDir;
 
 fn render(c: &mut Criterion) {
@@ -26,10 +27,10 @@ fn render(c: &mut Criterion) {
         8,
     );
     let (aggregates, _, _) = pipeline.into_parts();
-    let scheme = app::load_scheme(&cfg, "RY23/24")
+    let scheme = schemes::find(&cfg, "RY23/24")
         .map_err(|_| "scheme")
         .expect("scheme");
-    let external = app::read_inputs(&[format!(
+    let external = cli::score::read_inputs(&[format!(
         "{}/config/opr/RY23-24-external.csv",
         env!("CARGO_MANIFEST_DIR")
     )
@@ -44,7 +45,7 @@ fn render(c: &mut Criterion) {
     g.bench_function("score_charts_workbook_page", |b| {
         b.iter(|| {
             black_box(
-                app::render_report(
+                cli::report::render_report(
                     &cfg,
                     "RY23/24",
                     &scheme,

@@ -57,9 +57,11 @@
 
 #![warn(missing_docs)]
 
-pub mod app;
+pub mod cli;
 pub mod config;
+pub mod diagnostic;
 pub mod engine;
+pub mod error;
 pub mod kafka;
 pub mod ops;
 pub mod report;

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
-use srv_opr::app;
+use srv_opr::cli;
 use srv_opr::config::Config;
+use srv_opr::kafka::consumer::{RunOptions, RunOutcome, run};
 use srv_opr::kafka::produce::{LineProducer, ProducerSettings};
-use srv_opr::kafka::run::{RunOptions, RunOutcome, run};
 use srv_opr::ops::live::Live;
 use srv_opr::simulate::{SimConfig, Simulator};
 use srv_opr::source::files::Input;
@@ -77,7 +77,7 @@ fn config(brokers: &str, group: &str) -> Config {
 
 /// The replay of `lines`: rpl.csv and failures.csv.
 fn replay(cfg: &Config, lines: Vec<u8>, out: &Path) -> (String, String) {
-    app::replay(
+    cli::replay::replay(
         cfg,
         &[Input::Memory("events".into(), Arc::new(lines))],
         out,
@@ -98,7 +98,7 @@ fn read_outputs(out: &Path) -> (String, String) {
 struct Running {
     live: Arc<Live>,
     complete: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<anyhow::Result<RunOutcome>>,
+    handle: std::thread::JoinHandle<Result<RunOutcome, srv_opr::kafka::KafkaError>>,
 }
 
 fn start(cfg: Config) -> Running {
@@ -108,6 +108,7 @@ fn start(cfg: Config) -> Running {
     let handle = std::thread::spawn(move || {
         run(
             &cfg,
+            &cfg.pipeline().unwrap(),
             &RunOptions {
                 until_caught_up: true,
                 input_complete: Some(c),
@@ -137,7 +138,7 @@ fn assert_same_figures(cfg: &Config, outcome: &RunOutcome, lines: Vec<u8>, total
     let dir = tempfile::tempdir().unwrap();
     let expected = replay(cfg, lines, &dir.path().join("replay"));
     let out = srv_opr::sink::outdir::OutDir::create(&dir.path().join("run")).unwrap();
-    app::write_outputs(
+    srv_opr::sink::outputs::write_outputs(
         &out,
         cfg,
         &outcome.aggregates,

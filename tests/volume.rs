@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use srv_opr::app;
+use srv_opr::cli;
 use srv_opr::config::Config;
 use srv_opr::engine::calendar::{Calendar, Month};
 use srv_opr::engine::domain::{Provider, Region};
@@ -157,7 +157,7 @@ fn a_simulated_month_matches_the_oracle_count_for_count() {
     let file = dir.path().join("month.jsonl");
     std::fs::write(&file, &bytes).unwrap();
     let out = dir.path().join("out");
-    app::replay(&cfg, &inputs_from_paths(&[&file]), &out, false).unwrap();
+    cli::replay::replay(&cfg, &inputs_from_paths(&[&file]), &out, false).unwrap();
 
     let lines: Vec<&[u8]> = bytes
         .split(|&b| b == b'\n')

@@ -156,7 +156,7 @@ pub(super) fn load(
             None
         }
         Err(e) => {
-            problems.push(name, key, e);
+            problems.push(name, key, e.to_string());
             None
         }
     };

@@ -2,6 +2,7 @@
 //!
 //! - `layer`: built-in defaults ← `srv-opr.toml` ← `SRV_OPR__…` environment, with shape checks.
 //! - `settings`: the service settings (`srv-opr.toml`): time zone, lateness, horizons, limits.
+//! - `schemes`: the one place that finds an OPR scheme (a year, or a path).
 //! - `measures`: the regulatory definitions (`measures.toml`): codes, SRV classes, TRT table,
 //!   measures; read from a file alone, never from the environment, and fingerprinted (SHA-256).
 //!
@@ -10,6 +11,7 @@
 
 pub mod layer;
 pub mod measures;
+pub mod schemes;
 pub mod settings;
 
 use std::fmt;
@@ -23,12 +25,6 @@ use crate::engine::definitions::Definitions;
 pub const DEFAULT_SETTINGS: &str = include_str!("../../config/srv-opr.toml");
 /// The built-in `measures.toml` (identical to `config/measures.toml`).
 pub const DEFAULT_MEASURES: &str = include_str!("../../config/measures.toml");
-
-/// The built-in OPR schemes by regulatory year (identical to `config/opr/*.toml`).
-pub const SCHEMES: [(&str, &str); 2] = [
-    ("RY23/24", include_str!("../../config/opr/RY23-24.toml")),
-    ("RY24/25", include_str!("../../config/opr/RY24-25.toml")),
-];
 
 /// Every configuration problem found, each as `source: key: problem`.
 #[derive(Debug, Default, Clone)]
@@ -148,7 +144,9 @@ impl Config {
     }
 
     /// What every pipeline of this process is built from.
-    pub fn pipeline(&self) -> Result<crate::engine::pipeline::PipelineConfig, String> {
+    pub fn pipeline(
+        &self,
+    ) -> Result<crate::engine::pipeline::PipelineConfig, crate::engine::calendar::UnknownZone> {
         let t = &self.settings.time;
         Ok(crate::engine::pipeline::PipelineConfig {
             definitions: std::sync::Arc::new(self.definitions.clone()),
@@ -186,7 +184,7 @@ mod tests {
     #[test]
     fn the_repository_schemes_equal_the_builtin_ones() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/opr");
-        for (year, text) in SCHEMES {
+        for (year, text) in schemes::BUILT_IN {
             let file = dir.join(format!("{}.toml", year.replace('/', "-")));
             assert_eq!(
                 std::fs::read_to_string(&file).unwrap(),

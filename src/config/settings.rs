@@ -154,16 +154,29 @@ impl KafkaSettings {
     pub fn resolve_secrets(
         &self,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Vec<(String, Secret)>, String> {
+    ) -> Result<Vec<(String, Secret)>, MissingSecret> {
         self.secrets
             .iter()
             .map(|(prop, var)| {
                 env(var)
                     .map(|v| (prop.clone(), Secret::new(v)))
-                    .ok_or_else(|| format!("[kafka.secrets] {prop:?} reads environment variable {var}, which is not set"))
+                    .ok_or_else(|| MissingSecret {
+                        property: prop.clone(),
+                        variable: var.clone(),
+                    })
             })
             .collect()
     }
+}
+
+/// A `[kafka.secrets]` property whose environment variable is not set.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("[kafka.secrets] {property:?} reads environment variable {variable}, which is not set")]
+pub struct MissingSecret {
+    /// The librdkafka property.
+    pub property: String,
+    /// The variable it reads.
+    pub variable: String,
 }
 
 /// `[time]`: how event time is judged.
@@ -324,7 +337,7 @@ pub(super) fn load(
             None
         }
         Err(e) => {
-            problems.push(&origin(key), key, e);
+            problems.push(&origin(key), key, e.to_string());
             None
         }
     };
@@ -340,7 +353,11 @@ pub(super) fn load(
         dur("time.orphan_wait", &raw.time.orphan_wait, problems).map(Some)
     };
     if let Err(e) = crate::engine::calendar::Calendar::new(&raw.time.zone) {
-        problems.push(&origin("time.zone"), "time.zone", e);
+        problems.push(
+            &origin("time.zone"),
+            "time.zone",
+            crate::diagnostic::chain(&e),
+        );
     }
     let positive = |key: &str, v: i64, problems: &mut Problems| {
         if v <= 0 {
@@ -587,6 +604,6 @@ mod tests {
         assert_eq!(resolved[0].1.expose(), "hunter2");
         assert!(!format!("{resolved:?}").contains("hunter2"));
         let err = k.resolve_secrets(|_| None).unwrap_err();
-        assert!(err.contains("environment variable PW"), "{err}");
+        assert!(err.to_string().contains("environment variable PW"), "{err}");
     }
 }

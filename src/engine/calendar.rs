@@ -69,10 +69,22 @@ impl fmt::Debug for Calendar {
     }
 }
 
+/// The zone is not in the time-zone database.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown time zone `{zone}`")]
+pub struct UnknownZone {
+    zone: String,
+    #[source]
+    source: jiff::Error,
+}
+
 impl Calendar {
     /// A calendar for an IANA zone name such as `Europe/London`.
-    pub fn new(zone: &str) -> Result<Calendar, String> {
-        let tz = TimeZone::get(zone).map_err(|e| format!("unknown time zone `{zone}`: {e}"))?;
+    pub fn new(zone: &str) -> Result<Calendar, UnknownZone> {
+        let tz = TimeZone::get(zone).map_err(|source| UnknownZone {
+            zone: zone.to_string(),
+            source,
+        })?;
         let empty = (Ts(1), Ts(0), Month(0));
         Ok(Calendar {
             tz,

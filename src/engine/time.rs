@@ -74,6 +74,11 @@ impl fmt::Display for Ts {
     }
 }
 
+/// A duration that is not written `<integer><unit>`; says what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DurError(String);
+
 impl Dur {
     /// Zero length.
     pub const ZERO: Dur = Dur(0);
@@ -105,7 +110,11 @@ impl Dur {
     /// assert_eq!(Dur::parse("24h"), Ok(Dur::from_secs(86_400)));
     /// assert!(Dur::parse("24 hours").is_err());
     /// ```
-    pub fn parse(s: &str) -> Result<Dur, String> {
+    pub fn parse(s: &str) -> Result<Dur, DurError> {
+        Dur::parse_text(s).map_err(DurError)
+    }
+
+    fn parse_text(s: &str) -> Result<Dur, String> {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
             format!("`{s}` has no unit (write e.g. \"30s\", \"5m\", \"24h\", \"7d\")")

@@ -1,12 +1,159 @@
-//! Kafka edges of the pipeline (rdkafka on tokio).
+//! Everything that speaks Kafka (rdkafka's `BaseConsumer` and `BaseProducer`, polled on threads
+//! of their own: no async runtime). The synchronous core never sees rdkafka: it gets bytes and
+//! positions.
 //!
+//! `run`, the consumer group, is split by role:
+//! - `consumer`: the fetch loop, the stop (drain, hand over, merge) and what `run` returns;
+//! - `rebalance`: the consumer's context: assignment and revocation callbacks, statistics;
+//! - `dispatch`: the fetch thread's side of the workers: assign (claim, restore, seek), batch
+//!   messages per worker, release;
+//! - `batch`: messages copied out of librdkafka, the wire format between fetch thread and workers;
+//! - `worker`: a worker thread and the partitions' state it owns;
+//! - `checkpoint`: when a worker checkpoints, and the dead letters a checkpoint must cover;
+//! - `deadletter`: dead letters produced to their topic;
+//! - `client`: one client configuration for every client (defaults, properties, secrets).
+//!
+//! And the producers' side:
 //! - `partition`: the Java client's murmur2 partitioner, which every producer must share so a
-//!   request and its responses land on one partition (SPEC §1), and which `run` will check.
-//! - `produce`: producing JSON Lines to a topic, keyed by request id (`simulate --kafka`).
-//! - `run`: the consumer group, one pipeline per partition, dead letters to a topic.
-//!
-//! The sync core stays free of rdkafka: it only sees bytes and positions.
+//!   request and its responses land on one partition (SPEC §1), and which `run` checks;
+//! - `produce`: JSON Lines produced to a topic keyed by request id (`simulate --kafka`, `demo`).
 
+mod batch;
+mod checkpoint;
+pub mod client;
+pub mod consumer;
+mod deadletter;
+mod dispatch;
 pub mod partition;
 pub mod produce;
-pub mod run;
+mod rebalance;
+mod worker;
+
+use crate::config::settings::MissingSecret;
+use crate::engine::aggregate::RowError;
+use crate::engine::pipeline::RestoreError;
+use crate::store::StoreError;
+
+/// Why Kafka work failed: the consumer group, its dead-letter producer, or the simulator's
+/// producer.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// librdkafka refused to create or configure a client, or a call failed.
+    #[error("{what}")]
+    Client {
+        /// What was being done.
+        what: String,
+        /// librdkafka's reason.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A `[kafka.secrets]` variable is not set.
+    #[error(transparent)]
+    Secret(#[from] MissingSecret),
+    /// The consumer cannot go on (for example a static member fenced by its successor).
+    #[error("fatal Kafka client error, the consumer cannot go on: {code}: {reason}")]
+    Fatal {
+        /// librdkafka's code.
+        code: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// `--until-caught-up` with nothing assigned for a minute.
+    #[error("no partition was assigned within 60 s (is the topic there, and the group free?)")]
+    NoAssignment,
+    /// Dead letters could not be written: `run` stops rather than lose them.
+    #[error(
+        "{failed} dead letters could not be written to {topic} ({reason}): stopped rather than \
+         lose them"
+    )]
+    DeadLetters {
+        /// How many.
+        failed: u64,
+        /// The dead-letter topic.
+        topic: String,
+        /// librdkafka's first reason.
+        reason: String,
+    },
+    /// Dead letters were still refused when a flush's wait ended.
+    #[error("dead letters still refused when the wait ended")]
+    StillRefused,
+    /// The final flush of dead letters failed.
+    #[error("flushing dead letters to {topic}")]
+    Flush {
+        /// The dead-letter topic.
+        topic: String,
+        /// Why.
+        #[source]
+        source: Box<KafkaError>,
+    },
+    /// The simulator's lines did not all reach the topic.
+    #[error("{simulated} lines simulated but {delivered} delivered")]
+    Undelivered {
+        /// Lines simulated.
+        simulated: u64,
+        /// Messages acknowledged.
+        delivered: u64,
+    },
+    /// Fewer messages consumed than produced (the demo's embedded broker).
+    #[error(
+        "{produced} messages were produced but {consumed} consumed: the embedded broker dropped \
+         some (its log is small) or the consumer lost them"
+    )]
+    Lost {
+        /// Acknowledged by the broker.
+        produced: u64,
+        /// Processed by `run`.
+        consumed: u64,
+    },
+    /// A partition's checkpoint could not be restored.
+    #[error("cannot restore {partition}")]
+    Restore {
+        /// `topic/partition`.
+        partition: String,
+        /// Why.
+        #[source]
+        source: RestoreError,
+    },
+    /// Another instance claimed a partition this one still held.
+    #[error("another instance owns this partition now; stopping so that it alone writes its state")]
+    Fenced(#[source] StoreError),
+    /// A checkpoint could not be written.
+    #[error("writing a checkpoint")]
+    Checkpoint(#[source] StoreError),
+    /// The state store could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A month row could not be encoded for a checkpoint.
+    #[error(transparent)]
+    Row(#[from] RowError),
+    /// The pipeline's dead-letter sink failed (the message names the topic).
+    #[error(transparent)]
+    Pipeline(#[from] std::io::Error),
+    /// A worker thread failed without saying why.
+    #[error("worker {0} {1}")]
+    Worker(usize, &'static str),
+    /// A batch for a slot its worker does not hold: a bug.
+    #[error("message for slot {0} that this worker does not hold")]
+    UnknownSlot(u32),
+    /// librdkafka gave a negative partition number.
+    #[error("negative partition {partition} of {topic}")]
+    NegativePartition {
+        /// Topic.
+        topic: String,
+        /// The number.
+        partition: i32,
+    },
+    /// A thread could not be started.
+    #[error("cannot start a thread")]
+    Thread(#[source] std::io::Error),
+}
+
+impl KafkaError {
+    /// A librdkafka failure while doing `what`.
+    pub fn client(
+        what: impl Into<String>,
+    ) -> impl FnOnce(rdkafka::error::KafkaError) -> KafkaError {
+        let what = what.into();
+        move |source| KafkaError::Client { what, source }
+    }
+}

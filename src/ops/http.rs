@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::OpsError;
 use crate::ops::live::Live;
 use crate::ops::metrics::Metrics;
 
@@ -38,18 +39,22 @@ pub fn serve(
     metrics: Arc<Metrics>,
     live: Arc<Live>,
     max_lag: u64,
-) -> anyhow::Result<HttpServer> {
-    let addr: SocketAddr = listen
-        .parse()
-        .map_err(|e| anyhow::anyhow!("http.listen {listen:?}: {e}"))?;
-    let std_listener = std::net::TcpListener::bind(addr)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (http.listen): {e}"))?;
-    std_listener.set_nonblocking(true)?;
-    let bound = std_listener.local_addr()?;
+) -> Result<HttpServer, OpsError> {
+    let addr: SocketAddr = listen.parse().map_err(|source| OpsError::Listen {
+        listen: listen.to_string(),
+        source,
+    })?;
+    let std_listener =
+        std::net::TcpListener::bind(addr).map_err(|source| OpsError::Bind { addr, source })?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(OpsError::Start)?;
+    let bound = std_listener.local_addr().map_err(OpsError::Start)?;
     let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(OpsError::Start)?;
     let thread = std::thread::Builder::new()
         .name("srv-opr-http".into())
         .spawn(move || {
@@ -81,7 +86,8 @@ pub fn serve(
                     }
                 }
             });
-        })?;
+        })
+        .map_err(OpsError::Start)?;
     tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
     Ok(HttpServer {
         addr: bound,

@@ -1,8 +1,42 @@
 //! The running service's own surface: what its workers publish (`live`), the Prometheus
-//! registry read from it (`metrics`), the HTTP endpoint serving it (`http`) and the alerts
-//! (`alerts`: the in-process evaluator, the Alertmanager notifier, the generated rules).
+//! registry read from it (`metrics`), the HTTP endpoint serving it (`http`), the alerts
+//! (`alerts`: the in-process evaluator, the Alertmanager notifier, the generated rules), and
+//! `endpoint`, which starts them together for `run` and `demo`.
 
 pub mod alerts;
+pub mod endpoint;
 pub mod http;
 pub mod live;
 pub mod metrics;
+
+/// Why the service's surface could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// `http.listen` is not an address.
+    #[error("http.listen {listen:?}")]
+    Listen {
+        /// As configured.
+        listen: String,
+        /// Why.
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    /// The address is taken or not ours.
+    #[error("cannot listen on {addr} (http.listen)")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The endpoint's thread or runtime could not start.
+    #[error("the HTTP endpoint cannot start")]
+    Start(#[source] std::io::Error),
+    /// The Prometheus registry refused a family.
+    #[error("metrics registry")]
+    Registry(#[source] prometheus::Error),
+    /// The alert evaluator's thread could not start.
+    #[error("cannot start the alert evaluator")]
+    Alerts(#[source] std::io::Error),
+}

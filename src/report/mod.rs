@@ -5,6 +5,7 @@
 
 pub mod charts;
 pub mod html;
+pub mod month_table;
 pub mod workbook;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,18 @@ use crate::score::scheme::Scheme;
 use crate::sink::rollup::RplLine;
 
 use charts::{Chart, RplChart, RtChart, Series, region_colour};
+
+/// A chart or the workbook could not be drawn (plotters' and the workbook writer's errors,
+/// as their text: plotters' are generic over the backend).
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A chart could not be drawn.
+    #[error("cannot draw a chart: {0}")]
+    Chart(String),
+    /// The workbook could not be built.
+    #[error("cannot build the workbook: {0}")]
+    Workbook(String),
+}
 
 /// The three regions in report order.
 pub const REGIONS: [&str; 3] = ["north", "central", "south"];
@@ -150,7 +163,7 @@ pub fn worst_buckets(y: &Year, n: usize) -> Vec<BucketTotal> {
 /// The charts of a year: per configured measure with requests in it, the monthly RPL per
 /// region (against its TPL and MPL when it has them); per TRT measure, the response-time
 /// distribution of the latest month with requests, per region, with its TRTs marked.
-pub fn charts(y: &Year) -> Result<Vec<Chart>, String> {
+pub fn charts(y: &Year) -> Result<Vec<Chart>, ReportError> {
     let labels: Vec<String> = y.months.iter().map(|m| month_label(*m)).collect();
     let to_f64 = |d: rust_decimal::Decimal| d.to_string().parse::<f64>().ok();
     let mut out = Vec::new();

@@ -108,7 +108,11 @@ fn page_setup(ws: &mut Worksheet) {
 }
 
 /// The workbook as XLSX bytes.
-pub fn build(y: &Year, charts: &[Chart]) -> Result<Vec<u8>, String> {
+pub fn build(y: &Year, charts: &[Chart]) -> Result<Vec<u8>, super::ReportError> {
+    build_text(y, charts).map_err(super::ReportError::Workbook)
+}
+
+fn build_text(y: &Year, charts: &[Chart]) -> Result<Vec<u8>, String> {
     let fm = Formats::new();
     let mut wb = Workbook::new();
     wb.set_properties(

@@ -37,7 +37,12 @@ const HEADER: &str = "measure,component,region,period,value";
 
 /// Parses one CSV file (`name` for messages). Blank lines and `#` comments are skipped. Every
 /// malformed row is reported.
-pub fn parse(name: &str, text: &str) -> Result<Vec<InputRow>, Vec<String>> {
+pub fn parse(name: &str, text: &str) -> Result<Vec<InputRow>, super::Problems> {
+    parse_rows(name, text).map_err(super::Problems)
+}
+
+/// [`parse`], its problems as a list.
+fn parse_rows(name: &str, text: &str) -> Result<Vec<InputRow>, Vec<String>> {
     let mut rows = Vec::new();
     let mut problems = Vec::new();
     let mut lines = text.lines().enumerate().filter(|(_, l)| {

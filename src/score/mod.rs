@@ -14,3 +14,56 @@ pub mod model;
 pub mod ratio;
 pub mod render;
 pub mod scheme;
+
+use std::fmt;
+
+use rust_decimal::Decimal;
+
+/// Problems found in a scheme, in score inputs or while scoring, each naming where
+/// (`file:line`, a measure, a component); all of them, not the first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Problems(pub Vec<String>);
+
+impl std::ops::Deref for Problems {
+    type Target = Vec<String>;
+    fn deref(&self) -> &Vec<String> {
+        &self.0
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Why a year could not be scored.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    /// `--margin` is zero or negative.
+    #[error("--margin must be positive, found {0}")]
+    NonPositiveMargin(Decimal),
+    /// Neither the scheme nor the command line gives the margin at risk.
+    #[error("the margin at risk of {0} is not known: pass --margin <£m>")]
+    UnknownMargin(String),
+    /// A `--what-if` that does not name a component of the scheme, or no number.
+    #[error("{0}")]
+    WhatIf(String),
+    /// The inputs have problems.
+    #[error("{} problem(s) in the inputs:\n{}", .0.len(), .0)]
+    Inputs(Problems),
+    /// The inputs of a report have problems; the streaming-derived components are named so a
+    /// component given twice can be told apart.
+    #[error("{} problem(s) in the inputs (the streaming-derived rows are {streaming}):\n{problems}", problems.len())]
+    Report {
+        /// `SDM2.X, …`: the components that come from events.
+        streaming: String,
+        /// What was wrong.
+        problems: Problems,
+    },
+    /// The streaming rows srv-opr wrote itself do not parse: a bug.
+    #[error("internal: the streaming inputs do not parse: {}", .0.join("; "))]
+    Streaming(Problems),
+}

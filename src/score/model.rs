@@ -37,7 +37,12 @@ pub struct Override {
 
 impl Override {
     /// Parses `SDM1.FIRST-TIME-WAN.north=97.0` against the scheme (component ids may contain dots).
-    pub fn parse(text: &str, scheme: &Scheme) -> Result<Override, String> {
+    pub fn parse(text: &str, scheme: &Scheme) -> Result<Override, super::ScoreError> {
+        Override::parse_text(text, scheme).map_err(super::ScoreError::WhatIf)
+    }
+
+    /// [`Override::parse`], its problem as text.
+    fn parse_text(text: &str, scheme: &Scheme) -> Result<Override, String> {
         let (lhs, value) = text.split_once('=').ok_or_else(|| {
             format!("what-if {text:?}: expected MEASURE.COMPONENT[.REGION]=VALUE")
         })?;
@@ -195,6 +200,16 @@ type Key = (String, String, Option<String>); // measure, component, region
 /// Scores `rows` under `scheme` with `margin` £m at risk, applying `overrides`. Every input
 /// problem is reported, each naming its row.
 pub fn score(
+    scheme: &Scheme,
+    rows: &[InputRow],
+    margin: Decimal,
+    overrides: &[Override],
+) -> Result<Report, super::Problems> {
+    score_problems(scheme, rows, margin, overrides).map_err(super::Problems)
+}
+
+/// [`score`], its problems as a list.
+fn score_problems(
     scheme: &Scheme,
     rows: &[InputRow],
     margin: Decimal,
@@ -634,7 +649,7 @@ mod properties {
     use proptest::prelude::*;
 
     fn ry2324() -> Scheme {
-        scheme::parse("RY23-24", crate::config::SCHEMES[0].1, &[]).unwrap()
+        scheme::parse("RY23-24", crate::config::schemes::BUILT_IN[0].1, &[]).unwrap()
     }
 
     /// Annual rows for every scored component of RY23/24, values from `v` (percent in hundredths,

@@ -267,7 +267,12 @@ fn dec(s: &str) -> Result<Decimal, String> {
 
 /// Parses and validates a scheme; `name` is for messages, `streaming` the ids of the streaming
 /// measures a component may come `from` (none checked when empty). Every problem is reported.
-pub fn parse(name: &str, text: &str, streaming: &[String]) -> Result<Scheme, Vec<String>> {
+pub fn parse(name: &str, text: &str, streaming: &[String]) -> Result<Scheme, super::Problems> {
+    parse_scheme(name, text, streaming).map_err(super::Problems)
+}
+
+/// [`parse`], its problems as a list.
+fn parse_scheme(name: &str, text: &str, streaming: &[String]) -> Result<Scheme, Vec<String>> {
     let mut problems = Vec::new();
     let raw: RawScheme =
         toml::from_str(text).map_err(|e| vec![format!("{name}: {}", e.to_string().trim())])?;

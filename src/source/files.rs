@@ -3,6 +3,7 @@
 //! read next, so a file of requests and a file of responses of the same month correlate; the
 //! pipeline runs on the minimum watermark of the files not yet exhausted.
 
+use super::SourceError;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -45,11 +46,12 @@ impl Input {
     }
 
     /// Opens the input for reading, decompressing gzip; `counter` accumulates raw bytes read.
-    pub fn open(&self, counter: Arc<AtomicU64>) -> io::Result<Box<dyn Read + Send>> {
+    pub fn open(&self, counter: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>, SourceError> {
         let raw: Box<dyn Read + Send> = match self {
             Input::Path(p) if p.as_os_str() == "-" => Box::new(io::stdin()),
-            Input::Path(p) => Box::new(File::open(p).map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot open {}: {e}", p.display()))
+            Input::Path(p) => Box::new(File::open(p).map_err(|source| SourceError::Open {
+                path: p.clone(),
+                source,
             })?),
             Input::Memory(_, b) => Box::new(io::Cursor::new(SharedBytes(b.clone()))),
         };
@@ -83,7 +85,7 @@ pub fn open_all(
     inputs: &[Input],
     limit: usize,
     counter: Arc<AtomicU64>,
-) -> io::Result<Vec<FileSource>> {
+) -> Result<Vec<FileSource>, SourceError> {
     inputs
         .iter()
         .map(|i| {
@@ -288,7 +290,7 @@ pub fn drive<S: DeadLetterSink>(
     pipeline: &mut Pipeline<S>,
     lateness: Dur,
     progress: Progress<'_>,
-) -> io::Result<Ts> {
+) -> Result<Ts, SourceError> {
     let (max_event_bytes, future_limit) = pipeline.limits();
     let (full_tx, full_rx) = sync_channel::<Batch>(IN_FLIGHT);
     let (empty_tx, empty_rx) = sync_channel::<Batch>(IN_FLIGHT + 2);

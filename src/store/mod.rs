@@ -12,10 +12,9 @@
 //! owner can never overwrite its successor's state.
 
 pub mod codec;
+pub mod load;
 pub mod postgres;
 pub mod sqlite;
-
-use std::fmt;
 
 use crate::config::Config;
 use crate::engine::aggregate::SavedRow;
@@ -27,9 +26,13 @@ use crate::engine::pipeline::{Delta, SavedBlock, SavedMeta, SavedPipeline};
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// Why a store operation failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Another instance claimed the partition after this one: the checkpoint was not written.
+    #[error(
+        "{topic}/{partition} was claimed by another instance since this one claimed it \
+         (epoch {held}): checkpoint refused"
+    )]
     Fenced {
         /// Topic.
         topic: String,
@@ -39,29 +42,18 @@ pub enum StoreError {
         held: i64,
     },
     /// The store belongs to something else (newer version, other topic, group or definitions).
+    #[error("{0}")]
     Refused(String),
     /// The database said no.
+    #[error("{0}")]
     Backend(String),
+    /// There is no store to read.
+    #[error("{0}")]
+    Absent(String),
+    /// A stored row does not decode.
+    #[error(transparent)]
+    Damaged(#[from] crate::engine::aggregate::RowError),
 }
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Fenced {
-                topic,
-                partition,
-                held,
-            } => write!(
-                f,
-                "{topic}/{partition} was claimed by another instance since this one claimed it \
-                 (epoch {held}): checkpoint refused"
-            ),
-            StoreError::Refused(s) | StoreError::Backend(s) => f.write_str(s),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
 
 /// What a store must match before anything is read or written.
 #[derive(Debug, Clone)]

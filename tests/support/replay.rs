@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use srv_opr::app;
+use srv_opr::cli;
 use srv_opr::config::Config;
 use srv_opr::source::files::inputs_from_paths;
 
@@ -86,6 +86,6 @@ pub fn replay(paths: &[PathBuf]) -> Replayed {
 
 pub fn replay_with(cfg: &Config, paths: &[PathBuf]) -> Replayed {
     let out = tempfile::tempdir().unwrap();
-    app::replay(cfg, &inputs_from_paths(paths), out.path(), false).unwrap();
+    cli::replay::replay(cfg, &inputs_from_paths(paths), out.path(), false).unwrap();
     read_outputs(out.path())
 }

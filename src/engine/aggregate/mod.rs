@@ -21,4 +21,4 @@ mod merge_properties;
 pub use aggregates::{AggregateStats, Aggregates, Block};
 pub use checkpoint::{RowError, SavedRow};
 pub use histogram::RtHist;
-pub use row::{Outcome, Row, SAMPLE_SIZE, Sampled, outcome, rpl_percent};
+pub use row::{Outcome, Row, SAMPLE_SIZE, Sampled, outcome, rpl_decimal, rpl_percent};

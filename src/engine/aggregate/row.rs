@@ -260,6 +260,25 @@ impl Row {
 /// assert_eq!(rpl_percent(0, 0), None);
 /// ```
 pub fn rpl_percent(hits: u64, requests: u64) -> Option<String> {
+    let q = rpl_ten_thousandths(hits, requests)?;
+    Some(format!("{}.{:04}", q / 10_000, q % 10_000))
+}
+
+/// The same RPL as [`rpl_percent`], as an exact decimal (four places), for comparing with TPL
+/// and MPL.
+///
+/// ```
+/// use srv_opr::engine::aggregate::rpl_decimal;
+/// assert_eq!(rpl_decimal(2, 3), Some(rust_decimal::Decimal::new(666_667, 4)));
+/// ```
+pub fn rpl_decimal(hits: u64, requests: u64) -> Option<rust_decimal::Decimal> {
+    let q = rpl_ten_thousandths(hits, requests)?;
+    // At most 100.0000 × 10⁴: always fits.
+    Some(rust_decimal::Decimal::new(q as i64, 4))
+}
+
+/// `100 × hits / requests` in ten-thousandths of a percent, rounded half away from zero.
+fn rpl_ten_thousandths(hits: u64, requests: u64) -> Option<u128> {
     if requests == 0 {
         return None;
     }
@@ -269,7 +288,7 @@ pub fn rpl_percent(hits: u64, requests: u64) -> Option<String> {
     if (num % den) * 2 >= den {
         q += 1;
     }
-    Some(format!("{}.{:04}", q / 10_000, q % 10_000))
+    Some(q)
 }
 
 #[cfg(test)]

@@ -1,0 +1,326 @@
+//! `srv-opr demo`: the whole live path with no set-up. An embedded Kafka broker (librdkafka's
+//! mock cluster), the simulator producing a month into it with one region degraded, `run`
+//! consuming it with `/metrics` up; then the month's RPLs against TPL and MPL, the alerts
+//! firing, and the month's regulatory-year report from the demo's own store.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use rust_decimal::Decimal;
+
+use crate::config::Config;
+use crate::engine::calendar::Month;
+use crate::engine::domain::Region;
+use crate::engine::time::Dur;
+use crate::error::Error;
+use crate::kafka::KafkaError;
+use crate::kafka::consumer::RunOptions;
+use crate::kafka::produce::{LineProducer, ProducerSettings};
+use crate::ops::endpoint;
+use crate::ops::live::Live;
+use crate::report::month_table::month_table;
+use crate::score::render::fixed;
+use crate::score::scheme::RegYear;
+use crate::simulate::{Quality, SimConfig, SimStats, Simulator};
+
+use super::args::positive;
+use super::replay::ReplayOutcome;
+use super::report::{ReportRequest, report};
+use super::run::run;
+use super::signals::watch_signals;
+use super::simulate::month_bounds;
+
+/// `demo`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Month to simulate.
+    #[arg(long, default_value = "2024-03")]
+    month: String,
+    /// Mean requests per second (0.4 ≈ 1 million requests in a month).
+    #[arg(long, default_value_t = 0.4)]
+    rate: f64,
+    /// Where to write the month's files.
+    #[arg(long, default_value = "demo-out")]
+    out: PathBuf,
+    /// Keep serving /metrics after the month is done, until Ctrl-C.
+    #[arg(long)]
+    keep_serving: bool,
+}
+
+/// Runs the demo and prints what a person wants to see of it.
+pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+    let (month, start, end) = month_bounds(cfg, &a.month)?;
+    positive("rate", a.rate)?;
+    let mut quality = [Quality::default(); 3];
+    // One region struggles, so the table shows what a miss looks like.
+    quality[Region::Central as usize] = Quality {
+        slow: 0.012,
+        error: 0.003,
+        lost: 0.001,
+    };
+    let sim = SimConfig {
+        seed: 2024,
+        start,
+        end,
+        rate: a.rate,
+        quality,
+        ..SimConfig::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_signals(stop.clone(), cfg.settings.kafka.shutdown_timeout);
+    eprintln!(
+        "srv-opr demo: an embedded Kafka broker (librdkafka's mock cluster), {month} simulated at {} \
+         requests/s into a 6-partition topic (central degraded), consumed by `run`…",
+        a.rate
+    );
+    let started = Instant::now();
+    let outcome = demo_live(cfg, sim, &a.out, a.keep_serving, &stop, |addr| {
+        if let Some(addr) = addr {
+            eprintln!("metrics while it runs: curl http://{addr}/metrics");
+        }
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    println!("{}", month_table(&outcome.run.aggregates, month));
+    if outcome.alerts.is_empty() {
+        println!("alerts firing at the end: none");
+    } else {
+        println!("alerts firing at the end (also sent to alerts.alertmanager_url when set):");
+        for a in &outcome.alerts {
+            println!("  {a}");
+        }
+    }
+    println!(
+        "{} events ({} requests simulated) consumed from 6 partitions, {} dead letters (to the \
+         dead-letter topic); {:.1} s in all",
+        outcome.run.stats.events,
+        outcome.sim.requests,
+        outcome.run.stats.dead_letters_total(),
+        secs,
+    );
+    println!(
+        "files: {0}/ (rpl.csv, failures.csv, opr-inputs.csv, evidence/, summary.json); the state store \
+         {0}/state.db holds each partition's checkpoint: \
+         SRV_OPR__STATE__URL=sqlite://{0}/state.db srv-opr rollup --month YYYY-MM reads a month \
+         back from it",
+        a.out.display()
+    );
+    if let (Some(addr), false) = (outcome.metrics, a.keep_serving) {
+        println!(
+            "(the metrics endpoint http://{addr}/metrics closed with the demo; --keep-serving keeps it up)"
+        );
+    }
+    demo_report(cfg, &a.out, month)
+}
+
+/// The demo month in its regulatory year's report, read back from the demo's state store. The
+/// components that do not come from events are the seed's RY23/24 figures, so only a month of
+/// RY23/24 gets one.
+fn demo_report(cfg: &Config, out: &Path, month: Month) -> Result<(), Error> {
+    const EXTERNAL: &str = include_str!("../../config/opr/RY23-24-external.csv");
+    let year = RegYear::of_month(&month.to_string());
+    if year.map(|y| y.start) != Some(2023) {
+        println!("report: none (the demo carries the other OPR components for RY23/24 only)");
+        return Ok(());
+    }
+    let external = out.join("RY23-24-external.csv");
+    std::fs::write(&external, EXTERNAL).map_err(|e| {
+        Error::Output(std::io::Error::new(
+            e.kind(),
+            format!("cannot write {}: {e}", external.display()),
+        ))
+    })?;
+    let mut cfg = cfg.clone();
+    cfg.settings.state.url = format!("sqlite://{}", out.join("state.db").display());
+    let dir = out.join("report");
+    let req = ReportRequest {
+        year: "RY23/24".into(),
+        inputs: vec![external],
+        margin: None,
+        replay: Vec::new(),
+        out: dir.clone(),
+    };
+    let r = report(&cfg, &req)?;
+    let total = r.score.measures.iter().map(|m| m.kept).sum::<Decimal>();
+    println!(
+        "report: {}/index.html and opr-RY23-24.xlsx: {month} from the store ({} components \
+         scored from that month alone), the other OPR components from the seed's RY23/24 \
+         figures; £{}m of £{}m retained (built in {:.2} s)",
+        dir.display(),
+        r.score.warnings.len(),
+        fixed(total, 3),
+        fixed(r.score.margin_at_risk, 3),
+        r.gather_seconds + r.render_seconds
+    );
+    Ok(())
+}
+
+/// What the live demo produced.
+pub struct DemoOutcome {
+    /// The consumer's outputs, as `run` writes them.
+    pub run: ReplayOutcome,
+    /// What the simulator produced.
+    pub sim: SimStats,
+    /// Where `/metrics` was served.
+    pub metrics: Option<SocketAddr>,
+    /// The alerts firing at the end (in-process evaluator), as a person reads them.
+    pub alerts: Vec<String>,
+}
+
+/// The topic the demo's simulator produces into, and its partitions.
+const TOPIC: &str = "srv-events";
+const PARTITIONS: i32 = 6;
+
+/// `demo`: the whole live path with no set-up: an embedded broker (librdkafka's mock cluster)
+/// with a 6-partition topic, the simulator producing into it on one thread, `run` consuming it
+/// on this one until everything produced is processed, and `/metrics` up meanwhile. With
+/// `keep_serving`, the endpoint stays up afterwards until `stop` is set.
+pub fn demo_live(
+    cfg: &Config,
+    sim: SimConfig,
+    out: &Path,
+    keep_serving: bool,
+    stop: &AtomicBool,
+    on_ready: impl FnOnce(Option<SocketAddr>),
+) -> Result<DemoOutcome, Error> {
+    let mock =
+        MockCluster::new(1).map_err(KafkaError::client("cannot start the embedded broker"))?;
+    let cfg = embedded(cfg, &mock.bootstrap_servers(), out)?;
+    for (topic, partitions) in [(TOPIC, PARTITIONS), ("srv-events-dead-letters", 1)] {
+        mock.create_topic(topic, partitions, 1)
+            .map_err(KafkaError::client(format!(
+                "cannot create the demo's topic {topic}"
+            )))?;
+    }
+    let pipeline = cfg.pipeline()?;
+    let endpoint = endpoint::start(&cfg, &pipeline, true)?;
+    let addr = endpoint.server.as_ref().map(|s| s.addr);
+    on_ready(addr);
+    let produced = Arc::new(AtomicBool::new(false));
+    let simulator = produce(&cfg, sim, endpoint.live.clone(), produced.clone())?;
+    let opts = RunOptions {
+        until_caught_up: true,
+        input_complete: Some(produced),
+        accept_config_change: false,
+    };
+    let outcome = run(&cfg, &pipeline, out, &opts, stop, &endpoint);
+    let (sim_stats, delivered) = simulator
+        .join()
+        .map_err(|_| Error::Internal("the simulator panicked".into()))??;
+    let outcome = outcome?;
+    if outcome.stats.events != delivered {
+        return Err(KafkaError::Lost {
+            produced: delivered,
+            consumed: outcome.stats.events,
+        }
+        .into());
+    }
+    if keep_serving && addr.is_some() {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let alerts = endpoint
+        .alerts
+        .board
+        .lock()
+        .map(|b| b.summaries.clone())
+        .unwrap_or_default();
+    drop(endpoint);
+    drop(mock);
+    Ok(DemoOutcome {
+        run: outcome,
+        sim: sim_stats,
+        metrics: addr,
+        alerts,
+    })
+}
+
+/// `cfg` pointed at the embedded broker at `brokers`, with a fresh state store beside the
+/// outputs in `out` and alerts evaluated every second.
+fn embedded(cfg: &Config, brokers: &str, out: &Path) -> Result<Config, Error> {
+    let mut cfg = cfg.clone();
+    let k = &mut cfg.settings.kafka;
+    k.brokers = brokers.to_string();
+    k.topics = vec![TOPIC.into()];
+    k.group_id = "srv-opr-demo".into();
+    k.dead_letter_topic = "srv-events-dead-letters".into();
+    // The demo's own broker speaks plaintext, whatever the configuration says for production.
+    k.properties = vec![
+        // The mock broker holds an empty fetch for the full wait; the producer, paced on the
+        // consumer, would wait with it.
+        ("fetch.wait.max.ms".into(), "10".into()),
+    ];
+    k.secrets.clear();
+    // A fresh store beside the outputs: the embedded broker starts empty every time, so an old
+    // checkpoint's offsets would point past its end. `rollup` can read it afterwards.
+    std::fs::create_dir_all(out)?;
+    let db = out.join("state.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let f = PathBuf::from(format!("{}{suffix}", db.display()));
+        if f.exists() {
+            std::fs::remove_file(&f).map_err(|e| {
+                Error::Output(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot remove the old {}: {e}", f.display()),
+                ))
+            })?;
+        }
+    }
+    cfg.settings.state.url = format!("sqlite://{}", db.display());
+    // A month goes by in seconds: evaluate alerts every second, firing at once.
+    cfg.settings.alerts.interval = Dur::from_secs(1);
+    cfg.settings.alerts.hold = Dur::ZERO;
+    Ok(cfg)
+}
+
+/// The simulator's thread: what it simulated, and how many messages were acknowledged.
+type SimulatorThread = JoinHandle<Result<(SimStats, u64), Error>>;
+
+/// The simulator on a thread of its own, producing `sim` into the embedded broker, paced on
+/// what the consumer has processed; sets `done` when it has delivered everything (or failed).
+/// Its result: what it simulated and how many messages were acknowledged.
+fn produce(
+    cfg: &Config,
+    sim: SimConfig,
+    live: Arc<Live>,
+    done: Arc<AtomicBool>,
+) -> Result<SimulatorThread, Error> {
+    let settings = ProducerSettings {
+        brokers: cfg.settings.kafka.brokers.clone(),
+        topic: TOPIC.into(),
+        rate: None,
+        properties: vec![],
+    };
+    let thread = std::thread::Builder::new()
+        .name("srv-opr-simulator".into())
+        .spawn(move || {
+            let r = (|| -> Result<(SimStats, u64), Error> {
+                // The mock broker keeps only about 5 MB per partition: stay at most this many
+                // messages ahead of the consumer, or the log would drop what is not yet read.
+                const AHEAD: u64 = 100_000;
+                let gate = Box::new(move |sent: u64| {
+                    while sent > live.events_processed() + AHEAD {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                });
+                let mut producer = LineProducer::new(&settings)
+                    .map_err(KafkaError::client(format!(
+                        "cannot create a Kafka producer for {}",
+                        settings.brokers
+                    )))?
+                    .with_gate(gate);
+                let stats = Simulator::new(sim).run(&mut producer)?;
+                let produced = producer.finish(Duration::from_secs(120))?;
+                Ok((stats, produced.delivered))
+            })();
+            done.store(true, Ordering::Relaxed);
+            r
+        })
+        .map_err(KafkaError::Thread)?;
+    Ok(thread)
+}

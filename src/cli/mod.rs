@@ -1,0 +1,105 @@
+//! The command line: one file per command (its clap arguments, its run and what it prints),
+//! the values they parse (`args`), and the dispatch. `main` only parses, starts logging, calls
+//! [`Cli::run`] and turns the error's kind into the exit code.
+//!
+//! The library functions a command is made of (`replay::replay`, `run::run`, …) are public, so
+//! tests and benches drive exactly what the binary does.
+
+pub mod alert_rules;
+pub mod args;
+pub mod demo;
+pub mod replay;
+pub mod report;
+pub mod rollup;
+pub mod run;
+pub mod score;
+pub mod simulate;
+
+mod progress;
+mod signals;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::error::Error;
+
+/// Service Request events to the regulator's performance figures (OPR).
+#[derive(Parser, Debug)]
+#[command(name = "srv-opr", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration directory holding srv-opr.toml and measures.toml (each optional: the
+    /// built-in defaults stand in). Default: ./config if it exists.
+    #[arg(long, global = true, env = "SRV_OPR_CONFIG", value_name = "DIR")]
+    pub config: Option<PathBuf>,
+
+    /// Log filter (`info`, `debug`, `srv_opr=trace`…); also RUST_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay JSON Lines files (.jsonl, .jsonl.gz; `-` for stdin) through the pipeline.
+    Replay(replay::Args),
+    /// Generate seeded synthetic SRV traffic as JSON Lines.
+    Simulate(simulate::Args),
+    /// The whole live path with no set-up: an embedded broker, the simulator producing a month
+    /// into it, `run` consuming it with /metrics up, and the month's RPLs against TPL and MPL.
+    Demo(demo::Args),
+    /// Score a regulatory year: RPLs to margin retained (the seed's Table 7).
+    Score(score::Args),
+    /// Consume SRV events from Kafka ([kafka] in srv-opr.toml) in a consumer group.
+    Run(run::Args),
+    /// A month's outputs from the state store of `run` ([state] url), without Kafka.
+    Rollup(rollup::Args),
+    /// Prometheus recording and alerting rules for the configured measures and [alerts]: the
+    /// same alerts `run` evaluates in process.
+    AlertRules(alert_rules::Args),
+    /// A regulatory year for the people who receive it: the months' roll-ups (from the state
+    /// store, or a replay of event files), the score, an XLSX workbook shaped like the RIGs
+    /// Annex 1, charts and a one-page HTML summary.
+    Report(report::Args),
+}
+
+impl Cli {
+    /// Loads the configuration and runs the command.
+    pub fn run(self) -> Result<(), Error> {
+        let cfg = load_config(self.config)?;
+        match self.command {
+            Command::Replay(a) => replay::main(&cfg, a),
+            Command::Simulate(a) => simulate::main(&cfg, a),
+            Command::Demo(a) => demo::main(&cfg, a),
+            Command::Score(a) => score::main(&cfg, a),
+            Command::Run(a) => run::main(&cfg, a),
+            Command::Rollup(a) => rollup::main(&cfg, a),
+            Command::AlertRules(a) => alert_rules::main(&cfg, a),
+            Command::Report(a) => report::main(&cfg, a),
+        }
+    }
+}
+
+/// The configuration of `dir` (default `./config` when it exists), with `SRV_OPR__…` from the
+/// environment over it.
+fn load_config(dir: Option<PathBuf>) -> Result<Config, Error> {
+    let dir = dir.or_else(|| {
+        let d = PathBuf::from("config");
+        d.is_dir().then_some(d)
+    });
+    if let Some(d) = &dir
+        && !d.is_dir()
+    {
+        return Err(Error::Usage(format!(
+            "configuration directory {} does not exist",
+            d.display()
+        )));
+    }
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("SRV_OPR__"))
+        .collect();
+    Ok(Config::load(dir.as_deref(), &env)?)
+}

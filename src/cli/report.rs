@@ -1,0 +1,268 @@
+//! `srv-opr report --year RY23/24`: the year's months (from the state store, or a replay of
+//! event files), scored with the external inputs, and written for the people who receive it:
+//! the roll-up files, `score.csv`/`score.json`, the workbook, the charts and `index.html`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rust_decimal::Decimal;
+
+use crate::config::{Config, schemes};
+use crate::engine::aggregate::Aggregates;
+use crate::engine::calendar::Month;
+use crate::error::Error;
+use crate::report::{Year, charts, html, workbook};
+use crate::score::inputs::{self, InputRow};
+use crate::score::model::{self, Report};
+use crate::score::scheme::{RegYear, Scheme};
+use crate::score::{ScoreError, render};
+use crate::sink::outdir::OutDir;
+use crate::sink::outputs::write_outputs;
+use crate::sink::rollup::{opr_inputs_csv, rpl_lines};
+use crate::source::files::{Input, inputs_from_paths};
+use crate::store::load::load_months;
+
+use super::args::Margin;
+use super::replay::replay;
+use super::score::{margin_of, read_inputs, write_score};
+
+/// `report`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The regulatory year (April–March), e.g. RY23/24.
+    #[arg(long, value_name = "RYxx/yy")]
+    year: String,
+    /// Score inputs for the components that do not come from events (SUM1, SDM1's install
+    /// components, VMM1/VMM2…): measure,component,region,period,value[,numerator,denominator].
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    inputs: Vec<PathBuf>,
+    /// Margin at risk in £m (required when the scheme does not know it).
+    #[arg(long, value_name = "£M")]
+    margin: Option<String>,
+    /// Replay these event files for the year's figures instead of reading the state store.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    replay: Vec<PathBuf>,
+    /// Output directory (default ./report-RYxx-yy).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// Builds the year's report and says where it is.
+pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+    let margin = Margin::of(a.margin.as_deref())?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("report-{}", a.year.replace('/', "-"))));
+    let req = ReportRequest {
+        year: a.year.clone(),
+        inputs: a.inputs,
+        margin,
+        replay: inputs_from_paths(&a.replay),
+        out: out.clone(),
+    };
+    let r = report(cfg, &req)?;
+    for w in &r.score.warnings {
+        eprintln!("srv-opr: warning: {w}");
+    }
+    print!("{}", render::table(&r.score));
+    let months: Vec<String> = r
+        .months
+        .iter()
+        .map(|(m, fin)| format!("{m}{}", if *fin { "" } else { " (not final)" }))
+        .collect();
+    eprintln!(
+        "srv-opr: {} from events: {}",
+        a.year,
+        if months.is_empty() {
+            "no months".to_string()
+        } else {
+            months.join(", ")
+        }
+    );
+    eprintln!(
+        "srv-opr: figures gathered in {:.2} s; score, workbook, {} charts and the page written \
+         in {:.2} s",
+        r.gather_seconds,
+        r.files.iter().filter(|f| f.ends_with(".png")).count(),
+        r.render_seconds
+    );
+    eprintln!(
+        "srv-opr: report written to {} (open {})",
+        out.display(),
+        out.join("index.html").display()
+    );
+    Ok(())
+}
+
+/// What `report` was asked.
+pub struct ReportRequest {
+    /// The regulatory year, `RY23/24`.
+    pub year: String,
+    /// Score inputs for the components that do not come from events (SUM1, SDM1's install
+    /// components, VMM…).
+    pub inputs: Vec<PathBuf>,
+    /// £m at risk, overriding (or supplying) the scheme's.
+    pub margin: Option<Decimal>,
+    /// Event files to replay instead of reading the state store.
+    pub replay: Vec<Input>,
+    /// The output directory.
+    pub out: PathBuf,
+}
+
+/// What `report` wrote.
+pub struct ReportOutcome {
+    /// The year's score.
+    pub score: Report,
+    /// Files written, relative to the output directory.
+    pub files: Vec<String>,
+    /// Months of the year with figures from events, and whether each is final.
+    pub months: Vec<(Month, bool)>,
+    /// Seconds spent gathering the figures (store read or replay).
+    pub gather_seconds: f64,
+    /// Seconds spent scoring and writing the workbook, charts and page.
+    pub render_seconds: f64,
+}
+
+/// `report`: a regulatory year's roll-ups (from the state store, or a replay of event files),
+/// its score with the external inputs, and the workbook, charts and HTML summary.
+pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error> {
+    let year = RegYear::parse(&req.year).ok_or_else(|| {
+        Error::Usage(format!(
+            "--year {:?} is not a regulatory year like RY23/24",
+            req.year
+        ))
+    })?;
+    let scheme = schemes::find(cfg, &req.year)?;
+    let margin = margin_of(&scheme, req.margin)?;
+    let external = read_inputs(&req.inputs)?;
+    let months: Vec<Month> = year
+        .months()
+        .iter()
+        .filter_map(|m| Month::parse(m))
+        .collect();
+    let started = Instant::now();
+    let outdir = OutDir::create(&req.out)?;
+    let mut files: Vec<String> = ["rpl.csv", "failures.csv", "opr-inputs.csv", "summary.json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if !req.replay.is_empty() {
+        files.push("deadletter.jsonl".into());
+    }
+    // The year's figures: a replay writes its own outputs as it goes; from the store the
+    // year's months are loaded and written like a roll-up of twelve months.
+    let aggregates = if req.replay.is_empty() {
+        let l = load_months(cfg, &cfg.pipeline()?, &months).map_err(Error::ReportStore)?;
+        write_outputs(
+            &outdir,
+            cfg,
+            &l.aggregates,
+            &l.stats,
+            l.watermark,
+            l.partitions.clone(),
+            started,
+        )?;
+        l.aggregates
+    } else {
+        replay(cfg, &req.replay, &req.out, false)?.aggregates
+    };
+    let gather_seconds = started.elapsed().as_secs_f64();
+    let rendering = Instant::now();
+    let (score, mut written) = render_report(
+        cfg,
+        &req.year,
+        &scheme,
+        margin,
+        &aggregates,
+        external,
+        &outdir,
+    )?;
+    files.append(&mut written);
+    let month_flags = months
+        .iter()
+        .filter(|m| aggregates.months().contains(m))
+        .map(|m| (*m, aggregates.is_final(*m)))
+        .collect();
+    Ok(ReportOutcome {
+        score,
+        files,
+        months: month_flags,
+        gather_seconds,
+        render_seconds: rendering.elapsed().as_secs_f64(),
+    })
+}
+
+/// The rendering half of `report`: from a year's aggregates, the score (streaming rows from
+/// `aggregates`, plus `external` rows), `score.csv`/`score.json`, the charts, the workbook and
+/// the page, written into `outdir`. Returns the score and the files written.
+pub fn render_report(
+    cfg: &Config,
+    year: &str,
+    scheme: &Scheme,
+    margin: Decimal,
+    aggregates: &Aggregates,
+    external: Vec<InputRow>,
+    outdir: &OutDir,
+) -> Result<(Report, Vec<String>), Error> {
+    let months: Vec<Month> = RegYear::parse(year)
+        .map(|y| y.months().iter().filter_map(|m| Month::parse(m)).collect())
+        .unwrap_or_default();
+    let lines = rpl_lines(aggregates, Some(&months));
+    if lines.is_empty() {
+        tracing::warn!(year = %year, "no requests in the year: the report has only the external inputs");
+    }
+    let streaming_text = opr_inputs_csv(&lines, std::slice::from_ref(scheme));
+    let mut rows = inputs::parse("the year's opr-inputs.csv", &streaming_text)
+        .map_err(ScoreError::Streaming)?;
+    rows.extend(external);
+    // Warnings (months missing) are in the score for the caller to show.
+    let score =
+        model::score(scheme, &rows, margin, &[]).map_err(|problems| ScoreError::Report {
+            streaming: streaming_components(scheme),
+            problems,
+        })?;
+    write_score(outdir, &score)?;
+    let mut files = vec!["score.csv".to_string(), "score.json".to_string()];
+    let y = Year {
+        label: year.to_string(),
+        months: months.clone(),
+        defs: &cfg.definitions,
+        scheme,
+        lines: &lines,
+        aggregates,
+        inputs: &rows,
+        score: &score,
+    };
+    let charts = charts(&y)?;
+    let chart_dir = OutDir::create(&outdir.path().join("charts"))?;
+    for c in &charts {
+        chart_dir.write(&format!("{}.svg", c.stem), c.svg.as_bytes())?;
+        chart_dir.write(&format!("{}.png", c.stem), &c.png)?;
+        files.push(format!("charts/{}.svg", c.stem));
+        files.push(format!("charts/{}.png", c.stem));
+    }
+    let workbook_name = format!("opr-{}.xlsx", year.replace('/', "-"));
+    let xlsx = workbook::build(&y, &charts)?;
+    outdir.write(&workbook_name, &xlsx)?;
+    let page = html::page(&y, &charts, &workbook_name);
+    outdir.write("index.html", page.as_bytes())?;
+    files.extend([workbook_name, "index.html".into()]);
+    Ok((score, files))
+}
+
+/// The scheme's components that come from events (`SDM2.PM4.3, …`), for a message about a
+/// component given both ways.
+fn streaming_components(scheme: &Scheme) -> String {
+    scheme
+        .measures
+        .iter()
+        .flat_map(|m| {
+            m.components
+                .iter()
+                .filter(|c| c.from.is_some())
+                .map(move |c| format!("{}.{}", m.id, c.id))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

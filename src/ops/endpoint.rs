@@ -1,0 +1,75 @@
+//! The running service's surface, started together for `run` and `demo`: a fresh live view,
+//! the alert evaluator reading it, and `/metrics`, `/healthz`, `/readyz` on `http.listen`.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::engine::pipeline::PipelineConfig;
+
+use super::OpsError;
+use super::alerts::{self, AlertsHandle};
+use super::http::{self, HttpServer};
+use super::live::Live;
+use super::metrics::Metrics;
+
+/// The HTTP endpoint of `run` and `demo`, over a fresh live view.
+pub struct Endpoint {
+    /// What the workers publish and the endpoint reads.
+    pub live: Arc<Live>,
+    /// The server, while it runs (none when `http.listen` is empty).
+    pub server: Option<HttpServer>,
+    /// The alert evaluator, while it runs.
+    pub alerts: AlertsHandle,
+}
+
+/// Starts `/metrics`, `/healthz` and `/readyz` on `http.listen`. With `fallback`, a busy address
+/// falls back to a free port on 127.0.0.1 (the demo must work next to a running service).
+pub fn start(
+    cfg: &Config,
+    pipeline: &PipelineConfig,
+    fallback: bool,
+) -> Result<Endpoint, OpsError> {
+    let idle = cfg.settings.kafka.idle_timeout.to_std();
+    let live = Arc::new(Live::new(idle));
+    let defs = pipeline.definitions.clone();
+    let calendar = pipeline.calendar.clone();
+    let alerts = alerts::spawn(
+        cfg.settings.alerts.clone(),
+        defs.clone(),
+        calendar.clone(),
+        live.clone(),
+    )
+    .map_err(OpsError::Alerts)?;
+    let listen = cfg.settings.http.listen.as_str();
+    if listen.is_empty() {
+        return Ok(Endpoint {
+            live,
+            server: None,
+            alerts,
+        });
+    }
+    let metrics = Arc::new(
+        Metrics::new(
+            defs,
+            calendar,
+            live.clone(),
+            !cfg.settings.state.url.is_empty(),
+            Some(alerts.board.clone()),
+        )
+        .map_err(OpsError::Registry)?,
+    );
+    let max_lag = cfg.settings.http.ready_max_lag;
+    let server = match http::serve(listen, metrics.clone(), live.clone(), max_lag) {
+        Ok(s) => s,
+        Err(e) if fallback => {
+            tracing::warn!(error = %crate::diagnostic::chain(&e), "using a free port instead");
+            http::serve("127.0.0.1:0", metrics, live.clone(), max_lag)?
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Endpoint {
+        live,
+        server: Some(server),
+        alerts,
+    })
+}

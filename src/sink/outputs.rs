@@ -1,0 +1,71 @@
+//! The month outputs of a replay, a run, a roll-up or a report's year, written together: the
+//! one place that decides which files a set of figures becomes (SPEC §5).
+
+use std::io;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::config::schemes::SchemeError;
+use crate::engine::aggregate::Aggregates;
+use crate::engine::pipeline::PipelineStats;
+use crate::engine::time::Ts;
+
+use super::outdir::OutDir;
+use super::rollup::{Summary, evidence_files, failures_csv, opr_inputs_csv, rpl_csv, rpl_lines};
+
+/// Why the outputs could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A file could not be written (the message names it).
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// A scheme to map the streaming measures through could not be had.
+    #[error(transparent)]
+    Scheme(#[from] SchemeError),
+    /// `summary.json` could not be encoded.
+    #[error("cannot encode summary.json")]
+    Summary(#[source] serde_json::Error),
+}
+
+/// Writes a run's month outputs into `outdir`: `rpl.csv`, `failures.csv`, `opr-inputs.csv`,
+/// `evidence/` and `summary.json`, the same set whichever command produced the figures.
+pub fn write_outputs(
+    outdir: &OutDir,
+    cfg: &Config,
+    aggregates: &Aggregates,
+    stats: &PipelineStats,
+    watermark: Ts,
+    inputs: Vec<String>,
+    started: Instant,
+) -> Result<Summary, SinkError> {
+    let lines = rpl_lines(aggregates, None);
+    outdir.write("rpl.csv", rpl_csv(&lines).as_bytes())?;
+    outdir.write("failures.csv", failures_csv(&lines).as_bytes())?;
+    outdir.write(
+        "opr-inputs.csv",
+        opr_inputs_csv(&lines, &crate::config::schemes::all(cfg)?).as_bytes(),
+    )?;
+    let measures: Vec<&str> = cfg
+        .definitions
+        .measures
+        .iter()
+        .map(|m| m.id.as_str())
+        .collect();
+    let dir = OutDir::create(&outdir.path().join("evidence"))?;
+    for (name, text) in evidence_files(&lines, &measures) {
+        dir.write(&name, text.as_bytes())?;
+    }
+    let summary = Summary::new(
+        stats,
+        aggregates,
+        watermark,
+        &cfg.definitions.sha256,
+        &cfg.sources,
+        inputs,
+        started.elapsed().as_secs_f64(),
+    );
+    let mut json = serde_json::to_vec_pretty(&summary).map_err(SinkError::Summary)?;
+    json.push(b'\n');
+    outdir.write("summary.json", &json)?;
+    Ok(summary)
+}
