@@ -17,12 +17,31 @@ pub enum Region {
     South = 2,
 }
 
+/// The pooled row of a measure's three regions, as every output names it.
+pub const POOLED: &str = "all";
+
 impl Region {
     /// The three regions, in report order.
     pub const ALL: [Region; 3] = [Region::North, Region::Central, Region::South];
 
+    /// Their wire names, in report order.
+    pub const NAMES: [&'static str; 3] = [
+        Region::North.as_str(),
+        Region::Central.as_str(),
+        Region::South.as_str(),
+    ];
+
+    /// The labels of a measure's rows (`rpl.csv`, metrics, alerts): the three regions, then
+    /// the pooled [`POOLED`].
+    pub const LABELS: [&'static str; 4] = [
+        Region::North.as_str(),
+        Region::Central.as_str(),
+        Region::South.as_str(),
+        POOLED,
+    ];
+
     /// The wire name (`north`).
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Region::North => "north",
             Region::Central => "central",

@@ -14,7 +14,7 @@ use crate::engine::definitions::{Definitions, Measure};
 
 use crate::engine::aggregate::Aggregates;
 use crate::engine::calendar::Month;
-use crate::engine::domain::Basis;
+use crate::engine::domain::{Basis, Region};
 use crate::score::inputs::InputRow;
 use crate::score::model::Report;
 use crate::score::scheme::Scheme;
@@ -35,7 +35,7 @@ pub enum ReportError {
 }
 
 /// The three regions in report order.
-pub const REGIONS: [&str; 3] = ["north", "central", "south"];
+pub const REGIONS: [&str; 3] = Region::NAMES;
 
 /// Everything a report is made from.
 pub struct Year<'a> {

@@ -20,7 +20,7 @@ use rust_xlsxwriter::{
 use super::charts::Chart;
 use super::{REGIONS, Year, failure_totals, month_label};
 use crate::engine::definitions::Measure;
-use crate::engine::domain::Basis;
+use crate::engine::domain::{Basis, Region};
 use crate::score::inputs::Period;
 use crate::score::model::{ComponentScore, MeasureScore};
 use crate::score::render::assessment;
@@ -637,7 +637,7 @@ fn streaming_sheets(
     charts: &[Chart],
     fm: &Formats,
 ) -> Result<(), String> {
-    let regions = ["north", "central", "south", "all"];
+    let regions = Region::LABELS;
     let rows: Vec<(&Measure, &str)> = measures
         .iter()
         .flat_map(|m| regions.iter().map(move |r| (*m, *r)))

@@ -4,6 +4,7 @@
 use rust_decimal::Decimal;
 
 use super::scheme::RegYear;
+use crate::engine::domain::Region;
 
 /// The period of a row.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -94,7 +95,7 @@ fn parse_rows(name: &str, text: &str) -> Result<Vec<InputRow>, Vec<String>> {
         };
         let region = match f[2] {
             "" => None,
-            "north" | "central" | "south" => Some(f[2].to_string()),
+            r if Region::parse(r).is_some() => Some(r.to_string()),
             other => {
                 problems.push(format!(
                     "{origin}: region {other:?} is not north, central, south or empty"

@@ -10,9 +10,10 @@ use serde::Serialize;
 use super::inputs::{InputRow, Period};
 use super::ratio::Ratio;
 use super::scheme::{Combine, Mechanism, Part, Scheme, SchemeMeasure};
+use crate::engine::domain::Region;
 
 /// The three CSP regions, in report order.
-pub const REGIONS: [&str; 3] = ["north", "central", "south"];
+pub const REGIONS: [&str; 3] = Region::NAMES;
 
 fn hundred() -> Decimal {
     Decimal::ONE_HUNDRED

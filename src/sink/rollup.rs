@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::engine::aggregate::{Aggregates, Row, rpl_percent};
 use crate::engine::calendar::Month;
 use crate::engine::definitions::Definitions;
+use crate::engine::domain::{POOLED, Region};
 use crate::engine::event::DeadReason;
 use crate::engine::pipeline::{EventResult, EventType, PipelineStats};
 use crate::engine::time::Ts;
@@ -73,9 +74,9 @@ pub fn rpl_lines(agg: &Aggregates, months: Option<&[Month]>) -> Vec<RplLine> {
         let rows = block
             .regions
             .iter()
-            .zip(["north", "central", "south"])
+            .zip(Region::NAMES)
             .map(|(r, n)| (r.clone(), n))
-            .chain(std::iter::once((all, "all")));
+            .chain(std::iter::once((all, POOLED)));
         for (row, region) in rows {
             if row.requests == 0 {
                 continue;
@@ -255,7 +256,8 @@ pub fn opr_inputs_csv(lines: &[RplLine], schemes: &[crate::score::scheme::Scheme
                 .filter(|c| c.from.as_deref() == Some(l.measure.as_str()))
             {
                 let region = match (c.regional(), l.region) {
-                    (true, "all") | (false, "north" | "central" | "south") => continue,
+                    (true, POOLED) => continue,
+                    (false, r) if Region::parse(r).is_some() => continue,
                     (true, r) => r,
                     (false, _) => "",
                 };

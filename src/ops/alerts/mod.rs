@@ -21,12 +21,12 @@ use rust_decimal::prelude::ToPrimitive;
 use crate::config::settings::AlertSettings;
 use crate::engine::calendar::Calendar;
 use crate::engine::definitions::Definitions;
-use crate::engine::domain::Basis;
+use crate::engine::domain::{Basis, Region};
 use crate::engine::time::{Dur, Ts};
 use crate::ops::live::{Counts, Live, LiveSnapshot, MeasureCounts};
 
 /// Regions as labels: the three and their sum.
-pub const REGIONS: [&str; 4] = ["north", "central", "south", "all"];
+pub const REGIONS: [&str; 4] = Region::LABELS;
 
 /// Every alert the evaluator (and the generated rules) can raise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
