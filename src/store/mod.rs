@@ -14,6 +14,7 @@
 pub mod codec;
 pub mod load;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use crate::config::Config;

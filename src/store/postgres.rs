@@ -1,21 +1,19 @@
 //! The shared state store: PostgreSQL, for a consumer group spread over machines. Every instance
 //! checkpoints its partitions into it and whoever is assigned a partition restores it from
-//! there. A checkpoint is one transaction of a few statements whatever its size: records go in
-//! as arrays (`unnest`), not row by row, so the cost does not grow with round trips.
+//! there. A checkpoint is one transaction of a few statements whatever its size: the state log
+//! goes in as arrays (`unnest`), not chunk by chunk, so the cost does not grow with round
+//! trips. The other statements are the ones both backends share (`sql.rs`).
 
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, NoTls};
 
-use super::codec::{LogReplay, buckets_from, buckets_text, encode_changes};
+use super::codec::LogReplay;
+use super::sql::{self, Claimed, PartitionColumns, RevisionColumns, RowColumns, Tx as _};
 use super::{
-    Checkpoint, Claim, Identity, PartitionInfo, RevisionRecord, SCHEMA_VERSION, SavedPartition,
-    Store, StoreError, StoredRow, Written, blocks_of, check_identity, revision_reason, row_writes,
+    Checkpoint, Claim, Identity, PartitionInfo, RevisionRecord, RowWrite, SCHEMA_VERSION, Store,
+    StoreError, StoredRow, Written, check_identity,
 };
-use crate::engine::aggregate::SavedRow;
 use crate::engine::calendar::Month;
 use crate::engine::definitions::Definitions;
-use crate::engine::domain::Region;
-use crate::engine::pipeline::{SavedMeta, SavedPipeline};
-use crate::engine::time::now;
 
 /// Schema migrations, in order: entry `i` brings a store from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -103,6 +101,20 @@ const LOG_CHUNK_BYTES: usize = 4 << 20;
 /// Serialises migrations and identity checks of instances starting together.
 const LOCK_KEY: i64 = 0x0073_7276_2d6f_7072; // "srv-opr" in ASCII
 
+/// The state log's chunks in one statement, numbered after the partition's last.
+const APPEND_LOG: &str = "
+    INSERT INTO state_log (pid, seq, base, bytes)
+    SELECT $1, n.next + t.i, t.b, t.c
+    FROM (SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM state_log WHERE pid = $1) n,
+         unnest($2::BIGINT[], $3::BOOL[], $4::BYTEA[]) AS t(i, b, c)";
+
+/// The combined watermark, never lowered (`GREATEST`; SQLite's is a two-argument `MAX`).
+const RAISE_COMBINED_WATERMARK: &str = "
+    INSERT INTO progress (id, combined_watermark)
+    SELECT 1, MIN(watermark) FROM partitions WHERE watermark > $1 HAVING COUNT(*) > 0
+    ON CONFLICT (id) DO UPDATE SET combined_watermark =
+        GREATEST(progress.combined_watermark, excluded.combined_watermark)";
+
 /// A connection to the PostgreSQL store.
 pub struct PgStore {
     client: Client,
@@ -155,20 +167,12 @@ impl PgStore {
             .query_opt("SELECT version FROM srv_opr_schema", &[])
             .map_err(backend)?
             .map_or(0, |r| r.get(0));
-        let get = |tx: &mut Transaction<'_>, key: &str| -> Result<Option<String>, StoreError> {
-            if version == 0 {
-                return Ok(None);
-            }
-            Ok(tx
-                .query_opt("SELECT value FROM store_meta WHERE key = $1", &[&key])
-                .map_err(backend)?
-                .map(|r| r.get(0)))
+        let mut t = Tx(&mut tx);
+        let (topics, group, stored_defs) = if version == 0 {
+            (None, None, None)
+        } else {
+            (t.meta("topics")?, t.meta("group")?, t.meta("definitions")?)
         };
-        let (topics, group, stored_defs) = (
-            get(&mut tx, "topics")?,
-            get(&mut tx, "group")?,
-            get(&mut tx, "definitions")?,
-        );
         let action = check_identity(
             id,
             Some(version),
@@ -192,157 +196,52 @@ impl PgStore {
             &[&SCHEMA_VERSION],
         )
         .map_err(backend)?;
-        let mut set = |key: &str, value: &str| {
-            tx.execute(
-                "INSERT INTO store_meta (key, value) VALUES ($1, $2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                &[&key, &value],
-            )
-            .map_err(backend)
-        };
-        if action.set_topics
-            && let Some(t) = &id.topics
-        {
-            set("topics", t)?;
-        }
-        if action.set_group
-            && let Some(g) = &id.group
-        {
-            set("group", g)?;
-        }
-        if action.set_definitions {
-            set("definitions", &id.definitions)?;
-        }
-        if let Some(previous) = &action.changed_from {
-            tx.execute(
-                "INSERT INTO config_changes (previous, adopted, at) VALUES ($1, $2, $3)",
-                &[previous, &id.definitions, &now().to_rfc3339_exact()],
-            )
-            .map_err(backend)?;
-        }
+        sql::apply_identity(&mut Tx(&mut tx), id, &action)?;
         tx.commit().map_err(backend)
     }
 }
 
-fn meta_of(text: Option<String>) -> Result<Option<SavedMeta>, StoreError> {
-    text.map(|t| {
-        serde_json::from_str(&t)
-            .map_err(|e| StoreError::Backend(format!("a stored partition meta is damaged: {e}")))
-    })
-    .transpose()
-}
+/// One PostgreSQL transaction (or the client itself, for reads), as the shared logic drives it.
+struct Tx<'a, C: postgres::GenericClient>(&'a mut C);
 
-fn rows_of(
-    client: &mut impl postgres::GenericClient,
-    pid: Option<i64>,
-    month: Option<Month>,
-) -> Result<Vec<StoredRow>, StoreError> {
-    let month_text = month.map(|m| m.to_string());
-    let rows = client
-        .query(
-            "SELECT r.month, r.measure, r.region, r.requests, r.within_target, r.succeeded,
-                    r.no_response, r.buckets, r.histogram, r.max_ms, r.revision,
-                    p.topic || '/' || p.partition
-             FROM month_rows r JOIN partitions p ON p.pid = r.pid
-             WHERE ($1::BIGINT IS NULL OR r.pid = $1) AND ($2::TEXT IS NULL OR r.month = $2)
-             ORDER BY r.pid, r.month, r.measure, r.region",
-            &[&pid, &month_text],
-        )
-        .map_err(backend)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let m: String = r.get(0);
-        let region: String = r.get(2);
-        let buckets: String = r.get(7);
-        let (buckets, samples) = buckets_from(&buckets)?;
-        out.push(StoredRow {
-            origin: r.get(11),
-            month: Month::parse(&m).ok_or_else(|| {
-                StoreError::Backend(format!("a stored month {m:?} is not YYYY-MM"))
-            })?,
-            measure: r.get(1),
-            region: Region::parse(&region).map(|r| r as usize).ok_or_else(|| {
-                StoreError::Backend(format!("a stored region {region:?} is unknown"))
-            })?,
-            row: SavedRow {
-                requests: r.get::<_, i64>(3) as u64,
-                within_target: r.get::<_, i64>(4) as u64,
-                succeeded: r.get::<_, i64>(5) as u64,
-                no_response: r.get::<_, i64>(6) as u64,
-                buckets,
-                samples,
-                histogram: r.get(8),
-                max_ms: r.get::<_, Option<i64>>(9).map(|v| v as u64),
-                revision: r.get::<_, i64>(10) as u32,
-            },
-        });
-    }
-    Ok(out)
-}
-
-impl Store for PgStore {
-    fn claim(&mut self, topic: &str, partition: i32, owner: &str) -> Result<Claim, StoreError> {
-        let mut tx = self.client.transaction().map_err(backend)?;
-        let row = tx
-            .query_one(
-                "INSERT INTO partitions (topic, partition, epoch, owner) VALUES ($1, $2, 1, $3)
-                 ON CONFLICT (topic, partition)
-                 DO UPDATE SET epoch = partitions.epoch + 1, owner = excluded.owner
-                 RETURNING pid, epoch, next_offset, max_at, meta, log_bytes",
-                &[&topic, &partition, &owner],
-            )
+impl<C: postgres::GenericClient> sql::Tx for Tx<'_, C> {
+    fn claim(&mut self, topic: &str, partition: i32, owner: &str) -> Result<Claimed, StoreError> {
+        let r = self
+            .0
+            .query_one(sql::CLAIM, &[&topic, &partition, &owner])
             .map_err(backend)?;
-        let (pid, epoch, next_offset, max_at): (i64, i64, i64, i64) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
-        let saved = match meta_of(row.get(4))? {
-            None => None,
-            Some(meta) => {
-                let mut log = LogReplay::default();
-                for r in tx
-                    .query(
-                        "SELECT base, bytes FROM state_log WHERE pid = $1 ORDER BY seq",
-                        &[&pid],
-                    )
-                    .map_err(backend)?
-                {
-                    let bytes: &[u8] = r.get(1);
-                    log.apply(bytes, r.get(0))?;
-                }
-                let super::codec::Replayed {
-                    entries,
-                    waiting,
-                    texts,
-                } = log.finish();
-                let rows = rows_of(&mut tx, Some(pid), None)?;
-                Some(SavedPartition {
-                    next_offset,
-                    max_at,
-                    log_bytes: row.get::<_, i64>(5) as u64,
-                    pipeline: SavedPipeline {
-                        meta,
-                        entries,
-                        waiting,
-                        texts,
-                        blocks: blocks_of(rows, &self.defs)?,
-                    },
-                })
-            }
-        };
-        tx.commit().map_err(backend)?;
-        Ok(Claim { epoch, saved })
+        Ok(Claimed {
+            pid: r.get(0),
+            epoch: r.get(1),
+            next_offset: r.get(2),
+            max_at: r.get(3),
+            meta: r.get(4),
+            log_bytes: r.get(5),
+        })
     }
 
-    fn checkpoint(&mut self, cp: &Checkpoint<'_>) -> Result<Written, StoreError> {
-        let meta = serde_json::to_string(&cp.delta.meta)
-            .map_err(|e| StoreError::Backend(format!("cannot encode partition meta: {e}")))?;
-        let writes = row_writes(cp.delta, &self.defs)?;
-        let stamp = now().to_rfc3339_exact();
-        let mut tx = self.client.transaction().map_err(backend)?;
-        let pid: Option<i64> = tx
+    fn replay_log(&mut self, pid: i64, log: &mut LogReplay) -> Result<(), StoreError> {
+        for r in self.0.query(sql::STATE_LOG, &[&pid]).map_err(backend)? {
+            let bytes: &[u8] = r.get(1);
+            log.apply(bytes, r.get(0))?;
+        }
+        Ok(())
+    }
+
+    fn rows(&mut self, pid: i64) -> Result<Vec<StoredRow>, StoreError> {
+        rows_of(self.0, Some(pid), None)
+    }
+
+    fn checkpoint_partition(
+        &mut self,
+        cp: &Checkpoint<'_>,
+        meta: &str,
+        stamp: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .0
             .query_opt(
-                "UPDATE partitions SET next_offset = $1, max_at = $2, meta = $3,
-                     checkpoints = checkpoints + 1, checkpointed_at = $4, watermark = $8
-                 WHERE topic = $5 AND partition = $6 AND epoch = $7 RETURNING pid",
+                sql::CHECKPOINT_PARTITION,
                 &[
                     &cp.next_offset,
                     &cp.max_at,
@@ -355,80 +254,63 @@ impl Store for PgStore {
                 ],
             )
             .map_err(backend)?
-            .map(|r| r.get(0));
-        let Some(pid) = pid else {
-            return Err(StoreError::Fenced {
-                topic: cp.topic.to_string(),
-                partition: cp.partition,
-                held: cp.epoch,
-            });
-        };
-        let changes = &cp.delta.changes;
-        let mut written = Written {
-            records: changes.entries.len() + changes.removed.len(),
-            ..Written::default()
-        };
-        // The snapshot replaces the log; a delta is appended to it.
-        if changes.full {
-            tx.execute("DELETE FROM state_log WHERE pid = $1", &[&pid])
-                .map_err(backend)?;
-        }
-        let chunks = encode_changes(changes, LOG_CHUNK_BYTES);
-        if changes.full || chunks.iter().any(|c| c.len() > 1) {
-            let bases: Vec<bool> = (0..chunks.len()).map(|i| changes.full && i == 0).collect();
-            let offsets: Vec<i64> = (0..chunks.len() as i64).collect();
-            tx.execute(
-                "INSERT INTO state_log (pid, seq, base, bytes)
-                 SELECT $1, n.next + t.i, t.b, t.c
-                 FROM (SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM state_log WHERE pid = $1) n,
-                      unnest($2::BIGINT[], $3::BOOL[], $4::BYTEA[]) AS t(i, b, c)",
-                &[&pid, &offsets, &bases, &chunks],
+            .map(|r| r.get(0)))
+    }
+
+    fn clear_log(&mut self, pid: i64) -> Result<(), StoreError> {
+        self.0
+            .execute(sql::CLEAR_LOG, &[&pid])
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn append_log(&mut self, pid: i64, full: bool, chunks: &[Vec<u8>]) -> Result<(), StoreError> {
+        let bases: Vec<bool> = (0..chunks.len()).map(|i| full && i == 0).collect();
+        let offsets: Vec<i64> = (0..chunks.len() as i64).collect();
+        let chunks: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        self.0
+            .execute(APPEND_LOG, &[&pid, &offsets, &bases, &chunks])
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn set_counts(
+        &mut self,
+        pid: i64,
+        records: i64,
+        waiting: i64,
+        full: bool,
+        log_bytes: i64,
+    ) -> Result<(), StoreError> {
+        self.0
+            .execute(
+                sql::SET_COUNTS,
+                &[&pid, &records, &waiting, &full, &log_bytes],
             )
-            .map_err(backend)?;
-            written.log_bytes = chunks.iter().map(|c| c.len() as u64).sum();
-        }
-        tx.execute(
-            "UPDATE partitions SET records = $2, waiting = $3,
-                 log_bytes = CASE WHEN $4 THEN $5 ELSE log_bytes + $5 END
-             WHERE pid = $1",
-            &[
-                &pid,
-                &(cp.delta.records as i64),
-                &(cp.delta.waiting as i64),
-                &changes.full,
-                &(written.log_bytes as i64),
-            ],
-        )
-        .map_err(backend)?;
-        for w in &writes {
-            if w.delete {
-                written.rows += tx
-                    .execute(
-                        "DELETE FROM month_rows
-                         WHERE pid = $1 AND month = $2 AND measure = $3 AND region = $4",
-                        &[&pid, &w.month, &w.measure, &w.region],
-                    )
-                    .map_err(backend)? as usize;
-                continue;
-            }
-            let row = w.row;
-            let before: i64 = tx
-                .query_opt(
-                    "SELECT revision FROM month_rows
-                     WHERE pid = $1 AND month = $2 AND measure = $3 AND region = $4",
-                    &[&pid, &w.month, &w.measure, &w.region],
-                )
-                .map_err(backend)?
-                .map_or(0, |r| r.get(0));
-            tx.execute(
-                "INSERT INTO month_rows (pid, month, measure, region, requests, within_target,
-                     succeeded, no_response, buckets, histogram, max_ms, revision)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 ON CONFLICT (pid, month, measure, region) DO UPDATE SET
-                     requests = excluded.requests, within_target = excluded.within_target,
-                     succeeded = excluded.succeeded, no_response = excluded.no_response,
-                     buckets = excluded.buckets, histogram = excluded.histogram,
-                     max_ms = excluded.max_ms, revision = excluded.revision",
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn row_revision(&mut self, pid: i64, w: &RowWrite<'_>) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .0
+            .query_opt(sql::ROW_REVISION, &[&pid, &w.month, &w.measure, &w.region])
+            .map_err(backend)?
+            .map(|r| r.get(0)))
+    }
+
+    fn delete_row(&mut self, pid: i64, w: &RowWrite<'_>) -> Result<usize, StoreError> {
+        self.0
+            .execute(sql::DELETE_ROW, &[&pid, &w.month, &w.measure, &w.region])
+            .map(|n| n as usize)
+            .map_err(backend)
+    }
+
+    fn put_row(&mut self, pid: i64, w: &RowWrite<'_>, buckets: &str) -> Result<(), StoreError> {
+        let row = w.row;
+        self.0
+            .execute(
+                sql::PUT_ROW,
                 &[
                     &pid,
                     &w.month,
@@ -438,69 +320,101 @@ impl Store for PgStore {
                     &(row.within_target as i64),
                     &(row.succeeded as i64),
                     &(row.no_response as i64),
-                    &buckets_text(row),
+                    &buckets,
                     &row.histogram,
                     &row.max_ms.map(|v| v as i64),
                     &(row.revision as i64),
                 ],
             )
-            .map_err(backend)?;
-            written.rows += 1;
-            if i64::from(row.revision) > before {
-                tx.execute(
-                    "INSERT INTO revisions (month, measure, region, origin, revision, reason,
-                         recorded_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    &[
-                        &w.month,
-                        &w.measure,
-                        &w.region,
-                        &format!("{}/{}", cp.topic, cp.partition),
-                        &(row.revision as i64),
-                        &revision_reason(cp, row),
-                        &stamp,
-                    ],
-                )
-                .map_err(backend)?;
-                written.revisions += 1;
-            }
-        }
-        // The combined watermark: the minimum over partitions that have seen events (SPEC §2),
-        // never going back.
-        tx.execute(
-            "INSERT INTO progress (id, combined_watermark)
-             SELECT 1, MIN(watermark) FROM partitions WHERE watermark > $1 HAVING COUNT(*) > 0
-             ON CONFLICT (id) DO UPDATE SET combined_watermark =
-                 GREATEST(progress.combined_watermark, excluded.combined_watermark)",
-            &[&i64::MIN],
-        )
-        .map_err(backend)?;
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn put_revision(
+        &mut self,
+        w: &RowWrite<'_>,
+        origin: &str,
+        reason: &str,
+        stamp: &str,
+    ) -> Result<(), StoreError> {
+        self.0
+            .execute(
+                sql::PUT_REVISION,
+                &[
+                    &w.month,
+                    &w.measure,
+                    &w.region,
+                    &origin,
+                    &(w.row.revision as i64),
+                    &reason,
+                    &stamp,
+                ],
+            )
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn raise_combined_watermark(&mut self) -> Result<(), StoreError> {
+        self.0
+            .execute(RAISE_COMBINED_WATERMARK, &[&i64::MIN])
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .0
+            .query_opt(sql::META_GET, &[&key])
+            .map_err(backend)?
+            .map(|r| r.get(0)))
+    }
+
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.0
+            .execute(sql::META_SET, &[&key, &value])
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn config_change(&mut self, previous: &str, adopted: &str, at: &str) -> Result<(), StoreError> {
+        self.0
+            .execute(sql::CONFIG_CHANGE, &[&previous, &adopted, &at])
+            .map(|_| ())
+            .map_err(backend)
+    }
+}
+
+impl Store for PgStore {
+    fn claim(&mut self, topic: &str, partition: i32, owner: &str) -> Result<Claim, StoreError> {
+        let mut tx = self.client.transaction().map_err(backend)?;
+        let claim = sql::claim(&mut Tx(&mut tx), topic, partition, owner, &self.defs)?;
+        tx.commit().map_err(backend)?;
+        Ok(claim)
+    }
+
+    fn checkpoint(&mut self, cp: &Checkpoint<'_>) -> Result<Written, StoreError> {
+        let mut tx = self.client.transaction().map_err(backend)?;
+        let written = sql::checkpoint(&mut Tx(&mut tx), cp, &self.defs, LOG_CHUNK_BYTES)?;
         tx.commit().map_err(backend)?;
         Ok(written)
     }
 
     fn partitions(&mut self) -> Result<Vec<PartitionInfo>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                "SELECT topic, partition, epoch, owner, next_offset, meta, checkpointed_at
-                 FROM partitions ORDER BY topic, partition",
-                &[],
-            )
-            .map_err(backend)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(PartitionInfo {
-                topic: r.get(0),
-                partition: r.get(1),
-                epoch: r.get(2),
-                owner: r.get(3),
-                next_offset: r.get(4),
-                meta: meta_of(r.get(5))?,
-                checkpointed_at: r.get(6),
-            });
-        }
-        Ok(out)
+        let rows = self.client.query(sql::PARTITIONS, &[]).map_err(backend)?;
+        rows.into_iter()
+            .map(|r| {
+                PartitionColumns {
+                    topic: r.get(0),
+                    partition: r.get(1),
+                    epoch: r.get(2),
+                    owner: r.get(3),
+                    next_offset: r.get(4),
+                    meta: r.get(5),
+                    checkpointed_at: r.get(6),
+                }
+                .info()
+            })
+            .collect()
     }
 
     fn month_rows(&mut self, month: Option<Month>) -> Result<Vec<StoredRow>, StoreError> {
@@ -510,7 +424,7 @@ impl Store for PgStore {
     fn combined_watermark(&mut self) -> Result<Option<i64>, StoreError> {
         Ok(self
             .client
-            .query_opt("SELECT combined_watermark FROM progress WHERE id = 1", &[])
+            .query_opt(sql::COMBINED_WATERMARK, &[])
             .map_err(backend)?
             .map(|r| r.get(0)))
     }
@@ -519,27 +433,52 @@ impl Store for PgStore {
         let month_text = month.map(|m| m.to_string());
         let rows = self
             .client
-            .query(
-                "SELECT month, measure, region, origin, revision, reason, recorded_at
-                 FROM revisions WHERE $1::TEXT IS NULL OR month = $1 ORDER BY id",
-                &[&month_text],
-            )
+            .query(sql::REVISIONS, &[&month_text])
             .map_err(backend)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let m: String = r.get(0);
-            out.push(RevisionRecord {
-                month: Month::parse(&m).ok_or_else(|| {
-                    StoreError::Backend(format!("a stored month {m:?} is not YYYY-MM"))
-                })?,
+        rows.into_iter()
+            .map(|r| {
+                RevisionColumns {
+                    month: r.get(0),
+                    measure: r.get(1),
+                    region: r.get(2),
+                    origin: r.get(3),
+                    revision: r.get(4),
+                    reason: r.get(5),
+                    recorded_at: r.get(6),
+                }
+                .record()
+            })
+            .collect()
+    }
+}
+
+/// Month rows of one partition (or all), of one month (or all).
+fn rows_of(
+    client: &mut impl postgres::GenericClient,
+    pid: Option<i64>,
+    month: Option<Month>,
+) -> Result<Vec<StoredRow>, StoreError> {
+    let month_text = month.map(|m| m.to_string());
+    let rows = client
+        .query(sql::MONTH_ROWS, &[&pid, &month_text])
+        .map_err(backend)?;
+    rows.into_iter()
+        .map(|r| {
+            RowColumns {
+                month: r.get(0),
                 measure: r.get(1),
                 region: r.get(2),
-                origin: r.get(3),
-                revision: r.get::<_, i64>(4) as u32,
-                reason: r.get(5),
-                recorded_at: r.get(6),
-            });
-        }
-        Ok(out)
-    }
+                requests: r.get(3),
+                within_target: r.get(4),
+                succeeded: r.get(5),
+                no_response: r.get(6),
+                buckets: r.get(7),
+                histogram: r.get(8),
+                max_ms: r.get(9),
+                revision: r.get(10),
+                origin: r.get(11),
+            }
+            .stored()
+        })
+        .collect()
 }

@@ -1,22 +1,20 @@
 //! The embedded state store: one SQLite file in WAL mode, for a single instance. An operator can
 //! open it with the `sqlite3` shell: `SELECT * FROM month_totals` shows the month aggregates
-//! merged over partitions, `revisions` the history of final months.
+//! merged over partitions, `revisions` the history of final months. The statements are the
+//! ones both backends share (`sql.rs`), read with SQLite's `?N` placeholders.
 
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::codec::{LogReplay, buckets_from, buckets_text, encode_changes};
+use super::codec::LogReplay;
+use super::sql::{self, Claimed, PartitionColumns, RevisionColumns, RowColumns, Tx as _};
 use super::{
-    Checkpoint, Claim, Identity, PartitionInfo, RevisionRecord, SCHEMA_VERSION, SavedPartition,
-    Store, StoreError, StoredRow, Written, blocks_of, check_identity, revision_reason, row_writes,
+    Checkpoint, Claim, Identity, PartitionInfo, RevisionRecord, RowWrite, SCHEMA_VERSION, Store,
+    StoreError, StoredRow, Written, check_identity,
 };
-use crate::engine::aggregate::SavedRow;
 use crate::engine::calendar::Month;
 use crate::engine::definitions::Definitions;
-use crate::engine::domain::Region;
-use crate::engine::pipeline::{SavedMeta, SavedPipeline};
-use crate::engine::time::now;
 
 /// Schema migrations, in order: entry `i` brings a store from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -99,6 +97,14 @@ const MIGRATIONS: &[&str] = &[
 /// enough that no single value strains the page cache.
 const LOG_CHUNK_BYTES: usize = 4 << 20;
 
+/// The combined watermark, never lowered (SQLite's two-argument `MAX`; PostgreSQL's is
+/// `GREATEST`).
+const RAISE_COMBINED_WATERMARK: &str = "
+    INSERT INTO progress (id, combined_watermark)
+    SELECT 1, MIN(watermark) FROM partitions WHERE watermark > ?1 HAVING COUNT(*) > 0
+    ON CONFLICT (id) DO UPDATE
+    SET combined_watermark = MAX(combined_watermark, excluded.combined_watermark)";
+
 /// A connection to the SQLite store.
 pub struct SqliteStore {
     conn: Connection,
@@ -107,6 +113,11 @@ pub struct SqliteStore {
 
 fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("SQLite state store: {e}"))
+}
+
+/// A shared statement with SQLite's placeholders (`$1` → `?1`: the same numbered parameter).
+fn q(statement: &str) -> String {
+    statement.replace('$', "?")
 }
 
 impl SqliteStore {
@@ -175,14 +186,8 @@ impl SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        let get = |key: &str| -> Result<Option<String>, StoreError> {
-            tx.query_row("SELECT value FROM store_meta WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(backend)
-        };
-        let (topics, group, defs) = (get("topics")?, get("group")?, get("definitions")?);
+        let mut t = Tx(&tx);
+        let (topics, group, defs) = (t.meta("topics")?, t.meta("group")?, t.meta("definitions")?);
         let action = check_identity(
             id,
             Some(SCHEMA_VERSION),
@@ -190,168 +195,56 @@ impl SqliteStore {
             group.as_deref(),
             defs.as_deref(),
         )?;
-        let set = |key: &str, value: &str| {
-            tx.execute(
-                "INSERT INTO store_meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [key, value],
-            )
-            .map_err(backend)
-        };
-        if action.set_topics
-            && let Some(t) = &id.topics
-        {
-            set("topics", t)?;
-        }
-        if action.set_group
-            && let Some(g) = &id.group
-        {
-            set("group", g)?;
-        }
-        if action.set_definitions {
-            set("definitions", &id.definitions)?;
-        }
-        if let Some(previous) = &action.changed_from {
-            tx.execute(
-                "INSERT INTO config_changes (previous, adopted, at) VALUES (?1, ?2, ?3)",
-                params![previous, id.definitions, now().to_rfc3339_exact()],
-            )
-            .map_err(backend)?;
-        }
+        sql::apply_identity(&mut t, id, &action)?;
         tx.commit().map_err(backend)
     }
 }
 
-fn read_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<(SavedRow, String)> {
-    let buckets: String = r.get(first + 4)?;
-    let get_u64 = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)? as u64) };
-    Ok((
-        SavedRow {
-            requests: get_u64(first)?,
-            within_target: get_u64(first + 1)?,
-            succeeded: get_u64(first + 2)?,
-            no_response: get_u64(first + 3)?,
-            buckets: Vec::new(),
-            samples: Vec::new(),
-            histogram: r.get(first + 5)?,
-            max_ms: r.get::<_, Option<i64>>(first + 6)?.map(|v| v as u64),
-            revision: r.get::<_, i64>(first + 7)? as u32,
-        },
-        buckets,
-    ))
-}
+/// One SQLite transaction (or the connection itself, for reads), as the shared logic drives it.
+struct Tx<'a>(&'a Connection);
 
-fn month_of(text: &str) -> Result<Month, StoreError> {
-    Month::parse(text)
-        .ok_or_else(|| StoreError::Backend(format!("a stored month {text:?} is not YYYY-MM")))
-}
-
-fn region_index(text: &str) -> Result<usize, StoreError> {
-    Region::parse(text)
-        .map(|r| r as usize)
-        .ok_or_else(|| StoreError::Backend(format!("a stored region {text:?} is unknown")))
-}
-
-fn meta_of(text: Option<String>) -> Result<Option<SavedMeta>, StoreError> {
-    text.map(|t| {
-        serde_json::from_str(&t)
-            .map_err(|e| StoreError::Backend(format!("a stored partition meta is damaged: {e}")))
-    })
-    .transpose()
-}
-
-impl Store for SqliteStore {
-    fn claim(&mut self, topic: &str, partition: i32, owner: &str) -> Result<Claim, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        tx.execute(
-            "INSERT INTO partitions (topic, partition, epoch, owner) VALUES (?1, ?2, 1, ?3)
-             ON CONFLICT (topic, partition)
-             DO UPDATE SET epoch = epoch + 1, owner = excluded.owner",
-            params![topic, partition, owner],
-        )
-        .map_err(backend)?;
-        let (pid, epoch, next_offset, max_at, meta, log_bytes): (
-            i64,
-            i64,
-            i64,
-            i64,
-            Option<String>,
-            i64,
-        ) = tx
-            .query_row(
-                "SELECT pid, epoch, next_offset, max_at, meta, log_bytes FROM partitions
-                 WHERE topic = ?1 AND partition = ?2",
-                params![topic, partition],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                },
-            )
-            .map_err(backend)?;
-        let saved = match meta_of(meta)? {
-            None => None,
-            Some(meta) => {
-                let mut log = LogReplay::default();
-                {
-                    let mut st = tx
-                        .prepare("SELECT base, bytes FROM state_log WHERE pid = ?1 ORDER BY seq")
-                        .map_err(backend)?;
-                    let mut rows = st.query([pid]).map_err(backend)?;
-                    while let Some(r) = rows.next().map_err(backend)? {
-                        let base: bool = r.get(0).map_err(backend)?;
-                        let bytes = r.get_ref(1).map_err(backend)?.as_blob().map_err(|e| {
-                            StoreError::Backend(format!("a state-log chunk is not a blob: {e}"))
-                        })?;
-                        log.apply(bytes, base)?;
-                    }
-                }
-                let super::codec::Replayed {
-                    entries,
-                    waiting,
-                    texts,
-                } = log.finish();
-                let rows = rows_of(&tx, Some(pid), None)?;
-                let blocks = blocks_of(rows, &self.defs)?;
-                Some(SavedPartition {
-                    next_offset,
-                    max_at,
-                    log_bytes: log_bytes as u64,
-                    pipeline: SavedPipeline {
-                        meta,
-                        entries,
-                        waiting,
-                        texts,
-                        blocks,
-                    },
+impl sql::Tx for Tx<'_> {
+    fn claim(&mut self, topic: &str, partition: i32, owner: &str) -> Result<Claimed, StoreError> {
+        self.0
+            .query_row(&q(sql::CLAIM), params![topic, partition, owner], |r| {
+                Ok(Claimed {
+                    pid: r.get(0)?,
+                    epoch: r.get(1)?,
+                    next_offset: r.get(2)?,
+                    max_at: r.get(3)?,
+                    meta: r.get(4)?,
+                    log_bytes: r.get(5)?,
                 })
-            }
-        };
-        tx.commit().map_err(backend)?;
-        Ok(Claim { epoch, saved })
+            })
+            .map_err(backend)
     }
 
-    fn checkpoint(&mut self, cp: &Checkpoint<'_>) -> Result<Written, StoreError> {
-        let meta = serde_json::to_string(&cp.delta.meta)
-            .map_err(|e| StoreError::Backend(format!("cannot encode partition meta: {e}")))?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let stamp = now().to_rfc3339_exact();
-        let pid: Option<i64> = tx
+    fn replay_log(&mut self, pid: i64, log: &mut LogReplay) -> Result<(), StoreError> {
+        let mut st = self.0.prepare(&q(sql::STATE_LOG)).map_err(backend)?;
+        let mut rows = st.query([pid]).map_err(backend)?;
+        while let Some(r) = rows.next().map_err(backend)? {
+            let base: bool = r.get(0).map_err(backend)?;
+            let bytes = r.get_ref(1).map_err(backend)?.as_blob().map_err(|e| {
+                StoreError::Backend(format!("a state-log chunk is not a blob: {e}"))
+            })?;
+            log.apply(bytes, base)?;
+        }
+        Ok(())
+    }
+
+    fn rows(&mut self, pid: i64) -> Result<Vec<StoredRow>, StoreError> {
+        rows_of(self.0, Some(pid), None)
+    }
+
+    fn checkpoint_partition(
+        &mut self,
+        cp: &Checkpoint<'_>,
+        meta: &str,
+        stamp: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        self.0
             .query_row(
-                "UPDATE partitions SET next_offset = ?1, max_at = ?2, meta = ?3,
-                     checkpoints = checkpoints + 1, checkpointed_at = ?4, watermark = ?8
-                 WHERE topic = ?5 AND partition = ?6 AND epoch = ?7 RETURNING pid",
+                &q(sql::CHECKPOINT_PARTITION),
                 params![
                     cp.next_offset,
                     cp.max_at,
@@ -365,163 +258,188 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(backend)?;
-        let Some(pid) = pid else {
-            return Err(StoreError::Fenced {
-                topic: cp.topic.to_string(),
-                partition: cp.partition,
-                held: cp.epoch,
-            });
-        };
-        let changes = &cp.delta.changes;
-        let mut written = Written {
-            records: changes.entries.len() + changes.removed.len(),
-            ..Written::default()
-        };
-        {
-            // The snapshot replaces the log; a delta is appended to it.
-            if changes.full {
-                tx.execute("DELETE FROM state_log WHERE pid = ?1", [pid])
-                    .map_err(backend)?;
-            }
-            let chunks = encode_changes(changes, LOG_CHUNK_BYTES);
-            let empty = !changes.full && chunks.iter().all(|c| c.len() <= 1);
-            if !empty {
-                let next: i64 = tx
-                    .query_row(
-                        "SELECT COALESCE(MAX(seq), 0) + 1 FROM state_log WHERE pid = ?1",
-                        [pid],
-                        |r| r.get(0),
-                    )
-                    .map_err(backend)?;
-                let mut put = tx
-                    .prepare_cached(
-                        "INSERT INTO state_log (pid, seq, base, bytes) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .map_err(backend)?;
-                for (i, c) in chunks.iter().enumerate() {
-                    put.execute(params![pid, next + i as i64, changes.full && i == 0, c])
-                        .map_err(backend)?;
-                    written.log_bytes += c.len() as u64;
-                }
-            }
-            tx.execute(
-                "UPDATE partitions SET records = ?2, waiting = ?3,
-                     log_bytes = CASE WHEN ?4 THEN ?5 ELSE log_bytes + ?5 END
-                 WHERE pid = ?1",
-                params![
-                    pid,
-                    cp.delta.records as i64,
-                    cp.delta.waiting as i64,
-                    changes.full,
-                    written.log_bytes as i64
-                ],
+            .map_err(backend)
+    }
+
+    fn clear_log(&mut self, pid: i64) -> Result<(), StoreError> {
+        self.0
+            .execute(&q(sql::CLEAR_LOG), [pid])
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn append_log(&mut self, pid: i64, full: bool, chunks: &[Vec<u8>]) -> Result<(), StoreError> {
+        let next: i64 = self
+            .0
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM state_log WHERE pid = ?1",
+                [pid],
+                |r| r.get(0),
             )
             .map_err(backend)?;
-            let mut old_rev = tx
-                .prepare_cached(
-                    "SELECT revision FROM month_rows
-                     WHERE pid = ?1 AND month = ?2 AND measure = ?3 AND region = ?4",
-                )
+        let mut put = self
+            .0
+            .prepare_cached("INSERT INTO state_log (pid, seq, base, bytes) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(backend)?;
+        for (i, c) in chunks.iter().enumerate() {
+            put.execute(params![pid, next + i as i64, full && i == 0, c])
                 .map_err(backend)?;
-            let mut row_put = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO month_rows (pid, month, measure, region, requests,
-                         within_target, succeeded, no_response, buckets, histogram, max_ms,
-                         revision)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
-                .map_err(backend)?;
-            let mut rev_put = tx
-                .prepare_cached(
-                    "INSERT INTO revisions (month, measure, region, origin, revision, reason,
-                         recorded_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(backend)?;
-            for w in row_writes(cp.delta, &self.defs)? {
-                if w.delete {
-                    written.rows += tx
-                        .execute(
-                            "DELETE FROM month_rows
-                             WHERE pid = ?1 AND month = ?2 AND measure = ?3 AND region = ?4",
-                            params![pid, w.month, w.measure, w.region],
-                        )
-                        .map_err(backend)?;
-                    continue;
-                }
-                let row = w.row;
-                let before: Option<i64> = old_rev
-                    .query_row(params![pid, w.month, w.measure, w.region], |r| r.get(0))
-                    .optional()
-                    .map_err(backend)?;
-                row_put
-                    .execute(params![
-                        pid,
-                        w.month,
-                        w.measure,
-                        w.region,
-                        row.requests as i64,
-                        row.within_target as i64,
-                        row.succeeded as i64,
-                        row.no_response as i64,
-                        buckets_text(row),
-                        row.histogram.as_deref(),
-                        row.max_ms.map(|v| v as i64),
-                        row.revision as i64
-                    ])
-                    .map_err(backend)?;
-                written.rows += 1;
-                if i64::from(row.revision) > before.unwrap_or(0) {
-                    rev_put
-                        .execute(params![
-                            w.month,
-                            w.measure,
-                            w.region,
-                            format!("{}/{}", cp.topic, cp.partition),
-                            row.revision as i64,
-                            revision_reason(cp, row),
-                            stamp
-                        ])
-                        .map_err(backend)?;
-                    written.revisions += 1;
-                }
-            }
         }
-        // The combined watermark: the minimum over partitions that have seen events (SPEC §2),
-        // never going back.
-        tx.execute(
-            "INSERT INTO progress (id, combined_watermark)
-             SELECT 1, MIN(watermark) FROM partitions WHERE watermark > ?1 HAVING COUNT(*) > 0
-             ON CONFLICT (id) DO UPDATE
-             SET combined_watermark = MAX(combined_watermark, excluded.combined_watermark)",
-            [i64::MIN],
-        )
-        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn set_counts(
+        &mut self,
+        pid: i64,
+        records: i64,
+        waiting: i64,
+        full: bool,
+        log_bytes: i64,
+    ) -> Result<(), StoreError> {
+        self.0
+            .execute(
+                &q(sql::SET_COUNTS),
+                params![pid, records, waiting, full, log_bytes],
+            )
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn row_revision(&mut self, pid: i64, w: &RowWrite<'_>) -> Result<Option<i64>, StoreError> {
+        self.0
+            .prepare_cached(&q(sql::ROW_REVISION))
+            .and_then(|mut st| {
+                st.query_row(params![pid, w.month, w.measure, w.region], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(backend)
+    }
+
+    fn delete_row(&mut self, pid: i64, w: &RowWrite<'_>) -> Result<usize, StoreError> {
+        self.0
+            .execute(
+                &q(sql::DELETE_ROW),
+                params![pid, w.month, w.measure, w.region],
+            )
+            .map_err(backend)
+    }
+
+    fn put_row(&mut self, pid: i64, w: &RowWrite<'_>, buckets: &str) -> Result<(), StoreError> {
+        let row = w.row;
+        self.0
+            .prepare_cached(&q(sql::PUT_ROW))
+            .and_then(|mut st| {
+                st.execute(params![
+                    pid,
+                    w.month,
+                    w.measure,
+                    w.region,
+                    row.requests as i64,
+                    row.within_target as i64,
+                    row.succeeded as i64,
+                    row.no_response as i64,
+                    buckets,
+                    row.histogram.as_deref(),
+                    row.max_ms.map(|v| v as i64),
+                    row.revision as i64
+                ])
+            })
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn put_revision(
+        &mut self,
+        w: &RowWrite<'_>,
+        origin: &str,
+        reason: &str,
+        stamp: &str,
+    ) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(&q(sql::PUT_REVISION))
+            .and_then(|mut st| {
+                st.execute(params![
+                    w.month,
+                    w.measure,
+                    w.region,
+                    origin,
+                    w.row.revision as i64,
+                    reason,
+                    stamp
+                ])
+            })
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn raise_combined_watermark(&mut self) -> Result<(), StoreError> {
+        self.0
+            .execute(RAISE_COMBINED_WATERMARK, [i64::MIN])
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+        self.0
+            .query_row(&q(sql::META_GET), [key], |r| r.get(0))
+            .optional()
+            .map_err(backend)
+    }
+
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.0
+            .execute(&q(sql::META_SET), [key, value])
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn config_change(&mut self, previous: &str, adopted: &str, at: &str) -> Result<(), StoreError> {
+        self.0
+            .execute(&q(sql::CONFIG_CHANGE), params![previous, adopted, at])
+            .map(|_| ())
+            .map_err(backend)
+    }
+}
+
+impl Store for SqliteStore {
+    fn claim(&mut self, topic: &str, partition: i32, owner: &str) -> Result<Claim, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let claim = sql::claim(&mut Tx(&tx), topic, partition, owner, &self.defs)?;
+        tx.commit().map_err(backend)?;
+        Ok(claim)
+    }
+
+    fn checkpoint(&mut self, cp: &Checkpoint<'_>) -> Result<Written, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let written = sql::checkpoint(&mut Tx(&tx), cp, &self.defs, LOG_CHUNK_BYTES)?;
         tx.commit().map_err(backend)?;
         Ok(written)
     }
 
     fn partitions(&mut self) -> Result<Vec<PartitionInfo>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT topic, partition, epoch, owner, next_offset, meta, checkpointed_at
-                 FROM partitions ORDER BY topic, partition",
-            )
-            .map_err(backend)?;
+        let mut st = self.conn.prepare(&q(sql::PARTITIONS)).map_err(backend)?;
         let mut rows = st.query([]).map_err(backend)?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(backend)? {
-            out.push(PartitionInfo {
-                topic: r.get(0).map_err(backend)?,
-                partition: r.get(1).map_err(backend)?,
-                epoch: r.get(2).map_err(backend)?,
-                owner: r.get(3).map_err(backend)?,
-                next_offset: r.get(4).map_err(backend)?,
-                meta: meta_of(r.get(5).map_err(backend)?)?,
-                checkpointed_at: r.get(6).map_err(backend)?,
-            });
+            let c = (|| {
+                Ok(PartitionColumns {
+                    topic: r.get(0)?,
+                    partition: r.get(1)?,
+                    epoch: r.get(2)?,
+                    owner: r.get(3)?,
+                    next_offset: r.get(4)?,
+                    meta: r.get(5)?,
+                    checkpointed_at: r.get(6)?,
+                })
+            })()
+            .map_err(backend)?;
+            out.push(c.info()?);
         }
         Ok(out)
     }
@@ -532,36 +450,29 @@ impl Store for SqliteStore {
 
     fn combined_watermark(&mut self) -> Result<Option<i64>, StoreError> {
         self.conn
-            .query_row(
-                "SELECT combined_watermark FROM progress WHERE id = 1",
-                [],
-                |r| r.get(0),
-            )
+            .query_row(sql::COMBINED_WATERMARK, [], |r| r.get(0))
             .optional()
             .map_err(backend)
     }
 
     fn revisions(&mut self, month: Option<Month>) -> Result<Vec<RevisionRecord>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT month, measure, region, origin, revision, reason, recorded_at
-                 FROM revisions WHERE ?1 IS NULL OR month = ?1 ORDER BY id",
-            )
-            .map_err(backend)?;
+        let mut st = self.conn.prepare(&q(sql::REVISIONS)).map_err(backend)?;
         let mut rows = st.query([month.map(|m| m.to_string())]).map_err(backend)?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(backend)? {
-            let m: String = r.get(0).map_err(backend)?;
-            out.push(RevisionRecord {
-                month: month_of(&m)?,
-                measure: r.get(1).map_err(backend)?,
-                region: r.get(2).map_err(backend)?,
-                origin: r.get(3).map_err(backend)?,
-                revision: r.get::<_, i64>(4).map_err(backend)? as u32,
-                reason: r.get(5).map_err(backend)?,
-                recorded_at: r.get(6).map_err(backend)?,
-            });
+            let c = (|| {
+                Ok(RevisionColumns {
+                    month: r.get(0)?,
+                    measure: r.get(1)?,
+                    region: r.get(2)?,
+                    origin: r.get(3)?,
+                    revision: r.get(4)?,
+                    reason: r.get(5)?,
+                    recorded_at: r.get(6)?,
+                })
+            })()
+            .map_err(backend)?;
+            out.push(c.record()?);
         }
         Ok(out)
     }
@@ -573,32 +484,30 @@ fn rows_of(
     pid: Option<i64>,
     month: Option<Month>,
 ) -> Result<Vec<StoredRow>, StoreError> {
-    let mut st = conn
-        .prepare(
-            "SELECT r.month, r.measure, r.region, r.requests, r.within_target, r.succeeded,
-                    r.no_response, r.buckets, r.histogram, r.max_ms, r.revision,
-                    p.topic || '/' || p.partition
-             FROM month_rows r JOIN partitions p ON p.pid = r.pid
-             WHERE (?1 IS NULL OR r.pid = ?1) AND (?2 IS NULL OR r.month = ?2)
-             ORDER BY r.pid, r.month, r.measure, r.region",
-        )
-        .map_err(backend)?;
+    let mut st = conn.prepare(&q(sql::MONTH_ROWS)).map_err(backend)?;
     let mut rows = st
         .query(params![pid, month.map(|m| m.to_string())])
         .map_err(backend)?;
     let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(backend)? {
-        let m: String = r.get(0).map_err(backend)?;
-        let region: String = r.get(2).map_err(backend)?;
-        let (mut row, buckets) = read_row(r, 3).map_err(backend)?;
-        (row.buckets, row.samples) = buckets_from(&buckets)?;
-        out.push(StoredRow {
-            origin: r.get(11).map_err(backend)?,
-            month: month_of(&m)?,
-            measure: r.get(1).map_err(backend)?,
-            region: region_index(&region)?,
-            row,
-        });
+        let c = (|| {
+            Ok(RowColumns {
+                month: r.get(0)?,
+                measure: r.get(1)?,
+                region: r.get(2)?,
+                requests: r.get(3)?,
+                within_target: r.get(4)?,
+                succeeded: r.get(5)?,
+                no_response: r.get(6)?,
+                buckets: r.get(7)?,
+                histogram: r.get(8)?,
+                max_ms: r.get(9)?,
+                revision: r.get(10)?,
+                origin: r.get(11)?,
+            })
+        })()
+        .map_err(backend)?;
+        out.push(c.stored()?);
     }
     Ok(out)
 }

@@ -1,0 +1,402 @@
+//! What the two SQL backends share: every statement but the few where the dialects differ
+//! (written with `$N` placeholders; SQLite reads the same text with `?N`), how a claim restores
+//! a partition and a checkpoint writes one, and how stored rows, partitions and revisions are
+//! read back. Each backend implements [`Tx`] with its own client, a few lines per statement.
+
+use super::codec::{LogReplay, Replayed, buckets_from, buckets_text, encode_changes};
+use super::{
+    Checkpoint, Claim, Identity, IdentityAction, PartitionInfo, RevisionRecord, RowWrite,
+    SavedPartition, StoreError, StoredRow, Written, blocks_of, revision_reason, row_writes,
+};
+use crate::engine::aggregate::SavedRow;
+use crate::engine::calendar::Month;
+use crate::engine::definitions::Definitions;
+use crate::engine::domain::Region;
+use crate::engine::pipeline::{SavedMeta, SavedPipeline};
+use crate::engine::time::now;
+
+/// Claims a partition: its epoch rises, and its checkpoint's place is returned.
+pub(super) const CLAIM: &str = "
+    INSERT INTO partitions (topic, partition, epoch, owner) VALUES ($1, $2, 1, $3)
+    ON CONFLICT (topic, partition)
+    DO UPDATE SET epoch = partitions.epoch + 1, owner = excluded.owner
+    RETURNING pid, epoch, next_offset, max_at, meta, log_bytes";
+
+/// A partition's state log, in order.
+pub(super) const STATE_LOG: &str = "SELECT base, bytes FROM state_log WHERE pid = $1 ORDER BY seq";
+
+/// A checkpoint's partition row, under the epoch it was claimed with (no row: fenced).
+pub(super) const CHECKPOINT_PARTITION: &str = "
+    UPDATE partitions SET next_offset = $1, max_at = $2, meta = $3,
+        checkpoints = checkpoints + 1, checkpointed_at = $4, watermark = $8
+    WHERE topic = $5 AND partition = $6 AND epoch = $7 RETURNING pid";
+
+/// A snapshot replaces the partition's state log.
+pub(super) const CLEAR_LOG: &str = "DELETE FROM state_log WHERE pid = $1";
+
+/// The partition's record counts and log size after a checkpoint.
+pub(super) const SET_COUNTS: &str = "
+    UPDATE partitions SET records = $2, waiting = $3,
+        log_bytes = CASE WHEN $4 THEN $5 ELSE log_bytes + $5 END
+    WHERE pid = $1";
+
+/// A month row's revision before it is written.
+pub(super) const ROW_REVISION: &str = "
+    SELECT revision FROM month_rows
+    WHERE pid = $1 AND month = $2 AND measure = $3 AND region = $4";
+
+/// A month row that no longer counts anything.
+pub(super) const DELETE_ROW: &str = "
+    DELETE FROM month_rows WHERE pid = $1 AND month = $2 AND measure = $3 AND region = $4";
+
+/// A month row, written whole.
+pub(super) const PUT_ROW: &str = "
+    INSERT INTO month_rows (pid, month, measure, region, requests, within_target, succeeded,
+        no_response, buckets, histogram, max_ms, revision)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    ON CONFLICT (pid, month, measure, region) DO UPDATE SET
+        requests = excluded.requests, within_target = excluded.within_target,
+        succeeded = excluded.succeeded, no_response = excluded.no_response,
+        buckets = excluded.buckets, histogram = excluded.histogram,
+        max_ms = excluded.max_ms, revision = excluded.revision";
+
+/// A revision of a final month's row, in the history.
+pub(super) const PUT_REVISION: &str = "
+    INSERT INTO revisions (month, measure, region, origin, revision, reason, recorded_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Month rows of one partition (or all, `$1` null) and one month (or all, `$2` null), in the
+/// column order [`RowColumns`] reads.
+pub(super) const MONTH_ROWS: &str = "
+    SELECT r.month, r.measure, r.region, r.requests, r.within_target, r.succeeded,
+           r.no_response, r.buckets, r.histogram, r.max_ms, r.revision,
+           p.topic || '/' || p.partition
+    FROM month_rows r JOIN partitions p ON p.pid = r.pid
+    WHERE (CAST($1 AS BIGINT) IS NULL OR r.pid = $1) AND (CAST($2 AS TEXT) IS NULL OR r.month = $2)
+    ORDER BY r.pid, r.month, r.measure, r.region";
+
+/// Every partition, in the column order [`PartitionColumns`] reads.
+pub(super) const PARTITIONS: &str = "
+    SELECT topic, partition, epoch, owner, next_offset, meta, checkpointed_at
+    FROM partitions ORDER BY topic, partition";
+
+/// The combined watermark last checkpointed.
+pub(super) const COMBINED_WATERMARK: &str = "SELECT combined_watermark FROM progress WHERE id = 1";
+
+/// The revision history of one month (or all, `$1` null), oldest first, in the column order
+/// [`RevisionColumns`] reads.
+pub(super) const REVISIONS: &str = "
+    SELECT month, measure, region, origin, revision, reason, recorded_at
+    FROM revisions WHERE CAST($1 AS TEXT) IS NULL OR month = $1 ORDER BY id";
+
+/// One of the store's identity values (topics, group, definitions).
+pub(super) const META_GET: &str = "SELECT value FROM store_meta WHERE key = $1";
+
+/// Sets one of them.
+pub(super) const META_SET: &str = "
+    INSERT INTO store_meta (key, value) VALUES ($1, $2)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+/// An accepted change of definitions, in the history.
+pub(super) const CONFIG_CHANGE: &str =
+    "INSERT INTO config_changes (previous, adopted, at) VALUES ($1, $2, $3)";
+
+/// A claimed partition's row.
+pub(super) struct Claimed {
+    pub pid: i64,
+    pub epoch: i64,
+    pub next_offset: i64,
+    pub max_at: i64,
+    pub meta: Option<String>,
+    pub log_bytes: i64,
+}
+
+/// What a backend does inside one transaction, statement by statement; the logic around the
+/// statements is here, once.
+pub(super) trait Tx {
+    /// [`CLAIM`].
+    fn claim(&mut self, topic: &str, partition: i32, owner: &str) -> Result<Claimed, StoreError>;
+    /// [`STATE_LOG`] into `log`, chunk by chunk.
+    fn replay_log(&mut self, pid: i64, log: &mut LogReplay) -> Result<(), StoreError>;
+    /// [`MONTH_ROWS`] of one partition.
+    fn rows(&mut self, pid: i64) -> Result<Vec<StoredRow>, StoreError>;
+    /// [`CHECKPOINT_PARTITION`]: the partition's pid, or `None` when another instance claimed
+    /// it since.
+    fn checkpoint_partition(
+        &mut self,
+        cp: &Checkpoint<'_>,
+        meta: &str,
+        stamp: &str,
+    ) -> Result<Option<i64>, StoreError>;
+    /// [`CLEAR_LOG`].
+    fn clear_log(&mut self, pid: i64) -> Result<(), StoreError>;
+    /// Appends `chunks` to the state log (the first is the base of a snapshot when `full`):
+    /// the one statement whose form differs between the dialects.
+    fn append_log(&mut self, pid: i64, full: bool, chunks: &[Vec<u8>]) -> Result<(), StoreError>;
+    /// [`SET_COUNTS`].
+    fn set_counts(
+        &mut self,
+        pid: i64,
+        records: i64,
+        waiting: i64,
+        full: bool,
+        log_bytes: i64,
+    ) -> Result<(), StoreError>;
+    /// [`ROW_REVISION`].
+    fn row_revision(&mut self, pid: i64, w: &RowWrite<'_>) -> Result<Option<i64>, StoreError>;
+    /// [`DELETE_ROW`]: rows deleted.
+    fn delete_row(&mut self, pid: i64, w: &RowWrite<'_>) -> Result<usize, StoreError>;
+    /// [`PUT_ROW`], with the row's buckets as text.
+    fn put_row(&mut self, pid: i64, w: &RowWrite<'_>, buckets: &str) -> Result<(), StoreError>;
+    /// [`PUT_REVISION`].
+    fn put_revision(
+        &mut self,
+        w: &RowWrite<'_>,
+        origin: &str,
+        reason: &str,
+        stamp: &str,
+    ) -> Result<(), StoreError>;
+    /// Raises the combined watermark to the minimum over partitions that have seen events
+    /// (SPEC §2), never lowering it: the other statement whose form differs.
+    fn raise_combined_watermark(&mut self) -> Result<(), StoreError>;
+    /// [`META_GET`].
+    fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError>;
+    /// [`META_SET`].
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// [`CONFIG_CHANGE`].
+    fn config_change(&mut self, previous: &str, adopted: &str, at: &str) -> Result<(), StoreError>;
+}
+
+/// Claims a partition and reads its last checkpoint back.
+pub(super) fn claim(
+    tx: &mut impl Tx,
+    topic: &str,
+    partition: i32,
+    owner: &str,
+    defs: &Definitions,
+) -> Result<Claim, StoreError> {
+    let c = tx.claim(topic, partition, owner)?;
+    let saved = match meta_of(c.meta)? {
+        None => None,
+        Some(meta) => {
+            let mut log = LogReplay::default();
+            tx.replay_log(c.pid, &mut log)?;
+            let Replayed {
+                entries,
+                waiting,
+                texts,
+            } = log.finish();
+            let blocks = blocks_of(tx.rows(c.pid)?, defs)?;
+            Some(SavedPartition {
+                next_offset: c.next_offset,
+                max_at: c.max_at,
+                log_bytes: c.log_bytes as u64,
+                pipeline: SavedPipeline {
+                    meta,
+                    entries,
+                    waiting,
+                    texts,
+                    blocks,
+                },
+            })
+        }
+    };
+    Ok(Claim {
+        epoch: c.epoch,
+        saved,
+    })
+}
+
+/// Writes one partition's checkpoint: its row under its epoch, its state log (appended, or
+/// replaced by a snapshot), its changed month rows with the revisions of final months, and
+/// the combined watermark. A checkpoint is a few statements whatever its size.
+pub(super) fn checkpoint(
+    tx: &mut impl Tx,
+    cp: &Checkpoint<'_>,
+    defs: &Definitions,
+    chunk_bytes: usize,
+) -> Result<Written, StoreError> {
+    let meta = serde_json::to_string(&cp.delta.meta)
+        .map_err(|e| StoreError::Backend(format!("cannot encode partition meta: {e}")))?;
+    let writes = row_writes(cp.delta, defs)?;
+    let stamp = now().to_rfc3339_exact();
+    let Some(pid) = tx.checkpoint_partition(cp, &meta, &stamp)? else {
+        return Err(StoreError::Fenced {
+            topic: cp.topic.to_string(),
+            partition: cp.partition,
+            held: cp.epoch,
+        });
+    };
+    let changes = &cp.delta.changes;
+    let mut written = Written {
+        records: changes.entries.len() + changes.removed.len(),
+        ..Written::default()
+    };
+    // The snapshot replaces the log; a delta is appended to it.
+    if changes.full {
+        tx.clear_log(pid)?;
+    }
+    let chunks = encode_changes(changes, chunk_bytes);
+    if changes.full || chunks.iter().any(|c| c.len() > 1) {
+        tx.append_log(pid, changes.full, &chunks)?;
+        written.log_bytes = chunks.iter().map(|c| c.len() as u64).sum();
+    }
+    tx.set_counts(
+        pid,
+        cp.delta.records as i64,
+        cp.delta.waiting as i64,
+        changes.full,
+        written.log_bytes as i64,
+    )?;
+    let origin = format!("{}/{}", cp.topic, cp.partition);
+    for w in &writes {
+        if w.delete {
+            written.rows += tx.delete_row(pid, w)?;
+            continue;
+        }
+        let before = tx.row_revision(pid, w)?.unwrap_or(0);
+        tx.put_row(pid, w, &buckets_text(w.row))?;
+        written.rows += 1;
+        if i64::from(w.row.revision) > before {
+            tx.put_revision(w, &origin, &revision_reason(cp, w.row), &stamp)?;
+            written.revisions += 1;
+        }
+    }
+    tx.raise_combined_watermark()?;
+    Ok(written)
+}
+
+/// Records what the identity check decided (a new store's identity, an accepted change).
+pub(super) fn apply_identity(
+    tx: &mut impl Tx,
+    id: &Identity,
+    action: &IdentityAction,
+) -> Result<(), StoreError> {
+    if action.set_topics
+        && let Some(t) = &id.topics
+    {
+        tx.set_meta("topics", t)?;
+    }
+    if action.set_group
+        && let Some(g) = &id.group
+    {
+        tx.set_meta("group", g)?;
+    }
+    if action.set_definitions {
+        tx.set_meta("definitions", &id.definitions)?;
+    }
+    if let Some(previous) = &action.changed_from {
+        tx.config_change(previous, &id.definitions, &now().to_rfc3339_exact())?;
+    }
+    Ok(())
+}
+
+/// A partition's meta as stored (JSON), if it was ever checkpointed.
+pub(super) fn meta_of(text: Option<String>) -> Result<Option<SavedMeta>, StoreError> {
+    text.map(|t| {
+        serde_json::from_str(&t)
+            .map_err(|e| StoreError::Backend(format!("a stored partition meta is damaged: {e}")))
+    })
+    .transpose()
+}
+
+fn month_of(text: &str) -> Result<Month, StoreError> {
+    Month::parse(text)
+        .ok_or_else(|| StoreError::Backend(format!("a stored month {text:?} is not YYYY-MM")))
+}
+
+/// A month row's columns, in [`MONTH_ROWS`]'s order.
+pub(super) struct RowColumns {
+    pub month: String,
+    pub measure: String,
+    pub region: String,
+    pub requests: i64,
+    pub within_target: i64,
+    pub succeeded: i64,
+    pub no_response: i64,
+    pub buckets: String,
+    pub histogram: Option<Vec<u8>>,
+    pub max_ms: Option<i64>,
+    pub revision: i64,
+    pub origin: String,
+}
+
+impl RowColumns {
+    /// The row as the store's readers take it.
+    pub fn stored(self) -> Result<StoredRow, StoreError> {
+        let (buckets, samples) = buckets_from(&self.buckets)?;
+        Ok(StoredRow {
+            origin: self.origin,
+            month: month_of(&self.month)?,
+            measure: self.measure,
+            region: Region::parse(&self.region)
+                .map(|r| r as usize)
+                .ok_or_else(|| {
+                    StoreError::Backend(format!("a stored region {:?} is unknown", self.region))
+                })?,
+            row: SavedRow {
+                requests: self.requests as u64,
+                within_target: self.within_target as u64,
+                succeeded: self.succeeded as u64,
+                no_response: self.no_response as u64,
+                buckets,
+                samples,
+                histogram: self.histogram,
+                max_ms: self.max_ms.map(|v| v as u64),
+                revision: self.revision as u32,
+            },
+        })
+    }
+}
+
+/// A partition's columns, in [`PARTITIONS`]'s order.
+pub(super) struct PartitionColumns {
+    pub topic: String,
+    pub partition: i32,
+    pub epoch: i64,
+    pub owner: String,
+    pub next_offset: i64,
+    pub meta: Option<String>,
+    pub checkpointed_at: Option<String>,
+}
+
+impl PartitionColumns {
+    /// The partition as the store knows it.
+    pub fn info(self) -> Result<PartitionInfo, StoreError> {
+        Ok(PartitionInfo {
+            topic: self.topic,
+            partition: self.partition,
+            epoch: self.epoch,
+            owner: self.owner,
+            next_offset: self.next_offset,
+            meta: meta_of(self.meta)?,
+            checkpointed_at: self.checkpointed_at,
+        })
+    }
+}
+
+/// A revision's columns, in [`REVISIONS`]'s order.
+pub(super) struct RevisionColumns {
+    pub month: String,
+    pub measure: String,
+    pub region: String,
+    pub origin: String,
+    pub revision: i64,
+    pub reason: String,
+    pub recorded_at: String,
+}
+
+impl RevisionColumns {
+    /// The revision as the history records it.
+    pub fn record(self) -> Result<RevisionRecord, StoreError> {
+        Ok(RevisionRecord {
+            month: month_of(&self.month)?,
+            measure: self.measure,
+            region: self.region,
+            origin: self.origin,
+            revision: self.revision as u32,
+            reason: self.reason,
+            recorded_at: self.recorded_at,
+        })
+    }
+}
