@@ -1,0 +1,747 @@
+//! The evaluator: a synchronous core that samples the live counters, decides which alerts hold
+//! (a region's month-to-date RPL below TPL or MPL, a fast or slow burn of the month's error
+//! budget, a measure gone silent, a stalled consumer, a stuck watermark, rising dead letters),
+//! and reports each change. [`Evaluator::step`] takes the time it is given, so tests drive it
+//! through hours of windows in microseconds.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use super::kinds::{AlertKey, AlertKind, REGIONS, alert_regions};
+use crate::config::settings::AlertSettings;
+use crate::engine::calendar::Calendar;
+use crate::engine::definitions::{Definitions, Measure};
+use crate::engine::domain::Basis;
+use crate::engine::time::{Dur, Ts};
+use crate::ops::live::{Counts, LiveSnapshot, MeasureCounts};
+
+/// An alert that holds now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Active {
+    /// What, where.
+    pub key: AlertKey,
+    /// One line for a person.
+    pub summary: String,
+    /// When its condition started to hold (wall clock).
+    pub since: SystemTime,
+    /// When it fired (its condition held for `alerts.for`), if it has.
+    pub fired: Option<SystemTime>,
+}
+
+/// A change the evaluator reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// An alert fired.
+    Fired(Active),
+    /// A fired alert's condition no longer holds.
+    Resolved(Active, SystemTime),
+}
+
+/// What the evaluator publishes for `/metrics`: the alerts firing and each measure and
+/// region's projection.
+#[derive(Debug, Default, Clone)]
+pub struct AlertBoard {
+    /// Keys of the alerts firing.
+    pub firing: Vec<AlertKey>,
+    /// Projected month-end RPL (percent), by (measure, region index 0–3).
+    pub projected: BTreeMap<(usize, usize), f64>,
+    /// Notifications Alertmanager did not accept (each retried).
+    pub notify_errors: u64,
+    /// The firing alerts as a person reads them: `NAME (severity): summary`.
+    pub summaries: Vec<String>,
+}
+
+/// One sample of the counters.
+#[derive(Debug, Clone)]
+struct Sample {
+    at: Instant,
+    /// Requests and hits over all months by measure, region 0–3.
+    requests: Vec<[u64; 4]>,
+    hits: Vec<[u64; 4]>,
+    /// Events read (the pipeline's progress).
+    events: u64,
+    dead: u64,
+    watermark: Option<Ts>,
+    lag: i64,
+}
+
+/// The evaluator's state: samples covering the longest window, and the alerts pending/firing.
+pub struct Evaluator {
+    cfg: AlertSettings,
+    defs: Arc<Definitions>,
+    calendar: Calendar,
+    history: VecDeque<Sample>,
+    pub(super) active: BTreeMap<AlertKey, Active>,
+}
+
+fn by_region(
+    c: &MeasureCounts,
+    basis_of: impl Fn(usize) -> Basis,
+) -> (Vec<[u64; 4]>, Vec<[u64; 4]>) {
+    let mut req = Vec::with_capacity(c.len());
+    let mut hit = Vec::with_capacity(c.len());
+    for (m, rs) in c.iter().enumerate() {
+        let (mut r4, mut h4) = ([0u64; 4], [0u64; 4]);
+        for (i, x) in rs.iter().enumerate() {
+            let h = hits_of(x, basis_of(m));
+            r4[i] = x.requests;
+            h4[i] = h;
+            r4[3] += x.requests;
+            h4[3] += h;
+        }
+        req.push(r4);
+        hit.push(h4);
+    }
+    (req, hit)
+}
+
+fn hits_of(c: &Counts, basis: Basis) -> u64 {
+    match basis {
+        Basis::Trt => c.within_target,
+        Basis::Success => c.succeeded,
+    }
+}
+
+fn at(v: &[[u64; 4]], m: usize, r: usize) -> u64 {
+    v.get(m).map_or(0, |x| x[r])
+}
+
+/// Consecutive hits needed for a month-to-date RPL to reach `tpl` (0 at or above it):
+/// the smallest n with (hits + n) / (requests + n) ≥ tpl / 100, exactly. The seed's "only needed
+/// to deliver a further 112 firmware requests to reach TPL".
+pub fn hits_to_target(requests: u64, hits: u64, tpl: Decimal) -> u64 {
+    let hundred = Decimal::ONE_HUNDRED;
+    if tpl >= hundred {
+        return if hits < requests { u64::MAX } else { 0 };
+    }
+    let need = tpl * Decimal::from(requests) - hundred * Decimal::from(hits);
+    if need <= Decimal::ZERO {
+        return 0;
+    }
+    (need / (hundred - tpl)).ceil().to_u64().unwrap_or(u64::MAX)
+}
+
+impl Evaluator {
+    /// An evaluator for these definitions, months in `calendar`'s zone.
+    pub fn new(cfg: AlertSettings, defs: Arc<Definitions>, calendar: Calendar) -> Evaluator {
+        Evaluator {
+            cfg,
+            defs,
+            calendar,
+            history: VecDeque::new(),
+            active: BTreeMap::new(),
+        }
+    }
+
+    fn longest_window(&self) -> Duration {
+        let c = &self.cfg;
+        [
+            c.fast_burn_windows.0,
+            c.slow_burn_windows.0,
+            Dur(c.no_data_window.0 + c.no_data_lookback.0),
+            c.stall_window,
+            c.watermark_stuck_window,
+            c.dead_letter_window,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(c.slow_burn_windows.0)
+        .to_std()
+    }
+
+    /// The newest sample at least `w` older than the latest (or the oldest there is, when the
+    /// history is shorter: a partial window, as Prometheus's `increase` over a young series),
+    /// and whether the history covers the whole window.
+    fn back(&self, w: Duration) -> Option<(&Sample, bool)> {
+        let last = self.history.back()?;
+        let target = last.at.checked_sub(w)?;
+        match self.history.iter().rev().find(|s| s.at <= target) {
+            Some(s) => Some((s, true)),
+            None => self.history.front().map(|s| (s, false)),
+        }
+    }
+
+    /// Takes a sample at `now` (wall clock `wall`) and returns the alerts that fired or resolved.
+    pub fn step(
+        &mut self,
+        snap: &LiveSnapshot,
+        now: Instant,
+        wall: SystemTime,
+    ) -> (Vec<Transition>, AlertBoard) {
+        let basis = |m: usize| self.defs.measures.get(m).map_or(Basis::Trt, |x| x.basis);
+        let (requests, hits) = by_region(&snap.totals, basis);
+        let lag = snap.lag.iter().map(|(_, _, l)| *l).sum();
+        self.history.push_back(Sample {
+            at: now,
+            requests,
+            hits,
+            events: snap.stats.events,
+            dead: snap.stats.dead_letters.iter().sum(),
+            watermark: snap.combined,
+            lag,
+        });
+        let keep = self.longest_window() + self.cfg.interval.to_std() * 2;
+        while self
+            .history
+            .front()
+            .is_some_and(|s| now.saturating_duration_since(s.at) > keep)
+        {
+            self.history.pop_front();
+        }
+
+        let (holding, board) = self.conditions(snap);
+        let mut out = Vec::new();
+        // Conditions that stopped holding: resolved if they had fired, forgotten if pending.
+        let gone: Vec<AlertKey> = self
+            .active
+            .keys()
+            .filter(|k| !holding.contains_key(*k))
+            .copied()
+            .collect();
+        for k in gone {
+            if let Some(a) = self.active.remove(&k)
+                && a.fired.is_some()
+            {
+                out.push(Transition::Resolved(a, wall));
+            }
+        }
+        let hold = self.cfg.hold.to_std();
+        for (k, summary) in holding {
+            let a = self.active.entry(k).or_insert_with(|| Active {
+                key: k,
+                summary: summary.clone(),
+                since: wall,
+                fired: None,
+            });
+            a.summary = summary;
+            if a.fired.is_none() && wall.duration_since(a.since).unwrap_or(Duration::ZERO) >= hold {
+                a.fired = Some(wall);
+                out.push(Transition::Fired(a.clone()));
+            }
+        }
+        let fired: Vec<&Active> = self.active.values().filter(|a| a.fired.is_some()).collect();
+        let board = AlertBoard {
+            firing: fired.iter().map(|a| a.key).collect(),
+            summaries: fired
+                .iter()
+                .map(|a| format!("{} ({}): {}", a.key.0.name(), a.key.0.severity(), a.summary))
+                .collect(),
+            ..board
+        };
+        (out, board)
+    }
+
+    /// The alerts whose conditions hold now, with their summaries, and the projections.
+    fn conditions(&self, snap: &LiveSnapshot) -> (BTreeMap<AlertKey, String>, AlertBoard) {
+        let mut holding = BTreeMap::new();
+        let mut board = AlertBoard::default();
+        let Some(last) = self.history.back() else {
+            return (holding, board);
+        };
+        let basis = |m: usize| self.defs.measures.get(m).map_or(Basis::Trt, |x| x.basis);
+        let month = snap
+            .month
+            .as_ref()
+            .map(|(m, counts)| (*m, by_region(counts, basis)));
+        // Event-time share of the month gone, for the projection.
+        let elapsed = match (&month, snap.combined) {
+            (Some((m, _)), Some(wm)) => {
+                let (start, end) = (self.calendar.start_of(*m), self.calendar.end_of(*m));
+                let span = (end.0 - start.0) as f64;
+                (span > 0.0).then(|| ((wm.0 - start.0) as f64 / span).clamp(0.0, 1.0))
+            }
+            _ => None,
+        };
+        for (mi, measure) in self.defs.measures.iter().enumerate() {
+            for &ri in alert_regions(measure.regional) {
+                let place = Where {
+                    mi,
+                    ri,
+                    label: format!("{} {}", measure.id, REGIONS[ri]),
+                };
+                if let Some((_, (mreq, mhit))) = &month {
+                    let counts = (at(mreq, mi, ri), at(mhit, mi, ri));
+                    if let Some(f) = elapsed {
+                        self.project(last, &place, counts, f, &mut board);
+                    }
+                    self.below_levels(measure, &place, counts, &mut holding);
+                }
+                self.budget_burns(measure, last, &place, &mut holding);
+                self.no_data(last, &place, &mut holding);
+            }
+        }
+        self.pipeline_conditions(last, &mut holding);
+        (holding, board)
+    }
+
+    /// Requests and hits of measure `m`, region `r` over the window `w` back from `last`, and
+    /// whether the history covers all of it.
+    fn window(&self, last: &Sample, w: Duration, m: usize, r: usize) -> Option<(u64, u64, bool)> {
+        let (old, full) = self.back(w)?;
+        let req = at(&last.requests, m, r).saturating_sub(at(&old.requests, m, r));
+        let hit = at(&last.hits, m, r).saturating_sub(at(&old.hits, m, r));
+        Some((req, hit, full))
+    }
+
+    /// The projected month-end RPL: the rest of the month (`elapsed` of it gone) at the month's
+    /// volume so far, hit at the slow-burn window's ratio (the month's when that window is
+    /// quiet).
+    fn project(
+        &self,
+        last: &Sample,
+        w: &Where,
+        (r, h): (u64, u64),
+        elapsed: f64,
+        board: &mut AlertBoard,
+    ) {
+        if r == 0 || elapsed <= 0.0 {
+            return;
+        }
+        let c = &self.cfg;
+        let remaining = r as f64 / elapsed - r as f64;
+        let recent = self
+            .window(last, c.slow_burn_windows.0.to_std(), w.mi, w.ri)
+            .filter(|(q, _, _)| *q >= c.min_requests.max(1))
+            .map_or(h as f64 / r as f64, |(q, x, _)| x as f64 / q as f64);
+        board.projected.insert(
+            (w.mi, w.ri),
+            (h as f64 + remaining * recent) * 100.0 / (r as f64 + remaining),
+        );
+    }
+
+    /// The month-to-date RPL below TPL or MPL, compared exactly, once the month has
+    /// `min_requests`.
+    fn below_levels(
+        &self,
+        measure: &Measure,
+        w: &Where,
+        (r, h): (u64, u64),
+        holding: &mut BTreeMap<AlertKey, String>,
+    ) {
+        if r == 0 || r < self.cfg.min_requests {
+            return;
+        }
+        let rpl = h as f64 * 100.0 / r as f64;
+        let label = &w.label;
+        let exact_below =
+            |level: Decimal| Decimal::from(h) * Decimal::ONE_HUNDRED < level * Decimal::from(r);
+        if let Some(tpl) = measure.tpl
+            && exact_below(tpl)
+        {
+            holding.insert(
+                (AlertKind::RplBelowTarget, Some(w.mi), Some(w.ri)),
+                format!(
+                    "{label}: month-to-date RPL {rpl:.2} % is below TPL {tpl} % \
+                     ({} more hits in a row to reach it)",
+                    hits_to_target(r, h, tpl)
+                ),
+            );
+        }
+        if let Some(mpl) = measure.mpl
+            && exact_below(mpl)
+        {
+            holding.insert(
+                (AlertKind::RplBelowMinimum, Some(w.mi), Some(w.ri)),
+                format!(
+                    "{label}: month-to-date RPL {rpl:.2} % is below MPL {mpl} %: \
+                     this month scores nothing for it"
+                ),
+            );
+        }
+    }
+
+    /// The error budget burning fast or slowly: the miss ratio over both windows of a pair
+    /// above its rate times the budget ratio (100 − TPL) %.
+    fn budget_burns(
+        &self,
+        measure: &Measure,
+        last: &Sample,
+        w: &Where,
+        holding: &mut BTreeMap<AlertKey, String>,
+    ) {
+        let Some(tpl) = measure.tpl.and_then(|t| t.to_f64()) else {
+            return;
+        };
+        let c = &self.cfg;
+        let budget = (100.0 - tpl) / 100.0;
+        let burn = |d: Duration| {
+            self.window(last, d, w.mi, w.ri).map(|(q, x, _)| {
+                let miss = if q == 0 {
+                    0.0
+                } else {
+                    (q - x) as f64 / q as f64
+                };
+                (q, if budget > 0.0 { miss / budget } else { 0.0 })
+            })
+        };
+        for (kind, (long, short), rate) in [
+            (
+                AlertKind::ErrorBudgetFastBurn,
+                c.fast_burn_windows,
+                c.fast_burn_rate,
+            ),
+            (
+                AlertKind::ErrorBudgetSlowBurn,
+                c.slow_burn_windows,
+                c.slow_burn_rate,
+            ),
+        ] {
+            if let (Some((ql, bl)), Some((_, bs))) = (burn(long.to_std()), burn(short.to_std()))
+                && ql >= c.min_requests
+                && bl > rate
+                && bs > rate
+            {
+                holding.insert(
+                    (kind, Some(w.mi), Some(w.ri)),
+                    format!(
+                        "{}: the error budget burns {bl:.1}x over {long} and {bs:.1}x over \
+                         {short} (alerting above {rate}x)",
+                        w.label
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Silent now, after traffic before: only once the history covers both spans.
+    fn no_data(&self, last: &Sample, w: &Where, holding: &mut BTreeMap<AlertKey, String>) {
+        let c = &self.cfg;
+        let quiet = self.window(last, c.no_data_window.to_std(), w.mi, w.ri);
+        let before = self.back(c.no_data_window.to_std()).and_then(|(mid, _)| {
+            let far = Dur(c.no_data_window.0 + c.no_data_lookback.0).to_std();
+            let (old, full) = self.back(far)?;
+            Some((
+                at(&mid.requests, w.mi, w.ri).saturating_sub(at(&old.requests, w.mi, w.ri)),
+                full,
+            ))
+        });
+        if let (Some((0, _, true)), Some((n, true))) = (quiet, before)
+            && n > 0
+        {
+            holding.insert(
+                (AlertKind::MeasureNoData, Some(w.mi), Some(w.ri)),
+                format!(
+                    "{}: no requests for {} after {n} in the {} before",
+                    w.label, c.no_data_window, c.no_data_lookback
+                ),
+            );
+        }
+    }
+
+    /// The pipeline's own alerts: a stalled consumer, a stuck watermark, rising dead letters.
+    fn pipeline_conditions(&self, last: &Sample, holding: &mut BTreeMap<AlertKey, String>) {
+        let c = &self.cfg;
+        if let Some((old, true)) = self.back(c.stall_window.to_std())
+            && last.lag > 0
+            && last.events == old.events
+        {
+            holding.insert(
+                (AlertKind::ConsumerStalled, None, None),
+                format!(
+                    "{} messages wait and none was processed for {}",
+                    last.lag, c.stall_window
+                ),
+            );
+        }
+        if let Some((old, true)) = self.back(c.watermark_stuck_window.to_std())
+            && last.events > old.events
+            && last.watermark == old.watermark
+        {
+            holding.insert(
+                (AlertKind::WatermarkStuck, None, None),
+                format!(
+                    "{} events processed in {} and the watermark did not move",
+                    last.events - old.events,
+                    c.watermark_stuck_window
+                ),
+            );
+        }
+        if let Some((old, _)) = self.back(c.dead_letter_window.to_std()) {
+            let (dead, events) = (
+                last.dead - old.dead.min(last.dead),
+                last.events - old.events.min(last.events),
+            );
+            if dead >= 10 && dead as f64 * 100.0 > c.dead_letter_percent * events as f64 {
+                holding.insert(
+                    (AlertKind::DeadLettersRising, None, None),
+                    format!(
+                        "{dead} of {events} events dead-lettered in {} (above {} %)",
+                        c.dead_letter_window, c.dead_letter_percent
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// A measure and region being judged, and how its summaries name it (`PM4.3 central`).
+struct Where {
+    mi: usize,
+    ri: usize,
+    label: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::calendar::Month;
+    use crate::ops::alerts::kinds::labels;
+    use crate::ops::alerts::notifier::Alertmanager;
+
+    /// A test's clock and counters: measure 0 (PM4.3, TPL 99, MPL 96, per region).
+    struct World {
+        eval: Evaluator,
+        snap: LiveSnapshot,
+        t0: Instant,
+        w0: SystemTime,
+        secs: u64,
+    }
+
+    impl World {
+        fn new(hold: &str) -> World {
+            let mut cfg = Config::builtin().unwrap();
+            cfg.settings.alerts.hold = Dur::parse(hold).unwrap();
+            let defs = Arc::new(cfg.definitions.clone());
+            let n = defs.measures.len();
+            let calendar = Calendar::new(&cfg.settings.time.zone).unwrap();
+            let mut snap = LiveSnapshot {
+                totals: vec![[Counts::default(); 3]; n],
+                ..LiveSnapshot::default()
+            };
+            snap.month = Some((Month::new(2024, 3), vec![[Counts::default(); 3]; n]));
+            // Mid-March in event time.
+            snap.combined = Some(Ts(1_710_460_800 * 1_000_000_000));
+            World {
+                eval: Evaluator::new(cfg.settings.alerts.clone(), defs, calendar),
+                snap,
+                t0: Instant::now(),
+                w0: SystemTime::now(),
+                secs: 0,
+            }
+        }
+
+        /// `requests` decided in `region` of measure 0, `hits` of them hits, then time passes
+        /// by `secs` and the evaluator runs.
+        fn traffic(
+            &mut self,
+            region: usize,
+            requests: u64,
+            hits: u64,
+            secs: u64,
+        ) -> Vec<Transition> {
+            for c in [
+                &mut self.snap.totals[0][region],
+                &mut self.snap.month.as_mut().unwrap().1[0][region],
+            ] {
+                c.requests += requests;
+                c.within_target += hits;
+                c.succeeded += hits;
+            }
+            self.snap.stats.events += requests * 2;
+            if let Some(wm) = &mut self.snap.combined {
+                wm.0 += 1_000_000_000;
+            }
+            self.tick(secs)
+        }
+
+        fn tick(&mut self, secs: u64) -> Vec<Transition> {
+            self.secs += secs;
+            let d = Duration::from_secs(self.secs);
+            self.eval.step(&self.snap, self.t0 + d, self.w0 + d).0
+        }
+
+        fn firing(&self) -> Vec<(AlertKind, Option<usize>)> {
+            self.eval
+                .active
+                .values()
+                .filter(|a| a.fired.is_some())
+                .map(|a| (a.key.0, a.key.2))
+                .collect()
+        }
+    }
+
+    fn fired(t: &[Transition]) -> Vec<(AlertKind, Option<usize>)> {
+        t.iter()
+            .filter_map(|t| match t {
+                Transition::Fired(a) => Some((a.key.0, a.key.2)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_region_below_target_fires_after_the_hold_and_recovery_resolves_it() {
+        let mut w = World::new("2m");
+        // North and south healthy, central at 98 % (below TPL 99, above MPL 96).
+        for _ in 0..4 {
+            w.traffic(0, 1000, 1000, 0);
+            w.traffic(2, 1000, 995, 0);
+            let t = w.traffic(1, 1000, 980, 60);
+            if w.secs < 120 {
+                assert!(fired(&t).is_empty(), "before the hold: {t:?}");
+            }
+        }
+        let f = w.firing();
+        assert!(f.contains(&(AlertKind::RplBelowTarget, Some(1))), "{f:?}");
+        assert!(!f.contains(&(AlertKind::RplBelowTarget, Some(0))), "{f:?}");
+        assert!(!f.contains(&(AlertKind::RplBelowTarget, Some(2))), "{f:?}");
+        assert!(!f.contains(&(AlertKind::RplBelowMinimum, Some(1))), "{f:?}");
+        let summary = &w.eval.active[&(AlertKind::RplBelowTarget, Some(0), Some(1))].summary;
+        // 3,920 of 4,000: 40 hits in a row would make 3,960 of 4,040 = 98.02 %… the exact need
+        // is (99 × 4000 − 100 × 3920) / 1 = 4,000.
+        assert!(summary.contains("4000 more hits"), "{summary}");
+        // Central recovers: a long run of hits lifts the month above TPL.
+        let t = w.traffic(1, 10_000, 10_000, 60);
+        assert!(
+            t.iter().any(|t| matches!(t, Transition::Resolved(a, _)
+                if a.key == (AlertKind::RplBelowTarget, Some(0), Some(1)))),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn a_condition_shorter_than_the_hold_never_fires() {
+        let mut w = World::new("10m");
+        w.traffic(1, 1000, 900, 60);
+        assert!(w.firing().is_empty());
+        w.traffic(1, 100_000, 100_000, 60);
+        w.tick(600);
+        assert!(w.firing().is_empty(), "{:?}", w.firing());
+    }
+
+    #[test]
+    fn a_fast_burn_pages_but_a_quiet_hour_cannot() {
+        let mut w = World::new("0s");
+        // A month of good traffic first, so the month-to-date RPL stays above TPL.
+        w.traffic(0, 1_000_000, 1_000_000, 300);
+        for _ in 0..12 {
+            w.traffic(0, 10_000, 10_000, 300);
+        }
+        assert!(w.firing().is_empty(), "{:?}", w.firing());
+        // A quiet bad hour: 50 requests, all missed, under min_requests (100).
+        let mut t = Vec::new();
+        for _ in 0..12 {
+            t.extend(w.traffic(2, 4, 0, 300));
+        }
+        assert!(
+            !fired(&t).contains(&(AlertKind::ErrorBudgetFastBurn, Some(2))),
+            "{t:?}"
+        );
+        // A busy bad hour in the north: 20 % misses is 20x the 1 % budget.
+        let mut t = Vec::new();
+        for _ in 0..12 {
+            t.extend(w.traffic(0, 1000, 800, 300));
+        }
+        assert!(
+            fired(&t).contains(&(AlertKind::ErrorBudgetFastBurn, Some(0))),
+            "{t:?}"
+        );
+        assert!(!w.firing().contains(&(AlertKind::RplBelowTarget, Some(0))));
+    }
+
+    #[test]
+    fn a_measure_gone_silent_raises_no_data_and_the_pipeline_alerts_hold() {
+        let mut w = World::new("0s");
+        for _ in 0..24 {
+            w.traffic(0, 500, 500, 900);
+        }
+        // Silence in the north for 30 minutes and more.
+        let mut t = Vec::new();
+        for _ in 0..3 {
+            t.extend(w.tick(900));
+        }
+        assert!(
+            fired(&t).contains(&(AlertKind::MeasureNoData, Some(0))),
+            "{t:?}"
+        );
+        // Messages wait, nothing is processed: the consumer is stalled.
+        w.snap.lag = vec![("t".into(), 0, 500)];
+        let t = w.tick(600);
+        assert!(
+            fired(&t).contains(&(AlertKind::ConsumerStalled, None)),
+            "{t:?}"
+        );
+        // Events flow again but the watermark stays: stuck.
+        let mut t = Vec::new();
+        for _ in 0..4 {
+            w.snap.stats.events += 1000;
+            t.extend(w.tick(300));
+        }
+        assert!(
+            fired(&t).contains(&(AlertKind::WatermarkStuck, None)),
+            "{t:?}"
+        );
+        // 5 % dead letters.
+        w.snap.stats.events += 1000;
+        w.snap.stats.dead_letters[0] += 50;
+        let t = w.tick(60);
+        assert!(
+            fired(&t).contains(&(AlertKind::DeadLettersRising, None)),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn hits_to_target_is_exact() {
+        let tpl = Decimal::new(99, 0);
+        assert_eq!(hits_to_target(10_000, 9_888, tpl), 1_200);
+        // 1,200 more hits reach exactly 99 %; 1,199 do not.
+        assert_eq!(11_088 * 100, 99 * 11_200);
+        assert_eq!(hits_to_target(10_000, 9_900, tpl), 0);
+        assert_eq!(hits_to_target(0, 0, tpl), 0);
+        // (2 + 197) / (3 + 197) = 99.5 % exactly.
+        assert_eq!(hits_to_target(3, 2, Decimal::new(995, 1)), 197);
+    }
+
+    #[test]
+    fn an_unreachable_alertmanager_is_an_error_counted_not_a_panic() {
+        // Port 1 on loopback: nothing listens there.
+        let mut am = Alertmanager::new("http://127.0.0.1:1/");
+        let e = am.post("[]").unwrap_err();
+        assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+        assert_eq!(am.errors, 1);
+        let mut bad = Alertmanager::new("https://am:9093");
+        assert!(
+            bad.post("[]")
+                .unwrap_err()
+                .to_string()
+                .contains("not an http://")
+        );
+    }
+
+    #[test]
+    fn alertmanager_bodies_carry_labels_and_ends() {
+        let defs = Config::builtin().unwrap().definitions;
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let body = Alertmanager::body(&[
+            (
+                labels(&defs, &(AlertKind::RplBelowTarget, Some(0), Some(1))),
+                "s".into(),
+                t,
+                None,
+            ),
+            (
+                labels(&defs, &(AlertKind::ConsumerStalled, None, None)),
+                "x".into(),
+                t,
+                Some(t + Duration::from_secs(60)),
+            ),
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0]["labels"]["alertname"], "SrvRplBelowTarget");
+        assert_eq!(v[0]["labels"]["measure"], "PM4.3");
+        assert_eq!(v[0]["labels"]["region"], "central");
+        assert_eq!(v[0]["labels"]["severity"], "warning");
+        assert!(v[0].get("endsAt").is_none());
+        assert!(
+            v[1]["labels"].get("measure").is_none(),
+            "empty labels are left out"
+        );
+        assert_eq!(v[1]["endsAt"], "2023-11-14T22:14:20.000Z");
+    }
+}

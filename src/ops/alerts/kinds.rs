@@ -1,0 +1,109 @@
+//! The alerts srv-opr knows: their names, severities and labels, which regions a measure is
+//! alerted on, and an alert's identity. Shared by the evaluator, the notifier, `/metrics` and
+//! the generated Prometheus rules, so the two views of an alert never disagree.
+
+use crate::engine::definitions::Definitions;
+use crate::engine::domain::Region;
+
+/// Regions as labels: the three and their sum.
+pub const REGIONS: [&str; 4] = Region::LABELS;
+
+/// Every alert the evaluator (and the generated rules) can raise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertKind {
+    /// Month-to-date RPL below TPL.
+    RplBelowTarget,
+    /// Month-to-date RPL below MPL.
+    RplBelowMinimum,
+    /// The error budget burning fast (both fast-burn windows).
+    ErrorBudgetFastBurn,
+    /// The error budget burning steadily (both slow-burn windows).
+    ErrorBudgetSlowBurn,
+    /// A measure and region that had requests has none now.
+    MeasureNoData,
+    /// Messages waiting and none processed.
+    ConsumerStalled,
+    /// Events processed but the combined watermark unmoved.
+    WatermarkStuck,
+    /// Too many events dead-lettered.
+    DeadLettersRising,
+}
+
+impl AlertKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [AlertKind; 8] = [
+        AlertKind::RplBelowTarget,
+        AlertKind::RplBelowMinimum,
+        AlertKind::ErrorBudgetFastBurn,
+        AlertKind::ErrorBudgetSlowBurn,
+        AlertKind::MeasureNoData,
+        AlertKind::ConsumerStalled,
+        AlertKind::WatermarkStuck,
+        AlertKind::DeadLettersRising,
+    ];
+
+    /// The `alertname` (in Alertmanager and the rules) and the `alert` label of
+    /// `srv_alert_active`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertKind::RplBelowTarget => "SrvRplBelowTarget",
+            AlertKind::RplBelowMinimum => "SrvRplBelowMinimum",
+            AlertKind::ErrorBudgetFastBurn => "SrvErrorBudgetFastBurn",
+            AlertKind::ErrorBudgetSlowBurn => "SrvErrorBudgetSlowBurn",
+            AlertKind::MeasureNoData => "SrvMeasureNoData",
+            AlertKind::ConsumerStalled => "SrvConsumerStalled",
+            AlertKind::WatermarkStuck => "SrvWatermarkStuck",
+            AlertKind::DeadLettersRising => "SrvDeadLettersRising",
+        }
+    }
+
+    /// `warning` or `critical`.
+    pub fn severity(self) -> &'static str {
+        match self {
+            AlertKind::RplBelowMinimum
+            | AlertKind::ErrorBudgetFastBurn
+            | AlertKind::ConsumerStalled => "critical",
+            _ => "warning",
+        }
+    }
+
+    /// Whether it is about one measure and region (else about the pipeline).
+    pub fn per_measure(self) -> bool {
+        matches!(
+            self,
+            AlertKind::RplBelowTarget
+                | AlertKind::RplBelowMinimum
+                | AlertKind::ErrorBudgetFastBurn
+                | AlertKind::ErrorBudgetSlowBurn
+                | AlertKind::MeasureNoData
+        )
+    }
+}
+
+/// Which region labels a measure is alerted on: the three regions when it is scored per region,
+/// else its pooled `all` row.
+pub fn alert_regions(regional: bool) -> &'static [usize] {
+    if regional { &[0, 1, 2] } else { &[3] }
+}
+
+/// One alert's identity: kind, measure index and region index (both `None` for the pipeline).
+pub type AlertKey = (AlertKind, Option<usize>, Option<usize>);
+
+/// The labels of an alert, as Alertmanager and `srv_alert_active` show them.
+pub fn labels(defs: &Definitions, key: &AlertKey) -> Vec<(&'static str, String)> {
+    let (kind, m, r) = *key;
+    vec![
+        ("alertname", kind.name().to_string()),
+        ("severity", kind.severity().to_string()),
+        (
+            "measure",
+            m.and_then(|i| defs.measures.get(i))
+                .map_or(String::new(), |x| x.id.clone()),
+        ),
+        (
+            "region",
+            r.and_then(|i| REGIONS.get(i)).map_or("", |v| v).to_string(),
+        ),
+        ("service", "srv-opr".to_string()),
+    ]
+}
