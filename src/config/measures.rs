@@ -82,286 +82,23 @@ pub(super) fn load(
             return None;
         }
     };
-    for key in top.keys() {
-        if !["responses", "classes", "trt", "measure"].contains(&key.as_str()) {
-            problems.push(
-                name,
-                key,
-                "unknown key (known: responses, classes, trt, measure)".into(),
-            );
-        }
-    }
-    fn part<T: serde::de::DeserializeOwned>(
-        top: &Table,
-        key: &str,
-        name: &str,
-        problems: &mut Problems,
-    ) -> Option<T> {
-        match top.get(key) {
-            None => {
-                problems.push(name, key, "missing".into());
-                None
-            }
-            Some(v) => match v.clone().try_into::<T>() {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    problems.push(name, key, e.message().to_string());
-                    None
-                }
-            },
-        }
-    }
-    let responses: Option<RawResponses> = part(&top, "responses", name, problems);
-    let classes: Option<BTreeMap<String, Vec<String>>> = part(&top, "classes", name, problems);
-    let trt: Option<RawTrt> = part(&top, "trt", name, problems);
-    let raw_measures: Vec<(usize, Option<RawMeasure>)> = match top.get("measure") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match v.clone().try_into::<RawMeasure>() {
-                Ok(m) => (i, Some(m)),
-                Err(e) => {
-                    let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
-                    problems.push(
-                        name,
-                        &format!("measure[{i}] (id {id:?})"),
-                        e.message().to_string(),
-                    );
-                    (i, None)
-                }
-            })
-            .collect(),
-        Some(_) => {
-            problems.push(
-                name,
-                "measure",
-                "must be an array of tables ([[measure]])".into(),
-            );
-            Vec::new()
-        }
-        None => {
-            problems.push(
-                name,
-                "measure",
-                "missing: define at least one [[measure]]".into(),
-            );
-            Vec::new()
-        }
-    };
-
-    let dur = |key: &str, text: &str, problems: &mut Problems| match Dur::parse(text) {
-        Ok(d) if d.0 > 0 => Some(d),
-        Ok(_) => {
-            problems.push(name, key, "must be longer than zero".into());
-            None
-        }
-        Err(e) => {
-            problems.push(name, key, e.to_string());
-            None
-        }
-    };
-
-    // Codes.
-    let (ack_codes, success_codes) = match responses {
-        Some(r) => {
-            for c in r.ack_codes.iter().filter(|c| r.success_codes.contains(c)) {
-                problems.push(
-                    name,
-                    "responses",
-                    format!("code {c:?} cannot be both an acknowledgement and a success"),
-                );
-            }
-            if r.success_codes.is_empty() {
-                problems.push(
-                    name,
-                    "responses.success_codes",
-                    "must name at least one code".into(),
-                );
-            }
-            (r.ack_codes, r.success_codes)
-        }
-        None => (Vec::new(), Vec::new()),
-    };
-
-    // Classes.
-    let classes: BTreeMap<String, BTreeSet<String>> = classes
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| {
-            let set: BTreeSet<String> = v.iter().cloned().collect();
-            if set.len() != v.len() {
-                problems.push(name, &format!("classes.{k}"), "lists an SRV twice".into());
-            }
-            (k, set)
-        })
-        .collect();
-
-    // TRT table.
-    let mut table = TrtTable {
-        by_srv: BTreeMap::new(),
-        by_class: BTreeMap::new(),
-        default: Dur::ZERO,
-    };
-    if let Some(t) = trt {
-        if let Some(d) = dur("trt.default", &t.default, problems) {
-            table.default = d;
-        }
-        for (srv, text) in &t.srv {
-            if let Some(d) = dur(&format!("trt.srv.{srv:?}"), text, problems) {
-                table.by_srv.insert(srv.clone(), d);
-            }
-        }
-        for (class, text) in &t.class {
-            if !classes.contains_key(class) {
-                problems.push(
-                    name,
-                    &format!("trt.class.{class}"),
-                    "no such class under [classes]".into(),
-                );
-            } else if let Some(d) = dur(&format!("trt.class.{class}"), text, problems) {
-                table.by_class.insert(class.clone(), d);
-            }
-        }
-    }
-    // An SRV in two classes with different TRTs would make the table ambiguous.
-    let mut class_trt_of_srv: BTreeMap<String, (String, Dur)> = BTreeMap::new();
-    for (class, d) in &table.by_class {
-        for srv in &classes[class] {
-            match class_trt_of_srv.get(srv) {
-                Some((other, od)) if od != d => problems.push(
-                    name,
-                    &format!("trt.class.{class}"),
-                    format!("SRV {srv} is also in class {other} whose TRT differs ({od} vs {d}); give it a trt.srv entry"),
-                ),
-                _ => {
-                    class_trt_of_srv.insert(srv.clone(), (class.clone(), *d));
-                }
-            }
-        }
-    }
-    let class_trt_of_srv: BTreeMap<String, Dur> = class_trt_of_srv
-        .into_iter()
-        .filter(|(srv, _)| !table.by_srv.contains_key(srv))
-        .map(|(s, (_, d))| (s, d))
-        .collect();
-
-    // Measures.
+    let mut c = Ctx { name, problems };
+    let parts = c.parts(&top);
+    let (ack_codes, success_codes) = c.codes(parts.responses);
+    let classes = c.classes(parts.classes);
+    let table = c.trt_table(parts.trt, &classes);
+    let class_trt_of_srv = c.class_trts(&table, &classes);
     let mut measures = Vec::new();
     let mut seen = BTreeSet::new();
-    for (i, raw) in raw_measures {
-        let Some(m) = raw else { continue };
-        let key = format!("measure[{i}] (id {:?})", m.id);
-        let before_m = problems.len();
-        if !valid_id(&m.id) {
-            problems.push(
-                name,
-                &key,
-                "id must be 1–64 characters of A–Z, a–z, 0–9, '.', '-', '_'".into(),
-            );
-        }
-        if !seen.insert(m.id.clone()) {
-            problems.push(name, &key, "duplicate id".into());
-        }
-        let basis = match m.basis.as_str() {
-            "trt" => Some(Basis::Trt),
-            "success" => Some(Basis::Success),
-            other => {
-                problems.push(
-                    name,
-                    &format!("{key}.basis"),
-                    format!("must be \"trt\" or \"success\", found {other:?}"),
-                );
-                None
-            }
-        };
-        let srvs: BTreeSet<String> = match (&m.srvs, &m.class) {
-            (Some(list), None) if !list.is_empty() => list.iter().cloned().collect(),
-            (None, Some(c)) => match classes.get(c) {
-                Some(set) => set.clone(),
-                None => {
-                    problems.push(
-                        name,
-                        &format!("{key}.class"),
-                        format!("no such class {c:?} under [classes]"),
-                    );
-                    BTreeSet::new()
-                }
-            },
-            _ => {
-                problems.push(
-                    name,
-                    &key,
-                    "select SRVs with exactly one of `srvs` (non-empty) or `class`".into(),
-                );
-                BTreeSet::new()
-            }
-        };
-        let mut providers = BTreeSet::new();
-        for p in m.providers.clone().unwrap_or_default() {
-            match Provider::parse(&p) {
-                Some(p) => {
-                    providers.insert(p);
-                }
-                None => problems.push(
-                    name,
-                    &format!("{key}.providers"),
-                    format!("unknown provider {p:?} (dsp, s1sp, csp)"),
-                ),
-            }
-        }
-        if m.providers.as_ref().is_none_or(Vec::is_empty) {
-            providers.extend(Provider::ALL);
-        }
-        let trt = m
-            .trt
-            .as_ref()
-            .and_then(|t| dur(&format!("{key}.trt"), t, problems));
-        let deadline = dur(&format!("{key}.deadline"), &m.deadline, problems);
-        let tpl = m.tpl.as_ref().and_then(|v| {
-            level(v)
-                .map_err(|e| problems.push(name, &format!("{key}.tpl"), e))
-                .ok()
-        });
-        let mpl = m.mpl.as_ref().and_then(|v| {
-            level(v)
-                .map_err(|e| problems.push(name, &format!("{key}.mpl"), e))
-                .ok()
-        });
-        if let (Some(t), Some(mi)) = (tpl, mpl)
-            && t <= mi
+    for (i, raw) in parts.measures {
+        if let Some(m) = raw
+            && let Some(m) = c.measure(i, m, &classes, &mut seen)
         {
-            problems.push(name, &key, format!("tpl ({t}) must be above mpl ({mi})"));
-        }
-        if let (Some(t), Some(d)) = (trt, deadline)
-            && t > d
-        {
-            problems.push(
-                name,
-                &key,
-                format!("trt ({t}) is longer than the deadline ({d})"),
-            );
-        }
-        if problems.len() > before_m {
-            continue;
-        }
-        if let (Some(basis), Some(deadline)) = (basis, deadline) {
-            measures.push(Measure {
-                id: m.id,
-                name: m.name,
-                basis,
-                srvs,
-                class: m.class,
-                providers,
-                trt,
-                deadline,
-                regional: m.regional,
-                tpl,
-                mpl,
-            });
+            measures.push(m);
         }
     }
     if measures.len() > u16::MAX as usize {
-        problems.push(name, "measure", "too many measures".into());
+        c.push("measure", "too many measures".into());
     }
     if problems.len() > before {
         return None;
@@ -375,6 +112,331 @@ pub(super) fn load(
         zone,
         class_trt_of_srv,
     ))
+}
+
+/// The file's top-level tables, each read on its own so one bad table hides no other's problems.
+struct Parts {
+    responses: Option<RawResponses>,
+    classes: Option<BTreeMap<String, Vec<String>>>,
+    trt: Option<RawTrt>,
+    /// Each `[[measure]]` with its index; `None` where it did not deserialise.
+    measures: Vec<(usize, Option<RawMeasure>)>,
+}
+
+/// Reading one file: its name for messages, and every problem found.
+struct Ctx<'a> {
+    name: &'a str,
+    problems: &'a mut Problems,
+}
+
+impl Ctx<'_> {
+    fn push(&mut self, key: &str, problem: String) {
+        self.problems.push(self.name, key, problem);
+    }
+
+    /// A duration longer than zero.
+    fn dur(&mut self, key: &str, text: &str) -> Option<Dur> {
+        match Dur::parse(text) {
+            Ok(d) if d.0 > 0 => Some(d),
+            Ok(_) => {
+                self.push(key, "must be longer than zero".into());
+                None
+            }
+            Err(e) => {
+                self.push(key, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// One table of the file, deserialised (or a problem saying why not).
+    fn part<T: serde::de::DeserializeOwned>(&mut self, top: &Table, key: &str) -> Option<T> {
+        match top.get(key) {
+            None => {
+                self.push(key, "missing".into());
+                None
+            }
+            Some(v) => match v.clone().try_into::<T>() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.push(key, e.message().to_string());
+                    None
+                }
+            },
+        }
+    }
+
+    fn parts(&mut self, top: &Table) -> Parts {
+        for key in top.keys() {
+            if !["responses", "classes", "trt", "measure"].contains(&key.as_str()) {
+                self.push(
+                    key,
+                    "unknown key (known: responses, classes, trt, measure)".into(),
+                );
+            }
+        }
+        let responses = self.part(top, "responses");
+        let classes = self.part(top, "classes");
+        let trt = self.part(top, "trt");
+        let measures = match top.get("measure") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v.clone().try_into::<RawMeasure>() {
+                    Ok(m) => (i, Some(m)),
+                    Err(e) => {
+                        let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
+                        self.push(
+                            &format!("measure[{i}] (id {id:?})"),
+                            e.message().to_string(),
+                        );
+                        (i, None)
+                    }
+                })
+                .collect(),
+            Some(_) => {
+                self.push("measure", "must be an array of tables ([[measure]])".into());
+                Vec::new()
+            }
+            None => {
+                self.push("measure", "missing: define at least one [[measure]]".into());
+                Vec::new()
+            }
+        };
+        Parts {
+            responses,
+            classes,
+            trt,
+            measures,
+        }
+    }
+
+    /// The acknowledgement and success codes.
+    fn codes(&mut self, responses: Option<RawResponses>) -> (Vec<String>, Vec<String>) {
+        let Some(r) = responses else {
+            return (Vec::new(), Vec::new());
+        };
+        for c in r.ack_codes.iter().filter(|c| r.success_codes.contains(c)) {
+            self.push(
+                "responses",
+                format!("code {c:?} cannot be both an acknowledgement and a success"),
+            );
+        }
+        if r.success_codes.is_empty() {
+            self.push(
+                "responses.success_codes",
+                "must name at least one code".into(),
+            );
+        }
+        (r.ack_codes, r.success_codes)
+    }
+
+    /// The SRV classes, each a set.
+    fn classes(
+        &mut self,
+        classes: Option<BTreeMap<String, Vec<String>>>,
+    ) -> BTreeMap<String, BTreeSet<String>> {
+        classes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| {
+                let set: BTreeSet<String> = v.iter().cloned().collect();
+                if set.len() != v.len() {
+                    self.push(&format!("classes.{k}"), "lists an SRV twice".into());
+                }
+                (k, set)
+            })
+            .collect()
+    }
+
+    /// The TRT table: by SRV, by class (of the classes defined), and the default.
+    fn trt_table(
+        &mut self,
+        trt: Option<RawTrt>,
+        classes: &BTreeMap<String, BTreeSet<String>>,
+    ) -> TrtTable {
+        let mut table = TrtTable {
+            by_srv: BTreeMap::new(),
+            by_class: BTreeMap::new(),
+            default: Dur::ZERO,
+        };
+        let Some(t) = trt else {
+            return table;
+        };
+        if let Some(d) = self.dur("trt.default", &t.default) {
+            table.default = d;
+        }
+        for (srv, text) in &t.srv {
+            if let Some(d) = self.dur(&format!("trt.srv.{srv:?}"), text) {
+                table.by_srv.insert(srv.clone(), d);
+            }
+        }
+        for (class, text) in &t.class {
+            if !classes.contains_key(class) {
+                self.push(
+                    &format!("trt.class.{class}"),
+                    "no such class under [classes]".into(),
+                );
+            } else if let Some(d) = self.dur(&format!("trt.class.{class}"), text) {
+                table.by_class.insert(class.clone(), d);
+            }
+        }
+        table
+    }
+
+    /// The class TRT of each SRV without an SRV entry of its own. An SRV in two classes with
+    /// different TRTs would make the table ambiguous: a problem.
+    fn class_trts(
+        &mut self,
+        table: &TrtTable,
+        classes: &BTreeMap<String, BTreeSet<String>>,
+    ) -> BTreeMap<String, Dur> {
+        let mut class_trt_of_srv: BTreeMap<String, (String, Dur)> = BTreeMap::new();
+        for (class, d) in &table.by_class {
+            for srv in &classes[class] {
+                match class_trt_of_srv.get(srv) {
+                    Some((other, od)) if od != d => self.push(
+                        &format!("trt.class.{class}"),
+                        format!(
+                            "SRV {srv} is also in class {other} whose TRT differs ({od} vs {d}); \
+                             give it a trt.srv entry"
+                        ),
+                    ),
+                    _ => {
+                        class_trt_of_srv.insert(srv.clone(), (class.clone(), *d));
+                    }
+                }
+            }
+        }
+        class_trt_of_srv
+            .into_iter()
+            .filter(|(srv, _)| !table.by_srv.contains_key(srv))
+            .map(|(s, (_, d))| (s, d))
+            .collect()
+    }
+
+    /// One `[[measure]]`, validated; `None` when it has a problem (each reported).
+    fn measure(
+        &mut self,
+        i: usize,
+        m: RawMeasure,
+        classes: &BTreeMap<String, BTreeSet<String>>,
+        seen: &mut BTreeSet<String>,
+    ) -> Option<Measure> {
+        let key = format!("measure[{i}] (id {:?})", m.id);
+        let before = self.problems.len();
+        if !valid_id(&m.id) {
+            self.push(
+                &key,
+                "id must be 1–64 characters of A–Z, a–z, 0–9, '.', '-', '_'".into(),
+            );
+        }
+        if !seen.insert(m.id.clone()) {
+            self.push(&key, "duplicate id".into());
+        }
+        let basis = match m.basis.as_str() {
+            "trt" => Some(Basis::Trt),
+            "success" => Some(Basis::Success),
+            other => {
+                self.push(
+                    &format!("{key}.basis"),
+                    format!("must be \"trt\" or \"success\", found {other:?}"),
+                );
+                None
+            }
+        };
+        let srvs = self.selected_srvs(&key, &m, classes);
+        let providers = self.providers(&key, &m);
+        let trt = m
+            .trt
+            .as_ref()
+            .and_then(|t| self.dur(&format!("{key}.trt"), t));
+        let deadline = self.dur(&format!("{key}.deadline"), &m.deadline);
+        let mut level_of = |v: &Option<Value>, which: &str| {
+            v.as_ref().and_then(|v| {
+                level(v)
+                    .map_err(|e| self.push(&format!("{key}.{which}"), e))
+                    .ok()
+            })
+        };
+        let tpl = level_of(&m.tpl, "tpl");
+        let mpl = level_of(&m.mpl, "mpl");
+        if let (Some(t), Some(mi)) = (tpl, mpl)
+            && t <= mi
+        {
+            self.push(&key, format!("tpl ({t}) must be above mpl ({mi})"));
+        }
+        if let (Some(t), Some(d)) = (trt, deadline)
+            && t > d
+        {
+            self.push(&key, format!("trt ({t}) is longer than the deadline ({d})"));
+        }
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(Measure {
+            id: m.id,
+            name: m.name,
+            basis: basis?,
+            srvs,
+            class: m.class,
+            providers,
+            trt,
+            deadline: deadline?,
+            regional: m.regional,
+            tpl,
+            mpl,
+        })
+    }
+
+    /// A measure's SRVs: its list, or its class's members.
+    fn selected_srvs(
+        &mut self,
+        key: &str,
+        m: &RawMeasure,
+        classes: &BTreeMap<String, BTreeSet<String>>,
+    ) -> BTreeSet<String> {
+        match (&m.srvs, &m.class) {
+            (Some(list), None) if !list.is_empty() => list.iter().cloned().collect(),
+            (None, Some(c)) => match classes.get(c) {
+                Some(set) => set.clone(),
+                None => {
+                    self.push(
+                        &format!("{key}.class"),
+                        format!("no such class {c:?} under [classes]"),
+                    );
+                    BTreeSet::new()
+                }
+            },
+            _ => {
+                self.push(
+                    key,
+                    "select SRVs with exactly one of `srvs` (non-empty) or `class`".into(),
+                );
+                BTreeSet::new()
+            }
+        }
+    }
+
+    /// A measure's providers (all three when it names none).
+    fn providers(&mut self, key: &str, m: &RawMeasure) -> BTreeSet<Provider> {
+        let mut providers = BTreeSet::new();
+        for p in m.providers.clone().unwrap_or_default() {
+            match Provider::parse(&p) {
+                Some(p) => {
+                    providers.insert(p);
+                }
+                None => self.push(
+                    &format!("{key}.providers"),
+                    format!("unknown provider {p:?} (dsp, s1sp, csp)"),
+                ),
+            }
+        }
+        if m.providers.as_ref().is_none_or(Vec::is_empty) {
+            providers.extend(Provider::ALL);
+        }
+        providers
+    }
 }
 
 #[cfg(test)]

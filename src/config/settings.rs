@@ -288,6 +288,23 @@ pub(super) fn load(
     problems: &mut Problems,
     sources: &mut Vec<String>,
 ) -> Option<Settings> {
+    let (raw, origins) = merged(file, env, problems, sources)?;
+    let mut check = Check {
+        origins: &origins,
+        problems,
+    };
+    settings(raw, &mut check)
+}
+
+/// The built-in settings with the file and then the environment layered over them, shape-checked
+/// (values of the wrong type or under unknown keys are reported and not merged), and where each
+/// value came from.
+fn merged(
+    file: Option<&(String, String)>,
+    env: &[(String, String)],
+    problems: &mut Problems,
+    sources: &mut Vec<String>,
+) -> Option<(Raw, Origins)> {
     let schema: Table = match DEFAULT_SETTINGS.parse() {
         Ok(t) => t,
         Err(e) => {
@@ -315,79 +332,153 @@ pub(super) fn load(
             problems,
         );
     }
-    // Values of the wrong type or under unknown keys were reported and not merged, so the merged
-    // table has the schema's shape: validate every value in it, reporting all problems at once.
-    let raw: Raw = match toml::Value::Table(merged).try_into() {
-        Ok(r) => r,
+    // The merged table has the schema's shape, so it deserialises; its values are validated
+    // next, every problem reported at once.
+    match toml::Value::Table(merged).try_into() {
+        Ok(r) => Some((r, origins)),
         Err(e) => {
             problems.push("srv-opr.toml", "", e.to_string());
-            return None;
+            None
         }
-    };
-    let origin = |key: &str| {
-        origins
+    }
+}
+
+/// Validation of merged values: each problem is reported under the file or variable the value
+/// came from, and a bad value gives `None`.
+struct Check<'a> {
+    origins: &'a Origins,
+    problems: &'a mut Problems,
+}
+
+impl Check<'_> {
+    fn origin(&self, key: &str) -> String {
+        self.origins
             .get(key)
             .cloned()
             .unwrap_or_else(|| "built-in srv-opr.toml".to_string())
-    };
-    let dur = |key: &str, text: &str, problems: &mut Problems| match Dur::parse(text) {
-        Ok(d) if d.0 >= 0 => Some(d),
-        Ok(_) => {
-            problems.push(&origin(key), key, "must not be negative".into());
-            None
-        }
-        Err(e) => {
-            problems.push(&origin(key), key, e.to_string());
-            None
-        }
-    };
-    let allowed_lateness = dur(
-        "time.allowed_lateness",
-        &raw.time.allowed_lateness,
-        problems,
-    );
-    let dedupe_horizon = dur("time.dedupe_horizon", &raw.time.dedupe_horizon, problems);
-    let orphan_wait = if raw.time.orphan_wait == "auto" {
-        Some(None)
-    } else {
-        dur("time.orphan_wait", &raw.time.orphan_wait, problems).map(Some)
-    };
-    if let Err(e) = crate::engine::calendar::Calendar::new(&raw.time.zone) {
-        problems.push(
-            &origin("time.zone"),
-            "time.zone",
-            crate::diagnostic::chain(&e),
-        );
     }
-    let positive = |key: &str, v: i64, problems: &mut Problems| {
+
+    fn push(&mut self, key: &str, problem: String) {
+        let origin = self.origin(key);
+        self.problems.push(&origin, key, problem);
+    }
+
+    /// A duration, not negative.
+    fn dur(&mut self, key: &str, text: &str) -> Option<Dur> {
+        match Dur::parse(text) {
+            Ok(d) if d.0 >= 0 => Some(d),
+            Ok(_) => {
+                self.push(key, "must not be negative".into());
+                None
+            }
+            Err(e) => {
+                self.push(key, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// A duration longer than zero.
+    fn positive_dur(&mut self, key: &str, text: &str) -> Option<Dur> {
+        let d = self.dur(key, text)?;
+        if d.0 == 0 {
+            self.push(key, "must be longer than zero".into());
+            return None;
+        }
+        Some(d)
+    }
+
+    /// A count of at least 1.
+    fn positive(&mut self, key: &str, v: i64) -> Option<usize> {
         if v <= 0 {
-            problems.push(&origin(key), key, format!("must be at least 1, found {v}"));
+            self.push(key, format!("must be at least 1, found {v}"));
             None
         } else {
             Some(v as usize)
         }
+    }
+
+    /// A rate above zero.
+    fn rate(&mut self, key: &str, v: f64) -> Option<f64> {
+        if v.is_finite() && v > 0.0 {
+            Some(v)
+        } else {
+            self.push(key, format!("must be above zero, found {v}"));
+            None
+        }
+    }
+
+    /// Two windows, long then short.
+    fn pair(&mut self, key: &str, v: &[String]) -> Option<(Dur, Dur)> {
+        match v {
+            [long, short] => {
+                let (l, s) = (
+                    self.positive_dur(key, long)?,
+                    self.positive_dur(key, short)?,
+                );
+                if s >= l {
+                    self.push(
+                        key,
+                        format!(
+                            "the short window ({short}) must be shorter than the long ({long})"
+                        ),
+                    );
+                    return None;
+                }
+                Some((l, s))
+            }
+            _ => {
+                self.push(
+                    key,
+                    "must be two windows, long then short: [\"1h\", \"5m\"]".into(),
+                );
+                None
+            }
+        }
+    }
+
+    /// A free-form table's string values (`kafka.properties`, `kafka.secrets`).
+    fn strings(&mut self, table: &Table, prefix: &str) -> Vec<(String, String)> {
+        table
+            .iter()
+            .filter_map(|(key, v)| match v.as_str() {
+                Some(s) => Some((key.clone(), s.to_string())),
+                None => {
+                    self.push(&format!("{prefix}.{key}"), "must be a string".into());
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+/// The settings from merged values, every problem reported (in the file's order of tables).
+fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
+    let allowed_lateness = c.dur("time.allowed_lateness", &raw.time.allowed_lateness);
+    let dedupe_horizon = c.dur("time.dedupe_horizon", &raw.time.dedupe_horizon);
+    let orphan_wait = if raw.time.orphan_wait == "auto" {
+        Some(None)
+    } else {
+        c.dur("time.orphan_wait", &raw.time.orphan_wait).map(Some)
     };
-    let max_waiting = positive(
-        "time.max_waiting_responses",
-        raw.time.max_waiting_responses,
-        problems,
-    );
-    let max_event_bytes = positive("input.max_event_bytes", raw.input.max_event_bytes, problems);
+    if let Err(e) = crate::engine::calendar::Calendar::new(&raw.time.zone) {
+        c.push("time.zone", crate::diagnostic::chain(&e));
+    }
+    let max_waiting = c.positive("time.max_waiting_responses", raw.time.max_waiting_responses);
+    let max_event_bytes = c.positive("input.max_event_bytes", raw.input.max_event_bytes);
     let k = raw.kafka;
-    let idle_timeout = dur("kafka.idle_timeout", &k.idle_timeout, problems);
-    let max_future_skew = dur("kafka.max_future_skew", &k.max_future_skew, problems);
-    let shutdown_timeout = dur("kafka.shutdown_timeout", &k.shutdown_timeout, problems);
+    let idle_timeout = c.dur("kafka.idle_timeout", &k.idle_timeout);
+    let max_future_skew = c.dur("kafka.max_future_skew", &k.max_future_skew);
+    let shutdown_timeout = c.dur("kafka.shutdown_timeout", &k.shutdown_timeout);
     if k.workers < 0 || k.workers > 256 {
-        problems.push(
-            &origin("kafka.workers"),
+        c.push(
             "kafka.workers",
             format!("must be 0 (automatic) to 256, found {}", k.workers),
         );
     }
     let listen = raw.http.listen.trim().to_string();
     if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
-        problems.push(
-            &origin("http.listen"),
+        c.push(
             "http.listen",
             format!("{listen:?} is not an address like 127.0.0.1:9898 (or empty for none)"),
         );
@@ -399,146 +490,27 @@ pub(super) fn load(
         && !url.starts_with("postgres://")
         && !url.starts_with("postgresql://")
     {
-        problems.push(
-            &origin("state.url"),
+        c.push(
             "state.url",
             format!("{url:?} is neither sqlite://PATH nor postgres://… (nor empty for none)"),
         );
     }
-    let checkpoint_interval = dur(
-        "state.checkpoint_interval",
-        &st.checkpoint_interval,
-        problems,
-    );
-    let checkpoint_events = positive("state.checkpoint_events", st.checkpoint_events, problems);
-    let strings = |table: &Table, prefix: &str, problems: &mut Problems| -> Vec<(String, String)> {
-        table
-            .iter()
-            .filter_map(|(key, v)| match v.as_str() {
-                Some(s) => Some((key.clone(), s.to_string())),
-                None => {
-                    let path = format!("{prefix}.{key}");
-                    problems.push(&origin(&path), &path, "must be a string".into());
-                    None
-                }
-            })
-            .collect()
-    };
-    let properties = strings(&k.properties, "kafka.properties", problems);
-    let secrets = strings(&k.secrets, "kafka.secrets", problems);
+    let checkpoint_interval = c.dur("state.checkpoint_interval", &st.checkpoint_interval);
+    let checkpoint_events = c.positive("state.checkpoint_events", st.checkpoint_events);
+    let properties = c.strings(&k.properties, "kafka.properties");
+    let secrets = c.strings(&k.secrets, "kafka.secrets");
     for (key, _) in &properties {
         if SECRET_PROPERTIES.contains(&key.as_str()) {
-            let path = format!("kafka.properties.{key}");
-            problems.push(
-                &origin(&path),
-                &path,
+            c.push(
+                &format!("kafka.properties.{key}"),
                 "is a secret: name an environment variable under [kafka.secrets] instead".into(),
             );
         }
     }
     if k.topics.is_empty() || k.topics.iter().any(String::is_empty) {
-        problems.push(
-            &origin("kafka.topics"),
-            "kafka.topics",
-            "name at least one topic".into(),
-        );
+        c.push("kafka.topics", "name at least one topic".into());
     }
-    let a = raw.alerts;
-    let positive_dur = |key: &str, text: &str, problems: &mut Problems| {
-        let d = dur(key, text, problems)?;
-        if d.0 == 0 {
-            problems.push(&origin(key), key, "must be longer than zero".into());
-            return None;
-        }
-        Some(d)
-    };
-    let pair = |key: &str, v: &[String], problems: &mut Problems| -> Option<(Dur, Dur)> {
-        match v {
-            [long, short] => {
-                let (l, s) = (
-                    positive_dur(key, long, problems)?,
-                    positive_dur(key, short, problems)?,
-                );
-                if s >= l {
-                    problems.push(
-                        &origin(key),
-                        key,
-                        format!(
-                            "the short window ({short}) must be shorter than the long ({long})"
-                        ),
-                    );
-                    return None;
-                }
-                Some((l, s))
-            }
-            _ => {
-                problems.push(
-                    &origin(key),
-                    key,
-                    "must be two windows, long then short: [\"1h\", \"5m\"]".into(),
-                );
-                None
-            }
-        }
-    };
-    let rate = |key: &str, v: f64, problems: &mut Problems| {
-        if v.is_finite() && v > 0.0 {
-            Some(v)
-        } else {
-            problems.push(&origin(key), key, format!("must be above zero, found {v}"));
-            None
-        }
-    };
-    let am = a.alertmanager_url.trim().trim_end_matches('/').to_string();
-    if !am.is_empty() && !am.starts_with("http://") {
-        problems.push(
-            &origin("alerts.alertmanager_url"),
-            "alerts.alertmanager_url",
-            format!("{am:?} must be http://HOST:PORT (or empty for none)"),
-        );
-    }
-    let alerts = (|| {
-        Some(AlertSettings {
-            interval: positive_dur("alerts.interval", &a.interval, problems)?,
-            hold: dur("alerts.for", &a.hold, problems)?,
-            min_requests: a.min_requests.max(0) as u64,
-            fast_burn_windows: pair("alerts.fast_burn_windows", &a.fast_burn_windows, problems)?,
-            fast_burn_rate: rate("alerts.fast_burn_rate", a.fast_burn_rate, problems)?,
-            slow_burn_windows: pair("alerts.slow_burn_windows", &a.slow_burn_windows, problems)?,
-            slow_burn_rate: rate("alerts.slow_burn_rate", a.slow_burn_rate, problems)?,
-            no_data_window: positive_dur("alerts.no_data_window", &a.no_data_window, problems)?,
-            no_data_lookback: positive_dur(
-                "alerts.no_data_lookback",
-                &a.no_data_lookback,
-                problems,
-            )?,
-            stall_window: positive_dur("alerts.stall_window", &a.stall_window, problems)?,
-            watermark_stuck_window: positive_dur(
-                "alerts.watermark_stuck_window",
-                &a.watermark_stuck_window,
-                problems,
-            )?,
-            dead_letter_window: positive_dur(
-                "alerts.dead_letter_window",
-                &a.dead_letter_window,
-                problems,
-            )?,
-            dead_letter_percent: rate(
-                "alerts.dead_letter_percent",
-                a.dead_letter_percent,
-                problems,
-            )?,
-            alertmanager_url: am.clone(),
-            resend_interval: positive_dur("alerts.resend_interval", &a.resend_interval, problems)?,
-        })
-    })();
-    if a.min_requests < 0 {
-        problems.push(
-            &origin("alerts.min_requests"),
-            "alerts.min_requests",
-            "must not be negative".into(),
-        );
-    }
+    let alerts = alerts(raw.alerts, c);
     Some(Settings {
         time: TimeSettings {
             zone: raw.time.zone,
@@ -575,6 +547,43 @@ pub(super) fn load(
         },
         alerts: alerts?,
     })
+}
+
+/// `[alerts]`, validated. The first bad window or rate ends the table's checks (the others
+/// follow from the same mistake more often than not).
+fn alerts(a: RawAlerts, c: &mut Check<'_>) -> Option<AlertSettings> {
+    let am = a.alertmanager_url.trim().trim_end_matches('/').to_string();
+    if !am.is_empty() && !am.starts_with("http://") {
+        c.push(
+            "alerts.alertmanager_url",
+            format!("{am:?} must be http://HOST:PORT (or empty for none)"),
+        );
+    }
+    let alerts = (|| {
+        Some(AlertSettings {
+            interval: c.positive_dur("alerts.interval", &a.interval)?,
+            hold: c.dur("alerts.for", &a.hold)?,
+            min_requests: a.min_requests.max(0) as u64,
+            fast_burn_windows: c.pair("alerts.fast_burn_windows", &a.fast_burn_windows)?,
+            fast_burn_rate: c.rate("alerts.fast_burn_rate", a.fast_burn_rate)?,
+            slow_burn_windows: c.pair("alerts.slow_burn_windows", &a.slow_burn_windows)?,
+            slow_burn_rate: c.rate("alerts.slow_burn_rate", a.slow_burn_rate)?,
+            no_data_window: c.positive_dur("alerts.no_data_window", &a.no_data_window)?,
+            no_data_lookback: c.positive_dur("alerts.no_data_lookback", &a.no_data_lookback)?,
+            stall_window: c.positive_dur("alerts.stall_window", &a.stall_window)?,
+            watermark_stuck_window: c
+                .positive_dur("alerts.watermark_stuck_window", &a.watermark_stuck_window)?,
+            dead_letter_window: c
+                .positive_dur("alerts.dead_letter_window", &a.dead_letter_window)?,
+            dead_letter_percent: c.rate("alerts.dead_letter_percent", a.dead_letter_percent)?,
+            alertmanager_url: am.clone(),
+            resend_interval: c.positive_dur("alerts.resend_interval", &a.resend_interval)?,
+        })
+    })();
+    if a.min_requests < 0 {
+        c.push("alerts.min_requests", "must not be negative".into());
+    }
+    alerts
 }
 
 #[cfg(test)]
