@@ -126,6 +126,41 @@ fn reg<T: prometheus::core::Collector + Clone + 'static>(
     Ok(c)
 }
 
+/// The registry families are made in: one constructor per kind of family.
+struct Families<'a>(&'a Registry);
+
+impl Families<'_> {
+    fn gauge(&self, name: &str, help: &str) -> prometheus::Result<Gauge> {
+        reg(self.0, Gauge::new(name, help))
+    }
+
+    fn int_gauge(&self, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+        reg(self.0, IntGauge::new(name, help))
+    }
+
+    fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
+        reg(self.0, GaugeVec::new(Opts::new(name, help), labels))
+    }
+
+    fn int_gauges(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> prometheus::Result<IntGaugeVec> {
+        reg(self.0, IntGaugeVec::new(Opts::new(name, help), labels))
+    }
+
+    fn counters(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> prometheus::Result<IntCounterVec> {
+        reg(self.0, IntCounterVec::new(Opts::new(name, help), labels))
+    }
+}
+
 impl Metrics {
     /// Registers every family and pre-creates every configured series. `checkpointing`: a
     /// state store is configured (else there is no checkpoint age to show); `board`: what the
@@ -138,6 +173,7 @@ impl Metrics {
         board: Option<Arc<Mutex<AlertBoard>>>,
     ) -> prometheus::Result<Metrics> {
         let r = Registry::new();
+        let f = Families(&r);
         let mr = &["measure", "region"];
         let response_times = Arc::new(ResponseTimes {
             desc: Desc::new(
@@ -157,220 +193,122 @@ impl Metrics {
             latest: Mutex::new(Vec::new()),
         });
         r.register(Box::new(ArcCollector(response_times.clone())))?;
+        let checkpoint_age = checkpointing
+            .then(|| {
+                f.gauge(
+                    "srv_checkpoint_age_seconds",
+                    "How long the oldest work not yet checkpointed has waited (0: all \
+                     checkpointed)",
+                )
+            })
+            .transpose()?;
         let mut m = Metrics {
             alert_series: Vec::new(),
             response_times,
             board,
-            mtd_requests: reg(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "srv_month_to_date_requests",
-                        "Requests decided in the month holding the combined watermark",
-                    ),
-                    mr,
-                ),
+            mtd_requests: f.int_gauges(
+                "srv_month_to_date_requests",
+                "Requests decided in the month holding the combined watermark",
+                mr,
             )?,
-            mtd_hits: reg(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "srv_month_to_date_hits",
-                        "Hits (within TRT, or succeeded for MP242 measures) in the month holding \
-                         the combined watermark",
-                    ),
-                    mr,
-                ),
+            mtd_hits: f.int_gauges(
+                "srv_month_to_date_hits",
+                "Hits (within TRT, or succeeded for MP242 measures) in the month holding the \
+                 combined watermark",
+                mr,
             )?,
-            to_target: reg(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "srv_hits_to_target",
-                        "Hits in a row needed for the month-to-date RPL to reach TPL (0 at or \
-                         above it)",
-                    ),
-                    mr,
-                ),
+            to_target: f.int_gauges(
+                "srv_hits_to_target",
+                "Hits in a row needed for the month-to-date RPL to reach TPL (0 at or above it)",
+                mr,
             )?,
-            projected: reg(
-                &r,
-                GaugeVec::new(
-                    Opts::new(
-                        "srv_projected_rpl_percent",
-                        "Month-end RPL if the rest of the month comes at the month's volume so \
-                         far and the last slow-burn window's hit ratio",
-                    ),
-                    mr,
-                ),
+            projected: f.gauges(
+                "srv_projected_rpl_percent",
+                "Month-end RPL if the rest of the month comes at the month's volume so far and \
+                 the last slow-burn window's hit ratio",
+                mr,
             )?,
-            watermark: reg(
-                &r,
-                Gauge::new(
-                    "srv_watermark_timestamp_seconds",
-                    "The combined watermark (event time, Unix seconds)",
-                ),
+            watermark: f.gauge(
+                "srv_watermark_timestamp_seconds",
+                "The combined watermark (event time, Unix seconds)",
             )?,
-            checkpoint_age: if checkpointing {
-                Some(reg(
-                    &r,
-                    Gauge::new(
-                        "srv_checkpoint_age_seconds",
-                        "How long the oldest work not yet checkpointed has waited (0: all \
-                         checkpointed)",
-                    ),
-                )?)
-            } else {
-                None
-            },
-            notify_errors: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "srv_alert_notifications_failed_total",
-                        "Alert notifications Alertmanager did not accept (retried)",
-                    ),
-                    &[],
-                ),
+            checkpoint_age,
+            notify_errors: f.counters(
+                "srv_alert_notifications_failed_total",
+                "Alert notifications Alertmanager did not accept (retried)",
+                &[],
             )?,
-            alert_active: reg(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "srv_alert_active",
-                        "1 while the in-process evaluator's alert fires",
-                    ),
-                    &["alert", "measure", "region", "severity"],
-                ),
+            alert_active: f.int_gauges(
+                "srv_alert_active",
+                "1 while the in-process evaluator's alert fires",
+                &["alert", "measure", "region", "severity"],
             )?,
-            events: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "srv_events_total",
-                        "Events read, by type and what became of them",
-                    ),
-                    &["type", "result"],
-                ),
+            events: f.counters(
+                "srv_events_total",
+                "Events read, by type and what became of them",
+                &["type", "result"],
             )?,
-            dead_letters: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new("srv_dead_letters_total", "Dead letters, by reason"),
-                    &["reason"],
-                ),
+            dead_letters: f.counters(
+                "srv_dead_letters_total",
+                "Dead letters, by reason",
+                &["reason"],
             )?,
-            requests: reg(
-                &r,
-                IntCounterVec::new(Opts::new("srv_requests_total", "Requests decided"), mr),
+            requests: f.counters("srv_requests_total", "Requests decided", mr)?,
+            within_target: f.counters(
+                "srv_within_target_total",
+                "Requests decided that succeeded within their TRT",
+                mr,
             )?,
-            within_target: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "srv_within_target_total",
-                        "Requests decided that succeeded within their TRT",
-                    ),
-                    mr,
-                ),
+            succeeded: f.counters("srv_succeeded_total", "Requests decided that succeeded", mr)?,
+            mtd_rpl: f.gauges(
+                "srv_month_to_date_rpl_percent",
+                "Month-to-date reported performance level of the month holding the combined \
+                 watermark",
+                mr,
             )?,
-            succeeded: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new("srv_succeeded_total", "Requests decided that succeeded"),
-                    mr,
-                ),
+            target: f.gauges(
+                "srv_target_percent",
+                "Target performance level (TPL)",
+                &["measure"],
             )?,
-            mtd_rpl: reg(
-                &r,
-                GaugeVec::new(
-                    Opts::new(
-                        "srv_month_to_date_rpl_percent",
-                        "Month-to-date reported performance level of the month holding the \
-                         combined watermark",
-                    ),
-                    mr,
-                ),
+            minimum: f.gauges(
+                "srv_minimum_percent",
+                "Minimum performance level (MPL)",
+                &["measure"],
             )?,
-            target: reg(
-                &r,
-                GaugeVec::new(
-                    Opts::new("srv_target_percent", "Target performance level (TPL)"),
-                    &["measure"],
-                ),
+            budget: f.int_gauges(
+                "srv_error_budget_remaining",
+                "Misses still allowed this month before the RPL falls below TPL \
+                 (floor(requests x (100 - TPL) / 100) - misses)",
+                mr,
             )?,
-            minimum: reg(
-                &r,
-                GaugeVec::new(
-                    Opts::new("srv_minimum_percent", "Minimum performance level (MPL)"),
-                    &["measure"],
-                ),
+            pending: f.int_gauge("srv_pending_requests", "Requests waiting for a decision")?,
+            waiting: f.int_gauge(
+                "srv_waiting_responses",
+                "Responses waiting for their request",
             )?,
-            budget: reg(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "srv_error_budget_remaining",
-                        "Misses still allowed this month before the RPL falls below TPL \
-                         (floor(requests x (100 - TPL) / 100) - misses)",
-                    ),
-                    mr,
-                ),
+            watermark_lag: f.gauge(
+                "srv_watermark_lag_seconds",
+                "Wall clock minus the combined watermark",
             )?,
-            pending: reg(
-                &r,
-                IntGauge::new("srv_pending_requests", "Requests waiting for a decision"),
+            consumer_lag: f.int_gauges(
+                "srv_consumer_lag",
+                "Messages of a held partition not yet processed",
+                &["topic", "partition"],
             )?,
-            waiting: reg(
-                &r,
-                IntGauge::new(
-                    "srv_waiting_responses",
-                    "Responses waiting for their request",
-                ),
+            assigned: f.int_gauge(
+                "srv_assigned_partitions",
+                "Partitions held by this instance",
             )?,
-            watermark_lag: reg(
-                &r,
-                Gauge::new(
-                    "srv_watermark_lag_seconds",
-                    "Wall clock minus the combined watermark",
-                ),
+            kafka_errors: f.counters(
+                "srv_kafka_errors_total",
+                "Errors reported by the Kafka client (it retries them itself)",
+                &[],
             )?,
-            consumer_lag: reg(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "srv_consumer_lag",
-                        "Messages of a held partition not yet processed",
-                    ),
-                    &["topic", "partition"],
-                ),
-            )?,
-            assigned: reg(
-                &r,
-                IntGauge::new(
-                    "srv_assigned_partitions",
-                    "Partitions held by this instance",
-                ),
-            )?,
-            kafka_errors: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "srv_kafka_errors_total",
-                        "Errors reported by the Kafka client (it retries them itself)",
-                    ),
-                    &[],
-                ),
-            )?,
-            handed_over: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "srv_partitions_handed_over_total",
-                        "Partitions revoked from this instance and handed over",
-                    ),
-                    &[],
-                ),
+            handed_over: f.counters(
+                "srv_partitions_handed_over_total",
+                "Partitions revoked from this instance and handed over",
+                &[],
             )?,
             registry: r,
             calendar: Mutex::new(calendar),
@@ -378,26 +316,33 @@ impl Metrics {
             scrape: Mutex::new(()),
             defs,
         };
+        m.precreate();
+        Ok(m)
+    }
+
+    /// Creates every series the configuration knows, so each exists (at zero) from the start
+    /// and no event content can create one.
+    fn precreate(&mut self) {
         for t in EventType::ALL {
             for res in EventResult::ALL {
-                m.events.with_label_values(&[t.as_str(), res.as_str()]);
+                self.events.with_label_values(&[t.as_str(), res.as_str()]);
             }
         }
         for reason in DeadReason::ALL {
-            m.dead_letters.with_label_values(&[reason.as_str()]);
+            self.dead_letters.with_label_values(&[reason.as_str()]);
         }
         for kind in AlertKind::ALL.iter().filter(|k| !k.per_measure()) {
-            let g = m
+            let g = self
                 .alert_active
                 .with_label_values(&[kind.name(), "", "", kind.severity()]);
-            m.alert_series.push(((*kind, None, None), g));
+            self.alert_series.push(((*kind, None, None), g));
         }
-        for (mi, measure) in m.defs.measures.iter().enumerate() {
+        for (mi, measure) in self.defs.measures.iter().enumerate() {
             for region in REGIONS {
                 let l = [measure.id.as_str(), region];
-                m.requests.with_label_values(&l);
-                m.within_target.with_label_values(&l);
-                m.succeeded.with_label_values(&l);
+                self.requests.with_label_values(&l);
+                self.within_target.with_label_values(&l);
+                self.succeeded.with_label_values(&l);
             }
             if measure.tpl.is_some() {
                 for &ri in alert_regions(measure.regional) {
@@ -405,28 +350,27 @@ impl Metrics {
                         if *kind == AlertKind::RplBelowMinimum && measure.mpl.is_none() {
                             continue;
                         }
-                        let g = m.alert_active.with_label_values(&[
+                        let g = self.alert_active.with_label_values(&[
                             kind.name(),
                             &measure.id,
                             REGIONS[ri],
                             kind.severity(),
                         ]);
-                        m.alert_series.push(((*kind, Some(mi), Some(ri)), g));
+                        self.alert_series.push(((*kind, Some(mi), Some(ri)), g));
                     }
                 }
             }
             if let Some(t) = measure.tpl.and_then(|d| d.to_f64()) {
-                m.target.with_label_values(&[&measure.id]).set(t);
+                self.target.with_label_values(&[&measure.id]).set(t);
             }
             if let Some(t) = measure.mpl.and_then(|d| d.to_f64()) {
-                m.minimum.with_label_values(&[&measure.id]).set(t);
+                self.minimum.with_label_values(&[&measure.id]).set(t);
             }
         }
-        Ok(m)
     }
 
     /// The text exposition of every metric, read from the live view now.
-    pub fn render(&self) -> Result<String, String> {
+    pub fn render(&self) -> Result<String, prometheus::Error> {
         // One scrape at a time: the refresh below resets and sets whole families.
         let _one = self
             .scrape
@@ -441,10 +385,8 @@ impl Metrics {
         };
         self.refresh(&snap);
         let mut buf = Vec::with_capacity(16 << 10);
-        prometheus::TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .map_err(|e| e.to_string())?;
-        String::from_utf8(buf).map_err(|e| e.to_string())
+        prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
     }
 
     fn refresh(&self, s: &LiveSnapshot) {
