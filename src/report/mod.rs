@@ -22,16 +22,16 @@ use crate::sink::rollup::RplLine;
 
 use charts::{Chart, RplChart, RtChart, Series, region_colour};
 
-/// A chart or the workbook could not be drawn (plotters' and the workbook writer's errors,
-/// as their text: plotters' are generic over the backend).
+/// A chart or the workbook could not be made (plotters' errors as their text: they are generic
+/// over the drawing backend).
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// A chart could not be drawn.
     #[error("cannot draw a chart: {0}")]
     Chart(String),
     /// The workbook could not be built.
-    #[error("cannot build the workbook: {0}")]
-    Workbook(String),
+    #[error("cannot build the workbook")]
+    Workbook(#[from] rust_xlsxwriter::XlsxError),
 }
 
 /// The three regions in report order.
