@@ -190,10 +190,7 @@ impl<'a, 'y> Sheet<'a, 'y> {
 
     /// A row per component: its monthly RPLs (formulas over the counts sheet where it has
     /// counts) and its annual figure. Returns the next row and each component's row.
-    fn components(
-        &self,
-        ws: &mut Worksheet,
-    ) -> Result<(u32, Vec<AnnualCell<'a>>), XlsxError> {
+    fn components(&self, ws: &mut Worksheet) -> Result<(u32, Vec<AnnualCell<'a>>), XlsxError> {
         let mut row = HEADER_ROW + 1;
         let mut annual_cells = Vec::new();
         for c in &self.comps {
