@@ -273,111 +273,141 @@ pub fn parse(name: &str, text: &str, streaming: &[String]) -> Result<Scheme, sup
 
 /// [`parse`], its problems as a list.
 fn parse_scheme(name: &str, text: &str, streaming: &[String]) -> Result<Scheme, Vec<String>> {
-    let mut problems = Vec::new();
     let raw: RawScheme =
         toml::from_str(text).map_err(|e| vec![format!("{name}: {}", e.to_string().trim())])?;
-    let mut p = |key: &str, msg: String| problems.push(format!("{name}: {key}: {msg}"));
+    let mut p = Found {
+        name,
+        problems: Vec::new(),
+    };
     let year = RegYear::parse(&raw.year);
     if year.is_none() {
-        p(
+        p.push(
             "year",
             format!("{:?} is not a regulatory year like \"RY23/24\"", raw.year),
         );
     }
-    let margin = match &raw.margin_at_risk {
-        None => None,
-        Some(m) => match dec(m) {
-            Ok(d) if d > Decimal::ZERO => Some(d),
-            Ok(d) => {
-                p("margin_at_risk", format!("must be positive, found {d}"));
-                None
-            }
-            Err(e) => {
-                p("margin_at_risk", e);
-                None
-            }
-        },
-    };
-    let curve = match raw.curve {
-        None => Curve {
-            points: vec![(Decimal::ZERO, Decimal::ZERO), (Decimal::ONE, Decimal::ONE)],
-        },
-        Some(c) => {
-            let mut points = Vec::new();
-            for (x, y) in &c.points {
-                match (dec(x), dec(y)) {
-                    (Ok(x), Ok(y)) => points.push((x, y)),
-                    (Err(e), _) | (_, Err(e)) => p("curve.points", e),
-                }
-            }
-            let ends_ok = points.first() == Some(&(Decimal::ZERO, Decimal::ZERO))
-                && points.last() == Some(&(Decimal::ONE, Decimal::ONE));
-            let monotone = points
-                .windows(2)
-                .all(|w| w[1].0 > w[0].0 && w[1].1 >= w[0].1);
-            if !ends_ok || !monotone {
-                p(
-                    "curve.points",
-                    "must run from [\"0\", \"0\"] (at MPL) to [\"1\", \"1\"] (at TPL), increasing in x and never decreasing in share".into(),
-                );
-            }
-            Curve { points }
-        }
-    };
+    let margin = p.margin(raw.margin_at_risk.as_deref());
+    let curve = p.curve(raw.curve);
     let mut measures = Vec::new();
     let mut total = Some(Ratio::ZERO);
     let mut ids = BTreeSet::new();
     for (i, m) in raw.measure.into_iter().enumerate() {
+        let m = p.measure(i, m, streaming, &mut ids);
+        total = total.and_then(|t| t.checked_add(m.weight));
+        measures.push(m);
+    }
+    match total {
+        Some(t) if t == Ratio::ONE => {}
+        Some(t) => p.push("measure", format!("weights add up to {t}, not 100 %")),
+        None => p.push("measure", "weights overflow".into()),
+    }
+    match (p.problems.is_empty(), year) {
+        (true, Some(year)) => Ok(Scheme {
+            year,
+            title: raw.title,
+            source: raw.source,
+            margin_at_risk: margin,
+            curve,
+            measures,
+        }),
+        _ => Err(p.problems),
+    }
+}
+
+/// The problems found in one scheme file, each as `file: key: problem`.
+struct Found<'a> {
+    name: &'a str,
+    problems: Vec<String>,
+}
+
+impl Found<'_> {
+    fn push(&mut self, key: &str, msg: String) {
+        self.problems.push(format!("{}: {key}: {msg}", self.name));
+    }
+
+    /// The margin at risk, if given: positive £m.
+    fn margin(&mut self, m: Option<&str>) -> Option<Decimal> {
+        match dec(m?) {
+            Ok(d) if d > Decimal::ZERO => Some(d),
+            Ok(d) => {
+                self.push("margin_at_risk", format!("must be positive, found {d}"));
+                None
+            }
+            Err(e) => {
+                self.push("margin_at_risk", e);
+                None
+            }
+        }
+    }
+
+    /// The kept-share curve: linear between MPL and TPL unless the file gives its points.
+    fn curve(&mut self, raw: Option<RawCurve>) -> Curve {
+        let Some(c) = raw else {
+            return Curve {
+                points: vec![(Decimal::ZERO, Decimal::ZERO), (Decimal::ONE, Decimal::ONE)],
+            };
+        };
+        let mut points = Vec::new();
+        for (x, y) in &c.points {
+            match (dec(x), dec(y)) {
+                (Ok(x), Ok(y)) => points.push((x, y)),
+                (Err(e), _) | (_, Err(e)) => self.push("curve.points", e),
+            }
+        }
+        let ends_ok = points.first() == Some(&(Decimal::ZERO, Decimal::ZERO))
+            && points.last() == Some(&(Decimal::ONE, Decimal::ONE));
+        let monotone = points
+            .windows(2)
+            .all(|w| w[1].0 > w[0].0 && w[1].1 >= w[0].1);
+        if !ends_ok || !monotone {
+            self.push(
+                "curve.points",
+                "must run from [\"0\", \"0\"] (at MPL) to [\"1\", \"1\"] (at TPL), increasing \
+                 in x and never decreasing in share"
+                    .into(),
+            );
+        }
+        Curve { points }
+    }
+
+    /// One `[[measure]]` (a problem is reported, and a stand-in value kept, for each bad key).
+    fn measure(
+        &mut self,
+        i: usize,
+        m: RawMeasure,
+        streaming: &[String],
+        ids: &mut BTreeSet<String>,
+    ) -> SchemeMeasure {
         let key = format!("measure[{i}] ({})", m.id);
         if !ids.insert(m.id.clone()) {
-            p(&key, "duplicate id".into());
+            self.push(&key, "duplicate id".into());
         }
         let weight = match Ratio::parse(&m.weight) {
             Ok(w) => w,
             Err(e) => {
-                p(&format!("{key}.weight"), e);
+                self.push(&format!("{key}.weight"), e);
                 Ratio::ZERO
             }
         };
-        total = total.and_then(|t| t.checked_add(weight));
         let mechanism = match m.mechanism.as_str() {
             "A" => Mechanism::A,
             "B" => Mechanism::B,
             "A+B" => Mechanism::AB,
             "VMM" => Mechanism::Vmm,
             other => {
-                p(
+                self.push(
                     &format!("{key}.mechanism"),
                     format!("{other:?} is not A, B, A+B or VMM"),
                 );
                 Mechanism::A
             }
         };
-        let tpl = m.tpl.as_deref().map(dec).transpose().unwrap_or_else(|e| {
-            p(&format!("{key}.tpl"), e);
-            None
-        });
-        let mpl = m.mpl.as_deref().map(dec).transpose().unwrap_or_else(|e| {
-            p(&format!("{key}.mpl"), e);
-            None
-        });
-        match (mechanism, tpl, mpl) {
-            (Mechanism::Vmm, None, None) => {}
-            (Mechanism::Vmm, _, _) => p(
-                &key,
-                "a VMM measure is a score out of 3: no tpl or mpl".into(),
-            ),
-            (_, Some(t), Some(mi)) if t <= mi => {
-                p(&key, format!("TPL ({t}) must be above MPL ({mi})"))
-            }
-            (_, Some(_), Some(_)) => {}
-            _ => p(&key, "needs both tpl and mpl".into()),
-        }
+        let (tpl, mpl) = self.levels(&key, &m, mechanism);
         let combine = match m.combine.as_deref() {
             None | Some("mean") => Combine::Mean,
             Some("pooled") => Combine::Pooled,
             Some(other) => {
-                p(
+                self.push(
                     &format!("{key}.combine"),
                     format!("{other:?} is not \"mean\" or \"pooled\""),
                 );
@@ -387,53 +417,11 @@ fn parse_scheme(name: &str, text: &str, streaming: &[String]) -> Result<Scheme, 
         let mut components = Vec::new();
         let mut cids = BTreeSet::new();
         for (j, c) in m.component.into_iter().enumerate() {
-            let ckey = format!("{key}.component[{j}] ({})", c.id);
-            if !cids.insert(c.id.clone()) {
-                p(&ckey, "duplicate component".into());
-            }
-            let part = match (mechanism, c.part.as_deref()) {
-                (Mechanism::A, None | Some("A")) => Part::A,
-                (Mechanism::B, None | Some("B")) => Part::B,
-                (Mechanism::AB, Some("A")) => Part::A,
-                (Mechanism::AB, Some("B")) => Part::B,
-                (Mechanism::AB, _) => {
-                    p(
-                        &ckey,
-                        "a component of an A+B measure needs part = \"A\" or \"B\"".into(),
-                    );
-                    Part::A
-                }
-                (Mechanism::Vmm, _) => {
-                    p(&ckey, "a VMM measure lists no components (its inputs are `score` or sub-question scores)".into());
-                    Part::A
-                }
-                (_, Some(other)) => {
-                    p(
-                        &ckey,
-                        format!("part {other:?} does not match the measure's mechanism"),
-                    );
-                    Part::A
-                }
-            };
-            if let Some(f) = &c.from
-                && !streaming.is_empty()
-                && !streaming.contains(f)
-            {
-                p(
-                    &ckey,
-                    format!("comes from unknown streaming measure {f:?} (not in measures.toml)"),
-                );
-            }
-            components.push(Component {
-                id: c.id,
-                part,
-                scored: c.scored,
-                from: c.from,
-            });
+            components.push(self.component(&key, j, c, mechanism, streaming, &mut cids));
         }
         if mechanism != Mechanism::Vmm && !components.iter().any(|c| c.scored) && !weight.is_zero()
         {
-            p(
+            self.push(
                 &key,
                 "a weighted measure needs at least one scored component".into(),
             );
@@ -441,14 +429,14 @@ fn parse_scheme(name: &str, text: &str, streaming: &[String]) -> Result<Scheme, 
         if mechanism == Mechanism::AB {
             for part in [Part::A, Part::B] {
                 if !components.iter().any(|c| c.scored && c.part == part) {
-                    p(
+                    self.push(
                         &key,
                         format!("an A+B measure needs a scored component in part {part:?}"),
                     );
                 }
             }
         }
-        measures.push(SchemeMeasure {
+        SchemeMeasure {
             id: m.id,
             name: m.name,
             weight,
@@ -457,23 +445,98 @@ fn parse_scheme(name: &str, text: &str, streaming: &[String]) -> Result<Scheme, 
             mpl,
             combine,
             components,
+        }
+    }
+
+    /// A measure's TPL and MPL: both, TPL above MPL (none for a VMM measure).
+    fn levels(
+        &mut self,
+        key: &str,
+        m: &RawMeasure,
+        mechanism: Mechanism,
+    ) -> (Option<Decimal>, Option<Decimal>) {
+        let tpl = m.tpl.as_deref().map(dec).transpose().unwrap_or_else(|e| {
+            self.push(&format!("{key}.tpl"), e);
+            None
         });
+        let mpl = m.mpl.as_deref().map(dec).transpose().unwrap_or_else(|e| {
+            self.push(&format!("{key}.mpl"), e);
+            None
+        });
+        match (mechanism, tpl, mpl) {
+            (Mechanism::Vmm, None, None) => {}
+            (Mechanism::Vmm, _, _) => self.push(
+                key,
+                "a VMM measure is a score out of 3: no tpl or mpl".into(),
+            ),
+            (_, Some(t), Some(mi)) if t <= mi => {
+                self.push(key, format!("TPL ({t}) must be above MPL ({mi})"))
+            }
+            (_, Some(_), Some(_)) => {}
+            _ => self.push(key, "needs both tpl and mpl".into()),
+        }
+        (tpl, mpl)
     }
-    match total {
-        Some(t) if t == Ratio::ONE => {}
-        Some(t) => p("measure", format!("weights add up to {t}, not 100 %")),
-        None => p("measure", "weights overflow".into()),
-    }
-    match (problems.is_empty(), year) {
-        (true, Some(year)) => Ok(Scheme {
-            year,
-            title: raw.title,
-            source: raw.source,
-            margin_at_risk: margin,
-            curve,
-            measures,
-        }),
-        _ => Err(problems),
+
+    /// One component of a measure: its part must fit the mechanism, and its `from` name a
+    /// streaming measure.
+    fn component(
+        &mut self,
+        key: &str,
+        j: usize,
+        c: RawComponent,
+        mechanism: Mechanism,
+        streaming: &[String],
+        cids: &mut BTreeSet<String>,
+    ) -> Component {
+        let ckey = format!("{key}.component[{j}] ({})", c.id);
+        if !cids.insert(c.id.clone()) {
+            self.push(&ckey, "duplicate component".into());
+        }
+        let part = match (mechanism, c.part.as_deref()) {
+            (Mechanism::A, None | Some("A")) => Part::A,
+            (Mechanism::B, None | Some("B")) => Part::B,
+            (Mechanism::AB, Some("A")) => Part::A,
+            (Mechanism::AB, Some("B")) => Part::B,
+            (Mechanism::AB, _) => {
+                self.push(
+                    &ckey,
+                    "a component of an A+B measure needs part = \"A\" or \"B\"".into(),
+                );
+                Part::A
+            }
+            (Mechanism::Vmm, _) => {
+                self.push(
+                    &ckey,
+                    "a VMM measure lists no components (its inputs are `score` or sub-question \
+                     scores)"
+                        .into(),
+                );
+                Part::A
+            }
+            (_, Some(other)) => {
+                self.push(
+                    &ckey,
+                    format!("part {other:?} does not match the measure's mechanism"),
+                );
+                Part::A
+            }
+        };
+        if let Some(f) = &c.from
+            && !streaming.is_empty()
+            && !streaming.contains(f)
+        {
+            self.push(
+                &ckey,
+                format!("comes from unknown streaming measure {f:?} (not in measures.toml)"),
+            );
+        }
+        Component {
+            id: c.id,
+            part,
+            scored: c.scored,
+            from: c.from,
+        }
     }
 }
 
