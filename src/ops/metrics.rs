@@ -29,15 +29,15 @@ pub struct Metrics {
     defs: Arc<Definitions>,
     calendar: Mutex<Calendar>,
     live: Arc<Live>,
+    /// The month holding the combined watermark.
+    month: MonthToDate,
     events: IntCounterVec,
     dead_letters: IntCounterVec,
     requests: IntCounterVec,
     within_target: IntCounterVec,
     succeeded: IntCounterVec,
-    mtd_rpl: GaugeVec,
     target: GaugeVec,
     minimum: GaugeVec,
-    budget: IntGaugeVec,
     pending: IntGauge,
     waiting: IntGauge,
     watermark_lag: Gauge,
@@ -45,10 +45,6 @@ pub struct Metrics {
     assigned: IntGauge,
     kafka_errors: IntCounterVec,
     handed_over: IntCounterVec,
-    mtd_requests: IntGaugeVec,
-    mtd_hits: IntGaugeVec,
-    to_target: IntGaugeVec,
-    projected: GaugeVec,
     watermark: Gauge,
     checkpoint_age: Option<Gauge>,
     alert_active: IntGaugeVec,
@@ -161,6 +157,59 @@ impl Families<'_> {
     }
 }
 
+/// The month-to-date families: the month holding the combined watermark, per measure and
+/// region.
+struct MonthToDate {
+    requests: IntGaugeVec,
+    hits: IntGaugeVec,
+    rpl: GaugeVec,
+    to_target: IntGaugeVec,
+    projected: GaugeVec,
+    budget: IntGaugeVec,
+}
+
+impl MonthToDate {
+    fn new(f: &Families<'_>) -> prometheus::Result<MonthToDate> {
+        let mr = &["measure", "region"];
+        Ok(MonthToDate {
+            requests: f.int_gauges(
+                "srv_month_to_date_requests",
+                "Requests decided in the month holding the combined watermark",
+                mr,
+            )?,
+            hits: f.int_gauges(
+                "srv_month_to_date_hits",
+                "Hits (within TRT, or succeeded for MP242 measures) in the month holding the \
+                 combined watermark",
+                mr,
+            )?,
+            rpl: f.gauges(
+                "srv_month_to_date_rpl_percent",
+                "Month-to-date reported performance level of the month holding the combined \
+                 watermark",
+                mr,
+            )?,
+            to_target: f.int_gauges(
+                "srv_hits_to_target",
+                "Hits in a row needed for the month-to-date RPL to reach TPL (0 at or above it)",
+                mr,
+            )?,
+            projected: f.gauges(
+                "srv_projected_rpl_percent",
+                "Month-end RPL if the rest of the month comes at the month's volume so far and \
+                 the last slow-burn window's hit ratio",
+                mr,
+            )?,
+            budget: f.int_gauges(
+                "srv_error_budget_remaining",
+                "Misses still allowed this month before the RPL falls below TPL \
+                 (floor(requests x (100 - TPL) / 100) - misses)",
+                mr,
+            )?,
+        })
+    }
+}
+
 impl Metrics {
     /// Registers every family and pre-creates every configured series. `checkpointing`: a
     /// state store is configured (else there is no checkpoint age to show); `board`: what the
@@ -206,33 +255,12 @@ impl Metrics {
             alert_series: Vec::new(),
             response_times,
             board,
-            mtd_requests: f.int_gauges(
-                "srv_month_to_date_requests",
-                "Requests decided in the month holding the combined watermark",
-                mr,
-            )?,
-            mtd_hits: f.int_gauges(
-                "srv_month_to_date_hits",
-                "Hits (within TRT, or succeeded for MP242 measures) in the month holding the \
-                 combined watermark",
-                mr,
-            )?,
-            to_target: f.int_gauges(
-                "srv_hits_to_target",
-                "Hits in a row needed for the month-to-date RPL to reach TPL (0 at or above it)",
-                mr,
-            )?,
-            projected: f.gauges(
-                "srv_projected_rpl_percent",
-                "Month-end RPL if the rest of the month comes at the month's volume so far and \
-                 the last slow-burn window's hit ratio",
-                mr,
-            )?,
             watermark: f.gauge(
                 "srv_watermark_timestamp_seconds",
                 "The combined watermark (event time, Unix seconds)",
             )?,
             checkpoint_age,
+            month: MonthToDate::new(&f)?,
             notify_errors: f.counters(
                 "srv_alert_notifications_failed_total",
                 "Alert notifications Alertmanager did not accept (retried)",
@@ -260,12 +288,6 @@ impl Metrics {
                 mr,
             )?,
             succeeded: f.counters("srv_succeeded_total", "Requests decided that succeeded", mr)?,
-            mtd_rpl: f.gauges(
-                "srv_month_to_date_rpl_percent",
-                "Month-to-date reported performance level of the month holding the combined \
-                 watermark",
-                mr,
-            )?,
             target: f.gauges(
                 "srv_target_percent",
                 "Target performance level (TPL)",
@@ -275,12 +297,6 @@ impl Metrics {
                 "srv_minimum_percent",
                 "Minimum performance level (MPL)",
                 &["measure"],
-            )?,
-            budget: f.int_gauges(
-                "srv_error_budget_remaining",
-                "Misses still allowed this month before the RPL falls below TPL \
-                 (floor(requests x (100 - TPL) / 100) - misses)",
-                mr,
             )?,
             pending: f.int_gauge("srv_pending_requests", "Requests waiting for a decision")?,
             waiting: f.int_gauge(
@@ -422,21 +438,26 @@ impl Metrics {
                     Basis::Success => c.succeeded,
                 };
                 if c.requests > 0 {
-                    self.mtd_rpl
+                    self.month
+                        .rpl
                         .with_label_values(&l)
                         .set(hits as f64 * 100.0 / c.requests as f64);
                 }
-                self.mtd_requests
+                self.month
+                    .requests
                     .with_label_values(&l)
                     .set(c.requests.min(i64::MAX as u64) as i64);
-                self.mtd_hits
+                self.month
+                    .hits
                     .with_label_values(&l)
                     .set(hits.min(i64::MAX as u64) as i64);
                 if let Some(tpl) = measure.tpl {
-                    self.budget
+                    self.month
+                        .budget
                         .with_label_values(&l)
                         .set(error_budget(c.requests, hits, tpl));
-                    self.to_target
+                    self.month
+                        .to_target
                         .with_label_values(&l)
                         .set(hits_to_target(c.requests, hits, tpl).min(i64::MAX as u64) as i64);
                 }
@@ -470,7 +491,8 @@ impl Metrics {
             set_counter(&self.notify_errors, &[], b.notify_errors);
             for ((mi, ri), p) in &b.projected {
                 if let (Some(m), Some(r)) = (self.defs.measures.get(*mi), REGIONS.get(*ri)) {
-                    self.projected
+                    self.month
+                        .projected
                         .with_label_values(&[m.id.as_str(), *r])
                         .set(*p);
                 }

@@ -5,15 +5,18 @@
 //! - `scheme`: a regulatory year's scheme (`config/opr/*.toml`), validated;
 //! - `inputs`: score input rows (`measure,component,region,period,value[,numerator,denominator]`);
 //! - `model`: the computation, steps 1–5 of SPEC §7, every intermediate figure kept;
+//! - `what_if`: what-ifs, a component's annual RPL (or a VMM score) replaced;
 //! - `render`: the Table 7–shaped text, `score.csv` and `score.json`: the one place that rounds.
 //!
-//! It imports nothing from the streaming core: it reads RPLs, wherever they come from.
+//! It imports nothing from the streaming core but the domain's vocabulary (the regions): it
+//! reads RPLs, wherever they come from.
 
 pub mod inputs;
 pub mod model;
 pub mod ratio;
 pub mod render;
 pub mod scheme;
+pub mod what_if;
 
 use std::fmt;
 

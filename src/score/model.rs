@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::inputs::{InputRow, Period};
 use super::ratio::Ratio;
 use super::scheme::{Combine, Mechanism, Part, Scheme, SchemeMeasure};
+pub use super::what_if::Override;
 use crate::engine::domain::Region;
 
 /// The three CSP regions, in report order.
@@ -21,80 +22,6 @@ fn hundred() -> Decimal {
 
 fn three() -> Decimal {
     Decimal::from(3)
-}
-
-/// A what-if: replace a component's annual RPL (or a VMM score).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Override {
-    /// Scheme measure id.
-    pub measure: String,
-    /// Component id (`score` for VMM).
-    pub component: String,
-    /// Region for regional components.
-    pub region: Option<String>,
-    /// The annual value to use.
-    pub value: Decimal,
-}
-
-impl Override {
-    /// Parses `SDM1.FIRST-TIME-WAN.north=97.0` against the scheme (component ids may contain dots).
-    pub fn parse(text: &str, scheme: &Scheme) -> Result<Override, super::ScoreError> {
-        Override::parse_text(text, scheme).map_err(super::ScoreError::WhatIf)
-    }
-
-    /// [`Override::parse`], its problem as text.
-    fn parse_text(text: &str, scheme: &Scheme) -> Result<Override, String> {
-        let (lhs, value) = text.split_once('=').ok_or_else(|| {
-            format!("what-if {text:?}: expected MEASURE.COMPONENT[.REGION]=VALUE")
-        })?;
-        let value: Decimal = value
-            .trim()
-            .parse()
-            .map_err(|_| format!("what-if {text:?}: {value:?} is not a number"))?;
-        let (mid, rest) = lhs.split_once('.').ok_or_else(|| {
-            format!("what-if {text:?}: expected MEASURE.COMPONENT[.REGION]=VALUE")
-        })?;
-        let m = scheme
-            .measure(mid)
-            .ok_or_else(|| format!("what-if {text:?}: no measure {mid:?} in {}", scheme.year))?;
-        let candidates: Vec<String> = if m.mechanism == Mechanism::Vmm {
-            vec!["score".into()]
-        } else {
-            m.components.iter().map(|c| c.id.clone()).collect()
-        };
-        for cid in candidates {
-            let Some(after) = rest.strip_prefix(cid.as_str()) else {
-                continue;
-            };
-            let region = match after {
-                "" => None,
-                r => match r.strip_prefix('.') {
-                    Some(r) if REGIONS.contains(&r) => Some(r.to_string()),
-                    _ => continue,
-                },
-            };
-            let regional = m.component(&cid).is_some_and(|c| c.regional());
-            if regional != region.is_some() {
-                return Err(format!(
-                    "what-if {text:?}: {mid}.{cid} {}",
-                    if regional {
-                        "is regional: add .north, .central or .south"
-                    } else {
-                        "is not regional: no region"
-                    }
-                ));
-            }
-            return Ok(Override {
-                measure: mid.into(),
-                component: cid,
-                region,
-                value,
-            });
-        }
-        Err(format!(
-            "what-if {text:?}: {mid} has no component matching {rest:?}"
-        ))
-    }
 }
 
 /// A component's annual figure, with how it was reached.
@@ -224,79 +151,9 @@ fn score_problems(
     let mut groups: BTreeMap<Key, Vec<&InputRow>> = BTreeMap::new();
     let mut seen: BTreeSet<(Key, Period)> = BTreeSet::new();
     for r in rows {
-        let Some(m) = scheme.measure(&r.measure) else {
-            problems.push(format!(
-                "{}: no measure {:?} in the {} scheme",
-                r.origin, r.measure, scheme.year
-            ));
+        if let Err(e) = check_row(r, scheme, &months) {
+            problems.push(e);
             continue;
-        };
-        let (regional, vmm) = match m.mechanism {
-            Mechanism::Vmm => (false, true),
-            _ => match m.component(&r.component) {
-                Some(c) => (c.regional(), false),
-                None => {
-                    let known: Vec<&str> = m.components.iter().map(|c| c.id.as_str()).collect();
-                    problems.push(format!(
-                        "{}: {} has no component {:?} (known: {})",
-                        r.origin,
-                        r.measure,
-                        r.component,
-                        known.join(", ")
-                    ));
-                    continue;
-                }
-            },
-        };
-        if regional != r.region.is_some() {
-            problems.push(format!(
-                "{}: {}.{} {}",
-                r.origin,
-                r.measure,
-                r.component,
-                if regional {
-                    "is regional: give north, central or south"
-                } else {
-                    "is not regional: leave the region empty"
-                }
-            ));
-            continue;
-        }
-        let (lo, hi) = if vmm {
-            (Decimal::ZERO, three())
-        } else {
-            (Decimal::ZERO, hundred())
-        };
-        if r.value < lo || r.value > hi {
-            problems.push(format!(
-                "{}: value {} is outside {lo}–{hi}",
-                r.origin, r.value
-            ));
-            continue;
-        }
-        match &r.period {
-            Period::Year(y) if *y != scheme.year => {
-                problems.push(format!(
-                    "{}: period {y} is not the scheme's year {}",
-                    r.origin, scheme.year
-                ));
-                continue;
-            }
-            Period::Month(mo) if !months.contains(mo) => {
-                problems.push(format!(
-                    "{}: month {mo} is outside {}",
-                    r.origin, scheme.year
-                ));
-                continue;
-            }
-            Period::Month(_) if vmm => {
-                problems.push(format!(
-                    "{}: a VMM score is annual: use period {}",
-                    r.origin, scheme.year
-                ));
-                continue;
-            }
-            _ => {}
         }
         let key = (r.measure.clone(), r.component.clone(), r.region.clone());
         if !seen.insert((key.clone(), r.period.clone())) {
@@ -308,19 +165,7 @@ fn score_problems(
         }
         groups.entry(key).or_default().push(r);
     }
-    for (key, rs) in &groups {
-        let annual = rs.iter().any(|r| matches!(r.period, Period::Year(_)));
-        let monthly = rs.iter().any(|r| matches!(r.period, Period::Month(_)));
-        if annual && monthly {
-            problems.push(format!(
-                "{}: {} {} has both annual and monthly rows (first at {})",
-                rs.last().map_or("", |r| r.origin.as_str()),
-                key.0,
-                key.1,
-                rs[0].origin
-            ));
-        }
-    }
+    mixed_periods(&groups, &mut problems);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -353,6 +198,96 @@ fn score_problems(
         total_lost,
         warnings,
     })
+}
+
+/// A row's problem, if it has one: a measure or component the scheme lacks, a region where
+/// none belongs (or none where one does), a value out of range, a period outside the year.
+fn check_row(r: &InputRow, scheme: &Scheme, months: &[String]) -> Result<(), String> {
+    let Some(m) = scheme.measure(&r.measure) else {
+        return Err(format!(
+            "{}: no measure {:?} in the {} scheme",
+            r.origin, r.measure, scheme.year
+        ));
+    };
+    let (regional, vmm) = match m.mechanism {
+        Mechanism::Vmm => (false, true),
+        _ => match m.component(&r.component) {
+            Some(c) => (c.regional(), false),
+            None => {
+                let known: Vec<&str> = m.components.iter().map(|c| c.id.as_str()).collect();
+                return Err(format!(
+                    "{}: {} has no component {:?} (known: {})",
+                    r.origin,
+                    r.measure,
+                    r.component,
+                    known.join(", ")
+                ));
+            }
+        },
+    };
+    if regional != r.region.is_some() {
+        return Err(format!(
+            "{}: {}.{} {}",
+            r.origin,
+            r.measure,
+            r.component,
+            if regional {
+                "is regional: give north, central or south"
+            } else {
+                "is not regional: leave the region empty"
+            }
+        ));
+    }
+    let (lo, hi) = if vmm {
+        (Decimal::ZERO, three())
+    } else {
+        (Decimal::ZERO, hundred())
+    };
+    if r.value < lo || r.value > hi {
+        return Err(format!(
+            "{}: value {} is outside {lo}–{hi}",
+            r.origin, r.value
+        ));
+    }
+    match &r.period {
+        Period::Year(y) if *y != scheme.year => {
+            return Err(format!(
+                "{}: period {y} is not the scheme's year {}",
+                r.origin, scheme.year
+            ));
+        }
+        Period::Month(mo) if !months.contains(mo) => {
+            return Err(format!(
+                "{}: month {mo} is outside {}",
+                r.origin, scheme.year
+            ));
+        }
+        Period::Month(_) if vmm => {
+            return Err(format!(
+                "{}: a VMM score is annual: use period {}",
+                r.origin, scheme.year
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Components given both annual and monthly rows.
+fn mixed_periods(groups: &BTreeMap<Key, Vec<&InputRow>>, problems: &mut Vec<String>) {
+    for (key, rs) in groups {
+        let annual = rs.iter().any(|r| matches!(r.period, Period::Year(_)));
+        let monthly = rs.iter().any(|r| matches!(r.period, Period::Month(_)));
+        if annual && monthly {
+            problems.push(format!(
+                "{}: {} {} has both annual and monthly rows (first at {})",
+                rs.last().map_or("", |r| r.origin.as_str()),
+                key.0,
+                key.1,
+                rs[0].origin
+            ));
+        }
+    }
 }
 
 fn mean(values: impl IntoIterator<Item = Decimal>) -> Option<Decimal> {
@@ -490,93 +425,13 @@ fn measure_score(
     let weighted = !m.weight.is_zero();
 
     if m.mechanism == Mechanism::Vmm {
-        let rows: Vec<&InputRow> = groups
-            .iter()
-            .filter(|(k, _)| k.0 == m.id)
-            .flat_map(|(_, v)| v.iter().copied())
-            .collect();
-        let direct = rows.iter().find(|r| r.component == "score");
-        let subs: BTreeMap<String, Decimal> = rows
-            .iter()
-            .filter(|r| r.component != "score")
-            .map(|r| (r.component.clone(), r.value))
-            .collect();
-        let mut score = match (direct, subs.is_empty()) {
-            (Some(r), true) => Some(r.value),
-            (None, false) => mean(subs.values().copied()),
-            (Some(r), false) => {
-                return Err(vec![format!(
-                    "{}: {} is given both as `score` and as sub-question scores",
-                    r.origin, m.id
-                )]);
-            }
-            (None, true) => None,
-        };
-        if let Some(o) = overrides.iter().find(|o| o.measure == m.id) {
-            warnings.push(format!(
-                "what-if: {} score set to {} (was {})",
-                m.id,
-                o.value,
-                score.map_or("none".into(), |s| s.to_string())
-            ));
-            score = Some(o.value);
-        }
-        match score {
-            Some(s) => {
-                out.kept = allocation * s / three();
-                out.vmm = Some(VmmScore {
-                    score: s,
-                    sub_questions: subs,
-                });
-            }
-            None if weighted => {
-                return Err(vec![format!(
-                    "no input for {} ({}): give `score` or sub-question scores",
-                    m.id, m.name
-                )]);
-            }
-            None => out.assessed = false,
-        }
-        out.lost = allocation - out.kept;
-        out.retained_share = weighted.then(|| out.kept / allocation);
-        return Ok(out);
+        return vmm_score(m, groups, overrides, warnings, out);
     }
-
     let (tpl, mpl) = match (m.tpl, m.mpl) {
         (Some(t), Some(mi)) => (t, mi),
         _ => return Err(vec![format!("{}: no TPL/MPL", m.id)]),
     };
-    let mut problems = Vec::new();
-    // Step 1 for every component (and region).
-    for c in &m.components {
-        let regions: Vec<Option<&str>> = if c.regional() {
-            REGIONS.iter().map(|r| Some(*r)).collect()
-        } else {
-            vec![None]
-        };
-        for region in regions {
-            match component_score(
-                m, &c.id, c.scored, region, groups, months, overrides, warnings,
-            ) {
-                Ok(cs) => {
-                    if cs.annual.is_none() && c.scored && weighted {
-                        problems.push(format!(
-                            "no input for {} {}{} ({})",
-                            m.id,
-                            c.id,
-                            region.map(|r| format!(" {r}")).unwrap_or_default(),
-                            m.name
-                        ));
-                    }
-                    out.components.push(cs);
-                }
-                Err(e) => problems.push(e),
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
+    out.components = component_scores(m, groups, months, overrides, warnings)?;
     // Step 2: the RPL of each part, the mean of its scored components.
     let rpl_of = |part: Part, region: Option<&str>| {
         mean(
@@ -641,6 +496,114 @@ fn measure_score(
     out.lost = allocation - out.kept;
     out.retained_share = weighted.then(|| out.kept / allocation);
     Ok(out)
+}
+
+/// A VMM measure: a score out of 3 (given, or the mean of its sub-question scores), kept in
+/// proportion.
+fn vmm_score(
+    m: &SchemeMeasure,
+    groups: &BTreeMap<Key, Vec<&InputRow>>,
+    overrides: &[Override],
+    warnings: &mut Vec<String>,
+    mut out: MeasureScore,
+) -> Result<MeasureScore, Vec<String>> {
+    let (allocation, weighted) = (out.allocation, !m.weight.is_zero());
+    let rows: Vec<&InputRow> = groups
+        .iter()
+        .filter(|(k, _)| k.0 == m.id)
+        .flat_map(|(_, v)| v.iter().copied())
+        .collect();
+    let direct = rows.iter().find(|r| r.component == "score");
+    let subs: BTreeMap<String, Decimal> = rows
+        .iter()
+        .filter(|r| r.component != "score")
+        .map(|r| (r.component.clone(), r.value))
+        .collect();
+    let mut score = match (direct, subs.is_empty()) {
+        (Some(r), true) => Some(r.value),
+        (None, false) => mean(subs.values().copied()),
+        (Some(r), false) => {
+            return Err(vec![format!(
+                "{}: {} is given both as `score` and as sub-question scores",
+                r.origin, m.id
+            )]);
+        }
+        (None, true) => None,
+    };
+    if let Some(o) = overrides.iter().find(|o| o.measure == m.id) {
+        warnings.push(format!(
+            "what-if: {} score set to {} (was {})",
+            m.id,
+            o.value,
+            score.map_or("none".into(), |s| s.to_string())
+        ));
+        score = Some(o.value);
+    }
+    match score {
+        Some(s) => {
+            out.kept = allocation * s / three();
+            out.vmm = Some(VmmScore {
+                score: s,
+                sub_questions: subs,
+            });
+        }
+        None if weighted => {
+            return Err(vec![format!(
+                "no input for {} ({}): give `score` or sub-question scores",
+                m.id, m.name
+            )]);
+        }
+        None => out.assessed = false,
+    }
+    out.lost = allocation - out.kept;
+    out.retained_share = weighted.then(|| out.kept / allocation);
+    Ok(out)
+}
+
+/// Step 1 for every component (and region) of a measure; a weighted measure's scored
+/// components must all have inputs.
+fn component_scores(
+    m: &SchemeMeasure,
+    groups: &BTreeMap<Key, Vec<&InputRow>>,
+    months: &[String],
+    overrides: &[Override],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<ComponentScore>, Vec<String>> {
+    let weighted = !m.weight.is_zero();
+    let mut problems = Vec::new();
+    let mut out = Vec::new();
+    // Step 1 for every component (and region).
+    for c in &m.components {
+        let regions: Vec<Option<&str>> = if c.regional() {
+            REGIONS.iter().map(|r| Some(*r)).collect()
+        } else {
+            vec![None]
+        };
+        for region in regions {
+            match component_score(
+                m, &c.id, c.scored, region, groups, months, overrides, warnings,
+            ) {
+                Ok(cs) => {
+                    if cs.annual.is_none() && c.scored && weighted {
+                        problems.push(format!(
+                            "no input for {} {}{} ({})",
+                            m.id,
+                            c.id,
+                            region.map(|r| format!(" {r}")).unwrap_or_default(),
+                            m.name
+                        ));
+                    }
+                    out.push(cs);
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
 }
 
 #[cfg(test)]
