@@ -65,6 +65,7 @@ pub mod error;
 pub mod kafka;
 pub mod ops;
 pub mod report;
+pub mod rng;
 pub mod score;
 pub mod simulate;
 pub mod sink;

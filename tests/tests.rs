@@ -4,6 +4,7 @@
 //!
 //! Quick, no servers:
 //! - `architecture`: the import rules of the layout (the core imports nothing of the edges).
+//! - `merge`: the aggregates' algebra and the one partition merge, as property tests.
 //! - `replay`: golden fixtures, order and file-splitting invariance, the command line.
 //! - `score`: the OPR scoring core against the seed's Table 7 and worked cases.
 //! - `deploy`: every setting the deployment files pass is one the service accepts.
@@ -25,6 +26,7 @@ mod architecture;
 mod deploy;
 mod kafka;
 mod kafka_faults;
+mod merge;
 mod prometheus;
 mod replay;
 mod report;

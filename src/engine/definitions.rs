@@ -189,3 +189,39 @@ impl Definitions {
         self.success_codes.iter().any(|c| c == code)
     }
 }
+
+#[cfg(test)]
+impl Definitions {
+    /// SRV 8.11 counted by one TRT measure (TRT 30 s, deadline 24 h, per region), acknowledged
+    /// with `I99` and succeeded with `I0`: enough for the core's own tests, which need no
+    /// configuration file.
+    pub(crate) fn for_tests() -> Definitions {
+        let measure = Measure {
+            id: "SRV8.11".into(),
+            name: "Update HAN Device Log (SRV 8.11)".into(),
+            basis: Basis::Trt,
+            srvs: BTreeSet::from(["8.11".to_string()]),
+            class: None,
+            providers: Provider::ALL.into_iter().collect(),
+            trt: Some(Dur::from_secs(30)),
+            deadline: Dur::from_secs(86_400),
+            regional: true,
+            tpl: Some(Decimal::from(99)),
+            mpl: Some(Decimal::from(96)),
+        };
+        let table = TrtTable {
+            by_srv: BTreeMap::new(),
+            by_class: BTreeMap::new(),
+            default: Dur::from_secs(30),
+        };
+        Definitions::new(
+            vec!["I99".into()],
+            vec!["I0".into()],
+            BTreeMap::new(),
+            table,
+            vec![measure],
+            "Europe/London",
+            BTreeMap::new(),
+        )
+    }
+}

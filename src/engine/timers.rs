@@ -383,7 +383,7 @@ mod tests {
 
     #[test]
     fn random_near_monotone_pushes_fire_late_never_early() {
-        let mut rng = crate::simulate::Rng::new(5);
+        let mut rng = crate::rng::Rng::new(5);
         let mut q = TimerQueue::new();
         let mut pending: Vec<(i64, u128)> = Vec::new();
         let mut now = 1_000i64;
@@ -445,7 +445,7 @@ mod tests {
     #[test]
     fn matches_an_ordered_map_of_seconds() {
         for seed in 1..=40u64 {
-            let mut rng = crate::simulate::Rng::new(seed);
+            let mut rng = crate::rng::Rng::new(seed);
             let mut q = TimerQueue::new();
             let mut m = Model::default();
             let mut now: i64 = rng.below(1 << 32) as i64 - (1 << 31);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::KafkaError;
 use super::deadletter::KafkaDeadLetters;
-use super::worker::PartState;
+use super::handoff::PartState;
 use crate::diagnostic::chain;
 use crate::store::{Checkpoint, Store, StoreError, snapshot_due};
 

@@ -9,34 +9,18 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::KafkaError;
 use super::batch::Batch;
 use super::deadletter::KafkaDeadLetters;
-use super::rebalance::{RunContext, owned_list};
-use super::worker::{HandOverCause, PartState};
+use super::handoff::{HandOverCause, PartState, Work};
 use crate::engine::pipeline::{Pipeline, PipelineConfig, SourceName};
 use crate::engine::time::Ts;
 use crate::ops::live::Live;
 use crate::store::Store;
-
-/// What the fetch thread sends a worker.
-pub(super) enum Work {
-    /// Take a partition's state under this slot.
-    Assign(u32, Box<PartState>),
-    /// Process these messages.
-    Batch(Batch),
-    /// Process everything before this, checkpoint the slots (their hand-over), then send their
-    /// state back.
-    Release(
-        Vec<u32>,
-        HandOverCause,
-        SyncSender<Vec<(u32, Box<PartState>)>>,
-    ),
-}
 
 /// The fetch thread's handle on a worker thread.
 pub(super) struct Worker {
@@ -104,7 +88,7 @@ impl Dispatcher {
     /// to the state they were checkpointed with).
     pub(super) fn assign(
         &mut self,
-        consumer: &BaseConsumer<RunContext>,
+        consumer: &BaseConsumer<impl ConsumerContext>,
         tpl: &mut TopicPartitionList,
     ) {
         for (topic, partition) in owned_list(tpl) {
@@ -130,7 +114,7 @@ impl Dispatcher {
     /// is not Kafka's choice (no store: the earliest, as nothing is committed).
     fn assign_one(
         &mut self,
-        consumer: &BaseConsumer<RunContext>,
+        consumer: &BaseConsumer<impl ConsumerContext>,
         topic: &str,
         partition: i32,
     ) -> Result<Option<Offset>, KafkaError> {
@@ -389,4 +373,13 @@ impl Dispatcher {
         self.live.set_assigned(self.assigned().count());
         Ok(states)
     }
+}
+
+/// The topic-partitions of a list, owned at once: holding rdkafka's list across the consumer's
+/// drop has hung processes (rust-rdkafka issue 509).
+pub(super) fn owned_list(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
 }

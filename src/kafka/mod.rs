@@ -8,7 +8,8 @@
 //! - `dispatch`: the fetch thread's side of the workers: assign (claim, restore, seek), batch
 //!   messages per worker, release;
 //! - `batch`: messages copied out of librdkafka, the wire format between fetch thread and workers;
-//! - `worker`: a worker thread and the partitions' state it owns;
+//! - `handoff`: a partition's state, and the work the fetch thread sends a worker;
+//! - `worker`: a worker thread, running its partitions' pipelines;
 //! - `checkpoint`: when a worker checkpoints, and the dead letters a checkpoint must cover;
 //! - `deadletter`: dead letters produced to their topic;
 //! - `client`: one client configuration for every client (defaults, properties, secrets).
@@ -24,6 +25,7 @@ pub mod client;
 pub mod consumer;
 mod deadletter;
 mod dispatch;
+mod handoff;
 pub mod partition;
 pub mod produce;
 mod rebalance;

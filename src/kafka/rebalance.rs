@@ -12,8 +12,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtoc
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 
-use super::dispatch::Dispatcher;
-use super::worker::HandOverCause;
+use super::dispatch::{Dispatcher, owned_list};
+use super::handoff::HandOverCause;
 
 /// The consumer's context: rebalance callbacks and statistics.
 pub(super) struct RunContext {
@@ -26,16 +26,6 @@ impl RunContext {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// The topic-partitions of a list, owned.
-pub(super) fn owned_list(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
-    // Owned at once: holding rdkafka's list across the consumer's drop has hung processes
-    // (rust-rdkafka issue 509).
-    tpl.elements()
-        .iter()
-        .map(|e| (e.topic().to_string(), e.partition()))
-        .collect()
 }
 
 impl ClientContext for RunContext {

@@ -12,53 +12,17 @@ use std::time::{Duration, Instant};
 use super::KafkaError;
 use super::batch::Batch;
 use super::checkpoint::Checkpointer;
-use super::deadletter::KafkaDeadLetters;
-use super::dispatch::Work;
+use super::handoff::{HandOverCause, PartState, Work};
 use super::partition::partition_of;
 use crate::config::Config;
 use crate::config::settings::KafkaSettings;
 use crate::engine::correlate::Pos;
 use crate::engine::event::DeadReason;
-use crate::engine::pipeline::Pipeline;
-use crate::engine::time::{Dur, Ts, now};
+use crate::engine::time::{Dur, now};
 use crate::ops::live::{Live, PartView};
 
 /// How often a worker publishes its partitions to the live view.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
-
-/// One partition's state, owned by its worker.
-pub struct PartState {
-    /// The partition's pipeline (correlator, aggregates, accounting).
-    pub(super) pipeline: Pipeline<KafkaDeadLetters>,
-    /// Largest valid `at` seen (the watermark is this minus the allowed lateness).
-    pub(super) max_at: Ts,
-    /// The next offset to process.
-    pub(super) next_offset: i64,
-    /// When the partition last delivered a message (wall clock).
-    pub(super) last_event: Instant,
-    pub(super) topic: String,
-    pub(super) partition: i32,
-    pub(super) partition_count: i32,
-    pub(super) published: Instant,
-    pub(super) dirty: bool,
-    /// The store's fencing epoch for this partition (0 without a store).
-    pub(super) epoch: i64,
-    /// Events since the last checkpoint.
-    pub(super) since_checkpoint: u64,
-    /// When the last checkpoint was written (or the partition assigned).
-    pub(super) checkpointed: Instant,
-    /// Bytes of the partition's state log in the store.
-    pub(super) log_bytes: u64,
-}
-
-/// Why a partition's state is leaving its worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HandOverCause {
-    /// The group took the partition away (another member will own it).
-    Revoked,
-    /// The service is stopping.
-    Shutdown,
-}
 
 /// The worker thread: owns its partitions' state, processes batches in order.
 pub(super) fn worker_loop(

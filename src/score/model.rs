@@ -613,7 +613,12 @@ mod properties {
     use proptest::prelude::*;
 
     fn ry2324() -> Scheme {
-        scheme::parse("RY23-24", crate::config::schemes::BUILT_IN[0].1, &[]).unwrap()
+        scheme::parse(
+            "RY23-24",
+            include_str!("../../config/opr/RY23-24.toml"),
+            &[],
+        )
+        .unwrap()
     }
 
     /// Annual rows for every scored component of RY23/24, values from `v` (percent in hundredths,

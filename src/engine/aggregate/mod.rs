@@ -15,9 +15,6 @@ mod checkpoint;
 mod histogram;
 mod row;
 
-#[cfg(test)]
-mod merge_properties;
-
 pub use aggregates::{AggregateStats, Aggregates, Block};
 pub use checkpoint::{RowError, SavedRow};
 pub use histogram::RtHist;

@@ -1,5 +1,5 @@
-//! The correlator's checkpoint state: which keys changed since the last checkpoint, the shapes
-//! a checkpoint stores (records, waiting responses, evidence texts), and the correlator rebuilt
+//! The correlator's checkpoint state: the changes since the last checkpoint, the shapes a
+//! checkpoint stores (records, waiting responses, evidence texts), and the correlator rebuilt
 //! from them. The store's codec writes these shapes; nothing here knows how.
 
 use crate::engine::catalog::Catalog;
@@ -10,15 +10,7 @@ use super::correlator::{
     Correlator, CorrelatorConfig, CorrelatorStats, Entry, NONE_AT, Waiting, text_of,
 };
 use super::interface::Evidence;
-use super::key::{KeySet, Pos};
-
-/// Keys changed since the last checkpoint, records and waiting responses apart (few keys ever
-/// have waiting responses: the store need not rewrite them for every touched record).
-#[derive(Default)]
-pub(super) struct Changed {
-    pub(super) entries: KeySet,
-    pub(super) waiting: KeySet,
-}
+use super::key::Pos;
 
 /// A request's correlation state as a checkpoint stores it (SRV and code are the partition's
 /// interned ids; the checkpoint stores the intern tables beside them).
@@ -76,36 +68,13 @@ pub struct Changes {
 impl Correlator {
     /// Starts recording which keys change, for [`Correlator::take_changes`].
     pub fn track_changes(&mut self) {
-        self.changed.get_or_insert_with(Box::default);
-    }
-
-    /// Marks keys changed: their records (`waiting` false) or their waiting responses.
-    #[inline]
-    pub(super) fn mark(&mut self, waiting: bool, keys: &[u128]) {
-        mark(&mut self.changed, waiting, keys);
-    }
-
-    #[inline]
-    pub(super) fn touch(&mut self, key: u128) {
-        self.mark(false, &[key]);
-    }
-
-    pub(super) fn touch_all(&mut self, keys: &[u128]) {
-        self.mark(false, keys);
-    }
-
-    pub(super) fn touch_waiting(&mut self, key: u128) {
-        self.mark(true, &[key]);
-    }
-
-    pub(super) fn touch_all_waiting(&mut self, keys: &[u128]) {
-        self.mark(true, keys);
+        self.changed.enable();
     }
 
     /// The state of every key changed since the last call (a checkpoint's delta).
     pub fn take_changes(&mut self) -> Changes {
         let mut out = Changes::default();
-        let Some(changed) = &mut self.changed else {
+        let Some(changed) = self.changed.get_mut() else {
             return out;
         };
         for k in changed.entries.drain() {
@@ -140,7 +109,7 @@ impl Correlator {
     /// A full snapshot for a checkpoint that replaces the partition's state log: every record
     /// (each now stored) and waiting response; the changes recorded so far are covered by it.
     pub fn take_snapshot(&mut self) -> Changes {
-        if let Some(changed) = &mut self.changed {
+        if let Some(changed) = self.changed.get_mut() {
             changed.entries.clear();
             changed.waiting.clear();
         }
@@ -247,20 +216,6 @@ impl Correlator {
             }
         }
         c
-    }
-}
-
-/// Marks keys changed in `changed` (when a checkpoint store asked for changes): their records
-/// (`waiting` false) or their waiting responses.
-#[inline]
-pub(super) fn mark(changed: &mut Option<Box<Changed>>, waiting: bool, keys: &[u128]) {
-    if let Some(c) = changed {
-        let set = if waiting {
-            &mut c.waiting
-        } else {
-            &mut c.entries
-        };
-        set.extend(keys.iter().copied());
     }
 }
 

@@ -12,7 +12,7 @@ use crate::engine::event::DeadReason;
 use crate::engine::time::{Dur, Ts};
 use crate::engine::timers::TimerQueue;
 
-use super::checkpoint::{Changed, mark};
+use super::changes::Tracker;
 use super::interface::{Decision, Evidence, Output, Req, Resp, StoredDead, Verdict, evidence_text};
 use super::key::{KeyMap, Pos};
 
@@ -104,7 +104,7 @@ pub struct Correlator {
     pub(super) stats: CorrelatorStats,
     /// Keys whose state changed since the last [`Correlator::take_changes`], when a checkpoint
     /// store asked for them (`None`: a replay, which never checkpoints, pays nothing).
-    pub(super) changed: Option<Box<Changed>>,
+    pub(super) changed: Tracker,
     /// Evidence texts of pending requests, by slot (a slab: freed slots are reused);
     /// checkpointed with their records.
     pub(super) texts: Vec<Option<Evidence>>,
@@ -127,7 +127,7 @@ impl Correlator {
             watermark: Ts::MIN,
             scratch: Vec::new(),
             stats: CorrelatorStats::default(),
-            changed: None,
+            changed: Tracker::default(),
             texts: Vec::new(),
             free_texts: Vec::new(),
         }
@@ -184,7 +184,7 @@ impl Correlator {
         cat: &Catalog,
         out: &mut Vec<Output>,
     ) -> Verdict {
-        self.touch(r.key);
+        self.changed.touch(r.key);
         let deadline = cat.rules(r.srv, r.provider).deadline;
         // One probe of the table whether the key is new or known.
         match self.entries.entry(r.key) {
@@ -217,7 +217,7 @@ impl Correlator {
                 if !self.waiting.is_empty()
                     && let Some(list) = self.waiting.remove(&r.key)
                 {
-                    self.touch_waiting(r.key);
+                    self.changed.touch_waiting(r.key);
                     self.waiting_count -= list.len();
                     for w in list {
                         let v = self.apply_response(
@@ -298,13 +298,13 @@ impl Correlator {
         out: &mut Vec<Output>,
     ) -> Verdict {
         if let Some(e) = self.entries.get_mut(&r.key) {
-            mark(&mut self.changed, false, &[r.key]);
+            self.changed.touch(r.key);
             return apply_to(e, &mut self.decide_at, r, cat, out);
         }
         if r.at.plus(self.cfg.dedupe_horizon) < self.watermark {
             return Verdict::Dead(DeadReason::TooLate);
         }
-        self.touch_waiting(r.key);
+        self.changed.touch_waiting(r.key);
         let list = self.waiting.entry(r.key).or_default();
         list.push(Waiting {
             at: r.at,
@@ -336,7 +336,7 @@ impl Correlator {
             if !self.orphan_at.pop_earliest_bucket(&mut keys) {
                 break;
             }
-            self.touch_all_waiting(&keys);
+            self.changed.touch_all_waiting(&keys);
             for &k in &keys {
                 // Evict only the oldest response of the key; its other responses keep their timers.
                 if let Some(list) = self.waiting.get_mut(&k) {
@@ -391,7 +391,7 @@ impl Correlator {
 
         keys.clear();
         if self.decide_at.pop_due(watermark, &mut keys) {
-            self.touch_all(&keys);
+            self.changed.touch_all(&keys);
             for &k in &keys {
                 if let Some(at) = self.decide(k, out) {
                     self.expire_at.push(self.cfg.expiry(at), k);
@@ -401,14 +401,14 @@ impl Correlator {
 
         keys.clear();
         if self.expire_at.pop_due(watermark, &mut keys) {
-            self.touch_all(&keys);
+            self.changed.touch_all(&keys);
             for &k in &keys {
                 // One probe: look and remove through the same entry.
                 if let hashbrown::hash_map::Entry::Occupied(o) = self.entries.entry(k)
                     && o.get().decided
                     && self.cfg.expiry(o.get().at) < watermark
                     && !o.remove().stored
-                    && let Some(c) = &mut self.changed
+                    && let Some(c) = self.changed.get_mut()
                 {
                     c.entries.remove(&k);
                 }
@@ -417,7 +417,7 @@ impl Correlator {
 
         keys.clear();
         if self.orphan_at.pop_due(watermark, &mut keys) {
-            self.touch_all_waiting(&keys);
+            self.changed.touch_all_waiting(&keys);
             let wait = self.cfg.orphan_wait;
             for &k in &keys {
                 if let Some(list) = self.waiting.get_mut(&k) {
@@ -452,7 +452,7 @@ impl Correlator {
             if !self.decide_at.pop_earliest_bucket(&mut keys) {
                 break;
             }
-            self.touch_all(&keys);
+            self.changed.touch_all(&keys);
             for &k in &keys {
                 self.decide(k, out);
             }
@@ -461,7 +461,7 @@ impl Correlator {
         if !self.decide_at.is_empty() {
             return false;
         }
-        if let Some(c) = &mut self.changed {
+        if let Some(c) = self.changed.get_mut() {
             c.waiting.extend(self.waiting.keys().copied());
         }
         let mut orphans: Vec<Waiting> = self.waiting.drain().flat_map(|(_, v)| v).collect();
@@ -577,16 +577,15 @@ fn reconstruct_request(e: &Entry, id: &str, cat: &Catalog) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::engine::correlate::key_of;
+    use crate::engine::definitions::Definitions;
     use crate::engine::time::NANOS_PER_SEC;
     use std::sync::Arc;
 
     const HOUR: i64 = 3600;
 
     fn setup(max_waiting: usize) -> (Correlator, Catalog) {
-        let cfg = Config::builtin().unwrap();
-        let defs = Arc::new(cfg.definitions.clone());
+        let defs = Arc::new(Definitions::for_tests());
         let c = Correlator::new(CorrelatorConfig {
             longest_deadline: defs.longest_deadline,
             dedupe_horizon: Dur::from_secs(7 * 24 * HOUR),

@@ -4,7 +4,8 @@
 //!   orphans, conflicts) and what it outputs;
 //! - `interface`: what it takes (requests, responses) and gives (verdicts, outputs);
 //! - `key`: request keys (128-bit hashes of the ids), their hasher, event positions;
-//! - `checkpoint`: change tracking and the shapes a checkpoint stores, and the restore.
+//! - `changes`: which keys changed since the last checkpoint;
+//! - `checkpoint`: the shapes a checkpoint stores, and the restore.
 //!
 //! State per request id (keyed by a 128-bit hash of the id) is one 40-byte `Entry`: pending
 //! until the watermark passes its final response or its deadline, then a compact decided record
@@ -12,6 +13,7 @@
 //! request has not been seen wait (with their raw bytes, for the dead letter they may become) in
 //! a separate, capped map. Nothing else is kept, so memory follows what is pending.
 
+mod changes;
 mod checkpoint;
 mod correlator;
 mod interface;

@@ -1,20 +1,21 @@
-//! Property tests of the algebra: merging partial aggregates in any order or grouping gives the
-//! whole, samples included; revisions applied in any order agree.
+//! The aggregates' algebra, as property tests: merging partial aggregates in any order or
+//! grouping gives the whole, samples included, also through the one partition merge (live and
+//! stored); a revision equals applying the new decision in the first place.
 
 use std::sync::Arc;
 
-use super::*;
-use crate::config::Config;
-use crate::engine::calendar::Calendar;
-use crate::engine::catalog::Catalog;
-use crate::engine::correlate::Decision;
-use crate::engine::domain::{Provider, Region};
-use crate::engine::merge::PartitionMerge;
-use crate::engine::pipeline::{PipelineStats, SavedBlock};
-use crate::engine::time::NANOS_PER_MILLI;
-use crate::engine::time::Ts;
-use crate::sink::rollup::rpl_lines;
 use proptest::prelude::*;
+use srv_opr::config::Config;
+use srv_opr::engine::aggregate::*;
+use srv_opr::engine::calendar::Calendar;
+use srv_opr::engine::catalog::Catalog;
+use srv_opr::engine::correlate::Decision;
+use srv_opr::engine::domain::{Provider, Region};
+use srv_opr::engine::merge::PartitionMerge;
+use srv_opr::engine::pipeline::{PipelineStats, SavedBlock};
+use srv_opr::engine::time::NANOS_PER_MILLI;
+use srv_opr::engine::time::Ts;
+use srv_opr::sink::rollup::rpl_lines;
 
 const SRVS: [&str; 6] = ["CSP-HAN-TEST", "8.11", "4.1.1", "11.1", "2.2", "99.9"];
 const CODES: [&str; 5] = ["I0", "E20", "E21", "I0", "X-1"];
@@ -35,7 +36,7 @@ fn decisions(specs: &[Spec], cat: &mut Catalog) -> Vec<Decision> {
                 region: Region::from_index(r),
                 provider: Provider::from_index(p),
                 fin: fin.map(|(d, c)| (Ts(at.0 + d * NANOS_PER_MILLI), cat.code(CODES[c]))),
-                key: crate::engine::correlate::key_of(&format!("r{i}")) as u64,
+                key: srv_opr::engine::correlate::key_of(&format!("r{i}")) as u64,
             }
         })
         .collect()
@@ -75,7 +76,7 @@ proptest! {
         for d in ds.iter().rev() {
             whole.apply_with(d, &cat, Some(&text(d)));
         }
-        let mut rng = crate::simulate::Rng::new(assign_seed);
+        let mut rng = srv_opr::rng::Rng::new(assign_seed);
         let mut parts: Vec<Aggregates> = (0..groups).map(|_| Aggregates::new(defs.clone(), cal.clone())).collect();
         for d in &ds {
             let g = rng.below(groups as u64) as usize;
@@ -83,7 +84,7 @@ proptest! {
         }
         let groups_as_partitions = parts.clone();
         // Merge pairwise in a random order until one remains (any tree shape).
-        let mut rng = crate::simulate::Rng::new(order_seed);
+        let mut rng = srv_opr::rng::Rng::new(order_seed);
         while parts.len() > 1 {
             let i = rng.below(parts.len() as u64) as usize;
             let a = parts.swap_remove(i);
@@ -145,7 +146,7 @@ proptest! {
         for d in &ds2 {
             direct.apply(d, &cat);
         }
-        let strip = |mut v: Vec<crate::sink::rollup::RplLine>| {
+        let strip = |mut v: Vec<srv_opr::sink::rollup::RplLine>| {
             // Histogram maxima may lose exactness on removal (documented); compare the rest.
             for l in &mut v { l.row.revision = 0; }
             v.into_iter().map(|l| (l.month, l.measure, l.region, l.row.requests, l.row.within_target,
