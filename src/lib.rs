@@ -1,59 +1,80 @@
 //! srv-opr turns a smart-metering network's stream of Service Request events into the
 //! performance figures its regulator scores it on (SPEC: `../shared/SPEC.md`).
 //!
+//! The tree read top-down is the architecture: [`cli`] (the commands) uses the edges
+//! ([`source`], [`kafka`], [`store`], [`sink`], [`ops`]) and the reports ([`score`],
+//! [`report`]); the edges feed the synchronous core, [`engine`], which does no I/O and imports
+//! nothing of them (`tests/architecture.rs` fails if it ever does; the scoring core likewise
+//! imports nothing of the streaming one). [`config`] reads the files the core's definitions
+//! come from; [`error`] says whose fault a failure is.
+//!
 //! # Where an event goes
 //!
 //! ```text
-//!  source::files ──lines──▶ pipeline ──▶ event::decode ──invalid──▶ dead-letter sink
-//!  (JSON Lines, gz,           │              │ valid                (sink::deadletter)
-//!   several files in          │              ▼
-//!   watermark order)          │         catalog (SRV/code → measures, TRTs, buckets)
-//!                             │              ▼
-//!                             │         correlate::Correlator ──dead (orphans, conflicts)──▶ sink
-//!                             │              │ decisions, revisions
-//!                             │              ▼
-//!                             └──────▶ aggregate::Aggregates ──▶ sink::rollup
-//!                                      (month × measure × region)   rpl.csv, failures.csv,
-//!                                                                    summary.json
+//!  replay: source::files (JSON Lines, gz; several files read in watermark order)
+//!  run:    kafka::consumer ─▶ kafka::dispatch (a batch per worker) ─▶ kafka::worker
+//!                 │ bytes + position
+//!                 ▼
+//!  engine::pipeline::check ── decode, validate, key ──invalid──▶ dead letter
+//!                 ▼ valid                                   (sink::deadletter: a file;
+//!  engine::catalog (SRV, code → measure rules, buckets)       kafka::deadletter: a topic)
+//!                 ▼
+//!  engine::correlate::Correlator ── orphans, conflicts, too late ──▶ dead letter
+//!                 │ decisions, revisions (event time: the watermark)
+//!                 ▼
+//!  engine::aggregate::Aggregates (month × measure × region: counts, buckets, samples,
+//!                 │                histograms)
+//!                 ├─▶ run: kafka::checkpoint ─▶ store (SQLite | PostgreSQL, per partition)
+//!                 ├─▶ run: ops::live ─▶ ops::metrics (/metrics), ops::alerts (evaluator)
+//!                 ▼
+//!  engine::merge (partitions combined: run's end, store::load for rollup and report)
+//!                 ▼
+//!  sink::outputs: rpl.csv failures.csv opr-inputs.csv evidence/ summary.json
+//!                 ▼
+//!  score (schemes, exact scoring) ─▶ report (workbook, charts, page): `score`, `report`
 //! ```
 //!
 //! # Who owns what
 //!
-//! - [`time`]: exact instants and durations; RFC 3339 parsing (hot path).
-//! - [`calendar`]: months in the configured zone (BST edges).
-//! - [`config`]: layered settings and the regulatory definitions (measures, classes, TRTs).
-//! - [`event`]: decoding and validation of one event; dead-letter reasons.
-//! - [`catalog`]: interned SRVs and codes, resolved once into measure rules and buckets.
-//! - [`timers`]: event-time timer queue (decisions, expiry, orphans).
-//! - [`correlate`]: requests ↔ final responses: dedupe, disorder, orphans, deadlines (sync).
-//! - [`aggregate`]: counts and histograms per month × measure × region; merge (sync).
-//! - [`pipeline`]: the one place the sync core is driven, with per-event accounting.
-//! - [`source`]: file inputs and the watermark-ordered merge of several files.
-//! - [`kafka`]: the Kafka edges (rdkafka): the murmur2 partitioner, the producer of
-//!   `simulate --kafka`, and `run`: a fetch thread, worker threads owning the partitions'
-//!   pipelines, dead letters to a topic; checkpoints on a schedule, on revocation and at stop;
-//!   restore and seek on assignment.
-//! - [`store`]: the durable state store (SQLite, PostgreSQL): per-partition checkpoints of
-//!   offset and changed state (appended to a state log) in one transaction, fencing epochs, identity checks, migrations,
-//!   the month rows and revision history `rollup` reads.
-//! - [`live`]: what the workers last published (counts, pending, watermarks, offsets), read by
-//!   the endpoint; the idle-aware combined watermark.
-//! - [`metrics`]: the Prometheus registry of SPEC §6, refreshed from the live view per scrape.
-//! - [`alerts`]: the in-process alert evaluator (a synchronous core driven by its own thread)
-//!   and the Alertmanager client; [`alert_rules`]: the same alerts as Prometheus rules.
-//! - [`http`]: `/metrics`, `/healthz`, `/readyz` (a few lines of HTTP/1.1 on tokio).
-//! - [`sink`]: atomic output files: dead letters, `rpl.csv`, `failures.csv`, `evidence/`,
-//!   `opr-inputs.csv`, `summary.json`.
-//! - [`score`]: the OPR scoring core: schemes, inputs, the exact computation, Table 7 output.
-//!   Separate from the streaming core: it reads RPLs (from `opr-inputs.csv` or any CSV).
-//! - [`report`]: the annual report: the RIGs-shaped workbook (rust_xlsxwriter), the charts
-//!   (plotters, SVG and PNG) and the HTML summary, rendered from a year's rows and score (no I/O).
-//! - [`simulate`]: seeded synthetic traffic with injected traps.
-//! - [`app`]: wiring of the commands; `main` only parses arguments and picks exit codes.
+//! - [`cli`]: one file per command (arguments, run, what it prints); the values they parse.
+//! - [`engine`]: the synchronous core: time, calendar, the domain's vocabulary and definitions,
+//!   catalog, timers, event decoding, correlation, aggregation, the pipeline that drives them
+//!   with per-event accounting, and the one partition merge. Each piece of state has one owner:
+//!   a [`engine::pipeline::Pipeline`] per replay or per partition.
+//! - [`config`]: layered settings (defaults ← `srv-opr.toml` ← `SRV_OPR__…`), the regulatory
+//!   definitions (`measures.toml`), and the one place that finds an OPR scheme.
+//! - [`source`]: files and their watermark-ordered merge; the parse-only pass.
+//! - [`kafka`]: everything rdkafka: the consumer group split by role (consumer loop, rebalance,
+//!   dispatch, batch format, worker, checkpoint policy, dead-letter producer, client
+//!   configuration), the murmur2 partitioner and the simulator's producer.
+//! - [`store`]: the state store: the trait, the state-log codec, the SQL both backends share,
+//!   SQLite and PostgreSQL, and the month reader of `rollup` and `report`.
+//! - [`sink`]: atomic output files and the month outputs' texts.
+//! - [`ops`]: the running service's surface: live view, Prometheus metrics, the HTTP endpoint,
+//!   alerts (evaluator, Alertmanager notifier, generated rules).
+//! - [`score`]: the OPR scoring core (exact decimals). [`report`]: the year's workbook, charts,
+//!   page and the month table.
+//! - [`simulate`]: seeded synthetic traffic with injected traps; [`rng`] its generator.
+//! - [`error`]: the error every command returns, and the kind that decides the exit code;
+//!   [`diagnostic`]: an error's chain as one line.
 //!
-//! The synchronous core (`time`, `calendar`, `event`, `catalog`, `timers`, `correlate`,
-//! `aggregate`) does no I/O and knows nothing of Kafka, Prometheus or storage; `score` does no
-//! I/O and imports nothing from the streaming core.
+//! # Threads and runtimes
+//!
+//! - `replay`: the main thread runs the pipeline; `srv-opr-read` reads, decompresses and
+//!   decodes a few batches ahead of it (`source::files::drive`).
+//! - `run`: the main thread is the fetch thread (it polls the consumer, so librdkafka runs the
+//!   rebalance callbacks on it, and commits offsets); `srv-opr-worker-N` (`kafka.workers`,
+//!   default cores − 1) own the partitions' pipelines and checkpoint them, each with its own
+//!   store connection; `srv-opr-alerts` runs the alert evaluator; `srv-opr-http` serves the
+//!   endpoint on a current-thread tokio runtime; a signal thread with another current-thread
+//!   tokio runtime turns SIGINT/SIGTERM into the stop and enforces the shutdown deadline.
+//!   librdkafka adds its own threads per client (the consumer and the dead-letter producer).
+//! - `demo`: as `run`, plus `srv-opr-simulator` producing into librdkafka's mock cluster.
+//! - `simulate --kafka`: the main thread and the producer's librdkafka threads.
+//!
+//! No multi-threaded async runtime: the pipelines are synchronous, and each thread owns what
+//! it touches; they meet only in channels (batches, hand-overs, checkpointed offsets) and in
+//! the live view's lock.
 
 #![warn(missing_docs)]
 

@@ -20,7 +20,7 @@ use super::args::Margin;
 /// `score`'s arguments.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The scheme: a regulatory year (RY23/24, RY24/25: from <config>/opr/ or built in) or a
+    /// The scheme: a regulatory year (RY23/24, RY24/25: from `<config>/opr/` or built in) or a
     /// path to a scheme file.
     #[arg(long, value_name = "YEAR|FILE")]
     scheme: String,

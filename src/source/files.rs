@@ -279,7 +279,8 @@ fn thread_cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Reads every source to its end through `pipeline` (see [`merge`]) and finishes the pipeline.
+/// Reads every source to its end through `pipeline` (the lowest watermark first) and finishes
+/// the pipeline.
 /// Returns the last real combined watermark (the one before end-of-input decisions), which
 /// decides which months are final.
 ///

@@ -20,7 +20,7 @@ pub(super) fn record(h: &mut Histogram<u64>, ms: u64) {
     }
 }
 
-/// Response times in the live histogram's buckets ([`Definitions::rt_bounds_ms`]): a count per
+/// Response times in the live histogram's buckets ([`rt_bounds_ms`](crate::engine::definitions::Definitions::rt_bounds_ms)): a count per
 /// bucket (not cumulative; the last is above every bound) and the sum, exact in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RtHist {

@@ -26,7 +26,7 @@ pub enum Checked<'a> {
     },
 }
 
-/// The stateless half of [`Pipeline::process`]: decodes and validates `raw`, rejects an event
+/// The stateless half of [`Pipeline::process`](super::Pipeline::process): decodes and validates `raw`, rejects an event
 /// stamped after `future_limit`, and hashes the id. Touches no state, so a reading thread can
 /// run it ahead of the thread that owns the pipeline.
 pub fn check(raw: &[u8], max_event_bytes: usize, future_limit: Option<Ts>) -> Checked<'_> {

@@ -1,8 +1,8 @@
-//! The one place the synchronous core is driven: raw event → [`decode`] → [`Catalog`] →
-//! [`Correlator`] → [`Aggregates`] and the dead-letter sink, with the per-event accounting of
-//! SPEC §2 and §6 (`srv_events_total{type,result}`).
+//! The one place the synchronous core is driven: raw event → decode → catalog → correlator →
+//! aggregates and the dead-letter sink, with the per-event accounting of SPEC §2 and §6
+//! (`srv_events_total{type,result}`).
 //!
-//! Sources (files now, Kafka partitions later) own the reading and the watermark arithmetic;
+//! Sources (files, Kafka partitions) own the reading and the watermark arithmetic;
 //! they call [`Pipeline::process`] per event and [`Pipeline::advance`] when their watermark moves.
 //!
 //! - `driver`: the [`Pipeline`] of one scope, and what it is built from;
