@@ -341,8 +341,8 @@ impl Drop for OwnBroker {
 fn a_broker_restart_mid_run_changes_no_figure() {
     let mut broker = OwnBroker {
         env: vec![
-            ("KAFKA_PORT", "39192".into()),
-            ("KAFKA_CONTROLLER_PORT", "39193".into()),
+            ("KAFKA_PORT", "29192".into()),
+            ("KAFKA_CONTROLLER_PORT", "29193".into()),
             ("KAFKA_HEAP", "384m".into()),
         ],
     };
