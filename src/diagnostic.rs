@@ -1,8 +1,48 @@
-//! How an error reads to a person: its `source` chain on one line. A leaf every layer may use
-//! (in logs and in the problems it reports); it imports nothing of the crate.
+//! How an error reads to a person: its `source` chain on one line, with every secret the process
+//! knows masked. A leaf every layer may use (in logs and in the problems it reports); it imports
+//! nothing of the crate.
+
+use std::sync::RwLock;
+
+/// Every secret value this process has read (passwords, key material), longest first: no text
+/// that passes through [`redact`] may show one.
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// What a secret is replaced with.
+pub const MASK: &str = "*****";
+
+/// Remembers `value` as a secret, so [`redact`] masks it wherever it appears.
+pub fn register_secret(value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    let mut s = SECRETS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !s.iter().any(|v| v == value) {
+        s.push(value.to_string());
+        // Longest first, so a secret that contains another is masked whole.
+        s.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    }
+}
+
+/// `text` with every registered secret replaced by [`MASK`]: for whatever a library says
+/// (librdkafka's logs and errors echo property values).
+pub fn redact(text: &str) -> String {
+    let s = SECRETS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = text.to_string();
+    for v in s.iter() {
+        if out.contains(v.as_str()) {
+            out = out.replace(v.as_str(), MASK);
+        }
+    }
+    out
+}
 
 /// An error and its `source` chain, joined by `: `, skipping a cause whose text its parent
-/// already ends with (a wrapper that repeats its cause).
+/// already ends with (a wrapper that repeats its cause), every secret masked.
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
@@ -14,5 +54,22 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = c.source();
     }
-    out
+    redact(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_secrets_are_masked_wherever_they_appear() {
+        register_secret("hunter2-diagnostic");
+        register_secret("hunter2-diagnostic-longer");
+        assert_eq!(
+            redact("a hunter2-diagnostic-longer b hunter2-diagnostic"),
+            "a ***** b *****"
+        );
+        let e = std::io::Error::other("property sasl.pasword set to hunter2-diagnostic");
+        assert!(!chain(&e).contains("hunter2"), "{}", chain(&e));
+    }
 }

@@ -113,6 +113,10 @@ impl Error {
             Error::Store(StoreError::Refused(_)) => Kind::Config,
             Error::Store(_) | Error::ReportStore(_) => Kind::World,
             Error::Kafka(KafkaError::Store(StoreError::Refused(_))) => Kind::Config,
+            // A wrong password or an untrusted certificate: the operator must change a setting.
+            Error::Kafka(KafkaError::Authentication { .. } | KafkaError::Tls { .. }) => {
+                Kind::Config
+            }
             Error::Kafka(_) => Kind::World,
             Error::Ops(_) | Error::Output(_) | Error::Sink(_) => Kind::World,
             Error::Report(_) | Error::Internal(_) => Kind::Internal,

@@ -17,6 +17,8 @@
 //! - `prometheus`: the generated rules in promtool; what `/metrics` exposes.
 //! - `alerting`: `run` on the real broker, a real Prometheus and Alertmanager.
 //! - `kafka`: `run` against a real Apache Kafka broker (`KAFKA_BOOTSTRAP_SERVERS`).
+//! - `kafka_tls`: `run` and `simulate` over its SASL_SSL and mutual-TLS listeners; every way a
+//!   secured connection can be wrong (`SRV_OPR_TEST_KAFKA_TLS`).
 //! - `store_kafka`: SIGKILLs, offset resets, a broker restart, three instances on PostgreSQL.
 
 mod support;
@@ -26,6 +28,7 @@ mod architecture;
 mod deploy;
 mod kafka;
 mod kafka_faults;
+mod kafka_tls;
 mod merge;
 mod prometheus;
 mod replay;

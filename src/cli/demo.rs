@@ -308,12 +308,7 @@ fn produce(
                         std::thread::sleep(Duration::from_millis(1));
                     }
                 });
-                let mut producer = LineProducer::new(&settings)
-                    .map_err(KafkaError::client(format!(
-                        "cannot create a Kafka producer for {}",
-                        settings.brokers
-                    )))?
-                    .with_gate(gate);
+                let mut producer = LineProducer::new(&settings)?.with_gate(gate);
                 let stats = Simulator::new(sim).run(&mut producer)?;
                 let produced = producer.finish(Duration::from_secs(120))?;
                 Ok((stats, produced.delivered))

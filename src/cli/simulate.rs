@@ -49,7 +49,9 @@ pub struct Args {
     /// Messages per second to produce at (wall clock); as fast as possible when absent.
     #[arg(long, value_name = "N", requires = "kafka")]
     produce_rate: Option<f64>,
-    /// A librdkafka producer property, repeatable: -X security.protocol=SASL_SSL.
+    /// A librdkafka producer property, repeatable: -X linger.ms=50. Applied over the
+    /// configuration's [kafka.properties] and [kafka.secrets] (so a secured cluster's settings,
+    /// and the password from the environment, serve `run` and `simulate` alike).
     #[arg(short = 'X', value_name = "KEY=VALUE", requires = "kafka")]
     kafka_property: Vec<String>,
     /// Quality of a region, repeatable: `central:slow=0.03,error=0.01,lost=0.002`
@@ -85,11 +87,18 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
             if let Some(r) = a.produce_rate {
                 positive("produce-rate", r)?;
             }
-            let properties = a
-                .kafka_property
-                .iter()
-                .map(|kv| kv.parse::<Property>().map(|p| (p.key, p.value)))
-                .collect::<Result<Vec<_>, _>>()?;
+            let k = &cfg.settings.kafka;
+            let mut properties = k.properties.clone();
+            for (p, s) in k
+                .resolve_secrets(|v| std::env::var(v).ok())
+                .map_err(KafkaError::from)?
+            {
+                properties.push((p, s.expose().to_string()));
+            }
+            for kv in &a.kafka_property {
+                let p: Property = kv.parse()?;
+                properties.push((p.key, p.value));
+            }
             SimTarget::Kafka(ProducerSettings {
                 brokers: brokers.clone(),
                 topic: topic.clone(),
@@ -192,10 +201,7 @@ pub fn simulate(sim: SimConfig, target: &SimTarget) -> Result<SimStats, Error> {
             Ok(Simulator::new(sim).run(&mut w)?)
         }
         SimTarget::Kafka(settings) => {
-            let mut producer = LineProducer::new(settings).map_err(KafkaError::client(format!(
-                "cannot create a Kafka producer for {}",
-                settings.brokers
-            )))?;
+            let mut producer = LineProducer::new(settings)?;
             let stats = Simulator::new(sim).run(&mut producer)?;
             let produced = producer.finish(std::time::Duration::from_secs(120))?;
             tracing::info!(

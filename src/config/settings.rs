@@ -111,17 +111,19 @@ pub struct KafkaSettings {
     pub secrets: Vec<(String, String)>,
 }
 
-/// A secret value: shown as `*****` by `Debug` and `Display`, so it cannot reach a log.
+/// A secret value: shown as `*****` by `Debug` and `Display`, and registered with
+/// [`crate::diagnostic::redact`], so that no library's log or error that echoes it can show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a value.
+    /// Wraps a value (and remembers it as one to mask).
     pub fn new(v: String) -> Secret {
+        crate::diagnostic::register_secret(&v);
         Secret(v)
     }
 
-    /// The value, for handing to librdkafka only.
+    /// The value, for handing to a client library only.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -140,7 +142,7 @@ impl std::fmt::Display for Secret {
 }
 
 /// librdkafka properties that hold secrets: refused under `[kafka.properties]`.
-const SECRET_PROPERTIES: &[&str] = &[
+pub const SECRET_PROPERTIES: &[&str] = &[
     "sasl.password",
     "ssl.key.password",
     "ssl.key.pem",

@@ -78,6 +78,9 @@ pub fn run(
     stop: &AtomicBool,
     live: Arc<Live>,
 ) -> Result<RunOutcome, KafkaError> {
+    // A wrong password or an untrusted certificate stops the run here, with its reason,
+    // instead of after an assignment that never comes.
+    super::probe::probe(&client_config(cfg, &[])?)?;
     let dead = dead_letter_producer(cfg)?;
     let failed = Arc::new(AtomicBool::new(false));
     let (dispatcher, commits) = start_workers(cfg, pipeline, opts, &dead, &live, &failed)?;

@@ -12,7 +12,9 @@
 //! - `worker`: a worker thread, running its partitions' pipelines;
 //! - `checkpoint`: when a worker checkpoints, and the dead letters a checkpoint must cover;
 //! - `deadletter`: dead letters produced to their topic;
-//! - `client`: one client configuration for every client (defaults, properties, secrets).
+//! - `client`: one client configuration for every client (defaults, properties, secrets), and
+//!   librdkafka's logs with secrets masked;
+//! - `probe`: before a run or a simulation, can the client authenticate and agree on TLS?
 //!
 //! And the producers' side:
 //! - `partition`: the Java client's murmur2 partitioner, which every producer must share so a
@@ -27,6 +29,7 @@ mod deadletter;
 mod dispatch;
 mod handoff;
 pub mod partition;
+pub mod probe;
 pub mod produce;
 mod rebalance;
 mod worker;
@@ -48,6 +51,23 @@ pub enum KafkaError {
         /// librdkafka's reason.
         #[source]
         source: rdkafka::error::KafkaError,
+    },
+    /// The brokers refused the credentials (a wrong password, user or mechanism).
+    #[error("Kafka authentication failed at {brokers}: {reason}")]
+    Authentication {
+        /// The bootstrap servers.
+        brokers: String,
+        /// librdkafka's reason, secrets masked.
+        reason: String,
+    },
+    /// TLS with the brokers failed: their certificate is not trusted (unknown issuer, expired,
+    /// another host's), or they refused this client's.
+    #[error("TLS with Kafka at {brokers} failed: {reason}")]
+    Tls {
+        /// The bootstrap servers.
+        brokers: String,
+        /// Which check failed, secrets masked.
+        reason: String,
     },
     /// A `[kafka.secrets]` variable is not set.
     #[error(transparent)]

@@ -17,6 +17,7 @@ use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 
 use super::partition::key_of_line;
+use crate::diagnostic::redact;
 
 /// A message to send again: topic, payload and headers.
 pub(crate) type Retry = (String, Vec<u8>, Vec<(String, Vec<u8>)>);
@@ -35,7 +36,15 @@ pub struct DeliveryCounter {
     pub(crate) retries: Mutex<Vec<Retry>>,
 }
 
-impl ClientContext for DeliveryCounter {}
+impl ClientContext for DeliveryCounter {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        super::client::log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::error!(error = %redact(&error.to_string()), reason = %redact(reason), "kafka producer");
+    }
+}
 
 impl DeliveryCounter {
     /// A counter that keeps "unknown partition" failures to send again (the dead letters of
@@ -88,7 +97,7 @@ impl ProducerContext for DeliveryCounter {
                 if let Ok(mut first) = self.first_error.lock()
                     && first.is_none()
                 {
-                    *first = Some(e.to_string());
+                    *first = Some(redact(&e.to_string()));
                 }
             }
         }
@@ -154,8 +163,9 @@ pub struct LineProducer {
 pub type Gate = Box<dyn FnMut(u64) + Send>;
 
 impl LineProducer {
-    /// Connects a producer (idempotent, `murmur2_random`, lz4).
-    pub fn new(s: &ProducerSettings) -> Result<LineProducer, KafkaError> {
+    /// Connects a producer (idempotent, `murmur2_random`, lz4), after a probe that fails at once
+    /// on a wrong password or an untrusted certificate ([`super::probe`]).
+    pub fn new(s: &ProducerSettings) -> Result<LineProducer, super::KafkaError> {
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", &s.brokers)
             .set("partitioner", "murmur2_random")
@@ -163,11 +173,16 @@ impl LineProducer {
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
             .set("queue.buffering.max.messages", "1000000");
-        for (k, v) in &s.properties {
-            cfg.set(k, v);
-        }
+        super::client::set_properties(&mut cfg, &s.properties);
+        super::probe::probe(&cfg)?;
+        let producer = cfg
+            .create_with_context(DeliveryCounter::default())
+            .map_err(super::KafkaError::client(format!(
+                "cannot create a Kafka producer for {}",
+                s.brokers
+            )))?;
         Ok(LineProducer {
-            producer: cfg.create_with_context(DeliveryCounter::default())?,
+            producer,
             topic: s.topic.clone(),
             partial: Vec::new(),
             sent: 0,

@@ -8,12 +8,14 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 
 use super::dispatch::{Dispatcher, owned_list};
 use super::handoff::HandOverCause;
+use crate::diagnostic::redact;
 
 /// The consumer's context: rebalance callbacks and statistics.
 pub(super) struct RunContext {
@@ -29,9 +31,13 @@ impl RunContext {
 }
 
 impl ClientContext for RunContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        super::client::log(level, fac, message);
+    }
+
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         // Broker outages and request errors: librdkafka retries them; the operator sees them.
-        tracing::warn!(error = %error, reason, "kafka client");
+        tracing::warn!(error = %redact(&error.to_string()), reason = %redact(reason), "kafka client");
         self.lock().live.count_kafka_error();
     }
 
