@@ -123,14 +123,15 @@ fn main() {
 
     if let Ok(server) = std::env::var("BENCH_POSTGRES") {
         let db = format!("bench_{}", std::process::id());
-        let mut admin = postgres::Client::connect(&server, postgres::NoTls).expect("postgres");
+        let mut admin = srv_opr::store::pgtls::client(&server).expect("postgres");
         admin
             .batch_execute(&format!("CREATE DATABASE {db}"))
             .expect("create database");
-        let url = format!("{}/{db}", server.rsplit_once('/').expect("url").0);
+        let url = srv_opr::store::pgtls::with_database(&server, &db);
         let store = srv_opr::store::open(&url, None, &id, &cfg.definitions).expect("postgres");
         let size = || {
-            postgres::Client::connect(&url, postgres::NoTls)
+            srv_opr::store::pgtls::client(&url)
+                .ok()
                 .and_then(|mut c| {
                     c.query_one(
                         "SELECT CAST(SUM(pg_total_relation_size(c.oid)) AS BIGINT)
@@ -138,6 +139,7 @@ fn main() {
                          WHERE n.nspname = 'public' AND c.relkind = 'r'",
                         &[],
                     )
+                    .ok()
                 })
                 .map_or(0, |r| r.get::<_, i64>(0) as u64)
         };

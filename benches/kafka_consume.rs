@@ -78,10 +78,11 @@ fn store_url(mode: &str, dir: &std::path::Path, round: u64) -> String {
             let server = std::env::var("BENCH_POSTGRES")
                 .expect("BENCH_POSTGRES (a PostgreSQL URL) for BENCH_STORES=postgres");
             let db = format!("bench_{}_{round}", std::process::id());
-            postgres::Client::connect(&server, postgres::NoTls)
-                .and_then(|mut c| c.batch_execute(&format!("CREATE DATABASE {db}")))
+            srv_opr::store::pgtls::client(&server)
+                .expect("postgres")
+                .batch_execute(&format!("CREATE DATABASE {db}"))
                 .expect("create database");
-            format!("{}/{db}", server.rsplit_once('/').expect("url").0)
+            srv_opr::store::pgtls::with_database(&server, &db)
         }
         other => panic!("BENCH_STORES: unknown store {other:?} (off, sqlite, postgres)"),
     }

@@ -162,7 +162,7 @@ fn postgres_store() -> (Box<Opener>, Box<dyn Fn() -> i64>) {
             )?) as Box<dyn Store>)
         }),
         Box::new(move || {
-            postgres::Client::connect(&url, postgres::NoTls)
+            srv_opr::store::pgtls::client(&url)
                 .unwrap()
                 .query_one("SELECT SUM(records)::BIGINT FROM partitions", &[])
                 .unwrap()

@@ -129,8 +129,9 @@ impl StoreAt {
                 c.query_row(sql, [], |r| r.get::<_, i64>(0))
                     .map_or(0, |n| n as u64)
             }
-            StoreAt::Postgres(url) => postgres::Client::connect(url, postgres::NoTls)
-                .and_then(|mut c| c.query_one(sql, &[]))
+            StoreAt::Postgres(url) => srv_opr::store::pgtls::client(url)
+                .ok()
+                .and_then(|mut c| c.query_one(sql, &[]).ok())
                 .map_or(0, |r| r.get::<_, i64>(0) as u64),
         }
     }

@@ -9,6 +9,7 @@
 //! - `score`: the OPR scoring core against the seed's Table 7 and worked cases.
 //! - `deploy`: every setting the deployment files pass is one the service accepts.
 //! - `store`: checkpoints on SQLite (and PostgreSQL, `SRV_OPR_TEST_POSTGRES`) without Kafka.
+//! - `store_tls`: the PostgreSQL store's TLS: verify-full and each refusal.
 //! - `kafka_faults`: `run` in process on librdkafka's mock cluster, with injected faults.
 //!
 //! Heavy, with real servers started by `scripts/test`:
@@ -36,4 +37,5 @@ mod report;
 mod score;
 mod store;
 mod store_kafka;
+mod store_tls;
 mod volume;

@@ -68,6 +68,15 @@ pub struct StateSettings {
     pub url: String,
     /// Environment variable holding the PostgreSQL password (kept out of the URL and the logs).
     pub password_env: String,
+    /// PostgreSQL's TLS where the URL does not say: libpq's `sslmode`, `sslrootcert`, `sslcert`,
+    /// `sslkey` (empty paths: none).
+    pub sslmode: String,
+    /// CA certificates for the server's certificate (empty: the system's).
+    pub sslrootcert: String,
+    /// A client certificate (empty: none).
+    pub sslcert: String,
+    /// Its key (empty: none).
+    pub sslkey: String,
     /// Checkpoint a partition after this many events…
     pub checkpoint_events: u64,
     /// …or this long after its previous checkpoint, whichever comes first.
@@ -240,6 +249,10 @@ struct RawAlerts {
 struct RawState {
     url: String,
     password_env: String,
+    sslmode: String,
+    sslrootcert: String,
+    sslcert: String,
+    sslkey: String,
     checkpoint_events: i64,
     checkpoint_interval: String,
 }
@@ -497,6 +510,16 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
             format!("{url:?} is neither sqlite://PATH nor postgres://… (nor empty for none)"),
         );
     }
+    if !["disable", "prefer", "require", "verify-ca", "verify-full"].contains(&st.sslmode.as_str())
+    {
+        c.push(
+            "state.sslmode",
+            format!(
+                "{:?} is not disable, prefer, require, verify-ca or verify-full",
+                st.sslmode
+            ),
+        );
+    }
     let checkpoint_interval = c.dur("state.checkpoint_interval", &st.checkpoint_interval);
     let checkpoint_events = c.positive("state.checkpoint_events", st.checkpoint_events);
     let properties = c.strings(&k.properties, "kafka.properties");
@@ -544,6 +567,10 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
         state: StateSettings {
             url,
             password_env: st.password_env,
+            sslmode: st.sslmode,
+            sslrootcert: st.sslrootcert,
+            sslcert: st.sslcert,
+            sslkey: st.sslkey,
             checkpoint_events: checkpoint_events? as u64,
             checkpoint_interval: checkpoint_interval?,
         },

@@ -13,6 +13,7 @@
 
 pub mod codec;
 pub mod load;
+pub mod pgtls;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -237,10 +238,23 @@ pub fn open(
     id: &Identity,
     defs: &crate::engine::definitions::Definitions,
 ) -> Result<Box<dyn Store>, StoreError> {
+    open_with(url, password, &pgtls::PgTls::default(), id, defs)
+}
+
+/// [`open`], with PostgreSQL's TLS where the URL does not say (the `[state]` keys).
+pub fn open_with(
+    url: &str,
+    password: Option<&str>,
+    tls: &pgtls::PgTls,
+    id: &Identity,
+    defs: &crate::engine::definitions::Definitions,
+) -> Result<Box<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Box::new(sqlite::SqliteStore::open(path, id, defs)?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Box::new(postgres::PgStore::open(url, password, id, defs)?))
+        Ok(Box::new(postgres::PgStore::open_tls(
+            url, password, tls, id, defs,
+        )?))
     } else {
         Err(StoreError::Refused(format!(
             "state.url {url:?} is neither sqlite://PATH nor postgres://…"
@@ -254,7 +268,13 @@ pub fn open_configured(cfg: &Config, id: &Identity) -> Result<Box<dyn Store>, St
     let password = (!s.password_env.is_empty())
         .then(|| std::env::var(&s.password_env).ok())
         .flatten();
-    open(&s.url, password.as_deref(), id, &cfg.definitions)
+    open_with(
+        &s.url,
+        password.as_deref(),
+        &pgtls::PgTls::of_settings(s),
+        id,
+        &cfg.definitions,
+    )
 }
 
 /// The URL with any password replaced, for logs.

@@ -4,7 +4,9 @@
 //! goes in as arrays (`unnest`), not chunk by chunk, so the cost does not grow with round
 //! trips. The other statements are the ones both backends share (`sql.rs`).
 
-use postgres::{Client, NoTls};
+use postgres::Client;
+
+use super::pgtls::PgTls;
 
 use super::codec::LogReplay;
 use super::sql::{self, Claimed, PartitionColumns, RevisionColumns, RowColumns, Tx as _};
@@ -126,14 +128,27 @@ fn backend(e: postgres::Error) -> StoreError {
 }
 
 impl PgStore {
-    /// Connects to `url` (the password, if any, apart) and prepares the schema.
+    /// Connects to `url` (the password, if any, apart) and prepares the schema; TLS as the
+    /// URL says, else `verify-full` ([`PgTls`]).
     pub fn open(
         url: &str,
         password: Option<&str>,
         id: &Identity,
         defs: &Definitions,
     ) -> Result<PgStore, StoreError> {
-        let mut config: postgres::Config = url.parse().map_err(|e| {
+        PgStore::open_tls(url, password, &PgTls::default(), id, defs)
+    }
+
+    /// [`PgStore::open`], with `tls` where the URL does not say.
+    pub fn open_tls(
+        url: &str,
+        password: Option<&str>,
+        tls: &PgTls,
+        id: &Identity,
+        defs: &Definitions,
+    ) -> Result<PgStore, StoreError> {
+        let (bare, tls) = PgTls::split(url, tls)?;
+        let mut config: postgres::Config = bare.parse().map_err(|e| {
             StoreError::Refused(format!(
                 "state.url {} is not a PostgreSQL URL: {e}",
                 super::redacted(url)
@@ -143,10 +158,12 @@ impl PgStore {
             config.password(pw);
         }
         config.application_name("srv-opr");
-        let client = config.connect(NoTls).map_err(|e| {
+        let client = tls.connect(&mut config).map_err(|e| {
             StoreError::Backend(format!(
-                "cannot connect to the PostgreSQL state store {}: {e}",
-                super::redacted(url)
+                "cannot connect to the PostgreSQL state store {} ({}): {}",
+                super::redacted(&bare),
+                tls.describe(),
+                crate::diagnostic::chain(&e)
             ))
         })?;
         let mut store = PgStore {

@@ -88,12 +88,11 @@ pub fn fresh_postgres_database() -> String {
         panic!("SRV_OPR_TEST_POSTGRES is not set: run scripts/test (it starts PostgreSQL), or scripts/postgres start")
     });
     let db = unique("t").replace('-', "_");
-    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+    let mut admin = srv_opr::store::pgtls::client(&server).unwrap();
     admin
         .batch_execute(&format!("CREATE DATABASE {db}"))
         .unwrap();
-    let base = server.rsplit_once('/').unwrap().0;
-    format!("{base}/{db}")
+    srv_opr::store::pgtls::with_database(&server, &db)
 }
 
 /// A GET over HTTP/1.0 (the server closes the connection and sends no chunked body): status and
