@@ -57,9 +57,42 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     redact(&out)
 }
 
+/// A writer that masks every registered secret in what passes through it: the log's last line
+/// of defence, for a library that logs a header or a property at a debug or trace level. The
+/// log formatter hands it one whole event per write, so a secret is never split across two.
+pub struct Redacting<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for Redacting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let any = !SECRETS
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty();
+        if any {
+            self.0
+                .write_all(redact(&String::from_utf8_lossy(buf)).as_bytes())?;
+        } else {
+            self.0.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_writer_masks_registered_secrets() {
+        register_secret("Basic c3J2Om9wci1sb2c=");
+        let mut w = Redacting(Vec::new());
+        std::io::Write::write_all(&mut w, b"header: Basic c3J2Om9wci1sb2c=\n").unwrap();
+        assert_eq!(String::from_utf8(w.0).unwrap(), "header: *****\n");
+    }
 
     #[test]
     fn registered_secrets_are_masked_wherever_they_appear() {

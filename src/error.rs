@@ -8,6 +8,7 @@ use crate::config::ConfigError;
 use crate::config::schemes::SchemeError;
 use crate::engine::calendar::UnknownZone;
 use crate::kafka::KafkaError;
+use crate::ops::OpsError;
 use crate::score::ScoreError;
 use crate::source::SourceError;
 use crate::store::StoreError;
@@ -110,14 +111,22 @@ impl Error {
             },
             Error::Source(_) | Error::Read { .. } => Kind::Input,
             // A store that belongs to something else is a configuration problem.
-            Error::Store(StoreError::Refused(_)) => Kind::Config,
+            // So is a secret that cannot be read (a variable not set, a file not mounted).
+            Error::Store(StoreError::Refused(_) | StoreError::Secret(_)) => Kind::Config,
             Error::Store(_) | Error::ReportStore(_) => Kind::World,
-            Error::Kafka(KafkaError::Store(StoreError::Refused(_))) => Kind::Config,
+            Error::Kafka(
+                KafkaError::Store(StoreError::Refused(_) | StoreError::Secret(_))
+                | KafkaError::Secret(_),
+            ) => Kind::Config,
             // A wrong password or an untrusted certificate: the operator must change a setting.
             Error::Kafka(KafkaError::Authentication { .. } | KafkaError::Tls { .. }) => {
                 Kind::Config
             }
             Error::Kafka(_) => Kind::World,
+            // A TLS file or secret of the Alertmanager client, or the web configuration.
+            Error::Ops(OpsError::Alerts(crate::ops::alerts::SpawnError::Alertmanager(_))) => {
+                Kind::Config
+            }
             Error::Ops(_) | Error::Output(_) | Error::Sink(_) => Kind::World,
             Error::Report(_) | Error::Internal(_) => Kind::Internal,
         }

@@ -41,7 +41,8 @@ fn init_logging(filter: Option<&str>) {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        // Through the secret mask: a library's debug or trace line may echo a header.
+        .with_writer(|| srv_opr::diagnostic::Redacting(std::io::stderr()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::tls::{Pki, bcrypt, https_get};
 use crate::support::{KillOnDrop, brokers, create_topic_on, free_port, http_get, srv_ok, unique};
 
 /// A server of the test: killed and reaped when dropped.
@@ -35,24 +36,35 @@ fn spawn(dir: &Path, program: &str, args: &[String], log: &str) -> Server {
     Server(child)
 }
 
-/// A real Alertmanager on 127.0.0.1:`port` that accepts every alert.
-fn alertmanager(dir: &Path, port: u16) -> Server {
+/// A real Alertmanager on 127.0.0.1:`port` that accepts every alert; with `web`, the web
+/// configuration (TLS, basic auth) it serves with, as production ones are set up.
+fn alertmanager(dir: &Path, port: u16, web: Option<&str>) -> Server {
     std::fs::write(
         dir.join("alertmanager.yml"),
         "route:\n  receiver: sink\n  group_wait: 1s\nreceivers:\n  - name: sink\n",
     )
     .unwrap();
-    spawn(
-        dir,
-        "prometheus-alertmanager",
-        &[
-            "--config.file=alertmanager.yml".into(),
-            "--storage.path=am-data".into(),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-            // No gossip: a single Alertmanager, and nothing bound beyond 127.0.0.1.
-            "--cluster.listen-address=".into(),
-        ],
-        "alertmanager.log",
+    let mut args = vec![
+        "--config.file=alertmanager.yml".to_string(),
+        "--storage.path=am-data".into(),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        // No gossip: a single Alertmanager, and nothing bound beyond 127.0.0.1.
+        "--cluster.listen-address=".into(),
+    ];
+    if let Some(web) = web {
+        std::fs::write(dir.join("am-web.yml"), web).unwrap();
+        args.push("--web.config.file=am-web.yml".into());
+    }
+    spawn(dir, "prometheus-alertmanager", &args, "alertmanager.log")
+}
+
+/// The web configuration of a server with TLS from `pki` and one basic-auth user.
+fn web_config(pki: &Pki, user: &str, password: &str) -> String {
+    format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {user}: '{}'\n",
+        pki.server_cert.display(),
+        pki.server_key.display(),
+        bcrypt(password)
     )
 }
 
@@ -154,7 +166,7 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
     // The rules Prometheus evaluates come from the same configuration.
     srv_ok(d, &["alert-rules", "--out", "rules.yml"], &envs);
 
-    let _am = alertmanager(d, am);
+    let _am = alertmanager(d, am, None);
 
     let mut run = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
         .args(["run", "--out", "run-out"])
@@ -271,29 +283,55 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
     assert!(log.contains("alert firing"), "the alert is in the log");
 }
 
-/// The in-process evaluator against a real Alertmanager, without Kafka: a live view in which
-/// central falls below TPL fires an alert that Alertmanager lists; when central recovers the
-/// evaluator sends it resolved and Alertmanager lists it no more.
+/// The in-process evaluator against a real Alertmanager served over TLS with basic auth, as
+/// production ones are, without Kafka: a live view in which central falls below TPL fires an
+/// alert that Alertmanager lists; when central recovers the evaluator sends it resolved and
+/// Alertmanager lists it no more. A second evaluator with a wrong password is refused (401), and
+/// counts each refusal in `srv_alert_notifications_failed_total`.
 #[test]
-fn alerts_reach_alertmanager_and_resolve_there() {
+fn alerts_reach_alertmanager_over_https_and_resolve_there() {
+    use srv_opr::config::secrets::SecretSource;
     use srv_opr::ops::live::{Counts, Live};
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    let pki = Pki::create(d, "am");
     let am = free_port();
-    let _am = alertmanager(d, am);
-    let am_addr = format!("127.0.0.1:{am}");
+    let _am = alertmanager(d, am, Some(&web_config(&pki, "srv-opr", "am-pass-right-1")));
+    let base = format!("https://localhost:{am}");
+    let get = |path: &str| {
+        let (status, body) = https_get(
+            &format!("{base}{path}"),
+            &pki.ca,
+            Some(("srv-opr", "am-pass-right-1")),
+        );
+        if status != 200 {
+            return Err(format!("{path}: HTTP {status}: {body}"));
+        }
+        serde_json::from_str::<serde_json::Value>(&body).map_err(|e| format!("{path}: {e}"))
+    };
     wait_for(d, "Alertmanager up", 30, || {
-        json(&am_addr, "/api/v2/status").map(|_| ())
+        get("/api/v2/status").map(|_| ())
     });
+    // It does require the password.
+    let (status, _) = https_get(&format!("{base}/api/v2/status"), &pki.ca, None);
+    assert_eq!(status, 401);
 
     let mut cfg = srv_opr::config::Config::builtin().unwrap();
     let a = &mut cfg.settings.alerts;
     a.interval = srv_opr::engine::time::Dur::from_millis(100);
     a.hold = srv_opr::engine::time::Dur::ZERO;
-    a.alertmanager_url = format!("http://{am_addr}");
+    a.alertmanager.url = base.clone();
+    a.alertmanager.ca_file = pki.ca.display().to_string();
+    a.alertmanager.username = "srv-opr".into();
+    std::fs::write(d.join("am-password"), "am-pass-right-1\n").unwrap();
+    a.alertmanager.password = SecretSource::File(d.join("am-password"));
+    let mut wrong = cfg.settings.alerts.clone();
+    std::fs::write(d.join("am-wrong"), "am-pass-wrong-2").unwrap();
+    wrong.alertmanager.password = SecretSource::File(d.join("am-wrong"));
+
     let live = Arc::new(Live::new(Duration::from_secs(30)));
     let n = cfg.definitions.measures.len();
     let publish = |central_hits: u64| {
@@ -317,13 +355,17 @@ fn alerts_reach_alertmanager_and_resolve_there() {
     };
     publish(9_700);
     live.set_assigned(1);
+    let defs = Arc::new(cfg.definitions.clone());
+    let calendar = srv_opr::engine::calendar::Calendar::new(&cfg.settings.time.zone).unwrap();
     let alerts = srv_opr::ops::alerts::spawn(
         cfg.settings.alerts.clone(),
-        Arc::new(cfg.definitions.clone()),
-        srv_opr::engine::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
+        defs.clone(),
+        calendar.clone(),
         live.clone(),
     )
     .unwrap();
+    let refused =
+        srv_opr::ops::alerts::spawn(wrong, defs.clone(), calendar.clone(), live.clone()).unwrap();
     let central = |v: &serde_json::Value| {
         v.as_array().is_some_and(|l| {
             l.iter().any(|a| {
@@ -334,17 +376,44 @@ fn alerts_reach_alertmanager_and_resolve_there() {
         })
     };
     wait_for(d, "Alertmanager lists the firing alert", 30, || {
-        let v = json(&am_addr, "/api/v2/alerts")?;
+        let v = get("/api/v2/alerts")?;
         if central(&v) {
             Ok(())
         } else {
             Err(v.to_string())
         }
     });
+    // The wrong password: each notification refused and counted, none delivered.
+    wait_for(d, "the refused notifications are counted", 30, || {
+        let n = refused.board.lock().unwrap().notify_errors;
+        if n >= 2 {
+            Ok(())
+        } else {
+            Err(format!("{n} counted"))
+        }
+    });
+    let metrics = srv_opr::ops::metrics::Metrics::new(
+        defs.clone(),
+        calendar.clone(),
+        live.clone(),
+        false,
+        Some(refused.board.clone()),
+    )
+    .unwrap()
+    .render()
+    .unwrap();
+    let failed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("srv_alert_notifications_failed_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(failed >= 2, "srv_alert_notifications_failed_total {failed}");
+    drop(refused);
+
     // Central recovers: 10,000 of 10,000.
     publish(10_000);
     wait_for(d, "Alertmanager drops the resolved alert", 30, || {
-        let v = json(&am_addr, "/api/v2/alerts")?;
+        let v = get("/api/v2/alerts")?;
         if central(&v) {
             Err(v.to_string())
         } else {

@@ -89,10 +89,7 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
             }
             let k = &cfg.settings.kafka;
             let mut properties = k.properties.clone();
-            for (p, s) in k
-                .resolve_secrets(|v| std::env::var(v).ok())
-                .map_err(KafkaError::from)?
-            {
+            for (p, s) in k.resolve_secrets().map_err(KafkaError::from)? {
                 properties.push((p, s.expose().to_string()));
             }
             for kv in &a.kafka_property {

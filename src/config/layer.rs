@@ -13,7 +13,7 @@ use toml::{Table, Value};
 use super::Problems;
 
 /// Tables whose keys are open: librdkafka properties, and the environment variables of secrets.
-const FREE_FORM: &[&str] = &["kafka.properties", "kafka.secrets"];
+const FREE_FORM: &[&str] = &["kafka.properties", "kafka.secrets", "kafka.secret_files"];
 
 /// Prefix of environment variables that override `srv-opr.toml`.
 pub const ENV_PREFIX: &str = "SRV_OPR__";

@@ -12,6 +12,7 @@
 pub mod layer;
 pub mod measures;
 pub mod schemes;
+pub mod secrets;
 pub mod settings;
 
 use std::fmt;
@@ -245,9 +246,79 @@ mod tests {
         );
         assert_eq!(
             k.secrets,
-            vec![("sasl.password".to_string(), "PW".to_string())]
+            vec![(
+                "sasl.password".to_string(),
+                secrets::SecretSource::Env("PW".to_string())
+            )]
         );
         assert_eq!(k.topics, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn secure_connection_settings_are_checked_and_never_echo_a_password() {
+        use secrets::SecretSource;
+        let load = |toml: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("srv-opr.toml"), toml).unwrap();
+            Config::load(Some(dir.path()), &[])
+        };
+        let problems = |toml: &str| load(toml).unwrap_err().problems.to_string();
+
+        let c = load(
+            "[alerts]\nalertmanager_url = \"https://am:9093/\"\nalertmanager_ca_file = \"ca.pem\"\n\
+             alertmanager_username = \"srv\"\nalertmanager_password_file = \"/run/am/pw\"\n\
+             [state]\npassword_env = \"\"\npassword_file = \"/run/pg/pw\"\n\
+             [kafka.secret_files]\n\"sasl.password\" = \"/run/kafka/pw\"\n",
+        )
+        .unwrap();
+        let am = &c.settings.alerts.alertmanager;
+        assert_eq!(am.url, "https://am:9093");
+        assert_eq!(am.password, SecretSource::File("/run/am/pw".into()));
+        assert_eq!(
+            c.settings.state.password,
+            SecretSource::File("/run/pg/pw".into())
+        );
+        assert_eq!(
+            c.settings.kafka.secrets,
+            vec![(
+                "sasl.password".to_string(),
+                SecretSource::File("/run/kafka/pw".into())
+            )]
+        );
+
+        let text = problems(
+            "[alerts]\nalertmanager_url = \"https://srv:am-url-secret@am:9093\"\n\
+             alertmanager_username = \"srv\"\nalertmanager_password_env = \"A\"\n\
+             alertmanager_password_file = \"/f\"\nalertmanager_cert_file = \"c.pem\"\n\
+             [state]\nurl = \"mysql://app:state-url-secret@db/x\"\n\
+             [kafka.secrets]\n\"sasl.password\" = \"PW\"\n\
+             [kafka.secret_files]\n\"sasl.password\" = \"/pw\"\n",
+        );
+        for want in [
+            "alerts.alertmanager_url: \"https://srv:*****@am:9093\" carries credentials",
+            "alerts.alertmanager_password_file: set the _env or the _file form",
+            "alerts.alertmanager_cert_file: a client certificate needs its key",
+            "state.url: \"mysql://app:*****@db/x\" is neither",
+            "kafka.secret_files.sasl.password: is also under [kafka.secrets]",
+        ] {
+            assert!(text.contains(want), "{want:?} not in:\n{text}");
+        }
+        assert!(!text.contains("url-secret"), "{text}");
+
+        let text = problems(
+            "[alerts]\nalertmanager_url = \"http://am:9093\"\nalertmanager_ca_file = \"ca.pem\"\n\
+             alertmanager_username = \"srv\"\n",
+        );
+        assert!(text.contains("TLS files need an https://"), "{text}");
+        assert!(text.contains("basic auth needs both"), "{text}");
+        let text = problems(
+            "[alerts]\nalertmanager_url = \"https://am\"\nalertmanager_username = \"srv\"\n\
+             alertmanager_password_env = \"P\"\nalertmanager_bearer_token_env = \"T\"\n",
+        );
+        assert!(
+            text.contains("basic auth or a bearer token, not both"),
+            "{text}"
+        );
     }
 
     #[test]

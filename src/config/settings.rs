@@ -5,6 +5,7 @@ use serde::Deserialize;
 use toml::Table;
 
 use super::layer::{self, Origins};
+use super::secrets::{Secret, SecretError, SecretSource, mask_url};
 use super::{DEFAULT_SETTINGS, Problems};
 use crate::engine::time::Dur;
 
@@ -54,10 +55,33 @@ pub struct AlertSettings {
     pub dead_letter_window: Dur,
     /// Dead letters above this percentage of the window's events.
     pub dead_letter_percent: f64,
-    /// Alertmanager base URL (`http://HOST:PORT`), or empty.
-    pub alertmanager_url: String,
+    /// Where alerts are sent (an empty URL: nowhere).
+    pub alertmanager: AlertmanagerSettings,
     /// Active alerts are sent again this often.
     pub resend_interval: Dur,
+}
+
+/// The `alertmanager_…` keys of `[alerts]`: where and how alerts are sent.
+#[derive(Debug, Clone, Default)]
+pub struct AlertmanagerSettings {
+    /// Base URL, `http://HOST:PORT` or `https://HOST:PORT` (a path is kept as a prefix), or
+    /// empty for none.
+    pub url: String,
+    /// CA certificates (PEM) that an `https://` Alertmanager's certificate must chain to
+    /// (empty: the system's trust store).
+    pub ca_file: String,
+    /// A client certificate (PEM) for an Alertmanager that asks for one, and its key.
+    pub cert_file: String,
+    /// The client certificate's key (PEM).
+    pub key_file: String,
+    /// Basic-auth user (with `password`).
+    pub username: String,
+    /// Basic-auth password.
+    pub password: SecretSource,
+    /// A bearer token instead of basic auth (a proxy in front of Alertmanager).
+    pub bearer_token: SecretSource,
+    /// Each notification's whole exchange, connecting included, ends after this long.
+    pub timeout: Dur,
 }
 
 /// `[state]`: where `run` checkpoints its partitions and `rollup` reads them.
@@ -66,8 +90,9 @@ pub struct StateSettings {
     /// `sqlite://PATH` (embedded, one instance), `postgres://…` (shared by the group), or empty
     /// for none (state in memory only: a restart reads every partition from the beginning).
     pub url: String,
-    /// Environment variable holding the PostgreSQL password (kept out of the URL and the logs).
-    pub password_env: String,
+    /// The PostgreSQL password (`password_env` or `password_file`; kept out of the URL and the
+    /// logs).
+    pub password: SecretSource,
     /// PostgreSQL's TLS where the URL does not say: libpq's `sslmode`, `sslrootcert`, `sslcert`,
     /// `sslkey` (empty paths: none).
     pub sslmode: String,
@@ -88,6 +113,9 @@ pub struct StateSettings {
 pub struct HttpSettings {
     /// Listen address, `127.0.0.1:9898` by default; empty to serve nothing.
     pub listen: String,
+    /// The exporter-toolkit web configuration (TLS, client certificates, basic auth), as
+    /// Prometheus' own exporters read it; empty for plain HTTP without authentication.
+    pub web_config_file: String,
     /// `/readyz` answers 503 while the held partitions lag by more messages than this.
     pub ready_max_lag: u64,
 }
@@ -116,38 +144,8 @@ pub struct KafkaSettings {
     pub shutdown_timeout: Dur,
     /// Extra librdkafka properties.
     pub properties: Vec<(String, String)>,
-    /// librdkafka properties read from environment variables: (property, variable).
-    pub secrets: Vec<(String, String)>,
-}
-
-/// A secret value: shown as `*****` by `Debug` and `Display`, and registered with
-/// [`crate::diagnostic::redact`], so that no library's log or error that echoes it can show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value (and remembers it as one to mask).
-    pub fn new(v: String) -> Secret {
-        crate::diagnostic::register_secret(&v);
-        Secret(v)
-    }
-
-    /// The value, for handing to a client library only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("*****")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("*****")
-    }
+    /// librdkafka properties that are secrets, and where each is read from.
+    pub secrets: Vec<(String, SecretSource)>,
 }
 
 /// librdkafka properties that hold secrets: refused under `[kafka.properties]`.
@@ -161,33 +159,23 @@ pub const SECRET_PROPERTIES: &[&str] = &[
 ];
 
 impl KafkaSettings {
-    /// Reads the secrets from `env` (name → value); a missing variable is an error naming it.
-    pub fn resolve_secrets(
-        &self,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Vec<(String, Secret)>, MissingSecret> {
+    /// Reads the secrets (`[kafka.secrets]` from the environment, `[kafka.secret_files]` from
+    /// files); one that cannot be read is an error naming it.
+    pub fn resolve_secrets(&self) -> Result<Vec<(String, Secret)>, SecretError> {
         self.secrets
             .iter()
-            .map(|(prop, var)| {
-                env(var)
-                    .map(|v| (prop.clone(), Secret::new(v)))
-                    .ok_or_else(|| MissingSecret {
-                        property: prop.clone(),
-                        variable: var.clone(),
-                    })
+            .filter_map(|(prop, source)| {
+                let setting = match source {
+                    SecretSource::File(_) => format!("[kafka.secret_files] {prop:?}"),
+                    _ => format!("[kafka.secrets] {prop:?}"),
+                };
+                source
+                    .read(&setting)
+                    .transpose()
+                    .map(|r| r.map(|s| (prop.clone(), s)))
             })
             .collect()
     }
-}
-
-/// A `[kafka.secrets]` property whose environment variable is not set.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("[kafka.secrets] {property:?} reads environment variable {variable}, which is not set")]
-pub struct MissingSecret {
-    /// The librdkafka property.
-    pub property: String,
-    /// The variable it reads.
-    pub variable: String,
 }
 
 /// `[time]`: how event time is judged.
@@ -241,6 +229,15 @@ struct RawAlerts {
     dead_letter_window: String,
     dead_letter_percent: f64,
     alertmanager_url: String,
+    alertmanager_ca_file: String,
+    alertmanager_cert_file: String,
+    alertmanager_key_file: String,
+    alertmanager_username: String,
+    alertmanager_password_env: String,
+    alertmanager_password_file: String,
+    alertmanager_bearer_token_env: String,
+    alertmanager_bearer_token_file: String,
+    alertmanager_timeout: String,
     resend_interval: String,
 }
 
@@ -249,6 +246,7 @@ struct RawAlerts {
 struct RawState {
     url: String,
     password_env: String,
+    password_file: String,
     sslmode: String,
     sslrootcert: String,
     sslcert: String,
@@ -261,6 +259,7 @@ struct RawState {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: String,
+    web_config_file: String,
     ready_max_lag: i64,
 }
 
@@ -278,6 +277,7 @@ struct RawKafka {
     shutdown_timeout: String,
     properties: Table,
     secrets: Table,
+    secret_files: Table,
 }
 
 #[derive(Deserialize)]
@@ -452,6 +452,13 @@ impl Check<'_> {
         }
     }
 
+    /// A secret's source from its `{key}_env` and `{key}_file` settings.
+    fn secret(&mut self, key: &str, env: &str, file: &str) -> Option<SecretSource> {
+        SecretSource::of(env, file)
+            .map_err(|e| self.push(&format!("{key}_file"), e))
+            .ok()
+    }
+
     /// A free-form table's string values (`kafka.properties`, `kafka.secrets`).
     fn strings(&mut self, table: &Table, prefix: &str) -> Vec<(String, String)> {
         table
@@ -505,11 +512,16 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
         && !url.starts_with("postgres://")
         && !url.starts_with("postgresql://")
     {
+        // Whatever the scheme, a URL may carry a password: never echo one.
         c.push(
             "state.url",
-            format!("{url:?} is neither sqlite://PATH nor postgres://… (nor empty for none)"),
+            format!(
+                "{:?} is neither sqlite://PATH nor postgres://… (nor empty for none)",
+                mask_url(&url)
+            ),
         );
     }
+    let password = c.secret("state.password", &st.password_env, &st.password_file);
     if !["disable", "prefer", "require", "verify-ca", "verify-full"].contains(&st.sslmode.as_str())
     {
         c.push(
@@ -523,15 +535,17 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
     let checkpoint_interval = c.dur("state.checkpoint_interval", &st.checkpoint_interval);
     let checkpoint_events = c.positive("state.checkpoint_events", st.checkpoint_events);
     let properties = c.strings(&k.properties, "kafka.properties");
-    let secrets = c.strings(&k.secrets, "kafka.secrets");
     for (key, _) in &properties {
         if SECRET_PROPERTIES.contains(&key.as_str()) {
             c.push(
                 &format!("kafka.properties.{key}"),
-                "is a secret: name an environment variable under [kafka.secrets] instead".into(),
+                "is a secret: name an environment variable under [kafka.secrets], or a file \
+                 under [kafka.secret_files], instead"
+                    .into(),
             );
         }
     }
+    let secrets = kafka_secrets(&k.secrets, &k.secret_files, c);
     if k.topics.is_empty() || k.topics.iter().any(String::is_empty) {
         c.push("kafka.topics", "name at least one topic".into());
     }
@@ -562,11 +576,12 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
         },
         http: HttpSettings {
             listen,
+            web_config_file: raw.http.web_config_file.trim().to_string(),
             ready_max_lag: raw.http.ready_max_lag.max(0) as u64,
         },
         state: StateSettings {
             url,
-            password_env: st.password_env,
+            password: password?,
             sslmode: st.sslmode,
             sslrootcert: st.sslrootcert,
             sslcert: st.sslcert,
@@ -578,16 +593,114 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
     })
 }
 
+/// `[kafka.secrets]` (property → environment variable) and `[kafka.secret_files]` (property →
+/// file), in one list; a property in both is a mistake.
+fn kafka_secrets(env: &Table, files: &Table, c: &mut Check<'_>) -> Vec<(String, SecretSource)> {
+    let mut out: Vec<(String, SecretSource)> = c
+        .strings(env, "kafka.secrets")
+        .into_iter()
+        .map(|(p, v)| (p, SecretSource::Env(v)))
+        .collect();
+    for (p, path) in c.strings(files, "kafka.secret_files") {
+        if out.iter().any(|(q, _)| *q == p) {
+            c.push(
+                &format!("kafka.secret_files.{p}"),
+                "is also under [kafka.secrets]: read it from one place".into(),
+            );
+        } else {
+            out.push((p, SecretSource::File(path.into())));
+        }
+    }
+    out
+}
+
+/// The `alertmanager_…` keys of `[alerts]`, validated: a URL without credentials in it, one
+/// kind of authentication at most, a certificate with its key, TLS files only for `https://`.
+fn alertmanager(a: &RawAlerts, c: &mut Check<'_>) -> Option<AlertmanagerSettings> {
+    let url = a.alertmanager_url.trim().trim_end_matches('/').to_string();
+    let https = url.starts_with("https://");
+    if !url.is_empty() && !https && !url.starts_with("http://") {
+        c.push(
+            "alerts.alertmanager_url",
+            format!(
+                "{:?} must be http://HOST:PORT or https://HOST:PORT (or empty for none)",
+                mask_url(&url)
+            ),
+        );
+    }
+    let authority = url.split("://").nth(1).unwrap_or("").split('/').next();
+    if authority.is_some_and(|h| h.contains('@')) {
+        c.push(
+            "alerts.alertmanager_url",
+            format!(
+                "{:?} carries credentials: set alerts.alertmanager_username and \
+                 alerts.alertmanager_password_env (or _file) instead",
+                mask_url(&url)
+            ),
+        );
+    }
+    let password = c.secret(
+        "alerts.alertmanager_password",
+        &a.alertmanager_password_env,
+        &a.alertmanager_password_file,
+    );
+    let bearer_token = c.secret(
+        "alerts.alertmanager_bearer_token",
+        &a.alertmanager_bearer_token_env,
+        &a.alertmanager_bearer_token_file,
+    );
+    let username = a.alertmanager_username.trim().to_string();
+    if let (Some(p), Some(b)) = (&password, &bearer_token) {
+        // A user without a password, or a password without a user.
+        if username.is_empty() == p.is_set() {
+            c.push(
+                "alerts.alertmanager_username",
+                "basic auth needs both a user and a password (alertmanager_password_env or _file)"
+                    .into(),
+            );
+        }
+        if p.is_set() && b.is_set() {
+            c.push(
+                "alerts.alertmanager_bearer_token_env",
+                "choose basic auth or a bearer token, not both".into(),
+            );
+        }
+    }
+    let (cert, key) = (
+        a.alertmanager_cert_file.trim(),
+        a.alertmanager_key_file.trim(),
+    );
+    if cert.is_empty() != key.is_empty() {
+        c.push(
+            "alerts.alertmanager_cert_file",
+            "a client certificate needs its key (alertmanager_key_file), and a key its certificate"
+                .into(),
+        );
+    }
+    let ca = a.alertmanager_ca_file.trim();
+    let tls_files = !(ca.is_empty() && cert.is_empty());
+    if tls_files && !https && !url.is_empty() {
+        c.push(
+            "alerts.alertmanager_ca_file",
+            "TLS files need an https:// alertmanager_url".into(),
+        );
+    }
+    Some(AlertmanagerSettings {
+        url,
+        ca_file: ca.to_string(),
+        cert_file: cert.to_string(),
+        key_file: key.to_string(),
+        username,
+        password: password?,
+        bearer_token: bearer_token?,
+        timeout: c.positive_dur("alerts.alertmanager_timeout", &a.alertmanager_timeout)?,
+    })
+}
+
 /// `[alerts]`, validated. The first bad window or rate ends the table's checks (the others
 /// follow from the same mistake more often than not).
 fn alerts(a: RawAlerts, c: &mut Check<'_>) -> Option<AlertSettings> {
-    let am = a.alertmanager_url.trim().trim_end_matches('/').to_string();
-    if !am.is_empty() && !am.starts_with("http://") {
-        c.push(
-            "alerts.alertmanager_url",
-            format!("{am:?} must be http://HOST:PORT (or empty for none)"),
-        );
-    }
+    let am = alertmanager(&a, c);
     let alerts = (|| {
         Some(AlertSettings {
             interval: c.positive_dur("alerts.interval", &a.interval)?,
@@ -605,7 +718,7 @@ fn alerts(a: RawAlerts, c: &mut Check<'_>) -> Option<AlertSettings> {
             dead_letter_window: c
                 .positive_dur("alerts.dead_letter_window", &a.dead_letter_window)?,
             dead_letter_percent: c.rate("alerts.dead_letter_percent", a.dead_letter_percent)?,
-            alertmanager_url: am.clone(),
+            alertmanager: am?,
             resend_interval: c.positive_dur("alerts.resend_interval", &a.resend_interval)?,
         })
     })();
@@ -620,9 +733,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_never_print() {
-        let s = Secret::new("hunter2".into());
-        assert_eq!(format!("{s} {s:?}"), "***** *****");
+    fn kafka_secrets_resolve_from_their_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "settings-secret-1\n").unwrap();
         let k = KafkaSettings {
             brokers: "b".into(),
             topics: vec!["t".into()],
@@ -634,14 +747,26 @@ mod tests {
             workers: 0,
             shutdown_timeout: Dur::from_secs(30),
             properties: vec![],
-            secrets: vec![("sasl.password".into(), "PW".into())],
+            secrets: vec![(
+                "sasl.password".into(),
+                SecretSource::File(dir.path().join("pw")),
+            )],
         };
-        let resolved = k
-            .resolve_secrets(|v| (v == "PW").then(|| "hunter2".to_string()))
-            .unwrap();
-        assert_eq!(resolved[0].1.expose(), "hunter2");
-        assert!(!format!("{resolved:?}").contains("hunter2"));
-        let err = k.resolve_secrets(|_| None).unwrap_err();
-        assert!(err.to_string().contains("environment variable PW"), "{err}");
+        let resolved = k.resolve_secrets().unwrap();
+        assert_eq!(resolved[0].1.expose(), "settings-secret-1");
+        assert!(!format!("{resolved:?}").contains("settings-secret"));
+        let k = KafkaSettings {
+            secrets: vec![(
+                "sasl.password".into(),
+                SecretSource::Env("SRV_OPR_TEST_UNSET_VARIABLE".into()),
+            )],
+            ..k
+        };
+        let err = k.resolve_secrets().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("[kafka.secrets] \"sasl.password\" reads environment variable"),
+            "{err}"
+        );
     }
 }

@@ -7,13 +7,14 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 
 use super::KafkaError;
 use crate::config::Config;
-use crate::config::settings::{SECRET_PROPERTIES, Secret};
+use crate::config::secrets::Secret;
+use crate::config::settings::SECRET_PROPERTIES;
 use crate::diagnostic::redact;
 
 /// The configuration of a client of `cfg`'s brokers, over `defaults`.
 pub fn client_config(cfg: &Config, defaults: &[(&str, &str)]) -> Result<ClientConfig, KafkaError> {
     let k = &cfg.settings.kafka;
-    let secrets = k.resolve_secrets(|v| std::env::var(v).ok())?;
+    let secrets = k.resolve_secrets()?;
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &k.brokers);
     for (p, v) in defaults {

@@ -34,7 +34,7 @@ pub mod produce;
 mod rebalance;
 mod worker;
 
-use crate::config::settings::MissingSecret;
+use crate::config::secrets::SecretError;
 use crate::engine::aggregate::RowError;
 use crate::engine::pipeline::RestoreError;
 use crate::store::StoreError;
@@ -71,7 +71,7 @@ pub enum KafkaError {
     },
     /// A `[kafka.secrets]` variable is not set.
     #[error(transparent)]
-    Secret(#[from] MissingSecret),
+    Secret(#[from] SecretError),
     /// The consumer cannot go on (for example a static member fenced by its successor).
     #[error("fatal Kafka client error, the consumer cannot go on: {code}: {reason}")]
     Fatal {

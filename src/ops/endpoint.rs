@@ -38,8 +38,7 @@ pub fn start(
         defs.clone(),
         calendar.clone(),
         live.clone(),
-    )
-    .map_err(OpsError::Alerts)?;
+    )?;
     let listen = cfg.settings.http.listen.as_str();
     if listen.is_empty() {
         return Ok(Endpoint {

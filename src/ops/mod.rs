@@ -36,7 +36,7 @@ pub enum OpsError {
     /// The Prometheus registry refused a family.
     #[error("metrics registry")]
     Registry(#[source] prometheus::Error),
-    /// The alert evaluator's thread could not start.
-    #[error("cannot start the alert evaluator")]
-    Alerts(#[source] std::io::Error),
+    /// The alert evaluator could not start (its Alertmanager client, or its thread).
+    #[error(transparent)]
+    Alerts(#[from] alerts::SpawnError),
 }

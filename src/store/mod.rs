@@ -55,6 +55,9 @@ pub enum StoreError {
     /// A stored row does not decode.
     #[error(transparent)]
     Damaged(#[from] crate::engine::aggregate::RowError),
+    /// The password cannot be read.
+    #[error(transparent)]
+    Secret(#[from] crate::config::secrets::SecretError),
 }
 
 /// What a store must match before anything is read or written.
@@ -257,43 +260,42 @@ pub fn open_with(
         )?))
     } else {
         Err(StoreError::Refused(format!(
-            "state.url {url:?} is neither sqlite://PATH nor postgres://…"
+            "state.url {:?} is neither sqlite://PATH nor postgres://…",
+            redacted(url)
         )))
     }
 }
 
-/// Opens the store `cfg` names, reading the PostgreSQL password from `state.password_env`.
+/// Opens the store `cfg` names, reading the PostgreSQL password from `state.password_env` or
+/// `state.password_file`. Like libpq with `PGPASSWORD`, an unset variable means no password
+/// (certificate or trust authentication); a file that cannot be read, or is empty, is an error.
 pub fn open_configured(cfg: &Config, id: &Identity) -> Result<Box<dyn Store>, StoreError> {
     let s = &cfg.settings.state;
-    let password = (!s.password_env.is_empty())
-        .then(|| std::env::var(&s.password_env).ok())
-        .flatten();
+    let password = if s.url.starts_with("sqlite://") {
+        None
+    } else {
+        match s.password.read("state.password") {
+            Ok(p) => p,
+            Err(crate::config::secrets::SecretError::Unset { variable, .. }) => {
+                tracing::debug!(%variable, "state.password_env names an unset variable: no password");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     open_with(
         &s.url,
-        password.as_deref(),
+        password.as_ref().map(|p| p.expose()),
         &pgtls::PgTls::of_settings(s),
         id,
         &cfg.definitions,
     )
 }
 
-/// The URL with any password replaced, for logs.
+/// The URL with any password replaced, for logs and errors (whatever its scheme, and a
+/// `password=` parameter too).
 pub fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!(
-                    "{}{}:*****{}",
-                    &url[..scheme + 3],
-                    &creds[..colon],
-                    &url[at..]
-                ),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+    crate::config::secrets::mask_url(url)
 }
 
 /// Who claims partitions: host name and process id, for the operator reading the store.

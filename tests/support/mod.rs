@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod replay;
+pub mod tls;
 
 use std::process::{Command, Output};
 use std::time::Duration;

@@ -701,16 +701,22 @@ mod tests {
     #[test]
     fn an_unreachable_alertmanager_is_an_error_counted_not_a_panic() {
         // Port 1 on loopback: nothing listens there.
-        let mut am = Alertmanager::new("http://127.0.0.1:1/");
+        let mut s = crate::config::settings::AlertmanagerSettings {
+            url: "http://127.0.0.1:1/".into(),
+            timeout: crate::engine::time::Dur::from_millis(2_000),
+            ..Default::default()
+        };
+        let mut am = Alertmanager::new(&s).unwrap();
         let e = am.post("[]").unwrap_err();
         assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
         assert_eq!(am.errors, 1);
-        let mut bad = Alertmanager::new("https://am:9093");
+        // A CA file that is not there stops the start, naming the setting and the file.
+        s.url = "https://127.0.0.1:1".into();
+        s.ca_file = "/nonexistent/ca.pem".into();
+        let e = Alertmanager::new(&s).err().unwrap().to_string();
         assert!(
-            bad.post("[]")
-                .unwrap_err()
-                .to_string()
-                .contains("not an http://")
+            e.contains("alerts.alertmanager_ca_file /nonexistent/ca.pem"),
+            "{e}"
         );
     }
 

@@ -22,5 +22,5 @@ mod runner;
 
 pub use evaluator::{Active, AlertBoard, Evaluator, Transition, hits_to_target};
 pub use kinds::{AlertKey, AlertKind, REGIONS, alert_regions, labels};
-pub use notifier::{Alertmanager, Notice};
-pub use runner::{AlertsHandle, spawn};
+pub use notifier::{Alertmanager, Notice, NotifyError};
+pub use runner::{AlertsHandle, SpawnError, spawn};

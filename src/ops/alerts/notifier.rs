@@ -1,8 +1,14 @@
 //! The Alertmanager notifier: alerts as the v2 API takes them (`POST /api/v2/alerts`), sent
-//! with plain HTTP/1.1 and timeouts.
+//! through ureq over HTTP or verified HTTPS (OpenSSL, as for Kafka and PostgreSQL), with basic
+//! auth or a bearer token, and one timeout for the whole exchange.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
+
+use crate::config::secrets::{Secret, SecretError};
+use crate::config::settings::AlertmanagerSettings;
 use crate::engine::time::Ts;
 
 /// One alert as Alertmanager gets it: labels, summary, start, and end once resolved.
@@ -13,14 +19,51 @@ pub type Notice = (
     Option<SystemTime>,
 );
 
-/// Why a notification was not delivered: the address, the connection, or the answer.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct NotifyError(String);
+/// Why a notification was not delivered (the connection, TLS, or the answer), or why the
+/// notifier cannot be set up (a CA, certificate or key file, a secret). Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// A TLS file of `[alerts]` cannot be read or is not PEM.
+    #[error("{setting} {path}: {reason}")]
+    File {
+        /// The setting naming it.
+        setting: &'static str,
+        /// The file.
+        path: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// The password or token cannot be read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The exchange failed: connecting, TLS, a timeout.
+    #[error("{url}: {reason}")]
+    Send {
+        /// Where it was sent.
+        url: String,
+        /// What failed (OpenSSL's reason for a refused certificate).
+        reason: String,
+    },
+    /// Alertmanager answered, but not with success.
+    #[error("{url} answered {status}{hint}{body}")]
+    Status {
+        /// Where it was sent.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// What a 401 or 403 means here.
+        hint: &'static str,
+        /// The start of the answer's body (Alertmanager says what it disliked), after `: `.
+        body: String,
+    },
+}
 
-/// Sends alerts to an Alertmanager's v2 API (`POST /api/v2/alerts`) with plain HTTP/1.1.
+/// Sends alerts to an Alertmanager's v2 API (`POST /api/v2/alerts`).
 pub struct Alertmanager {
-    base: String,
+    url: String,
+    agent: ureq::Agent,
+    /// The `Authorization` header's value, if any.
+    authorization: Option<Secret>,
     /// Alerts that could not be sent (the evaluator logs each).
     pub errors: u64,
 }
@@ -32,13 +75,118 @@ fn rfc3339(t: SystemTime) -> String {
     Ts(ns).to_rfc3339_millis()
 }
 
+/// Reads a PEM file of `[alerts]`, naming the setting when it cannot.
+fn read_pem(setting: &'static str, path: &str) -> Result<Vec<u8>, NotifyError> {
+    std::fs::read(path).map_err(|e| NotifyError::File {
+        setting,
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn bad_file(setting: &'static str, path: &str, reason: impl std::fmt::Display) -> NotifyError {
+    NotifyError::File {
+        setting,
+        path: path.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Every certificate of a PEM file (at least one).
+fn certificates(
+    setting: &'static str,
+    path: &str,
+) -> Result<Vec<Certificate<'static>>, NotifyError> {
+    let pem = read_pem(setting, path)?;
+    let certs = openssl::x509::X509::stack_from_pem(&pem)
+        .map_err(|e| bad_file(setting, path, format!("not PEM certificates ({e})")))?;
+    if certs.is_empty() {
+        return Err(bad_file(setting, path, "holds no certificate"));
+    }
+    certs
+        .iter()
+        .map(|c| {
+            c.to_der()
+                .map(|der| Certificate::from_der(&der).to_owned())
+                .map_err(|e| bad_file(setting, path, e))
+        })
+        .collect()
+}
+
+/// The client key, in whichever PEM form (PKCS#8, PKCS#1 RSA, SEC1 EC): handed on as PKCS#8,
+/// the one form the TLS layer takes. OpenSSL's error text never holds key material.
+fn private_key(path: &str) -> Result<PrivateKey<'static>, NotifyError> {
+    const SETTING: &str = "alerts.alertmanager_key_file";
+    let pem = read_pem(SETTING, path)?;
+    let key = openssl::pkey::PKey::private_key_from_pem(&pem)
+        .map_err(|_| bad_file(SETTING, path, "not a PEM private key (or an encrypted one)"))?;
+    let pkcs8 = key
+        .private_key_to_pem_pkcs8()
+        .map_err(|e| bad_file(SETTING, path, e))?;
+    PrivateKey::from_pem(&pkcs8).map_err(|e| bad_file(SETTING, path, e))
+}
+
 impl Alertmanager {
-    /// For `http://HOST:PORT` (a trailing path is kept as a prefix).
-    pub fn new(base: &str) -> Alertmanager {
-        Alertmanager {
-            base: base.trim_end_matches('/').to_string(),
+    /// The notifier `s` describes: its CA, client certificate and credentials read now, so a
+    /// missing file stops `run` at start rather than every notification failing later.
+    pub fn new(s: &AlertmanagerSettings) -> Result<Alertmanager, NotifyError> {
+        let base = s.url.trim_end_matches('/');
+        let roots = if s.ca_file.is_empty() {
+            // The system's trust store (OpenSSL's default paths).
+            RootCerts::PlatformVerifier
+        } else {
+            RootCerts::Specific(Arc::new(certificates(
+                "alerts.alertmanager_ca_file",
+                &s.ca_file,
+            )?))
+        };
+        let client = if s.cert_file.is_empty() {
+            None
+        } else {
+            let chain = certificates("alerts.alertmanager_cert_file", &s.cert_file)?;
+            Some(ClientCert::new_with_certs(
+                &chain,
+                private_key(&s.key_file)?,
+            ))
+        };
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::NativeTls)
+            .root_certs(roots)
+            .client_cert(client)
+            .build();
+        let timeout = if s.timeout.to_std().is_zero() {
+            Duration::from_secs(10)
+        } else {
+            s.timeout.to_std()
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .timeout_global(Some(timeout))
+            // The status is judged here, with the body's reason.
+            .http_status_as_error(false)
+            // A redirect could carry the credentials elsewhere.
+            .max_redirects(0)
+            .user_agent(concat!("srv-opr/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let authorization = if let Some(p) = s.password.read("alerts.alertmanager_password")? {
+            let pair = format!("{}:{}", s.username, p.expose());
+            // Registered as a secret too: the encoded pair is as good as the password.
+            Some(Secret::new(format!(
+                "Basic {}",
+                openssl::base64::encode_block(pair.as_bytes())
+            )))
+        } else {
+            s.bearer_token
+                .read("alerts.alertmanager_bearer_token")?
+                .map(|t| Secret::new(format!("Bearer {}", t.expose())))
+        };
+        Ok(Alertmanager {
+            url: format!("{base}/api/v2/alerts"),
+            agent,
+            authorization,
             errors: 0,
-        }
+        })
     }
 
     /// The JSON body for `alerts`: (labels, summary, starts, ends).
@@ -65,54 +213,48 @@ impl Alertmanager {
         serde_json::Value::Array(list).to_string()
     }
 
-    /// Posts a body; an error says what went wrong.
+    /// Posts a body; an error says what went wrong, and is counted in `errors`.
     pub fn post(&mut self, body: &str) -> Result<(), NotifyError> {
-        let result = post_json(&self.base, "/api/v2/alerts", body).map_err(NotifyError);
+        let result = self.send(body);
         if result.is_err() {
             self.errors += 1;
         }
         result
     }
-}
 
-/// A minimal `POST` of JSON over HTTP/1.1 with timeouts; success is a 2xx status.
-fn post_json(base: &str, path: &str, body: &str) -> Result<(), String> {
-    use std::io::{Read, Write};
-    let rest = base
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{base} is not an http:// URL"))?;
-    let (host, prefix) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(host)
-        .map_err(|e| format!("{host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host}: no address"))?;
-    let timeout = Duration::from_secs(5);
-    let mut s =
-        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{host}: {e}"))?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let req = format!(
-        "POST {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes())
-        .map_err(|e| format!("{host}: {e}"))?;
-    let mut head = [0u8; 64];
-    let n = s.read(&mut head).map_err(|e| format!("{host}: {e}"))?;
-    let line = String::from_utf8_lossy(&head[..n]);
-    let status = line.split_whitespace().nth(1).unwrap_or("");
-    if status.starts_with('2') {
-        Ok(())
-    } else {
-        Err(format!(
-            "{host} answered {:?}",
-            line.lines().next().unwrap_or("")
-        ))
+    fn send(&self, body: &str) -> Result<(), NotifyError> {
+        let mut req = self.agent.post(&self.url).content_type("application/json");
+        if let Some(a) = &self.authorization {
+            req = req.header("Authorization", a.expose());
+        }
+        let mut resp = req.send(body).map_err(|e| NotifyError::Send {
+            url: self.url.clone(),
+            reason: crate::diagnostic::chain(&e),
+        })?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(4096)
+            .read_to_string()
+            .unwrap_or_default();
+        let text: String = text.trim().chars().take(200).collect();
+        Err(NotifyError::Status {
+            url: self.url.clone(),
+            status,
+            hint: match status {
+                401 => " (Unauthorized: the username, password or token is wrong or missing)",
+                403 => " (Forbidden: these credentials may not post alerts)",
+                _ => "",
+            },
+            body: if text.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", crate::diagnostic::redact(&text))
+            },
+        })
     }
 }

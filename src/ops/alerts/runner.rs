@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::evaluator::{AlertBoard, Evaluator, Transition};
 use super::kinds::labels;
-use super::notifier::{Alertmanager, Notice};
+use super::notifier::{Alertmanager, Notice, NotifyError};
 use crate::config::settings::AlertSettings;
 use crate::engine::calendar::Calendar;
 use crate::engine::definitions::Definitions;
@@ -32,19 +32,37 @@ impl Drop for AlertsHandle {
     }
 }
 
-/// Starts the evaluator on a thread of its own.
+/// Why the evaluator cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The Alertmanager client cannot be set up (a TLS file, a secret).
+    #[error("alerts.alertmanager_url")]
+    Alertmanager(#[source] NotifyError),
+    /// No thread.
+    #[error("cannot start the alert evaluator")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Starts the evaluator on a thread of its own; the Alertmanager client (its CA, certificate
+/// and credentials) is set up first, so a missing file stops the start.
 pub fn spawn(
     cfg: AlertSettings,
     defs: Arc<Definitions>,
     calendar: Calendar,
     live: Arc<Live>,
-) -> std::io::Result<AlertsHandle> {
+) -> Result<AlertsHandle, SpawnError> {
+    let am = if cfg.alertmanager.url.is_empty() {
+        None
+    } else {
+        Some(Alertmanager::new(&cfg.alertmanager).map_err(SpawnError::Alertmanager)?)
+    };
     let board = Arc::new(Mutex::new(AlertBoard::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let (b, s) = (board.clone(), stop.clone());
     let thread = std::thread::Builder::new()
         .name("srv-opr-alerts".into())
-        .spawn(move || evaluate_loop(cfg, defs, calendar, live, b, s))?;
+        .spawn(move || evaluate_loop(cfg, defs, calendar, live, am, b, s))
+        .map_err(SpawnError::Thread)?;
     Ok(AlertsHandle {
         board,
         stop,
@@ -57,13 +75,12 @@ fn evaluate_loop(
     defs: Arc<Definitions>,
     mut calendar: Calendar,
     live: Arc<Live>,
+    mut am: Option<Alertmanager>,
     board: Arc<Mutex<AlertBoard>>,
     stop: Arc<AtomicBool>,
 ) {
     let interval = cfg.interval.to_std();
     let resend = cfg.resend_interval.to_std();
-    let mut am =
-        (!cfg.alertmanager_url.is_empty()).then(|| Alertmanager::new(&cfg.alertmanager_url));
     let mut eval = Evaluator::new(cfg, defs.clone(), calendar.clone());
     let mut last_sent = Instant::now();
     // Alerts not yet delivered (Alertmanager down): sent with the next batch.
@@ -83,7 +100,7 @@ fn evaluate_loop(
             // what nobody sends again.
             continue;
         }
-        let (changes, b) = eval.step(&snap, now, SystemTime::now());
+        let (changes, mut b) = eval.step(&snap, now, SystemTime::now());
         for t in &changes {
             match t {
                 Transition::Fired(a) => {
@@ -117,7 +134,7 @@ fn evaluate_loop(
                         last_sent = Instant::now();
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, alerts = unsent.len(),
+                        tracing::warn!(error = %crate::diagnostic::chain(&e), alerts = unsent.len(),
                             "cannot notify Alertmanager; will retry");
                         // Bounded: the firing ones are re-sent anyway.
                         if unsent.len() > 10_000 {
@@ -129,6 +146,7 @@ fn evaluate_loop(
         } else {
             unsent.clear();
         }
+        b.notify_errors = am.as_ref().map_or(0, |am| am.errors);
         let mut shared = board
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -1,0 +1,146 @@
+//! TLS material made at test time with the `openssl` command (a CA of the test's own, a server
+//! certificate for `localhost` and 127.0.0.1, a client certificate), and an HTTPS GET that
+//! verifies the server against that CA.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The files one [`Pki::create`] wrote.
+pub struct Pki {
+    /// The CA's certificate (PEM).
+    pub ca: PathBuf,
+    /// The server's certificate (DNS:localhost, IP:127.0.0.1) and key.
+    pub server_cert: PathBuf,
+    /// The server's key (PKCS#8).
+    pub server_key: PathBuf,
+    /// A client certificate (CN=srv-opr) from the same CA, and its key.
+    pub client_cert: PathBuf,
+    /// The client's key (PKCS#8).
+    pub client_key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+impl Pki {
+    /// Makes a fresh CA and the certificates it signs in `dir`, named `{prefix}-….pem`.
+    pub fn create(dir: &Path, prefix: &str) -> Pki {
+        let f = |n: &str| format!("{prefix}-{n}");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={prefix} test CA"),
+                "-keyout",
+                &f("ca.key"),
+                "-out",
+                &f("ca.pem"),
+            ],
+        );
+        for (name, subject, ext) in [
+            (
+                "server",
+                "/CN=localhost",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ),
+            ("client", "/CN=srv-opr", "extendedKeyUsage=clientAuth"),
+        ] {
+            openssl(
+                dir,
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    subject,
+                    "-keyout",
+                    &f(&format!("{name}.key")),
+                    "-out",
+                    &f(&format!("{name}.csr")),
+                ],
+            );
+            std::fs::write(dir.join(f(&format!("{name}.ext"))), format!("{ext}\n")).unwrap();
+            openssl(
+                dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &f(&format!("{name}.csr")),
+                    "-CA",
+                    &f("ca.pem"),
+                    "-CAkey",
+                    &f("ca.key"),
+                    "-CAcreateserial",
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &f(&format!("{name}.ext")),
+                    "-out",
+                    &f(&format!("{name}.pem")),
+                ],
+            );
+        }
+        Pki {
+            ca: dir.join(f("ca.pem")),
+            server_cert: dir.join(f("server.pem")),
+            server_key: dir.join(f("server.key")),
+            client_cert: dir.join(f("client.pem")),
+            client_key: dir.join(f("client.key")),
+        }
+    }
+}
+
+/// A bcrypt hash of `password`, as web configuration files hold them (low cost: a test).
+pub fn bcrypt(password: &str) -> String {
+    bcrypt::hash(password, 4).unwrap()
+}
+
+/// A GET of `url` over HTTPS verified against `ca`, with basic auth if given: status and body
+/// (status 0 and the error's text when no answer came).
+pub fn https_get(url: &str, ca: &Path, auth: Option<(&str, &str)>) -> (u16, String) {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+    let pem = std::fs::read(ca).unwrap();
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::NativeTls)
+        .root_certs(RootCerts::new_with_certs(&[
+            Certificate::from_pem(&pem).unwrap()
+        ]))
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut req = agent.get(url);
+    if let Some((u, p)) = auth {
+        let token = openssl::base64::encode_block(format!("{u}:{p}").as_bytes());
+        req = req.header("Authorization", format!("Basic {token}"));
+    }
+    match req.call() {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(e) => (0, e.to_string()),
+    }
+}
