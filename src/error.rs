@@ -124,9 +124,10 @@ impl Error {
             }
             Error::Kafka(_) => Kind::World,
             // A TLS file or secret of the Alertmanager client, or the web configuration.
-            Error::Ops(OpsError::Alerts(crate::ops::alerts::SpawnError::Alertmanager(_))) => {
-                Kind::Config
-            }
+            Error::Ops(
+                OpsError::Alerts(crate::ops::alerts::SpawnError::Alertmanager(_))
+                | OpsError::WebConfig(_),
+            ) => Kind::Config,
             Error::Ops(_) | Error::Output(_) | Error::Sink(_) => Kind::World,
             Error::Report(_) | Error::Internal(_) => Kind::Internal,
         }

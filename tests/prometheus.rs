@@ -174,7 +174,12 @@ fn readyz_waits_for_partitions_and_for_the_lag_to_fall_below_the_threshold() {
         )
         .unwrap(),
     );
-    let server = srv_opr::ops::http::serve("127.0.0.1:0", metrics, live.clone(), 1000).unwrap();
+    let routes = srv_opr::ops::http::routes::Routes {
+        metrics,
+        live: live.clone(),
+        max_lag: 1000,
+    };
+    let server = srv_opr::ops::http::serve("127.0.0.1:0", None, routes).unwrap();
     let addr = server.addr.to_string();
     let (status, body) = crate::support::http_get(&addr, "/readyz");
     assert_eq!(status, 503, "{body}");

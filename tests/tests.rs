@@ -8,6 +8,8 @@
 //! - `replay`: golden fixtures, order and file-splitting invariance, the command line.
 //! - `score`: the OPR scoring core against the seed's Table 7 and worked cases.
 //! - `deploy`: every setting the deployment files pass is one the service accepts.
+//! - `http`: the endpoint over real sockets: HEAD, 405, TLS, basic auth, client certificates,
+//!   a web configuration changed while serving.
 //! - `store`: checkpoints on SQLite (and PostgreSQL, `SRV_OPR_TEST_POSTGRES`) without Kafka.
 //! - `store_tls`: the PostgreSQL store's TLS: verify-full and each refusal.
 //! - `kafka_faults`: `run` in process on librdkafka's mock cluster, with injected faults.
@@ -27,6 +29,7 @@ mod support;
 mod alerting;
 mod architecture;
 mod deploy;
+mod http;
 mod kafka;
 mod kafka_faults;
 mod kafka_tls;

@@ -3,7 +3,6 @@
 //! consuming it with `/metrics` up; then the month's RPLs against TPL and MPL, the alerts
 //! firing, and the month's regulatory-year report from the demo's own store.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,7 +80,7 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let started = Instant::now();
     let outcome = demo_live(cfg, sim, &a.out, a.keep_serving, &stop, |addr| {
         if let Some(addr) = addr {
-            eprintln!("metrics while it runs: curl http://{addr}/metrics");
+            eprintln!("metrics while it runs: curl {addr}/metrics");
         }
     })?;
     let secs = started.elapsed().as_secs_f64();
@@ -111,7 +110,7 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     );
     if let (Some(addr), false) = (outcome.metrics, a.keep_serving) {
         println!(
-            "(the metrics endpoint http://{addr}/metrics closed with the demo; --keep-serving keeps it up)"
+            "(the metrics endpoint {addr}/metrics closed with the demo; --keep-serving keeps it up)"
         );
     }
     demo_report(cfg, &a.out, month)
@@ -166,7 +165,7 @@ pub struct DemoOutcome {
     /// What the simulator produced.
     pub sim: SimStats,
     /// Where `/metrics` was served.
-    pub metrics: Option<SocketAddr>,
+    pub metrics: Option<String>,
     /// The alerts firing at the end (in-process evaluator), as a person reads them.
     pub alerts: Vec<String>,
 }
@@ -185,7 +184,7 @@ pub fn demo_live(
     out: &Path,
     keep_serving: bool,
     stop: &AtomicBool,
-    on_ready: impl FnOnce(Option<SocketAddr>),
+    on_ready: impl FnOnce(Option<&str>),
 ) -> Result<DemoOutcome, Error> {
     let mock =
         MockCluster::new(1).map_err(KafkaError::client("cannot start the embedded broker"))?;
@@ -198,8 +197,8 @@ pub fn demo_live(
     }
     let pipeline = cfg.pipeline()?;
     let endpoint = endpoint::start(&cfg, &pipeline, true)?;
-    let addr = endpoint.server.as_ref().map(|s| s.addr);
-    on_ready(addr);
+    let addr = endpoint.server.as_ref().map(|s| s.url());
+    on_ready(addr.as_deref());
     let produced = Arc::new(AtomicBool::new(false));
     let simulator = produce(&cfg, sim, endpoint.live.clone(), produced.clone())?;
     let opts = RunOptions {

@@ -8,6 +8,7 @@ use crate::engine::pipeline::PipelineConfig;
 
 use super::OpsError;
 use super::alerts::{self, AlertsHandle};
+use super::http::routes::Routes;
 use super::http::{self, HttpServer};
 use super::live::Live;
 use super::metrics::Metrics;
@@ -57,12 +58,18 @@ pub fn start(
         )
         .map_err(OpsError::Registry)?,
     );
-    let max_lag = cfg.settings.http.ready_max_lag;
-    let server = match http::serve(listen, metrics.clone(), live.clone(), max_lag) {
+    let routes = || Routes {
+        metrics: metrics.clone(),
+        live: live.clone(),
+        max_lag: cfg.settings.http.ready_max_lag,
+    };
+    let web = &cfg.settings.http.web_config_file;
+    let web = (!web.is_empty()).then(|| std::path::Path::new(web.as_str()));
+    let server = match http::serve(listen, web, routes()) {
         Ok(s) => s,
-        Err(e) if fallback => {
+        Err(e @ OpsError::Bind { .. }) if fallback => {
             tracing::warn!(error = %crate::diagnostic::chain(&e), "using a free port instead");
-            http::serve("127.0.0.1:0", metrics, live.clone(), max_lag)?
+            http::serve("127.0.0.1:0", web, routes())?
         }
         Err(e) => return Err(e),
     };

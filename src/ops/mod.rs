@@ -36,6 +36,9 @@ pub enum OpsError {
     /// The Prometheus registry refused a family.
     #[error("metrics registry")]
     Registry(#[source] prometheus::Error),
+    /// The web configuration (TLS, basic auth) does not load.
+    #[error(transparent)]
+    WebConfig(#[from] http::webconfig::WebConfigError),
     /// The alert evaluator could not start (its Alertmanager client, or its thread).
     #[error(transparent)]
     Alerts(#[from] alerts::SpawnError),

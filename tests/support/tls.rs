@@ -117,13 +117,29 @@ pub fn bcrypt(password: &str) -> String {
 /// A GET of `url` over HTTPS verified against `ca`, with basic auth if given: status and body
 /// (status 0 and the error's text when no answer came).
 pub fn https_get(url: &str, ca: &Path, auth: Option<(&str, &str)>) -> (u16, String) {
-    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+    https_get_as(url, ca, None, auth)
+}
+
+/// [`https_get`] presenting a client certificate and key (`client`).
+pub fn https_get_as(
+    url: &str,
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+    auth: Option<(&str, &str)>,
+) -> (u16, String) {
+    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
     let pem = std::fs::read(ca).unwrap();
+    let client = client.map(|(cert, key)| {
+        let cert = Certificate::from_pem(&std::fs::read(cert).unwrap()).unwrap();
+        let key = PrivateKey::from_pem(&std::fs::read(key).unwrap()).unwrap();
+        ClientCert::new_with_certs(&[cert], key)
+    });
     let tls = TlsConfig::builder()
         .provider(TlsProvider::NativeTls)
         .root_certs(RootCerts::new_with_certs(&[
             Certificate::from_pem(&pem).unwrap()
         ]))
+        .client_cert(client)
         .build();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .tls_config(tls)

@@ -1,0 +1,93 @@
+//! What each path answers: `/metrics` (Prometheus text format), `/healthz` (the process
+//! answers) and `/readyz` (partitions are held and restored, and their lag is below
+//! `http.ready_max_lag`). Plain data in, plain data out: the server around it owns HTTP.
+
+use std::sync::Arc;
+
+use hyper::StatusCode;
+
+use crate::ops::live::Live;
+use crate::ops::metrics::Metrics;
+
+/// The paths served and what they read.
+pub struct Routes {
+    /// What `/metrics` renders.
+    pub metrics: Arc<Metrics>,
+    /// What `/readyz` judges.
+    pub live: Arc<Live>,
+    /// `/readyz` is 503 above this many messages of lag.
+    pub max_lag: u64,
+}
+
+/// One answer: status, content type, body.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status.
+    pub status: StatusCode,
+    /// Its `Content-Type`.
+    pub content_type: &'static str,
+    /// The body (not sent for `HEAD`).
+    pub body: String,
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+impl Reply {
+    /// A plain-text answer.
+    pub fn text(status: StatusCode, body: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            content_type: TEXT,
+            body: body.into(),
+        }
+    }
+}
+
+impl Routes {
+    /// Whether `path` answers without basic auth: the probes, which tell no more than that the
+    /// process is up and ready, and which a kubelet or load balancer sends without credentials.
+    /// TLS and client certificates still apply to them.
+    pub fn is_probe(path: &str) -> bool {
+        matches!(path, "/healthz" | "/readyz")
+    }
+
+    /// The answer for `path` (a `GET` or `HEAD`: other methods never reach here).
+    pub fn answer(&self, path: &str) -> Reply {
+        match path {
+            "/metrics" => match self.metrics.render() {
+                Ok(text) => Reply {
+                    status: StatusCode::OK,
+                    content_type: "text/plain; version=0.0.4; charset=utf-8",
+                    body: text,
+                },
+                Err(e) => Reply::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+            },
+            "/healthz" => Reply::text(StatusCode::OK, "ok\n"),
+            "/readyz" => {
+                // Partitions are restored from the store inside the assignment itself, so a held
+                // partition is a restored one.
+                let (held, lag) = self.live.readiness();
+                if held == 0 {
+                    Reply::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no partition assigned yet\n",
+                    )
+                } else if lag as u64 > self.max_lag {
+                    Reply::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "catching up: {lag} messages behind (http.ready_max_lag {})\n",
+                            self.max_lag
+                        ),
+                    )
+                } else {
+                    Reply::text(
+                        StatusCode::OK,
+                        format!("ready: {held} partitions, {lag} messages behind\n"),
+                    )
+                }
+            }
+            _ => Reply::text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+}

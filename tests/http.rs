@@ -1,0 +1,296 @@
+//! The HTTP endpoint as clients see it, over real sockets: HEAD, 405 with `Allow`, keep-alive;
+//! with an exporter-toolkit web configuration, TLS verified by the client, basic auth (401 with
+//! `WWW-Authenticate`, probes exempt), client certificates required and verified, and a change
+//! of the file taking effect without a restart (a broken one keeping the last good).
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use srv_opr::config::Config;
+use srv_opr::ops::http::{HttpServer, routes::Routes, serve};
+use srv_opr::ops::live::Live;
+use srv_opr::ops::metrics::Metrics;
+
+use crate::support::tls::{Pki, bcrypt, https_get, https_get_as};
+
+fn server(web: Option<&Path>) -> HttpServer {
+    let cfg = Config::builtin().unwrap();
+    let live = Arc::new(Live::new(Duration::from_secs(30)));
+    let metrics = Arc::new(
+        Metrics::new(
+            Arc::new(cfg.definitions.clone()),
+            srv_opr::engine::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
+            live.clone(),
+            false,
+            None,
+        )
+        .unwrap(),
+    );
+    let routes = Routes {
+        metrics,
+        live,
+        max_lag: 1000,
+    };
+    serve("127.0.0.1:0", web, routes).unwrap()
+}
+
+/// Sends `request` raw and reads until the server closes or `until` is seen: what came back.
+fn raw(addr: &str, request: &str, until: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        if !until.is_empty() && String::from_utf8_lossy(&got).contains(until) {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn head_has_no_body_405_names_the_allowed_methods_and_connections_are_kept_alive() {
+    let s = server(None);
+    assert!(s.url().starts_with("http://127.0.0.1:"));
+    let addr = s.addr.to_string();
+
+    let head = raw(
+        &addr,
+        "HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "",
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (headers, body) = head.split_once("\r\n\r\n").unwrap();
+    assert!(body.is_empty(), "HEAD sent a body of {} bytes", body.len());
+    let length: usize = headers
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(String::from)
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .expect("HEAD carries the GET's Content-Length");
+    assert!(length > 1000, "{headers}");
+
+    let post = raw(
+        &addr,
+        "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "",
+    );
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    assert!(
+        post.to_ascii_lowercase()
+            .contains("\r\nallow: get, head\r\n"),
+        "{post}"
+    );
+
+    // Two requests on one connection: the second is answered too.
+    let two = raw(
+        &addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n",
+        "not found\n",
+    );
+    assert!(two.starts_with("HTTP/1.1 200"), "{two}");
+    assert!(two.contains("HTTP/1.1 404"), "{two}");
+
+    let garbage = raw(&addr, "\u{1}\u{2}nonsense\r\n\r\n", "");
+    assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage}");
+}
+
+#[test]
+fn tls_and_basic_auth_from_an_exporter_toolkit_web_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pki = Pki::create(d, "web");
+    // Relative paths are the file's directory's, as in exporter-toolkit.
+    std::fs::write(
+        d.join("web.yml"),
+        format!(
+            "tls_server_config:\n  cert_file: web-server.pem\n  key_file: web-server.key\n  \
+             min_version: TLS12\nhttp_server_config:\n  headers:\n    \
+             Strict-Transport-Security: max-age=31536000\nbasic_auth_users:\n  prometheus: '{}'\n",
+            bcrypt("scrape-pass-7")
+        ),
+    )
+    .unwrap();
+    let s = server(Some(&d.join("web.yml")));
+    let base = format!("https://localhost:{}", s.addr.port());
+    assert_eq!(s.url(), format!("https://127.0.0.1:{}", s.addr.port()));
+
+    let (status, body) = https_get(
+        &format!("{base}/metrics"),
+        &pki.ca,
+        Some(("prometheus", "scrape-pass-7")),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("# TYPE srv_events_total counter"), "{body}");
+    for auth in [
+        None,
+        Some(("prometheus", "wrong")),
+        Some(("nobody", "scrape-pass-7")),
+    ] {
+        let (status, body) = https_get(&format!("{base}/metrics"), &pki.ca, auth);
+        assert_eq!(status, 401, "{auth:?}: {body}");
+        assert!(!body.contains("srv_events_total"), "{body}");
+    }
+    // The probes answer without credentials (TLS still applies).
+    assert_eq!(https_get(&format!("{base}/healthz"), &pki.ca, None).0, 200);
+    assert_eq!(https_get(&format!("{base}/readyz"), &pki.ca, None).0, 503);
+
+    // The raw answers: WWW-Authenticate on a 401, the configured header on every answer.
+    let raw_tls = |path: &str| {
+        let o = std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-quiet",
+                "-connect",
+                &format!("127.0.0.1:{}", s.addr.port()),
+                "-servername",
+                "localhost",
+                "-CAfile",
+            ])
+            .arg(&pki.ca)
+            .args(["-verify_return_error", "-verify_hostname", "localhost"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut o = o;
+        o.stdin
+            .take()
+            .unwrap()
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+        let out = o.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_ascii_lowercase()
+    };
+    let denied = raw_tls("/metrics");
+    assert!(denied.starts_with("http/1.1 401"), "{denied}");
+    assert!(
+        denied.contains("\r\nwww-authenticate: basic realm=\"srv-opr\""),
+        "{denied}"
+    );
+    assert!(
+        denied.contains("\r\nstrict-transport-security: max-age=31536000"),
+        "{denied}"
+    );
+
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = crate::support::http_get(&s.addr.to_string(), "/metrics");
+    assert_ne!(plain.0, 200, "plain HTTP was served");
+    // A client that trusts another CA refuses the server.
+    let other = Pki::create(d, "other");
+    let (status, err) = https_get(&format!("{base}/healthz"), &other.ca, None);
+    assert_eq!(status, 0, "{err}");
+}
+
+#[test]
+fn client_certificates_are_required_and_verified_when_the_file_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pki = Pki::create(d, "mtls");
+    let stranger = Pki::create(d, "stranger");
+    let web = d.join("web.yml");
+    let config = |auth: &str| {
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_ca_file: {}\n  \
+             client_auth_type: {auth}\n",
+            pki.server_cert.display(),
+            pki.server_key.display(),
+            pki.ca.display()
+        )
+    };
+    std::fs::write(&web, config("RequireAndVerifyClientCert")).unwrap();
+    let s = server(Some(&web));
+    let url = format!("https://localhost:{}/metrics", s.addr.port());
+    let ours = Some((pki.client_cert.as_path(), pki.client_key.as_path()));
+    let theirs = Some((
+        stranger.client_cert.as_path(),
+        stranger.client_key.as_path(),
+    ));
+    assert_eq!(https_get_as(&url, &pki.ca, ours, None).0, 200);
+    assert_eq!(
+        https_get_as(&url, &pki.ca, None, None).0,
+        0,
+        "no certificate"
+    );
+    assert_eq!(
+        https_get_as(&url, &pki.ca, theirs, None).0,
+        0,
+        "a certificate from another CA"
+    );
+
+    // The file changes: certificates become optional. The next connections see it, with no
+    // restart (the files are looked at once a second at most).
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&web, config("VerifyClientCertIfGiven")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while https_get_as(&url, &pki.ca, None, None).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the changed web configuration was not read"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        https_get_as(&url, &pki.ca, theirs, None).0,
+        0,
+        "still verified when given"
+    );
+
+    // A broken file is refused and the last good one kept.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&web, "tls_server_config:\n  cert_file: [not, a, path\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(https_get_as(&url, &pki.ca, None, None).0, 200);
+}
+
+#[test]
+fn a_web_config_that_does_not_load_stops_the_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: absent.pem\n  key_file: absent.key\n",
+    )
+    .unwrap();
+    let cfg = Config::builtin().unwrap();
+    let live = Arc::new(Live::new(Duration::from_secs(30)));
+    let metrics = Arc::new(
+        Metrics::new(
+            Arc::new(cfg.definitions.clone()),
+            srv_opr::engine::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
+            live.clone(),
+            false,
+            None,
+        )
+        .unwrap(),
+    );
+    let routes = Routes {
+        metrics,
+        live,
+        max_lag: 1,
+    };
+    let e = match serve("127.0.0.1:0", Some(&web), routes) {
+        Ok(_) => panic!("served with certificate files that do not exist"),
+        Err(e) => srv_opr::diagnostic::chain(&e),
+    };
+    assert!(
+        e.contains(&format!("http.web_config_file {}", web.display())),
+        "{e}"
+    );
+    assert!(e.contains("cert_file") && e.contains("absent.pem"), "{e}");
+}
