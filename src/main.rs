@@ -31,19 +31,29 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr at `filter` (else `RUST_LOG`, else `info`), coloured only on a terminal.
+/// Logs to stderr at `filter` (else `RUST_LOG`, else `info`), coloured only on a terminal, every
+/// registered secret masked.
 fn init_logging(filter: Option<&str>) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = filter
         .map(String::from)
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
-        )
-        // Through the secret mask: a library's debug or trace line may echo a header.
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into());
+    // The HTTP client's trace level is a hex dump of the bytes it sends, the Authorization
+    // header among them, cut across lines where no mask can find it: never logged, whatever the
+    // filter asks.
+    let no_wire_dumps = tracing_subscriber::filter::filter_fn(|m| {
+        !(*m.level() == tracing::Level::TRACE && m.target().starts_with("ureq"))
+    });
+    let layer = tracing_subscriber::fmt::layer()
+        // Through the secret mask: a library's debug line may echo a property or a header.
         .with_writer(|| srv_opr::diagnostic::Redacting(std::io::stderr()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
-        .try_init();
+        .with_filter(filter)
+        .with_filter(no_wire_dumps);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }

@@ -106,6 +106,32 @@ fn json(addr: &str, path: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(&body).map_err(|e| format!("{path}: {e}: {body}"))
 }
 
+/// `srv-opr run` with `args`, its environment `env`, its stderr in `log`.
+fn run_srv(dir: &Path, env: &[(String, String)], out: &str, log: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["run", "--out", out])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// A counter's value in a `/metrics` text (0 when absent).
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Every connection secured as in production: `run` serves `/metrics` over TLS with basic auth
+/// (an exporter-toolkit web configuration), Prometheus scrapes it with `scheme: https`, its CA
+/// and a password; `run` sends its alerts to an Alertmanager over TLS with basic auth. A second
+/// `run` with a wrong Alertmanager password, logging at trace level for the HTTP client, counts
+/// each refusal and never shows a password, in any log or file.
 #[test]
 fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
     let brokers = brokers();
@@ -143,7 +169,16 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
         &[],
     );
 
-    let (http, am, prom) = (free_port(), free_port(), free_port());
+    const SCRAPE: &str = "scrape-pass-right-9";
+    const AM_RIGHT: &str = "am-pass-right-1";
+    const AM_WRONG: &str = "am-pass-wrong-2";
+    let pki = Pki::create(d, "srv");
+    std::fs::write(d.join("web.yml"), web_config(&pki, "prometheus", SCRAPE)).unwrap();
+    std::fs::write(d.join("scrape-password"), SCRAPE).unwrap();
+    std::fs::write(d.join("am-password"), format!("{AM_RIGHT}\n")).unwrap();
+    std::fs::write(d.join("am-wrong"), AM_WRONG).unwrap();
+
+    let (http, http2, am, prom) = (free_port(), free_port(), free_port(), free_port());
     let env: Vec<(String, String)> = vec![
         ("SRV_OPR__KAFKA__BROKERS".into(), brokers.clone()),
         ("SRV_OPR__KAFKA__TOPICS".into(), format!("[\"{topic}\"]")),
@@ -153,12 +188,25 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
             format!("{topic}-dead"),
         ),
         ("SRV_OPR__HTTP__LISTEN".into(), format!("127.0.0.1:{http}")),
+        ("SRV_OPR__HTTP__WEB_CONFIG_FILE".into(), "web.yml".into()),
         ("SRV_OPR__STATE__URL".into(), "sqlite://state.db".into()),
         ("SRV_OPR__ALERTS__INTERVAL".into(), "1s".into()),
         ("SRV_OPR__ALERTS__FOR".into(), "0s".into()),
         (
             "SRV_OPR__ALERTS__ALERTMANAGER_URL".into(),
-            format!("http://127.0.0.1:{am}"),
+            format!("https://localhost:{am}"),
+        ),
+        (
+            "SRV_OPR__ALERTS__ALERTMANAGER_CA_FILE".into(),
+            pki.ca.display().to_string(),
+        ),
+        (
+            "SRV_OPR__ALERTS__ALERTMANAGER_USERNAME".into(),
+            "srv-opr".into(),
+        ),
+        (
+            "SRV_OPR__ALERTS__ALERTMANAGER_PASSWORD_FILE".into(),
+            "am-password".into(),
         ),
         ("SRV_OPR__ALERTS__RESEND_INTERVAL".into(), "2s".into()),
     ];
@@ -166,24 +214,39 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
     // The rules Prometheus evaluates come from the same configuration.
     srv_ok(d, &["alert-rules", "--out", "rules.yml"], &envs);
 
-    let _am = alertmanager(d, am, None);
+    let _am = alertmanager(d, am, Some(&web_config(&pki, "srv-opr", AM_RIGHT)));
 
-    let mut run = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
-        .args(["run", "--out", "run-out"])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(d.join("run.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut run = run_srv(d, &env, "run-out", "run.log");
     let _run = KillOnDrop(run.id());
+    // The same, another group, with the wrong Alertmanager password and the HTTP client's every
+    // line logged (ureq's trace level shows the headers it sends).
+    let wrong_env: Vec<(String, String)> = env
+        .iter()
+        .cloned()
+        .map(|(k, v)| match k.as_str() {
+            "SRV_OPR__KAFKA__GROUP_ID" => (k, unique("alerting-wrong")),
+            "SRV_OPR__HTTP__LISTEN" => (k, format!("127.0.0.1:{http2}")),
+            "SRV_OPR__STATE__URL" => (k, "sqlite://state-wrong.db".into()),
+            "SRV_OPR__ALERTS__ALERTMANAGER_PASSWORD_FILE" => (k, "am-wrong".into()),
+            _ => (k, v),
+        })
+        .chain([(
+            "RUST_LOG".to_string(),
+            "debug,ureq=trace,ureq_proto=trace".to_string(),
+        )])
+        .collect();
+    let mut wrong = run_srv(d, &wrong_env, "run-wrong-out", "run-wrong.log");
+    let _wrong = KillOnDrop(wrong.id());
 
     std::fs::write(
         d.join("prometheus.yml"),
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - \
-             rules.yml\nscrape_configs:\n  - job_name: srv-opr\n    static_configs:\n      - \
-             targets: [\"127.0.0.1:{http}\"]\n"
+             rules.yml\nscrape_configs:\n  - job_name: srv-opr\n    scheme: https\n    \
+             tls_config:\n      ca_file: {}\n    basic_auth:\n      username: prometheus\n      \
+             password_file: scrape-password\n    static_configs:\n      - \
+             targets: [\"127.0.0.1:{http}\"]\n",
+            pki.ca.display()
         ),
     )
     .unwrap();
@@ -199,6 +262,24 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
     );
 
     let prom_addr = format!("127.0.0.1:{prom}");
+    wait_for(
+        d,
+        "Prometheus scrapes srv-opr over TLS with basic auth",
+        60,
+        || {
+            let v = json(&prom_addr, "/api/v1/targets")?;
+            let t = &v["data"]["activeTargets"][0];
+            if t["health"] == "up"
+                && t["scrapeUrl"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("https://"))
+            {
+                Ok(())
+            } else {
+                Err(t.to_string())
+            }
+        },
+    );
     let firing = wait_for(
         d,
         "Prometheus fires SrvRplBelowTarget for central",
@@ -238,9 +319,19 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
     }
 
     // The in-process evaluator sent its own alert to Alertmanager (Prometheus here sends none).
-    let am_addr = format!("127.0.0.1:{am}");
+    let am_get = |path: &str| {
+        let (status, body) = https_get(
+            &format!("https://localhost:{am}{path}"),
+            &pki.ca,
+            Some(("srv-opr", AM_RIGHT)),
+        );
+        if status != 200 {
+            return Err(format!("{path}: HTTP {status}: {body}"));
+        }
+        serde_json::from_str::<serde_json::Value>(&body).map_err(|e| format!("{path}: {e}"))
+    };
     wait_for(d, "Alertmanager holds run's alert for central", 60, || {
-        let v = json(&am_addr, "/api/v2/alerts")?;
+        let v = am_get("/api/v2/alerts")?;
         let list = v.as_array().cloned().unwrap_or_default();
         let found = list.iter().any(|a| {
             a["labels"]["alertname"] == "SrvRplBelowTarget"
@@ -263,7 +354,15 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
     });
 
     // /metrics shows the same alert as srv_alert_active.
-    let (_, metrics) = http_get(&format!("127.0.0.1:{http}"), "/metrics");
+    let metrics_of = |port: u16| {
+        https_get(
+            &format!("https://127.0.0.1:{port}/metrics"),
+            &pki.ca,
+            Some(("prometheus", SCRAPE)),
+        )
+    };
+    let (status, metrics) = metrics_of(http);
+    assert_eq!(status, 200, "{metrics}");
     assert!(
         metrics.lines().any(|l| l.starts_with("srv_alert_active{")
             && l.contains("alert=\"SrvRplBelowTarget\"")
@@ -273,14 +372,93 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
     );
     assert!(metrics.contains("srv_response_time_seconds_bucket{"));
     assert!(metrics.contains("srv_checkpoint_age_seconds "));
+    assert_eq!(counter(&metrics, "srv_alert_notifications_failed_total"), 0);
 
-    Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(run.wait().unwrap().success(), "run did not stop cleanly");
+    // The wrong password: refused, counted, logged with the reason.
+    wait_for(d, "the wrong password's refusals are counted", 120, || {
+        let (status, m) = metrics_of(http2);
+        let n = counter(&m, "srv_alert_notifications_failed_total");
+        if status == 200 && n >= 2 {
+            Ok(())
+        } else {
+            Err(format!("HTTP {status}, {n} counted"))
+        }
+    });
+
+    for (child, name) in [(&mut run, "run"), (&mut wrong, "run-wrong")] {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "{name} did not stop cleanly"
+        );
+    }
     let log = std::fs::read_to_string(d.join("run.log")).unwrap();
     assert!(log.contains("alert firing"), "the alert is in the log");
+    let wrong_log = std::fs::read_to_string(d.join("run-wrong.log")).unwrap();
+    assert!(
+        wrong_log
+            .lines()
+            .any(|l| l.contains("cannot notify Alertmanager")
+                && l.contains("401")
+                && l.contains("Unauthorized")),
+        "the refusal is not logged with its reason"
+    );
+    // ureq's trace level dumps the bytes it sends in hex, the Authorization header's too, cut
+    // across lines where no mask can find it: those lines never reach the log.
+    assert!(
+        !wrong_log.contains("6175 7468 6f72 697a 6174 696f 6e3a"),
+        "the HTTP client's wire dump (with the Authorization header) is in the log"
+    );
+    // ureq's own debug line of each request: its log reached the file.
+    assert!(
+        wrong_log.contains(&format!("POST https://localhost:{am}/api/v2/alerts")),
+        "the HTTP client's debug lines are not in the log"
+    );
+
+    // No password, nor the basic-auth header made of one, in any log or file srv-opr wrote.
+    let basic = |u: &str, p: &str| openssl::base64::encode_block(format!("{u}:{p}").as_bytes());
+    let secrets = [
+        AM_RIGHT.to_string(),
+        AM_WRONG.to_string(),
+        SCRAPE.to_string(),
+        basic("srv-opr", AM_RIGHT),
+        basic("srv-opr", AM_WRONG),
+    ];
+    let mut files = vec![
+        d.join("run.log"),
+        d.join("run-wrong.log"),
+        d.join("state.db"),
+        d.join("state-wrong.db"),
+    ];
+    for out in ["run-out", "run-wrong-out"] {
+        for e in walk(&d.join(out)) {
+            files.push(e);
+        }
+    }
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        for s in &secrets {
+            assert!(!text.contains(s.as_str()), "{} shows a secret", f.display());
+        }
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// The in-process evaluator against a real Alertmanager served over TLS with basic auth, as
