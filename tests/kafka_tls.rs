@@ -43,9 +43,19 @@ impl Tls {
     }
 }
 
+/// How the configuration gives the SASL password.
+#[derive(Clone, Copy, PartialEq)]
+enum Password<'a> {
+    None,
+    /// From `SRV_OPR_KAFKA_PASSWORD`, through `[kafka.secrets]`.
+    Env,
+    /// From this file, through `[kafka.secret_files]` (a mounted Kubernetes secret).
+    File(&'a str),
+}
+
 /// A configuration directory whose `srv-opr.toml` points `run` at `brokers` with `properties`
-/// (and the password, if any, from `SRV_OPR_KAFKA_PASSWORD`).
-fn config(dir: &Path, brokers: &str, topic: &str, properties: &[(&str, &str)], secret: bool) {
+/// and the password as `password` says.
+fn config(dir: &Path, brokers: &str, topic: &str, properties: &[(&str, &str)], password: Password) {
     let mut toml = format!(
         "[kafka]\nbrokers = {brokers:?}\ntopics = [{topic:?}]\ngroup_id = {:?}\n\
          dead_letter_topic = {:?}\n\n[kafka.properties]\n",
@@ -55,8 +65,14 @@ fn config(dir: &Path, brokers: &str, topic: &str, properties: &[(&str, &str)], s
     for (k, v) in properties {
         toml.push_str(&format!("{k:?} = {v:?}\n"));
     }
-    if secret {
-        toml.push_str("\n[kafka.secrets]\n\"sasl.password\" = \"SRV_OPR_KAFKA_PASSWORD\"\n");
+    match password {
+        Password::None => {}
+        Password::Env => {
+            toml.push_str("\n[kafka.secrets]\n\"sasl.password\" = \"SRV_OPR_KAFKA_PASSWORD\"\n")
+        }
+        Password::File(path) => toml.push_str(&format!(
+            "\n[kafka.secret_files]\n\"sasl.password\" = {path:?}\n"
+        )),
     }
     toml.push_str("\n[http]\nlisten = \"\"\n\n[state]\nurl = \"\"\n");
     std::fs::create_dir_all(dir.join("config")).unwrap();
@@ -124,7 +140,12 @@ fn round_trip(
     let secret = produce_with.iter().any(|(k, _)| *k == "sasl.username")
         || properties.iter().any(|(k, _)| *k == "sasl.username");
     // Produce with its own settings (SCRAM-SHA-256, say), then consume with the run's.
-    config(d, tls.at(listener), &topic, produce_with, secret);
+    let env = if secret {
+        Password::Env
+    } else {
+        Password::None
+    };
+    config(d, tls.at(listener), &topic, produce_with, env);
     let mut all = String::new();
     let o = srv(
         d,
@@ -144,7 +165,14 @@ fn round_trip(
     );
     all.push_str(&text(&o));
     assert!(o.status.success(), "{}", text(&o));
-    config(d, tls.at(listener), &topic, properties, secret);
+    // `run` reads the same password from the broker's password file instead: the form a
+    // Kubernetes secret mounted as a file takes (no variable is set for it).
+    let file = if secret {
+        Password::File(tls.at("PASSWORD_FILE"))
+    } else {
+        Password::None
+    };
+    config(d, tls.at(listener), &topic, properties, file);
     let o = srv(
         d,
         &[
@@ -155,7 +183,7 @@ fn round_trip(
             "--out",
             "run-out",
         ],
-        &tls.password,
+        "",
     );
     all.push_str(&text(&o));
     assert!(o.status.success(), "{}", text(&o));
@@ -226,7 +254,12 @@ fn run_fails(listener_or_host: &str, properties: &[(&str, &str)], password: &str
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let secret = properties.iter().any(|(k, _)| *k == "sasl.username");
-    config(d, listener_or_host, &topic, properties, secret);
+    let env = if secret {
+        Password::Env
+    } else {
+        Password::None
+    };
+    config(d, listener_or_host, &topic, properties, env);
     let o = srv(
         d,
         &[
@@ -338,7 +371,7 @@ fn a_misspelt_secret_property_is_refused_without_its_value() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let topic = unique("tls-typo");
-    config(d, tls.at("SASL_SSL"), &topic, &[], false);
+    config(d, tls.at("SASL_SSL"), &topic, &[], Password::None);
     let toml = d.join("config/srv-opr.toml");
     let text_now = std::fs::read_to_string(&toml).unwrap();
     std::fs::write(
