@@ -258,3 +258,80 @@ impl Alertmanager {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::secrets::SecretSource;
+    use std::io::{Read, Write};
+
+    /// A one-request HTTP server on a real socket: answers `status`, hands back the request.
+    fn one_request(status: &'static str) -> (String, std::thread::JoinHandle<String>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&got).contains("\r\n\r\n[") {
+                let n = s.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            let body = "nope";
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            String::from_utf8_lossy(&got).into_owned()
+        });
+        (format!("http://{addr}/prefix"), t)
+    }
+
+    #[test]
+    fn a_bearer_token_is_sent_and_a_refusal_never_shows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "tok-notifier-123\n").unwrap();
+        for (status, ok) in [("200 OK", true), ("401 Unauthorized", false)] {
+            let (url, server) = one_request(status);
+            let s = AlertmanagerSettings {
+                url,
+                bearer_token: SecretSource::File(dir.path().join("token")),
+                timeout: crate::engine::time::Dur::from_millis(5_000),
+                ..Default::default()
+            };
+            let mut am = Alertmanager::new(&s).unwrap();
+            let result = am.post("[]");
+            let request = server.join().unwrap();
+            assert!(
+                request.starts_with("POST /prefix/api/v2/alerts HTTP/1.1\r\n"),
+                "{request}"
+            );
+            assert!(
+                request
+                    .to_ascii_lowercase()
+                    .contains("\r\nauthorization: bearer tok-notifier-123\r\n"),
+                "{request}"
+            );
+            assert!(
+                request
+                    .to_ascii_lowercase()
+                    .contains("content-type: application/json")
+            );
+            match result {
+                Ok(()) => assert!(ok),
+                Err(e) => {
+                    assert!(!ok, "{e}");
+                    let text = crate::diagnostic::chain(&e);
+                    assert!(text.contains("answered 401 (Unauthorized"), "{text}");
+                    assert!(text.ends_with(": nope"), "the body's reason: {text}");
+                    assert!(!text.contains("tok-notifier"), "{text}");
+                    assert_eq!(am.errors, 1);
+                }
+            }
+        }
+    }
+}
