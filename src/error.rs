@@ -2,8 +2,6 @@
 //! `main` decides the exit code from. Each subsystem has its own typed error; this wraps them,
 //! keeping their `source` chains, which [`Error::report`] prints as one line.
 
-use std::path::PathBuf;
-
 use crate::config::ConfigError;
 use crate::config::schemes::SchemeError;
 use crate::engine::calendar::UnknownZone;
@@ -78,15 +76,9 @@ pub enum Error {
     /// The report could not be rendered.
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
-    /// A file could not be read.
-    #[error("cannot read {}", path.display())]
-    Read {
-        /// Which.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file could not be read (or is too large, or not text); the error names it.
+    #[error(transparent)]
+    Read(#[from] crate::textfile::TextFileError),
     /// Output could not be written (the message names the file).
     #[error(transparent)]
     Output(#[from] std::io::Error),
@@ -109,7 +101,7 @@ impl Error {
                 ScoreError::Inputs(_) | ScoreError::Report { .. } => Kind::Input,
                 ScoreError::Streaming(_) => Kind::Internal,
             },
-            Error::Source(_) | Error::Read { .. } => Kind::Input,
+            Error::Source(_) | Error::Read(_) => Kind::Input,
             // A store that belongs to something else is a configuration problem.
             // So is a secret that cannot be read (a variable not set, a file not mounted).
             Error::Store(StoreError::Refused(_) | StoreError::Secret(_)) => Kind::Config,
@@ -118,6 +110,14 @@ impl Error {
                 KafkaError::Store(StoreError::Refused(_) | StoreError::Secret(_))
                 | KafkaError::Secret(_),
             ) => Kind::Config,
+            // A property librdkafka does not know, a value it refuses, or a client it cannot
+            // make from them (a certificate file it cannot load).
+            Error::Kafka(KafkaError::Client {
+                source:
+                    rdkafka::error::KafkaError::ClientConfig(..)
+                    | rdkafka::error::KafkaError::ClientCreation(..),
+                ..
+            }) => Kind::Config,
             // A wrong password or an untrusted certificate: the operator must change a setting.
             Error::Kafka(KafkaError::Authentication { .. } | KafkaError::Tls { .. }) => {
                 Kind::Config
@@ -128,6 +128,7 @@ impl Error {
                 OpsError::Alerts(crate::ops::alerts::SpawnError::Alertmanager(_))
                 | OpsError::WebConfig(_),
             ) => Kind::Config,
+            Error::Sink(crate::sink::outputs::SinkError::Scheme(_)) => Kind::Config,
             Error::Ops(_) | Error::Output(_) | Error::Sink(_) => Kind::World,
             Error::Report(_) | Error::Internal(_) => Kind::Internal,
         }

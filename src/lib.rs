@@ -56,7 +56,10 @@
 //!   page and the month table.
 //! - [`simulate`]: seeded synthetic traffic with injected traps; [`rng`] its generator.
 //! - [`error`]: the error every command returns, and the kind that decides the exit code;
-//!   [`diagnostic`]: an error's chain as one line.
+//!   [`diagnostic`]: an error's chain as one line; [`textfile`]: reading a whole file a user
+//!   names, bounded in size and strict about presence; [`csv_text`]: the text cells of every CSV
+//!   written, neutralised against formula injection; [`echo`]: what a message may quote of a
+//!   user's value (cut, never whole).
 //!
 //! # Threads and runtimes
 //!
@@ -80,7 +83,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod csv_text;
 pub mod diagnostic;
+pub mod echo;
 pub mod engine;
 pub mod error;
 pub mod kafka;
@@ -92,3 +97,4 @@ pub mod simulate;
 pub mod sink;
 pub mod source;
 pub mod store;
+pub mod textfile;

@@ -29,6 +29,7 @@ mod support;
 mod alerting;
 mod architecture;
 mod deploy;
+mod hardening;
 mod http;
 mod kafka;
 mod kafka_faults;

@@ -79,6 +79,9 @@ pub fn replay(
     progress: bool,
 ) -> Result<ReplayOutcome, Error> {
     let started = Instant::now();
+    // The schemes opr-inputs.csv maps through, checked before any event is read: a scheme
+    // naming a measure the definitions lack is a configuration error now, not after the replay.
+    crate::config::schemes::all(cfg)?;
     let outdir = OutDir::create(out)?;
     let counter = Arc::new(AtomicU64::new(0));
     let mut sources = open_all(inputs, cfg.settings.input.max_event_bytes, counter.clone())?;

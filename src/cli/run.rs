@@ -36,6 +36,8 @@ pub struct Args {
 pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(stop.clone(), cfg.settings.kafka.shutdown_timeout);
+    // Checked before consuming: the outputs at the stop map through them.
+    crate::config::schemes::all(cfg)?;
     let pipeline = cfg.pipeline()?;
     let endpoint = endpoint::start(cfg, &pipeline, false)?;
     let opts = RunOptions {

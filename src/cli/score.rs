@@ -95,21 +95,18 @@ pub fn margin_of(scheme: &Scheme, given: Option<Decimal>) -> Result<Decimal, Sco
 /// Reads and parses score input files; every problem in every file is reported at once.
 pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<InputRow>, Error> {
     let mut rows = Vec::new();
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     for path in paths {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = crate::textfile::read(path, crate::textfile::INPUT_LIMIT, "score-input file")?;
         match inputs::parse(&path.display().to_string(), &text) {
             Ok(mut r) => rows.append(&mut r),
-            Err(Problems(mut e)) => problems.append(&mut e),
+            Err(e) => problems.append(e),
         }
     }
     if problems.is_empty() {
         Ok(rows)
     } else {
-        Err(ScoreError::Inputs(Problems(problems)).into())
+        Err(ScoreError::Inputs(problems).into())
     }
 }
 

@@ -32,13 +32,15 @@ pub const DEFAULT_MEASURES: &str = include_str!("../../config/measures.toml");
 pub struct Problems(Vec<String>);
 
 impl Problems {
-    /// Records one problem.
+    /// Records one problem. A problem that echoes a huge value is cut in its middle, keeping
+    /// the key before it and the reason after it.
     pub fn push(&mut self, source: &str, key: &str, problem: String) {
-        if key.is_empty() {
-            self.0.push(format!("{source}: {problem}"));
+        let line = if key.is_empty() {
+            format!("{source}: {problem}")
         } else {
-            self.0.push(format!("{source}: {key}: {problem}"));
-        }
+            format!("{source}: {key}: {problem}")
+        };
+        self.0.push(crate::echo::cut_middle(&line, MAX_LINE));
     }
 
     /// No problem found.
@@ -57,13 +59,22 @@ impl Problems {
     }
 }
 
+/// Longest problem line kept whole.
+const MAX_LINE: usize = 600;
+
+/// Problems shown at most; the rest are counted.
+pub const MAX_SHOWN: usize = 50;
+
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
+        for (i, p) in self.0.iter().take(MAX_SHOWN).enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
             write!(f, "{p}")?;
+        }
+        if self.0.len() > MAX_SHOWN {
+            write!(f, "\n… and {} more", self.0.len() - MAX_SHOWN)?;
         }
         Ok(())
     }
@@ -104,14 +115,26 @@ impl Config {
 
         let read = |name: &str, sources: &mut Vec<String>, problems: &mut Problems| {
             let path: PathBuf = dir?.join(name);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
+            // Absent means nothing at all there: a file that is there in any form and cannot
+            // be read is an error, never a silent fall back to the built-in definitions.
+            let read = crate::textfile::read_optional(
+                &path,
+                crate::textfile::CONFIG_LIMIT,
+                "configuration file",
+            );
+            match read {
+                Ok(Some(text)) => {
                     sources.push(path.display().to_string());
                     Some((path.display().to_string(), text))
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Ok(None) => None,
                 Err(e) => {
-                    problems.push(&path.display().to_string(), "", format!("cannot read: {e}"));
+                    problems.0.push(crate::diagnostic::chain(&e));
+                    // Nothing else is judged against defaults the user did not choose.
+                    problems.0.push(format!(
+                        "{}: not using the built-in {name} instead: fix or remove the file",
+                        path.display()
+                    ));
                     None
                 }
             }

@@ -25,15 +25,9 @@ pub enum SchemeError {
         /// The built-in years.
         known: String,
     },
-    /// The scheme file could not be read.
-    #[error("cannot read {what}")]
-    Read {
-        /// `scheme PATH`, or the file found for a year.
-        what: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The scheme file could not be read (or is too large, or not text).
+    #[error("scheme")]
+    Read(#[source] crate::textfile::TextFileError),
     /// The scheme is invalid: every problem.
     #[error("{} problem(s) in the scheme:\n{problems}", problems.len())]
     Invalid {
@@ -55,8 +49,11 @@ pub fn find(cfg: &Config, arg: &str) -> Result<Scheme, SchemeError> {
             d.join("opr")
                 .join(format!("{}.toml", arg.replace('/', "-")))
         });
-        match file.filter(|f| f.is_file()) {
-            Some(f) => (f.display().to_string(), read(&f, f.display().to_string())?),
+        // A file there in any form (a dangling link, a directory) is read, and fails loudly:
+        // never the built-in scheme while the user's file is there.
+        let found = file.filter(|f| std::fs::symlink_metadata(f).is_ok());
+        match found {
+            Some(f) => (f.display().to_string(), read(&f)?),
             None => match BUILT_IN.iter().find(|(y, _)| *y == arg) {
                 Some((y, text)) => (format!("built-in scheme {y}"), text.to_string()),
                 None => {
@@ -69,7 +66,7 @@ pub fn find(cfg: &Config, arg: &str) -> Result<Scheme, SchemeError> {
             },
         }
     } else {
-        let text = read(&PathBuf::from(arg), format!("scheme {arg}"))?;
+        let text = read(&PathBuf::from(arg))?;
         (arg.to_string(), text)
     };
     scheme::parse(&name, &text, &streaming).map_err(|problems| SchemeError::Invalid { problems })
@@ -81,6 +78,7 @@ pub fn all(cfg: &Config) -> Result<Vec<Scheme>, SchemeError> {
     BUILT_IN.iter().map(|(year, _)| find(cfg, year)).collect()
 }
 
-fn read(path: &std::path::Path, what: String) -> Result<String, SchemeError> {
-    std::fs::read_to_string(path).map_err(|source| SchemeError::Read { what, source })
+fn read(path: &std::path::Path) -> Result<String, SchemeError> {
+    crate::textfile::read(path, crate::textfile::CONFIG_LIMIT, "scheme file")
+        .map_err(SchemeError::Read)
 }

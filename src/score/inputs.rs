@@ -36,120 +36,181 @@ pub struct InputRow {
 
 const HEADER: &str = "measure,component,region,period,value";
 
-/// Parses one CSV file (`name` for messages). Blank lines and `#` comments are skipped. Every
-/// malformed row is reported.
-pub fn parse(name: &str, text: &str) -> Result<Vec<InputRow>, super::Problems> {
-    parse_rows(name, text).map_err(super::Problems)
+/// Problems kept per file; past it they are only counted (a file of a million bad rows must not
+/// take a million lines of memory, nor of terminal).
+const MAX_PROBLEMS: usize = 200;
+
+/// Longest value echoed back in a problem.
+const ECHO: usize = 40;
+
+impl std::fmt::Display for Period {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Period::Month(m) => f.write_str(m),
+            Period::Year(y) => write!(f, "{y}"),
+        }
+    }
 }
 
-/// [`parse`], its problems as a list.
-fn parse_rows(name: &str, text: &str) -> Result<Vec<InputRow>, Vec<String>> {
+/// Parses one CSV file (`name` for messages), as CSV: quoted fields, a byte-order mark, blank
+/// lines and `#` comment lines are all what a spreadsheet or a script may write. Every
+/// malformed row is reported (the first few hundred of them, and how many more).
+pub fn parse(name: &str, text: &str) -> Result<Vec<InputRow>, super::Problems> {
+    parse_rows(name, text)
+}
+
+/// A value exactly as written: a number `rust_decimal` holds without rounding.
+fn exact(origin: &str, what: &str, s: &str) -> Result<Decimal, String> {
+    let shown = crate::echo::cut(s, ECHO);
+    match Decimal::from_str_exact(s) {
+        Ok(v) => Ok(v),
+        Err(_) if s.parse::<Decimal>().is_ok() => Err(format!(
+            "{origin}: {what} {shown:?} has more digits than can be held exactly (28 at most)"
+        )),
+        Err(_) => Err(format!("{origin}: {what} {shown:?} is not a number")),
+    }
+}
+
+fn parse_rows(name: &str, text: &str) -> Result<Vec<InputRow>, super::Problems> {
+    // The mark first, so that a comment line after it is still a comment.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // One row per line, each line read as CSV on its own: the csv crate's positions skip the
+    // blank and comment lines it skips (and miscount CRLF), and a row's number must be the one
+    // the user's editor shows. A field spanning lines has no place in these files.
+    let mut builder = csv::ReaderBuilder::new();
+    builder
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All);
     let mut rows = Vec::new();
     let mut problems = Vec::new();
-    let mut lines = text.lines().enumerate().filter(|(_, l)| {
-        let t = l.trim();
-        !t.is_empty() && !t.starts_with('#')
-    });
-    let with_counts = match lines.next() {
-        Some((_, h)) if h.trim().trim_start_matches('\u{feff}') == HEADER => false,
-        Some((_, h))
-            if h.trim().trim_start_matches('\u{feff}')
-                == format!("{HEADER},numerator,denominator") =>
-        {
-            true
-        }
-        Some((i, h)) => {
-            return Err(vec![format!(
-                "{name}:{}: header must be `{HEADER}[,numerator,denominator]`, found `{}`",
-                i + 1,
-                h.trim()
-            )]);
-        }
-        None => return Err(vec![format!("{name}: empty (no header)")]),
-    };
-    for (i, line) in lines {
-        let origin = format!("{name}:{}", i + 1);
-        let f: Vec<&str> = line
-            .trim_end_matches('\r')
-            .split(',')
-            .map(str::trim)
-            .collect();
-        let want = if with_counts { 7 } else { 5 };
-        if f.len() != want && !(with_counts && f.len() == 5) {
-            problems.push(format!(
-                "{origin}: expected {want} fields, found {}",
-                f.len()
-            ));
+    let mut more = 0usize;
+    let mut with_counts = None;
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
             continue;
         }
-        let period = if let Some(y) = RegYear::parse(f[3]) {
-            Period::Year(y)
-        } else if RegYear::of_month(f[3]).is_some() {
-            Period::Month(f[3].to_string())
-        } else {
-            problems.push(format!(
-                "{origin}: period {:?} is neither a month (2023-04) nor a year (RY23/24)",
-                f[3]
-            ));
-            continue;
-        };
-        let region = match f[2] {
-            "" => None,
-            r if Region::parse(r).is_some() => Some(r.to_string()),
-            other => {
-                problems.push(format!(
-                    "{origin}: region {other:?} is not north, central, south or empty"
-                ));
+        let mut records = builder.from_reader(line.as_bytes()).into_records();
+        let record = match (records.next(), records.next()) {
+            (Some(Ok(r)), None) => r,
+            (Some(Err(e)), _) => {
+                let e = crate::echo::cut(&e.to_string(), 120);
+                push(
+                    &mut problems,
+                    &mut more,
+                    format!("{name}:{line_no}: not CSV: {e}"),
+                );
+                continue;
+            }
+            _ => {
+                let p = format!("{name}:{line_no}: not CSV: a quoted field spans lines");
+                push(&mut problems, &mut more, p);
                 continue;
             }
         };
-        let num = |s: &str, what: &str| {
-            s.parse::<Decimal>()
-                .map_err(|_| format!("{origin}: {what} {s:?} is not a number"))
-        };
-        let value = match num(f[4], "value") {
-            Ok(v) => v,
-            Err(e) => {
-                problems.push(e);
-                continue;
-            }
-        };
-        let counts = if f.len() == 7 && !(f[5].is_empty() && f[6].is_empty()) {
-            match (num(f[5], "numerator"), num(f[6], "denominator")) {
-                (Ok(n), Ok(d)) if d > Decimal::ZERO && n >= Decimal::ZERO && n <= d => Some((n, d)),
-                (Ok(_), Ok(_)) => {
-                    problems.push(format!(
-                        "{origin}: counts must satisfy 0 ≤ numerator ≤ denominator, denominator > 0"
-                    ));
-                    continue;
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    problems.push(e);
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
-        if f[0].is_empty() || f[1].is_empty() {
-            problems.push(format!("{origin}: measure and component are required"));
+        let line = line_no;
+        let origin = format!("{name}:{line}");
+        let f: Vec<&str> = record.iter().collect();
+        let Some(counts_given) = with_counts else {
+            let header = f.join(",");
+            with_counts = if header == HEADER {
+                Some(false)
+            } else if header == format!("{HEADER},numerator,denominator") {
+                Some(true)
+            } else {
+                return Err(super::Problems::new(vec![format!(
+                    "{origin}: header must be `{HEADER}[,numerator,denominator]`, found `{}`",
+                    crate::echo::cut(&header, 120)
+                )]));
+            };
             continue;
+        };
+        match row(&origin, &f, counts_given) {
+            Ok(r) => rows.push(r),
+            Err(e) => push(&mut problems, &mut more, e),
         }
-        rows.push(InputRow {
-            origin,
-            measure: f[0].to_string(),
-            component: f[1].to_string(),
-            region,
-            period,
-            value,
-            counts,
-        });
+    }
+    if with_counts.is_none() {
+        return Err(super::Problems::new(vec![format!(
+            "{name}: empty (no header)"
+        )]));
     }
     if problems.is_empty() {
         Ok(rows)
     } else {
-        Err(problems)
+        Err(super::Problems {
+            list: problems,
+            more,
+        })
     }
+}
+
+fn push(problems: &mut Vec<String>, more: &mut usize, p: String) {
+    if problems.len() < MAX_PROBLEMS {
+        problems.push(p);
+    } else {
+        *more += 1;
+    }
+}
+
+/// One data row, checked.
+fn row(origin: &str, f: &[&str], with_counts: bool) -> Result<InputRow, String> {
+    let want = if with_counts { 7 } else { 5 };
+    if f.len() != want && !(with_counts && f.len() == 5) {
+        return Err(format!(
+            "{origin}: expected {want} fields, found {}",
+            f.len()
+        ));
+    }
+    let period = if let Some(y) = RegYear::parse(f[3]) {
+        Period::Year(y)
+    } else if RegYear::of_month(f[3]).is_some() {
+        Period::Month(f[3].to_string())
+    } else {
+        return Err(format!(
+            "{origin}: period {:?} is neither a month (2023-04) nor a year (RY23/24)",
+            crate::echo::cut(f[3], ECHO)
+        ));
+    };
+    let region = match f[2] {
+        "" => None,
+        r if Region::parse(r).is_some() => Some(r.to_string()),
+        other => {
+            return Err(format!(
+                "{origin}: region {:?} is not north, central, south or empty",
+                crate::echo::cut(other, ECHO)
+            ));
+        }
+    };
+    let value = exact(origin, "value", f[4])?;
+    let counts = if f.len() == 7 && !(f[5].is_empty() && f[6].is_empty()) {
+        let (n, d) = (
+            exact(origin, "numerator", f[5])?,
+            exact(origin, "denominator", f[6])?,
+        );
+        if !(d > Decimal::ZERO && n >= Decimal::ZERO && n <= d) {
+            return Err(format!(
+                "{origin}: counts must satisfy 0 ≤ numerator ≤ denominator, denominator > 0"
+            ));
+        }
+        Some((n, d))
+    } else {
+        None
+    };
+    if f[0].is_empty() || f[1].is_empty() {
+        return Err(format!("{origin}: measure and component are required"));
+    }
+    Ok(InputRow {
+        origin: origin.to_string(),
+        // As srv-opr's own opr-inputs.csv neutralised them against formula injection.
+        measure: crate::csv_text::unneutralised(f[0]).to_string(),
+        component: crate::csv_text::unneutralised(f[1]).to_string(),
+        region,
+        period,
+        value,
+        counts,
+    })
 }
 
 #[cfg(test)]
@@ -192,5 +253,39 @@ mod tests {
         assert!(errs[2].starts_with("in.csv:4: value"));
         assert!(errs[3].starts_with("in.csv:5: expected 5 fields"));
         assert!(parse("x.csv", "a,b\n").unwrap_err()[0].contains("header"));
+    }
+
+    #[test]
+    fn read_as_csv_exactly_as_written() {
+        // A quoted value, a byte-order mark before a comment line, CRLF line ends.
+        let text = "\u{feff}# exported\r\nmeasure,component,region,period,value\r\n\
+                    SUM1,DUIS,,2023-04,\"97.21\"\r\n";
+        let rows = parse("q.csv", text).unwrap();
+        assert_eq!(rows[0].value, Decimal::new(9721, 2));
+        assert_eq!(rows[0].origin, "q.csv:3");
+
+        // More digits than a decimal holds is refused, not rounded to 100.
+        let text = "measure,component,region,period,value\n\
+                    SUM1,DUIS,,2023-04,100.0000000000000000000000000001\n";
+        let errs = parse("d.csv", text).unwrap_err();
+        assert!(
+            errs[0].contains("more digits than can be held exactly"),
+            "{errs:?}"
+        );
+
+        // A huge value is cut in its error; a flood of bad rows is capped.
+        let long = "9".repeat(10_000);
+        let mut text = String::from("measure,component,region,period,value\n");
+        text.push_str(&format!("SUM1,DUIS,,{long},1\n"));
+        for _ in 0..1000 {
+            text.push_str("SUM1,DUIS,,2023-04,x\n");
+        }
+        let errs = parse("f.csv", &text).unwrap_err();
+        assert!(errs[0].len() < 200, "{}", errs[0]);
+        assert!(errs[0].contains("(10000 bytes)"), "{}", errs[0]);
+        assert_eq!(errs.len(), MAX_PROBLEMS);
+        assert_eq!(errs.total(), 1001);
+        assert!(errs.to_string().ends_with("\n… and 951 more"), "{errs}");
+        assert_eq!(Period::Month("2023-04".into()).to_string(), "2023-04");
     }
 }

@@ -23,20 +23,51 @@ use std::fmt;
 use rust_decimal::Decimal;
 
 /// Problems found in a scheme, in score inputs or while scoring, each naming where
-/// (`file:line`, a measure, a component); all of them, not the first.
+/// (`file:line`, a measure, a component); all of them, not the first. A reader that stops
+/// keeping them past a few hundred (a file of a million bad rows) still counts the rest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Problems(pub Vec<String>);
+pub struct Problems {
+    /// The problems kept, in the order found.
+    pub list: Vec<String>,
+    /// How many more were found and not kept.
+    pub more: usize,
+}
+
+impl Problems {
+    /// Problems, all kept.
+    pub fn new(list: Vec<String>) -> Problems {
+        Problems { list, more: 0 }
+    }
+
+    /// How many problems were found, kept or not.
+    pub fn total(&self) -> usize {
+        self.list.len() + self.more
+    }
+
+    /// Adds `other`'s problems after these.
+    pub fn append(&mut self, mut other: Problems) {
+        self.list.append(&mut other.list);
+        self.more += other.more;
+    }
+}
 
 impl std::ops::Deref for Problems {
     type Target = Vec<String>;
     fn deref(&self) -> &Vec<String> {
-        &self.0
+        &self.list
     }
 }
 
 impl fmt::Display for Problems {
+    /// The first problems, then how many more: never millions of lines.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join("\n"))
+        const SHOWN: usize = 50;
+        f.write_str(&self.list[..self.list.len().min(SHOWN)].join("\n"))?;
+        let hidden = self.total() - self.list.len().min(SHOWN);
+        if hidden > 0 {
+            write!(f, "\n… and {hidden} more")?;
+        }
+        Ok(())
     }
 }
 
@@ -55,11 +86,11 @@ pub enum ScoreError {
     #[error("{0}")]
     WhatIf(String),
     /// The inputs have problems.
-    #[error("{} problem(s) in the inputs:\n{}", .0.len(), .0)]
+    #[error("{} problem(s) in the inputs:\n{}", .0.total(), .0)]
     Inputs(Problems),
     /// The inputs of a report have problems; the streaming-derived components are named so a
     /// component given twice can be told apart.
-    #[error("{} problem(s) in the inputs (the streaming-derived rows are {streaming}):\n{problems}", problems.len())]
+    #[error("{} problem(s) in the inputs (the streaming-derived rows are {streaming}):\n{problems}", problems.total())]
     Report {
         /// `SDM2.X, …`: the components that come from events.
         streaming: String,

@@ -133,7 +133,7 @@ pub fn score(
     margin: Decimal,
     overrides: &[Override],
 ) -> Result<Report, super::Problems> {
-    score_problems(scheme, rows, margin, overrides).map_err(super::Problems)
+    score_problems(scheme, rows, margin, overrides).map_err(super::Problems::new)
 }
 
 /// [`score`], its problems as a list.
@@ -158,8 +158,12 @@ fn score_problems(
         let key = (r.measure.clone(), r.component.clone(), r.region.clone());
         if !seen.insert((key.clone(), r.period.clone())) {
             problems.push(format!(
-                "{}: the same row twice ({} {} {:?})",
-                r.origin, r.measure, r.component, r.period
+                "{}: the same row twice ({},{},{},{})",
+                r.origin,
+                r.measure,
+                r.component,
+                r.region.as_deref().unwrap_or(""),
+                r.period
             ));
             continue;
         }

@@ -144,7 +144,7 @@ pub fn score_csv(r: &Report) -> String {
         let _ = writeln!(
             s,
             "{},{},{},{},{},{}",
-            m.measure,
+            crate::csv_text::field(&m.measure),
             fixed(m.weight_decimal * Decimal::ONE_HUNDRED, 4),
             assessment(m),
             pct,

@@ -112,7 +112,7 @@ pub fn rpl_csv(lines: &[RplLine]) -> String {
             s,
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             l.month,
-            l.measure,
+            csv_field(&l.measure),
             l.region,
             r.requests,
             r.within_target,
@@ -140,7 +140,15 @@ pub fn failures_csv(lines: &[RplLine]) -> String {
             l.row.buckets.iter().map(|(b, n)| (b.name(), *n)).collect();
         buckets.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         for (name, n) in buckets {
-            let _ = writeln!(s, "{},{},{},{},{}", l.month, l.measure, l.region, name, n);
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{}",
+                l.month,
+                csv_field(&l.measure),
+                l.region,
+                name,
+                n
+            );
         }
     }
     s
@@ -149,14 +157,7 @@ pub fn failures_csv(lines: &[RplLine]) -> String {
 /// `evidence/<measure>.csv` header.
 pub const EVIDENCE_HEADER: &str = "month,measure,region,bucket,id,user,device";
 
-/// A CSV field, quoted when it holds a comma, quote or line end (ids are free text).
-pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\"")).into()
-    } else {
-        s.into()
-    }
-}
+use crate::csv_text::field as csv_field;
 
 /// `PM4.3.csv`: a measure's evidence file name inside `evidence/` (any character of the id
 /// outside letters, digits, `.`, `-` and `_` becomes `_`).
@@ -267,8 +268,8 @@ pub fn opr_inputs_csv(lines: &[RplLine], schemes: &[crate::score::scheme::Scheme
                 let _ = writeln!(
                     s,
                     "{},{},{},{},{},{},{}",
-                    m.id,
-                    c.id,
+                    csv_field(&m.id),
+                    csv_field(&c.id),
                     region,
                     month,
                     value.normalize(),

@@ -46,28 +46,52 @@ impl Input {
     }
 
     /// Opens the input for reading, decompressing gzip; `counter` accumulates raw bytes read.
+    /// A failure while reading (a truncated gzip, a bad CRC, a disk error) names the file and
+    /// how far into it the reading had got.
     pub fn open(&self, counter: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>, SourceError> {
         let raw: Box<dyn Read + Send> = match self {
             Input::Path(p) if p.as_os_str() == "-" => Box::new(io::stdin()),
-            Input::Path(p) => Box::new(File::open(p).map_err(|source| SourceError::Open {
-                path: p.clone(),
-                source,
-            })?),
+            Input::Path(p) => {
+                let open = |source| SourceError::Open {
+                    path: p.clone(),
+                    source,
+                };
+                let f = File::open(p).map_err(open)?;
+                if f.metadata().map_err(open)?.is_dir() {
+                    return Err(SourceError::Directory { path: p.clone() });
+                }
+                Box::new(f)
+            }
             Input::Memory(_, b) => Box::new(io::Cursor::new(SharedBytes(b.clone()))),
         };
+        let own = Arc::new(AtomicU64::new(0));
         let mut r = BufReader::with_capacity(
             1 << 16,
             CountingRead {
                 inner: raw,
                 counter,
+                own: own.clone(),
             },
         );
-        let magic = io::BufRead::fill_buf(&mut r)?;
-        if magic.starts_with(&[0x1f, 0x8b]) {
-            Ok(Box::new(MultiGzDecoder::new(r)))
+        let name = self.name();
+        let magic = io::BufRead::fill_buf(&mut r).map_err(|e| SourceError::Read {
+            name: name.clone(),
+            at: 0,
+            out: 0,
+            source: e,
+        })?;
+        let gzip = magic.starts_with(&[0x1f, 0x8b]);
+        let inner: Box<dyn Read + Send> = if gzip {
+            Box::new(MultiGzDecoder::new(r))
         } else {
-            Ok(Box::new(r))
-        }
+            Box::new(r)
+        };
+        Ok(Box::new(NamedRead {
+            inner,
+            name,
+            raw: own,
+            out: 0,
+        }))
     }
 }
 
@@ -109,17 +133,51 @@ pub fn source_names(inputs: &[Input]) -> Vec<SourceName> {
         .collect()
 }
 
-/// Counts raw bytes read (before decompression), for progress.
+/// Counts raw bytes read (before decompression): all inputs' for progress, this one's for
+/// its errors.
 struct CountingRead {
     inner: Box<dyn Read + Send>,
     counter: Arc<AtomicU64>,
+    own: Arc<AtomicU64>,
 }
 
 impl Read for CountingRead {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        self.own.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
+    }
+}
+
+/// An input's reader whose errors name the input and where in it they happened.
+struct NamedRead {
+    inner: Box<dyn Read + Send>,
+    name: String,
+    /// Bytes of the file read so far (compressed, for gzip).
+    raw: Arc<AtomicU64>,
+    /// Bytes handed on (decompressed).
+    out: u64,
+}
+
+impl Read for NamedRead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.out += n as u64;
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                SourceError::Read {
+                    name: self.name.clone(),
+                    at: self.raw.load(Ordering::Relaxed),
+                    out: self.out,
+                    source: e,
+                },
+            )),
+        }
     }
 }
 

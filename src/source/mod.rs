@@ -25,6 +25,26 @@ pub enum SourceError {
         #[source]
         source: io::Error,
     },
+    /// A directory was named as an input.
+    #[error("{}: is a directory, not an event file", path.display())]
+    Directory {
+        /// Which.
+        path: PathBuf,
+    },
+    /// Reading an input failed part-way (a truncated or damaged gzip, a disk error). The whole
+    /// replay fails: figures without the rest of the file would be wrong without saying so.
+    #[error("{name}: reading failed after {at} bytes of the file ({out} bytes of events read)")]
+    Read {
+        /// The input.
+        name: String,
+        /// Bytes of the file read when it failed (compressed, for gzip).
+        at: u64,
+        /// Bytes of events (decompressed) read before it.
+        out: u64,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// Reading failed, or the pipeline's dead-letter sink did (the message says which).
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -1,0 +1,315 @@
+//! Hostile input and broken configuration as a user or an attacker meets them (issue 18): each
+//! test reproduces a finding against the real binary and real files, and holds the fix.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::replay::{fixture, read_outputs};
+
+fn srv(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("SRV_OPR_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Each way a file can be there and still not be readable text.
+fn unreadable_forms(dir: &Path, name: &str) -> Vec<(&'static str, std::path::PathBuf)> {
+    let mut forms = Vec::new();
+    for form in [
+        "dangling link",
+        "looping link",
+        "directory",
+        "link to /dev/zero",
+    ] {
+        let cfg = dir.join(format!(
+            "{name}-{}",
+            form.replace(' ', "-").replace('/', "")
+        ));
+        std::fs::create_dir_all(&cfg).unwrap();
+        let file = cfg.join(name);
+        match form {
+            "dangling link" => std::os::unix::fs::symlink(cfg.join("gone.toml"), &file).unwrap(),
+            "looping link" => std::os::unix::fs::symlink(&file, &file).unwrap(),
+            "directory" => std::fs::create_dir(&file).unwrap(),
+            _ => std::os::unix::fs::symlink("/dev/zero", &file).unwrap(),
+        }
+        forms.push((form, cfg));
+    }
+    forms
+}
+
+#[test]
+fn a_configuration_file_that_is_there_but_unreadable_stops_the_command_never_the_built_in() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["measures.toml", "srv-opr.toml"] {
+        for (form, cfg) in unreadable_forms(dir.path(), name) {
+            let out = cfg.join("out");
+            let o = srv(
+                dir.path(),
+                &[
+                    "--config",
+                    cfg.to_str().unwrap(),
+                    "replay",
+                    fixture("spec_example.jsonl").to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+            );
+            let e = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{name} as a {form}: {e}");
+            assert!(
+                e.contains(&format!("{}", cfg.join(name).display())),
+                "{form}: {e}"
+            );
+            assert!(e.contains("not using the built-in"), "{form}: {e}");
+            assert!(!out.join("rpl.csv").exists(), "{form}: figures written");
+            // Bounded: the /dev/zero link is refused after a megabyte, not read to the end.
+            if form == "link to /dev/zero" {
+                assert!(e.contains("larger than 1048576 bytes"), "{e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_scheme_file_that_is_there_but_unreadable_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (form, cfg) in unreadable_forms(dir.path(), "RY23-24.toml") {
+        // The scheme for RY23/24 is looked for in the configuration's opr/ directory.
+        let opr = dir
+            .path()
+            .join(format!("s-{}", form.replace([' ', '/'], "-")));
+        std::fs::create_dir_all(&opr).unwrap();
+        std::fs::rename(&cfg, opr.join("opr")).unwrap();
+        let o = srv(
+            dir.path(),
+            &[
+                "--config",
+                opr.to_str().unwrap(),
+                "score",
+                "--scheme",
+                "RY23/24",
+                "--inputs",
+                fixture("seed-ry2324.csv").to_str().unwrap(),
+                "--out",
+                opr.join("out").to_str().unwrap(),
+            ],
+        );
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{form}: {e}");
+        assert!(e.contains("RY23-24.toml"), "{form}: {e}");
+        assert!(!e.contains("built-in scheme"), "{form}: {e}");
+        assert!(!opr.join("out/score.csv").exists(), "{form}");
+    }
+}
+
+#[test]
+fn score_inputs_are_bounded_and_their_errors_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    // /dev/zero: refused at the limit, not read until the kernel kills the process.
+    let o = srv(
+        dir.path(),
+        &["score", "--scheme", "RY23/24", "--inputs", "/dev/zero"],
+    );
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("/dev/zero: larger than 16777216 bytes"), "{e}");
+
+    // A file of many bad rows, one with a huge value: the errors are the first ones, then a
+    // count, and no value is echoed whole.
+    let mut text = String::from("measure,component,region,period,value\n");
+    text.push_str(&format!("PM1.1,a,north,2023-04,{}\n", "9".repeat(100_000)));
+    for i in 0..50_000 {
+        text.push_str(&format!("PM1.1,a,north,2023-04,x{i}\n"));
+    }
+    std::fs::write(dir.path().join("bad.csv"), &text).unwrap();
+    let o = srv(
+        dir.path(),
+        &["score", "--scheme", "RY23/24", "--inputs", "bad.csv"],
+    );
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{}", &e[..e.len().min(2000)]);
+    assert!(e.len() < 64 * 1024, "{} bytes of errors", e.len());
+    assert!(
+        e.starts_with("srv-opr: error: 50001 problem(s)"),
+        "{}",
+        &e[..200]
+    );
+    assert!(
+        e.ends_with("… and 49951 more\n"),
+        "{}",
+        &e[e.len().saturating_sub(500)..]
+    );
+    assert!(!e.contains(&"9".repeat(1000)), "a huge value echoed whole");
+}
+
+#[test]
+fn every_csv_srv_opr_writes_neutralises_formulas_in_text_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ids, users and devices as an attacker would send them: each request fails, so each one
+    // is written to evidence/.
+    let hostile = [
+        (
+            "=HYPERLINK(\\\"http://x\\\",\\\"y\\\")",
+            "+cmd|' /C calc'!A0",
+            "@SUM(1+1)",
+        ),
+        ("-2+3", "\\tuser", "\\rdevice"),
+    ];
+    let mut events = String::new();
+    for (id, user, device) in hostile {
+        events.push_str(&format!(
+            "{{\"type\":\"request\",\"id\":\"{id}\",\"srv\":\"CSP-HAN-TEST\",\"region\":\"north\",\
+             \"provider\":\"csp\",\"at\":\"2024-03-10T10:00:00Z\",\"user\":\"{user}\",\
+             \"device\":\"{device}\"}}\n\
+             {{\"type\":\"response\",\"id\":\"{id}\",\"code\":\"E99\",\"at\":\"2024-03-10T10:00:01Z\"}}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("ev.jsonl"), events).unwrap();
+    let o = srv(dir.path(), &["replay", "ev.jsonl", "--out", "o"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_outputs(&dir.path().join("o"));
+    assert_eq!(r.summary["dead_letters_total"], 0, "{}", r.summary);
+
+    let evidence = std::fs::read(dir.path().join("o/evidence/PM4.3.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(&evidence[..]);
+    let mut cells = Vec::new();
+    for row in rows.records() {
+        let row = row.unwrap();
+        cells.extend([4, 5, 6].map(|i| row[i].to_string()));
+    }
+    assert_eq!(cells.len(), 6, "{}", String::from_utf8_lossy(&evidence));
+    for cell in &cells {
+        // What a spreadsheet would run or strip is behind a quote; the text itself is kept.
+        assert!(cell.starts_with('\''), "{cell:?} not neutralised");
+        assert!(!cell[1..].starts_with('\''), "{cell:?}");
+    }
+    assert!(cells.contains(&"'=HYPERLINK(\"http://x\",\"y\")".to_string()));
+    assert!(cells.contains(&"'\tuser".to_string()));
+
+    // Every other CSV written: no text cell a spreadsheet would run.
+    for name in ["rpl.csv", "failures.csv", "opr-inputs.csv"] {
+        let bytes = std::fs::read(dir.path().join("o").join(name)).unwrap();
+        for row in csv::Reader::from_reader(&bytes[..]).records() {
+            for cell in row.unwrap().iter() {
+                assert!(
+                    !cell.starts_with(['=', '+', '@', '\t', '\r']),
+                    "{name}: {cell:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_scheme_naming_a_measure_the_definitions_lack_is_a_configuration_error_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg");
+    std::fs::create_dir_all(&cfg).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let measures = std::fs::read_to_string(root.join("config/measures.toml")).unwrap();
+    assert!(measures.contains("id = \"PM1.1-DSP\""));
+    std::fs::write(
+        cfg.join("measures.toml"),
+        measures.replace("id = \"PM1.1-DSP\"", "id = \"PM1.1-DSP-RENAMED\""),
+    )
+    .unwrap();
+    let o = srv(
+        dir.path(),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "replay",
+            fixture("spec_example.jsonl").to_str().unwrap(),
+            "--out",
+            "o",
+        ],
+    );
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("PM1.1-DSP"), "{e}");
+    assert!(!dir.path().join("o/rpl.csv").exists());
+}
+
+#[test]
+fn librdkafka_configuration_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for (property, value, says) in [
+        ("no.such.property", "x", "No such configuration property"),
+        ("ssl.ca.location", "/nonexistent/ca.pem", "ssl.ca.location"),
+    ] {
+        std::fs::write(
+            dir.path().join("srv-opr.toml"),
+            format!(
+                "[kafka]\nbrokers = \"127.0.0.1:1\"\n\n[kafka.properties]\n\
+                 \"security.protocol\" = \"SSL\"\n\"{property}\" = \"{value}\"\n\n\
+                 [http]\nlisten = \"\"\n"
+            ),
+        )
+        .unwrap();
+        let o = srv(dir.path(), &["--config", ".", "run", "--out", "o"]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{property}: {e}");
+        assert!(e.contains(says), "{property}: {e}");
+    }
+}
+
+#[test]
+fn a_damaged_or_misnamed_input_fails_the_replay_naming_the_file_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = srv(
+        d,
+        &[
+            "simulate",
+            "--month",
+            "2024-03",
+            "--rate",
+            "0.05",
+            "--seed",
+            "3",
+            "--out",
+            "ev.jsonl.gz",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let gz = std::fs::read(d.join("ev.jsonl.gz")).unwrap();
+    assert!(gz.len() > 10_000, "{} bytes", gz.len());
+    // Cut in its middle; and whole but with its CRC wrong.
+    std::fs::write(d.join("cut.jsonl.gz"), &gz[..gz.len() / 2]).unwrap();
+    let mut crc = gz.clone();
+    let n = crc.len();
+    crc[n - 8] ^= 0xff;
+    std::fs::write(d.join("crc.jsonl.gz"), &crc).unwrap();
+    std::fs::create_dir(d.join("adir")).unwrap();
+
+    for (input, says) in [
+        ("cut.jsonl.gz", "reading failed after"),
+        ("crc.jsonl.gz", "reading failed after"),
+        ("adir", "adir: is a directory, not an event file"),
+    ] {
+        let o = srv(
+            d,
+            &[
+                "replay",
+                fixture("spec_example.jsonl").to_str().unwrap(),
+                input,
+                "--out",
+                "o",
+            ],
+        );
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{input}: {e}");
+        assert!(e.contains(input), "{input}: {e}");
+        assert!(e.contains(says), "{input}: {e}");
+        assert!(!d.join("o/rpl.csv").exists(), "{input}: figures written");
+    }
+}
