@@ -268,3 +268,68 @@ fn report_errors_name_the_problem() {
         "{err}"
     );
 }
+
+#[test]
+fn the_workbook_writes_hostile_text_as_text_never_as_a_formula() {
+    // A scheme whose measure name is a formula (a scheme file is edited by hand, and could be
+    // handed on): the workbook must show it as text, and no cell may run it.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scheme = std::fs::read_to_string(root.join("config/opr/RY23-24.toml")).unwrap();
+    let hostile = "=HYPERLINK(\"http://attacker.example/\",\"open me\")";
+    let edited = scheme.replace(
+        "name = \"Service availability\"",
+        &format!("name = {}", toml::Value::String(hostile.into())),
+    );
+    assert_ne!(edited, scheme);
+    std::fs::create_dir_all(dir.join("cfg/opr")).unwrap();
+    std::fs::write(dir.join("cfg/opr/RY23-24.toml"), edited).unwrap();
+    srv_ok(
+        dir,
+        &[
+            "simulate",
+            "--month",
+            "2023-05",
+            "--rate",
+            "0.01",
+            "--seed",
+            "4",
+            "--out",
+            "may.jsonl",
+        ],
+        &[],
+    );
+    srv_ok(
+        dir,
+        &[
+            "--config",
+            "cfg",
+            "report",
+            "--year",
+            "RY23/24",
+            "--inputs",
+            &external_inputs(),
+            "--replay",
+            "may.jsonl",
+            "--out",
+            "report",
+        ],
+        &[],
+    );
+    // The file itself, as any spreadsheet reads it: the name is a shared string, and no formula
+    // anywhere holds it.
+    let check = "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\n\
+        strings = z.read('xl/sharedStrings.xml').decode()\n\
+        assert '=HYPERLINK(\"http://attacker.example/' in strings, strings[:300]\n\
+        sheets = [n for n in z.namelist() if n.startswith('xl/worksheets/sheet')]\n\
+        assert sheets\n\
+        for n in sheets:\n    x = z.read(n).decode()\n    assert 'attacker' not in x, n\n\
+        print(len(sheets))";
+    tool(
+        Command::new(PYTHON)
+            .arg("-c")
+            .arg(check)
+            .arg(dir.join("report/opr-RY23-24.xlsx")),
+    );
+}
