@@ -313,3 +313,43 @@ fn a_damaged_or_misnamed_input_fails_the_replay_naming_the_file_and_where() {
         assert!(!d.join("o/rpl.csv").exists(), "{input}: figures written");
     }
 }
+
+#[test]
+fn a_displaced_request_moves_from_the_result_it_had_to_dead_letter() {
+    // Each event gets exactly one result, and a dead letter is one of them: a stored request
+    // displaced by an earlier conflicting one leaves the result it was counted under (here
+    // `late` for one and `unmeasured` for the other) for `dead_letter`.
+    let req = |id: &str, region: &str, srv: &str, at: &str| {
+        format!(
+            "{{\"type\":\"request\",\"id\":\"{id}\",\"srv\":\"{srv}\",\"region\":\"{region}\",\
+             \"provider\":\"csp\",\"at\":\"2024-03-10T{at}Z\"}}\n"
+        )
+    };
+    let events = [
+        req("a", "north", "CSP-HAN-TEST", "10:00:00"),
+        req("b", "north", "CSP-HAN-TEST", "12:00:00"),
+        // Behind the watermark (12:00 less 5 minutes): late.
+        req("c", "north", "CSP-HAN-TEST", "11:00:00"),
+        // Earlier still, for the same id in another region: it displaces c, and is late too.
+        req("c", "south", "CSP-HAN-TEST", "10:30:00"),
+        // A request no measure selects, then an earlier measured one with its id.
+        req("u", "north", "99.99", "13:00:00"),
+        req("u", "north", "CSP-HAN-TEST", "12:59:00"),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ev.jsonl"), events).unwrap();
+    let o = srv(dir.path(), &["replay", "ev.jsonl", "--out", "o"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_outputs(&dir.path().join("o"));
+    let s = &r.summary;
+    assert_eq!(s["dead_letters_total"], 2, "{s}");
+    assert_eq!(s["dead_letters"]["conflicting_request"], 2, "{s}");
+    let by = s["events_by_type_result"].as_object().unwrap();
+    let of = |k: &str| by.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    assert_eq!(of("request/accepted"), 3, "a, b and the second u: {by:?}");
+    assert_eq!(of("request/late"), 1, "the second c: {by:?}");
+    assert_eq!(of("request/unmeasured"), 0, "{by:?}");
+    assert_eq!(of("request/dead_letter"), 2, "{by:?}");
+    assert_eq!(by.values().map(|v| v.as_u64().unwrap()).sum::<u64>(), 6);
+}

@@ -35,13 +35,14 @@ pub fn encode_entry(e: &SavedEntry) -> [u8; ENTRY_BYTES] {
     b[28..32].copy_from_slice(&e.fin_code.to_le_bytes());
     b[32] = e.region as u8;
     b[33] = e.provider as u8;
-    b[34] = e.decided as u8;
+    // Bit 0: decided; bit 1: arrived late (layout-1 and -2 records have it clear).
+    b[34] = e.decided as u8 | (e.late as u8) << 1;
     b
 }
 
 /// A record back from its bytes.
 pub fn decode_entry(b: &[u8]) -> Result<SavedEntry, StoreError> {
-    if b.len() != ENTRY_BYTES || b[32] > 2 || b[33] > 2 || b[34] > 1 {
+    if b.len() != ENTRY_BYTES || b[32] > 2 || b[33] > 2 || b[34] > 3 {
         return Err(StoreError::Backend(format!(
             "a stored request record is damaged ({} bytes)",
             b.len()
@@ -58,7 +59,8 @@ pub fn decode_entry(b: &[u8]) -> Result<SavedEntry, StoreError> {
         fin_code: u32_at(28),
         region: Region::from_index(b[32] as usize),
         provider: Provider::from_index(b[33] as usize),
-        decided: b[34] == 1,
+        decided: b[34] & 1 == 1,
+        late: b[34] & 2 == 2,
     })
 }
 
@@ -353,6 +355,7 @@ mod tests {
                 region: Region::South,
                 provider: Provider::Csp,
                 decided: true,
+                late: true,
             },
             SavedEntry {
                 at: -5,
@@ -363,6 +366,7 @@ mod tests {
                 region: Region::North,
                 provider: Provider::Dsp,
                 decided: false,
+                late: false,
             },
         ] {
             assert_eq!(decode_entry(&encode_entry(&e)).unwrap(), e);
@@ -382,6 +386,7 @@ mod tests {
             region: Region::North,
             provider: Provider::Dsp,
             decided: i % 3 == 0,
+            late: i % 5 == 0,
         }
     }
 

@@ -166,6 +166,19 @@ fn every_trap_counts_exactly() {
     assert_eq!(s["revised_requests"], 1);
     assert_eq!(s["dead_letters_total"], 15);
     assert_eq!(s["dead_letters"]["too_late"], 2);
+    // One result per event: the results add up to the events read, and their dead letters to
+    // the dead letters written (line 27's displaced request moved from accepted).
+    let by = s["events_by_type_result"].as_object().unwrap();
+    let sum = |f: &dyn Fn(&str) -> bool| -> u64 {
+        by.iter()
+            .filter(|(k, _)| f(k))
+            .map(|(_, v)| v.as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(sum(&|_| true), 59, "{by:?}");
+    assert_eq!(sum(&|k| k.ends_with("/dead_letter")), 15, "{by:?}");
+    assert_eq!(by["request/accepted"], 19, "{by:?}");
+    assert_eq!(by["request/dead_letter"], 4, "{by:?}");
 
     assert_eq!(
         r.rpl,

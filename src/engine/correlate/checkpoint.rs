@@ -7,7 +7,7 @@ use crate::engine::domain::{Provider, Region};
 use crate::engine::time::Ts;
 
 use super::correlator::{
-    Correlator, CorrelatorConfig, CorrelatorStats, Entry, NONE_AT, Waiting, text_of,
+    Correlator, CorrelatorConfig, CorrelatorStats, Entry, LATE, NONE_AT, STORED, Waiting, text_of,
 };
 use super::interface::Evidence;
 use super::key::Pos;
@@ -32,6 +32,8 @@ pub struct SavedEntry {
     pub provider: Provider,
     /// Already decided and counted.
     pub decided: bool,
+    /// It arrived behind the watermark (its line was counted `late`).
+    pub late: bool,
 }
 
 /// A response waiting for its request, as a checkpoint stores it.
@@ -80,7 +82,7 @@ impl Correlator {
         for k in changed.entries.drain() {
             match self.entries.get_mut(&k) {
                 Some(e) => {
-                    e.stored = true;
+                    e.flags |= STORED;
                     out.entries.push((k, save_entry(e)));
                     if let Some(t) = text_of(&self.texts, e) {
                         out.texts.push((k, t.clone()));
@@ -114,7 +116,7 @@ impl Correlator {
             changed.waiting.clear();
         }
         for e in self.entries.values_mut() {
-            e.stored = true;
+            e.flags |= STORED;
         }
         self.save_all()
     }
@@ -178,7 +180,7 @@ impl Correlator {
                 region: s.region,
                 provider: s.provider,
                 decided: s.decided,
-                stored: true,
+                flags: STORED | if s.late { LATE } else { 0 },
                 text: 0,
             };
             if e.decided {
@@ -229,5 +231,6 @@ fn save_entry(e: &Entry) -> SavedEntry {
         region: e.region,
         provider: e.provider,
         decided: e.decided,
+        late: e.flags & LATE != 0,
     }
 }

@@ -13,7 +13,9 @@ use crate::engine::time::{Dur, Ts};
 use crate::engine::timers::TimerQueue;
 
 use super::changes::Tracker;
-use super::interface::{Decision, Evidence, Output, Req, Resp, StoredDead, Verdict, evidence_text};
+use super::interface::{
+    Decision, Displaced, Evidence, Output, Req, Resp, StoredDead, Verdict, evidence_text,
+};
 use super::key::{KeyMap, Pos};
 
 /// What the correlator needs to know from the configuration.
@@ -51,13 +53,25 @@ pub(super) struct Entry {
     pub(super) region: Region,
     pub(super) provider: Provider,
     pub(super) decided: bool,
-    /// A checkpoint has written this record: removing it must delete it from the store too.
-    /// (A record created and expired between two checkpoints never reaches the store.)
-    pub(super) stored: bool,
+    /// [`STORED`] and [`LATE`]: one byte, so that the entry stays 40 bytes.
+    pub(super) flags: u8,
     /// Slot + 1 of the request's evidence text in [`Correlator::texts`] (0: none). Fits in
     /// what would otherwise be padding: the entry stays 40 bytes.
     pub(super) text: u32,
 }
+
+// The table's size is most of the process's memory (BENCHMARKS.md): keep the record at 40.
+const _: () = assert!(std::mem::size_of::<Entry>() == 40);
+
+/// [`Entry::flags`]: a checkpoint has written this record, so removing it must delete it from
+/// the store too. (A record created and expired between two checkpoints never reaches the
+/// store.)
+pub(super) const STORED: u8 = 1;
+
+/// [`Entry::flags`]: the request arrived behind the watermark, so its line was counted `late`.
+/// Kept so that, displaced by an earlier conflicting request, the line leaves that result for
+/// `dead_letter` (each event has exactly one result).
+pub(super) const LATE: u8 = 2;
 
 impl Entry {
     pub(super) fn decision(&self, key: u128) -> Decision {
@@ -209,7 +223,7 @@ impl Correlator {
                     region: r.region,
                     provider: r.provider,
                     decided: false,
-                    stored: false,
+                    flags: if r.at < self.watermark { LATE } else { 0 },
                     text,
                 });
                 self.pending += 1;
@@ -235,7 +249,7 @@ impl Correlator {
                                 reason,
                                 pos: w.pos,
                                 raw: w.raw,
-                                reconstructed: false,
+                                displaced: None,
                                 is_request: false,
                             })),
                             verdict => out.push(Output::Settled {
@@ -262,6 +276,7 @@ impl Correlator {
                 }
                 let displaced = *e;
                 let old = e.decision(r.key);
+                e.flags = (e.flags & STORED) | if r.at < self.watermark { LATE } else { 0 };
                 e.at = r.at;
                 e.pos = r.pos;
                 e.srv = r.srv;
@@ -275,7 +290,13 @@ impl Correlator {
                     raw: reconstruct_request(&displaced, id, cat)
                         .into_bytes()
                         .into_boxed_slice(),
-                    reconstructed: true,
+                    displaced: Some(Displaced {
+                        late: displaced.flags & LATE != 0,
+                        measured: !cat
+                            .rules(displaced.srv, displaced.provider)
+                            .rules
+                            .is_empty(),
+                    }),
                     is_request: true,
                 }));
                 if decided {
@@ -407,7 +428,7 @@ impl Correlator {
                 if let hashbrown::hash_map::Entry::Occupied(o) = self.entries.entry(k)
                     && o.get().decided
                     && self.cfg.expiry(o.get().at) < watermark
-                    && !o.remove().stored
+                    && o.remove().flags & STORED == 0
                     && let Some(c) = self.changed.get_mut()
                 {
                     c.entries.remove(&k);
@@ -555,7 +576,7 @@ fn orphan(w: Waiting) -> Output {
         reason: DeadReason::OrphanResponse,
         pos: w.pos,
         raw: w.raw,
-        reconstructed: false,
+        displaced: None,
         is_request: false,
     })
 }

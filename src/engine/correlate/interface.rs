@@ -49,10 +49,22 @@ pub struct StoredDead {
     pub pos: Pos,
     /// The event's bytes.
     pub raw: Box<[u8]>,
-    /// True when `raw` was rebuilt from stored fields (the original bytes were not kept).
-    pub reconstructed: bool,
+    /// A stored request displaced by an earlier conflicting one: `raw` was rebuilt from its
+    /// fields (the original bytes were not kept), and its line was counted when it arrived.
+    pub displaced: Option<Displaced>,
     /// Whether it was a request (else a response).
     pub is_request: bool,
+}
+
+/// How a displaced request's line was counted when it arrived, so that it can leave that result
+/// for `dead_letter`: `late` if it arrived behind the watermark, else `unmeasured` if no measure
+/// selects it, else `accepted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Displaced {
+    /// It arrived behind the watermark.
+    pub late: bool,
+    /// A measure selects it.
+    pub measured: bool,
 }
 
 /// What happened, for the aggregates and the dead-letter sink.

@@ -21,5 +21,7 @@ mod key;
 
 pub use checkpoint::{Changes, SavedEntry, SavedWaiting};
 pub use correlator::{Correlator, CorrelatorConfig, CorrelatorStats};
-pub use interface::{Decision, Evidence, Output, Req, Resp, StoredDead, Verdict, evidence_text};
+pub use interface::{
+    Decision, Displaced, Evidence, Output, Req, Resp, StoredDead, Verdict, evidence_text,
+};
 pub use key::{KeyHasher, KeyMap, KeySet, Pos, key_of};

@@ -221,16 +221,27 @@ impl<S: DeadLetterSink> Pipeline<S> {
                     self.count(EventType::Response, r);
                 }
                 Output::Dead(d) => {
-                    if !d.reconstructed {
-                        let ty = if d.is_request {
-                            EventType::Request
+                    let ty = if d.is_request {
+                        EventType::Request
+                    } else {
+                        EventType::Response
+                    };
+                    if let Some(was) = d.displaced {
+                        // Its line was counted when it arrived; it has one result, and now it
+                        // is this dead letter.
+                        let counted = if was.late {
+                            EventResult::Late
+                        } else if !was.measured {
+                            EventResult::Unmeasured
                         } else {
-                            EventType::Response
+                            EventResult::Accepted
                         };
-                        self.count(ty, EventResult::DeadLetter);
+                        let n = &mut self.stats.by_type_result[ty as usize][counted as usize];
+                        *n = n.saturating_sub(1);
                     }
+                    self.count(ty, EventResult::DeadLetter);
                     if result.is_ok() {
-                        result = self.dead(d.reason, d.pos, &d.raw, d.reconstructed);
+                        result = self.dead(d.reason, d.pos, &d.raw, d.displaced.is_some());
                     }
                 }
             }
