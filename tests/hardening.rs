@@ -353,3 +353,35 @@ fn a_displaced_request_moves_from_the_result_it_had_to_dead_letter() {
     assert_eq!(of("request/dead_letter"), 2, "{by:?}");
     assert_eq!(by.values().map(|v| v.as_u64().unwrap()).sum::<u64>(), 6);
 }
+
+#[test]
+fn the_waiting_cap_says_when_it_evicts_and_counts_what_it_evicted() {
+    // Five responses whose requests never come, with room for two: three are evicted early.
+    let mut events = String::new();
+    for i in 0..5 {
+        events.push_str(&format!(
+            "{{\"type\":\"response\",\"id\":\"w{i}\",\"code\":\"I0\",\
+             \"at\":\"2024-03-10T10:00:0{i}Z\"}}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ev.jsonl"), events).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["replay", "ev.jsonl", "--out", "o"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env("SRV_OPR__TIME__MAX_WAITING_RESPONSES", "2")
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    let s = read_outputs(&dir.path().join("o")).summary;
+    assert_eq!(s["waiting_responses_evicted"], 3, "{s}");
+    assert_eq!(s["dead_letters"]["orphan_response"], 5, "{s}");
+    // Logged once when the burst began and once with its count, not once per response.
+    let warns: Vec<&str> = e.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warns.len(), 2, "{e}");
+    assert!(warns[0].contains("waiting-response cap is reached"), "{e}");
+    assert!(warns[0].contains("max_waiting_responses=2"), "{e}");
+    assert!(warns[1].contains("evicted=3"), "{e}");
+}

@@ -44,6 +44,7 @@ pub struct Metrics {
     consumer_lag: IntGaugeVec,
     assigned: IntGauge,
     kafka_errors: IntCounterVec,
+    evicted_waiting: IntCounterVec,
     handed_over: IntCounterVec,
     watermark: Gauge,
     checkpoint_age: Option<Gauge>,
@@ -316,6 +317,12 @@ impl Metrics {
                 "srv_assigned_partitions",
                 "Partitions held by this instance",
             )?,
+            evicted_waiting: f.counters(
+                "srv_waiting_responses_evicted_total",
+                "Waiting responses dead-lettered early (orphan_response) because \
+                 max_waiting_responses was reached",
+                &[],
+            )?,
             kafka_errors: f.counters(
                 "srv_kafka_errors_total",
                 "Errors reported by the Kafka client (it retries them itself)",
@@ -523,6 +530,7 @@ impl Metrics {
         }
         self.assigned.set(s.assigned as i64);
         set_counter(&self.kafka_errors, &[], s.kafka_errors);
+        set_counter(&self.evicted_waiting, &[], s.stats.evicted_waiting);
         set_counter(&self.handed_over, &[], self.live.handed_over());
     }
 }

@@ -323,6 +323,9 @@ pub struct Summary {
     pub peak_pending_requests: u64,
     /// Most responses waiting for their request at once.
     pub peak_waiting_responses: u64,
+    /// Waiting responses dead-lettered early (`orphan_response`) because
+    /// `max_waiting_responses` was reached: they are among the orphan responses.
+    pub waiting_responses_evicted: u64,
     /// Most bytes of correlation state at once (sampled).
     pub peak_state_bytes: u64,
     /// Wall-clock seconds.
@@ -380,6 +383,7 @@ impl Summary {
             inputs,
             peak_pending_requests: stats.peak_pending,
             peak_waiting_responses: stats.peak_waiting,
+            waiting_responses_evicted: stats.evicted_waiting,
             peak_state_bytes: stats.peak_state_bytes,
             wall_seconds,
             events_per_second: if wall_seconds > 0.0 {

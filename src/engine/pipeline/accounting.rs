@@ -71,6 +71,10 @@ pub struct PipelineStats {
     pub peak_waiting: u64,
     /// Most bytes of correlation state at once (sampled every 4,096 events).
     pub peak_state_bytes: u64,
+    /// Waiting responses dead-lettered early (`orphan_response`) because
+    /// `max_waiting_responses` was reached; counted among the dead letters too.
+    #[serde(default)]
+    pub evicted_waiting: u64,
 }
 
 impl PipelineStats {
@@ -89,6 +93,7 @@ impl PipelineStats {
         self.peak_pending += o.peak_pending;
         self.peak_waiting += o.peak_waiting;
         self.peak_state_bytes += o.peak_state_bytes;
+        self.evicted_waiting += o.evicted_waiting;
     }
 
     /// Events of a type, whatever their result.

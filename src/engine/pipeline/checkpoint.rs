@@ -205,6 +205,8 @@ impl<S: DeadLetterSink> Pipeline<S> {
         p.aggregates.restore_stats(meta.aggregate_stats);
         p.aggregates.set_watermark(Ts(meta.aggregate_watermark));
         p.stats = meta.stats;
+        // A checkpoint from before the count was kept in the stats has it here only.
+        p.stats.evicted_waiting = meta.evicted_waiting;
         p.track_changes();
         Ok(p)
     }

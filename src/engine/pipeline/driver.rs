@@ -42,7 +42,15 @@ pub struct Pipeline<S: DeadLetterSink> {
     pub(super) stats: PipelineStats,
     pub(super) sample_countdown: u32,
     pub(super) future_limit: Option<Ts>,
+    /// `max_waiting_responses`, for the message when it is reached.
+    pub(super) waiting_cap: usize,
+    /// The evictions' current burst: the total evicted before it began, and the event count at
+    /// its latest eviction.
+    pub(super) burst: Option<(u64, u64)>,
 }
+
+/// Events without an eviction that end a burst of them (the burst's count is then logged).
+const QUIET_EVENTS: u64 = 100_000;
 
 impl<S: DeadLetterSink> Pipeline<S> {
     /// A pipeline over `sources` (indexed by [`Pos::source`]) writing dead letters to `sink`.
@@ -59,6 +67,8 @@ impl<S: DeadLetterSink> Pipeline<S> {
             stats: PipelineStats::default(),
             sample_countdown: 0,
             future_limit: None,
+            waiting_cap: cfg.correlator.max_waiting_responses,
+            burst: None,
         }
     }
 
@@ -156,7 +166,51 @@ impl<S: DeadLetterSink> Pipeline<S> {
             }
         }
         self.drain()?;
+        let evicted = self.correlator.stats().evicted_waiting;
+        if evicted != self.stats.evicted_waiting {
+            self.evictions(evicted);
+        } else if let Some((_, last)) = self.burst
+            && self.stats.events - last >= QUIET_EVENTS
+        {
+            self.end_burst();
+        }
         Ok(Some(at))
+    }
+
+    /// The waiting-response cap evicted responses (SPEC §2): counted, and logged once when a
+    /// burst of evictions begins; [`Pipeline::end_burst`] logs its count.
+    fn evictions(&mut self, total: u64) {
+        if self.burst.is_none() {
+            tracing::warn!(
+                scope = self.scope(),
+                max_waiting_responses = self.waiting_cap,
+                "the waiting-response cap is reached: the oldest waiting responses become \
+                 orphan_response early, although their requests may still come (raise \
+                 time.max_waiting_responses, or look for a source whose requests stopped)"
+            );
+            self.burst = Some((self.stats.evicted_waiting, self.stats.events));
+        }
+        if let Some(b) = &mut self.burst {
+            b.1 = self.stats.events;
+        }
+        self.stats.evicted_waiting = total;
+    }
+
+    /// A burst of evictions is over (quiet for a while, or the input ended): its count.
+    fn end_burst(&mut self) {
+        if let Some((before, _)) = self.burst.take() {
+            tracing::warn!(
+                scope = self.scope(),
+                evicted = self.stats.evicted_waiting - before,
+                evicted_in_all = self.stats.evicted_waiting,
+                "waiting responses dead-lettered early by the waiting-response cap"
+            );
+        }
+    }
+
+    /// The source a message names (a file, or a topic's partition).
+    fn scope(&self) -> &str {
+        self.sources.first().map_or("", |s| s.name.as_str())
     }
 
     /// Moves the watermark: decides, expires and orphans what it passed.
@@ -172,7 +226,9 @@ impl<S: DeadLetterSink> Pipeline<S> {
         while !self.correlator.finish(&mut self.out, 65_536) {
             self.drain()?;
         }
-        self.drain()
+        self.drain()?;
+        self.end_burst();
+        Ok(())
     }
 
     fn count(&mut self, ty: EventType, result: EventResult) {

@@ -65,6 +65,8 @@ struct Sample {
     /// Events read (the pipeline's progress).
     events: u64,
     dead: u64,
+    /// Waiting responses the cap dead-lettered early.
+    evicted: u64,
     watermark: Option<Ts>,
     lag: i64,
 }
@@ -181,6 +183,7 @@ impl Evaluator {
             hits,
             events: snap.stats.events,
             dead: snap.stats.dead_letters.iter().sum(),
+            evicted: snap.stats.evicted_waiting,
             watermark: snap.combined,
             lag,
         });
@@ -474,6 +477,18 @@ impl Evaluator {
                     ),
                 );
             }
+            // Any at all: each is a response whose request may yet come, counted as a miss.
+            let evicted = last.evicted - old.evicted.min(last.evicted);
+            if evicted > 0 {
+                holding.insert(
+                    (AlertKind::WaitingResponsesEvicted, None, None),
+                    format!(
+                        "{evicted} waiting responses dead-lettered early in {}: \
+                         max_waiting_responses is reached",
+                        c.dead_letter_window
+                    ),
+                );
+            }
         }
     }
 }
@@ -683,6 +698,24 @@ mod tests {
         assert!(
             fired(&t).contains(&(AlertKind::DeadLettersRising, None)),
             "{t:?}"
+        );
+        assert!(
+            !w.firing()
+                .contains(&(AlertKind::WaitingResponsesEvicted, None))
+        );
+        // One response evicted by the waiting cap is enough; quiet for the window, it resolves.
+        w.snap.stats.evicted_waiting += 1;
+        let t = w.tick(60);
+        assert!(
+            fired(&t).contains(&(AlertKind::WaitingResponsesEvicted, None)),
+            "{t:?}"
+        );
+        let summary = &w.eval.active[&(AlertKind::WaitingResponsesEvicted, None, None)].summary;
+        assert!(summary.starts_with("1 waiting responses"), "{summary}");
+        w.tick(1200);
+        assert!(
+            !w.firing()
+                .contains(&(AlertKind::WaitingResponsesEvicted, None))
         );
     }
 

@@ -27,11 +27,13 @@ pub enum AlertKind {
     WatermarkStuck,
     /// Too many events dead-lettered.
     DeadLettersRising,
+    /// The waiting-response cap dead-lettered responses early (SPEC §2).
+    WaitingResponsesEvicted,
 }
 
 impl AlertKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [AlertKind; 8] = [
+    pub const ALL: [AlertKind; 9] = [
         AlertKind::RplBelowTarget,
         AlertKind::RplBelowMinimum,
         AlertKind::ErrorBudgetFastBurn,
@@ -40,6 +42,7 @@ impl AlertKind {
         AlertKind::ConsumerStalled,
         AlertKind::WatermarkStuck,
         AlertKind::DeadLettersRising,
+        AlertKind::WaitingResponsesEvicted,
     ];
 
     /// The `alertname` (in Alertmanager and the rules) and the `alert` label of
@@ -54,6 +57,7 @@ impl AlertKind {
             AlertKind::ConsumerStalled => "SrvConsumerStalled",
             AlertKind::WatermarkStuck => "SrvWatermarkStuck",
             AlertKind::DeadLettersRising => "SrvDeadLettersRising",
+            AlertKind::WaitingResponsesEvicted => "SrvWaitingResponsesEvicted",
         }
     }
 

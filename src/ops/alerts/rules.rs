@@ -294,6 +294,16 @@ impl Rules {
                 a.dead_letter_percent
             ),
         );
+        self.rule(
+            y,
+            AlertKind::WaitingResponsesEvicted,
+            None,
+            format!("sum by (instance) (increase(srv_waiting_responses_evicted_total[{dw}])) > 0"),
+            format!(
+                "{{{{ $labels.instance }}}}: {{{{ $value | printf \"%.0f\" }}}} waiting responses \
+                 dead-lettered early in {dw}: max_waiting_responses is reached"
+            ),
+        );
     }
 }
 
