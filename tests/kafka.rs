@@ -453,3 +453,87 @@ fn evidence_agrees(a: &std::path::Path, b: &std::path::Path) -> (usize, usize) {
     }
     (same, compared)
 }
+
+#[test]
+fn until_caught_up_waits_out_the_sessions_of_members_that_crashed() {
+    // Two members crash (SIGKILL) holding the topic's partitions, without static membership:
+    // the group hands their partitions on only when their sessions time out, here 65 s, past
+    // the fixed minute the catch-up used to wait before giving up with "no partition was
+    // assigned". The catch-up now waits as long as the group may take, and reads everything.
+    let topic = unique("srv-crashed");
+    let dlq = unique("srv-crashed-dlq");
+    create_topic(&topic, 2);
+    create_topic(&dlq, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let brokers = brokers();
+    let sim = [
+        "simulate", "--month", "2024-03", "--rate", "0.002", "--seed", "5",
+    ];
+    srv_ok(
+        dir.path(),
+        &[&sim[..], &["--out", "events.jsonl"]].concat(),
+        &[],
+    );
+    srv_ok(
+        dir.path(),
+        &[&sim[..], &["--kafka", &brokers, "--topic", &topic]].concat(),
+        &[],
+    );
+    srv_ok(
+        dir.path(),
+        &["replay", "events.jsonl", "--out", "replay-out"],
+        &[],
+    );
+
+    let group = unique("crashed");
+    let topics = format!("[\"{topic}\"]");
+    let env = [
+        ("SRV_OPR__STATE__URL", ""),
+        ("SRV_OPR__KAFKA__BROKERS", brokers.as_str()),
+        ("SRV_OPR__KAFKA__TOPICS", topics.as_str()),
+        ("SRV_OPR__KAFKA__GROUP_ID", group.as_str()),
+        ("SRV_OPR__KAFKA__DEAD_LETTER_TOPIC", dlq.as_str()),
+        ("SRV_OPR__HTTP__LISTEN", ""),
+        ("SRV_OPR__KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "65000"),
+        ("SRV_OPR__KAFKA__PROPERTIES__HEARTBEAT.INTERVAL.MS", "3000"),
+        ("SRV_OPR__KAFKA__PROPERTIES__MAX.POLL.INTERVAL.MS", "70000"),
+    ];
+    let mut members = Vec::new();
+    for i in 0..2 {
+        let log = dir.path().join(format!("member-{i}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+            .args(["run", "--out", &format!("member-{i}")])
+            .envs(env)
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        members.push((KillOnDrop(child.id()), log));
+    }
+    // Both in the group, each holding a partition, then killed without leaving it.
+    let t0 = Instant::now();
+    while !members.iter().all(|(_, log)| {
+        std::fs::read_to_string(log).is_ok_and(|l| l.contains("partition assigned"))
+    }) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "members never assigned"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(members);
+
+    let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["run", "--until-caught-up", "--out", "run-out"])
+        .envs(env)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    // It said what it was waiting for while it waited.
+    assert!(e.contains("no partition assigned yet"), "{e}");
+    let read = |d: &str| std::fs::read_to_string(dir.path().join(d).join("rpl.csv")).unwrap();
+    assert_eq!(read("run-out"), read("replay-out"));
+}

@@ -14,6 +14,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -84,8 +85,8 @@ pub fn run(
     let dead = dead_letter_producer(cfg)?;
     let failed = Arc::new(AtomicBool::new(false));
     let (dispatcher, commits) = start_workers(cfg, pipeline, opts, &dead, &live, &failed)?;
-    let consumer = subscribe(cfg, dispatcher)?;
-    let fetched = fetch(&consumer, &dead, &commits, &failed, opts, stop);
+    let (consumer, group) = subscribe(cfg, dispatcher)?;
+    let fetched = fetch(&consumer, &group, &dead, &commits, &failed, opts, stop);
     // Stop: everything fetched is processed, then every partition is handed over. The deadline
     // (kafka.shutdown_timeout) is enforced by the caller's watchdog, which can end the process
     // even if a broker call here hangs.
@@ -192,7 +193,43 @@ fn start_workers(
 }
 
 /// The consumer, in the group, subscribed to the configured topics.
-fn subscribe(cfg: &Config, dispatcher: Dispatcher) -> Result<BaseConsumer<RunContext>, KafkaError> {
+/// How long the group may legitimately take to assign this member partitions: members that
+/// stopped without leaving (a crash, a SIGKILL) hold theirs until their session times out, and a
+/// rebalance then waits up to the rebalance timeout (librdkafka's `max.poll.interval.ms`) for
+/// the members to rejoin.
+#[derive(Debug, Clone)]
+struct GroupWait {
+    group: String,
+    session: Duration,
+    rebalance: Duration,
+}
+
+impl GroupWait {
+    /// Margin past both timeouts, for the join round trips themselves.
+    const MARGIN: Duration = Duration::from_secs(15);
+
+    /// Read from the consumer's configuration, librdkafka's defaults where it sets none.
+    fn of(cc: &ClientConfig, group: &str) -> GroupWait {
+        let ms = |key: &str, default: u64| {
+            Duration::from_millis(cc.get(key).and_then(|v| v.parse().ok()).unwrap_or(default))
+        };
+        GroupWait {
+            group: group.to_string(),
+            session: ms("session.timeout.ms", 45_000),
+            rebalance: ms("max.poll.interval.ms", 300_000),
+        }
+    }
+
+    /// The longest wait for a first assignment that is not yet a fault.
+    fn limit(&self) -> Duration {
+        self.session + self.rebalance + Self::MARGIN
+    }
+}
+
+fn subscribe(
+    cfg: &Config,
+    dispatcher: Dispatcher,
+) -> Result<(BaseConsumer<RunContext>, GroupWait), KafkaError> {
     let k = &cfg.settings.kafka;
     // A deep prefetch queue: with librdkafka's default (100,000 messages over all partitions) the
     // loop waited on fetches most of the time (BENCHMARKS.md). Statistics every 5 s give the
@@ -209,6 +246,7 @@ fn subscribe(cfg: &Config, dispatcher: Dispatcher) -> Result<BaseConsumer<RunCon
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "false");
+    let group = GroupWait::of(&cc, &k.group_id);
     let context = RunContext {
         dispatcher: Mutex::new(dispatcher),
     };
@@ -221,13 +259,14 @@ fn subscribe(cfg: &Config, dispatcher: Dispatcher) -> Result<BaseConsumer<RunCon
         .map_err(KafkaError::client("cannot subscribe to the topics"))?;
     tracing::info!(brokers = %k.brokers, topics = ?k.topics, group = %k.group_id,
         workers = consumer.context().lock().workers.len(), "consuming");
-    Ok(consumer)
+    Ok((consumer, group))
 }
 
 /// The fetch loop: polls, hands each message to its worker's batch, serves the producer and
 /// the offset commits, until `stop`, a failure, or (with `until_caught_up`) the end of input.
 fn fetch(
     consumer: &BaseConsumer<RunContext>,
+    group: &GroupWait,
     dead: &KafkaDeadLetters,
     commits: &Receiver<(String, i32, i64)>,
     failed: &AtomicBool,
@@ -235,6 +274,7 @@ fn fetch(
     stop: &AtomicBool,
 ) -> Result<(), KafkaError> {
     let started = Instant::now();
+    let mut next_note = Duration::from_secs(15);
     let mut last_check = Instant::now();
     let mut polled: u32 = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -292,7 +332,7 @@ fn fetch(
             && last_check.elapsed() >= Duration::from_millis(200)
         {
             last_check = Instant::now();
-            if caught_up(consumer, started)? {
+            if caught_up(consumer, group, started, &mut next_note)? {
                 break;
             }
         }
@@ -411,8 +451,15 @@ fn commit_checkpointed(
     }
 }
 
-/// Every assigned partition fetched to its high watermark (and at least one assigned).
-fn caught_up(consumer: &BaseConsumer<RunContext>, started: Instant) -> Result<bool, KafkaError> {
+/// Every assigned partition fetched to its high watermark (and at least one assigned). With
+/// nothing assigned it waits as long as the group may legitimately take ([`GroupWait`]), saying
+/// every 15 s what it waits for.
+fn caught_up(
+    consumer: &BaseConsumer<RunContext>,
+    group: &GroupWait,
+    started: Instant,
+    next_note: &mut Duration,
+) -> Result<bool, KafkaError> {
     let held: Vec<(String, i32, i64)> = consumer
         .context()
         .lock()
@@ -420,8 +467,25 @@ fn caught_up(consumer: &BaseConsumer<RunContext>, started: Instant) -> Result<bo
         .map(|(t, p, a)| (t.to_string(), p, a.next_offset))
         .collect();
     if held.is_empty() {
-        if started.elapsed() > Duration::from_secs(60) {
-            return Err(KafkaError::NoAssignment);
+        let waited = started.elapsed();
+        if waited > group.limit() {
+            return Err(KafkaError::NoAssignment {
+                group: group.group.clone(),
+                waited_s: waited.as_secs(),
+                session_s: group.session.as_secs_f64(),
+                rebalance_s: group.rebalance.as_secs_f64(),
+            });
+        }
+        if waited >= *next_note {
+            *next_note += Duration::from_secs(15);
+            tracing::info!(
+                group = %group.group,
+                waited_s = waited.as_secs(),
+                gives_up_after_s = group.limit().as_secs(),
+                "no partition assigned yet: members that stopped without leaving hold theirs \
+                 until their session times out (session.timeout.ms), and a rebalance waits for \
+                 the members to rejoin (max.poll.interval.ms)"
+            );
         }
         return Ok(false);
     }

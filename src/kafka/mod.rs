@@ -80,9 +80,23 @@ pub enum KafkaError {
         /// Its reason.
         reason: String,
     },
-    /// `--until-caught-up` with nothing assigned for a minute.
-    #[error("no partition was assigned within 60 s (is the topic there, and the group free?)")]
-    NoAssignment,
+    /// `--until-caught-up` with nothing assigned for longer than the group may take.
+    #[error(
+        "no partition of the topics was assigned to this member of group {group} in {waited_s} s, \
+         past the session timeout ({session_s} s) that frees a stopped member's partitions and \
+         the rebalance timeout ({rebalance_s} s) that a rejoin may take: do the topics exist, \
+         and do other members of the group hold every partition?"
+    )]
+    NoAssignment {
+        /// The consumer group.
+        group: String,
+        /// Seconds waited.
+        waited_s: u64,
+        /// `session.timeout.ms`, in seconds.
+        session_s: f64,
+        /// `max.poll.interval.ms`, in seconds.
+        rebalance_s: f64,
+    },
     /// Dead letters could not be written: `run` stops rather than lose them.
     #[error(
         "{failed} dead letters could not be written to {topic} ({reason}): stopped rather than \
