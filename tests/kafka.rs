@@ -509,11 +509,12 @@ fn until_caught_up_waits_out_the_sessions_of_members_that_crashed() {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        members.push((KillOnDrop(child.id()), log));
+        let guard = KillOnDrop(child.id());
+        members.push((child, guard, log));
     }
     // Both in the group, each holding a partition, then killed without leaving it.
     let t0 = Instant::now();
-    while !members.iter().all(|(_, log)| {
+    while !members.iter().all(|(_, _, log)| {
         std::fs::read_to_string(log).is_ok_and(|l| l.contains("partition assigned"))
     }) {
         assert!(
@@ -522,7 +523,10 @@ fn until_caught_up_waits_out_the_sessions_of_members_that_crashed() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    drop(members);
+    for (mut child, _guard, _) in members {
+        child.kill().unwrap(); // SIGKILL: no leave-group request
+        child.wait().unwrap();
+    }
 
     let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
         .args(["run", "--until-caught-up", "--out", "run-out"])
