@@ -385,3 +385,36 @@ fn the_waiting_cap_says_when_it_evicts_and_counts_what_it_evicted() {
     assert!(warns[0].contains("max_waiting_responses=2"), "{e}");
     assert!(warns[1].contains("evicted=3"), "{e}");
 }
+
+#[test]
+fn an_unreachable_broker_is_logged_once_per_kind_not_dozens_of_times_a_second() {
+    // librdkafka reconnects many times a second; each failure used to be a WARN line (about 40
+    // a second, 3.5 million a day). Now each kind is logged once, then at most every 30 s.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("srv-opr.toml"),
+        "[kafka]\nbrokers = \"127.0.0.1:1\"\n\n[http]\nlisten = \"\"\n\n[state]\nurl = \"\"\n",
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["--config", ".", "run", "--out", "o"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = crate::support::KillOnDrop(child.id());
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let o = child.wait_with_output().unwrap();
+    let e = stderr(&o);
+    let loud = e
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .count();
+    assert!(e.contains("AllBrokersDown"), "{e}");
+    assert!(loud < 20, "{loud} warnings in 12 s:\n{e}");
+}

@@ -9,7 +9,11 @@ use super::KafkaError;
 use crate::config::Config;
 use crate::config::secrets::Secret;
 use crate::config::settings::SECRET_PROPERTIES;
-use crate::diagnostic::redact;
+use crate::diagnostic::{Repeats, redact};
+
+/// Client errors and librdkafka's warnings repeat while a broker is down (dozens a second, as
+/// librdkafka reconnects): each kind is logged once, then at most once per 30 s with a count.
+static REPEATS: Repeats = Repeats::new(std::time::Duration::from_secs(30));
 
 /// The configuration of a client of `cfg`'s brokers, over `defaults`.
 pub fn client_config(cfg: &Config, defaults: &[(&str, &str)]) -> Result<ClientConfig, KafkaError> {
@@ -54,15 +58,58 @@ pub fn set_properties(cc: &mut ClientConfig, properties: &[(String, String)]) {
     }
 }
 
-/// A librdkafka log line, at its level, with secrets masked.
+/// An error librdkafka retries itself (`what` says which client saw it), with secrets masked:
+/// logged as a warning once per kind, then at most every 30 s with how many were held back.
+pub(super) fn warn_retried(what: &str, error: &rdkafka::error::KafkaError, reason: &str) {
+    let kind = match error.rdkafka_error_code() {
+        Some(code) => format!("{what}: {code:?}"),
+        None => format!("{what}: {error}"),
+    };
+    match REPEATS.admit(&kind, std::time::Instant::now()) {
+        None => {}
+        Some(0) => {
+            tracing::warn!(error = %redact(&error.to_string()), reason = %redact(reason), "{what}")
+        }
+        Some(n) => tracing::warn!(
+            error = %redact(&error.to_string()),
+            reason = %redact(reason),
+            repeated = n,
+            "{what} (again; the same error {n} times more since it was last logged, at most \
+             every {} s)",
+            REPEATS.every_secs()
+        ),
+    }
+}
+
+/// A librdkafka log line, at its level, with secrets masked; warnings and errors of a facility
+/// are summarised as [`warn_retried`]'s are.
 pub(super) fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {
     let message = redact(message);
+    let loud = matches!(
+        level,
+        RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error
+            | RDKafkaLogLevel::Warning
+    );
+    let repeated = if loud {
+        match REPEATS.admit(
+            &format!("librdkafka {fac} {}", level as i32),
+            std::time::Instant::now(),
+        ) {
+            None => return,
+            Some(n) => n,
+        }
+    } else {
+        0
+    };
     match level {
         RDKafkaLogLevel::Emerg
         | RDKafkaLogLevel::Alert
         | RDKafkaLogLevel::Critical
-        | RDKafkaLogLevel::Error => tracing::error!(fac, "librdkafka: {message}"),
-        RDKafkaLogLevel::Warning => tracing::warn!(fac, "librdkafka: {message}"),
+        | RDKafkaLogLevel::Error => tracing::error!(fac, repeated, "librdkafka: {message}"),
+        RDKafkaLogLevel::Warning => tracing::warn!(fac, repeated, "librdkafka: {message}"),
         RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
             tracing::info!(fac, "librdkafka: {message}")
         }

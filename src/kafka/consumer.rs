@@ -288,7 +288,7 @@ fn fetch(
             }
             Some(Err(e)) => {
                 // librdkafka retries broker and network errors itself; say what happened.
-                tracing::warn!(error = %e, "consumer");
+                super::client::warn_retried("consumer", &e, "");
                 d.live.count_kafka_error();
                 // A fatal error (e.g. a static member fenced by its own successor after a
                 // broker restart) leaves the consumer unusable: stop, so the supervisor

@@ -42,7 +42,7 @@ impl ClientContext for DeliveryCounter {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::error!(error = %redact(&error.to_string()), reason = %redact(reason), "kafka producer");
+        super::client::warn_retried("kafka producer", &error, reason);
     }
 }
 

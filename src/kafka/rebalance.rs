@@ -15,7 +15,6 @@ use rdkafka::types::RDKafkaRespErr;
 
 use super::dispatch::{Dispatcher, owned_list};
 use super::handoff::HandOverCause;
-use crate::diagnostic::redact;
 
 /// The consumer's context: rebalance callbacks and statistics.
 pub(super) struct RunContext {
@@ -37,7 +36,7 @@ impl ClientContext for RunContext {
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         // Broker outages and request errors: librdkafka retries them; the operator sees them.
-        tracing::warn!(error = %redact(&error.to_string()), reason = %redact(reason), "kafka client");
+        super::client::warn_retried("kafka client", &error, reason);
         self.lock().live.count_kafka_error();
     }
 
