@@ -97,7 +97,7 @@ fn benches(c: &mut Criterion) {
             drive(
                 &mut sources,
                 &mut p,
-                cfg.settings.time.allowed_lateness,
+                srv_opr::source::files::Timing::of(&cfg),
                 &mut |_| {},
             )
             .expect("replay of memory cannot fail");

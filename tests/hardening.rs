@@ -418,3 +418,129 @@ fn an_unreachable_broker_is_logged_once_per_kind_not_dozens_of_times_a_second() 
     assert!(e.contains("AllBrokersDown"), "{e}");
     assert!(loud < 20, "{loud} warnings in 12 s:\n{e}");
 }
+
+/// `srv-opr simulate` of the given span into `name`; its lines.
+fn simulated(dir: &Path, name: &str, from: &str, to: &str, seed: &str) -> Vec<String> {
+    let o = srv(
+        dir,
+        &[
+            "simulate", "--from", from, "--to", to, "--rate", "0.005", "--seed", seed, "--out",
+            name,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::read_to_string(dir.join(name))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn replayed(dir: &Path, inputs: &[&str], out: &str) -> crate::support::replay::Replayed {
+    let o = srv(dir, &[&["replay"], inputs, &["--out", out]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    read_outputs(&dir.join(out))
+}
+
+/// The rows of `month` in an `rpl.csv`.
+fn month_rows(rpl: &str, month: &str) -> Vec<String> {
+    rpl.lines()
+        .filter(|l| l.starts_with(month))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn one_event_far_ahead_moves_no_watermark_and_changes_no_other_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lines = simulated(
+        d,
+        "march.jsonl",
+        "2024-03-01T00:00:00Z",
+        "2024-04-03T00:00:00Z",
+        "8",
+    );
+    let base = replayed(d, &["march.jsonl"], "base");
+    assert_eq!(base.summary["watermark_outliers"], 0, "{}", base.summary);
+    let outlier = "{\"type\":\"request\",\"id\":\"clock-error\",\"srv\":\"8.11\",\"region\":\"south\",\
+                   \"provider\":\"dsp\",\"at\":\"2024-09-15T12:00:00Z\"}";
+    let future = "{\"type\":\"request\",\"id\":\"far-future\",\"srv\":\"8.11\",\"region\":\"south\",\
+                  \"provider\":\"dsp\",\"at\":\"2261-01-01T00:00:00Z\"}";
+    // Months ahead on the first line, then in the middle; and one dated 2261 first of all.
+    for (name, at) in [("first", 0), ("middle", lines.len() / 2)] {
+        let mut edited = lines.clone();
+        edited.insert(at, outlier.to_string());
+        if name == "first" {
+            edited.insert(0, future.to_string());
+        }
+        std::fs::write(d.join(format!("{name}.jsonl")), edited.join("\n") + "\n").unwrap();
+        let r = replayed(d, &[&format!("{name}.jsonl")], name);
+        let s = &r.summary;
+        assert_eq!(s["watermark_outliers"], 1, "{name}: {s}");
+        assert_eq!(s["watermark"], base.summary["watermark"], "{name}");
+        assert_eq!(
+            s["dead_letters"]["too_late"], base.summary["dead_letters"]["too_late"],
+            "{name}"
+        );
+        let future_dead = if name == "first" { 1 } else { 0 };
+        assert_eq!(
+            s["dead_letters"]["future_timestamp"], future_dead,
+            "{name}: beyond the wall clock"
+        );
+        // Every month of the traffic as without the outlier; the outlier is its own month.
+        for month in ["2024-03", "2024-04"] {
+            assert_eq!(
+                month_rows(&r.rpl, month),
+                month_rows(&base.rpl, month),
+                "{name}: {month}"
+            );
+        }
+        assert!(
+            r.rpl
+                .lines()
+                .any(|l| l.starts_with("2024-09,SRV8.11,south,1,")),
+            "{}",
+            r.rpl
+        );
+    }
+}
+
+#[test]
+fn traffic_that_resumes_after_days_in_one_file_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let early = simulated(
+        d,
+        "early.jsonl",
+        "2024-03-01T00:00:00Z",
+        "2024-03-06T00:00:00Z",
+        "1",
+    );
+    let late = simulated(
+        d,
+        "late.jsonl",
+        "2024-03-20T00:00:00Z",
+        "2024-04-03T00:00:00Z",
+        "2",
+    );
+    std::fs::write(
+        d.join("both.jsonl"),
+        [early, late].concat().join("\n") + "\n",
+    )
+    .unwrap();
+    let one = replayed(d, &["both.jsonl"], "one");
+    let two = replayed(d, &["early.jsonl", "late.jsonl"], "two");
+    let s = &one.summary;
+    // A gap of fourteen days, followed: nothing held back, nothing lost, March final.
+    assert_eq!(s["watermark_outliers"], 0, "{s}");
+    assert_eq!(s["dead_letters"]["too_late"], 0, "{s}");
+    assert!(
+        s["watermark"].as_str().unwrap().starts_with("2024-04-02"),
+        "{s}"
+    );
+    assert_eq!(s["months"]["2024-03"], true, "{s}");
+    // The same events as two files: the same figures.
+    assert_eq!(one.rpl, two.rpl);
+    assert_eq!(one.failures, two.failures);
+}

@@ -96,7 +96,7 @@ pub fn replay(
     let watermark = drive(
         &mut sources,
         &mut pipeline,
-        cfg.settings.time.allowed_lateness,
+        crate::source::files::Timing::of(cfg),
         &mut |events| bar.update(events, started),
     )?;
     bar.finish();

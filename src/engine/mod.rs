@@ -6,6 +6,7 @@
 pub mod aggregate;
 pub mod calendar;
 pub mod catalog;
+pub mod clock;
 pub mod correlate;
 pub mod definitions;
 pub mod domain;

@@ -90,7 +90,7 @@ impl Checkpointer {
             partition: s.partition,
             epoch: s.epoch,
             next_offset: s.next_offset,
-            max_at: s.max_at.0,
+            max_at: s.clock.max_at().0,
             delta: &delta,
         };
         match store.checkpoint(&cp) {

@@ -17,6 +17,7 @@ use super::KafkaError;
 use super::batch::Batch;
 use super::deadletter::KafkaDeadLetters;
 use super::handoff::{HandOverCause, PartState, Work};
+use crate::engine::clock::SourceClock;
 use crate::engine::pipeline::{Pipeline, PipelineConfig, SourceName};
 use crate::engine::time::Ts;
 use crate::ops::live::Live;
@@ -157,7 +158,7 @@ impl Dispatcher {
         let worker = (ti + p) % self.workers.len();
         let state = PartState {
             pipeline,
-            max_at,
+            clock: SourceClock::restored(max_at, self.pipeline.correlator.dedupe_horizon),
             next_offset,
             last_event: Instant::now(),
             topic: topic.to_string(),

@@ -6,15 +6,16 @@ use std::time::Instant;
 
 use super::batch::Batch;
 use super::deadletter::KafkaDeadLetters;
+use crate::engine::clock::SourceClock;
 use crate::engine::pipeline::Pipeline;
-use crate::engine::time::Ts;
 
 /// One partition's state, owned by its worker.
 pub struct PartState {
     /// The partition's pipeline (correlator, aggregates, accounting).
     pub(super) pipeline: Pipeline<KafkaDeadLetters>,
-    /// Largest valid `at` seen (the watermark is this minus the allowed lateness).
-    pub(super) max_at: Ts,
+    /// The partition's event-time clock: the newest `at` its watermark follows (the watermark is
+    /// that minus the allowed lateness), which an outlier far ahead cannot move alone.
+    pub(super) clock: SourceClock,
     /// The next offset to process.
     pub(super) next_offset: i64,
     /// When the partition last delivered a message (wall clock).

@@ -145,10 +145,13 @@ fn process(
         }
         part.pipeline.set_future_limit(limit);
         if let Some(t) = part.pipeline.process(m.value, pos)?
-            && t > part.max_at
+            && part.clock.observe(t)
         {
-            part.max_at = t;
-            part.pipeline.advance(t.minus(lateness))?;
+            part.pipeline.advance(part.clock.max_at().minus(lateness))?;
+        }
+        let held_back = part.clock.take_held_back();
+        if held_back > 0 {
+            part.pipeline.count_watermark_outliers(held_back);
         }
     }
     Ok(())

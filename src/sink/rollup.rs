@@ -326,6 +326,9 @@ pub struct Summary {
     /// Waiting responses dead-lettered early (`orphan_response`) because
     /// `max_waiting_responses` was reached: they are among the orphan responses.
     pub waiting_responses_evicted: u64,
+    /// Events so far ahead of their file's or partition's other events that they were not
+    /// allowed to move its watermark (applied like any other; README, "Event time").
+    pub watermark_outliers: u64,
     /// Most bytes of correlation state at once (sampled).
     pub peak_state_bytes: u64,
     /// Wall-clock seconds.
@@ -384,6 +387,7 @@ impl Summary {
             peak_pending_requests: stats.peak_pending,
             peak_waiting_responses: stats.peak_waiting,
             waiting_responses_evicted: stats.evicted_waiting,
+            watermark_outliers: stats.watermark_outliers,
             peak_state_bytes: stats.peak_state_bytes,
             wall_seconds,
             events_per_second: if wall_seconds > 0.0 {

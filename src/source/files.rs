@@ -15,6 +15,7 @@ use flate2::read::MultiGzDecoder;
 
 use super::batch::{Batch, Step};
 use super::lines::{LineReader, is_blank};
+use crate::engine::clock::SourceClock;
 use crate::engine::correlate::Pos;
 use crate::engine::pipeline::{Checked, DeadLetterSink, Pipeline, SourceName, check};
 use crate::engine::time::{Dur, Ts};
@@ -115,7 +116,6 @@ pub fn open_all(
         .map(|i| {
             Ok(FileSource {
                 reader: LineReader::new(i.open(counter.clone())?, limit),
-                max_at: Ts::MIN,
                 done: false,
             })
         })
@@ -184,8 +184,31 @@ impl Read for NamedRead {
 /// One open input.
 pub struct FileSource {
     reader: LineReader<Box<dyn Read + Send>>,
-    max_at: Ts,
     done: bool,
+}
+
+/// The event-time settings a replay reads by.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A source's watermark trails its clock by this (`time.allowed_lateness`).
+    pub lateness: Dur,
+    /// A source's clock follows a jump larger than this only once confirmed
+    /// ([`crate::engine::clock`]; the dedupe horizon).
+    pub jump: Dur,
+    /// Events stamped further than this ahead of the wall clock are `future_timestamp`
+    /// (`kafka.max_future_skew`, as in `run`); `None`: no guard.
+    pub future_skew: Option<Dur>,
+}
+
+impl Timing {
+    /// The settings of `cfg`.
+    pub fn of(cfg: &crate::config::Config) -> Timing {
+        Timing {
+            lateness: cfg.settings.time.allowed_lateness,
+            jump: cfg.settings.time.dedupe_horizon,
+            future_skew: Some(cfg.settings.kafka.max_future_skew),
+        }
+    }
 }
 
 /// Progress callback, called every 65,536 events with the events read so far.
@@ -203,14 +226,20 @@ trait LineSink {
 
 /// Reads every source to its end into `sink`, always advancing the source with the lowest
 /// watermark (ties go to the earlier source), and tells the sink each time the combined
-/// watermark moves.
-fn merge(sources: &mut [FileSource], lateness: Dur, sink: &mut impl LineSink) -> io::Result<()> {
-    let wm_of = |s: &FileSource| s.max_at.minus(lateness);
+/// watermark moves. Each source's watermark follows its [`SourceClock`], so an outlier far
+/// ahead moves nothing; returns how many events the clocks held back so.
+fn merge(sources: &mut [FileSource], timing: &Timing, sink: &mut impl LineSink) -> io::Result<u64> {
+    let lateness = timing.lateness;
+    let mut clocks: Vec<SourceClock> = sources
+        .iter()
+        .map(|_| SourceClock::new(timing.jump))
+        .collect();
+    let wm_of = |c: &SourceClock| c.max_at().minus(lateness);
     let mut combined = Ts::MIN;
     loop {
         let mut pick: Option<usize> = None;
         for (i, s) in sources.iter().enumerate() {
-            if !s.done && pick.is_none_or(|p| wm_of(s) < wm_of(&sources[p])) {
+            if !s.done && pick.is_none_or(|p| wm_of(&clocks[i]) < wm_of(&clocks[p])) {
                 pick = Some(i);
             }
         }
@@ -219,15 +248,24 @@ fn merge(sources: &mut [FileSource], lateness: Dur, sink: &mut impl LineSink) ->
             .iter()
             .enumerate()
             .filter(|(j, s)| *j != i && !s.done)
-            .map(|(_, s)| wm_of(s))
+            .map(|(j, _)| wm_of(&clocks[j]))
             .min()
             .unwrap_or(Ts::MAX);
         let src_index = i as u16;
         let src = &mut sources[i];
+        let clock = &mut clocks[i];
         // Read from this source while it is (still) the lowest.
         loop {
             let Some(line) = src.reader.next_line()? else {
                 src.done = true;
+                // A short file's clock starts only now; it moves the watermark like a line.
+                if clock.finish() {
+                    let wm = wm_of(clock).min(others);
+                    if wm > combined {
+                        combined = wm;
+                        sink.advance(combined)?;
+                    }
+                }
                 break;
             };
             let bytes = src.reader.bytes(&line);
@@ -236,15 +274,14 @@ fn merge(sources: &mut [FileSource], lateness: Dur, sink: &mut impl LineSink) ->
                 continue;
             }
             if let Some(at) = sink.line(bytes, Pos::new(src_index, line.no))?
-                && at > src.max_at
+                && clock.observe(at)
             {
-                src.max_at = at;
-                let wm = src.max_at.minus(lateness).min(others);
+                let wm = wm_of(clock).min(others);
                 if wm > combined {
                     combined = wm;
                     sink.advance(combined)?;
                 }
-                if src.max_at.minus(lateness) > others {
+                if wm_of(clock) > others {
                     break;
                 }
             }
@@ -252,8 +289,9 @@ fn merge(sources: &mut [FileSource], lateness: Dur, sink: &mut impl LineSink) ->
         // An exhausted source stops counting: the others may now hold the minimum.
         let wm = sources
             .iter()
-            .filter(|s| !s.done)
-            .map(wm_of)
+            .enumerate()
+            .filter(|(_, s)| !s.done)
+            .map(|(j, _)| wm_of(&clocks[j]))
             .min()
             .unwrap_or(combined);
         if wm > combined {
@@ -261,7 +299,7 @@ fn merge(sources: &mut [FileSource], lateness: Dur, sink: &mut impl LineSink) ->
             sink.advance(combined)?;
         }
     }
-    Ok(())
+    Ok(clocks.iter_mut().map(SourceClock::take_held_back).sum())
 }
 
 /// Batches held in flight between the reading thread and the pipeline's: enough to keep both
@@ -272,6 +310,8 @@ const IN_FLIGHT: usize = 4;
 struct Batcher {
     max_event_bytes: usize,
     future_limit: Option<Ts>,
+    /// The wall-clock guard's width: the limit is renewed with each batch.
+    future_skew: Option<Dur>,
     batch: Batch,
     full: SyncSender<Batch>,
     empty: Receiver<Batch>,
@@ -293,6 +333,9 @@ impl Batcher {
     fn hand_over(&mut self) -> io::Result<()> {
         if self.batch.is_empty() {
             return Ok(());
+        }
+        if let Some(skew) = self.future_skew {
+            self.future_limit = Some(crate::engine::time::now().plus(skew));
         }
         let next = self.empty.try_recv().unwrap_or_else(|_| Batch::new());
         let full = std::mem::replace(&mut self.batch, next);
@@ -347,10 +390,14 @@ fn thread_cpu_seconds() -> f64 {
 pub fn drive<S: DeadLetterSink>(
     sources: &mut [FileSource],
     pipeline: &mut Pipeline<S>,
-    lateness: Dur,
+    timing: Timing,
     progress: Progress<'_>,
 ) -> Result<Ts, SourceError> {
     let (max_event_bytes, future_limit) = pipeline.limits();
+    let future_skew = timing.future_skew;
+    let future_limit = future_skew
+        .map(|s| crate::engine::time::now().plus(s))
+        .or(future_limit);
     let (full_tx, full_rx) = sync_channel::<Batch>(IN_FLIGHT);
     let (empty_tx, empty_rx) = sync_channel::<Batch>(IN_FLIGHT + 2);
     let mut events: u64 = 0;
@@ -361,13 +408,14 @@ pub fn drive<S: DeadLetterSink>(
                 let mut batcher = Batcher {
                     max_event_bytes,
                     future_limit,
+                    future_skew,
                     batch: Batch::new(),
                     full: full_tx,
                     empty: empty_rx,
                 };
-                merge(sources, lateness, &mut batcher)?;
+                let held_back = merge(sources, &timing, &mut batcher)?;
                 batcher.hand_over()?;
-                Ok(thread_cpu_seconds())
+                Ok((thread_cpu_seconds(), held_back))
             })?;
         let mut applied: io::Result<()> = Ok(());
         'batches: for mut batch in full_rx.iter() {
@@ -403,7 +451,8 @@ pub fn drive<S: DeadLetterSink>(
         io::Result::Ok((applied, read))
     })?;
     applied?;
-    let reader_cpu = read?;
+    let (reader_cpu, held_back) = read?;
+    pipeline.count_watermark_outliers(held_back);
     // Which side bounds the replay: the busier thread is the one to make faster.
     tracing::debug!(
         reader_cpu_seconds = reader_cpu,
@@ -492,20 +541,20 @@ mod tests {
     fn reading_on_a_thread_changes_nothing() {
         let cfg = Config::builtin().unwrap_or_else(|e| panic!("config: {e}"));
         let inputs = inputs();
-        let lateness = cfg.settings.time.allowed_lateness;
+        let timing = Timing::of(&cfg);
         let open = || {
             open_all(&inputs, 65_536, Arc::new(AtomicU64::new(0)))
                 .unwrap_or_else(|e| panic!("open: {e}"))
         };
 
         let mut one = pipeline(&cfg, &inputs);
-        merge(&mut open(), lateness, &mut Direct(&mut one)).unwrap_or_else(|e| panic!("{e}"));
+        merge(&mut open(), &timing, &mut Direct(&mut one)).unwrap_or_else(|e| panic!("{e}"));
         let wm_one = one.watermark();
         one.finish().unwrap_or_else(|e| panic!("{e}"));
 
         let mut two = pipeline(&cfg, &inputs);
         let mut calls = 0;
-        let wm_two = drive(&mut open(), &mut two, lateness, &mut |_| calls += 1)
+        let wm_two = drive(&mut open(), &mut two, timing, &mut |_| calls += 1)
             .unwrap_or_else(|e| panic!("{e}"));
 
         assert_eq!(wm_one, wm_two);
@@ -529,6 +578,7 @@ mod tests {
         let mut b = Batcher {
             max_event_bytes: 65_536,
             future_limit: None,
+            future_skew: None,
             batch: Batch::new(),
             full,
             empty,
@@ -567,7 +617,7 @@ mod tests {
     #[test]
     fn errors_on_either_thread_come_back() {
         let cfg = Config::builtin().unwrap_or_else(|e| panic!("config: {e}"));
-        let lateness = cfg.settings.time.allowed_lateness;
+        let timing = Timing::of(&cfg);
         // Enough bad lines for many batches, so the reader is ahead when the sink fails.
         let bad = "not json\n".repeat(200_000);
         let inputs = vec![Input::Memory("bad".into(), Arc::new(bad.into_bytes()))];
@@ -578,7 +628,7 @@ mod tests {
             source_names(&inputs),
             Failing(10),
         );
-        let err = drive(&mut sources, &mut p, lateness, &mut |_| {}).err();
+        let err = drive(&mut sources, &mut p, timing, &mut |_| {}).err();
         assert_eq!(err.map(|e| e.to_string()).as_deref(), Some("disk full"));
 
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -590,6 +640,6 @@ mod tests {
         let mut sources = open_all(&inputs, 65_536, Arc::new(AtomicU64::new(0)))
             .unwrap_or_else(|e| panic!("open: {e}"));
         let mut p = pipeline(&cfg, &inputs);
-        assert!(drive(&mut sources, &mut p, lateness, &mut |_| {}).is_err());
+        assert!(drive(&mut sources, &mut p, timing, &mut |_| {}).is_err());
     }
 }

@@ -163,7 +163,7 @@ mod arbitrary {
         drive(
             &mut sources,
             &mut p,
-            cfg.settings.time.allowed_lateness,
+            srv_opr::source::files::Timing::of(&cfg),
             &mut |_| {},
         )
         .unwrap();

@@ -75,6 +75,10 @@ pub struct PipelineStats {
     /// `max_waiting_responses` was reached; counted among the dead letters too.
     #[serde(default)]
     pub evicted_waiting: u64,
+    /// Events far ahead of their source's clock that did not move its watermark
+    /// ([`crate::engine::clock`]); applied like any other.
+    #[serde(default)]
+    pub watermark_outliers: u64,
 }
 
 impl PipelineStats {
@@ -94,6 +98,7 @@ impl PipelineStats {
         self.peak_waiting += o.peak_waiting;
         self.peak_state_bytes += o.peak_state_bytes;
         self.evicted_waiting += o.evicted_waiting;
+        self.watermark_outliers += o.watermark_outliers;
     }
 
     /// Events of a type, whatever their result.

@@ -85,6 +85,11 @@ impl<S: DeadLetterSink> Pipeline<S> {
         self.dead(reason, pos, raw, false)
     }
 
+    /// Counts events the source's clock held back (they did not move its watermark).
+    pub fn count_watermark_outliers(&mut self, n: u64) {
+        self.stats.watermark_outliers += n;
+    }
+
     /// Counts a blank line.
     pub fn blank(&mut self) {
         self.stats.blank_lines += 1;
