@@ -62,7 +62,12 @@ impl fmt::Display for Problems {
     /// The first problems, then how many more: never millions of lines.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 50;
-        f.write_str(&self.list[..self.list.len().min(SHOWN)].join("\n"))?;
+        // A problem quoting a huge line of a file (a TOML error shows the line) is cut.
+        let shown: Vec<String> = self.list[..self.list.len().min(SHOWN)]
+            .iter()
+            .map(|p| crate::echo::cut_middle(p, 600))
+            .collect();
+        f.write_str(&shown.join("\n"))?;
         let hidden = self.total() - self.list.len().min(SHOWN);
         if hidden > 0 {
             write!(f, "\n… and {hidden} more")?;
