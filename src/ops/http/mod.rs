@@ -3,7 +3,7 @@
 //! configuration file says (`webconfig`, checked by `auth`); `routes` says what each path
 //! answers.
 
-mod auth;
+pub mod auth;
 pub mod routes;
 pub mod webconfig;
 
