@@ -523,9 +523,11 @@ fn until_caught_up_waits_out_the_sessions_of_members_that_crashed() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    for (mut child, _guard, _) in members {
+    for (mut child, guard, _) in members {
         child.kill().unwrap(); // SIGKILL: no leave-group request
         child.wait().unwrap();
+        // Reaped: its pid may be another process's now, so the guard must not kill it again.
+        std::mem::forget(guard);
     }
 
     let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
