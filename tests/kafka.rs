@@ -456,6 +456,7 @@ fn evidence_agrees(a: &std::path::Path, b: &std::path::Path) -> (usize, usize) {
 
 #[test]
 fn until_caught_up_waits_out_the_sessions_of_members_that_crashed() {
+    let _serial = crate::support::port_churn();
     // Two members crash (SIGKILL) holding the topic's partitions, without static membership:
     // the group hands their partitions on only when their sessions time out, here 65 s, past
     // the fixed minute the catch-up used to wait before giving up with "no partition was

@@ -174,6 +174,7 @@ fn half(lines: &[u8]) -> usize {
 
 #[test]
 fn a_broker_that_goes_down_and_comes_back_loses_nothing() {
+    let _serial = crate::support::port_churn();
     let (mock, brokers) = mock_cluster();
     let lines = traffic(41, 24_000);
     let cut = half(&lines);

@@ -13,6 +13,19 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 
+/// Held by a test that restarts librdkafka's mock broker (it listens again on the same
+/// ephemeral port, which a new client connection may have taken meanwhile) and by a test that
+/// opens many connections over a long time (three `run` processes for a minute): together the
+/// mock broker sometimes never came back and the dead letters could not be flushed.
+pub static PORT_CHURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// [`PORT_CHURN`], whatever a failed holder left.
+pub fn port_churn() -> std::sync::MutexGuard<'static, ()> {
+    PORT_CHURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The broker `scripts/test` started; never silently absent.
 pub fn brokers() -> String {
     std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| {
