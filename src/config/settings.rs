@@ -1,5 +1,6 @@
-//! The service settings of `srv-opr.toml`: time zone, lateness, horizons and input limits,
-//! validated into typed values.
+//! The service settings of `srv-opr.toml`, validated into typed values: one concern, one table
+//! per section (`[time]`, `[input]`, `[kafka]`, `[state]`, `[http]`, `[alerts]` with its
+//! Alertmanager client), each checked and reported with every problem at once.
 
 use serde::Deserialize;
 use toml::Table;
