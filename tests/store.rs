@@ -72,6 +72,19 @@ struct Part {
 }
 
 impl Part {
+    /// A new partition from the beginning.
+    fn new(cfg: &Config) -> Part {
+        Part {
+            pipeline: Pipeline::new(
+                &cfg.pipeline().unwrap(),
+                source(),
+                VecDeadLetters::default(),
+            ),
+            max_at: Ts::MIN,
+            next: 0,
+        }
+    }
+
     fn step(&mut self, cfg: &Config, raw: &[u8]) {
         let pos = Pos::new(0, self.next as u64);
         if let Some(t) = self.pipeline.process(raw, pos).unwrap()
@@ -108,14 +121,42 @@ impl Part {
 }
 
 /// `rpl.csv`, `failures.csv`, the evidence files (joined) and the event accounting.
-fn figures(
-    mut p: Pipeline<VecDeadLetters>,
-) -> (
+type Figures = (
     String,
     String,
     String,
     srv_opr::engine::pipeline::PipelineStats,
-) {
+);
+
+/// The figures of `lines` through one pipeline that never stops.
+fn uninterrupted(cfg: &Config, lines: &[Vec<u8>]) -> Figures {
+    let mut reference = Part::new(cfg);
+    for l in lines {
+        reference.step(cfg, l);
+    }
+    figures(reference.pipeline)
+}
+
+/// A partition restored from `saved` counts what `want` (its uninterrupted figures) says.
+fn assert_restores(cfg: &Config, saved: srv_opr::store::SavedPartition, want: &Figures) {
+    let restored = Pipeline::restore(
+        &cfg.pipeline().unwrap(),
+        source(),
+        VecDeadLetters::default(),
+        saved.pipeline,
+    )
+    .unwrap();
+    let (rpl, failures, evidence, stats) = figures(restored);
+    assert_eq!(rpl, want.0);
+    assert_eq!(failures, want.1);
+    assert_eq!(evidence, want.2);
+    assert_eq!(stats.events, want.3.events);
+    assert_eq!(stats.by_type_result, want.3.by_type_result);
+    assert_eq!(stats.dead_letters, want.3.dead_letters);
+}
+
+/// `rpl.csv`, `failures.csv`, the evidence files (joined) and the event accounting.
+fn figures(mut p: Pipeline<VecDeadLetters>) -> Figures {
     p.finish().unwrap();
     let (agg, stats, _) = p.into_parts();
     let lines = rpl_lines(&agg, None);
@@ -203,43 +244,24 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
     let lines = events(41);
     assert!(lines.len() > 50_000, "{} events", lines.len());
 
-    let mut reference = Part {
-        pipeline: Pipeline::new(
-            &cfg.pipeline().unwrap(),
-            source(),
-            VecDeadLetters::default(),
-        ),
-        max_at: Ts::MIN,
-        next: 0,
-    };
-    for l in &lines {
-        reference.step(&cfg, l);
-    }
-    let (want_rpl, want_failures, want_evidence, want_stats) = figures(reference.pipeline);
+    let want = uninterrupted(&cfg, &lines);
     assert!(
-        want_evidence.matches("no_response").count() > 10,
+        want.2.matches("no_response").count() > 10,
         "misses decided at the end (still pending at the last checkpoint) have evidence"
     );
     assert!(
-        want_rpl.lines().any(|l| !l.ends_with(",0,true")
+        want.0.lines().any(|l| !l.ends_with(",0,true")
             && !l.ends_with(",0,false")
             && !l.starts_with("month")),
-        "the traffic revises a final month (late events), so revisions are exercised:\n{want_rpl}"
+        "the traffic revises a final month (late events), so revisions are exercised:\n{}",
+        want.0
     );
 
     let mut store = open(&identity(&cfg)).unwrap();
     let claim = store.claim("t", 0, "test").unwrap();
     assert!(claim.saved.is_none());
     let mut epoch = claim.epoch;
-    let mut part = Part {
-        pipeline: Pipeline::new(
-            &cfg.pipeline().unwrap(),
-            source(),
-            VecDeadLetters::default(),
-        ),
-        max_at: Ts::MIN,
-        next: 0,
-    };
+    let mut part = Part::new(&cfg);
     part.pipeline.track_changes();
     let (mut checkpoints, mut crashes, mut smallest_delta) = (0, 0, usize::MAX);
     // Bytes of the state log as the store should count them: a snapshot replaces it.
@@ -319,22 +341,9 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
     // A final checkpoint, as at shutdown, then everything from the store alone.
     part.checkpoint(&mut *store, epoch, false);
     let saved = store.claim("t", 0, "test").unwrap().saved.unwrap();
-    let restored = Pipeline::restore(
-        &cfg.pipeline().unwrap(),
-        source(),
-        VecDeadLetters::default(),
-        saved.pipeline,
-    )
-    .unwrap();
-    let (rpl, failures, evidence, stats) = figures(restored);
-    assert_eq!(rpl, want_rpl);
-    assert_eq!(failures, want_failures);
     // Evidence too: pending requests' texts are checkpointed, so the misses decided after the
     // restore (and after every crash) are sampled exactly as without them.
-    assert_eq!(evidence, want_evidence);
-    assert_eq!(stats.events, want_stats.events);
-    assert_eq!(stats.by_type_result, want_stats.by_type_result);
-    assert_eq!(stats.dead_letters, want_stats.dead_letters);
+    assert_restores(&cfg, saved, &want);
     assert!(
         !store.revisions(None).unwrap().is_empty(),
         "raised revisions are recorded with a reason"
@@ -433,4 +442,73 @@ fn a_store_of_something_else_is_refused() {
     drop(c);
     let m = refused(identity(&cfg));
     assert!(m.contains("newer"), "{m}");
+}
+
+/// PostgreSQL restarted the way a crash stops it (every connection cut, open transactions
+/// lost) while a partition checkpoints continuously: every checkpoint goes through on a new
+/// connection once the server is back, and the partition restored at the end counts exactly
+/// what an uninterrupted pipeline counts. Without riding through, the same outage is named as
+/// the store being unavailable.
+#[test]
+fn postgres_restarted_mid_checkpoint_is_ridden_through() {
+    // A server of this test's own: the others keep theirs while this one is restarted.
+    let (server, url) = crate::support::OwnServer::postgres(29532);
+    let cfg = Config::builtin().unwrap();
+    let lines = events(43);
+    let want = uninterrupted(&cfg, &lines);
+
+    let open = |ride: std::time::Duration| {
+        srv_opr::store::postgres::PgStore::open(&url, None, &identity(&cfg), &cfg.definitions)
+            .unwrap()
+            .riding_through(ride)
+    };
+    let mut store = open(std::time::Duration::from_secs(60));
+    let epoch = store.claim("t", 0, "test").unwrap().epoch;
+    let mut part = Part::new(&cfg);
+    part.pipeline.track_changes();
+    // A third of the way through, the server is stopped the way a crash stops it; once it is
+    // down, checkpoints go on after every 10 events (so several meet the outage), and after
+    // every 500 otherwise.
+    let restart_at = lines.len() / 3;
+    let mut restarter = None;
+    let mut checkpoints = 0;
+    while part.next < lines.len() {
+        part.step(&cfg, &lines[part.next]);
+        let near = (restart_at..restart_at + 200).contains(&part.next);
+        if part.next % if near { 10 } else { 500 } == 0 {
+            part.checkpoint(&mut store, epoch, checkpoints % 40 == 39);
+            checkpoints += 1;
+        }
+        if part.next == restart_at {
+            restarter = Some(server.restart_in_background(2));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while std::net::TcpStream::connect("127.0.0.1:29532").is_ok() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the server never went down"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+    assert!(store.reconnects() >= 1, "no checkpoint met the outage");
+    restarter.unwrap().join().unwrap();
+    part.checkpoint(&mut store, epoch, false);
+    let saved = open(std::time::Duration::ZERO)
+        .claim("t", 0, "test")
+        .unwrap()
+        .saved
+        .unwrap();
+    assert_eq!(saved.next_offset as usize, lines.len());
+    assert_restores(&cfg, saved, &want);
+
+    // Not riding through: the outage is an error that says what it is.
+    let mut store = open(std::time::Duration::ZERO);
+    let down = server.restart_in_background(4);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    match store.partitions() {
+        Err(StoreError::Unavailable(m)) => assert!(m.contains("PostgreSQL"), "{m}"),
+        other => panic!("not named unavailable: {other:?}"),
+    }
+    down.join().unwrap();
 }

@@ -10,7 +10,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::support::{KillOnDrop, brokers, create_topic_on, srv_ok, unique};
+use crate::support::{KillOnDrop, OwnServer, brokers, create_topic_on, srv_ok, unique};
 
 const MONTH: &str = "2024-03";
 
@@ -308,46 +308,10 @@ fn sigkill_at_ten_points_and_an_offset_reset_change_no_figure() {
     assert_rollup_equals_replay(dir.path(), &store, &env, "rollup-2");
 }
 
-/// A broker of this test's own (so the others keep theirs), on other ports.
-struct OwnBroker {
-    env: Vec<(&'static str, String)>,
-}
-
-impl OwnBroker {
-    fn script(&self, cmd: &str) -> String {
-        let o = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka"))
-            .arg(cmd)
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "scripts/kafka {cmd}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka"))
-            .arg("stop")
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .output();
-    }
-}
-
 #[test]
 fn a_broker_restart_mid_run_changes_no_figure() {
-    let mut broker = OwnBroker {
-        env: vec![
-            ("KAFKA_PORT", "29192".into()),
-            ("KAFKA_CONTROLLER_PORT", "29193".into()),
-            ("KAFKA_HEAP", "384m".into()),
-        ],
-    };
-    let brokers = broker.script("start");
+    // A broker of this test's own (so the others keep theirs), on other ports.
+    let (broker, brokers) = OwnServer::kafka(29192);
     let topic = unique("bounce");
     create_topic_on(&brokers, &topic, 6);
     create_topic_on(&brokers, &format!("{topic}-dead"), 1);
@@ -372,8 +336,7 @@ fn a_broker_restart_mid_run_changes_no_figure() {
     }
     // Down for longer than a hand-over waits for dead letters (30 s), as a slow restart on a
     // busy host is: the group loses the partitions meanwhile, and `run` must carry on.
-    broker.env.push(("KAFKA_DOWN_SECONDS", "40".into()));
-    broker.script("restart");
+    broker.run("restart", &[("KAFKA_DOWN_SECONDS", "40")]);
     let deadline = Instant::now() + Duration::from_secs(180);
     while store.checkpointed() < total {
         assert!(

@@ -107,6 +107,9 @@ pub struct StateSettings {
     pub checkpoint_events: u64,
     /// …or this long after its previous checkpoint, whichever comes first.
     pub checkpoint_interval: Dur,
+    /// How long an operation whose PostgreSQL connection was lost (a restart, a failover) is
+    /// retried on new connections before it fails (zero: never retried).
+    pub reconnect_timeout: Dur,
 }
 
 /// `[http]`: where `run` serves its metrics and health endpoints.
@@ -254,6 +257,7 @@ struct RawState {
     sslkey: String,
     checkpoint_events: i64,
     checkpoint_interval: String,
+    reconnect_timeout: String,
 }
 
 #[derive(Deserialize)]
@@ -535,6 +539,7 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
     }
     let checkpoint_interval = c.dur("state.checkpoint_interval", &st.checkpoint_interval);
     let checkpoint_events = c.positive("state.checkpoint_events", st.checkpoint_events);
+    let reconnect_timeout = c.dur("state.reconnect_timeout", &st.reconnect_timeout);
     let properties = c.strings(&k.properties, "kafka.properties");
     for (key, _) in &properties {
         if SECRET_PROPERTIES.contains(&key.as_str()) {
@@ -589,6 +594,7 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
             sslkey: st.sslkey,
             checkpoint_events: checkpoint_events? as u64,
             checkpoint_interval: checkpoint_interval?,
+            reconnect_timeout: reconnect_timeout?,
         },
         alerts: alerts?,
     })

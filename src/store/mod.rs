@@ -49,6 +49,10 @@ pub enum StoreError {
     /// The database said no.
     #[error("{0}")]
     Backend(String),
+    /// The connection to the database was lost or could not be made again (a restart, a
+    /// failover, a network cut): worth retrying on a new connection.
+    #[error("{0}")]
+    Unavailable(String),
     /// There is no store to read.
     #[error("{0}")]
     Absent(String),
@@ -283,13 +287,13 @@ pub fn open_configured(cfg: &Config, id: &Identity) -> Result<Box<dyn Store>, St
             Err(e) => return Err(e.into()),
         }
     };
-    open_with(
-        &s.url,
-        password.as_ref().map(|p| p.expose()),
-        &pgtls::PgTls::of_settings(s),
-        id,
-        &cfg.definitions,
-    )
+    let tls = pgtls::PgTls::of_settings(s);
+    let pw = password.as_ref().map(|p| p.expose());
+    if s.url.starts_with("postgres://") || s.url.starts_with("postgresql://") {
+        let store = postgres::PgStore::open_tls(&s.url, pw, &tls, id, &cfg.definitions)?;
+        return Ok(Box::new(store.riding_through(s.reconnect_timeout.to_std())));
+    }
+    open_with(&s.url, pw, &tls, id, &cfg.definitions)
 }
 
 /// The URL with any password replaced, for logs and errors (whatever its scheme, and a

@@ -3,6 +3,11 @@
 //! there. A checkpoint is one transaction of a few statements whatever its size: the state log
 //! goes in as arrays (`unnest`), not chunk by chunk, so the cost does not grow with round
 //! trips. The other statements are the ones both backends share (`sql.rs`).
+//!
+//! A lost connection (a database restart, a failover) is ridden through: the operation is
+//! retried whole on new connections for `state.reconnect_timeout` ([`PgStore::riding_through`]).
+
+use std::time::{Duration, Instant};
 
 use postgres::Client;
 
@@ -121,11 +126,47 @@ const RAISE_COMBINED_WATERMARK: &str = "
 pub struct PgStore {
     client: Client,
     defs: Definitions,
+    /// What a new connection needs: the parsed URL (with the password; never printed) and TLS.
+    config: postgres::Config,
+    tls: PgTls,
+    /// How long an operation whose connection was lost is retried (zero: it is not).
+    ride_through: Duration,
+    /// New connections made in place of lost ones.
+    reconnects: u64,
+}
+
+/// Whether an error means the connection is gone, or the server cannot serve for now (shutting
+/// down, starting, in recovery), rather than a refusal of the statement: worth a new connection.
+fn lost(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        // Connection exceptions (08…), administrator, crash and startup shutdowns (57P0x), and
+        // a transaction the server aborted to resolve a conflict (40001, 40P01).
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08") || c.starts_with("57P0") || c == "40001" || c == "40P01"
+        }
+        // No SQLSTATE: the socket itself failed (reset, refused, timed out).
+        None => std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+    }
 }
 
 fn backend(e: postgres::Error) -> StoreError {
-    StoreError::Backend(format!("PostgreSQL state store: {e}"))
+    let text = format!("PostgreSQL state store: {}", crate::diagnostic::chain(&e));
+    if lost(&e) {
+        StoreError::Unavailable(text)
+    } else {
+        StoreError::Backend(text)
+    }
 }
+
+/// The longest wait between two attempts to reach the database again.
+const RETRY_CEILING: Duration = Duration::from_secs(5);
+
+/// How often a store still unreachable says so again.
+const STILL_UNREACHABLE_EVERY: Duration = Duration::from_secs(30);
 
 impl PgStore {
     /// Connects to `url` (the password, if any, apart) and prepares the schema; TLS as the
@@ -139,7 +180,8 @@ impl PgStore {
         PgStore::open_tls(url, password, &PgTls::default(), id, defs)
     }
 
-    /// [`PgStore::open`], with `tls` where the URL does not say.
+    /// [`PgStore::open`], with `tls` where the URL does not say. The first connection is not
+    /// retried: a wrong address or password fails at once.
     pub fn open_tls(
         url: &str,
         password: Option<&str>,
@@ -158,7 +200,7 @@ impl PgStore {
             config.password(pw);
         }
         config.application_name("srv-opr");
-        let client = tls.connect(&mut config).map_err(|e| {
+        let client = tls.connect(&mut config.clone()).map_err(|e| {
             StoreError::Backend(format!(
                 "cannot connect to the PostgreSQL state store {} ({}): {}",
                 super::redacted(&bare),
@@ -169,9 +211,102 @@ impl PgStore {
         let mut store = PgStore {
             client,
             defs: defs.clone(),
+            config,
+            tls,
+            ride_through: Duration::ZERO,
+            reconnects: 0,
         };
         store.prepare(id)?;
         Ok(store)
+    }
+
+    /// Rides through a lost connection: an operation that fails because the connection went
+    /// (or the server is restarting) is retried whole on new connections, backing off to one try
+    /// every 5 s, for up to `timeout`. Retrying whole is safe: a checkpoint whose commit was
+    /// lost with the connection writes the same values again (the state log's records are
+    /// replaced, not added to; a month row's revision is recorded only when it rises), and a
+    /// claim raises the epoch once more.
+    pub fn riding_through(mut self, timeout: Duration) -> PgStore {
+        self.ride_through = timeout;
+        self
+    }
+
+    /// Runs `op` (one transaction, or one read), again on a new connection while the failure
+    /// is a lost connection and `ride_through` has not passed.
+    fn retrying<T>(
+        &mut self,
+        what: &str,
+        mut op: impl FnMut(&mut Client, &Definitions) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(100);
+        let mut attempts = 0u32;
+        let mut said = started;
+        loop {
+            let result = if attempts > 0 || self.client.is_closed() {
+                self.reconnect()
+                    .and_then(|()| op(&mut self.client, &self.defs))
+            } else {
+                op(&mut self.client, &self.defs)
+            };
+            let why = match result {
+                Err(StoreError::Unavailable(why)) => why,
+                other => {
+                    if attempts > 0 && other.is_ok() {
+                        tracing::info!(
+                            what,
+                            attempts,
+                            waited_ms = started.elapsed().as_millis() as u64,
+                            "PostgreSQL state store reachable again: carrying on"
+                        );
+                    }
+                    return other;
+                }
+            };
+            let waited = started.elapsed();
+            if waited >= self.ride_through {
+                return Err(StoreError::Unavailable(if attempts == 0 {
+                    why
+                } else {
+                    format!(
+                        "{why} (still unreachable after {attempts} attempts over {} s: \
+                         state.reconnect_timeout)",
+                        waited.as_secs()
+                    )
+                }));
+            }
+            attempts += 1;
+            if attempts == 1 {
+                tracing::warn!(what, error = %why,
+                    retry_for_s = self.ride_through.as_secs(),
+                    "PostgreSQL state store unreachable: retrying on a new connection");
+                said = Instant::now();
+            } else if said.elapsed() >= STILL_UNREACHABLE_EVERY {
+                tracing::warn!(what, error = %why, attempts, waited_s = waited.as_secs(),
+                    "PostgreSQL state store still unreachable");
+                said = Instant::now();
+            }
+            std::thread::sleep(wait.min(self.ride_through - waited));
+            wait = (wait * 2).min(RETRY_CEILING);
+        }
+    }
+
+    /// A new connection in place of the lost one.
+    fn reconnect(&mut self) -> Result<(), StoreError> {
+        let client = self.tls.connect(&mut self.config.clone()).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot reconnect to the PostgreSQL state store: {}",
+                crate::diagnostic::chain(&e)
+            ))
+        })?;
+        self.client = client;
+        self.reconnects += 1;
+        Ok(())
+    }
+
+    /// New connections made so far in place of lost ones.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
     }
 
     fn prepare(&mut self, id: &Identity) -> Result<(), StoreError> {
@@ -403,73 +538,80 @@ impl<C: postgres::GenericClient> sql::Tx for Tx<'_, C> {
 
 impl Store for PgStore {
     fn claim(&mut self, topic: &str, partition: i32, owner: &str) -> Result<Claim, StoreError> {
-        let mut tx = self.client.transaction().map_err(backend)?;
-        let claim = sql::claim(&mut Tx(&mut tx), topic, partition, owner, &self.defs)?;
-        tx.commit().map_err(backend)?;
-        Ok(claim)
+        self.retrying("claim", |client, defs| {
+            let mut tx = client.transaction().map_err(backend)?;
+            let claim = sql::claim(&mut Tx(&mut tx), topic, partition, owner, defs)?;
+            tx.commit().map_err(backend)?;
+            Ok(claim)
+        })
     }
 
     fn checkpoint(&mut self, cp: &Checkpoint<'_>) -> Result<Written, StoreError> {
-        let mut tx = self.client.transaction().map_err(backend)?;
-        let written = sql::checkpoint(&mut Tx(&mut tx), cp, &self.defs, LOG_CHUNK_BYTES)?;
-        tx.commit().map_err(backend)?;
-        Ok(written)
+        self.retrying("checkpoint", |client, defs| {
+            let mut tx = client.transaction().map_err(backend)?;
+            let written = sql::checkpoint(&mut Tx(&mut tx), cp, defs, LOG_CHUNK_BYTES)?;
+            tx.commit().map_err(backend)?;
+            Ok(written)
+        })
     }
 
     fn partitions(&mut self) -> Result<Vec<PartitionInfo>, StoreError> {
-        let rows = self.client.query(sql::PARTITIONS, &[]).map_err(backend)?;
-        rows.into_iter()
-            .map(|r| {
-                PartitionColumns {
-                    topic: r.get(0),
-                    partition: r.get(1),
-                    epoch: r.get(2),
-                    owner: r.get(3),
-                    next_offset: r.get(4),
-                    meta: r.get(5),
-                    checkpointed_at: r.get(6),
-                }
-                .info()
-            })
-            .collect()
+        self.retrying("read partitions", |client, _| {
+            let rows = client.query(sql::PARTITIONS, &[]).map_err(backend)?;
+            rows.into_iter()
+                .map(|r| {
+                    PartitionColumns {
+                        topic: r.get(0),
+                        partition: r.get(1),
+                        epoch: r.get(2),
+                        owner: r.get(3),
+                        next_offset: r.get(4),
+                        meta: r.get(5),
+                        checkpointed_at: r.get(6),
+                    }
+                    .info()
+                })
+                .collect()
+        })
     }
 
     fn month_rows(&mut self, month: Option<Month>) -> Result<Vec<StoredRow>, StoreError> {
-        rows_of(&mut self.client, None, month)
+        self.retrying("read month rows", |client, _| rows_of(client, None, month))
     }
 
     fn combined_watermark(&mut self) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .client
-            .query_opt(sql::COMBINED_WATERMARK, &[])
-            .map_err(backend)?
-            .map(|r| r.get(0)))
+        self.retrying("read the combined watermark", |client, _| {
+            Ok(client
+                .query_opt(sql::COMBINED_WATERMARK, &[])
+                .map_err(backend)?
+                .map(|r| r.get(0)))
+        })
     }
 
     fn revisions(&mut self, month: Option<Month>) -> Result<Vec<RevisionRecord>, StoreError> {
         let month_text = month.map(|m| m.to_string());
-        let rows = self
-            .client
-            .query(sql::REVISIONS, &[&month_text])
-            .map_err(backend)?;
-        rows.into_iter()
-            .map(|r| {
-                RevisionColumns {
-                    month: r.get(0),
-                    measure: r.get(1),
-                    region: r.get(2),
-                    origin: r.get(3),
-                    revision: r.get(4),
-                    reason: r.get(5),
-                    recorded_at: r.get(6),
-                }
-                .record()
-            })
-            .collect()
+        self.retrying("read revisions", |client, _| {
+            let rows = client
+                .query(sql::REVISIONS, &[&month_text])
+                .map_err(backend)?;
+            rows.into_iter()
+                .map(|r| {
+                    RevisionColumns {
+                        month: r.get(0),
+                        measure: r.get(1),
+                        region: r.get(2),
+                        origin: r.get(3),
+                        revision: r.get(4),
+                        reason: r.get(5),
+                        recorded_at: r.get(6),
+                    }
+                    .record()
+                })
+                .collect()
+        })
     }
 }
 
-/// Month rows of one partition (or all), of one month (or all).
 fn rows_of(
     client: &mut impl postgres::GenericClient,
     pid: Option<i64>,

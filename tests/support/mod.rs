@@ -109,6 +109,94 @@ pub fn fresh_postgres_database() -> String {
     srv_opr::store::pgtls::with_database(&server, &db)
 }
 
+/// A server of a test's own, started by one of the project's scripts (`scripts/kafka`,
+/// `scripts/postgres`) on ports of its own, so that the test may restart it without disturbing
+/// the others; stopped (its data deleted) when dropped.
+pub struct OwnServer {
+    script: &'static str,
+    /// The settings the script reads (its ports, its state folder).
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl OwnServer {
+    /// A Kafka broker on `port` (its controller on `port + 1`, its secured listeners on
+    /// `port + 2..=port + 4`); its bootstrap servers.
+    pub fn kafka(port: u16) -> (OwnServer, String) {
+        let s = OwnServer {
+            script: "kafka",
+            env: vec![
+                ("KAFKA_PORT", port.to_string()),
+                ("KAFKA_CONTROLLER_PORT", (port + 1).to_string()),
+                ("KAFKA_HEAP", "384m".into()),
+            ],
+        };
+        let brokers = s.run("start", &[]);
+        (s, brokers)
+    }
+
+    /// A PostgreSQL server on `port`; its URL.
+    pub fn postgres(port: u16) -> (OwnServer, String) {
+        let s = OwnServer {
+            script: "postgres",
+            env: vec![("PG_PORT", port.to_string())],
+        };
+        let url = s.run("start", &[]);
+        (s, url)
+    }
+
+    /// Runs `scripts/<script> <cmd>` with the server's settings and `extra`; its output.
+    pub fn run(&self, cmd: &str, extra: &[(&str, &str)]) -> String {
+        server_script(self.script, &self.env, cmd, extra)
+    }
+
+    /// Restarts the server on another thread (the script waits until it serves again), staying
+    /// down `down_s` seconds first.
+    pub fn restart_in_background(&self, down_s: u32) -> std::thread::JoinHandle<String> {
+        let (script, env) = (self.script, self.env.clone());
+        let down = if script == "kafka" {
+            "KAFKA_DOWN_SECONDS"
+        } else {
+            "PG_DOWN_SECONDS"
+        };
+        std::thread::spawn(move || {
+            server_script(script, &env, "restart", &[(down, &down_s.to_string())])
+        })
+    }
+}
+
+fn server_script(
+    script: &str,
+    env: &[(&'static str, String)],
+    cmd: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let o = Command::new(format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR")))
+        .arg(cmd)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .envs(extra.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "scripts/{script} {cmd}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = Command::new(format!(
+            "{}/scripts/{}",
+            env!("CARGO_MANIFEST_DIR"),
+            self.script
+        ))
+        .arg("stop")
+        .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output();
+    }
+}
+
 /// A GET over HTTP/1.0 (the server closes the connection and sends no chunked body): status and
 /// body.
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
