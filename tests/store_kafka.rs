@@ -26,7 +26,7 @@ fn simulate(dir: &Path, brokers: &str, topic: &str, rate: &str) -> u64 {
     n
 }
 
-fn sim_args(rate: &str) -> Vec<&str> {
+pub(crate) fn sim_args(rate: &str) -> Vec<&str> {
     vec![
         "simulate",
         "--from",
@@ -45,7 +45,7 @@ fn sim_args(rate: &str) -> Vec<&str> {
 }
 
 /// The simulated events into `events.jsonl`, replayed into `replay-out`.
-fn simulate_file(dir: &Path, rate: &str) -> u64 {
+pub(crate) fn simulate_file(dir: &Path, rate: &str) -> u64 {
     srv_ok(
         dir,
         &[&sim_args(rate)[..], &["--out", "events.jsonl"]].concat(),
@@ -72,7 +72,7 @@ fn run_env(brokers: &str, topic: &str, group: &str) -> Vec<(String, String)> {
 }
 
 /// The environment of one member of `group` checkpointing into `store`.
-fn group_env(brokers: &str, topic: &str, group: &str, store: &str) -> Vec<(String, String)> {
+pub(crate) fn group_env(brokers: &str, topic: &str, group: &str, store: &str) -> Vec<(String, String)> {
     vec![
         ("SRV_OPR__KAFKA__BROKERS".into(), brokers.into()),
         ("SRV_OPR__KAFKA__TOPICS".into(), format!("[\"{topic}\"]")),
@@ -98,7 +98,7 @@ fn group_env(brokers: &str, topic: &str, group: &str, store: &str) -> Vec<(Strin
     ]
 }
 
-fn spawn_run(dir: &Path, env: &[(String, String)], log: &str, extra: &[&str]) -> Child {
+pub(crate) fn spawn_run(dir: &Path, env: &[(String, String)], log: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_srv-opr"))
         .args([&["run", "--out", "run-out"][..], extra].concat())
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -110,13 +110,13 @@ fn spawn_run(dir: &Path, env: &[(String, String)], log: &str, extra: &[&str]) ->
 }
 
 /// Where a test's store is, read with plain SQL as an operator would.
-enum StoreAt {
+pub(crate) enum StoreAt {
     Sqlite(PathBuf),
     Postgres(String),
 }
 
 impl StoreAt {
-    fn scalar(&self, sql: &str) -> u64 {
+    pub(crate) fn scalar(&self, sql: &str) -> u64 {
         match self {
             StoreAt::Sqlite(dir) => {
                 let Ok(c) = rusqlite::Connection::open_with_flags(
@@ -137,12 +137,12 @@ impl StoreAt {
     }
 
     /// Events checkpointed so far: the sum of the partitions' checkpointed offsets.
-    fn checkpointed(&self) -> u64 {
+    pub(crate) fn checkpointed(&self) -> u64 {
         self.scalar("SELECT CAST(COALESCE(SUM(next_offset), 0) AS BIGINT) FROM partitions")
     }
 
     /// Responses waiting for their request.
-    fn waiting(&self) -> u64 {
+    pub(crate) fn waiting(&self) -> u64 {
         self.scalar("SELECT CAST(COALESCE(SUM(waiting), 0) AS BIGINT) FROM partitions")
     }
 }
@@ -156,7 +156,7 @@ fn month_lines(text: &str) -> String {
 
 /// `rollup` of the month equals the replay's rows of that month, file by file, and the
 /// store's event accounting equals the replay's: every event counted exactly once.
-fn assert_rollup_equals_replay(dir: &Path, store: &StoreAt, env: &[(String, String)], out: &str) {
+pub(crate) fn assert_rollup_equals_replay(dir: &Path, store: &StoreAt, env: &[(String, String)], out: &str) {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let o = srv_ok(dir, &["rollup", "--month", MONTH, "--out", out], &env);
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -451,7 +451,7 @@ fn three_instances_on_postgres_one_late_one_killed_change_no_figure() {
 
 /// `report --year` from the store (six partitions written by three members) scores and
 /// tabulates the year exactly as a report replaying the same events.
-fn assert_report_equals_replay(dir: &Path, env: &[(String, String)]) {
+pub(crate) fn assert_report_equals_replay(dir: &Path, env: &[(String, String)]) {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let external = format!(
         "{}/config/opr/RY23-24-external.csv",

@@ -23,6 +23,8 @@
 //! - `kafka_tls`: `run` and `simulate` over its SASL_SSL and mutual-TLS listeners; every way a
 //!   secured connection can be wrong (`SRV_OPR_TEST_KAFKA_TLS`).
 //! - `store_kafka`: SIGKILLs, offset resets, a broker restart, three instances on PostgreSQL.
+//! - `soak`: three instances on PostgreSQL under steady traffic while one is killed again and
+//!   again, the broker and the database restarted; memory sampled (`scripts/soak` runs it long).
 
 mod support;
 
@@ -39,6 +41,7 @@ mod prometheus;
 mod replay;
 mod report;
 mod score;
+mod soak;
 mod store;
 mod store_kafka;
 mod store_tls;
