@@ -15,7 +15,7 @@ use crate::store_kafka::{
     StoreAt, assert_report_equals_replay, assert_rollup_equals_replay, group_env, sim_args,
     simulate_file, spawn_run,
 };
-use crate::support::{KillOnDrop, OwnServer, create_topic_on, unique};
+use crate::support::{OwnServer, create_topic_on, unique};
 
 /// Events per second the producer sends.
 const PRODUCE_RATE: f64 = 2000.0;
@@ -85,6 +85,17 @@ impl Drop for Instance {
     }
 }
 
+/// A child killed if a failing test leaves it running (never once reaped: its pid may be
+/// another process's by then).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn minutes() -> f64 {
     match std::env::var("SRV_OPR_SOAK_MINUTES") {
         Ok(m) => m
@@ -123,7 +134,7 @@ fn soak_three_instances_every_server_restarted_figures_equal_a_replay_memory_fla
     let store = StoreAt::Postgres(url.clone());
     let env = group_env(&brokers, &topic, &unique("soak-group"), &url);
 
-    let mut producer = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+    let mut producer = Reaped(Command::new(env!("CARGO_BIN_EXE_srv-opr"))
         .args(
             [
                 &sim_args(&rate)[..],
@@ -142,8 +153,7 @@ fn soak_three_instances_every_server_restarted_figures_equal_a_replay_memory_fla
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("producer.log")).unwrap())
         .spawn()
-        .unwrap();
-    let _producing = KillOnDrop(producer.id());
+        .unwrap());
     let started = Instant::now();
     let now = || started.elapsed().as_secs_f64();
     let mut instances = [
@@ -219,7 +229,7 @@ fn soak_three_instances_every_server_restarted_figures_equal_a_replay_memory_fla
             }
             last_sample = t;
         }
-        if !produced && let Some(status) = producer.try_wait().unwrap() {
+        if !produced && let Some(status) = producer.0.try_wait().unwrap() {
             assert!(
                 status.success(),
                 "the producer failed: {}",
