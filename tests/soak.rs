@@ -134,26 +134,28 @@ fn soak_three_instances_every_server_restarted_figures_equal_a_replay_memory_fla
     let store = StoreAt::Postgres(url.clone());
     let env = group_env(&brokers, &topic, &unique("soak-group"), &url);
 
-    let mut producer = Reaped(Command::new(env!("CARGO_BIN_EXE_srv-opr"))
-        .args(
-            [
-                &sim_args(&rate)[..],
-                &[
-                    "--kafka",
-                    &brokers,
-                    "--topic",
-                    &topic,
-                    "--produce-rate",
-                    &PRODUCE_RATE.to_string(),
-                ],
-            ]
-            .concat(),
-        )
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("producer.log")).unwrap())
-        .spawn()
-        .unwrap());
+    let mut producer = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+            .args(
+                [
+                    &sim_args(&rate)[..],
+                    &[
+                        "--kafka",
+                        &brokers,
+                        "--topic",
+                        &topic,
+                        "--produce-rate",
+                        &PRODUCE_RATE.to_string(),
+                    ],
+                ]
+                .concat(),
+            )
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("producer.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let started = Instant::now();
     let now = || started.elapsed().as_secs_f64();
     let mut instances = [
@@ -268,7 +270,12 @@ fn soak_three_instances_every_server_restarted_figures_equal_a_replay_memory_fla
         let stop = Instant::now();
         loop {
             if let Some(status) = inst.child.try_wait().unwrap() {
-                assert!(status.success(), "{}: {}", inst.name, log_of(inst.name, life));
+                assert!(
+                    status.success(),
+                    "{}: {}",
+                    inst.name,
+                    log_of(inst.name, life)
+                );
                 break;
             }
             assert!(

@@ -72,7 +72,12 @@ fn run_env(brokers: &str, topic: &str, group: &str) -> Vec<(String, String)> {
 }
 
 /// The environment of one member of `group` checkpointing into `store`.
-pub(crate) fn group_env(brokers: &str, topic: &str, group: &str, store: &str) -> Vec<(String, String)> {
+pub(crate) fn group_env(
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    store: &str,
+) -> Vec<(String, String)> {
     vec![
         ("SRV_OPR__KAFKA__BROKERS".into(), brokers.into()),
         ("SRV_OPR__KAFKA__TOPICS".into(), format!("[\"{topic}\"]")),
@@ -149,7 +154,11 @@ impl StoreAt {
             StoreAt::Sqlite(dir) => format!("sqlite://{}", dir.join("state.db").display()),
             StoreAt::Postgres(url) => url.clone(),
         };
-        let var = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        let var = |k: &str| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
         let topics: Vec<String> =
             serde_json::from_str(&var("SRV_OPR__KAFKA__TOPICS").unwrap()).unwrap();
         let id = srv_opr::store::Identity {
@@ -195,7 +204,12 @@ fn month_lines(text: &str) -> String {
 
 /// `rollup` of the month equals the replay's rows of that month, file by file, and the
 /// store's event accounting equals the replay's: every event counted exactly once.
-pub(crate) fn assert_rollup_equals_replay(dir: &Path, store: &StoreAt, env: &[(String, String)], out: &str) {
+pub(crate) fn assert_rollup_equals_replay(
+    dir: &Path,
+    store: &StoreAt,
+    env: &[(String, String)],
+    out: &str,
+) {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let o = srv_ok(dir, &["rollup", "--month", MONTH, "--out", out], &env);
     let stderr = String::from_utf8_lossy(&o.stderr);
