@@ -101,6 +101,11 @@ impl TimerQueue {
         }
     }
 
+    /// The first second not yet released: a timer pushed before it joins it.
+    pub fn floor(&self) -> i64 {
+        self.floor
+    }
+
     /// Timers held (stale ones included until they are popped).
     pub fn len(&self) -> usize {
         self.len

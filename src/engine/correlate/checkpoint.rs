@@ -70,6 +70,10 @@ pub struct Changes {
 impl Correlator {
     /// Starts recording which keys change, for [`Correlator::take_changes`].
     pub fn track_changes(&mut self) {
+        // The state log writes records of `entries`: none may be kept compactly from now on
+        // (and none is yet: tracking starts with the pipeline).
+        debug_assert!(self.decided.is_empty());
+        self.compact = false;
         self.changed.enable();
     }
 
@@ -168,6 +172,8 @@ impl Correlator {
         cat: &Catalog,
     ) -> Correlator {
         let mut c = Correlator::new(cfg);
+        // Restored for a checkpointed run: its records stay where the state log can see them.
+        c.compact = false;
         c.watermark = watermark;
         c.stats = stats;
         for (k, s) in entries {

@@ -13,6 +13,7 @@ use crate::engine::time::{Dur, Ts};
 use crate::engine::timers::TimerQueue;
 
 use super::changes::Tracker;
+use super::decided::{At, DecidedTable, Slot};
 use super::interface::{
     Decision, Displaced, Evidence, Output, Req, Resp, StoredDead, Verdict, evidence_text,
 };
@@ -124,13 +125,25 @@ pub struct Correlator {
     pub(super) texts: Vec<Option<Evidence>>,
     /// Free slots of `texts`.
     pub(super) free_texts: Vec<u32>,
+    /// Decided requests kept compactly until they expire (without an expiry timer each);
+    /// those that do not fit stay in `entries` with a timer in `expire_at`.
+    pub(super) decided: DecidedTable,
+    /// Whether decided requests move to `decided`: not when checkpointing, whose state log
+    /// writes records of `entries` by their whole key (issue 19 brings it the compact form).
+    pub(super) compact: bool,
+}
+
+/// The second from which a decided record still counts under `watermark`: the expiry timers
+/// release every second that ended at or before the watermark.
+#[inline]
+fn live_from(watermark: Ts) -> i64 {
+    watermark.0.div_euclid(crate::engine::time::NANOS_PER_SEC)
 }
 
 impl Correlator {
     /// An empty correlator.
     pub fn new(cfg: CorrelatorConfig) -> Correlator {
         Correlator {
-            cfg,
             entries: KeyMap::default(),
             waiting: KeyMap::default(),
             waiting_count: 0,
@@ -144,6 +157,12 @@ impl Correlator {
             changed: Tracker::default(),
             texts: Vec::new(),
             free_texts: Vec::new(),
+            decided: DecidedTable::new(Dur(cfg
+                .longest_deadline
+                .0
+                .saturating_add(cfg.dedupe_horizon.0))),
+            compact: true,
+            cfg,
         }
     }
 
@@ -164,7 +183,7 @@ impl Correlator {
 
     /// Records kept (pending and decided).
     pub fn records(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.decided.len()
     }
 
     /// Counters.
@@ -180,6 +199,7 @@ impl Correlator {
             + self.decide_at.heap_bytes()
             + self.expire_at.heap_bytes()
             + self.orphan_at.heap_bytes()
+            + self.decided.heap_bytes()
     }
 
     /// Takes a valid request (`id` is used only to rebuild a displaced conflicting request).
@@ -203,6 +223,24 @@ impl Correlator {
         // One probe of the table whether the key is new or known.
         match self.entries.entry(r.key) {
             hashbrown::hash_map::Entry::Vacant(slot) => {
+                if !self.decided.is_empty()
+                    && let Some(at) = self.decided.find(r.key, live_from(self.watermark))
+                {
+                    let mut e = self.decided.get(at).entry();
+                    let was = e.at;
+                    let v = known_request(
+                        &mut e,
+                        &r,
+                        id,
+                        cat,
+                        self.watermark,
+                        &mut self.decide_at,
+                        deadline,
+                        out,
+                    );
+                    self.put_back(r.key, at, e, was);
+                    return v;
+                }
                 if self.cfg.expiry(r.at) < self.watermark {
                     return Verdict::Dead(DeadReason::TooLate);
                 }
@@ -261,51 +299,30 @@ impl Correlator {
                 }
                 Verdict::Accepted
             }
-            hashbrown::hash_map::Entry::Occupied(mut slot) => {
-                let e = slot.get_mut();
-                if e.at == r.at
-                    && e.srv == r.srv
-                    && e.region == r.region
-                    && e.provider == r.provider
-                {
-                    return Verdict::Duplicate;
-                }
-                // Conflicting: the earliest `at` stands; on a tie, the first in source order.
-                if (r.at, r.pos) > (e.at, e.pos) {
-                    return Verdict::Dead(DeadReason::ConflictingRequest);
-                }
-                let displaced = *e;
-                let old = e.decision(r.key);
-                e.flags = (e.flags & STORED) | if r.at < self.watermark { LATE } else { 0 };
-                e.at = r.at;
-                e.pos = r.pos;
-                e.srv = r.srv;
-                e.region = r.region;
-                e.provider = r.provider;
-                let new = e.decision(r.key);
-                let decided = e.decided;
-                out.push(Output::Dead(StoredDead {
-                    reason: DeadReason::ConflictingRequest,
-                    pos: displaced.pos,
-                    raw: reconstruct_request(&displaced, id, cat)
-                        .into_bytes()
-                        .into_boxed_slice(),
-                    displaced: Some(Displaced {
-                        late: displaced.flags & LATE != 0,
-                        measured: !cat
-                            .rules(displaced.srv, displaced.provider)
-                            .rules
-                            .is_empty(),
-                    }),
-                    is_request: true,
-                }));
-                if decided {
-                    // The new request is earlier, so its decision time has passed too.
-                    out.push(Output::Revised { old, new });
-                } else {
-                    self.decide_at.push(r.at.plus(deadline), r.key);
-                }
-                Verdict::Accepted
+            hashbrown::hash_map::Entry::Occupied(mut slot) => known_request(
+                slot.get_mut(),
+                &r,
+                id,
+                cat,
+                self.watermark,
+                &mut self.decide_at,
+                deadline,
+                out,
+            ),
+        }
+    }
+
+    /// Writes back a compactly kept record after a request or response changed it: in place
+    /// while it still fits and keeps its `at`; otherwise into `entries`, with the expiry timer
+    /// of the `at` it was kept under (`was`), as a record that had always been there would
+    /// have (a request displaced by an earlier one keeps its original expiry).
+    fn put_back(&mut self, key: u128, at: At, e: Entry, was: Ts) {
+        match Slot::of(key, &e) {
+            Some(s) if e.at == was => self.decided.set(at, s),
+            _ => {
+                self.decided.kill(at);
+                self.expire_at.push(self.cfg.expiry(was), key);
+                self.entries.insert(key, e);
             }
         }
     }
@@ -321,6 +338,15 @@ impl Correlator {
         if let Some(e) = self.entries.get_mut(&r.key) {
             self.changed.touch(r.key);
             return apply_to(e, &mut self.decide_at, r, cat, out);
+        }
+        if !self.decided.is_empty()
+            && let Some(at) = self.decided.find(r.key, live_from(self.watermark))
+        {
+            let mut e = self.decided.get(at).entry();
+            let was = e.at;
+            let v = apply_to(&mut e, &mut self.decide_at, r, cat, out);
+            self.put_back(r.key, at, e, was);
+            return v;
         }
         if r.at.plus(self.cfg.dedupe_horizon) < self.watermark {
             return Verdict::Dead(DeadReason::TooLate);
@@ -413,10 +439,25 @@ impl Correlator {
         keys.clear();
         if self.decide_at.pop_due(watermark, &mut keys) {
             self.changed.touch_all(&keys);
+            let (floor, live) = (self.expire_at.floor(), live_from(watermark));
             for &k in &keys {
-                if let Some(at) = self.decide(k, out) {
-                    self.expire_at.push(self.cfg.expiry(at), k);
+                let Some(at) = self.decide(k, out) else {
+                    continue;
+                };
+                let expiry = self.cfg.expiry(at);
+                // Kept compactly if its expiry timer would have been set in its own second
+                // (not one already released, whose timers join the next: that record would
+                // outlive its second, which the table's rule does not say).
+                if self.compact
+                    && expiry.0.div_euclid(crate::engine::time::NANOS_PER_SEC) >= floor
+                    && let hashbrown::hash_map::Entry::Occupied(o) = self.entries.entry(k)
+                    && let Some(s) = Slot::of(k, o.get())
+                {
+                    o.remove();
+                    self.decided.insert(k, s, live);
+                    continue;
                 }
+                self.expire_at.push(expiry, k);
             }
         }
 
@@ -435,6 +476,8 @@ impl Correlator {
                 }
             }
         }
+
+        self.decided.maintain(live_from(watermark));
 
         keys.clear();
         if self.orphan_at.pop_due(watermark, &mut keys) {
@@ -495,6 +538,60 @@ impl Correlator {
         }
         true
     }
+}
+
+/// A request whose id has a record `e`: a duplicate, a conflict that loses (dead-lettered), or
+/// one that displaces the record's request (earlier `at`, or the same and first in source
+/// order), which is dead-lettered rebuilt from `e`.
+#[allow(clippy::too_many_arguments)]
+fn known_request(
+    e: &mut Entry,
+    r: &Req,
+    id: &str,
+    cat: &Catalog,
+    watermark: Ts,
+    decide_at: &mut TimerQueue,
+    deadline: Dur,
+    out: &mut Vec<Output>,
+) -> Verdict {
+    if e.at == r.at && e.srv == r.srv && e.region == r.region && e.provider == r.provider {
+        return Verdict::Duplicate;
+    }
+    // Conflicting: the earliest `at` stands; on a tie, the first in source order.
+    if (r.at, r.pos) > (e.at, e.pos) {
+        return Verdict::Dead(DeadReason::ConflictingRequest);
+    }
+    let displaced = *e;
+    let old = e.decision(r.key);
+    e.flags = (e.flags & STORED) | if r.at < watermark { LATE } else { 0 };
+    e.at = r.at;
+    e.pos = r.pos;
+    e.srv = r.srv;
+    e.region = r.region;
+    e.provider = r.provider;
+    let new = e.decision(r.key);
+    out.push(Output::Dead(StoredDead {
+        reason: DeadReason::ConflictingRequest,
+        pos: displaced.pos,
+        raw: reconstruct_request(&displaced, id, cat)
+            .into_bytes()
+            .into_boxed_slice(),
+        displaced: Some(Displaced {
+            late: displaced.flags & LATE != 0,
+            measured: !cat
+                .rules(displaced.srv, displaced.provider)
+                .rules
+                .is_empty(),
+        }),
+        is_request: true,
+    }));
+    if e.decided {
+        // The new request is earlier, so its decision time has passed too.
+        out.push(Output::Revised { old, new });
+    } else {
+        decide_at.push(r.at.plus(deadline), r.key);
+    }
+    Verdict::Accepted
 }
 
 /// Applies a response to its request's record `e`; a final response within the deadline sets
@@ -779,5 +876,181 @@ mod tests {
             ),
             "{out:?}"
         );
+    }
+
+    /// One step of a random event set: a request, a response or a move of the watermark.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Request {
+            id: u8,
+            at: i64,
+            srv: u8,
+            region: u8,
+        },
+        Response {
+            id: u8,
+            at: i64,
+            code: u8,
+            ns: bool,
+        },
+        Advance(i64),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        // Times in ms around a clock that moves 400 s a step (so a few hundred steps pass a
+        // day's deadline and the horizon), up to 2 h either side of it; ids from a small pool,
+        // so that duplicates, conflicts, revisions and returns after expiry all happen.
+        const J: i64 = 7_200_000;
+        prop_oneof![
+            4 => (0u8..40, -J..J, 0u8..3, 0u8..3)
+                .prop_map(|(id, at, srv, region)| Step::Request { id, at, srv, region }),
+            4 => (0u8..40, -J..J, 0u8..4, proptest::bool::weighted(0.05))
+                .prop_map(|(id, at, code, ns)| Step::Response { id, at, code, ns }),
+            1 => (0i64..J).prop_map(Step::Advance),
+        ]
+    }
+
+    /// What the compact table saw in a trace.
+    #[derive(Debug, Default)]
+    struct Seen {
+        most: usize,
+        moved_out: usize,
+        expired: usize,
+    }
+
+    /// Runs `steps` through a correlator (decided records compact or not); every verdict and
+    /// output, in order, and the counts at each step.
+    fn trace(steps: &[Step], compact: bool, horizon_s: i64) -> (Vec<String>, Seen) {
+        let defs = Arc::new(Definitions::for_tests());
+        let mut c = Correlator::new(CorrelatorConfig {
+            longest_deadline: defs.longest_deadline,
+            dedupe_horizon: Dur::from_secs(horizon_s),
+            orphan_wait: Dur::from_secs(600),
+            max_waiting_responses: 50,
+        });
+        c.compact = compact;
+        let mut cat = Catalog::new(defs);
+        let srvs = ["8.11", "4.1.1", "6.15.1"].map(|s| cat.srv(s));
+        let codes = ["I0", "E3", "I99", "N12"].map(|s| cat.code(s));
+        let ms = |at: i64| Ts(1_709_251_200 * NANOS_PER_SEC + at * 1_000_000);
+        let mut seen = Seen::default();
+        let (mut out, mut log) = (Vec::new(), Vec::new());
+        let mut max_at = Ts::MIN;
+        for (n, st) in steps.iter().enumerate() {
+            let pos = Pos::new((n % 2) as u16, n as u64);
+            let clock = n as i64 * 400_000;
+            let v = match *st {
+                Step::Request {
+                    id,
+                    at,
+                    srv,
+                    region,
+                } => {
+                    let id = format!("r{id}");
+                    let at = clock + at;
+                    max_at = max_at.max(ms(at));
+                    let r = Req {
+                        key: key_of(&id),
+                        srv: srvs[srv as usize],
+                        region: Region::ALL[region as usize],
+                        provider: Provider::Dsp,
+                        at: ms(at),
+                        pos,
+                    };
+                    Some(c.request(r, &id, &cat, &mut out))
+                }
+                Step::Response { id, at, code, ns } => {
+                    let at = Ts(ms(clock + at).0 + i64::from(ns) * 7);
+                    max_at = max_at.max(at);
+                    let r = Resp {
+                        key: key_of(&format!("r{id}")),
+                        code: codes[code as usize],
+                        at,
+                        pos,
+                    };
+                    Some(c.response(r, b"raw", &cat, &mut out))
+                }
+                Step::Advance(by) => {
+                    c.advance(Ts(max_at.0.saturating_sub(by * 1_000_000)), &mut out);
+                    None
+                }
+            };
+            // The watermark follows the events too, as a pipeline moves it.
+            c.advance(Ts(max_at.0.saturating_sub(60 * NANOS_PER_SEC)), &mut out);
+            seen.most = seen.most.max(c.decided.len());
+            seen.moved_out = seen.moved_out.max(c.decided.dead_total());
+            seen.expired = seen.expired.max(c.decided.expired_total());
+            log.push(format!(
+                "{n} {v:?} {:?} pending {} waiting {} records {}",
+                std::mem::take(&mut out),
+                c.pending(),
+                c.waiting(),
+                c.records()
+            ));
+        }
+        while !c.finish(&mut out, 64) {
+            log.push(format!("{:?}", std::mem::take(&mut out)));
+        }
+        log.push(format!("{:?}", out));
+        (log, seen)
+    }
+
+    #[test]
+    fn the_property_below_exercises_every_path_of_the_compact_table() {
+        // A long fixed trace: the table holds records, some leave it for the map (displaced,
+        // or revised with a response it cannot hold), some expire.
+        let mut x = 0x853c_49e6_748f_ea9bu64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let j = |r: u64| r as i64 - 7_200_000;
+        let steps: Vec<Step> = (0..3000)
+            .map(|_| match next(9) {
+                0..=3 => Step::Request {
+                    id: next(40) as u8,
+                    at: j(next(14_400_000)),
+                    srv: next(3) as u8,
+                    region: next(3) as u8,
+                },
+                4..=7 => Step::Response {
+                    id: next(40) as u8,
+                    at: j(next(14_400_000)),
+                    code: next(4) as u8,
+                    ns: next(20) == 0,
+                },
+                _ => Step::Advance(next(7_200_000) as i64),
+            })
+            .collect();
+        let (compact, seen) = trace(&steps, true, 1800);
+        let (map, _) = trace(&steps, false, 1800);
+        assert_eq!(compact, map);
+        assert!(
+            seen.most > 5 && seen.moved_out > 0 && seen.expired > 0,
+            "{seen:?}"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Decided records kept compactly answer exactly as records in the map of pending
+        /// ones do: duplicates, conflicts and their tie-break, late responses that revise,
+        /// `too_late` past the horizon, a key that comes back after its record expired.
+        #[test]
+        fn compact_decided_records_change_no_verdict_and_no_output(
+            steps in proptest::collection::vec(step(), 1..400),
+            horizon_s in 0i64..7200,
+        ) {
+            let (compact, _) = trace(&steps, true, horizon_s);
+            let (map, _) = trace(&steps, false, horizon_s);
+            for (a, b) in compact.iter().zip(&map) {
+                proptest::prop_assert_eq!(a, b);
+            }
+            proptest::prop_assert_eq!(compact.len(), map.len());
+        }
     }
 }

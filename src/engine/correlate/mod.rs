@@ -16,6 +16,7 @@
 mod changes;
 mod checkpoint;
 mod correlator;
+mod decided;
 mod interface;
 mod key;
 

@@ -1,0 +1,659 @@
+//! The decided requests a correlator keeps for the dedupe horizon, in 33 bytes each: a table of
+//! 32-byte records and a tag byte per slot, grown by a quarter at a time, with no timer per
+//! record. A record leaves when the watermark passes its expiry; until a sweep takes it out it
+//! is only ignored, and a sweep runs when a sixteenth of what the table holds is gone.
+//!
+//! Why not the map of pending requests: a decided request is looked up only to say whether a
+//! request is a duplicate or a conflict and whether a late response revises it, and it never
+//! changes its place in time, so what it needs fits in 32 bytes (its evidence text went with
+//! its decision). A hashbrown map doubles (a quarter to half of it empty after each growth)
+//! and the expiry timer cost another 16 to 32 bytes per record: about 120 bytes of state per
+//! decided request, which is most of the memory of a national horizon (issue 19).
+//!
+//! Layout: 256 shards by the key's top 8 bits, so a growth rebuilds 1/256 of the table; in a
+//! shard, groups of 8 slots with their 8 tags in one `u64` (found with SWAR byte compares),
+//! probed linearly from the group the key's low bits pick (any number of groups: the pick is a
+//! multiply, not a mask). A record is known by 79 bits of its 128-bit key (64 stored, 8 by
+//! its shard, 7 by its tag): two live ids match by chance about once in 10⁵ months of the
+//! national volume (10⁹ lookups a month against 9·10⁷ records), against 10⁻²² with all 128.
+//!
+//! Records are never removed one by one (no tombstones to skip): one that leaves for the
+//! pending map (its request displaced by an earlier one, or a revision that no longer fits) is
+//! marked dead, and rebuilds drop dead and expired records.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::engine::domain::{Provider, Region};
+use crate::engine::time::{Dur, NANOS_PER_SEC, Ts};
+
+use super::correlator::{Entry, NONE_AT};
+use super::key::Pos;
+
+/// Shards, by the key's top bits.
+const SHARD_BITS: u32 = 8;
+const SHARDS: usize = 1 << SHARD_BITS;
+/// Slots per group: the tags of a group are one `u64`.
+const GROUP: usize = 8;
+/// A shard grows when an insert would take it past 9/10 full…
+const MAX_LOAD: (usize, usize) = (9, 10);
+/// …by a quarter: on average a shard is then 4/5 full, against 2/3 for a table that doubles.
+const GROWTH: (usize, usize) = (5, 4);
+/// A sweep sizes each shard 21/25 full (0.84), so that the sixteenth that arrives before the
+/// next sweep (1.0625 × 0.84 = 0.89) needs no growth in a steady state.
+const SWEPT_LOAD: (usize, usize) = (21, 25);
+/// A sweep starts once expired and dead records are more than 1/16 of the table…
+const SWEEP_SHARE: usize = 16;
+/// …and the table holds at least this many (below that, growth rebuilds are sweep enough).
+const SWEEP_MIN: usize = 1 << 14;
+/// Slots a sweep rebuilds per call to [`DecidedTable::maintain`] at most (it goes on at the
+/// next): the pause of a sweep of a national table (10⁸ records) stays a few milliseconds.
+const SWEEP_STEP: usize = 1 << 16;
+/// Seconds of expiry counted one by one ahead of the watermark (48 days); records that expire
+/// later (an `at` far ahead) are counted in a map until they come within it.
+const RING_SECONDS: usize = 1 << 22;
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Bytes that are zero in `x`: 0x80 in each, exactly.
+#[inline]
+fn zero_bytes(x: u64) -> u64 {
+    !(((x & !HI).wrapping_add(!HI)) | x | !HI)
+}
+
+/// Packed fields of [`Slot::packed`]: final response (32 bits: 0 none, else 1 + its delay
+/// in whole ms), final code (12), SRV (13), region (2), provider (2), flags (3).
+const FIN_BITS: u32 = 32;
+const CODE_BITS: u32 = 12;
+const SRV_BITS: u32 = 13;
+const CODE_AT: u32 = FIN_BITS;
+const SRV_AT: u32 = CODE_AT + CODE_BITS;
+const REGION_AT: u32 = SRV_AT + SRV_BITS;
+const PROVIDER_AT: u32 = REGION_AT + 2;
+const FLAGS_AT: u32 = PROVIDER_AT + 2;
+/// [`Slot`] flag: moved to the pending map; ignored until a rebuild drops it.
+const DEAD: u64 = 4;
+const NANOS_PER_MS: i64 = 1_000_000;
+
+/// One decided request: the low 64 bits of its key, its `at`, its position and the rest packed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub(super) struct Slot {
+    fp: u64,
+    at: i64,
+    pos: u64,
+    packed: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 32);
+
+impl Slot {
+    /// The compact form of decided record `e` of `key`, if its fields fit: a final response a
+    /// whole number of ms after the request and under 49 days, SRV and code ids the catalog
+    /// gives its first 8,192 and 4,096 SRVs and codes. (Others stay in the pending map.)
+    pub(super) fn of(key: u128, e: &Entry) -> Option<Slot> {
+        let fin = if e.fin_at == NONE_AT {
+            0
+        } else {
+            let d = e.fin_at.checked_sub(e.at.0)?;
+            if d < 0 || d % NANOS_PER_MS != 0 || d / NANOS_PER_MS >= (1 << FIN_BITS) - 1 {
+                return None;
+            }
+            d / NANOS_PER_MS + 1
+        } as u64;
+        if e.fin_code >= 1 << CODE_BITS || e.srv >= 1 << SRV_BITS || !e.decided || e.text != 0 {
+            return None;
+        }
+        // The code means nothing without a final response: keep it 0 then, as restores do.
+        let code = if fin == 0 { 0 } else { e.fin_code as u64 };
+        Some(Slot {
+            fp: key as u64,
+            at: e.at.0,
+            pos: e.pos.0,
+            packed: fin
+                | code << CODE_AT
+                | (e.srv as u64) << SRV_AT
+                | (e.region as u64) << REGION_AT
+                | (e.provider as u64) << PROVIDER_AT
+                | (e.flags as u64 & 3) << FLAGS_AT,
+        })
+    }
+
+    /// The record as the correlator's logic reads it.
+    pub(super) fn entry(&self) -> Entry {
+        let p = self.packed;
+        let fin = p & ((1 << FIN_BITS) - 1);
+        let field = |at: u32, bits: u32| (p >> at) & ((1 << bits) - 1);
+        Entry {
+            at: Ts(self.at),
+            fin_at: if fin == 0 {
+                NONE_AT
+            } else {
+                self.at + (fin as i64 - 1) * NANOS_PER_MS
+            },
+            pos: Pos(self.pos),
+            srv: field(SRV_AT, SRV_BITS) as u32,
+            fin_code: field(CODE_AT, CODE_BITS) as u32,
+            region: Region::ALL[(field(REGION_AT, 2) as usize).min(2)],
+            provider: Provider::ALL[(field(PROVIDER_AT, 2) as usize).min(2)],
+            decided: true,
+            flags: field(FLAGS_AT, 2) as u8,
+            text: 0,
+        }
+    }
+
+    fn dead(&self) -> bool {
+        self.packed >> FLAGS_AT & DEAD != 0
+    }
+}
+
+/// The tag of a key in its group: 7 bits of the key the stored 64 do not hold, high bit set.
+#[inline]
+fn tag(key: u128) -> u8 {
+    0x80 | ((key >> 64) as u8 & 0x7f)
+}
+
+#[inline]
+fn shard_of(key: u128) -> usize {
+    (key >> (128 - SHARD_BITS)) as usize
+}
+
+/// The group a key's search starts at, of `groups`.
+#[inline]
+fn home(fp: u64, groups: usize) -> usize {
+    ((fp as u128 * groups as u128) >> 64) as usize
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    /// Tags, a group per word: 0 empty, else [`tag`].
+    tags: Vec<u64>,
+    slots: Vec<Slot>,
+    /// Slots in use (live, expired or dead).
+    len: usize,
+}
+
+impl Shard {
+    fn groups(&self) -> usize {
+        self.tags.len()
+    }
+
+    fn find(&self, key: u128) -> Option<usize> {
+        let groups = self.groups();
+        if groups == 0 {
+            return None;
+        }
+        let (fp, t) = (key as u64, tag(key));
+        let want = LO * t as u64;
+        let mut g = home(fp, groups);
+        loop {
+            let word = self.tags[g];
+            let mut m = zero_bytes(word ^ want);
+            while m != 0 {
+                let i = g * GROUP + (m.trailing_zeros() / 8) as usize;
+                if self.slots[i].fp == fp {
+                    return Some(i);
+                }
+                m &= m - 1;
+            }
+            if word & HI != HI {
+                return None;
+            }
+            g += 1;
+            if g == groups {
+                g = 0;
+            }
+        }
+    }
+
+    /// Puts `slot` in the first free place of its probe sequence (the key is not in the shard,
+    /// and there is room).
+    fn place(&mut self, t: u8, slot: Slot) {
+        let groups = self.groups();
+        let mut g = home(slot.fp, groups);
+        loop {
+            let free = !self.tags[g] & HI;
+            if free != 0 {
+                let b = free.trailing_zeros() / 8;
+                self.tags[g] |= (t as u64) << (b * 8);
+                self.slots[g * GROUP + b as usize] = slot;
+                self.len += 1;
+                return;
+            }
+            g += 1;
+            if g == groups {
+                g = 0;
+            }
+        }
+    }
+
+    /// Rebuilds the shard with `groups` groups, keeping the slots `keep` says; the slots
+    /// dropped, for the caller's counts.
+    fn rebuild(
+        &mut self,
+        groups: usize,
+        mut dropped: impl FnMut(&Slot),
+        keep: impl Fn(&Slot) -> bool,
+    ) {
+        let tags = std::mem::replace(&mut self.tags, vec![0; groups]);
+        let slots = std::mem::replace(&mut self.slots, vec![Slot::default(); groups * GROUP]);
+        self.len = 0;
+        for (g, word) in tags.iter().enumerate() {
+            let mut full = word & HI;
+            while full != 0 {
+                let b = full.trailing_zeros() / 8;
+                let s = slots[g * GROUP + b as usize];
+                if keep(&s) {
+                    self.place((word >> (b * 8)) as u8, s);
+                } else {
+                    dropped(&s);
+                }
+                full &= full - 1;
+            }
+        }
+    }
+}
+
+/// Where a record's expiry is counted.
+enum Counted {
+    Expired,
+    Ring(usize),
+    Far,
+}
+
+/// Where a record is: shard and slot.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct At(usize, usize);
+
+/// The table.
+#[derive(Debug)]
+pub(super) struct DecidedTable {
+    shards: Box<[Shard]>,
+    /// `at` + this is a record's expiry (the longest deadline and the dedupe horizon).
+    span: Dur,
+    /// Slots in use.
+    len: usize,
+    /// Records marked dead.
+    dead: usize,
+    /// Records in use that have not expired, by expiry second from `base` on: so that the
+    /// count of live records is exact, and a sweep starts when it pays.
+    ring: VecDeque<u32>,
+    /// The second `ring[0]` counts: the watermark's second at the last [`DecidedTable::maintain`].
+    base: i64,
+    /// Those expiring after the ring's reach, by second.
+    far: BTreeMap<i64, u32>,
+    /// Records in use that have expired.
+    expired: usize,
+    /// The next shard a sweep under way rebuilds.
+    sweeping: Option<usize>,
+    /// Records ever marked dead (for tests).
+    #[cfg(test)]
+    dead_ever: usize,
+}
+
+impl DecidedTable {
+    /// An empty table for records that expire `span` after their `at`.
+    pub(super) fn new(span: Dur) -> DecidedTable {
+        DecidedTable {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            span,
+            len: 0,
+            dead: 0,
+            ring: VecDeque::new(),
+            base: i64::MIN,
+            far: BTreeMap::new(),
+            expired: 0,
+            sweeping: None,
+            #[cfg(test)]
+            dead_ever: 0,
+        }
+    }
+
+    /// The second of a record's expiry.
+    #[inline]
+    fn expiry_sec(&self, s: &Slot) -> i64 {
+        Ts(s.at).plus(self.span).0.div_euclid(NANOS_PER_SEC)
+    }
+
+    /// A record in use counts while its expiry second is not before `live_from` (the
+    /// watermark's second: the correlator's expiry timers release every second that ended at or
+    /// before the watermark) and it is not dead.
+    #[inline]
+    fn live(&self, s: &Slot, live_from: i64) -> bool {
+        !s.dead() && self.expiry_sec(s) >= live_from
+    }
+
+    /// The live record of `key`.
+    #[inline]
+    pub(super) fn find(&self, key: u128, live_from: i64) -> Option<At> {
+        let shard = shard_of(key);
+        let i = self.shards[shard].find(key)?;
+        self.live(&self.shards[shard].slots[i], live_from)
+            .then_some(At(shard, i))
+    }
+
+    /// The record at `at`.
+    pub(super) fn get(&self, at: At) -> &Slot {
+        &self.shards[at.0].slots[at.1]
+    }
+
+    /// Replaces the record at `at` with `slot` (same key, same `at`: its expiry is unchanged).
+    pub(super) fn set(&mut self, at: At, slot: Slot) {
+        self.shards[at.0].slots[at.1] = slot;
+    }
+
+    /// Marks the record at `at` dead: it has moved to the pending map.
+    pub(super) fn kill(&mut self, at: At) {
+        // Out of the expiry counts (a dead record never expires: it is dead), then dead.
+        let s = self.shards[at.0].slots[at.1];
+        self.forget(&s);
+        self.shards[at.0].slots[at.1].packed |= DEAD << FLAGS_AT;
+        self.dead += 1;
+        #[cfg(test)]
+        {
+            self.dead_ever += 1;
+        }
+    }
+
+    /// Adds the record of `key` (not live in the table: an expired or dead one of the same key
+    /// is replaced).
+    pub(super) fn insert(&mut self, key: u128, slot: Slot, live_from: i64) {
+        let shard = shard_of(key);
+        self.count(self.expiry_sec(&slot));
+        if let Some(i) = self.shards[shard].find(key) {
+            let old = self.shards[shard].slots[i];
+            self.forget(&old);
+            self.len -= 1;
+            self.shards[shard].slots[i] = slot;
+            self.len += 1;
+            return;
+        }
+        let s = &self.shards[shard];
+        let groups = s.groups();
+        if (s.len + 1) * MAX_LOAD.1 > groups * GROUP * MAX_LOAD.0 {
+            let grown = (groups * GROWTH.0)
+                .div_ceil(GROWTH.1)
+                .max(groups + 1)
+                // Shards of equal size would all grow at once; a start that differs by shard
+                // spreads their growths, so the table as a whole is as full on average.
+                .max(1 + shard % 4);
+            self.rebuild(shard, grown, live_from);
+        }
+        self.shards[shard].place(tag(key), slot);
+        self.len += 1;
+    }
+
+    /// Where the count of second `sec` is: before the ring (expired), its index in the ring,
+    /// or beyond it.
+    fn place_of(&self, sec: i64) -> Counted {
+        if sec < self.base {
+            return Counted::Expired;
+        }
+        match usize::try_from(sec as i128 - self.base as i128) {
+            Ok(i) if i < RING_SECONDS => Counted::Ring(i),
+            _ => Counted::Far,
+        }
+    }
+
+    /// Counts a record that expires in second `sec`.
+    fn count(&mut self, sec: i64) {
+        match self.place_of(sec) {
+            // Expired already (inserted in the advance that passes it).
+            Counted::Expired => self.expired += 1,
+            Counted::Ring(i) => {
+                if i >= self.ring.len() {
+                    self.ring.resize(i + 1, 0);
+                }
+                self.ring[i] += 1;
+            }
+            Counted::Far => *self.far.entry(sec).or_default() += 1,
+        }
+    }
+
+    /// Takes a record that leaves the table out of the counts.
+    fn forget(&mut self, s: &Slot) {
+        if s.dead() {
+            self.dead -= 1;
+            return;
+        }
+        let sec = self.expiry_sec(s);
+        match self.place_of(sec) {
+            Counted::Expired => self.expired -= 1,
+            Counted::Ring(i) => self.ring[i] -= 1,
+            Counted::Far => {
+                if let Some(n) = self.far.get_mut(&sec) {
+                    *n -= 1;
+                }
+            }
+        }
+    }
+
+    /// Rebuilds shard `i` with `groups` groups, dropping its dead and expired records.
+    fn rebuild(&mut self, i: usize, groups: usize, live_from: i64) {
+        let mut shard = std::mem::take(&mut self.shards[i]);
+        let before = shard.len;
+        let mut dropped = Vec::new();
+        let span = self.span;
+        shard.rebuild(
+            groups,
+            |s| dropped.push(*s),
+            |s| !s.dead() && Ts(s.at).plus(span).0.div_euclid(NANOS_PER_SEC) >= live_from,
+        );
+        for s in &dropped {
+            self.forget(s);
+        }
+        self.len -= before - shard.len;
+        self.shards[i] = shard;
+    }
+
+    /// Moves time to `live_from` (the watermark's second): counts what expired and, once
+    /// expired and dead records are a sixteenth of the table, sweeps them out, a few shards per
+    /// call.
+    pub(super) fn maintain(&mut self, live_from: i64) {
+        while self.base < live_from {
+            let Some(n) = self.ring.pop_front() else {
+                self.base = live_from;
+                break;
+            };
+            self.expired += n as usize;
+            self.base += 1;
+        }
+        // Seconds beyond the ring come into it as it moves, or expire.
+        while let Some((&sec, _)) = self.far.first_key_value() {
+            match self.place_of(sec) {
+                Counted::Far => break,
+                Counted::Expired => self.expired += self.far.remove(&sec).unwrap_or(0) as usize,
+                Counted::Ring(i) => {
+                    let n = self.far.remove(&sec).unwrap_or(0);
+                    if i >= self.ring.len() {
+                        self.ring.resize(i + 1, 0);
+                    }
+                    self.ring[i] += n;
+                }
+            }
+        }
+        if self.sweeping.is_none()
+            && self.len >= SWEEP_MIN
+            && (self.expired + self.dead) * SWEEP_SHARE > self.len
+        {
+            self.sweeping = Some(0);
+        }
+        let Some(mut next) = self.sweeping else {
+            return;
+        };
+        let mut done = 0;
+        while next < SHARDS && done < SWEEP_STEP {
+            done += self.shards[next].slots.len();
+            let live = self.shards[next]
+                .slots
+                .iter()
+                .zip(self.shards[next].tags.iter().flat_map(|w| w.to_le_bytes()))
+                .filter(|(s, t)| t & 0x80 != 0 && self.live(s, live_from))
+                .count();
+            let groups = (live * SWEPT_LOAD.1).div_ceil(GROUP * SWEPT_LOAD.0);
+            self.rebuild(next, groups, live_from);
+            next += 1;
+        }
+        if next == SHARDS {
+            self.sweeping = None;
+        } else {
+            self.sweeping = Some(next);
+        }
+    }
+
+    /// Live records.
+    pub(super) fn len(&self) -> usize {
+        self.len - self.expired - self.dead
+    }
+
+    /// Records marked dead so far (for tests of the correlator).
+    #[cfg(test)]
+    pub(super) fn dead_total(&self) -> usize {
+        self.dead_ever
+    }
+
+    /// Records that expired in the table so far (for tests of the correlator).
+    #[cfg(test)]
+    pub(super) fn expired_total(&self) -> usize {
+        self.expired
+    }
+
+    /// Nothing in use.
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of the table (capacity, not use).
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.slots.len() * (std::mem::size_of::<Slot>() + 1))
+            .sum::<usize>()
+            + self.ring.capacity() * 4
+            + self.far.len() * 24
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::correlate::key_of;
+
+    const SEC: i64 = NANOS_PER_SEC;
+
+    fn entry(at_s: i64, fin_ms: Option<i64>) -> Entry {
+        Entry {
+            at: Ts(at_s * SEC),
+            fin_at: fin_ms.map_or(NONE_AT, |ms| at_s * SEC + ms * NANOS_PER_MS),
+            pos: Pos::new(3, at_s as u64),
+            srv: 17,
+            fin_code: 5,
+            region: Region::Central,
+            provider: Provider::S1sp,
+            decided: true,
+            flags: 3,
+            text: 0,
+        }
+    }
+
+    #[test]
+    fn a_slot_holds_a_decided_record_exactly() {
+        for fin in [
+            None,
+            Some(0),
+            Some(1),
+            Some(86_400_000),
+            Some(4_000_000_000),
+        ] {
+            let e = entry(1_709_251_200, fin);
+            let s = Slot::of(7, &e).unwrap();
+            let back = s.entry();
+            assert_eq!(
+                (
+                    back.at,
+                    back.fin_at,
+                    back.pos,
+                    back.srv,
+                    back.region,
+                    back.provider
+                ),
+                (e.at, e.fin_at, e.pos, e.srv, e.region, e.provider)
+            );
+            assert_eq!(back.flags, e.flags);
+            if fin.is_some() {
+                assert_eq!(back.fin_code, e.fin_code);
+            }
+        }
+        // What does not fit stays out: ns precision, a long delay, large ids, pending.
+        let mut e = entry(100, Some(5));
+        e.fin_at += 1;
+        assert!(Slot::of(7, &e).is_none());
+        assert!(Slot::of(7, &entry(100, Some(5_000_000_000))).is_none());
+        let mut e = entry(100, None);
+        e.srv = 1 << SRV_BITS;
+        assert!(Slot::of(7, &e).is_none());
+        let mut e = entry(100, None);
+        e.decided = false;
+        assert!(Slot::of(7, &e).is_none());
+    }
+
+    #[test]
+    fn records_are_found_until_they_expire_and_sweeps_keep_the_live_ones() {
+        let span = Dur::from_secs(1000);
+        let mut t = DecidedTable::new(span);
+        let n = 200_000i64;
+        for i in 0..n {
+            let key = key_of(&format!("id-{i}"));
+            // One record a tenth of a second: 20,000 s of `at`.
+            let e = entry(i / 10, Some(i % 1000));
+            t.insert(key, Slot::of(key, &e).unwrap(), i64::MIN);
+        }
+        assert_eq!(t.len(), n as usize);
+        t.maintain(0);
+        let bytes = t.heap_bytes() as f64 / n as f64;
+        assert!(bytes < 44.0, "{bytes:.1} bytes per record");
+        // The watermark's second at 10,000 s: records with `at` before 9,000 s have expired.
+        let live_from = 10_000;
+        for step in 0..64 {
+            t.maintain(live_from + step);
+        }
+        for i in (0..n).step_by(7) {
+            let key = key_of(&format!("id-{i}"));
+            let found = t.find(key, live_from + 63).map(|a| t.get(a).entry());
+            if i / 10 + 1000 >= live_from + 63 {
+                let e = found.unwrap_or_else(|| panic!("id-{i} lost"));
+                assert_eq!(e.at, Ts(i / 10 * SEC));
+                assert_eq!(e.fin_at, i / 10 * SEC + (i % 1000) * NANOS_PER_MS);
+            } else {
+                assert!(found.is_none(), "id-{i} should have expired");
+            }
+        }
+        assert!(t.sweeping.is_none(), "the sweep finished");
+        let live = (n - (live_from + 63 - 1000) * 10) as usize;
+        assert_eq!(t.len(), live);
+        // The sweep went shard by shard as time moved: what expired during it may remain, but
+        // nothing that had expired when it started.
+        assert!(
+            t.len - live < 700,
+            "{} records in use for {live} live",
+            t.len
+        );
+        assert_eq!(t.len - t.expired - t.dead, live);
+        assert!(t.find(key_of("never"), 0).is_none());
+    }
+
+    #[test]
+    fn a_dead_record_is_not_found_and_its_key_can_come_back() {
+        let mut t = DecidedTable::new(Dur::from_secs(1000));
+        let key = key_of("a");
+        let s = Slot::of(key, &entry(10, None)).unwrap();
+        t.insert(key, s, 0);
+        let at = t.find(key, 0).unwrap();
+        t.kill(at);
+        assert!(t.find(key, 0).is_none());
+        assert_eq!(t.len(), 0);
+        t.insert(key, s, 0);
+        assert_eq!(t.get(t.find(key, 0).unwrap()), &s);
+        assert_eq!((t.len(), t.dead), (1, 0));
+    }
+}
