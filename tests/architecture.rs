@@ -159,7 +159,8 @@ fn code_of(text: &str) -> String {
     strip_test_items(&out)
 }
 
-/// Removes each `#[cfg(test)]` item: up to its closing brace (or its semicolon).
+/// Removes each `#[cfg(test)]` item: up to its closing brace (or its semicolon; a field's
+/// comma).
 fn strip_test_items(code: &str) -> String {
     let mut out = String::new();
     let mut rest = code;
@@ -171,6 +172,11 @@ fn strip_test_items(code: &str) -> String {
         for (k, c) in item.char_indices() {
             match c {
                 '{' => depth += 1,
+                // A field or a struct literal's field ends the enclosing braces' item.
+                '}' if depth == 0 => {
+                    end = k;
+                    break;
+                }
                 '}' => {
                     depth -= 1;
                     if depth == 0 {
@@ -178,7 +184,8 @@ fn strip_test_items(code: &str) -> String {
                         break;
                     }
                 }
-                ';' if depth == 0 => {
+                // An item ends at its semicolon, a field at its comma.
+                ';' | ',' if depth == 0 => {
                     end = k + 1;
                     break;
                 }

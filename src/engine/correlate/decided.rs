@@ -286,9 +286,8 @@ pub(super) struct DecidedTable {
     expired: usize,
     /// The next shard a sweep under way rebuilds.
     sweeping: Option<usize>,
-    /// Records ever marked dead (for tests).
-    #[cfg(test)]
-    dead_ever: usize,
+    /// Records ever moved out to the pending map.
+    moved_out: u64,
 }
 
 impl DecidedTable {
@@ -304,8 +303,7 @@ impl DecidedTable {
             far: BTreeMap::new(),
             expired: 0,
             sweeping: None,
-            #[cfg(test)]
-            dead_ever: 0,
+            moved_out: 0,
         }
     }
 
@@ -349,10 +347,7 @@ impl DecidedTable {
         self.forget(&s);
         self.shards[at.0].slots[at.1].packed |= DEAD << FLAGS_AT;
         self.dead += 1;
-        #[cfg(test)]
-        {
-            self.dead_ever += 1;
-        }
+        self.moved_out += 1;
     }
 
     /// Adds the record of `key` (not live in the table: an expired or dead one of the same key
@@ -506,10 +501,10 @@ impl DecidedTable {
         self.len - self.expired - self.dead
     }
 
-    /// Records marked dead so far (for tests of the correlator).
+    /// Records moved out to the pending map so far.
     #[cfg(test)]
     pub(super) fn dead_total(&self) -> usize {
-        self.dead_ever
+        self.moved_out as usize
     }
 
     /// Records that expired in the table so far (for tests of the correlator).
