@@ -164,18 +164,106 @@ fn home(fp: u64, groups: usize) -> usize {
     ((fp as u128 * groups as u128) >> 64) as usize
 }
 
+/// Arrays of a shard from this size up are mapped from the kernel rather than allocated.
+const MAP_FROM_BYTES: usize = 1 << 18;
+
+/// A shard's array of words: on the heap while small; mapped from the kernel once large, so that
+/// what a growth frees goes back to the kernel at once. (mimalloc keeps large freed blocks
+/// resident for a while, and a shard growing by quarters frees four times its size over its
+/// life: about 10 bytes a record at national scale, BENCHMARKS.md.)
+enum Words {
+    Heap(Vec<u64>),
+    Mapped(memmap2::MmapMut),
+}
+
+impl Default for Words {
+    fn default() -> Words {
+        Words::Heap(Vec::new())
+    }
+}
+
+impl std::fmt::Debug for Words {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} words", self.get().len())
+    }
+}
+
+impl Words {
+    /// `n` zero words.
+    fn zeroed(n: usize) -> Words {
+        if n * 8 >= MAP_FROM_BYTES
+            && let Ok(m) = memmap2::MmapMut::map_anon(n * 8)
+        {
+            return Words::Mapped(m);
+        }
+        Words::Heap(vec![0; n])
+    }
+
+    #[inline]
+    fn get(&self) -> &[u64] {
+        match self {
+            Words::Heap(v) => v,
+            // A mapping is page-aligned and its length a multiple of 8: the cast cannot fail.
+            Words::Mapped(m) => bytemuck::cast_slice(&m[..]),
+        }
+    }
+
+    #[inline]
+    fn get_mut(&mut self) -> &mut [u64] {
+        match self {
+            Words::Heap(v) => v,
+            Words::Mapped(m) => bytemuck::cast_slice_mut(&mut m[..]),
+        }
+    }
+}
+
+/// Words of a [`Slot`].
+const SLOT_WORDS: usize = 4;
+
 #[derive(Debug, Default)]
 struct Shard {
     /// Tags, a group per word: 0 empty, else [`tag`].
-    tags: Vec<u64>,
-    slots: Vec<Slot>,
+    tags: Words,
+    /// Slots, four words each ([`Slot`]'s fields in order).
+    slots: Words,
     /// Slots in use (live, expired or dead).
     len: usize,
 }
 
 impl Shard {
     fn groups(&self) -> usize {
-        self.tags.len()
+        self.tags.get().len()
+    }
+
+    /// Slots it has room for.
+    fn capacity(&self) -> usize {
+        self.slots.get().len() / SLOT_WORDS
+    }
+
+    #[inline]
+    fn slot(&self, i: usize) -> Slot {
+        let w = &self.slots.get()[i * SLOT_WORDS..(i + 1) * SLOT_WORDS];
+        Slot {
+            fp: w[0],
+            at: w[1] as i64,
+            pos: w[2],
+            packed: w[3],
+        }
+    }
+
+    #[inline]
+    fn set_slot(&mut self, i: usize, s: Slot) {
+        self.slots.get_mut()[i * SLOT_WORDS..(i + 1) * SLOT_WORDS].copy_from_slice(&[
+            s.fp,
+            s.at as u64,
+            s.pos,
+            s.packed,
+        ]);
+    }
+
+    /// The tag byte of slot `i`.
+    fn tag_at(&self, i: usize) -> u8 {
+        (self.tags.get()[i / GROUP] >> (i % GROUP * 8)) as u8
     }
 
     fn find(&self, key: u128) -> Option<usize> {
@@ -185,13 +273,14 @@ impl Shard {
         }
         let (fp, t) = (key as u64, tag(key));
         let want = LO * t as u64;
+        let (tags, slots) = (self.tags.get(), self.slots.get());
         let mut g = home(fp, groups);
         loop {
-            let word = self.tags[g];
+            let word = tags[g];
             let mut m = zero_bytes(word ^ want);
             while m != 0 {
                 let i = g * GROUP + (m.trailing_zeros() / 8) as usize;
-                if self.slots[i].fp == fp {
+                if slots[i * SLOT_WORDS] == fp {
                     return Some(i);
                 }
                 m &= m - 1;
@@ -212,11 +301,11 @@ impl Shard {
         let groups = self.groups();
         let mut g = home(slot.fp, groups);
         loop {
-            let free = !self.tags[g] & HI;
+            let free = !self.tags.get()[g] & HI;
             if free != 0 {
                 let b = free.trailing_zeros() / 8;
-                self.tags[g] |= (t as u64) << (b * 8);
-                self.slots[g * GROUP + b as usize] = slot;
+                self.tags.get_mut()[g] |= (t as u64) << (b * 8);
+                self.set_slot(g * GROUP + b as usize, slot);
                 self.len += 1;
                 return;
             }
@@ -235,14 +324,19 @@ impl Shard {
         mut dropped: impl FnMut(&Slot),
         keep: impl Fn(&Slot) -> bool,
     ) {
-        let tags = std::mem::replace(&mut self.tags, vec![0; groups]);
-        let slots = std::mem::replace(&mut self.slots, vec![Slot::default(); groups * GROUP]);
-        self.len = 0;
-        for (g, word) in tags.iter().enumerate() {
+        let old = std::mem::replace(
+            self,
+            Shard {
+                tags: Words::zeroed(groups),
+                slots: Words::zeroed(groups * GROUP * SLOT_WORDS),
+                len: 0,
+            },
+        );
+        for (g, word) in old.tags.get().iter().enumerate() {
             let mut full = word & HI;
             while full != 0 {
                 let b = full.trailing_zeros() / 8;
-                let s = slots[g * GROUP + b as usize];
+                let s = old.slot(g * GROUP + b as usize);
                 if keep(&s) {
                     self.place((word >> (b * 8)) as u8, s);
                 } else {
@@ -326,26 +420,27 @@ impl DecidedTable {
     pub(super) fn find(&self, key: u128, live_from: i64) -> Option<At> {
         let shard = shard_of(key);
         let i = self.shards[shard].find(key)?;
-        self.live(&self.shards[shard].slots[i], live_from)
+        self.live(&self.shards[shard].slot(i), live_from)
             .then_some(At(shard, i))
     }
 
     /// The record at `at`.
-    pub(super) fn get(&self, at: At) -> &Slot {
-        &self.shards[at.0].slots[at.1]
+    pub(super) fn get(&self, at: At) -> Slot {
+        self.shards[at.0].slot(at.1)
     }
 
     /// Replaces the record at `at` with `slot` (same key, same `at`: its expiry is unchanged).
     pub(super) fn set(&mut self, at: At, slot: Slot) {
-        self.shards[at.0].slots[at.1] = slot;
+        self.shards[at.0].set_slot(at.1, slot);
     }
 
     /// Marks the record at `at` dead: it has moved to the pending map.
     pub(super) fn kill(&mut self, at: At) {
         // Out of the expiry counts (a dead record never expires: it is dead), then dead.
-        let s = self.shards[at.0].slots[at.1];
+        let mut s = self.shards[at.0].slot(at.1);
         self.forget(&s);
-        self.shards[at.0].slots[at.1].packed |= DEAD << FLAGS_AT;
+        s.packed |= DEAD << FLAGS_AT;
+        self.shards[at.0].set_slot(at.1, s);
         self.dead += 1;
         self.moved_out += 1;
     }
@@ -356,10 +451,10 @@ impl DecidedTable {
         let shard = shard_of(key);
         self.count(self.expiry_sec(&slot));
         if let Some(i) = self.shards[shard].find(key) {
-            let old = self.shards[shard].slots[i];
+            let old = self.shards[shard].slot(i);
             self.forget(&old);
             self.len -= 1;
-            self.shards[shard].slots[i] = slot;
+            self.shards[shard].set_slot(i, slot);
             self.len += 1;
             return;
         }
@@ -478,12 +573,10 @@ impl DecidedTable {
         };
         let mut done = 0;
         while next < SHARDS && done < SWEEP_STEP {
-            done += self.shards[next].slots.len();
-            let live = self.shards[next]
-                .slots
-                .iter()
-                .zip(self.shards[next].tags.iter().flat_map(|w| w.to_le_bytes()))
-                .filter(|(s, t)| t & 0x80 != 0 && self.live(s, live_from))
+            let shard = &self.shards[next];
+            done += shard.capacity();
+            let live = (0..shard.capacity())
+                .filter(|&i| shard.tag_at(i) & 0x80 != 0 && self.live(&shard.slot(i), live_from))
                 .count();
             let groups = (live * SWEPT_LOAD.1).div_ceil(GROUP * SWEPT_LOAD.0);
             self.rebuild(next, groups, live_from);
@@ -522,7 +615,7 @@ impl DecidedTable {
     pub(super) fn heap_bytes(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.slots.len() * (std::mem::size_of::<Slot>() + 1))
+            .map(|s| s.capacity() * (std::mem::size_of::<Slot>() + 1))
             .sum::<usize>()
             + self.ring.capacity() * 4
             + self.far.len() * 24
@@ -648,7 +741,7 @@ mod tests {
         assert!(t.find(key, 0).is_none());
         assert_eq!(t.len(), 0);
         t.insert(key, s, 0);
-        assert_eq!(t.get(t.find(key, 0).unwrap()), &s);
+        assert_eq!(t.get(t.find(key, 0).unwrap()), s);
         assert_eq!((t.len(), t.dead), (1, 0));
     }
 }
