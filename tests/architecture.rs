@@ -14,13 +14,16 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// Crates the core may use: data structures, parsing, hashing, exact decimals, time zones.
+/// Crates the core may use: data structures, parsing, hashing, exact decimals, time zones, and
+/// memory (`memmap2`'s anonymous maps open no file; `bytemuck` views their bytes as words).
 const ENGINE_CRATES: &[&str] = &[
+    "bytemuck",
     "hashbrown",
     "hdrhistogram",
     "itoa",
     "jiff",
     "memchr",
+    "memmap2",
     "rust_decimal",
     "serde",
     "serde_json",
