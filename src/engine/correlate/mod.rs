@@ -3,15 +3,19 @@
 //! - `correlator`: the state machine (requests, responses, watermark, decisions, revisions,
 //!   orphans, conflicts) and what it outputs;
 //! - `interface`: what it takes (requests, responses) and gives (verdicts, outputs);
+//! - `decided`: decided requests kept compactly for the dedupe horizon;
 //! - `key`: request keys (128-bit hashes of the ids), their hasher, event positions;
 //! - `changes`: which keys changed since the last checkpoint;
 //! - `checkpoint`: the shapes a checkpoint stores, and the restore.
 //!
-//! State per request id (keyed by a 128-bit hash of the id) is one 40-byte `Entry`: pending
-//! until the watermark passes its final response or its deadline, then a compact decided record
-//! until the watermark passes its `at` + the longest deadline + `dedupe_horizon`. Responses whose
-//! request has not been seen wait (with their raw bytes, for the dead letter they may become) in
-//! a separate, capped map. Nothing else is kept, so memory follows what is pending.
+//! State per request id (keyed by a 128-bit hash of the id) is one 40-byte `Entry` while the
+//! request is pending, until the watermark passes its final response or its deadline. Then it
+//! is decided, and kept until the watermark passes its `at` + the longest deadline +
+//! `dedupe_horizon`. In a replay a decided request moves to `decided`, a compact table of
+//! 33 bytes a record that needs no expiry timer. A checkpointed `run` keeps it in the map, whose
+//! records its state log writes. Responses whose request has not been seen wait in a separate,
+//! capped map, with their raw bytes for the dead letter they may become. Nothing else is kept,
+//! so memory follows what is pending and the horizon.
 
 mod changes;
 mod checkpoint;
