@@ -237,6 +237,11 @@ pub fn snapshot_due(log_bytes: u64, snapshot_bytes: u64) -> bool {
     log_bytes > 2 * snapshot_bytes + (4 << 20)
 }
 
+/// Whether a store URL names PostgreSQL (libpq's two schemes).
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// Opens a store by URL (`sqlite://PATH` or `postgres://…`), checking its identity and migrating
 /// its schema. `password` is PostgreSQL's, kept apart from the URL.
 pub fn open(
@@ -258,7 +263,7 @@ pub fn open_with(
 ) -> Result<Box<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Box::new(sqlite::SqliteStore::open(path, id, defs)?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    } else if is_postgres(url) {
         Ok(Box::new(postgres::PgStore::open_tls(
             url, password, tls, id, defs,
         )?))
@@ -289,7 +294,7 @@ pub fn open_configured(cfg: &Config, id: &Identity) -> Result<Box<dyn Store>, St
     };
     let tls = pgtls::PgTls::of_settings(s);
     let pw = password.as_ref().map(|p| p.expose());
-    if s.url.starts_with("postgres://") || s.url.starts_with("postgresql://") {
+    if is_postgres(&s.url) {
         let store = postgres::PgStore::open_tls(&s.url, pw, &tls, id, &cfg.definitions)?;
         return Ok(Box::new(store.riding_through(s.reconnect_timeout.to_std())));
     }

@@ -133,13 +133,6 @@ pub struct Correlator {
     pub(super) compact: bool,
 }
 
-/// The second from which a decided record still counts under `watermark`: the expiry timers
-/// release every second that ended at or before the watermark.
-#[inline]
-fn live_from(watermark: Ts) -> i64 {
-    watermark.0.div_euclid(crate::engine::time::NANOS_PER_SEC)
-}
-
 impl Correlator {
     /// An empty correlator.
     pub fn new(cfg: CorrelatorConfig) -> Correlator {
@@ -223,23 +216,11 @@ impl Correlator {
         // One probe of the table whether the key is new or known.
         match self.entries.entry(r.key) {
             hashbrown::hash_map::Entry::Vacant(slot) => {
-                if !self.decided.is_empty()
-                    && let Some(at) = self.decided.find(r.key, live_from(self.watermark))
-                {
-                    let mut e = self.decided.get(at).entry();
-                    let was = e.at;
-                    let v = known_request(
-                        &mut e,
-                        &r,
-                        id,
-                        cat,
-                        self.watermark,
-                        &mut self.decide_at,
-                        deadline,
-                        out,
-                    );
-                    self.put_back(r.key, at, e, was);
-                    return v;
+                if let Some(at) = self.decided.find(r.key, self.watermark.as_second()) {
+                    let watermark = self.watermark;
+                    return self.on_decided(r.key, at, |e, decide_at| {
+                        known_request(e, &r, id, cat, watermark, decide_at, deadline, out)
+                    });
                 }
                 if self.cfg.expiry(r.at) < self.watermark {
                     return Verdict::Dead(DeadReason::TooLate);
@@ -312,11 +293,20 @@ impl Correlator {
         }
     }
 
-    /// Writes back a compactly kept record after a request or response changed it: in place
-    /// while it still fits and keeps its `at`; otherwise into `entries`, with the expiry timer
-    /// of the `at` it was kept under (`was`), as a record that had always been there would
-    /// have (a request displaced by an earlier one keeps its original expiry).
-    fn put_back(&mut self, key: u128, at: At, e: Entry, was: Ts) {
+    /// Runs `f` on the compactly kept record of `key` at `at`, and writes the record back: in
+    /// place while it still fits and keeps its `at`;
+    /// otherwise into `entries`, with the expiry timer of the `at` it was kept under, as a
+    /// record that had always been there would have (a request displaced by an earlier one
+    /// keeps its original expiry).
+    fn on_decided<V>(
+        &mut self,
+        key: u128,
+        at: At,
+        f: impl FnOnce(&mut Entry, &mut TimerQueue) -> V,
+    ) -> V {
+        let mut e = self.decided.get(at).entry();
+        let was = e.at;
+        let v = f(&mut e, &mut self.decide_at);
         match Slot::of(key, &e) {
             Some(s) if e.at == was => self.decided.set(at, s),
             _ => {
@@ -325,6 +315,7 @@ impl Correlator {
                 self.entries.insert(key, e);
             }
         }
+        v
     }
 
     /// Takes a valid response; `raw` is kept only if it has to wait for its request.
@@ -339,14 +330,10 @@ impl Correlator {
             self.changed.touch(r.key);
             return apply_to(e, &mut self.decide_at, r, cat, out);
         }
-        if !self.decided.is_empty()
-            && let Some(at) = self.decided.find(r.key, live_from(self.watermark))
-        {
-            let mut e = self.decided.get(at).entry();
-            let was = e.at;
-            let v = apply_to(&mut e, &mut self.decide_at, r, cat, out);
-            self.put_back(r.key, at, e, was);
-            return v;
+        if let Some(at) = self.decided.find(r.key, self.watermark.as_second()) {
+            return self.on_decided(r.key, at, |e, decide_at| {
+                apply_to(e, decide_at, r, cat, out)
+            });
         }
         if r.at.plus(self.cfg.dedupe_horizon) < self.watermark {
             return Verdict::Dead(DeadReason::TooLate);
@@ -439,7 +426,9 @@ impl Correlator {
         keys.clear();
         if self.decide_at.pop_due(watermark, &mut keys) {
             self.changed.touch_all(&keys);
-            let (floor, live) = (self.expire_at.floor(), live_from(watermark));
+            // Decided records count from the watermark's second on: the expiry timers release
+            // every second that ended at or before it.
+            let (floor, live) = (self.expire_at.floor(), watermark.as_second());
             for &k in &keys {
                 let Some(at) = self.decide(k, out) else {
                     continue;
@@ -449,7 +438,7 @@ impl Correlator {
                 // (not one already released, whose timers join the next: that record would
                 // outlive its second, which the table's rule does not say).
                 if self.compact
-                    && expiry.0.div_euclid(crate::engine::time::NANOS_PER_SEC) >= floor
+                    && expiry.as_second() >= floor
                     && let hashbrown::hash_map::Entry::Occupied(o) = self.entries.entry(k)
                     && let Some(s) = Slot::of(k, o.get())
                 {
@@ -477,7 +466,7 @@ impl Correlator {
             }
         }
 
-        self.decided.maintain(live_from(watermark));
+        self.decided.maintain(watermark.as_second());
 
         keys.clear();
         if self.orphan_at.pop_due(watermark, &mut keys) {

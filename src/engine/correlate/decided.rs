@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::engine::domain::{Provider, Region};
-use crate::engine::time::{Dur, NANOS_PER_SEC, Ts};
+use crate::engine::time::{Dur, Ts};
 
 use super::correlator::{Entry, NONE_AT};
 use super::key::Pos;
@@ -140,6 +140,12 @@ impl Slot {
             flags: field(FLAGS_AT, 2) as u8,
             text: 0,
         }
+    }
+
+    /// The second of its expiry, `span` after its `at`.
+    #[inline]
+    fn expiry_sec(&self, span: Dur) -> i64 {
+        Ts(self.at).plus(span).as_second()
     }
 
     fn dead(&self) -> bool {
@@ -404,7 +410,7 @@ impl DecidedTable {
     /// The second of a record's expiry.
     #[inline]
     fn expiry_sec(&self, s: &Slot) -> i64 {
-        Ts(s.at).plus(self.span).0.div_euclid(NANOS_PER_SEC)
+        s.expiry_sec(self.span)
     }
 
     /// A record in use counts while its expiry second is not before `live_from` (the
@@ -418,6 +424,9 @@ impl DecidedTable {
     /// The live record of `key`.
     #[inline]
     pub(super) fn find(&self, key: u128, live_from: i64) -> Option<At> {
+        if self.len == 0 {
+            return None;
+        }
         let shard = shard_of(key);
         let i = self.shards[shard].find(key)?;
         self.live(&self.shards[shard].slot(i), live_from)
@@ -453,9 +462,7 @@ impl DecidedTable {
         if let Some(i) = self.shards[shard].find(key) {
             let old = self.shards[shard].slot(i);
             self.forget(&old);
-            self.len -= 1;
             self.shards[shard].set_slot(i, slot);
-            self.len += 1;
             return;
         }
         let s = &self.shards[shard];
@@ -527,7 +534,7 @@ impl DecidedTable {
         shard.rebuild(
             groups,
             |s| dropped.push(*s),
-            |s| !s.dead() && Ts(s.at).plus(span).0.div_euclid(NANOS_PER_SEC) >= live_from,
+            |s| !s.dead() && s.expiry_sec(span) >= live_from,
         );
         for s in &dropped {
             self.forget(s);
@@ -627,7 +634,7 @@ mod tests {
     use super::*;
     use crate::engine::correlate::key_of;
 
-    const SEC: i64 = NANOS_PER_SEC;
+    const SEC: i64 = crate::engine::time::NANOS_PER_SEC;
 
     fn entry(at_s: i64, fin_ms: Option<i64>) -> Entry {
         Entry {
