@@ -1,11 +1,11 @@
-//! The decided requests a correlator keeps for the dedupe horizon, in 33 bytes each: a table of
-//! 32-byte records and a tag byte per slot, grown by a quarter at a time, with no timer per
+//! The decided requests a correlator keeps for the dedupe horizon, in 29 bytes each: a table of
+//! 28-byte records and a tag byte per slot, grown by a quarter at a time, with no timer per
 //! record. A record leaves when the watermark passes its expiry; until a sweep takes it out it
 //! is only ignored, and a sweep runs when a sixteenth of what the table holds is gone.
 //!
 //! Why not the map of pending requests: a decided request is looked up only to say whether a
 //! request is a duplicate or a conflict and whether a late response revises it, and it never
-//! changes its place in time, so what it needs fits in 32 bytes (its evidence text went with
+//! changes its place in time, so what it needs fits in 28 bytes (its evidence text went with
 //! its decision). A hashbrown map doubles (a quarter to half of it empty after each growth)
 //! and the expiry timer cost another 16 to 32 bytes per record: about 120 bytes of state per
 //! decided request, which is most of the memory of a national horizon (issue 19).
@@ -62,8 +62,15 @@ fn zero_bytes(x: u64) -> u64 {
 }
 
 /// Packed fields of [`Slot::packed`]: final response (32 bits: 0 none, else 1 + its delay
-/// in whole ms), final code (12), SRV (13), region (2), provider (2), flags (3).
+/// in whole ms, stored in 30), final code (12), SRV (13), region (2), provider (2), flags (3).
 const FIN_BITS: u32 = 32;
+/// Bits the final response's delay is stored in: up to 12 days, past any horizon's reach.
+const FIN_STORED_BITS: u32 = 30;
+/// Bits `at` is stored in, as ms since 1970: to the year 2109.
+const AT_MS_BITS: u32 = 42;
+/// Bits of a position stored: a source index under 256 (file or partition) and its 48-bit line
+/// or offset.
+const POS_BITS: u32 = 56;
 const CODE_BITS: u32 = 12;
 const SRV_BITS: u32 = 13;
 const CODE_AT: u32 = FIN_BITS;
@@ -76,8 +83,9 @@ const DEAD: u64 = 4;
 const NANOS_PER_MS: i64 = 1_000_000;
 
 /// One decided request: the low 64 bits of its key, its `at`, its position and the rest packed.
+/// Stored in [`SLOT_WORDS`] words of 32 bits ([`Shard::set_slot`]): the fields' ranges are
+/// what [`Slot::of`] lets in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[repr(C)]
 pub(super) struct Slot {
     fp: u64,
     at: i64,
@@ -85,22 +93,28 @@ pub(super) struct Slot {
     packed: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() == 32);
-
 impl Slot {
-    /// The compact form of decided record `e` of `key`, if its fields fit: a final response a
-    /// whole number of ms after the request and under 49 days, SRV and code ids the catalog
-    /// gives its first 8,192 and 4,096 SRVs and codes. (Others stay in the pending map.)
+    /// The compact form of decided record `e` of `key`, if its fields fit: `at` a whole ms
+    /// from 1970 to 2109, a final response a whole number of ms after it and under 12 days,
+    /// a position from one of the first 256 sources, SRV and code ids the catalog gives its
+    /// first 8,192 and 4,096 SRVs and codes. (Others stay in the pending map.)
     pub(super) fn of(key: u128, e: &Entry) -> Option<Slot> {
         let fin = if e.fin_at == NONE_AT {
             0
         } else {
             let d = e.fin_at.checked_sub(e.at.0)?;
-            if d < 0 || d % NANOS_PER_MS != 0 || d / NANOS_PER_MS >= (1 << FIN_BITS) - 1 {
+            if d < 0 || d % NANOS_PER_MS != 0 || d / NANOS_PER_MS >= (1 << FIN_STORED_BITS) - 1 {
                 return None;
             }
             d / NANOS_PER_MS + 1
         } as u64;
+        if e.at.0 < 0
+            || e.at.0 % NANOS_PER_MS != 0
+            || e.at.0 / NANOS_PER_MS >= 1 << AT_MS_BITS
+            || e.pos.0 >= 1 << POS_BITS
+        {
+            return None;
+        }
         if e.fin_code >= 1 << CODE_BITS || e.srv >= 1 << SRV_BITS || !e.decided || e.text != 0 {
             return None;
         }
@@ -177,45 +191,47 @@ const MAP_FROM_BYTES: usize = 1 << 18;
 /// what a growth frees goes back to the kernel at once. (mimalloc keeps large freed blocks
 /// resident for a while, and a shard growing by quarters frees four times its size over its
 /// life: about 10 bytes a record at national scale, BENCHMARKS.md.)
-enum Words {
-    Heap(Vec<u64>),
+enum Words<T> {
+    Heap(Vec<T>),
     Mapped(memmap2::MmapMut),
 }
 
-impl Default for Words {
-    fn default() -> Words {
+impl<T> Default for Words<T> {
+    fn default() -> Words<T> {
         Words::Heap(Vec::new())
     }
 }
 
-impl std::fmt::Debug for Words {
+impl<T: bytemuck::Pod> std::fmt::Debug for Words<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} words", self.get().len())
     }
 }
 
-impl Words {
+impl<T: bytemuck::Pod> Words<T> {
     /// `n` zero words.
-    fn zeroed(n: usize) -> Words {
-        if n * 8 >= MAP_FROM_BYTES
-            && let Ok(m) = memmap2::MmapMut::map_anon(n * 8)
+    fn zeroed(n: usize) -> Words<T> {
+        let bytes = n * std::mem::size_of::<T>();
+        if bytes >= MAP_FROM_BYTES
+            && let Ok(m) = memmap2::MmapMut::map_anon(bytes)
         {
             return Words::Mapped(m);
         }
-        Words::Heap(vec![0; n])
+        Words::Heap(vec![T::zeroed(); n])
     }
 
     #[inline]
-    fn get(&self) -> &[u64] {
+    fn get(&self) -> &[T] {
         match self {
             Words::Heap(v) => v,
-            // A mapping is page-aligned and its length a multiple of 8: the cast cannot fail.
+            // A mapping is page-aligned and its length a multiple of the word: the cast cannot
+            // fail.
             Words::Mapped(m) => bytemuck::cast_slice(&m[..]),
         }
     }
 
     #[inline]
-    fn get_mut(&mut self) -> &mut [u64] {
+    fn get_mut(&mut self) -> &mut [T] {
         match self {
             Words::Heap(v) => v,
             Words::Mapped(m) => bytemuck::cast_slice_mut(&mut m[..]),
@@ -223,15 +239,21 @@ impl Words {
     }
 }
 
-/// Words of a [`Slot`].
-const SLOT_WORDS: usize = 4;
+/// 32-bit words of a stored [`Slot`]: key 64 bits; position 56, `at` 42 and final response 30
+/// in four; the rest of `packed` in one.
+const SLOT_WORDS: usize = 7;
+/// Bytes a slot takes, its tag included.
+const SLOT_BYTES: usize = SLOT_WORDS * 4 + 1;
+// The middle four words hold position, `at` and final response exactly; the last, the rest.
+const _: () = assert!(POS_BITS + AT_MS_BITS + FIN_STORED_BITS == 128);
+const _: () = assert!(FLAGS_AT + 3 == 64 && FIN_BITS == 32);
 
 #[derive(Debug, Default)]
 struct Shard {
     /// Tags, a group per word: 0 empty, else [`tag`].
-    tags: Words,
-    /// Slots, four words each ([`Slot`]'s fields in order).
-    slots: Words,
+    tags: Words<u64>,
+    /// Slots, [`SLOT_WORDS`] each.
+    slots: Words<u32>,
     /// Slots in use (live, expired or dead).
     len: usize,
 }
@@ -247,23 +269,39 @@ impl Shard {
     }
 
     #[inline]
+    fn fp_at(slots: &[u32], i: usize) -> u64 {
+        slots[i * SLOT_WORDS] as u64 | (slots[i * SLOT_WORDS + 1] as u64) << 32
+    }
+
+    #[inline]
     fn slot(&self, i: usize) -> Slot {
         let w = &self.slots.get()[i * SLOT_WORDS..(i + 1) * SLOT_WORDS];
+        let mid = w[2] as u128 | (w[3] as u128) << 32 | (w[4] as u128) << 64 | (w[5] as u128) << 96;
+        let at_ms = (mid >> POS_BITS) as u64 & ((1 << AT_MS_BITS) - 1);
+        let fin = (mid >> (POS_BITS + AT_MS_BITS)) as u64;
         Slot {
-            fp: w[0],
-            at: w[1] as i64,
-            pos: w[2],
-            packed: w[3],
+            fp: w[0] as u64 | (w[1] as u64) << 32,
+            at: at_ms as i64 * NANOS_PER_MS,
+            pos: mid as u64 & ((1 << POS_BITS) - 1),
+            packed: fin | (w[6] as u64) << FIN_BITS,
         }
     }
 
     #[inline]
     fn set_slot(&mut self, i: usize, s: Slot) {
+        // `Slot::of` let in only what these fields hold.
+        let fin = s.packed & ((1 << FIN_BITS) - 1);
+        let mid = s.pos as u128
+            | ((s.at / NANOS_PER_MS) as u128) << POS_BITS
+            | (fin as u128) << (POS_BITS + AT_MS_BITS);
         self.slots.get_mut()[i * SLOT_WORDS..(i + 1) * SLOT_WORDS].copy_from_slice(&[
-            s.fp,
-            s.at as u64,
-            s.pos,
-            s.packed,
+            s.fp as u32,
+            (s.fp >> 32) as u32,
+            mid as u32,
+            (mid >> 32) as u32,
+            (mid >> 64) as u32,
+            (mid >> 96) as u32,
+            (s.packed >> FIN_BITS) as u32,
         ]);
     }
 
@@ -286,7 +324,7 @@ impl Shard {
             let mut m = zero_bytes(word ^ want);
             while m != 0 {
                 let i = g * GROUP + (m.trailing_zeros() / 8) as usize;
-                if slots[i * SLOT_WORDS] == fp {
+                if Self::fp_at(slots, i) == fp {
                     return Some(i);
                 }
                 m &= m - 1;
@@ -622,7 +660,7 @@ impl DecidedTable {
     pub(super) fn heap_bytes(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.capacity() * (std::mem::size_of::<Slot>() + 1))
+            .map(|s| s.capacity() * SLOT_BYTES)
             .sum::<usize>()
             + self.ring.capacity() * 4
             + self.far.len() * 24
@@ -658,10 +696,20 @@ mod tests {
             Some(0),
             Some(1),
             Some(86_400_000),
-            Some(4_000_000_000),
+            Some((1 << FIN_STORED_BITS) - 2),
         ] {
-            let e = entry(1_709_251_200, fin);
+            let mut e = entry(1_709_251_200, fin);
+            e.pos = Pos::new(255, (1 << 48) - 1);
             let s = Slot::of(7, &e).unwrap();
+            // Stored and read back, every field is what went in, the dead flag too.
+            let mut t = DecidedTable::new(Dur::from_secs(1000));
+            t.insert(7, s, 0);
+            let at = t.find(7, 0).unwrap();
+            assert_eq!(t.get(at), s);
+            t.kill(at);
+            let mut dead = s;
+            dead.packed |= DEAD << FLAGS_AT;
+            assert_eq!(t.get(at), dead);
             let back = s.entry();
             assert_eq!(
                 (
@@ -679,11 +727,20 @@ mod tests {
                 assert_eq!(back.fin_code, e.fin_code);
             }
         }
-        // What does not fit stays out: ns precision, a long delay, large ids, pending.
+        // What does not fit stays out: ns precision, a long delay, large ids, pending, a
+        // source past 255, `at` before 1970.
         let mut e = entry(100, Some(5));
         e.fin_at += 1;
         assert!(Slot::of(7, &e).is_none());
-        assert!(Slot::of(7, &entry(100, Some(5_000_000_000))).is_none());
+        let mut e = entry(100, Some(5));
+        e.at.0 += 1;
+        e.fin_at += 1;
+        assert!(Slot::of(7, &e).is_none());
+        assert!(Slot::of(7, &entry(100, Some((1 << FIN_STORED_BITS) - 1))).is_none());
+        let mut e = entry(100, None);
+        e.pos = Pos::new(256, 0);
+        assert!(Slot::of(7, &e).is_none());
+        assert!(Slot::of(7, &entry(-1, None)).is_none());
         let mut e = entry(100, None);
         e.srv = 1 << SRV_BITS;
         assert!(Slot::of(7, &e).is_none());
@@ -706,7 +763,7 @@ mod tests {
         assert_eq!(t.len(), n as usize);
         t.maintain(0);
         let bytes = t.heap_bytes() as f64 / n as f64;
-        assert!(bytes < 44.0, "{bytes:.1} bytes per record");
+        assert!(bytes < 39.0, "{bytes:.1} bytes per record");
         // The watermark's second at 10,000 s: records with `at` before 9,000 s have expired.
         let live_from = 10_000;
         for step in 0..64 {
