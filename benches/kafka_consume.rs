@@ -12,6 +12,12 @@
 //! (`BENCH_LAG=0` skips it) it measures the lag `run` keeps while the simulator produces the same
 //! number of events as fast as it can into a fresh topic. `BENCH_SCRAPE=1` adds rounds of `run`
 //! with `/metrics` rendered every 100 ms (does scraping slow the pipeline?).
+//!
+//! `BENCH_TUNINGS` tries sets of librdkafka properties on both consumers, in the same rounds:
+//! sets separated by `;`, each a comma-separated list of `name=value` (an empty set is the
+//! shipped defaults), e.g. `BENCH_TUNINGS=';fetch.queue.backoff.ms=10'`. Each set's medians and
+//! ratio are printed; the bare consumer's best set is the reference `run` is held to.
+//! `BENCH_WORKERS` sets `run`'s `kafka.workers`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,16 +44,49 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn bare(brokers: &str, topic: &str, expected: u64) -> f64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+/// A set of librdkafka properties of `BENCH_TUNINGS`.
+type Tuning = Vec<(String, String)>;
+
+/// `BENCH_TUNINGS` parsed: at least the empty set (the defaults).
+fn tunings() -> Vec<Tuning> {
+    let spec = std::env::var("BENCH_TUNINGS").unwrap_or_default();
+    spec.split(';')
+        .map(|set| {
+            set.split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| match p.split_once('=') {
+                    Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
+                    None => panic!("BENCH_TUNINGS: {p:?} is not name=value"),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn tuning_name(t: &Tuning) -> String {
+    if t.is_empty() {
+        return "defaults".into();
+    }
+    t.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn bare(brokers: &str, topic: &str, expected: u64, tuning: &Tuning) -> f64 {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", brokers)
         .set("group.id", format!("bare-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
-        // The same prefetch depth as `run` uses, so the comparison is of the work, not the queue.
+        // The same prefetch depth and back-off as `run` uses, so the comparison is of the work,
+        // not the queue.
         .set("queued.min.messages", "1000000")
-        .create()
-        .expect("consumer");
+        .set("fetch.queue.backoff.ms", "10");
+    for (k, v) in tuning {
+        cc.set(k, v);
+    }
+    let consumer: BaseConsumer = cc.create().expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
@@ -236,6 +275,8 @@ fn main() {
     cfg.settings.kafka.topics = vec![topic.clone()];
     cfg.settings.kafka.dead_letter_topic = format!("{topic}-dead");
     cfg.settings.state.url = String::new();
+    // `BENCH_WORKERS` sets `kafka.workers` (default 0: cores − 1).
+    cfg.settings.kafka.workers = env_or("BENCH_WORKERS", 0) as usize;
     // `BENCH_STORES=off,sqlite,postgres` adds rounds of `run` checkpointing into each store
     // (postgres needs BENCH_POSTGRES, a server URL; each round gets a fresh database or file).
     let stores: Vec<String> = std::env::var("BENCH_STORES")
@@ -249,8 +290,26 @@ fn main() {
     let scrape = env_or("BENCH_SCRAPE", 0) == 1;
     let mut scraped_rates = Vec::new();
     let mut store_rates: Vec<Vec<f64>> = vec![Vec::new(); stores.len()];
+    let tunings = tunings();
+    // Rates of the tunings after the first, (bare, run) per round.
+    let mut tuned: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); tunings.len()];
     for round in 0..rounds {
-        let b = bare(&brokers, &topic, n);
+        for (i, t) in tunings.iter().enumerate().skip(1) {
+            let b = bare(&brokers, &topic, n, t);
+            cfg.settings.kafka.properties = t.clone();
+            cfg.settings.kafka.group_id = format!("run-{}-{round}-tuning{i}", std::process::id());
+            let (r, _) = timed_run(&cfg, n, false);
+            println!(
+                "round {round}, {}: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s \
+                 ({:.0} %)",
+                tuning_name(t),
+                100.0 * r / b
+            );
+            tuned[i].0.push(b);
+            tuned[i].1.push(r);
+        }
+        cfg.settings.kafka.properties = tunings[0].clone();
+        let b = bare(&brokers, &topic, n, &tunings[0]);
         for (i, mode) in stores.iter().enumerate().skip(1) {
             cfg.settings.state.url = store_url(mode, scratch.path(), round);
             cfg.settings.kafka.group_id = format!("run-{}-{round}-{mode}", std::process::id());
@@ -285,6 +344,29 @@ fn main() {
         "median: bare consumer {b:.0} msg/s, srv-opr run {r:.0} events/s: {:.0} % of the bare rate",
         100.0 * r / b
     );
+    if tunings.len() > 1 {
+        tuned[0] = (bare_rates.clone(), run_rates.clone());
+        println!("\nmedians by tuning ({rounds} rounds each, interleaved):");
+        let mut best = (0.0, String::new());
+        for (t, (bs, rs)) in tunings.iter().zip(tuned.iter_mut()) {
+            let (tb, tr) = (median(bs), median(rs));
+            let name = tuning_name(t);
+            println!(
+                "  {name}: bare consumer {tb:.0} msg/s, srv-opr run {tr:.0} events/s ({:.0} %)",
+                100.0 * tr / tb
+            );
+            if tb > best.0 {
+                best = (tb, name);
+            }
+        }
+        println!(
+            "the bare consumer's best: {} at {:.0} msg/s; srv-opr run (its defaults) at {:.0} % \
+             of it",
+            best.1,
+            best.0,
+            100.0 * r / best.0
+        );
+    }
 
     if scrape {
         let m = median(&mut scraped_rates);
