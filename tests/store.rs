@@ -341,6 +341,14 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
     // A final checkpoint, as at shutdown, then everything from the store alone.
     part.checkpoint(&mut *store, epoch, false);
     let saved = store.claim("t", 0, "test").unwrap().saved.unwrap();
+    // The decided requests of the horizon come back in their compact form, by reduced key;
+    // the map holds the pending ones (and what does not fit).
+    assert!(
+        saved.pipeline.decided.len() > 10 * saved.pipeline.entries.len(),
+        "{} compact records, {} in the map",
+        saved.pipeline.decided.len(),
+        saved.pipeline.entries.len()
+    );
     // Evidence too: pending requests' texts are checkpointed, so the misses decided after the
     // restore (and after every crash) are sampled exactly as without them.
     assert_restores(&cfg, saved, &want);

@@ -215,7 +215,7 @@ impl Dispatcher {
                         (p, claim.epoch, 0, Ts::MIN, Some(Offset::Beginning), 0)
                     }
                     Some(saved) => {
-                        let records = saved.pipeline.entries.len();
+                        let records = saved.pipeline.entries.len() + saved.pipeline.decided.len();
                         let p = Pipeline::restore(
                             &self.pipeline,
                             vec![name],

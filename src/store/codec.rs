@@ -1,11 +1,12 @@
 //! The byte layouts the stores share for correlator state: a request id's 128-bit key, a record
-//! as one fixed 35-byte value (little-endian), and the state log: a checkpoint's changed records
-//! and waiting responses as a few large chunks of operations, so that writing a checkpoint
-//! appends bytes instead of updating one indexed row per request.
+//! as one fixed 35-byte value (little-endian), a decided record kept compactly as the
+//! correlator's 30 bytes, and the state log: a checkpoint's changed records and waiting
+//! responses as a few large chunks of operations, so that writing a checkpoint appends bytes
+//! instead of updating one indexed row per request.
 
-use std::collections::HashMap;
-
-use crate::engine::correlate::{Changes, SavedEntry, SavedWaiting};
+use crate::engine::correlate::{
+    Changes, KeyMap, SAVED_DECIDED_BYTES, SavedDecided, SavedEntry, SavedWaiting, reduced_key,
+};
 use crate::engine::domain::{Provider, Region};
 use crate::store::StoreError;
 
@@ -64,9 +65,10 @@ pub fn decode_entry(b: &[u8]) -> Result<SavedEntry, StoreError> {
     })
 }
 
-/// The first byte of every state-log chunk: its layout version. Layout 2 added `OP_TEXT`;
-/// layout 1 chunks (written before it) still decode.
-const LOG_FORMAT: u8 = 2;
+/// The first byte of every state-log chunk: its layout version. Layout 2 added `OP_TEXT`,
+/// layout 3 `OP_DECIDED`; chunks of layouts 1 and 2 (written before them) still decode, and
+/// their decided records are restored as records of the map, as they were held.
+const LOG_FORMAT: u8 = 3;
 /// Operations in a state-log chunk.
 const OP_PUT: u8 = 1;
 const OP_REMOVE: u8 = 2;
@@ -74,12 +76,18 @@ const OP_WAITING: u8 = 3;
 /// A pending record's evidence text; it follows the record's `OP_PUT` in the same checkpoint
 /// (an `OP_PUT` alone leaves the record without one).
 const OP_TEXT: u8 = 4;
+/// A decided record kept compactly, by its reduced key: it replaces a record of the same
+/// reduced key, whole-keyed or not. It is never removed: it expires with the watermark, and a
+/// restore leaves it out once it has (a snapshot does not write it).
+const OP_DECIDED: u8 = 5;
 
 /// A checkpoint's correlator changes as state-log chunks of at most about `chunk_bytes` each
 /// (each chunk decodes on its own; an operation is never split).
 pub fn encode_changes(c: &Changes, chunk_bytes: usize) -> Vec<Vec<u8>> {
     let mut chunks = Vec::new();
-    let estimate = c.entries.len() * (17 + ENTRY_BYTES) + c.removed.len() * 17;
+    let estimate = c.entries.len() * (17 + ENTRY_BYTES)
+        + c.decided.len() * (1 + SAVED_DECIDED_BYTES)
+        + c.removed.len() * 17;
     let mut cur = Vec::with_capacity(estimate.min(chunk_bytes) + 64);
     cur.push(LOG_FORMAT);
     let mut roll = |cur: &mut Vec<u8>| {
@@ -92,6 +100,11 @@ pub fn encode_changes(c: &Changes, chunk_bytes: usize) -> Vec<Vec<u8>> {
         cur.push(OP_PUT);
         cur.extend_from_slice(&k.to_le_bytes());
         cur.extend_from_slice(&encode_entry(e));
+        roll(&mut cur);
+    }
+    for d in &c.decided {
+        cur.push(OP_DECIDED);
+        cur.extend_from_slice(&d.to_bytes());
         roll(&mut cur);
     }
     for (k, t) in &c.texts {
@@ -130,16 +143,22 @@ pub fn encode_changes(c: &Changes, chunk_bytes: usize) -> Vec<Vec<u8>> {
 /// the order they were written.
 #[derive(Debug, Default)]
 pub struct LogReplay {
-    entries: HashMap<u128, SavedEntry>,
-    waiting: HashMap<u128, Vec<SavedWaiting>>,
-    texts: HashMap<u128, crate::engine::correlate::Evidence>,
+    entries: KeyMap<SavedEntry>,
+    /// The whole key of each record of `entries`, by its reduced key: so that a compact record
+    /// replaces it.
+    whole: KeyMap<u128>,
+    decided: KeyMap<SavedDecided>,
+    waiting: KeyMap<Vec<SavedWaiting>>,
+    texts: KeyMap<crate::engine::correlate::Evidence>,
 }
 
 /// What a state log leads to: records, waiting responses and evidence texts, in key order.
 #[derive(Debug, Default)]
 pub struct Replayed {
-    /// Every record.
+    /// Every record kept by its whole key.
     pub entries: Vec<(u128, SavedEntry)>,
+    /// Every decided record kept compactly, by reduced key.
+    pub decided: Vec<SavedDecided>,
     /// Every waiting response (a key's in arrival order).
     pub waiting: Vec<(u128, SavedWaiting)>,
     /// Evidence texts of pending records.
@@ -187,27 +206,48 @@ impl LogReplay {
     pub fn apply(&mut self, chunk: &[u8], base: bool) -> Result<(), StoreError> {
         if base {
             self.entries.clear();
+            self.whole.clear();
+            self.decided.clear();
             self.waiting.clear();
             self.texts.clear();
         }
         let mut r = Reader { b: chunk, at: 0 };
         let format = r.array::<1>()?[0];
-        if format != LOG_FORMAT && format != 1 {
+        if !(1..=LOG_FORMAT).contains(&format) {
             return Err(StoreError::Backend(format!(
-                "a state-log chunk has layout {format}, not {LOG_FORMAT}"
+                "a state-log chunk has layout {format}, not 1 to {LOG_FORMAT}"
             )));
         }
         while r.at < chunk.len() {
             let op = r.array::<1>()?[0];
+            if op == OP_DECIDED && format >= 3 {
+                let b = r.take(SAVED_DECIDED_BYTES)?;
+                let d = SavedDecided::from_bytes(b).ok_or_else(|| {
+                    StoreError::Backend(format!(
+                        "a state-log chunk is damaged: a decided record before byte {} is not one",
+                        r.at
+                    ))
+                })?;
+                if let Some(k) = self.whole.remove(&d.key()) {
+                    self.entries.remove(&k);
+                    self.texts.remove(&k);
+                }
+                self.decided.insert(d.key(), d);
+                continue;
+            }
             let k = r.key()?;
             match op {
                 OP_PUT => {
                     let e = decode_entry(r.take(ENTRY_BYTES)?)?;
                     self.entries.insert(k, e);
+                    self.whole.insert(reduced_key(k), k);
+                    self.decided.remove(&reduced_key(k));
                     self.texts.remove(&k);
                 }
                 OP_REMOVE => {
                     self.entries.remove(&k);
+                    self.whole.remove(&reduced_key(k));
+                    self.decided.remove(&reduced_key(k));
                     self.texts.remove(&k);
                 }
                 OP_TEXT => {
@@ -259,6 +299,8 @@ impl LogReplay {
     pub fn finish(self) -> Replayed {
         let mut entries: Vec<_> = self.entries.into_iter().collect();
         entries.sort_unstable_by_key(|(k, _)| *k);
+        let mut decided: Vec<_> = self.decided.into_values().collect();
+        decided.sort_unstable_by_key(SavedDecided::key);
         let mut keyed: Vec<_> = self.waiting.into_iter().collect();
         keyed.sort_unstable_by_key(|(k, _)| *k);
         let waiting = keyed
@@ -269,6 +311,7 @@ impl LogReplay {
         texts.sort_unstable_by_key(|(k, _)| *k);
         Replayed {
             entries,
+            decided,
             waiting,
             texts,
         }
@@ -422,6 +465,7 @@ mod tests {
             waiting: vec![(500, vec![]), (502, vec![waiting(9)])],
             full: false,
             texts: vec![(200, "two hundred".into())],
+            ..Changes::default()
         };
         let mut log = LogReplay::default();
         // 100-byte chunks: every operation lands in a chunk of its own or shares with one more.
@@ -437,6 +481,7 @@ mod tests {
             entries,
             waiting: waits,
             texts,
+            ..
         } = log.finish();
         assert_eq!(
             texts,
@@ -470,6 +515,169 @@ mod tests {
         assert!(LogReplay::default().apply(&old, false).is_ok());
     }
 
+    /// A compact record of `key` (its reduced bits) at `at_ms`, as the correlator writes one.
+    fn decided(key: u128, at_ms: u64) -> SavedDecided {
+        let mut b = [0u8; SAVED_DECIDED_BYTES];
+        b[0] = (key >> 120) as u8;
+        b[1] = (key >> 64) as u8 & 0x7f;
+        // Position 5, `at` in ms above its 56 bits, no final response; then SRV 3.
+        let mid = 5u128 | (at_ms as u128) << 56;
+        let words = [
+            key as u32,
+            (key >> 32) as u32,
+            mid as u32,
+            (mid >> 32) as u32,
+            (mid >> 64) as u32,
+            (mid >> 96) as u32,
+            3 << 12,
+        ];
+        for (i, w) in words.iter().enumerate() {
+            b[2 + i * 4..6 + i * 4].copy_from_slice(&w.to_le_bytes());
+        }
+        SavedDecided::from_bytes(&b).unwrap()
+    }
+
+    #[test]
+    fn compact_records_replace_whole_keyed_ones_and_back_by_their_reduced_key() {
+        // Whole keys with bits a compact record does not keep: only the reduced ones match.
+        let (k1, k2) = (1u128 << 100 | 7, 1u128 << 90 | 8);
+        assert_eq!(reduced_key(k1), 7);
+        let apply = |log: &mut LogReplay, c: &Changes| {
+            for (i, chunk) in encode_changes(c, 1 << 20).iter().enumerate() {
+                log.apply(chunk, c.full && i == 0).unwrap();
+            }
+        };
+        let mut log = LogReplay::default();
+        // Both pending (k1 with evidence); then k1 decided and kept compactly.
+        apply(
+            &mut log,
+            &Changes {
+                entries: vec![(k1, entry(1)), (k2, entry(2))],
+                texts: vec![(k1, "one".into())],
+                full: true,
+                ..Changes::default()
+            },
+        );
+        apply(
+            &mut log,
+            &Changes {
+                decided: vec![decided(k1, 1_709_251_200_000)],
+                ..Changes::default()
+            },
+        );
+        let r = log.finish();
+        assert_eq!(
+            r.entries,
+            vec![(k2, entry(2))],
+            "k1 left the map with its text"
+        );
+        assert!(r.texts.is_empty());
+        assert_eq!(r.decided, vec![decided(k1, 1_709_251_200_000)]);
+        assert_eq!(r.decided[0].entry().at, 1_709_251_200_000_000_000);
+        assert_eq!(r.decided[0].entry().srv, 3);
+
+        // Back in the map (a late revision that no longer fits), compact again, then removed.
+        let mut log = LogReplay::default();
+        let steps = [
+            Changes {
+                decided: vec![decided(k1, 10), decided(k2, 20)],
+                full: true,
+                ..Changes::default()
+            },
+            Changes {
+                entries: vec![(k1, entry(11))],
+                ..Changes::default()
+            },
+        ];
+        for c in &steps {
+            apply(&mut log, c);
+        }
+        let r = log.finish();
+        assert_eq!(
+            r.entries,
+            vec![(k1, entry(11))],
+            "the whole-keyed write replaced it"
+        );
+        assert_eq!(r.decided, vec![decided(k2, 20)]);
+        let mut log = LogReplay::default();
+        for c in &steps {
+            apply(&mut log, c);
+        }
+        apply(
+            &mut log,
+            &Changes {
+                decided: vec![decided(k1, 12)],
+                ..Changes::default()
+            },
+        );
+        apply(
+            &mut log,
+            &Changes {
+                removed: vec![k1, k2],
+                ..Changes::default()
+            },
+        );
+        let r = log.finish();
+        assert!(r.entries.is_empty() && r.decided.is_empty(), "{r:?}");
+
+        // A snapshot forgets compact records too.
+        let mut log = LogReplay::default();
+        apply(
+            &mut log,
+            &Changes {
+                decided: vec![decided(k1, 10)],
+                ..Changes::default()
+            },
+        );
+        apply(
+            &mut log,
+            &Changes {
+                entries: vec![(k2, entry(2))],
+                full: true,
+                ..Changes::default()
+            },
+        );
+        assert!(log.finish().decided.is_empty());
+    }
+
+    #[test]
+    fn state_logs_of_layouts_1_and_2_restore_and_know_no_compact_records() {
+        // A layout-2 chunk as the version before layout 3 wrote it: puts, a text, a remove, and
+        // the same bytes under layout 1 (which had no text operation: only puts and removes).
+        let mut two = vec![2u8];
+        for (k, e) in [(1u128 << 100 | 7, entry(1)), (9, entry(9))] {
+            two.push(OP_PUT);
+            two.extend_from_slice(&k.to_le_bytes());
+            two.extend_from_slice(&encode_entry(&e));
+        }
+        two.push(OP_TEXT);
+        two.extend_from_slice(&9u128.to_le_bytes());
+        two.extend_from_slice(&4u32.to_le_bytes());
+        two.extend_from_slice(b"nine");
+        let mut log = LogReplay::default();
+        log.apply(&two, true).unwrap();
+        let r = log.finish();
+        assert_eq!(r.entries.len(), 2);
+        assert_eq!(r.texts, vec![(9, "nine".into())]);
+        assert!(r.decided.is_empty());
+        let mut one = two[..1 + 2 * (17 + ENTRY_BYTES)].to_vec();
+        one[0] = 1;
+        let mut log = LogReplay::default();
+        log.apply(&one, true).unwrap();
+        assert_eq!(log.finish().entries.len(), 2);
+        // Operation 5 did not exist before layout 3: there it is damage.
+        let mut bad = vec![2u8, OP_DECIDED];
+        bad.extend_from_slice(&decided(7, 10).to_bytes());
+        bad.extend_from_slice(&[0; 8]);
+        assert!(LogReplay::default().apply(&bad, true).is_err());
+        bad[0] = 3;
+        assert!(
+            LogReplay::default()
+                .apply(&bad[..2 + SAVED_DECIDED_BYTES], true)
+                .is_ok()
+        );
+    }
+
     #[test]
     fn a_damaged_state_log_is_an_error_not_a_panic() {
         let c = encode_changes(
@@ -494,6 +702,26 @@ mod tests {
         bad[1] = 99;
         assert!(LogReplay::default().apply(&bad, false).is_err());
         bad[0] = 7;
+        assert!(LogReplay::default().apply(&bad, false).is_err());
+        // A compact record cut short, or with a region that is none, is damage too.
+        let c = encode_changes(
+            &Changes {
+                decided: vec![decided(7, 10)],
+                ..Changes::default()
+            },
+            1 << 20,
+        )
+        .remove(0);
+        assert_eq!(
+            c.len(),
+            2 + SAVED_DECIDED_BYTES,
+            "30 bytes and its operation byte"
+        );
+        for cut in 2..c.len() {
+            assert!(LogReplay::default().apply(&c[..cut], false).is_err());
+        }
+        let mut bad = c.clone();
+        bad[2 + 2 + 6 * 4 + 3] |= 3 << 1; // the region's bits of the last word: 3
         assert!(LogReplay::default().apply(&bad, false).is_err());
     }
 

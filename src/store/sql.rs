@@ -183,6 +183,7 @@ pub(super) fn claim(
             tx.replay_log(c.pid, &mut log)?;
             let Replayed {
                 entries,
+                decided,
                 waiting,
                 texts,
             } = log.finish();
@@ -194,6 +195,7 @@ pub(super) fn claim(
                 pipeline: SavedPipeline {
                     meta,
                     entries,
+                    decided,
                     waiting,
                     texts,
                     blocks,
@@ -229,7 +231,7 @@ pub(super) fn checkpoint(
     };
     let changes = &cp.delta.changes;
     let mut written = Written {
-        records: changes.entries.len() + changes.removed.len(),
+        records: changes.entries.len() + changes.decided.len() + changes.removed.len(),
         ..Written::default()
     };
     // The snapshot replaces the log; a delta is appended to it.

@@ -9,6 +9,7 @@ use crate::engine::time::Ts;
 use super::correlator::{
     Correlator, CorrelatorConfig, CorrelatorStats, Entry, LATE, NONE_AT, STORED, Waiting, text_of,
 };
+use super::decided::SavedDecided;
 use super::interface::Evidence;
 use super::key::Pos;
 
@@ -56,6 +57,9 @@ pub struct SavedWaiting {
 pub struct Changes {
     /// Keys with a record now.
     pub entries: Vec<(u128, SavedEntry)>,
+    /// Decided records kept compactly now, by their reduced keys (each replaces any record of
+    /// `entries` with the same reduced key).
+    pub decided: Vec<SavedDecided>,
     /// Keys whose record is gone.
     pub removed: Vec<u128>,
     /// Keys touched and their waiting responses now (empty: none wait any more).
@@ -70,10 +74,6 @@ pub struct Changes {
 impl Correlator {
     /// Starts recording which keys change, for [`Correlator::take_changes`].
     pub fn track_changes(&mut self) {
-        // The state log writes records of `entries`: none may be kept compactly from now on
-        // (and none is yet: tracking starts with the pipeline).
-        debug_assert!(self.decided.is_empty());
-        self.compact = false;
         self.changed.enable();
     }
 
@@ -83,6 +83,7 @@ impl Correlator {
         let Some(changed) = self.changed.get_mut() else {
             return out;
         };
+        let live_from = self.watermark.as_second();
         for k in changed.entries.drain() {
             match self.entries.get_mut(&k) {
                 Some(e) => {
@@ -92,7 +93,12 @@ impl Correlator {
                         out.texts.push((k, t.clone()));
                     }
                 }
-                None => out.removed.push(k),
+                // Kept compactly (it needs no removal when it expires: a restore leaves out
+                // what has expired, and a snapshot drops it).
+                None => match self.decided.find(k, live_from) {
+                    Some(at) => out.decided.push(SavedDecided::new(k, self.decided.get(at))),
+                    None => out.removed.push(k),
+                },
             }
         }
         for k in changed.waiting.drain() {
@@ -134,6 +140,10 @@ impl Correlator {
                 .iter()
                 .map(|(k, e)| (*k, save_entry(e)))
                 .collect(),
+            decided: self
+                .decided
+                .live_records(self.watermark.as_second())
+                .collect(),
             texts: self
                 .entries
                 .iter()
@@ -158,24 +168,37 @@ impl Correlator {
         out
     }
 
-    /// Rebuilds a correlator from a checkpoint: its watermark, records and waiting responses.
-    /// Timers are derived from the records (a pending request is due at its final response if
-    /// that came within the deadline, else at its deadline; a decided one expires at `at` +
-    /// longest deadline + horizon), which is when the original timers would have fired.
+    /// Rebuilds a correlator from a checkpoint: its watermark, records (those kept compactly
+    /// apart) and waiting responses. Timers are derived from the records (a pending request is
+    /// due at its final response if that came within the deadline, else at its deadline; a
+    /// decided one expires at `at` + longest deadline + horizon), which is when the original
+    /// timers would have fired.
+    #[allow(clippy::too_many_arguments)]
     pub fn restore(
         cfg: CorrelatorConfig,
         watermark: Ts,
         entries: impl IntoIterator<Item = (u128, SavedEntry)>,
+        decided: impl IntoIterator<Item = SavedDecided>,
         waiting: impl IntoIterator<Item = (u128, SavedWaiting)>,
         texts: impl IntoIterator<Item = (u128, Evidence)>,
         stats: CorrelatorStats,
         cat: &Catalog,
     ) -> Correlator {
         let mut c = Correlator::new(cfg);
-        // Restored for a checkpointed run: its records stay where the state log can see them.
-        c.compact = false;
         c.watermark = watermark;
         c.stats = stats;
+        // Where the running correlator's expiry timers and table were: every second before the
+        // watermark's released (an advance leaves them so), which decides whether a record
+        // decided from now on is kept compactly, as it would have been without the restart.
+        let mut none = Vec::new();
+        c.expire_at.pop_due(watermark, &mut none);
+        let live_from = watermark.as_second();
+        c.decided.maintain(live_from);
+        // What had expired in the table when the log was written is left out: it was only
+        // ignored there.
+        for d in decided {
+            c.decided.restore(d.key(), d.slot(), live_from);
+        }
         for (k, s) in entries {
             let e = Entry {
                 at: Ts(s.at),
@@ -227,7 +250,7 @@ impl Correlator {
     }
 }
 
-fn save_entry(e: &Entry) -> SavedEntry {
+pub(super) fn save_entry(e: &Entry) -> SavedEntry {
     SavedEntry {
         at: e.at.0,
         fin_at: (e.fin_at != NONE_AT).then_some(e.fin_at),

@@ -128,8 +128,8 @@ pub struct Correlator {
     /// Decided requests kept compactly until they expire (without an expiry timer each);
     /// those that do not fit stay in `entries` with a timer in `expire_at`.
     pub(super) decided: DecidedTable,
-    /// Whether decided requests move to `decided`: not when checkpointing, whose state log
-    /// writes records of `entries` by their whole key (issue 19 brings it the compact form).
+    /// Whether decided requests move to `decided` (always, but in the tests that hold the
+    /// table to the map's behaviour).
     pub(super) compact: bool,
 }
 
@@ -304,6 +304,7 @@ impl Correlator {
         at: At,
         f: impl FnOnce(&mut Entry, &mut TimerQueue) -> V,
     ) -> V {
+        self.changed.touch(key);
         let mut e = self.decided.get(at).entry();
         let was = e.at;
         let v = f(&mut e, &mut self.decide_at);

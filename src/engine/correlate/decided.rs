@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::engine::domain::{Provider, Region};
 use crate::engine::time::{Dur, Ts};
 
+use super::checkpoint::SavedEntry;
 use super::correlator::{Entry, NONE_AT};
 use super::key::Pos;
 
@@ -167,6 +168,78 @@ impl Slot {
     }
 }
 
+/// Bytes of a [`SavedDecided`]: the shard and the tag's 7 bits, then the slot's words.
+pub const SAVED_DECIDED_BYTES: usize = 2 + SLOT_WORDS * 4;
+
+/// A decided record kept compactly, as a checkpoint stores it: known, as in the table, by 79
+/// bits of its request's key ([`reduced_key`]), with the slot's 28 bytes. The state log writes
+/// it as it is (30 bytes) and a restore puts it back in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedDecided {
+    key: u128,
+    slot: Slot,
+}
+
+/// The bits of a request's key a compactly kept record is known by: the top 8 (its shard), 7
+/// above the low 64 (its tag) and the low 64 (stored).
+pub fn reduced_key(key: u128) -> u128 {
+    key & (0xff << 120 | 0x7f << 64 | u64::MAX as u128)
+}
+
+impl SavedDecided {
+    pub(super) fn new(key: u128, slot: Slot) -> SavedDecided {
+        SavedDecided {
+            key: reduced_key(key),
+            slot,
+        }
+    }
+
+    /// Its reduced key: equal for every key the table would take for it.
+    pub fn key(&self) -> u128 {
+        self.key
+    }
+
+    pub(super) fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    /// The record as a checkpoint of the map would hold it (the stores check its SRV and
+    /// code against the partition's intern tables).
+    pub fn entry(&self) -> SavedEntry {
+        super::checkpoint::save_entry(&self.slot.entry())
+    }
+
+    /// The state log's bytes: shard, tag bits, then the slot as the table stores it.
+    pub fn to_bytes(&self) -> [u8; SAVED_DECIDED_BYTES] {
+        let mut b = [0u8; SAVED_DECIDED_BYTES];
+        b[0] = shard_of(self.key) as u8;
+        b[1] = tag(self.key) & 0x7f;
+        for (i, w) in encode(&self.slot).iter().enumerate() {
+            b[2 + i * 4..6 + i * 4].copy_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
+
+    /// Back from [`SavedDecided::to_bytes`]; `None` when the bytes cannot be a record (a tag
+    /// byte with its high bit, a region or provider out of range, a dead or pending record).
+    pub fn from_bytes(b: &[u8]) -> Option<SavedDecided> {
+        if b.len() != SAVED_DECIDED_BYTES || b[1] & 0x80 != 0 {
+            return None;
+        }
+        let mut w = [0u32; SLOT_WORDS];
+        for (i, w) in w.iter_mut().enumerate() {
+            *w = u32::from_le_bytes([b[2 + i * 4], b[3 + i * 4], b[4 + i * 4], b[5 + i * 4]]);
+        }
+        let slot = decode(&w);
+        let field = |at: u32| (slot.packed >> at) & 3;
+        if field(REGION_AT) > 2 || field(PROVIDER_AT) > 2 || slot.dead() {
+            return None;
+        }
+        let key = (b[0] as u128) << 120 | (b[1] as u128) << 64 | slot.fp as u128;
+        Some(SavedDecided { key, slot })
+    }
+}
+
 /// The tag of a key in its group: 7 bits of the key the stored 64 do not hold, high bit set.
 #[inline]
 fn tag(key: u128) -> u8 {
@@ -248,6 +321,39 @@ const SLOT_BYTES: usize = SLOT_WORDS * 4 + 1;
 const _: () = assert!(POS_BITS + AT_MS_BITS + FIN_STORED_BITS == 128);
 const _: () = assert!(FLAGS_AT + 3 == 64 && FIN_BITS == 32);
 
+/// A slot's stored words ([`SLOT_WORDS`]): key, then position, `at` and final response in
+/// four words, then the rest of `packed`. `Slot::of` let in only what these fields hold.
+#[inline]
+fn encode(s: &Slot) -> [u32; SLOT_WORDS] {
+    let fin = s.packed & ((1 << FIN_BITS) - 1);
+    let mid = s.pos as u128
+        | ((s.at / NANOS_PER_MS) as u128) << POS_BITS
+        | (fin as u128) << (POS_BITS + AT_MS_BITS);
+    [
+        s.fp as u32,
+        (s.fp >> 32) as u32,
+        mid as u32,
+        (mid >> 32) as u32,
+        (mid >> 64) as u32,
+        (mid >> 96) as u32,
+        (s.packed >> FIN_BITS) as u32,
+    ]
+}
+
+/// A slot back from its words.
+#[inline]
+fn decode(w: &[u32]) -> Slot {
+    let mid = w[2] as u128 | (w[3] as u128) << 32 | (w[4] as u128) << 64 | (w[5] as u128) << 96;
+    let at_ms = (mid >> POS_BITS) as u64 & ((1 << AT_MS_BITS) - 1);
+    let fin = (mid >> (POS_BITS + AT_MS_BITS)) as u64;
+    Slot {
+        fp: w[0] as u64 | (w[1] as u64) << 32,
+        at: at_ms as i64 * NANOS_PER_MS,
+        pos: mid as u64 & ((1 << POS_BITS) - 1),
+        packed: fin | (w[6] as u64) << FIN_BITS,
+    }
+}
+
 #[derive(Debug, Default)]
 struct Shard {
     /// Tags, a group per word: 0 empty, else [`tag`].
@@ -276,33 +382,12 @@ impl Shard {
     #[inline]
     fn slot(&self, i: usize) -> Slot {
         let w = &self.slots.get()[i * SLOT_WORDS..(i + 1) * SLOT_WORDS];
-        let mid = w[2] as u128 | (w[3] as u128) << 32 | (w[4] as u128) << 64 | (w[5] as u128) << 96;
-        let at_ms = (mid >> POS_BITS) as u64 & ((1 << AT_MS_BITS) - 1);
-        let fin = (mid >> (POS_BITS + AT_MS_BITS)) as u64;
-        Slot {
-            fp: w[0] as u64 | (w[1] as u64) << 32,
-            at: at_ms as i64 * NANOS_PER_MS,
-            pos: mid as u64 & ((1 << POS_BITS) - 1),
-            packed: fin | (w[6] as u64) << FIN_BITS,
-        }
+        decode(w)
     }
 
     #[inline]
     fn set_slot(&mut self, i: usize, s: Slot) {
-        // `Slot::of` let in only what these fields hold.
-        let fin = s.packed & ((1 << FIN_BITS) - 1);
-        let mid = s.pos as u128
-            | ((s.at / NANOS_PER_MS) as u128) << POS_BITS
-            | (fin as u128) << (POS_BITS + AT_MS_BITS);
-        self.slots.get_mut()[i * SLOT_WORDS..(i + 1) * SLOT_WORDS].copy_from_slice(&[
-            s.fp as u32,
-            (s.fp >> 32) as u32,
-            mid as u32,
-            (mid >> 32) as u32,
-            (mid >> 64) as u32,
-            (mid >> 96) as u32,
-            (s.packed >> FIN_BITS) as u32,
-        ]);
+        self.slots.get_mut()[i * SLOT_WORDS..(i + 1) * SLOT_WORDS].copy_from_slice(&encode(&s));
     }
 
     /// The tag byte of slot `i`.
@@ -518,6 +603,13 @@ impl DecidedTable {
         self.len += 1;
     }
 
+    /// Adds a record read back from a checkpoint, if it has not expired by `live_from`.
+    pub(super) fn restore(&mut self, key: u128, slot: Slot, live_from: i64) {
+        if self.live(&slot, live_from) {
+            self.insert(key, slot, live_from);
+        }
+    }
+
     /// Where the count of second `sec` is: before the ring (expired), its index in the ring,
     /// or beyond it.
     fn place_of(&self, sec: i64) -> Counted {
@@ -634,6 +726,20 @@ impl DecidedTable {
         }
     }
 
+    /// Every live record, with its reduced key (a snapshot's).
+    pub(super) fn live_records(&self, live_from: i64) -> impl Iterator<Item = SavedDecided> + '_ {
+        self.shards.iter().enumerate().flat_map(move |(si, shard)| {
+            (0..shard.capacity()).filter_map(move |i| {
+                let t = shard.tag_at(i);
+                let s = shard.slot(i);
+                (t & 0x80 != 0 && self.live(&s, live_from)).then_some(SavedDecided {
+                    key: (si as u128) << 120 | ((t & 0x7f) as u128) << 64 | s.fp as u128,
+                    slot: s,
+                })
+            })
+        })
+    }
+
     /// Live records.
     pub(super) fn len(&self) -> usize {
         self.len - self.expired - self.dead
@@ -649,11 +755,6 @@ impl DecidedTable {
     #[cfg(test)]
     pub(super) fn expired_total(&self) -> usize {
         self.expired
-    }
-
-    /// Nothing in use.
-    pub(super) fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Bytes of the table (capacity, not use).
@@ -792,6 +893,53 @@ mod tests {
         );
         assert_eq!(t.len - t.expired - t.dead, live);
         assert!(t.find(key_of("never"), 0).is_none());
+    }
+
+    #[test]
+    fn saved_records_come_back_by_their_reduced_keys_and_expired_ones_stay_out() {
+        let span = Dur::from_secs(1000);
+        let mut t = DecidedTable::new(span);
+        let keys: Vec<u128> = (0..5_000).map(|i| key_of(&format!("id-{i}"))).collect();
+        for (i, &k) in keys.iter().enumerate() {
+            let e = entry(i as i64, Some(i as i64 % 900));
+            t.insert(k, Slot::of(k, &e).unwrap(), 0);
+        }
+        // Records with `at` before 500 s have expired at 1,500 s.
+        let live_from = 1_500;
+        t.maintain(live_from);
+        let saved: Vec<SavedDecided> = t.live_records(live_from).collect();
+        assert_eq!(saved.len(), 4_500);
+        let mut back = DecidedTable::new(span);
+        back.maintain(live_from - 100);
+        for d in &saved {
+            let again = SavedDecided::from_bytes(&d.to_bytes()).unwrap();
+            assert_eq!(again, *d);
+            assert_eq!(again.key(), reduced_key(again.key()));
+            back.restore(again.key(), again.slot(), live_from - 100);
+        }
+        // Restored as of an earlier second, then moved on: the same live records, found by
+        // their whole keys.
+        back.maintain(live_from);
+        assert_eq!(back.len(), 4_500);
+        for (i, &k) in keys.iter().enumerate() {
+            let found = back.find(k, live_from).map(|a| back.get(a));
+            assert_eq!(found.is_some(), i >= 500, "id-{i}");
+            if let Some(s) = found {
+                assert_eq!(s, t.get(t.find(k, live_from).unwrap()));
+            }
+        }
+        // What expired by the restore's second is not put back.
+        let mut late = DecidedTable::new(span);
+        late.maintain(live_from + 1);
+        for d in &saved {
+            late.restore(d.key(), d.slot(), live_from + 1);
+        }
+        assert_eq!(late.len(), 4_499);
+        // Bytes that cannot be a record are refused.
+        let mut b = saved[0].to_bytes();
+        b[1] |= 0x80;
+        assert!(SavedDecided::from_bytes(&b).is_none());
+        assert!(SavedDecided::from_bytes(&b[..29]).is_none());
     }
 
     #[test]

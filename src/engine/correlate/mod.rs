@@ -11,9 +11,9 @@
 //! State per request id (keyed by a 128-bit hash of the id) is one 40-byte `Entry` while the
 //! request is pending, until the watermark passes its final response or its deadline. Then it
 //! is decided, and kept until the watermark passes its `at` + the longest deadline +
-//! `dedupe_horizon`. In a replay a decided request moves to `decided`, a compact table of
-//! 33 bytes a record that needs no expiry timer. A checkpointed `run` keeps it in the map, whose
-//! records its state log writes. Responses whose request has not been seen wait in a separate,
+//! `dedupe_horizon`. Meanwhile it lives in `decided`, a compact table of 29 bytes a record that
+//! needs no expiry timer (what does not fit stays in the map); a checkpoint writes it as its
+//! 30 bytes, known by 79 bits of its key. Responses whose request has not been seen wait in a separate,
 //! capped map, with their raw bytes for the dead letter they may become. Nothing else is kept,
 //! so memory follows what is pending and the horizon.
 
@@ -26,6 +26,7 @@ mod key;
 
 pub use checkpoint::{Changes, SavedEntry, SavedWaiting};
 pub use correlator::{Correlator, CorrelatorConfig, CorrelatorStats};
+pub use decided::{SAVED_DECIDED_BYTES, SavedDecided, reduced_key};
 pub use interface::{
     Decision, Displaced, Evidence, Output, Req, Resp, StoredDead, Verdict, evidence_text,
 };

@@ -6,7 +6,7 @@ use crate::engine::aggregate::{AggregateStats, Row, RowError, SavedRow};
 use crate::engine::calendar::Month;
 use crate::engine::catalog::Catalog;
 use crate::engine::correlate::{
-    Changes, Correlator, CorrelatorStats, Evidence, SavedEntry, SavedWaiting,
+    Changes, Correlator, CorrelatorStats, Evidence, SavedDecided, SavedEntry, SavedWaiting,
 };
 use crate::engine::time::Ts;
 
@@ -87,8 +87,10 @@ pub struct Delta {
 pub struct SavedPipeline {
     /// Counters and watermarks.
     pub meta: SavedMeta,
-    /// Every record.
+    /// Every record kept by its whole key.
     pub entries: Vec<(u128, SavedEntry)>,
+    /// Every decided record kept compactly, by its reduced key.
+    pub decided: Vec<SavedDecided>,
     /// Every waiting response.
     pub waiting: Vec<(u128, SavedWaiting)>,
     /// Evidence texts of pending records.
@@ -163,7 +165,8 @@ impl<S: DeadLetterSink> Pipeline<S> {
         let meta = saved.meta;
         p.catalog = Catalog::restore(defs.clone(), &meta.srvs, &meta.codes);
         let ccfg = cfg.correlator.clone();
-        for (_, e) in &saved.entries {
+        let compact = saved.decided.iter().map(|d| d.entry());
+        for e in saved.entries.iter().map(|(_, e)| *e).chain(compact) {
             if e.srv as usize >= meta.srvs.len()
                 || (e.fin_at.is_some() && e.fin_code as usize >= meta.codes.len())
             {
@@ -181,6 +184,7 @@ impl<S: DeadLetterSink> Pipeline<S> {
             ccfg,
             Ts(meta.watermark),
             saved.entries,
+            saved.decided,
             saved.waiting,
             saved.texts,
             CorrelatorStats {
