@@ -201,6 +201,7 @@ impl Dispatcher {
                 0,
             ),
             Some(store) => {
+                let started = Instant::now();
                 let claim = store.claim(topic, partition, &self.owner)?;
                 match claim.saved {
                     None => {
@@ -233,6 +234,7 @@ impl Dispatcher {
                             offset = saved.next_offset,
                             records,
                             pending = p.correlator().pending(),
+                            seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
                             "restored from checkpoint"
                         );
                         (
