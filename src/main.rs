@@ -42,12 +42,18 @@ fn init_logging(filter: Option<&str>) {
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".into());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into());
+    let most = filter
+        .max_level_hint()
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::TRACE);
     // The HTTP client's trace level is a hex dump of the bytes it sends, the Authorization
     // header among them, cut across lines where no mask can find it: never logged, whatever the
-    // filter asks.
+    // filter asks. Its hint is the filter's: without one the `log` crate's level stays at trace,
+    // and every trace line of rdkafka's poll (several per message) went through the filters:
+    // 6 % of a `run`'s samples, on its fetch thread (BENCHMARKS.md).
     let no_wire_dumps = tracing_subscriber::filter::filter_fn(|m| {
         !(*m.level() == tracing::Level::TRACE && m.target().starts_with("ureq"))
-    });
+    })
+    .with_max_level_hint(most);
     let layer = tracing_subscriber::fmt::layer()
         // Through the secret mask: a library's debug line may echo a property or a header.
         .with_writer(|| srv_opr::diagnostic::Redacting(std::io::stderr()))
