@@ -245,6 +245,39 @@ fn a_scheme_naming_a_measure_the_definitions_lack_is_a_configuration_error_befor
 }
 
 #[test]
+fn empty_kafka_brokers_are_a_configuration_error_not_a_six_minute_wait() {
+    // `run` used to wait out the whole assignment limit (6 min) and then ask whether the topics
+    // exist, as librdkafka, with no bootstrap servers, only warns.
+    let dir = tempfile::tempdir().unwrap();
+    for brokers in ["", " , "] {
+        std::fs::write(
+            dir.path().join("srv-opr.toml"),
+            format!("[kafka]\nbrokers = \"{brokers}\"\n\n[http]\nlisten = \"\"\n"),
+        )
+        .unwrap();
+        // Not a timing bound: a guard so that the bug, should it come back, fails the test in a
+        // minute instead of holding it for six.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+            .args(["--config", ".", "run", "--out", "o"])
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .env_remove("SRV_OPR_CONFIG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let o = child.wait_with_output().unwrap();
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{brokers:?}: {e}");
+        assert!(e.contains("kafka.brokers"), "{brokers:?}: {e}");
+    }
+}
+
+#[test]
 fn librdkafka_configuration_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     for (property, value, says) in [

@@ -497,6 +497,14 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
     let idle_timeout = c.dur("kafka.idle_timeout", &k.idle_timeout);
     let max_future_skew = c.dur("kafka.max_future_skew", &k.max_future_skew);
     let shutdown_timeout = c.dur("kafka.shutdown_timeout", &k.shutdown_timeout);
+    // librdkafka only warns without bootstrap servers, and `run` would wait out its whole
+    // assignment limit before failing with a question about the topics.
+    if k.brokers.split(',').all(|b| b.trim().is_empty()) {
+        c.push(
+            "kafka.brokers",
+            "is empty: name the Kafka bootstrap servers, e.g. \"127.0.0.1:9092\"".to_string(),
+        );
+    }
     if k.workers < 0 || k.workers > 256 {
         c.push(
             "kafka.workers",
