@@ -333,7 +333,7 @@ fn fetch(
             .as_ref()
             .is_none_or(|f| f.load(Ordering::Relaxed));
         // Looked at when idle or every 256 messages: reading the clock for every message was
-        // 2 % of this thread, the one that bounds `run` (BENCHMARKS.md).
+        // 2 % of this thread (BENCHMARKS.md).
         if opts.until_caught_up
             && poll_producer
             && input_complete

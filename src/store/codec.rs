@@ -239,15 +239,17 @@ impl LogReplay {
             match op {
                 OP_PUT => {
                     let e = decode_entry(r.take(ENTRY_BYTES)?)?;
+                    let r = reduced_key(k);
                     self.entries.insert(k, e);
-                    self.whole.insert(reduced_key(k), k);
-                    self.decided.remove(&reduced_key(k));
+                    self.whole.insert(r, k);
+                    self.decided.remove(&r);
                     self.texts.remove(&k);
                 }
                 OP_REMOVE => {
+                    let r = reduced_key(k);
                     self.entries.remove(&k);
-                    self.whole.remove(&reduced_key(k));
-                    self.decided.remove(&reduced_key(k));
+                    self.whole.remove(&r);
+                    self.decided.remove(&r);
                     self.texts.remove(&k);
                 }
                 OP_TEXT => {

@@ -17,6 +17,9 @@
 //! its shard, 7 by its tag): two live ids match by chance about once in 10⁵ months of the
 //! national volume (10⁹ lookups a month against 9·10⁷ records), against 10⁻²² with all 128.
 //!
+//! A checkpoint writes a record as [`SavedDecided`]: its shard, its tag's 7 bits and the slot's
+//! 28 bytes, which is all a restore needs to put it back.
+//!
 //! Records are never removed one by one (no tombstones to skip): one that leaves for the
 //! pending map (its request displaced by an earlier one, or a revision that no longer fits) is
 //! marked dead, and rebuilds drop dead and expired records.
@@ -186,6 +189,12 @@ pub fn reduced_key(key: u128) -> u128 {
     key & (0xff << 120 | 0x7f << 64 | u64::MAX as u128)
 }
 
+/// The reduced key of a record from where the table keeps its parts: its shard, the 7 bits of
+/// its tag and its stored 64.
+fn reduced_of(shard: u8, tag7: u8, fp: u64) -> u128 {
+    (shard as u128) << 120 | ((tag7 & 0x7f) as u128) << 64 | fp as u128
+}
+
 impl SavedDecided {
     pub(super) fn new(key: u128, slot: Slot) -> SavedDecided {
         SavedDecided {
@@ -235,8 +244,10 @@ impl SavedDecided {
         if field(REGION_AT) > 2 || field(PROVIDER_AT) > 2 || slot.dead() {
             return None;
         }
-        let key = (b[0] as u128) << 120 | (b[1] as u128) << 64 | slot.fp as u128;
-        Some(SavedDecided { key, slot })
+        Some(SavedDecided {
+            key: reduced_of(b[0], b[1], slot.fp),
+            slot,
+        })
     }
 }
 
@@ -733,7 +744,7 @@ impl DecidedTable {
                 let t = shard.tag_at(i);
                 let s = shard.slot(i);
                 (t & 0x80 != 0 && self.live(&s, live_from)).then_some(SavedDecided {
-                    key: (si as u128) << 120 | ((t & 0x7f) as u128) << 64 | s.fp as u128,
+                    key: reduced_of(si as u8, t, s.fp),
                     slot: s,
                 })
             })

@@ -13,8 +13,8 @@
 //! is decided, and kept until the watermark passes its `at` + the longest deadline +
 //! `dedupe_horizon`. Meanwhile it lives in `decided`, a compact table of 29 bytes a record that
 //! needs no expiry timer (what does not fit stays in the map); a checkpoint writes it as its
-//! 30 bytes, known by 79 bits of its key. Responses whose request has not been seen wait in a separate,
-//! capped map, with their raw bytes for the dead letter they may become. Nothing else is kept,
+//! 30 bytes, known by 79 bits of its key. Responses whose request has not been seen wait in a
+//! separate, capped map, with their raw bytes for the dead letter they may become. Nothing else is kept,
 //! so memory follows what is pending and the horizon.
 
 mod changes;
