@@ -1,24 +1,25 @@
 //! When a worker checkpoints its partitions: every `state.checkpoint_interval` or
 //! `state.checkpoint_events`, and always on hand-over; and the rule that makes a checkpoint
 //! safe: the dead letters of the events it covers are acknowledged by Kafka first (a
-//! regular checkpoint is postponed while they are not; a hand-over goes without one).
+//! regular checkpoint is postponed while they are not; a hand-over goes without one). The
+//! worker takes each checkpoint's delta; its writer thread writes it (`writer`).
 
-use std::sync::mpsc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::KafkaError;
 use super::deadletter::KafkaDeadLetters;
 use super::handoff::PartState;
+use super::writer::{Job, Writer};
 use crate::diagnostic::chain;
-use crate::store::{Checkpoint, Store, StoreError, snapshot_due};
+use crate::store::snapshot_due;
 
-/// A worker's checkpointing: its own store connection (none: state in memory only).
+/// A worker's checkpointing: its writer, which owns its store connection (none: state in
+/// memory only).
 pub(super) struct Checkpointer {
-    pub(super) store: Option<Box<dyn Store>>,
+    pub(super) writer: Option<Writer>,
     pub(super) every_events: u64,
     pub(super) interval: Duration,
-    /// Checkpointed offsets for the fetch thread to commit to Kafka (for lag monitoring only).
-    pub(super) commits: mpsc::Sender<(String, i32, i64)>,
     pub(super) dead: KafkaDeadLetters,
     /// Regular checkpoints wait until then: the dead letters they must cover were not yet
     /// acknowledged by Kafka (a broker outage).
@@ -26,15 +27,30 @@ pub(super) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Checkpoints the partitions that are due (all of `parts` when `force`).
+    /// Checkpoints the partitions that are due (all of `parts` when `force`, and then waits
+    /// until the store has them: a hand-over). Fails with the first failure the writer
+    /// reported.
     pub(super) fn run<'a>(
         &mut self,
         parts: impl Iterator<Item = &'a mut Box<PartState>>,
         force: bool,
     ) -> Result<(), KafkaError> {
-        if self.store.is_none() {
+        let Some(writer) = &mut self.writer else {
             return Ok(());
+        };
+        writer.absorb()?;
+        let result = self.take_due(parts, force);
+        if force && let Some(writer) = &mut self.writer {
+            writer.settle()?;
         }
+        result
+    }
+
+    fn take_due<'a>(
+        &mut self,
+        parts: impl Iterator<Item = &'a mut Box<PartState>>,
+        force: bool,
+    ) -> Result<(), KafkaError> {
         if !force && self.postponed_until.is_some_and(|t| Instant::now() < t) {
             return Ok(());
         }
@@ -78,48 +94,32 @@ impl Checkpointer {
         Ok(())
     }
 
+    /// Takes the partition's delta and hands it to the writer.
     fn write(&mut self, s: &mut PartState) -> Result<(), KafkaError> {
-        let Some(store) = &mut self.store else {
+        let Some(writer) = &mut self.writer else {
             return Ok(());
         };
         let started = Instant::now();
-        let full = snapshot_due(s.log_bytes, s.pipeline.snapshot_bytes());
+        let full = snapshot_due(
+            s.log_bytes.load(Ordering::Relaxed),
+            s.pipeline.snapshot_bytes(),
+        );
         let delta = s.pipeline.take_delta(full)?;
-        let cp = Checkpoint {
-            topic: &s.topic,
+        writer.submit(Job {
+            topic: s.topic.clone(),
             partition: s.partition,
             epoch: s.epoch,
             next_offset: s.next_offset,
             max_at: s.clock.max_at().0,
-            delta: &delta,
-        };
-        match store.checkpoint(&cp) {
-            Ok(w) => {
-                tracing::debug!(topic = %s.topic, partition = s.partition, offset = s.next_offset,
-                    records = w.records, rows = w.rows, revisions = w.revisions, full,
-                    bytes = w.log_bytes, ms = started.elapsed().as_millis() as u64, "checkpoint");
-                s.log_bytes = if full {
-                    w.log_bytes
-                } else {
-                    s.log_bytes + w.log_bytes
-                };
-                if w.revisions > 0 {
-                    tracing::warn!(topic = %s.topic, partition = s.partition,
-                        revisions = w.revisions,
-                        "late events changed final months: revisions recorded in the store");
-                }
-            }
-            Err(e @ StoreError::Fenced { .. }) => return Err(KafkaError::Fenced(e)),
-            Err(e) => return Err(KafkaError::Checkpoint(e)),
-        }
+            delta,
+            full,
+            log_bytes: s.log_bytes.clone(),
+            taking: started.elapsed(),
+        })?;
         s.since_checkpoint = 0;
         s.checkpointed = Instant::now();
         // The live view shows the checkpoint's age: publish the new one.
         s.dirty = true;
-        // The fetch thread may be gone at the very end; the checkpoint is what matters.
-        let _ = self
-            .commits
-            .send((s.topic.clone(), s.partition, s.next_offset));
         Ok(())
     }
 }

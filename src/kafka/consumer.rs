@@ -28,6 +28,7 @@ use super::handoff::{HandOverCause, PartState};
 use super::produce::DeliveryCounter;
 use super::rebalance::RunContext;
 use super::worker::{publish, worker_loop};
+use super::writer::Writer;
 use crate::config::Config;
 use crate::engine::aggregate::Aggregates;
 use crate::engine::merge::PartitionMerge;
@@ -157,11 +158,18 @@ fn start_workers(
     for i in 0..worker_count(cfg) {
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
         let (pool, c, l, f) = (pool_tx.clone(), cfg.clone(), live.clone(), failed.clone());
+        let writer = match open_store()? {
+            Some(store) => Some(Writer::start(
+                store,
+                commit_tx.clone(),
+                format!("srv-opr-writer-{i}"),
+            )?),
+            None => None,
+        };
         let ck = Checkpointer {
-            store: open_store()?,
+            writer,
             every_events: st.checkpoint_events,
             interval: st.checkpoint_interval.to_std(),
-            commits: commit_tx.clone(),
             dead: dead.clone(),
             postponed_until: None,
         };

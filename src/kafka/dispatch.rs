@@ -5,6 +5,7 @@
 //! thread locks it.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -169,7 +170,7 @@ impl Dispatcher {
             epoch,
             since_checkpoint: 0,
             checkpointed: Instant::now(),
-            log_bytes,
+            log_bytes: Arc::new(AtomicU64::new(log_bytes)),
         };
         self.send(worker, Work::Assign(slot, Box::new(state)))?;
         self.topics[ti].2[p] = Some(Assigned {

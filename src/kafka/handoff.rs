@@ -1,6 +1,8 @@
 //! What passes between the fetch thread and a worker: a partition's state (owned by exactly one
 //! of them at a time), why it moves, and the work a worker is sent.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
@@ -31,8 +33,8 @@ pub struct PartState {
     pub(super) since_checkpoint: u64,
     /// When the last checkpoint was written (or the partition assigned).
     pub(super) checkpointed: Instant,
-    /// Bytes of the partition's state log in the store.
-    pub(super) log_bytes: u64,
+    /// Bytes of the partition's state log in the store, as its worker's writer last wrote it.
+    pub(super) log_bytes: Arc<AtomicU64>,
 }
 
 /// Why a partition's state is leaving its worker.

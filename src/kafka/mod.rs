@@ -11,6 +11,7 @@
 //! - `handoff`: a partition's state, and the work the fetch thread sends a worker;
 //! - `worker`: a worker thread, running its partitions' pipelines;
 //! - `checkpoint`: when a worker checkpoints, and the dead letters a checkpoint must cover;
+//! - `writer`: a worker's checkpoint writer thread, which owns its store connection;
 //! - `deadletter`: dead letters produced to their topic;
 //! - `client`: one client configuration for every client (defaults, properties, secrets), and
 //!   librdkafka's logs with secrets masked;
@@ -33,6 +34,7 @@ pub mod probe;
 pub mod produce;
 mod rebalance;
 mod worker;
+mod writer;
 
 use crate::config::secrets::SecretError;
 use crate::engine::aggregate::RowError;

@@ -80,7 +80,7 @@ fn worker_body(
                 }
                 // The hand-over: a last checkpoint of each, after everything fetched for it.
                 ck.run(out.iter_mut().map(|(_, s)| s), true)?;
-                if ck.store.is_none() && cause == HandOverCause::Revoked {
+                if ck.writer.is_none() && cause == HandOverCause::Revoked {
                     for (_, s) in &out {
                         tracing::warn!(
                             topic = %s.topic,

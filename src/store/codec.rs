@@ -96,15 +96,28 @@ pub fn encode_changes(c: &Changes, chunk_bytes: usize) -> Vec<Vec<u8>> {
             cur.push(LOG_FORMAT);
         }
     };
+    // Compactly kept records and removals as they happened, then the map's records as they
+    // are now, which have the last word (`Changes`).
+    let mut removed = c.removed.iter().peekable();
+    for (i, d) in c.decided.iter().enumerate() {
+        while let Some((_, k)) = removed.next_if(|(before, _)| *before <= i) {
+            cur.push(OP_REMOVE);
+            cur.extend_from_slice(&k.to_le_bytes());
+            roll(&mut cur);
+        }
+        cur.push(OP_DECIDED);
+        cur.extend_from_slice(&d.to_bytes());
+        roll(&mut cur);
+    }
+    for (_, k) in removed {
+        cur.push(OP_REMOVE);
+        cur.extend_from_slice(&k.to_le_bytes());
+        roll(&mut cur);
+    }
     for (k, e) in &c.entries {
         cur.push(OP_PUT);
         cur.extend_from_slice(&k.to_le_bytes());
         cur.extend_from_slice(&encode_entry(e));
-        roll(&mut cur);
-    }
-    for d in &c.decided {
-        cur.push(OP_DECIDED);
-        cur.extend_from_slice(&d.to_bytes());
         roll(&mut cur);
     }
     for (k, t) in &c.texts {
@@ -112,11 +125,6 @@ pub fn encode_changes(c: &Changes, chunk_bytes: usize) -> Vec<Vec<u8>> {
         cur.extend_from_slice(&k.to_le_bytes());
         cur.extend_from_slice(&(t.len() as u32).to_le_bytes());
         cur.extend_from_slice(t.as_bytes());
-        roll(&mut cur);
-    }
-    for k in &c.removed {
-        cur.push(OP_REMOVE);
-        cur.extend_from_slice(&k.to_le_bytes());
         roll(&mut cur);
     }
     for (k, list) in &c.waiting {
@@ -463,7 +471,7 @@ mod tests {
         // 7 is written again without a text (decided), 8 is removed, 200 is new with one.
         let delta = Changes {
             entries: vec![(7, entry(70)), (200, entry(200))],
-            removed: vec![3, 4, 8],
+            removed: vec![(0, 3), (0, 4), (0, 8)],
             waiting: vec![(500, vec![]), (502, vec![waiting(9)])],
             full: false,
             texts: vec![(200, "two hundred".into())],
@@ -615,12 +623,46 @@ mod tests {
         apply(
             &mut log,
             &Changes {
-                removed: vec![k1, k2],
+                removed: vec![(0, k1), (0, k2)],
                 ..Changes::default()
             },
         );
         let r = log.finish();
         assert!(r.entries.is_empty() && r.decided.is_empty(), "{r:?}");
+
+        // Within one checkpoint, removals and compact records keep the order they happened in:
+        // removed, then back compacted, stays; compacted, then removed, goes.
+        for (before, kept) in [(0, true), (1, false)] {
+            let mut log = LogReplay::default();
+            apply(
+                &mut log,
+                &Changes {
+                    decided: vec![decided(k1, 13)],
+                    removed: vec![(before, k1)],
+                    ..Changes::default()
+                },
+            );
+            let r = log.finish();
+            assert_eq!(
+                r.decided.len(),
+                usize::from(kept),
+                "removal before {before}: {r:?}"
+            );
+        }
+        // The map's records have the last word over both.
+        let mut log = LogReplay::default();
+        apply(
+            &mut log,
+            &Changes {
+                decided: vec![decided(k1, 14)],
+                removed: vec![(1, k1)],
+                entries: vec![(k1, entry(15))],
+                ..Changes::default()
+            },
+        );
+        let r = log.finish();
+        assert_eq!(r.entries, vec![(k1, entry(15))]);
+        assert!(r.decided.is_empty());
 
         // A snapshot forgets compact records too.
         let mut log = LogReplay::default();

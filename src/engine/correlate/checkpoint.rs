@@ -7,7 +7,8 @@ use crate::engine::domain::{Provider, Region};
 use crate::engine::time::Ts;
 
 use super::correlator::{
-    Correlator, CorrelatorConfig, CorrelatorStats, Entry, LATE, NONE_AT, STORED, Waiting, text_of,
+    Correlator, CorrelatorConfig, CorrelatorStats, Entry, LATE, LISTED, NONE_AT, STORED, Waiting,
+    text_of,
 };
 use super::decided::SavedDecided;
 use super::interface::Evidence;
@@ -52,16 +53,18 @@ pub struct SavedWaiting {
     pub raw: Box<[u8]>,
 }
 
-/// What changed since the last checkpoint: the state of every key touched, or its removal.
+/// What changed since the last checkpoint, in the order a store must write it: compactly kept
+/// records and removals as they happened (interleaved by `removed`'s indexes), then the pending
+/// map's records as they are now, which have the last word.
 #[derive(Debug, Default)]
 pub struct Changes {
-    /// Keys with a record now.
+    /// Keys with a record in the pending map now.
     pub entries: Vec<(u128, SavedEntry)>,
-    /// Decided records kept compactly now, by their reduced keys (each replaces any record of
-    /// `entries` with the same reduced key).
+    /// Decided records as they became or changed while kept compactly, in order, by their
+    /// reduced keys (each replaces any record with the same reduced key).
     pub decided: Vec<SavedDecided>,
-    /// Keys whose record is gone.
-    pub removed: Vec<u128>,
+    /// Keys whose record left, each with how many of `decided` came before its removal.
+    pub removed: Vec<(usize, u128)>,
     /// Keys touched and their waiting responses now (empty: none wait any more).
     pub waiting: Vec<(u128, Vec<SavedWaiting>)>,
     /// A full snapshot: every record and waiting response, and anything not in it is gone.
@@ -77,28 +80,25 @@ impl Correlator {
         self.changed.enable();
     }
 
-    /// The state of every key changed since the last call (a checkpoint's delta).
+    /// What changed since the last call (a checkpoint's delta): no key is looked up but in
+    /// the pending map.
     pub fn take_changes(&mut self) -> Changes {
         let mut out = Changes::default();
         let Some(changed) = self.changed.get_mut() else {
             return out;
         };
-        let live_from = self.watermark.as_second();
-        for k in changed.entries.drain() {
-            match self.entries.get_mut(&k) {
-                Some(e) => {
-                    e.flags |= STORED;
-                    out.entries.push((k, save_entry(e)));
-                    if let Some(t) = text_of(&self.texts, e) {
-                        out.texts.push((k, t.clone()));
-                    }
-                }
-                // Kept compactly (it needs no removal when it expires: a restore leaves out
-                // what has expired, and a snapshot drops it).
-                None => match self.decided.find(k, live_from) {
-                    Some(at) => out.decided.push(SavedDecided::new(k, self.decided.get(at))),
-                    None => out.removed.push(k),
-                },
+        out.decided = std::mem::take(&mut changed.decided);
+        out.removed = std::mem::take(&mut changed.removed);
+        for k in changed.entries.drain(..) {
+            // Gone from the map (compacted or removed, written down above) or listed twice:
+            // nothing more to say.
+            let Some(e) = self.entries.get_mut(&k).filter(|e| e.flags & LISTED != 0) else {
+                continue;
+            };
+            e.flags = (e.flags | STORED) & !LISTED;
+            out.entries.push((k, save_entry(e)));
+            if let Some(t) = text_of(&self.texts, e) {
+                out.texts.push((k, t.clone()));
             }
         }
         for k in changed.waiting.drain() {
@@ -123,10 +123,12 @@ impl Correlator {
     pub fn take_snapshot(&mut self) -> Changes {
         if let Some(changed) = self.changed.get_mut() {
             changed.entries.clear();
+            changed.decided.clear();
+            changed.removed.clear();
             changed.waiting.clear();
         }
         for e in self.entries.values_mut() {
-            e.flags |= STORED;
+            e.flags = (e.flags | STORED) & !LISTED;
         }
         self.save_all()
     }

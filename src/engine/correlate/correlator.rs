@@ -54,7 +54,7 @@ pub(super) struct Entry {
     pub(super) region: Region,
     pub(super) provider: Provider,
     pub(super) decided: bool,
-    /// [`STORED`] and [`LATE`]: one byte, so that the entry stays 40 bytes.
+    /// [`STORED`], [`LATE`] and [`LISTED`]: one byte, so that the entry stays 40 bytes.
     pub(super) flags: u8,
     /// Slot + 1 of the request's evidence text in [`Correlator::texts`] (0: none). Fits in
     /// what would otherwise be padding: the entry stays 40 bytes.
@@ -68,6 +68,11 @@ const _: () = assert!(std::mem::size_of::<Entry>() == 40);
 /// the store too. (A record created and expired between two checkpoints never reaches the
 /// store.)
 pub(super) const STORED: u8 = 1;
+
+/// [`Entry::flags`]: listed among the records changed since the last checkpoint (the tracker's
+/// list holds each key once while this is set). Never kept compactly: a record leaving the map
+/// is written down as it leaves.
+pub(super) const LISTED: u8 = 4;
 
 /// [`Entry::flags`]: the request arrived behind the watermark, so its line was counted `late`.
 /// Kept so that, displaced by an earlier conflicting request, the line leaves that result for
@@ -211,7 +216,6 @@ impl Correlator {
         cat: &Catalog,
         out: &mut Vec<Output>,
     ) -> Verdict {
-        self.changed.touch(r.key);
         let deadline = cat.rules(r.srv, r.provider).deadline;
         // One probe of the table whether the key is new or known.
         match self.entries.entry(r.key) {
@@ -233,7 +237,7 @@ impl Correlator {
                         evidence_text(id, user, device),
                     )
                 });
-                slot.insert(Entry {
+                let e = slot.insert(Entry {
                     at: r.at,
                     fin_at: NONE_AT,
                     pos: r.pos,
@@ -245,6 +249,7 @@ impl Correlator {
                     flags: if r.at < self.watermark { LATE } else { 0 },
                     text,
                 });
+                self.changed.touch(r.key, e);
                 self.pending += 1;
                 self.decide_at.push(r.at.plus(deadline), r.key);
                 if !self.waiting.is_empty()
@@ -280,16 +285,20 @@ impl Correlator {
                 }
                 Verdict::Accepted
             }
-            hashbrown::hash_map::Entry::Occupied(mut slot) => known_request(
-                slot.get_mut(),
-                &r,
-                id,
-                cat,
-                self.watermark,
-                &mut self.decide_at,
-                deadline,
-                out,
-            ),
+            hashbrown::hash_map::Entry::Occupied(mut slot) => {
+                let e = slot.get_mut();
+                self.changed.touch(r.key, e);
+                known_request(
+                    e,
+                    &r,
+                    id,
+                    cat,
+                    self.watermark,
+                    &mut self.decide_at,
+                    deadline,
+                    out,
+                )
+            }
         }
     }
 
@@ -304,16 +313,22 @@ impl Correlator {
         at: At,
         f: impl FnOnce(&mut Entry, &mut TimerQueue) -> V,
     ) -> V {
-        self.changed.touch(key);
-        let mut e = self.decided.get(at).entry();
+        let old = self.decided.get(at);
+        let mut e = old.entry();
         let was = e.at;
         let v = f(&mut e, &mut self.decide_at);
         match Slot::of(key, &e) {
-            Some(s) if e.at == was => self.decided.set(at, s),
+            Some(s) if e.at == was => {
+                if s != old {
+                    self.decided.set(at, s);
+                    self.changed.compacted(key, s);
+                }
+            }
             _ => {
                 self.decided.kill(at);
                 self.expire_at.push(self.cfg.expiry(was), key);
-                self.entries.insert(key, e);
+                let e = self.entries.entry(key).insert(e).into_mut();
+                self.changed.touch(key, e);
             }
         }
         v
@@ -328,7 +343,7 @@ impl Correlator {
         out: &mut Vec<Output>,
     ) -> Verdict {
         if let Some(e) = self.entries.get_mut(&r.key) {
-            self.changed.touch(r.key);
+            self.changed.touch(r.key, e);
             return apply_to(e, &mut self.decide_at, r, cat, out);
         }
         if let Some(at) = self.decided.find(r.key, self.watermark.as_second()) {
@@ -394,6 +409,7 @@ impl Correlator {
     /// the key is unknown or already decided (a stale timer).
     fn decide(&mut self, k: u128, out: &mut Vec<Output>) -> Option<Ts> {
         let e = self.entries.get_mut(&k).filter(|e| !e.decided)?;
+        self.changed.touch(k, e);
         e.decided = true;
         let slot = std::mem::take(&mut e.text);
         let (d, at) = (e.decision(k), e.at);
@@ -426,7 +442,6 @@ impl Correlator {
 
         keys.clear();
         if self.decide_at.pop_due(watermark, &mut keys) {
-            self.changed.touch_all(&keys);
             // Decided records count from the watermark's second on: the expiry timers release
             // every second that ended at or before it.
             let (floor, live) = (self.expire_at.floor(), watermark.as_second());
@@ -445,6 +460,7 @@ impl Correlator {
                 {
                     o.remove();
                     self.decided.insert(k, s, live);
+                    self.changed.compacted(k, s);
                     continue;
                 }
                 self.expire_at.push(expiry, k);
@@ -453,16 +469,14 @@ impl Correlator {
 
         keys.clear();
         if self.expire_at.pop_due(watermark, &mut keys) {
-            self.changed.touch_all(&keys);
             for &k in &keys {
                 // One probe: look and remove through the same entry.
                 if let hashbrown::hash_map::Entry::Occupied(o) = self.entries.entry(k)
                     && o.get().decided
                     && self.cfg.expiry(o.get().at) < watermark
-                    && o.remove().flags & STORED == 0
-                    && let Some(c) = self.changed.get_mut()
                 {
-                    c.entries.remove(&k);
+                    let flags = o.remove().flags;
+                    self.changed.removed(k, flags & STORED != 0);
                 }
             }
         }
@@ -506,7 +520,6 @@ impl Correlator {
             if !self.decide_at.pop_earliest_bucket(&mut keys) {
                 break;
             }
-            self.changed.touch_all(&keys);
             for &k in &keys {
                 self.decide(k, out);
             }
@@ -553,7 +566,7 @@ fn known_request(
     }
     let displaced = *e;
     let old = e.decision(r.key);
-    e.flags = (e.flags & STORED) | if r.at < watermark { LATE } else { 0 };
+    e.flags = (e.flags & (STORED | LISTED)) | if r.at < watermark { LATE } else { 0 };
     e.at = r.at;
     e.pos = r.pos;
     e.srv = r.srv;
@@ -907,10 +920,72 @@ mod tests {
         most: usize,
         moved_out: usize,
         expired: usize,
+        checkpoints: usize,
+    }
+
+    /// A correlator's whole state, in key order, to compare two of them.
+    fn state(c: &Correlator) -> String {
+        let mut s = c.save_all();
+        s.entries.sort_unstable_by_key(|(k, _)| *k);
+        s.decided
+            .sort_unstable_by_key(super::super::decided::SavedDecided::key);
+        s.waiting.sort_unstable_by_key(|(k, _)| *k);
+        s.texts.sort_unstable_by_key(|(k, _)| *k);
+        format!("{s:?}")
+    }
+
+    /// A checkpointed run's state log as a store keeps it: the chunks since the last snapshot.
+    #[derive(Default)]
+    struct StateLog {
+        chunks: Vec<(Vec<u8>, bool)>,
+        checkpoints: usize,
+    }
+
+    impl StateLog {
+        /// A checkpoint of `c` (every fifth a snapshot that replaces the log), then `c` as a
+        /// restart would rebuild it from the log: it must equal `c`.
+        fn checkpoint_and_restore(&mut self, c: &mut Correlator, cat: &Catalog) {
+            use crate::store::codec::{LogReplay, encode_changes};
+            self.checkpoints += 1;
+            let full = self.checkpoints % 5 == 0;
+            let changes = if full {
+                c.take_snapshot()
+            } else {
+                c.take_changes()
+            };
+            if full {
+                self.chunks.clear();
+            }
+            for (i, chunk) in encode_changes(&changes, 256).into_iter().enumerate() {
+                self.chunks.push((chunk, full && i == 0));
+            }
+            let mut log = LogReplay::default();
+            for (chunk, base) in &self.chunks {
+                log.apply(chunk, *base).unwrap();
+            }
+            let r = log.finish();
+            let restored = Correlator::restore(
+                c.cfg.clone(),
+                c.watermark,
+                r.entries,
+                r.decided,
+                r.waiting,
+                r.texts,
+                c.stats,
+                cat,
+            );
+            assert_eq!(
+                state(&restored),
+                state(c),
+                "after checkpoint {}",
+                self.checkpoints
+            );
+        }
     }
 
     /// Runs `steps` through a correlator (decided records compact or not); every verdict and
-    /// output, in order, and the counts at each step.
+    /// output, in order, and the counts at each step. With `compact`, it also checkpoints after
+    /// every few steps and checks that what the state log leads to is what it holds.
     fn trace(steps: &[Step], compact: bool, horizon_s: i64) -> (Vec<String>, Seen) {
         let defs = Arc::new(Definitions::for_tests());
         let mut c = Correlator::new(CorrelatorConfig {
@@ -927,6 +1002,10 @@ mod tests {
         let mut seen = Seen::default();
         let (mut out, mut log) = (Vec::new(), Vec::new());
         let mut max_at = Ts::MIN;
+        let mut state_log = StateLog::default();
+        if compact {
+            c.track_changes();
+        }
         for (n, st) in steps.iter().enumerate() {
             let pos = Pos::new((n % 2) as u16, n as u64);
             let clock = n as i64 * 400_000;
@@ -971,6 +1050,10 @@ mod tests {
             seen.most = seen.most.max(c.decided.len());
             seen.moved_out = seen.moved_out.max(c.decided.dead_total());
             seen.expired = seen.expired.max(c.decided.expired_total());
+            if compact && n % 7 == 3 {
+                state_log.checkpoint_and_restore(&mut c, &cat);
+                seen.checkpoints = state_log.checkpoints;
+            }
             log.push(format!(
                 "{n} {v:?} {:?} pending {} waiting {} records {}",
                 std::mem::take(&mut out),
@@ -983,6 +1066,9 @@ mod tests {
             log.push(format!("{:?}", std::mem::take(&mut out)));
         }
         log.push(format!("{:?}", out));
+        if compact {
+            state_log.checkpoint_and_restore(&mut c, &cat);
+        }
         (log, seen)
     }
 
@@ -1019,7 +1105,7 @@ mod tests {
         let (map, _) = trace(&steps, false, 1800);
         assert_eq!(compact, map);
         assert!(
-            seen.most > 5 && seen.moved_out > 0 && seen.expired > 0,
+            seen.most > 5 && seen.moved_out > 0 && seen.expired > 0 && seen.checkpoints > 400,
             "{seen:?}"
         );
     }
