@@ -25,7 +25,8 @@
 //!  engine::aggregate::Aggregates (month × measure × region: counts, buckets, samples,
 //!                 │                histograms)
 //!                 ├─▶ run: kafka::checkpoint ─▶ store (SQLite | PostgreSQL, per partition)
-//!                 ├─▶ run: ops::live ─▶ ops::metrics (/metrics), ops::alerts (evaluator)
+//!                 ├─▶ run: ops::live ─▶ ops::metrics (/metrics), ops::alerts (evaluator),
+//!                 │                     ops::status (/, /status.json; group figures from the store)
 //!                 ▼
 //!  engine::merge (partitions combined: run's end, store::load for rollup and report)
 //!                 ▼
@@ -50,8 +51,8 @@
 //! - [`store`]: the state store: the trait, the state-log codec, the SQL both backends share,
 //!   SQLite and PostgreSQL, and the month reader of `rollup` and `report`.
 //! - [`sink`]: atomic output files and the month outputs' texts.
-//! - [`ops`]: the running service's surface: live view, Prometheus metrics, the HTTP endpoint,
-//!   alerts (evaluator, Alertmanager notifier, generated rules).
+//! - [`ops`]: the running service's surface: live view, Prometheus metrics, the status page,
+//!   the HTTP endpoint, alerts (evaluator, Alertmanager notifier, generated rules).
 //! - [`score`]: the OPR scoring core (exact decimals). [`report`]: the year's workbook, charts,
 //!   page and the month table.
 //! - [`simulate`]: seeded synthetic traffic with injected traps; [`rng`] its generator.
@@ -67,10 +68,12 @@
 //!   decodes a few batches ahead of it (`source::files::drive`).
 //! - `run`: the main thread is the fetch thread (it polls the consumer, so librdkafka runs the
 //!   rebalance callbacks on it, and commits offsets); `srv-opr-worker-N` (`kafka.workers`,
-//!   default cores − 1) own the partitions' pipelines and checkpoint them, each with its own
-//!   store connection; `srv-opr-alerts` runs the alert evaluator; `srv-opr-http` serves the
-//!   endpoint on a current-thread tokio runtime; a signal thread with another current-thread
-//!   tokio runtime turns SIGINT/SIGTERM into the stop and enforces the shutdown deadline.
+//!   default cores − 1) own the partitions' pipelines and take their checkpoints, which each
+//!   worker's `srv-opr-writer-N` writes to the store on its own connection (with a store);
+//!   `srv-opr-alerts` runs the alert evaluator; `srv-opr-status` samples the live view and
+//!   reads the store for the status page; `srv-opr-http` serves the endpoint on a
+//!   current-thread tokio runtime; a signal thread with another current-thread tokio runtime
+//!   turns SIGINT/SIGTERM into the stop and enforces the shutdown deadline.
 //!   librdkafka adds its own threads per client (the consumer and the dead-letter producer).
 //! - `demo`: as `run`, plus `srv-opr-simulator` producing into librdkafka's mock cluster.
 //! - `simulate --kafka`: the main thread and the producer's librdkafka threads.

@@ -374,6 +374,64 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
     assert!(metrics.contains("srv_checkpoint_age_seconds "));
     assert_eq!(counter(&metrics, "srv_alert_notifications_failed_total"), 0);
 
+    // The status page is served with the same TLS and basic auth as /metrics.
+    let page = |path: &str, auth: Option<(&str, &str)>| {
+        https_get(&format!("https://localhost:{http}{path}"), &pki.ca, auth)
+    };
+    let (status, body) = page("/", Some(("prometheus", SCRAPE)));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("srv-opr status") && body.contains("data-alert=\"SrvRplBelowTarget\""));
+    assert_eq!(page("/", None).0, 401, "the page without credentials");
+    assert_eq!(page("/status.json", Some(("prometheus", "wrong"))).0, 401);
+    let (status, body) = page("/status.json", Some(("prometheus", SCRAPE)));
+    assert_eq!(status, 200, "{body}");
+    // `srv-opr status` reads it over TLS (the CA given) with the user and password file, and
+    // `--check` exits 1: a warning fires, nothing critical.
+    let status_cmd = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+            .args([
+                "status",
+                "--url",
+                &format!("https://localhost:{http}"),
+                "--check",
+            ])
+            .args(extra)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let ca = pki.ca.display().to_string();
+    let o = status_cmd(&[
+        "--ca-file",
+        &ca,
+        "--user",
+        "prometheus",
+        "--password-file",
+        "scrape-password",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("WARNING") && text.contains("SrvRplBelowTarget"),
+        "{text}"
+    );
+    assert!(!text.contains(SCRAPE), "the password is never printed");
+    // Without the CA the certificate is not trusted; without the password, refused: unknown.
+    for extra in [
+        &["--user", "prometheus", "--password-file", "scrape-password"][..],
+        &["--ca-file", &ca][..],
+    ] {
+        let o = status_cmd(extra);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{err}");
+        assert!(err.contains("UNKNOWN") && !err.contains(SCRAPE), "{err}");
+    }
+
     // The wrong password: refused, counted, logged with the reason.
     wait_for(d, "the wrong password's refusals are counted", 120, || {
         let (status, m) = metrics_of(http2);

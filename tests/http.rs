@@ -32,6 +32,7 @@ fn server(web: Option<&Path>) -> HttpServer {
         metrics,
         live,
         max_lag: 1000,
+        status: None,
     };
     serve("127.0.0.1:0", web, routes).unwrap()
 }
@@ -283,6 +284,7 @@ fn a_web_config_that_does_not_load_stops_the_start_naming_the_file() {
         metrics,
         live,
         max_lag: 1,
+        status: None,
     };
     let e = match serve("127.0.0.1:0", Some(&web), routes) {
         Ok(_) => panic!("served with certificate files that do not exist"),

@@ -349,6 +349,28 @@ fn deltas_and_crashes(open: &Opener, stored_requests: &dyn Fn() -> i64) {
         saved.pipeline.decided.len(),
         saved.pipeline.entries.len()
     );
+    // The month rows keep their counts by day through every checkpoint and crash: the store's
+    // are the live pipeline's, and they add up to the rows' counts.
+    let mut days_seen = 0;
+    for (month, measure, block) in part.pipeline.aggregates().blocks() {
+        let stored = saved
+            .pipeline
+            .blocks
+            .iter()
+            .find(|b| b.month == month && b.measure == measure)
+            .unwrap_or_else(|| panic!("{month} measure {measure} not stored"));
+        for (live, kept) in block.regions.iter().zip(&stored.regions) {
+            let days: Vec<(u8, [u64; 3])> = live.days().collect();
+            assert_eq!(days, kept.days, "{month} measure {measure}");
+            assert_eq!(days.iter().map(|(_, c)| c[0]).sum::<u64>(), live.requests);
+            assert_eq!(
+                days.iter().map(|(_, c)| c[1]).sum::<u64>(),
+                live.within_target
+            );
+            days_seen += days.len();
+        }
+    }
+    assert!(days_seen > 20, "{days_seen} days");
     // Evidence too: pending requests' texts are checkpointed, so the misses decided after the
     // restore (and after every crash) are sampled exactly as without them.
     assert_restores(&cfg, saved, &want);
@@ -388,6 +410,55 @@ fn fencing(open: &Opener) {
     let parts = a.partitions().unwrap();
     assert_eq!(parts.len(), 1);
     assert_eq!((parts[0].owner.as_str(), parts[0].next_offset), ("b", 10));
+}
+
+/// A store of schema 1 (before month rows kept their counts by day) is migrated at open: its
+/// rows read back with no days, and a row written again has them.
+#[test]
+fn a_schema_1_store_is_migrated_and_its_rows_read_back() {
+    let cfg = Config::builtin().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let path = path.to_str().unwrap();
+    let mut store = SqliteStore::open(path, &identity(&cfg), &cfg.definitions).unwrap();
+    let epoch = store.claim("t", 0, "test").unwrap().epoch;
+    let mut part = Part::new(&cfg);
+    part.pipeline.track_changes();
+    for l in events(7).iter().take(3000) {
+        part.step(&cfg, l);
+    }
+    part.checkpoint(&mut store, epoch, false);
+    drop(store);
+    // Back to schema 1 as it was: no `days` column.
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch("ALTER TABLE month_rows DROP COLUMN days; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(c);
+    let mut store = SqliteStore::open(path, &identity(&cfg), &cfg.definitions).unwrap();
+    let rows = store.month_rows(None).unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter()
+            .all(|r| r.row.days.is_empty() && r.row.requests > 0)
+    );
+    let version: i64 = rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, srv_opr::store::SCHEMA_VERSION);
+    // A row written again (its counts moved) has its counts by day.
+    let epoch = store.claim("t", 0, "test").unwrap().epoch;
+    for l in events(7).iter().skip(3000).take(3000) {
+        part.step(&cfg, l);
+    }
+    part.checkpoint(&mut store, epoch, false);
+    assert!(
+        store
+            .month_rows(None)
+            .unwrap()
+            .iter()
+            .any(|r| !r.row.days.is_empty())
+    );
 }
 
 #[test]

@@ -22,6 +22,8 @@
 //! - `kafka`: `run` against a real Apache Kafka broker (`KAFKA_BOOTSTRAP_SERVERS`).
 //! - `kafka_tls`: `run` and `simulate` over its SASL_SSL and mutual-TLS listeners; every way a
 //!   secured connection can be wrong (`SRV_OPR_TEST_KAFKA_TLS`).
+//! - `status`: the status page in headless Chromium against `/metrics` and `rpl.csv`, three
+//!   instances on PostgreSQL showing `rollup`'s group figures, `srv-opr status --check`.
 //! - `store_kafka`: SIGKILLs, offset resets, a broker restart, three instances on PostgreSQL.
 //! - `soak`: three instances on PostgreSQL under steady traffic while one is killed again and
 //!   again, the broker and the database restarted; memory sampled (`scripts/soak` runs it long).
@@ -42,6 +44,7 @@ mod replay;
 mod report;
 mod score;
 mod soak;
+mod status;
 mod store;
 mod store_kafka;
 mod store_tls;

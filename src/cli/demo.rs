@@ -1,7 +1,7 @@
 //! `srv-opr demo`: the whole live path with no set-up. An embedded Kafka broker (librdkafka's
 //! mock cluster), the simulator producing a month into it with one region degraded, `run`
-//! consuming it with `/metrics` up; then the month's RPLs against TPL and MPL, the alerts
-//! firing, and the month's regulatory-year report from the demo's own store.
+//! consuming it with the status page and `/metrics` up; then the month's RPLs against TPL and
+//! MPL, the alerts firing, and the month's regulatory-year report from the demo's own store.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,7 +46,7 @@ pub struct Args {
     /// Where to write the month's files.
     #[arg(long, default_value = "demo-out")]
     out: PathBuf,
-    /// Keep serving /metrics after the month is done, until Ctrl-C.
+    /// Keep serving the status page and /metrics after the month is done, until Ctrl-C.
     #[arg(long)]
     keep_serving: bool,
 }
@@ -80,7 +80,10 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let started = Instant::now();
     let outcome = demo_live(cfg, sim, &a.out, a.keep_serving, &stop, |addr| {
         if let Some(addr) = addr {
-            eprintln!("metrics while it runs: curl {addr}/metrics");
+            eprintln!(
+                "status page while it runs: {addr}/ (the same as data: {addr}/status.json; \
+                 metrics: {addr}/metrics)"
+            );
         }
     })?;
     let secs = started.elapsed().as_secs_f64();
@@ -108,12 +111,24 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
          back from it",
         a.out.display()
     );
-    if let (Some(addr), false) = (outcome.metrics, a.keep_serving) {
+    if let (Some(addr), None) = (&outcome.metrics, &outcome.serving) {
         println!(
-            "(the metrics endpoint {addr}/metrics closed with the demo; --keep-serving keeps it up)"
+            "(the status page {addr}/ and {addr}/metrics closed with the demo; --keep-serving \
+             keeps them up)"
         );
     }
-    demo_report(cfg, &a.out, month)
+    demo_report(cfg, &a.out, month)?;
+    if let (Some(addr), Some(endpoint)) = (&outcome.metrics, outcome.serving) {
+        println!(
+            "serving the status page {addr}/ (and {addr}/status.json, {addr}/metrics) until \
+             Ctrl-C; `srv-opr status --url {addr}` shows it in a terminal"
+        );
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        drop(endpoint);
+    }
+    Ok(())
 }
 
 /// The demo month in its regulatory year's report, read back from the demo's state store. The
@@ -164,10 +179,12 @@ pub struct DemoOutcome {
     pub run: ReplayOutcome,
     /// What the simulator produced.
     pub sim: SimStats,
-    /// Where `/metrics` was served.
+    /// Where the status page and `/metrics` were served.
     pub metrics: Option<String>,
     /// The alerts firing at the end (in-process evaluator), as a person reads them.
     pub alerts: Vec<String>,
+    /// With `keep_serving`: the endpoint, still serving (it stops when dropped).
+    pub serving: Option<endpoint::Endpoint>,
 }
 
 /// The topic the demo's simulator produces into, and its partitions.
@@ -176,8 +193,8 @@ const PARTITIONS: i32 = 6;
 
 /// `demo`: the whole live path with no set-up: an embedded broker (librdkafka's mock cluster)
 /// with a 6-partition topic, the simulator producing into it on one thread, `run` consuming it
-/// on this one until everything produced is processed, and `/metrics` up meanwhile. With
-/// `keep_serving`, the endpoint stays up afterwards until `stop` is set.
+/// on this one until everything produced is processed, and the status page and `/metrics` up
+/// meanwhile. With `keep_serving`, the endpoint is handed back still serving.
 pub fn demo_live(
     cfg: &Config,
     sim: SimConfig,
@@ -218,24 +235,20 @@ pub fn demo_live(
         }
         .into());
     }
-    if keep_serving && addr.is_some() {
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
     let alerts = endpoint
         .alerts
         .board
         .lock()
         .map(|b| b.summaries.clone())
         .unwrap_or_default();
-    drop(endpoint);
+    let serving = (keep_serving && addr.is_some()).then_some(endpoint);
     drop(mock);
     Ok(DemoOutcome {
         run: outcome,
         sim: sim_stats,
         metrics: addr,
         alerts,
+        serving,
     })
 }
 

@@ -14,6 +14,7 @@ pub mod rollup;
 pub mod run;
 pub mod score;
 pub mod simulate;
+pub mod status;
 
 mod progress;
 mod signals;
@@ -60,6 +61,9 @@ enum Command {
     /// Prometheus recording and alerting rules for the configured measures and [alerts]: the
     /// same alerts `run` evaluates in process.
     AlertRules(alert_rules::Args),
+    /// The status page of a running `run` in a terminal (its /status.json); with --check, a
+    /// monitoring check (exit 2 critical, 1 warning, 0 none, 3 unknown).
+    Status(status::Args),
     /// A regulatory year for the people who receive it: the months' roll-ups (from the state
     /// store, or a replay of event files), the score, an XLSX workbook shaped like the RIGs
     /// Annex 1, charts and a one-page HTML summary.
@@ -67,10 +71,15 @@ enum Command {
 }
 
 impl Cli {
-    /// Loads the configuration and runs the command.
-    pub fn run(self) -> Result<(), Error> {
+    /// Loads the configuration and runs the command; the exit code on success (0 but for
+    /// `status --check`).
+    pub fn run(self) -> Result<u8, Error> {
         let cfg = load_config(self.config)?;
+        if let Command::Status(a) = self.command {
+            return status::main(&cfg, a);
+        }
         match self.command {
+            Command::Status(_) => Ok(()),
             Command::Replay(a) => replay::main(&cfg, a),
             Command::Simulate(a) => simulate::main(&cfg, a),
             Command::Demo(a) => demo::main(&cfg, a),
@@ -80,6 +89,7 @@ impl Cli {
             Command::AlertRules(a) => alert_rules::main(&cfg, a),
             Command::Report(a) => report::main(&cfg, a),
         }
+        .map(|()| 0)
     }
 }
 

@@ -59,6 +59,9 @@ pub struct Calendar {
     zone_name: String,
     /// Recently resolved months as `(start, end, month)`, most recent first.
     cache: [(Ts, Ts, Month); 2],
+    /// The starts of the days of recently asked months (and the month's end last), most
+    /// recent first: a day's length changes with the clocks, so days are looked up, not divided.
+    days: [(Month, Vec<Ts>); 2],
 }
 
 impl fmt::Debug for Calendar {
@@ -90,6 +93,7 @@ impl Calendar {
             tz,
             zone_name: zone.to_string(),
             cache: [empty, empty],
+            days: [(Month(0), Vec::new()), (Month(0), Vec::new())],
         })
     }
 
@@ -159,6 +163,51 @@ impl Calendar {
     /// The instant at which `month` ends (the start of the next).
     pub fn end_of(&self, month: Month) -> Ts {
         self.start_of(month.next())
+    }
+
+    /// The day of its month (1–31) that contains `ts`, in this zone.
+    ///
+    /// ```
+    /// use srv_opr::engine::calendar::Calendar;
+    /// use srv_opr::engine::time::parse_rfc3339;
+    /// let mut london = Calendar::new("Europe/London").unwrap();
+    /// let t = |s: &str| parse_rfc3339(s.as_bytes()).unwrap();
+    /// assert_eq!(london.day_of(t("2024-03-31T22:59:59Z")), 31); // 23:59:59 BST
+    /// assert_eq!(london.day_of(t("2024-03-31T23:00:00Z")), 1); // midnight BST, 1 April
+    /// assert_eq!(london.day_of(t("2024-04-01T23:30:00Z")), 2);
+    /// ```
+    #[inline]
+    pub fn day_of(&mut self, ts: Ts) -> u8 {
+        let month = self.month_of(ts);
+        if self.days[0].0 != month {
+            if self.days[1].0 == month {
+                self.days.swap(0, 1);
+            } else {
+                self.days[1] = (month, self.day_starts(month));
+                self.days.swap(0, 1);
+            }
+        }
+        // Days whose start is at or before `ts`: at least the first.
+        self.days[0].1.partition_point(|s| *s <= ts).clamp(1, 31) as u8
+    }
+
+    /// The starts of `month`'s days, in order.
+    #[cold]
+    fn day_starts(&self, month: Month) -> Vec<Ts> {
+        let end = self.end_of(month);
+        let mut out = vec![self.start_of(month)];
+        for day in 2..=31i8 {
+            let date = jiff::civil::Date::new(month.year() as i16, month.month() as i8, day);
+            let Ok(start) = date.and_then(|d| d.to_zoned_datetime(self.tz.clone())) else {
+                break;
+            };
+            let start = Ts(start.timestamp().as_second() * crate::engine::time::NANOS_PER_SEC);
+            if start >= end {
+                break;
+            }
+            out.push(start);
+        }
+        out
     }
 }
 

@@ -1,5 +1,6 @@
 //! The running service's surface, started together for `run` and `demo`: a fresh live view,
-//! the alert evaluator reading it, and `/metrics`, `/healthz`, `/readyz` on `http.listen`.
+//! the alert evaluator reading it, and the status page, `/metrics`, `/healthz`, `/readyz` on
+//! `http.listen`.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use super::http::routes::Routes;
 use super::http::{self, HttpServer};
 use super::live::Live;
 use super::metrics::Metrics;
+use super::status::StatusPages;
 
 /// The HTTP endpoint of `run` and `demo`, over a fresh live view.
 pub struct Endpoint {
@@ -23,7 +25,8 @@ pub struct Endpoint {
     pub alerts: AlertsHandle,
 }
 
-/// Starts `/metrics`, `/healthz` and `/readyz` on `http.listen`. With `fallback`, a busy address
+/// Starts the status page (`/`, `/status.json`), `/metrics`, `/healthz` and `/readyz` on
+/// `http.listen`. With `fallback`, a busy address
 /// falls back to a free port on 127.0.0.1 (the demo must work next to a running service).
 pub fn start(
     cfg: &Config,
@@ -58,10 +61,15 @@ pub fn start(
         )
         .map_err(OpsError::Registry)?,
     );
+    let status = Arc::new(
+        StatusPages::start(cfg, pipeline, live.clone(), Some(alerts.board.clone()))
+            .map_err(OpsError::Start)?,
+    );
     let routes = || Routes {
         metrics: metrics.clone(),
         live: live.clone(),
         max_lag: cfg.settings.http.ready_max_lag,
+        status: Some(status.clone()),
     };
     let web = &cfg.settings.http.web_config_file;
     let web = (!web.is_empty()).then(|| std::path::Path::new(web.as_str()));

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::engine::aggregate::{Aggregates, RtHist};
+use crate::engine::aggregate::{Aggregates, Days, RtHist};
 use crate::engine::calendar::Month;
 use crate::engine::pipeline::PipelineStats;
 use crate::engine::time::Ts;
@@ -37,6 +37,28 @@ impl Counts {
 
 /// Counts by measure (configuration order), then region (north, central, south).
 pub type MeasureCounts = Vec<[Counts; 3]>;
+
+/// Counts by day of the month (requests, within target, succeeded), by measure, then region.
+pub type MeasureDays = Vec<[Days; 3]>;
+
+/// Months whose counts by day a partition publishes: the latest ones, where the month that
+/// holds the combined watermark is.
+const DAY_MONTHS: usize = 2;
+
+fn add_days(into: &mut MeasureDays, from: &MeasureDays) {
+    if into.len() < from.len() {
+        into.resize(from.len(), [[[0; 3]; 31]; 3]);
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        for (x, y) in a.iter_mut().zip(b) {
+            for (p, q) in x.iter_mut().zip(y) {
+                for (m, n) in p.iter_mut().zip(q) {
+                    *m += n;
+                }
+            }
+        }
+    }
+}
 
 fn add_counts(into: &mut MeasureCounts, from: &MeasureCounts) {
     if into.len() < from.len() {
@@ -77,6 +99,8 @@ pub struct PartView {
     pub next_offset: i64,
     /// Decided counts by month.
     pub months: BTreeMap<Month, MeasureCounts>,
+    /// Decided counts by day, of the latest months.
+    pub days: BTreeMap<Month, MeasureDays>,
     /// Response times over all months, by measure and region.
     pub rt: Vec<[RtHist; 3]>,
     /// With a store: since when it has events not yet checkpointed (`None`: all are).
@@ -96,7 +120,27 @@ impl PartView {
     ) -> PartView {
         let n = aggregates.definitions().measures.len();
         let mut months: BTreeMap<Month, MeasureCounts> = BTreeMap::new();
-        for (month, measure, block) in aggregates.blocks() {
+        let blocks = aggregates.blocks();
+        let mut recent: Vec<Month> = blocks.iter().map(|(m, _, _)| *m).collect();
+        recent.dedup();
+        let recent = &recent[recent.len().saturating_sub(DAY_MONTHS)..];
+        let mut days: BTreeMap<Month, MeasureDays> = BTreeMap::new();
+        for (month, measure, block) in &blocks {
+            if !recent.contains(month) {
+                continue;
+            }
+            let row = days
+                .entry(*month)
+                .or_insert_with(|| vec![[[[0; 3]; 31]; 3]; n]);
+            if let Some(slot) = row.get_mut(*measure as usize) {
+                for (d, r) in slot.iter_mut().zip(&block.regions) {
+                    for (day, c) in r.days() {
+                        d[usize::from(day) - 1] = c;
+                    }
+                }
+            }
+        }
+        for (month, measure, block) in blocks {
             let row = months
                 .entry(month)
                 .or_insert_with(|| vec![[Counts::default(); 3]; n]);
@@ -119,6 +163,7 @@ impl PartView {
             last_event,
             next_offset,
             months,
+            days,
             rt: aggregates.response_times().to_vec(),
             unsaved_since,
         }
@@ -144,6 +189,29 @@ struct State {
     retired_rt: Vec<[RtHist; 3]>,
     combined: Option<Ts>,
     assigned: usize,
+}
+
+/// One partition held, as the status page shows it.
+#[derive(Debug, Clone)]
+pub struct PartitionSnapshot {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The next offset to process.
+    pub next_offset: i64,
+    /// Messages not yet processed, where the end offset is known.
+    pub lag: Option<i64>,
+    /// Its watermark, once it has one.
+    pub watermark: Option<Ts>,
+    /// How long ago it last delivered an event (wall clock).
+    pub last_event: Duration,
+    /// With a store: how long its oldest unsaved work has waited for a checkpoint.
+    pub unsaved_for: Option<Duration>,
+    /// Requests pending and responses waiting in it.
+    pub pending: u64,
+    /// Responses waiting for their request in it.
+    pub waiting: u64,
 }
 
 /// The shared live view (one per process).
@@ -172,6 +240,10 @@ pub struct LiveSnapshot {
     pub checkpoint_age: f64,
     /// Decided counts of the month containing the combined watermark, current partitions only.
     pub month: Option<(Month, MeasureCounts)>,
+    /// The same month's counts by day.
+    pub month_days: MeasureDays,
+    /// Each partition held now.
+    pub partitions: Vec<PartitionSnapshot>,
     /// Requests pending now.
     pub pending: u64,
     /// Responses waiting now.
@@ -349,10 +421,29 @@ impl Live {
             {
                 add_counts(&mut month_counts, c);
             }
-            if let Some(end) = s.end_offsets.get(&(topic.clone(), *partition)) {
-                out.lag
-                    .push((topic.clone(), *partition, (end - v.next_offset).max(0)));
+            if let Some(m) = month
+                && let Some(d) = v.days.get(&m)
+            {
+                add_days(&mut out.month_days, d);
             }
+            let lag = s
+                .end_offsets
+                .get(&(topic.clone(), *partition))
+                .map(|end| (end - v.next_offset).max(0));
+            if let Some(lag) = lag {
+                out.lag.push((topic.clone(), *partition, lag));
+            }
+            out.partitions.push(PartitionSnapshot {
+                topic: topic.clone(),
+                partition: *partition,
+                next_offset: v.next_offset,
+                lag,
+                watermark: (v.watermark > Ts::MIN).then_some(v.watermark),
+                last_event: v.last_event.elapsed(),
+                unsaved_for: v.unsaved_since.map(|t| t.elapsed()),
+                pending: v.pending,
+                waiting: v.waiting,
+            });
         }
         out.month = month.map(|m| (m, month_counts));
         out
@@ -372,6 +463,7 @@ mod tests {
             last_event,
             next_offset: 0,
             months: BTreeMap::new(),
+            days: BTreeMap::new(),
             rt: Vec::new(),
             unsaved_since: None,
         }

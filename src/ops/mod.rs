@@ -1,13 +1,15 @@
 //! The running service's own surface: what its workers publish (`live`), the Prometheus
-//! registry read from it (`metrics`), the HTTP endpoint serving it (`http`), the alerts
-//! (`alerts`: the in-process evaluator, the Alertmanager notifier, the generated rules), and
-//! `endpoint`, which starts them together for `run` and `demo`.
+//! registry read from it (`metrics`), the status page for the person on shift (`status`: `/`
+//! and `/status.json`), the HTTP endpoint serving them (`http`), the alerts (`alerts`: the
+//! in-process evaluator, the Alertmanager notifier, the generated rules), and `endpoint`,
+//! which starts them together for `run` and `demo`.
 
 pub mod alerts;
 pub mod endpoint;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod status;
 
 /// Why the service's surface could not start.
 #[derive(Debug, thiserror::Error)]

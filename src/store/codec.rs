@@ -350,6 +350,29 @@ pub fn buckets_text(row: &crate::engine::aggregate::SavedRow) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// A row's counts by day as readable JSON text: `[[day, requests, within_target, succeeded],
+/// …]`, days in order.
+pub fn days_text(row: &crate::engine::aggregate::SavedRow) -> String {
+    let days: Vec<serde_json::Value> = row
+        .days
+        .iter()
+        .map(|(d, [r, w, s])| serde_json::json!([d, r, w, s]))
+        .collect();
+    serde_json::Value::Array(days).to_string()
+}
+
+/// Counts by day back from their text ([`days_text`]).
+pub fn days_from(text: &str) -> Result<Vec<(u8, [u64; 3])>, StoreError> {
+    let bad = || StoreError::Backend(format!("stored counts by day are damaged: {text}"));
+    let rows: Vec<[u64; 4]> = serde_json::from_str(text).map_err(|_| bad())?;
+    rows.into_iter()
+        .map(|[d, r, w, s]| {
+            let day = u8::try_from(d).ok().filter(|d| (1..=31).contains(d));
+            day.map(|d| (d, [r, w, s])).ok_or_else(bad)
+        })
+        .collect()
+}
+
 /// Bucket counts and evidence samples, by bucket.
 pub type BucketsAndSamples = (Vec<(u32, u64)>, Vec<(u32, Vec<(u64, String)>)>);
 
@@ -767,6 +790,28 @@ mod tests {
         let mut bad = c.clone();
         bad[2 + 2 + 6 * 4 + 3] |= 3 << 1; // the region's bits of the last word: 3
         assert!(LogReplay::default().apply(&bad, false).is_err());
+    }
+
+    #[test]
+    fn counts_by_day_round_trip_as_readable_text_and_refuse_damage() {
+        let row = crate::engine::aggregate::SavedRow {
+            days: vec![(1, [10, 9, 10]), (31, [2, 0, 1])],
+            ..Default::default()
+        };
+        let text = days_text(&row);
+        assert_eq!(text, "[[1,10,9,10],[31,2,0,1]]");
+        assert_eq!(days_from(&text).unwrap(), row.days);
+        assert_eq!(days_from("[]").unwrap(), vec![]);
+        for bad in [
+            "[[0,1,1,1]]",
+            "[[32,1,1,1]]",
+            "[[1,1,1]]",
+            "{}",
+            "[[1,-1,0,0]]",
+            "x",
+        ] {
+            assert!(days_from(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::engine::merge::PartitionMerge;
 use crate::engine::pipeline::{PipelineConfig, PipelineStats};
 use crate::engine::time::Ts;
 
-use super::{Identity, Store, StoreError, StoredRow, blocks_of, open_configured};
+use super::{Identity, PartitionInfo, Store, StoreError, StoredRow, blocks_of, open_configured};
 
 /// What a store holds for some months, merged over its partitions.
 pub struct StoreLoad {
@@ -49,13 +49,48 @@ pub fn load_months(
         )));
     }
     let mut store = open_configured(cfg, &Identity::reader(cfg))?;
+    let m = merge_months(&mut *store, cfg, pipeline, months)?;
+    let names = m
+        .partitions
+        .iter()
+        .filter(|p| p.meta.is_some())
+        .map(|p| format!("{}/{}", p.topic, p.partition))
+        .collect();
+    let (aggregates, stats, watermark) = (m.aggregates, m.stats, m.watermark);
+    Ok(StoreLoad {
+        aggregates,
+        stats,
+        partitions: names,
+        watermark,
+        store,
+    })
+}
+
+/// Some months of an open store, merged over its partitions.
+pub struct Merged {
+    /// The months' aggregates, merged, with the store's combined watermark.
+    pub aggregates: Aggregates,
+    /// Event accounting summed over partitions.
+    pub stats: PipelineStats,
+    /// Every partition the store knows (those never checkpointed have no meta).
+    pub partitions: Vec<PartitionInfo>,
+    /// The combined watermark.
+    pub watermark: Ts,
+}
+
+/// `months` of every partition in `store`: each partition's rows form its blocks, and
+/// partitions merge (counts and histograms add) exactly as `run` merges them.
+pub fn merge_months(
+    store: &mut dyn Store,
+    cfg: &Config,
+    pipeline: &PipelineConfig,
+    months: &[Month],
+) -> Result<Merged, StoreError> {
     let mut merge = PartitionMerge::new(pipeline.definitions.clone(), pipeline.calendar.clone());
-    let parts = store.partitions()?;
-    let mut names = Vec::new();
-    for p in &parts {
+    let partitions = store.partitions()?;
+    for p in &partitions {
         if let Some(meta) = &p.meta {
             merge.add_counters(&meta.stats, meta.aggregate_stats);
-            names.push(format!("{}/{}", p.topic, p.partition));
         }
     }
     let mut by_origin: BTreeMap<String, Vec<StoredRow>> = BTreeMap::new();
@@ -69,11 +104,10 @@ pub fn load_months(
     }
     let watermark = store.combined_watermark()?.map_or(Ts::MIN, Ts);
     let (aggregates, stats) = merge.finish(watermark);
-    Ok(StoreLoad {
+    Ok(Merged {
         aggregates,
         stats,
-        partitions: names,
+        partitions,
         watermark,
-        store,
     })
 }

@@ -24,8 +24,8 @@ use crate::engine::calendar::Month;
 use crate::engine::pipeline::{Delta, SavedBlock, SavedMeta, SavedPipeline};
 
 /// The schema version this build writes. Migrations bring older stores up to it; a newer store
-/// is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+/// is refused. 2: month rows keep their counts by day (`month_rows.days`).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -100,6 +100,9 @@ const MIGRATIONS: &[&str] = &[
                SUM(revision) AS revision
         FROM month_rows GROUP BY month, measure, region;
     ",
+    // 1 → 2: month rows keep their counts by day of the month, for the status page's RPL by
+    // day (a row written before has none: NULL).
+    "ALTER TABLE month_rows ADD COLUMN days TEXT;",
 ];
 
 /// A state-log chunk's size: a checkpoint is a few values, none of them huge.
@@ -458,7 +461,13 @@ impl<C: postgres::GenericClient> sql::Tx for Tx<'_, C> {
             .map_err(backend)
     }
 
-    fn put_row(&mut self, pid: i64, w: &RowWrite<'_>, buckets: &str) -> Result<(), StoreError> {
+    fn put_row(
+        &mut self,
+        pid: i64,
+        w: &RowWrite<'_>,
+        buckets: &str,
+        days: &str,
+    ) -> Result<(), StoreError> {
         let row = w.row;
         self.0
             .execute(
@@ -476,6 +485,7 @@ impl<C: postgres::GenericClient> sql::Tx for Tx<'_, C> {
                     &row.histogram,
                     &row.max_ms.map(|v| v as i64),
                     &(row.revision as i64),
+                    &days,
                 ],
             )
             .map(|_| ())
@@ -635,7 +645,8 @@ fn rows_of(
                 histogram: r.get(8),
                 max_ms: r.get(9),
                 revision: r.get(10),
-                origin: r.get(11),
+                days: r.get(11),
+                origin: r.get(12),
             }
             .stored()
         })

@@ -3,7 +3,9 @@
 //! a partition and a checkpoint writes one, and how stored rows, partitions and revisions are
 //! read back. Each backend implements [`Tx`] with its own client, a few lines per statement.
 
-use super::codec::{LogReplay, Replayed, buckets_from, buckets_text, encode_changes};
+use super::codec::{
+    LogReplay, Replayed, buckets_from, buckets_text, days_from, days_text, encode_changes,
+};
 use super::{
     Checkpoint, Claim, Identity, IdentityAction, PartitionInfo, RevisionRecord, RowWrite,
     SavedPartition, StoreError, StoredRow, Written, blocks_of, revision_reason, row_writes,
@@ -52,13 +54,13 @@ pub(super) const DELETE_ROW: &str = "
 /// A month row, written whole.
 pub(super) const PUT_ROW: &str = "
     INSERT INTO month_rows (pid, month, measure, region, requests, within_target, succeeded,
-        no_response, buckets, histogram, max_ms, revision)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        no_response, buckets, histogram, max_ms, revision, days)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
     ON CONFLICT (pid, month, measure, region) DO UPDATE SET
         requests = excluded.requests, within_target = excluded.within_target,
         succeeded = excluded.succeeded, no_response = excluded.no_response,
         buckets = excluded.buckets, histogram = excluded.histogram,
-        max_ms = excluded.max_ms, revision = excluded.revision";
+        max_ms = excluded.max_ms, revision = excluded.revision, days = excluded.days";
 
 /// A revision of a final month's row, in the history.
 pub(super) const PUT_REVISION: &str = "
@@ -69,7 +71,7 @@ pub(super) const PUT_REVISION: &str = "
 /// column order [`RowColumns`] reads.
 pub(super) const MONTH_ROWS: &str = "
     SELECT r.month, r.measure, r.region, r.requests, r.within_target, r.succeeded,
-           r.no_response, r.buckets, r.histogram, r.max_ms, r.revision,
+           r.no_response, r.buckets, r.histogram, r.max_ms, r.revision, r.days,
            p.topic || '/' || p.partition
     FROM month_rows r JOIN partitions p ON p.pid = r.pid
     WHERE (CAST($1 AS BIGINT) IS NULL OR r.pid = $1) AND (CAST($2 AS TEXT) IS NULL OR r.month = $2)
@@ -147,7 +149,13 @@ pub(super) trait Tx {
     /// [`DELETE_ROW`]: rows deleted.
     fn delete_row(&mut self, pid: i64, w: &RowWrite<'_>) -> Result<usize, StoreError>;
     /// [`PUT_ROW`], with the row's buckets as text.
-    fn put_row(&mut self, pid: i64, w: &RowWrite<'_>, buckets: &str) -> Result<(), StoreError>;
+    fn put_row(
+        &mut self,
+        pid: i64,
+        w: &RowWrite<'_>,
+        buckets: &str,
+        days: &str,
+    ) -> Result<(), StoreError>;
     /// [`PUT_REVISION`].
     fn put_revision(
         &mut self,
@@ -257,7 +265,7 @@ pub(super) fn checkpoint(
             continue;
         }
         let before = tx.row_revision(pid, w)?.unwrap_or(0);
-        tx.put_row(pid, w, &buckets_text(w.row))?;
+        tx.put_row(pid, w, &buckets_text(w.row), &days_text(w.row))?;
         written.rows += 1;
         if i64::from(w.row.revision) > before {
             tx.put_revision(w, &origin, &revision_reason(cp, w.row), &stamp)?;
@@ -320,6 +328,8 @@ pub(super) struct RowColumns {
     pub histogram: Option<Vec<u8>>,
     pub max_ms: Option<i64>,
     pub revision: i64,
+    /// Counts by day ([`days_text`]); `None` in rows written before schema version 2.
+    pub days: Option<String>,
     pub origin: String,
 }
 
@@ -346,6 +356,12 @@ impl RowColumns {
                 histogram: self.histogram,
                 max_ms: self.max_ms.map(|v| v as u64),
                 revision: self.revision as u32,
+                days: self
+                    .days
+                    .as_deref()
+                    .map(days_from)
+                    .transpose()?
+                    .unwrap_or_default(),
             },
         })
     }

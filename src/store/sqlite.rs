@@ -91,6 +91,9 @@ const MIGRATIONS: &[&str] = &[
                SUM(revision) AS revision
         FROM month_rows GROUP BY month, measure, region;
     ",
+    // 1 → 2: month rows keep their counts by day of the month, for the status page's RPL by
+    // day (a row written before has none: NULL).
+    "ALTER TABLE month_rows ADD COLUMN days TEXT;",
 ];
 
 /// A state-log chunk's size: large enough that a checkpoint is a few sequential writes, small
@@ -330,7 +333,13 @@ impl sql::Tx for Tx<'_> {
             .map_err(backend)
     }
 
-    fn put_row(&mut self, pid: i64, w: &RowWrite<'_>, buckets: &str) -> Result<(), StoreError> {
+    fn put_row(
+        &mut self,
+        pid: i64,
+        w: &RowWrite<'_>,
+        buckets: &str,
+        days: &str,
+    ) -> Result<(), StoreError> {
         let row = w.row;
         self.0
             .prepare_cached(&q(sql::PUT_ROW))
@@ -347,7 +356,8 @@ impl sql::Tx for Tx<'_> {
                     buckets,
                     row.histogram.as_deref(),
                     row.max_ms.map(|v| v as i64),
-                    row.revision as i64
+                    row.revision as i64,
+                    days
                 ])
             })
             .map(|_| ())
@@ -509,7 +519,8 @@ fn rows_of(
                 histogram: r.get(8)?,
                 max_ms: r.get(9)?,
                 revision: r.get(10)?,
-                origin: r.get(11)?,
+                days: r.get(11)?,
+                origin: r.get(12)?,
             })
         })()
         .map_err(backend)?;

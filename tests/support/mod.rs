@@ -254,6 +254,7 @@ pub fn part_view(
         last_event: std::time::Instant::now(),
         next_offset,
         months,
+        days: Default::default(),
         rt: Vec::new(),
         unsaved_since: None,
     }

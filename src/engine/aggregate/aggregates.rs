@@ -146,13 +146,20 @@ impl Aggregates {
             return;
         }
         let month = self.calendar.month_of(d.at);
+        let day = self.calendar.day_of(d.at);
         if let Some(c) = &mut self.changed {
             c.extend(rules.iter().map(|r| (month, r.measure)));
         }
         for rule in rules.iter() {
             let o = outcome(rule, d, cat);
             let block = self.blocks.entry((month, rule.measure)).or_default();
-            block.regions[d.region as usize].apply(&o, add, &mut self.scratch, (d.key, evidence));
+            block.regions[d.region as usize].apply(
+                &o,
+                add,
+                &mut self.scratch,
+                (d.key, evidence),
+                day,
+            );
             if let Some(ms) = o.rt_ms
                 && let Some(h) = self.rt.get_mut(rule.measure as usize)
             {

@@ -42,6 +42,9 @@ pub struct SavedRow {
     pub max_ms: Option<u64>,
     /// Revision.
     pub revision: u32,
+    /// Counts by day of the month with requests: (day 1–31, requests, within target,
+    /// succeeded).
+    pub days: Vec<(u8, [u64; 3])>,
 }
 
 impl Row {
@@ -74,6 +77,7 @@ impl Row {
             histogram,
             max_ms: self.max_ms,
             revision: self.revision,
+            days: self.days().collect(),
         })
     }
 
@@ -109,6 +113,15 @@ impl Row {
             hist,
             max_ms: s.max_ms,
             revision: s.revision,
+            days: (!s.days.is_empty()).then(|| {
+                let mut d = Box::new([[0; 3]; 31]);
+                for (day, c) in &s.days {
+                    if (1..=31).contains(day) {
+                        d[usize::from(*day) - 1] = *c;
+                    }
+                }
+                d
+            }),
         })
     }
 }

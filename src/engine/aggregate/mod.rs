@@ -18,4 +18,4 @@ mod row;
 pub use aggregates::{AggregateStats, Aggregates, Block};
 pub use checkpoint::{RowError, SavedRow};
 pub use histogram::RtHist;
-pub use row::{Outcome, Row, SAMPLE_SIZE, Sampled, outcome, rpl_decimal, rpl_percent};
+pub use row::{Days, Outcome, Row, SAMPLE_SIZE, Sampled, outcome, rpl_decimal, rpl_percent};

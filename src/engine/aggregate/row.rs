@@ -35,7 +35,13 @@ pub struct Row {
     /// Evidence per failure bucket: at most [`SAMPLE_SIZE`] requests, those with the smallest
     /// keys, so the sample is the same whatever order requests are decided or rows merged in.
     pub samples: BTreeMap<Bucket, Vec<Sampled>>,
+    /// Requests, within target and succeeded by day of the month (the day of each request's
+    /// `at`, 1–31 at index 0–30): the month's RPL day by day. `None` until one is counted.
+    pub(super) days: Option<Box<Days>>,
 }
+
+/// A row's counts by day of the month: requests, within target, succeeded.
+pub type Days = [[u64; 3]; 31];
 
 /// Most requests kept as evidence per row and failure bucket.
 pub const SAMPLE_SIZE: usize = 20;
@@ -106,12 +112,15 @@ pub fn outcome(rule: &MeasureRule, d: &Decision, cat: &Catalog) -> Outcome {
 }
 
 impl Row {
+    /// Counts (`add`) or takes back one request's outcome; `day` is the day of the month of
+    /// its `at` (1–31).
     pub(super) fn apply(
         &mut self,
         o: &Outcome,
         add: bool,
         scratch: &mut Option<Histogram<u64>>,
         sample: (u64, Option<&str>),
+        day: u8,
     ) {
         let step = |n: &mut u64, yes: bool| {
             if yes {
@@ -122,6 +131,11 @@ impl Row {
         step(&mut self.within_target, o.within_target);
         step(&mut self.succeeded, o.succeeded);
         step(&mut self.no_response, o.no_response);
+        let days = self.days.get_or_insert_with(|| Box::new([[0; 3]; 31]));
+        let d = &mut days[usize::from(day.clamp(1, 31)) - 1];
+        step(&mut d[0], true);
+        step(&mut d[1], o.within_target);
+        step(&mut d[2], o.succeeded);
         if let Some(b) = o.bucket {
             let n = self.buckets.entry(b).or_insert(0);
             step(n, true);
@@ -193,6 +207,24 @@ impl Row {
             (a, b) => a.or(b),
         };
         self.revision += other.revision;
+        if let Some(od) = &other.days {
+            let mine = self.days.get_or_insert_with(|| Box::new([[0; 3]; 31]));
+            for (a, b) in mine.iter_mut().zip(od.iter()) {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+            }
+        }
+    }
+
+    /// The days of the month with requests: (day 1–31, requests, within target, succeeded).
+    pub fn days(&self) -> impl Iterator<Item = (u8, [u64; 3])> + '_ {
+        self.days.iter().flat_map(|d| {
+            d.iter()
+                .enumerate()
+                .filter(|(_, c)| c[0] > 0)
+                .map(|(i, c)| (i as u8 + 1, *c))
+        })
     }
 
     /// Hits for a basis.
@@ -310,7 +342,7 @@ mod tests {
         let mut row = Row::default();
         let mut scratch = None;
         for ms in [25_000u64, 86_400_000, 3, 1_234_567] {
-            row.apply(&outcome_with_rt(ms), true, &mut scratch, (0, None));
+            row.apply(&outcome_with_rt(ms), true, &mut scratch, (0, None), 1);
         }
         let p100 = row.quantile_ms(1.0).unwrap();
         assert_eq!(
@@ -323,7 +355,13 @@ mod tests {
         assert!(p50.abs_diff(25_000) <= 25, "{p50}");
         assert_eq!(row.max_ms(), Some(86_400_000));
         // Taking a value out restores the histogram exactly.
-        row.apply(&outcome_with_rt(86_400_000), false, &mut scratch, (0, None));
+        row.apply(
+            &outcome_with_rt(86_400_000),
+            false,
+            &mut scratch,
+            (0, None),
+            1,
+        );
         assert_eq!(row.requests, 3);
         let p100 = row.quantile_ms(1.0).unwrap();
         assert!(p100.abs_diff(1_234_567) <= 1_235, "{p100}");

@@ -53,6 +53,8 @@ pub struct AlertBoard {
     pub notify_errors: u64,
     /// The firing alerts as a person reads them: `NAME (severity): summary`.
     pub summaries: Vec<String>,
+    /// The firing alerts, whole (since when, and when they fired).
+    pub fired: Vec<Active>,
 }
 
 /// One sample of the counters.
@@ -125,6 +127,27 @@ pub fn hits_to_target(requests: u64, hits: u64, tpl: Decimal) -> u64 {
         return 0;
     }
     (need / (hundred - tpl)).ceil().to_u64().unwrap_or(u64::MAX)
+}
+
+/// The projected month-end RPL (percent) of a month with `requests` and `hits` so far and
+/// `elapsed` (0–1) of it gone in event time: the rest of the month at the month's volume so
+/// far, hit at `recent`'s ratio (requests, hits of a recent window; the month's own when
+/// `None`). `None` before the month has a request.
+pub fn project_month_end(
+    requests: u64,
+    hits: u64,
+    elapsed: f64,
+    recent: Option<(u64, u64)>,
+) -> Option<f64> {
+    if requests == 0 || elapsed <= 0.0 {
+        return None;
+    }
+    let (r, h) = (requests as f64, hits as f64);
+    let remaining = r / elapsed - r;
+    let ratio = recent
+        .filter(|(q, _)| *q > 0)
+        .map_or(h / r, |(q, x)| x as f64 / q as f64);
+    Some((h + remaining * ratio) * 100.0 / (r + remaining))
 }
 
 impl Evaluator {
@@ -233,6 +256,7 @@ impl Evaluator {
                 .iter()
                 .map(|a| format!("{} ({}): {}", a.key.0.name(), a.key.0.severity(), a.summary))
                 .collect(),
+            fired: fired.iter().map(|a| (*a).clone()).collect(),
             ..board
         };
         (out, board)
@@ -305,15 +329,13 @@ impl Evaluator {
             return;
         }
         let c = &self.cfg;
-        let remaining = r as f64 / elapsed - r as f64;
         let recent = self
             .window(last, c.slow_burn_windows.0.to_std(), w.mi, w.ri)
             .filter(|(q, _, _)| *q >= c.min_requests.max(1))
-            .map_or(h as f64 / r as f64, |(q, x, _)| x as f64 / q as f64);
-        board.projected.insert(
-            (w.mi, w.ri),
-            (h as f64 + remaining * recent) * 100.0 / (r as f64 + remaining),
-        );
+            .map(|(q, x, _)| (q, x));
+        if let Some(p) = project_month_end(r, h, elapsed, recent) {
+            board.projected.insert((w.mi, w.ri), p);
+        }
     }
 
     /// The month-to-date RPL below TPL or MPL, compared exactly, once the month has

@@ -20,7 +20,7 @@ mod notifier;
 pub mod rules;
 mod runner;
 
-pub use evaluator::{Active, AlertBoard, Evaluator, Transition, hits_to_target};
+pub use evaluator::{Active, AlertBoard, Evaluator, Transition, hits_to_target, project_month_end};
 pub use kinds::{AlertKey, AlertKind, REGIONS, alert_regions, labels};
 pub use notifier::{Alertmanager, Notice, NotifyError};
 pub use runner::{AlertsHandle, SpawnError, spawn};

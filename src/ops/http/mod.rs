@@ -91,7 +91,7 @@ pub fn serve(
         .spawn(move || rt.block_on(accept_loop(std_listener, watched, Arc::new(routes), rx)))
         .map_err(OpsError::Start)?;
     let scheme = if tls { "https" } else { "http" };
-    tracing::info!(%bound, %scheme, "serving /metrics, /healthz, /readyz");
+    tracing::info!(%bound, %scheme, "serving the status page (/), /status.json, /metrics, /healthz, /readyz");
     Ok(HttpServer {
         addr: bound,
         tls,

@@ -1,6 +1,7 @@
-//! What each path answers: `/metrics` (Prometheus text format), `/healthz` (the process
-//! answers) and `/readyz` (partitions are held and restored, and their lag is below
-//! `http.ready_max_lag`). Plain data in, plain data out: the server around it owns HTTP.
+//! What each path answers: `/` (the status page) and `/status.json` (the same as data),
+//! `/metrics` (Prometheus text format), `/healthz` (the process answers) and `/readyz`
+//! (partitions are held and restored, and their lag is below `http.ready_max_lag`). Plain data
+//! in, plain data out: the server around it owns HTTP.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use hyper::StatusCode;
 
 use crate::ops::live::Live;
 use crate::ops::metrics::Metrics;
+use crate::ops::status::StatusPages;
 
 /// The paths served and what they read.
 pub struct Routes {
@@ -17,6 +19,8 @@ pub struct Routes {
     pub live: Arc<Live>,
     /// `/readyz` is 503 above this many messages of lag.
     pub max_lag: u64,
+    /// What `/` and `/status.json` show.
+    pub status: Option<Arc<StatusPages>>,
 }
 
 /// One answer: status, content type, body.
@@ -54,6 +58,22 @@ impl Routes {
     /// The answer for `path` (a `GET` or `HEAD`: other methods never reach here).
     pub fn answer(&self, path: &str) -> Reply {
         match path {
+            "/" | "/index.html" => match &self.status {
+                Some(s) => Reply {
+                    status: StatusCode::OK,
+                    content_type: "text/html; charset=utf-8",
+                    body: s.html(),
+                },
+                None => Reply::text(StatusCode::NOT_FOUND, "no status page here\n"),
+            },
+            "/status.json" => match &self.status {
+                Some(s) => Reply {
+                    status: StatusCode::OK,
+                    content_type: "application/json",
+                    body: s.json(),
+                },
+                None => Reply::text(StatusCode::NOT_FOUND, "no status page here\n"),
+            },
             "/metrics" => match self.metrics.render() {
                 Ok(text) => Reply {
                     status: StatusCode::OK,

@@ -1,0 +1,402 @@
+//! `srv-opr status`: the status page of a running `run` in a terminal, for someone on a jump
+//! host: it reads `/status.json` (over TLS, verified, and with basic auth when the endpoint
+//! asks for them) and prints the month's measures, the alerts firing and the pipeline as
+//! tables, coloured only on a terminal. With `--check` it is a monitoring check: exit 2 when a
+//! critical alert fires, 1 when a warning does, 0 when none, 3 when it cannot tell.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+
+use crate::config::Config;
+use crate::config::secrets::Secret;
+use crate::error::Error;
+use crate::ops::status::model::{RegionView, Status};
+
+/// `status`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The endpoint's base URL (default: `http.listen` of the configuration, over HTTP).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// PEM certificates to trust for an HTTPS endpoint (default: the system's trust store).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// User for basic auth; the password comes from the environment variable
+    /// SRV_OPR_STATUS_PASSWORD or --password-file, never the command line.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// A file holding the basic-auth password (its first line).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Print `/status.json` as it came, instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Every region of every measure, not only those each measure is judged on.
+    #[arg(long)]
+    all: bool,
+    /// A monitoring check: exit 2 if a critical alert fires, 1 if a warning does, 0 if none, 3
+    /// if the status cannot be read.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Exit code of `--check` when the status cannot be read.
+const UNKNOWN: u8 = 3;
+
+/// Reads the status and prints it; the exit code (`--check`'s, else 0).
+pub fn main(cfg: &Config, a: Args) -> Result<u8, Error> {
+    let fetched = fetch(cfg, &a);
+    let (status, body) = match fetched {
+        Ok(x) => x,
+        Err(e) if a.check => {
+            eprintln!("srv-opr status: UNKNOWN: {}", e.report());
+            return Ok(UNKNOWN);
+        }
+        Err(e) => return Err(e),
+    };
+    if a.json {
+        println!("{}", body.trim_end());
+    } else {
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!("{}", render(&status, a.all, colour));
+    }
+    let critical = status
+        .alerts
+        .iter()
+        .filter(|x| x.severity == "critical")
+        .count();
+    let warning = status.alerts.len() - critical;
+    if !a.check {
+        return Ok(0);
+    }
+    let (code, word) = match (critical, warning) {
+        (0, 0) => (0, "OK"),
+        (0, _) => (1, "WARNING"),
+        _ => (2, "CRITICAL"),
+    };
+    let names: Vec<String> = status
+        .alerts
+        .iter()
+        .map(|x| match (&x.measure, &x.region) {
+            (Some(m), Some(r)) => format!("{} {m} {r}", x.alert),
+            _ => x.alert.clone(),
+        })
+        .collect();
+    println!(
+        "srv-opr status: {word}: {critical} critical, {warning} warning alerts firing{}",
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", names.join(", "))
+        }
+    );
+    Ok(code)
+}
+
+/// `/status.json` of the endpoint, parsed, and its text.
+fn fetch(cfg: &Config, a: &Args) -> Result<(Status, String), Error> {
+    let base = match &a.url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None if cfg.settings.http.listen.is_empty() => {
+            return Err(Error::Usage(
+                "http.listen is empty (no endpoint is served): give --url".into(),
+            ));
+        }
+        None => format!("http://{}", cfg.settings.http.listen),
+    };
+    if !base.starts_with("http://") && !base.starts_with("https://") {
+        return Err(Error::Usage(format!(
+            "--url {base:?} is not an http:// or https:// URL"
+        )));
+    }
+    let url = format!("{base}/status.json");
+    let roots = match &a.ca_file {
+        None => RootCerts::PlatformVerifier,
+        Some(path) => RootCerts::Specific(std::sync::Arc::new(certificates(path)?)),
+    };
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::NativeTls)
+        .root_certs(roots)
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .timeout_global(Some(Duration::from_secs(15)))
+        .http_status_as_error(false)
+        // A redirect could carry the credentials elsewhere.
+        .max_redirects(0)
+        .user_agent(concat!("srv-opr/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let mut req = agent.get(&url);
+    if let Some(user) = &a.user {
+        let password = password(a)?;
+        let pair = format!("{user}:{}", password.expose());
+        // Registered as a secret: the encoded pair is as good as the password.
+        let header = Secret::new(format!(
+            "Basic {}",
+            openssl::base64::encode_block(pair.as_bytes())
+        ));
+        req = req.header("Authorization", header.expose());
+    }
+    let world = |what: String| Error::Output(std::io::Error::other(what));
+    let mut resp = req.call().map_err(|e| {
+        world(format!(
+            "cannot read {url}: {}",
+            crate::diagnostic::chain(&e)
+        ))
+    })?;
+    let code = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(16 << 20)
+        .read_to_string()
+        .map_err(|e| world(format!("cannot read {url}: {e}")))?;
+    match code {
+        200 => {}
+        401 => {
+            return Err(Error::Usage(format!(
+                "{url} answered 401 Unauthorized: give --user with SRV_OPR_STATUS_PASSWORD or \
+                 --password-file (the endpoint's web configuration asks for basic auth)"
+            )));
+        }
+        404 => {
+            return Err(world(format!(
+                "{url} answered 404: not an srv-opr endpoint with a status page"
+            )));
+        }
+        other => {
+            let text: String = body.trim().chars().take(200).collect();
+            return Err(world(format!("{url} answered {other}: {text}")));
+        }
+    }
+    let status: Status = serde_json::from_str(&body)
+        .map_err(|e| world(format!("{url} did not answer a status srv-opr knows: {e}")))?;
+    Ok((status, body))
+}
+
+fn password(a: &Args) -> Result<Secret, Error> {
+    if let Some(path) = &a.password_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("--password-file {}: {e}", path.display())))?;
+        return Ok(Secret::new(text.lines().next().unwrap_or("").to_string()));
+    }
+    match std::env::var("SRV_OPR_STATUS_PASSWORD") {
+        Ok(p) => Ok(Secret::new(p)),
+        Err(_) => Err(Error::Usage(
+            "--user needs a password: set SRV_OPR_STATUS_PASSWORD or give --password-file".into(),
+        )),
+    }
+}
+
+fn certificates(path: &PathBuf) -> Result<Vec<ureq::tls::Certificate<'static>>, Error> {
+    let bad = |why: String| Error::Usage(format!("--ca-file {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs = openssl::x509::X509::stack_from_pem(&pem)
+        .map_err(|e| bad(format!("not PEM certificates ({e})")))?;
+    if certs.is_empty() {
+        return Err(bad("holds no certificate".into()));
+    }
+    certs
+        .iter()
+        .map(|c| {
+            c.to_der()
+                .map(|d| ureq::tls::Certificate::from_der(&d).to_owned())
+                .map_err(|e| bad(e.to_string()))
+        })
+        .collect()
+}
+
+/// The status as text tables.
+pub fn render(s: &Status, all: bool, colour: bool) -> String {
+    let paint = |code: &str, text: &str| {
+        if colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    };
+    let mut o = String::new();
+    let i = &s.instance;
+    let _ = writeln!(
+        o,
+        "srv-opr {} on {} · group {} · topics {} · definitions {}",
+        i.version,
+        i.name,
+        i.group,
+        i.topics.join(","),
+        i.definitions_sha256
+            .get(..12)
+            .unwrap_or(&i.definitions_sha256)
+    );
+    match &s.month {
+        None => {
+            let _ = writeln!(o, "no event yet");
+        }
+        Some(m) => {
+            let scope = match (&m.group, m.source.as_str()) {
+                (Some(g), "group") => format!(
+                    "whole group: {} partitions from the store, oldest checkpoint {}",
+                    g.partitions,
+                    g.oldest_checkpoint_age_seconds
+                        .map_or_else(|| "unknown".into(), |a| format!("{a:.0} s ago"))
+                ),
+                (Some(g), _) => format!(
+                    "THIS INSTANCE ONLY (store not used: {})",
+                    g.error.as_deref().unwrap_or("not read yet")
+                ),
+                (None, _) => "this instance only (no state store)".to_string(),
+            };
+            let _ = writeln!(
+                o,
+                "month {} to date, {:.1} % gone, {} · watermark {} · {}",
+                m.month,
+                m.elapsed_percent,
+                if m.is_final { "FINAL" } else { "not final" },
+                m.watermark,
+                scope
+            );
+        }
+    }
+    let _ = writeln!(o);
+    if s.alerts.is_empty() {
+        let _ = writeln!(o, "alerts firing: {}", paint("32", "none"));
+    } else {
+        let _ = writeln!(o, "alerts firing: {}", s.alerts.len());
+        for a in &s.alerts {
+            let sev = a.severity.to_uppercase();
+            let sev = if a.severity == "critical" {
+                paint("1;31", &sev)
+            } else {
+                paint("33", &sev)
+            };
+            let _ = writeln!(o, "  {sev} {} since {}: {}", a.alert, a.since, a.summary);
+        }
+    }
+    let _ = writeln!(o);
+    let headers = [
+        "measure",
+        "region",
+        "state",
+        "rpl %",
+        "tpl/mpl",
+        "requests",
+        "hits",
+        "to tpl",
+        "budget",
+        "projected",
+        "instance",
+    ];
+    let mut rows: Vec<(Vec<String>, &str)> = Vec::new();
+    for m in &s.measures {
+        let levels = match (&m.tpl, &m.mpl) {
+            (Some(t), Some(p)) => format!("{t}/{p}"),
+            (Some(t), None) => t.clone(),
+            _ => "-".into(),
+        };
+        for r in m.regions.iter().filter(|r| all || r.judged) {
+            rows.push((row_cells(&m.measure, &levels, r), r.state.as_str()));
+        }
+    }
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for (cells, _) in &rows {
+        for (w, c) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if i >= 3 {
+                    format!("{c:>w$}")
+                } else {
+                    format!("{c:<w$}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let head: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    let _ = writeln!(o, "{}", line(&head));
+    for (cells, state) in &rows {
+        let text = line(cells);
+        let text = match *state {
+            "below_minimum" => paint("1;31", &text),
+            "below_target" => paint("33", &text),
+            _ => text,
+        };
+        let _ = writeln!(o, "{text}");
+    }
+    let p = &s.pipeline;
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "pipeline: {} partitions held, lag {} messages, {:.0} events/s, checkpoint age {}, {} \
+         pending, {} waiting, {} dead letters in the last hour{}",
+        p.partitions_held,
+        p.lag_messages,
+        p.events_per_second,
+        p.checkpoint_age_seconds
+            .map_or("- (no store)".into(), |a| format!("{a:.1} s")),
+        p.pending_requests,
+        p.waiting_responses,
+        p.dead_letters_last_hour.values().sum::<u64>(),
+        if p.dead_letters_last_hour.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                p.dead_letters_last_hour
+                    .iter()
+                    .map(|(r, n)| format!("{r} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    for q in &p.partitions {
+        let _ = writeln!(
+            o,
+            "  {}/{}: offset {}, lag {}, watermark {} ({} behind the clock)",
+            q.topic,
+            q.partition,
+            q.next_offset,
+            q.lag.map_or("-".into(), |l| l.to_string()),
+            q.watermark.as_deref().unwrap_or("-"),
+            q.watermark_behind_seconds
+                .map_or("-".into(), |s| format!("{s:.0} s"))
+        );
+    }
+    o
+}
+
+fn row_cells(measure: &str, levels: &str, r: &RegionView) -> Vec<String> {
+    let state = match r.state.as_str() {
+        "ok" => "ok",
+        "below_target" => "BELOW TPL",
+        "below_minimum" => "BELOW MPL",
+        "no_target" => "no target",
+        _ => "no requests",
+    };
+    vec![
+        measure.to_string(),
+        r.region.clone(),
+        state.to_string(),
+        r.rpl_percent.clone().unwrap_or_else(|| "-".into()),
+        levels.to_string(),
+        r.requests.to_string(),
+        r.hits.to_string(),
+        r.hits_to_target.map_or("-".into(), |v| v.to_string()),
+        r.error_budget.map_or("-".into(), |v| v.to_string()),
+        r.projected_rpl_percent
+            .map_or("-".into(), |v| format!("{v:.2}")),
+        r.instance.rpl_percent.clone().unwrap_or_else(|| "-".into()),
+    ]
+}

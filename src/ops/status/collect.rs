@@ -1,0 +1,553 @@
+//! Puts a [`Status`] together at a request: the live view read now, the alerts the evaluator
+//! last published, and what the status thread kept (the group's figures from the store, the
+//! trend, dead letters and rates). The figures follow SPEC §6's definitions exactly, as
+//! `/metrics` computes them.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use rust_decimal::Decimal;
+
+use super::model::{
+    AlertView, CheckpointView, DayPoint, GroupView, Instance, LiveFigures, MeasureView, MonthView,
+    PartitionView, RegionView, SCHEMA, Status, TrendPoint,
+};
+use super::sampler::{self, DEAD_SPAN, Hits, Kept, TREND_SPAN, hits_of};
+use crate::config::Config;
+use crate::engine::aggregate::{rpl_decimal, rpl_percent};
+use crate::engine::calendar::{Calendar, Month};
+use crate::engine::domain::Basis;
+use crate::engine::event::DeadReason;
+use crate::engine::pipeline::PipelineConfig;
+use crate::engine::time::Ts;
+use crate::ops::alerts::{AlertBoard, REGIONS, alert_regions, hits_to_target, project_month_end};
+use crate::ops::live::{Live, LiveSnapshot, MeasureDays};
+use crate::ops::metrics::error_budget;
+
+/// What a status is put together from.
+pub(super) struct Sources {
+    pub(super) pipeline: PipelineConfig,
+    pub(super) calendar: Mutex<Calendar>,
+    pub(super) live: Arc<Live>,
+    pub(super) board: Option<Arc<Mutex<AlertBoard>>>,
+    pub(super) kept: Arc<Mutex<Kept>>,
+    pub(super) instance: Instance,
+    /// The projection's recent window and the fewest requests it needs (`[alerts]`).
+    pub(super) recent_window: Duration,
+    pub(super) min_requests: u64,
+}
+
+impl Sources {
+    pub(super) fn new(
+        cfg: &Config,
+        pipeline: &PipelineConfig,
+        live: Arc<Live>,
+        board: Option<Arc<Mutex<AlertBoard>>>,
+        kept: Arc<Mutex<Kept>>,
+    ) -> Sources {
+        let url = &cfg.settings.state.url;
+        let store = (!url.is_empty()).then(|| {
+            if url.starts_with("sqlite://") {
+                "sqlite".to_string()
+            } else {
+                "postgres".to_string()
+            }
+        });
+        Sources {
+            pipeline: pipeline.clone(),
+            calendar: Mutex::new(pipeline.calendar.clone()),
+            instance: Instance {
+                name: crate::store::owner_name(),
+                group: cfg.settings.kafka.group_id.clone(),
+                topics: cfg.settings.kafka.topics.clone(),
+                definitions_sha256: cfg.definitions.sha256.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                started_at: rfc3339(SystemTime::now().checked_sub(live.started.elapsed())),
+                store,
+            },
+            live,
+            board,
+            kept,
+            recent_window: cfg.settings.alerts.slow_burn_windows.0.to_std(),
+            min_requests: cfg.settings.alerts.min_requests,
+        }
+    }
+
+    /// The status now.
+    pub(super) fn status(&self) -> Status {
+        let now = SystemTime::now();
+        let mut calendar = self.calendar.lock().unwrap_or_else(PoisonError::into_inner);
+        let snap = self.live.snapshot(|ts| calendar.month_of(ts));
+        let board = self
+            .board
+            .as_ref()
+            .map(|b| b.lock().unwrap_or_else(PoisonError::into_inner).clone())
+            .unwrap_or_default();
+        let kept = sampler::lock(&self.kept);
+        let defs = &self.pipeline.definitions;
+
+        // The group's figures when the store was read for the month shown; this instance's
+        // otherwise.
+        let month = snap
+            .month
+            .as_ref()
+            .map(|(m, _)| *m)
+            .or(kept.group.as_ref().map(|g| g.month));
+        let group = kept
+            .group
+            .as_ref()
+            .filter(|g| Some(g.month) == month && kept.group_error.is_none());
+        let instance_hits = snap.month.as_ref().map(|(_, c)| hits_of(&self.pipeline, c));
+        let (primary, days, source): (Option<Hits>, Option<&MeasureDays>, &str) = match group {
+            Some(g) => (
+                Some(hits_of(&self.pipeline, &g.counts)),
+                Some(&g.days),
+                "group",
+            ),
+            None => (
+                instance_hits.clone(),
+                snap.month.as_ref().map(|_| &snap.month_days),
+                "instance",
+            ),
+        };
+        let watermark = snap.combined.or_else(|| {
+            // No partition of our own yet: the store's view of time, as far as the month.
+            group.map(|g| calendar.start_of(g.month))
+        });
+        let elapsed = match (month, watermark) {
+            (Some(m), Some(w)) => {
+                let (start, end) = (calendar.start_of(m), calendar.end_of(m));
+                let span = (end.0 - start.0) as f64;
+                (span > 0.0).then(|| ((w.0 - start.0) as f64 / span).clamp(0.0, 1.0))
+            }
+            _ => None,
+        };
+        let today = watermark
+            .zip(month)
+            .filter(|(w, m)| calendar.month_of(*w) == *m)
+            .map(|(w, _)| calendar.day_of(w));
+        let month_view = month.zip(watermark).map(|(m, w)| MonthView {
+            month: m.to_string(),
+            watermark: rfc3339_ts(w),
+            elapsed_percent: elapsed.map_or(0.0, |e| (e * 1000.0).round() / 10.0),
+            is_final: calendar.end_of(m).plus(defs.longest_deadline) < w,
+            source: source.to_string(),
+            group: self.group_view(&kept, group.is_some(), now),
+        });
+        drop(calendar);
+
+        let recent = recent_hits(&kept, month, self.recent_window, now);
+        let measures = defs
+            .measures
+            .iter()
+            .enumerate()
+            .map(|(mi, m)| {
+                let judged = alert_regions(m.regional);
+                let regions = (0..4)
+                    .map(|ri| {
+                        let at = |h: &Option<Hits>| {
+                            h.as_ref().and_then(|h| h.get(mi)).map_or((0, 0), |x| x[ri])
+                        };
+                        let (requests, hits) = at(&primary);
+                        let projected = match source {
+                            "instance" => board.projected.get(&(mi, ri)).copied(),
+                            _ => elapsed.and_then(|e| {
+                                let recent = recent
+                                    .as_ref()
+                                    .and_then(|h| h.get(mi))
+                                    .map(|x| x[ri])
+                                    .filter(|(q, _)| *q >= self.min_requests.max(1));
+                                project_month_end(requests, hits, e, recent)
+                            }),
+                        }
+                        .map(|p| (p * 10_000.0).round() / 10_000.0);
+                        let (lr, lh) = at(&instance_hits);
+                        RegionView {
+                            region: REGIONS[ri].to_string(),
+                            judged: judged.contains(&ri),
+                            requests,
+                            hits,
+                            rpl_percent: rpl_percent(hits, requests),
+                            state: state(requests, hits, m.tpl, m.mpl).to_string(),
+                            hits_to_target: m.tpl.map(|t| hits_to_target(requests, hits, t)),
+                            error_budget: m.tpl.map(|t| error_budget(requests, hits, t)),
+                            projected_rpl_percent: projected,
+                            instance: LiveFigures {
+                                requests: lr,
+                                hits: lh,
+                                rpl_percent: rpl_percent(lh, lr),
+                            },
+                            trend_24h: trend(&kept, mi, ri, now),
+                            rpl_by_day: by_day(days, mi, ri, m.basis, today),
+                        }
+                    })
+                    .collect();
+                MeasureView {
+                    measure: m.id.clone(),
+                    name: m.name.clone(),
+                    basis: match m.basis {
+                        Basis::Trt => "trt",
+                        Basis::Success => "success",
+                    }
+                    .to_string(),
+                    regional: m.regional,
+                    tpl: m.tpl.map(|d| d.normalize().to_string()),
+                    mpl: m.mpl.map(|d| d.normalize().to_string()),
+                    regions,
+                }
+            })
+            .collect();
+
+        let mut alerts: Vec<AlertView> = board
+            .fired
+            .iter()
+            .map(|a| {
+                let (kind, m, r) = a.key;
+                AlertView {
+                    alert: kind.name().to_string(),
+                    severity: kind.severity().to_string(),
+                    measure: m.and_then(|i| defs.measures.get(i)).map(|x| x.id.clone()),
+                    region: r.and_then(|i| REGIONS.get(i)).map(|x| x.to_string()),
+                    since: rfc3339(Some(a.since)),
+                    fired_at: a.fired.map(|t| rfc3339(Some(t))),
+                    summary: a.summary.clone(),
+                }
+            })
+            .collect();
+        alerts.sort_by(|a, b| {
+            (b.severity == "critical")
+                .cmp(&(a.severity == "critical"))
+                .then_with(|| a.since.cmp(&b.since))
+        });
+
+        Status {
+            schema: SCHEMA,
+            generated_at: rfc3339(Some(now)),
+            instance: self.instance.clone(),
+            month: month_view,
+            measures,
+            alerts,
+            pipeline: pipeline_view(
+                &snap,
+                &kept,
+                self.live.events_processed(),
+                self.instance.store.is_some(),
+                now,
+            ),
+        }
+    }
+
+    /// The group's partitions and their checkpoints' ages; `None` without a store.
+    fn group_view(&self, kept: &Kept, shown: bool, now: SystemTime) -> Option<GroupView> {
+        self.instance.store.as_ref()?;
+        let age = |t: &Option<SystemTime>| {
+            t.map(|t| {
+                now.duration_since(t)
+                    .unwrap_or(Duration::ZERO)
+                    .as_secs_f64()
+            })
+        };
+        let (checkpoints, read_at) = match &kept.group {
+            Some(g) => (
+                g.checkpoints
+                    .iter()
+                    .map(|(p, o, t)| CheckpointView {
+                        partition: p.clone(),
+                        owner: o.clone(),
+                        age_seconds: age(t).map(round1),
+                    })
+                    .collect::<Vec<_>>(),
+                Some(g.read_at),
+            ),
+            None => (Vec::new(), None),
+        };
+        let oldest = checkpoints
+            .iter()
+            .filter_map(|c| c.age_seconds)
+            .fold(None, |m: Option<f64>, a| Some(m.map_or(a, |m| m.max(a))));
+        let error = kept.group_error.clone().or_else(|| {
+            (!shown).then(|| {
+                if kept.group.is_none() {
+                    "nothing checkpointed yet".to_string()
+                } else {
+                    "the store's figures are of another month".to_string()
+                }
+            })
+        });
+        Some(GroupView {
+            partitions: checkpoints.len(),
+            oldest_checkpoint_age_seconds: oldest,
+            checkpoints,
+            read_at: rfc3339(read_at),
+            error,
+        })
+    }
+}
+
+/// `ok`, `below_target`, `below_minimum`, `no_target` or `no_requests`, comparing the RPL as
+/// `rpl.csv` prints it (four places) with the levels, exactly.
+fn state(requests: u64, hits: u64, tpl: Option<Decimal>, mpl: Option<Decimal>) -> &'static str {
+    let Some(rpl) = rpl_decimal(hits, requests) else {
+        return "no_requests";
+    };
+    match (tpl, mpl) {
+        (_, Some(m)) if rpl < m => "below_minimum",
+        (Some(t), _) if rpl < t => "below_target",
+        (None, None) => "no_target",
+        _ => "ok",
+    }
+}
+
+/// Requests and hits of the recent window, from the trend's points (`None` when the trend does
+/// not reach back that far in this month).
+fn recent_hits(
+    kept: &Kept,
+    month: Option<Month>,
+    window: Duration,
+    now: SystemTime,
+) -> Option<Hits> {
+    let month = month?;
+    let last = kept.trend.back().filter(|s| s.month == month)?;
+    let first = kept.trend.iter().find(|s| {
+        s.month == month && now.duration_since(s.at).unwrap_or(Duration::ZERO) <= window
+    })?;
+    if std::ptr::eq(first, last) {
+        return None;
+    }
+    Some(
+        last.counts
+            .iter()
+            .zip(first.counts.iter().chain(std::iter::repeat(&[(0, 0); 4])))
+            .map(|(l, f)| {
+                let mut out = [(0, 0); 4];
+                for r in 0..4 {
+                    out[r] = (l[r].0.saturating_sub(f[r].0), l[r].1.saturating_sub(f[r].1));
+                }
+                out
+            })
+            .collect(),
+    )
+}
+
+/// The hit ratio between consecutive points of the trend over the last 24 hours (a month's
+/// first point counts from the month's start).
+fn trend(kept: &Kept, mi: usize, ri: usize, now: SystemTime) -> Vec<TrendPoint> {
+    let mut out = Vec::new();
+    let mut prev: Option<(Month, (u64, u64))> = None;
+    for s in &kept.trend {
+        let cur = s.counts.get(mi).map_or((0, 0), |x| x[ri]);
+        let base = match prev {
+            Some((m, p)) if m == s.month => p,
+            Some(_) => (0, 0),
+            None => {
+                prev = Some((s.month, cur));
+                continue;
+            }
+        };
+        prev = Some((s.month, cur));
+        let (q, h) = (cur.0.saturating_sub(base.0), cur.1.saturating_sub(base.1));
+        let recent = now.duration_since(s.at).unwrap_or(Duration::ZERO) <= TREND_SPAN;
+        if q > 0 && recent {
+            out.push(TrendPoint {
+                at: rfc3339(Some(s.at)),
+                requests: q,
+                hit_ratio_percent: ((h as f64 * 100.0 / q as f64) * 100.0).round() / 100.0,
+            });
+        }
+    }
+    out
+}
+
+/// The month's RPL at the end of each day up to `today`, cumulative.
+fn by_day(
+    days: Option<&MeasureDays>,
+    mi: usize,
+    ri: usize,
+    basis: Basis,
+    today: Option<u8>,
+) -> Vec<DayPoint> {
+    let Some(d) = days.and_then(|d| d.get(mi)) else {
+        return Vec::new();
+    };
+    let last = today.unwrap_or(31);
+    let (mut requests, mut hits) = (0u64, 0u64);
+    let mut out = Vec::new();
+    for day in 1..=last {
+        let i = usize::from(day) - 1;
+        let regions: Vec<usize> = if ri == 3 { vec![0, 1, 2] } else { vec![ri] };
+        for r in regions {
+            let [q, wt, ok] = d[r][i];
+            requests += q;
+            hits += match basis {
+                Basis::Trt => wt,
+                Basis::Success => ok,
+            };
+        }
+        if let Some(rpl) = rpl_percent(hits, requests) {
+            out.push(DayPoint {
+                day,
+                requests,
+                rpl_percent: rpl,
+            });
+        }
+    }
+    out
+}
+
+fn pipeline_view(
+    snap: &LiveSnapshot,
+    kept: &Kept,
+    events: u64,
+    with_store: bool,
+    now: SystemTime,
+) -> super::model::PipelineView {
+    let rate = match (kept.rate.front(), kept.rate.back()) {
+        (Some((t0, n0)), Some((t1, n1))) if t1 > t0 => {
+            (n1.saturating_sub(*n0)) as f64 / t1.duration_since(*t0).as_secs_f64()
+        }
+        _ => 0.0,
+    };
+    let mut last_hour = BTreeMap::new();
+    if let Some((_, first)) = kept
+        .dead
+        .iter()
+        .find(|(t, _)| t.elapsed() <= DEAD_SPAN + Duration::from_secs(60))
+    {
+        for (i, reason) in DeadReason::ALL.iter().enumerate() {
+            let n = snap.stats.dead_letters[i].saturating_sub(first.get(i).copied().unwrap_or(0));
+            if n > 0 {
+                last_hour.insert(reason.as_str().to_string(), n);
+            }
+        }
+    }
+    let wall = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    super::model::PipelineView {
+        partitions_held: snap.assigned,
+        lag_messages: snap.lag.iter().map(|(_, _, l)| *l).sum(),
+        events_per_second: rate.round(),
+        events_total: events.max(snap.stats.events),
+        checkpoint_age_seconds: with_store.then(|| round1(snap.checkpoint_age)),
+        pending_requests: snap.pending,
+        waiting_responses: snap.waiting,
+        dead_letters_total: snap.stats.dead_letters.iter().sum(),
+        dead_letters_last_hour: last_hour,
+        kafka_errors: snap.kafka_errors,
+        partitions: snap
+            .partitions
+            .iter()
+            .map(|p| PartitionView {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                next_offset: p.next_offset,
+                lag: p.lag,
+                watermark: p.watermark.map(rfc3339_ts),
+                watermark_behind_seconds: p.watermark.map(|w| round1(wall - w.0 as f64 / 1e9)),
+                idle_seconds: round1(p.last_event.as_secs_f64()),
+            })
+            .collect(),
+    }
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// A wall-clock time as RFC 3339 UTC (seconds); empty when unknown.
+pub(super) fn rfc3339(t: Option<SystemTime>) -> String {
+    t.and_then(|t| jiff::Timestamp::try_from(t).ok())
+        .map_or_else(String::new, |t| {
+            t.round(jiff::Unit::Second)
+                .map_or_else(|_| t.to_string(), |r| r.to_string())
+        })
+}
+
+/// An event time as RFC 3339 UTC (milliseconds).
+fn rfc3339_ts(t: Ts) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(t.0))
+        .map(|t| {
+            t.round(jiff::Unit::Millisecond)
+                .map_or_else(|_| t.to_string(), |r| r.to_string())
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_compares_the_printed_rpl_with_the_levels_exactly() {
+        let d = |v: i64| Some(Decimal::new(v, 0));
+        assert_eq!(state(0, 0, d(99), d(96)), "no_requests");
+        assert_eq!(state(100, 99, d(99), d(96)), "ok", "99.0000 is at TPL");
+        assert_eq!(state(100, 98, d(99), d(96)), "below_target");
+        assert_eq!(
+            state(100, 96, d(99), d(96)),
+            "below_target",
+            "96.0000 is at MPL"
+        );
+        assert_eq!(state(100, 95, d(99), d(96)), "below_minimum");
+        assert_eq!(state(100, 50, None, None), "no_target");
+        // 99 999 of 100 000 prints 99.9990: on target; 98 999 of 100 000 (98.9990) is not.
+        assert_eq!(state(100_000, 98_999, d(99), None), "below_target");
+    }
+
+    #[test]
+    fn the_rpl_by_day_is_cumulative_up_to_the_watermarks_day() {
+        let mut days: MeasureDays = vec![[[[0; 3]; 31]; 3]; 1];
+        days[0][1][0] = [10, 10, 10]; // central, day 1
+        days[0][1][2] = [10, 5, 9]; // central, day 3
+        days[0][0][2] = [4, 4, 4]; // north, day 3
+        days[0][1][4] = [7, 7, 7]; // day 5, after the watermark's day
+        let central = by_day(Some(&days), 0, 1, Basis::Trt, Some(3));
+        let got: Vec<(u8, u64, &str)> = central
+            .iter()
+            .map(|p| (p.day, p.requests, p.rpl_percent.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(1, 10, "100.0000"), (2, 10, "100.0000"), (3, 20, "75.0000")]
+        );
+        let success = by_day(Some(&days), 0, 1, Basis::Success, Some(3));
+        assert_eq!(success[2].rpl_percent, "95.0000");
+        let all = by_day(Some(&days), 0, 3, Basis::Trt, Some(3));
+        assert_eq!(
+            (all[2].requests, all[2].rpl_percent.as_str()),
+            (24, "79.1667")
+        );
+        assert!(by_day(None, 0, 1, Basis::Trt, Some(3)).is_empty());
+    }
+
+    #[test]
+    fn the_trend_is_the_hit_ratio_between_points_and_starts_afresh_each_month() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let (march, april) = (Month::new(2024, 3), Month::new(2024, 4));
+        let point = |min: u64, month, req, hit| sampler::TrendSample {
+            at: t0 + Duration::from_secs(min * 60),
+            month,
+            counts: vec![[(0, 0), (req, hit), (0, 0), (req, hit)]],
+        };
+        let kept = Kept {
+            trend: [
+                point(0, march, 100, 99),
+                point(1, march, 150, 144),
+                point(2, march, 150, 144),
+                point(3, april, 10, 10),
+            ]
+            .into(),
+            ..Kept::default()
+        };
+        let now = t0 + Duration::from_secs(300);
+        let got: Vec<(u64, f64)> = trend(&kept, 0, 1, now)
+            .iter()
+            .map(|p| (p.requests, p.hit_ratio_percent))
+            .collect();
+        // 50 requests with 45 hits, then none (no point), then April's first 10.
+        assert_eq!(got, vec![(50, 90.0), (10, 100.0)]);
+        // Older than a day: gone.
+        assert!(trend(&kept, 0, 1, now + TREND_SPAN).is_empty());
+    }
+}

@@ -1,0 +1,245 @@
+//! `/status.json`: what the status page shows, as data. Field names are stable: fields may be
+//! added, none is renamed or removed without raising [`SCHEMA`]. Times are RFC 3339 in UTC,
+//! percentages of RPL are exact decimals with four places (as in `rpl.csv`), and every count is
+//! an integer. `srv-opr status` reads it back with these same types.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The version of this document's shape.
+pub const SCHEMA: u32 = 1;
+
+/// Everything the status page shows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// When this was put together.
+    pub generated_at: String,
+    /// Who is looking at what.
+    pub instance: Instance,
+    /// The month holding the combined watermark, and where its figures come from; `None` before
+    /// any event.
+    pub month: Option<MonthView>,
+    /// Per configured measure, in configuration order.
+    pub measures: Vec<MeasureView>,
+    /// Alerts firing now, most severe first.
+    pub alerts: Vec<AlertView>,
+    /// The pipeline of this instance.
+    pub pipeline: PipelineView,
+}
+
+/// The instance answering.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Instance {
+    /// Host and process (`host:pid`), as the store records owners.
+    pub name: String,
+    /// The consumer group.
+    pub group: String,
+    /// The topics consumed.
+    pub topics: Vec<String>,
+    /// SHA-256 of the effective measures and scheme.
+    pub definitions_sha256: String,
+    /// srv-opr's version.
+    pub version: String,
+    /// When the process started.
+    pub started_at: String,
+    /// `sqlite` or `postgres` when a state store is configured.
+    pub store: Option<String>,
+}
+
+/// The month shown.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MonthView {
+    /// `YYYY-MM`, in the configured time zone.
+    pub month: String,
+    /// The combined watermark this instance knows.
+    pub watermark: String,
+    /// Share of the month gone by the watermark, 0–100.
+    pub elapsed_percent: f64,
+    /// Whether the month is final (the combined watermark passed its end plus the longest
+    /// deadline): its figures change only by revisions.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// `group`: the figures are every partition's checkpointed month rows, merged as `rollup`
+    /// merges them; `instance`: only this instance's partitions, live (no store, or the store
+    /// could not be read).
+    pub source: String,
+    /// With a store: the partitions behind the group figures.
+    pub group: Option<GroupView>,
+}
+
+/// The partitions the group figures are made of.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupView {
+    /// Partitions with a checkpoint.
+    pub partitions: usize,
+    /// Age of the oldest partition's last checkpoint, in seconds: the figures are at least that
+    /// fresh.
+    pub oldest_checkpoint_age_seconds: Option<f64>,
+    /// Each partition's owner and checkpoint age.
+    pub checkpoints: Vec<CheckpointView>,
+    /// When the store was read.
+    pub read_at: String,
+    /// Why the last read failed (the figures shown are then this instance's).
+    pub error: Option<String>,
+}
+
+/// One partition's last checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckpointView {
+    /// `topic/partition`.
+    pub partition: String,
+    /// The instance that claimed it last.
+    pub owner: String,
+    /// Seconds since its last checkpoint.
+    pub age_seconds: Option<f64>,
+}
+
+/// One measure.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MeasureView {
+    /// Its id (`PM4.3`).
+    pub measure: String,
+    /// Its name.
+    pub name: String,
+    /// `trt` (answered successfully within the TRT) or `success` (MP242: succeeded at all).
+    pub basis: String,
+    /// Scored per region (else on `all`).
+    pub regional: bool,
+    /// Target Performance Level, percent.
+    pub tpl: Option<String>,
+    /// Minimum Performance Level, percent.
+    pub mpl: Option<String>,
+    /// North, central, south and all.
+    pub regions: Vec<RegionView>,
+}
+
+/// One measure in one region, this month to date.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegionView {
+    /// `north`, `central`, `south` or `all`.
+    pub region: String,
+    /// Whether the measure is judged here (its regions when regional, else `all`).
+    pub judged: bool,
+    /// Requests decided this month.
+    pub requests: u64,
+    /// Of which hits (within target, or succeeded for a success measure).
+    pub hits: u64,
+    /// `100 × hits / requests`, four places; `None` without requests.
+    pub rpl_percent: Option<String>,
+    /// `ok`, `below_target`, `below_minimum`, `no_target` (the measure has no TPL) or
+    /// `no_requests`.
+    pub state: String,
+    /// Hits in a row needed to reach TPL (0 at or above it).
+    pub hits_to_target: Option<u64>,
+    /// ⌊requests × (100 − TPL)/100⌋ − misses: misses still allowed (negative: over).
+    pub error_budget: Option<i64>,
+    /// The month-end RPL if the rest of the month goes as its recent hours.
+    pub projected_rpl_percent: Option<f64>,
+    /// This instance's own live figures (its partitions only).
+    pub instance: LiveFigures,
+    /// The hit ratio over the last 24 hours (wall clock; since the process started, if later).
+    pub trend_24h: Vec<TrendPoint>,
+    /// The month's RPL at the end of each day so far (cumulative).
+    pub rpl_by_day: Vec<DayPoint>,
+}
+
+/// An instance's live counts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LiveFigures {
+    /// Requests decided this month.
+    pub requests: u64,
+    /// Hits.
+    pub hits: u64,
+    /// RPL, four places.
+    pub rpl_percent: Option<String>,
+}
+
+/// The hit ratio of the requests decided in one interval.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrendPoint {
+    /// The interval's end.
+    pub at: String,
+    /// Requests decided in it.
+    pub requests: u64,
+    /// Their hit ratio, percent.
+    pub hit_ratio_percent: f64,
+}
+
+/// The month's RPL at the end of a day.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DayPoint {
+    /// Day of the month (1–31).
+    pub day: u8,
+    /// Requests decided from the 1st to the end of that day.
+    pub requests: u64,
+    /// Their RPL, four places.
+    pub rpl_percent: String,
+}
+
+/// An alert firing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AlertView {
+    /// Its name (`SrvRplBelowTarget`).
+    pub alert: String,
+    /// `warning` or `critical`.
+    pub severity: String,
+    /// The measure, for a measure's alert.
+    pub measure: Option<String>,
+    /// The region, for a measure's alert.
+    pub region: Option<String>,
+    /// When its condition began to hold.
+    pub since: String,
+    /// When it fired (the condition held for `alerts.for`).
+    pub fired_at: Option<String>,
+    /// One line for a person.
+    pub summary: String,
+}
+
+/// This instance's pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PipelineView {
+    /// Partitions this instance holds.
+    pub partitions_held: usize,
+    /// Messages not yet processed, over the partitions whose end is known.
+    pub lag_messages: i64,
+    /// Events processed per second, over the last few seconds.
+    pub events_per_second: f64,
+    /// Events read since the process started.
+    pub events_total: u64,
+    /// With a store: seconds the oldest unsaved work has waited for a checkpoint.
+    pub checkpoint_age_seconds: Option<f64>,
+    /// Requests waiting for a decision.
+    pub pending_requests: u64,
+    /// Responses waiting for their request.
+    pub waiting_responses: u64,
+    /// Dead letters since the process started.
+    pub dead_letters_total: u64,
+    /// Dead letters in the last hour (since the start, if later), by reason.
+    pub dead_letters_last_hour: BTreeMap<String, u64>,
+    /// Errors librdkafka reported (it retries them).
+    pub kafka_errors: u64,
+    /// Each partition held.
+    pub partitions: Vec<PartitionView>,
+}
+
+/// One partition held.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartitionView {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The next offset to process.
+    pub next_offset: i64,
+    /// Messages not yet processed, when its end is known.
+    pub lag: Option<i64>,
+    /// Its watermark.
+    pub watermark: Option<String>,
+    /// How far its watermark trails the wall clock, seconds.
+    pub watermark_behind_seconds: Option<f64>,
+    /// Seconds since it last delivered an event.
+    pub idle_seconds: f64,
+}

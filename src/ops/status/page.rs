@@ -1,0 +1,599 @@
+//! `/`: the status page, one HTML document with no external asset (it works on an isolated
+//! network), readable without JavaScript, reloading itself every [`REFRESH_SECONDS`]. A
+//! measure's state is always written out as well as coloured, and every chart is an inline SVG
+//! drawn here, with its figures in its title. Every element a test or a script may want has a
+//! stable `id` or `data-` attribute.
+
+use std::fmt::Write;
+
+use super::model::{DayPoint, MeasureView, RegionView, Status, TrendPoint};
+
+/// Seconds between the page's reloads.
+pub const REFRESH_SECONDS: u32 = 10;
+
+/// The page for `s`.
+pub fn render(s: &Status) -> String {
+    let mut h = String::with_capacity(64 << 10);
+    let title = match &s.month {
+        Some(m) => format!("srv-opr {} · {}", m.month, s.instance.group),
+        None => format!("srv-opr · {}", s.instance.group),
+    };
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><style>{CSS}</style></head><body>\n",
+        esc(&title)
+    );
+    header(&mut h, s);
+    alerts(&mut h, s);
+    measures(&mut h, s);
+    pipeline(&mut h, s);
+    let _ = write!(
+        h,
+        "<footer>Generated {} · reloads every {REFRESH_SECONDS} s · the same as data: \
+         <a href=\"status.json\">status.json</a> · <a href=\"metrics\">metrics</a></footer>\n\
+         </body></html>\n",
+        esc(&s.generated_at)
+    );
+    h
+}
+
+fn header(h: &mut String, s: &Status) {
+    let i = &s.instance;
+    let _ = write!(
+        h,
+        "<header><h1>srv-opr status</h1><dl id=\"instance\">\
+         <dt>Instance</dt><dd id=\"instance-name\">{}</dd>\
+         <dt>Group</dt><dd id=\"group\">{}</dd>\
+         <dt>Topics</dt><dd id=\"topics\">{}</dd>\
+         <dt>Definitions</dt><dd id=\"definitions\" title=\"{}\">{}</dd>\
+         <dt>Version</dt><dd id=\"version\">{}</dd>\
+         <dt>Started</dt><dd>{}</dd></dl>",
+        esc(&i.name),
+        esc(&i.group),
+        esc(&i.topics.join(", ")),
+        esc(&i.definitions_sha256),
+        esc(i
+            .definitions_sha256
+            .get(..12)
+            .unwrap_or(&i.definitions_sha256)),
+        esc(&i.version),
+        esc(&i.started_at),
+    );
+    match &s.month {
+        None => h.push_str(
+            "<p id=\"scope\" class=\"note\">No event yet: nothing to show until a partition \
+             delivers one.</p>",
+        ),
+        Some(m) => {
+            let finality = if m.is_final {
+                "<strong id=\"final\" data-final=\"true\">final</strong> (changes only by \
+                 revisions)"
+            } else {
+                "<strong id=\"final\" data-final=\"false\">not final yet</strong>"
+            };
+            let _ = write!(
+                h,
+                "<p id=\"month\" data-month=\"{}\">Month <strong>{}</strong>, to date: \
+                 watermark {} ({:.1} % of the month gone); {}.</p>",
+                esc(&m.month),
+                esc(&m.month),
+                esc(&m.watermark),
+                m.elapsed_percent,
+                finality
+            );
+            let scope = match (&m.group, m.source.as_str()) {
+                (Some(g), "group") => format!(
+                    "<p id=\"scope\" data-source=\"group\">Figures of the <strong>whole \
+                     group</strong>: the month rows of all {} partitions in the state store, \
+                     merged as <code>rollup</code> merges them, as of their last checkpoints \
+                     (the oldest {} ago; read {}). This instance's own live figures are \
+                     beside them.</p>",
+                    g.partitions,
+                    g.oldest_checkpoint_age_seconds
+                        .map_or_else(|| "unknown".to_string(), |a| format!("{a:.0} s")),
+                    esc(&g.read_at)
+                ),
+                (Some(g), _) => format!(
+                    "<p id=\"scope\" data-source=\"instance\" class=\"warn\">Figures of \
+                     <strong>this instance only</strong> (its partitions, live): the state \
+                     store could not be used ({}).</p>",
+                    esc(g.error.as_deref().unwrap_or("not read yet"))
+                ),
+                (None, _) => "<p id=\"scope\" data-source=\"instance\">Figures of <strong>this \
+                     instance only</strong> (its partitions, live): no state store is \
+                     configured, so other members' partitions are not shown.</p>"
+                    .to_string(),
+            };
+            h.push_str(&scope);
+        }
+    }
+    h.push_str("</header>\n");
+}
+
+fn alerts(h: &mut String, s: &Status) {
+    let _ = write!(
+        h,
+        "<section id=\"alerts\" data-firing=\"{}\"><h2>Alerts firing: {}</h2>",
+        s.alerts.len(),
+        s.alerts.len()
+    );
+    if s.alerts.is_empty() {
+        h.push_str("<p class=\"ok\">None.</p>");
+    } else {
+        h.push_str(
+            "<table><thead><tr><th>Severity</th><th>Alert</th><th>Where</th><th>Since</th>\
+             <th>Summary</th></tr></thead><tbody>",
+        );
+        for a in &s.alerts {
+            let place = match (&a.measure, &a.region) {
+                (Some(m), Some(r)) => format!("{m} {r}"),
+                (Some(m), None) => m.clone(),
+                _ => "pipeline".to_string(),
+            };
+            let _ = write!(
+                h,
+                "<tr class=\"alert {}\" data-alert=\"{}\" data-severity=\"{}\"><td><span \
+                 class=\"badge {}\">{}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 </tr>",
+                sev_class(&a.severity),
+                esc(&a.alert),
+                esc(&a.severity),
+                sev_class(&a.severity),
+                esc(&a.severity.to_uppercase()),
+                esc(&a.alert),
+                esc(&place),
+                esc(&a.since),
+                esc(&a.summary)
+            );
+        }
+        h.push_str("</tbody></table>");
+    }
+    h.push_str("</section>\n");
+}
+
+fn measures(h: &mut String, s: &Status) {
+    h.push_str(
+        "<section id=\"measures\"><h2>Measures, month to date</h2>\
+         <table><thead><tr><th>Measure</th><th>Region</th><th>State</th><th>RPL %</th>\
+         <th>TPL / MPL</th><th>Requests</th><th>Hits</th><th>Hits in a row to TPL</th>\
+         <th>Error budget left</th><th>Projected month-end</th><th>This instance (live)</th>\
+         <th>Hit ratio, 24 h</th><th>RPL by day</th></tr></thead><tbody>",
+    );
+    for m in &s.measures {
+        for (i, r) in m.regions.iter().enumerate() {
+            region_row(h, m, r, i == 0);
+        }
+    }
+    h.push_str("</tbody></table></section>\n");
+}
+
+fn region_row(h: &mut String, m: &MeasureView, r: &RegionView, first: bool) {
+    let label = match r.state.as_str() {
+        "ok" => "on target",
+        "below_target" => "BELOW TARGET",
+        "below_minimum" => "BELOW MINIMUM",
+        "no_target" => "no target",
+        _ => "no requests",
+    };
+    let levels = match (&m.tpl, &m.mpl) {
+        (Some(t), Some(mp)) => format!("{t} / {mp}"),
+        (Some(t), None) => t.clone(),
+        _ => "—".into(),
+    };
+    let measure_cell = if first {
+        format!(
+            "<th scope=\"row\" rowspan=\"{}\" title=\"{}\">{}<br><small>{}</small></th>",
+            m.regions.len(),
+            esc(&m.name),
+            esc(&m.measure),
+            esc(&m.basis)
+        )
+    } else {
+        String::new()
+    };
+    let tpl: Option<f64> = m.tpl.as_deref().and_then(|t| t.parse().ok());
+    let _ = write!(
+        h,
+        "<tr class=\"{}{}st-{}\" data-measure=\"{}\" data-region=\"{}\" data-state=\"{}\" \
+         data-judged=\"{}\">{}<td class=\"region\">{}</td><td class=\"state\"><span \
+         class=\"badge {}\">{}</span></td><td class=\"rpl num {}\">{}</td><td class=\"levels \
+         num\">{}</td><td class=\"requests num\">{}</td><td class=\"hits num\">{}</td><td \
+         class=\"to-target num\">{}</td><td class=\"budget num\">{}</td><td class=\"projected \
+         num\">{}</td><td class=\"instance num\">{}</td><td class=\"trend\">{}</td><td \
+         class=\"by-day\">{}</td></tr>",
+        if first { "first " } else { "" },
+        if r.judged { "judged " } else { "context " },
+        esc(&r.state),
+        esc(&m.measure),
+        esc(&r.region),
+        esc(&r.state),
+        r.judged,
+        measure_cell,
+        esc(&r.region),
+        state_class(&r.state),
+        label,
+        state_class(&r.state),
+        r.rpl_percent.as_deref().unwrap_or("—"),
+        esc(&levels),
+        r.requests,
+        r.hits,
+        r.hits_to_target.map_or("—".into(), |v| v.to_string()),
+        r.error_budget.map_or("—".into(), |v| v.to_string()),
+        r.projected_rpl_percent
+            .map_or("—".into(), |p| format!("{p:.2}")),
+        match &r.instance.rpl_percent {
+            Some(p) => format!("{p} <small>({} req.)</small>", r.instance.requests),
+            None => "—".into(),
+        },
+        trend_svg(&r.trend_24h, tpl),
+        day_svg(&r.rpl_by_day, tpl),
+    );
+}
+
+fn pipeline(h: &mut String, s: &Status) {
+    let p = &s.pipeline;
+    let final_text = s
+        .month
+        .as_ref()
+        .map_or("—", |m| if m.is_final { "yes" } else { "not yet" });
+    let _ = write!(
+        h,
+        "<section id=\"pipeline\"><h2>Pipeline (this instance)</h2><dl>\
+         <dt>Partitions held</dt><dd id=\"partitions-held\">{}</dd>\
+         <dt>Lag</dt><dd id=\"lag\">{} messages</dd>\
+         <dt>Events/s now</dt><dd id=\"rate\">{:.0}</dd>\
+         <dt>Events read</dt><dd id=\"events\">{}</dd>\
+         <dt>Checkpoint age</dt><dd id=\"checkpoint-age\">{}</dd>\
+         <dt>Pending requests</dt><dd>{}</dd><dt>Waiting responses</dt><dd>{}</dd>\
+         <dt>Month final</dt><dd>{}</dd>\
+         <dt>Kafka errors (retried)</dt><dd>{}</dd></dl>",
+        p.partitions_held,
+        p.lag_messages,
+        p.events_per_second,
+        p.events_total,
+        p.checkpoint_age_seconds
+            .map_or("no state store".to_string(), |a| format!("{a:.1} s")),
+        p.pending_requests,
+        p.waiting_responses,
+        final_text,
+        p.kafka_errors,
+    );
+    let _ = write!(
+        h,
+        "<h3>Dead letters in the last hour</h3><p id=\"dead-letters\" data-total=\"{}\">",
+        p.dead_letters_last_hour.values().sum::<u64>()
+    );
+    if p.dead_letters_last_hour.is_empty() {
+        h.push_str("None.");
+    } else {
+        let parts: Vec<String> = p
+            .dead_letters_last_hour
+            .iter()
+            .map(|(r, n)| format!("<span data-reason=\"{}\">{}: {}</span>", esc(r), esc(r), n))
+            .collect();
+        h.push_str(&parts.join(", "));
+    }
+    let _ = write!(h, " ({} since the start)</p>", p.dead_letters_total);
+    h.push_str(
+        "<h3>Partitions</h3><table id=\"partitions\"><thead><tr><th>Partition</th>\
+         <th>Next offset</th><th>Lag</th><th>Watermark</th><th>Behind the clock</th>\
+         <th>Idle</th></tr></thead><tbody>",
+    );
+    for q in &p.partitions {
+        let _ = write!(
+            h,
+            "<tr data-partition=\"{}/{}\"><td>{}/{}</td><td class=\"num\">{}</td><td \
+             class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.0} \
+             s</td></tr>",
+            esc(&q.topic),
+            q.partition,
+            esc(&q.topic),
+            q.partition,
+            q.next_offset,
+            q.lag.map_or("—".into(), |l| l.to_string()),
+            q.watermark.as_deref().map_or("—".into(), esc),
+            q.watermark_behind_seconds.map_or("—".into(), human_secs),
+            q.idle_seconds
+        );
+    }
+    h.push_str("</tbody></table>");
+    if let Some(g) = s.month.as_ref().and_then(|m| m.group.as_ref()) {
+        h.push_str(
+            "<h3>Checkpoints in the store (the whole group)</h3><table id=\"checkpoints\">\
+             <thead><tr><th>Partition</th><th>Owner</th><th>Last checkpoint</th></tr></thead>\
+             <tbody>",
+        );
+        for c in &g.checkpoints {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+                esc(&c.partition),
+                esc(&c.owner),
+                c.age_seconds
+                    .map_or("—".into(), |a| format!("{} ago", human_secs(a)))
+            );
+        }
+        h.push_str("</tbody></table>");
+    }
+    h.push_str("</section>\n");
+}
+
+/// Seconds for a person: `42 s`, `3 min`, `5.2 h`, `12 d`.
+fn human_secs(s: f64) -> String {
+    match s {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 7200.0 => format!("{:.0} min", s / 60.0),
+        s if s < 172_800.0 => format!("{:.1} h", s / 3600.0),
+        s => format!("{:.0} d", s / 86_400.0),
+    }
+}
+
+const W: f64 = 150.0;
+const H: f64 = 34.0;
+
+/// The 24-hour hit ratio as a line, TPL dashed.
+fn trend_svg(points: &[TrendPoint], tpl: Option<f64>) -> String {
+    let values: Vec<f64> = points.iter().map(|p| p.hit_ratio_percent).collect();
+    let title = match (points.first(), points.last()) {
+        (Some(f), Some(l)) => format!(
+            "Hit ratio over {} intervals from {} to {}: last {:.2} %, lowest {:.2} %",
+            points.len(),
+            f.at,
+            l.at,
+            l.hit_ratio_percent,
+            values.iter().copied().fold(f64::INFINITY, f64::min)
+        ),
+        _ => return "<small class=\"muted\">no data yet</small>".into(),
+    };
+    line_svg(&values, tpl, &title)
+}
+
+/// The month's cumulative RPL by day, TPL dashed.
+fn day_svg(points: &[DayPoint], tpl: Option<f64>) -> String {
+    let values: Vec<f64> = points
+        .iter()
+        .filter_map(|p| p.rpl_percent.parse().ok())
+        .collect();
+    let title = match (points.first(), points.last()) {
+        (Some(f), Some(l)) => format!(
+            "RPL to the end of day {}: {} %; day {}: {} %",
+            f.day, f.rpl_percent, l.day, l.rpl_percent
+        ),
+        _ => return "<small class=\"muted\">no data yet</small>".into(),
+    };
+    line_svg(&values, tpl, &title)
+}
+
+fn line_svg(values: &[f64], tpl: Option<f64>, title: &str) -> String {
+    let lo = values
+        .iter()
+        .copied()
+        .chain(tpl.map(|t| t - 1.0))
+        .fold(100.0f64, f64::min)
+        .max(0.0);
+    let span = (100.0 - lo).max(0.5);
+    let y = |v: f64| 2.0 + (100.0 - v.clamp(lo, 100.0)) / span * (H - 4.0);
+    let x = |i: usize| {
+        if values.len() <= 1 {
+            W / 2.0
+        } else {
+            2.0 + i as f64 * (W - 4.0) / (values.len() - 1) as f64
+        }
+    };
+    let mut svg = format!(
+        "<svg class=\"spark\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" \
+         aria-label=\"{t}\"><title>{t}</title>",
+        t = esc(title)
+    );
+    if let Some(t) = tpl {
+        let _ = write!(
+            svg,
+            "<line x1=\"0\" x2=\"{W}\" y1=\"{y:.1}\" y2=\"{y:.1}\" class=\"tpl\"/>",
+            y = y(t)
+        );
+    }
+    let pts: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
+        .collect();
+    if pts.len() == 1 {
+        let _ = write!(
+            svg,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2\"/>",
+            x(0),
+            y(values[0])
+        );
+    } else {
+        let _ = write!(svg, "<polyline points=\"{}\"/>", pts.join(" "));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn state_class(state: &str) -> &'static str {
+    match state {
+        "ok" => "ok",
+        "below_target" => "warn",
+        "below_minimum" => "crit",
+        _ => "muted",
+    }
+}
+
+fn sev_class(severity: &str) -> &'static str {
+    if severity == "critical" {
+        "crit"
+    } else {
+        "warn"
+    }
+}
+
+/// HTML-escapes text (configuration and event-derived text never reach the page unescaped).
+pub(super) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const CSS: &str = "\
+body{font:14px/1.4 system-ui,sans-serif;margin:1em 2em;color:#1d1d1f;background:#fff}\
+h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.2em 0 .4em}h3{font-size:1em}\
+dl{display:grid;grid-template-columns:max-content auto;gap:.1em 1em;margin:.3em 0}\
+dt{color:#555}dd{margin:0}\
+table{border-collapse:collapse;margin:.3em 0}th,td{padding:.2em .5em;border-bottom:1px solid #ddd;\
+text-align:left;vertical-align:middle}.num{text-align:right;font-variant-numeric:tabular-nums}\
+tr.first td,tr.first th{border-top:2px solid #999}tr.context{color:#777}\
+.badge{display:inline-block;padding:.05em .45em;border-radius:.3em;font-weight:600;\
+border:1px solid currentColor;white-space:nowrap}td.levels,td.rpl{white-space:nowrap}\
+th[scope=row]{color:#1d1d1f}\
+.ok{color:#0a6b2b}.badge.ok{background:#e3f5e8}\
+.warn{color:#8a5300}.badge.warn{background:#fff1cc}\
+.crit{color:#a00000}.badge.crit{background:#fde0e0}\
+.muted{color:#777}.note{color:#555}p.warn{font-weight:600}\
+svg.spark polyline{fill:none;stroke:#1f5fbf;stroke-width:1.5}svg.spark circle{fill:#1f5fbf}\
+svg.spark line.tpl{stroke:#8a5300;stroke-dasharray:3 2;stroke-width:1}\
+svg.spark{background:#f6f8fb}footer{margin-top:2em;color:#777}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::status::model::*;
+
+    fn status() -> Status {
+        let region = |name: &str, state: &str, judged: bool| RegionView {
+            region: name.into(),
+            judged,
+            requests: 200,
+            hits: 196,
+            rpl_percent: Some("98.0000".into()),
+            state: state.into(),
+            hits_to_target: Some(200),
+            error_budget: Some(-2),
+            projected_rpl_percent: Some(98.1234),
+            instance: LiveFigures {
+                requests: 200,
+                hits: 196,
+                rpl_percent: Some("98.0000".into()),
+            },
+            trend_24h: vec![
+                TrendPoint {
+                    at: "2024-03-10T10:00:00Z".into(),
+                    requests: 20,
+                    hit_ratio_percent: 95.0,
+                },
+                TrendPoint {
+                    at: "2024-03-10T10:01:00Z".into(),
+                    requests: 20,
+                    hit_ratio_percent: 100.0,
+                },
+            ],
+            rpl_by_day: vec![DayPoint {
+                day: 1,
+                requests: 200,
+                rpl_percent: "98.0000".into(),
+            }],
+        };
+        Status {
+            schema: SCHEMA,
+            generated_at: "2024-03-10T10:02:00Z".into(),
+            instance: Instance {
+                name: "host:1".into(),
+                group: "g<script>".into(),
+                topics: vec!["srv-events".into()],
+                definitions_sha256: "ab".repeat(32),
+                version: "0.1.0".into(),
+                started_at: "2024-03-10T09:00:00Z".into(),
+                store: None,
+            },
+            month: Some(MonthView {
+                month: "2024-03".into(),
+                watermark: "2024-03-10T10:00:00.000Z".into(),
+                elapsed_percent: 30.0,
+                is_final: false,
+                source: "instance".into(),
+                group: None,
+            }),
+            measures: vec![MeasureView {
+                measure: "PM4.3".into(),
+                name: "HAN test <fast>".into(),
+                basis: "trt".into(),
+                regional: true,
+                tpl: Some("99".into()),
+                mpl: Some("96".into()),
+                regions: vec![
+                    region("north", "ok", true),
+                    region("central", "below_target", true),
+                    region("all", "below_target", false),
+                ],
+            }],
+            alerts: vec![AlertView {
+                alert: "SrvRplBelowTarget".into(),
+                severity: "warning".into(),
+                measure: Some("PM4.3".into()),
+                region: Some("central".into()),
+                since: "2024-03-10T09:30:00Z".into(),
+                fired_at: Some("2024-03-10T09:30:00Z".into()),
+                summary: "PM4.3 central RPL 98.0000 % below TPL 99 %".into(),
+            }],
+            pipeline: PipelineView {
+                partitions_held: 6,
+                lag_messages: 0,
+                events_per_second: 12.0,
+                events_total: 1000,
+                checkpoint_age_seconds: None,
+                pending_requests: 3,
+                waiting_responses: 1,
+                dead_letters_total: 2,
+                dead_letters_last_hour: [("malformed_json".to_string(), 2)].into(),
+                kafka_errors: 0,
+                partitions: vec![PartitionView {
+                    topic: "srv-events".into(),
+                    partition: 0,
+                    next_offset: 10,
+                    lag: Some(0),
+                    watermark: Some("2024-03-10T10:00:00.000Z".into()),
+                    watermark_behind_seconds: Some(90.0),
+                    idle_seconds: 1.0,
+                }],
+            },
+        }
+    }
+
+    #[test]
+    fn the_page_says_each_state_in_words_escapes_text_and_needs_nothing_else() {
+        let html = render(&status());
+        assert!(html.contains("<meta http-equiv=\"refresh\" content=\"10\">"));
+        assert!(html.contains("data-region=\"central\" data-state=\"below_target\""));
+        assert!(html.contains(">BELOW TARGET<") && html.contains(">on target<"));
+        assert!(html.contains("g&lt;script&gt;") && !html.contains("g<script>"));
+        assert!(html.contains("HAN test &lt;fast&gt;"));
+        assert!(html.contains("this instance only"));
+        assert!(html.contains("<span data-reason=\"malformed_json\">malformed_json: 2</span>"));
+        // No external asset: no script, no stylesheet or image fetched from anywhere.
+        for needle in ["<script", "src=", "<link", "@import", "url("] {
+            assert!(!html.contains(needle), "{needle}");
+        }
+        assert!(html.contains("<svg class=\"spark\"") && html.contains("<polyline"));
+    }
+
+    #[test]
+    fn the_json_reads_back_into_the_same_status() {
+        let s = status();
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(text.contains("\"final\":false"), "{text}");
+        let back: Status = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+    }
+}

@@ -1,0 +1,633 @@
+//! The status page (`/`, `/status.json`, `srv-opr status`) against the real things: `run`
+//! consuming simulated traffic from the real broker in which the central region is degraded,
+//! the page rendered by headless Chromium (its DOM and a screenshot), its figures held to
+//! `/metrics` and, after the stop, to `rpl.csv`; three instances on PostgreSQL each showing the
+//! group's figures, equal to `rollup`'s; and `srv-opr status --check`'s exit codes against a
+//! firing warning and a firing critical alert. (TLS and basic auth on the page: `alerting`.)
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    KillOnDrop, brokers, create_topic_on, free_port, fresh_postgres_database, http_get, srv_ok,
+    unique,
+};
+
+/// Debian's Python, which has PIL (`scripts/test` installs python3-pil).
+const PYTHON: &str = "/usr/bin/python3";
+
+/// A month of March traffic into `topic` with `central`'s quality (north and south perfect).
+fn produce(dir: &Path, brokers: &str, topic: &str, rate: &str, central: &str) {
+    srv_ok(
+        dir,
+        &[
+            "simulate",
+            "--month",
+            "2024-03",
+            "--rate",
+            rate,
+            "--seed",
+            "41",
+            "--bad",
+            "0.001",
+            "--quality",
+            &format!("central:{central}"),
+            "--quality",
+            "north:slow=0,error=0,lost=0",
+            "--quality",
+            "south:slow=0,error=0,lost=0",
+            "--kafka",
+            brokers,
+            "--topic",
+            topic,
+        ],
+        &[],
+    );
+}
+
+/// The environment of a `run` of `topic` serving on `port`.
+fn env(brokers: &str, topic: &str, group: &str, port: u16, store: &str) -> Vec<(String, String)> {
+    vec![
+        ("SRV_OPR__KAFKA__BROKERS".into(), brokers.into()),
+        ("SRV_OPR__KAFKA__TOPICS".into(), format!("[\"{topic}\"]")),
+        ("SRV_OPR__KAFKA__GROUP_ID".into(), group.into()),
+        (
+            "SRV_OPR__KAFKA__DEAD_LETTER_TOPIC".into(),
+            format!("{topic}-dead"),
+        ),
+        ("SRV_OPR__HTTP__LISTEN".into(), format!("127.0.0.1:{port}")),
+        ("SRV_OPR__STATE__URL".into(), store.into()),
+        ("SRV_OPR__STATE__CHECKPOINT_INTERVAL".into(), "1s".into()),
+        ("SRV_OPR__ALERTS__INTERVAL".into(), "1s".into()),
+        ("SRV_OPR__ALERTS__FOR".into(), "0s".into()),
+        (
+            "SRV_OPR__KAFKA__PROPERTIES__SESSION.TIMEOUT.MS".into(),
+            "6000".into(),
+        ),
+        (
+            "SRV_OPR__KAFKA__PROPERTIES__HEARTBEAT.INTERVAL.MS".into(),
+            "500".into(),
+        ),
+    ]
+}
+
+fn spawn_run(dir: &Path, env: &[(String, String)], out: &str, log: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["run", "--out", out])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn status(addr: &str) -> Result<serde_json::Value, String> {
+    let (code, body) = http_get(addr, "/status.json");
+    if code != 200 {
+        return Err(format!("/status.json: HTTP {code}: {body}"));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
+}
+
+/// Polls `check` until it returns `Ok`, or fails with what it last said and the logs.
+fn wait_for<T>(
+    dir: &Path,
+    logs: &[&str],
+    what: &str,
+    secs: u64,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => {
+                let tails: String = logs
+                    .iter()
+                    .map(|f| {
+                        let t = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+                        let tail: Vec<&str> = t.lines().rev().take(12).collect();
+                        let tail: Vec<&str> = tail.into_iter().rev().collect();
+                        format!("--- {f}\n{}\n", tail.join("\n"))
+                    })
+                    .collect();
+                panic!("{what}: not within {secs} s; last: {last}\n{tails}");
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+/// Caught up and settled: every partition held and read to its end, the figures shown those of
+/// the whole group, each partition checkpointed since its last event (so the store's month rows
+/// are what the instances hold). The status then.
+fn settled(s: &serde_json::Value, partitions: usize) -> Result<(), String> {
+    let p = &s["pipeline"];
+    let month = &s["month"];
+    let group = &month["group"];
+    let ok = p["lag_messages"] == 0
+        && month["source"] == "group"
+        && group["partitions"] == partitions
+        && p["events_per_second"] == 0.0
+        && p["checkpoint_age_seconds"].as_f64() == Some(0.0)
+        && p["partitions"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().all(|x| x["lag"] == 0));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("pipeline {p}, month {month}"))
+    }
+}
+
+/// A region's figures in `/status.json`.
+fn region<'a>(s: &'a serde_json::Value, measure: &str, region: &str) -> &'a serde_json::Value {
+    s["measures"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["measure"] == measure))
+        .and_then(|m| m["regions"].as_array())
+        .and_then(|rs| rs.iter().find(|r| r["region"] == region))
+        .unwrap_or_else(|| panic!("{measure} {region} not in the status: {s}"))
+}
+
+/// A gauge's value in a `/metrics` text for labels `measure` and `region`.
+fn gauge(metrics: &str, name: &str, measure: &str, region: &str) -> Option<f64> {
+    let labels = format!("{name}{{measure=\"{measure}\",region=\"{region}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&labels))
+        .and_then(|v| v.parse().ok())
+}
+
+/// The cells of the page's row for `measure` and `region`, by class (from Chromium's DOM).
+fn row_cells(dom: &str, measure: &str, region: &str) -> (String, Vec<(String, String)>) {
+    let key = format!("data-measure=\"{measure}\" data-region=\"{region}\"");
+    let at = dom
+        .find(&key)
+        .unwrap_or_else(|| panic!("no row for {measure} {region} in the page"));
+    let start = dom[..at].rfind("<tr").unwrap();
+    let end = at + dom[at..].find("</tr>").unwrap();
+    let row = &dom[start..end];
+    let mut cells = Vec::new();
+    let mut rest = row;
+    while let Some(i) = rest.find("<td class=\"") {
+        rest = &rest[i + 11..];
+        let class = rest[..rest.find('"').unwrap()].to_string();
+        let body_at = rest.find('>').unwrap() + 1;
+        let body_end = rest.find("</td>").unwrap();
+        let text = strip_tags(&rest[body_at..body_end]);
+        cells.push((class, text));
+        rest = &rest[body_end..];
+    }
+    (row.to_string(), cells)
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for c in html.chars() {
+        match c {
+            '<' => inside = true,
+            '>' => inside = false,
+            c if !inside => out.push(c),
+            _ => {}
+        }
+    }
+    out.trim().to_string()
+}
+
+fn cell<'a>(cells: &'a [(String, String)], class: &str) -> &'a str {
+    cells
+        .iter()
+        .find(|(c, _)| c.split_whitespace().next() == Some(class))
+        .map_or("", |(_, t)| t.as_str())
+}
+
+/// A row of `rpl.csv` by month, measure and region: its fields by column name.
+fn rpl_row(csv: &str, month: &str, measure: &str, region: &str) -> Vec<(String, String)> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let line = lines
+        .find(|l| l.starts_with(&format!("{month},{measure},{region},")))
+        .unwrap_or_else(|| panic!("no {month} {measure} {region} in rpl.csv"));
+    header
+        .iter()
+        .zip(line.split(','))
+        .map(|(h, v)| (h.to_string(), v.to_string()))
+        .collect()
+}
+
+fn field<'a>(row: &'a [(String, String)], name: &str) -> &'a str {
+    row.iter()
+        .find(|(h, _)| h == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+fn chromium(dir: &Path, url: &str, what: &[&str]) -> std::process::Output {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            &format!("--user-data-dir={}", dir.join("chromium").display()),
+        ])
+        .args(what)
+        .arg(url)
+        .output()
+        .unwrap_or_else(|e| panic!("chromium is not installed ({e}): run scripts/test"));
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `run` on the real broker, central degraded below TPL (above MPL), north and south perfect:
+/// the page in headless Chromium flags central below target, in words and colour, and not north
+/// or south; its figures are `/metrics`'s, and after the stop `rpl.csv`'s. `srv-opr status`
+/// prints the same, and `--check` exits 1 for the warning firing.
+#[test]
+fn the_page_in_chromium_flags_the_degraded_region_with_the_figures_of_metrics_and_rpl_csv() {
+    let brokers = brokers();
+    let topic = unique("status");
+    create_topic_on(&brokers, &topic, 6);
+    create_topic_on(&brokers, &format!("{topic}-dead"), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    produce(d, &brokers, &topic, "0.05", "slow=0.02,error=0,lost=0");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let env = env(
+        &brokers,
+        &topic,
+        &unique("status"),
+        port,
+        "sqlite://state.db",
+    );
+    let mut run = spawn_run(d, &env, "run-out", "run.log");
+    let _run = KillOnDrop(run.id());
+
+    let s = wait_for(
+        d,
+        &["run.log"],
+        "caught up, checkpointed, alert firing",
+        180,
+        || {
+            let s = status(&addr)?;
+            settled(&s, 6)?;
+            let firing = s["alerts"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["alert"] == "SrvRplBelowTarget" && x["region"] == "central")
+            });
+            if !firing {
+                return Err(format!("alerts {}", s["alerts"]));
+            }
+            Ok(s)
+        },
+    );
+    // The figures are settled: the same now as a second ago.
+    std::thread::sleep(Duration::from_secs(2));
+    let again = status(&addr).unwrap();
+    assert_eq!(again["measures"], s["measures"], "figures still moving");
+    let (code, metrics) = http_get(&addr, "/metrics");
+    assert_eq!(code, 200);
+
+    // The page as a browser renders it: DOM and screenshot.
+    let url = format!("http://{addr}/");
+    let dom = String::from_utf8(chromium(d, &url, &["--dump-dom"]).stdout).unwrap();
+    assert!(dom.contains("srv-opr status"), "{dom}");
+    assert!(dom.contains("data-source=\"group\""), "the group's figures");
+    for measure in ["PM4.3", "SRV8.11"] {
+        for r in ["north", "central", "south", "all"] {
+            let (row, cells) = row_cells(&dom, measure, r);
+            let j = region(&s, measure, r);
+            let requests = cell(&cells, "requests");
+            let hits = cell(&cells, "hits");
+            // The page's figures are /status.json's and /metrics'.
+            assert_eq!(requests, j["requests"].to_string(), "{measure} {r}: {row}");
+            assert_eq!(hits, j["hits"].to_string(), "{measure} {r}: {row}");
+            let m_req = gauge(&metrics, "srv_month_to_date_requests", measure, r);
+            let m_hits = gauge(&metrics, "srv_month_to_date_hits", measure, r);
+            assert_eq!(
+                (
+                    Some(requests.parse::<f64>().unwrap()),
+                    Some(hits.parse::<f64>().unwrap())
+                ),
+                (m_req, m_hits),
+                "{measure} {r}: page against /metrics"
+            );
+            let budget = gauge(&metrics, "srv_error_budget_remaining", measure, r);
+            assert_eq!(
+                cell(&cells, "budget").parse::<f64>().ok(),
+                budget,
+                "{measure} {r}"
+            );
+            let to_target = gauge(&metrics, "srv_hits_to_target", measure, r);
+            assert_eq!(
+                cell(&cells, "to-target").parse::<f64>().ok(),
+                to_target,
+                "{measure} {r}"
+            );
+            let rpl = gauge(&metrics, "srv_month_to_date_rpl_percent", measure, r).unwrap();
+            let page_rpl: f64 = cell(&cells, "rpl").parse().unwrap();
+            assert!(
+                (page_rpl - rpl).abs() < 0.00005,
+                "{measure} {r}: {page_rpl} {rpl}"
+            );
+            // Central is below target, in words as well as colour; north and south are not.
+            let state = cell(&cells, "state");
+            match r {
+                "central" => {
+                    assert!(row.contains("data-state=\"below_target\""), "{row}");
+                    assert_eq!(state, "BELOW TARGET", "{row}");
+                    assert!((96.0..99.0).contains(&page_rpl), "{page_rpl}");
+                }
+                "north" | "south" => {
+                    assert!(row.contains("data-state=\"ok\""), "{row}");
+                    assert_eq!(state, "on target");
+                    assert_eq!(page_rpl, 100.0);
+                }
+                _ => {}
+            }
+            // Its charts are drawn on the page.
+            if r != "all" {
+                assert!(row.contains("<svg class=\"spark\""), "{measure} {r}: {row}");
+            }
+        }
+    }
+    assert!(
+        dom.contains("data-alert=\"SrvRplBelowTarget\""),
+        "the alert is listed"
+    );
+    // The month's RPL by day reaches the month's end: 31 days.
+    let by_day = region(&s, "PM4.3", "central")["rpl_by_day"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(by_day.len(), 31, "{by_day:?}");
+    assert_eq!(
+        by_day.last().unwrap()["rpl_percent"],
+        region(&s, "PM4.3", "central")["rpl_percent"]
+    );
+
+    // The screenshot: the amber of "below target" is on screen, the red of "below minimum" not.
+    let shot = d.join("page.png");
+    chromium(
+        d,
+        &url,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1600,1400",
+        ],
+    );
+    let check = "import sys\nfrom PIL import Image\nim = Image.open(sys.argv[1]).convert('RGB')\n\
+        assert im.size == (1600, 1400), im.size\ncount = lambda rgb: sum(1 for px in im.getdata() \
+        if max(abs(a - b) for a, b in zip(px, rgb)) < 6)\namber, red = count((255, 241, 204)), \
+        count((253, 224, 224))\nassert amber > 300, amber\nassert red == 0, red\nprint(amber)";
+    let out = Command::new(PYTHON)
+        .arg("-c")
+        .arg(check)
+        .arg(&shot)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The same in a terminal; `--check` exits 1: a warning fires, nothing critical.
+    let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["status", "--url", &format!("http://{addr}"), "--check"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("BELOW TPL") && text.contains("WARNING"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("\x1b["),
+        "no colour when not on a terminal: {text}"
+    );
+
+    // After the stop, `rpl.csv` holds the figures the page showed.
+    Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(run.wait().unwrap().success());
+    let csv = std::fs::read_to_string(d.join("run-out/rpl.csv")).unwrap();
+    for measure in ["PM4.3", "SRV8.11"] {
+        for r in ["north", "central", "south", "all"] {
+            let row = rpl_row(&csv, "2024-03", measure, r);
+            let j = region(&s, measure, r);
+            assert_eq!(field(&row, "requests"), j["requests"].to_string());
+            assert_eq!(field(&row, "within_target"), j["hits"].to_string());
+            assert_eq!(
+                field(&row, "rpl_percent"),
+                j["rpl_percent"].as_str().unwrap(),
+                "{measure} {r}"
+            );
+        }
+    }
+}
+
+/// Central below MPL fires a critical alert: `status --check` exits 2; an endpoint that is not
+/// there exits 3 (unknown), with the reason.
+#[test]
+fn status_check_exits_2_on_a_critical_alert_and_3_when_it_cannot_tell() {
+    let brokers = brokers();
+    let topic = unique("status-crit");
+    create_topic_on(&brokers, &topic, 3);
+    create_topic_on(&brokers, &format!("{topic}-dead"), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    produce(d, &brokers, &topic, "0.02", "slow=0.08,error=0,lost=0");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let env = env(&brokers, &topic, &unique("status-crit"), port, "");
+    let mut run = spawn_run(d, &env, "run-out", "run.log");
+    let _run = KillOnDrop(run.id());
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+            .args(["status", "--url", &format!("http://{addr}"), "--check"])
+            .output()
+            .unwrap()
+    };
+    let out = wait_for(d, &["run.log"], "a critical alert", 180, || {
+        let o = check();
+        if o.status.code() == Some(2) {
+            Ok(o)
+        } else {
+            Err(format!(
+                "exit {:?}: {}",
+                o.status.code(),
+                String::from_utf8_lossy(&o.stdout)
+            ))
+        }
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("CRITICAL") && text.contains("SrvRplBelowMinimum"),
+        "{text}"
+    );
+    // Without a store, the page says it shows this instance only.
+    let (_, page) = http_get(&addr, "/");
+    assert!(page.contains("data-source=\"instance\""), "{page}");
+    assert!(page.contains("no state store is configured"), "{page}");
+
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["status", "--url", &nowhere, "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("UNKNOWN"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Not a check: an unreachable endpoint is an ordinary failure.
+    let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["status", "--url", &nowhere])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(run.wait().unwrap().success());
+}
+
+/// Three instances on PostgreSQL, each holding some of the six partitions: each one's page shows
+/// the whole group's month to date, the same on all three and equal to `rollup`'s, beside its
+/// own live figures.
+#[test]
+fn three_instances_on_postgres_show_the_group_figures_of_rollup() {
+    let brokers = brokers();
+    let topic = unique("status-group");
+    create_topic_on(&brokers, &topic, 6);
+    create_topic_on(&brokers, &format!("{topic}-dead"), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    produce(d, &brokers, &topic, "0.05", "slow=0.02,error=0.005,lost=0");
+    let url = fresh_postgres_database();
+    let group = unique("status-group");
+    let ports = [free_port(), free_port(), free_port()];
+    let mut runs = Vec::new();
+    let mut guards = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let env = env(&brokers, &topic, &group, *port, &url);
+        let child = spawn_run(d, &env, &format!("run-out-{i}"), &format!("run-{i}.log"));
+        guards.push(KillOnDrop(child.id()));
+        runs.push(child);
+    }
+    let logs = ["run-0.log", "run-1.log", "run-2.log"];
+    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let statuses = wait_for(d, &logs, "three members caught up", 240, || {
+        let all: Vec<serde_json::Value> =
+            addrs.iter().map(|a| status(a)).collect::<Result<_, _>>()?;
+        let held: Vec<u64> = all
+            .iter()
+            .map(|s| s["pipeline"]["partitions_held"].as_u64().unwrap_or(0))
+            .collect();
+        if held.iter().sum::<u64>() != 6 || held.contains(&0) {
+            return Err(format!("partitions held {held:?}"));
+        }
+        for s in &all {
+            settled(s, 6)?;
+        }
+        Ok(all)
+    });
+    // Each page: the group's figures, the same on all three; each instance's own are less.
+    let group_only = |s: &serde_json::Value| {
+        let mut m = s["measures"].clone();
+        strip_instance(&mut m);
+        m
+    };
+    for s in &statuses[1..] {
+        assert_eq!(group_only(s), group_only(&statuses[0]));
+    }
+    let env0 = env(&brokers, &topic, &group, ports[0], &url);
+    let envs: Vec<(&str, &str)> = env0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    srv_ok(
+        d,
+        &["rollup", "--month", "2024-03", "--out", "rollup"],
+        &envs,
+    );
+    let csv = std::fs::read_to_string(d.join("rollup/rpl.csv")).unwrap();
+    let s = &statuses[0];
+    let mut compared = 0;
+    for m in s["measures"].as_array().unwrap() {
+        let measure = m["measure"].as_str().unwrap();
+        let hits_column = if m["basis"] == "trt" {
+            "within_target"
+        } else {
+            "succeeded"
+        };
+        for r in m["regions"].as_array().unwrap() {
+            if r["requests"] == 0 {
+                continue;
+            }
+            let row = rpl_row(&csv, "2024-03", measure, r["region"].as_str().unwrap());
+            assert_eq!(
+                field(&row, "requests"),
+                r["requests"].to_string(),
+                "{measure}"
+            );
+            assert_eq!(field(&row, hits_column), r["hits"].to_string(), "{measure}");
+            assert_eq!(
+                field(&row, "rpl_percent"),
+                r["rpl_percent"].as_str().unwrap()
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 20, "{compared} rows compared");
+    for (i, s) in statuses.iter().enumerate() {
+        let own = region(s, "PM4.3", "all")["instance"]["requests"]
+            .as_u64()
+            .unwrap();
+        let all = region(s, "PM4.3", "all")["requests"].as_u64().unwrap();
+        assert!(own > 0 && own < all, "instance {i}: {own} of {all}");
+        let (_, page) = http_get(&addrs[i], "/");
+        assert!(page.contains("data-source=\"group\""), "instance {i}");
+        assert!(page.contains("all 6 partitions"), "instance {i}");
+    }
+    for child in &mut runs {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+    for child in &mut runs {
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+/// Drops each region's `instance` figures (they differ by instance).
+fn strip_instance(measures: &mut serde_json::Value) {
+    if let Some(ms) = measures.as_array_mut() {
+        for m in ms {
+            if let Some(rs) = m["regions"].as_array_mut() {
+                for r in rs {
+                    if let Some(o) = r.as_object_mut() {
+                        o.remove("instance");
+                        o.remove("trend_24h");
+                        o.remove("projected_rpl_percent");
+                    }
+                }
+            }
+        }
+    }
+}
