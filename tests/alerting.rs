@@ -8,10 +8,13 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::tls::{Pki, bcrypt, https_get};
-use crate::support::{KillOnDrop, brokers, create_topic_on, free_port, http_get, srv_ok, unique};
+use crate::support::{
+    KillOnDrop, brokers, create_topic_on, free_port, http_get, spawn_srv_run, srv_ok, unique,
+    wait_until,
+};
 
 /// A server of the test: killed and reaped when dropped.
 struct Server(Child);
@@ -68,34 +71,10 @@ fn web_config(pki: &Pki, user: &str, password: &str) -> String {
     )
 }
 
-/// Polls `check` until it returns `Some`, or fails with what was last seen and the logs.
-fn wait_for<T>(
-    dir: &Path,
-    what: &str,
-    secs: u64,
-    mut check: impl FnMut() -> Result<T, String>,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match check() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => {
-                let logs: String = ["run.log", "prometheus.log", "alertmanager.log"]
-                    .iter()
-                    .map(|f| {
-                        let t = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-                        let tail: Vec<&str> = t.lines().rev().take(15).collect();
-                        format!(
-                            "--- {f}\n{}\n",
-                            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                        )
-                    })
-                    .collect();
-                panic!("{what}: not within {secs} s; last: {last}\n{logs}");
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
+/// Polls `check` until it returns `Ok`, or fails with what was last seen and the logs.
+fn wait_for<T>(dir: &Path, what: &str, secs: u64, check: impl FnMut() -> Result<T, String>) -> T {
+    let logs = ["run.log", "prometheus.log", "alertmanager.log"];
+    wait_until(dir, &logs, what, secs, check)
 }
 
 fn json(addr: &str, path: &str) -> Result<serde_json::Value, String> {
@@ -104,18 +83,6 @@ fn json(addr: &str, path: &str) -> Result<serde_json::Value, String> {
         return Err(format!("{path}: HTTP {status}"));
     }
     serde_json::from_str(&body).map_err(|e| format!("{path}: {e}: {body}"))
-}
-
-/// `srv-opr run` with `args`, its environment `env`, its stderr in `log`.
-fn run_srv(dir: &Path, env: &[(String, String)], out: &str, log: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_srv-opr"))
-        .args(["run", "--out", out])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(log)).unwrap())
-        .spawn()
-        .unwrap()
 }
 
 /// A counter's value in a `/metrics` text (0 when absent).
@@ -216,7 +183,7 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
 
     let _am = alertmanager(d, am, Some(&web_config(&pki, "srv-opr", AM_RIGHT)));
 
-    let mut run = run_srv(d, &env, "run-out", "run.log");
+    let mut run = spawn_srv_run(d, &env, "run-out", "run.log");
     let _run = KillOnDrop(run.id());
     // The same, another group, with the wrong Alertmanager password and the HTTP client's every
     // line logged (ureq's trace level shows the headers it sends).
@@ -235,7 +202,7 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
             "debug,ureq=trace,ureq_proto=trace".to_string(),
         )])
         .collect();
-    let mut wrong = run_srv(d, &wrong_env, "run-wrong-out", "run-wrong.log");
+    let mut wrong = spawn_srv_run(d, &wrong_env, "run-wrong-out", "run-wrong.log");
     let _wrong = KillOnDrop(wrong.id());
 
     std::fs::write(

@@ -6,12 +6,12 @@
 //! firing warning and a firing critical alert. (TLS and basic auth on the page: `alerting`.)
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::support::{
-    KillOnDrop, brokers, create_topic_on, free_port, fresh_postgres_database, http_get, srv_ok,
-    unique,
+    KillOnDrop, brokers, create_topic_on, free_port, fresh_postgres_database, http_get,
+    spawn_srv_run, srv_ok, unique, wait_until,
 };
 
 /// Debian's Python, which has PIL (`scripts/test` installs python3-pil).
@@ -46,41 +46,19 @@ fn produce(dir: &Path, brokers: &str, topic: &str, rate: &str, central: &str) {
     );
 }
 
-/// The environment of a `run` of `topic` serving on `port`.
+/// The environment of a `run` of `topic` in `group` serving on `port`: the group's of
+/// `store_kafka`, checkpointing every 200 ms, with alerts evaluated every second and firing at
+/// once.
 fn env(brokers: &str, topic: &str, group: &str, port: u16, store: &str) -> Vec<(String, String)> {
-    vec![
-        ("SRV_OPR__KAFKA__BROKERS".into(), brokers.into()),
-        ("SRV_OPR__KAFKA__TOPICS".into(), format!("[\"{topic}\"]")),
-        ("SRV_OPR__KAFKA__GROUP_ID".into(), group.into()),
-        (
-            "SRV_OPR__KAFKA__DEAD_LETTER_TOPIC".into(),
-            format!("{topic}-dead"),
-        ),
-        ("SRV_OPR__HTTP__LISTEN".into(), format!("127.0.0.1:{port}")),
-        ("SRV_OPR__STATE__URL".into(), store.into()),
-        ("SRV_OPR__STATE__CHECKPOINT_INTERVAL".into(), "1s".into()),
-        ("SRV_OPR__ALERTS__INTERVAL".into(), "1s".into()),
-        ("SRV_OPR__ALERTS__FOR".into(), "0s".into()),
-        (
-            "SRV_OPR__KAFKA__PROPERTIES__SESSION.TIMEOUT.MS".into(),
-            "6000".into(),
-        ),
-        (
-            "SRV_OPR__KAFKA__PROPERTIES__HEARTBEAT.INTERVAL.MS".into(),
-            "500".into(),
-        ),
-    ]
-}
-
-fn spawn_run(dir: &Path, env: &[(String, String)], out: &str, log: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_srv-opr"))
-        .args(["run", "--out", out])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(log)).unwrap())
-        .spawn()
-        .unwrap()
+    let mut env = crate::store_kafka::group_env(brokers, topic, group, store);
+    for (k, v) in &mut env {
+        if k == "SRV_OPR__HTTP__LISTEN" {
+            *v = format!("127.0.0.1:{port}");
+        }
+    }
+    env.push(("SRV_OPR__ALERTS__INTERVAL".into(), "1s".into()));
+    env.push(("SRV_OPR__ALERTS__FOR".into(), "0s".into()));
+    env
 }
 
 fn status(addr: &str) -> Result<serde_json::Value, String> {
@@ -89,35 +67,6 @@ fn status(addr: &str) -> Result<serde_json::Value, String> {
         return Err(format!("/status.json: HTTP {code}: {body}"));
     }
     serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
-}
-
-/// Polls `check` until it returns `Ok`, or fails with what it last said and the logs.
-fn wait_for<T>(
-    dir: &Path,
-    logs: &[&str],
-    what: &str,
-    secs: u64,
-    mut check: impl FnMut() -> Result<T, String>,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match check() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => {
-                let tails: String = logs
-                    .iter()
-                    .map(|f| {
-                        let t = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-                        let tail: Vec<&str> = t.lines().rev().take(12).collect();
-                        let tail: Vec<&str> = tail.into_iter().rev().collect();
-                        format!("--- {f}\n{}\n", tail.join("\n"))
-                    })
-                    .collect();
-                panic!("{what}: not within {secs} s; last: {last}\n{tails}");
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
 }
 
 /// Caught up and settled: every partition held and read to its end, the figures shown those of
@@ -271,10 +220,10 @@ fn the_page_in_chromium_flags_the_degraded_region_with_the_figures_of_metrics_an
         port,
         "sqlite://state.db",
     );
-    let mut run = spawn_run(d, &env, "run-out", "run.log");
+    let mut run = spawn_srv_run(d, &env, "run-out", "run.log");
     let _run = KillOnDrop(run.id());
 
-    let s = wait_for(
+    let s = wait_until(
         d,
         &["run.log"],
         "caught up, checkpointed, alert firing",
@@ -455,7 +404,7 @@ fn status_check_exits_2_on_a_critical_alert_and_3_when_it_cannot_tell() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let env = env(&brokers, &topic, &unique("status-crit"), port, "");
-    let mut run = spawn_run(d, &env, "run-out", "run.log");
+    let mut run = spawn_srv_run(d, &env, "run-out", "run.log");
     let _run = KillOnDrop(run.id());
     let check = || {
         Command::new(env!("CARGO_BIN_EXE_srv-opr"))
@@ -463,7 +412,7 @@ fn status_check_exits_2_on_a_critical_alert_and_3_when_it_cannot_tell() {
             .output()
             .unwrap()
     };
-    let out = wait_for(d, &["run.log"], "a critical alert", 180, || {
+    let out = wait_until(d, &["run.log"], "a critical alert", 180, || {
         let o = check();
         if o.status.code() == Some(2) {
             Ok(o)
@@ -528,13 +477,13 @@ fn three_instances_on_postgres_show_the_group_figures_of_rollup() {
     let mut guards = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let env = env(&brokers, &topic, &group, *port, &url);
-        let child = spawn_run(d, &env, &format!("run-out-{i}"), &format!("run-{i}.log"));
+        let child = spawn_srv_run(d, &env, &format!("run-out-{i}"), &format!("run-{i}.log"));
         guards.push(KillOnDrop(child.id()));
         runs.push(child);
     }
     let logs = ["run-0.log", "run-1.log", "run-2.log"];
     let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let statuses = wait_for(d, &logs, "three members caught up", 240, || {
+    let statuses = wait_until(d, &logs, "three members caught up", 240, || {
         let all: Vec<serde_json::Value> =
             addrs.iter().map(|a| status(a)).collect::<Result<_, _>>()?;
         let held: Vec<u64> = all

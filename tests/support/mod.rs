@@ -259,3 +259,50 @@ pub fn part_view(
         unsaved_since: None,
     }
 }
+
+/// `srv-opr run --out OUT` in `dir` with the environment `env`, its stderr in `dir/log`.
+pub fn spawn_srv_run(
+    dir: &std::path::Path,
+    env: &[(String, String)],
+    out: &str,
+    log: &str,
+) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["run", "--out", out])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls `check` every half second until it returns `Ok`, or fails after `secs` with what it
+/// last said and the tails of the `logs` in `dir`.
+pub fn wait_until<T>(
+    dir: &std::path::Path,
+    logs: &[&str],
+    what: &str,
+    secs: u64,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) if std::time::Instant::now() > deadline => {
+                let tails: String = logs
+                    .iter()
+                    .map(|f| {
+                        let t = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+                        let tail: Vec<&str> = t.lines().rev().take(15).collect();
+                        let tail: Vec<&str> = tail.into_iter().rev().collect();
+                        format!("--- {f}\n{}\n", tail.join("\n"))
+                    })
+                    .collect();
+                panic!("{what}: not within {secs} s; last: {last}\n{tails}");
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
