@@ -204,6 +204,7 @@ impl Dispatcher {
             Some(store) => {
                 let started = Instant::now();
                 let claim = store.claim(topic, partition, &self.owner)?;
+                let read = started.elapsed();
                 match claim.saved {
                     None => {
                         let mut p = Pipeline::new(&self.pipeline, vec![name], self.dead.clone());
@@ -236,6 +237,7 @@ impl Dispatcher {
                             records,
                             pending = p.correlator().pending(),
                             seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+                            reading_seconds = format!("{:.2}", read.as_secs_f64()),
                             "restored from checkpoint"
                         );
                         (

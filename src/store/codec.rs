@@ -5,7 +5,8 @@
 //! instead of updating one indexed row per request.
 
 use crate::engine::correlate::{
-    Changes, KeyMap, SAVED_DECIDED_BYTES, SavedDecided, SavedEntry, SavedWaiting, reduced_key,
+    Changes, KeyMap, SAVED_DECIDED_BYTES, SavedDecided, SavedEntry, SavedWaiting, last_of_each,
+    reduced_key,
 };
 use crate::engine::domain::{Provider, Region};
 use crate::store::StoreError;
@@ -155,7 +156,9 @@ pub struct LogReplay {
     /// The whole key of each record of `entries`, by its reduced key: so that a compact record
     /// replaces it.
     whole: KeyMap<u128>,
-    decided: KeyMap<SavedDecided>,
+    /// Compact records, and the undoing of any by a whole-keyed write or a removal, in the
+    /// log's order ([`last_of_each`] sorts out which has the last word).
+    decided: Vec<SavedDecided>,
     waiting: KeyMap<Vec<SavedWaiting>>,
     texts: KeyMap<crate::engine::correlate::Evidence>,
 }
@@ -209,6 +212,20 @@ impl<'a> Reader<'a> {
 }
 
 impl LogReplay {
+    /// A replay of a log of about `bytes`: room for as many compact records as it could hold
+    /// is reserved (address space only, until used), so the list is not copied as it grows.
+    pub fn for_log_of(bytes: u64) -> LogReplay {
+        let most = usize::try_from(bytes / (1 + SAVED_DECIDED_BYTES as u64)).unwrap_or(0);
+        LogReplay {
+            decided: Vec::with_capacity(most),
+            ..LogReplay::default()
+        }
+    }
+
+    fn place(&self) -> u64 {
+        self.decided.len() as u64
+    }
+
     /// Applies one chunk. A chunk of a full snapshot that starts it (`base`) first forgets
     /// everything before.
     pub fn apply(&mut self, chunk: &[u8], base: bool) -> Result<(), StoreError> {
@@ -240,7 +257,7 @@ impl LogReplay {
                     self.entries.remove(&k);
                     self.texts.remove(&k);
                 }
-                self.decided.insert(d.key(), d);
+                self.decided.push(d.at_place(self.place()));
                 continue;
             }
             let k = r.key()?;
@@ -250,14 +267,14 @@ impl LogReplay {
                     let r = reduced_key(k);
                     self.entries.insert(k, e);
                     self.whole.insert(r, k);
-                    self.decided.remove(&r);
+                    self.decided.push(SavedDecided::undone(k, self.place()));
                     self.texts.remove(&k);
                 }
                 OP_REMOVE => {
                     let r = reduced_key(k);
                     self.entries.remove(&k);
                     self.whole.remove(&r);
-                    self.decided.remove(&r);
+                    self.decided.push(SavedDecided::undone(k, self.place()));
                     self.texts.remove(&k);
                 }
                 OP_TEXT => {
@@ -309,8 +326,8 @@ impl LogReplay {
     pub fn finish(self) -> Replayed {
         let mut entries: Vec<_> = self.entries.into_iter().collect();
         entries.sort_unstable_by_key(|(k, _)| *k);
-        let mut decided: Vec<_> = self.decided.into_values().collect();
-        decided.sort_unstable_by_key(SavedDecided::key);
+        let mut decided = self.decided;
+        last_of_each(&mut decided);
         let mut keyed: Vec<_> = self.waiting.into_iter().collect();
         keyed.sort_unstable_by_key(|(k, _)| *k);
         let waiting = keyed

@@ -187,7 +187,7 @@ pub(super) fn claim(
     let saved = match meta_of(c.meta)? {
         None => None,
         Some(meta) => {
-            let mut log = LogReplay::default();
+            let mut log = LogReplay::for_log_of(c.log_bytes.max(0) as u64);
             tx.replay_log(c.pid, &mut log)?;
             let Replayed {
                 entries,

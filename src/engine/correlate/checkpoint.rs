@@ -198,6 +198,8 @@ impl Correlator {
         c.decided.maintain(live_from);
         // What had expired in the table when the log was written is left out: it was only
         // ignored there.
+        let decided = decided.into_iter();
+        c.decided.reserve(decided.size_hint().0, live_from);
         for d in decided {
             c.decided.restore(d.key(), d.slot(), live_from);
         }
