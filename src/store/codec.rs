@@ -159,8 +159,17 @@ pub struct LogReplay {
     /// Compact records, and the undoing of any by a whole-keyed write or a removal, in the
     /// log's order ([`last_of_each`] sorts out which has the last word).
     decided: Vec<SavedDecided>,
+    /// A bit for each reduced key that may have a compact record in `decided` (its low bits):
+    /// a whole-keyed write or a removal needs to undo one only then, and most have none.
+    maybe_decided: Vec<u64>,
     waiting: KeyMap<Vec<SavedWaiting>>,
     texts: KeyMap<crate::engine::correlate::Evidence>,
+}
+
+/// Words of a replay's `maybe_decided` for up to `records` compact records: four bits each (a
+/// power of two), at least 64 Ki bits.
+fn filter_words(records: usize) -> usize {
+    records.saturating_mul(4).max(1 << 16).next_power_of_two() / 64
 }
 
 /// What a state log leads to: records, waiting responses and evidence texts, in key order.
@@ -218,12 +227,37 @@ impl LogReplay {
         let most = usize::try_from(bytes / (1 + SAVED_DECIDED_BYTES as u64)).unwrap_or(0);
         LogReplay {
             decided: Vec::with_capacity(most),
+            maybe_decided: vec![0; filter_words(most)],
             ..LogReplay::default()
         }
     }
 
     fn place(&self) -> u64 {
         self.decided.len() as u64
+    }
+
+    /// Where reduced key `r`'s bit is in `maybe_decided`.
+    fn bit(&mut self, r: u128) -> (&mut u64, u64) {
+        if self.maybe_decided.is_empty() {
+            self.maybe_decided = vec![0; filter_words(0)];
+        }
+        let bits = self.maybe_decided.len() * 64;
+        let i = r as usize & (bits - 1);
+        (&mut self.maybe_decided[i / 64], 1 << (i % 64))
+    }
+
+    fn push_decided(&mut self, d: SavedDecided) {
+        let (word, bit) = self.bit(d.key());
+        *word |= bit;
+        self.decided.push(d.at_place(self.place()));
+    }
+
+    /// Undoes any compact record of `key`'s reduced key (it was written whole, or removed).
+    fn undo_decided(&mut self, key: u128) {
+        let (word, bit) = self.bit(reduced_key(key));
+        if *word & bit != 0 {
+            self.decided.push(SavedDecided::undone(key, self.place()));
+        }
     }
 
     /// Applies one chunk. A chunk of a full snapshot that starts it (`base`) first forgets
@@ -233,6 +267,7 @@ impl LogReplay {
             self.entries.clear();
             self.whole.clear();
             self.decided.clear();
+            self.maybe_decided.fill(0);
             self.waiting.clear();
             self.texts.clear();
         }
@@ -257,7 +292,7 @@ impl LogReplay {
                     self.entries.remove(&k);
                     self.texts.remove(&k);
                 }
-                self.decided.push(d.at_place(self.place()));
+                self.push_decided(d);
                 continue;
             }
             let k = r.key()?;
@@ -267,14 +302,14 @@ impl LogReplay {
                     let r = reduced_key(k);
                     self.entries.insert(k, e);
                     self.whole.insert(r, k);
-                    self.decided.push(SavedDecided::undone(k, self.place()));
+                    self.undo_decided(k);
                     self.texts.remove(&k);
                 }
                 OP_REMOVE => {
                     let r = reduced_key(k);
                     self.entries.remove(&k);
                     self.whole.remove(&r);
-                    self.decided.push(SavedDecided::undone(k, self.place()));
+                    self.undo_decided(k);
                     self.texts.remove(&k);
                 }
                 OP_TEXT => {
