@@ -167,9 +167,10 @@ pub struct LogReplay {
 }
 
 /// Words of a replay's `maybe_decided` for up to `records` compact records: four bits each (a
-/// power of two), at least 64 Ki bits.
+/// power of two), at least 64 Ki bits and at most 1 Gi bits (128 MiB; more records share bits,
+/// which only costs undoings that were not needed).
 fn filter_words(records: usize) -> usize {
-    records.saturating_mul(4).max(1 << 16).next_power_of_two() / 64
+    records.clamp(1 << 14, 1 << 28).next_power_of_two() * 4 / 64
 }
 
 /// What a state log leads to: records, waiting responses and evidence texts, in key order.
@@ -225,8 +226,12 @@ impl LogReplay {
     /// is reserved (address space only, until used), so the list is not copied as it grows.
     pub fn for_log_of(bytes: u64) -> LogReplay {
         let most = usize::try_from(bytes / (1 + SAVED_DECIDED_BYTES as u64)).unwrap_or(0);
+        let mut decided = Vec::new();
+        // A size the address space cannot give (a damaged partition row) only loses the
+        // reservation: the list then grows as it is read.
+        let _ = decided.try_reserve_exact(most);
         LogReplay {
-            decided: Vec::with_capacity(most),
+            decided,
             maybe_decided: vec![0; filter_words(most)],
             ..LogReplay::default()
         }
@@ -684,26 +689,33 @@ mod tests {
             "the whole-keyed write replaced it"
         );
         assert_eq!(r.decided, vec![decided(k2, 20)]);
-        let mut log = LogReplay::default();
-        for c in &steps {
-            apply(&mut log, c);
+        // The same whatever room the replay was given: none, some, or more than the address
+        // space (a damaged partition row), which must not abort.
+        for mut log in [
+            LogReplay::default(),
+            LogReplay::for_log_of(10_000),
+            LogReplay::for_log_of(u64::MAX),
+        ] {
+            for c in &steps {
+                apply(&mut log, c);
+            }
+            apply(
+                &mut log,
+                &Changes {
+                    decided: vec![decided(k1, 12)],
+                    ..Changes::default()
+                },
+            );
+            apply(
+                &mut log,
+                &Changes {
+                    removed: vec![(0, k1), (0, k2)],
+                    ..Changes::default()
+                },
+            );
+            let r = log.finish();
+            assert!(r.entries.is_empty() && r.decided.is_empty(), "{r:?}");
         }
-        apply(
-            &mut log,
-            &Changes {
-                decided: vec![decided(k1, 12)],
-                ..Changes::default()
-            },
-        );
-        apply(
-            &mut log,
-            &Changes {
-                removed: vec![(0, k1), (0, k2)],
-                ..Changes::default()
-            },
-        );
-        let r = log.finish();
-        assert!(r.entries.is_empty() && r.decided.is_empty(), "{r:?}");
 
         // Within one checkpoint, removals and compact records keep the order they happened in:
         // removed, then back compacted, stays; compacted, then removed, goes.
