@@ -1,7 +1,7 @@
 //! The live status page for the person on shift: `/` (HTML, [`page`]) and `/status.json` (the
-//! same as data, [`model`]), served beside `/metrics`. A thread of its own ([`sampler`]) keeps
+//! same as data, [`model`]), served beside `/metrics`. A thread of its own (`sampler`) keeps
 //! what a request cannot compute on the spot (the group's figures from the state store, the
-//! 24-hour trend, dead letters of the last hour, the event rate); [`collect`] puts a status
+//! 24-hour trend, dead letters of the last hour, the event rate); `collect` puts a status
 //! together from that and the live view at each request.
 
 mod collect;
@@ -48,7 +48,7 @@ impl StatusPages {
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(&self.status()).unwrap_or_else(|e| {
             // Serialising plain data cannot fail; say so rather than panic if it ever did.
-            format!("{{\"error\":\"{}\"}}", page::esc(&e.to_string()))
+            serde_json::json!({ "error": e.to_string() }).to_string()
         })
     }
 

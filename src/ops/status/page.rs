@@ -7,6 +7,8 @@
 use std::fmt::Write;
 
 use super::model::{DayPoint, MeasureView, RegionView, Status, TrendPoint};
+// The report's escaping: no configuration or event text reaches the page unescaped.
+use crate::report::html::esc;
 
 /// Seconds between the page's reloads.
 pub const REFRESH_SECONDS: u32 = 10;
@@ -429,22 +431,6 @@ fn sev_class(severity: &str) -> &'static str {
     } else {
         "warn"
     }
-}
-
-/// HTML-escapes text (configuration and event-derived text never reach the page unescaped).
-pub(super) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const CSS: &str = "\
