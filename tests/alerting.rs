@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::support::tls::{Pki, bcrypt, https_get};
 use crate::support::{
-    KillOnDrop, brokers, create_topic_on, free_port, http_get, spawn_srv_run, srv_ok, unique,
+    KillOnDrop, brokers, create_topic_on, free_port, get_json, spawn_srv_run, srv_ok, unique,
     wait_until,
 };
 
@@ -75,14 +75,6 @@ fn web_config(pki: &Pki, user: &str, password: &str) -> String {
 fn wait_for<T>(dir: &Path, what: &str, secs: u64, check: impl FnMut() -> Result<T, String>) -> T {
     let logs = ["run.log", "prometheus.log", "alertmanager.log"];
     wait_until(dir, &logs, what, secs, check)
-}
-
-fn json(addr: &str, path: &str) -> Result<serde_json::Value, String> {
-    let (status, body) = http_get(addr, path);
-    if status != 200 {
-        return Err(format!("{path}: HTTP {status}"));
-    }
-    serde_json::from_str(&body).map_err(|e| format!("{path}: {e}: {body}"))
 }
 
 /// A counter's value in a `/metrics` text (0 when absent).
@@ -234,7 +226,7 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
         "Prometheus scrapes srv-opr over TLS with basic auth",
         60,
         || {
-            let v = json(&prom_addr, "/api/v1/targets")?;
+            let v = get_json(&prom_addr, "/api/v1/targets")?;
             let t = &v["data"]["activeTargets"][0];
             if t["health"] == "up"
                 && t["scrapeUrl"]
@@ -252,7 +244,7 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
         "Prometheus fires SrvRplBelowTarget for central",
         180,
         || {
-            let v = json(&prom_addr, "/api/v1/alerts")?;
+            let v = get_json(&prom_addr, "/api/v1/alerts")?;
             let alerts = v["data"]["alerts"].as_array().cloned().unwrap_or_default();
             let firing: Vec<serde_json::Value> = alerts
                 .into_iter()
@@ -271,7 +263,7 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
     );
     // Let the last events in: the healthy regions must not fire at any point.
     std::thread::sleep(Duration::from_secs(3));
-    let v = json(&prom_addr, "/api/v1/alerts").unwrap();
+    let v = get_json(&prom_addr, "/api/v1/alerts").unwrap();
     for a in v["data"]["alerts"]
         .as_array()
         .unwrap()

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::{
-    KillOnDrop, brokers, create_topic_on, free_port, fresh_postgres_database, http_get,
+    KillOnDrop, brokers, create_topic_on, free_port, fresh_postgres_database, get_json, http_get,
     spawn_srv_run, srv_ok, unique, wait_until,
 };
 
@@ -62,11 +62,7 @@ fn env(brokers: &str, topic: &str, group: &str, port: u16, store: &str) -> Vec<(
 }
 
 fn status(addr: &str) -> Result<serde_json::Value, String> {
-    let (code, body) = http_get(addr, "/status.json");
-    if code != 200 {
-        return Err(format!("/status.json: HTTP {code}: {body}"));
-    }
-    serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
+    get_json(addr, "/status.json")
 }
 
 /// Caught up and settled: every partition held and read to its end, the figures shown those of

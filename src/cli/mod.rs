@@ -75,11 +75,8 @@ impl Cli {
     /// `status --check`).
     pub fn run(self) -> Result<u8, Error> {
         let cfg = load_config(self.config)?;
-        if let Command::Status(a) = self.command {
-            return status::main(&cfg, a);
-        }
-        match self.command {
-            Command::Status(_) => Ok(()),
+        let done = match self.command {
+            Command::Status(a) => return status::main(&cfg, a),
             Command::Replay(a) => replay::main(&cfg, a),
             Command::Simulate(a) => simulate::main(&cfg, a),
             Command::Demo(a) => demo::main(&cfg, a),
@@ -88,8 +85,8 @@ impl Cli {
             Command::Rollup(a) => rollup::main(&cfg, a),
             Command::AlertRules(a) => alert_rules::main(&cfg, a),
             Command::Report(a) => report::main(&cfg, a),
-        }
-        .map(|()| 0)
+        };
+        done.map(|()| 0)
     }
 }
 

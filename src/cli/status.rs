@@ -14,6 +14,7 @@ use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 use crate::config::Config;
 use crate::config::secrets::Secret;
 use crate::error::Error;
+use crate::ops::alerts::pem_certificates;
 use crate::ops::status::model::{RegionView, Status};
 
 /// `status`'s arguments.
@@ -195,20 +196,7 @@ fn password(a: &Args) -> Result<Secret, Error> {
 
 fn certificates(path: &PathBuf) -> Result<Vec<ureq::tls::Certificate<'static>>, Error> {
     let bad = |why: String| Error::Usage(format!("--ca-file {}: {why}", path.display()));
-    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let certs = openssl::x509::X509::stack_from_pem(&pem)
-        .map_err(|e| bad(format!("not PEM certificates ({e})")))?;
-    if certs.is_empty() {
-        return Err(bad("holds no certificate".into()));
-    }
-    certs
-        .iter()
-        .map(|c| {
-            c.to_der()
-                .map(|d| ureq::tls::Certificate::from_der(&d).to_owned())
-                .map_err(|e| bad(e.to_string()))
-        })
-        .collect()
+    pem_certificates(&std::fs::read(path).map_err(|e| bad(e.to_string()))?).map_err(bad)
 }
 
 /// The status as text tables.

@@ -165,6 +165,13 @@ impl Calendar {
         self.start_of(month.next())
     }
 
+    /// How much of `month` (0–1) has gone by at `ts`, in event time.
+    pub fn share_gone(&self, month: Month, ts: Ts) -> Option<f64> {
+        let (start, end) = (self.start_of(month), self.end_of(month));
+        let span = (end.0 - start.0) as f64;
+        (span > 0.0).then(|| ((ts.0 - start.0) as f64 / span).clamp(0.0, 1.0))
+    }
+
     /// The day of its month (1–31) that contains `ts`, in this zone.
     ///
     /// ```
@@ -180,12 +187,10 @@ impl Calendar {
     pub fn day_of(&mut self, ts: Ts) -> u8 {
         let month = self.month_of(ts);
         if self.days[0].0 != month {
-            if self.days[1].0 == month {
-                self.days.swap(0, 1);
-            } else {
+            if self.days[1].0 != month {
                 self.days[1] = (month, self.day_starts(month));
-                self.days.swap(0, 1);
             }
+            self.days.swap(0, 1);
         }
         // Days whose start is at or before `ts`: at least the first.
         self.days[0].1.partition_point(|s| *s <= ts).clamp(1, 31) as u8

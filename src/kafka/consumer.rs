@@ -159,11 +159,7 @@ fn start_workers(
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
         let (pool, c, l, f) = (pool_tx.clone(), cfg.clone(), live.clone(), failed.clone());
         let writer = match open_store()? {
-            Some(store) => Some(Writer::start(
-                store,
-                commit_tx.clone(),
-                format!("srv-opr-writer-{i}"),
-            )?),
+            Some(store) => Some(Writer::start(store, commit_tx.clone(), i)?),
             None => None,
         };
         let ck = Checkpointer {

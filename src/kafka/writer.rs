@@ -40,20 +40,22 @@ pub(super) struct Writer {
     handle: Option<JoinHandle<()>>,
     /// Checkpoints submitted and not yet reported done.
     in_flight: usize,
+    /// Its worker's index, for errors.
+    worker: usize,
 }
 
 impl Writer {
-    /// Starts the writer thread `name` with the worker's store connection; it reports each
-    /// checkpointed offset to `commits` (for the fetch thread to commit to Kafka).
+    /// Starts worker `worker`'s writer thread with the worker's store connection; it reports
+    /// each checkpointed offset to `commits` (for the fetch thread to commit to Kafka).
     pub(super) fn start(
         store: Box<dyn Store>,
         commits: Sender<(String, i32, i64)>,
-        name: String,
+        worker: usize,
     ) -> Result<Writer, KafkaError> {
         let (jobs, rx) = mpsc::sync_channel::<Job>(1);
         let (done_tx, done) = mpsc::channel();
         let handle = std::thread::Builder::new()
-            .name(name)
+            .name(format!("srv-opr-writer-{worker}"))
             .spawn(move || write_loop(store, &rx, &done_tx, &commits))
             .map_err(KafkaError::Thread)?;
         Ok(Writer {
@@ -61,6 +63,7 @@ impl Writer {
             done,
             handle: Some(handle),
             in_flight: 0,
+            worker,
         })
     }
 
@@ -71,7 +74,7 @@ impl Writer {
         if !sent {
             // The writer stopped: its last report says why.
             self.settle()?;
-            return Err(KafkaError::Worker(0, "checkpoint writer stopped"));
+            return Err(KafkaError::Worker(self.worker, "checkpoint writer stopped"));
         }
         self.in_flight += 1;
         Ok(())
@@ -116,7 +119,10 @@ impl Writer {
             return Ok(());
         }
         self.in_flight = 0;
-        Err(KafkaError::Worker(0, "checkpoint writer panicked"))
+        Err(KafkaError::Worker(
+            self.worker,
+            "checkpoint writer panicked",
+        ))
     }
 }
 

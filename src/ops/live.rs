@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::engine::aggregate::{Aggregates, Days, RtHist};
+use crate::engine::aggregate::{Aggregates, Days, Row, RtHist};
 use crate::engine::calendar::Month;
+use crate::engine::domain::Basis;
 use crate::engine::pipeline::PipelineStats;
 use crate::engine::time::Ts;
 
@@ -32,6 +33,24 @@ impl Counts {
         self.within_target += o.within_target;
         self.succeeded += o.succeeded;
         self.no_response += o.no_response;
+    }
+
+    /// A month row's counts.
+    pub fn of(row: &Row) -> Counts {
+        Counts {
+            requests: row.requests,
+            within_target: row.within_target,
+            succeeded: row.succeeded,
+            no_response: row.no_response,
+        }
+    }
+
+    /// Hits for a measure of `basis`: within TRT, or succeeded (MP242).
+    pub fn hits(&self, basis: Basis) -> u64 {
+        match basis {
+            Basis::Trt => self.within_target,
+            Basis::Success => self.succeeded,
+        }
     }
 }
 
@@ -125,33 +144,24 @@ impl PartView {
         recent.dedup();
         let recent = &recent[recent.len().saturating_sub(DAY_MONTHS)..];
         let mut days: BTreeMap<Month, MeasureDays> = BTreeMap::new();
-        for (month, measure, block) in &blocks {
-            if !recent.contains(month) {
-                continue;
-            }
-            let row = days
-                .entry(*month)
-                .or_insert_with(|| vec![[[[0; 3]; 31]; 3]; n]);
-            if let Some(slot) = row.get_mut(*measure as usize) {
-                for (d, r) in slot.iter_mut().zip(&block.regions) {
-                    for (day, c) in r.days() {
-                        d[usize::from(day) - 1] = c;
-                    }
-                }
-            }
-        }
         for (month, measure, block) in blocks {
             let row = months
                 .entry(month)
                 .or_insert_with(|| vec![[Counts::default(); 3]; n]);
             if let Some(slot) = row.get_mut(measure as usize) {
                 for (c, r) in slot.iter_mut().zip(&block.regions) {
-                    *c = Counts {
-                        requests: r.requests,
-                        within_target: r.within_target,
-                        succeeded: r.succeeded,
-                        no_response: r.no_response,
-                    };
+                    *c = Counts::of(r);
+                }
+            }
+            if !recent.contains(&month) {
+                continue;
+            }
+            let row = days
+                .entry(month)
+                .or_insert_with(|| vec![[[[0; 3]; 31]; 3]; n]);
+            if let Some(slot) = row.get_mut(measure as usize) {
+                for (d, r) in slot.iter_mut().zip(&block.regions) {
+                    *d = r.day_counts();
                 }
             }
         }
@@ -208,7 +218,7 @@ pub struct PartitionSnapshot {
     pub last_event: Duration,
     /// With a store: how long its oldest unsaved work has waited for a checkpoint.
     pub unsaved_for: Option<Duration>,
-    /// Requests pending and responses waiting in it.
+    /// Requests pending in it.
     pub pending: u64,
     /// Responses waiting for their request in it.
     pub waiting: u64,

@@ -15,7 +15,7 @@ use crate::engine::definitions::Definitions;
 
 use crate::engine::aggregate::RtHist;
 use crate::engine::calendar::Calendar;
-use crate::engine::domain::{Basis, Region};
+use crate::engine::domain::Region;
 use crate::engine::event::DeadReason;
 use crate::engine::pipeline::{EventResult, EventType};
 use crate::ops::alerts::{AlertBoard, AlertKey, AlertKind, alert_regions, hits_to_target};
@@ -440,10 +440,7 @@ impl Metrics {
                 set_counter(&self.succeeded, &l, totals[ri].succeeded);
                 let Some(mtd) = &mtd else { continue };
                 let c = mtd[ri];
-                let hits = match measure.basis {
-                    Basis::Trt => c.within_target,
-                    Basis::Success => c.succeeded,
-                };
+                let hits = c.hits(measure.basis);
                 if c.requests > 0 {
                     self.month
                         .rpl

@@ -257,11 +257,11 @@ impl LogReplay {
         self.decided.push(d.at_place(self.place()));
     }
 
-    /// Undoes any compact record of `key`'s reduced key (it was written whole, or removed).
-    fn undo_decided(&mut self, key: u128) {
-        let (word, bit) = self.bit(reduced_key(key));
+    /// Undoes any compact record of reduced key `r` (its key was written whole, or removed).
+    fn undo_decided(&mut self, r: u128) {
+        let (word, bit) = self.bit(r);
         if *word & bit != 0 {
-            self.decided.push(SavedDecided::undone(key, self.place()));
+            self.decided.push(SavedDecided::undone(r, self.place()));
         }
     }
 
@@ -307,14 +307,14 @@ impl LogReplay {
                     let r = reduced_key(k);
                     self.entries.insert(k, e);
                     self.whole.insert(r, k);
-                    self.undo_decided(k);
+                    self.undo_decided(r);
                     self.texts.remove(&k);
                 }
                 OP_REMOVE => {
                     let r = reduced_key(k);
                     self.entries.remove(&k);
                     self.whole.remove(&r);
-                    self.undo_decided(k);
+                    self.undo_decided(r);
                     self.texts.remove(&k);
                 }
                 OP_TEXT => {

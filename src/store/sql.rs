@@ -148,7 +148,7 @@ pub(super) trait Tx {
     fn row_revision(&mut self, pid: i64, w: &RowWrite<'_>) -> Result<Option<i64>, StoreError>;
     /// [`DELETE_ROW`]: rows deleted.
     fn delete_row(&mut self, pid: i64, w: &RowWrite<'_>) -> Result<usize, StoreError>;
-    /// [`PUT_ROW`], with the row's buckets as text.
+    /// [`PUT_ROW`], with the row's buckets and counts by day as text.
     fn put_row(
         &mut self,
         pid: i64,

@@ -227,6 +227,15 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// A GET of JSON ([`http_get`]): the document, or why not (not 200, or not JSON).
+pub fn get_json(addr: &str, path: &str) -> Result<serde_json::Value, String> {
+    let (status, body) = http_get(addr, path);
+    if status != 200 {
+        return Err(format!("{path}: HTTP {status}: {body}"));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("{path}: {e}: {body}"))
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released: another process may take it first, which
 /// only makes the caller fail loudly).
 pub fn free_port() -> u16 {

@@ -94,7 +94,7 @@ impl Row {
             }
             None => None,
         };
-        Ok(Row {
+        let mut row = Row {
             requests: s.requests,
             within_target: s.within_target,
             succeeded: s.succeeded,
@@ -113,16 +113,12 @@ impl Row {
             hist,
             max_ms: s.max_ms,
             revision: s.revision,
-            days: (!s.days.is_empty()).then(|| {
-                let mut d = Box::new([[0; 3]; 31]);
-                for (day, c) in &s.days {
-                    if (1..=31).contains(day) {
-                        d[usize::from(*day) - 1] = *c;
-                    }
-                }
-                d
-            }),
-        })
+            days: None,
+        };
+        for (day, c) in s.days.iter().filter(|(day, _)| (1..=31).contains(day)) {
+            row.days_mut()[usize::from(*day) - 1] = *c;
+        }
+        Ok(row)
     }
 }
 

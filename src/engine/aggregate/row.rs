@@ -131,8 +131,7 @@ impl Row {
         step(&mut self.within_target, o.within_target);
         step(&mut self.succeeded, o.succeeded);
         step(&mut self.no_response, o.no_response);
-        let days = self.days.get_or_insert_with(|| Box::new([[0; 3]; 31]));
-        let d = &mut days[usize::from(day.clamp(1, 31)) - 1];
+        let d = &mut self.days_mut()[usize::from(day.clamp(1, 31)) - 1];
         step(&mut d[0], true);
         step(&mut d[1], o.within_target);
         step(&mut d[2], o.succeeded);
@@ -208,13 +207,22 @@ impl Row {
         };
         self.revision += other.revision;
         if let Some(od) = &other.days {
-            let mine = self.days.get_or_insert_with(|| Box::new([[0; 3]; 31]));
-            for (a, b) in mine.iter_mut().zip(od.iter()) {
+            for (a, b) in self.days_mut().iter_mut().zip(od.iter()) {
                 for (x, y) in a.iter_mut().zip(b) {
                     *x += y;
                 }
             }
         }
+    }
+
+    /// The counts by day, made on first use.
+    pub(super) fn days_mut(&mut self) -> &mut Days {
+        self.days.get_or_insert_with(|| Box::new([[0; 3]; 31]))
+    }
+
+    /// The counts by day as a table (day 1 at index 0; zeros for none).
+    pub fn day_counts(&self) -> Days {
+        self.days.as_deref().copied().unwrap_or([[0; 3]; 31])
     }
 
     /// The days of the month with requests: (day 1–31, requests, within target, succeeded).

@@ -18,7 +18,9 @@
 //! national volume (10⁹ lookups a month against 9·10⁷ records), against 10⁻²² with all 128.
 //!
 //! A checkpoint writes a record as [`SavedDecided`]: its shard, its tag's 7 bits and the slot's
-//! 28 bytes, which is all a restore needs to put it back.
+//! 28 bytes, which is all a restore needs to put it back; a state log's replay sorts out which
+//! of a key's saved records has the last word with [`last_of_each`], and the table is sized
+//! once for what comes back ([`DecidedTable::reserve`]).
 //!
 //! Records are never removed one by one (no tombstones to skip): one that leaves for the
 //! pending map (its request displaced by an earlier one, or a revision that no longer fits) is
@@ -265,8 +267,8 @@ impl SavedDecided {
         }
     }
 
-    /// Operation `place` of a state-log replay that undoes any compact record of `key`: the
-    /// key was written whole, or removed, after it.
+    /// Operation `place` of a state-log replay that undoes any compact record of `key`'s
+    /// reduced key: the key was written whole, or removed, after it.
     pub fn undone(key: u128, place: u64) -> SavedDecided {
         SavedDecided {
             key: reduced_key(key) | placed(place),

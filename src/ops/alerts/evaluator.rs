@@ -17,7 +17,7 @@ use crate::engine::calendar::Calendar;
 use crate::engine::definitions::{Definitions, Measure};
 use crate::engine::domain::Basis;
 use crate::engine::time::{Dur, Ts};
-use crate::ops::live::{Counts, LiveSnapshot, MeasureCounts};
+use crate::ops::live::{LiveSnapshot, MeasureCounts};
 
 /// An alert that holds now.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +91,7 @@ fn by_region(
     for (m, rs) in c.iter().enumerate() {
         let (mut r4, mut h4) = ([0u64; 4], [0u64; 4]);
         for (i, x) in rs.iter().enumerate() {
-            let h = hits_of(x, basis_of(m));
+            let h = x.hits(basis_of(m));
             r4[i] = x.requests;
             h4[i] = h;
             r4[3] += x.requests;
@@ -101,13 +101,6 @@ fn by_region(
         hit.push(h4);
     }
     (req, hit)
-}
-
-fn hits_of(c: &Counts, basis: Basis) -> u64 {
-    match basis {
-        Basis::Trt => c.within_target,
-        Basis::Success => c.succeeded,
-    }
 }
 
 fn at(v: &[[u64; 4]], m: usize, r: usize) -> u64 {
@@ -276,11 +269,7 @@ impl Evaluator {
             .map(|(m, counts)| (*m, by_region(counts, basis)));
         // Event-time share of the month gone, for the projection.
         let elapsed = match (&month, snap.combined) {
-            (Some((m, _)), Some(wm)) => {
-                let (start, end) = (self.calendar.start_of(*m), self.calendar.end_of(*m));
-                let span = (end.0 - start.0) as f64;
-                (span > 0.0).then(|| ((wm.0 - start.0) as f64 / span).clamp(0.0, 1.0))
-            }
+            (Some((m, _)), Some(wm)) => self.calendar.share_gone(*m, wm),
             _ => None,
         };
         for (mi, measure) in self.defs.measures.iter().enumerate() {
@@ -325,9 +314,6 @@ impl Evaluator {
         elapsed: f64,
         board: &mut AlertBoard,
     ) {
-        if r == 0 || elapsed <= 0.0 {
-            return;
-        }
         let c = &self.cfg;
         let recent = self
             .window(last, c.slow_burn_windows.0.to_std(), w.mi, w.ri)
@@ -529,6 +515,7 @@ mod tests {
     use crate::engine::calendar::Month;
     use crate::ops::alerts::kinds::labels;
     use crate::ops::alerts::notifier::Alertmanager;
+    use crate::ops::live::Counts;
 
     /// A test's clock and counters: measure 0 (PM4.3, TPL 99, MPL 96, per region).
     struct World {

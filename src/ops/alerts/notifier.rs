@@ -97,18 +97,23 @@ fn certificates(
     setting: &'static str,
     path: &str,
 ) -> Result<Vec<Certificate<'static>>, NotifyError> {
-    let pem = read_pem(setting, path)?;
-    let certs = openssl::x509::X509::stack_from_pem(&pem)
-        .map_err(|e| bad_file(setting, path, format!("not PEM certificates ({e})")))?;
+    pem_certificates(&read_pem(setting, path)?).map_err(|why| bad_file(setting, path, why))
+}
+
+/// Every certificate of a PEM bundle (at least one), for an HTTPS client's trust: why not, in
+/// words, for the caller to name the file.
+pub(crate) fn pem_certificates(pem: &[u8]) -> Result<Vec<Certificate<'static>>, String> {
+    let certs = openssl::x509::X509::stack_from_pem(pem)
+        .map_err(|e| format!("not PEM certificates ({e})"))?;
     if certs.is_empty() {
-        return Err(bad_file(setting, path, "holds no certificate"));
+        return Err("holds no certificate".into());
     }
     certs
         .iter()
         .map(|c| {
             c.to_der()
                 .map(|der| Certificate::from_der(&der).to_owned())
-                .map_err(|e| bad_file(setting, path, e))
+                .map_err(|e| e.to_string())
         })
         .collect()
 }

@@ -55,25 +55,23 @@ impl Routes {
         matches!(path, "/healthz" | "/readyz")
     }
 
+    /// The status page in one of its forms, or 404 where none is served.
+    fn status_page(&self, content_type: &'static str, body: fn(&StatusPages) -> String) -> Reply {
+        match &self.status {
+            Some(s) => Reply {
+                status: StatusCode::OK,
+                content_type,
+                body: body(s),
+            },
+            None => Reply::text(StatusCode::NOT_FOUND, "no status page here\n"),
+        }
+    }
+
     /// The answer for `path` (a `GET` or `HEAD`: other methods never reach here).
     pub fn answer(&self, path: &str) -> Reply {
         match path {
-            "/" | "/index.html" => match &self.status {
-                Some(s) => Reply {
-                    status: StatusCode::OK,
-                    content_type: "text/html; charset=utf-8",
-                    body: s.html(),
-                },
-                None => Reply::text(StatusCode::NOT_FOUND, "no status page here\n"),
-            },
-            "/status.json" => match &self.status {
-                Some(s) => Reply {
-                    status: StatusCode::OK,
-                    content_type: "application/json",
-                    body: s.json(),
-                },
-                None => Reply::text(StatusCode::NOT_FOUND, "no status page here\n"),
-            },
+            "/" | "/index.html" => self.status_page("text/html; charset=utf-8", StatusPages::html),
+            "/status.json" => self.status_page("application/json", StatusPages::json),
             "/metrics" => match self.metrics.render() {
                 Ok(text) => Reply {
                     status: StatusCode::OK,

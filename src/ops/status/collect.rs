@@ -116,11 +116,7 @@ impl Sources {
             group.map(|g| calendar.start_of(g.month))
         });
         let elapsed = match (month, watermark) {
-            (Some(m), Some(w)) => {
-                let (start, end) = (calendar.start_of(m), calendar.end_of(m));
-                let span = (end.0 - start.0) as f64;
-                (span > 0.0).then(|| ((w.0 - start.0) as f64 / span).clamp(0.0, 1.0))
-            }
+            (Some(m), Some(w)) => calendar.share_gone(m, w),
             _ => None,
         };
         let today = watermark
@@ -186,11 +182,7 @@ impl Sources {
                 MeasureView {
                     measure: m.id.clone(),
                     name: m.name.clone(),
-                    basis: match m.basis {
-                        Basis::Trt => "trt",
-                        Basis::Success => "success",
-                    }
-                    .to_string(),
+                    basis: m.basis.to_string(),
                     regional: m.regional,
                     tpl: m.tpl.map(|d| d.normalize().to_string()),
                     mpl: m.mpl.map(|d| d.normalize().to_string()),

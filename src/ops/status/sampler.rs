@@ -235,15 +235,8 @@ fn read_group(
         let i = measure as usize;
         if let (Some(c), Some(d)) = (counts.get_mut(i), days.get_mut(i)) {
             for (r, row) in block.regions.iter().enumerate() {
-                c[r] = Counts {
-                    requests: row.requests,
-                    within_target: row.within_target,
-                    succeeded: row.succeeded,
-                    no_response: row.no_response,
-                };
-                for (day, v) in row.days() {
-                    d[r][usize::from(day) - 1] = v;
-                }
+                c[r] = Counts::of(row);
+                d[r] = row.day_counts();
             }
         }
     }
@@ -282,10 +275,7 @@ pub(super) fn hits_of(pipeline: &PipelineConfig, c: &MeasureCounts) -> Hits {
                 .map_or(Basis::Trt, |x| x.basis);
             let mut out = [(0, 0); 4];
             for (r, x) in rs.iter().enumerate() {
-                let h = match basis {
-                    Basis::Trt => x.within_target,
-                    Basis::Success => x.succeeded,
-                };
+                let h = x.hits(basis);
                 out[r] = (x.requests, h);
                 out[3].0 += x.requests;
                 out[3].1 += h;
