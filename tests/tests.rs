@@ -34,6 +34,7 @@ mod alerting;
 mod architecture;
 mod deploy;
 mod hardening;
+mod hardening2;
 mod http;
 mod kafka;
 mod kafka_faults;

@@ -418,9 +418,19 @@ impl Ctx<'_> {
         }
     }
 
-    /// A measure's providers (all three when it names none).
+    /// A measure's providers (all three when it names none). An empty list is refused, as an
+    /// empty `srvs` is: absent means every one, and a list present selects what it names, so
+    /// `[]` would select nothing.
     fn providers(&mut self, key: &str, m: &RawMeasure) -> BTreeSet<Provider> {
         let mut providers = BTreeSet::new();
+        if m.providers.as_ref().is_some_and(Vec::is_empty) {
+            self.push(
+                &format!("{key}.providers"),
+                "is empty, which would select no provider: leave it out to select every \
+                 provider, or name them (dsp, s1sp, csp)"
+                    .into(),
+            );
+        }
         for p in m.providers.clone().unwrap_or_default() {
             match Provider::parse(&p) {
                 Some(p) => {
@@ -432,7 +442,7 @@ impl Ctx<'_> {
                 ),
             }
         }
-        if m.providers.as_ref().is_none_or(Vec::is_empty) {
+        if m.providers.is_none() {
             providers.extend(Provider::ALL);
         }
         providers

@@ -197,6 +197,14 @@ pub struct TimeSettings {
     pub max_waiting_responses: usize,
 }
 
+/// The largest `input.max_event_bytes`: 64 MiB, 64 times Kafka's default message limit (a
+/// line buffer holds two events of it).
+pub const MAX_EVENT_BYTES: i64 = 64 << 20;
+
+/// The largest `time.max_waiting_responses`: a waiting response keeps its id and fields, about
+/// a hundred bytes, so 100 million is about 10 GB.
+pub const MAX_WAITING_RESPONSES: i64 = 100_000_000;
+
 /// `[input]`: limits on what is read.
 #[derive(Debug, Clone)]
 pub struct InputSettings {
@@ -408,13 +416,28 @@ impl Check<'_> {
         Some(d)
     }
 
-    /// A count of at least 1.
-    fn positive(&mut self, key: &str, v: i64) -> Option<usize> {
-        if v <= 0 {
-            self.push(key, format!("must be at least 1, found {v}"));
-            None
-        } else {
+    /// A size or count from `lo` to `hi`. Every size setting has an upper bound, so that no
+    /// value can ask for an allocation the process cannot make (a line buffer is twice
+    /// `input.max_event_bytes`: 99999999999999 aborted the process instead of being refused).
+    fn within(&mut self, key: &str, v: i64, lo: i64, hi: i64, unit: &str) -> Option<usize> {
+        if (lo..=hi).contains(&v) {
             Some(v as usize)
+        } else {
+            self.push(key, format!("must be {lo} to {hi} {unit}, found {v}"));
+            None
+        }
+    }
+
+    /// A percentage above 0 and at most 100 (a threshold above 100 could never be crossed).
+    fn percent(&mut self, key: &str, v: f64) -> Option<f64> {
+        if v.is_finite() && v > 0.0 && v <= 100.0 {
+            Some(v)
+        } else {
+            self.push(
+                key,
+                format!("must be a percentage above 0 and at most 100, found {v}"),
+            );
+            None
         }
     }
 
@@ -491,8 +514,20 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
     if let Err(e) = crate::engine::calendar::Calendar::new(&raw.time.zone) {
         c.push("time.zone", crate::diagnostic::chain(&e));
     }
-    let max_waiting = c.positive("time.max_waiting_responses", raw.time.max_waiting_responses);
-    let max_event_bytes = c.positive("input.max_event_bytes", raw.input.max_event_bytes);
+    let max_waiting = c.within(
+        "time.max_waiting_responses",
+        raw.time.max_waiting_responses,
+        1,
+        MAX_WAITING_RESPONSES,
+        "responses",
+    );
+    let max_event_bytes = c.within(
+        "input.max_event_bytes",
+        raw.input.max_event_bytes,
+        1,
+        MAX_EVENT_BYTES,
+        "bytes",
+    );
     let k = raw.kafka;
     let idle_timeout = c.dur("kafka.idle_timeout", &k.idle_timeout);
     let max_future_skew = c.dur("kafka.max_future_skew", &k.max_future_skew);
@@ -546,7 +581,20 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
         );
     }
     let checkpoint_interval = c.dur("state.checkpoint_interval", &st.checkpoint_interval);
-    let checkpoint_events = c.positive("state.checkpoint_events", st.checkpoint_events);
+    let checkpoint_events = c.within(
+        "state.checkpoint_events",
+        st.checkpoint_events,
+        1,
+        1_000_000_000,
+        "events",
+    );
+    let ready_max_lag = c.within(
+        "http.ready_max_lag",
+        raw.http.ready_max_lag,
+        0,
+        i64::MAX,
+        "messages",
+    );
     let reconnect_timeout = c.dur("state.reconnect_timeout", &st.reconnect_timeout);
     let properties = c.strings(&k.properties, "kafka.properties");
     for (key, _) in &properties {
@@ -591,7 +639,7 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
         http: HttpSettings {
             listen,
             web_config_file: raw.http.web_config_file.trim().to_string(),
-            ready_max_lag: raw.http.ready_max_lag.max(0) as u64,
+            ready_max_lag: ready_max_lag? as u64,
         },
         state: StateSettings {
             url,
@@ -732,7 +780,7 @@ fn alerts(a: RawAlerts, c: &mut Check<'_>) -> Option<AlertSettings> {
                 .positive_dur("alerts.watermark_stuck_window", &a.watermark_stuck_window)?,
             dead_letter_window: c
                 .positive_dur("alerts.dead_letter_window", &a.dead_letter_window)?,
-            dead_letter_percent: c.rate("alerts.dead_letter_percent", a.dead_letter_percent)?,
+            dead_letter_percent: c.percent("alerts.dead_letter_percent", a.dead_letter_percent)?,
             alertmanager: am?,
             resend_interval: c.positive_dur("alerts.resend_interval", &a.resend_interval)?,
         })

@@ -76,12 +76,12 @@ impl ProducerContext for Probe {
 pub fn probe(cc: &ClientConfig) -> Result<(), KafkaError> {
     let brokers = cc.get("bootstrap.servers").unwrap_or("").to_string();
     // A producer is the lightest client with every security setting; consumer-only properties
-    // would only make it warn.
-    let mut pc = ClientConfig::new();
-    for (k, v) in cc.config_map().iter() {
-        if !CONSUMER_ONLY.contains(k) {
-            pc.set(*k, *v);
-        }
+    // would only make it warn. A clone, not a copy of `config_map()`: rdkafka's map is a
+    // sanitised view whose `sasl.password` reads "[sanitized for safety]", so a probe built from
+    // it sent the wrong password and refused every right one (issue 28).
+    let mut pc = cc.clone();
+    for k in CONSUMER_ONLY {
+        pc.remove(k);
     }
     let producer: BaseProducer<Probe, NoCustomPartitioner> = pc
         .create_with_context(Probe::default())
