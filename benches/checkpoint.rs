@@ -190,6 +190,7 @@ fn main() {
         group: Some("g".into()),
         definitions: cfg.definitions.sha256.clone(),
         accept_config_change: false,
+        read_only: false,
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let server = std::env::var("BENCH_POSTGRES").ok();

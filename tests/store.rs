@@ -54,6 +54,7 @@ fn identity(cfg: &Config) -> Identity {
         group: Some("g".into()),
         definitions: cfg.definitions.sha256.clone(),
         accept_config_change: false,
+        read_only: false,
     }
 }
 

@@ -166,6 +166,7 @@ impl StoreAt {
             group: var("SRV_OPR__KAFKA__GROUP_ID"),
             definitions: cfg.definitions.sha256.clone(),
             accept_config_change: false,
+            read_only: false,
         };
         let mut store = srv_opr::store::open(&url, None, &id, &cfg.definitions).unwrap();
         let (mut pending, mut unmeasured) = (0, 0);

@@ -11,8 +11,8 @@ use crate::engine::pipeline::PipelineStats;
 use crate::error::Error;
 use crate::sink::outdir::OutDir;
 use crate::sink::outputs::write_outputs;
-use crate::store::RevisionRecord;
 use crate::store::load::{StoreLoad, load_months};
+use crate::store::{RevisionRecord, StoreError};
 
 use super::args::MonthArg;
 
@@ -82,6 +82,22 @@ pub fn rollup(cfg: &Config, month: Month, out: &Path) -> Result<RollupOutcome, E
         watermark,
         mut store,
     } = loaded;
+    // A month the store holds nothing of would be an empty rpl.csv that looks like a month
+    // without traffic: refuse it, saying what the store holds.
+    let held = store.months()?;
+    if !held.contains(&month) {
+        return Err(Error::Store(StoreError::Absent(
+            match (held.first(), held.last()) {
+                (Some(first), Some(last)) => format!(
+                    "the state store holds no figures of {month}: it holds {} month{} from {first} \
+                 to {last}",
+                    held.len(),
+                    if held.len() == 1 { "" } else { "s" }
+                ),
+                _ => format!("the state store holds no figures of {month}, nor of any month yet"),
+            },
+        )));
+    }
     let is_final = merged.is_final(month);
     if !is_final {
         tracing::warn!(%month, watermark = %watermark,

@@ -420,7 +420,12 @@ pub fn days_text(row: &crate::engine::aggregate::SavedRow) -> String {
 
 /// Counts by day back from their text ([`days_text`]).
 pub fn days_from(text: &str) -> Result<Vec<(u8, [u64; 3])>, StoreError> {
-    let bad = || StoreError::Backend(format!("stored counts by day are damaged: {text}"));
+    let bad = || {
+        StoreError::Backend(format!(
+            "stored counts by day are damaged: {}",
+            crate::echo::cut(text, 80)
+        ))
+    };
     let rows: Vec<[u64; 4]> = serde_json::from_str(text).map_err(|_| bad())?;
     rows.into_iter()
         .map(|[d, r, w, s]| {
@@ -435,7 +440,12 @@ pub type BucketsAndSamples = (Vec<(u32, u64)>, Vec<(u32, Vec<(u64, String)>)>);
 
 /// Bucket counts and samples back from their text (either form of [`buckets_text`]).
 pub fn buckets_from(text: &str) -> Result<BucketsAndSamples, StoreError> {
-    let bad = || StoreError::Backend(format!("stored failure buckets are damaged: {text}"));
+    let bad = || {
+        StoreError::Backend(format!(
+            "stored failure buckets are damaged: {}",
+            crate::echo::cut(text, 80)
+        ))
+    };
     let map: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(text).map_err(|_| bad())?;
     let mut out = Vec::with_capacity(map.len());

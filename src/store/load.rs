@@ -2,7 +2,6 @@
 //! merges them at its end): what `rollup` and `report` are made of.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use crate::config::Config;
 use crate::engine::aggregate::Aggregates;
@@ -40,13 +39,6 @@ pub fn load_months(
         return Err(StoreError::Absent(
             "state.url is empty: there is no store to read (set [state] url)".into(),
         ));
-    }
-    if let Some(path) = url.strip_prefix("sqlite://")
-        && !Path::new(path).exists()
-    {
-        return Err(StoreError::Absent(format!(
-            "the state store {path} does not exist (has `run` checkpointed yet?)"
-        )));
     }
     let mut store = open_configured(cfg, &Identity::reader(cfg))?;
     let m = merge_months(&mut *store, cfg, pipeline, months)?;

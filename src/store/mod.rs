@@ -59,6 +59,10 @@ pub enum StoreError {
     /// A stored row does not decode.
     #[error(transparent)]
     Damaged(#[from] crate::engine::aggregate::RowError),
+    /// A stored row holds counts no run can make (more hits than requests, a negative count):
+    /// the store was damaged or edited, and nothing is rolled up from it.
+    #[error("{0}")]
+    Impossible(String),
     /// The password cannot be read.
     #[error(transparent)]
     Secret(#[from] crate::config::secrets::SecretError),
@@ -76,6 +80,9 @@ pub struct Identity {
     pub definitions: String,
     /// Adopt the current definitions if the store's differ (`--accept-config-change`).
     pub accept_config_change: bool,
+    /// A reader (`rollup`, `report`, the status page): the store is opened read-only and never
+    /// changed, neither migrated nor given an identity.
+    pub read_only: bool,
 }
 
 impl Identity {
@@ -88,6 +95,7 @@ impl Identity {
             group: Some(cfg.settings.kafka.group_id.clone()),
             definitions: cfg.definitions.sha256.clone(),
             accept_config_change,
+            read_only: false,
         }
     }
 
@@ -98,6 +106,7 @@ impl Identity {
             group: None,
             definitions: cfg.definitions.sha256.clone(),
             accept_config_change: false,
+            read_only: true,
         }
     }
 }
@@ -227,6 +236,9 @@ pub trait Store: Send {
 
     /// The revision history (of one month, or all), oldest first.
     fn revisions(&mut self, month: Option<Month>) -> Result<Vec<RevisionRecord>, StoreError>;
+
+    /// The months some partition holds rows of, oldest first.
+    fn months(&mut self) -> Result<Vec<Month>, StoreError>;
 }
 
 /// Whether a partition's next checkpoint should write a full snapshot that replaces its state
@@ -487,6 +499,7 @@ mod tests {
             group: Some("g".into()),
             definitions: "d1".into(),
             accept_config_change: false,
+            read_only: false,
         };
         let e = check_identity(&id, Some(SCHEMA_VERSION + 1), None, None, None).unwrap_err();
         assert!(e.to_string().contains("newer"), "{e}");

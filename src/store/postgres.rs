@@ -136,6 +136,9 @@ pub struct PgStore {
     ride_through: Duration,
     /// New connections made in place of lost ones.
     reconnects: u64,
+    /// The schema version: this build's for a writer (it migrates), possibly older for a
+    /// reader (which never changes the database).
+    version: i64,
 }
 
 /// Whether an error means the connection is gone, or the server cannot serve for now (shutting
@@ -203,6 +206,17 @@ impl PgStore {
             config.password(pw);
         }
         config.application_name("srv-opr");
+        if id.read_only {
+            // Every transaction of a reader's sessions (reconnections too) is read-only: reading
+            // never changes the store, even by mistake.
+            let options = match config.get_options() {
+                Some(o) if !o.trim().is_empty() => {
+                    format!("{o} -c default_transaction_read_only=on")
+                }
+                _ => "-c default_transaction_read_only=on".to_string(),
+            };
+            config.options(&options);
+        }
         let client = tls.connect(&mut config.clone()).map_err(|e| {
             StoreError::Backend(format!(
                 "cannot connect to the PostgreSQL state store {} ({}): {}",
@@ -218,8 +232,13 @@ impl PgStore {
             tls,
             ride_through: Duration::ZERO,
             reconnects: 0,
+            version: SCHEMA_VERSION,
         };
-        store.prepare(id)?;
+        if id.read_only {
+            store.inspect(id)?;
+        } else {
+            store.prepare(id)?;
+        }
         Ok(store)
     }
 
@@ -312,6 +331,50 @@ impl PgStore {
         self.reconnects
     }
 
+    /// A reader's check: the database holds a store of a schema this build reads, made under
+    /// the same definitions. Nothing is created, migrated or written.
+    fn inspect(&mut self, id: &Identity) -> Result<(), StoreError> {
+        let there: bool = self
+            .client
+            .query_one("SELECT to_regclass('srv_opr_schema') IS NOT NULL", &[])
+            .map_err(backend)?
+            .get(0);
+        if !there {
+            return Err(StoreError::Absent(
+                "the PostgreSQL database holds no srv-opr state store (has `run` checkpointed \
+                 into it yet?)"
+                    .into(),
+            ));
+        }
+        let version: i64 = self
+            .client
+            .query_opt("SELECT version FROM srv_opr_schema", &[])
+            .map_err(backend)?
+            .map_or(0, |r| r.get(0));
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Refused(format!(
+                "the state store has schema version {version}, newer than this srv-opr knows \
+                 ({SCHEMA_VERSION}): upgrade srv-opr"
+            )));
+        }
+        if version == 0 {
+            return Err(StoreError::Absent(
+                "the PostgreSQL state store was never written (schema version 0)".into(),
+            ));
+        }
+        let mut t = Tx(&mut self.client);
+        let (topics, group, stored) = (t.meta("topics")?, t.meta("group")?, t.meta("definitions")?);
+        check_identity(
+            id,
+            Some(version),
+            topics.as_deref(),
+            group.as_deref(),
+            stored.as_deref(),
+        )?;
+        self.version = version;
+        Ok(())
+    }
+
     fn prepare(&mut self, id: &Identity) -> Result<(), StoreError> {
         let mut tx = self.client.transaction().map_err(backend)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
@@ -384,7 +447,7 @@ impl<C: postgres::GenericClient> sql::Tx for Tx<'_, C> {
     }
 
     fn rows(&mut self, pid: i64) -> Result<Vec<StoredRow>, StoreError> {
-        rows_of(self.0, Some(pid), None)
+        rows_of(self.0, SCHEMA_VERSION, Some(pid), None)
     }
 
     fn checkpoint_partition(
@@ -586,7 +649,10 @@ impl Store for PgStore {
     }
 
     fn month_rows(&mut self, month: Option<Month>) -> Result<Vec<StoredRow>, StoreError> {
-        self.retrying("read month rows", |client, _| rows_of(client, None, month))
+        let version = self.version;
+        self.retrying("read month rows", |client, _| {
+            rows_of(client, version, None, month)
+        })
     }
 
     fn combined_watermark(&mut self) -> Result<Option<i64>, StoreError> {
@@ -620,16 +686,31 @@ impl Store for PgStore {
                 .collect()
         })
     }
+
+    fn months(&mut self) -> Result<Vec<Month>, StoreError> {
+        self.read_months()
+    }
+}
+
+impl PgStore {
+    /// [`Store::months`], inside the trait's retries.
+    fn read_months(&mut self) -> Result<Vec<Month>, StoreError> {
+        self.retrying("read months", |client, _| {
+            let rows = client.query(sql::MONTHS, &[]).map_err(backend)?;
+            sql::months_of(rows.into_iter().map(|r| r.get(0)).collect())
+        })
+    }
 }
 
 fn rows_of(
     client: &mut impl postgres::GenericClient,
+    version: i64,
     pid: Option<i64>,
     month: Option<Month>,
 ) -> Result<Vec<StoredRow>, StoreError> {
     let month_text = month.map(|m| m.to_string());
     let rows = client
-        .query(sql::MONTH_ROWS, &[&pid, &month_text])
+        .query(sql::month_rows(version), &[&pid, &month_text])
         .map_err(backend)?;
     rows.into_iter()
         .map(|r| {

@@ -77,6 +77,25 @@ pub(super) const MONTH_ROWS: &str = "
     WHERE (CAST($1 AS BIGINT) IS NULL OR r.pid = $1) AND (CAST($2 AS TEXT) IS NULL OR r.month = $2)
     ORDER BY r.pid, r.month, r.measure, r.region";
 
+/// [`MONTH_ROWS`] of a store of schema `version`: one written before version 2 has no counts
+/// by day, read as none (a reader never migrates a store).
+pub(super) fn month_rows(version: i64) -> &'static str {
+    static OLD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if version >= 2 {
+        MONTH_ROWS
+    } else {
+        OLD.get_or_init(|| MONTH_ROWS.replace("r.days,", "CAST(NULL AS TEXT),"))
+    }
+}
+
+/// The months some partition holds rows of.
+pub(super) const MONTHS: &str = "SELECT DISTINCT month FROM month_rows ORDER BY month";
+
+/// The months of [`MONTHS`], parsed.
+pub(super) fn months_of(texts: Vec<String>) -> Result<Vec<Month>, StoreError> {
+    texts.iter().map(|t| month_of(t)).collect()
+}
+
 /// Every partition, in the column order [`PartitionColumns`] reads.
 pub(super) const PARTITIONS: &str = "
     SELECT topic, partition, epoch, owner, next_offset, meta, checkpointed_at
@@ -311,8 +330,12 @@ pub(super) fn meta_of(text: Option<String>) -> Result<Option<SavedMeta>, StoreEr
 }
 
 fn month_of(text: &str) -> Result<Month, StoreError> {
-    Month::parse(text)
-        .ok_or_else(|| StoreError::Backend(format!("a stored month {text:?} is not YYYY-MM")))
+    Month::parse(text).ok_or_else(|| {
+        StoreError::Backend(format!(
+            "a stored month {:?} is not YYYY-MM",
+            crate::echo::cut(text, 16)
+        ))
+    })
 }
 
 /// A month row's columns, in [`MONTH_ROWS`]'s order.
@@ -334,34 +357,94 @@ pub(super) struct RowColumns {
 }
 
 impl RowColumns {
-    /// The row as the store's readers take it.
+    /// The row as the store's readers take it, once its counts are possible: a store edited or
+    /// damaged into more hits than requests, or a negative count, is refused with the
+    /// partition and month named, never rolled up into an RPL above 100 % or a count near 2^64.
     pub fn stored(self) -> Result<StoredRow, StoreError> {
+        let impossible = |what: String| {
+            StoreError::Impossible(format!(
+                "the stored month row {} {} {} of partition {} holds impossible counts ({what}): \
+                 the store was damaged or edited, and nothing is rolled up from it",
+                crate::echo::cut(&self.month, 16),
+                crate::echo::cut(&self.measure, 64),
+                crate::echo::cut(&self.region, 16),
+                self.origin
+            ))
+        };
+        let count =
+            |name: &str, v: i64| u64::try_from(v).map_err(|_| impossible(format!("{name} {v}")));
+        let requests = count("requests", self.requests)?;
+        let within_target = count("within_target", self.within_target)?;
+        let succeeded = count("succeeded", self.succeeded)?;
+        let no_response = count("no_response", self.no_response)?;
+        for (name, v) in [
+            ("within_target", within_target),
+            ("succeeded", succeeded),
+            ("no_response", no_response),
+        ] {
+            if v > requests {
+                return Err(impossible(format!("{name} {v} > requests {requests}")));
+            }
+        }
+        // A request without a final response within its deadline never succeeded.
+        if succeeded + no_response > requests {
+            return Err(impossible(format!(
+                "succeeded {succeeded} + no_response {no_response} > requests {requests}"
+            )));
+        }
+        let max_ms = self.max_ms.map(|v| count("max_ms", v)).transpose()?;
+        let revision = u32::try_from(self.revision)
+            .map_err(|_| impossible(format!("revision {}", self.revision)))?;
         let (buckets, samples) = buckets_from(&self.buckets)?;
+        let missed = buckets
+            .iter()
+            .try_fold(0u64, |sum, (_, n)| sum.checked_add(*n));
+        if missed.is_none_or(|m| m > requests) {
+            return Err(impossible(format!(
+                "failure buckets above requests {requests}"
+            )));
+        }
+        let days = self
+            .days
+            .as_deref()
+            .map(days_from)
+            .transpose()?
+            .unwrap_or_default();
+        let by_day = days
+            .iter()
+            .try_fold(0u64, |sum, (_, [r, w, s])| {
+                (w <= r && s <= r).then_some(())?;
+                sum.checked_add(*r)
+            })
+            .filter(|d| *d <= requests);
+        if by_day.is_none() {
+            return Err(impossible(format!(
+                "counts by day above requests {requests}"
+            )));
+        }
         Ok(StoredRow {
-            origin: self.origin,
             month: month_of(&self.month)?,
-            measure: self.measure,
             region: Region::parse(&self.region)
                 .map(|r| r as usize)
                 .ok_or_else(|| {
-                    StoreError::Backend(format!("a stored region {:?} is unknown", self.region))
+                    StoreError::Backend(format!(
+                        "a stored region {:?} is unknown",
+                        crate::echo::cut(&self.region, 16)
+                    ))
                 })?,
+            origin: self.origin,
+            measure: self.measure,
             row: SavedRow {
-                requests: self.requests as u64,
-                within_target: self.within_target as u64,
-                succeeded: self.succeeded as u64,
-                no_response: self.no_response as u64,
+                requests,
+                within_target,
+                succeeded,
+                no_response,
                 buckets,
                 samples,
                 histogram: self.histogram,
-                max_ms: self.max_ms.map(|v| v as u64),
-                revision: self.revision as u32,
-                days: self
-                    .days
-                    .as_deref()
-                    .map(days_from)
-                    .transpose()?
-                    .unwrap_or_default(),
+                max_ms,
+                revision,
+                days,
             },
         })
     }

@@ -112,10 +112,51 @@ const RAISE_COMBINED_WATERMARK: &str = "
 pub struct SqliteStore {
     conn: Connection,
     defs: Definitions,
+    /// The file, for every error (a malformed or foreign file must be named).
+    path: String,
+    /// The file's schema version: this build's for a writer (it migrates), possibly older for
+    /// a reader (which never changes the file).
+    version: i64,
 }
 
+/// What SQLite said, with what to do when the file itself is the problem. The store's path is
+/// added by [`SqliteStore::named`], which every operation's error passes through.
 fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(format!("SQLite state store: {e}"))
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    let damaged = matches!(e.sqlite_error_code(), Some(DatabaseCorrupt | NotADatabase));
+    if damaged {
+        StoreError::Backend(format!(
+            "{e} (the file is damaged or is not a state store: restore it from a backup, or \
+             move it away and let `run` rebuild the state from Kafka's retention)"
+        ))
+    } else {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// The tables every srv-opr SQLite store has (schema version 1 onwards).
+const TABLES: &[&str] = &[
+    "store_meta",
+    "partitions",
+    "state_log",
+    "month_rows",
+    "revisions",
+    "progress",
+];
+
+/// `path` as an SQLite `file:` URI with `query` (`immutable=1`): the characters a URI gives a
+/// meaning to are escaped.
+fn file_uri(path: &str, query: &str) -> String {
+    let mut uri = String::from("file:");
+    for b in path.bytes() {
+        match b {
+            b'%' | b'?' | b'#' => uri.push_str(&format!("%{b:02X}")),
+            _ => uri.push(b as char),
+        }
+    }
+    uri.push('?');
+    uri.push_str(query);
+    uri
 }
 
 /// A shared statement with SQLite's placeholders (`$1` → `?1`: the same numbered parameter).
@@ -124,16 +165,38 @@ fn q(statement: &str) -> String {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store at `path`.
+    /// Opens the store at `path`: a writer (`run`) creates and migrates it as needed; a reader
+    /// ([`Identity::read_only`]) opens it read-only and never changes it.
     pub fn open(path: &str, id: &Identity, defs: &Definitions) -> Result<SqliteStore, StoreError> {
         if path.is_empty() {
             return Err(StoreError::Refused(
                 "state.url sqlite:// names no file".into(),
             ));
         }
-        let conn = Connection::open(path).map_err(|e| {
-            StoreError::Backend(format!("cannot open the SQLite state store {path}: {e}"))
-        })?;
+        let opened = if id.read_only {
+            SqliteStore::open_reader(path, id, defs)
+        } else {
+            SqliteStore::open_writer(path, id, defs)
+        };
+        opened.map_err(|e| named(path, e))
+    }
+
+    fn open_writer(
+        path: &str,
+        id: &Identity,
+        defs: &Definitions,
+    ) -> Result<SqliteStore, StoreError> {
+        if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            // SQLite takes an empty file for an empty database; it may be a store truncated by
+            // accident, whose partitions will now be read again from Kafka's retention.
+            tracing::warn!(
+                path,
+                "the state store file is empty (0 bytes): starting a new store in it, every \
+                 partition from the beginning of what Kafka retains"
+            );
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Backend(format!("cannot open it: {e}")))?;
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(backend)?;
         // 64 KiB pages (for a new file; an existing one keeps its own): a checkpoint's state
@@ -156,9 +219,106 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             defs: defs.clone(),
+            path: path.to_string(),
+            version: SCHEMA_VERSION,
         };
         store.migrate()?;
         store.check(id)?;
+        Ok(store)
+    }
+
+    /// A reader's connection: read-only, so a store on a read-only disk, an immutable file or
+    /// one `run` is writing can be read, and reading never changes it (no migration, no
+    /// identity written, no lock taken beyond SQLite's shared one). A missing, empty or foreign
+    /// file is refused for what it is; an older schema is read as it is.
+    fn open_reader(
+        path: &str,
+        id: &Identity,
+        defs: &Definitions,
+    ) -> Result<SqliteStore, StoreError> {
+        use rusqlite::OpenFlags;
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                StoreError::Absent("it does not exist (has `run` checkpointed yet?)".into())
+            }
+            _ => StoreError::Backend(format!("cannot read it: {e}")),
+        })?;
+        if !meta.is_file() {
+            return Err(StoreError::Refused("it is not a file".into()));
+        }
+        if meta.len() == 0 {
+            return Err(StoreError::Absent(
+                "it is empty (0 bytes), so it is not a state store: `run` has not checkpointed \
+                 into it yet, or it was truncated"
+                    .into(),
+            ));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let read = |uri: &str| -> Result<(Connection, i64), rusqlite::Error> {
+            let conn = Connection::open_with_flags(uri, flags)?;
+            conn.busy_timeout(Duration::from_secs(30))?;
+            let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            Ok((conn, version))
+        };
+        let (conn, version) = match read(&file_uri(path, "mode=ro")) {
+            Ok(x) => x,
+            // A WAL file's readers need its shared-memory file, which a read-only directory
+            // cannot hold: such a store is read as immutable (nobody can be writing it there).
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
+                read(&file_uri(path, "immutable=1")).map_err(backend)?
+            }
+            Err(e) => return Err(backend(e)),
+        };
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Refused(format!(
+                "it has schema version {version}, newer than this srv-opr knows \
+                 ({SCHEMA_VERSION}): upgrade srv-opr"
+            )));
+        }
+        let mut missing = Vec::new();
+        for t in TABLES {
+            let there: bool = conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+                    [t],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if !there {
+                missing.push(*t);
+            }
+        }
+        if missing.len() == TABLES.len() {
+            return Err(StoreError::Refused(
+                "it is an SQLite database but not an srv-opr state store (none of its tables)"
+                    .into(),
+            ));
+        }
+        if !missing.is_empty() || version == 0 {
+            return Err(StoreError::Refused(format!(
+                "it is not a whole srv-opr state store (schema version {version}; no table {}): \
+                 damaged, or made by something else",
+                missing.join(", no table ")
+            )));
+        }
+        let mut store = SqliteStore {
+            conn,
+            defs: defs.clone(),
+            path: path.to_string(),
+            version,
+        };
+        let mut t = Tx(&store.conn);
+        let (topics, group, stored) = (t.meta("topics")?, t.meta("group")?, t.meta("definitions")?);
+        check_identity(
+            id,
+            Some(version),
+            topics.as_deref(),
+            group.as_deref(),
+            stored.as_deref(),
+        )?;
+        store.version = version;
         Ok(store)
     }
 
@@ -207,6 +367,26 @@ impl SqliteStore {
         sql::apply_identity(&mut t, id, &action)?;
         tx.commit().map_err(backend)
     }
+
+    /// `r` with this store's file named in its error.
+    fn named<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        r.map_err(|e| named(&self.path, e))
+    }
+}
+
+/// `e` with the store's file named: a malformed, foreign or unreadable file must say which.
+fn named(path: &str, e: StoreError) -> StoreError {
+    let at = |m: String| format!("SQLite state store {path}: {m}");
+    match e {
+        StoreError::Refused(m) => StoreError::Refused(at(m)),
+        StoreError::Backend(m) => StoreError::Backend(at(m)),
+        StoreError::Unavailable(m) => StoreError::Unavailable(at(m)),
+        StoreError::Absent(m) => StoreError::Absent(at(m)),
+        StoreError::Impossible(m) => StoreError::Impossible(at(m)),
+        other @ (StoreError::Fenced { .. } | StoreError::Damaged(_) | StoreError::Secret(_)) => {
+            other
+        }
+    }
 }
 
 /// One SQLite transaction (or the connection itself, for reads), as the shared logic drives it.
@@ -242,7 +422,7 @@ impl sql::Tx for Tx<'_> {
     }
 
     fn rows(&mut self, pid: i64) -> Result<Vec<StoredRow>, StoreError> {
-        rows_of(self.0, Some(pid), None)
+        rows_of(self.0, SCHEMA_VERSION, Some(pid), None)
     }
 
     fn checkpoint_partition(
@@ -419,26 +599,70 @@ impl sql::Tx for Tx<'_> {
 
 impl Store for SqliteStore {
     fn claim(&mut self, topic: &str, partition: i32, owner: &str) -> Result<Claim, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let claim = sql::claim(&mut Tx(&tx), topic, partition, owner, &self.defs)?;
-        tx.commit().map_err(backend)?;
-        Ok(claim)
+        let claimed = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let claim = sql::claim(&mut Tx(&tx), topic, partition, owner, &self.defs)?;
+            tx.commit().map_err(backend)?;
+            Ok(claim)
+        })();
+        self.named(claimed)
     }
 
     fn checkpoint(&mut self, cp: &Checkpoint<'_>) -> Result<Written, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let written = sql::checkpoint(&mut Tx(&tx), cp, &self.defs, LOG_CHUNK_BYTES)?;
-        tx.commit().map_err(backend)?;
-        Ok(written)
+        let written = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let written = sql::checkpoint(&mut Tx(&tx), cp, &self.defs, LOG_CHUNK_BYTES)?;
+            tx.commit().map_err(backend)?;
+            Ok(written)
+        })();
+        self.named(written)
     }
 
     fn partitions(&mut self) -> Result<Vec<PartitionInfo>, StoreError> {
+        let read = self.read_partitions();
+        self.named(read)
+    }
+
+    fn month_rows(&mut self, month: Option<Month>) -> Result<Vec<StoredRow>, StoreError> {
+        let read = rows_of(&self.conn, self.version, None, month);
+        self.named(read)
+    }
+
+    fn combined_watermark(&mut self) -> Result<Option<i64>, StoreError> {
+        let read = self
+            .conn
+            .query_row(sql::COMBINED_WATERMARK, [], |r| r.get(0))
+            .optional()
+            .map_err(backend);
+        self.named(read)
+    }
+
+    fn revisions(&mut self, month: Option<Month>) -> Result<Vec<RevisionRecord>, StoreError> {
+        let read = self.read_revisions(month);
+        self.named(read)
+    }
+
+    fn months(&mut self) -> Result<Vec<Month>, StoreError> {
+        let read = (|| {
+            let mut st = self.conn.prepare(sql::MONTHS).map_err(backend)?;
+            let texts = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(backend)?;
+            sql::months_of(texts)
+        })();
+        self.named(read)
+    }
+}
+
+impl SqliteStore {
+    fn read_partitions(&mut self) -> Result<Vec<PartitionInfo>, StoreError> {
         let mut st = self.conn.prepare(&q(sql::PARTITIONS)).map_err(backend)?;
         let mut rows = st.query([]).map_err(backend)?;
         let mut out = Vec::new();
@@ -460,18 +684,7 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn month_rows(&mut self, month: Option<Month>) -> Result<Vec<StoredRow>, StoreError> {
-        rows_of(&self.conn, None, month)
-    }
-
-    fn combined_watermark(&mut self) -> Result<Option<i64>, StoreError> {
-        self.conn
-            .query_row(sql::COMBINED_WATERMARK, [], |r| r.get(0))
-            .optional()
-            .map_err(backend)
-    }
-
-    fn revisions(&mut self, month: Option<Month>) -> Result<Vec<RevisionRecord>, StoreError> {
+    fn read_revisions(&mut self, month: Option<Month>) -> Result<Vec<RevisionRecord>, StoreError> {
         let mut st = self.conn.prepare(&q(sql::REVISIONS)).map_err(backend)?;
         let mut rows = st.query([month.map(|m| m.to_string())]).map_err(backend)?;
         let mut out = Vec::new();
@@ -494,13 +707,17 @@ impl Store for SqliteStore {
     }
 }
 
-/// Month rows of one partition (or all), of one month (or all).
+/// Month rows of one partition (or all), of one month (or all), from a store of schema
+/// `version`.
 fn rows_of(
     conn: &Connection,
+    version: i64,
     pid: Option<i64>,
     month: Option<Month>,
 ) -> Result<Vec<StoredRow>, StoreError> {
-    let mut st = conn.prepare(&q(sql::MONTH_ROWS)).map_err(backend)?;
+    let mut st = conn
+        .prepare(&q(sql::month_rows(version)))
+        .map_err(backend)?;
     let mut rows = st
         .query(params![pid, month.map(|m| m.to_string())])
         .map_err(backend)?;
