@@ -405,3 +405,152 @@ fn a_month_the_store_holds_nothing_of_is_an_error_saying_what_it_holds() {
     assert!(e.contains("from 2024-03 to 2024-04"), "{e}");
     assert!(!d.join("out").join("rpl.csv").exists());
 }
+
+#[test]
+fn a_full_disk_names_the_file_and_leaves_the_previous_outputs_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(
+        crate::support::replay::fixture("spec_example.jsonl"),
+        d.join("small.jsonl"),
+    )
+    .unwrap();
+    // Bad lines whose dead letters (about 185 bytes each) nearly fill the disk: with 2,270 of
+    // them the dead letters fit and the month outputs after them do not, which is where the
+    // files of two runs used to mix. Three sizes around it, each on a fresh disk.
+    let sizes = [2150, 2270, 2350];
+    for n in sizes {
+        let line = format!("{{\"type\":\"request\",\"id\":{}\n", "9".repeat(90));
+        std::fs::write(d.join(format!("big{n}.jsonl")), line.repeat(n)).unwrap();
+    }
+    // A real full disk: a 512 KiB tmpfs, mounted in a mount namespace of its own (unshare -rm),
+    // so no privilege is needed and nothing outlives the test. On each, a first replay
+    // succeeds and its outputs are listed; a second one fills the disk; they are listed again.
+    let script = r#"
+        set -u
+        list() { (cd "out$1" && find . | sort && find . -type f | sort | xargs -r sha256sum); }
+        for n in $SIZES; do
+            mkdir "out$n" && mount -t tmpfs -o size=512k tmpfs "out$n" || exit 90
+            "$SRV" replay small.jsonl --out "out$n" 2>/dev/null || exit 91
+            list $n > "before$n.txt"
+            "$SRV" replay "big$n.jsonl" --out "out$n" 2> "err$n.txt"
+            echo $? > "rc$n.txt"
+            list $n > "after$n.txt"
+        done
+    "#;
+    let o = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
+        .current_dir(d)
+        .env("SRV", env!("CARGO_BIN_EXE_srv-opr"))
+        .env(
+            "SIZES",
+            sizes
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+        .env_remove("RUST_LOG")
+        .env_remove("SRV_OPR_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "the full-disk namespace: {}",
+        stderr(&o)
+    );
+    let read = |n: String| std::fs::read_to_string(d.join(n)).unwrap();
+    let mut past_the_dead_letters = 0;
+    for n in sizes {
+        let err = read(format!("err{n}.txt"));
+        assert_eq!(read(format!("rc{n}.txt")).trim(), "1", "{n}: {err}");
+        assert!(err.contains("No space left on device"), "{n}: {err}");
+        assert!(
+            err.contains(&format!("out{n}/")),
+            "{n}: the error names no file in the output directory: {err}"
+        );
+        if !err.contains("deadletter.jsonl") {
+            past_the_dead_letters += 1;
+        }
+        let (before, after) = (
+            read(format!("before{n}.txt")),
+            read(format!("after{n}.txt")),
+        );
+        assert!(
+            before.contains("./rpl.csv") && before.contains("./summary.json"),
+            "{before}"
+        );
+        assert_eq!(
+            after, before,
+            "{n}: the outputs of the first replay did not stay whole"
+        );
+        assert!(
+            !after.contains("/."),
+            "{n}: a temporary file is left: {after}"
+        );
+    }
+    assert!(
+        past_the_dead_letters > 0,
+        "no size filled the disk after the dead letters, where the outputs used to mix"
+    );
+}
+
+#[test]
+fn a_signal_leaves_no_temporary_file_and_no_half_of_a_run() {
+    use std::io::Write as _;
+    for signal in ["TERM", "INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let out = d.join("out");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::write(out.join("rpl.csv"), "earlier\n").unwrap();
+        // A replay of standard input, kept waiting for more: it is mid-way, by construction.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+            .args(["replay", "-", "--out", "out"])
+            .current_dir(d)
+            .env_remove("RUST_LOG")
+            .env_remove("SRV_OPR_CONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        for i in 0..2000 {
+            writeln!(input, "{{\"type\":\"request\",\"id\":\"x{i}\",\"srv\":").unwrap();
+        }
+        input.flush().unwrap();
+        // The replay has started writing: its staging directory is there.
+        let staged = || {
+            std::fs::read_dir(&out)
+                .unwrap()
+                .any(|e| e.unwrap().file_name().to_string_lossy().starts_with('.'))
+        };
+        crate::support::wait_until(d, &[], "the replay to stage its files", 60, || {
+            if staged() {
+                Ok(())
+            } else {
+                Err("no staging directory yet".into())
+            }
+        });
+        let killed = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let o = child.wait_with_output().unwrap();
+        drop(input);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "SIG{signal}: {e}");
+        assert!(e.contains("interrupted"), "{e}");
+        let left: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, vec!["rpl.csv".to_string()], "SIG{signal}");
+        assert_eq!(
+            std::fs::read_to_string(out.join("rpl.csv")).unwrap(),
+            "earlier\n"
+        );
+    }
+}

@@ -148,6 +148,7 @@ fn assert_same_figures(cfg: &Config, outcome: &RunOutcome, lines: Vec<u8>, total
         Instant::now(),
     )
     .unwrap();
+    out.publish().unwrap();
     assert_eq!(outcome.stats.events, total, "every message processed once");
     let got = read_outputs(&dir.path().join("run"));
     assert_eq!(got.0, expected.0, "rpl.csv");

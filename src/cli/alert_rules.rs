@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::config::Config;
 use crate::error::Error;
 use crate::ops::alerts::rules::generate;
+use crate::sink::outdir::OutDir;
 
 /// `alert-rules`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -26,16 +27,20 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
         print!("{text}");
         return Ok(());
     }
-    let failed = |what: &str, path: &std::path::Path, e: std::io::Error| {
-        Error::Output(std::io::Error::new(
-            e.kind(),
-            format!("cannot {what} {}: {e}", path.display()),
-        ))
-    };
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| failed("create", dir, e))?;
-    }
-    std::fs::write(&a.out, &text).map_err(|e| failed("write", &a.out, e))?;
+    // Whole or not at all: Prometheus may be reading the rules directory.
+    let dir = a
+        .out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = a
+        .out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::Usage(format!("--out {} names no file", a.out.display())))?;
+    let out = OutDir::create(dir)?;
+    out.write(name, text.as_bytes())?;
+    out.publish()?;
     eprintln!(
         "srv-opr: alert rules for {} measures written to {} (check them with `promtool check \
          rules {}`)",

@@ -75,6 +75,14 @@ impl Cli {
     /// `status --check`).
     pub fn run(self) -> Result<u8, Error> {
         let cfg = load_config(self.config)?;
+        // `run` and `demo` drain on a signal and watch for it themselves; `status` writes
+        // nothing; every other command stops at once, leaving no temporary file.
+        if !matches!(
+            self.command,
+            Command::Run(_) | Command::Demo(_) | Command::Status(_)
+        ) {
+            signals::stop_cleanly_on_signals();
+        }
         let done = match self.command {
             Command::Status(a) => return status::main(&cfg, a),
             Command::Replay(a) => replay::main(&cfg, a),

@@ -71,18 +71,32 @@ pub struct ReplayOutcome {
 }
 
 /// Replays `inputs` through the pipeline and writes the month outputs and `deadletter.jsonl`
-/// into `out`; a progress bar on a terminal when `progress`.
+/// into `out`, all appearing together at the end; a progress bar on a terminal when
+/// `progress`.
 pub fn replay(
     cfg: &Config,
     inputs: &[Input],
     out: &Path,
     progress: bool,
 ) -> Result<ReplayOutcome, Error> {
-    let started = Instant::now();
     // The schemes opr-inputs.csv maps through, checked before any event is read: a scheme
     // naming a measure the definitions lack is a configuration error now, not after the replay.
     crate::config::schemes::all(cfg)?;
     let outdir = OutDir::create(out)?;
+    let outcome = replay_into(cfg, inputs, &outdir, progress)?;
+    outdir.publish()?;
+    Ok(outcome)
+}
+
+/// [`replay`] into an output directory the caller publishes (with more files of its own).
+pub fn replay_into(
+    cfg: &Config,
+    inputs: &[Input],
+    outdir: &OutDir,
+    progress: bool,
+) -> Result<ReplayOutcome, Error> {
+    let started = Instant::now();
+    crate::config::schemes::all(cfg)?;
     let counter = Arc::new(AtomicU64::new(0));
     let mut sources = open_all(inputs, cfg.settings.input.max_event_bytes, counter.clone())?;
     let total: Option<u64> = inputs.iter().map(Input::size).sum();
@@ -103,7 +117,7 @@ pub fn replay(
     let (aggregates, stats, sink) = pipeline.into_parts();
     sink.into_inner().commit()?;
     let summary = write_outputs(
-        &outdir,
+        outdir,
         cfg,
         &aggregates,
         &stats,

@@ -23,7 +23,7 @@ use crate::source::files::{Input, inputs_from_paths};
 use crate::store::load::load_months;
 
 use super::args::Margin;
-use super::replay::replay;
+use super::replay::replay_into;
 use super::score::{margin_of, read_inputs, write_score};
 
 /// `report`'s arguments.
@@ -165,7 +165,7 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error>
         )?;
         l.aggregates
     } else {
-        replay(cfg, &req.replay, &req.out, false)?.aggregates
+        replay_into(cfg, &req.replay, &outdir, false)?.aggregates
     };
     let gather_seconds = started.elapsed().as_secs_f64();
     let rendering = Instant::now();
@@ -179,6 +179,8 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error>
         &outdir,
     )?;
     files.append(&mut written);
+    // The year's files appear together, or none of them (a full disk half way).
+    outdir.publish()?;
     let month_flags = months
         .iter()
         .filter(|m| aggregates.months().contains(m))
@@ -235,10 +237,9 @@ pub fn render_report(
         score: &score,
     };
     let charts = charts(&y)?;
-    let chart_dir = OutDir::create(&outdir.path().join("charts"))?;
     for c in &charts {
-        chart_dir.write(&format!("{}.svg", c.stem), c.svg.as_bytes())?;
-        chart_dir.write(&format!("{}.png", c.stem), &c.png)?;
+        outdir.write(&format!("charts/{}.svg", c.stem), c.svg.as_bytes())?;
+        outdir.write(&format!("charts/{}.png", c.stem), &c.png)?;
         files.push(format!("charts/{}.svg", c.stem));
         files.push(format!("charts/{}.png", c.stem));
     }

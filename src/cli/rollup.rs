@@ -114,6 +114,7 @@ pub fn rollup(cfg: &Config, month: Month, out: &Path) -> Result<RollupOutcome, E
         names.clone(),
         started,
     )?;
+    outdir.publish()?;
     Ok(RollupOutcome {
         aggregates: merged,
         stats,

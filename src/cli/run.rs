@@ -70,6 +70,7 @@ pub fn run(
         outcome.partitions.clone(),
         started,
     )?;
+    outdir.publish()?;
     tracing::info!(
         events = outcome.stats.events,
         partitions = outcome.partitions.len(),

@@ -76,7 +76,9 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
         text.push_str(&render::what_if_diff(&base, &report));
     }
     if let Some(out) = &a.out {
-        write_score(&OutDir::create(out)?, &report)?;
+        let dir = OutDir::create(out)?;
+        write_score(&dir, &report)?;
+        dir.publish()?;
     }
     print!("{text}");
     Ok(())

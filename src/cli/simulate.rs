@@ -238,6 +238,7 @@ pub fn simulate(sim: SimConfig, target: &SimTarget) -> Result<SimStats, Error> {
                 Simulator::new(sim).run(&mut f)?
             };
             f.commit()?;
+            outdir.publish()?;
             Ok(stats)
         }
     }

@@ -28,7 +28,8 @@ pub enum SinkError {
 }
 
 /// Writes a run's month outputs into `outdir`: `rpl.csv`, `failures.csv`, `opr-inputs.csv`,
-/// `evidence/` and `summary.json`, the same set whichever command produced the figures.
+/// `evidence/` and `summary.json`, the same set whichever command produced the figures. They
+/// appear when the caller publishes `outdir`, with whatever else it wrote.
 pub fn write_outputs(
     outdir: &OutDir,
     cfg: &Config,
@@ -51,9 +52,8 @@ pub fn write_outputs(
         .iter()
         .map(|m| m.id.as_str())
         .collect();
-    let dir = OutDir::create(&outdir.path().join("evidence"))?;
     for (name, text) in evidence_files(&lines, &measures) {
-        dir.write(&name, text.as_bytes())?;
+        outdir.write(&format!("evidence/{name}"), text.as_bytes())?;
     }
     let summary = Summary::new(
         stats,
