@@ -1,6 +1,7 @@
 //! What an error message may echo of a value a user gave: the value whole when short, else cut,
-//! so that a megabyte value in a file never comes back as a megabyte of terminal. A leaf: it
-//! imports nothing of the crate.
+//! so that a megabyte value in a file never comes back as a megabyte of terminal; and what a
+//! terminal may be shown of text someone else sent ([`printable`]). A leaf: it imports nothing
+//! of the crate.
 
 /// `value` whole if at most `max_chars` characters, else its start, an ellipsis and its length.
 pub fn cut(value: &str, max_chars: usize) -> String {
@@ -24,9 +25,47 @@ pub fn cut_middle(line: &str, max_chars: usize) -> String {
     format!("{head} …({} characters cut)… {tail}", n - 2 * keep)
 }
 
+/// Whether `c` would act on a terminal instead of showing: C0 and C1 controls (ESC, BEL, CR,
+/// LF, CSI…), DEL, and the format characters that reorder or hide text (bidirectional
+/// overrides and isolates, zero-width characters).
+pub fn acts(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// `text` with every character that would act on a terminal written out instead (`\r`, `\n`,
+/// `\t`, `\x1b`, `\u{202e}`), so that text a server sent can neither move the cursor, colour
+/// the screen, nor forge lines of output that a script would read.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(acts) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if acts(c) && (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if acts(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_would_act_on_a_terminal_is_written_out() {
+        assert_eq!(printable("plain é"), "plain é");
+        assert_eq!(
+            printable("g\r\nsrv-opr status: OK\x1b[2J\x07\u{9b}\u{202e}x\u{7f}"),
+            "g\\r\\nsrv-opr status: OK\\x1b[2J\\x07\\x9b\\u{202e}x\\x7f"
+        );
+    }
 
     #[test]
     fn long_values_are_cut() {

@@ -296,3 +296,131 @@ fn a_web_config_that_does_not_load_stops_the_start_naming_the_file() {
     );
     assert!(e.contains("cert_file") && e.contains("absent.pem"), "{e}");
 }
+
+#[test]
+fn a_crowd_of_idle_connections_never_shuts_out_health_probes_and_scrapes() {
+    // 600 idle connections once held all 256 places for their 10 s header timeout: /healthz and
+    // /metrics went unanswered (a scrape took 9 s with 300), and a liveness probe would have
+    // restarted a healthy pod.
+    let s = server(None);
+    let addr = s.addr.to_string();
+    let mut crowd: Vec<std::net::TcpStream> = (0..600)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    // A hundred of them send half a request head and stop (slowloris).
+    for c in crowd.iter_mut().take(100) {
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+    }
+    for round in 0..3 {
+        for path in ["/healthz", "/metrics", "/readyz"] {
+            let got = raw(
+                &addr,
+                &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+                "",
+            );
+            let want = if path == "/readyz" {
+                "HTTP/1.1 503"
+            } else {
+                "HTTP/1.1 200"
+            };
+            assert!(got.starts_with(want), "round {round}, {path}: {got:?}");
+        }
+    }
+    drop(crowd);
+}
+
+#[test]
+fn a_flood_of_wrong_passwords_is_checked_one_at_a_time_and_never_shuts_out_the_scraper() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    // Cost 10, what `htpasswd -B` makes: tens of milliseconds a check.
+    let hash = bcrypt::hash("scrape-pw", 10).unwrap();
+    std::fs::write(&web, format!("basic_auth_users:\n  prometheus: '{hash}'\n")).unwrap();
+    let s = server(Some(&web));
+    let addr = s.addr.to_string();
+    let get = |user: &str, pw: &str| {
+        let token = openssl::base64::encode_block(format!("{user}:{pw}").as_bytes());
+        raw(
+            &addr,
+            &format!(
+                "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n\
+                 Connection: close\r\n\r\n"
+            ),
+            "\r\n\r\n",
+        )
+    };
+    assert!(get("prometheus", "scrape-pw").starts_with("HTTP/1.1 200"));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (denied, busy) = (
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    );
+    // 64 guessers, each a new password every request.
+    let guessers: Vec<_> = (0..64)
+        .map(|g| {
+            let (addr, stop, denied, busy) =
+                (addr.clone(), stop.clone(), denied.clone(), busy.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let token = openssl::base64::encode_block(
+                        format!("prometheus:guess-{g}-{i}").as_bytes(),
+                    );
+                    let got = raw(
+                        &addr,
+                        &format!(
+                            "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n\
+                             Connection: close\r\n\r\n"
+                        ),
+                        "\r\n\r\n",
+                    );
+                    if got.starts_with("HTTP/1.1 401") {
+                        denied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    } else if got.starts_with("HTTP/1.1 429") {
+                        assert!(
+                            got.contains("Retry-After: 1") || got.contains("retry-after: 1"),
+                            "{got}"
+                        );
+                        busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    // Meanwhile the scraper, whose password passed before, and the probes are answered.
+    let until = Instant::now() + Duration::from_secs(4);
+    let mut scrapes = 0;
+    while Instant::now() < until {
+        let got = get("prometheus", "scrape-pw");
+        assert!(
+            got.starts_with("HTTP/1.1 200"),
+            "the scraper during the flood: {got:?}"
+        );
+        let probe = raw(
+            &addr,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "",
+        );
+        assert!(probe.starts_with("HTTP/1.1 200"), "{probe:?}");
+        scrapes += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for g in guessers {
+        g.join().unwrap();
+    }
+    let (denied, busy) = (
+        denied.load(std::sync::atomic::Ordering::Relaxed),
+        busy.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    assert!(scrapes > 0);
+    // The checks wait their turn: 64 guessers against one check at a time fill the queue, and
+    // the rest are told to come back rather than given a thread each.
+    assert!(denied > 0, "no guess was checked");
+    assert!(
+        busy > 0,
+        "the queue never filled: {denied} checked, none turned away"
+    );
+}

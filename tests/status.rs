@@ -576,3 +576,116 @@ fn strip_instance(measures: &mut serde_json::Value) {
         }
     }
 }
+
+/// A server that answers every request with `body` as `/status.json` would, `n` times.
+fn hostile_status_server(body: String, n: usize) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let served = std::thread::spawn(move || {
+        for stream in listener.incoming().take(n) {
+            let mut s = stream.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(body.as_bytes());
+        }
+    });
+    (addr, served)
+}
+
+#[test]
+fn status_shows_what_a_server_sends_and_never_lets_it_act_on_the_terminal() {
+    // Control characters in every kind of string a server sends: a CR LF forging the check's
+    // verdict line, ESC sequences clearing the screen, BEL, a C1 CSI, a bidirectional override.
+    let forged = "\r\nsrv-opr status: OK: 0 critical, 0 warning alerts firing\r\n";
+    let body = serde_json::json!({
+        "schema": 1,
+        "generated_at": "2024-03-10T00:00:00Z",
+        "instance": {
+            "name": "host\u{1b}[2J",
+            "group": format!("g{forged}"),
+            "topics": ["t\u{7}"],
+            "definitions_sha256": "ab\u{9b}31mcd",
+            "version": "9\u{202e}",
+            "started_at": "2024-03-10T00:00:00Z",
+            "store": null
+        },
+        "month": null,
+        "measures": [],
+        "alerts": [{
+            "alert": format!("SrvRplBelowTarget{forged}"),
+            "severity": "warning",
+            "measure": "PM4.3\u{1b}]0;title\u{7}",
+            "region": "central\r",
+            "since": "x\u{8}\u{8}",
+            "fired_at": null,
+            "summary": format!("below{forged}")
+        }],
+        "pipeline": {
+            "partitions_held": 1,
+            "lag_messages": 0,
+            "events_per_second": 0.0,
+            "events_total": 0,
+            "checkpoint_age_seconds": null,
+            "pending_requests": 0,
+            "waiting_responses": 0,
+            "dead_letters_total": 1,
+            "dead_letters_last_hour": { format!("bad{forged}"): 1 },
+            "kafka_errors": 0,
+            "partitions": [{
+                "topic": "t\u{1b}[31m", "partition": 0, "next_offset": 0, "lag": 0,
+                "watermark": "w\r", "watermark_behind_seconds": null, "idle_seconds": 0.0
+            }]
+        }
+    })
+    .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, served) = hostile_status_server(body, 3);
+    let url = format!("http://{addr}");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+            .args(["status", "--url", &url])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    for args in [&["--check"][..], &["--all"], &["--json"]] {
+        let o = run(args);
+        let out = String::from_utf8(o.stdout).unwrap();
+        let acting: Vec<char> = out
+            .chars()
+            .filter(|c| *c != '\n' && srv_opr::echo::acts(*c))
+            .collect();
+        assert!(acting.is_empty(), "{args:?} printed {acting:?}: {out}");
+        let verdicts: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("srv-opr status:"))
+            .collect();
+        if args == ["--check"] {
+            assert_eq!(o.status.code(), Some(1), "one warning: {out}");
+            assert_eq!(verdicts.len(), 1, "forged verdict lines: {out}");
+            assert!(verdicts[0].starts_with("srv-opr status: WARNING"), "{out}");
+            assert!(
+                out.contains("\\r\\nsrv-opr status: OK"),
+                "shown escaped: {out}"
+            );
+        } else {
+            assert!(verdicts.is_empty(), "{args:?}: {out}");
+        }
+        if args == ["--json"] {
+            let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(
+                back["instance"]["definitions_sha256"], "ab\u{9b}31mcd",
+                "the data kept"
+            );
+        }
+    }
+    served.join().unwrap();
+}

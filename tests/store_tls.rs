@@ -8,9 +8,10 @@ use srv_opr::store::{Identity, StoreError};
 
 use crate::support::fresh_postgres_database;
 
+/// Opens the store at `url` as `run` does (making it in a fresh database).
 fn open(url: &str) -> Result<(), StoreError> {
     let cfg = Config::builtin().unwrap();
-    let id = Identity::reader(&cfg);
+    let id = Identity::of_run(&cfg, false);
     srv_opr::store::open(url, None, &id, &cfg.definitions).map(|_| ())
 }
 
@@ -34,7 +35,16 @@ fn refused(url: &str, why: &[&str]) {
 fn verify_full_connects_with_the_right_ca_and_host() {
     let url = fresh_postgres_database();
     assert!(url.contains("sslmode=verify-full"), "{url}");
+    // A reader (rollup, report) makes nothing: a database `run` never wrote is no store.
+    let cfg = Config::builtin().unwrap();
+    let read = || srv_opr::store::open(&url, None, &Identity::reader(&cfg), &cfg.definitions);
+    match read() {
+        Err(StoreError::Absent(m)) => assert!(m.contains("holds no srv-opr state store"), "{m}"),
+        Err(e) => panic!("not absent: {e}"),
+        Ok(_) => panic!("a reader found a store in an empty database"),
+    }
     open(&url).unwrap();
+    read().unwrap();
 }
 
 #[test]

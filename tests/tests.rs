@@ -37,6 +37,7 @@ mod hardening;
 mod hardening2;
 mod http;
 mod kafka;
+mod kafka_brokers;
 mod kafka_faults;
 mod kafka_tls;
 mod merge;

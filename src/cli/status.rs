@@ -13,6 +13,7 @@ use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 use crate::config::Config;
 use crate::config::secrets::Secret;
+use crate::echo::{acts, printable};
 use crate::error::Error;
 use crate::ops::alerts::pem_certificates;
 use crate::ops::status::model::{RegionView, Status};
@@ -33,7 +34,8 @@ pub struct Args {
     /// A file holding the basic-auth password (its first line).
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
-    /// Print `/status.json` as it came, instead of tables.
+    /// Print `/status.json` instead of tables (re-encoded: whatever would act on a terminal is
+    /// escaped, as JSON allows).
     #[arg(long)]
     json: bool,
     /// Every region of every measure, not only those each measure is judged on.
@@ -172,12 +174,66 @@ fn fetch(cfg: &Config, a: &Args) -> Result<(Status, String), Error> {
         }
         other => {
             let text: String = body.trim().chars().take(200).collect();
-            return Err(world(format!("{url} answered {other}: {text}")));
+            return Err(world(format!(
+                "{url} answered {other}: {}",
+                printable(&text)
+            )));
         }
     }
-    let status: Status = serde_json::from_str(&body)
-        .map_err(|e| world(format!("{url} did not answer a status srv-opr knows: {e}")))?;
-    Ok((status, body))
+    let not_ours = |e: serde_json::Error| {
+        world(format!(
+            "{url} did not answer a status srv-opr knows: {}",
+            printable(&e.to_string())
+        ))
+    };
+    let mut value: serde_json::Value = serde_json::from_str(&body).map_err(not_ours)?;
+    let json = json_for_a_terminal(&value);
+    // Every string the server sent, names and keys alike, made printable before anything is
+    // shown: a CR LF in a group name once forged `srv-opr status: OK` lines that a monitoring
+    // plugin would have read.
+    make_printable(&mut value);
+    let status: Status = serde_json::from_value(value).map_err(not_ours)?;
+    Ok((status, json))
+}
+
+/// Every string of `v`, and every key, through [`printable`].
+fn make_printable(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(p) = printable(s) {
+                *s = p;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(make_printable),
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (k, mut item) in entries {
+                make_printable(&mut item);
+                map.insert(printable(&k).into_owned(), item);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// `v` as JSON a terminal only shows: serde_json escapes C0 controls in strings, and the rest
+/// that would act (DEL, C1 controls, bidirectional overrides) is escaped here the same way
+/// (`\u009b`), which JSON reads back as the same text.
+fn json_for_a_terminal(v: &serde_json::Value) -> String {
+    let text = serde_json::to_string_pretty(v).unwrap_or_default();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c != '\n' && acts(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn password(a: &Args) -> Result<Secret, Error> {

@@ -81,6 +81,21 @@ pub(super) fn warn_retried(what: &str, error: &rdkafka::error::KafkaError, reaso
     }
 }
 
+/// An error the operator must act on (`what` says what it means), logged once per kind, then
+/// at most every 30 s with how many were held back.
+pub(super) fn error_repeated(what: &str, error: &rdkafka::error::KafkaError) {
+    let kind = format!("{what}: {error}");
+    match REPEATS.admit(&kind, std::time::Instant::now()) {
+        None => {}
+        Some(0) => tracing::error!(error = %redact(&error.to_string()), "{what}"),
+        Some(n) => tracing::error!(
+            error = %redact(&error.to_string()),
+            repeated = n,
+            "{what} (again; {n} times more since it was last logged)"
+        ),
+    }
+}
+
 /// A librdkafka log line, at its level, with secrets masked; warnings and errors of a facility
 /// are summarised as [`warn_retried`]'s are.
 pub(super) fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {

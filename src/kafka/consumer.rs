@@ -100,9 +100,26 @@ pub fn run(
     outcome(pipeline, opts, &live, &dead, states, handed_over, lateness)
 }
 
-/// The dead-letter producer: idempotent, so a retry never writes a dead letter twice.
+/// The dead-letter producer: idempotent, so a retry never writes a dead letter twice. Its
+/// batches and messages are sized to the dead-letter topic's `max.message.bytes` (a broker
+/// limits batches, not messages: twenty small dead letters in one batch were once refused
+/// together by a topic taking 20 kB), and a dead letter carries at most what fits.
 fn dead_letter_producer(cfg: &Config) -> Result<KafkaDeadLetters, KafkaError> {
     let mut pc = client_config(cfg, &[("linger.ms", "20")])?;
+    let limit = topic_limit(&pc, &cfg.settings.kafka.dead_letter_topic);
+    let mut max_payload = cfg.settings.input.max_event_bytes;
+    if let Some(limit) = limit {
+        // librdkafka's own defaults (1,000,000) fit Kafka's default limit (1,048,588); a
+        // topic's lower limit is the producer's too, unless the operator set them.
+        let size = limit.clamp(1_000, 1_000_000).to_string();
+        for key in ["batch.size", "message.max.bytes"] {
+            if !cfg.settings.kafka.properties.iter().any(|(k, _)| k == key) {
+                pc.set(key, &size);
+            }
+        }
+        // Room for the headers (reason, an origin of up to a few hundred bytes) and framing.
+        max_payload = max_payload.min(limit.saturating_sub(1_024));
+    }
     pc.set("enable.idempotence", "true");
     let producer = pc
         .create_with_context(DeliveryCounter::retrying_unknown_partitions())
@@ -111,7 +128,45 @@ fn dead_letter_producer(cfg: &Config) -> Result<KafkaDeadLetters, KafkaError> {
         producer: Arc::new(producer),
         topic: cfg.settings.kafka.dead_letter_topic.clone(),
         sent: Arc::new(AtomicU64::new(0)),
+        max_payload,
     })
+}
+
+/// The `max.message.bytes` of `topic`, asked of the brokers (`None`, with a warning, when they
+/// do not say: the topic does not exist yet, or the user may not describe it; a dead letter
+/// refused as too large is then cut when the broker says so).
+fn topic_limit(cc: &rdkafka::ClientConfig, topic: &str) -> Option<usize> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let asked = (|| -> Result<Option<usize>, String> {
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            cc.create().map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let results = rt
+            .block_on(admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &opts))
+            .map_err(|e| e.to_string())?;
+        let resource = results
+            .into_iter()
+            .next()
+            .ok_or("no answer")?
+            .map_err(|code| code.to_string())?;
+        Ok(resource
+            .get("max.message.bytes")
+            .and_then(|e| e.value.as_deref())
+            .and_then(|v| v.parse().ok()))
+    })();
+    match asked {
+        Ok(limit) => limit,
+        Err(why) => {
+            tracing::warn!(topic, why = %crate::diagnostic::redact(&why),
+                "cannot read the dead-letter topic's max.message.bytes: dead letters it refuses \
+                 as too large will be cut and sent again");
+            None
+        }
+    }
 }
 
 fn worker_count(cfg: &Config) -> usize {
@@ -271,6 +326,18 @@ fn subscribe(
     Ok((consumer, group))
 }
 
+/// Whether a consumer error is a batch librdkafka cannot decode (a codec it was built without,
+/// decompression that fails or would exceed `receive.message.max.bytes`, a corrupt batch).
+fn undecodable(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    matches!(
+        e,
+        rdkafka::error::KafkaError::MessageConsumption(
+            C::BadCompression | C::NotImplemented | C::BadMessage
+        )
+    )
+}
+
 /// The fetch loop: polls, hands each message to its worker's batch, serves the producer and
 /// the offset commits, until `stop`, a failure, or (with `until_caught_up`) the end of input.
 fn fetch(
@@ -294,6 +361,22 @@ fn fetch(
             None => {
                 d.flush(false)?;
                 true
+            }
+            Some(Err(e)) if undecodable(&e) => {
+                // librdkafka fetches the same batch again and again: the partition holding it is
+                // stuck there, with every message behind it. Not silence: an error, a counter,
+                // and an alert (SrvKafkaUndecodable, with the stuck partition named).
+                super::client::error_repeated(
+                    "consumer: a batch cannot be decoded, so its partition is stuck at it with \
+                     every message behind it (a codec this build lacks, a batch larger than \
+                     receive.message.max.bytes once decompressed, or a damaged one: read the \
+                     partition with Kafka's console consumer to see which)",
+                    &e,
+                );
+                d.live.count_kafka_error();
+                d.live
+                    .count_undecodable(crate::diagnostic::redact(&e.to_string()));
+                false
             }
             Some(Err(e)) => {
                 // librdkafka retries broker and network errors itself; say what happened.

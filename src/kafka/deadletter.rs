@@ -1,6 +1,12 @@
 //! Dead letters produced to their topic: the original bytes as the value, `reason` and `origin`
 //! (and `reconstructed` when so) as headers. Shared by every partition's pipeline; a checkpoint
 //! waits until the dead letters it covers are acknowledged.
+//!
+//! A dead letter always fits its topic: the copy of an `oversized` event keeps its first
+//! `input.max_event_bytes`, and one the broker (or the producer's `message.max.bytes`) still
+//! refuses as too large is sent again cut to a quarter, to nothing at last, each time with the
+//! headers `truncated` = `true` and `original_bytes`. A copy of a message just under the
+//! broker's limit once exceeded the dead-letter topic's and stopped `run`, at every restart.
 
 use std::io;
 use std::sync::Arc;
@@ -11,7 +17,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::KafkaError;
-use super::produce::{DeliveryCounter, Retry, send_waiting};
+use super::produce::{DeliveryCounter, ORIGINAL_BYTES, Retry, TRUNCATED, send_waiting};
 use crate::engine::pipeline::{DeadLetter, DeadLetterSink};
 
 /// Dead letters produced to a topic: the original bytes as value, `reason` and `origin` (and
@@ -21,6 +27,41 @@ pub struct KafkaDeadLetters {
     pub(super) producer: Arc<BaseProducer<DeliveryCounter>>,
     pub(super) topic: String,
     pub(super) sent: Arc<AtomicU64>,
+    /// The most of an event's bytes a dead letter carries (`input.max_event_bytes`).
+    pub(super) max_payload: usize,
+}
+
+/// Sends one dead letter, cutting it while the producer itself refuses it as too large (its
+/// `message.max.bytes`); what the broker refuses comes back through the delivery report.
+fn send_dead(
+    producer: &BaseProducer<DeliveryCounter>,
+    topic: &str,
+    mut payload: std::borrow::Cow<'_, [u8]>,
+    mut headers: Vec<(String, Vec<u8>)>,
+) -> Result<(), rdkafka::error::KafkaError> {
+    use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+    loop {
+        let mut h = OwnedHeaders::new();
+        for (k, v) in &headers {
+            h = h.insert(Header {
+                key: k.as_str(),
+                value: Some(v.as_slice()),
+            });
+        }
+        let record = BaseRecord::<[u8], [u8]>::to(topic)
+            .payload(payload.as_ref())
+            .headers(h);
+        match send_waiting(producer, record) {
+            Err(RdError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge))
+                if !payload.is_empty() =>
+            {
+                let (p, hs) = super::produce::shrunk(payload.into_owned(), headers);
+                payload = std::borrow::Cow::Owned(p);
+                headers = hs;
+            }
+            other => return other,
+        }
+    }
 }
 
 impl KafkaDeadLetters {
@@ -58,18 +99,8 @@ impl KafkaDeadLetters {
                 return Err(KafkaError::StillRefused);
             }
             std::thread::sleep(Duration::from_millis(200).min(left));
-            for (topic, payload, headers) in &again {
-                let mut h = OwnedHeaders::new();
-                for (k, v) in headers {
-                    h = h.insert(Header {
-                        key: k.as_str(),
-                        value: Some(v.as_slice()),
-                    });
-                }
-                let record = BaseRecord::<[u8], [u8]>::to(topic)
-                    .payload(payload)
-                    .headers(h);
-                send_waiting(&self.producer, record)
+            for (topic, payload, headers) in again {
+                send_dead(&self.producer, &topic, payload.into(), headers)
                     .map_err(KafkaError::client("sending dead letters again"))?;
             }
         }
@@ -94,25 +125,21 @@ impl KafkaDeadLetters {
 
 impl DeadLetterSink for KafkaDeadLetters {
     fn write(&mut self, dl: &DeadLetter<'_>) -> io::Result<()> {
-        let mut headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "reason",
-                value: Some(dl.reason.as_str()),
-            })
-            .insert(Header {
-                key: "origin",
-                value: Some(dl.origin.as_str()),
-            });
+        let mut headers = vec![
+            ("reason".to_string(), dl.reason.as_str().as_bytes().to_vec()),
+            ("origin".to_string(), dl.origin.as_bytes().to_vec()),
+        ];
         if dl.reconstructed {
-            headers = headers.insert(Header {
-                key: "reconstructed",
-                value: Some("true"),
-            });
+            headers.push(("reconstructed".into(), b"true".to_vec()));
         }
-        let record = BaseRecord::<[u8], [u8]>::to(&self.topic)
-            .payload(dl.raw)
-            .headers(headers);
-        send_waiting(&self.producer, record).map_err(|e| {
+        let payload = if dl.raw.len() > self.max_payload {
+            headers.push((TRUNCATED.into(), b"true".to_vec()));
+            headers.push((ORIGINAL_BYTES.into(), dl.raw.len().to_string().into_bytes()));
+            &dl.raw[..self.max_payload]
+        } else {
+            dl.raw
+        };
+        send_dead(&self.producer, &self.topic, payload.into(), headers).map_err(|e| {
             io::Error::other(format!("cannot write dead letter to {}: {e}", self.topic))
         })?;
         self.sent.fetch_add(1, Ordering::Relaxed);

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
+use rdkafka::Message as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
@@ -33,6 +34,10 @@ pub struct DeliveryCounter {
     /// librdkafka fails what it had queued for them; a topic's partitions never go away, so
     /// this failure is transient.
     pub(crate) retry_unknown_partition: bool,
+    /// Keep messages the broker refused as too large to send again cut to a quarter (with
+    /// `truncated` and `original_bytes` headers), down to none of the payload: a dead letter
+    /// must always fit its topic, whose `max.message.bytes` may be below the events' topic's.
+    pub(crate) shrink_too_large: bool,
     pub(crate) retries: Mutex<Vec<Retry>>,
 }
 
@@ -52,7 +57,17 @@ impl DeliveryCounter {
     pub fn retrying_unknown_partitions() -> DeliveryCounter {
         DeliveryCounter {
             retry_unknown_partition: true,
+            shrink_too_large: true,
             ..DeliveryCounter::default()
+        }
+    }
+
+    fn keep_for_retry(&self, entry: Retry) {
+        match self.retries.lock() {
+            Ok(mut r) => r.push(entry),
+            Err(_) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -73,24 +88,14 @@ impl ProducerContext for DeliveryCounter {
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::UnknownPartition), m))
                 if self.retry_unknown_partition =>
             {
-                use rdkafka::Message;
-                use rdkafka::message::Headers;
-                let headers = m.headers().map_or_else(Vec::new, |h| {
-                    h.iter()
-                        .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
-                        .collect()
-                });
-                let entry = (
-                    m.topic().to_string(),
-                    m.payload().unwrap_or_default().to_vec(),
-                    headers,
-                );
-                match self.retries.lock() {
-                    Ok(mut r) => r.push(entry),
-                    Err(_) => {
-                        self.failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                self.keep_for_retry(retry_of(m));
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), m))
+                if self.shrink_too_large && m.payload().is_some_and(|p| !p.is_empty()) =>
+            {
+                let (topic, payload, headers) = retry_of(m);
+                let (payload, headers) = shrunk(payload, headers);
+                self.keep_for_retry((topic, payload, headers));
             }
             Err((e, _)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -103,6 +108,51 @@ impl ProducerContext for DeliveryCounter {
         }
     }
 }
+
+/// A delivered-or-failed message as a [`Retry`].
+fn retry_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Retry {
+    use rdkafka::Message;
+    use rdkafka::message::Headers;
+    let headers = m.headers().map_or_else(Vec::new, |h| {
+        h.iter()
+            .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
+            .collect()
+    });
+    (
+        m.topic().to_string(),
+        m.payload().unwrap_or_default().to_vec(),
+        headers,
+    )
+}
+
+/// A dead letter's payload cut to a quarter (to nothing under 256 bytes), its headers saying
+/// so: `truncated` = `true` and `original_bytes` = the size first sent (kept across cuts).
+pub(crate) fn shrunk(
+    mut payload: Vec<u8>,
+    mut headers: Vec<(String, Vec<u8>)>,
+) -> (Vec<u8>, Vec<(String, Vec<u8>)>) {
+    let original = headers
+        .iter()
+        .find(|(k, _)| k == ORIGINAL_BYTES)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| payload.len().to_string().into_bytes());
+    let keep = if payload.len() < 256 {
+        0
+    } else {
+        payload.len() / 4
+    };
+    payload.truncate(keep);
+    headers.retain(|(k, _)| k != TRUNCATED && k != ORIGINAL_BYTES);
+    headers.push((TRUNCATED.into(), b"true".to_vec()));
+    headers.push((ORIGINAL_BYTES.into(), original));
+    (payload, headers)
+}
+
+/// The header of a dead letter whose payload was cut.
+pub(crate) const TRUNCATED: &str = "truncated";
+
+/// The header with the size of the original message, when cut.
+pub(crate) const ORIGINAL_BYTES: &str = "original_bytes";
 
 /// Sends a record, waiting while librdkafka's local queue is full (serving delivery reports in
 /// the meantime) instead of failing: a full queue is back-pressure, not an error.
@@ -277,5 +327,34 @@ impl Write for LineProducer {
     fn flush(&mut self) -> io::Result<()> {
         self.producer.poll(Duration::ZERO);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_dead_letter_is_cut_to_a_quarter_then_to_nothing_saying_so() {
+        let headers = vec![("reason".to_string(), b"oversized".to_vec())];
+        let (p, h) = shrunk(vec![b'x'; 4096], headers);
+        assert_eq!(p.len(), 1024);
+        let get = |h: &[(String, Vec<u8>)], k: &str| {
+            h.iter()
+                .find(|(x, _)| x == k)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(get(&h, TRUNCATED).as_deref(), Some("true"));
+        assert_eq!(get(&h, ORIGINAL_BYTES).as_deref(), Some("4096"));
+        assert_eq!(get(&h, "reason").as_deref(), Some("oversized"));
+        // Cut again: the original size stays the first one, each header once.
+        let (p, h) = shrunk(p, h);
+        assert_eq!(p.len(), 256);
+        let (p, h) = shrunk(p, h);
+        assert_eq!(p.len(), 64);
+        let (p, h) = shrunk(p, h);
+        assert!(p.is_empty());
+        assert_eq!(get(&h, ORIGINAL_BYTES).as_deref(), Some("4096"));
+        assert_eq!(h.iter().filter(|(k, _)| k == TRUNCATED).count(), 1);
     }
 }

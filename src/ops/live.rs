@@ -230,6 +230,9 @@ pub struct Live {
     /// Messages processed, bumped per batch (fresher than the snapshots; the demo paces on it).
     processed: std::sync::atomic::AtomicU64,
     kafka_errors: std::sync::atomic::AtomicU64,
+    /// Batches the consumer could not decode, and what librdkafka last said of one.
+    undecodable: std::sync::atomic::AtomicU64,
+    undecodable_reason: Mutex<String>,
     handed_over: std::sync::atomic::AtomicU64,
     idle_timeout: Duration,
     /// When the service started.
@@ -266,6 +269,9 @@ pub struct LiveSnapshot {
     pub assigned: usize,
     /// Errors librdkafka reported.
     pub kafka_errors: u64,
+    /// Batches the consumer could not decode (each report; librdkafka fetches the batch again,
+    /// so a stuck one counts on), and the last reason.
+    pub undecodable: (u64, String),
 }
 
 impl Live {
@@ -275,6 +281,8 @@ impl Live {
             state: Mutex::new(State::default()),
             processed: std::sync::atomic::AtomicU64::new(0),
             kafka_errors: std::sync::atomic::AtomicU64::new(0),
+            undecodable: std::sync::atomic::AtomicU64::new(0),
+            undecodable_reason: Mutex::new(String::new()),
             handed_over: std::sync::atomic::AtomicU64::new(0),
             idle_timeout,
             started: Instant::now(),
@@ -324,6 +332,26 @@ impl Live {
     pub fn count_kafka_error(&self) {
         self.kafka_errors
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The consumer could not decode a batch (`reason`: librdkafka's error).
+    pub fn count_undecodable(&self, reason: String) {
+        self.undecodable
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut r) = self.undecodable_reason.lock() {
+            *r = reason;
+        }
+    }
+
+    /// Undecodable batches reported so far, and the last reason.
+    pub fn undecodable(&self) -> (u64, String) {
+        let n = self.undecodable.load(std::sync::atomic::Ordering::Relaxed);
+        let reason = self
+            .undecodable_reason
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
+        (n, reason)
     }
 
     /// Errors librdkafka reported so far.
@@ -413,6 +441,7 @@ impl Live {
             combined,
             assigned: s.assigned,
             kafka_errors: self.kafka_errors(),
+            undecodable: self.undecodable(),
             ..LiveSnapshot::default()
         };
         let month = combined.map(month_of);

@@ -1,7 +1,8 @@
 //! `/metrics`: the SPEC §6 metrics in Prometheus text format, from an explicit registry that is
 //! refreshed from the [`Live`] view at each scrape. Every series is created up front from the
 //! configuration (measures × regions, event types × results, dead-letter reasons), so no event
-//! content can ever create a new one; only `srv_consumer_lag` follows the partitions held.
+//! content can ever create a new one; only `srv_consumer_lag` and `srv_partition_offset` follow the
+//! partitions held.
 
 use std::sync::{Arc, Mutex};
 
@@ -42,8 +43,10 @@ pub struct Metrics {
     waiting: IntGauge,
     watermark_lag: Gauge,
     consumer_lag: IntGaugeVec,
+    partition_offset: IntGaugeVec,
     assigned: IntGauge,
     kafka_errors: IntCounterVec,
+    undecodable: IntCounterVec,
     evicted_waiting: IntCounterVec,
     handed_over: IntCounterVec,
     watermark: Gauge,
@@ -313,6 +316,12 @@ impl Metrics {
                 "Messages of a held partition not yet processed",
                 &["topic", "partition"],
             )?,
+            partition_offset: f.int_gauges(
+                "srv_partition_offset",
+                "The next offset a held partition will process (unchanged while it has lag: \
+                 stuck)",
+                &["topic", "partition"],
+            )?,
             assigned: f.int_gauge(
                 "srv_assigned_partitions",
                 "Partitions held by this instance",
@@ -326,6 +335,12 @@ impl Metrics {
             kafka_errors: f.counters(
                 "srv_kafka_errors_total",
                 "Errors reported by the Kafka client (it retries them itself)",
+                &[],
+            )?,
+            undecodable: f.counters(
+                "srv_kafka_undecodable_total",
+                "Batches the consumer could not decode (each attempt: the partition holding one \
+                 is stuck at it)",
                 &[],
             )?,
             handed_over: f.counters(
@@ -525,8 +540,15 @@ impl Metrics {
                 .with_label_values(&[topic.as_str(), &partition.to_string()])
                 .set(*lag);
         }
+        self.partition_offset.reset();
+        for p in &s.partitions {
+            self.partition_offset
+                .with_label_values(&[p.topic.as_str(), &p.partition.to_string()])
+                .set(p.next_offset);
+        }
         self.assigned.set(s.assigned as i64);
         set_counter(&self.kafka_errors, &[], s.kafka_errors);
+        set_counter(&self.undecodable, &[], s.undecodable.0);
         set_counter(&self.evicted_waiting, &[], s.stats.evicted_waiting);
         set_counter(&self.handed_over, &[], self.live.handed_over());
     }

@@ -3,6 +3,7 @@
 //! the binary, HTTP, free ports; `replay`: replaying files and reading what a replay wrote.
 #![allow(dead_code)]
 
+pub mod kafka_node;
 pub mod replay;
 pub mod tls;
 

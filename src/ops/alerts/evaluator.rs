@@ -71,6 +71,10 @@ struct Sample {
     evicted: u64,
     watermark: Option<Ts>,
     lag: i64,
+    /// Each partition held: (topic, partition) → (next offset, lag if known).
+    offsets: BTreeMap<(String, i32), (i64, Option<i64>)>,
+    /// Undecodable batches reported so far, and the last reason.
+    undecodable: (u64, String),
 }
 
 /// The evaluator's state: samples covering the longest window, and the alerts pending/firing.
@@ -202,6 +206,12 @@ impl Evaluator {
             evicted: snap.stats.evicted_waiting,
             watermark: snap.combined,
             lag,
+            offsets: snap
+                .partitions
+                .iter()
+                .map(|p| ((p.topic.clone(), p.partition), (p.next_offset, p.lag)))
+                .collect(),
+            undecodable: snap.undecodable.clone(),
         });
         let keep = self.longest_window() + self.cfg.interval.to_std() * 2;
         while self
@@ -443,9 +453,53 @@ impl Evaluator {
         }
     }
 
-    /// The pipeline's own alerts: a stalled consumer, a stuck watermark, rising dead letters.
+    /// Partitions of `last` with messages waiting whose offset was the same in `old`: each as
+    /// `t/2 at offset 1234 with 5000 behind it`.
+    fn stuck(last: &Sample, old: &Sample) -> Vec<String> {
+        last.offsets
+            .iter()
+            .filter_map(|((topic, p), (offset, lag))| {
+                let waiting = lag.filter(|l| *l > 0)?;
+                (old.offsets.get(&(topic.clone(), *p)).map(|o| o.0) == Some(*offset))
+                    .then(|| format!("{topic}/{p} at offset {offset} with {waiting} behind it"))
+            })
+            .collect()
+    }
+
+    /// The pipeline's own alerts: a stalled consumer or partition, undecodable batches, a stuck
+    /// watermark, rising dead letters.
     fn pipeline_conditions(&self, last: &Sample, holding: &mut BTreeMap<AlertKey, String>) {
         let c = &self.cfg;
+        // One partition stuck while the others flow: invisible to the consumer-wide stall.
+        if let Some((old, true)) = self.back(c.stall_window.to_std()) {
+            let stuck = Self::stuck(last, old);
+            if !stuck.is_empty() {
+                holding.insert(
+                    (AlertKind::PartitionStalled, None, None),
+                    format!("{} unmoved for {}", cut_list(&stuck, 5), c.stall_window),
+                );
+            }
+        }
+        if let Some((old, _)) = self.back(c.stall_window.to_std())
+            && last.undecodable.0 > old.undecodable.0
+        {
+            let stuck = Self::stuck(last, old);
+            holding.insert(
+                (AlertKind::KafkaUndecodable, None, None),
+                format!(
+                    "{} undecodable batches reported in {} ({}){}: their partitions are stuck \
+                     with every message behind them",
+                    last.undecodable.0 - old.undecodable.0,
+                    c.stall_window,
+                    last.undecodable.1,
+                    if stuck.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; stuck: {}", cut_list(&stuck, 5))
+                    }
+                ),
+            );
+        }
         if let Some((old, true)) = self.back(c.stall_window.to_std())
             && last.lag > 0
             && last.events == old.events
@@ -499,6 +553,15 @@ impl Evaluator {
             }
         }
     }
+}
+
+/// The first `n` of `items` joined, and how many more.
+fn cut_list(items: &[String], n: usize) -> String {
+    let mut s = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > n {
+        s.push_str(&format!(" and {} more", items.len() - n));
+    }
+    s
 }
 
 /// A measure and region being judged, and how its summaries name it (`PM4.3 central`).
@@ -635,6 +698,61 @@ mod tests {
         assert!(w.firing().is_empty());
         w.traffic(1, 100_000, 100_000, 60);
         w.tick(600);
+        assert!(w.firing().is_empty(), "{:?}", w.firing());
+    }
+
+    #[test]
+    fn one_partition_stuck_while_the_others_flow_is_named_and_undecodable_batches_page() {
+        use crate::ops::live::PartitionSnapshot;
+        let mut w = World::new("0s");
+        let part = |p: i32, offset: i64, lag: i64| PartitionSnapshot {
+            topic: "t".into(),
+            partition: p,
+            next_offset: offset,
+            lag: Some(lag),
+            watermark: None,
+            last_event: Duration::ZERO,
+            unsaved_for: None,
+            pending: 0,
+            waiting: 0,
+        };
+        // Partition 1 flows; partition 0 holds at offset 7 with 900 behind it.
+        let mut t = Vec::new();
+        for i in 0..7 {
+            w.snap.partitions = vec![part(0, 7, 900), part(1, 100 * i, 0)];
+            t.extend(w.traffic(0, 100, 100, 60));
+        }
+        assert!(
+            !fired(&t).contains(&(AlertKind::ConsumerStalled, None)),
+            "events flow: {t:?}"
+        );
+        assert!(
+            fired(&t).contains(&(AlertKind::PartitionStalled, None)),
+            "{t:?}"
+        );
+        let summary = &w.eval.active[&(AlertKind::PartitionStalled, None, None)].summary;
+        assert!(
+            summary.starts_with("t/0 at offset 7 with 900 behind it"),
+            "{summary}"
+        );
+        assert!(!summary.contains("t/1"), "{summary}");
+        // The consumer reports undecodable batches: paged, the stuck partition named.
+        w.snap.undecodable = (3, "Local: Bad compression".into());
+        let t = w.traffic(0, 100, 100, 60);
+        assert!(
+            fired(&t).contains(&(AlertKind::KafkaUndecodable, None)),
+            "{t:?}"
+        );
+        let summary = &w.eval.active[&(AlertKind::KafkaUndecodable, None, None)].summary;
+        assert!(
+            summary.contains("Bad compression") && summary.contains("t/0 at offset 7"),
+            "{summary}"
+        );
+        // It moves again: both resolve once the window holds no report and no stuck offset.
+        w.snap.partitions = vec![part(0, 907, 0), part(1, 800, 0)];
+        for _ in 0..6 {
+            w.traffic(0, 100, 100, 60);
+        }
         assert!(w.firing().is_empty(), "{:?}", w.firing());
     }
 

@@ -29,11 +29,15 @@ pub enum AlertKind {
     DeadLettersRising,
     /// The waiting-response cap dead-lettered responses early (SPEC §2).
     WaitingResponsesEvicted,
+    /// A partition has messages waiting and its offset has not moved (whatever the others do).
+    PartitionStalled,
+    /// The consumer reports batches it cannot decode: their partitions are stuck at them.
+    KafkaUndecodable,
 }
 
 impl AlertKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [AlertKind; 9] = [
+    pub const ALL: [AlertKind; 11] = [
         AlertKind::RplBelowTarget,
         AlertKind::RplBelowMinimum,
         AlertKind::ErrorBudgetFastBurn,
@@ -43,6 +47,8 @@ impl AlertKind {
         AlertKind::WatermarkStuck,
         AlertKind::DeadLettersRising,
         AlertKind::WaitingResponsesEvicted,
+        AlertKind::PartitionStalled,
+        AlertKind::KafkaUndecodable,
     ];
 
     /// The `alertname` (in Alertmanager and the rules) and the `alert` label of
@@ -58,6 +64,8 @@ impl AlertKind {
             AlertKind::WatermarkStuck => "SrvWatermarkStuck",
             AlertKind::DeadLettersRising => "SrvDeadLettersRising",
             AlertKind::WaitingResponsesEvicted => "SrvWaitingResponsesEvicted",
+            AlertKind::PartitionStalled => "SrvPartitionStalled",
+            AlertKind::KafkaUndecodable => "SrvKafkaUndecodable",
         }
     }
 
@@ -66,7 +74,9 @@ impl AlertKind {
         match self {
             AlertKind::RplBelowMinimum
             | AlertKind::ErrorBudgetFastBurn
-            | AlertKind::ConsumerStalled => "critical",
+            | AlertKind::ConsumerStalled
+            | AlertKind::PartitionStalled
+            | AlertKind::KafkaUndecodable => "critical",
             _ => "warning",
         }
     }

@@ -264,6 +264,28 @@ impl Rules {
                  for {stall}"
             ),
         );
+        self.rule(
+            y,
+            AlertKind::PartitionStalled,
+            None,
+            format!(
+                "srv_consumer_lag > 0 and on (instance, topic, partition) \
+                 changes(srv_partition_offset[{stall}]) == 0"
+            ),
+            format!(
+                "{{{{ $labels.instance }}}}: {{{{ $labels.topic }}}}/{{{{ $labels.partition }}}} \
+                 has {{{{ $value }}}} messages waiting and its offset did not move for {stall}"
+            ),
+        );
+        self.rule(
+            y,
+            AlertKind::KafkaUndecodable,
+            None,
+            format!("sum by (instance) (increase(srv_kafka_undecodable_total[{stall}])) > 0"),
+            "{{ $labels.instance }}: the consumer cannot decode a batch: its partition is stuck \
+             at it with every message behind it (see srv_partition_offset)"
+                .to_string(),
+        );
         let stuck = promql(a.watermark_stuck_window);
         self.rule(
             y,

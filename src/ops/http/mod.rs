@@ -4,6 +4,7 @@
 //! answers.
 
 pub mod auth;
+pub mod conns;
 pub mod routes;
 pub mod webconfig;
 
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,8 +26,9 @@ use super::OpsError;
 use routes::{Reply, Routes};
 use webconfig::{Watched, WebConfig};
 
-/// Connections served at once; more wait in the kernel's backlog (a scraper or two, a person, a
-/// probe: a few are normal, thousands an attack).
+/// Connections served at once (a scraper or two, a person, a probe: a few are normal, hundreds
+/// an attack). At the cap an idle one is closed to make room for the next ([`conns`]); only
+/// when all are busy with requests does the next wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 256;
 
 /// A client has this long to finish its TLS handshake, and to send a request's head.
@@ -103,7 +105,8 @@ pub fn serve(
 /// What every connection shares.
 struct Shared {
     routes: Arc<Routes>,
-    verified: auth::Verified,
+    verified: Arc<auth::Verified>,
+    conns: conns::Conns,
 }
 
 async fn accept_loop(
@@ -121,10 +124,10 @@ async fn accept_loop(
     };
     let shared = Arc::new(Shared {
         routes,
-        verified: auth::Verified::default(),
+        verified: Arc::new(auth::Verified::default()),
+        conns: conns::Conns::default(),
     });
     let plain = Arc::new(WebConfig::plain());
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = tokio::select! {
             _ = &mut stop => break,
@@ -137,20 +140,32 @@ async fn accept_loop(
                 }
             }
         };
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break;
-        };
+        // At the cap: close an idle connection for this one, or, when every connection is busy
+        // with a request, wait for one to end.
+        while shared.conns.len() >= MAX_CONNECTIONS && !shared.conns.make_room() {
+            let freed = shared.conns.freed.notified();
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = freed => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
         // Read per connection, so a renewed certificate or changed user applies to the next.
         let web = watched
             .as_mut()
             .map_or_else(|| plain.clone(), Watched::current);
         let shared = shared.clone();
+        let (id, evicted) = shared.conns.open(peer.ip());
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, web, shared).await {
+            let served = tokio::select! {
+                r = connection(stream, web, shared.clone(), id) => r,
+                _ = evicted => Err("closed while idle, to make room for another".into()),
+            };
+            shared.conns.close(id);
+            if let Err(e) = served {
                 // A scanner, a client that hung up, a refused certificate: nothing to page on.
                 tracing::debug!(%peer, error = %e, "http connection");
             }
-            drop(slot);
         });
     }
 }
@@ -160,10 +175,11 @@ async fn connection(
     stream: TcpStream,
     web: Arc<WebConfig>,
     shared: Arc<Shared>,
+    id: u64,
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     match &web.tls {
-        None => http1(TokioIo::new(stream), web, shared).await,
+        None => http1(TokioIo::new(stream), web, shared, id).await,
         Some(acceptor) => {
             let ssl = openssl::ssl::Ssl::new(acceptor.context()).map_err(|e| e.to_string())?;
             let mut tls = tokio_openssl::SslStream::new(ssl, stream).map_err(|e| e.to_string())?;
@@ -172,18 +188,24 @@ async fn connection(
                 Ok(Err(e)) => return Err(format!("TLS handshake: {e}")),
                 Ok(Ok(())) => {}
             }
-            http1(TokioIo::new(tls), web.clone(), shared).await
+            http1(TokioIo::new(tls), web.clone(), shared, id).await
         }
     }
 }
 
-async fn http1<I>(io: I, web: Arc<WebConfig>, shared: Arc<Shared>) -> Result<(), String>
+async fn http1<I>(io: I, web: Arc<WebConfig>, shared: Arc<Shared>, id: u64) -> Result<(), String>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req| {
         let (web, shared) = (web.clone(), shared.clone());
-        async move { Ok::<_, Infallible>(respond(req, &web, &shared).await) }
+        async move {
+            // Busy while answering: never closed for room in the middle of a request.
+            shared.conns.busy(id);
+            let resp = respond(req, &web, &shared).await;
+            shared.conns.idle(id);
+            Ok::<_, Infallible>(resp)
+        }
     });
     hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -204,17 +226,26 @@ async fn respond(
     let reply = if req.method() != Method::GET && req.method() != Method::HEAD {
         extra.push((ALLOW, HeaderValue::from_static("GET, HEAD")));
         Reply::text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n")
-    } else if !web.users.is_empty()
-        && !Routes::is_probe(&path)
-        && !authorised(&req, web, shared).await
-    {
-        extra.push((
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"srv-opr\", charset=\"UTF-8\""),
-        ));
-        Reply::text(StatusCode::UNAUTHORIZED, "Unauthorized\n")
-    } else {
+    } else if web.users.is_empty() || Routes::is_probe(&path) {
         shared.routes.answer(&path)
+    } else {
+        match authorised(&req, web, shared).await {
+            auth::Verdict::Granted => shared.routes.answer(&path),
+            auth::Verdict::Denied => {
+                extra.push((
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"srv-opr\", charset=\"UTF-8\""),
+                ));
+                Reply::text(StatusCode::UNAUTHORIZED, "Unauthorized\n")
+            }
+            auth::Verdict::Busy => {
+                extra.push((RETRY_AFTER, HeaderValue::from_static("1")));
+                Reply::text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many password checks waiting: try again in a second\n",
+                )
+            }
+        }
     };
     let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
     *resp.status_mut() = reply.status;
@@ -226,23 +257,20 @@ async fn respond(
     resp
 }
 
-/// Whether the request carries a user and password of the web configuration. The bcrypt check
-/// runs on tokio's blocking pool, so a slow check never stalls other connections.
+/// Whether the request carries a user and password of the web configuration ([`auth`]: from
+/// the cache, or a bcrypt check waiting its turn off the event loop, or busy).
 async fn authorised(
     req: &Request<hyper::body::Incoming>,
     web: &WebConfig,
     shared: &Arc<Shared>,
-) -> bool {
+) -> auth::Verdict {
     let Some((user, password)) = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(auth::credentials)
     else {
-        return false;
+        return auth::Verdict::Denied;
     };
-    let (users, shared) = (web.users.clone(), shared.clone());
-    tokio::task::spawn_blocking(move || shared.verified.check(&users, &user, &password))
-        .await
-        .unwrap_or(false)
+    shared.verified.verdict(&web.users, user, password).await
 }
