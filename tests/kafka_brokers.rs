@@ -59,24 +59,31 @@ fn create(
     }
 }
 
-/// Every message of `topic` (all `partitions`) from the beginning, until `expected` came or a
-/// minute passed: (partition, offset, headers, payload).
+/// Every message of `topic` (all `partitions`), from the beginning to the end each had when
+/// asked: (partition, offset, headers, payload).
 type Read = (i32, i64, BTreeMap<String, String>, Vec<u8>);
-fn read_all(cc: &ClientConfig, topic: &str, partitions: i32, expected: usize) -> Vec<Read> {
+fn read_all(cc: &ClientConfig, topic: &str, partitions: i32) -> Vec<Read> {
     let mut cc = cc.clone();
     cc.set("group.id", unique("reader"))
         .set("enable.auto.commit", "false");
     let consumer: BaseConsumer = cc.create().unwrap();
+    let mut ends = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(30))
             .unwrap();
+        if high > 0 {
+            ends.insert(p, high);
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+        }
     }
     consumer.assign(&tpl).unwrap();
     drop(tpl);
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while out.len() < expected && Instant::now() < deadline {
+    while !ends.is_empty() && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             let mut h = BTreeMap::new();
             if let Some(hs) = m.headers() {
@@ -87,6 +94,12 @@ fn read_all(cc: &ClientConfig, topic: &str, partitions: i32, expected: usize) ->
                     );
                 }
             }
+            if ends
+                .get(&m.partition())
+                .is_some_and(|end| m.offset() + 1 >= *end)
+            {
+                ends.remove(&m.partition());
+            }
             out.push((
                 m.partition(),
                 m.offset(),
@@ -95,6 +108,7 @@ fn read_all(cc: &ClientConfig, topic: &str, partitions: i32, expected: usize) ->
             ));
         }
     }
+    assert!(ends.is_empty(), "{topic} not read to its end: {ends:?}");
     out
 }
 
@@ -666,7 +680,7 @@ fn a_dead_letter_always_fits_its_topic_and_never_stops_the_run() {
     run_equals_replay(dir, "out", &[]);
     let replayed = std::fs::read_to_string(dir.join("replay-out/deadletter.jsonl")).unwrap();
     let expected = replayed.lines().count();
-    let dead = read_all(&plain, &format!("{topic}-dead"), 1, expected);
+    let dead = read_all(&plain, &format!("{topic}-dead"), 1);
     assert_eq!(dead.len(), expected, "every dead letter, once");
     let (_, _, h, payload) = dead
         .iter()
@@ -696,4 +710,215 @@ fn a_dead_letter_always_fits_its_topic_and_never_stops_the_run() {
             assert!(lines.contains(&*String::from_utf8_lossy(payload)) || payload.is_empty());
         }
     }
+}
+
+/// Produces `lines` to `topic` of `partitions` as `simulate --kafka` does: keyed by id, on the
+/// key's murmur2 partition (a line without a plain id on partition 0), acknowledged by every
+/// in-sync replica, idempotent; returns once all are delivered.
+fn produce_lines(cc: &ClientConfig, topic: &str, partitions: i32, lines: &[&str]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let mut cc = cc.clone();
+    cc.set("acks", "all").set("enable.idempotence", "true");
+    let p: BaseProducer = cc.create().unwrap();
+    for line in lines {
+        let key = srv_opr::kafka::partition::key_of_line(line.as_bytes());
+        let partition = key.map_or(0, |k| {
+            srv_opr::kafka::partition::partition_of(k, partitions)
+        });
+        let mut r = BaseRecord::<[u8], [u8]>::to(topic)
+            .partition(partition)
+            .payload(line.as_bytes());
+        if let Some(k) = key {
+            r = r.key(k);
+        }
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    p.poll(Duration::from_millis(50));
+                    r = back;
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).unwrap();
+}
+
+/// The sum of every sample of `name` on a `/metrics` page.
+fn metric_total(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_three_broker_cluster_loses_the_leader_and_coordinator_mid_run_and_no_figure_changes() {
+    let listeners = |_: u32, p: &[u16]| {
+        format!(
+            "listeners=PLAINTEXT://127.0.0.1:{0},CONTROLLER://127.0.0.1:CONTROLLER_PORT\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{0}\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             inter.broker.listener.name=PLAINTEXT",
+            p[0]
+        )
+    };
+    let mut cluster = Cluster::start(
+        3,
+        1,
+        &listeners,
+        "min.insync.replicas=2\ndefault.replication.factor=3\n\
+         unclean.leader.election.enable=false\n",
+        &[],
+    );
+    let bootstrap = cluster.bootstrap(0, "127.0.0.1");
+    let cc = client(&bootstrap, &[]);
+    // The group coordinator: the leader of the one partition of __consumer_offsets, made by a
+    // first group's lookup.
+    let coordinator = {
+        let mut g = cc.clone();
+        g.set("group.id", unique("warm-up"));
+        let c: BaseConsumer = g.create().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let _ = c.poll(Duration::from_millis(200));
+            let _ = c.committed(Duration::from_secs(2));
+            let leader = c
+                .fetch_metadata(Some("__consumer_offsets"), Duration::from_secs(5))
+                .ok()
+                .and_then(|m| {
+                    let t = m.topics().first()?;
+                    let p = t.partitions().first()?;
+                    (p.leader() > 0).then_some(p.leader() as u32)
+                });
+            if let Some(l) = leader {
+                break l;
+            }
+            assert!(Instant::now() < deadline, "no group coordinator");
+        }
+    };
+    // The events' partitions all led by the coordinator: one SIGKILL takes both.
+    let others: Vec<i32> = (1..=3)
+        .filter(|n| *n != coordinator)
+        .map(|n| n as i32)
+        .collect();
+    let replicas = [coordinator as i32, others[0], others[1]];
+    let assignment: Vec<&[i32]> = vec![&replicas; 6];
+    let topic = unique("cluster");
+    let dead = format!("{topic}-dead");
+    create(
+        &cc,
+        &topic,
+        6,
+        TopicReplication::Variable(&assignment),
+        &[("min.insync.replicas", "2")],
+    );
+    create(
+        &cc,
+        &dead,
+        1,
+        TopicReplication::Variable(&assignment[..1]),
+        &[("min.insync.replicas", "2")],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    simulated(dir, "53");
+    let text_events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    // Blank lines are no messages (simulate --kafka skips them too).
+    let lines: Vec<&str> = text_events
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let half = lines.len() / 2;
+    produce_lines(&cc, &topic, 6, &lines[..half]);
+    let port = crate::support::free_port();
+    config(
+        dir,
+        &bootstrap,
+        &topic,
+        &unique("g"),
+        &[],
+        None,
+        &format!(
+            "\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[state]\nurl = \"sqlite://{}\"\n",
+            dir.join("state.db").display()
+        ),
+    );
+    let mut child = crate::support::spawn_srv_run(dir, &[], "out", "run.log");
+    let _kill = crate::support::KillOnDrop(child.id());
+    let addr = format!("127.0.0.1:{port}");
+    // Caught up: the partitions' next offsets add up to the messages produced. (Not the
+    // events' results: a response waiting for its request has none yet.)
+    let events_read = |want: usize, what: &str| {
+        crate::support::wait_until(dir, &["run.log"], what, 240, || {
+            let (_, m) = crate::support::http_get(&addr, "/metrics");
+            let n = metric_total(&m, "srv_partition_offset") as usize;
+            if n == want {
+                Ok(m)
+            } else {
+                Err(format!("{n} of {want} messages"))
+            }
+        })
+    };
+    let before = events_read(half, "the first half");
+    let errors_before = metric_total(&before, "srv_kafka_errors_total");
+    // The leader of every partition run reads, and its group coordinator, dies.
+    cluster.node(coordinator).kill();
+    produce_lines(&cc, &topic, 6, &lines[half..]);
+    let after = events_read(lines.len(), "the second half, after the failover");
+    assert!(
+        metric_total(&after, "srv_kafka_errors_total") > errors_before,
+        "the outage is not visible on /metrics"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let log = std::fs::read_to_string(dir.join("run.log")).unwrap();
+    assert!(status.success(), "{log}");
+    // Stopped by a signal, a run leaves its undecided requests pending in the store; the same
+    // group read to its end from there decides them, as a replay's end does.
+    let o = srv(dir, &["run", "--until-caught-up", "--out", "out-end"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r = srv(dir, &["replay", "events.jsonl", "--out", "replay-out"], &[]);
+    assert!(r.status.success(), "{}", text(&r));
+    for f in ["rpl.csv", "failures.csv", "opr-inputs.csv"] {
+        let (a, b) = (
+            std::fs::read_to_string(dir.join("out-end").join(f)).unwrap(),
+            std::fs::read_to_string(dir.join("replay-out").join(f)).unwrap(),
+        );
+        if a != b {
+            let notable: Vec<&str> = log
+                .lines()
+                .filter(|l| {
+                    !l.contains(" INFO partition assigned") && !l.contains("no checkpoint yet")
+                })
+                .collect();
+            eprintln!(
+                "{f}\n--- run\n{a}\n--- replay\n{b}\n--- log\n{}",
+                notable.join("\n")
+            );
+            panic!("{f}: the run through the failover differs from the replay");
+        }
+    }
+    // Every dead letter once: as many as the replay's, no origin twice.
+    let expected = std::fs::read_to_string(dir.join("replay-out/deadletter.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    let letters = read_all(&cc, &dead, 1);
+    let mut origins: Vec<&String> = letters
+        .iter()
+        .filter_map(|(_, _, h, _)| h.get("origin"))
+        .collect();
+    origins.sort();
+    let n = origins.len();
+    origins.dedup();
+    assert_eq!(origins.len(), n, "a dead letter was written twice");
+    assert_eq!(
+        n, expected,
+        "dead letters: {n} against the replay's {expected}"
+    );
 }

@@ -4,6 +4,8 @@
 //!
 //! Quick, no servers:
 //! - `architecture`: the import rules of the layout (the core imports nothing of the edges).
+//! - `hardening2`: the second adversarial round's findings on configuration, stores and
+//!   outputs (a full disk in a mount namespace, signals, immutable and damaged store files).
 //! - `merge`: the aggregates' algebra and the one partition merge, as property tests.
 //! - `replay`: golden fixtures, order and file-splitting invariance, the command line.
 //! - `score`: the OPR scoring core against the seed's Table 7 and worked cases.
@@ -22,6 +24,10 @@
 //! - `kafka`: `run` against a real Apache Kafka broker (`KAFKA_BOOTSTRAP_SERVERS`).
 //! - `kafka_tls`: `run` and `simulate` over its SASL_SSL and mutual-TLS listeners; every way a
 //!   secured connection can be wrong (`SRV_OPR_TEST_KAFKA_TLS`).
+//! - `kafka_brokers`: brokers and a cluster of the test's own (`support::kafka_node`): a SCRAM
+//!   broker configured as users configure theirs, every codec from Kafka's console producer, an
+//!   undecodable batch, a dead-letter topic smaller than its events, three brokers losing the
+//!   partitions' leader and the group coordinator mid-run.
 //! - `status`: the status page in headless Chromium against `/metrics` and `rpl.csv`, three
 //!   instances on PostgreSQL showing `rollup`'s group figures, `srv-opr status --check`.
 //! - `store_kafka`: SIGKILLs, offset resets, a broker restart, three instances on PostgreSQL.
