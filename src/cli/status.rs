@@ -180,19 +180,24 @@ fn fetch(cfg: &Config, a: &Args) -> Result<(Status, String), Error> {
             )));
         }
     }
-    let not_ours = |e: serde_json::Error| {
+    read_status(&body).map_err(|e| {
         world(format!(
             "{url} did not answer a status srv-opr knows: {}",
             printable(&e.to_string())
         ))
-    };
-    let mut value: serde_json::Value = serde_json::from_str(&body).map_err(not_ours)?;
+    })
+}
+
+/// A `/status.json` body as the status to show, every string made printable, and the body as
+/// JSON a terminal only shows (for `--json`).
+pub fn read_status(body: &str) -> Result<(Status, String), serde_json::Error> {
+    let mut value: serde_json::Value = serde_json::from_str(body)?;
     let json = json_for_a_terminal(&value);
     // Every string the server sent, names and keys alike, made printable before anything is
     // shown: a CR LF in a group name once forged `srv-opr status: OK` lines that a monitoring
     // plugin would have read.
     make_printable(&mut value);
-    let status: Status = serde_json::from_value(value).map_err(not_ours)?;
+    let status: Status = serde_json::from_value(value)?;
     Ok((status, json))
 }
 
