@@ -323,8 +323,12 @@ pub(super) fn apply_identity(
 /// A partition's meta as stored (JSON), if it was ever checkpointed.
 pub(super) fn meta_of(text: Option<String>) -> Result<Option<SavedMeta>, StoreError> {
     text.map(|t| {
-        serde_json::from_str(&t)
-            .map_err(|e| StoreError::Backend(format!("a stored partition meta is damaged: {e}")))
+        serde_json::from_str(&t).map_err(|e| {
+            StoreError::Backend(format!(
+                "a stored partition meta is damaged: {}",
+                crate::echo::cut(&e.to_string(), 200)
+            ))
+        })
     })
     .transpose()
 }
@@ -464,13 +468,20 @@ pub(super) struct PartitionColumns {
 impl PartitionColumns {
     /// The partition as the store knows it.
     pub fn info(self) -> Result<PartitionInfo, StoreError> {
+        let meta = meta_of(self.meta).map_err(|e| {
+            StoreError::Backend(format!(
+                "partition {}/{}: {e}",
+                crate::echo::cut(&self.topic, 64),
+                self.partition
+            ))
+        })?;
         Ok(PartitionInfo {
             topic: self.topic,
             partition: self.partition,
             epoch: self.epoch,
             owner: self.owner,
             next_offset: self.next_offset,
-            meta: meta_of(self.meta)?,
+            meta,
             checkpointed_at: self.checkpointed_at,
         })
     }
