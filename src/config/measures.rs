@@ -32,6 +32,13 @@ struct RawTrt {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawInterface {
+    id: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawMeasure {
     id: String,
     name: String,
@@ -100,6 +107,7 @@ pub(super) fn load(
     if measures.len() > u16::MAX as usize {
         c.push("measure", "too many measures".into());
     }
+    let interfaces = c.interfaces(&top);
     if problems.len() > before {
         return None;
     }
@@ -111,6 +119,7 @@ pub(super) fn load(
         measures,
         zone,
         class_trt_of_srv,
+        interfaces,
     ))
 }
 
@@ -168,10 +177,10 @@ impl Ctx<'_> {
 
     fn parts(&mut self, top: &Table) -> Parts {
         for key in top.keys() {
-            if !["responses", "classes", "trt", "measure"].contains(&key.as_str()) {
+            if !["responses", "classes", "trt", "measure", "interface"].contains(&key.as_str()) {
                 self.push(
                     key,
-                    "unknown key (known: responses, classes, trt, measure)".into(),
+                    "unknown key (known: responses, classes, trt, measure, interface)".into(),
                 );
             }
         }
@@ -209,6 +218,40 @@ impl Ctx<'_> {
             trt,
             measures,
         }
+    }
+
+    /// The `[[interface]]` entries (the seed's five when there are none).
+    fn interfaces(&mut self, top: &Table) -> Vec<crate::engine::definitions::Interface> {
+        let items = match top.get("interface") {
+            None => return crate::engine::definitions::default_interfaces(),
+            Some(Value::Array(items)) => items,
+            Some(_) => {
+                self.push("interface", "must be an array of tables ([[interface]])".into());
+                return Vec::new();
+            }
+        };
+        let mut out: Vec<crate::engine::definitions::Interface> = Vec::new();
+        for (i, v) in items.iter().enumerate() {
+            let key = format!(
+                "interface[{i}] (id {:?})",
+                v.get("id").and_then(Value::as_str).unwrap_or("?")
+            );
+            match v.clone().try_into::<RawInterface>() {
+                Err(e) => self.push(&key, e.message().to_string()),
+                Ok(r) if !valid_id(&r.id) => self.push(
+                    &key,
+                    "id must be 1-64 letters, digits, '.', '-' or '_'".into(),
+                ),
+                Ok(r) if out.iter().any(|x| x.id == r.id) => {
+                    self.push(&key, "the same id twice".into())
+                }
+                Ok(r) => out.push(crate::engine::definitions::Interface {
+                    id: r.id,
+                    name: r.name,
+                }),
+            }
+        }
+        out
     }
 
     /// The acknowledgement and success codes.

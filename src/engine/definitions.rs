@@ -62,6 +62,39 @@ pub struct TrtTable {
     pub default: Dur,
 }
 
+/// A service interface whose availability is measured (SUM1), and which an exemption may be
+/// scoped to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Interface {
+    /// Its id (`DUIS`), as the score inputs and availability events name it.
+    pub id: String,
+    /// Its name for people.
+    pub name: String,
+}
+
+/// The seed's five interfaces (§3.2), in its order, with the ids the score inputs use.
+pub fn default_interfaces() -> Vec<Interface> {
+    [
+        ("DUIS", "DCC User Interface"),
+        ("RDI", "Registration Data Interface"),
+        ("SMKI-REPO", "SMKI Repository Interface"),
+        ("SMKI-SERVICE", "SMKI Service Interfaces"),
+        ("SSI", "Self-Service Interface"),
+    ]
+    .into_iter()
+    .map(|(id, name)| Interface {
+        id: id.into(),
+        name: name.into(),
+    })
+    .collect()
+}
+
+/// Whether `v` is the default interfaces: they are then left out of the fingerprint, so stores
+/// made before interfaces were configurable keep their identity.
+fn are_default_interfaces(v: &[Interface]) -> bool {
+    v == default_interfaces().as_slice()
+}
+
 /// All regulatory definitions, validated.
 #[derive(Debug, Clone, Serialize)]
 pub struct Definitions {
@@ -77,6 +110,9 @@ pub struct Definitions {
     pub measures: Vec<Measure>,
     /// The time zone of months, part of the fingerprint because it moves every count.
     pub zone: String,
+    /// The interfaces whose availability is measured, in report order.
+    #[serde(skip_serializing_if = "are_default_interfaces")]
+    pub interfaces: Vec<Interface>,
     /// The longest deadline of any measure.
     #[serde(skip)]
     pub longest_deadline: Dur,
@@ -110,6 +146,7 @@ impl Definitions {
         measures: Vec<Measure>,
         zone: &str,
         class_trt_of_srv: BTreeMap<String, Dur>,
+        interfaces: Vec<Interface>,
     ) -> Definitions {
         let longest_deadline = measures
             .iter()
@@ -123,6 +160,7 @@ impl Definitions {
             trt: table,
             measures,
             zone: zone.to_string(),
+            interfaces,
             longest_deadline,
             sha256: String::new(),
             class_trt_of_srv,
@@ -174,6 +212,11 @@ impl Definitions {
             .collect()
     }
 
+    /// Index of an interface by id.
+    pub fn interface_index(&self, id: &str) -> Option<usize> {
+        self.interfaces.iter().position(|i| i.id == id)
+    }
+
     /// Index of a measure by id.
     pub fn measure_index(&self, id: &str) -> Option<usize> {
         self.measures.iter().position(|m| m.id == id)
@@ -222,6 +265,7 @@ impl Definitions {
             vec![measure],
             "Europe/London",
             BTreeMap::new(),
+            default_interfaces(),
         )
     }
 }

@@ -11,6 +11,7 @@ pub mod correlate;
 pub mod definitions;
 pub mod domain;
 pub mod event;
+pub mod exemption;
 pub mod merge;
 pub mod pipeline;
 pub mod time;
