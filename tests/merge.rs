@@ -102,8 +102,9 @@ proptest! {
         prop_assert_eq!(merged.stats(), whole.stats());
         // The groups as partitions through the one partition merge, live (as `run` merges
         // them at its end) and as their checkpoints store them (as `rollup` and `report` do).
-        let mut live = PartitionMerge::new(defs.clone(), cal.clone());
-        let mut stored = PartitionMerge::new(defs.clone(), cal.clone());
+        let none = std::sync::Arc::new(srv_opr::engine::exemption::Register::default());
+        let mut live = PartitionMerge::new(defs.clone(), cal.clone(), none.clone());
+        let mut stored = PartitionMerge::new(defs.clone(), cal.clone(), none);
         for part in groups_as_partitions.iter().rev() {
             live.add(part, &PipelineStats::default());
             stored.add_counters(&PipelineStats::default(), part.stats());

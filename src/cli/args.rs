@@ -210,3 +210,25 @@ mod tests {
         assert!(usage("north".parse::<QualityArg>()).contains("REGION:key=value"));
     }
 }
+
+/// `--exemptions FILE`: the exemption register to use instead of the configured one (issue 29).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Exemptions {
+    /// The exemption register (TOML [[exemption]] entries) to apply, instead of
+    /// `[exemptions] file` or the configuration directory's exemptions.toml.
+    #[arg(long, value_name = "FILE")]
+    pub exemptions: Option<std::path::PathBuf>,
+}
+
+impl Exemptions {
+    /// `cfg` with the register this names, or `cfg` as it is.
+    pub fn apply<'a>(
+        &self,
+        cfg: &'a crate::config::Config,
+    ) -> Result<std::borrow::Cow<'a, crate::config::Config>, crate::error::Error> {
+        match &self.exemptions {
+            None => Ok(std::borrow::Cow::Borrowed(cfg)),
+            Some(path) => Ok(std::borrow::Cow::Owned(cfg.clone().with_register(path)?)),
+        }
+    }
+}

@@ -34,11 +34,13 @@ pub struct Args {
     /// Only read and validate every line; print counts as JSON and write no files. The rate
     /// it reports bounds what a full replay can reach.
     #[arg(long)]
-    parse_only: bool,
+    parse_only: bool,    #[command(flatten)]
+    exemptions: super::args::Exemptions,
 }
 
 /// Runs `replay` and says what it did.
 pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+    let cfg = &*a.exemptions.apply(cfg)?;
     let inputs = inputs_from_paths(&a.files);
     if a.parse_only {
         let r = parse_only(cfg.settings.input.max_event_bytes, &inputs)?;

@@ -44,11 +44,13 @@ pub struct Args {
     replay: Vec<PathBuf>,
     /// Output directory (default ./report-RYxx-yy).
     #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
+    out: Option<PathBuf>,    #[command(flatten)]
+    exemptions: super::args::Exemptions,
 }
 
 /// Builds the year's report and says where it is.
 pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+    let cfg = &*a.exemptions.apply(cfg)?;
     let margin = Margin::of(a.margin.as_deref())?;
     let out = a
         .out

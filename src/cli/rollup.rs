@@ -24,11 +24,13 @@ pub struct Args {
     month: String,
     /// Output directory (default ./rollup-YYYY-MM).
     #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
+    out: Option<PathBuf>,    #[command(flatten)]
+    exemptions: super::args::Exemptions,
 }
 
 /// Writes the month's outputs and says how final they are.
 pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+    let cfg = &*a.exemptions.apply(cfg)?;
     let MonthArg(month) = a.month.parse()?;
     let out = a
         .out

@@ -29,11 +29,13 @@ pub struct Args {
     until_caught_up: bool,
     /// Adopt the current measure definitions when the state store was made under others.
     #[arg(long)]
-    accept_config_change: bool,
+    accept_config_change: bool,    #[command(flatten)]
+    exemptions: super::args::Exemptions,
 }
 
 /// Runs the service until it is stopped.
 pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+    let cfg = &*a.exemptions.apply(cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(stop.clone(), cfg.settings.kafka.shutdown_timeout);
     // Checked before consuming: the outputs at the stop map through them.

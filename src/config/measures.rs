@@ -226,7 +226,10 @@ impl Ctx<'_> {
             None => return crate::engine::definitions::default_interfaces(),
             Some(Value::Array(items)) => items,
             Some(_) => {
-                self.push("interface", "must be an array of tables ([[interface]])".into());
+                self.push(
+                    "interface",
+                    "must be an array of tables ([[interface]])".into(),
+                );
                 return Vec::new();
             }
         };

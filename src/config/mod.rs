@@ -9,6 +9,7 @@
 //! Loading never stops at the first problem: every problem of every file is collected into
 //! [`Problems`] and reported at once, each naming its file and key.
 
+pub mod exemptions;
 pub mod layer;
 pub mod measures;
 pub mod schemes;
@@ -99,6 +100,8 @@ pub struct Config {
     pub sources: Vec<String>,
     /// The configuration directory, if one was used (OPR schemes are looked up in its `opr/`).
     pub dir: Option<PathBuf>,
+    /// The exemption register (empty when there is none).
+    pub register: crate::engine::exemption::Register,
 }
 
 impl Config {
@@ -156,15 +159,46 @@ impl Config {
             zone.as_deref().unwrap_or("Europe/London"),
             &mut problems,
         );
-        match (settings, definitions) {
-            (Some(settings), Some(definitions)) if problems.is_empty() => Ok(Config {
-                settings,
-                definitions,
-                sources,
-                dir: dir.map(Path::to_path_buf),
-            }),
-            _ => Err(ConfigError { problems }),
+        let (Some(settings), Some(definitions)) = (settings, definitions) else {
+            return Err(ConfigError { problems });
+        };
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
         }
+        // The register: `[exemptions] file` (relative to the directory), else exemptions.toml
+        // there when present, else none.
+        let named = &settings.exemptions.file;
+        let path = match (named.is_empty(), dir) {
+            (false, Some(d)) => Some(d.join(named)),
+            (false, None) => Some(PathBuf::from(named)),
+            (true, Some(d)) => {
+                let p = d.join("exemptions.toml");
+                (std::fs::symlink_metadata(&p).is_ok()).then_some(p)
+            }
+            (true, None) => None,
+        };
+        let register = match &path {
+            Some(p) => {
+                let r = exemptions::load(p, &definitions)?;
+                sources.push(p.display().to_string());
+                r
+            }
+            None => crate::engine::exemption::Register::default(),
+        };
+        Ok(Config {
+            settings,
+            definitions,
+            sources,
+            dir: dir.map(Path::to_path_buf),
+            register,
+        })
+    }
+
+    /// This configuration with the register at `path` instead (`--exemptions FILE`).
+    pub fn with_register(mut self, path: &Path) -> Result<Config, ConfigError> {
+        self.register = exemptions::load(path, &self.definitions)?;
+        self.sources.push(path.display().to_string());
+        Ok(self)
     }
 
     /// What every pipeline of this process is built from.
@@ -182,6 +216,7 @@ impl Config {
                 orphan_wait: self.orphan_wait(),
                 max_waiting_responses: t.max_waiting_responses,
             },
+            register: std::sync::Arc::new(self.register.clone()),
         })
     }
 

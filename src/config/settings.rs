@@ -17,6 +17,8 @@ pub struct Settings {
     pub time: TimeSettings,
     /// Input limits.
     pub input: InputSettings,
+    /// The exemption register.
+    pub exemptions: ExemptionSettings,
     /// Kafka (`run`).
     pub kafka: KafkaSettings,
     /// The HTTP endpoint of `run` and `demo` (`/metrics`, `/healthz`, `/readyz`).
@@ -205,6 +207,14 @@ pub const MAX_EVENT_BYTES: i64 = 64 << 20;
 /// a hundred bytes, so 100 million is about 10 GB.
 pub const MAX_WAITING_RESPONSES: i64 = 100_000_000;
 
+/// `[exemptions]`: where the exemption register is.
+#[derive(Debug, Clone, Default)]
+pub struct ExemptionSettings {
+    /// The register's file (relative to the configuration directory); empty: `exemptions.toml`
+    /// there when there is one.
+    pub file: String,
+}
+
 /// `[input]`: limits on what is read.
 #[derive(Debug, Clone)]
 pub struct InputSettings {
@@ -217,6 +227,7 @@ pub struct InputSettings {
 struct Raw {
     time: RawTime,
     input: RawInput,
+    exemptions: RawExemptions,
     kafka: RawKafka,
     http: RawHttp,
     state: RawState,
@@ -301,6 +312,12 @@ struct RawTime {
     dedupe_horizon: String,
     orphan_wait: String,
     max_waiting_responses: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExemptions {
+    file: String,
 }
 
 #[derive(Deserialize)]
@@ -619,6 +636,9 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
             dedupe_horizon: dedupe_horizon?,
             orphan_wait: orphan_wait?,
             max_waiting_responses: max_waiting?,
+        },
+        exemptions: ExemptionSettings {
+            file: raw.exemptions.file.trim().to_string(),
         },
         input: InputSettings {
             max_event_bytes: max_event_bytes?,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::engine::aggregate::{AggregateStats, Aggregates, Row, RowError};
 use crate::engine::calendar::Calendar;
 use crate::engine::definitions::Definitions;
+use crate::engine::exemption::Register;
 use crate::engine::pipeline::{PipelineStats, SavedBlock};
 use crate::engine::time::Ts;
 
@@ -23,10 +24,14 @@ pub struct PartitionMerge {
 }
 
 impl PartitionMerge {
-    /// Nothing merged yet.
-    pub fn new(defs: Arc<Definitions>, calendar: Calendar) -> PartitionMerge {
+    /// Nothing merged yet; the views under `register`.
+    pub fn new(
+        defs: Arc<Definitions>,
+        calendar: Calendar,
+        register: Arc<Register>,
+    ) -> PartitionMerge {
         PartitionMerge {
-            aggregates: Aggregates::new(defs, calendar),
+            aggregates: Aggregates::new(defs, calendar).with_register(register),
             stats: PipelineStats::default(),
             decisions: AggregateStats::default(),
         }

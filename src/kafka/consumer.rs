@@ -485,7 +485,11 @@ fn outcome(
     handed_over: u64,
     lateness: crate::engine::time::Dur,
 ) -> Result<RunOutcome, KafkaError> {
-    let mut merge = PartitionMerge::new(pipeline.definitions.clone(), pipeline.calendar.clone());
+    let mut merge = PartitionMerge::new(
+        pipeline.definitions.clone(),
+        pipeline.calendar.clone(),
+        pipeline.register.clone(),
+    );
     let mut combined = Ts::MAX;
     let mut names = Vec::new();
     for mut part in states {

@@ -11,7 +11,10 @@ use crate::engine::pipeline::PipelineStats;
 use crate::engine::time::Ts;
 
 use super::outdir::OutDir;
-use super::rollup::{Summary, evidence_files, failures_csv, opr_inputs_csv, rpl_csv, rpl_lines};
+use super::rollup::{
+    Summary, evidence_files, exemptions_csv, failures_csv, opr_inputs_csv, rpl_csv, rpl_lines,
+    rpl_lines_of,
+};
 
 /// Why the outputs could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +31,8 @@ pub enum SinkError {
 }
 
 /// Writes a run's month outputs into `outdir`: `rpl.csv`, `failures.csv`, `opr-inputs.csv`,
-/// `evidence/` and `summary.json`, the same set whichever command produced the figures. They
+/// `evidence/`, `exemptions.csv`, `rpl.<view>.csv` for each view of the register besides
+/// `opr`, and `summary.json`: the same set whichever command produced the figures. They
 /// appear when the caller publishes `outdir`, with whatever else it wrote.
 pub fn write_outputs(
     outdir: &OutDir,
@@ -41,6 +45,12 @@ pub fn write_outputs(
 ) -> Result<Summary, SinkError> {
     let lines = rpl_lines(aggregates, None);
     outdir.write("rpl.csv", rpl_csv(&lines).as_bytes())?;
+    // The register's other views, each its own rpl.<view>.csv; and what every view exempted.
+    for (view, name) in aggregates.register().views.iter().enumerate().skip(1) {
+        let view_lines = rpl_lines_of(aggregates, None, view);
+        outdir.write(&format!("rpl.{name}.csv"), rpl_csv(&view_lines).as_bytes())?;
+    }
+    outdir.write("exemptions.csv", exemptions_csv(aggregates, None).as_bytes())?;
     outdir.write("failures.csv", failures_csv(&lines).as_bytes())?;
     outdir.write(
         "opr-inputs.csv",

@@ -13,8 +13,8 @@ use crate::engine::event::DeadReason;
 use crate::engine::pipeline::{EventResult, EventType, PipelineStats};
 use crate::engine::time::Ts;
 
-/// `rpl.csv` header (normative).
-pub const RPL_HEADER: &str = "month,measure,region,requests,within_target,succeeded,no_response,rpl_percent,p50_ms,p95_ms,p99_ms,max_ms,revision,final";
+/// `rpl.csv` header (normative; `exempted` since issue 29): the same for `rpl.<view>.csv`.
+pub const RPL_HEADER: &str = "month,measure,region,requests,within_target,succeeded,no_response,rpl_percent,p50_ms,p95_ms,p99_ms,max_ms,revision,final,exempted";
 /// `failures.csv` header (normative).
 pub const FAILURES_HEADER: &str = "month,measure,region,bucket,count";
 
@@ -35,6 +35,10 @@ pub struct RplLine {
     pub rpl: String,
     /// The month is final.
     pub is_final: bool,
+    /// Requests the view's exemptions took out of the row (in none of its counts).
+    pub exempted: u64,
+    /// The row's requests before them.
+    pub requests_before: u64,
 }
 
 impl PartialEq for Row {
@@ -59,10 +63,18 @@ impl PartialEq for Row {
 }
 impl Eq for Row {}
 
-/// The rows of `rpl.csv` in report order: month, measure (definition order), north, central,
-/// south, all; only rows with at least one request.
+/// The rows of `rpl.csv` (the `opr` view) in report order: month, measure (definition order),
+/// north, central, south, all; only rows with at least one request.
 pub fn rpl_lines(agg: &Aggregates, months: Option<&[Month]>) -> Vec<RplLine> {
+    rpl_lines_of(agg, months, 0)
+}
+
+/// The rows of view `view` (an index of the register's views; 0 is `opr`): each row less what
+/// the view's exemptions took out of it. A row whose requests were all exempted has none left
+/// and is not listed (its exemption is, in `exemptions.csv`).
+pub fn rpl_lines_of(agg: &Aggregates, months: Option<&[Month]>, view: usize) -> Vec<RplLine> {
     let defs: &Definitions = agg.definitions();
+    let exempted = agg.exempted();
     let mut lines = Vec::new();
     for (month, mi, block) in agg.blocks() {
         if months.is_some_and(|ms| !ms.contains(&month)) {
@@ -70,14 +82,23 @@ pub fn rpl_lines(agg: &Aggregates, months: Option<&[Month]>) -> Vec<RplLine> {
         }
         let measure = &defs.measures[mi as usize];
         let is_final = agg.is_final(month);
-        let all = block.all();
-        let rows = block
-            .regions
-            .iter()
-            .zip(Region::NAMES)
-            .map(|(r, n)| (r.clone(), n))
-            .chain(std::iter::once((all, POOLED)));
-        for (row, region) in rows {
+        let tallies = exempted.regions(view, month, mi);
+        let mut all = Row::default();
+        let mut all_exempted = 0;
+        let mut rows: Vec<(Row, &'static str, u64, u64)> = Vec::with_capacity(4);
+        for (i, (base, name)) in block.regions.iter().zip(Region::NAMES).enumerate() {
+            let (row, ex) = match tallies.map(|t| &t[i]).filter(|t| t.requests > 0) {
+                Some(t) => (t.taken_from(base), t.requests),
+                None => (base.clone(), 0),
+            };
+            all.merge(&row);
+            all_exempted += ex;
+            rows.push((row, name, ex, base.requests));
+        }
+        all.revision = block.all_revision;
+        let before: u64 = block.regions.iter().map(|r| r.requests).sum();
+        rows.push((all, POOLED, all_exempted, before));
+        for (row, region, exempted, requests_before) in rows {
             if row.requests == 0 {
                 continue;
             }
@@ -91,6 +112,8 @@ pub fn rpl_lines(agg: &Aggregates, months: Option<&[Month]>) -> Vec<RplLine> {
                 hits,
                 rpl,
                 is_final,
+                exempted,
+                requests_before,
             });
         }
     }
@@ -110,7 +133,7 @@ pub fn rpl_csv(lines: &[RplLine]) -> String {
         let r = &l.row;
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             l.month,
             csv_field(&l.measure),
             l.region,
@@ -124,7 +147,8 @@ pub fn rpl_csv(lines: &[RplLine]) -> String {
             opt(r.quantile_ms(0.99)),
             opt(r.max_ms()),
             r.revision,
-            l.is_final
+            l.is_final,
+            l.exempted
         );
     }
     s
@@ -282,6 +306,69 @@ pub fn opr_inputs_csv(lines: &[RplLine], schemes: &[crate::score::scheme::Scheme
     s
 }
 
+/// `exemptions.csv` header (issue 29).
+pub const EXEMPTIONS_HEADER: &str =
+    "view,month,exemption,reason,measure,region,requests_exempted,share_percent";
+
+/// `exemptions.csv`: per view, month, exemption (register order), measure (definition order)
+/// and region (north, central, south, all), the requests it took out of the row where it took
+/// any, and their share of the row's requests before exemption (the number and percentage the
+/// regulator asks for). A request inside several windows counts under the first of them.
+pub fn exemptions_csv(agg: &Aggregates, months: Option<&[Month]>) -> String {
+    let defs = agg.definitions();
+    let register = agg.register();
+    let exempted = agg.exempted();
+    let mut s = String::from(EXEMPTIONS_HEADER);
+    s.push('\n');
+    let blocks = agg.blocks();
+    for (view, view_name) in register.views.iter().enumerate() {
+        let mut month_list: Vec<Month> = blocks.iter().map(|(m, _, _)| *m).collect();
+        month_list.dedup();
+        for month in month_list {
+            if months.is_some_and(|ms| !ms.contains(&month)) {
+                continue;
+            }
+            for (e, ex) in register.exemptions.iter().enumerate() {
+                for (_, mi, block) in blocks.iter().filter(|(m, _, _)| *m == month) {
+                    let Some(tallies) = exempted.regions(view, month, *mi) else {
+                        continue;
+                    };
+                    let took: Vec<u64> = tallies
+                        .iter()
+                        .map(|t| t.by_exemption.get(&(e as u16)).copied().unwrap_or(0))
+                        .collect();
+                    let before: Vec<u64> = block.regions.iter().map(|r| r.requests).collect();
+                    let rows = (0..3)
+                        .map(|i| (Region::NAMES[i], took[i], before[i]))
+                        .chain(std::iter::once((
+                            POOLED,
+                            took.iter().sum(),
+                            before.iter().sum(),
+                        )));
+                    for (region, n, of) in rows {
+                        if n == 0 {
+                            continue;
+                        }
+                        let _ = writeln!(
+                            s,
+                            "{},{},{},{},{},{},{},{}",
+                            view_name,
+                            month,
+                            csv_field(&ex.id),
+                            ex.reason.as_str(),
+                            csv_field(&defs.measures[*mi as usize].id),
+                            region,
+                            n,
+                            rpl_percent(n, of).unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    s
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -315,6 +402,13 @@ pub struct Summary {
     pub months: std::collections::BTreeMap<String, bool>,
     /// SHA-256 of the effective definitions (measures, codes, classes, TRTs, zone).
     pub definitions_sha256: String,
+    /// SHA-256 of the exemption register's file (`null`: no register).
+    pub exemptions_sha256: Option<String>,
+    /// The reporting views: `opr` (`rpl.csv`), then the register's others (`rpl.<view>.csv`).
+    pub views: Vec<String>,
+    /// Requests each view's exemptions took out of its rows, over every month (a request
+    /// counted once per measure it is in, as the rows count it).
+    pub exempted_by_view: std::collections::BTreeMap<String, u64>,
     /// Where configuration came from.
     pub config_sources: Vec<String>,
     /// Input files.
@@ -382,6 +476,23 @@ impl Summary {
                 .map(|m| (m.to_string(), agg.is_final(m)))
                 .collect(),
             definitions_sha256: sha256.to_string(),
+            exemptions_sha256: agg.register().sha256.clone(),
+            views: agg.register().views.clone(),
+            exempted_by_view: agg
+                .register()
+                .views
+                .iter()
+                .enumerate()
+                .map(|(v, name)| {
+                    let n = agg
+                        .blocks()
+                        .iter()
+                        .filter_map(|(m, mi, _)| agg.exempted().regions(v, *m, *mi))
+                        .flat_map(|t| t.iter().map(|x| x.requests))
+                        .sum();
+                    (name.clone(), n)
+                })
+                .collect(),
             config_sources: config_sources.to_vec(),
             inputs,
             peak_pending_requests: stats.peak_pending,

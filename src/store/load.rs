@@ -78,7 +78,11 @@ pub fn merge_months(
     pipeline: &PipelineConfig,
     months: &[Month],
 ) -> Result<Merged, StoreError> {
-    let mut merge = PartitionMerge::new(pipeline.definitions.clone(), pipeline.calendar.clone());
+    let mut merge = PartitionMerge::new(
+        pipeline.definitions.clone(),
+        pipeline.calendar.clone(),
+        pipeline.register.clone(),
+    );
     let partitions = store.partitions()?;
     for p in &partitions {
         if let Some(meta) = &p.meta {

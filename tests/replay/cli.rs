@@ -43,6 +43,7 @@ fn replay_writes_its_files_and_only_those() {
         [
             "deadletter.jsonl",
             "evidence",
+            "exemptions.csv",
             "failures.csv",
             "keep.txt",
             "opr-inputs.csv",

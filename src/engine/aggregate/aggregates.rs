@@ -12,8 +12,10 @@ use crate::engine::catalog::Catalog;
 use crate::engine::correlate::Decision;
 use crate::engine::definitions::Definitions;
 use crate::engine::domain::Region;
+use crate::engine::exemption::Register;
 use crate::engine::time::Ts;
 
+use super::exempt::Exempted;
 use super::histogram::RtHist;
 use super::row::{Outcome, Row, outcome};
 
@@ -63,6 +65,10 @@ pub struct Aggregates {
     /// Blocks changed since the last [`Aggregates::take_changes`], when a checkpoint store
     /// asked for them.
     pub(super) changed: Option<hashbrown::HashSet<(Month, u16)>>,
+    /// The exemption register the views are computed under (empty: none).
+    pub(super) register: Arc<Register>,
+    /// What it exempts, per view, month, measure and region.
+    pub(super) exempted: Exempted,
 }
 
 impl Aggregates {
@@ -81,7 +87,25 @@ impl Aggregates {
             watermark: Ts::MIN,
             scratch: None,
             changed: None,
+            register: Arc::new(Register::default()),
+            exempted: Exempted::default(),
         }
+    }
+
+    /// These aggregates counting what `register` exempts, from now on.
+    pub fn with_register(mut self, register: Arc<Register>) -> Aggregates {
+        self.register = register;
+        self
+    }
+
+    /// The register the views are computed under.
+    pub fn register(&self) -> &Arc<Register> {
+        &self.register
+    }
+
+    /// What the register exempts, per view, month, measure and region.
+    pub fn exempted(&self) -> &Exempted {
+        &self.exempted
     }
 
     /// Counts kept beside the rows.
@@ -150,8 +174,34 @@ impl Aggregates {
         if let Some(c) = &mut self.changed {
             c.extend(rules.iter().map(|r| (month, r.measure)));
         }
+        // Most requests are outside every window: one comparison each.
+        let exemptible = self.register.may_cover(d.at);
         for rule in rules.iter() {
             let o = outcome(rule, d, cat);
+            if exemptible {
+                for view in 0..self.register.views.len() {
+                    if let Some(e) = self.register.exempting(
+                        view,
+                        d.at,
+                        rule.measure,
+                        d.region,
+                        d.provider,
+                        cat.srv_name(d.srv),
+                    ) {
+                        self.exempted.apply(
+                            view,
+                            month,
+                            rule.measure,
+                            d.region as usize,
+                            &o,
+                            add,
+                            e as u16,
+                            day,
+                            1,
+                        );
+                    }
+                }
+            }
             let block = self.blocks.entry((month, rule.measure)).or_default();
             block.regions[d.region as usize].apply(
                 &o,
@@ -246,6 +296,7 @@ impl Aggregates {
             }
             b.all_revision += ob.all_revision;
         }
+        self.exempted.merge(&other.exempted);
         self.stats.decided += other.stats.decided;
         self.stats.unmeasured += other.stats.unmeasured;
         self.stats.revised += other.stats.revised;

@@ -7,15 +7,18 @@
 //!
 //! - `aggregates`: the blocks of one partition or run, applying decisions and revisions, merging;
 //! - `row`: one month × measure × region, and how a decision lands in it;
+//! - `exempt`: what the exemption register takes out of the rows, per view;
 //! - `histogram`: the per-row hdrhistogram and the live fixed-bucket histogram;
 //! - `checkpoint`: rows as the store keeps them, change tracking, restore.
 
 mod aggregates;
 mod checkpoint;
+mod exempt;
 mod histogram;
 mod row;
 
 pub use aggregates::{AggregateStats, Aggregates, Block};
 pub use checkpoint::{RowError, SavedRow};
+pub use exempt::{Exempted, Tally};
 pub use histogram::RtHist;
 pub use row::{Days, Outcome, Row, SAMPLE_SIZE, Sampled, outcome, rpl_decimal, rpl_percent};

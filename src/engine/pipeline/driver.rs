@@ -28,6 +28,8 @@ pub struct PipelineConfig {
     pub max_event_bytes: usize,
     /// The correlator's horizons and caps.
     pub correlator: CorrelatorConfig,
+    /// The exemption register the views are computed under.
+    pub register: Arc<crate::engine::exemption::Register>,
 }
 
 /// Decode → correlate → aggregate for one correlation scope (a replay, or one partition).
@@ -60,7 +62,8 @@ impl<S: DeadLetterSink> Pipeline<S> {
             max_event_bytes: cfg.max_event_bytes,
             catalog: Catalog::new(defs.clone()),
             correlator: Correlator::new(cfg.correlator.clone()),
-            aggregates: Aggregates::new(defs, cfg.calendar.clone()),
+            aggregates: Aggregates::new(defs, cfg.calendar.clone())
+                .with_register(cfg.register.clone()),
             sink,
             sources,
             out: Vec::with_capacity(64),
