@@ -82,8 +82,8 @@ pub fn run(
 ) -> Result<RunOutcome, KafkaError> {
     // A wrong password or an untrusted certificate stops the run here, with its reason,
     // instead of after an assignment that never comes.
-    super::probe::probe(&client_config(cfg, &[])?)?;
-    let dead = dead_letter_producer(cfg)?;
+    let answered = super::probe::probe(&client_config(cfg, &[])?)?;
+    let dead = dead_letter_producer(cfg, answered)?;
     let failed = Arc::new(AtomicBool::new(false));
     let (dispatcher, commits) = start_workers(cfg, pipeline, opts, &dead, &live, &failed)?;
     let (consumer, group) = subscribe(cfg, dispatcher)?;
@@ -104,9 +104,13 @@ pub fn run(
 /// batches and messages are sized to the dead-letter topic's `max.message.bytes` (a broker
 /// limits batches, not messages: twenty small dead letters in one batch were once refused
 /// together by a topic taking 20 kB), and a dead letter carries at most what fits.
-fn dead_letter_producer(cfg: &Config) -> Result<KafkaDeadLetters, KafkaError> {
+fn dead_letter_producer(cfg: &Config, answered: bool) -> Result<KafkaDeadLetters, KafkaError> {
     let mut pc = client_config(cfg, &[("linger.ms", "20")])?;
-    let limit = topic_limit(&pc, &cfg.settings.kafka.dead_letter_topic);
+    // Brokers that did not answer the probe are not asked again here (that would be another
+    // wait at the start): a dead letter they refuse as too large is cut when they say so.
+    let limit = answered
+        .then(|| topic_limit(&pc, &cfg.settings.kafka.dead_letter_topic))
+        .flatten();
     let mut max_payload = cfg.settings.input.max_event_bytes;
     if let Some(limit) = limit {
         // librdkafka's own defaults (1,000,000) fit Kafka's default limit (1,048,588); a

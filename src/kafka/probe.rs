@@ -71,9 +71,10 @@ impl ProducerContext for Probe {
     fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
 }
 
-/// Probes the brokers `cc` names with `cc`'s security settings. `Ok` once metadata comes back,
-/// or after [`PROBE_FOR`] without a definite failure (an outage: librdkafka will keep trying).
-pub fn probe(cc: &ClientConfig) -> Result<(), KafkaError> {
+/// Probes the brokers `cc` names with `cc`'s security settings. `Ok(true)` once metadata comes
+/// back, `Ok(false)` after [`PROBE_FOR`] without a definite failure (an outage: librdkafka will
+/// keep trying, and the caller asks the brokers nothing more before it must).
+pub fn probe(cc: &ClientConfig) -> Result<bool, KafkaError> {
     let brokers = cc.get("bootstrap.servers").unwrap_or("").to_string();
     // A producer is the lightest client with every security setting; consumer-only properties
     // would only make it warn. A clone, not a copy of `config_map()`: rdkafka's map is a
@@ -123,12 +124,12 @@ pub fn probe(cc: &ClientConfig) -> Result<(), KafkaError> {
             None => {}
         }
         if got.is_ok() {
-            return Ok(());
+            return Ok(true);
         }
         if started.elapsed() >= PROBE_FOR {
             tracing::warn!(brokers = %brokers,
                 "the Kafka brokers do not answer yet; carrying on (the client keeps retrying)");
-            return Ok(());
+            return Ok(false);
         }
     }
 }

@@ -224,7 +224,7 @@ impl LineProducer {
             .set("linger.ms", "5")
             .set("queue.buffering.max.messages", "1000000");
         super::client::set_properties(&mut cfg, &s.properties);
-        super::probe::probe(&cfg)?;
+        let _ = super::probe::probe(&cfg)?;
         let producer = cfg
             .create_with_context(DeliveryCounter::default())
             .map_err(super::KafkaError::client(format!(
