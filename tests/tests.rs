@@ -8,6 +8,8 @@
 //!   outputs (a full disk in a mount namespace, signals, immutable and damaged store files).
 //! - `merge`: the aggregates' algebra and the one partition merge, as property tests.
 //! - `replay`: golden fixtures, order and file-splitting invariance, the command line.
+//! - `exemptions`: the exemption register against an oracle written from the rule,
+//!   from a replay and (with the servers) from the store of a `run`.
 //! - `score`: the OPR scoring core against the seed's Table 7 and worked cases.
 //! - `deploy`: every setting the deployment files pass is one the service accepts.
 //! - `http`: the endpoint over real sockets: HEAD, 405, TLS, basic auth, client certificates,
@@ -39,6 +41,7 @@ mod support;
 mod alerting;
 mod architecture;
 mod deploy;
+mod exemptions;
 mod hardening;
 mod hardening2;
 mod http;

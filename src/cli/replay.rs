@@ -34,7 +34,8 @@ pub struct Args {
     /// Only read and validate every line; print counts as JSON and write no files. The rate
     /// it reports bounds what a full replay can reach.
     #[arg(long)]
-    parse_only: bool,    #[command(flatten)]
+    parse_only: bool,
+    #[command(flatten)]
     exemptions: super::args::Exemptions,
 }
 

@@ -44,7 +44,8 @@ pub struct Args {
     replay: Vec<PathBuf>,
     /// Output directory (default ./report-RYxx-yy).
     #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,    #[command(flatten)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
     exemptions: super::args::Exemptions,
 }
 

@@ -24,7 +24,8 @@ pub struct Args {
     month: String,
     /// Output directory (default ./rollup-YYYY-MM).
     #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,    #[command(flatten)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
     exemptions: super::args::Exemptions,
 }
 

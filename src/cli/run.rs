@@ -29,7 +29,8 @@ pub struct Args {
     until_caught_up: bool,
     /// Adopt the current measure definitions when the state store was made under others.
     #[arg(long)]
-    accept_config_change: bool,    #[command(flatten)]
+    accept_config_change: bool,
+    #[command(flatten)]
     exemptions: super::args::Exemptions,
 }
 

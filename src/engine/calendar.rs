@@ -121,6 +121,26 @@ impl Calendar {
         self.resolve(ts)
     }
 
+    /// The month containing `ts` and the minute of that month it falls in (0 from the month's
+    /// first instant): the cell a request's counts are kept in for exemptions, whose windows
+    /// are whole minutes.
+    #[inline]
+    pub fn minute_of(&mut self, ts: Ts) -> (Month, u16) {
+        let month = self.month_of(ts);
+        let start = self
+            .cache
+            .iter()
+            .find(|(_, _, m)| *m == month)
+            .map_or_else(|| self.start_of(month), |(s, _, _)| *s);
+        let minute = (ts.0 - start.0).div_euclid(60 * crate::engine::time::NANOS_PER_SEC);
+        (month, minute.clamp(0, i64::from(u16::MAX)) as u16)
+    }
+
+    /// The first instant of minute `minute` of `month`.
+    pub fn minute_start(&self, month: Month, minute: u16) -> Ts {
+        Ts(self.start_of(month).0 + i64::from(minute) * 60 * crate::engine::time::NANOS_PER_SEC)
+    }
+
     #[cold]
     fn resolve(&mut self, ts: Ts) -> Month {
         let month = self.civil_month(ts);

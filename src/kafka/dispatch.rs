@@ -219,7 +219,7 @@ impl Dispatcher {
                     }
                     Some(saved) => {
                         let records = saved.pipeline.entries.len() + saved.pipeline.decided.len();
-                        let p = Pipeline::restore(
+                        let mut p = Pipeline::restore(
                             &self.pipeline,
                             vec![name],
                             self.dead.clone(),
@@ -229,6 +229,18 @@ impl Dispatcher {
                             partition: format!("{topic}/{partition}"),
                             source,
                         })?;
+                        // What the register exempts of the requests decided before the
+                        // checkpoint, from the partition's counts per minute: the register
+                        // may not be the one the partition was counted under.
+                        let mut calendar = self.pipeline.calendar.clone();
+                        p.add_exempted(&crate::store::load::exempted_of(
+                            &mut **store,
+                            &self.pipeline.register,
+                            &self.pipeline.definitions,
+                            &mut calendar,
+                            None,
+                            Some((topic, partition)),
+                        )?);
                         tracing::info!(
                             topic,
                             partition,

@@ -50,7 +50,10 @@ pub fn write_outputs(
         let view_lines = rpl_lines_of(aggregates, None, view);
         outdir.write(&format!("rpl.{name}.csv"), rpl_csv(&view_lines).as_bytes())?;
     }
-    outdir.write("exemptions.csv", exemptions_csv(aggregates, None).as_bytes())?;
+    outdir.write(
+        "exemptions.csv",
+        exemptions_csv(aggregates, None).as_bytes(),
+    )?;
     outdir.write("failures.csv", failures_csv(&lines).as_bytes())?;
     outdir.write(
         "opr-inputs.csv",

@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 
 use crate::config::Config;
-use crate::engine::aggregate::Aggregates;
-use crate::engine::calendar::Month;
+use crate::engine::aggregate::{Aggregates, Exempted};
+use crate::engine::calendar::{Calendar, Month};
+use crate::engine::definitions::Definitions;
+use crate::engine::exemption::Register;
 use crate::engine::merge::PartitionMerge;
 use crate::engine::pipeline::{PipelineConfig, PipelineStats};
 use crate::engine::time::Ts;
@@ -99,11 +101,75 @@ pub fn merge_months(
         merge.add_blocks(blocks_of(rows, &cfg.definitions)?)?;
     }
     let watermark = store.combined_watermark()?.map_or(Ts::MIN, Ts);
-    let (aggregates, stats) = merge.finish(watermark);
+    let (mut aggregates, stats) = merge.finish(watermark);
+    // What the register exempts, from the counts per minute the store keeps: any register,
+    // any month, however long after its requests were decided.
+    let mut calendar = pipeline.calendar.clone();
+    aggregates.add_exempted(&exempted_of(
+        store,
+        &pipeline.register,
+        &cfg.definitions,
+        &mut calendar,
+        Some(months),
+        None,
+    )?);
     Ok(Merged {
         aggregates,
         stats,
         partitions,
         watermark,
     })
+}
+
+/// What `register` exempts of the stored counts per minute (of `months`, or all; of every
+/// partition, or of `partition`): the minutes its windows cover, each read once however many
+/// windows overlap it, each cell counted under the first exemption in file order.
+pub fn exempted_of(
+    store: &mut dyn Store,
+    register: &Register,
+    defs: &Definitions,
+    calendar: &mut Calendar,
+    months: Option<&[Month]>,
+    partition: Option<(&str, i32)>,
+) -> Result<Exempted, StoreError> {
+    let mut out = Exempted::default();
+    if register.is_empty() {
+        return Ok(out);
+    }
+    // Per month, the minutes some window covers, as merged ranges [from, to).
+    let mut ranges: BTreeMap<Month, Vec<(u16, u16)>> = BTreeMap::new();
+    for e in &register.exemptions {
+        let mut month = calendar.month_of(e.from);
+        loop {
+            let (start, end) = (calendar.start_of(month), calendar.end_of(month));
+            if start >= e.to {
+                break;
+            }
+            if months.is_none_or(|ms| ms.contains(&month)) {
+                let from = calendar.minute_of(e.from.max(start)).1;
+                let to = if e.to >= end {
+                    calendar.minute_of(Ts(end.0 - 1)).1.saturating_add(1)
+                } else {
+                    calendar.minute_of(e.to).1
+                };
+                ranges.entry(month).or_default().push((from, to));
+            }
+            month = month.next();
+        }
+    }
+    for (month, mut spans) in ranges {
+        spans.sort_unstable();
+        let mut merged: Vec<(u16, u16)> = Vec::new();
+        for (a, b) in spans {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        for span in merged {
+            let cells = store.cells(month, span, partition)?;
+            out.add_cells(register, defs, calendar, &cells);
+        }
+    }
+    Ok(out)
 }

@@ -11,6 +11,7 @@
 //! under and is refused once another instance has claimed the partition since, so a former
 //! owner can never overwrite its successor's state.
 
+pub mod cells;
 pub mod codec;
 pub mod load;
 pub mod pgtls;
@@ -24,8 +25,9 @@ use crate::engine::calendar::Month;
 use crate::engine::pipeline::{Delta, SavedBlock, SavedMeta, SavedPipeline};
 
 /// The schema version this build writes. Migrations bring older stores up to it; a newer store
-/// is refused. 2: month rows keep their counts by day (`month_rows.days`).
-pub const SCHEMA_VERSION: i64 = 2;
+/// is refused. 2: month rows keep their counts by day (`month_rows.days`). 3: counts per minute
+/// (`minute_cells`) and the registers applied to final months (`register_history`).
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +163,8 @@ pub struct Written {
     pub rows: usize,
     /// Rows of final months whose revision rose (each recorded in the history).
     pub revisions: usize,
+    /// Minutes whose counts were written.
+    pub minutes: usize,
 }
 
 /// A partition as the store knows it.
@@ -239,6 +243,16 @@ pub trait Store: Send {
 
     /// The months some partition holds rows of, oldest first.
     fn months(&mut self) -> Result<Vec<Month>, StoreError>;
+
+    /// The counts per minute of `month`, minutes `minutes.0` up to (not including)
+    /// `minutes.1`, of every partition or of `partition` (topic, number); none from a store
+    /// older than schema version 3.
+    fn cells(
+        &mut self,
+        month: Month,
+        minutes: (u16, u16),
+        partition: Option<(&str, i32)>,
+    ) -> Result<Vec<crate::engine::aggregate::SavedCell>, StoreError>;
 }
 
 /// Whether a partition's next checkpoint should write a full snapshot that replaces its state

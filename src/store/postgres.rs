@@ -103,6 +103,27 @@ const MIGRATIONS: &[&str] = &[
     // 1 → 2: month rows keep their counts by day of the month, for the status page's RPL by
     // day (a row written before has none: NULL).
     "ALTER TABLE month_rows ADD COLUMN days TEXT;",
+    // 2 → 3: counts per minute of request `at`, so an exemption register can be applied to
+    // any month later (cells.rs); and the registers applied to each final month, in order.
+    "
+    CREATE TABLE minute_cells (
+        pid BIGINT NOT NULL,
+        month TEXT NOT NULL,
+        minute INTEGER NOT NULL,
+        cells BYTEA NOT NULL,
+        PRIMARY KEY (pid, month, minute)
+    );
+    CREATE TABLE register_history (
+        id BIGSERIAL PRIMARY KEY,
+        month TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        ids TEXT NOT NULL,
+        register TEXT NOT NULL,
+        added TEXT NOT NULL,
+        withdrawn TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+    );
+    ",
 ];
 
 /// A state-log chunk's size: a checkpoint is a few values, none of them huge.
@@ -607,6 +628,39 @@ impl<C: postgres::GenericClient> sql::Tx for Tx<'_, C> {
             .map(|_| ())
             .map_err(backend)
     }
+
+    fn get_cells(
+        &mut self,
+        pid: i64,
+        month: &str,
+        minute: i32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .0
+            .query_opt(sql::GET_CELLS, &[&pid, &month, &minute])
+            .map_err(backend)?
+            .map(|r| r.get(0)))
+    }
+
+    fn put_cells(
+        &mut self,
+        pid: i64,
+        month: &str,
+        minute: i32,
+        blob: &[u8],
+    ) -> Result<(), StoreError> {
+        self.0
+            .execute(sql::PUT_CELLS, &[&pid, &month, &minute, &blob])
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn delete_cells(&mut self, pid: i64, month: &str, minute: i32) -> Result<(), StoreError> {
+        self.0
+            .execute(sql::DELETE_CELLS, &[&pid, &month, &minute])
+            .map(|_| ())
+            .map_err(backend)
+    }
 }
 
 impl Store for PgStore {
@@ -689,6 +743,33 @@ impl Store for PgStore {
 
     fn months(&mut self) -> Result<Vec<Month>, StoreError> {
         self.read_months()
+    }
+
+    fn cells(
+        &mut self,
+        month: Month,
+        minutes: (u16, u16),
+        partition: Option<(&str, i32)>,
+    ) -> Result<Vec<crate::engine::aggregate::SavedCell>, StoreError> {
+        if self.version < 3 {
+            return Ok(Vec::new());
+        }
+        let (month_text, from, to) = (
+            month.to_string(),
+            i32::from(minutes.0),
+            i32::from(minutes.1),
+        );
+        let (topic, part) = (partition.map(|p| p.0.to_string()), partition.map(|p| p.1));
+        self.retrying("read counts per minute", |client, _| {
+            let rows = client
+                .query(sql::CELLS, &[&month_text, &from, &to, &topic, &part])
+                .map_err(backend)?;
+            sql::read_cells(
+                month,
+                rows.into_iter()
+                    .map(|r| (r.get(0), i64::from(r.get::<_, i32>(1)), r.get(2))),
+            )
+        })
     }
 }
 

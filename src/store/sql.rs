@@ -88,6 +88,28 @@ pub(super) fn month_rows(version: i64) -> &'static str {
     }
 }
 
+/// A partition's counts of one minute.
+pub(super) const GET_CELLS: &str =
+    "SELECT cells FROM minute_cells WHERE pid = $1 AND month = $2 AND minute = $3";
+
+/// A partition's counts of one minute, written whole.
+pub(super) const PUT_CELLS: &str = "
+    INSERT INTO minute_cells (pid, month, minute, cells) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (pid, month, minute) DO UPDATE SET cells = excluded.cells";
+
+/// A minute that no longer counts anything.
+pub(super) const DELETE_CELLS: &str =
+    "DELETE FROM minute_cells WHERE pid = $1 AND month = $2 AND minute = $3";
+
+/// The counts of some minutes of a month (`$2` ≤ minute < `$3`), of every partition or of one
+/// (`$4`/`$5`, topic and partition), in the column order [`read_cells`] reads.
+pub(super) const CELLS: &str = "
+    SELECT p.topic || '/' || p.partition, c.minute, c.cells
+    FROM minute_cells c JOIN partitions p ON p.pid = c.pid
+    WHERE c.month = $1 AND c.minute >= $2 AND c.minute < $3
+      AND (CAST($4 AS TEXT) IS NULL OR (p.topic = $4 AND p.partition = $5))
+    ORDER BY c.pid, c.minute";
+
 /// The months some partition holds rows of.
 pub(super) const MONTHS: &str = "SELECT DISTINCT month FROM month_rows ORDER BY month";
 
@@ -192,6 +214,23 @@ pub(super) trait Tx {
     fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError>;
     /// [`CONFIG_CHANGE`].
     fn config_change(&mut self, previous: &str, adopted: &str, at: &str) -> Result<(), StoreError>;
+    /// [`GET_CELLS`].
+    fn get_cells(
+        &mut self,
+        pid: i64,
+        month: &str,
+        minute: i32,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// [`PUT_CELLS`].
+    fn put_cells(
+        &mut self,
+        pid: i64,
+        month: &str,
+        minute: i32,
+        blob: &[u8],
+    ) -> Result<(), StoreError>;
+    /// [`DELETE_CELLS`].
+    fn delete_cells(&mut self, pid: i64, month: &str, minute: i32) -> Result<(), StoreError>;
 }
 
 /// Claims a partition and reads its last checkpoint back.
@@ -291,8 +330,68 @@ pub(super) fn checkpoint(
             written.revisions += 1;
         }
     }
+    written.minutes = write_cells(tx, pid, &origin, &cp.delta.cells)?;
     tx.raise_combined_watermark()?;
     Ok(written)
+}
+
+/// Adds a checkpoint's counts per minute to the partition's stored minutes; the minutes
+/// written (or emptied).
+fn write_cells(
+    tx: &mut impl Tx,
+    pid: i64,
+    origin: &str,
+    cells: &[crate::engine::aggregate::SavedCell],
+) -> Result<usize, StoreError> {
+    let mut written = 0;
+    let mut rest = cells;
+    // The deltas come sorted by month and minute: one read and one write per minute.
+    while let Some(first) = rest.first() {
+        let n = rest
+            .iter()
+            .take_while(|c| c.month == first.month && c.minute == first.minute)
+            .count();
+        let (group, tail) = rest.split_at(n);
+        rest = tail;
+        let month = first.month.to_string();
+        let minute = i32::from(first.minute);
+        let mut m = match tx.get_cells(pid, &month, minute)? {
+            Some(blob) => super::cells::decode(
+                &blob,
+                &format!("partition {origin}, {month} minute {minute}"),
+            )?,
+            None => super::cells::Minute::new(),
+        };
+        super::cells::add(&mut m, &group.iter().collect::<Vec<_>>());
+        if m.is_empty() {
+            tx.delete_cells(pid, &month, minute)?;
+        } else {
+            tx.put_cells(pid, &month, minute, &super::cells::encode(&m))?;
+        }
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// Decodes rows of [`CELLS`] (`(origin, minute, blob)`) of `month` into cells.
+pub(super) fn read_cells(
+    month: Month,
+    rows: impl IntoIterator<Item = (String, i64, Vec<u8>)>,
+) -> Result<Vec<crate::engine::aggregate::SavedCell>, StoreError> {
+    let mut out = Vec::new();
+    for (origin, minute, blob) in rows {
+        let minute = u16::try_from(minute).map_err(|_| {
+            StoreError::Backend(format!(
+                "partition {origin}: a stored minute {minute} of {month} is out of range"
+            ))
+        })?;
+        let m = super::cells::decode(
+            &blob,
+            &format!("partition {origin}, {month} minute {minute}"),
+        )?;
+        out.extend(super::cells::cells_of(month, minute, m));
+    }
+    Ok(out)
 }
 
 /// Records what the identity check decided (a new store's identity, an accepted change).

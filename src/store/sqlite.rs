@@ -94,6 +94,27 @@ const MIGRATIONS: &[&str] = &[
     // 1 → 2: month rows keep their counts by day of the month, for the status page's RPL by
     // day (a row written before has none: NULL).
     "ALTER TABLE month_rows ADD COLUMN days TEXT;",
+    // 2 → 3: counts per minute of request `at`, so an exemption register can be applied to
+    // any month later (cells.rs); and the registers applied to each final month, in order.
+    "
+    CREATE TABLE minute_cells (
+        pid INTEGER NOT NULL,
+        month TEXT NOT NULL,
+        minute INTEGER NOT NULL,
+        cells BLOB NOT NULL,
+        PRIMARY KEY (pid, month, minute)
+    ) WITHOUT ROWID;
+    CREATE TABLE register_history (
+        id INTEGER PRIMARY KEY,
+        month TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        ids TEXT NOT NULL,
+        register TEXT NOT NULL,
+        added TEXT NOT NULL,
+        withdrawn TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+    );
+    ",
 ];
 
 /// A state-log chunk's size: large enough that a checkpoint is a few sequential writes, small
@@ -595,6 +616,43 @@ impl sql::Tx for Tx<'_> {
             .map(|_| ())
             .map_err(backend)
     }
+
+    fn get_cells(
+        &mut self,
+        pid: i64,
+        month: &str,
+        minute: i32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0
+            .prepare_cached(&q(sql::GET_CELLS))
+            .and_then(|mut st| {
+                st.query_row(params![pid, month, minute], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(backend)
+    }
+
+    fn put_cells(
+        &mut self,
+        pid: i64,
+        month: &str,
+        minute: i32,
+        blob: &[u8],
+    ) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(&q(sql::PUT_CELLS))
+            .and_then(|mut st| st.execute(params![pid, month, minute, blob]))
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    fn delete_cells(&mut self, pid: i64, month: &str, minute: i32) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(&q(sql::DELETE_CELLS))
+            .and_then(|mut st| st.execute(params![pid, month, minute]))
+            .map(|_| ())
+            .map_err(backend)
+    }
 }
 
 impl Store for SqliteStore {
@@ -645,6 +703,41 @@ impl Store for SqliteStore {
 
     fn revisions(&mut self, month: Option<Month>) -> Result<Vec<RevisionRecord>, StoreError> {
         let read = self.read_revisions(month);
+        self.named(read)
+    }
+
+    fn cells(
+        &mut self,
+        month: Month,
+        minutes: (u16, u16),
+        partition: Option<(&str, i32)>,
+    ) -> Result<Vec<crate::engine::aggregate::SavedCell>, StoreError> {
+        if self.version < 3 {
+            return Ok(Vec::new());
+        }
+        let read = (|| {
+            let mut st = self.conn.prepare(&q(sql::CELLS)).map_err(backend)?;
+            let rows = st
+                .query_map(
+                    params![
+                        month.to_string(),
+                        minutes.0,
+                        minutes.1,
+                        partition.map(|p| p.0),
+                        partition.map(|p| p.1)
+                    ],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                        ))
+                    },
+                )
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(backend)?;
+            sql::read_cells(month, rows)
+        })();
         self.named(read)
     }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod kafka_node;
+pub mod oracle;
 pub mod replay;
 pub mod tls;
 

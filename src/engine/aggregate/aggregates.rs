@@ -69,6 +69,9 @@ pub struct Aggregates {
     pub(super) register: Arc<Register>,
     /// What it exempts, per view, month, measure and region.
     pub(super) exempted: Exempted,
+    /// Counts per minute changed since the last checkpoint, when a checkpoint store asked for
+    /// them (with the blocks).
+    pub(super) cells: Option<super::cells::CellDeltas>,
 }
 
 impl Aggregates {
@@ -89,6 +92,7 @@ impl Aggregates {
             changed: None,
             register: Arc::new(Register::default()),
             exempted: Exempted::default(),
+            cells: None,
         }
     }
 
@@ -106,6 +110,12 @@ impl Aggregates {
     /// What the register exempts, per view, month, measure and region.
     pub fn exempted(&self) -> &Exempted {
         &self.exempted
+    }
+
+    /// Adds tallies made elsewhere (from a store's cells, for the register of these
+    /// aggregates).
+    pub fn add_exempted(&mut self, more: &Exempted) {
+        self.exempted.merge(more);
     }
 
     /// Counts kept beside the rows.
@@ -171,6 +181,12 @@ impl Aggregates {
         }
         let month = self.calendar.month_of(d.at);
         let day = self.calendar.day_of(d.at);
+        // The minute, only where a store keeps the cells.
+        let minute = if self.cells.is_some() {
+            self.calendar.minute_of(d.at).1
+        } else {
+            0
+        };
         if let Some(c) = &mut self.changed {
             c.extend(rules.iter().map(|r| (month, r.measure)));
         }
@@ -201,6 +217,18 @@ impl Aggregates {
                         );
                     }
                 }
+            }
+            if let Some(cells) = &mut self.cells {
+                cells.apply(
+                    month,
+                    minute,
+                    rule.measure,
+                    d.region,
+                    d.provider,
+                    d.srv,
+                    &o,
+                    add,
+                );
             }
             let block = self.blocks.entry((month, rule.measure)).or_default();
             block.regions[d.region as usize].apply(

@@ -123,9 +123,21 @@ impl Row {
 }
 
 impl Aggregates {
-    /// Starts recording which blocks change, for [`Aggregates::take_changes`].
+    /// Starts recording which blocks change, for [`Aggregates::take_changes`], and the counts per
+    /// minute, for [`Aggregates::take_cells`].
     pub fn track_changes(&mut self) {
         self.changed.get_or_insert_with(Default::default);
+        self.cells.get_or_insert_with(Default::default);
+    }
+
+    /// The counts per minute changed since the last call, by name (`srv_name` resolves an
+    /// interned SRV).
+    pub fn take_cells(&mut self, srv_name: impl Fn(u32) -> String) -> Vec<super::cells::SavedCell> {
+        let defs = self.defs.clone();
+        match &mut self.cells {
+            Some(c) => c.take(&defs, srv_name),
+            None => Vec::new(),
+        }
     }
 
     /// The blocks changed since the last call, as they are now.

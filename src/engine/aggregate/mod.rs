@@ -8,16 +8,20 @@
 //! - `aggregates`: the blocks of one partition or run, applying decisions and revisions, merging;
 //! - `row`: one month × measure × region, and how a decision lands in it;
 //! - `exempt`: what the exemption register takes out of the rows, per view;
+//! - `cells`: counts per minute of request `at`, kept by the store so any register can be
+//!   applied to any month later;
 //! - `histogram`: the per-row hdrhistogram and the live fixed-bucket histogram;
 //! - `checkpoint`: rows as the store keeps them, change tracking, restore.
 
 mod aggregates;
+mod cells;
 mod checkpoint;
 mod exempt;
 mod histogram;
 mod row;
 
 pub use aggregates::{AggregateStats, Aggregates, Block};
+pub use cells::{CellCounts, CellDeltas, SavedCell};
 pub use checkpoint::{RowError, SavedRow};
 pub use exempt::{Exempted, Tally};
 pub use histogram::RtHist;

@@ -74,6 +74,8 @@ pub struct Delta {
     pub changes: Changes,
     /// Blocks changed.
     pub blocks: Vec<SavedBlock>,
+    /// Counts per minute changed (deltas).
+    pub cells: Vec<crate::engine::aggregate::SavedCell>,
     /// Counters and watermarks.
     pub meta: SavedMeta,
     /// Records the correlator holds after it (for operators reading the store).
@@ -124,9 +126,14 @@ impl<S: DeadLetterSink> Pipeline<S> {
                 regions: [n.save()?, c.save()?, s.save()?],
             });
         }
+        let catalog = &self.catalog;
+        let cells = self
+            .aggregates
+            .take_cells(|srv| catalog.srv_name(srv).to_string());
         Ok(Delta {
             changes,
             blocks,
+            cells,
             meta: self.meta(),
             records: self.correlator.records() as u64,
             waiting: self.correlator.waiting() as u64,

@@ -336,6 +336,12 @@ impl<S: DeadLetterSink> Pipeline<S> {
         &self.correlator
     }
 
+    /// Adds what the register exempts of requests decided elsewhere (before a restored
+    /// checkpoint).
+    pub fn add_exempted(&mut self, more: &crate::engine::aggregate::Exempted) {
+        self.aggregates.add_exempted(more);
+    }
+
     /// The aggregates so far.
     pub fn aggregates(&self) -> &Aggregates {
         &self.aggregates
