@@ -19,7 +19,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::support::kafka_node::{BrokerTls, Cluster, java_tool};
-use crate::support::{brokers, unique};
+use crate::support::{brokers, produce_lines, unique};
 
 /// A client configuration of `brokers` with `security` properties.
 fn client(brokers: &str, security: &[(&str, &str)]) -> ClientConfig {
@@ -710,38 +710,6 @@ fn a_dead_letter_always_fits_its_topic_and_never_stops_the_run() {
             assert!(lines.contains(&*String::from_utf8_lossy(payload)) || payload.is_empty());
         }
     }
-}
-
-/// Produces `lines` to `topic` of `partitions` as `simulate --kafka` does: keyed by id, on the
-/// key's murmur2 partition (a line without a plain id on partition 0), acknowledged by every
-/// in-sync replica, idempotent; returns once all are delivered.
-fn produce_lines(cc: &ClientConfig, topic: &str, partitions: i32, lines: &[&str]) {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    let mut cc = cc.clone();
-    cc.set("acks", "all").set("enable.idempotence", "true");
-    let p: BaseProducer = cc.create().unwrap();
-    for line in lines {
-        let key = srv_opr::kafka::partition::key_of_line(line.as_bytes());
-        let partition = key.map_or(0, |k| {
-            srv_opr::kafka::partition::partition_of(k, partitions)
-        });
-        let mut r = BaseRecord::<[u8], [u8]>::to(topic)
-            .partition(partition)
-            .payload(line.as_bytes());
-        if let Some(k) = key {
-            r = r.key(k);
-        }
-        loop {
-            match p.send(r) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    p.poll(Duration::from_millis(50));
-                    r = back;
-                }
-            }
-        }
-    }
-    p.flush(Duration::from_secs(120)).unwrap();
 }
 
 /// The sum of every sample of `name` on a `/metrics` page.
