@@ -472,24 +472,23 @@ fn from_the_store_of_a_run(store_url: &str, env: &[(&str, &str)]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // March is final (the events run to 4 April); April is not, and its undecided requests are
     // decided only at the end of a replay, so only its exemptions could be compared.
-    for month in ["2024-03"] {
-        let out = format!("rollup-{month}");
-        let o = srv(
-            d,
-            &[
-                "rollup",
-                "--month",
-                month,
-                "--exemptions",
-                "register.toml",
-                "--out",
-                &out,
-            ],
-            &env,
-        );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        assert_equals_oracle(&d.join(&out), &want, Some(&[month]));
-    }
+    let month = "2024-03";
+    let out = format!("rollup-{month}");
+    let o = srv(
+        d,
+        &[
+            "rollup",
+            "--month",
+            month,
+            "--exemptions",
+            "register.toml",
+            "--out",
+            &out,
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_equals_oracle(&d.join(&out), &want, Some(&[month]));
 }
 
 #[test]
