@@ -473,22 +473,83 @@ fn from_the_store_of_a_run(store_url: &str, env: &[(&str, &str)]) {
     // March is final (the events run to 4 April); April is not, and its undecided requests are
     // decided only at the end of a replay, so only its exemptions could be compared.
     let month = "2024-03";
-    let out = format!("rollup-{month}");
+    let rollup = |out: &str, register: Option<&str>| {
+        let mut args = vec!["rollup", "--month", month, "--out", out];
+        if let Some(r) = register {
+            args.extend(["--exemptions", r]);
+        }
+        let o = srv(d, &args, &env);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let said = rollup("rollup-1", Some("register.toml"));
+    assert_equals_oracle(&d.join("rollup-1"), &want, Some(&[month]));
+    // March was final under no register: applying one restates it, and every row whose figures
+    // it changes is revised once (in each view), the others not.
+    assert!(
+        said.contains("2024-03 restated by the exemption register applied now")
+            && said.contains("added INC000001065262, CHG0034127, INC0000001066209, OTHER-3"),
+        "{said}"
+    );
+    let revisions = |out: &str, file: &str| -> BTreeMap<(String, String), (u64, u64)> {
+        let text = std::fs::read_to_string(d.join(out).join(file)).unwrap();
+        let mut lines = text.lines();
+        let h: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = |n: &str| h.iter().position(|x| *x == n).unwrap();
+        lines
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (
+                    (f[col("measure")].to_string(), f[col("region")].to_string()),
+                    (
+                        f[col("revision")].parse().unwrap(),
+                        f[col("exempted")].parse().unwrap(),
+                    ),
+                )
+            })
+            .collect()
+    };
+    for file in ["rpl.csv", "rpl.pmr.csv"] {
+        for (k, (rev, exempted)) in revisions("rollup-1", file) {
+            assert_eq!(rev, u64::from(exempted > 0), "{file} {k:?}");
+        }
+    }
+    // `run` with the register records it against the final month: the restatement is then in
+    // the store's history, and a rollup with the same register says when it was recorded.
     let o = srv(
         d,
         &[
-            "rollup",
-            "--month",
-            month,
+            "run",
+            "--until-caught-up",
             "--exemptions",
             "register.toml",
             "--out",
-            &out,
+            "run-2",
         ],
         &env,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_equals_oracle(&d.join(&out), &want, Some(&[month]));
+    let said = rollup("rollup-2", Some("register.toml"));
+    assert!(
+        said.contains("2024-03 restated by the exemption register recorded "),
+        "{said}"
+    );
+    assert_equals_oracle(&d.join("rollup-2"), &want, Some(&[month]));
+    assert_eq!(
+        revisions("rollup-2", "rpl.csv"),
+        revisions("rollup-1", "rpl.csv")
+    );
+    // Withdrawn again (a rollup with none): back to the figures without, each changed row revised
+    // a second time.
+    let said = rollup("rollup-3", None);
+    assert!(said.contains("withdrawn INC000001065262"), "{said}");
+    let none = expected(&cfg, &events(), "exemption = []");
+    assert_equals_oracle(&d.join("rollup-3"), &none, Some(&[month]));
+    let before = revisions("rollup-1", "rpl.csv");
+    for (k, (rev, _)) in revisions("rollup-3", "rpl.csv") {
+        let was_exempted = before.get(&k).is_none_or(|(_, e)| *e > 0);
+        assert_eq!(rev, if was_exempted { 2 } else { 0 }, "{k:?}");
+    }
 }
 
 #[test]

@@ -51,6 +51,27 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
             rev.revision, rev.month, rev.measure, rev.region, rev.origin, rev.reason
         );
     }
+    for s in &r.restatements {
+        let list = |ids: &[String]| {
+            if ids.is_empty() {
+                "none".to_string()
+            } else {
+                ids.join(", ")
+            }
+        };
+        eprintln!(
+            "srv-opr: {} restated by the exemption register {}: added {}; withdrawn {}; {} rows \
+             revised",
+            s.month,
+            s.recorded_at.as_deref().map_or_else(
+                || "applied now (not recorded: `run` records it)".to_string(),
+                |t| format!("recorded {t}")
+            ),
+            list(&s.added),
+            list(&s.withdrawn),
+            s.rows
+        );
+    }
     eprintln!(
         "srv-opr: rollup of {month} from {} partitions written to {}",
         r.partitions.len(),
@@ -72,6 +93,8 @@ pub struct RollupOutcome {
     pub partitions: Vec<String>,
     /// Revisions recorded for the month.
     pub revisions: Vec<RevisionRecord>,
+    /// Changes of exemption register that restated the month.
+    pub restatements: Vec<crate::store::load::Restatement>,
 }
 
 /// `rollup`: a month's outputs (SPEC §5) from the state store of a `run`, without Kafka.
@@ -84,6 +107,7 @@ pub fn rollup(cfg: &Config, month: Month, out: &Path) -> Result<RollupOutcome, E
         partitions: names,
         watermark,
         mut store,
+        restatements,
     } = loaded;
     // A month the store holds nothing of would be an empty rpl.csv that looks like a month
     // without traffic: refuse it, saying what the store holds.
@@ -124,5 +148,6 @@ pub fn rollup(cfg: &Config, month: Month, out: &Path) -> Result<RollupOutcome, E
         is_final,
         partitions: names,
         revisions,
+        restatements,
     })
 }

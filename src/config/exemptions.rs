@@ -129,7 +129,9 @@ pub fn parse(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Some(Register::new(exemptions, view_names, Some(sha)))
+    let mut register = Register::new(exemptions, view_names, Some(sha));
+    register.text = text.to_string();
+    Some(register)
 }
 
 /// One entry being read: where it is, for messages.

@@ -113,6 +113,9 @@ pub struct Register {
     pub views: Vec<String>,
     /// SHA-256 (hex) of the register's file, `None` for no register.
     pub sha256: Option<String>,
+    /// The file's text (empty for none): a store keeps it with each final month it is
+    /// applied to, so a later register can be compared with it.
+    pub text: String,
     /// The earliest `from` and latest `to` of all windows: most requests are outside both.
     span: (Ts, Ts),
 }
@@ -133,6 +136,7 @@ impl Register {
             exemptions,
             views,
             sha256,
+            text: String::new(),
             span,
         }
     }

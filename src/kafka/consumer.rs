@@ -28,7 +28,7 @@ use super::handoff::{HandOverCause, PartState};
 use super::produce::DeliveryCounter;
 use super::rebalance::RunContext;
 use super::worker::{publish, worker_loop};
-use super::writer::Writer;
+use super::writer::{Recorder, Writer};
 use crate::config::Config;
 use crate::engine::aggregate::Aggregates;
 use crate::engine::merge::PartitionMerge;
@@ -218,7 +218,12 @@ fn start_workers(
         let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
         let (pool, c, l, f) = (pool_tx.clone(), cfg.clone(), live.clone(), failed.clone());
         let writer = match open_store()? {
-            Some(store) => Some(Writer::start(store, commit_tx.clone(), i)?),
+            Some(store) => Some(Writer::start(
+                store,
+                commit_tx.clone(),
+                i,
+                Recorder::new(cfg, pipeline)?,
+            )?),
             None => None,
         };
         let ck = Checkpointer {

@@ -13,8 +13,56 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::KafkaError;
+use crate::engine::calendar::{Calendar, Month};
 use crate::engine::pipeline::Delta;
-use crate::store::{Checkpoint, Store, StoreError};
+use crate::engine::time::Dur;
+use crate::store::{Checkpoint, RegisterStamp, Store, StoreError};
+
+/// Records the exemption register in force against each month as it becomes final (and against
+/// final months a changed register now applies to), after the writer's checkpoints: the
+/// history `rollup` reads a month's restatements from (issue 29).
+pub(super) struct Recorder {
+    stamp: RegisterStamp,
+    calendar: Calendar,
+    longest_deadline: Dur,
+    /// When it last looked.
+    looked: Option<Instant>,
+}
+
+impl Recorder {
+    /// How often it looks, at most: finality moves with the combined watermark, slowly.
+    const EVERY: Duration = Duration::from_secs(10);
+
+    /// The recorder of `cfg`'s register.
+    pub(super) fn new(
+        cfg: &crate::config::Config,
+        pipeline: &crate::engine::pipeline::PipelineConfig,
+    ) -> Result<Recorder, KafkaError> {
+        Ok(Recorder {
+            stamp: RegisterStamp::of(&cfg.register),
+            calendar: pipeline.calendar.clone(),
+            longest_deadline: cfg.definitions.longest_deadline,
+            looked: None,
+        })
+    }
+
+    /// Records, if it is time to look again.
+    fn record(&mut self, store: &mut dyn Store) -> Result<(), StoreError> {
+        if self.looked.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return Ok(());
+        }
+        self.looked = Some(Instant::now());
+        let (calendar, longest) = (&self.calendar, self.longest_deadline);
+        let final_at = |m: Month| calendar.end_of(m).plus(longest).0;
+        let months = store.record_register(&self.stamp, &final_at)?;
+        if !months.is_empty() {
+            tracing::info!(months = ?months.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                register = %if self.stamp.sha256.is_empty() { "none" } else { &self.stamp.sha256[..12] },
+                "exemption register recorded against final months");
+        }
+        Ok(())
+    }
+}
 
 /// A checkpoint taken by the worker, for the writer to write.
 pub(super) struct Job {
@@ -51,12 +99,13 @@ impl Writer {
         store: Box<dyn Store>,
         commits: Sender<(String, i32, i64)>,
         worker: usize,
+        recorder: Recorder,
     ) -> Result<Writer, KafkaError> {
         let (jobs, rx) = mpsc::sync_channel::<Job>(1);
         let (done_tx, done) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name(format!("srv-opr-writer-{worker}"))
-            .spawn(move || write_loop(store, &rx, &done_tx, &commits))
+            .spawn(move || write_loop(store, &rx, &done_tx, &commits, recorder))
             .map_err(KafkaError::Thread)?;
         Ok(Writer {
             jobs: Some(jobs),
@@ -143,6 +192,7 @@ fn write_loop(
     jobs: &Receiver<Job>,
     done: &Sender<Result<(), StoreError>>,
     commits: &Sender<(String, i32, i64)>,
+    mut recorder: Recorder,
 ) {
     for job in jobs {
         let started = Instant::now();
@@ -154,7 +204,9 @@ fn write_loop(
             max_at: job.max_at,
             delta: &job.delta,
         };
-        let result = store.checkpoint(&cp);
+        let result = store
+            .checkpoint(&cp)
+            .and_then(|w| recorder.record(&mut *store).map(|()| w));
         let failed = result.is_err();
         if let Ok(w) = &result {
             let c = &job.delta.changes;
@@ -183,5 +235,13 @@ fn write_loop(
             // The worker has gone, or a write failed: nothing after it may be written.
             return;
         }
+    }
+    // The last checkpoints are written (a stop, a hand-over): record what they made final,
+    // however soon after the previous look.
+    recorder.looked = None;
+    if let Err(e) = recorder.record(&mut *store) {
+        tracing::warn!(error = %crate::diagnostic::chain(&e),
+            "cannot record the exemption register against the months made final: the next \
+             run records it");
     }
 }

@@ -96,6 +96,11 @@ pub fn rpl_lines_of(agg: &Aggregates, months: Option<&[Month]>, view: usize) -> 
             rows.push((row, name, ex, base.requests));
         }
         all.revision = block.all_revision;
+        // Changes of register since the month was final revise the view's rows too.
+        for (i, (row, _, _, _)) in rows.iter_mut().enumerate() {
+            row.revision += exempted.revision(view, month, mi, i);
+        }
+        all.revision += exempted.revision(view, month, mi, 3);
         let before: u64 = block.regions.iter().map(|r| r.requests).sum();
         rows.push((all, POOLED, all_exempted, before));
         for (row, region, exempted, requests_before) in rows {

@@ -27,6 +27,8 @@ pub struct StoreLoad {
     pub watermark: Ts,
     /// The open store, for further queries.
     pub store: Box<dyn Store>,
+    /// Final months a change of exemption register restated.
+    pub restatements: Vec<Restatement>,
 }
 
 /// Loads `months` from the configured state store (`[state] url`): each partition's rows form
@@ -57,6 +59,7 @@ pub fn load_months(
         partitions: names,
         watermark,
         store,
+        restatements: m.restatements,
     })
 }
 
@@ -70,6 +73,8 @@ pub struct Merged {
     pub partitions: Vec<PartitionInfo>,
     /// The combined watermark.
     pub watermark: Ts,
+    /// Final months a change of exemption register restated.
+    pub restatements: Vec<Restatement>,
 }
 
 /// `months` of every partition in `store`: each partition's rows form its blocks, and
@@ -113,11 +118,26 @@ pub fn merge_months(
         Some(months),
         None,
     )?);
+    // Only final months are restated: the others are still being counted.
+    let finals: Vec<Month> = months
+        .iter()
+        .copied()
+        .filter(|m| aggregates.is_final(*m))
+        .collect();
+    let (revised, restatements) = register_revisions(
+        store,
+        &pipeline.register,
+        &cfg.definitions,
+        &mut calendar,
+        &finals,
+    )?;
+    aggregates.add_exempted(&revised);
     Ok(Merged {
         aggregates,
         stats,
         partitions,
         watermark,
+        restatements,
     })
 }
 
@@ -172,4 +192,107 @@ pub fn exempted_of(
         }
     }
     Ok(out)
+}
+
+/// A change of exemption register that changed a final month's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restatement {
+    /// The month.
+    pub month: Month,
+    /// When the register was recorded against it (`None`: the one applied now, not recorded:
+    /// a reader records nothing).
+    pub recorded_at: Option<String>,
+    /// Exemption ids it added.
+    pub added: Vec<String>,
+    /// Exemption ids it withdrew.
+    pub withdrawn: Vec<String>,
+    /// Rows of every view whose figures it changed.
+    pub rows: usize,
+}
+
+/// The revisions changes of register made to `months`' rows: each register recorded against a
+/// final month after the first (the one in force when it became final; with none recorded, no
+/// register), and `current` if it is another, revise every row whose figures they change, per
+/// view. Returned as tallies holding only those revisions, with each change that revised any.
+pub fn register_revisions(
+    store: &mut dyn Store,
+    current: &Register,
+    defs: &Definitions,
+    calendar: &mut Calendar,
+    months: &[Month],
+) -> Result<(Exempted, Vec<Restatement>), StoreError> {
+    let mut out = Exempted::default();
+    let mut restatements = Vec::new();
+    for &month in months {
+        let history = store.register_history(month)?;
+        // The registers in turn: recorded ones (read against today's definitions; one that no
+        // longer reads counts as none, with a warning), then the one applied now.
+        let mut steps: Vec<(Register, Option<&crate::store::RegisterRecord>)> = Vec::new();
+        for r in &history {
+            let reg = if r.text.is_empty() {
+                Register::default()
+            } else {
+                let mut problems = crate::config::Problems::default();
+                match crate::config::exemptions::parse(
+                    "a recorded register",
+                    &r.text,
+                    defs,
+                    &mut problems,
+                ) {
+                    Some(reg) => reg,
+                    None => {
+                        tracing::warn!(%month, recorded_at = %r.recorded_at, problems = %problems,
+                            "a register recorded against the month no longer reads under these \
+                             definitions: taken as none");
+                        Register::default()
+                    }
+                }
+            };
+            steps.push((reg, Some(r)));
+        }
+        let last_sha = history.last().map_or("", |r| r.sha256.as_str());
+        if current.sha256.as_deref().unwrap_or("") != last_sha {
+            if steps.is_empty() {
+                // The month was counted under no register until now.
+                steps.push((Register::default(), None));
+            }
+            steps.push((current.clone(), None));
+        }
+        if steps.len() < 2 {
+            continue;
+        }
+        let tallies: Vec<Exempted> = steps
+            .iter()
+            .map(|(reg, _)| exempted_of(store, reg, defs, calendar, Some(&[month]), None))
+            .collect::<Result<_, _>>()?;
+        for i in 1..steps.len() {
+            let (before, after) = (&steps[i - 1].0, &steps[i].0);
+            let mut changed = 0;
+            for (v, name) in current.views.iter().enumerate() {
+                let rows =
+                    tallies[i].differing(after.view(name), &tallies[i - 1], before.view(name));
+                for (m, mi, r) in rows {
+                    out.revise(v, m, mi, r);
+                    changed += 1;
+                }
+            }
+            if changed > 0 {
+                let ids = |r: &Register| {
+                    r.exemptions
+                        .iter()
+                        .map(|e| e.id.clone())
+                        .collect::<Vec<_>>()
+                };
+                let (b, a) = (ids(before), ids(after));
+                restatements.push(Restatement {
+                    month,
+                    recorded_at: steps[i].1.map(|r| r.recorded_at.clone()),
+                    added: a.iter().filter(|x| !b.contains(x)).cloned().collect(),
+                    withdrawn: b.iter().filter(|x| !a.contains(x)).cloned().collect(),
+                    rows: changed,
+                });
+            }
+        }
+    }
+    Ok((out, restatements))
 }

@@ -220,6 +220,48 @@ pub struct RevisionRecord {
     pub recorded_at: String,
 }
 
+/// One register recorded against a final month: what its figures were counted under from then
+/// on (issue 29). The first is the one in force when the month became final.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterRecord {
+    /// Month.
+    pub month: Month,
+    /// SHA-256 of the register's file (empty: no register).
+    pub sha256: String,
+    /// Its exemption ids.
+    pub ids: Vec<String>,
+    /// Its file's text (empty: no register).
+    pub text: String,
+    /// Ids it added to the previous record's.
+    pub added: Vec<String>,
+    /// Ids of the previous record it no longer has.
+    pub withdrawn: Vec<String>,
+    /// When it was recorded (RFC 3339).
+    pub recorded_at: String,
+}
+
+/// The register in force, as [`Store::record_register`] records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegisterStamp {
+    /// SHA-256 of its file (empty: none).
+    pub sha256: String,
+    /// Its ids, in file order.
+    pub ids: Vec<String>,
+    /// Its file's text.
+    pub text: String,
+}
+
+impl RegisterStamp {
+    /// The stamp of `register`.
+    pub fn of(register: &crate::engine::exemption::Register) -> RegisterStamp {
+        RegisterStamp {
+            sha256: register.sha256.clone().unwrap_or_default(),
+            ids: register.exemptions.iter().map(|e| e.id.clone()).collect(),
+            text: register.text.clone(),
+        }
+    }
+}
+
 /// The state store: one connection, used by one thread.
 pub trait Store: Send {
     /// Claims a partition for `owner`: raises its epoch and reads its last checkpoint.
@@ -253,6 +295,18 @@ pub trait Store: Send {
         minutes: (u16, u16),
         partition: Option<(&str, i32)>,
     ) -> Result<Vec<crate::engine::aggregate::SavedCell>, StoreError>;
+
+    /// Records `stamp` against every month final by `final_before` (its end plus the longest
+    /// deadline before it, as `ends` says: month → that instant) whose latest record is of
+    /// another register: the months recorded. A store older than schema 3 records nothing.
+    fn record_register(
+        &mut self,
+        stamp: &RegisterStamp,
+        final_at: &dyn Fn(Month) -> i64,
+    ) -> Result<Vec<Month>, StoreError>;
+
+    /// The registers recorded against `month`, oldest first.
+    fn register_history(&mut self, month: Month) -> Result<Vec<RegisterRecord>, StoreError>;
 }
 
 /// Whether a partition's next checkpoint should write a full snapshot that replaces its state

@@ -661,6 +661,50 @@ impl<C: postgres::GenericClient> sql::Tx for Tx<'_, C> {
             .map(|_| ())
             .map_err(backend)
     }
+    fn month_texts(&mut self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .0
+            .query(sql::MONTHS, &[])
+            .map_err(backend)?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn combined(&mut self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .0
+            .query_opt(sql::COMBINED_WATERMARK, &[])
+            .map_err(backend)?
+            .map(|r| r.get(0)))
+    }
+
+    fn latest_register(&mut self, month: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .0
+            .query_opt(sql::LATEST_REGISTER, &[&month])
+            .map_err(backend)?
+            .map(|r| (r.get(0), r.get(1))))
+    }
+
+    fn put_register(
+        &mut self,
+        month: &str,
+        sha256: &str,
+        ids: &str,
+        register: &str,
+        added: &str,
+        withdrawn: &str,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        self.0
+            .execute(
+                sql::PUT_REGISTER,
+                &[&month, &sha256, &ids, &register, &added, &withdrawn, &at],
+            )
+            .map(|_| ())
+            .map_err(backend)
+    }
 }
 
 impl Store for PgStore {
@@ -733,6 +777,51 @@ impl Store for PgStore {
                         origin: r.get(3),
                         revision: r.get(4),
                         reason: r.get(5),
+                        recorded_at: r.get(6),
+                    }
+                    .record()
+                })
+                .collect()
+        })
+    }
+
+    fn record_register(
+        &mut self,
+        stamp: &super::RegisterStamp,
+        final_at: &dyn Fn(Month) -> i64,
+    ) -> Result<Vec<Month>, StoreError> {
+        if self.version < 3 {
+            return Ok(Vec::new());
+        }
+        self.retrying("record the register", |client, _| {
+            let mut tx = client.transaction().map_err(backend)?;
+            // One instance at a time: two recording the same month would record it twice.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&(LOCK_KEY + 1)])
+                .map_err(backend)?;
+            let recorded = sql::record_register(&mut Tx(&mut tx), stamp, final_at)?;
+            tx.commit().map_err(backend)?;
+            Ok(recorded)
+        })
+    }
+
+    fn register_history(&mut self, month: Month) -> Result<Vec<super::RegisterRecord>, StoreError> {
+        if self.version < 3 {
+            return Ok(Vec::new());
+        }
+        let text = month.to_string();
+        self.retrying("read the register history", |client, _| {
+            client
+                .query(sql::REGISTER_HISTORY, &[&text])
+                .map_err(backend)?
+                .into_iter()
+                .map(|r| {
+                    sql::RegisterColumns {
+                        month: r.get(0),
+                        sha256: r.get(1),
+                        ids: r.get(2),
+                        register: r.get(3),
+                        added: r.get(4),
+                        withdrawn: r.get(5),
                         recorded_at: r.get(6),
                     }
                     .record()

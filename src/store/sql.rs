@@ -110,6 +110,21 @@ pub(super) const CELLS: &str = "
       AND (CAST($4 AS TEXT) IS NULL OR (p.topic = $4 AND p.partition = $5))
     ORDER BY c.pid, c.minute";
 
+/// The latest register recorded against a month.
+pub(super) const LATEST_REGISTER: &str =
+    "SELECT sha256, ids FROM register_history WHERE month = $1 ORDER BY id DESC LIMIT 1";
+
+/// A register recorded against a month.
+pub(super) const PUT_REGISTER: &str = "
+    INSERT INTO register_history (month, sha256, ids, register, added, withdrawn, recorded_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// The registers recorded against a month, oldest first, in the column order
+/// [`RegisterColumns`] reads.
+pub(super) const REGISTER_HISTORY: &str = "
+    SELECT month, sha256, ids, register, added, withdrawn, recorded_at
+    FROM register_history WHERE month = $1 ORDER BY id";
+
 /// The months some partition holds rows of.
 pub(super) const MONTHS: &str = "SELECT DISTINCT month FROM month_rows ORDER BY month";
 
@@ -231,6 +246,62 @@ pub(super) trait Tx {
     ) -> Result<(), StoreError>;
     /// [`DELETE_CELLS`].
     fn delete_cells(&mut self, pid: i64, month: &str, minute: i32) -> Result<(), StoreError>;
+    /// [`MONTHS`], as text.
+    fn month_texts(&mut self) -> Result<Vec<String>, StoreError>;
+    /// [`COMBINED_WATERMARK`].
+    fn combined(&mut self) -> Result<Option<i64>, StoreError>;
+    /// [`LATEST_REGISTER`]: its SHA-256 and ids text.
+    fn latest_register(&mut self, month: &str) -> Result<Option<(String, String)>, StoreError>;
+    /// [`PUT_REGISTER`], the ids as [`ids_text`].
+    #[allow(clippy::too_many_arguments)]
+    fn put_register(
+        &mut self,
+        month: &str,
+        sha256: &str,
+        ids: &str,
+        register: &str,
+        added: &str,
+        withdrawn: &str,
+        at: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// Records `stamp` against every final month whose latest record is another register (see
+/// [`super::Store::record_register`]).
+pub(super) fn record_register(
+    tx: &mut impl Tx,
+    stamp: &super::RegisterStamp,
+    final_at: &dyn Fn(Month) -> i64,
+) -> Result<Vec<Month>, StoreError> {
+    let Some(combined) = tx.combined()? else {
+        return Ok(Vec::new());
+    };
+    let mut recorded = Vec::new();
+    let stamped_at = now().to_rfc3339_exact();
+    for text in tx.month_texts()? {
+        let month = month_of(&text)?;
+        if final_at(month) >= combined {
+            continue;
+        }
+        let latest = tx.latest_register(&text)?;
+        if latest.as_ref().is_some_and(|(sha, _)| *sha == stamp.sha256) {
+            continue;
+        }
+        // With no record yet, the month was counted under no register until now.
+        let before = latest.map(|(_, ids)| ids_of(&ids)).unwrap_or_default();
+        let (added, withdrawn) = id_changes(&before, &stamp.ids);
+        tx.put_register(
+            &text,
+            &stamp.sha256,
+            &ids_text(&stamp.ids),
+            &stamp.text,
+            &ids_text(&added),
+            &ids_text(&withdrawn),
+            &stamped_at,
+        )?;
+        recorded.push(month);
+    }
+    Ok(recorded)
 }
 
 /// Claims a partition and reads its last checkpoint back.
@@ -607,6 +678,57 @@ impl RevisionColumns {
             origin: self.origin,
             revision: self.revision as u32,
             reason: self.reason,
+            recorded_at: self.recorded_at,
+        })
+    }
+}
+
+/// Ids as the history keeps them: a JSON array.
+pub(super) fn ids_text(ids: &[String]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+/// [`ids_text`] back (a damaged list reads as none).
+pub(super) fn ids_of(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// What a newly recorded register changes against the last: (added, withdrawn) ids.
+pub(super) fn id_changes(before: &[String], now: &[String]) -> (Vec<String>, Vec<String>) {
+    let added = now
+        .iter()
+        .filter(|i| !before.contains(i))
+        .cloned()
+        .collect();
+    let withdrawn = before
+        .iter()
+        .filter(|i| !now.contains(i))
+        .cloned()
+        .collect();
+    (added, withdrawn)
+}
+
+/// A register record's columns, in [`REGISTER_HISTORY`]'s order.
+pub(super) struct RegisterColumns {
+    pub month: String,
+    pub sha256: String,
+    pub ids: String,
+    pub register: String,
+    pub added: String,
+    pub withdrawn: String,
+    pub recorded_at: String,
+}
+
+impl RegisterColumns {
+    /// The record.
+    pub fn record(self) -> Result<super::RegisterRecord, StoreError> {
+        Ok(super::RegisterRecord {
+            month: month_of(&self.month)?,
+            sha256: self.sha256,
+            ids: ids_of(&self.ids),
+            text: self.register,
+            added: ids_of(&self.added),
+            withdrawn: ids_of(&self.withdrawn),
             recorded_at: self.recorded_at,
         })
     }

@@ -653,6 +653,47 @@ impl sql::Tx for Tx<'_> {
             .map(|_| ())
             .map_err(backend)
     }
+    fn month_texts(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut st = self.0.prepare(sql::MONTHS).map_err(backend)?;
+        st.query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(backend)
+    }
+
+    fn combined(&mut self) -> Result<Option<i64>, StoreError> {
+        self.0
+            .query_row(sql::COMBINED_WATERMARK, [], |r| r.get(0))
+            .optional()
+            .map_err(backend)
+    }
+
+    fn latest_register(&mut self, month: &str) -> Result<Option<(String, String)>, StoreError> {
+        self.0
+            .query_row(&q(sql::LATEST_REGISTER), [month], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(backend)
+    }
+
+    fn put_register(
+        &mut self,
+        month: &str,
+        sha256: &str,
+        ids: &str,
+        register: &str,
+        added: &str,
+        withdrawn: &str,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        self.0
+            .execute(
+                &q(sql::PUT_REGISTER),
+                params![month, sha256, ids, register, added, withdrawn, at],
+            )
+            .map(|_| ())
+            .map_err(backend)
+    }
 }
 
 impl Store for SqliteStore {
@@ -737,6 +778,54 @@ impl Store for SqliteStore {
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(backend)?;
             sql::read_cells(month, rows)
+        })();
+        self.named(read)
+    }
+
+    fn record_register(
+        &mut self,
+        stamp: &super::RegisterStamp,
+        final_at: &dyn Fn(Month) -> i64,
+    ) -> Result<Vec<Month>, StoreError> {
+        if self.version < 3 {
+            return Ok(Vec::new());
+        }
+        let recorded = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let recorded = sql::record_register(&mut Tx(&tx), stamp, final_at)?;
+            tx.commit().map_err(backend)?;
+            Ok(recorded)
+        })();
+        self.named(recorded)
+    }
+
+    fn register_history(&mut self, month: Month) -> Result<Vec<super::RegisterRecord>, StoreError> {
+        if self.version < 3 {
+            return Ok(Vec::new());
+        }
+        let read = (|| {
+            let mut st = self
+                .conn
+                .prepare(&q(sql::REGISTER_HISTORY))
+                .map_err(backend)?;
+            let rows = st
+                .query_map([month.to_string()], |r| {
+                    Ok(sql::RegisterColumns {
+                        month: r.get(0)?,
+                        sha256: r.get(1)?,
+                        ids: r.get(2)?,
+                        register: r.get(3)?,
+                        added: r.get(4)?,
+                        withdrawn: r.get(5)?,
+                        recorded_at: r.get(6)?,
+                    })
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(backend)?;
+            rows.into_iter().map(sql::RegisterColumns::record).collect()
         })();
         self.named(read)
     }

@@ -113,10 +113,13 @@ impl Tally {
     }
 }
 
-/// The tallies of every view, month and measure (three regions each).
+/// The tallies of every view, month and measure (three regions each), and the revisions that
+/// changes of register made to the views' rows.
 #[derive(Debug, Clone, Default)]
 pub struct Exempted {
     pub(super) blocks: HashMap<(u8, Month, u16), [Tally; 3]>,
+    /// Revisions by register changes: (view, month, measure, region 0–2 or 3 for `all`).
+    pub(super) revisions: HashMap<(u8, Month, u16, u8), u32>,
 }
 
 impl Exempted {
@@ -131,6 +134,74 @@ impl Exempted {
         self.blocks.get(&(view as u8, month, measure))
     }
 
+    /// The revisions changes of register made to a view's row (`region` 3: `all`).
+    pub fn revision(&self, view: usize, month: Month, measure: u16, region: usize) -> u32 {
+        self.revisions
+            .get(&(view as u8, month, measure, region as u8))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Counts a revision of a view's row by a change of register.
+    pub fn revise(&mut self, view: usize, month: Month, measure: u16, region: usize) {
+        *self
+            .revisions
+            .entry((view as u8, month, measure, region as u8))
+            .or_insert(0) += 1;
+    }
+
+    /// The (month, measure, region 0–3) rows whose figures differ between `self`'s view
+    /// `view` and `other`'s view `other_view` (`None`: a view the other register does not
+    /// have, which exempts nothing).
+    pub fn differing(
+        &self,
+        view: Option<usize>,
+        other: &Exempted,
+        other_view: Option<usize>,
+    ) -> Vec<(Month, u16, usize)> {
+        let figures = |t: &Tally| {
+            (
+                t.requests,
+                t.within_target,
+                t.succeeded,
+                t.no_response,
+                t.buckets.clone(),
+            )
+        };
+        let of = |e: &Exempted, v: Option<usize>| -> BTreeMap<(Month, u16), [Tally; 4]> {
+            let mut out = BTreeMap::new();
+            let Some(v) = v else {
+                return out;
+            };
+            for ((bv, m, mi), t) in &e.blocks {
+                if usize::from(*bv) != v {
+                    continue;
+                }
+                let mut all = Tally::default();
+                for x in t {
+                    all.merge(x);
+                }
+                out.insert((*m, *mi), [t[0].clone(), t[1].clone(), t[2].clone(), all]);
+            }
+            out
+        };
+        let (a, b) = (of(self, view), of(other, other_view));
+        let none: [Tally; 4] = Default::default();
+        let mut keys: Vec<&(Month, u16)> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let mut out = Vec::new();
+        for k in keys {
+            let (x, y) = (a.get(k).unwrap_or(&none), b.get(k).unwrap_or(&none));
+            for r in 0..4 {
+                if figures(&x[r]) != figures(&y[r]) {
+                    out.push((k.0, k.1, r));
+                }
+            }
+        }
+        out
+    }
+
     /// Adds another partition's tallies.
     pub fn merge(&mut self, other: &Exempted) {
         for (k, ob) in &other.blocks {
@@ -138,6 +209,9 @@ impl Exempted {
             for (x, y) in b.iter_mut().zip(ob) {
                 x.merge(y);
             }
+        }
+        for (k, n) in &other.revisions {
+            *self.revisions.entry(*k).or_insert(0) += n;
         }
     }
 
