@@ -326,6 +326,25 @@ pub fn render(s: &Status, all: bool, colour: bool) -> String {
             let _ = writeln!(o, "  {sev} {} since {}: {}", a.alert, a.since, a.summary);
         }
     }
+    if !s.exemptions.is_empty() {
+        let active: Vec<&str> = s
+            .exemptions
+            .iter()
+            .filter(|e| e.active)
+            .map(|e| e.id.as_str())
+            .collect();
+        let _ = writeln!(
+            o,
+            "exemptions: {} in the register, {} active now{}",
+            s.exemptions.len(),
+            active.len(),
+            if active.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", active.join(", "))
+            }
+        );
+    }
     let _ = writeln!(o);
     let headers = [
         "measure",

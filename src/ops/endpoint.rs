@@ -59,6 +59,7 @@ pub fn start(
             !cfg.settings.state.url.is_empty(),
             Some(alerts.board.clone()),
         )
+        .and_then(|m| m.with_register(&cfg.register))
         .map_err(OpsError::Registry)?,
     );
     let status = Arc::new(

@@ -120,6 +120,8 @@ pub struct PartView {
     pub months: BTreeMap<Month, MeasureCounts>,
     /// Decided counts by day, of the latest months.
     pub days: BTreeMap<Month, MeasureDays>,
+    /// Requests the `opr` view's exemptions took out of the counts above, by month.
+    pub exempted: BTreeMap<Month, MeasureCounts>,
     /// Response times over all months, by measure and region.
     pub rt: Vec<[RtHist; 3]>,
     /// With a store: since when it has events not yet checkpointed (`None`: all are).
@@ -144,13 +146,33 @@ impl PartView {
         recent.dedup();
         let recent = &recent[recent.len().saturating_sub(DAY_MONTHS)..];
         let mut days: BTreeMap<Month, MeasureDays> = BTreeMap::new();
+        let mut exempted: BTreeMap<Month, MeasureCounts> = BTreeMap::new();
+        // The `opr` view's figures: the register's exemptions taken out (issue 29), so the
+        // month to date, hits to target and every alert judge what the OPR will count.
         for (month, measure, block) in blocks {
+            let view = aggregates.exempted().regions(0, month, measure);
+            let opr = aggregates.view_rows(0, month, measure, block);
             let row = months
                 .entry(month)
                 .or_insert_with(|| vec![[Counts::default(); 3]; n]);
             if let Some(slot) = row.get_mut(measure as usize) {
-                for (c, r) in slot.iter_mut().zip(&block.regions) {
+                for (c, r) in slot.iter_mut().zip(&opr) {
                     *c = Counts::of(r);
+                }
+            }
+            if let Some(t) = view {
+                let row = exempted
+                    .entry(month)
+                    .or_insert_with(|| vec![[Counts::default(); 3]; n]);
+                if let Some(slot) = row.get_mut(measure as usize) {
+                    for (c, t) in slot.iter_mut().zip(t) {
+                        *c = Counts {
+                            requests: t.requests,
+                            within_target: t.within_target,
+                            succeeded: t.succeeded,
+                            no_response: t.no_response,
+                        };
+                    }
                 }
             }
             if !recent.contains(&month) {
@@ -160,7 +182,7 @@ impl PartView {
                 .entry(month)
                 .or_insert_with(|| vec![[[[0; 3]; 31]; 3]; n]);
             if let Some(slot) = row.get_mut(measure as usize) {
-                for (d, r) in slot.iter_mut().zip(&block.regions) {
+                for (d, r) in slot.iter_mut().zip(&opr) {
                     *d = r.day_counts();
                 }
             }
@@ -174,6 +196,7 @@ impl PartView {
             next_offset,
             months,
             days,
+            exempted,
             rt: aggregates.response_times().to_vec(),
             unsaved_since,
         }
@@ -255,6 +278,8 @@ pub struct LiveSnapshot {
     pub month: Option<(Month, MeasureCounts)>,
     /// The same month's counts by day.
     pub month_days: MeasureDays,
+    /// The same month's requests the `opr` view's exemptions took out (not in the counts).
+    pub month_exempted: MeasureCounts,
     /// Each partition held now.
     pub partitions: Vec<PartitionSnapshot>,
     /// Requests pending now.
@@ -465,6 +490,11 @@ impl Live {
             {
                 add_days(&mut out.month_days, d);
             }
+            if let Some(m) = month
+                && let Some(e) = v.exempted.get(&m)
+            {
+                add_counts(&mut out.month_exempted, e);
+            }
             let lag = s
                 .end_offsets
                 .get(&(topic.clone(), *partition))
@@ -503,6 +533,7 @@ mod tests {
             next_offset: 0,
             months: BTreeMap::new(),
             days: BTreeMap::new(),
+            exempted: BTreeMap::new(),
             rt: Vec::new(),
             unsaved_since: None,
         }

@@ -58,6 +58,8 @@ pub struct Metrics {
     response_times: Arc<ResponseTimes>,
     board: Option<Arc<Mutex<AlertBoard>>>,
     scrape: Mutex<()>,
+    /// `srv_exemption_active` by exemption, with its window (set by [`Metrics::with_register`]).
+    exemptions: Vec<(IntGauge, crate::engine::time::Ts, crate::engine::time::Ts)>,
 }
 
 /// `srv_response_time_seconds`: a histogram exposed from the aggregates' bucket counts (the
@@ -164,6 +166,7 @@ impl Families<'_> {
 /// The month-to-date families: the month holding the combined watermark, per measure and
 /// region.
 struct MonthToDate {
+    exempted: IntGaugeVec,
     requests: IntGaugeVec,
     hits: IntGaugeVec,
     rpl: GaugeVec,
@@ -176,6 +179,12 @@ impl MonthToDate {
     fn new(f: &Families<'_>) -> prometheus::Result<MonthToDate> {
         let mr = &["measure", "region"];
         Ok(MonthToDate {
+            exempted: f.int_gauges(
+                "srv_month_to_date_exempted",
+                "Requests of the month holding the combined watermark that the exemption \
+                 register's opr view took out (in none of the other month-to-date figures)",
+                mr,
+            )?,
             requests: f.int_gauges(
                 "srv_month_to_date_requests",
                 "Requests decided in the month holding the combined watermark",
@@ -352,6 +361,7 @@ impl Metrics {
             calendar: Mutex::new(calendar),
             live,
             scrape: Mutex::new(()),
+            exemptions: Vec::new(),
             defs,
         };
         m.precreate();
@@ -427,6 +437,30 @@ impl Metrics {
         String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
     }
 
+    /// These metrics with `srv_exemption_active` for each exemption of `register`: 1 while the
+    /// wall clock is inside its window (labels from the register: its id and reason).
+    pub fn with_register(
+        mut self,
+        register: &crate::engine::exemption::Register,
+    ) -> prometheus::Result<Metrics> {
+        if register.is_empty() {
+            return Ok(self);
+        }
+        let active = IntGaugeVec::new(
+            prometheus::Opts::new(
+                "srv_exemption_active",
+                "1 while the wall clock is inside the exemption's window, else 0",
+            ),
+            &["exemption", "reason"],
+        )?;
+        self.registry.register(Box::new(active.clone()))?;
+        for e in &register.exemptions {
+            let g = active.with_label_values(&[e.id.as_str(), e.reason.as_str()]);
+            self.exemptions.push((g, e.from, e.to));
+        }
+        Ok(self)
+    }
+
     fn refresh(&self, s: &LiveSnapshot) {
         for t in EventType::ALL {
             for r in EventResult::ALL {
@@ -445,15 +479,24 @@ impl Metrics {
             );
         }
         let month = s.month.as_ref().map(|(_, c)| c);
+        let now = crate::engine::time::now();
+        for (g, from, to) in &self.exemptions {
+            g.set(i64::from(now >= *from && now < *to));
+        }
         for (mi, measure) in self.defs.measures.iter().enumerate() {
             let totals = region_counts(&s.totals, mi);
             let mtd = month.map(|c| region_counts(c, mi));
+            let exempted = region_counts(&s.month_exempted, mi);
             for (ri, region) in REGIONS.iter().enumerate() {
                 let l = [measure.id.as_str(), *region];
                 set_counter(&self.requests, &l, totals[ri].requests);
                 set_counter(&self.within_target, &l, totals[ri].within_target);
                 set_counter(&self.succeeded, &l, totals[ri].succeeded);
                 let Some(mtd) = &mtd else { continue };
+                self.month
+                    .exempted
+                    .with_label_values(&l)
+                    .set(exempted[ri].requests.min(i64::MAX as u64) as i64);
                 let c = mtd[ri];
                 let hits = c.hits(measure.basis);
                 if c.requests > 0 {

@@ -86,14 +86,12 @@ pub fn rpl_lines_of(agg: &Aggregates, months: Option<&[Month]>, view: usize) -> 
         let mut all = Row::default();
         let mut all_exempted = 0;
         let mut rows: Vec<(Row, &'static str, u64, u64)> = Vec::with_capacity(4);
-        for (i, (base, name)) in block.regions.iter().zip(Region::NAMES).enumerate() {
-            let (row, ex) = match tallies.map(|t| &t[i]).filter(|t| t.requests > 0) {
-                Some(t) => (t.taken_from(base), t.requests),
-                None => (base.clone(), 0),
-            };
+        let view_rows = agg.view_rows(view, month, mi, block);
+        for (i, (row, name)) in view_rows.into_iter().zip(Region::NAMES).enumerate() {
+            let ex = tallies.map_or(0, |t| t[i].requests);
             all.merge(&row);
             all_exempted += ex;
-            rows.push((row, name, ex, base.requests));
+            rows.push((row.into_owned(), name, ex, block.regions[i].requests));
         }
         all.revision = block.all_revision;
         // Changes of register since the month was final revise the view's rows too.

@@ -266,6 +266,7 @@ pub fn part_view(
         next_offset,
         months,
         days: Default::default(),
+        exempted: Default::default(),
         rt: Vec::new(),
         unsaved_since: None,
     }

@@ -2,6 +2,7 @@
 //! rows each), the live response-time histograms, the counters beside them, and the merge of
 //! one partition's aggregates into another's.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
@@ -110,6 +111,25 @@ impl Aggregates {
     /// What the register exempts, per view, month, measure and region.
     pub fn exempted(&self) -> &Exempted {
         &self.exempted
+    }
+
+    /// The three regional rows view `view` reports for a block (`month`, `measure`): each less
+    /// what the view's exemptions took out of it (borrowed when they took nothing: the live
+    /// view asks every second, and a row's histogram is not worth copying for nothing).
+    pub fn view_rows<'a>(
+        &self,
+        view: usize,
+        month: Month,
+        measure: u16,
+        block: &'a Block,
+    ) -> [Cow<'a, Row>; 3] {
+        let tallies = self.exempted.regions(view, month, measure);
+        std::array::from_fn(
+            |i| match tallies.map(|t| &t[i]).filter(|t| t.requests > 0) {
+                Some(t) => Cow::Owned(t.taken_from(&block.regions[i])),
+                None => Cow::Borrowed(&block.regions[i]),
+            },
+        )
     }
 
     /// Adds tallies made elsewhere (from a store's cells, for the register of these

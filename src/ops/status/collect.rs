@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use rust_decimal::Decimal;
 
 use super::model::{
-    AlertView, CheckpointView, DayPoint, GroupView, Instance, LiveFigures, MeasureView, MonthView,
-    PartitionView, RegionView, SCHEMA, Status, TrendPoint,
+    AlertView, CheckpointView, DayPoint, ExemptionView, GroupView, Instance, LiveFigures,
+    MeasureView, MonthView, PartitionView, RegionView, SCHEMA, Status, TrendPoint,
 };
 use super::sampler::{self, DEAD_SPAN, Hits, Kept, TREND_SPAN, hits_of};
 use crate::config::Config;
@@ -36,6 +36,8 @@ pub(super) struct Sources {
     /// The projection's recent window and the fewest requests it needs (`[alerts]`).
     pub(super) recent_window: Duration,
     pub(super) min_requests: u64,
+    /// The register's entries, as shown (their `active` set at each look).
+    pub(super) exemptions: Vec<(ExemptionView, Ts, Ts)>,
 }
 
 impl Sources {
@@ -71,6 +73,29 @@ impl Sources {
             kept,
             recent_window: cfg.settings.alerts.slow_burn_windows.0.to_std(),
             min_requests: cfg.settings.alerts.min_requests,
+            exemptions: cfg
+                .register
+                .exemptions
+                .iter()
+                .map(|e| {
+                    (
+                        ExemptionView {
+                            id: e.id.clone(),
+                            reason: e.reason.as_str().to_string(),
+                            from: rfc3339_ts(e.from),
+                            to: rfc3339_ts(e.to),
+                            active: false,
+                            views: e
+                                .views
+                                .iter()
+                                .filter_map(|v| cfg.register.views.get(*v).cloned())
+                                .collect(),
+                        },
+                        e.from,
+                        e.to,
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -110,6 +135,10 @@ impl Sources {
                 snap.month.as_ref().map(|_| &snap.month_days),
                 "instance",
             ),
+        };
+        let exempted = match group {
+            Some(g) => &g.exempted,
+            None => &snap.month_exempted,
         };
         let watermark = snap.combined.or_else(|| {
             // No partition of our own yet: the store's view of time, as far as the month.
@@ -164,6 +193,10 @@ impl Sources {
                             judged: judged.contains(&ri),
                             requests,
                             hits,
+                            exempted: exempted.get(mi).map_or(0, |x| match ri {
+                                3 => x.iter().map(|c| c.requests).sum(),
+                                r => x[r].requests,
+                            }),
                             rpl_percent: rpl_percent(hits, requests),
                             state: state(requests, hits, m.tpl, m.mpl).to_string(),
                             hits_to_target: m.tpl.map(|t| hits_to_target(requests, hits, t)),
@@ -213,6 +246,7 @@ impl Sources {
                 .then_with(|| a.since.cmp(&b.since))
         });
 
+        let wall = crate::engine::time::now();
         Status {
             schema: SCHEMA,
             generated_at: rfc3339(Some(now)),
@@ -220,6 +254,14 @@ impl Sources {
             month: month_view,
             measures,
             alerts,
+            exemptions: self
+                .exemptions
+                .iter()
+                .map(|(v, from, to)| ExemptionView {
+                    active: wall >= *from && wall < *to,
+                    ..v.clone()
+                })
+                .collect(),
             pipeline: pipeline_view(
                 &snap,
                 &kept,

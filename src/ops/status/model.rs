@@ -28,6 +28,26 @@ pub struct Status {
     pub alerts: Vec<AlertView>,
     /// The pipeline of this instance.
     pub pipeline: PipelineView,
+    /// The exemption register's entries (issue 29), in its order; empty without one.
+    #[serde(default)]
+    pub exemptions: Vec<ExemptionView>,
+}
+
+/// One entry of the exemption register.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExemptionView {
+    /// Its id (the incident or change reference).
+    pub id: String,
+    /// `exceptional_event`, `planned_maintenance`, `duplicate_incident` or `other`.
+    pub reason: String,
+    /// Its window, `[from, to)`.
+    pub from: String,
+    /// The window's end (excluded).
+    pub to: String,
+    /// Whether the wall clock is inside the window now.
+    pub active: bool,
+    /// The views it applies to.
+    pub views: Vec<String>,
 }
 
 /// The instance answering.
@@ -123,10 +143,13 @@ pub struct RegionView {
     pub region: String,
     /// Whether the measure is judged here (its regions when regional, else `all`).
     pub judged: bool,
-    /// Requests decided this month.
+    /// Requests decided this month (the `opr` view: exempted ones are not among them).
     pub requests: u64,
     /// Of which hits (within target, or succeeded for a success measure).
     pub hits: u64,
+    /// Requests the exemption register's `opr` view took out this month.
+    #[serde(default)]
+    pub exempted: u64,
     /// `100 × hits / requests`, four places; `None` without requests.
     pub rpl_percent: Option<String>,
     /// `ok`, `below_target`, `below_minimum`, `no_target` (the measure has no TPL) or

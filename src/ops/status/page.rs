@@ -30,6 +30,7 @@ pub fn render(s: &Status) -> String {
     );
     header(&mut h, s);
     alerts(&mut h, s);
+    exemptions(&mut h, s);
     measures(&mut h, s);
     pipeline(&mut h, s);
     let _ = write!(
@@ -156,6 +157,61 @@ fn alerts(h: &mut String, s: &Status) {
     h.push_str("</section>\n");
 }
 
+/// The exemption register (none: nothing shown): its entries, which are active now, and what the
+/// `opr` view took out of this month's figures so far.
+fn exemptions(h: &mut String, s: &Status) {
+    if s.exemptions.is_empty() {
+        return;
+    }
+    let active = s.exemptions.iter().filter(|e| e.active).count();
+    let _ = write!(
+        h,
+        "<section id=\"exemptions\" data-active=\"{active}\"><h2>Exemptions: {active} active \
+         now</h2><table><thead><tr><th>Exemption</th><th>Reason</th><th>From</th><th>To</th>\
+         <th>Views</th><th>Now</th></tr></thead><tbody>"
+    );
+    for e in &s.exemptions {
+        let _ = write!(
+            h,
+            "<tr data-exemption=\"{}\" data-active=\"{}\"><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&e.id),
+            e.active,
+            esc(&e.id),
+            esc(&e.reason.replace('_', " ")),
+            esc(&e.from),
+            esc(&e.to),
+            esc(&e.views.join(", ")),
+            if e.active {
+                "<strong>active</strong>"
+            } else {
+                "—"
+            }
+        );
+    }
+    h.push_str("</tbody></table>");
+    let taken: Vec<String> = s
+        .measures
+        .iter()
+        .flat_map(|m| {
+            m.regions
+                .iter()
+                .filter(|r| r.exempted > 0)
+                .map(move |r| format!("{} {} {}", esc(&m.measure), esc(&r.region), r.exempted))
+        })
+        .collect();
+    let _ = write!(
+        h,
+        "<p id=\"exempted\">Requests the opr view took out of this month so far: {}.</p>\
+         </section>\n",
+        if taken.is_empty() {
+            "none".to_string()
+        } else {
+            taken.join("; ")
+        }
+    );
+}
+
 fn measures(h: &mut String, s: &Status) {
     h.push_str(
         "<section id=\"measures\"><h2>Measures, month to date</h2>\
@@ -220,7 +276,11 @@ fn region_row(h: &mut String, m: &MeasureView, r: &RegionView, first: bool) {
         state_class(&r.state),
         r.rpl_percent.as_deref().unwrap_or("—"),
         esc(&levels),
-        r.requests,
+        if r.exempted > 0 {
+            format!("{} <small>(+{} exempted)</small>", r.requests, r.exempted)
+        } else {
+            r.requests.to_string()
+        },
         r.hits,
         r.hits_to_target.map_or("—".into(), |v| v.to_string()),
         r.error_budget.map_or("—".into(), |v| v.to_string()),
@@ -463,6 +523,7 @@ mod tests {
             judged,
             requests: 200,
             hits: 196,
+            exempted: 0,
             rpl_percent: Some("98.0000".into()),
             state: state.into(),
             hits_to_target: Some(200),
@@ -493,6 +554,7 @@ mod tests {
         };
         Status {
             schema: SCHEMA,
+            exemptions: Vec::new(),
             generated_at: "2024-03-10T10:02:00Z".into(),
             instance: Instance {
                 name: "host:1".into(),

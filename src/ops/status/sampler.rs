@@ -53,6 +53,8 @@ pub(super) struct GroupRead {
     pub(super) month: Month,
     pub(super) counts: MeasureCounts,
     pub(super) days: MeasureDays,
+    /// Requests the `opr` view's exemptions took out of the counts.
+    pub(super) exempted: MeasureCounts,
     /// `(topic/partition, owner, when last checkpointed)`.
     pub(super) checkpoints: Vec<(String, String, Option<SystemTime>)>,
     pub(super) read_at: SystemTime,
@@ -228,15 +230,26 @@ fn read_group(
     let n = pipeline.definitions.measures.len();
     let mut counts: MeasureCounts = vec![[Counts::default(); 3]; n];
     let mut days: MeasureDays = vec![[[[0; 3]; 31]; 3]; n];
+    let mut exempted: MeasureCounts = vec![[Counts::default(); 3]; n];
     for (m, measure, block) in merged.aggregates.blocks() {
         if m != month {
             continue;
         }
         let i = measure as usize;
+        // The `opr` view's figures, as `/metrics` and the alerts judge them.
+        let rows = merged.aggregates.view_rows(0, m, measure, block);
         if let (Some(c), Some(d)) = (counts.get_mut(i), days.get_mut(i)) {
-            for (r, row) in block.regions.iter().enumerate() {
+            for (r, row) in rows.iter().enumerate() {
                 c[r] = Counts::of(row);
                 d[r] = row.day_counts();
+            }
+        }
+        if let (Some(e), Some(t)) = (
+            exempted.get_mut(i),
+            merged.aggregates.exempted().regions(0, m, measure),
+        ) {
+            for (c, t) in e.iter_mut().zip(t) {
+                c.requests = t.requests;
             }
         }
     }
@@ -258,6 +271,7 @@ fn read_group(
         month,
         counts,
         days,
+        exempted,
         checkpoints,
         read_at: SystemTime::now(),
     }))
