@@ -200,10 +200,10 @@ fn exemptions(h: &mut String, s: &Status) {
                 .map(move |r| format!("{} {} {}", esc(&m.measure), esc(&r.region), r.exempted))
         })
         .collect();
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<p id=\"exempted\">Requests the opr view took out of this month so far: {}.</p>\
-         </section>\n",
+         </section>",
         if taken.is_empty() {
             "none".to_string()
         } else {
