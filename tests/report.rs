@@ -38,8 +38,29 @@ fn tool(cmd: &mut Command) -> Output {
     o
 }
 
-/// A year of traffic (central a little slow, so misses and buckets show) replayed into a report.
+/// The register of the reported year: an incident in every view, maintenance in the PMR's only.
+const REGISTER: &str = r#"
+[[exemption]]
+id = "INC000001065262"
+reason = "exceptional_event"
+from = "2023-08-14T09:00:00+01:00"
+to = "2023-08-14T15:00:00+01:00"
+approved_by = "Head of Performance"
+approved_at = "2023-09-01"
+note = "Category 2: DUIS unavailable"
+
+[[exemption]]
+id = "CHG0034127"
+reason = "planned_maintenance"
+from = "2023-11-05T01:00:00Z"
+to = "2023-11-05T05:00:00Z"
+views = ["pmr"]
+"#;
+
+/// A year of traffic (central a little slow, so misses and buckets show) replayed into a report
+/// with [`REGISTER`].
 fn simulated_report(dir: &Path) -> std::path::PathBuf {
+    std::fs::write(dir.join("register.toml"), REGISTER).unwrap();
     srv_ok(
         dir,
         &[
@@ -69,6 +90,8 @@ fn simulated_report(dir: &Path) -> std::path::PathBuf {
             &external_inputs(),
             "--replay",
             "year.jsonl.gz",
+            "--exemptions",
+            "register.toml",
             "--out",
             "report",
         ],
@@ -114,6 +137,7 @@ fn a_reported_year_reads_the_same_in_every_tool() {
         "SDM2 counts",
         "MP242",
         "Failures",
+        "Exemptions",
     ] {
         assert!(
             checked["sheets"].as_array().unwrap().iter().any(|x| x == s),
@@ -167,6 +191,28 @@ fn a_reported_year_reads_the_same_in_every_tool() {
         html.contains("Mar 24 (not final)"),
         "provisional month flagged"
     );
+    // What the register took out, per view and incident, with the register's hash.
+    let exemptions = html
+        .split("<table id=\"exemptions\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no exemptions table: {html}"));
+    for (view, id) in [
+        ("opr", "INC000001065262"),
+        ("pmr", "INC000001065262"),
+        ("pmr", "CHG0034127"),
+    ] {
+        assert!(
+            exemptions.contains(&format!("<tr><td>{view}</td>"))
+                && exemptions.contains(&format!("<td>{id}</td>")),
+            "{view} {id}: {exemptions}"
+        );
+    }
+    assert!(!exemptions.contains("<tr><td>opr</td><td>planned_maintenance"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let sha = summary["exemptions_sha256"].as_str().unwrap();
+    assert!(html.contains(&format!("exemption register SHA-256 {sha}")));
     // The worst buckets link to the requests behind them.
     let linked: Vec<&str> = html
         .split("href=\"evidence/")

@@ -254,6 +254,46 @@ while cell(ws, row, 1) and cell(ws, row, 4) is not None:
     expect(ws, row, 5, year_buckets.get(key, 0) / max(1, misses[key[:2]]), f"failures share {key}")
     row += 1
 
+# --- Exemptions: each incident's and reason's year equals exemptions.csv summed -----------
+ws = values["Exemptions"]
+before = defaultdict(int)
+for (month, measure, region), r in rpl.items():
+    if month in MONTHS and region == "all":
+        before[measure] += int(r["requests"]) + int(r["exempted"])
+by_incident = defaultdict(int)
+by_reason = defaultdict(int)
+if (out / "exemptions.csv").exists():
+    for e in read_csv("exemptions.csv"):
+        if e["month"] in MONTHS and e["region"] == "all":
+            by_incident[(e["view"], e["reason"], e["exemption"], e["measure"])] += int(e["requests_exempted"])
+            by_reason[(e["view"], e["reason"], e["measure"])] += int(e["requests_exempted"])
+seen = set()
+row = HEADER_ROW + 1
+while cell(ws, row, 1):
+    key = (cell(ws, row, 1), cell(ws, row, 2), cell(ws, row, 3), cell(ws, row, 4))
+    if key[0] == "By reason":
+        break
+    seen.add(key)
+    expect(ws, row, 5, by_incident.get(key), f"exempted {key}")
+    expect(ws, row, 6, before.get(key[3]), f"requests before {key}")
+    expect(ws, row, 7, by_incident.get(key, 0) / max(1, before.get(key[3], 0)), f"share {key}")
+    row += 1
+if seen != set(by_incident):
+    fail(f"Exemptions: incidents {sorted(seen)} != exemptions.csv's {sorted(by_incident)}")
+while cell(ws, row, 1) != "By reason" and row < ws.max_row:
+    row += 1
+row += 2
+seen = set()
+while cell(ws, row, 1):
+    key = (cell(ws, row, 1), cell(ws, row, 2), cell(ws, row, 4))
+    seen.add(key)
+    expect(ws, row, 5, by_reason.get(key), f"exempted by reason {key}")
+    expect(ws, row, 6, before.get(key[2]), f"requests before {key}")
+    expect(ws, row, 7, by_reason.get(key, 0) / max(1, before.get(key[2], 0)), f"share by reason {key}")
+    row += 1
+if seen != set(by_reason):
+    fail(f"Exemptions: reasons {sorted(seen)} != exemptions.csv's {sorted(by_reason)}")
+
 # --- Formulas: each evaluates, from the cached values it names, to its own cached value ---
 REF = r"(?:'([^']+)'!)?\$?([A-Z]+)\$?([0-9]+)"
 

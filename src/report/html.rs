@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::charts::{Chart, SIZE};
-use super::{Year, worst_buckets};
+use super::{Year, exemption_year, worst_buckets};
 use crate::score::render::{assessment, fixed};
 
 /// Escapes text for HTML content and attribute values.
@@ -126,13 +126,54 @@ pub fn page(y: &Year, charts: &[Chart], workbook: &str) -> String {
         }
         s.push_str("</table>\n<p class=\"note\">Request ids behind each bucket: <code>evidence/</code>. All buckets per month: <code>failures.csv</code>.</p>\n");
     }
+    exemptions(&mut s, y);
     let _ = writeln!(
         s,
-        "<p class=\"note\">Built by srv-opr {}; measure definitions SHA-256 {}.</p>\n</body>\n</html>",
+        "<p class=\"note\">Built by srv-opr {}; measure definitions SHA-256 {}; exemption \
+         register SHA-256 {}.</p>\n</body>\n</html>",
         env!("CARGO_PKG_VERSION"),
-        esc(&y.defs.sha256)
+        esc(&y.defs.sha256),
+        esc(y.aggregates.register().sha256.as_deref().unwrap_or("none"))
     );
     s
+}
+
+/// What the exemption register took out of the year, per view, reason and incident (the
+/// workbook's `Exemptions` sheet has the audit trail and the totals per reason).
+fn exemptions(s: &mut String, y: &Year) {
+    let register = y.aggregates.register();
+    s.push_str("<h2>Exempted from reporting</h2>\n");
+    if register.is_empty() {
+        s.push_str(
+            "<p id=\"exemptions\">No exemption register was applied: nothing was exempted.</p>\n",
+        );
+        return;
+    }
+    let year = exemption_year(y);
+    if year.is_empty() {
+        s.push_str(
+            "<p id=\"exemptions\">The register's windows covered no request of the year.</p>\n",
+        );
+        return;
+    }
+    s.push_str("<table id=\"exemptions\">\n<tr><th>View</th><th>Reason</th><th>Exemption</th><th>Measure</th><th>Requests exempted</th><th>Share of the year's requests</th></tr>\n");
+    for e in &year {
+        let Some(ex) = register.exemptions.get(e.exemption) else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}%</td></tr>",
+            esc(&e.view),
+            esc(ex.reason.as_str()),
+            esc(&ex.id),
+            esc(&e.measure),
+            e.requests_exempted,
+            crate::engine::aggregate::rpl_percent(e.requests_exempted, e.requests_before)
+                .unwrap_or_default()
+        );
+    }
+    s.push_str("</table>\n<p class=\"note\">Per month, region and view: <code>exemptions.csv</code>; windows, approvals and totals per reason: the workbook's Exemptions sheet.</p>\n");
 }
 
 fn months_text(y: &Year) -> String {

@@ -146,6 +146,61 @@ pub fn failure_totals(y: &Year, top: usize) -> Vec<BucketTotal> {
     out
 }
 
+/// What one exemption took out of one measure's year in one view, all regions together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExemptionYear {
+    /// The view (`opr`, `pmr`, …).
+    pub view: String,
+    /// The exemption's index in the register.
+    pub exemption: usize,
+    /// Measure id.
+    pub measure: String,
+    /// Requests it took out over the year's months.
+    pub requests_exempted: u64,
+    /// The measure's requests in the year before exemption (all regions).
+    pub requests_before: u64,
+}
+
+/// Per view, exemption (register order) and measure, the requests the register took out of the
+/// year (the `all` rows of `exemptions.csv`, summed over the year's months), with the measure's
+/// requests in the year before exemption: the number and share the regulator asks for.
+pub fn exemption_year(y: &Year) -> Vec<ExemptionYear> {
+    let mut before: BTreeMap<&str, u64> = BTreeMap::new();
+    for l in y
+        .lines
+        .iter()
+        .filter(|l| l.region == crate::engine::domain::POOLED)
+    {
+        *before.entry(l.measure.as_str()).or_insert(0) += l.requests_before;
+    }
+    let mut sums: BTreeMap<(usize, usize, usize), u64> = BTreeMap::new();
+    let views = &y.aggregates.register().views;
+    for l in crate::sink::rollup::exemption_lines(y.aggregates, Some(&y.months)) {
+        if l.region != crate::engine::domain::POOLED {
+            continue;
+        }
+        let Some(vi) = views.iter().position(|v| *v == l.view) else {
+            continue;
+        };
+        let Some(mi) = y.defs.measures.iter().position(|m| m.id == l.measure) else {
+            continue;
+        };
+        *sums.entry((vi, l.exemption, mi)).or_insert(0) += l.requests_exempted;
+    }
+    sums.into_iter()
+        .map(|((vi, exemption, mi), n)| {
+            let measure = y.defs.measures[mi].id.clone();
+            ExemptionYear {
+                view: views[vi].clone(),
+                exemption,
+                requests_before: before.get(measure.as_str()).copied().unwrap_or(0),
+                measure,
+                requests_exempted: n,
+            }
+        })
+        .collect()
+}
+
 /// The year's largest failure buckets over every measure and region.
 pub fn worst_buckets(y: &Year, n: usize) -> Vec<BucketTotal> {
     let mut all = failure_totals(y, usize::MAX);

@@ -313,25 +313,42 @@ pub fn opr_inputs_csv(lines: &[RplLine], schemes: &[crate::score::scheme::Scheme
 pub const EXEMPTIONS_HEADER: &str =
     "view,month,exemption,reason,measure,region,requests_exempted,share_percent";
 
-/// `exemptions.csv`: per view, month, exemption (register order), measure (definition order)
-/// and region (north, central, south, all), the requests it took out of the row where it took
-/// any, and their share of the row's requests before exemption (the number and percentage the
-/// regulator asks for). A request inside several windows counts under the first of them.
-pub fn exemptions_csv(agg: &Aggregates, months: Option<&[Month]>) -> String {
+/// One line of `exemptions.csv`: what one exemption took out of one row of one view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExemptionLine {
+    /// The view's name (`opr`, `pmr`, …).
+    pub view: String,
+    /// The month of the row.
+    pub month: Month,
+    /// The exemption's index in the register.
+    pub exemption: usize,
+    /// The measure's id.
+    pub measure: String,
+    /// `north`, `central`, `south` or `all`.
+    pub region: &'static str,
+    /// Requests it took out of the row.
+    pub requests_exempted: u64,
+    /// The row's requests before exemption.
+    pub requests_before: u64,
+}
+
+/// The lines of `exemptions.csv`: per view, month, exemption (register order), measure
+/// (definition order) and region (north, central, south, all), the requests it took out of the
+/// row where it took any. A request inside several windows counts under the first of them.
+pub fn exemption_lines(agg: &Aggregates, months: Option<&[Month]>) -> Vec<ExemptionLine> {
     let defs = agg.definitions();
     let register = agg.register();
     let exempted = agg.exempted();
-    let mut s = String::from(EXEMPTIONS_HEADER);
-    s.push('\n');
+    let mut out = Vec::new();
     let blocks = agg.blocks();
+    let mut month_list: Vec<Month> = blocks.iter().map(|(m, _, _)| *m).collect();
+    month_list.dedup();
     for (view, view_name) in register.views.iter().enumerate() {
-        let mut month_list: Vec<Month> = blocks.iter().map(|(m, _, _)| *m).collect();
-        month_list.dedup();
-        for month in month_list {
+        for &month in &month_list {
             if months.is_some_and(|ms| !ms.contains(&month)) {
                 continue;
             }
-            for (e, ex) in register.exemptions.iter().enumerate() {
+            for e in 0..register.exemptions.len() {
                 for (_, mi, block) in blocks.iter().filter(|(m, _, _)| *m == month) {
                     let Some(tallies) = exempted.regions(view, month, *mi) else {
                         continue;
@@ -352,22 +369,46 @@ pub fn exemptions_csv(agg: &Aggregates, months: Option<&[Month]>) -> String {
                         if n == 0 {
                             continue;
                         }
-                        let _ = writeln!(
-                            s,
-                            "{},{},{},{},{},{},{},{}",
-                            view_name,
+                        out.push(ExemptionLine {
+                            view: view_name.clone(),
                             month,
-                            csv_field(&ex.id),
-                            ex.reason.as_str(),
-                            csv_field(&defs.measures[*mi as usize].id),
+                            exemption: e,
+                            measure: defs.measures[*mi as usize].id.clone(),
                             region,
-                            n,
-                            rpl_percent(n, of).unwrap_or_default()
-                        );
+                            requests_exempted: n,
+                            requests_before: of,
+                        });
                     }
                 }
             }
         }
+    }
+    out
+}
+
+/// `exemptions.csv`: [`exemption_lines`] with each exemption's id and reason, and the share of
+/// the row's requests before exemption it took (the number and percentage the regulator asks
+/// for).
+pub fn exemptions_csv(agg: &Aggregates, months: Option<&[Month]>) -> String {
+    let register = agg.register();
+    let mut s = String::from(EXEMPTIONS_HEADER);
+    s.push('\n');
+    for l in exemption_lines(agg, months) {
+        let Some(ex) = register.exemptions.get(l.exemption) else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{}",
+            l.view,
+            l.month,
+            csv_field(&ex.id),
+            ex.reason.as_str(),
+            csv_field(&l.measure),
+            l.region,
+            l.requests_exempted,
+            rpl_percent(l.requests_exempted, l.requests_before).unwrap_or_default()
+        );
     }
     s
 }

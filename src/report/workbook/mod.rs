@@ -13,8 +13,10 @@
 //! - `streaming`: streaming measures straight from `rpl.csv` (MP242, TRT measures no scheme
 //!   uses), rates over counts;
 //! - `failures`: the year's failure buckets;
+//! - `exemptions`: what the exemption register took out, per reason and incident;
 //! - `layout`: formats, headers, month columns and charts every sheet shares.
 
+mod exemptions;
 mod failures;
 mod layout;
 mod scheme;
@@ -29,6 +31,7 @@ use crate::engine::definitions::Measure;
 use crate::engine::domain::Basis;
 use crate::score::scheme::Mechanism;
 
+use exemptions::exemptions_sheet;
 use failures::failures_sheet;
 use layout::Formats;
 use scheme::{monthly_counts, scheme_sheets};
@@ -48,9 +51,11 @@ fn workbook(y: &Year, charts: &[Chart]) -> Result<Vec<u8>, XlsxError> {
             .set_title(format!("OPR inputs and score, {}", y.label))
             .set_author("srv-opr")
             .set_comment(format!(
-                "Built by srv-opr {} from the state of a run; definitions SHA-256 {}",
+                "Built by srv-opr {} from the state of a run; definitions SHA-256 {}; exemption \
+                 register SHA-256 {}",
                 env!("CARGO_PKG_VERSION"),
-                y.defs.sha256
+                y.defs.sha256,
+                y.aggregates.register().sha256.as_deref().unwrap_or("none")
             )),
     );
     summary_sheet(&mut wb, y, &fm)?;
@@ -89,5 +94,6 @@ fn workbook(y: &Year, charts: &[Chart]) -> Result<Vec<u8>, XlsxError> {
         .collect();
     streaming_sheets(&mut wb, y, "Other measures", &other, charts, &fm)?;
     failures_sheet(&mut wb, y, &fm)?;
+    exemptions_sheet(&mut wb, y, &fm)?;
     wb.save_to_buffer()
 }
