@@ -657,6 +657,12 @@ fn a_live_run_shows_the_month_to_dates_exemptions_as_the_oracle_counts_them() {
             Ok((s, text))
         });
         let (s, text) = s;
+        use sha2::Digest;
+        let sha: String = sha2::Sha256::digest(REGISTER.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(s["instance"]["exemptions_sha256"], sha.as_str());
         let listed: Vec<(String, bool)> = s["exemptions"]
             .as_array()
             .unwrap()

@@ -273,14 +273,17 @@ pub fn render(s: &Status, all: bool, colour: bool) -> String {
     let i = &s.instance;
     let _ = writeln!(
         o,
-        "srv-opr {} on {} · group {} · topics {} · definitions {}",
+        "srv-opr {} on {} · group {} · topics {} · definitions {} · exemptions {}",
         i.version,
         i.name,
         i.group,
         i.topics.join(","),
         i.definitions_sha256
             .get(..12)
-            .unwrap_or(&i.definitions_sha256)
+            .unwrap_or(&i.definitions_sha256),
+        i.exemptions_sha256
+            .as_deref()
+            .map_or("none", |h| h.get(..12).unwrap_or(h))
     );
     match &s.month {
         None => {

@@ -64,6 +64,7 @@ impl Sources {
                 group: cfg.settings.kafka.group_id.clone(),
                 topics: cfg.settings.kafka.topics.clone(),
                 definitions_sha256: cfg.definitions.sha256.clone(),
+                exemptions_sha256: cfg.register.sha256.clone(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 started_at: rfc3339(SystemTime::now().checked_sub(live.started.elapsed())),
                 store,

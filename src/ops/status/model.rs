@@ -61,6 +61,9 @@ pub struct Instance {
     pub topics: Vec<String>,
     /// SHA-256 of the effective measures and scheme.
     pub definitions_sha256: String,
+    /// SHA-256 of the exemption register in force; `None` without one.
+    #[serde(default)]
+    pub exemptions_sha256: Option<String>,
     /// srv-opr's version.
     pub version: String,
     /// When the process started.

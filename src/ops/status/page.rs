@@ -52,6 +52,7 @@ fn header(h: &mut String, s: &Status) {
          <dt>Group</dt><dd id=\"group\">{}</dd>\
          <dt>Topics</dt><dd id=\"topics\">{}</dd>\
          <dt>Definitions</dt><dd id=\"definitions\" title=\"{}\">{}</dd>\
+         <dt>Exemption register</dt><dd id=\"register\" title=\"{}\">{}</dd>\
          <dt>Version</dt><dd id=\"version\">{}</dd>\
          <dt>Started</dt><dd>{}</dd></dl>",
         esc(&i.name),
@@ -62,6 +63,11 @@ fn header(h: &mut String, s: &Status) {
             .definitions_sha256
             .get(..12)
             .unwrap_or(&i.definitions_sha256)),
+        esc(i.exemptions_sha256.as_deref().unwrap_or("")),
+        esc(i
+            .exemptions_sha256
+            .as_deref()
+            .map_or("none", |h| h.get(..12).unwrap_or(h))),
         esc(&i.version),
         esc(&i.started_at),
     );
@@ -561,6 +567,7 @@ mod tests {
                 group: "g<script>".into(),
                 topics: vec!["srv-events".into()],
                 definitions_sha256: "ab".repeat(32),
+                exemptions_sha256: None,
                 version: "0.1.0".into(),
                 started_at: "2024-03-10T09:00:00Z".into(),
                 store: None,
