@@ -4,6 +4,7 @@
 //! A test (`tests::engine_imports_nothing_of_the_edges`) keeps it that way.
 
 pub mod aggregate;
+pub mod availability;
 pub mod calendar;
 pub mod catalog;
 pub mod clock;
