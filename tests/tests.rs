@@ -40,6 +40,7 @@ mod support;
 
 mod alerting;
 mod architecture;
+mod availability;
 mod deploy;
 mod exemptions;
 mod hardening;

@@ -217,7 +217,13 @@ pub fn render_report(
     if lines.is_empty() {
         tracing::warn!(year = %year, "no requests in the year: the report has only the external inputs");
     }
-    let streaming_text = opr_inputs_csv(&lines, std::slice::from_ref(scheme));
+    let mut streaming_text = opr_inputs_csv(&lines, std::slice::from_ref(scheme));
+    // SUM1 from availability events, where there were any (issue 30).
+    let availability = crate::sink::rollup::availability_lines(aggregates, 0, Some(&months));
+    streaming_text.push_str(&crate::sink::rollup::sum1_inputs(
+        &availability,
+        std::slice::from_ref(scheme),
+    ));
     let mut rows = inputs::parse("the year's opr-inputs.csv", &streaming_text)
         .map_err(ScoreError::Streaming)?;
     rows.extend(external);

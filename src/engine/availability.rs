@@ -160,15 +160,12 @@ fn minutes(from: Ts, to: Ts) -> u32 {
 }
 
 /// Whether an exemption covers an interface's downtime: its `interfaces` name it, or it has no
-/// scope at all. An exemption scoped only by measure, region, provider or SRV is about requests,
-/// and takes no interface's minutes.
+/// `interfaces` key (absent = all, as for every scope key). The request scopes (measures,
+/// regions, providers, SRVs) do not narrow it: an interface's minute has none of them.
 pub fn covers_interface(e: &Exemption, interface: &str) -> bool {
-    match &e.interfaces {
-        Some(set) => set.contains(interface),
-        None => {
-            e.measures.is_none() && e.regions.is_none() && e.providers.is_none() && e.srvs.is_none()
-        }
-    }
+    e.interfaces
+        .as_ref()
+        .is_none_or(|set| set.contains(interface))
 }
 
 /// The windows of `register` that take `interface`'s minutes in view `view`, merged where

@@ -2,7 +2,8 @@
 //!
 //! Validation runs in the SPEC's order and the first failure is the reason: `oversized`,
 //! `malformed_json`, `unknown_type`, `missing_field`, `bad_timestamp`, `unknown_region`,
-//! `unknown_provider`. Decoding borrows from the input line wherever it can (no allocation for
+//! `unknown_provider`; for an availability event (issue 30) `bad_state` after `bad_timestamp`
+//! (its interface is checked against the definitions by the pipeline: `unknown_interface`). Decoding borrows from the input line wherever it can (no allocation for
 //! an ordinary event).
 
 use std::borrow::Cow;
@@ -11,6 +12,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::engine::availability::State;
 use crate::engine::domain::{Provider, Region};
 use crate::engine::time::{Ts, parse_rfc3339};
 
@@ -46,11 +48,15 @@ pub enum DeadReason {
     OrphanResponse,
     /// Older than the dedupe horizon: nothing is left to apply it to.
     TooLate,
+    /// An availability event's `state` is not `up` or `down`.
+    BadState,
+    /// An availability event's `interface` is not a configured interface.
+    UnknownInterface,
 }
 
 impl DeadReason {
     /// Every reason, in SPEC order.
-    pub const ALL: [DeadReason; 13] = [
+    pub const ALL: [DeadReason; DeadReason::COUNT] = [
         DeadReason::Oversized,
         DeadReason::MalformedJson,
         DeadReason::UnknownType,
@@ -64,7 +70,12 @@ impl DeadReason {
         DeadReason::ConflictingRequest,
         DeadReason::OrphanResponse,
         DeadReason::TooLate,
+        DeadReason::BadState,
+        DeadReason::UnknownInterface,
     ];
+
+    /// How many reasons there are.
+    pub const COUNT: usize = 15;
 
     /// The wire name (`malformed_json`).
     pub fn as_str(self) -> &'static str {
@@ -82,6 +93,8 @@ impl DeadReason {
             DeadReason::ConflictingRequest => "conflicting_request",
             DeadReason::OrphanResponse => "orphan_response",
             DeadReason::TooLate => "too_late",
+            DeadReason::BadState => "bad_state",
+            DeadReason::UnknownInterface => "unknown_interface",
         }
     }
 
@@ -127,6 +140,19 @@ pub struct Response<'a> {
     pub at: Ts,
 }
 
+/// A valid availability event (issue 30): an interface went down or came back up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Availability<'a> {
+    /// The interface's id (`DUIS`); the pipeline checks it against the definitions.
+    pub interface: Cow<'a, str>,
+    /// Up or down from `at` on.
+    pub state: State,
+    /// When.
+    pub at: Ts,
+    /// The incident reference, if given (kept for the record only).
+    pub incident: Option<Cow<'a, str>>,
+}
+
 /// A valid event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event<'a> {
@@ -134,6 +160,8 @@ pub enum Event<'a> {
     Request(Request<'a>),
     /// A Service Response (acknowledgement or final).
     Response(Response<'a>),
+    /// An interface's change of state.
+    Availability(Availability<'a>),
 }
 
 impl Event<'_> {
@@ -142,14 +170,16 @@ impl Event<'_> {
         match self {
             Event::Request(r) => r.at,
             Event::Response(r) => r.at,
+            Event::Availability(a) => a.at,
         }
     }
 
-    /// The event's `id`.
+    /// The event's `id` (an availability event's interface: what it is keyed by).
     pub fn id(&self) -> &str {
         match self {
             Event::Request(r) => &r.id,
             Event::Response(r) => &r.id,
+            Event::Availability(a) => &a.interface,
         }
     }
 }
@@ -246,6 +276,12 @@ struct Wire<'a> {
     user: Loose<'a>,
     #[serde(default, borrow)]
     device: Loose<'a>,
+    #[serde(default, borrow)]
+    interface: Loose<'a>,
+    #[serde(default, borrow)]
+    state: Loose<'a>,
+    #[serde(default, borrow)]
+    incident: Loose<'a>,
     /// Sink for unknown keys in the fast path (serde skips them itself).
     #[serde(skip)]
     other: Loose<'a>,
@@ -355,6 +391,9 @@ fn scan_flat(raw: &[u8]) -> Option<Wire<'_>> {
             b"code" => (&mut w.code, 64),
             b"user" => (&mut w.user, 128),
             b"device" => (&mut w.device, 256),
+            b"interface" => (&mut w.interface, 512),
+            b"state" => (&mut w.state, 1024),
+            b"incident" => (&mut w.incident, 2048),
             _ => (&mut w.other, 0),
         };
         if seen & bit != 0 {
@@ -408,6 +447,7 @@ fn validate(mut w: Wire<'_>) -> Result<Event<'_>, DeadReason> {
     let is_request = match &w.ty {
         Loose::Str(t) if t == "request" => true,
         Loose::Str(t) if t == "response" => false,
+        Loose::Str(t) if t == "availability" => return availability(w),
         Loose::Str(t) if !t.is_empty() => return Err(DeadReason::UnknownType),
         _ => return Err(DeadReason::MissingField),
     };
@@ -436,9 +476,77 @@ fn validate(mut w: Wire<'_>) -> Result<Event<'_>, DeadReason> {
     }
 }
 
+/// An availability event: `interface`, `state` and `at` required, `incident` optional; no `id`.
+#[cold]
+fn availability(mut w: Wire<'_>) -> Result<Event<'_>, DeadReason> {
+    let interface = w.interface.take_str().ok_or(DeadReason::MissingField)?;
+    let state = w.state.take_str().ok_or(DeadReason::MissingField)?;
+    let at = w.at.take_str().ok_or(DeadReason::MissingField)?;
+    if interface.len() > MAX_ID_BYTES {
+        return Err(DeadReason::Oversized);
+    }
+    let at = parse_rfc3339(at.as_bytes()).ok_or(DeadReason::BadTimestamp)?;
+    let state = State::parse(state.as_bytes()).ok_or(DeadReason::BadState)?;
+    Ok(Event::Availability(Availability {
+        interface,
+        state,
+        at,
+        incident: w.incident.take_str(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn availability_events_are_validated_in_order() {
+        let e = decode(
+            br#"{"type":"availability","interface":"DUIS","state":"down","at":"2023-08-14T09:12:00+01:00","incident":"INC000001065262"}"#,
+            65_536,
+        )
+        .unwrap();
+        let Event::Availability(a) = e else { panic!() };
+        assert_eq!((a.interface.as_ref(), a.state), ("DUIS", State::Down));
+        assert_eq!(a.incident.as_deref(), Some("INC000001065262"));
+        for (line, want) in [
+            (
+                r#"{"type":"availability","state":"up","at":"2024-03-01T10:00:00Z"}"#,
+                DeadReason::MissingField,
+            ),
+            (
+                r#"{"type":"availability","interface":"DUIS","at":"2024-03-01T10:00:00Z"}"#,
+                DeadReason::MissingField,
+            ),
+            (
+                r#"{"type":"availability","interface":"DUIS","state":"up"}"#,
+                DeadReason::MissingField,
+            ),
+            (
+                r#"{"type":"availability","interface":"DUIS","state":"sideways","at":"2024-03-01"}"#,
+                DeadReason::BadTimestamp,
+            ),
+            (
+                r#"{"type":"availability","interface":"DUIS","state":"sideways","at":"2024-03-01T10:00:00Z"}"#,
+                DeadReason::BadState,
+            ),
+            (
+                r#"{"type":"availability","interface":"DUIS","state":"UP","at":"2024-03-01T10:00:00Z"}"#,
+                DeadReason::BadState,
+            ),
+            (
+                r#"{"type":"availability","interface":"DUIS","state":1,"at":"2024-03-01T10:00:00Z"}"#,
+                DeadReason::MissingField,
+            ),
+        ] {
+            assert_eq!(reason(line), Some(want), "{line}");
+            assert_eq!(
+                decode_with_serde_only(line.as_bytes(), 65_536).err(),
+                Some(want),
+                "{line}"
+            );
+        }
+    }
 
     fn reason(s: &str) -> Option<DeadReason> {
         decode(s.as_bytes(), 65_536).err()

@@ -2,7 +2,7 @@
 //! intermediate figure, so a pound can be followed from RPL to margin. No rounding here: that
 //! happens once, for display, in `render`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -149,24 +149,28 @@ fn score_problems(
 
     // Validate rows and group them by (measure, component, region).
     let mut groups: BTreeMap<Key, Vec<&InputRow>> = BTreeMap::new();
-    let mut seen: BTreeSet<(Key, Period)> = BTreeSet::new();
+    let mut seen: BTreeMap<(Key, Period), &str> = BTreeMap::new();
     for r in rows {
         if let Err(e) = check_row(r, scheme, &months) {
             problems.push(e);
             continue;
         }
         let key = (r.measure.clone(), r.component.clone(), r.region.clone());
-        if !seen.insert((key.clone(), r.period.clone())) {
+        // Both sources named: a component from events and from --inputs is the usual case.
+        let at = (key.clone(), r.period.clone());
+        if let Some(first) = seen.get(&at) {
             problems.push(format!(
-                "{}: the same row twice ({},{},{},{})",
+                "{}: the same row twice ({},{},{},{}), first at {}",
                 r.origin,
                 r.measure,
                 r.component,
                 r.region.as_deref().unwrap_or(""),
-                r.period
+                r.period,
+                first
             ));
             continue;
         }
+        seen.insert(at, r.origin.as_str());
         groups.entry(key).or_default().push(r);
     }
     mixed_periods(&groups, &mut problems);

@@ -12,8 +12,8 @@ use crate::engine::time::Ts;
 
 use super::outdir::OutDir;
 use super::rollup::{
-    Summary, evidence_files, exemptions_csv, failures_csv, opr_inputs_csv, rpl_csv, rpl_lines,
-    rpl_lines_of,
+    Summary, availability_csv, availability_lines, evidence_files, exemptions_csv, failures_csv,
+    opr_inputs_csv, rpl_csv, rpl_lines, rpl_lines_of, sum1_inputs,
 };
 
 /// Why the outputs could not be written.
@@ -55,10 +55,24 @@ pub fn write_outputs(
         exemptions_csv(aggregates, None).as_bytes(),
     )?;
     outdir.write("failures.csv", failures_csv(&lines).as_bytes())?;
-    outdir.write(
-        "opr-inputs.csv",
-        opr_inputs_csv(&lines, &crate::config::schemes::all(cfg)?).as_bytes(),
-    )?;
+    // Interface availability (issue 30), per view like the RPLs.
+    let mut opr_availability = Vec::new();
+    for (view, name) in aggregates.register().views.iter().enumerate() {
+        let lines = availability_lines(aggregates, view, None);
+        let file = if view == 0 {
+            "availability.csv".to_string()
+        } else {
+            format!("availability.{name}.csv")
+        };
+        outdir.write(&file, availability_csv(&lines).as_bytes())?;
+        if view == 0 {
+            opr_availability = lines;
+        }
+    }
+    let schemes = crate::config::schemes::all(cfg)?;
+    let mut inputs_text = opr_inputs_csv(&lines, &schemes);
+    inputs_text.push_str(&sum1_inputs(&opr_availability, &schemes));
+    outdir.write("opr-inputs.csv", inputs_text.as_bytes())?;
     let measures: Vec<&str> = cfg
         .definitions
         .measures

@@ -309,6 +309,112 @@ pub fn opr_inputs_csv(lines: &[RplLine], schemes: &[crate::score::scheme::Scheme
     s
 }
 
+/// `availability.csv` header (issue 30).
+pub const AVAILABILITY_HEADER: &str =
+    "month,interface,minutes,down_minutes,exempted_minutes,availability_percent,final";
+
+/// One line of `availability.csv`: an interface's month in one view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AvailabilityLine {
+    /// The month.
+    pub month: Month,
+    /// The interface's id.
+    pub interface: String,
+    /// Its figures.
+    pub figures: crate::engine::availability::MonthFigures,
+    /// The month is final.
+    pub is_final: bool,
+}
+
+/// The lines of a view's `availability.csv`: every month from that of the first availability
+/// event to that of the watermark (or those of `months`), every configured interface, in
+/// definition order.
+pub fn availability_lines(
+    agg: &Aggregates,
+    view: usize,
+    months: Option<&[Month]>,
+) -> Vec<AvailabilityLine> {
+    let mut out = Vec::new();
+    for month in agg.availability_months() {
+        if months.is_some_and(|ms| !ms.contains(&month)) {
+            continue;
+        }
+        let is_final = agg.availability_final(month);
+        for (i, figures) in agg
+            .definitions()
+            .interfaces
+            .iter()
+            .zip(agg.availability(view, month))
+        {
+            out.push(AvailabilityLine {
+                month,
+                interface: i.id.clone(),
+                figures,
+                is_final,
+            });
+        }
+    }
+    out
+}
+
+/// `availability.csv` (or a view's): `availability_percent` = 100 × (minutes − (down_minutes −
+/// exempted_minutes)) / minutes, exact (28 significant digits, trailing zeros dropped).
+pub fn availability_csv(lines: &[AvailabilityLine]) -> String {
+    let mut s = String::from(AVAILABILITY_HEADER);
+    s.push('\n');
+    for l in lines {
+        let f = &l.figures;
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{}",
+            l.month,
+            csv_field(&l.interface),
+            f.minutes,
+            f.down_minutes,
+            f.exempted_minutes,
+            f.percent()
+                .map(|p| p.normalize().to_string())
+                .unwrap_or_default(),
+            l.is_final
+        );
+    }
+    s
+}
+
+/// The SUM1 rows of `opr-inputs.csv` from availability lines (the `opr` view's): one per
+/// interface and month whose regulatory year's scheme has a SUM1 component of that id.
+pub fn sum1_inputs(lines: &[AvailabilityLine], schemes: &[crate::score::scheme::Scheme]) -> String {
+    use crate::score::scheme::RegYear;
+    let mut s = String::new();
+    for l in lines {
+        let month = l.month.to_string();
+        let Some(scheme) =
+            RegYear::of_month(&month).and_then(|y| schemes.iter().find(|s| s.year == y))
+        else {
+            continue;
+        };
+        let Some(m) = scheme.measures.iter().find(|m| m.id == "SUM1") else {
+            continue;
+        };
+        if !m.components.iter().any(|c| c.id == l.interface) {
+            continue;
+        }
+        let Some(value) = l.figures.percent() else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "SUM1,{},,{},{},{},{}",
+            csv_field(&l.interface),
+            month,
+            value.normalize(),
+            l.figures.up_minutes(),
+            l.figures.minutes
+        );
+    }
+    s
+}
+
 /// `exemptions.csv` header (issue 29).
 pub const EXEMPTIONS_HEADER: &str =
     "view,month,exemption,reason,measure,region,requests_exempted,share_percent";

@@ -10,9 +10,10 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use crate::engine::availability::State;
 use crate::engine::correlate::Pos;
 use crate::engine::domain::{Provider, Region};
-use crate::engine::event::{DeadReason, Event, Request, Response};
+use crate::engine::event::{Availability, DeadReason, Event, Request, Response};
 use crate::engine::pipeline::{Checked, EventType};
 use crate::engine::time::Ts;
 
@@ -64,6 +65,14 @@ enum What {
         at: Ts,
         id: Span,
         code: Span,
+    },
+    /// A valid availability event.
+    Availability {
+        key: u128,
+        at: Ts,
+        state: State,
+        interface: Span,
+        incident: Option<Span>,
     },
 }
 
@@ -152,6 +161,16 @@ impl Batch {
                 id: self.span(&r.id),
                 code: self.span(&r.code),
             },
+            Checked::Valid {
+                event: Event::Availability(a),
+                key,
+            } => What::Availability {
+                key: *key,
+                at: a.at,
+                state: a.state,
+                interface: self.span(&a.interface),
+                incident: a.incident.as_deref().map(|i| self.span(i)),
+            },
         };
         self.items.push(Item::Line { pos, raw, what });
     }
@@ -197,6 +216,21 @@ impl Batch {
                             id: s(id),
                             code: s(code),
                             at: *at,
+                        }),
+                    },
+                    What::Availability {
+                        key,
+                        at,
+                        state,
+                        interface,
+                        incident,
+                    } => Checked::Valid {
+                        key: *key,
+                        event: Event::Availability(Availability {
+                            interface: s(interface),
+                            state: *state,
+                            at: *at,
+                            incident: incident.as_ref().map(s),
                         }),
                     },
                 };

@@ -22,6 +22,8 @@ pub struct ParseOnly {
     pub requests: u64,
     /// Valid responses.
     pub responses: u64,
+    /// Valid availability events (their interface not checked: no definitions here).
+    pub availability: u64,
     /// Invalid events by reason.
     pub invalid: std::collections::BTreeMap<&'static str, u64>,
     /// Wall-clock seconds.
@@ -36,7 +38,7 @@ pub fn parse_only(max_event_bytes: usize, inputs: &[Input]) -> Result<ParseOnly,
     let started = Instant::now();
     let limit = max_event_bytes;
     let mut r = ParseOnly::default();
-    let mut invalid = [0u64; 13];
+    let mut invalid = [0u64; DeadReason::COUNT];
     for input in inputs {
         let mut reader = LineReader::new(input.open(Arc::new(AtomicU64::new(0)))?, limit);
         while let Some(line) = reader.next_line()? {
@@ -49,6 +51,7 @@ pub fn parse_only(max_event_bytes: usize, inputs: &[Input]) -> Result<ParseOnly,
             match decode(bytes, limit) {
                 Ok(Event::Request(_)) => r.requests += 1,
                 Ok(Event::Response(_)) => r.responses += 1,
+                Ok(Event::Availability(_)) => r.availability += 1,
                 Err(reason) => invalid[reason.index()] += 1,
             }
         }

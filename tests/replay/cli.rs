@@ -41,6 +41,7 @@ fn replay_writes_its_files_and_only_those() {
     assert_eq!(
         names,
         [
+            "availability.csv",
             "deadletter.jsonl",
             "evidence",
             "exemptions.csv",

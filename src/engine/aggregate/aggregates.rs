@@ -8,6 +8,7 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 use hdrhistogram::Histogram;
 
+use crate::engine::availability::{MonthFigures, State, Timeline, exempt_windows, month_figures};
 use crate::engine::calendar::{Calendar, Month};
 use crate::engine::catalog::Catalog;
 use crate::engine::correlate::Decision;
@@ -73,11 +74,16 @@ pub struct Aggregates {
     /// Counts per minute changed since the last checkpoint, when a checkpoint store asked for
     /// them (with the blocks).
     pub(super) cells: Option<super::cells::CellDeltas>,
+    /// Each configured interface's timeline of up/down changes (issue 30), in definition order.
+    pub(super) availability: Vec<Timeline>,
+    /// The newest `at` of an availability event of a known interface (`Ts::MIN`: none yet).
+    pub(super) availability_newest: Ts,
 }
 
 impl Aggregates {
     /// Empty aggregates; months in `calendar`'s zone.
     pub fn new(defs: Arc<Definitions>, calendar: Calendar) -> Aggregates {
+        let defs_interfaces = defs.interfaces.len();
         let rt = vec![RtHist::new(defs.rt_bounds_ms.len()); defs.measures.len()]
             .into_iter()
             .map(|h| [h.clone(), h.clone(), h])
@@ -94,6 +100,8 @@ impl Aggregates {
             register: Arc::new(Register::default()),
             exempted: Exempted::default(),
             cells: None,
+            availability: vec![Timeline::default(); defs_interfaces],
+            availability_newest: Ts::MIN,
         }
     }
 
@@ -345,10 +353,85 @@ impl Aggregates {
             b.all_revision += ob.all_revision;
         }
         self.exempted.merge(&other.exempted);
+        for (a, b) in self.availability.iter_mut().zip(&other.availability) {
+            a.merge(b);
+        }
+        self.availability_newest = self.availability_newest.max(other.availability_newest);
         self.stats.decided += other.stats.decided;
         self.stats.unmeasured += other.stats.unmeasured;
         self.stats.revised += other.stats.revised;
         self.set_watermark(other.watermark);
+    }
+
+    /// Records that interface `interface` (its index in the definitions) was `state` from `at`;
+    /// returns whether that changed its timeline (a repeat does not).
+    pub fn record_availability(&mut self, interface: usize, at: Ts, state: State) -> bool {
+        let Some(t) = self.availability.get_mut(interface) else {
+            return false;
+        };
+        self.availability_newest = self.availability_newest.max(at);
+        t.record(at, state)
+    }
+
+    /// How far availability is known: the watermark, or the newest availability event if it is
+    /// later. Availability events are sparse (most months have none), so the rule that keeps a
+    /// lone event far ahead from moving a source's clock (it guards correlation against a
+    /// device's clock error) would hold nearly every one back; they come from monitoring, and
+    /// what they say is known up to the newest of them.
+    pub fn availability_bound(&self) -> Ts {
+        self.watermark.max(self.availability_newest)
+    }
+
+    /// Each configured interface's timeline, in definition order.
+    pub fn timelines(&self) -> &[Timeline] {
+        &self.availability
+    }
+
+    /// The months availability is reported for: from that of the first availability event to
+    /// that of the watermark; none before any availability event.
+    pub fn availability_months(&self) -> Vec<Month> {
+        let first = self
+            .availability
+            .iter()
+            .filter_map(|t| t.changes().next().map(|(at, _)| at))
+            .min();
+        let Some(first) = first else {
+            return Vec::new();
+        };
+        let mut cal = self.calendar.clone();
+        // The month of the last elapsed instant: a bound on a month's first instant has not
+        // entered that month yet.
+        let bound = self.availability_bound();
+        let (mut m, last) = (
+            cal.month_of(first),
+            cal.month_of(Ts(bound.0 - 1).max(first)),
+        );
+        let mut out = Vec::new();
+        while m <= last {
+            out.push(m);
+            m = m.next();
+        }
+        out
+    }
+
+    /// Whether `month`'s availability is final: known past its end.
+    pub fn availability_final(&self, month: Month) -> bool {
+        self.availability_bound() >= self.calendar.end_of(month)
+    }
+
+    /// Every configured interface's figures for `month` in view `view` (an index of the
+    /// register's views), as far as the watermark.
+    pub fn availability(&self, view: usize, month: Month) -> Vec<MonthFigures> {
+        self.defs
+            .interfaces
+            .iter()
+            .zip(&self.availability)
+            .map(|(i, t)| {
+                let windows = exempt_windows(&self.register, view, &i.id);
+                let bound = self.availability_bound();
+                month_figures(&self.calendar, month, &t.outages(bound), &windows, bound)
+            })
+            .collect()
     }
 
     /// Blocks in report order: month, then measure in definition order.

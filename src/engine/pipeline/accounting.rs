@@ -10,15 +10,22 @@ pub enum EventType {
     Response = 1,
     /// An event that failed validation.
     Invalid = 2,
+    /// A valid availability event (issue 30).
+    Availability = 3,
 }
 
 impl EventType {
     /// All types, in label order.
-    pub const ALL: [EventType; 3] = [EventType::Request, EventType::Response, EventType::Invalid];
+    pub const ALL: [EventType; 4] = [
+        EventType::Request,
+        EventType::Response,
+        EventType::Invalid,
+        EventType::Availability,
+    ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
-        ["request", "response", "invalid"][self as usize]
+        ["request", "response", "invalid", "availability"][self as usize]
     }
 }
 
@@ -62,9 +69,11 @@ pub struct PipelineStats {
     /// Blank lines skipped.
     pub blank_lines: u64,
     /// Events by `[type][result]`.
-    pub by_type_result: [[u64; 5]; 3],
+    #[serde(deserialize_with = "padded_rows")]
+    pub by_type_result: [[u64; 5]; 4],
     /// Dead letters by reason (SPEC order).
-    pub dead_letters: [u64; 13],
+    #[serde(deserialize_with = "padded")]
+    pub dead_letters: [u64; crate::engine::event::DeadReason::COUNT],
     /// Most requests pending at once.
     pub peak_pending: u64,
     /// Most responses waiting at once.
@@ -114,5 +123,52 @@ impl PipelineStats {
     /// All dead letters.
     pub fn dead_letters_total(&self) -> u64 {
         self.dead_letters.iter().sum()
+    }
+}
+
+/// An array of counts as stored: a checkpoint written before a type or reason was added has
+/// fewer, and the new ones were zero then.
+fn padded<'de, D: serde::Deserializer<'de>, const N: usize>(d: D) -> Result<[u64; N], D::Error> {
+    let v: Vec<u64> = serde::Deserialize::deserialize(d)?;
+    if v.len() > N {
+        return Err(serde::de::Error::invalid_length(
+            v.len(),
+            &"no more counts than known",
+        ));
+    }
+    let mut out = [0u64; N];
+    out[..v.len()].copy_from_slice(&v);
+    Ok(out)
+}
+
+/// [`padded`] for the counts by type and result.
+fn padded_rows<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[[u64; 5]; 4], D::Error> {
+    let v: Vec<[u64; 5]> = serde::Deserialize::deserialize(d)?;
+    if v.len() > 4 {
+        return Err(serde::de::Error::invalid_length(
+            v.len(),
+            &"at most 4 event types",
+        ));
+    }
+    let mut out = [[0u64; 5]; 4];
+    out[..v.len()].copy_from_slice(&v);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_saved_before_availability_events_still_read() {
+        let mut old = serde_json::to_value(PipelineStats::default()).unwrap();
+        old["by_type_result"] =
+            serde_json::json!([[1, 0, 0, 0, 0], [2, 0, 0, 0, 0], [0, 0, 0, 0, 3]]);
+        old["dead_letters"] = serde_json::json!([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
+        let s: PipelineStats = serde_json::from_value(old).unwrap();
+        assert_eq!(s.by_type_result[2][4], 3);
+        assert_eq!(s.by_type_result[3], [0; 5]);
+        assert_eq!(s.dead_letters[12], 3);
+        assert_eq!(s.dead_letters_total(), 3);
     }
 }

@@ -43,6 +43,7 @@ pub fn check(raw: &[u8], max_event_bytes: usize, future_limit: Option<Ts>) -> Ch
         let ty = match event {
             Event::Request(_) => EventType::Request,
             Event::Response(_) => EventType::Response,
+            Event::Availability(_) => EventType::Availability,
         };
         return Checked::Rejected {
             ty,

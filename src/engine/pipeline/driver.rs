@@ -9,7 +9,7 @@ use crate::engine::calendar::Calendar;
 use crate::engine::catalog::Catalog;
 use crate::engine::correlate::{Correlator, CorrelatorConfig, Output, Pos, Req, Resp, Verdict};
 use crate::engine::definitions::Definitions;
-use crate::engine::event::{DeadReason, Event};
+use crate::engine::event::{Availability, DeadReason, Event};
 use crate::engine::time::Ts;
 
 use super::accounting::{EventResult, EventType, PipelineStats};
@@ -128,6 +128,9 @@ impl<S: DeadLetterSink> Pipeline<S> {
         };
         let at = event.at();
         let wm = self.correlator.watermark();
+        if let Event::Availability(a) = &event {
+            return self.availability(a, pos, raw, wm);
+        }
         let (ty, verdict, measured) = match &event {
             Event::Request(r) => {
                 let srv = self.catalog.srv(&r.srv);
@@ -154,6 +157,7 @@ impl<S: DeadLetterSink> Pipeline<S> {
                     .response(resp, raw, &self.catalog, &mut self.out);
                 (EventType::Response, v, true)
             }
+            Event::Availability(_) => return Ok(Some(at)),
         };
         match verdict {
             Verdict::Accepted => {
@@ -183,6 +187,38 @@ impl<S: DeadLetterSink> Pipeline<S> {
             self.end_burst();
         }
         Ok(Some(at))
+    }
+
+    /// An availability event: an interface the definitions know goes into its timeline (a
+    /// repeat is a duplicate; one behind the watermark is late, and still lands where it
+    /// belongs); any other is `unknown_interface`. Valid ones move watermarks like SRV events.
+    fn availability(
+        &mut self,
+        a: &Availability<'_>,
+        pos: Pos,
+        raw: &[u8],
+        wm: Ts,
+    ) -> io::Result<Option<Ts>> {
+        let Some(i) = self
+            .catalog
+            .definitions()
+            .interfaces
+            .iter()
+            .position(|i| i.id == a.interface)
+        else {
+            self.count(EventType::Invalid, EventResult::DeadLetter);
+            self.dead(DeadReason::UnknownInterface, pos, raw, false)?;
+            return Ok(None);
+        };
+        let result = if !self.aggregates.record_availability(i, a.at, a.state) {
+            EventResult::Duplicate
+        } else if a.at < wm {
+            EventResult::Late
+        } else {
+            EventResult::Accepted
+        };
+        self.count(EventType::Availability, result);
+        Ok(Some(a.at))
     }
 
     /// The waiting-response cap evicted responses (SPEC §2): counted, and logged once when a
