@@ -351,3 +351,129 @@ fn a_year_of_availability_events_replayed_with_its_register_equals_the_oracle() 
         "{err}"
     );
 }
+
+/// The same year through the real broker into `run` with a SQLite store: SIGKILLed after a
+/// checkpoint in the middle of the August outage (DUIS, RDI and SMKI-REPO down), restarted on the
+/// rest; `rollup` of each month gives the replay's lines.
+#[test]
+fn run_killed_mid_outage_and_restarted_gives_the_replays_availability_from_rollup() {
+    use crate::support::{
+        KillOnDrop, brokers, create_topic, free_port, get_json, produce_lines, spawn_srv_run,
+        unique, wait_until,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("register.toml"), REGISTER).unwrap();
+    let lines: Vec<String> = EVENTS
+        .iter()
+        .map(|(i, s, at)| {
+            format!("{{\"type\":\"availability\",\"interface\":\"{i}\",\"state\":\"{s}\",\"at\":\"{at}\"}}")
+        })
+        .collect();
+    std::fs::write(d.join("year.jsonl"), lines.join("\n") + "\n").unwrap();
+    let o = srv(
+        d,
+        &[
+            "replay",
+            "year.jsonl",
+            "--exemptions",
+            "register.toml",
+            "--out",
+            "replay",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Up to DUIS's repeated down: the outage is open on three interfaces.
+    let cut = EVENTS
+        .iter()
+        .position(|(i, s, at)| *i == "DUIS" && *s == "down" && at.starts_with("2023-08-14T09:30"))
+        .unwrap()
+        + 1;
+    let brokers = brokers();
+    let topic = unique("availability");
+    create_topic(&topic, 3);
+    create_topic(&format!("{topic}-dead"), 1);
+    let mut cc = rdkafka::config::ClientConfig::new();
+    cc.set("bootstrap.servers", &brokers);
+    let text: Vec<&str> = lines.iter().map(String::as_str).collect();
+    produce_lines(&cc, &topic, 3, &text[..cut]);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let env: Vec<(String, String)> = [
+        ("SRV_OPR__KAFKA__BROKERS", brokers.clone()),
+        ("SRV_OPR__KAFKA__TOPICS", format!("[\"{topic}\"]")),
+        ("SRV_OPR__KAFKA__GROUP_ID", unique("g")),
+        ("SRV_OPR__KAFKA__DEAD_LETTER_TOPIC", format!("{topic}-dead")),
+        ("SRV_OPR__KAFKA__IDLE_TIMEOUT", "1s".to_string()),
+        ("SRV_OPR__HTTP__LISTEN", addr.clone()),
+        ("SRV_OPR__STATE__URL", "sqlite://state.db".to_string()),
+        ("SRV_OPR__STATE__CHECKPOINT_INTERVAL", "1s".to_string()),
+        (
+            "SRV_OPR__EXEMPTIONS__FILE",
+            d.join("register.toml").to_string_lossy().into_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let run = spawn_srv_run(d, &env, "run-1", "run-1.log");
+    let guard = KillOnDrop(run.id());
+    wait_until(d, &["run-1.log"], "caught up and checkpointed", 120, || {
+        let s = get_json(&addr, "/status.json")?;
+        let p = &s["pipeline"];
+        let done = p["lag_messages"] == 0
+            && p["checkpoint_age_seconds"].as_f64() == Some(0.0)
+            && p["partitions"].as_array().is_some_and(|ps| !ps.is_empty());
+        if done { Ok(()) } else { Err(format!("{p}")) }
+    });
+    // SIGKILL: no drain, no hand-over, no outputs.
+    let status = Command::new("kill")
+        .args(["-KILL", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    drop(guard);
+    produce_lines(&cc, &topic, 3, &text[cut..]);
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.retain(|(k, _)| *k != "SRV_OPR__HTTP__LISTEN");
+    env.push(("SRV_OPR__HTTP__LISTEN", ""));
+    let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(["run", "--until-caught-up", "--out", "run-2"])
+        .envs(env.iter().copied())
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let replayed = std::fs::read_to_string(d.join("replay/availability.csv")).unwrap();
+    for view_file in ["availability.csv", "availability.pmr.csv"] {
+        let whole = std::fs::read_to_string(d.join("replay").join(view_file)).unwrap();
+        // run's own outputs at its stop: every month.
+        let ran = std::fs::read_to_string(d.join("run-2").join(view_file)).unwrap();
+        assert_eq!(ran, whole, "{view_file} of run");
+    }
+    // rollup of each month: that month's lines of the replay (months without a request: the
+    // store knows them from the timelines).
+    for month in ["2023-08", "2023-10", "2024-01", "2024-03"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+            .args([
+                "rollup",
+                "--month",
+                month,
+                "--out",
+                &format!("rollup-{month}"),
+            ])
+            .envs(env.iter().copied())
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        let got =
+            std::fs::read_to_string(d.join(format!("rollup-{month}/availability.csv"))).unwrap();
+        let want: Vec<&str> = replayed
+            .lines()
+            .filter(|l| l.starts_with("month,") || l.starts_with(month))
+            .collect();
+        assert_eq!(got.lines().collect::<Vec<_>>(), want, "{month}");
+    }
+}

@@ -146,6 +146,7 @@ fn assert_same_figures(cfg: &Config, outcome: &RunOutcome, lines: Vec<u8>, total
         outcome.aggregates.watermark(),
         outcome.partitions.clone(),
         Instant::now(),
+        None,
     )
     .unwrap();
     out.publish().unwrap();

@@ -127,6 +127,7 @@ pub fn replay_into(
         watermark,
         inputs.iter().map(Input::name).collect(),
         started,
+        None,
     )?;
     Ok(ReplayOutcome {
         aggregates,

@@ -165,6 +165,7 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error>
             l.watermark,
             l.partitions.clone(),
             started,
+            Some(&months),
         )?;
         l.aggregates
     } else {

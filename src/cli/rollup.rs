@@ -111,7 +111,11 @@ pub fn rollup(cfg: &Config, month: Month, out: &Path) -> Result<RollupOutcome, E
     } = loaded;
     // A month the store holds nothing of would be an empty rpl.csv that looks like a month
     // without traffic: refuse it, saying what the store holds.
-    let held = store.months()?;
+    // Months with requests, and months availability events cover (issue 30).
+    let mut held = store.months()?;
+    held.extend(merged.availability_months());
+    held.sort();
+    held.dedup();
     if !held.contains(&month) {
         return Err(Error::Store(StoreError::Absent(
             match (held.first(), held.last()) {
@@ -140,6 +144,7 @@ pub fn rollup(cfg: &Config, month: Month, out: &Path) -> Result<RollupOutcome, E
         watermark,
         names.clone(),
         started,
+        Some(&[month]),
     )?;
     outdir.publish()?;
     Ok(RollupOutcome {

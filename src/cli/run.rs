@@ -72,6 +72,7 @@ pub fn run(
         outcome.aggregates.watermark(),
         outcome.partitions.clone(),
         started,
+        None,
     )?;
     outdir.publish()?;
     tracing::info!(

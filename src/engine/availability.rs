@@ -137,6 +137,36 @@ impl Timeline {
     }
 }
 
+/// An interface's timeline as a checkpoint keeps it: by the interface's id (so a reordered
+/// configuration restores to the right one), each change as (ns, down).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedTimeline {
+    /// The interface's id.
+    pub interface: String,
+    /// Its changes in time order: (`at` in ns, whether down).
+    pub changes: Vec<(i64, bool)>,
+}
+
+impl Timeline {
+    /// The checkpoint form of this timeline for `interface`.
+    pub fn save(&self, interface: &str) -> SavedTimeline {
+        SavedTimeline {
+            interface: interface.to_string(),
+            changes: self
+                .changes()
+                .map(|(at, s)| (at.0, s == State::Down))
+                .collect(),
+        }
+    }
+
+    /// Adds a saved timeline's changes.
+    pub fn restore(&mut self, saved: &SavedTimeline) {
+        for &(at, down) in &saved.changes {
+            self.record(Ts(at), if down { State::Down } else { State::Up });
+        }
+    }
+}
+
 /// The complete minutes of `[from, to)`: minutes whose every instant lies in it, as the
 /// minute-aligned range `[first, end)` (empty when none).
 pub fn complete_minutes(from: Ts, to: Ts) -> (Ts, Ts) {

@@ -32,7 +32,9 @@ pub enum SinkError {
 
 /// Writes a run's month outputs into `outdir`: `rpl.csv`, `failures.csv`, `opr-inputs.csv`,
 /// `evidence/`, `exemptions.csv`, `rpl.<view>.csv` for each view of the register besides
-/// `opr`, and `summary.json`: the same set whichever command produced the figures. They
+/// `opr`, `availability.csv` (and `availability.<view>.csv`) of `months` (all when `None`: the
+/// month rows are those `aggregates` hold, but the timelines span every month), and
+/// `summary.json`: the same set whichever command produced the figures. They
 /// appear when the caller publishes `outdir`, with whatever else it wrote.
 pub fn write_outputs(
     outdir: &OutDir,
@@ -42,6 +44,7 @@ pub fn write_outputs(
     watermark: Ts,
     inputs: Vec<String>,
     started: Instant,
+    months: Option<&[crate::engine::calendar::Month]>,
 ) -> Result<Summary, SinkError> {
     let lines = rpl_lines(aggregates, None);
     outdir.write("rpl.csv", rpl_csv(&lines).as_bytes())?;
@@ -58,7 +61,7 @@ pub fn write_outputs(
     // Interface availability (issue 30), per view like the RPLs.
     let mut opr_availability = Vec::new();
     for (view, name) in aggregates.register().views.iter().enumerate() {
-        let lines = availability_lines(aggregates, view, None);
+        let lines = availability_lines(aggregates, view, months);
         let file = if view == 0 {
             "availability.csv".to_string()
         } else {

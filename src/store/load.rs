@@ -107,6 +107,20 @@ pub fn merge_months(
     }
     let watermark = store.combined_watermark()?.map_or(Ts::MIN, Ts);
     let (mut aggregates, stats) = merge.finish(watermark);
+    // Availability timelines are kept whole in each partition's meta (issue 30).
+    for p in &partitions {
+        if let Some(meta) = &p.meta {
+            let unknown =
+                aggregates.restore_availability(&meta.availability, meta.availability_newest);
+            if !unknown.is_empty() {
+                tracing::warn!(
+                    partition = %format!("{}/{}", p.topic, p.partition),
+                    interfaces = ?unknown,
+                    "stored availability of interfaces the definitions no longer have: left out"
+                );
+            }
+        }
+    }
     // What the register exempts, from the counts per minute the store keeps: any register,
     // any month, however long after its requests were decided.
     let mut calendar = pipeline.calendar.clone();

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 use hdrhistogram::Histogram;
 
-use crate::engine::availability::{MonthFigures, State, Timeline, exempt_windows, month_figures};
+use crate::engine::availability::{
+    MonthFigures, SavedTimeline, State, Timeline, exempt_windows, month_figures,
+};
 use crate::engine::calendar::{Calendar, Month};
 use crate::engine::catalog::Catalog;
 use crate::engine::correlate::Decision;
@@ -380,6 +382,46 @@ impl Aggregates {
     /// what they say is known up to the newest of them.
     pub fn availability_bound(&self) -> Ts {
         self.watermark.max(self.availability_newest)
+    }
+
+    /// The timelines with changes, as a checkpoint keeps them, and the newest availability
+    /// event's `at` (ns).
+    pub fn save_availability(&self) -> (Vec<SavedTimeline>, Option<i64>) {
+        let saved = self
+            .defs
+            .interfaces
+            .iter()
+            .zip(&self.availability)
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(i, t)| t.save(&i.id))
+            .collect();
+        let newest = (self.availability_newest > Ts::MIN).then_some(self.availability_newest.0);
+        (saved, newest)
+    }
+
+    /// Adds saved timelines (a restored checkpoint, another partition's in a store); returns
+    /// the ids of interfaces the definitions no longer have (their changes are left out).
+    pub fn restore_availability(
+        &mut self,
+        saved: &[SavedTimeline],
+        newest: Option<i64>,
+    ) -> Vec<String> {
+        let mut unknown = Vec::new();
+        for st in saved {
+            match self
+                .defs
+                .interfaces
+                .iter()
+                .position(|i| i.id == st.interface)
+            {
+                Some(i) => self.availability[i].restore(st),
+                None => unknown.push(st.interface.clone()),
+            }
+        }
+        if let Some(n) = newest {
+            self.availability_newest = self.availability_newest.max(Ts(n));
+        }
+        unknown
     }
 
     /// Each configured interface's timeline, in definition order.

@@ -53,6 +53,12 @@ pub struct SavedMeta {
     pub aggregate_stats: AggregateStats,
     /// Waiting responses evicted by the cap.
     pub evicted_waiting: u64,
+    /// Each interface's availability timeline (issue 30): sparse, so kept whole here.
+    #[serde(default)]
+    pub availability: Vec<crate::engine::availability::SavedTimeline>,
+    /// The newest availability event's `at` (ns).
+    #[serde(default)]
+    pub availability_newest: Option<i64>,
 }
 
 /// A month × measure block as stored: the three regions' rows.
@@ -149,7 +155,10 @@ impl<S: DeadLetterSink> Pipeline<S> {
 
     /// The small, always-complete part of a checkpoint.
     pub fn meta(&self) -> SavedMeta {
+        let (availability, availability_newest) = self.aggregates.save_availability();
         SavedMeta {
+            availability,
+            availability_newest,
             watermark: self.correlator.watermark().0,
             aggregate_watermark: self.aggregates.watermark().0,
             srvs: self.catalog.srv_names(),
@@ -214,6 +223,15 @@ impl<S: DeadLetterSink> Pipeline<S> {
             );
         }
         p.aggregates.restore_stats(meta.aggregate_stats);
+        let unknown = p
+            .aggregates
+            .restore_availability(&meta.availability, meta.availability_newest);
+        if !unknown.is_empty() {
+            tracing::warn!(
+                interfaces = ?unknown,
+                "the checkpoint has availability of interfaces the definitions no longer have: left out"
+            );
+        }
         p.aggregates.set_watermark(Ts(meta.aggregate_watermark));
         p.stats = meta.stats;
         // A checkpoint from before the count was kept in the stats has it here only.
