@@ -416,7 +416,7 @@ fn run_killed_mid_outage_and_restarted_gives_the_replays_availability_from_rollu
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let run = spawn_srv_run(d, &env, "run-1", "run-1.log");
+    let mut run = spawn_srv_run(d, &env, "run-1", "run-1.log");
     let guard = KillOnDrop(run.id());
     wait_until(d, &["run-1.log"], "caught up and checkpointed", 120, || {
         let s = get_json(&addr, "/status.json")?;
@@ -427,11 +427,8 @@ fn run_killed_mid_outage_and_restarted_gives_the_replays_availability_from_rollu
         if done { Ok(()) } else { Err(format!("{p}")) }
     });
     // SIGKILL: no drain, no hand-over, no outputs.
-    let status = Command::new("kill")
-        .args(["-KILL", &run.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    run.kill().unwrap();
+    run.wait().unwrap();
     drop(guard);
     produce_lines(&cc, &topic, 3, &text[cut..]);
     let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

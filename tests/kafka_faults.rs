@@ -144,9 +144,11 @@ fn assert_same_figures(cfg: &Config, outcome: &RunOutcome, lines: Vec<u8>, total
         &outcome.aggregates,
         &outcome.stats,
         outcome.aggregates.watermark(),
-        outcome.partitions.clone(),
-        Instant::now(),
-        None,
+        srv_opr::sink::outputs::Origin {
+            inputs: outcome.partitions.clone(),
+            started: Instant::now(),
+            months: None,
+        },
     )
     .unwrap();
     out.publish().unwrap();

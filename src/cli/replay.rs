@@ -12,7 +12,7 @@ use crate::engine::pipeline::{Pipeline, PipelineStats};
 use crate::error::Error;
 use crate::sink::deadletter::JsonlDeadLetters;
 use crate::sink::outdir::OutDir;
-use crate::sink::outputs::write_outputs;
+use crate::sink::outputs::{Origin, write_outputs};
 use crate::sink::rollup::Summary;
 use crate::source::files::{Input, drive, inputs_from_paths, open_all, source_names};
 use crate::source::parse_only::parse_only;
@@ -125,9 +125,11 @@ pub fn replay_into(
         &aggregates,
         &stats,
         watermark,
-        inputs.iter().map(Input::name).collect(),
-        started,
-        None,
+        Origin {
+            inputs: inputs.iter().map(Input::name).collect(),
+            started,
+            months: None,
+        },
     )?;
     Ok(ReplayOutcome {
         aggregates,

@@ -17,7 +17,7 @@ use crate::score::model::{self, Report};
 use crate::score::scheme::{RegYear, Scheme};
 use crate::score::{ScoreError, render};
 use crate::sink::outdir::OutDir;
-use crate::sink::outputs::write_outputs;
+use crate::sink::outputs::{Origin, write_outputs};
 use crate::sink::rollup::{opr_inputs_csv, rpl_lines};
 use crate::source::files::{Input, inputs_from_paths};
 use crate::store::load::load_months;
@@ -163,9 +163,11 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error>
             &l.aggregates,
             &l.stats,
             l.watermark,
-            l.partitions.clone(),
-            started,
-            Some(&months),
+            Origin {
+                inputs: l.partitions.clone(),
+                started,
+                months: Some(&months),
+            },
         )?;
         l.aggregates
     } else {

@@ -10,7 +10,7 @@ use crate::engine::calendar::Month;
 use crate::engine::pipeline::PipelineStats;
 use crate::error::Error;
 use crate::sink::outdir::OutDir;
-use crate::sink::outputs::write_outputs;
+use crate::sink::outputs::{Origin, write_outputs};
 use crate::store::load::{StoreLoad, load_months};
 use crate::store::{RevisionRecord, StoreError};
 
@@ -142,9 +142,11 @@ pub fn rollup(cfg: &Config, month: Month, out: &Path) -> Result<RollupOutcome, E
         &merged,
         &stats,
         watermark,
-        names.clone(),
-        started,
-        Some(&[month]),
+        Origin {
+            inputs: names.clone(),
+            started,
+            months: Some(&[month]),
+        },
     )?;
     outdir.publish()?;
     Ok(RollupOutcome {

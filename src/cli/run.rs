@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::kafka::consumer::{self, RunOptions};
 use crate::ops::endpoint::{self, Endpoint};
 use crate::sink::outdir::OutDir;
-use crate::sink::outputs::write_outputs;
+use crate::sink::outputs::{Origin, write_outputs};
 
 use super::replay::ReplayOutcome;
 use super::signals::watch_signals;
@@ -70,9 +70,11 @@ pub fn run(
         &outcome.aggregates,
         &outcome.stats,
         outcome.aggregates.watermark(),
-        outcome.partitions.clone(),
-        started,
-        None,
+        Origin {
+            inputs: outcome.partitions.clone(),
+            started,
+            months: None,
+        },
     )?;
     outdir.publish()?;
     tracing::info!(

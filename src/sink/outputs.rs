@@ -30,6 +30,17 @@ pub enum SinkError {
     Summary(#[source] serde_json::Error),
 }
 
+/// Where a set of outputs comes from: `summary.json`'s inputs and start, and the months whose
+/// availability to write (`None`: every month the timelines span).
+pub struct Origin<'a> {
+    /// The inputs `summary.json` names (files, partitions).
+    pub inputs: Vec<String>,
+    /// When gathering the figures began.
+    pub started: Instant,
+    /// The months of the outputs, when the command asked for some.
+    pub months: Option<&'a [crate::engine::calendar::Month]>,
+}
+
 /// Writes a run's month outputs into `outdir`: `rpl.csv`, `failures.csv`, `opr-inputs.csv`,
 /// `evidence/`, `exemptions.csv`, `rpl.<view>.csv` for each view of the register besides
 /// `opr`, `availability.csv` (and `availability.<view>.csv`) of `months` (all when `None`: the
@@ -42,10 +53,13 @@ pub fn write_outputs(
     aggregates: &Aggregates,
     stats: &PipelineStats,
     watermark: Ts,
-    inputs: Vec<String>,
-    started: Instant,
-    months: Option<&[crate::engine::calendar::Month]>,
+    origin: Origin<'_>,
 ) -> Result<Summary, SinkError> {
+    let Origin {
+        inputs,
+        started,
+        months,
+    } = origin;
     let lines = rpl_lines(aggregates, None);
     outdir.write("rpl.csv", rpl_csv(&lines).as_bytes())?;
     // The register's other views, each its own rpl.<view>.csv; and what every view exempted.
