@@ -426,6 +426,41 @@ fn run_killed_mid_outage_and_restarted_gives_the_replays_availability_from_rollu
             && p["partitions"].as_array().is_some_and(|ps| !ps.is_empty());
         if done { Ok(()) } else { Err(format!("{p}")) }
     });
+    // Live, mid-outage: three interfaces down since 09:12 BST, known up to 09:30 (the newest
+    // event), 18 complete minutes each of August's 19,290 so far; SUM1's TPL of 99.50 % allows
+    // 223 minutes in August, so 205 are left.
+    let (code, metrics) = crate::support::http_get(&addr, "/metrics");
+    assert_eq!(code, 200);
+    let gauge = |name: &str, interface: &str| -> Option<f64> {
+        let key = format!("{name}{{interface=\"{interface}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.parse().ok())
+    };
+    for i in ["DUIS", "RDI", "SMKI-REPO"] {
+        assert_eq!(gauge("srv_interface_up", i), Some(0.0), "{i}");
+        assert_eq!(
+            gauge("srv_interface_month_to_date_down_minutes", i),
+            Some(18.0),
+            "{i}"
+        );
+        assert_eq!(
+            gauge("srv_interface_downtime_left_minutes", i),
+            Some(205.0),
+            "{i}"
+        );
+        let p = gauge("srv_interface_month_to_date_availability_percent", i).unwrap();
+        assert!((p - 100.0 * 19_272.0 / 19_290.0).abs() < 1e-9, "{i} {p}");
+    }
+    for i in ["SMKI-SERVICE", "SSI"] {
+        assert_eq!(gauge("srv_interface_up", i), Some(1.0), "{i}");
+        assert_eq!(
+            gauge("srv_interface_month_to_date_down_minutes", i),
+            Some(0.0),
+            "{i}"
+        );
+    }
     // SIGKILL: no drain, no hand-over, no outputs.
     run.kill().unwrap();
     run.wait().unwrap();

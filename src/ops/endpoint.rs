@@ -60,6 +60,14 @@ pub fn start(
             Some(alerts.board.clone()),
         )
         .and_then(|m| m.with_register(&cfg.register))
+        .and_then(|m| {
+            // Without the schemes only the downtime left is missing: say so, and go on.
+            let schemes = crate::config::schemes::all(cfg).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "no OPR scheme for srv_interface_downtime_left_minutes");
+                Vec::new()
+            });
+            m.with_availability(Arc::new(cfg.register.clone()), &schemes)
+        })
         .map_err(OpsError::Registry)?,
     );
     let status = Arc::new(

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::engine::aggregate::{Aggregates, Days, Row, RtHist};
+use crate::engine::availability::Timeline;
 use crate::engine::calendar::Month;
 use crate::engine::domain::Basis;
 use crate::engine::pipeline::PipelineStats;
@@ -126,6 +127,10 @@ pub struct PartView {
     pub rt: Vec<[RtHist; 3]>,
     /// With a store: since when it has events not yet checkpointed (`None`: all are).
     pub unsaved_since: Option<Instant>,
+    /// Each interface's availability timeline (issue 30; sparse, so copied whole).
+    pub availability: Vec<Timeline>,
+    /// The newest availability event's `at` (`Ts::MIN`: none).
+    pub availability_newest: Ts,
 }
 
 impl PartView {
@@ -199,6 +204,8 @@ impl PartView {
             exempted,
             rt: aggregates.response_times().to_vec(),
             unsaved_since,
+            availability: aggregates.timelines().to_vec(),
+            availability_newest: aggregates.availability_newest(),
         }
     }
 
@@ -297,6 +304,10 @@ pub struct LiveSnapshot {
     /// Batches the consumer could not decode (each report; librdkafka fetches the batch again,
     /// so a stuck one counts on), and the last reason.
     pub undecodable: (u64, String),
+    /// Each interface's availability timeline over the partitions held now (issue 30).
+    pub availability: Vec<Timeline>,
+    /// The newest availability event's `at` over them (`Ts::MIN`: none).
+    pub availability_newest: Ts,
 }
 
 impl Live {
@@ -480,6 +491,14 @@ impl Live {
             }
             out.pending += v.pending;
             out.waiting += v.waiting;
+            if out.availability.len() < v.availability.len() {
+                out.availability
+                    .resize(v.availability.len(), Timeline::default());
+            }
+            for (a, b) in out.availability.iter_mut().zip(&v.availability) {
+                a.merge(b);
+            }
+            out.availability_newest = out.availability_newest.max(v.availability_newest);
             if let Some(m) = month
                 && let Some(c) = v.months.get(&m)
             {
@@ -536,6 +555,8 @@ mod tests {
             exempted: BTreeMap::new(),
             rt: Vec::new(),
             unsaved_since: None,
+            availability: Vec::new(),
+            availability_newest: Ts::MIN,
         }
     }
 

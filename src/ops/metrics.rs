@@ -60,6 +60,21 @@ pub struct Metrics {
     scrape: Mutex<()>,
     /// `srv_exemption_active` by exemption, with its window (set by [`Metrics::with_register`]).
     exemptions: Vec<(IntGauge, crate::engine::time::Ts, crate::engine::time::Ts)>,
+    /// The interfaces' families (set by [`Metrics::with_availability`]).
+    availability: Option<AvailabilityGauges>,
+}
+
+/// The interfaces' month-to-date availability (issue 30), from the timelines of the partitions
+/// held, under the register's `opr` view; shown once any availability event has been seen.
+struct AvailabilityGauges {
+    register: Arc<crate::engine::exemption::Register>,
+    /// SUM1's TPL per regulatory year, from the schemes.
+    tpl: Vec<(crate::score::scheme::RegYear, f64)>,
+    up: IntGaugeVec,
+    percent: GaugeVec,
+    down: IntGaugeVec,
+    exempted: IntGaugeVec,
+    left: IntGaugeVec,
 }
 
 /// `srv_response_time_seconds`: a histogram exposed from the aggregates' bucket counts (the
@@ -362,6 +377,7 @@ impl Metrics {
             live,
             scrape: Mutex::new(()),
             exemptions: Vec::new(),
+            availability: None,
             defs,
         };
         m.precreate();
@@ -461,7 +477,106 @@ impl Metrics {
         Ok(self)
     }
 
+    /// These metrics with each interface's availability (issue 30): `srv_interface_up`,
+    /// `srv_interface_month_to_date_availability_percent`, `…_down_minutes`,
+    /// `…_exempted_minutes` and `srv_interface_downtime_left_minutes` (before the month falls
+    /// below SUM1's TPL in the month's scheme).
+    pub fn with_availability(
+        mut self,
+        register: Arc<crate::engine::exemption::Register>,
+        schemes: &[crate::score::scheme::Scheme],
+    ) -> prometheus::Result<Metrics> {
+        let f = Families(&self.registry);
+        let l = &["interface"];
+        let tpl = schemes
+            .iter()
+            .filter_map(|sc| {
+                let m = sc.measures.iter().find(|m| m.id == "SUM1")?;
+                let t = m.tpl?.to_string().parse::<f64>().ok()?;
+                Some((sc.year, t))
+            })
+            .collect();
+        self.availability = Some(AvailabilityGauges {
+            register,
+            tpl,
+            up: f.int_gauges(
+                "srv_interface_up",
+                "1 while the interface is up as the availability events say, 0 while down",
+                l,
+            )?,
+            percent: f.gauges(
+                "srv_interface_month_to_date_availability_percent",
+                "100 x (RT - UD) / RT of the month holding the combined watermark, so far",
+                l,
+            )?,
+            down: f.int_gauges(
+                "srv_interface_month_to_date_down_minutes",
+                "Complete minutes the interface was down this month, exempted ones included",
+                l,
+            )?,
+            exempted: f.int_gauges(
+                "srv_interface_month_to_date_exempted_minutes",
+                "Of the down minutes, those inside an exemption window of the opr view",
+                l,
+            )?,
+            left: f.int_gauges(
+                "srv_interface_downtime_left_minutes",
+                "Minutes of downtime the month can still take before its availability falls \
+                 below SUM1's TPL (negative: below already)",
+                l,
+            )?,
+        });
+        Ok(self)
+    }
+
+    /// The interfaces' gauges from a snapshot.
+    fn refresh_availability(&self, s: &LiveSnapshot) {
+        use crate::engine::availability::{State, exempt_windows, month_figures};
+        use crate::engine::time::Ts;
+        let Some(g) = &self.availability else {
+            return;
+        };
+        if s.availability.iter().all(|t| t.is_empty()) {
+            return;
+        }
+        let bound = s.combined.unwrap_or(Ts::MIN).max(s.availability_newest);
+        let calendar = self
+            .calendar
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        // The month of what is known of availability (as availability.csv's last row).
+        let month = calendar.clone().month_of(Ts(bound.0.saturating_sub(1)));
+        let tpl = crate::score::scheme::RegYear::of_month(&month.to_string())
+            .and_then(|y| g.tpl.iter().find(|(year, _)| *year == y))
+            .map(|(_, t)| *t);
+        let month_minutes = (calendar.end_of(month).0 - calendar.start_of(month).0)
+            / (60 * crate::engine::time::NANOS_PER_SEC);
+        for (i, t) in self.defs.interfaces.iter().zip(&s.availability) {
+            let l = [i.id.as_str()];
+            let windows = exempt_windows(&g.register, 0, &i.id);
+            let f = month_figures(&calendar, month, &t.outages(bound), &windows, bound);
+            g.up.with_label_values(&l)
+                .set(i64::from(t.state_at(bound) == State::Up));
+            if let Some(p) = f.percent().and_then(|p| p.to_string().parse::<f64>().ok()) {
+                g.percent.with_label_values(&l).set(p);
+            }
+            g.down.with_label_values(&l).set(i64::from(f.down_minutes));
+            g.exempted
+                .with_label_values(&l)
+                .set(i64::from(f.exempted_minutes));
+            if let Some(tpl) = tpl {
+                // The whole month's allowance: UD may reach (100 - TPL) % of its minutes.
+                let allowed = (month_minutes as f64 * (100.0 - tpl) / 100.0).floor() as i64;
+                g.left
+                    .with_label_values(&l)
+                    .set(allowed - i64::from(f.unavailable()));
+            }
+        }
+    }
+
     fn refresh(&self, s: &LiveSnapshot) {
+        self.refresh_availability(s);
         for t in EventType::ALL {
             for r in EventResult::ALL {
                 set_counter(

@@ -269,6 +269,8 @@ pub fn part_view(
         exempted: Default::default(),
         rt: Vec::new(),
         unsaved_since: None,
+        availability: Vec::new(),
+        availability_newest: srv_opr::engine::time::Ts::MIN,
     }
 }
 

@@ -424,6 +424,11 @@ impl Aggregates {
         unknown
     }
 
+    /// The newest `at` of an availability event (`Ts::MIN`: none yet).
+    pub fn availability_newest(&self) -> Ts {
+        self.availability_newest
+    }
+
     /// Each configured interface's timeline, in definition order.
     pub fn timelines(&self) -> &[Timeline] {
         &self.availability
