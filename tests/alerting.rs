@@ -557,10 +557,17 @@ fn alerts_reach_alertmanager_over_https_and_resolve_there() {
         defs.clone(),
         calendar.clone(),
         live.clone(),
+        Default::default(),
     )
     .unwrap();
-    let refused =
-        srv_opr::ops::alerts::spawn(wrong, defs.clone(), calendar.clone(), live.clone()).unwrap();
+    let refused = srv_opr::ops::alerts::spawn(
+        wrong,
+        defs.clone(),
+        calendar.clone(),
+        live.clone(),
+        Default::default(),
+    )
+    .unwrap();
     let central = |v: &serde_json::Value| {
         v.as_array().is_some_and(|l| {
             l.iter().any(|a| {

@@ -408,6 +408,8 @@ fn run_killed_mid_outage_and_restarted_gives_the_replays_availability_from_rollu
         ("SRV_OPR__HTTP__LISTEN", addr.clone()),
         ("SRV_OPR__STATE__URL", "sqlite://state.db".to_string()),
         ("SRV_OPR__STATE__CHECKPOINT_INTERVAL", "1s".to_string()),
+        ("SRV_OPR__ALERTS__FOR", "0s".to_string()),
+        ("SRV_OPR__ALERTS__INTERVAL", "1s".to_string()),
         (
             "SRV_OPR__EXEMPTIONS__FILE",
             d.join("register.toml").to_string_lossy().into_owned(),

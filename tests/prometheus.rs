@@ -68,6 +68,13 @@ fn exposed() -> Vec<String> {
         )]),
     );
     view.unsaved_since = Some(Instant::now());
+    // An interface down: the availability families appear (issue 30).
+    let mut down = srv_opr::engine::availability::Timeline::default();
+    down.record(
+        srv_opr::engine::time::parse_rfc3339(b"2024-03-10T10:00:00Z").unwrap(),
+        srv_opr::engine::availability::State::Down,
+    );
+    view.availability = vec![down; cfg.definitions.interfaces.len()];
     live.publish("t", 0, view);
     live.set_end_offset("t", 0, 10);
     let metrics = Metrics::new(
@@ -83,6 +90,12 @@ fn exposed() -> Vec<String> {
             },
         ))),
     )
+    .and_then(|m| {
+        m.with_availability(srv_opr::ops::interfaces::Interfaces::new(
+            Arc::new(srv_opr::engine::exemption::Register::default()),
+            &srv_opr::config::schemes::all(&cfg).unwrap(),
+        ))
+    })
     .unwrap();
     let text = metrics.render().unwrap();
     let mut names: Vec<String> = text

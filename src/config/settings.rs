@@ -52,6 +52,8 @@ pub struct AlertSettings {
     pub no_data_lookback: Dur,
     /// Consumer lag and nothing processed for this long.
     pub stall_window: Dur,
+    /// An interface down for longer than this raises `SrvInterfaceDown` (issue 30).
+    pub interface_down_for: Dur,
     /// Events processed and the watermark unmoved for this long.
     pub watermark_stuck_window: Dur,
     /// Window of the dead-letter ratio.
@@ -248,6 +250,8 @@ struct RawAlerts {
     no_data_window: String,
     no_data_lookback: String,
     stall_window: String,
+    #[serde(default = "default_interface_down_for")]
+    interface_down_for: String,
     watermark_stuck_window: String,
     dead_letter_window: String,
     dead_letter_percent: f64,
@@ -796,6 +800,8 @@ fn alerts(a: RawAlerts, c: &mut Check<'_>) -> Option<AlertSettings> {
             no_data_window: c.positive_dur("alerts.no_data_window", &a.no_data_window)?,
             no_data_lookback: c.positive_dur("alerts.no_data_lookback", &a.no_data_lookback)?,
             stall_window: c.positive_dur("alerts.stall_window", &a.stall_window)?,
+            interface_down_for: c
+                .positive_dur("alerts.interface_down_for", &a.interface_down_for)?,
             watermark_stuck_window: c
                 .positive_dur("alerts.watermark_stuck_window", &a.watermark_stuck_window)?,
             dead_letter_window: c
@@ -809,6 +815,11 @@ fn alerts(a: RawAlerts, c: &mut Check<'_>) -> Option<AlertSettings> {
         c.push("alerts.min_requests", "must not be negative".into());
     }
     alerts
+}
+
+/// `alerts.interface_down_for` when a configuration file from before issue 30 lacks it.
+fn default_interface_down_for() -> String {
+    "5m".to_string()
 }
 
 #[cfg(test)]

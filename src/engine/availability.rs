@@ -95,6 +95,27 @@ impl Timeline {
             .map_or(State::Up, |(_, s)| *s)
     }
 
+    /// When the outage holding at `at` began (`None` when up at `at`): the first `down` after
+    /// the last `up` before it.
+    pub fn down_since(&self, at: Ts) -> Option<Ts> {
+        if self.state_at(at) == State::Up {
+            return None;
+        }
+        let last_up = self
+            .changes
+            .range(..=at)
+            .rev()
+            .find(|(_, s)| **s == State::Up)
+            .map(|(t, _)| *t);
+        let from = match last_up {
+            Some(t) => self.changes.range(t..=at),
+            None => self.changes.range(..=at),
+        };
+        from.into_iter()
+            .find(|(_, s)| **s == State::Down)
+            .map(|(t, _)| *t)
+    }
+
     /// The outages, `[down, up)`, as far as `until`: an outage still open then runs to it.
     /// Repeated `down`s inside an outage are the same outage.
     pub fn outages(&self, until: Ts) -> Vec<(Ts, Ts)> {
@@ -339,6 +360,11 @@ mod tests {
             ]
         );
         assert_eq!(forward.state_at(t("2024-03-01T12:00:00Z")), State::Down);
+        assert_eq!(
+            forward.down_since(t("2024-03-01T10:15:00Z")),
+            Some(t("2024-03-01T10:00:00Z"))
+        );
+        assert_eq!(forward.down_since(t("2024-03-01T10:30:00Z")), None);
         assert_eq!(forward.state_at(t("2024-03-01T09:00:00Z")), State::Up);
     }
 

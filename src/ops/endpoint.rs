@@ -37,11 +37,20 @@ pub fn start(
     let live = Arc::new(Live::new(idle));
     let defs = pipeline.definitions.clone();
     let calendar = pipeline.calendar.clone();
+    // Without the schemes only SUM1's TPL is missing (the downtime left, the below-TPL alert):
+    // say so, and go on.
+    let schemes = crate::config::schemes::all(cfg).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "no OPR scheme: the interfaces are judged without SUM1's TPL");
+        Vec::new()
+    });
+    let interfaces =
+        crate::ops::interfaces::Interfaces::new(Arc::new(cfg.register.clone()), &schemes);
     let alerts = alerts::spawn(
         cfg.settings.alerts.clone(),
         defs.clone(),
         calendar.clone(),
         live.clone(),
+        interfaces.clone(),
     )?;
     let listen = cfg.settings.http.listen.as_str();
     if listen.is_empty() {
@@ -60,14 +69,7 @@ pub fn start(
             Some(alerts.board.clone()),
         )
         .and_then(|m| m.with_register(&cfg.register))
-        .and_then(|m| {
-            // Without the schemes only the downtime left is missing: say so, and go on.
-            let schemes = crate::config::schemes::all(cfg).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "no OPR scheme for srv_interface_downtime_left_minutes");
-                Vec::new()
-            });
-            m.with_availability(Arc::new(cfg.register.clone()), &schemes)
-        })
+        .and_then(|m| m.with_availability(interfaces))
         .map_err(OpsError::Registry)?,
     );
     let status = Arc::new(

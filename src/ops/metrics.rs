@@ -67,11 +67,10 @@ pub struct Metrics {
 /// The interfaces' month-to-date availability (issue 30), from the timelines of the partitions
 /// held, under the register's `opr` view; shown once any availability event has been seen.
 struct AvailabilityGauges {
-    register: Arc<crate::engine::exemption::Register>,
-    /// SUM1's TPL per regulatory year, from the schemes.
-    tpl: Vec<(crate::score::scheme::RegYear, f64)>,
+    interfaces: crate::ops::interfaces::Interfaces,
     up: IntGaugeVec,
     percent: GaugeVec,
+    target: GaugeVec,
     down: IntGaugeVec,
     exempted: IntGaugeVec,
     left: IntGaugeVec,
@@ -395,11 +394,27 @@ impl Metrics {
         for reason in DeadReason::ALL {
             self.dead_letters.with_label_values(&[reason.as_str()]);
         }
-        for kind in AlertKind::ALL.iter().filter(|k| !k.per_measure()) {
+        for kind in AlertKind::ALL
+            .iter()
+            .filter(|k| !k.per_measure() && !k.per_interface())
+        {
             let g = self
                 .alert_active
                 .with_label_values(&[kind.name(), "", "", kind.severity()]);
             self.alert_series.push(((*kind, None, None), g));
+        }
+        for ii in 0..self.defs.interfaces.len() {
+            for kind in AlertKind::ALL.iter().filter(|k| k.per_interface()) {
+                let key = (*kind, Some(ii), None);
+                let measure = crate::ops::alerts::measure_label(&self.defs, &key);
+                let g = self.alert_active.with_label_values(&[
+                    kind.name(),
+                    &measure,
+                    "",
+                    kind.severity(),
+                ]);
+                self.alert_series.push((key, g));
+            }
         }
         for (mi, measure) in self.defs.measures.iter().enumerate() {
             for region in REGIONS {
@@ -483,22 +498,12 @@ impl Metrics {
     /// below SUM1's TPL in the month's scheme).
     pub fn with_availability(
         mut self,
-        register: Arc<crate::engine::exemption::Register>,
-        schemes: &[crate::score::scheme::Scheme],
+        interfaces: crate::ops::interfaces::Interfaces,
     ) -> prometheus::Result<Metrics> {
         let f = Families(&self.registry);
         let l = &["interface"];
-        let tpl = schemes
-            .iter()
-            .filter_map(|sc| {
-                let m = sc.measures.iter().find(|m| m.id == "SUM1")?;
-                let t = m.tpl?.to_string().parse::<f64>().ok()?;
-                Some((sc.year, t))
-            })
-            .collect();
         self.availability = Some(AvailabilityGauges {
-            register,
-            tpl,
+            interfaces,
             up: f.int_gauges(
                 "srv_interface_up",
                 "1 while the interface is up as the availability events say, 0 while down",
@@ -506,7 +511,12 @@ impl Metrics {
             )?,
             percent: f.gauges(
                 "srv_interface_month_to_date_availability_percent",
-                "100 x (RT - UD) / RT of the month holding the combined watermark, so far",
+                "100 x (RT - UD) / RT of the month availability is known in, so far",
+                l,
+            )?,
+            target: f.gauges(
+                "srv_interface_target_percent",
+                "SUM1's TPL in the scheme of the month shown",
                 l,
             )?,
             down: f.int_gauges(
@@ -531,46 +541,31 @@ impl Metrics {
 
     /// The interfaces' gauges from a snapshot.
     fn refresh_availability(&self, s: &LiveSnapshot) {
-        use crate::engine::availability::{State, exempt_windows, month_figures};
-        use crate::engine::time::Ts;
         let Some(g) = &self.availability else {
             return;
         };
-        if s.availability.iter().all(|t| t.is_empty()) {
-            return;
-        }
-        let bound = s.combined.unwrap_or(Ts::MIN).max(s.availability_newest);
         let calendar = self
             .calendar
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        // The month of what is known of availability (as availability.csv's last row).
-        let month = calendar.clone().month_of(Ts(bound.0.saturating_sub(1)));
-        let tpl = crate::score::scheme::RegYear::of_month(&month.to_string())
-            .and_then(|y| g.tpl.iter().find(|(year, _)| *year == y))
-            .map(|(_, t)| *t);
-        let month_minutes = (calendar.end_of(month).0 - calendar.start_of(month).0)
-            / (60 * crate::engine::time::NANOS_PER_SEC);
-        for (i, t) in self.defs.interfaces.iter().zip(&s.availability) {
+        for i in g.interfaces.now(&self.defs, &calendar, s) {
             let l = [i.id.as_str()];
-            let windows = exempt_windows(&g.register, 0, &i.id);
-            let f = month_figures(&calendar, month, &t.outages(bound), &windows, bound);
-            g.up.with_label_values(&l)
-                .set(i64::from(t.state_at(bound) == State::Up));
-            if let Some(p) = f.percent().and_then(|p| p.to_string().parse::<f64>().ok()) {
+            g.up.with_label_values(&l).set(i64::from(i.up));
+            if let Some(p) = i.percent() {
                 g.percent.with_label_values(&l).set(p);
             }
-            g.down.with_label_values(&l).set(i64::from(f.down_minutes));
+            if let Some(t) = i.target {
+                g.target.with_label_values(&l).set(t);
+            }
+            g.down
+                .with_label_values(&l)
+                .set(i64::from(i.figures.down_minutes));
             g.exempted
                 .with_label_values(&l)
-                .set(i64::from(f.exempted_minutes));
-            if let Some(tpl) = tpl {
-                // The whole month's allowance: UD may reach (100 - TPL) % of its minutes.
-                let allowed = (month_minutes as f64 * (100.0 - tpl) / 100.0).floor() as i64;
-                g.left
-                    .with_label_values(&l)
-                    .set(allowed - i64::from(f.unavailable()));
+                .set(i64::from(i.figures.exempted_minutes));
+            if let Some(left) = i.left {
+                g.left.with_label_values(&l).set(left);
             }
         }
     }

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod endpoint;
 pub mod http;
+pub mod interfaces;
 pub mod live;
 pub mod metrics;
 pub mod status;

@@ -84,6 +84,8 @@ pub struct Evaluator {
     calendar: Calendar,
     history: VecDeque<Sample>,
     pub(super) active: BTreeMap<AlertKey, Active>,
+    /// The interfaces' figures (issue 30), when availability is evaluated.
+    interfaces: Option<crate::ops::interfaces::Interfaces>,
 }
 
 fn by_region(
@@ -156,6 +158,59 @@ impl Evaluator {
             calendar,
             history: VecDeque::new(),
             active: BTreeMap::new(),
+            interfaces: None,
+        }
+    }
+
+    /// The calendar its months are in.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    /// This evaluator judging the interfaces too: `SrvInterfaceDown` and
+    /// `SrvInterfaceBelowTarget`.
+    pub fn with_interfaces(mut self, interfaces: crate::ops::interfaces::Interfaces) -> Evaluator {
+        self.interfaces = Some(interfaces);
+        self
+    }
+
+    /// An interface down for longer than `alerts.interface_down_for` (event time: from its
+    /// outage's first `down` to what is known), and a month-to-date availability below SUM1's
+    /// TPL.
+    fn interface_conditions(&self, snap: &LiveSnapshot, holding: &mut BTreeMap<AlertKey, String>) {
+        let Some(ifs) = &self.interfaces else {
+            return;
+        };
+        let limit = self.cfg.interface_down_for;
+        for i in ifs.now(&self.defs, &self.calendar, snap) {
+            let Some(ii) = self.defs.interfaces.iter().position(|x| x.id == i.id) else {
+                continue;
+            };
+            if let Some(since) = i.down_since
+                && i.known_to.since(since) >= limit
+            {
+                holding.insert(
+                    (AlertKind::InterfaceDown, Some(ii), None),
+                    format!(
+                        "{} down since {} ({} complete minutes this month)",
+                        i.id,
+                        since.to_rfc3339_exact(),
+                        i.figures.down_minutes
+                    ),
+                );
+            }
+            if let (Some(p), Some(t)) = (i.percent(), i.target)
+                && p < t
+            {
+                holding.insert(
+                    (AlertKind::InterfaceBelowTarget, Some(ii), None),
+                    format!(
+                        "{} at {:.4} % in {} so far, below SUM1's TPL of {t} % ({} minutes \
+                         down, {} exempted)",
+                        i.id, p, i.month, i.figures.down_minutes, i.figures.exempted_minutes
+                    ),
+                );
+            }
         }
     }
 
@@ -301,6 +356,7 @@ impl Evaluator {
             }
         }
         self.pipeline_conditions(last, &mut holding);
+        self.interface_conditions(snap, &mut holding);
         (holding, board)
     }
 

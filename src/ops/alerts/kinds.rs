@@ -33,11 +33,15 @@ pub enum AlertKind {
     PartitionStalled,
     /// The consumer reports batches it cannot decode: their partitions are stuck at them.
     KafkaUndecodable,
+    /// An interface down for longer than `alerts.interface_down_for` (issue 30).
+    InterfaceDown,
+    /// An interface's month-to-date availability below SUM1's TPL (issue 30).
+    InterfaceBelowTarget,
 }
 
 impl AlertKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [AlertKind; 11] = [
+    pub const ALL: [AlertKind; 13] = [
         AlertKind::RplBelowTarget,
         AlertKind::RplBelowMinimum,
         AlertKind::ErrorBudgetFastBurn,
@@ -49,6 +53,8 @@ impl AlertKind {
         AlertKind::WaitingResponsesEvicted,
         AlertKind::PartitionStalled,
         AlertKind::KafkaUndecodable,
+        AlertKind::InterfaceDown,
+        AlertKind::InterfaceBelowTarget,
     ];
 
     /// The `alertname` (in Alertmanager and the rules) and the `alert` label of
@@ -66,6 +72,8 @@ impl AlertKind {
             AlertKind::WaitingResponsesEvicted => "SrvWaitingResponsesEvicted",
             AlertKind::PartitionStalled => "SrvPartitionStalled",
             AlertKind::KafkaUndecodable => "SrvKafkaUndecodable",
+            AlertKind::InterfaceDown => "SrvInterfaceDown",
+            AlertKind::InterfaceBelowTarget => "SrvInterfaceBelowTarget",
         }
     }
 
@@ -76,7 +84,8 @@ impl AlertKind {
             | AlertKind::ErrorBudgetFastBurn
             | AlertKind::ConsumerStalled
             | AlertKind::PartitionStalled
-            | AlertKind::KafkaUndecodable => "critical",
+            | AlertKind::KafkaUndecodable
+            | AlertKind::InterfaceDown => "critical",
             _ => "warning",
         }
     }
@@ -94,6 +103,29 @@ impl AlertKind {
     }
 }
 
+impl AlertKind {
+    /// Whether it is about one interface (its index in the definitions is the key's second
+    /// part; its `measure` label is `SUM1.<interface>`).
+    pub fn per_interface(self) -> bool {
+        matches!(
+            self,
+            AlertKind::InterfaceDown | AlertKind::InterfaceBelowTarget
+        )
+    }
+}
+
+/// The `measure` label of an alert: a measure's id, or `SUM1.<interface>` for an interface's.
+pub fn measure_label(defs: &Definitions, key: &AlertKey) -> String {
+    let (kind, m, _) = *key;
+    if kind.per_interface() {
+        m.and_then(|i| defs.interfaces.get(i))
+            .map_or(String::new(), |x| format!("SUM1.{}", x.id))
+    } else {
+        m.and_then(|i| defs.measures.get(i))
+            .map_or(String::new(), |x| x.id.clone())
+    }
+}
+
 /// Which region labels a measure is alerted on: the three regions when it is scored per region,
 /// else its pooled `all` row.
 pub fn alert_regions(regional: bool) -> &'static [usize] {
@@ -105,15 +137,11 @@ pub type AlertKey = (AlertKind, Option<usize>, Option<usize>);
 
 /// The labels of an alert, as Alertmanager and `srv_alert_active` show them.
 pub fn labels(defs: &Definitions, key: &AlertKey) -> Vec<(&'static str, String)> {
-    let (kind, m, r) = *key;
+    let (kind, _, r) = *key;
     vec![
         ("alertname", kind.name().to_string()),
         ("severity", kind.severity().to_string()),
-        (
-            "measure",
-            m.and_then(|i| defs.measures.get(i))
-                .map_or(String::new(), |x| x.id.clone()),
-        ),
+        ("measure", measure_label(defs, key)),
         (
             "region",
             r.and_then(|i| REGIONS.get(i)).map_or("", |v| v).to_string(),

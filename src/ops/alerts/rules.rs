@@ -73,6 +73,7 @@ pub fn generate(defs: &Definitions, a: &AlertSettings) -> String {
         }
     }
     w.pipeline_rules(&mut y, a);
+    w.interface_rules(&mut y, a);
     y
 }
 
@@ -140,13 +141,26 @@ impl Rules {
         expr: String,
         summary: String,
     ) {
+        self.rule_for(y, kind, measure, expr, summary, &self.hold);
+    }
+
+    /// [`Rules::rule`] held for `hold` instead of `alerts.for`.
+    fn rule_for(
+        &self,
+        y: &mut String,
+        kind: AlertKind,
+        measure: Option<&str>,
+        expr: String,
+        summary: String,
+        hold: &str,
+    ) {
         let _ = writeln!(
             y,
             "      - alert: {}\n        expr: {}\n        for: {}\n        labels:\n          \
              severity: {}\n          service: srv-opr",
             kind.name(),
             yaml_str(&expr),
-            self.hold,
+            hold,
             kind.severity(),
         );
         if let Some(m) = measure {
@@ -249,6 +263,34 @@ impl Rules {
     }
 
     /// The pipeline's rules: a stalled consumer, a stuck watermark, rising dead letters.
+    /// The interfaces' rules (issue 30): down for `alerts.interface_down_for`, and the
+    /// month-to-date availability below SUM1's TPL (`srv_interface_target_percent`).
+    fn interface_rules(&self, y: &mut String, a: &AlertSettings) {
+        let down = promql(a.interface_down_for);
+        self.rule_for(
+            y,
+            AlertKind::InterfaceDown,
+            None,
+            "srv_interface_up == 0".to_string(),
+            format!(
+                "{{{{ $labels.interface }}}} down for more than {down} (availability events; \
+                 see srv_interface_month_to_date_down_minutes)"
+            ),
+            &down,
+        );
+        self.rule(
+            y,
+            AlertKind::InterfaceBelowTarget,
+            None,
+            "srv_interface_month_to_date_availability_percent < on (instance, interface) \
+             srv_interface_target_percent"
+                .to_string(),
+            "{{ $labels.interface }} at {{ $value | printf \"%.4f\" }} % this month so far, below \
+             SUM1's TPL"
+                .to_string(),
+        );
+    }
+
     fn pipeline_rules(&self, y: &mut String, a: &AlertSettings) {
         let stall = promql(a.stall_window);
         self.rule(

@@ -50,6 +50,7 @@ pub fn spawn(
     defs: Arc<Definitions>,
     calendar: Calendar,
     live: Arc<Live>,
+    interfaces: crate::ops::interfaces::Interfaces,
 ) -> Result<AlertsHandle, SpawnError> {
     let am = if cfg.alertmanager.url.is_empty() {
         None
@@ -61,7 +62,11 @@ pub fn spawn(
     let (b, s) = (board.clone(), stop.clone());
     let thread = std::thread::Builder::new()
         .name("srv-opr-alerts".into())
-        .spawn(move || evaluate_loop(cfg, defs, calendar, live, am, b, s))
+        .spawn(move || {
+            let eval = Evaluator::new(cfg.clone(), defs.clone(), calendar.clone())
+                .with_interfaces(interfaces);
+            evaluate_loop(cfg, eval, defs, live, am, b, s)
+        })
         .map_err(SpawnError::Thread)?;
     Ok(AlertsHandle {
         board,
@@ -72,16 +77,16 @@ pub fn spawn(
 
 fn evaluate_loop(
     cfg: AlertSettings,
+    mut eval: Evaluator,
     defs: Arc<Definitions>,
-    mut calendar: Calendar,
     live: Arc<Live>,
     mut am: Option<Alertmanager>,
     board: Arc<Mutex<AlertBoard>>,
     stop: Arc<AtomicBool>,
 ) {
+    let mut calendar = eval.calendar().clone();
     let interval = cfg.interval.to_std();
     let resend = cfg.resend_interval.to_std();
-    let mut eval = Evaluator::new(cfg, defs.clone(), calendar.clone());
     let mut last_sent = Instant::now();
     // Alerts not yet delivered (Alertmanager down): sent with the next batch.
     let mut unsent: Vec<Notice> = Vec::new();

@@ -229,11 +229,12 @@ impl Sources {
             .fired
             .iter()
             .map(|a| {
-                let (kind, m, r) = a.key;
+                let (kind, _, r) = a.key;
                 AlertView {
                     alert: kind.name().to_string(),
                     severity: kind.severity().to_string(),
-                    measure: m.and_then(|i| defs.measures.get(i)).map(|x| x.id.clone()),
+                    measure: Some(crate::ops::alerts::measure_label(defs, &a.key))
+                        .filter(|x| !x.is_empty()),
                     region: r.and_then(|i| REGIONS.get(i)).map(|x| x.to_string()),
                     since: rfc3339(Some(a.since)),
                     fired_at: a.fired.map(|t| rfc3339(Some(t))),
