@@ -463,6 +463,64 @@ fn run_killed_mid_outage_and_restarted_gives_the_replays_availability_from_rollu
             "{i}"
         );
     }
+    // Down for 18 minutes of event time, more than alerts.interface_down_for: SrvInterfaceDown
+    // fires for each of the three, in process (status and /metrics), not for the other two; the
+    // month so far is above SUM1's TPL, so SrvInterfaceBelowTarget does not.
+    let firing = wait_until(d, &["run-1.log"], "SrvInterfaceDown firing", 60, || {
+        let s = get_json(&addr, "/status.json")?;
+        let mut down: Vec<String> = s["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["alert"] == "SrvInterfaceDown")
+            .filter_map(|a| a["measure"].as_str().map(str::to_string))
+            .collect();
+        down.sort();
+        if down.len() == 3 {
+            Ok((s, down))
+        } else {
+            Err(format!("{}", s["alerts"]))
+        }
+    });
+    assert_eq!(firing.1, ["SUM1.DUIS", "SUM1.RDI", "SUM1.SMKI-REPO"]);
+    assert!(
+        !firing.0["alerts"]
+            .to_string()
+            .contains("SrvInterfaceBelowTarget"),
+        "{}",
+        firing.0["alerts"]
+    );
+    let (_, metrics) = crate::support::http_get(&addr, "/metrics");
+    assert!(
+        metrics.contains(
+            "srv_alert_active{alert=\"SrvInterfaceDown\",measure=\"SUM1.DUIS\",region=\"\",severity=\"critical\"} 1"
+        ),
+        "{metrics}"
+    );
+    // The status page and /status.json: the three down first, in words.
+    let interfaces = firing.0["interfaces"].as_array().unwrap().clone();
+    assert_eq!(interfaces.len(), 5, "{interfaces:?}");
+    for i in &interfaces {
+        let down = ["DUIS", "RDI", "SMKI-REPO"].contains(&i["interface"].as_str().unwrap());
+        assert_eq!(i["state"], if down { "down" } else { "up" }, "{i}");
+        assert_eq!(i["month"], "2023-08");
+        assert_eq!(i["down_minutes"], if down { 18 } else { 0 }, "{i}");
+        assert_eq!(
+            i["downtime_left_minutes"],
+            if down { 205 } else { 223 },
+            "{i}"
+        );
+    }
+    let (code, page) = crate::support::http_get(&addr, "/");
+    assert_eq!(code, 200);
+    let section = page
+        .split("<section id=\"interfaces\"")
+        .nth(1)
+        .and_then(|x| x.split("</section>").next())
+        .unwrap_or_else(|| panic!("no interfaces section: {page}"));
+    assert!(section.contains("Interfaces: 3 down"), "{section}");
+    let first_row = section.split("<tr data-interface=").nth(1).unwrap();
+    assert!(first_row.contains("data-state=\"down\""), "{section}");
     // SIGKILL: no drain, no hand-over, no outputs.
     run.kill().unwrap();
     run.wait().unwrap();

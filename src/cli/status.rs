@@ -348,6 +348,42 @@ pub fn render(s: &Status, all: bool, colour: bool) -> String {
             }
         );
     }
+    if !s.interfaces.is_empty() {
+        let down: Vec<String> = s
+            .interfaces
+            .iter()
+            .filter(|i| i.state == "down")
+            .map(|i| {
+                format!(
+                    "{} DOWN since {}",
+                    i.interface,
+                    i.down_since.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
+        let figures: Vec<String> = s
+            .interfaces
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} {} %",
+                    i.interface,
+                    i.availability_percent.as_deref().unwrap_or("-")
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "interfaces: {}; {} so far: {}",
+            if down.is_empty() {
+                "all up".to_string()
+            } else {
+                down.join(", ")
+            },
+            s.interfaces[0].month,
+            figures.join(", ")
+        );
+    }
     let _ = writeln!(o);
     let headers = [
         "measure",

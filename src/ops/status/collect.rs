@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use rust_decimal::Decimal;
 
 use super::model::{
-    AlertView, CheckpointView, DayPoint, ExemptionView, GroupView, Instance, LiveFigures,
-    MeasureView, MonthView, PartitionView, RegionView, SCHEMA, Status, TrendPoint,
+    AlertView, CheckpointView, DayPoint, ExemptionView, GroupView, Instance, InterfaceView,
+    LiveFigures, MeasureView, MonthView, PartitionView, RegionView, SCHEMA, Status, TrendPoint,
 };
 use super::sampler::{self, DEAD_SPAN, Hits, Kept, TREND_SPAN, hits_of};
 use crate::config::Config;
@@ -38,6 +38,9 @@ pub(super) struct Sources {
     pub(super) min_requests: u64,
     /// The register's entries, as shown (their `active` set at each look).
     pub(super) exemptions: Vec<(ExemptionView, Ts, Ts)>,
+    /// The interfaces' figures (issue 30).
+    pub(super) interfaces: crate::ops::interfaces::Interfaces,
+    pub(super) defs: Arc<crate::engine::definitions::Definitions>,
 }
 
 impl Sources {
@@ -72,6 +75,13 @@ impl Sources {
             live,
             board,
             kept,
+            // A scheme that cannot be had is reported once, by the endpoint's start; here the
+            // interfaces go without SUM1's TPL.
+            interfaces: crate::ops::interfaces::Interfaces::new(
+                Arc::new(cfg.register.clone()),
+                &crate::config::schemes::all(cfg).unwrap_or_default(),
+            ),
+            defs: pipeline.definitions.clone(),
             recent_window: cfg.settings.alerts.slow_burn_windows.0.to_std(),
             min_requests: cfg.settings.alerts.min_requests,
             exemptions: cfg
@@ -249,7 +259,31 @@ impl Sources {
         });
 
         let wall = crate::engine::time::now();
+        let interfaces = self
+            .interfaces
+            .now(&self.defs, &self.pipeline.calendar, &snap)
+            .into_iter()
+            .map(|i| InterfaceView {
+                name: self
+                    .defs
+                    .interfaces
+                    .iter()
+                    .find(|x| x.id == i.id)
+                    .map_or_else(String::new, |x| x.name.clone()),
+                state: if i.up { "up" } else { "down" }.to_string(),
+                down_since: i.down_since.map(rfc3339_ts),
+                month: i.month.to_string(),
+                minutes: i.figures.minutes,
+                down_minutes: i.figures.down_minutes,
+                exempted_minutes: i.figures.exempted_minutes,
+                availability_percent: i.figures.percent().map(|p| format!("{:.4}", p.round_dp(4))),
+                target_percent: i.target,
+                downtime_left_minutes: i.left,
+                interface: i.id,
+            })
+            .collect();
         Status {
+            interfaces,
             schema: SCHEMA,
             generated_at: rfc3339(Some(now)),
             instance: self.instance.clone(),

@@ -31,6 +31,37 @@ pub struct Status {
     /// The exemption register's entries (issue 29), in its order; empty without one.
     #[serde(default)]
     pub exemptions: Vec<ExemptionView>,
+    /// The interfaces' availability (issue 30), in configuration order; empty until an
+    /// availability event has been seen.
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceView>,
+}
+
+/// One interface now, as the availability events say.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InterfaceView {
+    /// Its id (`DUIS`).
+    pub interface: String,
+    /// Its name.
+    pub name: String,
+    /// `up` or `down`.
+    pub state: String,
+    /// When its current outage began (RFC 3339), while down.
+    pub down_since: Option<String>,
+    /// The month shown (that of the last known instant), `YYYY-MM`.
+    pub month: String,
+    /// Its minutes elapsed so far (RT).
+    pub minutes: u32,
+    /// Complete minutes down this month, exempted ones included.
+    pub down_minutes: u32,
+    /// Of those, inside an exemption window of the `opr` view.
+    pub exempted_minutes: u32,
+    /// `100 × (RT − UD) / RT` so far, four places.
+    pub availability_percent: Option<String>,
+    /// SUM1's TPL in the month's scheme.
+    pub target_percent: Option<f64>,
+    /// Minutes of downtime the month may still take before it falls below the TPL.
+    pub downtime_left_minutes: Option<i64>,
 }
 
 /// One entry of the exemption register.

@@ -31,6 +31,7 @@ pub fn render(s: &Status) -> String {
     header(&mut h, s);
     alerts(&mut h, s);
     exemptions(&mut h, s);
+    interfaces(&mut h, s);
     measures(&mut h, s);
     pipeline(&mut h, s);
     let _ = write!(
@@ -216,6 +217,54 @@ fn exemptions(h: &mut String, s: &Status) {
             taken.join("; ")
         }
     );
+}
+
+/// The interfaces' availability this month (issue 30): a down interface first, in words.
+fn interfaces(h: &mut String, s: &Status) {
+    if s.interfaces.is_empty() {
+        return;
+    }
+    let down = s.interfaces.iter().filter(|i| i.state == "down").count();
+    let _ = write!(
+        h,
+        "<section id=\"interfaces\" data-down=\"{down}\"><h2>Interfaces: {}</h2><table><thead><tr>\
+         <th>Interface</th><th>State</th><th>Availability</th><th>SUM1 TPL</th>\
+         <th>Down minutes</th><th>Exempted</th><th>Downtime left</th></tr></thead><tbody>",
+        if down == 0 {
+            "all up".to_string()
+        } else {
+            format!("{down} down")
+        }
+    );
+    let mut rows: Vec<&super::model::InterfaceView> = s.interfaces.iter().collect();
+    rows.sort_by_key(|i| i.state != "down");
+    for i in rows {
+        let state = match &i.down_since {
+            Some(t) => format!("<strong>DOWN</strong> since {}", esc(t)),
+            None => "up".to_string(),
+        };
+        let _ = write!(
+            h,
+            "<tr data-interface=\"{}\" data-state=\"{}\" class=\"{}\"><td title=\"{}\">{}</td>\
+             <td class=\"state\">{state}</td><td class=\"num availability\">{} % ({})</td>\
+             <td class=\"num\">{}</td><td class=\"num down\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num left\">{}</td></tr>",
+            esc(&i.interface),
+            esc(&i.state),
+            if i.state == "down" { "crit" } else { "ok" },
+            esc(&i.name),
+            esc(&i.interface),
+            esc(i.availability_percent.as_deref().unwrap_or("—")),
+            esc(&i.month),
+            i.target_percent
+                .map_or("—".to_string(), |t| format!("{t} %")),
+            i.down_minutes,
+            i.exempted_minutes,
+            i.downtime_left_minutes
+                .map_or("—".to_string(), |m| format!("{m} min")),
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
 }
 
 fn measures(h: &mut String, s: &Status) {
@@ -559,6 +608,7 @@ mod tests {
             }],
         };
         Status {
+            interfaces: Vec::new(),
             schema: SCHEMA,
             exemptions: Vec::new(),
             generated_at: "2024-03-10T10:02:00Z".into(),
