@@ -69,12 +69,18 @@ pub fn start(
             Some(alerts.board.clone()),
         )
         .and_then(|m| m.with_register(&cfg.register))
-        .and_then(|m| m.with_availability(interfaces))
+        .and_then(|m| m.with_availability(interfaces.clone()))
         .map_err(OpsError::Registry)?,
     );
     let status = Arc::new(
-        StatusPages::start(cfg, pipeline, live.clone(), Some(alerts.board.clone()))
-            .map_err(OpsError::Start)?,
+        StatusPages::start(
+            cfg,
+            pipeline,
+            live.clone(),
+            Some(alerts.board.clone()),
+            interfaces,
+        )
+        .map_err(OpsError::Start)?,
     );
     let routes = || Routes {
         metrics: metrics.clone(),

@@ -261,20 +261,26 @@ pub fn evidence_files(lines: &[RplLine], measures: &[&str]) -> Vec<(String, Stri
 /// `opr-inputs.csv` header: the score input format of SPEC §7, with counts.
 pub const OPR_INPUTS_HEADER: &str = "measure,component,region,period,value,numerator,denominator";
 
+/// The scheme of `month`'s (`YYYY-MM`) regulatory year among `schemes`.
+fn scheme_of<'a>(
+    month: &str,
+    schemes: &'a [crate::score::scheme::Scheme],
+) -> Option<&'a crate::score::scheme::Scheme> {
+    let year = crate::score::scheme::RegYear::of_month(month)?;
+    schemes.iter().find(|s| s.year == year)
+}
+
 /// `opr-inputs.csv`: the streaming-derived OPR components as `srv-opr score` input rows. Each
 /// month is mapped through the scheme of its regulatory year: a component `from` a streaming
 /// measure takes that measure's regional rows (regional components) or its `all` row (the
 /// others). `value` is 100 × hits / requests to 28 significant digits, with the counts beside it.
 /// Months no scheme covers give no rows.
 pub fn opr_inputs_csv(lines: &[RplLine], schemes: &[crate::score::scheme::Scheme]) -> String {
-    use crate::score::scheme::RegYear;
     let mut s = String::from(OPR_INPUTS_HEADER);
     s.push('\n');
     for l in lines {
         let month = l.month.to_string();
-        let Some(scheme) =
-            RegYear::of_month(&month).and_then(|y| schemes.iter().find(|s| s.year == y))
-        else {
+        let Some(scheme) = scheme_of(&month, schemes) else {
             continue;
         };
         for m in &scheme.measures {
@@ -384,13 +390,10 @@ pub fn availability_csv(lines: &[AvailabilityLine]) -> String {
 /// The SUM1 rows of `opr-inputs.csv` from availability lines (the `opr` view's): one per
 /// interface and month whose regulatory year's scheme has a SUM1 component of that id.
 pub fn sum1_inputs(lines: &[AvailabilityLine], schemes: &[crate::score::scheme::Scheme]) -> String {
-    use crate::score::scheme::RegYear;
     let mut s = String::new();
     for l in lines {
         let month = l.month.to_string();
-        let Some(scheme) =
-            RegYear::of_month(&month).and_then(|y| schemes.iter().find(|s| s.year == y))
-        else {
+        let Some(scheme) = scheme_of(&month, schemes) else {
             continue;
         };
         let Some(m) = scheme.measures.iter().find(|m| m.id == "SUM1") else {

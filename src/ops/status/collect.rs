@@ -50,6 +50,7 @@ impl Sources {
         live: Arc<Live>,
         board: Option<Arc<Mutex<AlertBoard>>>,
         kept: Arc<Mutex<Kept>>,
+        interfaces: crate::ops::interfaces::Interfaces,
     ) -> Sources {
         let url = &cfg.settings.state.url;
         let store = (!url.is_empty()).then(|| {
@@ -75,12 +76,7 @@ impl Sources {
             live,
             board,
             kept,
-            // A scheme that cannot be had is reported once, by the endpoint's start; here the
-            // interfaces go without SUM1's TPL.
-            interfaces: crate::ops::interfaces::Interfaces::new(
-                Arc::new(cfg.register.clone()),
-                &crate::config::schemes::all(cfg).unwrap_or_default(),
-            ),
+            interfaces,
             defs: pipeline.definitions.clone(),
             recent_window: cfg.settings.alerts.slow_burn_windows.0.to_std(),
             min_requests: cfg.settings.alerts.min_requests,

@@ -25,16 +25,18 @@ pub struct StatusPages {
 
 impl StatusPages {
     /// Starts the status thread over `live` (and the store `cfg` names, if any); `board` is
-    /// the alert evaluator's.
+    /// the alert evaluator's, `interfaces` what `/metrics` and the evaluator judge the
+    /// interfaces with.
     pub fn start(
         cfg: &Config,
         pipeline: &PipelineConfig,
         live: Arc<Live>,
         board: Option<Arc<Mutex<AlertBoard>>>,
+        interfaces: crate::ops::interfaces::Interfaces,
     ) -> std::io::Result<StatusPages> {
         let s = sampler::Sampler::start(cfg, pipeline, live.clone())?;
         Ok(StatusPages {
-            sources: collect::Sources::new(cfg, pipeline, live, board, s.kept.clone()),
+            sources: collect::Sources::new(cfg, pipeline, live, board, s.kept.clone(), interfaces),
             _sampler: s,
         })
     }
