@@ -1,5 +1,7 @@
-//! The month outputs of SPEC §5: `rpl.csv`, `failures.csv` and `summary.json`, rendered from
-//! [`Aggregates`] exactly as specified (headers, order, number formats).
+//! The month outputs of SPEC §5 and their extensions, rendered as text from [`Aggregates`]
+//! exactly as specified (headers, order, number formats): `rpl.csv` (and `rpl.<view>.csv`),
+//! `failures.csv`, `opr-inputs.csv`, `evidence/`, `exemptions.csv`, `availability.csv` and
+//! `summary.json`. One concern, output text; issue 34 splits it by file.
 
 use std::fmt::Write as _;
 
