@@ -1,7 +1,8 @@
 //! The HTTP endpoint as clients see it, over real sockets: HEAD, 405 with `Allow`, keep-alive;
 //! with an exporter-toolkit web configuration, TLS verified by the client, basic auth (401 with
 //! `WWW-Authenticate`, probes exempt), client certificates required and verified, and a change
-//! of the file taking effect without a restart (a broken one keeping the last good).
+//! of the file taking effect without a restart (a broken one keeping the last good); the
+//! Alertmanager webhook producing into the real broker, and refusing what it cannot take.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -16,6 +17,14 @@ use srv_opr::ops::metrics::Metrics;
 use crate::support::tls::{Pki, bcrypt, https_get, https_get_as};
 
 fn server(web: Option<&Path>) -> HttpServer {
+    server_with(web, None)
+}
+
+/// [`server`], with the Alertmanager webhook producing through `intake`.
+fn server_with(
+    web: Option<&Path>,
+    intake: Option<Arc<dyn srv_opr::ops::webhook::Intake>>,
+) -> HttpServer {
     let cfg = Config::builtin().unwrap();
     let live = Arc::new(Live::new(Duration::from_secs(30)));
     let metrics = Arc::new(
@@ -33,18 +42,24 @@ fn server(web: Option<&Path>) -> HttpServer {
         live,
         max_lag: 1000,
         status: None,
+        intake,
     };
     serve("127.0.0.1:0", web, routes).unwrap()
 }
 
 /// Sends `request` raw and reads until the server closes or `until` is seen: what came back.
 fn raw(addr: &str, request: &str, until: &str) -> String {
+    raw_within(addr, request, until, Duration::from_secs(5))
+}
+
+/// [`raw`], waiting up to `wait` for each read.
+fn raw_within(addr: &str, request: &str, until: &str, wait: Duration) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
     s.write_all(request.as_bytes()).unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + wait * 2;
     while Instant::now() < deadline {
         match s.read(&mut buf) {
             Ok(0) | Err(_) => break,
@@ -285,6 +300,7 @@ fn a_web_config_that_does_not_load_stops_the_start_naming_the_file() {
         live,
         max_lag: 1,
         status: None,
+        intake: None,
     };
     let e = match serve("127.0.0.1:0", Some(&web), routes) {
         Ok(_) => panic!("served with certificate files that do not exist"),
@@ -423,4 +439,121 @@ fn a_flood_of_wrong_passwords_is_checked_one_at_a_time_and_never_shuts_out_the_s
         busy > 0,
         "the queue never filled: {denied} checked, none turned away"
     );
+}
+
+/// A POST of `body` to `path`, raw: the whole answer (which may wait for a broker).
+fn post(addr: &str, path: &str, body: &str) -> String {
+    raw_within(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+        "",
+        Duration::from_secs(20),
+    )
+}
+
+/// Alertmanager's webhook, against the real broker: a notification's alerts with an
+/// `interface` label are produced into the availability topic, keyed by interface on the
+/// key's murmur2 partition, and only then answered 200; one without is left alone. What cannot
+/// be read is 400 (Alertmanager would send it again in vain), too large 413, the wrong method
+/// 405; a broker that cannot be reached is 503, so Alertmanager sends it again.
+#[test]
+fn the_alertmanager_webhook_answers_once_the_broker_holds_its_events() {
+    use crate::support::{brokers, create_topic, read_topic, unique};
+    use srv_opr::kafka::intake::AvailabilityIntake;
+    use srv_opr::kafka::partition::partition_of;
+    use srv_opr::ops::webhook::PATH;
+
+    let topic = unique("webhook");
+    create_topic(&topic, 3);
+    let mut cfg = Config::builtin().unwrap();
+    cfg.settings.kafka.brokers = brokers();
+    cfg.settings.kafka.topics = vec![topic.clone()];
+    let intake = AvailabilityIntake::new(&cfg).unwrap();
+    let s = server_with(None, Some(Arc::new(intake)));
+    let addr = s.addr.to_string();
+
+    let notification = r#"{"receiver":"srv-opr","status":"firing","version":"4","alerts":[
+        {"status":"firing","labels":{"alertname":"DuisDown","interface":"DUIS"},
+         "annotations":{"incident":"INC000001065262"},
+         "startsAt":"2026-12-07T09:12:00.5Z","endsAt":"0001-01-01T00:00:00Z"},
+        {"status":"resolved","labels":{"alertname":"SsiDown","interface":"SSI"},"annotations":{},
+         "startsAt":"2026-12-07T08:00:00Z","endsAt":"2026-12-07T09:00:00Z"},
+        {"status":"firing","labels":{"alertname":"DiskFull"},"annotations":{},
+         "startsAt":"2026-12-07T08:00:00Z","endsAt":"0001-01-01T00:00:00Z"}]}"#;
+    let answer = post(&addr, PATH, notification);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains(&format!("2 availability events produced to {topic}")),
+        "{answer}"
+    );
+    let mut got = read_topic(&topic, 3, 2);
+    got.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(got.len(), 2, "{got:?}");
+    let (partition, key, payload) = &got[0];
+    assert_eq!(key.as_deref(), Some(&b"DUIS"[..]));
+    assert_eq!(*partition, partition_of(b"DUIS", 3));
+    let event: serde_json::Value = serde_json::from_slice(payload).unwrap();
+    assert_eq!(
+        event,
+        serde_json::json!({"type": "availability", "interface": "DUIS", "state": "down",
+            "at": "2026-12-07T09:12:00.5Z", "incident": "INC000001065262"})
+    );
+    let (partition, key, payload) = &got[1];
+    assert_eq!(key.as_deref(), Some(&b"SSI"[..]));
+    assert_eq!(*partition, partition_of(b"SSI", 3));
+    let event: serde_json::Value = serde_json::from_slice(payload).unwrap();
+    assert_eq!(
+        event,
+        serde_json::json!({"type": "availability", "interface": "SSI", "state": "up",
+            "at": "2026-12-07T09:00:00Z"})
+    );
+
+    let bad = post(
+        &addr,
+        PATH,
+        r#"{"alerts":[{"status":"pending","labels":{"interface":"RDI"}}]}"#,
+    );
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    assert!(
+        bad.contains("has status \"pending\", not firing or resolved"),
+        "{bad}"
+    );
+    let get = raw(
+        &addr,
+        &format!("GET {PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        "",
+    );
+    assert!(get.starts_with("HTTP/1.1 405"), "{get}");
+    assert!(
+        get.to_ascii_lowercase().contains("\r\nallow: post\r\n"),
+        "{get}"
+    );
+    // More than 4 MiB announced: refused before any of it is read.
+    let big = raw(
+        &addr,
+        &format!("POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n"),
+        "\r\n\r\n",
+    );
+    assert!(big.starts_with("HTTP/1.1 413"), "{big}");
+
+    // A broker that cannot be reached: 503 (after the delivery timeout), never 200.
+    let mut down = Config::builtin().unwrap();
+    down.settings.kafka.brokers = "127.0.0.1:1".into();
+    down.settings.kafka.topics = vec![topic.clone()];
+    let s = server_with(
+        None,
+        Some(Arc::new(AvailabilityIntake::new(&down).unwrap())),
+    );
+    let answer = post(&s.addr.to_string(), PATH, notification);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("not stored, send again"), "{answer}");
+
+    // Without an intake (the demo, or http.alertmanager_webhook = false): 404.
+    let s = server(None);
+    let answer = post(&s.addr.to_string(), PATH, notification);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
 }

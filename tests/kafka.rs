@@ -12,37 +12,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use srv_opr::kafka::partition::{key_of_line, partition_of};
 
-use crate::support::{KillOnDrop, brokers, create_topic, http_get, srv_ok, unique};
-
-/// Reads `expected` messages from every partition of `topic`: (partition, key, payload).
-fn read_all(topic: &str, partitions: i32, expected: usize) -> Vec<(i32, Option<Vec<u8>>, Vec<u8>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::with_capacity(expected);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while out.len() < expected && Instant::now() < deadline {
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            let m = m.unwrap();
-            out.push((
-                m.partition(),
-                m.key().map(<[u8]>::to_vec),
-                m.payload().unwrap_or_default().to_vec(),
-            ));
-        }
-    }
-    out
-}
+use crate::support::{KillOnDrop, brokers, create_topic, http_get, read_topic, srv_ok, unique};
 
 #[test]
 fn simulate_produces_every_line_keyed_by_id_on_its_murmur2_partition() {
@@ -71,7 +41,7 @@ fn simulate_produces_every_line_keyed_by_id_on_its_murmur2_partition() {
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .collect();
-    let got = read_all(&topic, 6, lines.len());
+    let got = read_topic(&topic, 6, lines.len());
     assert_eq!(got.len(), lines.len(), "every line is one message");
 
     // Same seed, same events: the messages are exactly the file's lines.

@@ -192,6 +192,7 @@ fn readyz_waits_for_partitions_and_for_the_lag_to_fall_below_the_threshold() {
         live: live.clone(),
         max_lag: 1000,
         status: None,
+        intake: None,
     };
     let server = srv_opr::ops::http::serve("127.0.0.1:0", None, routes).unwrap();
     let addr = server.addr.to_string();

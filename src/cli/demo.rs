@@ -213,7 +213,8 @@ pub fn demo_live(
             )))?;
     }
     let pipeline = cfg.pipeline()?;
-    let endpoint = endpoint::start(&cfg, &pipeline, true)?;
+    // No Alertmanager webhook: the demo's embedded broker is gone when it ends.
+    let endpoint = endpoint::start(&cfg, &pipeline, true, None)?;
     let addr = endpoint.server.as_ref().map(|s| s.url());
     on_ready(addr.as_deref());
     let produced = Arc::new(AtomicBool::new(false));

@@ -42,7 +42,16 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     // Checked before consuming: the outputs at the stop map through them.
     crate::config::schemes::all(cfg)?;
     let pipeline = cfg.pipeline()?;
-    let endpoint = endpoint::start(cfg, &pipeline, false)?;
+    // Alertmanager's webhook produces into the availability topic, which this run reads back.
+    let intake: Option<Arc<dyn crate::ops::webhook::Intake>> =
+        if cfg.settings.http.alertmanager_webhook && !cfg.settings.http.listen.is_empty() {
+            Some(Arc::new(crate::kafka::intake::AvailabilityIntake::new(
+                cfg,
+            )?))
+        } else {
+            None
+        };
+    let endpoint = endpoint::start(cfg, &pipeline, false, intake)?;
     let opts = RunOptions {
         until_caught_up: a.until_caught_up,
         input_complete: None,

@@ -126,6 +126,9 @@ pub struct HttpSettings {
     pub web_config_file: String,
     /// `/readyz` answers 503 while the held partitions lag by more messages than this.
     pub ready_max_lag: u64,
+    /// Whether `run` accepts Alertmanager's webhook (`POST /api/v1/availability/alertmanager`)
+    /// and produces its alerts into the availability topic as availability events.
+    pub alertmanager_webhook: bool,
 }
 
 /// `[kafka]`: the consumer group of `run`.
@@ -139,6 +142,9 @@ pub struct KafkaSettings {
     pub group_id: String,
     /// Where dead letters are produced.
     pub dead_letter_topic: String,
+    /// Where the Alertmanager webhook's availability events are produced; empty: the first of
+    /// `topics`. Always one of `topics` (checked), so `run` reads them back.
+    pub availability_topic: String,
     /// Dead-letter messages whose partition does not match their key.
     pub verify_partitioning: bool,
     /// A partition silent this long (wall clock) stops holding the watermark back.
@@ -167,6 +173,15 @@ pub const SECRET_PROPERTIES: &[&str] = &[
 ];
 
 impl KafkaSettings {
+    /// The topic the Alertmanager webhook's availability events go to.
+    pub fn availability_topic(&self) -> &str {
+        if self.availability_topic.is_empty() {
+            self.topics.first().map_or("", String::as_str)
+        } else {
+            &self.availability_topic
+        }
+    }
+
     /// Reads the secrets (`[kafka.secrets]` from the environment, `[kafka.secret_files]` from
     /// files); one that cannot be read is an error naming it.
     pub fn resolve_secrets(&self) -> Result<Vec<(String, Secret)>, SecretError> {
@@ -289,6 +304,8 @@ struct RawHttp {
     listen: String,
     web_config_file: String,
     ready_max_lag: i64,
+    #[serde(default = "default_true")]
+    alertmanager_webhook: bool,
 }
 
 #[derive(Deserialize)]
@@ -298,6 +315,8 @@ struct RawKafka {
     topics: Vec<String>,
     group_id: String,
     dead_letter_topic: String,
+    #[serde(default)]
+    availability_topic: String,
     verify_partitioning: bool,
     idle_timeout: String,
     max_future_skew: String,
@@ -632,6 +651,17 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
     if k.topics.is_empty() || k.topics.iter().any(String::is_empty) {
         c.push("kafka.topics", "name at least one topic".into());
     }
+    let availability_topic = k.availability_topic.trim().to_string();
+    if !availability_topic.is_empty() && !k.topics.contains(&availability_topic) {
+        c.push(
+            "kafka.availability_topic",
+            format!(
+                "{availability_topic:?} is not one of kafka.topics {:?}: `run` would never read \
+                 the events the Alertmanager webhook produces there",
+                k.topics
+            ),
+        );
+    }
     let alerts = alerts(raw.alerts, c);
     Some(Settings {
         time: TimeSettings {
@@ -652,6 +682,7 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
             topics: k.topics,
             group_id: k.group_id,
             dead_letter_topic: k.dead_letter_topic,
+            availability_topic,
             verify_partitioning: k.verify_partitioning,
             idle_timeout: idle_timeout?,
             max_future_skew: max_future_skew?,
@@ -664,6 +695,7 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
             listen,
             web_config_file: raw.http.web_config_file.trim().to_string(),
             ready_max_lag: ready_max_lag? as u64,
+            alertmanager_webhook: raw.http.alertmanager_webhook,
         },
         state: StateSettings {
             url,
@@ -817,6 +849,11 @@ fn alerts(a: RawAlerts, c: &mut Check<'_>) -> Option<AlertSettings> {
     alerts
 }
 
+/// `http.alertmanager_webhook` when a configuration file from before issue 30 lacks it.
+fn default_true() -> bool {
+    true
+}
+
 /// `alerts.interface_down_for` when a configuration file from before issue 30 lacks it.
 fn default_interface_down_for() -> String {
     "5m".to_string()
@@ -835,6 +872,7 @@ mod tests {
             topics: vec!["t".into()],
             group_id: "g".into(),
             dead_letter_topic: "d".into(),
+            availability_topic: String::new(),
             verify_partitioning: true,
             idle_timeout: Dur::from_secs(30),
             max_future_skew: Dur::from_secs(300),

@@ -20,7 +20,8 @@
 //! And the producers' side:
 //! - `partition`: the Java client's murmur2 partitioner, which every producer must share so a
 //!   request and its responses land on one partition (SPEC §1), and which `run` checks;
-//! - `produce`: JSON Lines produced to a topic keyed by request id (`simulate --kafka`, `demo`).
+//! - `produce`: JSON Lines produced to a topic keyed by request id (`simulate --kafka`, `demo`);
+//! - `intake`: the Alertmanager webhook's availability events, produced before it answers.
 
 mod batch;
 mod checkpoint;
@@ -29,6 +30,7 @@ pub mod consumer;
 mod deadletter;
 mod dispatch;
 mod handoff;
+pub mod intake;
 pub mod partition;
 pub mod probe;
 pub mod produce;

@@ -14,6 +14,7 @@ use super::http::{self, HttpServer};
 use super::live::Live;
 use super::metrics::Metrics;
 use super::status::StatusPages;
+use super::webhook::Intake;
 
 /// The HTTP endpoint of `run` and `demo`, over a fresh live view.
 pub struct Endpoint {
@@ -26,12 +27,13 @@ pub struct Endpoint {
 }
 
 /// Starts the status page (`/`, `/status.json`), `/metrics`, `/healthz` and `/readyz` on
-/// `http.listen`. With `fallback`, a busy address
+/// `http.listen`, and with an `intake` the Alertmanager webhook. With `fallback`, a busy address
 /// falls back to a free port on 127.0.0.1 (the demo must work next to a running service).
 pub fn start(
     cfg: &Config,
     pipeline: &PipelineConfig,
     fallback: bool,
+    intake: Option<Arc<dyn Intake>>,
 ) -> Result<Endpoint, OpsError> {
     let idle = cfg.settings.kafka.idle_timeout.to_std();
     let live = Arc::new(Live::new(idle));
@@ -87,6 +89,7 @@ pub fn start(
         live: live.clone(),
         max_lag: cfg.settings.http.ready_max_lag,
         status: Some(status.clone()),
+        intake: intake.clone(),
     };
     let web = &cfg.settings.http.web_config_file;
     let web = (!web.is_empty()).then(|| std::path::Path::new(web.as_str()));

@@ -1,8 +1,9 @@
 //! The running service's own surface: what its workers publish (`live`), the Prometheus
 //! registry read from it (`metrics`), the status page for the person on shift (`status`: `/`
 //! and `/status.json`), the HTTP endpoint serving them (`http`), the alerts (`alerts`: the
-//! in-process evaluator, the Alertmanager notifier, the generated rules), and `endpoint`,
-//! which starts them together for `run` and `demo`.
+//! in-process evaluator, the Alertmanager notifier, the generated rules), `webhook`
+//! (Alertmanager's notifications read as availability events), and `endpoint`, which starts
+//! them together for `run` and `demo`.
 
 pub mod alerts;
 pub mod endpoint;
@@ -11,6 +12,7 @@ pub mod interfaces;
 pub mod live;
 pub mod metrics;
 pub mod status;
+pub mod webhook;
 
 /// Why the service's surface could not start.
 #[derive(Debug, thiserror::Error)]

@@ -352,3 +352,39 @@ pub fn produce_lines(cc: &ClientConfig, topic: &str, partitions: i32, lines: &[&
     }
     p.flush(Duration::from_secs(120)).unwrap();
 }
+
+/// Reads (from the beginning, committed messages only) `expected` messages from every partition of `topic`: (partition, key, payload).
+pub fn read_topic(
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+) -> Vec<(i32, Option<Vec<u8>>, Vec<u8>)> {
+    use rdkafka::Message;
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::with_capacity(expected);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while out.len() < expected && std::time::Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.unwrap();
+            out.push((
+                m.partition(),
+                m.key().map(<[u8]>::to_vec),
+                m.payload().unwrap_or_default().to_vec(),
+            ));
+        }
+    }
+    out
+}

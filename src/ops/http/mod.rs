@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -23,6 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::OpsError;
+use super::webhook;
 use routes::{Reply, Routes};
 use webconfig::{Watched, WebConfig};
 
@@ -75,6 +76,7 @@ pub fn serve(
         listen: listen.to_string(),
         source,
     })?;
+    let hook = routes.intake.is_some();
     let watched = web_config.map(Watched::load).transpose()?;
     let tls = watched.as_ref().is_some_and(|w| w.peek().tls.is_some());
     let std_listener =
@@ -93,7 +95,12 @@ pub fn serve(
         .spawn(move || rt.block_on(accept_loop(std_listener, watched, Arc::new(routes), rx)))
         .map_err(OpsError::Start)?;
     let scheme = if tls { "https" } else { "http" };
-    tracing::info!(%bound, %scheme, "serving the status page (/), /status.json, /metrics, /healthz, /readyz");
+    tracing::info!(
+        %bound,
+        %scheme,
+        alertmanager_webhook = hook,
+        "serving the status page (/), /status.json, /metrics, /healthz, /readyz"
+    );
     Ok(HttpServer {
         addr: bound,
         tls,
@@ -223,14 +230,38 @@ async fn respond(
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let mut extra: Vec<(hyper::header::HeaderName, HeaderValue)> = Vec::new();
-    let reply = if req.method() != Method::GET && req.method() != Method::HEAD {
-        extra.push((ALLOW, HeaderValue::from_static("GET, HEAD")));
-        Reply::text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n")
+    let hook = path == webhook::PATH;
+    let allowed = if hook {
+        req.method() == Method::POST
+    } else {
+        req.method() == Method::GET || req.method() == Method::HEAD
+    };
+    let reply = if !allowed {
+        let (allow, says) = if hook {
+            ("POST", "only POST (Alertmanager's webhook)\n")
+        } else {
+            ("GET, HEAD", "only GET and HEAD\n")
+        };
+        extra.push((ALLOW, HeaderValue::from_static(allow)));
+        Reply::text(StatusCode::METHOD_NOT_ALLOWED, says)
     } else if web.users.is_empty() || Routes::is_probe(&path) {
-        shared.routes.answer(&path)
+        if hook {
+            alertmanager(req, shared).await
+        } else {
+            shared.routes.answer(&path)
+        }
     } else {
         match authorised(&req, web, shared).await {
+            auth::Verdict::Granted if hook => alertmanager(req, shared).await,
             auth::Verdict::Granted => shared.routes.answer(&path),
+            // Alertmanager sends a notification again after a 5xx only.
+            auth::Verdict::Busy if hook => {
+                extra.push((RETRY_AFTER, HeaderValue::from_static("1")));
+                Reply::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many password checks waiting: send again\n",
+                )
+            }
             auth::Verdict::Denied => {
                 extra.push((
                     WWW_AUTHENTICATE,
@@ -255,6 +286,34 @@ async fn respond(
         h.insert(k, v);
     }
     resp
+}
+
+/// Reads a webhook notification (at most [`webhook::MAX_BODY_BYTES`], within the client
+/// timeout) and answers it ([`Routes::alertmanager`]).
+async fn alertmanager(req: Request<hyper::body::Incoming>, shared: &Arc<Shared>) -> Reply {
+    let too_large = || {
+        Reply::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a notification is at most {} bytes\n",
+                webhook::MAX_BODY_BYTES
+            ),
+        )
+    };
+    // A Content-Length over the bound is refused before reading any of it.
+    if hyper::body::Body::size_hint(req.body()).lower() > webhook::MAX_BODY_BYTES as u64 {
+        return too_large();
+    }
+    let limited = Limited::new(req.into_body(), webhook::MAX_BODY_BYTES);
+    match tokio::time::timeout(CLIENT_TIMEOUT, limited.collect()).await {
+        Err(_) => Reply::text(
+            StatusCode::REQUEST_TIMEOUT,
+            "the notification did not arrive in time\n",
+        ),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => too_large(),
+        Ok(Err(e)) => Reply::text(StatusCode::BAD_REQUEST, format!("reading the body: {e}\n")),
+        Ok(Ok(body)) => shared.routes.alertmanager(&body.to_bytes()).await,
+    }
 }
 
 /// Whether the request carries a user and password of the web configuration ([`auth`]: from

@@ -1,7 +1,8 @@
 //! What each path answers: `/` (the status page) and `/status.json` (the same as data),
 //! `/metrics` (Prometheus text format), `/healthz` (the process answers) and `/readyz`
-//! (partitions are held and restored, and their lag is below `http.ready_max_lag`). Plain data
-//! in, plain data out: the server around it owns HTTP.
+//! (partitions are held and restored, and their lag is below `http.ready_max_lag`), and
+//! `POST /api/v1/availability/alertmanager` (Alertmanager's webhook, into the availability
+//! topic). Plain data in, plain data out: the server around it owns HTTP.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use hyper::StatusCode;
 use crate::ops::live::Live;
 use crate::ops::metrics::Metrics;
 use crate::ops::status::StatusPages;
+use crate::ops::webhook::{self, Intake};
 
 /// The paths served and what they read.
 pub struct Routes {
@@ -21,6 +23,9 @@ pub struct Routes {
     pub max_lag: u64,
     /// What `/` and `/status.json` show.
     pub status: Option<Arc<StatusPages>>,
+    /// Where Alertmanager's webhook produces its events (`run` with
+    /// `http.alertmanager_webhook`); none: the path answers 404.
+    pub intake: Option<Arc<dyn Intake>>,
 }
 
 /// One answer: status, content type, body.
@@ -65,6 +70,48 @@ impl Routes {
             },
             None => Reply::text(StatusCode::NOT_FOUND, "no status page here\n"),
         }
+    }
+
+    /// The answer to Alertmanager's webhook: the notification's availability events produced
+    /// and acknowledged (200), a notification that cannot be read (400: sending it again would
+    /// not help), or the broker not taking them (503: Alertmanager sends it again).
+    pub async fn alertmanager(&self, body: &[u8]) -> Reply {
+        let Some(intake) = &self.intake else {
+            return Reply::text(
+                StatusCode::NOT_FOUND,
+                "the Alertmanager webhook is off here (http.alertmanager_webhook, `run` only)\n",
+            );
+        };
+        let decoded = match webhook::decode(body) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "alertmanager webhook: notification refused");
+                return Reply::text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+            }
+        };
+        if let Err(e) = intake.produce(&decoded.records).await {
+            tracing::error!(error = %e, topic = intake.topic(), "alertmanager webhook: events not produced; answering 503 so Alertmanager sends them again");
+            return Reply::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not stored, send again: {e}\n"),
+            );
+        }
+        tracing::info!(
+            events = decoded.records.len(),
+            without_interface = decoded.ignored,
+            topic = intake.topic(),
+            "alertmanager webhook: availability events produced"
+        );
+        Reply::text(
+            StatusCode::OK,
+            format!(
+                "{} availability events produced to {} ({} alerts without an `{}` label left alone)\n",
+                decoded.records.len(),
+                intake.topic(),
+                decoded.ignored,
+                webhook::INTERFACE_LABEL
+            ),
+        )
     }
 
     /// The answer for `path` (a `GET` or `HEAD`: other methods never reach here).
