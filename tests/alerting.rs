@@ -42,11 +42,13 @@ fn spawn(dir: &Path, program: &str, args: &[String], log: &str) -> Server {
 /// A real Alertmanager on 127.0.0.1:`port` that accepts every alert; with `web`, the web
 /// configuration (TLS, basic auth) it serves with, as production ones are set up.
 fn alertmanager(dir: &Path, port: u16, web: Option<&str>) -> Server {
-    std::fs::write(
-        dir.join("alertmanager.yml"),
-        "route:\n  receiver: sink\n  group_wait: 1s\nreceivers:\n  - name: sink\n",
-    )
-    .unwrap();
+    let sink = "route:\n  receiver: sink\n  group_wait: 1s\nreceivers:\n  - name: sink\n";
+    alertmanager_with(dir, port, web, sink)
+}
+
+/// [`alertmanager`] with the configuration `config`.
+fn alertmanager_with(dir: &Path, port: u16, web: Option<&str>, config: &str) -> Server {
+    std::fs::write(dir.join("alertmanager.yml"), config).unwrap();
     let mut args = vec![
         "--config.file=alertmanager.yml".to_string(),
         "--storage.path=am-data".into(),
@@ -625,4 +627,295 @@ fn alerts_reach_alertmanager_over_https_and_resolve_there() {
     let board = alerts.board.lock().unwrap().clone();
     assert!(board.firing.is_empty(), "{:?}", board.firing);
     assert_eq!(board.notify_errors, 0);
+}
+
+/// The README's YAML blocks marked as run by this file, in order: the Prometheus rule of
+/// interface outages and the Alertmanager receiver of the webhook.
+fn readme_blocks() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    readme
+        .split("<!-- tested: tests/alerting.rs reads this block -->")
+        .skip(1)
+        .map(|part| {
+            let body = part.split_once("```yaml\n").expect("a yaml block").1;
+            body.split_once("```").expect("its end").0.to_string()
+        })
+        .collect()
+}
+
+/// A scrape target of the test, as an interface's probe is: answers every request with one
+/// sample until dropped, then refuses connections.
+struct Probe {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Probe {
+    fn start(port: u16) -> Probe {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = "probe_answered 1\n";
+                let _ = conn.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Probe {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Now, in event time.
+fn now() -> srv_opr::engine::time::Ts {
+    srv_opr::engine::time::Ts(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64,
+    )
+}
+
+/// The complete minutes of `[from, to)` (London's minutes are UTC's: its offsets are hours).
+fn complete_minutes(from: srv_opr::engine::time::Ts, to: srv_opr::engine::time::Ts) -> i64 {
+    const MINUTE: i64 = 60_000_000_000;
+    (to.0.div_euclid(MINUTE) - (from.0 + MINUTE - 1).div_euclid(MINUTE)).max(0)
+}
+
+/// SUM1 from the monitoring people already run, every part real: Prometheus scrapes an
+/// interface's probe (labelled `interface: DUIS`) with the README's rule; the probe is stopped
+/// late in a minute until 3 s into the minute after next; the alert fires, Alertmanager calls `run`'s webhook over TLS
+/// with basic auth (the README's receiver), the webhook produces into the real broker, `run`
+/// consumes it back; the probe comes back, the alert resolves, Alertmanager sends that too.
+/// The events' times are the outage's within the scrape and evaluation intervals (1 s each,
+/// allowed 6 s), and `run` counts the one complete minute between them as down.
+#[test]
+fn an_outage_seen_by_prometheus_reaches_run_through_alertmanagers_webhook() {
+    use crate::support::read_topic;
+    use srv_opr::engine::time::{Dur, parse_rfc3339};
+
+    let brokers = brokers();
+    let topic = unique("sum1-webhook");
+    create_topic_on(&brokers, &topic, 3);
+    create_topic_on(&brokers, &format!("{topic}-dead"), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    const HOOK: &str = "hook-pass-right-7";
+    let pki = Pki::create(d, "srv");
+    std::fs::write(d.join("web.yml"), web_config(&pki, "alertmanager", HOOK)).unwrap();
+    std::fs::write(d.join("hook-password"), HOOK).unwrap();
+    let (http, am, prom, probe_port) = (free_port(), free_port(), free_port(), free_port());
+    let env: Vec<(String, String)> = [
+        ("SRV_OPR__KAFKA__BROKERS", brokers.clone()),
+        ("SRV_OPR__KAFKA__TOPICS", format!("[\"{topic}\"]")),
+        ("SRV_OPR__KAFKA__GROUP_ID", unique("sum1-webhook")),
+        ("SRV_OPR__KAFKA__DEAD_LETTER_TOPIC", format!("{topic}-dead")),
+        ("SRV_OPR__KAFKA__IDLE_TIMEOUT", "1s".into()),
+        ("SRV_OPR__HTTP__LISTEN", format!("127.0.0.1:{http}")),
+        ("SRV_OPR__HTTP__WEB_CONFIG_FILE", "web.yml".into()),
+        ("SRV_OPR__STATE__URL", "sqlite://state.db".into()),
+        ("SRV_OPR__ALERTS__INTERVAL", "1s".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let run = spawn_srv_run(d, &env, "run-out", "run.log");
+    let _run = KillOnDrop(run.id());
+    let status = || -> Result<serde_json::Value, String> {
+        let (code, body) = https_get(
+            &format!("https://localhost:{http}/status.json"),
+            &pki.ca,
+            Some(("alertmanager", HOOK)),
+        );
+        if code != 200 {
+            return Err(format!("HTTP {code}: {body}"));
+        }
+        serde_json::from_str(&body).map_err(|e| e.to_string())
+    };
+    wait_for(d, "run holds its partitions", 60, || {
+        let s = status()?;
+        let p = &s["pipeline"]["partitions"];
+        if p.as_array().is_some_and(|ps| ps.len() == 3) {
+            Ok(())
+        } else {
+            Err(p.to_string())
+        }
+    });
+
+    let blocks = readme_blocks();
+    assert_eq!(blocks.len(), 2, "the README's rule and receiver");
+    std::fs::write(d.join("interfaces.rules.yml"), &blocks[0]).unwrap();
+    let receiver = blocks[1]
+        .replace(
+            "https://srv-opr.example:9898",
+            &format!("https://localhost:{http}"),
+        )
+        .replace(
+            "/etc/alertmanager/srv-opr-password",
+            &d.join("hook-password").display().to_string(),
+        )
+        .replace(
+            "/etc/alertmanager/srv-opr-ca.pem",
+            &pki.ca.display().to_string(),
+        );
+    assert_eq!(
+        receiver.matches(&d.display().to_string()).count(),
+        2,
+        "{receiver}"
+    );
+    let _am = alertmanager_with(d, am, None, &receiver);
+    let probe = Probe::start(probe_port);
+    std::fs::write(
+        d.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - interfaces.rules.yml\nalerting:\n  alertmanagers:\n    - \
+             static_configs:\n        - targets: [\"127.0.0.1:{am}\"]\nscrape_configs:\n  - \
+             job_name: dcc-interfaces\n    static_configs:\n      - targets: \
+             [\"127.0.0.1:{probe_port}\"]\n        labels: {{interface: DUIS}}\n"
+        ),
+    )
+    .unwrap();
+    let _prom = spawn(
+        d,
+        "prometheus",
+        &[
+            "--config.file=prometheus.yml".into(),
+            "--storage.tsdb.path=prom-data".into(),
+            format!("--web.listen-address=127.0.0.1:{prom}"),
+        ],
+        "prometheus.log",
+    );
+    let prom_addr = format!("127.0.0.1:{prom}");
+    wait_for(d, "Prometheus scrapes the probe", 60, || {
+        let v = get_json(&prom_addr, "/api/v1/targets")?;
+        let t = &v["data"]["activeTargets"][0];
+        if t["health"] == "up" && t["labels"]["interface"] == "DUIS" {
+            Ok(())
+        } else {
+            Err(t.to_string())
+        }
+    });
+    // Stopped late in a minute (so that even 6 s later is still in it), back 3 s into the
+    // minute after next: exactly one complete minute down, whatever the intervals' seconds.
+    wait_for(d, "the 40th to 50th second of a minute", 70, || {
+        let second = now().0.div_euclid(1_000_000_000).rem_euclid(60);
+        if (40..=50).contains(&second) {
+            Ok(())
+        } else {
+            Err(format!("second {second}"))
+        }
+    });
+    let stopped = now();
+    drop(probe);
+    let interface = |s: &serde_json::Value| -> serde_json::Value {
+        s["interfaces"]
+            .as_array()
+            .and_then(|l| l.iter().find(|i| i["interface"] == "DUIS").cloned())
+            .unwrap_or_default()
+    };
+    wait_for(d, "run sees DUIS down", 60, || {
+        let i = interface(&status()?);
+        if i["state"] == "down" {
+            Ok(())
+        } else {
+            Err(i.to_string())
+        }
+    });
+    const MINUTE: i64 = 60_000_000_000;
+    let back = (stopped.0.div_euclid(MINUTE) + 2) * MINUTE + 3_000_000_000;
+    std::thread::sleep(Duration::from_nanos((back - now().0).max(0) as u64));
+    let restarted = now();
+    let _probe = Probe::start(probe_port);
+    let seen = wait_for(d, "run sees DUIS up again", 90, || {
+        let i = interface(&status()?);
+        if i["state"] == "up" {
+            Ok(i)
+        } else {
+            Err(i.to_string())
+        }
+    });
+
+    // What the webhook produced: DUIS down and up, at the outage's edges.
+    let events: Vec<serde_json::Value> = read_topic(&topic, 3, 2)
+        .into_iter()
+        .map(|(_, key, payload)| {
+            assert_eq!(key.as_deref(), Some(&b"DUIS"[..]));
+            serde_json::from_slice(&payload).unwrap()
+        })
+        .collect();
+    let at = |state: &str| {
+        let e = events
+            .iter()
+            .find(|e| e["state"] == state)
+            .unwrap_or_else(|| panic!("no {state} event: {events:?}"));
+        assert_eq!(e["type"], "availability");
+        assert_eq!(e["interface"], "DUIS");
+        parse_rfc3339(e["at"].as_str().unwrap().as_bytes()).unwrap()
+    };
+    let (down, up) = (at("down"), at("up"));
+    let slack = Dur::from_secs(6);
+    assert!(
+        down >= stopped.minus(Dur::from_secs(1)) && down <= stopped.plus(slack),
+        "down at {down}, stopped at {stopped}"
+    );
+    assert!(
+        up >= restarted.minus(Dur::from_secs(1)) && up <= restarted.plus(slack),
+        "up at {up}, restarted at {restarted}"
+    );
+    assert_eq!(complete_minutes(down, up), 1, "{down} to {up}");
+    assert_eq!(seen["down_minutes"], 1, "{seen}");
+    let (_, metrics) = https_get(
+        &format!("https://localhost:{http}/metrics"),
+        &pki.ca,
+        Some(("alertmanager", HOOK)),
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "srv_interface_month_to_date_down_minutes{interface=\"DUIS\"} 1"),
+        "{metrics}"
+    );
+    // Every event the webhook produced was valid.
+    let dead: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("srv_dead_letters_total{") && !l.ends_with(" 0"))
+        .collect();
+    assert!(dead.is_empty(), "{dead:?}");
 }
