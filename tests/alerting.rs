@@ -755,7 +755,7 @@ fn an_outage_seen_by_prometheus_reaches_run_through_alertmanagers_webhook() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let run = spawn_srv_run(d, &env, "run-out", "run.log");
+    let mut run = spawn_srv_run(d, &env, "run-out", "run.log");
     let _run = KillOnDrop(run.id());
     let status = || -> Result<serde_json::Value, String> {
         let (code, body) = https_get(
@@ -918,4 +918,18 @@ fn an_outage_seen_by_prometheus_reaches_run_through_alertmanagers_webhook() {
         .filter(|l| l.starts_with("srv_dead_letters_total{") && !l.ends_with(" 0"))
         .collect();
     assert!(dead.is_empty(), "{dead:?}");
+    // Stopped: the month's row in run's own availability.csv.
+    Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(run.wait().unwrap().success(), "run did not stop cleanly");
+    let month = seen["month"].as_str().unwrap().to_string();
+    let csv = std::fs::read_to_string(d.join("run-out/availability.csv")).unwrap();
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with(&format!("{month},DUIS,")))
+        .unwrap_or_else(|| panic!("{csv}"));
+    let fields: Vec<&str> = row.split(',').collect();
+    assert_eq!(fields[3], "1", "down_minutes: {row}");
 }
