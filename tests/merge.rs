@@ -156,3 +156,39 @@ proptest! {
         prop_assert_eq!(strip(rpl_lines(&revised, None)), strip(rpl_lines(&direct, None)));
     }
 }
+
+/// A request decided after its month became final (it arrived late, within the horizon)
+/// changes a final row: its revision rises, by one per such request in the row and in `all`,
+/// as a late response's does (SPEC §3: counts in final months change only through a revision).
+/// Before the month is final, a decision is no revision.
+#[test]
+fn a_request_decided_after_its_month_is_final_is_a_revision() {
+    let cfg = Config::builtin().unwrap();
+    let defs = Arc::new(cfg.definitions.clone());
+    let mut cat = Catalog::new(defs.clone());
+    // Two on 2024-03-30, one of them in central, all with a response within a second.
+    let specs: Vec<Spec> = vec![
+        (0, 2, 0, 0, Some((1_000, 0))),
+        (1_000, 2, 1, 0, Some((1_000, 0))),
+        (2_000, 2, 0, 0, Some((1_000, 0))),
+    ];
+    let ds = decisions(&specs, &mut cat);
+    let cal = Calendar::new("Europe/London").unwrap();
+    let mut agg = Aggregates::new(defs.clone(), cal);
+    agg.apply(&ds[0], &cat);
+    let revisions = |agg: &Aggregates| -> Vec<(&'static str, u32)> {
+        rpl_lines(agg, None)
+            .iter()
+            .map(|l| (l.region, l.row.revision))
+            .take(3)
+            .collect()
+    };
+    assert!(revisions(&agg).iter().all(|(_, r)| *r == 0));
+    // The watermark passes March's end plus the longest deadline: March is final.
+    agg.set_watermark(Ts(1_712_534_400_000_000_000)); // 2024-04-08T00:00:00Z
+    assert!(agg.is_final(srv_opr::engine::calendar::Month::new(2024, 3)));
+    agg.apply(&ds[1], &cat);
+    agg.apply(&ds[2], &cat);
+    let got = revisions(&agg);
+    assert_eq!(got, vec![("north", 1), ("central", 1), ("all", 2)]);
+}

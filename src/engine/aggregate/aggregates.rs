@@ -197,6 +197,20 @@ impl Aggregates {
     pub fn apply_with(&mut self, d: &Decision, cat: &Catalog, evidence: Option<&str>) {
         self.stats.decided += 1;
         self.change(d, cat, true, evidence);
+        // A request decided after its month became final (it came late, inside the horizon)
+        // changes final rows: a revision, as a late response's is, never a silent change. The
+        // first test is one comparison: most decisions are far too recent to be in such a month.
+        if d.at.plus(self.defs.longest_deadline) < self.watermark {
+            let month = self.calendar.month_of(d.at);
+            if self.is_final(month) {
+                for r in &cat.rules(d.srv, d.provider).rules {
+                    if let Some(b) = self.blocks.get_mut(&(month, r.measure)) {
+                        b.regions[d.region as usize].revision += 1;
+                        b.all_revision += 1;
+                    }
+                }
+            }
+        }
     }
 
     fn change(&mut self, d: &Decision, cat: &Catalog, add: bool, evidence: Option<&str>) {

@@ -260,8 +260,11 @@ impl<S: DeadLetterSink> Pipeline<S> {
     /// Moves the watermark: decides, expires and orphans what it passed.
     pub fn advance(&mut self, watermark: Ts) -> io::Result<()> {
         self.correlator.advance(watermark, &mut self.out);
+        // What this advance decided was due before it: counted under the watermark it passed,
+        // so only a request decided after its month was already final is a revision.
+        self.drain()?;
         self.aggregates.set_watermark(self.correlator.watermark());
-        self.drain()
+        Ok(())
     }
 
     /// End of input: every pending request is decided, every waiting response is an orphan.
