@@ -96,6 +96,7 @@ pub mod ops;
 pub mod report;
 pub mod rng;
 pub mod score;
+pub mod signoff;
 pub mod simulate;
 pub mod sink;
 pub mod source;

@@ -13,6 +13,7 @@ pub mod report;
 pub mod rollup;
 pub mod run;
 pub mod score;
+pub mod signoff;
 pub mod simulate;
 pub mod status;
 
@@ -64,6 +65,12 @@ enum Command {
     /// The status page of a running `run` in a terminal (its /status.json); with --check, a
     /// monitoring check (exit 2 critical, 1 warning, 0 none, 3 unknown).
     Status(status::Args),
+    /// Record what is submitted for a month: its figures as the state store holds them now,
+    /// who signs and why, append-only. A month not final yet needs --force --reason.
+    Signoff(signoff::SignArgs),
+    /// What changed in signed months since their latest sign-off, field by field, and what
+    /// moved it; with --check, exit 1 when anything did.
+    Restatements(signoff::RestatementsArgs),
     /// A regulatory year for the people who receive it: the months' roll-ups (from the state
     /// store, or a replay of event files), the score, an XLSX workbook shaped like the RIGs
     /// Annex 1, charts and a one-page HTML summary.
@@ -85,6 +92,7 @@ impl Cli {
         }
         let done = match self.command {
             Command::Status(a) => return status::main(&cfg, a),
+            Command::Restatements(a) => return signoff::restatements_main(&cfg, a),
             Command::Replay(a) => replay::main(&cfg, a),
             Command::Simulate(a) => simulate::main(&cfg, a),
             Command::Demo(a) => demo::main(&cfg, a),
@@ -93,6 +101,7 @@ impl Cli {
             Command::Rollup(a) => rollup::main(&cfg, a),
             Command::AlertRules(a) => alert_rules::main(&cfg, a),
             Command::Report(a) => report::main(&cfg, a),
+            Command::Signoff(a) => signoff::sign_main(&cfg, a),
         };
         done.map(|()| 0)
     }

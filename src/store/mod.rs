@@ -16,6 +16,7 @@ pub mod codec;
 pub mod load;
 pub mod pgtls;
 pub mod postgres;
+pub mod signoff;
 mod sql;
 pub mod sqlite;
 
@@ -26,8 +27,9 @@ use crate::engine::pipeline::{Delta, SavedBlock, SavedMeta, SavedPipeline};
 
 /// The schema version this build writes. Migrations bring older stores up to it; a newer store
 /// is refused. 2: month rows keep their counts by day (`month_rows.days`). 3: counts per minute
-/// (`minute_cells`) and the registers applied to final months (`register_history`).
-pub const SCHEMA_VERSION: i64 = 3;
+/// (`minute_cells`) and the registers applied to final months (`register_history`). 4: month
+/// sign-offs (`signoffs`, append-only).
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +206,8 @@ pub struct StoredRow {
 /// A recorded revision of a final month's row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevisionRecord {
+    /// Its place in the history (later ones larger).
+    pub id: i64,
     /// Month.
     pub month: Month,
     /// Measure id.
@@ -307,6 +311,16 @@ pub trait Store: Send {
 
     /// The registers recorded against `month`, oldest first.
     fn register_history(&mut self, month: Month) -> Result<Vec<RegisterRecord>, StoreError>;
+
+    /// Records a sign-off (append-only; recording the same one twice, a retry, adds nothing):
+    /// its id. A store older than schema 4 cannot hold one (a reader never migrates it).
+    fn sign_off(&mut self, s: &signoff::SignOff) -> Result<i64, StoreError>;
+
+    /// The sign-offs of `month` (or all), oldest first; none from a store older than schema 4.
+    fn signoffs(&mut self, month: Option<Month>) -> Result<Vec<signoff::SignOff>, StoreError>;
+
+    /// The revision history's largest id (0 when empty): what a sign-off has seen.
+    fn revision_mark(&mut self) -> Result<i64, StoreError>;
 }
 
 /// Whether a partition's next checkpoint should write a full snapshot that replaces its state

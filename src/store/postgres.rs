@@ -124,6 +124,26 @@ const MIGRATIONS: &[&str] = &[
         recorded_at TEXT NOT NULL
     );
     ",
+    // 3 → 4: month sign-offs (signoff.rs), append-only: no row is ever changed or deleted,
+    // nor the table truncated.
+    "
+    CREATE TABLE signoffs (
+        id BIGSERIAL PRIMARY KEY,
+        month TEXT NOT NULL,
+        view TEXT NOT NULL,
+        signed_at TEXT NOT NULL,
+        token TEXT NOT NULL UNIQUE,
+        document TEXT NOT NULL
+    );
+    CREATE FUNCTION srv_opr_signoffs_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'sign-offs are append-only: sign again to record a new one';
+    END $$;
+    CREATE TRIGGER signoffs_never_changed BEFORE UPDATE OR DELETE ON signoffs
+        FOR EACH ROW EXECUTE FUNCTION srv_opr_signoffs_append_only();
+    CREATE TRIGGER signoffs_never_truncated BEFORE TRUNCATE ON signoffs
+        FOR EACH STATEMENT EXECUTE FUNCTION srv_opr_signoffs_append_only();
+    ",
 ];
 
 /// A state-log chunk's size: a checkpoint is a few values, none of them huge.
@@ -771,6 +791,7 @@ impl Store for PgStore {
             rows.into_iter()
                 .map(|r| {
                     RevisionColumns {
+                        id: r.get(7),
                         month: r.get(0),
                         measure: r.get(1),
                         region: r.get(2),
@@ -832,6 +853,64 @@ impl Store for PgStore {
 
     fn months(&mut self) -> Result<Vec<Month>, StoreError> {
         self.read_months()
+    }
+
+    fn sign_off(&mut self, s: &super::signoff::SignOff) -> Result<i64, StoreError> {
+        use super::signoff::{PUT_SIGNOFF, SIGNOFF_ID};
+        if self.version < 4 {
+            return Err(StoreError::Refused(format!(
+                "the state store has schema version {}, which holds no sign-offs: open it once \
+                 with this srv-opr's `run` or `signoff` to migrate it",
+                self.version
+            )));
+        }
+        let month = s.month.map(|m| m.to_string()).unwrap_or_default();
+        let (token, document) = (s.token()?, s.document()?);
+        // Retried on a new connection after a lost one: the token makes a second insert of
+        // the same sign-off a no-op, so it is recorded once.
+        self.retrying("record a sign-off", |client, _| {
+            client
+                .execute(
+                    PUT_SIGNOFF,
+                    &[&month, &s.view, &s.signed_at, &token, &document],
+                )
+                .map_err(backend)?;
+            Ok(client
+                .query_one(SIGNOFF_ID, &[&token])
+                .map_err(backend)?
+                .get(0))
+        })
+    }
+
+    fn signoffs(&mut self, month: Option<Month>) -> Result<Vec<super::signoff::SignOff>, StoreError> {
+        if self.version < 4 {
+            return Ok(Vec::new());
+        }
+        let text = month.map(|m| m.to_string());
+        self.retrying("read sign-offs", |client, _| {
+            client
+                .query(super::signoff::SIGNOFFS, &[&text])
+                .map_err(backend)?
+                .into_iter()
+                .map(|r| {
+                    super::signoff::SignOff::of_row(
+                        r.get(0),
+                        &r.get::<_, String>(1),
+                        r.get(2),
+                        &r.get::<_, String>(3),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    fn revision_mark(&mut self) -> Result<i64, StoreError> {
+        self.retrying("read the revision history's mark", |client, _| {
+            Ok(client
+                .query_one(super::signoff::REVISION_MARK, &[])
+                .map_err(backend)?
+                .get(0))
+        })
     }
 
     fn cells(

@@ -144,7 +144,7 @@ pub(super) const COMBINED_WATERMARK: &str = "SELECT combined_watermark FROM prog
 /// The revision history of one month (or all, `$1` null), oldest first, in the column order
 /// [`RevisionColumns`] reads.
 pub(super) const REVISIONS: &str = "
-    SELECT month, measure, region, origin, revision, reason, recorded_at
+    SELECT month, measure, region, origin, revision, reason, recorded_at, id
     FROM revisions WHERE CAST($1 AS TEXT) IS NULL OR month = $1 ORDER BY id";
 
 /// One of the store's identity values (topics, group, definitions).
@@ -503,7 +503,7 @@ pub(super) fn meta_of(text: Option<String>) -> Result<Option<SavedMeta>, StoreEr
     .transpose()
 }
 
-fn month_of(text: &str) -> Result<Month, StoreError> {
+pub(super) fn month_of(text: &str) -> Result<Month, StoreError> {
     Month::parse(text).ok_or_else(|| {
         StoreError::Backend(format!(
             "a stored month {:?} is not YYYY-MM",
@@ -659,6 +659,7 @@ impl PartitionColumns {
 
 /// A revision's columns, in [`REVISIONS`]'s order.
 pub(super) struct RevisionColumns {
+    pub id: i64,
     pub month: String,
     pub measure: String,
     pub region: String,
@@ -672,6 +673,7 @@ impl RevisionColumns {
     /// The revision as the history records it.
     pub fn record(self) -> Result<RevisionRecord, StoreError> {
         Ok(RevisionRecord {
+            id: self.id,
             month: month_of(&self.month)?,
             measure: self.measure,
             region: self.region,

@@ -115,6 +115,21 @@ const MIGRATIONS: &[&str] = &[
         recorded_at TEXT NOT NULL
     );
     ",
+    // 3 → 4: month sign-offs (signoff.rs), append-only: no row is ever changed or deleted.
+    "
+    CREATE TABLE signoffs (
+        id INTEGER PRIMARY KEY,
+        month TEXT NOT NULL,
+        view TEXT NOT NULL,
+        signed_at TEXT NOT NULL,
+        token TEXT NOT NULL UNIQUE,
+        document TEXT NOT NULL
+    );
+    CREATE TRIGGER signoffs_never_changed BEFORE UPDATE ON signoffs
+    BEGIN SELECT RAISE(ABORT, 'sign-offs are append-only: sign again to record a new one'); END;
+    CREATE TRIGGER signoffs_never_deleted BEFORE DELETE ON signoffs
+    BEGIN SELECT RAISE(ABORT, 'sign-offs are append-only: they are never deleted'); END;
+    ",
 ];
 
 /// A state-log chunk's size: large enough that a checkpoint is a few sequential writes, small
@@ -830,6 +845,66 @@ impl Store for SqliteStore {
         self.named(read)
     }
 
+    fn sign_off(&mut self, s: &super::signoff::SignOff) -> Result<i64, StoreError> {
+        use super::signoff::{PUT_SIGNOFF, SIGNOFF_ID};
+        if self.version < 4 {
+            return Err(StoreError::Refused(format!(
+                "the state store has schema version {}, which holds no sign-offs: open it once \
+                 with this srv-opr's `run` or `signoff` to migrate it",
+                self.version
+            )));
+        }
+        let written = (|| {
+            let month = s.month.map(|m| m.to_string()).unwrap_or_default();
+            let token = s.token()?;
+            self.conn
+                .execute(
+                    &q(PUT_SIGNOFF),
+                    params![month, s.view, s.signed_at, token, s.document()?],
+                )
+                .map_err(backend)?;
+            self.conn
+                .query_row(&q(SIGNOFF_ID), [token], |r| r.get::<_, i64>(0))
+                .map_err(backend)
+        })();
+        self.named(written)
+    }
+
+    fn signoffs(&mut self, month: Option<Month>) -> Result<Vec<super::signoff::SignOff>, StoreError> {
+        if self.version < 4 {
+            return Ok(Vec::new());
+        }
+        let read = (|| {
+            let mut st = self
+                .conn
+                .prepare(&q(super::signoff::SIGNOFFS))
+                .map_err(backend)?;
+            let rows = st
+                .query_map([month.map(|m| m.to_string())], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(backend)?;
+            rows.into_iter()
+                .map(|(id, m, view, doc)| super::signoff::SignOff::of_row(id, &m, view, &doc))
+                .collect()
+        })();
+        self.named(read)
+    }
+
+    fn revision_mark(&mut self) -> Result<i64, StoreError> {
+        let read = self
+            .conn
+            .query_row(super::signoff::REVISION_MARK, [], |r| r.get::<_, i64>(0))
+            .map_err(backend);
+        self.named(read)
+    }
+
     fn months(&mut self) -> Result<Vec<Month>, StoreError> {
         let read = (|| {
             let mut st = self.conn.prepare(sql::MONTHS).map_err(backend)?;
@@ -873,6 +948,7 @@ impl SqliteStore {
         while let Some(r) = rows.next().map_err(backend)? {
             let c = (|| {
                 Ok(RevisionColumns {
+                    id: r.get(7)?,
                     month: r.get(0)?,
                     measure: r.get(1)?,
                     region: r.get(2)?,
