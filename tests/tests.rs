@@ -32,6 +32,8 @@
 //!   partitions' leader and the group coordinator mid-run.
 //! - `status`: the status page in headless Chromium against `/metrics` and `rpl.csv`, three
 //!   instances on PostgreSQL showing `rollup`'s group figures, `srv-opr status --check`.
+//! - `signoff`: a month signed on the store of a `run`, restated by late requests and a later
+//!   exemption; `restatements` against `rollup` before and after.
 //! - `store_kafka`: SIGKILLs, offset resets, a broker restart, three instances on PostgreSQL.
 //! - `soak`: three instances on PostgreSQL under steady traffic while one is killed again and
 //!   again, the broker and the database restarted; memory sampled (`scripts/soak` runs it long).
@@ -55,6 +57,7 @@ mod prometheus;
 mod replay;
 mod report;
 mod score;
+mod signoff;
 mod soak;
 mod status;
 mod store;

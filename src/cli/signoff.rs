@@ -128,7 +128,11 @@ pub fn restatements_main(cfg: &Config, a: RestatementsArgs) -> Result<u8, Error>
 }
 
 /// What was compared: (sign-off, current figures, changes).
-pub type Compared = Vec<(crate::store::signoff::SignOff, signoff::Current, Vec<Change>)>;
+pub type Compared = Vec<(
+    crate::store::signoff::SignOff,
+    signoff::Current,
+    Vec<Change>,
+)>;
 
 /// The latest sign-off of every signed month and view (or the ones asked for), each compared
 /// with the month's figures now.
@@ -234,10 +238,22 @@ fn restatements(cfg: &Config, a: RestatementsArgs) -> Result<bool, Error> {
                     stdout,
                     "  {} {} {}: {} -> {}  ({})",
                     ch.measure,
-                    if ch.region.is_empty() { "-" } else { &ch.region },
+                    if ch.region.is_empty() {
+                        "-"
+                    } else {
+                        &ch.region
+                    },
                     ch.field,
-                    if ch.signed.is_empty() { "(none)" } else { &ch.signed },
-                    if ch.current.is_empty() { "(none)" } else { &ch.current },
+                    if ch.signed.is_empty() {
+                        "(none)"
+                    } else {
+                        &ch.signed
+                    },
+                    if ch.current.is_empty() {
+                        "(none)"
+                    } else {
+                        &ch.current
+                    },
                     ch.causes.join("; ")
                 );
             }

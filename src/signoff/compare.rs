@@ -100,7 +100,10 @@ fn rows_of(text: &str, interface: bool) -> Rows {
             .collect();
         let key = if interface {
             (
-                format!("SUM1.{}", cols.get("interface").cloned().unwrap_or_default()),
+                format!(
+                    "SUM1.{}",
+                    cols.get("interface").cloned().unwrap_or_default()
+                ),
                 String::new(),
             )
         } else {
@@ -121,12 +124,7 @@ pub fn changes(signed: &SignOff, current: &Current, ctx: &Context<'_>) -> Vec<Ch
     let signed_register = signed_register(signed, ctx.definitions);
     let register_changes = register_changes(signed_register.as_ref(), ctx.register);
     for (interface, before, now, fields) in [
-        (
-            false,
-            &signed.rpl_csv,
-            &current.rpl_csv,
-            RPL_FIELDS,
-        ),
+        (false, &signed.rpl_csv, &current.rpl_csv, RPL_FIELDS),
         (
             true,
             &signed.availability_csv,
@@ -135,7 +133,8 @@ pub fn changes(signed: &SignOff, current: &Current, ctx: &Context<'_>) -> Vec<Ch
         ),
     ] {
         let (a, b) = (rows_of(before, interface), rows_of(now, interface));
-        let keys: std::collections::BTreeSet<&(String, String)> = a.keys().chain(b.keys()).collect();
+        let keys: std::collections::BTreeSet<&(String, String)> =
+            a.keys().chain(b.keys()).collect();
         for key in keys {
             let empty = BTreeMap::new();
             let (x, y) = (a.get(key).unwrap_or(&empty), b.get(key).unwrap_or(&empty));
@@ -186,8 +185,13 @@ fn signed_register(signed: &SignOff, defs: &Definitions) -> Option<Register> {
         return Some(Register::default());
     }
     let mut problems = crate::config::Problems::default();
-    crate::config::exemptions::parse("signed register", &signed.register_text, defs, &mut problems)
-        .filter(|_| problems.is_empty())
+    crate::config::exemptions::parse(
+        "signed register",
+        &signed.register_text,
+        defs,
+        &mut problems,
+    )
+    .filter(|_| problems.is_empty())
 }
 
 /// How an exemption changed between two registers.
@@ -206,7 +210,11 @@ fn register_changes<'a>(
 ) -> Vec<(Kind, &'a Exemption, &'a Register)> {
     let mut out = Vec::new();
     let Some(before) = signed else {
-        return now.exemptions.iter().map(|e| (Kind::Changed, e, now)).collect();
+        return now
+            .exemptions
+            .iter()
+            .map(|e| (Kind::Changed, e, now))
+            .collect();
     };
     for e in &now.exemptions {
         match before.exemptions.iter().find(|b| b.id == e.id) {
@@ -288,7 +296,13 @@ fn reaches(
 /// Late events that changed the row since the sign-off: for each partition's row, how far its
 /// revision rose past the last one recorded before the sign-off (one per late event); `all`
 /// adds its regions'.
-fn late_events(signed: &SignOff, month: Month, measure: &str, region: &str, ctx: &Context<'_>) -> u64 {
+fn late_events(
+    signed: &SignOff,
+    month: Month,
+    measure: &str,
+    region: &str,
+    ctx: &Context<'_>,
+) -> u64 {
     let regions: Vec<&str> = if region == crate::engine::domain::POOLED {
         Region::NAMES.to_vec()
     } else {

@@ -137,7 +137,9 @@ pub fn sign(cfg: &Config, req: &Request) -> Result<SignOff, Error> {
         ))));
     }
     if req.by.trim().is_empty() {
-        return Err(Error::Usage("--by names who signs: it cannot be empty".into()));
+        return Err(Error::Usage(
+            "--by names who signs: it cannot be empty".into(),
+        ));
     }
     let pipeline = cfg.pipeline()?;
     let mut store = crate::store::open_configured(cfg, &signer(cfg))?;
@@ -146,7 +148,10 @@ pub fn sign(cfg: &Config, req: &Request) -> Result<SignOff, Error> {
     let revisions_seen = store.revision_mark()?;
     let now_figures = current(cfg, &pipeline, &mut *store, req.month, &req.view)?;
     if !now_figures.is_final && req.forced.is_none() {
-        let behind = now_figures.final_at.0.saturating_sub(now_figures.watermark.0);
+        let behind = now_figures
+            .final_at
+            .0
+            .saturating_sub(now_figures.watermark.0);
         return Err(Error::Usage(format!(
             "{} is not final: its figures can still change as events arrive. It is final once \
              the combined watermark passes {} (the month's end plus the longest deadline, {}); \

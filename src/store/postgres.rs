@@ -882,7 +882,10 @@ impl Store for PgStore {
         })
     }
 
-    fn signoffs(&mut self, month: Option<Month>) -> Result<Vec<super::signoff::SignOff>, StoreError> {
+    fn signoffs(
+        &mut self,
+        month: Option<Month>,
+    ) -> Result<Vec<super::signoff::SignOff>, StoreError> {
         if self.version < 4 {
             return Ok(Vec::new());
         }

@@ -870,7 +870,10 @@ impl Store for SqliteStore {
         self.named(written)
     }
 
-    fn signoffs(&mut self, month: Option<Month>) -> Result<Vec<super::signoff::SignOff>, StoreError> {
+    fn signoffs(
+        &mut self,
+        month: Option<Month>,
+    ) -> Result<Vec<super::signoff::SignOff>, StoreError> {
         if self.version < 4 {
             return Ok(Vec::new());
         }

@@ -1,0 +1,326 @@
+//! Month sign-off and restatements (issue 31) on the store of a real `run`: the trap-laden
+//! fixture through the real broker; March signed once final, April refused until then; late
+//! March requests produced after the sign-off and consumed; `restatements` lists exactly the
+//! fields that differ between `rollup` before and after, with both values and the late events
+//! that moved them; `--check` exits 0 before and 1 after; an exemption added after the sign-off
+//! is named; the store refuses to change or delete a sign-off.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::{brokers, create_topic, produce_lines, unique};
+
+fn srv(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what}: exit {:?}\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The figures of `rpl.csv` compared by `restatements` (all but the key, `revision`, `final`).
+const FIELDS: &[&str] = &[
+    "requests",
+    "within_target",
+    "succeeded",
+    "no_response",
+    "rpl_percent",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "exempted",
+];
+
+/// `rpl.csv` as (measure, region) → column → value.
+fn rows(text: &str) -> BTreeMap<(String, String), BTreeMap<String, String>> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .map(|l| {
+            let cols: BTreeMap<String, String> = header
+                .iter()
+                .zip(l.split(','))
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect();
+            ((cols["measure"].clone(), cols["region"].clone()), cols)
+        })
+        .collect()
+}
+
+/// The independent expectation: every figure that differs between two `rpl.csv` texts, as
+/// (measure, region, field, before, after).
+fn diff(before: &str, after: &str) -> Vec<(String, String, String, String, String)> {
+    let (a, b) = (rows(before), rows(after));
+    let mut keys: Vec<&(String, String)> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = Vec::new();
+    let none = BTreeMap::new();
+    for k in keys {
+        let (x, y) = (a.get(k).unwrap_or(&none), b.get(k).unwrap_or(&none));
+        for f in FIELDS {
+            let (s, c) = (
+                x.get(*f).cloned().unwrap_or_default(),
+                y.get(*f).cloned().unwrap_or_default(),
+            );
+            if s != c {
+                out.push((k.0.clone(), k.1.clone(), f.to_string(), s, c));
+            }
+        }
+    }
+    out
+}
+
+/// `restatements.csv` rows as maps.
+fn restated(text: &str) -> Vec<BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let header = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            header
+                .iter()
+                .zip(rec.unwrap().iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_signed_month_restated_by_late_requests_and_a_later_exemption_says_what_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let topic = unique("signoff");
+    create_topic(&topic, 1);
+    create_topic(&format!("{topic}-dead"), 1);
+    let mut cc = rdkafka::config::ClientConfig::new();
+    cc.set("bootstrap.servers", brokers());
+    let traps = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/traps.jsonl"
+    ))
+    .unwrap();
+    let lines: Vec<&str> = traps.lines().filter(|l| !l.trim().is_empty()).collect();
+    produce_lines(&cc, &topic, 1, &lines);
+    let env: Vec<(String, String)> = [
+        ("SRV_OPR__KAFKA__BROKERS", brokers()),
+        ("SRV_OPR__KAFKA__TOPICS", format!("[\"{topic}\"]")),
+        ("SRV_OPR__KAFKA__GROUP_ID", unique("signoff")),
+        ("SRV_OPR__KAFKA__DEAD_LETTER_TOPIC", format!("{topic}-dead")),
+        ("SRV_OPR__HTTP__LISTEN", String::new()),
+        ("SRV_OPR__STATE__URL", "sqlite://state.db".to_string()),
+        // Every event in one go; no wall-clock skew limit on 2024's events.
+        ("SRV_OPR__KAFKA__MAX_FUTURE_SKEW", "5m".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    ok(
+        &srv(d, &["run", "--until-caught-up", "--out", "run-1"], &env),
+        "run 1",
+    );
+    ok(
+        &srv(
+            d,
+            &["rollup", "--month", "2024-03", "--out", "before"],
+            &env,
+        ),
+        "rollup before",
+    );
+
+    // March is final (the fixture's watermark passed 1 April + 24 h); April is not.
+    let signed = ok(
+        &srv(
+            d,
+            &[
+                "signoff",
+                "--month",
+                "2024-03",
+                "--by",
+                "Head of Performance",
+                "--note",
+                "as submitted to Ofgem",
+            ],
+            &env,
+        ),
+        "signoff of March",
+    );
+    assert!(
+        signed.contains("signed 2024-03 (opr view) as sign-off 1"),
+        "{signed}"
+    );
+    let april = srv(d, &["signoff", "--month", "2024-04", "--by", "x"], &env);
+    assert_eq!(april.status.code(), Some(2));
+    let why = String::from_utf8_lossy(&april.stderr);
+    assert!(
+        why.contains("2024-04 is not final") && why.contains("2024-05-01T23:00:00"),
+        "{why}"
+    );
+    let check = srv(d, &["restatements", "--check"], &env);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let o = ok(
+        &srv(
+            d,
+            &["restatements", "--month", "2024-03", "--out", "r0"],
+            &env,
+        ),
+        "r0",
+    );
+    assert!(o.contains("unchanged"), "{o}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("r0/restatements.csv")).unwrap(),
+        "month,view,measure,region,field,signed,current,signed_at,signed_by,causes\n"
+    );
+
+    // Late March requests, inside the dedupe horizon: one answered within its TRT in north,
+    // one never answered in south; then an April event that moves the watermark on.
+    let late = [
+        r#"{"type":"request","id":"late-n","srv":"CSP-HAN-TEST","region":"north","provider":"csp","at":"2024-03-30T12:00:00Z"}"#,
+        r#"{"type":"response","id":"late-n","code":"I0","at":"2024-03-30T12:00:02Z"}"#,
+        r#"{"type":"request","id":"late-s","srv":"CSP-HAN-TEST","region":"south","provider":"csp","at":"2024-03-30T12:05:00Z"}"#,
+        r#"{"type":"request","id":"bump","srv":"CSP-HAN-TEST","region":"north","provider":"csp","at":"2024-04-02T00:30:00Z"}"#,
+    ];
+    produce_lines(&cc, &topic, 1, &late);
+    ok(
+        &srv(d, &["run", "--until-caught-up", "--out", "run-2"], &env),
+        "run 2",
+    );
+    ok(
+        &srv(d, &["rollup", "--month", "2024-03", "--out", "after"], &env),
+        "rollup after",
+    );
+    let before = std::fs::read_to_string(d.join("before/rpl.csv")).unwrap();
+    let after = std::fs::read_to_string(d.join("after/rpl.csv")).unwrap();
+    let want = diff(&before, &after);
+    assert!(
+        !want.is_empty(),
+        "the late requests changed nothing:\n{after}"
+    );
+
+    ok(
+        &srv(
+            d,
+            &["restatements", "--month", "2024-03", "--out", "r1"],
+            &env,
+        ),
+        "r1",
+    );
+    let got = restated(&std::fs::read_to_string(d.join("r1/restatements.csv")).unwrap());
+    let got_keys: Vec<(String, String, String, String, String)> = got
+        .iter()
+        .map(|r| {
+            (
+                r["measure"].clone(),
+                r["region"].clone(),
+                r["field"].clone(),
+                r["signed"].clone(),
+                r["current"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got_keys, want,
+        "exactly the changed fields, signed and current"
+    );
+    for r in &got {
+        assert_eq!(r["month"], "2024-03");
+        assert_eq!(r["view"], "opr");
+        assert_eq!(r["signed_by"], "Head of Performance");
+        // One late request in north and one in south: `all` saw both.
+        let n = match r["region"].as_str() {
+            "all" => 2,
+            _ => 1,
+        };
+        assert_eq!(
+            r["causes"],
+            format!("late events: {n} (applied after the month was final)"),
+            "{r:?}"
+        );
+    }
+    let check = srv(d, &["restatements", "--check"], &env);
+    assert_eq!(check.status.code(), Some(1));
+    let json = ok(&srv(d, &["restatements", "--json"], &env), "json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), got.len());
+
+    // An exemption added after the sign-off, over t01–t03 (north, 10 March 10:00–10:05).
+    std::fs::write(
+        d.join("register.toml"),
+        "[[exemption]]\nid = \"INC-AFTER-SIGNOFF\"\nreason = \"exceptional_event\"\n\
+         from = \"2024-03-10T10:00:00Z\"\nto = \"2024-03-10T10:05:00Z\"\nregions = [\"north\"]\n",
+    )
+    .unwrap();
+    ok(
+        &srv(
+            d,
+            &[
+                "restatements",
+                "--month",
+                "2024-03",
+                "--exemptions",
+                "register.toml",
+                "--out",
+                "r2",
+            ],
+            &env,
+        ),
+        "r2",
+    );
+    let got = restated(&std::fs::read_to_string(d.join("r2/restatements.csv")).unwrap());
+    let north: Vec<&BTreeMap<String, String>> = got
+        .iter()
+        .filter(|r| r["measure"] == "PM4.3" && r["region"] == "north")
+        .collect();
+    assert!(!north.is_empty(), "{got:?}");
+    for r in &north {
+        assert!(
+            r["causes"].contains("exemption INC-AFTER-SIGNOFF added"),
+            "{r:?}"
+        );
+    }
+    // South is outside the exemption's scope: late events only.
+    for r in got.iter().filter(|r| r["region"] == "south") {
+        assert!(!r["causes"].contains("INC-AFTER-SIGNOFF"), "{r:?}");
+    }
+
+    // A second sign-off of March is recorded; the first stays; the store refuses to rewrite
+    // either.
+    ok(
+        &srv(
+            d,
+            &["signoff", "--month", "2024-03", "--by", "Finance Director"],
+            &env,
+        ),
+        "second signoff",
+    );
+    let check = srv(d, &["restatements", "--check"], &env);
+    assert_eq!(check.status.code(), Some(0), "the latest sign-off stands");
+    let db = rusqlite::Connection::open(d.join("state.db")).unwrap();
+    let n: i64 = db
+        .query_row("SELECT COUNT(*) FROM signoffs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2);
+    let e = db
+        .execute("UPDATE signoffs SET document = '{}' WHERE id = 1", [])
+        .unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    assert!(db.execute("DELETE FROM signoffs", []).is_err());
+}
