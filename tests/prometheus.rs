@@ -77,6 +77,21 @@ fn exposed() -> Vec<String> {
     view.availability = vec![down; cfg.definitions.interfaces.len()];
     live.publish("t", 0, view);
     live.set_end_offset("t", 0, 10);
+    // A signed month (issue 31): its restated fields appear.
+    live.set_signoffs(srv_opr::ops::live::SignoffsRead {
+        months: vec![srv_opr::signoff::SignedMonth {
+            month: "2024-02".into(),
+            view: "opr".into(),
+            signed_at: "2024-03-05T10:00:00Z".into(),
+            signed_by: "analyst".into(),
+            forced: false,
+            is_final: true,
+            restated_fields: 3,
+            causes: vec!["late events: 1 (applied after the month was final)".into()],
+            changes: Vec::new(),
+        }],
+        ..Default::default()
+    });
     let metrics = Metrics::new(
         Arc::new(cfg.definitions.clone()),
         srv_opr::engine::calendar::Calendar::new(&cfg.settings.time.zone).unwrap(),
@@ -96,6 +111,7 @@ fn exposed() -> Vec<String> {
             &srv_opr::config::schemes::all(&cfg).unwrap(),
         ))
     })
+    .and_then(|m| m.with_signoffs())
     .unwrap();
     let text = metrics.render().unwrap();
     let mut names: Vec<String> = text

@@ -300,6 +300,63 @@ fn a_signed_month_restated_by_late_requests_and_a_later_exemption_says_what_and_
     for r in got.iter().filter(|r| r["region"] == "south") {
         assert!(!r["causes"].contains("INC-AFTER-SIGNOFF"), "{r:?}");
     }
+    // Without the register, the late events' fields again.
+    let got = restated(&std::fs::read_to_string(d.join("r1/restatements.csv")).unwrap());
+
+    // Live: a running instance's sign-off watcher finds March restated: /metrics counts its
+    // fields, the in-process alert fires, the status page shows it first, with its cause.
+    let port = crate::support::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let live_env: Vec<(String, String)> = env
+        .iter()
+        .cloned()
+        .filter(|(k, _)| k != "SRV_OPR__HTTP__LISTEN")
+        .chain([
+            ("SRV_OPR__HTTP__LISTEN".to_string(), addr.clone()),
+            ("SRV_OPR__ALERTS__INTERVAL".to_string(), "1s".to_string()),
+            ("SRV_OPR__ALERTS__FOR".to_string(), "0s".to_string()),
+        ])
+        .collect();
+    let run = crate::support::spawn_srv_run(d, &live_env, "run-live", "run-live.log");
+    let _run = crate::support::KillOnDrop(run.id());
+    let fields = got.len();
+    let status = crate::support::wait_until(
+        d,
+        &["run-live.log"],
+        "SrvSignedMonthRestated firing",
+        60,
+        || {
+            let s = crate::support::get_json(&addr, "/status.json")?;
+            let firing = s["alerts"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|a| a["alert"] == "SrvSignedMonthRestated"));
+            if firing {
+                Ok(s)
+            } else {
+                Err(s["alerts"].to_string())
+            }
+        },
+    );
+    let march = &status["signoffs"][0];
+    assert_eq!(march["month"], "2024-03");
+    assert_eq!(march["restated_fields"], fields);
+    assert!(
+        march["causes"].to_string().contains("late events"),
+        "{march}"
+    );
+    let (_, metrics) = crate::support::http_get(&addr, "/metrics");
+    assert!(
+        metrics.contains(&format!(
+            "srv_signed_month_restated_fields{{month=\"2024-03\",view=\"opr\"}} {fields}"
+        )),
+        "{metrics}"
+    );
+    let (_, page) = crate::support::http_get(&addr, "/");
+    assert!(
+        page.contains("Signed months: 1 restated since signed"),
+        "{page}"
+    );
+    drop(_run);
 
     // A second sign-off of March is recorded; the first stays; the store refuses to rewrite
     // either.

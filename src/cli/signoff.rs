@@ -5,12 +5,10 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use crate::config::Config;
-use crate::engine::calendar::Month;
 use crate::error::Error;
-use crate::signoff::compare::{self, Change, Context};
+use crate::signoff::compare::{self, Change};
 use crate::signoff::{self, Request};
 use crate::sink::outdir::OutDir;
-use crate::store::{Identity, open_configured};
 
 use super::args::MonthArg;
 
@@ -127,62 +125,6 @@ pub fn restatements_main(cfg: &Config, a: RestatementsArgs) -> Result<u8, Error>
     }
 }
 
-/// What was compared: (sign-off, current figures, changes).
-pub type Compared = Vec<(
-    crate::store::signoff::SignOff,
-    signoff::Current,
-    Vec<Change>,
-)>;
-
-/// The latest sign-off of every signed month and view (or the ones asked for), each compared
-/// with the month's figures now.
-pub fn compare_all(
-    cfg: &Config,
-    month: Option<Month>,
-    view: Option<&str>,
-) -> Result<Compared, Error> {
-    if cfg.settings.state.url.is_empty() {
-        return Err(Error::Usage(
-            "sign-offs are kept in the state store: set [state] url (SRV_OPR__STATE__URL)".into(),
-        ));
-    }
-    if let Some(v) = view {
-        signoff::view_index(cfg, v)?;
-    }
-    let pipeline = cfg.pipeline()?;
-    let mut store = open_configured(cfg, &Identity::reader(cfg))?;
-    let mut latest: std::collections::BTreeMap<(Month, String), crate::store::signoff::SignOff> =
-        Default::default();
-    for s in store.signoffs(month)? {
-        if view.is_some_and(|v| v != s.view) {
-            continue;
-        }
-        if let Some(m) = s.month {
-            latest.insert((m, s.view.clone()), s);
-        }
-    }
-    let mut out = Vec::new();
-    for ((m, v), s) in latest {
-        if cfg.register.view(&v).is_none() {
-            return Err(Error::Usage(format!(
-                "{m} was signed in view {v:?}, which the exemption register no longer names: \
-                 give the register it was signed under (--exemptions FILE)"
-            )));
-        }
-        let now = signoff::current(cfg, &pipeline, &mut *store, m, &v)?;
-        let revisions = store.revisions(Some(m))?;
-        let ctx = Context {
-            revisions: &revisions,
-            register: &cfg.register,
-            definitions: &cfg.definitions,
-            calendar: &pipeline.calendar,
-        };
-        let changes = compare::changes(&s, &now, &ctx);
-        out.push((s, now, changes));
-    }
-    Ok(out)
-}
-
 /// Lists the changes; whether any signed month differs.
 fn restatements(cfg: &Config, a: RestatementsArgs) -> Result<bool, Error> {
     let cfg = &*a.exemptions.apply(cfg)?;
@@ -191,7 +133,7 @@ fn restatements(cfg: &Config, a: RestatementsArgs) -> Result<bool, Error> {
         .as_deref()
         .map(|m| m.parse::<MonthArg>().map(|x| x.0))
         .transpose()?;
-    let compared = compare_all(cfg, month, a.view.as_deref())?;
+    let compared = signoff::compare_all(cfg, month, a.view.as_deref())?;
     if compared.is_empty() {
         eprintln!(
             "srv-opr: no sign-off{}{} in the state store",

@@ -24,6 +24,8 @@ pub struct Endpoint {
     pub server: Option<HttpServer>,
     /// The alert evaluator, while it runs.
     pub alerts: AlertsHandle,
+    /// The sign-off watcher, with a state store.
+    pub signoffs: Option<super::signoffs::SignoffWatcher>,
 }
 
 /// Starts the status page (`/`, `/status.json`), `/metrics`, `/healthz` and `/readyz` on
@@ -54,12 +56,14 @@ pub fn start(
         live.clone(),
         interfaces.clone(),
     )?;
+    let signoffs = super::signoffs::spawn(cfg, live.clone()).map_err(OpsError::Start)?;
     let listen = cfg.settings.http.listen.as_str();
     if listen.is_empty() {
         return Ok(Endpoint {
             live,
             server: None,
             alerts,
+            signoffs,
         });
     }
     let metrics = Arc::new(
@@ -72,6 +76,13 @@ pub fn start(
         )
         .and_then(|m| m.with_register(&cfg.register))
         .and_then(|m| m.with_availability(interfaces.clone()))
+        .and_then(|m| {
+            if signoffs.is_some() {
+                m.with_signoffs()
+            } else {
+                Ok(m)
+            }
+        })
         .map_err(OpsError::Registry)?,
     );
     let status = Arc::new(
@@ -105,5 +116,6 @@ pub fn start(
         live,
         server: Some(server),
         alerts,
+        signoffs,
     })
 }

@@ -264,6 +264,8 @@ pub struct Live {
     undecodable: std::sync::atomic::AtomicU64,
     undecodable_reason: Mutex<String>,
     handed_over: std::sync::atomic::AtomicU64,
+    /// The signed months as the sign-off watcher last read them (issue 31).
+    signoffs: Mutex<Option<std::sync::Arc<SignoffsRead>>>,
     idle_timeout: Duration,
     /// When the service started.
     pub started: Instant,
@@ -308,6 +310,20 @@ pub struct LiveSnapshot {
     pub availability: Vec<Timeline>,
     /// The newest availability event's `at` over them (`Ts::MIN`: none).
     pub availability_newest: Ts,
+    /// The signed months and their restatements, as last read from the store (none without a
+    /// store, or before the first read).
+    pub signoffs: Option<std::sync::Arc<SignoffsRead>>,
+}
+
+/// What the sign-off watcher read from the store.
+#[derive(Debug, Clone, Default)]
+pub struct SignoffsRead {
+    /// Every signed month and view, its latest sign-off against its figures now.
+    pub months: Vec<crate::signoff::SignedMonth>,
+    /// Why the last read failed, if it did (the months are then those of the read before).
+    pub error: Option<String>,
+    /// When the months were read.
+    pub read_at: Option<std::time::SystemTime>,
 }
 
 impl Live {
@@ -320,6 +336,7 @@ impl Live {
             undecodable: std::sync::atomic::AtomicU64::new(0),
             undecodable_reason: Mutex::new(String::new()),
             handed_over: std::sync::atomic::AtomicU64::new(0),
+            signoffs: Mutex::new(None),
             idle_timeout,
             started: Instant::now(),
         }
@@ -388,6 +405,18 @@ impl Live {
             .map(|r| r.clone())
             .unwrap_or_default();
         (n, reason)
+    }
+
+    /// The sign-off watcher's latest read.
+    pub fn set_signoffs(&self, read: SignoffsRead) {
+        if let Ok(mut s) = self.signoffs.lock() {
+            *s = Some(std::sync::Arc::new(read));
+        }
+    }
+
+    /// What the sign-off watcher last read (none before its first read, or without a store).
+    pub fn signoffs(&self) -> Option<std::sync::Arc<SignoffsRead>> {
+        self.signoffs.lock().ok().and_then(|s| s.clone())
     }
 
     /// Errors librdkafka reported so far.
@@ -478,6 +507,7 @@ impl Live {
             assigned: s.assigned,
             kafka_errors: self.kafka_errors(),
             undecodable: self.undecodable(),
+            signoffs: self.signoffs(),
             ..LiveSnapshot::default()
         };
         let month = combined.map(month_of);

@@ -62,6 +62,8 @@ pub struct Metrics {
     exemptions: Vec<(IntGauge, crate::engine::time::Ts, crate::engine::time::Ts)>,
     /// The interfaces' families (set by [`Metrics::with_availability`]).
     availability: Option<AvailabilityGauges>,
+    /// `srv_signed_month_restated_fields` (set by [`Metrics::with_signoffs`]).
+    signoffs: Option<IntGaugeVec>,
 }
 
 /// The interfaces' month-to-date availability (issue 30), from the timelines of the partitions
@@ -377,6 +379,7 @@ impl Metrics {
             scrape: Mutex::new(()),
             exemptions: Vec::new(),
             availability: None,
+            signoffs: None,
             defs,
         };
         m.precreate();
@@ -539,6 +542,31 @@ impl Metrics {
         Ok(self)
     }
 
+    /// These metrics with `srv_signed_month_restated_fields{month, view}` (issue 31): for each
+    /// signed month, how many of its fields differ from its latest sign-off (0: it stands), as
+    /// the sign-off watcher last read the store.
+    pub fn with_signoffs(mut self) -> prometheus::Result<Metrics> {
+        self.signoffs = Some(Families(&self.registry).int_gauges(
+            "srv_signed_month_restated_fields",
+            "Fields of a signed month that differ from its latest sign-off (srv-opr \
+             restatements lists them with their causes)",
+            &["month", "view"],
+        )?);
+        Ok(self)
+    }
+
+    /// The signed months' gauge from a snapshot: a month signed since appears, none vanishes
+    /// (sign-offs are never deleted).
+    fn refresh_signoffs(&self, s: &LiveSnapshot) {
+        let (Some(g), Some(read)) = (&self.signoffs, &s.signoffs) else {
+            return;
+        };
+        for m in &read.months {
+            g.with_label_values(&[m.month.as_str(), m.view.as_str()])
+                .set(m.restated_fields as i64);
+        }
+    }
+
     /// The interfaces' gauges from a snapshot.
     fn refresh_availability(&self, s: &LiveSnapshot) {
         let Some(g) = &self.availability else {
@@ -572,6 +600,7 @@ impl Metrics {
 
     fn refresh(&self, s: &LiveSnapshot) {
         self.refresh_availability(s);
+        self.refresh_signoffs(s);
         for t in EventType::ALL {
             for r in EventResult::ALL {
                 set_counter(

@@ -2,8 +2,9 @@
 //! registry read from it (`metrics`), the status page for the person on shift (`status`: `/`
 //! and `/status.json`), the HTTP endpoint serving them (`http`), the alerts (`alerts`: the
 //! in-process evaluator, the Alertmanager notifier, the generated rules), `webhook`
-//! (Alertmanager's notifications read as availability events), and `endpoint`, which starts
-//! them together for `run` and `demo`.
+//! (Alertmanager's notifications read as availability events), `signoffs` (signed months
+//! against their figures now), and `endpoint`, which starts them together for `run` and
+//! `demo`.
 
 pub mod alerts;
 pub mod endpoint;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod interfaces;
 pub mod live;
 pub mod metrics;
+pub mod signoffs;
 pub mod status;
 pub mod webhook;
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::calendar::{Calendar, Month};
 use crate::engine::definitions::Definitions;
@@ -46,7 +46,7 @@ const AVAILABILITY_FIELDS: &[&str] = &[
 ];
 
 /// One changed field of a signed month.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// `YYYY-MM`.
     pub month: String,

@@ -358,6 +358,7 @@ impl Evaluator {
         }
         self.pipeline_conditions(last, &mut holding);
         self.interface_conditions(snap, &mut holding);
+        signoff_conditions(snap, &mut holding);
         (holding, board)
     }
 
@@ -609,6 +610,39 @@ impl Evaluator {
                 );
             }
         }
+    }
+}
+
+/// A signed month whose figures differ from its latest sign-off (as the sign-off watcher last
+/// read the store): one alert naming every such month, its fields and causes.
+fn signoff_conditions(snap: &LiveSnapshot, holding: &mut BTreeMap<AlertKey, String>) {
+    let Some(read) = &snap.signoffs else {
+        return;
+    };
+    let restated: Vec<String> = read
+        .months
+        .iter()
+        .filter(|m| m.restated_fields > 0)
+        .map(|m| {
+            format!(
+                "{} ({} view, signed by {} at {}): {} fields restated ({})",
+                m.month,
+                m.view,
+                m.signed_by,
+                m.signed_at,
+                m.restated_fields,
+                cut_list(&m.causes, 3)
+            )
+        })
+        .collect();
+    if !restated.is_empty() {
+        holding.insert(
+            (AlertKind::SignedMonthRestated, None, None),
+            format!(
+                "signed months differ from their sign-off: {} (srv-opr restatements)",
+                cut_list(&restated, 3)
+            ),
+        );
     }
 }
 

@@ -37,11 +37,13 @@ pub enum AlertKind {
     InterfaceDown,
     /// An interface's month-to-date availability below SUM1's TPL (issue 30).
     InterfaceBelowTarget,
+    /// A signed month's figures differ from its latest sign-off (issue 31).
+    SignedMonthRestated,
 }
 
 impl AlertKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [AlertKind; 13] = [
+    pub const ALL: [AlertKind; 14] = [
         AlertKind::RplBelowTarget,
         AlertKind::RplBelowMinimum,
         AlertKind::ErrorBudgetFastBurn,
@@ -55,6 +57,7 @@ impl AlertKind {
         AlertKind::KafkaUndecodable,
         AlertKind::InterfaceDown,
         AlertKind::InterfaceBelowTarget,
+        AlertKind::SignedMonthRestated,
     ];
 
     /// The `alertname` (in Alertmanager and the rules) and the `alert` label of
@@ -74,6 +77,7 @@ impl AlertKind {
             AlertKind::KafkaUndecodable => "SrvKafkaUndecodable",
             AlertKind::InterfaceDown => "SrvInterfaceDown",
             AlertKind::InterfaceBelowTarget => "SrvInterfaceBelowTarget",
+            AlertKind::SignedMonthRestated => "SrvSignedMonthRestated",
         }
     }
 

@@ -74,6 +74,7 @@ pub fn generate(defs: &Definitions, a: &AlertSettings) -> String {
     }
     w.pipeline_rules(&mut y, a);
     w.interface_rules(&mut y, a);
+    w.signoff_rules(&mut y);
     y
 }
 
@@ -287,6 +288,21 @@ impl Rules {
                 .to_string(),
             "{{ $labels.interface }} at {{ $value | printf \"%.4f\" }} % this month so far, below \
              SUM1's TPL"
+                .to_string(),
+        );
+    }
+
+    /// A signed month that differs from its latest sign-off (issue 31): every instance with a
+    /// store reads the same sign-offs, so one series per month and view is enough (`max`).
+    fn signoff_rules(&self, y: &mut String) {
+        self.rule(
+            y,
+            AlertKind::SignedMonthRestated,
+            None,
+            "max by (month, view) (srv_signed_month_restated_fields) > 0".to_string(),
+            "{{ $labels.month }} ({{ $labels.view }} view) differs from its sign-off in {{ $value \
+             }} fields: srv-opr restatements --month {{ $labels.month }} lists them with their \
+             causes"
                 .to_string(),
         );
     }

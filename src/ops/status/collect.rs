@@ -278,8 +278,14 @@ impl Sources {
                 interface: i.id,
             })
             .collect();
+        let signoffs = snap.signoffs.clone();
         Status {
             interfaces,
+            signoffs: signoffs
+                .as_ref()
+                .map(|r| r.months.clone())
+                .unwrap_or_default(),
+            signoffs_error: signoffs.and_then(|r| r.error.clone()),
             schema: SCHEMA,
             generated_at: rfc3339(Some(now)),
             instance: self.instance.clone(),

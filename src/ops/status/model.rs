@@ -35,6 +35,13 @@ pub struct Status {
     /// availability event has been seen.
     #[serde(default)]
     pub interfaces: Vec<InterfaceView>,
+    /// The signed months (issue 31), each against its latest sign-off; empty without a store or
+    /// before the first read.
+    #[serde(default)]
+    pub signoffs: Vec<crate::signoff::SignedMonth>,
+    /// Why the store's sign-offs could not be read the last time, if so.
+    #[serde(default)]
+    pub signoffs_error: Option<String>,
 }
 
 /// One interface now, as the availability events say.

@@ -32,6 +32,7 @@ pub fn render(s: &Status) -> String {
     alerts(&mut h, s);
     exemptions(&mut h, s);
     interfaces(&mut h, s);
+    signoffs(&mut h, s);
     measures(&mut h, s);
     pipeline(&mut h, s);
     let _ = write!(
@@ -262,6 +263,92 @@ fn interfaces(h: &mut String, s: &Status) {
             i.exempted_minutes,
             i.downtime_left_minutes
                 .map_or("—".to_string(), |m| format!("{m} min")),
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+}
+
+/// The signed months (issue 31): a restated one first, with what changed and why.
+fn signoffs(h: &mut String, s: &Status) {
+    if s.signoffs.is_empty() && s.signoffs_error.is_none() {
+        return;
+    }
+    let restated = s.signoffs.iter().filter(|m| m.restated_fields > 0).count();
+    let _ = write!(
+        h,
+        "<section id=\"signoffs\" data-restated=\"{restated}\"><h2>Signed months: {}</h2>",
+        if restated == 0 {
+            "all stand".to_string()
+        } else {
+            format!("{restated} restated since signed")
+        }
+    );
+    if let Some(e) = &s.signoffs_error {
+        let _ = write!(
+            h,
+            "<p class=\"warn\">The sign-offs could not be read: {}</p>",
+            esc(e)
+        );
+    }
+    h.push_str(
+        "<table><thead><tr><th>Month</th><th>View</th><th>Signed</th><th>State</th>\
+         <th>Why</th></tr></thead><tbody>",
+    );
+    let mut rows: Vec<&crate::signoff::SignedMonth> = s.signoffs.iter().collect();
+    rows.sort_by_key(|m| m.restated_fields == 0);
+    for m in rows {
+        let state = if m.restated_fields == 0 {
+            "stands".to_string()
+        } else {
+            format!("<strong>RESTATED</strong>: {} fields", m.restated_fields)
+        };
+        let examples: Vec<String> = m
+            .changes
+            .iter()
+            .take(3)
+            .map(|c| {
+                format!(
+                    "{} {} {}: {} → {}",
+                    c.measure,
+                    c.region,
+                    c.field,
+                    if c.signed.is_empty() {
+                        "—"
+                    } else {
+                        &c.signed
+                    },
+                    if c.current.is_empty() {
+                        "—"
+                    } else {
+                        &c.current
+                    }
+                )
+            })
+            .collect();
+        let _ = write!(
+            h,
+            "<tr data-month=\"{}\" data-view=\"{}\" data-restated=\"{}\" class=\"{}\">\
+             <td>{}</td><td>{}</td><td>{} by {}{}</td><td class=\"state\">{state}</td>\
+             <td>{}{}</td></tr>",
+            esc(&m.month),
+            esc(&m.view),
+            m.restated_fields,
+            if m.restated_fields == 0 { "ok" } else { "warn" },
+            esc(&m.month),
+            esc(&m.view),
+            esc(&m.signed_at),
+            esc(&m.signed_by),
+            if m.forced {
+                " (before final, --force)"
+            } else {
+                ""
+            },
+            esc(&m.causes.join("; ")),
+            if examples.is_empty() {
+                String::new()
+            } else {
+                format!("<br><small>{}</small>", esc(&examples.join(" · ")))
+            }
         );
     }
     h.push_str("</tbody></table></section>\n");
@@ -609,6 +696,18 @@ mod tests {
         };
         Status {
             interfaces: Vec::new(),
+            signoffs: vec![crate::signoff::SignedMonth {
+                month: "2024-02".into(),
+                view: "opr".into(),
+                signed_at: "2024-03-05T10:00:00Z".into(),
+                signed_by: "<b>Head</b> of Performance".into(),
+                forced: false,
+                is_final: true,
+                restated_fields: 2,
+                causes: vec!["exemption INC<1> added".into()],
+                changes: Vec::new(),
+            }],
+            signoffs_error: None,
             schema: SCHEMA,
             exemptions: Vec::new(),
             generated_at: "2024-03-10T10:02:00Z".into(),
@@ -691,6 +790,14 @@ mod tests {
             assert!(!html.contains(needle), "{needle}");
         }
         assert!(html.contains("<svg class=\"spark\"") && html.contains("<polyline"));
+        // A restated signed month, in words, its signer and cause escaped.
+        assert!(
+            html.contains("Signed months: 1 restated since signed"),
+            "{html}"
+        );
+        assert!(html.contains("<strong>RESTATED</strong>: 2 fields"));
+        assert!(html.contains("&lt;b&gt;Head&lt;/b&gt; of Performance"));
+        assert!(html.contains("exemption INC&lt;1&gt; added"));
     }
 
     #[test]
