@@ -309,15 +309,15 @@ fn a_signed_month_restated_by_late_requests_and_a_later_exemption_says_what_and_
     let addr = format!("127.0.0.1:{port}");
     let live_env: Vec<(String, String)> = env
         .iter()
-        .cloned()
         .filter(|(k, _)| k != "SRV_OPR__HTTP__LISTEN")
+        .cloned()
         .chain([
             ("SRV_OPR__HTTP__LISTEN".to_string(), addr.clone()),
             ("SRV_OPR__ALERTS__INTERVAL".to_string(), "1s".to_string()),
             ("SRV_OPR__ALERTS__FOR".to_string(), "0s".to_string()),
         ])
         .collect();
-    let run = crate::support::spawn_srv_run(d, &live_env, "run-live", "run-live.log");
+    let mut run = crate::support::spawn_srv_run(d, &live_env, "run-live", "run-live.log");
     let _run = crate::support::KillOnDrop(run.id());
     let fields = got.len();
     let status = crate::support::wait_until(
