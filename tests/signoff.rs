@@ -356,7 +356,8 @@ fn a_signed_month_restated_by_late_requests_and_a_later_exemption_says_what_and_
         page.contains("Signed months: 1 restated since signed"),
         "{page}"
     );
-    drop(_run);
+    run.kill().unwrap();
+    run.wait().unwrap();
 
     // A second sign-off of March is recorded; the first stays; the store refuses to rewrite
     // either.
