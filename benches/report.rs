@@ -51,7 +51,10 @@ fn render(c: &mut Criterion) {
                     &scheme,
                     margin,
                     &aggregates,
-                    external.clone(),
+                    cli::report::Besides {
+                        external: external.clone(),
+                        signoffs: &[],
+                    },
                     &out,
                 )
                 .map_err(|_| "render")

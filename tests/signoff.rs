@@ -303,6 +303,59 @@ fn a_signed_month_restated_by_late_requests_and_a_later_exemption_says_what_and_
     // Without the register, the late events' fields again.
     let got = restated(&std::fs::read_to_string(d.join("r1/restatements.csv")).unwrap());
 
+    // The annual report from the store: March signed, restated, with its causes; the other
+    // months not signed; the workbook has the same on its Sign-off sheet.
+    let external = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/opr/RY23-24-external.csv"
+    );
+    // The fixture has no traffic of these two components: the year's figures, given.
+    std::fs::write(
+        d.join("more-inputs.csv"),
+        "measure,component,region,period,value\nSDM2,PM1.4-DSP,,RY23/24,99.9\n\
+         SDM2,PM1.1-S1SP,,RY23/24,99.9\n",
+    )
+    .unwrap();
+    ok(
+        &srv(
+            d,
+            &[
+                "report",
+                "--year",
+                "RY23/24",
+                "--inputs",
+                external,
+                "--inputs",
+                "more-inputs.csv",
+                "--out",
+                "report",
+            ],
+            &env,
+        ),
+        "report",
+    );
+    let page = std::fs::read_to_string(d.join("report/index.html")).unwrap();
+    let table = page
+        .split("<table id=\"signoff\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no sign-off table: {page}"));
+    let march = table
+        .split("<tr")
+        .find(|r| r.contains("data-month=\"2024-03\""))
+        .unwrap();
+    assert!(
+        march.contains("class=\"restated\"")
+            && march.contains("Head of Performance")
+            && march.contains("late events"),
+        "{march}"
+    );
+    let april = table
+        .split("<tr")
+        .find(|r| r.contains("data-month=\"2023-04\""))
+        .unwrap();
+    assert!(april.contains("not signed"), "{april}");
+
     // Live: a running instance's sign-off watcher finds March restated: /metrics counts its
     // fields, the in-process alert fires, the status page shows it first, with its cause.
     let port = crate::support::free_port();

@@ -175,13 +175,31 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error>
     };
     let gather_seconds = started.elapsed().as_secs_f64();
     let rendering = Instant::now();
+    // Each month's sign-off against its figures now (issue 31), where the store keeps them.
+    let signoffs = if req.replay.is_empty() {
+        match crate::signoff::compare_all(cfg, None, Some(crate::engine::exemption::OPR)) {
+            Ok(c) => crate::signoff::summarise(&c)
+                .into_iter()
+                .filter(|s| months.iter().any(|m| m.to_string() == s.month))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e.report(), "the sign-offs could not be read: the report shows every month as not signed");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let (score, mut written) = render_report(
         cfg,
         &req.year,
         &scheme,
         margin,
         &aggregates,
-        external,
+        Besides {
+            external,
+            signoffs: &signoffs,
+        },
         &outdir,
     )?;
     files.append(&mut written);
@@ -201,6 +219,14 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error>
     })
 }
 
+/// What a report shows besides the year's aggregates.
+pub struct Besides<'a> {
+    /// Score input rows given with `--inputs` (the components not derived from the stream).
+    pub external: Vec<InputRow>,
+    /// Each signed month against its latest sign-off (none from a replay).
+    pub signoffs: &'a [crate::signoff::SignedMonth],
+}
+
 /// The rendering half of `report`: from a year's aggregates, the score (streaming rows from
 /// `aggregates`, plus `external` rows), `score.csv`/`score.json`, the charts, the workbook and
 /// the page, written into `outdir`. Returns the score and the files written.
@@ -210,9 +236,10 @@ pub fn render_report(
     scheme: &Scheme,
     margin: Decimal,
     aggregates: &Aggregates,
-    external: Vec<InputRow>,
+    besides: Besides<'_>,
     outdir: &OutDir,
 ) -> Result<(Report, Vec<String>), Error> {
+    let Besides { external, signoffs } = besides;
     let months: Vec<Month> = RegYear::parse(year)
         .map(|y| y.months().iter().filter_map(|m| Month::parse(m)).collect())
         .unwrap_or_default();
@@ -247,6 +274,7 @@ pub fn render_report(
         aggregates,
         inputs: &rows,
         score: &score,
+        signoffs,
     };
     let charts = charts(&y)?;
     for c in &charts {

@@ -127,6 +127,7 @@ pub fn page(y: &Year, charts: &[Chart], workbook: &str) -> String {
         s.push_str("</table>\n<p class=\"note\">Request ids behind each bucket: <code>evidence/</code>. All buckets per month: <code>failures.csv</code>.</p>\n");
     }
     exemptions(&mut s, y);
+    signoffs(&mut s, y);
     let _ = writeln!(
         s,
         "<p class=\"note\">Built by srv-opr {}; measure definitions SHA-256 {}; exemption \
@@ -136,6 +137,55 @@ pub fn page(y: &Year, charts: &[Chart], workbook: &str) -> String {
         esc(y.aggregates.register().sha256.as_deref().unwrap_or("none"))
     );
     s
+}
+
+/// Each month's sign-off (issue 31): signed or not, by whom and when, and what was restated
+/// since (the workbook's `Sign-off` sheet lists every restated field).
+fn signoffs(s: &mut String, y: &Year) {
+    s.push_str("<h2>Sign-off</h2>\n<table id=\"signoff\">\n<tr><th>Month</th><th>Signed</th><th>Restated since</th></tr>\n");
+    for m in &y.months {
+        let text = m.to_string();
+        let signed = y
+            .signoffs
+            .iter()
+            .find(|x| x.month == text && x.view == "opr");
+        let (who, since, class) = match signed {
+            None => ("not signed".to_string(), String::new(), "unsigned"),
+            Some(x) => (
+                format!(
+                    "{} at {}{}",
+                    esc(&x.signed_by),
+                    esc(&x.signed_at),
+                    if x.forced {
+                        " (before final, --force)"
+                    } else {
+                        ""
+                    }
+                ),
+                if x.restated_fields == 0 {
+                    "nothing: the signed figures stand".to_string()
+                } else {
+                    format!(
+                        "<strong>{} fields</strong>: {}",
+                        x.restated_fields,
+                        esc(&x.causes.join("; "))
+                    )
+                },
+                if x.restated_fields == 0 {
+                    "signed"
+                } else {
+                    "restated"
+                },
+            ),
+        };
+        let _ = writeln!(
+            s,
+            "<tr class=\"{class}\" data-month=\"{}\"><td>{}</td><td>{who}</td><td>{since}</td></tr>",
+            esc(&text),
+            esc(&super::month_label(*m))
+        );
+    }
+    s.push_str("</table>\n");
 }
 
 /// What the exemption register took out of the year, per view, reason and incident (the

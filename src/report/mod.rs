@@ -55,6 +55,9 @@ pub struct Year<'a> {
     pub inputs: &'a [InputRow],
     /// The year's score.
     pub score: &'a Report,
+    /// Each signed month of the year against its latest sign-off (issue 31); empty from a
+    /// replay, which has no store to keep sign-offs in.
+    pub signoffs: &'a [crate::signoff::SignedMonth],
 }
 
 impl Year<'_> {

@@ -14,12 +14,14 @@
 //!   uses), rates over counts;
 //! - `failures`: the year's failure buckets;
 //! - `exemptions`: what the exemption register took out, per reason and incident;
+//! - `signoff`: each month's sign-off, and what was restated since;
 //! - `layout`: formats, headers, month columns and charts every sheet shares.
 
 mod exemptions;
 mod failures;
 mod layout;
 mod scheme;
+mod signoff;
 mod streaming;
 mod summary;
 
@@ -35,6 +37,7 @@ use exemptions::exemptions_sheet;
 use failures::failures_sheet;
 use layout::Formats;
 use scheme::{monthly_counts, scheme_sheets};
+use signoff::signoff_sheet;
 use streaming::streaming_sheets;
 use summary::summary_sheet;
 
@@ -95,5 +98,6 @@ fn workbook(y: &Year, charts: &[Chart]) -> Result<Vec<u8>, XlsxError> {
     streaming_sheets(&mut wb, y, "Other measures", &other, charts, &fm)?;
     failures_sheet(&mut wb, y, &fm)?;
     exemptions_sheet(&mut wb, y, &fm)?;
+    signoff_sheet(&mut wb, y, &fm)?;
     wb.save_to_buffer()
 }
