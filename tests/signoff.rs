@@ -435,3 +435,195 @@ fn a_signed_month_restated_by_late_requests_and_a_later_exemption_says_what_and_
     assert!(e.to_string().contains("append-only"), "{e}");
     assert!(db.execute("DELETE FROM signoffs", []).is_err());
 }
+
+/// The same on PostgreSQL with three instances sharing six partitions' worth of keys over three
+/// partitions: March signed once the group has made it final; one instance SIGKILLed; late
+/// March requests produced; the database restarted under the group (a crash: connections cut,
+/// recovery); `restatements` lists exactly what changed, and the sign-off survives unchanged,
+/// which the database itself refuses to rewrite.
+#[test]
+fn on_postgres_with_three_instances_a_signoff_survives_kills_and_a_database_restart() {
+    use crate::store_kafka::{group_env, spawn_run};
+    use crate::support::{KillOnDrop, OwnServer, free_port, wait_until};
+    use srv_opr::kafka::partition::partition_of;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (pg, url) = OwnServer::postgres(free_port());
+    let topic = unique("signoff-pg");
+    create_topic(&topic, 3);
+    create_topic(&format!("{topic}-dead"), 1);
+    let mut cc = rdkafka::config::ClientConfig::new();
+    cc.set("bootstrap.servers", brokers());
+    // Nine requests on 2 April per partition, so every partition's watermark passes March's
+    // finality (the combined watermark is their minimum; a lone event weeks ahead of a
+    // partition's clock needs eight others to move it).
+    let bumps = |at: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut per = [0; 3];
+        for i in 0.. {
+            let id = format!("bump-{at}-{i}");
+            let p = partition_of(id.as_bytes(), 3) as usize;
+            if per[p] < 9 {
+                per[p] += 1;
+                out.push(format!(
+                    r#"{{"type":"request","id":"{id}","srv":"CSP-HAN-TEST","region":"north","provider":"csp","at":"{at}"}}"#
+                ));
+            }
+            if per.iter().all(|n| *n == 9) {
+                break;
+            }
+        }
+        out
+    };
+    let traps = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/traps.jsonl"
+    ))
+    .unwrap();
+    let mut lines: Vec<String> = traps
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect();
+    lines.extend(bumps("2024-04-02T00:00:00Z"));
+    let text: Vec<&str> = lines.iter().map(String::as_str).collect();
+    produce_lines(&cc, &topic, 3, &text);
+
+    let group = unique("signoff-pg");
+    let mut env = group_env(&brokers(), &topic, &group, &url);
+    env.push(("SRV_OPR__STATE__RECONNECT_TIMEOUT".into(), "60s".into()));
+    let mut a = spawn_run(d, &env, "a.log", &[]);
+    let _a = KillOnDrop(a.id());
+    let mut b = spawn_run(d, &env, "b.log", &[]);
+    let _b = KillOnDrop(b.id());
+    let mut c = spawn_run(d, &env, "c.log", &[]);
+    let _c = KillOnDrop(c.id());
+    let logs = ["a.log", "b.log", "c.log"];
+
+    // Signed as soon as the group has made March final (refused before, exit 2).
+    let signed = wait_until(d, &logs, "March final and signed", 120, || {
+        let o = srv(
+            d,
+            &[
+                "signoff",
+                "--month",
+                "2024-03",
+                "--by",
+                "Head of Performance",
+            ],
+            &env,
+        );
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        match o.status.code() {
+            Some(0) => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
+            // Not final yet, or nothing checkpointed yet.
+            Some(2) => Err(err),
+            Some(1) if err.contains("holds no figures") => Err(err),
+            code => panic!("signoff: {code:?} {err}"),
+        }
+    });
+    assert!(signed.contains("as sign-off 1"), "{signed}");
+    ok(
+        &srv(
+            d,
+            &["rollup", "--month", "2024-03", "--out", "before"],
+            &env,
+        ),
+        "rollup before",
+    );
+    let check = srv(d, &["restatements", "--check"], &env);
+    assert_eq!(check.status.code(), Some(0));
+    let document = |what: &str| -> (i64, String) {
+        let mut db = srv_opr::store::pgtls::client(&url).unwrap();
+        let row = db
+            .query_one("SELECT COUNT(*), MIN(document) FROM signoffs", &[])
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        (row.get(0), row.get(1))
+    };
+    let first = document("after signing");
+
+    // One member SIGKILLed; late March requests and a later bump; the database crashes and
+    // comes back while the other two work.
+    b.kill().unwrap();
+    b.wait().unwrap();
+    let mut late = vec![
+        r#"{"type":"request","id":"late-n","srv":"CSP-HAN-TEST","region":"north","provider":"csp","at":"2024-03-30T12:00:00Z"}"#.to_string(),
+        r#"{"type":"response","id":"late-n","code":"I0","at":"2024-03-30T12:00:02Z"}"#.to_string(),
+        r#"{"type":"request","id":"late-s","srv":"CSP-HAN-TEST","region":"south","provider":"csp","at":"2024-03-30T12:05:00Z"}"#.to_string(),
+    ];
+    late.extend(bumps("2024-04-02T00:30:00Z"));
+    let restart = pg.restart_in_background(3);
+    let text: Vec<&str> = late.iter().map(String::as_str).collect();
+    produce_lines(&cc, &topic, 3, &text);
+    restart.join().unwrap();
+
+    // Exactly the fields rollup's before and after differ in, once the group has them all.
+    let (want, got) = wait_until(
+        d,
+        &logs,
+        "the restatement of both late requests",
+        120,
+        || {
+            let o = srv(d, &["rollup", "--month", "2024-03", "--out", "after"], &env);
+            if !o.status.success() {
+                return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+            }
+            let before = std::fs::read_to_string(d.join("before/rpl.csv")).unwrap();
+            let after = std::fs::read_to_string(d.join("after/rpl.csv")).unwrap();
+            let want = diff(&before, &after);
+            let o = srv(
+                d,
+                &["restatements", "--month", "2024-03", "--out", "r"],
+                &env,
+            );
+            if !o.status.success() {
+                return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+            }
+            let got = restated(&std::fs::read_to_string(d.join("r/restatements.csv")).unwrap());
+            let all_late = got
+                .iter()
+                .any(|r| r["region"] == "all" && r["causes"].starts_with("late events: 2"));
+            if all_late {
+                Ok((want, got))
+            } else {
+                Err(format!("{got:?}"))
+            }
+        },
+    );
+    let got_keys: Vec<(String, String, String, String, String)> = got
+        .iter()
+        .map(|r| {
+            (
+                r["measure"].clone(),
+                r["region"].clone(),
+                r["field"].clone(),
+                r["signed"].clone(),
+                r["current"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(got_keys, want);
+    let check = srv(d, &["restatements", "--check"], &env);
+    assert_eq!(check.status.code(), Some(1));
+
+    // The sign-off survived the kill and the crash as it was written; the database refuses to
+    // change, delete or truncate it.
+    assert_eq!(document("after the restart"), first);
+    let mut db = srv_opr::store::pgtls::client(&url).unwrap();
+    for statement in [
+        "UPDATE signoffs SET document = '{}'",
+        "DELETE FROM signoffs",
+        "TRUNCATE signoffs",
+    ] {
+        let e = db.batch_execute(statement).unwrap_err();
+        assert!(
+            format!("{e:?}").contains("append-only"),
+            "{statement}: {e:?}"
+        );
+    }
+    for child in [&mut a, &mut c] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

@@ -92,6 +92,17 @@ pub fn current(
     })
 }
 
+/// A length of event time as days, hours and minutes (`22 d 12 h 51 min`).
+fn humane(nanos: i64) -> String {
+    let minutes = nanos.max(0) / 60_000_000_000;
+    let (d, h, m) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (d, h) {
+        (0, 0) => format!("{m} min"),
+        (0, _) => format!("{h} h {m} min"),
+        _ => format!("{d} d {h} h {m} min"),
+    }
+}
+
 /// What `signoff` is asked to record.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -163,10 +174,7 @@ pub fn sign(cfg: &Config, req: &Request) -> Result<SignOff, Error> {
             if now_figures.watermark == Ts::MIN {
                 String::new()
             } else {
-                format!(
-                    ", {} of event time before that",
-                    crate::engine::time::Dur(behind)
-                )
+                format!(", {} of event time before that", humane(behind))
             }
         )));
     }
