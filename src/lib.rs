@@ -55,6 +55,8 @@
 //!   the HTTP endpoint, alerts (evaluator, Alertmanager notifier, generated rules).
 //! - [`score`]: the OPR scoring core (exact decimals). [`report`]: the year's workbook, charts,
 //!   page and the month table.
+//! - [`signoff`]: month sign-off and restatements: a month's figures as signed, and what
+//!   changed since with its causes.
 //! - [`simulate`]: seeded synthetic traffic with injected traps; [`rng`] its generator.
 //! - [`error`]: the error every command returns, and the kind that decides the exit code;
 //!   [`diagnostic`]: an error's chain as one line; [`textfile`]: reading a whole file a user
@@ -71,7 +73,8 @@
 //!   default cores − 1) own the partitions' pipelines and take their checkpoints, which each
 //!   worker's `srv-opr-writer-N` writes to the store on its own connection (with a store);
 //!   `srv-opr-alerts` runs the alert evaluator; `srv-opr-status` samples the live view and
-//!   reads the store for the status page; `srv-opr-http` serves the endpoint on a
+//!   reads the store for the status page; `srv-opr-signoffs` (with a store) compares the signed
+//!   months with the store's figures; `srv-opr-http` serves the endpoint on a
 //!   current-thread tokio runtime; a signal thread with another current-thread tokio runtime
 //!   turns SIGINT/SIGTERM into the stop and enforces the shutdown deadline.
 //!   librdkafka adds its own threads per client (the consumer and the dead-letter producer).
