@@ -404,6 +404,18 @@ fn a_signed_month_restated_by_late_requests_and_a_later_exemption_says_what_and_
         )),
         "{metrics}"
     );
+    let terminal = srv(
+        d,
+        &["status", "--url", &format!("http://{addr}")],
+        &live_env,
+    );
+    let terminal = String::from_utf8_lossy(&terminal.stdout);
+    assert!(
+        terminal.contains(&format!(
+            "signed months: 1; 2024-03 (opr) RESTATED: {fields} fields (late events"
+        )),
+        "{terminal}"
+    );
     let (_, page) = crate::support::http_get(&addr, "/");
     assert!(
         page.contains("Signed months: 1 restated since signed"),

@@ -384,6 +384,32 @@ pub fn render(s: &Status, all: bool, colour: bool) -> String {
             figures.join(", ")
         );
     }
+    if !s.signoffs.is_empty() {
+        let restated: Vec<String> = s
+            .signoffs
+            .iter()
+            .filter(|m| m.restated_fields > 0)
+            .map(|m| {
+                format!(
+                    "{} ({}) RESTATED: {} fields ({})",
+                    m.month,
+                    m.view,
+                    m.restated_fields,
+                    m.causes.join("; ")
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "signed months: {}; {}",
+            s.signoffs.len(),
+            if restated.is_empty() {
+                "all stand".to_string()
+            } else {
+                restated.join(", ")
+            }
+        );
+    }
     let _ = writeln!(o);
     let headers = [
         "measure",
