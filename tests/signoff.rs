@@ -176,6 +176,34 @@ fn a_signed_month_restated_by_late_requests_and_a_later_exemption_says_what_and_
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    // April signed before it is final, saying why: recorded as such.
+    let forced = ok(
+        &srv(
+            d,
+            &[
+                "signoff",
+                "--month",
+                "2024-04",
+                "--by",
+                "Duty analyst",
+                "--force",
+                "--reason",
+                "interim figures for the board",
+            ],
+            &env,
+        ),
+        "forced signoff of April",
+    );
+    assert!(
+        forced.contains("NOT FINAL, signed with --force: interim figures for the board"),
+        "{forced}"
+    );
+    let no_reason = srv(
+        d,
+        &["signoff", "--month", "2024-04", "--by", "x", "--force"],
+        &env,
+    );
+    assert_eq!(no_reason.status.code(), Some(2));
     let o = ok(
         &srv(
             d,
@@ -257,7 +285,24 @@ fn a_signed_month_restated_by_late_requests_and_a_later_exemption_says_what_and_
     }
     let check = srv(d, &["restatements", "--check"], &env);
     assert_eq!(check.status.code(), Some(1));
-    let json = ok(&srv(d, &["restatements", "--json"], &env), "json");
+    // April, signed before it was final, moved by the request of 2 April counted since.
+    ok(
+        &srv(
+            d,
+            &["restatements", "--month", "2024-04", "--out", "r-april"],
+            &env,
+        ),
+        "april",
+    );
+    let april = restated(&std::fs::read_to_string(d.join("r-april/restatements.csv")).unwrap());
+    assert!(!april.is_empty());
+    for r in &april {
+        assert!(r["causes"].contains("signed before it was final"), "{r:?}");
+    }
+    let json = ok(
+        &srv(d, &["restatements", "--json", "--month", "2024-03"], &env),
+        "json",
+    );
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v.as_array().unwrap().len(), got.len());
 
@@ -390,7 +435,10 @@ fn a_signed_month_restated_by_late_requests_and_a_later_exemption_says_what_and_
             }
         },
     );
-    let march = &status["signoffs"][0];
+    let march = status["signoffs"]
+        .as_array()
+        .and_then(|l| l.iter().find(|m| m["month"] == "2024-03"))
+        .unwrap_or_else(|| panic!("{}", status["signoffs"]));
     assert_eq!(march["month"], "2024-03");
     assert_eq!(march["restated_fields"], fields);
     assert!(
@@ -412,13 +460,13 @@ fn a_signed_month_restated_by_late_requests_and_a_later_exemption_says_what_and_
     let terminal = String::from_utf8_lossy(&terminal.stdout);
     assert!(
         terminal.contains(&format!(
-            "signed months: 1; 2024-03 (opr) RESTATED: {fields} fields (late events"
+            "signed months: 2; 2024-03 (opr) RESTATED: {fields} fields (late events"
         )),
         "{terminal}"
     );
     let (_, page) = crate::support::http_get(&addr, "/");
     assert!(
-        page.contains("Signed months: 1 restated since signed"),
+        page.contains("Signed months: 2 restated since signed"),
         "{page}"
     );
     run.kill().unwrap();
@@ -434,13 +482,13 @@ fn a_signed_month_restated_by_late_requests_and_a_later_exemption_says_what_and_
         ),
         "second signoff",
     );
-    let check = srv(d, &["restatements", "--check"], &env);
+    let check = srv(d, &["restatements", "--check", "--month", "2024-03"], &env);
     assert_eq!(check.status.code(), Some(0), "the latest sign-off stands");
     let db = rusqlite::Connection::open(d.join("state.db")).unwrap();
     let n: i64 = db
         .query_row("SELECT COUNT(*) FROM signoffs", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(n, 3, "two of March, one of April");
     let e = db
         .execute("UPDATE signoffs SET document = '{}' WHERE id = 1", [])
         .unwrap_err();
