@@ -84,6 +84,21 @@ fn diff(before: &str, after: &str) -> Vec<(String, String, String, String, Strin
     out
 }
 
+/// The rows of `restatements.csv` as [`diff`] gives them.
+fn keys(rows: &[BTreeMap<String, String>]) -> Vec<(String, String, String, String, String)> {
+    rows.iter()
+        .map(|r| {
+            (
+                r["measure"].clone(),
+                r["region"].clone(),
+                r["field"].clone(),
+                r["signed"].clone(),
+                r["current"].clone(),
+            )
+        })
+        .collect()
+}
+
 /// `restatements.csv` rows as maps.
 fn restated(text: &str) -> Vec<BTreeMap<String, String>> {
     let mut r = csv::Reader::from_reader(text.as_bytes());
@@ -252,18 +267,7 @@ fn a_signed_month_restated_by_late_requests_and_a_later_exemption_says_what_and_
         "r1",
     );
     let got = restated(&std::fs::read_to_string(d.join("r1/restatements.csv")).unwrap());
-    let got_keys: Vec<(String, String, String, String, String)> = got
-        .iter()
-        .map(|r| {
-            (
-                r["measure"].clone(),
-                r["region"].clone(),
-                r["field"].clone(),
-                r["signed"].clone(),
-                r["current"].clone(),
-            )
-        })
-        .collect();
+    let got_keys = keys(&got);
     assert_eq!(
         got_keys, want,
         "exactly the changed fields, signed and current"
@@ -619,19 +623,14 @@ fn on_postgres_with_three_instances_a_signoff_survives_kills_and_a_database_rest
     restart.join().unwrap();
 
     // Exactly the fields rollup's before and after differ in, once the group has them all.
-    let (want, got) = wait_until(
+    // Once the group has both (a restatement names two late events on `all`), nothing more
+    // changes March: then rollup and restatements are read for the comparison.
+    wait_until(
         d,
         &logs,
         "the restatement of both late requests",
         120,
         || {
-            let o = srv(d, &["rollup", "--month", "2024-03", "--out", "after"], &env);
-            if !o.status.success() {
-                return Err(String::from_utf8_lossy(&o.stderr).into_owned());
-            }
-            let before = std::fs::read_to_string(d.join("before/rpl.csv")).unwrap();
-            let after = std::fs::read_to_string(d.join("after/rpl.csv")).unwrap();
-            let want = diff(&before, &after);
             let o = srv(
                 d,
                 &["restatements", "--month", "2024-03", "--out", "r"],
@@ -645,24 +644,29 @@ fn on_postgres_with_three_instances_a_signoff_survives_kills_and_a_database_rest
                 .iter()
                 .any(|r| r["region"] == "all" && r["causes"].starts_with("late events: 2"));
             if all_late {
-                Ok((want, got))
+                Ok(())
             } else {
                 Err(format!("{got:?}"))
             }
         },
     );
-    let got_keys: Vec<(String, String, String, String, String)> = got
-        .iter()
-        .map(|r| {
-            (
-                r["measure"].clone(),
-                r["region"].clone(),
-                r["field"].clone(),
-                r["signed"].clone(),
-                r["current"].clone(),
-            )
-        })
-        .collect();
+    ok(
+        &srv(d, &["rollup", "--month", "2024-03", "--out", "after"], &env),
+        "rollup after",
+    );
+    ok(
+        &srv(
+            d,
+            &["restatements", "--month", "2024-03", "--out", "r"],
+            &env,
+        ),
+        "restatements",
+    );
+    let before = std::fs::read_to_string(d.join("before/rpl.csv")).unwrap();
+    let after = std::fs::read_to_string(d.join("after/rpl.csv")).unwrap();
+    let want = diff(&before, &after);
+    let got = restated(&std::fs::read_to_string(d.join("r/restatements.csv")).unwrap());
+    let got_keys = keys(&got);
     assert_eq!(got_keys, want);
     let check = srv(d, &["restatements", "--check"], &env);
     assert_eq!(check.status.code(), Some(1));

@@ -11,8 +11,8 @@ use crate::engine::pipeline::PipelineStats;
 use crate::error::Error;
 use crate::sink::outdir::OutDir;
 use crate::sink::outputs::{Origin, write_outputs};
+use crate::store::RevisionRecord;
 use crate::store::load::{StoreLoad, load_months};
-use crate::store::{RevisionRecord, StoreError};
 
 use super::args::MonthArg;
 
@@ -112,23 +112,7 @@ pub fn rollup(cfg: &Config, month: Month, out: &Path) -> Result<RollupOutcome, E
     // A month the store holds nothing of would be an empty rpl.csv that looks like a month
     // without traffic: refuse it, saying what the store holds.
     // Months with requests, and months availability events cover (issue 30).
-    let mut held = store.months()?;
-    held.extend(merged.availability_months());
-    held.sort();
-    held.dedup();
-    if !held.contains(&month) {
-        return Err(Error::Store(StoreError::Absent(
-            match (held.first(), held.last()) {
-                (Some(first), Some(last)) => format!(
-                    "the state store holds no figures of {month}: it holds {} month{} from {first} \
-                 to {last}",
-                    held.len(),
-                    if held.len() == 1 { "" } else { "s" }
-                ),
-                _ => format!("the state store holds no figures of {month}, nor of any month yet"),
-            },
-        )));
-    }
+    crate::store::load::holds(&mut *store, &merged, month)?;
     let is_final = merged.is_final(month);
     if !is_final {
         tracing::warn!(%month, watermark = %watermark,

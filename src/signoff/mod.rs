@@ -59,22 +59,7 @@ pub fn current(
     let v = view_index(cfg, view)?;
     let merged = merge_months(store, cfg, pipeline, &[month])?;
     let agg = &merged.aggregates;
-    let mut held = store.months()?;
-    held.extend(agg.availability_months());
-    held.sort();
-    held.dedup();
-    if !held.contains(&month) {
-        return Err(Error::Store(StoreError::Absent(
-            match (held.first(), held.last()) {
-                (Some(first), Some(last)) => format!(
-                    "the state store holds no figures of {month}: it holds {} months from {first} \
-                     to {last}",
-                    held.len()
-                ),
-                _ => format!("the state store holds no figures of {month}, nor of any month yet"),
-            },
-        )));
-    }
+    crate::store::load::holds(store, agg, month)?;
     let rows = rpl_lines_of(agg, Some(&[month]), v);
     let interfaces = availability_lines(agg, v, Some(&[month]));
     let final_at = pipeline

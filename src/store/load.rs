@@ -63,6 +63,28 @@ pub fn load_months(
     })
 }
 
+/// Refuses a month the store holds nothing of (neither requests nor the span of availability
+/// events in `merged`), saying which months it does hold: an empty roll-up would look like a
+/// month without traffic.
+pub fn holds(store: &mut dyn Store, merged: &Aggregates, month: Month) -> Result<(), StoreError> {
+    let mut held = store.months()?;
+    held.extend(merged.availability_months());
+    held.sort();
+    held.dedup();
+    if held.contains(&month) {
+        return Ok(());
+    }
+    Err(StoreError::Absent(match (held.first(), held.last()) {
+        (Some(first), Some(last)) => format!(
+            "the state store holds no figures of {month}: it holds {} month{} from {first} to \
+             {last}",
+            held.len(),
+            if held.len() == 1 { "" } else { "s" }
+        ),
+        _ => format!("the state store holds no figures of {month}, nor of any month yet"),
+    }))
+}
+
 /// Some months of an open store, merged over its partitions.
 pub struct Merged {
     /// The months' aggregates, merged, with the store's combined watermark.

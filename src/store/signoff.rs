@@ -83,6 +83,14 @@ impl SignOff {
     }
 }
 
+/// Why a store of schema `version` (before 4) cannot take a sign-off.
+pub(super) fn too_old(version: i64) -> StoreError {
+    StoreError::Refused(format!(
+        "the state store has schema version {version}, which holds no sign-offs: open it once \
+         with this srv-opr's `run` or `signoff` to migrate it"
+    ))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

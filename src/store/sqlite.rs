@@ -848,11 +848,7 @@ impl Store for SqliteStore {
     fn sign_off(&mut self, s: &super::signoff::SignOff) -> Result<i64, StoreError> {
         use super::signoff::{PUT_SIGNOFF, SIGNOFF_ID};
         if self.version < 4 {
-            return Err(StoreError::Refused(format!(
-                "the state store has schema version {}, which holds no sign-offs: open it once \
-                 with this srv-opr's `run` or `signoff` to migrate it",
-                self.version
-            )));
+            return Err(super::signoff::too_old(self.version));
         }
         let written = (|| {
             let month = s.month.map(|m| m.to_string()).unwrap_or_default();
