@@ -210,6 +210,7 @@ impl Config {
             definitions: std::sync::Arc::new(self.definitions.clone()),
             calendar: crate::engine::calendar::Calendar::new(&t.zone)?,
             max_event_bytes: self.settings.input.max_event_bytes,
+            ignore_types: self.settings.input.ignore_types.clone().into(),
             correlator: crate::engine::correlate::CorrelatorConfig {
                 longest_deadline: self.definitions.longest_deadline,
                 dedupe_horizon: t.dedupe_horizon,
@@ -417,5 +418,19 @@ mod tests {
         );
         assert!(text.contains("basis"), "{text}");
         assert!(err.problems.len() >= 5, "{text}");
+    }
+
+    #[test]
+    fn ignore_types_are_other_types_only() {
+        let env = |v: &str| vec![("SRV_OPR__INPUT__IGNORE_TYPES".to_string(), v.to_string())];
+        let cfg = Config::load(None, &env(r#"["alert", "dcc_alert", "alert"]"#)).unwrap();
+        assert_eq!(cfg.settings.input.ignore_types, ["alert", "dcc_alert"]);
+        let err = Config::load(None, &env(r#"["request", ""]"#)).unwrap_err();
+        let text = err.problems.to_string();
+        assert!(
+            text.contains("\"request\" is a type srv-opr reads: it cannot be ignored"),
+            "{text}"
+        );
+        assert!(text.contains("\"\" is not a type name"), "{text}");
     }
 }

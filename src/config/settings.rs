@@ -237,6 +237,9 @@ pub struct ExemptionSettings {
 pub struct InputSettings {
     /// Events larger than this many bytes are `oversized`.
     pub max_event_bytes: usize,
+    /// Event types (other than srv-opr's own) that are counted per type and otherwise left
+    /// alone, instead of being `unknown_type` dead letters (issue 32).
+    pub ignore_types: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -347,6 +350,8 @@ struct RawExemptions {
 #[serde(deny_unknown_fields)]
 struct RawInput {
     max_event_bytes: i64,
+    #[serde(default)]
+    ignore_types: Vec<String>,
 }
 
 /// Layers the defaults, the file (`(name, text)`) and the environment, then validates.
@@ -561,6 +566,26 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
         MAX_WAITING_RESPONSES,
         "responses",
     );
+    let mut ignore_types: Vec<String> = Vec::new();
+    for t in &raw.input.ignore_types {
+        let t = t.trim();
+        if t.is_empty() || t.len() > 64 {
+            c.push(
+                "input.ignore_types",
+                format!(
+                    "{:?} is not a type name (1 to 64 characters)",
+                    crate::echo::cut(t, 64)
+                ),
+            );
+        } else if ["request", "response", "availability"].contains(&t) {
+            c.push(
+                "input.ignore_types",
+                format!("{t:?} is a type srv-opr reads: it cannot be ignored"),
+            );
+        } else if !ignore_types.iter().any(|x| x == t) {
+            ignore_types.push(t.to_string());
+        }
+    }
     let max_event_bytes = c.within(
         "input.max_event_bytes",
         raw.input.max_event_bytes,
@@ -676,6 +701,7 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
         },
         input: InputSettings {
             max_event_bytes: max_event_bytes?,
+            ignore_types,
         },
         kafka: KafkaSettings {
             brokers: k.brokers,

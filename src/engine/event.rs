@@ -476,6 +476,21 @@ fn validate(mut w: Wire<'_>) -> Result<Event<'_>, DeadReason> {
     }
 }
 
+/// The `type` of a JSON line, read on its own (for a line [`decode`] found of an unknown type,
+/// which `input.ignore_types` may list); `None` when the line is not a JSON object with a
+/// string `type`.
+pub fn type_of(raw: &[u8]) -> Option<Cow<'_, str>> {
+    #[derive(Deserialize)]
+    struct OnlyType<'a> {
+        #[serde(rename = "type", borrow)]
+        ty: Cow<'a, str>,
+    }
+    let raw = raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(raw);
+    serde_json::from_slice::<OnlyType<'_>>(raw)
+        .ok()
+        .map(|t| t.ty)
+}
+
 /// An availability event: `interface`, `state` and `at` required, `incident` optional; no `id`.
 #[cold]
 fn availability(mut w: Wire<'_>) -> Result<Event<'_>, DeadReason> {

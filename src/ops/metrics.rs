@@ -33,6 +33,8 @@ pub struct Metrics {
     /// The month holding the combined watermark.
     month: MonthToDate,
     events: IntCounterVec,
+    /// `srv_events_ignored_total{type}`: lines of the types `input.ignore_types` lists.
+    ignored: IntCounterVec,
     dead_letters: IntCounterVec,
     requests: IntCounterVec,
     within_target: IntCounterVec,
@@ -304,6 +306,11 @@ impl Metrics {
                 "srv_events_total",
                 "Events read, by type and what became of them",
                 &["type", "result"],
+            )?,
+            ignored: f.counters(
+                "srv_events_ignored_total",
+                "Lines of a type input.ignore_types lists: counted, otherwise left alone",
+                &["type"],
             )?,
             dead_letters: f.counters(
                 "srv_dead_letters_total",
@@ -609,6 +616,10 @@ impl Metrics {
                     s.stats.by_type_result[t as usize][r as usize],
                 );
             }
+        }
+        // Only the configured types reach this map: its keys are configuration, not content.
+        for (t, n) in &s.stats.ignored_by_type {
+            set_counter(&self.ignored, &[t.as_str()], *n);
         }
         for (i, reason) in DeadReason::ALL.iter().enumerate() {
             set_counter(

@@ -580,6 +580,9 @@ pub struct Summary {
     pub watermark_outliers: u64,
     /// Most bytes of correlation state at once (sampled).
     pub peak_state_bytes: u64,
+    /// Lines of the types `input.ignore_types` lists, by type (issue 32): not among
+    /// `events_read`, no dead letter, no watermark.
+    pub ignored_by_type: std::collections::BTreeMap<String, u64>,
     /// Wall-clock seconds.
     pub wall_seconds: f64,
     /// Events read per wall-clock second.
@@ -655,6 +658,7 @@ impl Summary {
             waiting_responses_evicted: stats.evicted_waiting,
             watermark_outliers: stats.watermark_outliers,
             peak_state_bytes: stats.peak_state_bytes,
+            ignored_by_type: stats.ignored_by_type.clone(),
             wall_seconds,
             events_per_second: if wall_seconds > 0.0 {
                 stats.events as f64 / wall_seconds

@@ -211,3 +211,75 @@ fn bucket_counts_add_up_to_misses_in_every_row() {
         assert_eq!(misses, requests - hits, "{line}");
     }
 }
+
+/// `input.ignore_types` (issue 32): the trap fixture with alerts mixed in (some stamped years
+/// ahead, some malformed but for their type) and one line of a type not listed. Replayed with
+/// `ignore_types = ["alert"]`, every figure is the fixture's own, the dead letters are the
+/// fixture's plus the unlisted line's `unknown_type`, no alert moves the watermark, and
+/// `ignored_by_type` counts the alerts; without the setting each alert is a dead letter.
+#[test]
+fn listed_types_are_counted_and_left_alone_and_others_stay_dead_letters() {
+    let traps = std::fs::read_to_string(fixture("traps.jsonl")).unwrap();
+    let mut mixed = String::new();
+    let mut alerts = 0;
+    for (i, line) in traps.lines().enumerate() {
+        mixed.push_str(line);
+        mixed.push('\n');
+        let alert = match i % 3 {
+            0 => format!(
+                r#"{{"type":"alert","code":"0x8F1C","device":"00-0A-{i:02}","at":"2031-01-01T00:00:{:02}Z"}}"#,
+                i % 60
+            ),
+            1 => format!(r#"{{ "type" : "alert", "seq": {i}, "at": "not a time" }}"#),
+            _ => format!(
+                r#"{{"at":"2024-03-15T00:00:00Z","type":"alert","n":[{i},{{"deep":true}}]}}"#
+            ),
+        };
+        mixed.push_str(&alert);
+        mixed.push('\n');
+        alerts += 1;
+    }
+    mixed.push_str(r#"{"type":"dcc_alert","at":"2024-03-15T00:00:00Z"}"#);
+    mixed.push('\n');
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.jsonl");
+    std::fs::write(&path, &mixed).unwrap();
+
+    let base = replay(&[fixture("traps.jsonl")]);
+    // The fixture has an alert of its own (t91, an `unknown_type` dead letter there).
+    let own = traps
+        .lines()
+        .filter(|l| l.contains(r#""type":"alert""#))
+        .count();
+    assert_eq!(own, 1);
+    let mut cfg = srv_opr::config::Config::builtin().unwrap();
+    cfg.settings.input.ignore_types = vec!["alert".into()];
+    let got = crate::support::replay::replay_with(&cfg, std::slice::from_ref(&path));
+    assert_eq!(got.rpl, base.rpl);
+    assert_eq!(got.failures, base.failures);
+    assert_eq!(
+        got.summary["ignored_by_type"],
+        serde_json::json!({"alert": alerts + own})
+    );
+    assert_eq!(got.summary["watermark"], base.summary["watermark"]);
+    assert_eq!(
+        got.summary["events_read"],
+        base.summary["events_read"].as_u64().unwrap() - own as u64 + 1
+    );
+    let reasons = |r: &crate::support::replay::Replayed| -> Vec<String> {
+        let mut v: Vec<String> = r.dead_reasons().into_iter().map(|(x, _)| x).collect();
+        v.sort();
+        v
+    };
+    // t91's `unknown_type` is gone, the unlisted line's is there: the same list.
+    let want = reasons(&base);
+    assert_eq!(reasons(&got), want);
+
+    // Not listed: every alert is an `unknown_type` dead letter, as the contract says.
+    let plain = crate::support::replay::replay_with(
+        &srv_opr::config::Config::builtin().unwrap(),
+        std::slice::from_ref(&path),
+    );
+    assert_eq!(plain.dead_count("unknown_type"), alerts + own + 1);
+    assert_eq!(plain.summary["ignored_by_type"], serde_json::json!({}));
+}

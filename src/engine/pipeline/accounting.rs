@@ -88,6 +88,10 @@ pub struct PipelineStats {
     /// ([`crate::engine::clock`]); applied like any other.
     #[serde(default)]
     pub watermark_outliers: u64,
+    /// Lines of the types `input.ignore_types` lists, by type: counted here only (not among
+    /// `events`), and otherwise left alone.
+    #[serde(default)]
+    pub ignored_by_type: std::collections::BTreeMap<String, u64>,
 }
 
 impl PipelineStats {
@@ -108,6 +112,9 @@ impl PipelineStats {
         self.peak_state_bytes += o.peak_state_bytes;
         self.evicted_waiting += o.evicted_waiting;
         self.watermark_outliers += o.watermark_outliers;
+        for (t, n) in &o.ignored_by_type {
+            *self.ignored_by_type.entry(t.clone()).or_insert(0) += n;
+        }
     }
 
     /// Events of a type, whatever their result.

@@ -26,6 +26,8 @@ pub struct PipelineConfig {
     pub calendar: Calendar,
     /// Longer events are `oversized`.
     pub max_event_bytes: usize,
+    /// Types of line counted and otherwise left alone (`input.ignore_types`).
+    pub ignore_types: Arc<[String]>,
     /// The correlator's horizons and caps.
     pub correlator: CorrelatorConfig,
     /// The exemption register the views are computed under.
@@ -35,6 +37,7 @@ pub struct PipelineConfig {
 /// Decode → correlate → aggregate for one correlation scope (a replay, or one partition).
 pub struct Pipeline<S: DeadLetterSink> {
     pub(super) max_event_bytes: usize,
+    pub(super) ignore_types: Arc<[String]>,
     pub(super) catalog: Catalog,
     pub(super) correlator: Correlator,
     pub(super) aggregates: Aggregates,
@@ -60,6 +63,7 @@ impl<S: DeadLetterSink> Pipeline<S> {
         let defs = cfg.definitions.clone();
         Pipeline {
             max_event_bytes: cfg.max_event_bytes,
+            ignore_types: cfg.ignore_types.clone(),
             catalog: Catalog::new(defs.clone()),
             correlator: Correlator::new(cfg.correlator.clone()),
             aggregates: Aggregates::new(defs, cfg.calendar.clone())
@@ -112,6 +116,23 @@ impl<S: DeadLetterSink> Pipeline<S> {
     /// The stateful half of [`Pipeline::process`]: takes an event [`check`] has already read
     /// (perhaps on another thread, with [`Pipeline::limits`]); returns its `at` if it was valid.
     pub fn apply(&mut self, checked: Checked<'_>, raw: &[u8], pos: Pos) -> io::Result<Option<Ts>> {
+        // A type the configuration says to leave alone (another kind of message on a shared
+        // topic): counted, no dead letter, no watermark. Only unknown types pay for the look.
+        if let Checked::Rejected {
+            reason: DeadReason::UnknownType,
+            ..
+        } = &checked
+            && !self.ignore_types.is_empty()
+            && let Some(t) = crate::engine::event::type_of(raw)
+            && self.ignore_types.iter().any(|x| *x == t)
+        {
+            *self
+                .stats
+                .ignored_by_type
+                .entry(t.into_owned())
+                .or_insert(0) += 1;
+            return Ok(None);
+        }
         self.stats.events += 1;
         self.sample_countdown = self.sample_countdown.wrapping_sub(1);
         if self.sample_countdown == 0 {
