@@ -69,6 +69,9 @@ pub struct SimConfig {
     pub disorder: Dur,
     /// Share of timestamps written with a `+01:00` offset when London is on BST.
     pub local_offsets: f64,
+    /// Device alerts (`"type":"alert"`, DUIS's other traffic on a shared topic) per request;
+    /// 0 writes none (and draws nothing, so other options give the same bytes as before).
+    pub alerts: f64,
 }
 
 impl Default for SimConfig {
@@ -85,6 +88,7 @@ impl Default for SimConfig {
             bad: 0.0005,
             late: 0.0,
             disorder: Dur::from_secs(2),
+            alerts: 0.0,
             local_offsets: 0.2,
         }
     }
@@ -125,7 +129,12 @@ pub struct SimStats {
     pub conflicting_requests: u64,
     /// Events emitted beyond the allowed lateness.
     pub late_events: u64,
+    /// Device alerts (`input.ignore_types = ["alert"]` leaves them alone).
+    pub alerts: u64,
 }
+
+/// DUIS device alert codes the simulator writes (a sample of the real range).
+const ALERT_CODES: &[&str] = &["0x8F1C", "0x8F0A", "0x8F35", "0x8002", "0x81A0"];
 
 /// (SRV, provider, weight, median response seconds). Weights follow the shape of real traffic:
 /// reads and prepayment dominate; installs, firmware and tariffs are rarer; a few SRVs fall
@@ -429,6 +438,24 @@ impl Simulator {
         if self.rng.chance(self.cfg.bad) {
             self.bad_line(&id, srv, region, provider, at);
         }
+        // Device alerts ride the same interface: a few seconds after some requests, the device
+        // reports something of its own (several per request when the share is above 1).
+        if self.cfg.alerts > 0.0 {
+            let mut share = self.cfg.alerts;
+            while share > 0.0 && self.rng.chance(share.min(1.0)) {
+                share -= 1.0;
+                self.stats.alerts += 1;
+                let when = at.plus(Dur::from_millis(200 + self.rng.below(5000) as i64));
+                let device = id.split(':').nth(1).unwrap_or("00-DB-12");
+                let code = ALERT_CODES[self.rng.below(ALERT_CODES.len() as u64) as usize];
+                let mut stamp = String::new();
+                crate::engine::time::write_rfc3339_millis(&mut stamp, when);
+                let l = format!(
+                    r#"{{"type":"alert","code":"{code}","device":"{device}","at":"{stamp}"}}"#
+                ) + "\n";
+                self.schedule(when, l);
+            }
+        }
     }
 
     fn bad_line(&mut self, id: &str, srv: &str, region: Region, provider: Provider, at: Ts) {
@@ -509,6 +536,44 @@ mod tests {
         };
         assert_eq!(generate(7), generate(7));
         assert_ne!(generate(7), generate(8));
+    }
+
+    #[test]
+    fn device_alerts_are_written_when_asked_and_draw_nothing_otherwise() {
+        let run = |alerts: f64| {
+            let mut v = Vec::new();
+            let stats = Simulator::new(SimConfig {
+                max_requests: Some(2000),
+                alerts,
+                ..SimConfig::default()
+            })
+            .run(&mut v)
+            .unwrap();
+            (String::from_utf8(v).unwrap(), stats)
+        };
+        let (none, s0) = run(0.0);
+        assert_eq!(s0.alerts, 0);
+        assert!(!none.contains(r#""type":"alert","code""#));
+        let (some, s1) = run(2.5);
+        let lines: Vec<&str> = some
+            .lines()
+            .filter(|l| l.starts_with(r#"{"type":"alert","code""#))
+            .collect();
+        assert_eq!(lines.len() as u64, s1.alerts);
+        // About 2.5 a request, each a line the pipeline reads as another type.
+        assert!((4000..6000).contains(&s1.alerts), "{}", s1.alerts);
+        for l in lines {
+            assert_eq!(
+                crate::engine::event::decode(l.as_bytes(), 65_536).err(),
+                Some(crate::engine::event::DeadReason::UnknownType)
+            );
+            assert_eq!(
+                crate::engine::event::type_of(l.as_bytes()).as_deref(),
+                Some("alert")
+            );
+        }
+        // The requests themselves are the same.
+        assert_eq!(s1.requests, s0.requests);
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct Args {
     /// Greatest disorder: an event never trails the newest by more than this.
     #[arg(long, default_value = "2s")]
     disorder: String,
+    /// Device alerts (`"type":"alert"`) per request, as DUIS carries them beside the service
+    /// responses (0 to 100; `input.ignore_types = ["alert"]` leaves them alone).
+    #[arg(long, default_value_t = 0.0)]
+    alerts: f64,
     /// Print what was generated (counts by kind) as JSON on stderr.
     #[arg(long)]
     stats: bool,
@@ -158,6 +162,11 @@ fn sim_config(cfg: &Config, a: &Args) -> Result<SimConfig, Error> {
             )));
         }
     }
+    if !(0.0..=100.0).contains(&a.alerts) {
+        return Err(Error::Usage(
+            "--alerts must be a number of alerts per request, 0 to 100".into(),
+        ));
+    }
     let disorder = Dur::parse(&a.disorder).map_err(|e| Error::Usage(format!("--disorder: {e}")))?;
     let mut quality = [Quality::default(); 3];
     for q in &a.quality {
@@ -176,6 +185,7 @@ fn sim_config(cfg: &Config, a: &Args) -> Result<SimConfig, Error> {
         late: a.late,
         disorder,
         local_offsets: 0.2,
+        alerts: a.alerts,
     })
 }
 
