@@ -257,7 +257,9 @@ impl Evaluator {
             at: now,
             requests,
             hits,
-            events: snap.stats.events,
+            // Progress is every line processed: lines of an ignored type are progress too (a
+            // topic of alerts alone is not a stalled consumer).
+            events: snap.stats.events + snap.stats.ignored_by_type.values().sum::<u64>(),
             dead: snap.stats.dead_letters.iter().sum(),
             evicted: snap.stats.evicted_waiting,
             watermark: snap.combined,

@@ -314,8 +314,10 @@ impl Rules {
             AlertKind::ConsumerStalled,
             None,
             format!(
-                "sum by (instance) (srv_consumer_lag) > 0 and on (instance) sum by (instance) \
-                 (increase(srv_events_total[{stall}])) == 0"
+                "sum by (instance) (srv_consumer_lag) > 0 and on (instance) (sum by (instance) \
+                 (increase(srv_events_total[{stall}])) + on (instance) sum by (instance) \
+                 (increase(srv_events_ignored_total[{stall}])) or sum by (instance) \
+                 (increase(srv_events_total[{stall}]))) == 0"
             ),
             format!(
                 "{{{{ $labels.instance }}}}: {{{{ $value }}}} messages wait and none was processed \
