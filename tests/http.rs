@@ -540,6 +540,21 @@ fn the_alertmanager_webhook_answers_once_the_broker_holds_its_events() {
     );
     assert!(big.starts_with("HTTP/1.1 413"), "{big}");
 
+    // Counted by outcome on /metrics.
+    let metrics = raw(
+        &addr,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "",
+    );
+    for (outcome, n) in [("stored", 1), ("refused", 2)] {
+        assert!(
+            metrics.contains(&format!(
+                "srv_availability_webhook_notifications_total{{outcome=\"{outcome}\"}} {n}"
+            )),
+            "{outcome}: {metrics}"
+        );
+    }
+
     // A broker that cannot be reached: 503 (after the delivery timeout), never 200.
     let mut down = Config::builtin().unwrap();
     down.settings.kafka.brokers = "127.0.0.1:1".into();
@@ -551,6 +566,15 @@ fn the_alertmanager_webhook_answers_once_the_broker_holds_its_events() {
     let answer = post(&s.addr.to_string(), PATH, notification);
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("not stored, send again"), "{answer}");
+    let metrics = raw(
+        &s.addr.to_string(),
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "",
+    );
+    assert!(
+        metrics.contains("srv_availability_webhook_notifications_total{outcome=\"unavailable\"} 1"),
+        "{metrics}"
+    );
 
     // Without an intake (the demo, or http.alertmanager_webhook = false): 404.
     let s = server(None);

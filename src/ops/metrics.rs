@@ -48,6 +48,8 @@ pub struct Metrics {
     partition_offset: IntGaugeVec,
     assigned: IntGauge,
     kafka_errors: IntCounterVec,
+    /// `srv_availability_webhook_notifications_total{outcome}` (issue 30).
+    webhook: IntCounterVec,
     undecodable: IntCounterVec,
     evicted_waiting: IntCounterVec,
     handed_over: IntCounterVec,
@@ -242,6 +244,12 @@ impl MonthToDate {
 }
 
 impl Metrics {
+    /// Counts a notification of the Alertmanager webhook: `stored`, `refused` or
+    /// `unavailable`.
+    pub fn count_webhook(&self, outcome: &'static str) {
+        self.webhook.with_label_values(&[outcome]).inc();
+    }
+
     /// Registers every family and pre-creates every configured series. `checkpointing`: a
     /// state store is configured (else there is no checkpoint age to show); `board`: what the
     /// alert evaluator publishes.
@@ -363,6 +371,13 @@ impl Metrics {
                 "Waiting responses dead-lettered early (orphan_response) because \
                  max_waiting_responses was reached",
                 &[],
+            )?,
+            webhook: f.counters(
+                "srv_availability_webhook_notifications_total",
+                "Alertmanager notifications received on the availability webhook, by outcome: \
+                 stored (its events acknowledged by the broker), refused (400/413), \
+                 unavailable (503: Alertmanager sends it again)",
+                &["outcome"],
             )?,
             kafka_errors: f.counters(
                 "srv_kafka_errors_total",

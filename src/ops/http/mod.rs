@@ -292,6 +292,7 @@ async fn respond(
 /// timeout) and answers it ([`Routes::alertmanager`]).
 async fn alertmanager(req: Request<hyper::body::Incoming>, shared: &Arc<Shared>) -> Reply {
     let too_large = || {
+        shared.routes.metrics.count_webhook("refused");
         Reply::text(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
@@ -306,12 +307,18 @@ async fn alertmanager(req: Request<hyper::body::Incoming>, shared: &Arc<Shared>)
     }
     let limited = Limited::new(req.into_body(), webhook::MAX_BODY_BYTES);
     match tokio::time::timeout(CLIENT_TIMEOUT, limited.collect()).await {
-        Err(_) => Reply::text(
-            StatusCode::REQUEST_TIMEOUT,
-            "the notification did not arrive in time\n",
-        ),
+        Err(_) => {
+            shared.routes.metrics.count_webhook("refused");
+            Reply::text(
+                StatusCode::REQUEST_TIMEOUT,
+                "the notification did not arrive in time\n",
+            )
+        }
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => too_large(),
-        Ok(Err(e)) => Reply::text(StatusCode::BAD_REQUEST, format!("reading the body: {e}\n")),
+        Ok(Err(e)) => {
+            shared.routes.metrics.count_webhook("refused");
+            Reply::text(StatusCode::BAD_REQUEST, format!("reading the body: {e}\n"))
+        }
         Ok(Ok(body)) => shared.routes.alertmanager(&body.to_bytes()).await,
     }
 }

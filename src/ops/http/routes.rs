@@ -86,16 +86,19 @@ impl Routes {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "alertmanager webhook: notification refused");
+                self.metrics.count_webhook("refused");
                 return Reply::text(StatusCode::BAD_REQUEST, format!("{e}\n"));
             }
         };
         if let Err(e) = intake.produce(&decoded.records).await {
             tracing::error!(error = %e, topic = intake.topic(), "alertmanager webhook: events not produced; answering 503 so Alertmanager sends them again");
+            self.metrics.count_webhook("unavailable");
             return Reply::text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("not stored, send again: {e}\n"),
             );
         }
+        self.metrics.count_webhook("stored");
         tracing::info!(
             events = decoded.records.len(),
             without_interface = decoded.ignored,
