@@ -44,7 +44,11 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let cfg = &*a.exemptions.apply(cfg)?;
     let inputs = inputs_from_paths(&a.files);
     if a.parse_only {
-        let r = parse_only(cfg.settings.input.max_event_bytes, &inputs)?;
+        let r = parse_only(
+            cfg.settings.input.max_event_bytes,
+            &cfg.settings.input.ignore_types,
+            &inputs,
+        )?;
         let json = serde_json::to_string_pretty(&r)
             .map_err(|e| Error::Internal(format!("cannot encode the counts: {e}")))?;
         println!("{json}");

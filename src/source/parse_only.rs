@@ -26,6 +26,8 @@ pub struct ParseOnly {
     pub availability: u64,
     /// Invalid events by reason.
     pub invalid: std::collections::BTreeMap<&'static str, u64>,
+    /// Lines of the types `input.ignore_types` lists, by type (not invalid: left alone).
+    pub ignored_by_type: std::collections::BTreeMap<String, u64>,
     /// Wall-clock seconds.
     pub wall_seconds: f64,
     /// Lines per second.
@@ -34,7 +36,11 @@ pub struct ParseOnly {
 
 /// Reads and validates every line of `inputs` (decode only: no correlation, no output files).
 /// The rate at which a file can merely be read and parsed: the bound on a full replay.
-pub fn parse_only(max_event_bytes: usize, inputs: &[Input]) -> Result<ParseOnly, SourceError> {
+pub fn parse_only(
+    max_event_bytes: usize,
+    ignore_types: &[String],
+    inputs: &[Input],
+) -> Result<ParseOnly, SourceError> {
     let started = Instant::now();
     let limit = max_event_bytes;
     let mut r = ParseOnly::default();
@@ -52,6 +58,13 @@ pub fn parse_only(max_event_bytes: usize, inputs: &[Input]) -> Result<ParseOnly,
                 Ok(Event::Request(_)) => r.requests += 1,
                 Ok(Event::Response(_)) => r.responses += 1,
                 Ok(Event::Availability(_)) => r.availability += 1,
+                Err(DeadReason::UnknownType)
+                    if !ignore_types.is_empty()
+                        && let Some(t) = crate::engine::event::type_of(bytes)
+                        && ignore_types.iter().any(|x| *x == t) =>
+                {
+                    *r.ignored_by_type.entry(t.into_owned()).or_insert(0) += 1;
+                }
                 Err(reason) => invalid[reason.index()] += 1,
             }
         }

@@ -275,6 +275,16 @@ fn listed_types_are_counted_and_left_alone_and_others_stay_dead_letters() {
     let want = reasons(&base);
     assert_eq!(reasons(&got), want);
 
+    // The parse-only pass counts them the same way.
+    let parsed = srv_opr::source::parse_only::parse_only(
+        65_536,
+        &["alert".to_string()],
+        &srv_opr::source::files::inputs_from_paths(std::slice::from_ref(&path)),
+    )
+    .unwrap();
+    assert_eq!(parsed.ignored_by_type["alert"], (alerts + own) as u64);
+    assert_eq!(parsed.invalid.get("unknown_type"), Some(&1));
+
     // Not listed: every alert is an `unknown_type` dead letter, as the contract says.
     let plain = crate::support::replay::replay_with(
         &srv_opr::config::Config::builtin().unwrap(),
