@@ -138,11 +138,14 @@ pub fn sign(cfg: &Config, req: &Request) -> Result<SignOff, Error> {
         ));
     }
     let pipeline = cfg.pipeline()?;
-    let mut store = crate::store::open_configured(cfg, &signer(cfg))?;
+    // Read as a reader, which creates nothing: a database without a store, or a store without
+    // the month, is refused before anything is written to it.
+    let mut reader = open_configured(cfg, &Identity::reader(cfg))?;
     // Read before the figures: a revision recorded in between is then in the figures and
     // counted as after the sign-off, never the other way round.
-    let revisions_seen = store.revision_mark()?;
-    let now_figures = current(cfg, &pipeline, &mut *store, req.month, &req.view)?;
+    let revisions_seen = reader.revision_mark()?;
+    let now_figures = current(cfg, &pipeline, &mut *reader, req.month, &req.view)?;
+    drop(reader);
     if !now_figures.is_final && req.forced.is_none() {
         let behind = now_figures
             .final_at
@@ -185,6 +188,8 @@ pub fn sign(cfg: &Config, req: &Request) -> Result<SignOff, Error> {
         rpl_csv: now_figures.rpl_csv,
         availability_csv: now_figures.availability_csv,
     };
+    // The writer migrates a store older than schema 4, then appends.
+    let mut store = open_configured(cfg, &signer(cfg))?;
     s.id = store.sign_off(&s)?;
     Ok(s)
 }
