@@ -63,6 +63,20 @@ fn alertmanager_with(dir: &Path, port: u16, web: Option<&str>, config: &str) -> 
     spawn(dir, "prometheus-alertmanager", &args, "alertmanager.log")
 }
 
+/// A real Prometheus on 127.0.0.1:`port` reading the `prometheus.yml` the test wrote in `dir`.
+fn prometheus(dir: &Path, port: u16) -> Server {
+    spawn(
+        dir,
+        "prometheus",
+        &[
+            "--config.file=prometheus.yml".into(),
+            "--storage.tsdb.path=prom-data".into(),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        "prometheus.log",
+    )
+}
+
 /// The web configuration of a server with TLS from `pki` and one basic-auth user.
 fn web_config(pki: &Pki, user: &str, password: &str) -> String {
     format!(
@@ -211,16 +225,7 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
         ),
     )
     .unwrap();
-    let _prom = spawn(
-        d,
-        "prometheus",
-        &[
-            "--config.file=prometheus.yml".into(),
-            "--storage.tsdb.path=prom-data".into(),
-            format!("--web.listen-address=127.0.0.1:{prom}"),
-        ],
-        "prometheus.log",
-    );
+    let _prom = prometheus(d, prom);
 
     let prom_addr = format!("127.0.0.1:{prom}");
     wait_for(
@@ -812,16 +817,7 @@ fn an_outage_seen_by_prometheus_reaches_run_through_alertmanagers_webhook() {
         ),
     )
     .unwrap();
-    let _prom = spawn(
-        d,
-        "prometheus",
-        &[
-            "--config.file=prometheus.yml".into(),
-            "--storage.tsdb.path=prom-data".into(),
-            format!("--web.listen-address=127.0.0.1:{prom}"),
-        ],
-        "prometheus.log",
-    );
+    let _prom = prometheus(d, prom);
     let prom_addr = format!("127.0.0.1:{prom}");
     wait_for(d, "Prometheus scrapes the probe", 60, || {
         let v = get_json(&prom_addr, "/api/v1/targets")?;

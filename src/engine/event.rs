@@ -491,6 +491,20 @@ pub fn type_of(raw: &[u8]) -> Option<Cow<'_, str>> {
         .map(|t| t.ty)
 }
 
+/// The `type` of a line [`decode`] refused as `reason`, when that is an unknown type that
+/// `ignore` (`input.ignore_types`) lists: the one test both the pipeline and the parse-only pass
+/// make. Only a line of an unknown type, with a list to match, is read again.
+pub fn ignored_type<'a>(
+    raw: &'a [u8],
+    reason: DeadReason,
+    ignore: &[String],
+) -> Option<Cow<'a, str>> {
+    if reason != DeadReason::UnknownType || ignore.is_empty() {
+        return None;
+    }
+    type_of(raw).filter(|t| ignore.iter().any(|x| x == t))
+}
+
 /// An availability event: `interface`, `state` and `at` required, `incident` optional; no `id`.
 #[cold]
 fn availability(mut w: Wire<'_>) -> Result<Event<'_>, DeadReason> {

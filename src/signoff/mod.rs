@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::sink::rollup::{availability_csv, availability_lines, rpl_csv, rpl_lines_of};
 use crate::store::load::merge_months;
 use crate::store::signoff::SignOff;
-use crate::store::{Identity, Store, StoreError, open_configured};
+use crate::store::{Identity, Store, open_configured};
 
 /// A month's figures of one view as the store holds them now, in the form a sign-off keeps.
 #[derive(Debug, Clone)]
@@ -123,14 +123,6 @@ pub fn sign(cfg: &Config, req: &Request) -> Result<SignOff, Error> {
         return Err(Error::Usage(
             "signoff records in the state store: set [state] url (SRV_OPR__STATE__URL)".into(),
         ));
-    }
-    // A sign-off never creates a store: one that is not there has nothing to sign.
-    if let Some(path) = url.strip_prefix("sqlite://")
-        && !std::path::Path::new(path).exists()
-    {
-        return Err(Error::Store(StoreError::Absent(format!(
-            "no state store at {path}: nothing has been counted there to sign"
-        ))));
     }
     if req.by.trim().is_empty() {
         return Err(Error::Usage(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-use crate::engine::event::{DeadReason, Event, decode};
+use crate::engine::event::{DeadReason, Event, decode, ignored_type};
 
 use super::SourceError;
 use super::files::Input;
@@ -58,14 +58,10 @@ pub fn parse_only(
                 Ok(Event::Request(_)) => r.requests += 1,
                 Ok(Event::Response(_)) => r.responses += 1,
                 Ok(Event::Availability(_)) => r.availability += 1,
-                Err(DeadReason::UnknownType)
-                    if !ignore_types.is_empty()
-                        && let Some(t) = crate::engine::event::type_of(bytes)
-                        && ignore_types.iter().any(|x| *x == t) =>
-                {
-                    *r.ignored_by_type.entry(t.into_owned()).or_insert(0) += 1;
-                }
-                Err(reason) => invalid[reason.index()] += 1,
+                Err(reason) => match ignored_type(bytes, reason, ignore_types) {
+                    Some(t) => *r.ignored_by_type.entry(t.into_owned()).or_insert(0) += 1,
+                    None => invalid[reason.index()] += 1,
+                },
             }
         }
     }

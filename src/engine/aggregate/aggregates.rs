@@ -202,14 +202,20 @@ impl Aggregates {
         // first test is one comparison: most decisions are far too recent to be in such a month.
         if d.at.plus(self.defs.longest_deadline) < self.watermark {
             let month = self.calendar.month_of(d.at);
-            if self.is_final(month) {
-                for r in &cat.rules(d.srv, d.provider).rules {
-                    if let Some(b) = self.blocks.get_mut(&(month, r.measure)) {
-                        b.regions[d.region as usize].revision += 1;
-                        b.all_revision += 1;
-                    }
-                }
+            for r in &cat.rules(d.srv, d.provider).rules {
+                self.revise_if_final(month, r.measure, d.region);
             }
+        }
+    }
+
+    /// A late change to a row: once its month is final, its revision (and its `all` row's)
+    /// rises by one.
+    fn revise_if_final(&mut self, month: Month, measure: u16, region: Region) {
+        if self.is_final(month)
+            && let Some(b) = self.blocks.get_mut(&(month, measure))
+        {
+            b.regions[region as usize].revision += 1;
+            b.all_revision += 1;
         }
     }
 
@@ -340,12 +346,7 @@ impl Aggregates {
             self.stats.revised += 1;
         }
         for (month, measure, region) in changed {
-            if self.is_final(month)
-                && let Some(b) = self.blocks.get_mut(&(month, measure))
-            {
-                b.regions[region as usize].revision += 1;
-                b.all_revision += 1;
-            }
+            self.revise_if_final(month, measure, region);
         }
     }
 

@@ -118,13 +118,8 @@ impl<S: DeadLetterSink> Pipeline<S> {
     pub fn apply(&mut self, checked: Checked<'_>, raw: &[u8], pos: Pos) -> io::Result<Option<Ts>> {
         // A type the configuration says to leave alone (another kind of message on a shared
         // topic): counted, no dead letter, no watermark. Only unknown types pay for the look.
-        if let Checked::Rejected {
-            reason: DeadReason::UnknownType,
-            ..
-        } = &checked
-            && !self.ignore_types.is_empty()
-            && let Some(t) = crate::engine::event::type_of(raw)
-            && self.ignore_types.iter().any(|x| *x == t)
+        if let Checked::Rejected { reason, .. } = &checked
+            && let Some(t) = crate::engine::event::ignored_type(raw, *reason, &self.ignore_types)
         {
             *self
                 .stats
