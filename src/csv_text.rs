@@ -8,9 +8,10 @@
 
 use std::borrow::Cow;
 
-/// Whether a spreadsheet would read `s` as a formula (or strip a leading control character).
+/// Whether a spreadsheet would read `s` as a formula (or strip a leading control character). A
+/// lone `-` is none (it is `users.csv`'s name for requests without a user).
 fn risky(s: &str) -> bool {
-    s.starts_with(['=', '+', '-', '@', '\t', '\r'])
+    s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s != "-"
 }
 
 /// `s` as one CSV text cell: neutralised if a spreadsheet would run it, quoted if needed.

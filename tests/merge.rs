@@ -32,6 +32,9 @@ fn decisions(specs: &[Spec], cat: &mut Catalog) -> Vec<Decision> {
             let at = Ts((base + off) * NANOS_PER_MILLI);
             Decision {
                 at,
+                due: at,
+                ack_ms: None,
+                user: 0,
                 srv: cat.srv(SRVS[s]),
                 region: Region::from_index(r),
                 provider: Provider::from_index(p),

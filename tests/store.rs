@@ -431,11 +431,15 @@ fn a_schema_1_store_is_migrated_and_its_rows_read_back() {
     part.checkpoint(&mut store, epoch, false);
     drop(store);
     // Back to schema 1 as it was: no `days` column, no counts per minute, no register history,
-    // no sign-offs.
+    // no sign-offs, no acknowledgement segment or users.
     let c = rusqlite::Connection::open(path).unwrap();
     c.execute_batch(
         "ALTER TABLE month_rows DROP COLUMN days; DROP TABLE minute_cells; \
-         DROP TABLE register_history; DROP TABLE signoffs; PRAGMA user_version = 1;",
+         DROP TABLE register_history; DROP TABLE signoffs; \
+         ALTER TABLE month_rows DROP COLUMN acked; \
+         ALTER TABLE month_rows DROP COLUMN ack_histogram; \
+         ALTER TABLE month_rows DROP COLUMN after_ack_histogram; \
+         ALTER TABLE month_rows DROP COLUMN users; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(c);

@@ -179,10 +179,11 @@ impl StoreAt {
                 std::sync::Arc::new(cfg.definitions.clone()),
                 &meta.srvs,
                 &meta.codes,
+                &meta.users,
             );
             for (_, e) in saved.pipeline.entries.iter().filter(|(_, e)| !e.decided) {
                 pending += 1;
-                if cat.rules(e.srv, e.provider).rules.is_empty() {
+                if cat.rules(e.srv, e.provider).of(e.due > e.at).is_empty() {
                     unmeasured += 1;
                 }
             }

@@ -72,6 +72,7 @@ fn a_simulated_month_matches_the_oracle_count_for_count() {
                 within: n(4),
                 succeeded: n(5),
                 no_response: n(6),
+                acked: n(15),
             },
         );
     }

@@ -10,7 +10,7 @@ use toml::{Table, Value};
 
 use super::Problems;
 use crate::engine::definitions::{Definitions, Measure, TrtTable};
-use crate::engine::domain::{Basis, Provider};
+use crate::engine::domain::{Basis, Provider, Timing};
 use crate::engine::time::Dur;
 
 #[derive(Deserialize)]
@@ -43,6 +43,7 @@ struct RawMeasure {
     id: String,
     name: String,
     basis: String,
+    timing: Option<String>,
     srvs: Option<Vec<String>>,
     class: Option<String>,
     providers: Option<Vec<String>>,
@@ -391,6 +392,17 @@ impl Ctx<'_> {
                 None
             }
         };
+        let timing = match (m.timing.as_deref(), basis) {
+            (None, Some(b)) => Some(Timing::default_for(b)),
+            (None, None) => None,
+            (Some(t), _) => Timing::parse(t).or_else(|| {
+                self.push(
+                    &format!("{key}.timing"),
+                    format!("must be \"on_demand\", \"future_dated\" or \"any\", found {t:?}"),
+                );
+                None
+            }),
+        };
         let srvs = self.selected_srvs(&key, &m, classes);
         let providers = self.providers(&key, &m);
         let trt = m
@@ -424,6 +436,7 @@ impl Ctx<'_> {
             id: m.id,
             name: m.name,
             basis: basis?,
+            timing: timing?,
             srvs,
             class: m.class,
             providers,
@@ -535,7 +548,7 @@ mod tests {
     fn rules_follow_selectors_and_the_trt_table() {
         let d = defs();
         let names = |srv: &str, p: Provider| -> Vec<String> {
-            d.rules_for(srv, p)
+            d.rules_for(srv, p, false)
                 .iter()
                 .map(|r| d.measures[r.measure as usize].id.clone())
                 .collect()
@@ -563,7 +576,7 @@ mod tests {
         assert_eq!(d.table_trt("CSP-HAN-TEST"), Dur::from_secs(25));
         assert_eq!(d.table_trt("nonesuch"), d.trt.default);
         // The measure's own TRT wins over the table.
-        let r = d.rules_for("CSP-HAN-TEST", Provider::Csp);
+        let r = d.rules_for("CSP-HAN-TEST", Provider::Csp, false);
         assert_eq!(r[0].trt, Dur::from_secs(25));
     }
 

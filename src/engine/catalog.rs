@@ -72,15 +72,42 @@ impl Bucket {
     }
 }
 
-/// The measures one (SRV, provider) counts in, and how long its requests are kept.
+/// The measures one (SRV, provider) counts in, on demand and future-dated, and how long its
+/// requests are kept.
 #[derive(Debug)]
 pub struct Rules {
-    /// One rule per measure selected.
-    pub rules: Box<[MeasureRule]>,
-    /// The longest deadline among them (the global longest when there are none, so that
+    /// One rule per measure selecting an on-demand request, then one per measure selecting a
+    /// future-dated one ([`Rules::of`]).
+    rules: [Box<[MeasureRule]>; 2],
+    /// The longest deadline among each (the global longest when there are none, so that
     /// unmeasured requests still correlate with their responses).
-    pub deadline: Dur,
+    deadlines: [Dur; 2],
 }
+
+impl Rules {
+    /// The rules of a request, future-dated or not.
+    #[inline]
+    pub fn of(&self, future_dated: bool) -> &[MeasureRule] {
+        &self.rules[usize::from(future_dated)]
+    }
+
+    /// How long such a request waits for its final response.
+    #[inline]
+    pub fn deadline(&self, future_dated: bool) -> Dur {
+        self.deadlines[usize::from(future_dated)]
+    }
+}
+
+/// Most distinct service users a catalog tells apart; later ones share [`OTHER_USERS`]. Real
+/// traffic has hundreds; the cap keeps a feed with a fresh user on every line from growing the
+/// table (and `users.csv`) without bound.
+pub const MAX_USERS: usize = 65_535;
+
+/// The name the users past [`MAX_USERS`] are counted under.
+pub const OTHER_USERS: &str = "(other users)";
+
+/// The name requests without a `user` are counted under in `users.csv`.
+pub const NO_USER: &str = "-";
 
 /// Interned SRVs and codes with their resolutions.
 pub struct Catalog {
@@ -92,6 +119,9 @@ pub struct Catalog {
     code_names: Vec<Box<str>>,
     code_kinds: Vec<CodeKind>,
     code_buckets: Vec<Bucket>,
+    /// Users by name: id 0 is [`NO_USER`], id 1 [`OTHER_USERS`].
+    user_ids: HashMap<Arc<str>, u32>,
+    user_names: Vec<Arc<str>>,
 }
 
 impl Catalog {
@@ -106,12 +136,19 @@ impl Catalog {
             code_names: Vec::new(),
             code_kinds: Vec::new(),
             code_buckets: Vec::new(),
+            user_ids: HashMap::new(),
+            user_names: vec![NO_USER.into(), OTHER_USERS.into()],
         }
     }
 
-    /// A catalog whose ids are those of a checkpointed one: its SRVs and codes interned again
-    /// in the same order.
-    pub fn restore(defs: Arc<Definitions>, srvs: &[String], codes: &[String]) -> Catalog {
+    /// A catalog whose ids are those of a checkpointed one: its SRVs, codes and users interned
+    /// again in the same order (`users` as [`Catalog::user_names`] gave them).
+    pub fn restore(
+        defs: Arc<Definitions>,
+        srvs: &[String],
+        codes: &[String],
+        users: &[String],
+    ) -> Catalog {
         let mut c = Catalog::new(defs);
         for s in srvs {
             c.srv(s);
@@ -119,7 +156,43 @@ impl Catalog {
         for code in codes {
             c.code(code);
         }
+        for u in users {
+            c.user(Some(u));
+        }
         c
+    }
+
+    /// The interned users in id order, past the two every catalog has (a checkpoint stores
+    /// them beside the ids).
+    pub fn user_names(&self) -> Vec<String> {
+        self.user_names[2..].iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The id of a request's user ([`NO_USER`]'s, 0, for none), interning it on first sight.
+    #[inline]
+    pub fn user(&mut self, user: Option<&str>) -> u32 {
+        let Some(u) = user else { return 0 };
+        if let Some(&id) = self.user_ids.get(u) {
+            return id;
+        }
+        self.add_user(u)
+    }
+
+    #[cold]
+    fn add_user(&mut self, user: &str) -> u32 {
+        if self.user_names.len() >= MAX_USERS + 2 {
+            return 1;
+        }
+        let id = self.user_names.len() as u32;
+        let name: Arc<str> = user.into();
+        self.user_ids.insert(name.clone(), id);
+        self.user_names.push(name);
+        id
+    }
+
+    /// The name of an interned user (`-` for none).
+    pub fn user_name(&self, user: u32) -> &Arc<str> {
+        &self.user_names[(user as usize).min(self.user_names.len() - 1)]
     }
 
     /// The interned SRVs in id order (a checkpoint stores them beside the ids).
@@ -151,11 +224,13 @@ impl Catalog {
         let id = self.srv_names.len() as u32;
         let longest = self.defs.longest_deadline;
         let resolve = |p: Provider| {
-            let rules = self.defs.rules_for(srv, p);
-            let deadline = rules.iter().map(|r| r.deadline).max().unwrap_or(longest);
+            let [on_demand, future] =
+                [false, true].map(|f| self.defs.rules_for(srv, p, f).into_boxed_slice());
+            let deadline =
+                |rules: &[MeasureRule]| rules.iter().map(|r| r.deadline).max().unwrap_or(longest);
             Arc::new(Rules {
-                rules: rules.into_boxed_slice(),
-                deadline,
+                deadlines: [deadline(&on_demand), deadline(&future)],
+                rules: [on_demand, future],
             })
         };
         let entry = [

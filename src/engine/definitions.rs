@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::domain::{Basis, Provider};
+use super::domain::{Basis, Provider, Timing};
 use super::time::Dur;
 
 /// One measure, validated.
@@ -20,6 +20,11 @@ pub struct Measure {
     pub name: String,
     /// Hit = within TRT, or hit = succeeded.
     pub basis: Basis,
+    /// On-demand requests, future-dated ones, or both. Left out of the canonical form (and so
+    /// of the fingerprint) when it is its basis's default, so that stores written before it
+    /// existed still match ([`Definitions::new`] adds it otherwise).
+    #[serde(skip)]
+    pub timing: Timing,
     /// Selected SRVs: the explicit list, or the members of `class`.
     pub srvs: BTreeSet<String>,
     /// The class the SRVs came from, if selected by class.
@@ -178,7 +183,14 @@ impl Definitions {
         defs.rt_bounds_ms = bounds.into_iter().collect();
         // The fingerprint is over the canonical JSON of what was understood, not the file's bytes,
         // so comments and formatting do not count as a change of definitions.
-        let canonical = serde_json::to_vec(&defs).unwrap_or_default();
+        let mut canonical = serde_json::to_vec(&defs).unwrap_or_default();
+        for m in defs
+            .measures
+            .iter()
+            .filter(|m| m.timing != Timing::default_for(m.basis))
+        {
+            canonical.extend(format!("\nmeasure {:?} timing {}", m.id, m.timing.as_str()).bytes());
+        }
         defs.sha256 = Sha256::digest(&canonical)
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -197,12 +209,17 @@ impl Definitions {
         self.trt.default
     }
 
-    /// The measures a request of `srv` via `provider` counts in, with their TRTs.
-    pub fn rules_for(&self, srv: &str, provider: Provider) -> Vec<MeasureRule> {
+    /// The measures a request of `srv` via `provider`, future-dated or not, counts in, with
+    /// their TRTs.
+    pub fn rules_for(&self, srv: &str, provider: Provider, future_dated: bool) -> Vec<MeasureRule> {
         self.measures
             .iter()
             .enumerate()
-            .filter(|(_, m)| m.providers.contains(&provider) && m.srvs.contains(srv))
+            .filter(|(_, m)| {
+                m.providers.contains(&provider)
+                    && m.srvs.contains(srv)
+                    && m.timing.takes(future_dated)
+            })
             .map(|(i, m)| MeasureRule {
                 measure: i as u16,
                 trt: m.trt.unwrap_or_else(|| self.table_trt(srv)),
@@ -243,6 +260,7 @@ impl Definitions {
             id: "SRV8.11".into(),
             name: "Update HAN Device Log (SRV 8.11)".into(),
             basis: Basis::Trt,
+            timing: Timing::OnDemand,
             srvs: BTreeSet::from(["8.11".to_string()]),
             class: None,
             providers: Provider::ALL.into_iter().collect(),

@@ -116,6 +116,57 @@ pub enum Basis {
     Success,
 }
 
+/// Which requests a measure takes by when they run (SEC Code Performance Measures: on-demand
+/// requests apart from future-dated ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Timing {
+    /// Requests to be executed on receipt (no `execute_at` later than `at`).
+    OnDemand,
+    /// Requests with an `execute_at` later than their `at`.
+    FutureDated,
+    /// Both.
+    Any,
+}
+
+impl Timing {
+    /// Every timing, in the order `measures.toml` lists them.
+    pub const ALL: [Timing; 3] = [Timing::OnDemand, Timing::FutureDated, Timing::Any];
+
+    /// The timing of a measure that does not say: on demand for a TRT measure (a future-dated
+    /// request's TRT is another measure's business), any for a success measure (MP242 counts
+    /// every request).
+    pub fn default_for(basis: Basis) -> Timing {
+        match basis {
+            Basis::Trt => Timing::OnDemand,
+            Basis::Success => Timing::Any,
+        }
+    }
+
+    /// Whether a request, future-dated or not, counts.
+    pub fn takes(self, future_dated: bool) -> bool {
+        match self {
+            Timing::OnDemand => !future_dated,
+            Timing::FutureDated => future_dated,
+            Timing::Any => true,
+        }
+    }
+
+    /// As `measures.toml` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timing::OnDemand => "on_demand",
+            Timing::FutureDated => "future_dated",
+            Timing::Any => "any",
+        }
+    }
+
+    /// From `measures.toml`'s text.
+    pub fn parse(s: &str) -> Option<Timing> {
+        Timing::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
 impl fmt::Display for Basis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -14,7 +14,7 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::engine::availability::State;
 use crate::engine::domain::{Provider, Region};
-use crate::engine::time::{Ts, parse_rfc3339};
+use crate::engine::time::{Dur, Ts, parse_rfc3339};
 
 /// The longest accepted `id`, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
@@ -123,7 +123,11 @@ pub struct Request<'a> {
     pub provider: Provider,
     /// When the request was received.
     pub at: Ts,
-    /// The service user, if given (kept for evidence only).
+    /// When it is to be executed, if later than `at` (a future-dated request: its TRT, its
+    /// deadline and its month run from here). Never earlier than `at` nor more than
+    /// [`MAX_EXECUTE_AHEAD`] after it (else the event is `bad_timestamp`).
+    pub execute_at: Option<Ts>,
+    /// The service user, if given (evidence, and `users.csv`).
     pub user: Option<Cow<'a, str>>,
     /// The device, if given (kept for evidence only).
     pub device: Option<Cow<'a, str>>,
@@ -282,6 +286,8 @@ struct Wire<'a> {
     state: Loose<'a>,
     #[serde(default, borrow)]
     incident: Loose<'a>,
+    #[serde(default, borrow)]
+    execute_at: Loose<'a>,
     /// Sink for unknown keys in the fast path (serde skips them itself).
     #[serde(skip)]
     other: Loose<'a>,
@@ -394,6 +400,7 @@ fn scan_flat(raw: &[u8]) -> Option<Wire<'_>> {
             b"interface" => (&mut w.interface, 512),
             b"state" => (&mut w.state, 1024),
             b"incident" => (&mut w.incident, 2048),
+            b"execute_at" => (&mut w.execute_at, 4096),
             _ => (&mut w.other, 0),
         };
         if seen & bit != 0 {
@@ -458,6 +465,7 @@ fn validate(mut w: Wire<'_>) -> Result<Event<'_>, DeadReason> {
         let region = w.region.take_str().ok_or(DeadReason::MissingField)?;
         let provider = w.provider.take_str().ok_or(DeadReason::MissingField)?;
         let at = parse_rfc3339(at.as_bytes()).ok_or(DeadReason::BadTimestamp)?;
+        let execute_at = execute_at(&mut w.execute_at, at)?;
         let region = Region::parse(&region).ok_or(DeadReason::UnknownRegion)?;
         let provider = Provider::parse(&provider).ok_or(DeadReason::UnknownProvider)?;
         Ok(Event::Request(Request {
@@ -466,6 +474,7 @@ fn validate(mut w: Wire<'_>) -> Result<Event<'_>, DeadReason> {
             region,
             provider,
             at,
+            execute_at,
             user: w.user.take_str(),
             device: w.device.take_str(),
         }))
@@ -473,6 +482,29 @@ fn validate(mut w: Wire<'_>) -> Result<Event<'_>, DeadReason> {
         let code = w.code.take_str().ok_or(DeadReason::MissingField)?;
         let at = parse_rfc3339(at.as_bytes()).ok_or(DeadReason::BadTimestamp)?;
         Ok(Event::Response(Response { id, code, at }))
+    }
+}
+
+/// The furthest a request's `execute_at` may lie after its `at` (SEC future-dated requests are
+/// scheduled days ahead, not months): 31 days.
+pub const MAX_EXECUTE_AHEAD: Dur = Dur::from_secs(31 * 86_400);
+
+/// A request's `execute_at`: absent, null or empty is none; equal to `at` is none (on demand);
+/// anything but an RFC 3339 string, earlier than `at`, or more than [`MAX_EXECUTE_AHEAD`] after
+/// it is `bad_timestamp`.
+fn execute_at(v: &mut Loose<'_>, at: Ts) -> Result<Option<Ts>, DeadReason> {
+    match std::mem::take(v) {
+        Loose::Absent | Loose::Null => Ok(None),
+        Loose::Str(s) if s.is_empty() => Ok(None),
+        Loose::Str(s) => {
+            let due = parse_rfc3339(s.as_bytes()).ok_or(DeadReason::BadTimestamp)?;
+            if due < at || due > at.plus(MAX_EXECUTE_AHEAD) {
+                Err(DeadReason::BadTimestamp)
+            } else {
+                Ok((due > at).then_some(due))
+            }
+        }
+        Loose::Other => Err(DeadReason::BadTimestamp),
     }
 }
 

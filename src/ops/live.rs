@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::engine::aggregate::{Aggregates, Days, Row, RtHist};
+use crate::engine::aggregate::{Aggregates, Days, Row, Segments};
 use crate::engine::availability::Timeline;
 use crate::engine::calendar::Month;
 use crate::engine::domain::Basis;
@@ -91,13 +91,15 @@ fn add_counts(into: &mut MeasureCounts, from: &MeasureCounts) {
     }
 }
 
-fn add_rt(into: &mut Vec<[RtHist; 3]>, from: &[[RtHist; 3]]) {
-    if into.len() < from.len() {
-        into.resize(from.len(), Default::default());
-    }
-    for (a, b) in into.iter_mut().zip(from) {
-        for (x, y) in a.iter_mut().zip(b) {
-            x.merge(y);
+fn add_rt(into: &mut Segments, from: &Segments) {
+    for (into, from) in into.iter_mut().zip(from) {
+        if into.len() < from.len() {
+            into.resize(from.len(), Default::default());
+        }
+        for (a, b) in into.iter_mut().zip(from) {
+            for (x, y) in a.iter_mut().zip(b) {
+                x.merge(y);
+            }
         }
     }
 }
@@ -123,8 +125,8 @@ pub struct PartView {
     pub days: BTreeMap<Month, MeasureDays>,
     /// Requests the `opr` view's exemptions took out of the counts above, by month.
     pub exempted: BTreeMap<Month, MeasureCounts>,
-    /// Response times over all months, by measure and region.
-    pub rt: Vec<[RtHist; 3]>,
+    /// Response times and acknowledgement segments over all months, by measure and region.
+    pub rt: Segments,
     /// With a store: since when it has events not yet checkpointed (`None`: all are).
     pub unsaved_since: Option<Instant>,
     /// Each interface's availability timeline (issue 30; sparse, so copied whole).
@@ -202,7 +204,7 @@ impl PartView {
             months,
             days,
             exempted,
-            rt: aggregates.response_times().to_vec(),
+            rt: aggregates.response_times().clone(),
             unsaved_since,
             availability: aggregates.timelines().to_vec(),
             availability_newest: aggregates.availability_newest(),
@@ -226,7 +228,7 @@ struct State {
     /// Counts of partitions handed over, so counters never go back.
     retired_stats: PipelineStats,
     retired_totals: MeasureCounts,
-    retired_rt: Vec<[RtHist; 3]>,
+    retired_rt: Segments,
     combined: Option<Ts>,
     assigned: usize,
 }
@@ -279,7 +281,7 @@ pub struct LiveSnapshot {
     /// Decided counts over every partition this process has held, all months.
     pub totals: MeasureCounts,
     /// Response times over every partition this process has held, by measure and region.
-    pub rt: Vec<[RtHist; 3]>,
+    pub rt: Segments,
     /// Seconds the oldest unsaved work has waited for a checkpoint (0 when everything
     /// processed is checkpointed).
     pub checkpoint_age: f64,
@@ -583,7 +585,7 @@ mod tests {
             months: BTreeMap::new(),
             days: BTreeMap::new(),
             exempted: BTreeMap::new(),
-            rt: Vec::new(),
+            rt: Segments::default(),
             unsaved_since: None,
             availability: Vec::new(),
             availability_newest: Ts::MIN,

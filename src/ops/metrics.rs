@@ -59,7 +59,9 @@ pub struct Metrics {
     /// Every `srv_alert_active` series, made up front, by the alert it shows.
     alert_series: Vec<(AlertKey, IntGauge)>,
     notify_errors: IntCounterVec,
-    response_times: Arc<ResponseTimes>,
+    /// `srv_response_time_seconds`, `srv_ack_time_seconds`, `srv_after_ack_time_seconds`, in
+    /// [`Segments`](crate::engine::aggregate::Segments) order.
+    response_times: [Arc<ResponseTimes>; 3],
     board: Option<Arc<Mutex<AlertBoard>>>,
     scrape: Mutex<()>,
     /// `srv_exemption_active` by exemption, with its window (set by [`Metrics::with_register`]).
@@ -263,24 +265,42 @@ impl Metrics {
         let r = Registry::new();
         let f = Families(&r);
         let mr = &["measure", "region"];
-        let response_times = Arc::new(ResponseTimes {
-            desc: Desc::new(
-                "srv_response_time_seconds".into(),
+        let segment = |name: &str, help: &str| -> prometheus::Result<Arc<ResponseTimes>> {
+            let h = Arc::new(ResponseTimes {
+                desc: Desc::new(
+                    name.into(),
+                    help.into(),
+                    vec!["measure".into(), "region".into()],
+                    Default::default(),
+                )?,
+                bounds_s: defs
+                    .rt_bounds_ms
+                    .iter()
+                    .map(|b| *b as f64 / 1000.0)
+                    .collect(),
+                ids: defs.measures.iter().map(|m| m.id.clone()).collect(),
+                latest: Mutex::new(Vec::new()),
+            });
+            r.register(Box::new(ArcCollector(h.clone())))?;
+            Ok(h)
+        };
+        let response_times = [
+            segment(
+                "srv_response_time_seconds",
                 "Response time of requests with a final response within the deadline, over \
-                 every month this process counted; a bucket edge at every configured TRT"
-                    .into(),
-                vec!["measure".into(), "region".into()],
-                Default::default(),
+                 every month this process counted; a bucket edge at every configured TRT",
             )?,
-            bounds_s: defs
-                .rt_bounds_ms
-                .iter()
-                .map(|b| *b as f64 / 1000.0)
-                .collect(),
-            ids: defs.measures.iter().map(|m| m.id.clone()).collect(),
-            latest: Mutex::new(Vec::new()),
-        });
-        r.register(Box::new(ArcCollector(response_times.clone())))?;
+            segment(
+                "srv_ack_time_seconds",
+                "Request to its first acknowledgement (DCC accepted it), of acknowledged \
+                 requests, over every month this process counted",
+            )?,
+            segment(
+                "srv_after_ack_time_seconds",
+                "First acknowledgement to final response, of requests with both (the final \
+                 response within the deadline), over every month this process counted",
+            )?,
+        ];
         let checkpoint_age = checkpointing
             .then(|| {
                 f.gauge(
@@ -690,9 +710,9 @@ impl Metrics {
                 }
             }
         }
-        {
-            let mut rt: Vec<[RtHist; 4]> = Vec::with_capacity(s.rt.len());
-            for regions in &s.rt {
+        for (segment, hists) in self.response_times.iter().zip(&s.rt) {
+            let mut rt: Vec<[RtHist; 4]> = Vec::with_capacity(hists.len());
+            for regions in hists {
                 let mut all = RtHist::default();
                 for h in regions {
                     all.merge(h);
@@ -704,8 +724,7 @@ impl Metrics {
                     all,
                 ]);
             }
-            *self
-                .response_times
+            *segment
                 .latest
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = rt;

@@ -13,7 +13,7 @@ use crate::engine::time::Ts;
 use super::outdir::OutDir;
 use super::rollup::{
     Summary, availability_csv, availability_lines, evidence_files, exemptions_csv, failures_csv,
-    opr_inputs_csv, rpl_csv, rpl_lines, rpl_lines_of, sum1_inputs,
+    opr_inputs_csv, rpl_csv, rpl_lines, rpl_lines_of, sum1_inputs, users_csv,
 };
 
 /// Why the outputs could not be written.
@@ -41,7 +41,8 @@ pub struct Origin<'a> {
     pub months: Option<&'a [crate::engine::calendar::Month]>,
 }
 
-/// Writes a run's month outputs into `outdir`: `rpl.csv`, `failures.csv`, `opr-inputs.csv`,
+/// Writes a run's month outputs into `outdir`: `rpl.csv`, `failures.csv`, `users.csv`,
+/// `opr-inputs.csv`,
 /// `evidence/`, `exemptions.csv`, `rpl.<view>.csv` for each view of the register besides
 /// `opr`, `availability.csv` (and `availability.<view>.csv`) of `months` (all when `None`: the
 /// month rows are those `aggregates` hold, but the timelines span every month), and
@@ -72,6 +73,7 @@ pub fn write_outputs(
         exemptions_csv(aggregates, None).as_bytes(),
     )?;
     outdir.write("failures.csv", failures_csv(&lines).as_bytes())?;
+    outdir.write("users.csv", users_csv(&lines, &cfg.definitions).as_bytes())?;
     // Interface availability (issue 30), per view like the RPLs.
     let mut opr_availability = Vec::new();
     for (view, name) in aggregates.register().views.iter().enumerate() {

@@ -15,8 +15,12 @@ use crate::engine::event::DeadReason;
 use crate::engine::pipeline::{EventResult, EventType, PipelineStats};
 use crate::engine::time::Ts;
 
-/// `rpl.csv` header (normative; `exempted` since issue 29): the same for `rpl.<view>.csv`.
-pub const RPL_HEADER: &str = "month,measure,region,requests,within_target,succeeded,no_response,rpl_percent,p50_ms,p95_ms,p99_ms,max_ms,revision,final,exempted";
+/// `rpl.csv` header (normative; `exempted` since issue 29, the acknowledgement segment since
+/// issue 32): the same for `rpl.<view>.csv`.
+pub const RPL_HEADER: &str = "month,measure,region,requests,within_target,succeeded,no_response,rpl_percent,p50_ms,p95_ms,p99_ms,max_ms,revision,final,exempted,acked,ack_p50_ms,ack_p95_ms,after_ack_p95_ms";
+/// `users.csv` header (normative, issue 32).
+pub const USERS_HEADER: &str =
+    "month,measure,user,requests,within_target,succeeded,no_response,rpl_percent";
 /// `failures.csv` header (normative).
 pub const FAILURES_HEADER: &str = "month,measure,region,bucket,count";
 
@@ -138,7 +142,7 @@ pub fn rpl_csv(lines: &[RplLine]) -> String {
         let r = &l.row;
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             l.month,
             csv_field(&l.measure),
             l.region,
@@ -153,8 +157,46 @@ pub fn rpl_csv(lines: &[RplLine]) -> String {
             opt(r.max_ms()),
             r.revision,
             l.is_final,
-            l.exempted
+            l.exempted,
+            r.acked,
+            opt(r.ack_quantile_ms(0.50)),
+            opt(r.ack_quantile_ms(0.95)),
+            opt(r.after_ack_quantile_ms(0.95)),
         );
+    }
+    s
+}
+
+/// `users.csv` text: per month and measure (as `rpl.csv`), each service user's counts with the
+/// regions pooled, users in byte order (`-`: requests without one). From the `all` lines.
+pub fn users_csv(lines: &[RplLine], defs: &Definitions) -> String {
+    let mut s = String::new();
+    s.push_str(USERS_HEADER);
+    s.push('\n');
+    for l in lines.iter().filter(|l| l.region == POOLED) {
+        let Some(measure) = defs.measures.iter().find(|m| m.id == l.measure) else {
+            continue;
+        };
+        let mut users: Vec<_> = l.row.users.iter().collect();
+        users.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        for (user, c) in users {
+            let hits = match measure.basis {
+                crate::engine::domain::Basis::Trt => c.within_target,
+                crate::engine::domain::Basis::Success => c.succeeded,
+            };
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{},{},{},{}",
+                l.month,
+                csv_field(&l.measure),
+                csv_field(user),
+                c.requests,
+                c.within_target,
+                c.succeeded,
+                c.no_response,
+                rpl_percent(hits, c.requests).unwrap_or_default()
+            );
+        }
     }
     s
 }

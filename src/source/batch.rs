@@ -52,6 +52,7 @@ enum What {
     Request {
         key: u128,
         at: Ts,
+        execute_at: Option<Ts>,
         region: Region,
         provider: Provider,
         id: Span,
@@ -145,6 +146,7 @@ impl Batch {
             } => What::Request {
                 key: *key,
                 at: r.at,
+                execute_at: r.execute_at,
                 region: r.region,
                 provider: r.provider,
                 id: self.span(&r.id),
@@ -192,6 +194,7 @@ impl Batch {
                     What::Request {
                         key,
                         at,
+                        execute_at,
                         region,
                         provider,
                         id,
@@ -206,6 +209,7 @@ impl Batch {
                             region: *region,
                             provider: *provider,
                             at: *at,
+                            execute_at: *execute_at,
                             user: user.as_ref().map(s),
                             device: device.as_ref().map(s),
                         }),

@@ -1,18 +1,22 @@
 //! The byte layouts the stores share for correlator state: a request id's 128-bit key, a record
-//! as one fixed 35-byte value (little-endian), a decided record kept compactly as the
-//! correlator's 30 bytes, and the state log: a checkpoint's changed records and waiting
+//! as one fixed 51-byte value (little-endian; 35 before layout 4), a decided record kept
+//! compactly as the correlator's 34 bytes (30 before layout 4), and the state log: a checkpoint's changed records and waiting
 //! responses as a few large chunks of operations, so that writing a checkpoint appends bytes
 //! instead of updating one indexed row per request.
 
 use crate::engine::correlate::{
-    Changes, KeyMap, SAVED_DECIDED_BYTES, SavedDecided, SavedEntry, SavedWaiting, last_of_each,
-    reduced_key,
+    Changes, KeyMap, SAVED_DECIDED_BYTES, SAVED_DECIDED_BYTES_V3, SavedDecided, SavedEntry,
+    SavedWaiting, last_of_each, reduced_key,
 };
 use crate::engine::domain::{Provider, Region};
 use crate::store::StoreError;
 
 /// Bytes of an encoded record.
-pub const ENTRY_BYTES: usize = 35;
+pub const ENTRY_BYTES: usize = 51;
+
+/// Bytes of a record in chunks of layouts 1 to 3: without its due time, user and first
+/// acknowledgement (due at its `at`, none of the others).
+const ENTRY_BYTES_V3: usize = 35;
 
 /// A key as 16 big-endian bytes (its sort order is the key's).
 pub fn key_bytes(k: u128) -> [u8; 16] {
@@ -39,12 +43,16 @@ pub fn encode_entry(e: &SavedEntry) -> [u8; ENTRY_BYTES] {
     b[33] = e.provider as u8;
     // Bit 0: decided; bit 1: arrived late (layout-1 and -2 records have it clear).
     b[34] = e.decided as u8 | (e.late as u8) << 1;
+    b[35..43].copy_from_slice(&e.due.to_le_bytes());
+    b[43..47].copy_from_slice(&e.user.to_le_bytes());
+    b[47..51].copy_from_slice(&e.ack.to_le_bytes());
     b
 }
 
-/// A record back from its bytes.
+/// A record back from its bytes ([`ENTRY_BYTES`], or the [`ENTRY_BYTES_V3`] of older layouts).
 pub fn decode_entry(b: &[u8]) -> Result<SavedEntry, StoreError> {
-    if b.len() != ENTRY_BYTES || b[32] > 2 || b[33] > 2 || b[34] > 3 {
+    if !(b.len() == ENTRY_BYTES || b.len() == ENTRY_BYTES_V3) || b[32] > 2 || b[33] > 2 || b[34] > 3
+    {
         return Err(StoreError::Backend(format!(
             "a stored request record is damaged ({} bytes)",
             b.len()
@@ -53,8 +61,12 @@ pub fn decode_entry(b: &[u8]) -> Result<SavedEntry, StoreError> {
     let i64_at = |i: usize| i64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
     let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or([0; 4]));
     let fin_at = i64_at(8);
+    let v4 = b.len() == ENTRY_BYTES;
     Ok(SavedEntry {
         at: i64_at(0),
+        due: if v4 { i64_at(35) } else { i64_at(0) },
+        user: if v4 { u32_at(43) } else { 0 },
+        ack: if v4 { u32_at(47) } else { 0 },
         fin_at: (fin_at != i64::MIN).then_some(fin_at),
         pos: i64_at(16) as u64,
         srv: u32_at(24),
@@ -67,9 +79,10 @@ pub fn decode_entry(b: &[u8]) -> Result<SavedEntry, StoreError> {
 }
 
 /// The first byte of every state-log chunk: its layout version. Layout 2 added `OP_TEXT`,
-/// layout 3 `OP_DECIDED`; chunks of layouts 1 and 2 (written before them) still decode, and
-/// their decided records are restored as records of the map, as they were held.
-const LOG_FORMAT: u8 = 3;
+/// layout 3 `OP_DECIDED`, layout 4 a record's due time, user and first acknowledgement; chunks
+/// of layouts 1 to 3 (written before them) still decode, their decided records restored as
+/// records of the map as they were held, their records due at their `at` with neither.
+const LOG_FORMAT: u8 = 4;
 /// Operations in a state-log chunk.
 const OP_PUT: u8 = 1;
 const OP_REMOVE: u8 = 2;
@@ -286,7 +299,11 @@ impl LogReplay {
         while r.at < chunk.len() {
             let op = r.array::<1>()?[0];
             if op == OP_DECIDED && format >= 3 {
-                let b = r.take(SAVED_DECIDED_BYTES)?;
+                let b = r.take(if format >= 4 {
+                    SAVED_DECIDED_BYTES
+                } else {
+                    SAVED_DECIDED_BYTES_V3
+                })?;
                 let d = SavedDecided::from_bytes(b).ok_or_else(|| {
                     StoreError::Backend(format!(
                         "a state-log chunk is damaged: a decided record before byte {} is not one",
@@ -303,7 +320,11 @@ impl LogReplay {
             let k = r.key()?;
             match op {
                 OP_PUT => {
-                    let e = decode_entry(r.take(ENTRY_BYTES)?)?;
+                    let e = decode_entry(r.take(if format >= 4 {
+                        ENTRY_BYTES
+                    } else {
+                        ENTRY_BYTES_V3
+                    })?)?;
                     let r = reduced_key(k);
                     self.entries.insert(k, e);
                     self.whole.insert(r, k);
@@ -491,6 +512,9 @@ mod tests {
         for e in [
             SavedEntry {
                 at: 1_709_251_200_123_456_789,
+                due: 1_709_337_600_000_000_000,
+                user: 41,
+                ack: 312,
                 fin_at: Some(1_709_251_230_000_000_000),
                 pos: (3 << 48) | 12345,
                 srv: 7,
@@ -502,6 +526,9 @@ mod tests {
             },
             SavedEntry {
                 at: -5,
+                due: -5,
+                user: 0,
+                ack: 0,
                 fin_at: None,
                 pos: 0,
                 srv: u32::MAX,
@@ -522,6 +549,9 @@ mod tests {
     fn entry(i: u64) -> SavedEntry {
         SavedEntry {
             at: i as i64,
+            due: i as i64 + (i % 7) as i64,
+            user: (i % 4) as u32,
+            ack: (i % 3) as u32,
             fin_at: (i % 2 == 0).then_some(i as i64 + 5),
             pos: i,
             srv: 1,
@@ -609,10 +639,21 @@ mod tests {
             .unwrap();
         let again = log2.finish();
         assert_eq!((again.entries.len(), again.texts.len()), (100, 3));
-        // A log written before evidence (layout 1) still reads.
-        let mut old = encode_changes(&delta, 1 << 20).remove(0);
-        old[0] = 1;
-        assert!(LogReplay::default().apply(&old, false).is_ok());
+        // A log written before evidence (layout 1) still reads: its records are the first
+        // bytes of today's, without the due time, user and acknowledgement.
+        let mut old = vec![1u8];
+        for (k, e) in &delta.entries {
+            old.push(OP_PUT);
+            old.extend_from_slice(&k.to_le_bytes());
+            old.extend_from_slice(&encode_entry(e)[..ENTRY_BYTES_V3]);
+        }
+        let mut log = LogReplay::default();
+        log.apply(&old, false).unwrap();
+        let back = log.finish();
+        assert_eq!(back.entries.len(), delta.entries.len());
+        for (k, e) in &back.entries {
+            assert_eq!((e.due, e.user, e.ack), (e.at, 0, 0), "{k}");
+        }
     }
 
     /// A compact record of `key` (its reduced bits) at `at_ms`, as the correlator writes one.
@@ -789,7 +830,7 @@ mod tests {
         for (k, e) in [(1u128 << 100 | 7, entry(1)), (9, entry(9))] {
             two.push(OP_PUT);
             two.extend_from_slice(&k.to_le_bytes());
-            two.extend_from_slice(&encode_entry(&e));
+            two.extend_from_slice(&encode_entry(&e)[..ENTRY_BYTES_V3]);
         }
         two.push(OP_TEXT);
         two.extend_from_slice(&9u128.to_le_bytes());
@@ -801,7 +842,7 @@ mod tests {
         assert_eq!(r.entries.len(), 2);
         assert_eq!(r.texts, vec![(9, "nine".into())]);
         assert!(r.decided.is_empty());
-        let mut one = two[..1 + 2 * (17 + ENTRY_BYTES)].to_vec();
+        let mut one = two[..1 + 2 * (17 + ENTRY_BYTES_V3)].to_vec();
         one[0] = 1;
         let mut log = LogReplay::default();
         log.apply(&one, true).unwrap();
@@ -812,6 +853,12 @@ mod tests {
         bad.extend_from_slice(&[0; 8]);
         assert!(LogReplay::default().apply(&bad, true).is_err());
         bad[0] = 3;
+        assert!(
+            LogReplay::default()
+                .apply(&bad[..2 + SAVED_DECIDED_BYTES_V3], true)
+                .is_ok()
+        );
+        bad[0] = 4;
         assert!(
             LogReplay::default()
                 .apply(&bad[..2 + SAVED_DECIDED_BYTES], true)

@@ -28,8 +28,9 @@ use crate::engine::pipeline::{Delta, SavedBlock, SavedMeta, SavedPipeline};
 /// The schema version this build writes. Migrations bring older stores up to it; a newer store
 /// is refused. 2: month rows keep their counts by day (`month_rows.days`). 3: counts per minute
 /// (`minute_cells`) and the registers applied to final months (`register_history`). 4: month
-/// sign-offs (`signoffs`, append-only).
-pub const SCHEMA_VERSION: i64 = 4;
+/// sign-offs (`signoffs`, append-only). 5: month rows keep the acknowledgement segment and
+/// their counts by user (`month_rows.acked`, `ack_histogram`, `after_ack_histogram`, `users`).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

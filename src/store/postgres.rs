@@ -144,6 +144,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER signoffs_never_truncated BEFORE TRUNCATE ON signoffs
         FOR EACH STATEMENT EXECUTE FUNCTION srv_opr_signoffs_append_only();
     ",
+    // 4 → 5: month rows keep the acknowledgement segment and their counts by service user
+    // (issue 32); a row written before has neither.
+    "
+    ALTER TABLE month_rows ADD COLUMN acked BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE month_rows ADD COLUMN ack_histogram BYTEA;
+    ALTER TABLE month_rows ADD COLUMN after_ack_histogram BYTEA;
+    ALTER TABLE month_rows ADD COLUMN users TEXT;
+    ",
 ];
 
 /// A state-log chunk's size: a checkpoint is a few values, none of them huge.
@@ -590,6 +598,10 @@ impl<C: postgres::GenericClient> sql::Tx for Tx<'_, C> {
                     &row.max_ms.map(|v| v as i64),
                     &(row.revision as i64),
                     &days,
+                    &(row.acked as i64),
+                    &row.ack_histogram,
+                    &row.after_ack_histogram,
+                    &sql::users_text(row),
                 ],
             )
             .map(|_| ())
@@ -976,6 +988,10 @@ fn rows_of(
                 revision: r.get(10),
                 days: r.get(11),
                 origin: r.get(12),
+                acked: r.get(13),
+                ack_histogram: r.get(14),
+                after_ack_histogram: r.get(15),
+                users: r.get(16),
             }
             .stored()
         })

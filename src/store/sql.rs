@@ -54,13 +54,16 @@ pub(super) const DELETE_ROW: &str = "
 /// A month row, written whole.
 pub(super) const PUT_ROW: &str = "
     INSERT INTO month_rows (pid, month, measure, region, requests, within_target, succeeded,
-        no_response, buckets, histogram, max_ms, revision, days)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        no_response, buckets, histogram, max_ms, revision, days, acked, ack_histogram,
+        after_ack_histogram, users)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
     ON CONFLICT (pid, month, measure, region) DO UPDATE SET
         requests = excluded.requests, within_target = excluded.within_target,
         succeeded = excluded.succeeded, no_response = excluded.no_response,
         buckets = excluded.buckets, histogram = excluded.histogram,
-        max_ms = excluded.max_ms, revision = excluded.revision, days = excluded.days";
+        max_ms = excluded.max_ms, revision = excluded.revision, days = excluded.days,
+        acked = excluded.acked, ack_histogram = excluded.ack_histogram,
+        after_ack_histogram = excluded.after_ack_histogram, users = excluded.users";
 
 /// A revision of a final month's row, in the history.
 pub(super) const PUT_REVISION: &str = "
@@ -72,20 +75,53 @@ pub(super) const PUT_REVISION: &str = "
 pub(super) const MONTH_ROWS: &str = "
     SELECT r.month, r.measure, r.region, r.requests, r.within_target, r.succeeded,
            r.no_response, r.buckets, r.histogram, r.max_ms, r.revision, r.days,
-           p.topic || '/' || p.partition
+           p.topic || '/' || p.partition,
+           r.acked, r.ack_histogram, r.after_ack_histogram, r.users
     FROM month_rows r JOIN partitions p ON p.pid = r.pid
     WHERE (CAST($1 AS BIGINT) IS NULL OR r.pid = $1) AND (CAST($2 AS TEXT) IS NULL OR r.month = $2)
     ORDER BY r.pid, r.month, r.measure, r.region";
 
 /// [`MONTH_ROWS`] of a store of schema `version`: one written before version 2 has no counts
-/// by day, read as none (a reader never migrates a store).
+/// by day, one before version 5 no acknowledgement segments or users, read as none (a reader
+/// never migrates a store).
 pub(super) fn month_rows(version: i64) -> &'static str {
-    static OLD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    if version >= 2 {
+    static BEFORE_5: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static BEFORE_2: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let before_5 = || {
+        MONTH_ROWS.replace(
+            "r.acked, r.ack_histogram, r.after_ack_histogram, r.users",
+            "CAST(0 AS BIGINT), NULL, NULL, CAST(NULL AS TEXT)",
+        )
+    };
+    if version >= 5 {
         MONTH_ROWS
+    } else if version >= 2 {
+        BEFORE_5.get_or_init(before_5)
     } else {
-        OLD.get_or_init(|| MONTH_ROWS.replace("r.days,", "CAST(NULL AS TEXT),"))
+        BEFORE_2.get_or_init(|| before_5().replace("r.days,", "CAST(NULL AS TEXT),"))
     }
+}
+
+/// A row's counts by user as the store keeps them: a JSON array of `[user, requests,
+/// within_target, succeeded, no_response]`.
+pub(super) fn users_text(row: &SavedRow) -> String {
+    let list: Vec<(&str, u64, u64, u64, u64)> = row
+        .users
+        .iter()
+        .map(|(u, c)| (u.as_str(), c[0], c[1], c[2], c[3]))
+        .collect();
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+}
+
+/// [`users_text`] back.
+fn users_from(text: &str) -> Result<Vec<(String, [u64; 4])>, StoreError> {
+    let list: Vec<(String, u64, u64, u64, u64)> = serde_json::from_str(text).map_err(|e| {
+        StoreError::Backend(format!("a stored month row's users do not decode: {e}"))
+    })?;
+    Ok(list
+        .into_iter()
+        .map(|(u, r, w, s, n)| (u, [r, w, s, n]))
+        .collect())
 }
 
 /// A partition's counts of one minute.
@@ -528,6 +564,12 @@ pub(super) struct RowColumns {
     /// Counts by day ([`days_text`]); `None` in rows written before schema version 2.
     pub days: Option<String>,
     pub origin: String,
+    /// Acknowledged requests (0 in rows written before schema version 5).
+    pub acked: i64,
+    pub ack_histogram: Option<Vec<u8>>,
+    pub after_ack_histogram: Option<Vec<u8>>,
+    /// Counts by user ([`users_text`]); `None` before schema version 5.
+    pub users: Option<String>,
 }
 
 impl RowColumns {
@@ -567,6 +609,22 @@ impl RowColumns {
             )));
         }
         let max_ms = self.max_ms.map(|v| count("max_ms", v)).transpose()?;
+        let acked = count("acked", self.acked)?;
+        if acked > requests {
+            return Err(impossible(format!("acked {acked} > requests {requests}")));
+        }
+        let users = self
+            .users
+            .as_deref()
+            .map(users_from)
+            .transpose()?
+            .unwrap_or_default();
+        if users
+            .iter()
+            .any(|(_, [r, w, s, n])| w > r || s > r || n > r)
+        {
+            return Err(impossible("a user's counts above its requests".into()));
+        }
         let revision = u32::try_from(self.revision)
             .map_err(|_| impossible(format!("revision {}", self.revision)))?;
         let (buckets, samples) = buckets_from(&self.buckets)?;
@@ -619,6 +677,10 @@ impl RowColumns {
                 max_ms,
                 revision,
                 days,
+                acked,
+                ack_histogram: self.ack_histogram,
+                after_ack_histogram: self.after_ack_histogram,
+                users,
             },
         })
     }

@@ -130,6 +130,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER signoffs_never_deleted BEFORE DELETE ON signoffs
     BEGIN SELECT RAISE(ABORT, 'sign-offs are append-only: they are never deleted'); END;
     ",
+    // 4 → 5: month rows keep the acknowledgement segment and their counts by service user
+    // (issue 32); a row written before has neither.
+    "
+    ALTER TABLE month_rows ADD COLUMN acked INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE month_rows ADD COLUMN ack_histogram BLOB;
+    ALTER TABLE month_rows ADD COLUMN after_ack_histogram BLOB;
+    ALTER TABLE month_rows ADD COLUMN users TEXT;
+    ",
 ];
 
 /// A state-log chunk's size: large enough that a checkpoint is a few sequential writes, small
@@ -573,7 +581,11 @@ impl sql::Tx for Tx<'_> {
                     row.histogram.as_deref(),
                     row.max_ms.map(|v| v as i64),
                     row.revision as i64,
-                    days
+                    days,
+                    row.acked as i64,
+                    row.ack_histogram.as_deref(),
+                    row.after_ack_histogram.as_deref(),
+                    sql::users_text(row)
                 ])
             })
             .map(|_| ())
@@ -995,6 +1007,10 @@ fn rows_of(
                 revision: r.get(10)?,
                 days: r.get(11)?,
                 origin: r.get(12)?,
+                acked: r.get(13)?,
+                ack_histogram: r.get(14)?,
+                after_ack_histogram: r.get(15)?,
+                users: r.get(16)?,
             })
         })()
         .map_err(backend)?;

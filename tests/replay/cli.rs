@@ -49,7 +49,8 @@ fn replay_writes_its_files_and_only_those() {
             "keep.txt",
             "opr-inputs.csv",
             "rpl.csv",
-            "summary.json"
+            "summary.json",
+            "users.csv",
         ]
     );
     assert_eq!(

@@ -20,6 +20,13 @@ fn spec_worked_example() {
     assert_eq!(counts(&r.row("2024-04", "SRV8.11", "all")), [4, 0, 2, 1]);
     // A is answered in exactly its 25 s TRT.
     assert_eq!(r.row("2024-03", "PM4.3", "north")[11], "25000");
+    // A's acknowledgement came 200 ms after it, its final response 24.8 s after that (within
+    // the histogram's 0.1 %); B was never acknowledged.
+    let a = r.row("2024-03", "PM4.3", "north");
+    assert_eq!((a[15].as_str(), a[16].as_str()), ("1", "200"));
+    let after: u64 = a[18].parse().unwrap();
+    assert!(after.abs_diff(24_800) <= 25, "{after}");
+    assert_eq!(&r.row("2024-04", "PM4.3", "north")[15..], ["0", "", "", ""]);
     // Failure buckets as the SPEC lists them.
     for line in [
         "2024-04,PM4.3,north,E20,1",
@@ -88,6 +95,10 @@ fn every_trap_counts_exactly() {
     assert_eq!(north[11], "25001");
     assert_eq!(north[12], "1", "revision");
     assert_eq!(north[13], "true", "final");
+    // t01 was acknowledged 500 ms after it and never answered in time: acknowledged, with no
+    // time after the acknowledgement. t09's acknowledgement was stamped before it: dead.
+    assert_eq!(&north[15..], ["1", "500", "500", ""]);
+    assert_eq!(r.row("2024-03", "PM4.3", "south")[15], "0");
     // Central: t04 I0 and E21 at the same instant (E21 wins), t05 E3 and E20 at the same instant
     // (both failures: E20 < E3 in byte order).
     assert_eq!(counts(&r.row("2024-03", "PM4.3", "central")), [2, 0, 0, 0]);

@@ -267,7 +267,7 @@ pub fn part_view(
         months,
         days: Default::default(),
         exempted: Default::default(),
-        rt: Vec::new(),
+        rt: Default::default(),
         unsaved_since: None,
         availability: Vec::new(),
         availability_newest: srv_opr::engine::time::Ts::MIN,

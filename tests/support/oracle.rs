@@ -13,6 +13,9 @@ use srv_opr::engine::event::{Event, decode};
 #[derive(Clone)]
 pub struct OReq {
     at: i64,
+    /// `execute_at` if later than `at`, else `at`.
+    due: i64,
+    user: Option<String>,
     srv: String,
     region: Region,
     provider: Provider,
@@ -30,6 +33,8 @@ pub struct Counts {
     pub succeeded: u64,
     /// No final response within the deadline.
     pub no_response: u64,
+    /// With at least one acknowledgement.
+    pub acked: u64,
 }
 
 /// What the SPEC says the events come to.
@@ -44,12 +49,14 @@ pub struct Oracle {
     pub unmeasured: u64,
     /// Every standing request's judgment in every measure that selects it.
     pub judged: Vec<Judged>,
+    /// Per month, measure and user (`-` for none), regions pooled: `users.csv`'s counts.
+    pub users: BTreeMap<(Month, String, String), Counts>,
 }
 
 /// One standing request in one measure.
 #[derive(Debug, Clone)]
 pub struct Judged {
-    /// Request `at` (ns).
+    /// When the request was due (ns): its `at`, or a later `execute_at`.
     pub at: i64,
     /// Its month.
     pub month: Month,
@@ -81,6 +88,8 @@ pub fn oracle(cfg: &Config, lines: &[&[u8]]) -> Oracle {
             Err(r) => *dead.entry(r.as_str()).or_default() += 1,
             Ok(Event::Request(r)) => reqs.entry(r.id.to_string()).or_default().push(OReq {
                 at: r.at.0,
+                due: r.execute_at.map_or(r.at.0, |t| t.0),
+                user: r.user.as_deref().map(str::to_string),
                 srv: r.srv.to_string(),
                 region: r.region,
                 provider: r.provider,
@@ -98,6 +107,7 @@ pub fn oracle(cfg: &Config, lines: &[&[u8]]) -> Oracle {
     let mut duplicates = 0;
     let mut unmeasured = 0;
     let mut judged = Vec::new();
+    let mut users: BTreeMap<(Month, String, String), Counts> = BTreeMap::new();
     for (id, copies) in &reqs {
         // The earliest `at` stands; on a tie, the first line.
         let standing = copies
@@ -107,6 +117,7 @@ pub fn oracle(cfg: &Config, lines: &[&[u8]]) -> Oracle {
             .clone();
         for c in copies.iter().filter(|c| c.line != standing.line) {
             let same = c.at == standing.at
+                && c.due == standing.due
                 && c.srv == standing.srv
                 && c.region == standing.region
                 && c.provider == standing.provider;
@@ -117,11 +128,14 @@ pub fn oracle(cfg: &Config, lines: &[&[u8]]) -> Oracle {
             }
         }
         let mut finals: Vec<(i64, String)> = Vec::new();
+        let mut acked = false;
         for (at, code) in resps.get(id).map(Vec::as_slice).unwrap_or(&[]) {
             if *at < standing.at {
                 *dead.entry("response_before_request").or_default() += 1;
             } else if !defs.ack_codes.contains(code) {
                 finals.push((*at, code.clone()));
+            } else {
+                acked = true;
             }
         }
         duplicates += finals.len().saturating_sub(1) as u64;
@@ -131,18 +145,27 @@ pub fn oracle(cfg: &Config, lines: &[&[u8]]) -> Oracle {
                 .then(success(&a.1).cmp(&success(&b.1)))
                 .then(a.1.as_bytes().cmp(b.1.as_bytes()))
         });
-        let rules = defs.rules_for(&standing.srv, standing.provider);
+        // A future-dated request is measured from, and counted in the month of, its
+        // `execute_at`, in the measures that take future-dated requests.
+        let due = standing.due;
+        let rules = defs.rules_for(&standing.srv, standing.provider, due > standing.at);
         if rules.is_empty() {
             unmeasured += 1;
         }
-        let month = cal.month_of(srv_opr::engine::time::Ts(standing.at));
+        let month = cal.month_of(srv_opr::engine::time::Ts(due));
         for rule in rules {
             let m = &defs.measures[rule.measure as usize];
-            let within_deadline = fin.filter(|(at, _)| at - standing.at <= rule.deadline.0);
+            let within_deadline = fin.filter(|(at, _)| at - due <= rule.deadline.0);
             let ok = within_deadline.is_some_and(|(_, c)| success(c));
-            let wt = ok && within_deadline.is_some_and(|(at, _)| at - standing.at <= rule.trt.0);
+            let wt = ok && within_deadline.is_some_and(|(at, _)| at - due <= rule.trt.0);
+            let user = standing.user.clone().unwrap_or_else(|| "-".into());
+            let u = users.entry((month, m.id.clone(), user)).or_default();
+            u.requests += 1;
+            u.within += wt as u64;
+            u.succeeded += ok as u64;
+            u.no_response += within_deadline.is_none() as u64;
             judged.push(Judged {
-                at: standing.at,
+                at: due,
                 month,
                 measure: m.id.clone(),
                 region: standing.region,
@@ -158,6 +181,7 @@ pub fn oracle(cfg: &Config, lines: &[&[u8]]) -> Oracle {
                 c.within += wt as u64;
                 c.succeeded += ok as u64;
                 c.no_response += within_deadline.is_none() as u64;
+                c.acked += acked as u64;
             }
         }
     }
@@ -170,5 +194,6 @@ pub fn oracle(cfg: &Config, lines: &[&[u8]]) -> Oracle {
         duplicates,
         unmeasured,
         judged,
+        users,
     }
 }

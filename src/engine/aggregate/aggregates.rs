@@ -20,7 +20,7 @@ use crate::engine::exemption::Register;
 use crate::engine::time::Ts;
 
 use super::exempt::Exempted;
-use super::histogram::RtHist;
+use super::histogram::{RtHist, SEGMENT_ACK, SEGMENT_AFTER_ACK, SEGMENT_RESPONSE, Segments};
 use super::row::{Outcome, Row, outcome};
 
 /// The three regional rows of one month × measure, and the revision of their `all` row.
@@ -59,8 +59,9 @@ pub struct AggregateStats {
 #[derive(Clone)]
 pub struct Aggregates {
     pub(super) defs: Arc<Definitions>,
-    /// Response times over all months, by measure and region, in the live histogram's buckets.
-    pub(super) rt: Vec<[RtHist; 3]>,
+    /// Response times and the acknowledgement segments over all months, by measure and region,
+    /// in the live histogram's buckets.
+    pub(super) rt: Segments,
     pub(super) calendar: Calendar,
     pub(super) blocks: HashMap<(Month, u16), Block>,
     pub(super) stats: AggregateStats,
@@ -86,10 +87,12 @@ impl Aggregates {
     /// Empty aggregates; months in `calendar`'s zone.
     pub fn new(defs: Arc<Definitions>, calendar: Calendar) -> Aggregates {
         let defs_interfaces = defs.interfaces.len();
-        let rt = vec![RtHist::new(defs.rt_bounds_ms.len()); defs.measures.len()]
-            .into_iter()
-            .map(|h| [h.clone(), h.clone(), h])
-            .collect();
+        let per_measure: Vec<[RtHist; 3]> =
+            vec![RtHist::new(defs.rt_bounds_ms.len()); defs.measures.len()]
+                .into_iter()
+                .map(|h| [h.clone(), h.clone(), h])
+                .collect();
+        let rt = [per_measure.clone(), per_measure.clone(), per_measure];
         Aggregates {
             defs,
             rt,
@@ -200,9 +203,9 @@ impl Aggregates {
         // A request decided after its month became final (it came late, inside the horizon)
         // changes final rows: a revision, as a late response's is, never a silent change. The
         // first test is one comparison: most decisions are far too recent to be in such a month.
-        if d.at.plus(self.defs.longest_deadline) < self.watermark {
-            let month = self.calendar.month_of(d.at);
-            for r in &cat.rules(d.srv, d.provider).rules {
+        if d.due.plus(self.defs.longest_deadline) < self.watermark {
+            let month = self.calendar.month_of(d.due);
+            for r in cat.rules(d.srv, d.provider).of(d.future_dated()) {
                 self.revise_if_final(month, r.measure, d.region);
             }
         }
@@ -220,7 +223,7 @@ impl Aggregates {
     }
 
     fn change(&mut self, d: &Decision, cat: &Catalog, add: bool, evidence: Option<&str>) {
-        let rules = &cat.rules(d.srv, d.provider).rules;
+        let rules = cat.rules(d.srv, d.provider).of(d.future_dated());
         if rules.is_empty() {
             self.stats.unmeasured = if add {
                 self.stats.unmeasured + 1
@@ -229,26 +232,29 @@ impl Aggregates {
             };
             return;
         }
-        let month = self.calendar.month_of(d.at);
-        let day = self.calendar.day_of(d.at);
+        // A request counts where it was due: its month, day and minute (and the exemption
+        // windows) are those of a future-dated request's `execute_at`.
+        let month = self.calendar.month_of(d.due);
+        let day = self.calendar.day_of(d.due);
         // The minute, only where a store keeps the cells.
         let minute = if self.cells.is_some() {
-            self.calendar.minute_of(d.at).1
+            self.calendar.minute_of(d.due).1
         } else {
             0
         };
+        let user = cat.user_name(d.user);
         if let Some(c) = &mut self.changed {
             c.extend(rules.iter().map(|r| (month, r.measure)));
         }
         // Most requests are outside every window: one comparison each.
-        let exemptible = self.register.may_cover(d.at);
+        let exemptible = self.register.may_cover(d.due);
         for rule in rules.iter() {
             let o = outcome(rule, d, cat);
             if exemptible {
                 for view in 0..self.register.views.len() {
                     if let Some(e) = self.register.exempting(
                         view,
-                        d.at,
+                        d.due,
                         rule.measure,
                         d.region,
                         d.provider,
@@ -287,15 +293,22 @@ impl Aggregates {
                 &mut self.scratch,
                 (d.key, evidence),
                 day,
+                user,
             );
-            if let Some(ms) = o.rt_ms
-                && let Some(h) = self.rt.get_mut(rule.measure as usize)
-            {
-                let h = &mut h[d.region as usize];
-                if add {
-                    h.add_n(&self.defs.rt_bounds_ms, ms, 1);
-                } else {
-                    h.remove(&self.defs.rt_bounds_ms, ms);
+            for (segment, ms) in [
+                (SEGMENT_RESPONSE, o.rt_ms),
+                (SEGMENT_ACK, o.ack_ms),
+                (SEGMENT_AFTER_ACK, o.after_ack_ms),
+            ] {
+                if let Some(ms) = ms
+                    && let Some(h) = self.rt[segment].get_mut(rule.measure as usize)
+                {
+                    let h = &mut h[d.region as usize];
+                    if add {
+                        h.add_n(&self.defs.rt_bounds_ms, ms, 1);
+                    } else {
+                        h.remove(&self.defs.rt_bounds_ms, ms);
+                    }
                 }
             }
         }
@@ -306,16 +319,24 @@ impl Aggregates {
     pub fn revise(&mut self, old: &Decision, new: &Decision, cat: &Catalog) {
         let effect =
             |this: &mut Aggregates, d: &Decision| -> Vec<((Month, u16, Region), Outcome)> {
-                let month = this.calendar.month_of(d.at);
+                let month = this.calendar.month_of(d.due);
                 cat.rules(d.srv, d.provider)
-                    .rules
+                    .of(d.future_dated())
                     .iter()
                     .map(|r| ((month, r.measure, d.region), outcome(r, d, cat)))
                     .collect()
             };
         let before = effect(self, old);
         let after = effect(self, new);
-        let counts = |o: &Outcome| (o.within_target, o.succeeded, o.no_response, o.bucket);
+        let counts = |o: &Outcome| {
+            (
+                o.within_target,
+                o.succeeded,
+                o.no_response,
+                o.bucket,
+                o.ack_ms.is_some(),
+            )
+        };
         let mut changed: Vec<(Month, u16, Region)> = Vec::new();
         for (k, o) in &before {
             if !after
@@ -350,16 +371,19 @@ impl Aggregates {
         }
     }
 
-    /// Response times over every month, by measure and region (the live histogram).
-    pub fn response_times(&self) -> &[[RtHist; 3]] {
+    /// Response times and acknowledgement segments over every month, by measure and region
+    /// (the live histograms).
+    pub fn response_times(&self) -> &Segments {
         &self.rt
     }
 
     /// Adds another partition's aggregates into these (same definitions assumed).
     pub fn merge(&mut self, other: &Aggregates) {
-        for (a, b) in self.rt.iter_mut().zip(&other.rt) {
-            for (x, y) in a.iter_mut().zip(b) {
-                x.merge(y);
+        for (mine, theirs) in self.rt.iter_mut().zip(&other.rt) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.merge(y);
+                }
             }
         }
         for (k, ob) in &other.blocks {

@@ -8,7 +8,8 @@ use crate::engine::calendar::Month;
 use crate::engine::catalog::Bucket;
 
 use super::aggregates::{AggregateStats, Aggregates, Block};
-use super::row::{Row, Sampled};
+use super::histogram::{SEGMENT_ACK, SEGMENT_RESPONSE};
+use super::row::{Row, Sampled, UserCounts};
 
 /// Why a row's histogram could not be encoded for a checkpoint, or decoded from one.
 #[derive(Debug, thiserror::Error)]
@@ -45,24 +46,55 @@ pub struct SavedRow {
     /// Counts by day of the month with requests: (day 1–31, requests, within target,
     /// succeeded).
     pub days: Vec<(u8, [u64; 3])>,
+    /// Requests with at least one acknowledgement.
+    pub acked: u64,
+    /// Request to first acknowledgement, V2-encoded.
+    pub ack_histogram: Option<Vec<u8>>,
+    /// First acknowledgement to final response, V2-encoded.
+    pub after_ack_histogram: Option<Vec<u8>>,
+    /// Counts by service user, by name: requests, within target, succeeded, no response.
+    pub users: Vec<(String, [u64; 4])>,
+}
+
+/// A histogram in hdrhistogram's V2 encoding.
+fn encode_hist(h: &Option<Box<Histogram<u64>>>) -> Result<Option<Vec<u8>>, RowError> {
+    let Some(h) = h else { return Ok(None) };
+    let mut bytes = Vec::new();
+    hdrhistogram::serialization::Serializer::serialize(
+        &mut hdrhistogram::serialization::V2Serializer::new(),
+        &**h,
+        &mut bytes,
+    )
+    .map_err(|e| RowError::Encode(format!("{e:?}")))?;
+    Ok(Some(bytes))
+}
+
+/// A histogram back from [`encode_hist`]'s bytes.
+fn decode_hist(bytes: &Option<Vec<u8>>) -> Result<Option<Box<Histogram<u64>>>, RowError> {
+    let Some(bytes) = bytes else { return Ok(None) };
+    let mut h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut &bytes[..])
+        .map_err(|e| RowError::Decode(format!("{e:?}")))?;
+    // Decoded histograms have fixed bounds; ours grow with what they record.
+    h.auto(true);
+    Ok(Some(Box::new(h)))
 }
 
 impl Row {
     /// The row as a checkpoint stores it.
     pub fn save(&self) -> Result<SavedRow, RowError> {
-        let histogram = match &self.hist {
-            Some(h) => {
-                let mut bytes = Vec::new();
-                hdrhistogram::serialization::Serializer::serialize(
-                    &mut hdrhistogram::serialization::V2Serializer::new(),
-                    &**h,
-                    &mut bytes,
+        let histogram = encode_hist(&self.hist)?;
+        let mut users: Vec<(String, [u64; 4])> = self
+            .users
+            .iter()
+            .map(|(u, c)| {
+                (
+                    u.to_string(),
+                    [c.requests, c.within_target, c.succeeded, c.no_response],
                 )
-                .map_err(|e| RowError::Encode(format!("{e:?}")))?;
-                Some(bytes)
-            }
-            None => None,
-        };
+            })
+            .collect();
+        users.sort();
         Ok(SavedRow {
             requests: self.requests,
             within_target: self.within_target,
@@ -78,22 +110,16 @@ impl Row {
             max_ms: self.max_ms,
             revision: self.revision,
             days: self.days().collect(),
+            acked: self.acked,
+            ack_histogram: encode_hist(&self.ack_hist)?,
+            after_ack_histogram: encode_hist(&self.after_ack_hist)?,
+            users,
         })
     }
 
     /// A row from its checkpoint.
     pub fn restore(s: &SavedRow) -> Result<Row, RowError> {
-        let hist = match &s.histogram {
-            Some(bytes) => {
-                let mut h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
-                    .deserialize(&mut &bytes[..])
-                    .map_err(|e| RowError::Decode(format!("{e:?}")))?;
-                // Decoded histograms have fixed bounds; ours grow with what they record.
-                h.auto(true);
-                Some(Box::new(h))
-            }
-            None => None,
-        };
+        let hist = decode_hist(&s.histogram)?;
         let mut row = Row {
             requests: s.requests,
             within_target: s.within_target,
@@ -114,6 +140,24 @@ impl Row {
             max_ms: s.max_ms,
             revision: s.revision,
             days: None,
+            acked: s.acked,
+            ack_hist: decode_hist(&s.ack_histogram)?,
+            after_ack_hist: decode_hist(&s.after_ack_histogram)?,
+            users: s
+                .users
+                .iter()
+                .map(|(u, c)| {
+                    (
+                        u.as_str().into(),
+                        UserCounts {
+                            requests: c[0],
+                            within_target: c[1],
+                            succeeded: c[2],
+                            no_response: c[3],
+                        },
+                    )
+                })
+                .collect(),
         };
         for (day, c) in s.days.iter().filter(|(day, _)| (1..=31).contains(day)) {
             row.days_mut()[usize::from(*day) - 1] = *c;
@@ -157,9 +201,17 @@ impl Aggregates {
     pub fn restore_block(&mut self, month: Month, measure: u16, regions: [Row; 3]) {
         // The live histogram is not stored: it is rebuilt from the rows' response times (each
         // within 0.1 %, so a value within 0.1 % above a bucket edge may land below it).
-        if let Some(rt) = self.rt.get_mut(measure as usize) {
+        for (segment, rt) in self.rt.iter_mut().enumerate() {
+            let Some(rt) = rt.get_mut(measure as usize) else {
+                continue;
+            };
             for (h, row) in rt.iter_mut().zip(&regions) {
-                if let Some(hist) = &row.hist {
+                let hist = match segment {
+                    SEGMENT_RESPONSE => &row.hist,
+                    SEGMENT_ACK => &row.ack_hist,
+                    _ => &row.after_ack_hist,
+                };
+                if let Some(hist) = hist {
                     for v in hist.iter_recorded() {
                         let ms = hist.highest_equivalent(v.value_iterated_to());
                         h.add_n(&self.defs.rt_bounds_ms, ms, v.count_at_value());

@@ -251,6 +251,8 @@ mod tests {
             succeeded: hit,
             no_response,
             rt_ms: (!no_response).then_some(1000),
+            ack_ms: None,
+            after_ack_ms: None,
             bucket: (!hit).then_some(if no_response {
                 Bucket::NO_RESPONSE
             } else {
@@ -264,7 +266,14 @@ mod tests {
         let mut row = Row::default();
         let mut scratch = None;
         for (hit, none) in [(true, false), (false, true), (false, false), (true, false)] {
-            row.apply(&outcome(hit, none), true, &mut scratch, (0, None), 3);
+            row.apply(
+                &outcome(hit, none),
+                true,
+                &mut scratch,
+                (0, None),
+                3,
+                &"-".into(),
+            );
         }
         let mut t = Tally::default();
         t.apply(&outcome(false, true), true, 2, 3, 1);

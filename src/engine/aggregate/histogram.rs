@@ -20,6 +20,18 @@ pub(super) fn record(h: &mut Histogram<u64>, ms: u64) {
     }
 }
 
+/// The live histograms of the three time segments, each by measure and region: response time
+/// ([`SEGMENT_RESPONSE`]), request to first acknowledgement ([`SEGMENT_ACK`]), first
+/// acknowledgement to final response ([`SEGMENT_AFTER_ACK`]).
+pub type Segments = [Vec<[RtHist; 3]>; 3];
+
+/// [`Segments`]: the response time (due time to final response).
+pub const SEGMENT_RESPONSE: usize = 0;
+/// [`Segments`]: request to first acknowledgement.
+pub const SEGMENT_ACK: usize = 1;
+/// [`Segments`]: first acknowledgement to final response.
+pub const SEGMENT_AFTER_ACK: usize = 2;
+
 /// Response times in the live histogram's buckets ([`rt_bounds_ms`](crate::engine::definitions::Definitions::rt_bounds_ms)): a count per
 /// bucket (not cumulative; the last is above every bound) and the sum, exact in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

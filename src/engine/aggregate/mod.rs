@@ -1,5 +1,6 @@
-//! Month aggregates: per month × measure × region, the counts, failure buckets and response-time
-//! histogram of decided requests (SPEC §2 Outcomes, §5 `rpl.csv`).
+//! Month aggregates: per month × measure × region, the counts, failure buckets, response-time
+//! and acknowledgement-segment histograms and per-user counts of decided requests (SPEC §2
+//! Outcomes, §5 `rpl.csv`, `users.csv`).
 //!
 //! Synchronous and I/O-free. Aggregates *merge* (counts add, histograms add), so partitions and
 //! processes can be combined in any order; region `all` is never stored but merged from the three
@@ -8,7 +9,7 @@
 //! - `aggregates`: the blocks of one partition or run, applying decisions and revisions, merging;
 //! - `row`: one month × measure × region, and how a decision lands in it;
 //! - `exempt`: what the exemption register takes out of the rows, per view;
-//! - `cells`: counts per minute of request `at`, kept by the store so any register can be
+//! - `cells`: counts per minute of request due time, kept by the store so any register can be
 //!   applied to any month later;
 //! - `histogram`: the per-row hdrhistogram and the live fixed-bucket histogram;
 //! - `checkpoint`: rows as the store keeps them, change tracking, restore.
@@ -24,5 +25,7 @@ pub use aggregates::{AggregateStats, Aggregates, Block};
 pub use cells::{CellCounts, CellDeltas, SavedCell};
 pub use checkpoint::{RowError, SavedRow};
 pub use exempt::{Exempted, Tally};
-pub use histogram::RtHist;
-pub use row::{Days, Outcome, Row, SAMPLE_SIZE, Sampled, outcome, rpl_decimal, rpl_percent};
+pub use histogram::{RtHist, SEGMENT_ACK, SEGMENT_AFTER_ACK, SEGMENT_RESPONSE, Segments};
+pub use row::{
+    Days, Outcome, Row, SAMPLE_SIZE, Sampled, UserCounts, outcome, rpl_decimal, rpl_percent,
+};

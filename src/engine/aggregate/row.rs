@@ -2,7 +2,9 @@
 //! response times of its decided requests, and how one decision lands in it ([`outcome`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use hashbrown::HashMap;
 use hdrhistogram::Histogram;
 
 use crate::engine::catalog::{Bucket, Catalog, CodeKind};
@@ -38,6 +40,39 @@ pub struct Row {
     /// Requests, within target and succeeded by day of the month (the day of each request's
     /// `at`, 1–31 at index 0–30): the month's RPL day by day. `None` until one is counted.
     pub(super) days: Option<Box<Days>>,
+    /// Requests with at least one acknowledgement.
+    pub acked: u64,
+    /// Request to first acknowledgement (ms), of the acknowledged requests.
+    pub(super) ack_hist: Option<Box<Histogram<u64>>>,
+    /// First acknowledgement to final response (ms), of the requests with both (the final
+    /// response within the deadline, the acknowledgement not after it).
+    pub(super) after_ack_hist: Option<Box<Histogram<u64>>>,
+    /// Counts by service user ([`crate::engine::catalog::NO_USER`] for none): `users.csv`,
+    /// regions pooled. Hundreds of users, never metric labels.
+    pub users: HashMap<Arc<str>, UserCounts>,
+}
+
+/// One user's counts in a row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserCounts {
+    /// Requests decided.
+    pub requests: u64,
+    /// Within target.
+    pub within_target: u64,
+    /// Succeeded.
+    pub succeeded: u64,
+    /// No final response within the deadline.
+    pub no_response: u64,
+}
+
+impl UserCounts {
+    /// Adds `o`'s counts.
+    pub fn add(&mut self, o: &UserCounts) {
+        self.requests += o.requests;
+        self.within_target += o.within_target;
+        self.succeeded += o.succeeded;
+        self.no_response += o.no_response;
+    }
 }
 
 /// A row's counts by day of the month: requests, within target, succeeded.
@@ -77,14 +112,31 @@ pub struct Outcome {
     pub rt_ms: Option<u64>,
     /// The failure bucket, if a miss.
     pub bucket: Option<Bucket>,
+    /// Request to first acknowledgement (ms), if acknowledged.
+    pub ack_ms: Option<u64>,
+    /// First acknowledgement to the final response (ms), if both and the final response came
+    /// within the deadline, not before the acknowledgement.
+    pub after_ack_ms: Option<u64>,
 }
 
-/// Judges a decided request against one measure's rule (SPEC §2 Outcomes).
+/// Judges a decided request against one measure's rule (SPEC §2 Outcomes): its response time
+/// runs from when it was due (a future-dated request's `execute_at`; a final response before
+/// then is 0 ms late), its acknowledgement segment from its `at`.
 pub fn outcome(rule: &MeasureRule, d: &Decision, cat: &Catalog) -> Outcome {
     let within_deadline = d.fin.and_then(|(at, code)| {
-        let rt: Dur = at.since(d.at);
+        let rt: Dur = at.since(d.due);
         (rt <= rule.deadline).then_some((rt, code))
     });
+    let ack_ms = d.ack_ms.map(u64::from);
+    // Both segments from `at` in whole ms, so that they add up to the time to the final
+    // response (exactly, for the ms timestamps DUIS carries).
+    let after_ack_ms = match (ack_ms, within_deadline) {
+        (Some(ack), Some(_)) => d.fin.and_then(|(fin, _)| {
+            let fin_ms = u64::try_from(fin.since(d.at).as_millis_floor()).ok()?;
+            fin_ms.checked_sub(ack)
+        }),
+        _ => None,
+    };
     let (within_target, succeeded, rt_ms, bucket_if_miss) = match within_deadline {
         None => (false, false, None, Bucket::NO_RESPONSE),
         Some((rt, code)) => {
@@ -108,12 +160,54 @@ pub fn outcome(rule: &MeasureRule, d: &Decision, cat: &Catalog) -> Outcome {
         no_response: within_deadline.is_none(),
         rt_ms,
         bucket: (!hit).then_some(bucket_if_miss),
+        ack_ms,
+        after_ack_ms,
     }
+}
+
+/// Records (`add`) or takes back `ms` in an optional histogram.
+fn hist_step(
+    h: &mut Option<Box<Histogram<u64>>>,
+    ms: u64,
+    add: bool,
+    scratch: &mut Option<Histogram<u64>>,
+) {
+    let h = h.get_or_insert_with(|| Box::new(new_histogram()));
+    if add {
+        record(h, ms);
+    } else {
+        let s = scratch.get_or_insert_with(new_histogram);
+        s.reset();
+        record(s, ms);
+        if let Err(e) = h.subtract(&*s) {
+            tracing::error!(error = ?e, "internal: could not take a revised value out of a histogram");
+        }
+    }
+}
+
+/// Adds `other` into an optional histogram.
+fn hist_merge(h: &mut Option<Box<Histogram<u64>>>, other: &Option<Box<Histogram<u64>>>) {
+    if let Some(oh) = other {
+        match h {
+            Some(h) => {
+                if let Err(e) = h.add(&**oh) {
+                    tracing::error!(error = ?e, "internal: histogram merge failed");
+                }
+            }
+            None => *h = Some(oh.clone()),
+        }
+    }
+}
+
+/// The value at quantile `q` of an optional histogram: the middle of its bucket.
+fn hist_quantile(h: &Option<Box<Histogram<u64>>>, q: f64) -> Option<u64> {
+    let h = h.as_ref().filter(|h| !h.is_empty())?;
+    Some(h.median_equivalent(h.value_at_quantile(q)))
 }
 
 impl Row {
     /// Counts (`add`) or takes back one request's outcome; `day` is the day of the month of
-    /// its `at` (1–31).
+    /// its due time (1–31), `user` its service user's name.
     pub(super) fn apply(
         &mut self,
         o: &Outcome,
@@ -121,6 +215,7 @@ impl Row {
         scratch: &mut Option<Histogram<u64>>,
         sample: (u64, Option<&str>),
         day: u8,
+        user: &Arc<str>,
     ) {
         let step = |n: &mut u64, yes: bool| {
             if yes {
@@ -131,6 +226,26 @@ impl Row {
         step(&mut self.within_target, o.within_target);
         step(&mut self.succeeded, o.succeeded);
         step(&mut self.no_response, o.no_response);
+        step(&mut self.acked, o.ack_ms.is_some());
+        if let Some(ms) = o.ack_ms {
+            hist_step(&mut self.ack_hist, ms, add, scratch);
+        }
+        if let Some(ms) = o.after_ack_ms {
+            hist_step(&mut self.after_ack_hist, ms, add, scratch);
+        }
+        {
+            let u = match self.users.get_mut(&**user) {
+                Some(u) => u,
+                None => self.users.entry(user.clone()).or_default(),
+            };
+            step(&mut u.requests, true);
+            step(&mut u.within_target, o.within_target);
+            step(&mut u.succeeded, o.succeeded);
+            step(&mut u.no_response, o.no_response);
+            if u.requests == 0 {
+                self.users.remove(&**user);
+            }
+        }
         let d = &mut self.days_mut()[usize::from(day.clamp(1, 31)) - 1];
         step(&mut d[0], true);
         step(&mut d[1], o.within_target);
@@ -191,21 +306,18 @@ impl Row {
                 sample_add(mine, *key, text);
             }
         }
-        if let Some(oh) = &other.hist {
-            match &mut self.hist {
-                Some(h) => {
-                    if let Err(e) = h.add(&**oh) {
-                        tracing::error!(error = ?e, "internal: histogram merge failed");
-                    }
-                }
-                None => self.hist = Some(oh.clone()),
-            }
-        }
+        hist_merge(&mut self.hist, &other.hist);
         self.max_ms = match (self.max_ms, other.max_ms) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
         self.revision += other.revision;
+        self.acked += other.acked;
+        hist_merge(&mut self.ack_hist, &other.ack_hist);
+        hist_merge(&mut self.after_ack_hist, &other.after_ack_hist);
+        for (u, c) in &other.users {
+            self.users.entry(u.clone()).or_default().add(c);
+        }
         if let Some(od) = &other.days {
             for (a, b) in self.days_mut().iter_mut().zip(od.iter()) {
                 for (x, y) in a.iter_mut().zip(b) {
@@ -250,6 +362,16 @@ impl Row {
         let h = self.hist.as_ref().filter(|h| !h.is_empty())?;
         let v = h.median_equivalent(h.value_at_quantile(q));
         Some(self.max_ms.map_or(v, |m| v.min(m)))
+    }
+
+    /// Request to first acknowledgement at quantile `q`, in ms (the middle of its bucket).
+    pub fn ack_quantile_ms(&self, q: f64) -> Option<u64> {
+        hist_quantile(&self.ack_hist, q)
+    }
+
+    /// First acknowledgement to final response at quantile `q`, in ms.
+    pub fn after_ack_quantile_ms(&self, q: f64) -> Option<u64> {
+        hist_quantile(&self.after_ack_hist, q)
     }
 
     /// Exact longest response time in ms.
@@ -342,6 +464,8 @@ mod tests {
             no_response: false,
             rt_ms: Some(ms),
             bucket: None,
+            ack_ms: None,
+            after_ack_ms: None,
         }
     }
 
@@ -350,7 +474,14 @@ mod tests {
         let mut row = Row::default();
         let mut scratch = None;
         for ms in [25_000u64, 86_400_000, 3, 1_234_567] {
-            row.apply(&outcome_with_rt(ms), true, &mut scratch, (0, None), 1);
+            row.apply(
+                &outcome_with_rt(ms),
+                true,
+                &mut scratch,
+                (0, None),
+                1,
+                &"-".into(),
+            );
         }
         let p100 = row.quantile_ms(1.0).unwrap();
         assert_eq!(
@@ -369,6 +500,7 @@ mod tests {
             &mut scratch,
             (0, None),
             1,
+            &"-".into(),
         );
         assert_eq!(row.requests, 3);
         let p100 = row.quantile_ms(1.0).unwrap();

@@ -20,6 +20,12 @@ use super::key::Pos;
 pub struct SavedEntry {
     /// Request `at`, ns.
     pub at: i64,
+    /// When it is due to run, ns: `at`, or a future-dated request's `execute_at`.
+    pub due: i64,
+    /// Interned service user (0: none).
+    pub user: u32,
+    /// First acknowledgement: 0 none, else 1 + whole ms after `at`.
+    pub ack: u32,
     /// Final response `at`, ns, if any.
     pub fin_at: Option<i64>,
     /// Packed position of the request.
@@ -172,9 +178,9 @@ impl Correlator {
 
     /// Rebuilds a correlator from a checkpoint: its watermark, records (those kept compactly
     /// apart) and waiting responses. Timers are derived from the records (a pending request is
-    /// due at its final response if that came within the deadline, else at its deadline; a
-    /// decided one expires at `at` + longest deadline + horizon), which is when the original
-    /// timers would have fired.
+    /// decided at its final response if that came within the deadline, else at its deadline; a
+    /// decided one expires at its due time + longest deadline + horizon), which is when the
+    /// original timers would have fired.
     #[allow(clippy::too_many_arguments)]
     pub fn restore(
         cfg: CorrelatorConfig,
@@ -206,6 +212,9 @@ impl Correlator {
         for (k, s) in entries {
             let e = Entry {
                 at: Ts(s.at),
+                due: Ts(s.due),
+                user: s.user,
+                ack: s.ack,
                 fin_at: s.fin_at.unwrap_or(NONE_AT),
                 pos: Pos(s.pos),
                 srv: s.srv,
@@ -217,9 +226,11 @@ impl Correlator {
                 text: 0,
             };
             if e.decided {
-                c.expire_at.push(c.cfg.expiry(e.at), k);
+                c.expire_at.push(c.cfg.expiry(e.due), k);
             } else {
-                let due = e.at.plus(cat.rules(e.srv, e.provider).deadline);
+                let due = e
+                    .due
+                    .plus(cat.rules(e.srv, e.provider).deadline(e.due > e.at));
                 let at = match s.fin_at {
                     Some(f) if Ts(f) <= due => Ts(f),
                     _ => due,
@@ -257,6 +268,9 @@ impl Correlator {
 pub(super) fn save_entry(e: &Entry) -> SavedEntry {
     SavedEntry {
         at: e.at.0,
+        due: e.due.0,
+        user: e.user,
+        ack: e.ack,
         fin_at: (e.fin_at != NONE_AT).then_some(e.fin_at),
         pos: e.pos.0,
         srv: e.srv,

@@ -33,10 +33,10 @@ pub struct CorrelatorConfig {
 }
 
 impl CorrelatorConfig {
-    /// When a record of a request at `at` leaves the dedupe table: its longest deadline plus
-    /// the horizon.
-    pub(super) fn expiry(&self, at: Ts) -> Ts {
-        at.plus(self.longest_deadline).plus(self.dedupe_horizon)
+    /// When a record of a request due at `due` leaves the dedupe table: its longest deadline
+    /// plus the horizon.
+    pub(super) fn expiry(&self, due: Ts) -> Ts {
+        due.plus(self.longest_deadline).plus(self.dedupe_horizon)
     }
 }
 
@@ -46,23 +46,38 @@ pub(super) const NONE_AT: i64 = i64::MIN;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Entry {
     pub(super) at: Ts,
+    /// When it is due to run: `at`, or a future-dated request's later `execute_at`.
+    pub(super) due: Ts,
     /// Final response `at`, or `NONE_AT`.
     pub(super) fin_at: i64,
     pub(super) pos: Pos,
     pub(super) srv: u32,
     pub(super) fin_code: u32,
+    /// Interned service user (0: none).
+    pub(super) user: u32,
+    /// First acknowledgement: 0 none, else 1 + whole ms after `at` ([`ack_code`]).
+    pub(super) ack: u32,
     pub(super) region: Region,
     pub(super) provider: Provider,
     pub(super) decided: bool,
-    /// [`STORED`], [`LATE`] and [`LISTED`]: one byte, so that the entry stays 40 bytes.
+    /// [`STORED`], [`LATE`] and [`LISTED`]: one byte, so that the entry stays 56 bytes.
     pub(super) flags: u8,
     /// Slot + 1 of the request's evidence text in [`Correlator::texts`] (0: none). Fits in
-    /// what would otherwise be padding: the entry stays 40 bytes.
+    /// what would otherwise be padding: the entry stays 56 bytes.
     pub(super) text: u32,
 }
 
-// The table's size is most of the process's memory (BENCHMARKS.md): keep the record at 40.
-const _: () = assert!(std::mem::size_of::<Entry>() == 40);
+// A pending request's record (a decided one moves to the compact table): 40 bytes until the
+// due time, user and acknowledgement joined it (issue 32); pending requests are a small part of
+// the state against the decided ones' horizon (BENCHMARKS.md).
+const _: () = assert!(std::mem::size_of::<Entry>() == 56);
+
+/// [`Entry::ack`] for an acknowledgement at `ack` of a request at `at` (`ack` ≥ `at`): 1 + whole
+/// ms between them, saturating (49 days, beyond any horizon).
+pub(super) fn ack_code(ack: Ts, at: Ts) -> u32 {
+    let ms = ack.since(at).as_millis_floor().max(0);
+    u32::try_from(ms.saturating_add(1)).unwrap_or(u32::MAX)
+}
 
 /// [`Entry::flags`]: a checkpoint has written this record, so removing it must delete it from
 /// the store too. (A record created and expired between two checkpoints never reaches the
@@ -83,6 +98,9 @@ impl Entry {
     pub(super) fn decision(&self, key: u128) -> Decision {
         Decision {
             at: self.at,
+            due: self.due,
+            ack_ms: self.ack.checked_sub(1),
+            user: self.user,
             srv: self.srv,
             region: self.region,
             provider: self.provider,
@@ -216,7 +234,7 @@ impl Correlator {
         cat: &Catalog,
         out: &mut Vec<Output>,
     ) -> Verdict {
-        let deadline = cat.rules(r.srv, r.provider).deadline;
+        let deadline = cat.rules(r.srv, r.provider).deadline(r.due > r.at);
         // One probe of the table whether the key is new or known.
         match self.entries.entry(r.key) {
             hashbrown::hash_map::Entry::Vacant(slot) => {
@@ -226,7 +244,7 @@ impl Correlator {
                         known_request(e, &r, id, cat, watermark, decide_at, deadline, out)
                     });
                 }
-                if self.cfg.expiry(r.at) < self.watermark {
+                if self.cfg.expiry(r.due) < self.watermark {
                     return Verdict::Dead(DeadReason::TooLate);
                 }
                 // The text's slot first, so the record is inserted once, complete.
@@ -239,10 +257,13 @@ impl Correlator {
                 });
                 let e = slot.insert(Entry {
                     at: r.at,
+                    due: r.due,
                     fin_at: NONE_AT,
                     pos: r.pos,
                     srv: r.srv,
                     fin_code: 0,
+                    user: r.user,
+                    ack: 0,
                     region: r.region,
                     provider: r.provider,
                     decided: false,
@@ -251,7 +272,7 @@ impl Correlator {
                 });
                 self.changed.touch(r.key, e);
                 self.pending += 1;
-                self.decide_at.push(r.at.plus(deadline), r.key);
+                self.decide_at.push(r.due.plus(deadline), r.key);
                 if !self.waiting.is_empty()
                     && let Some(list) = self.waiting.remove(&r.key)
                 {
@@ -303,7 +324,8 @@ impl Correlator {
     }
 
     /// Runs `f` on the compactly kept record of `key` at `at`, and writes the record back: in
-    /// place while it still fits and keeps its `at`;
+    /// place while it still fits and keeps its `at` (and so its due time: a compact record is
+    /// never future-dated);
     /// otherwise into `entries`, with the expiry timer of the `at` it was kept under, as a
     /// record that had always been there would have (a request displaced by an earlier one
     /// keeps its original expiry).
@@ -326,6 +348,7 @@ impl Correlator {
             }
             _ => {
                 self.decided.kill(at);
+                // A compact record was on demand: due at its `at`.
                 self.expire_at.push(self.cfg.expiry(was), key);
                 let e = self.entries.entry(key).insert(e).into_mut();
                 self.changed.touch(key, e);
@@ -405,18 +428,18 @@ impl Correlator {
         self.scratch = keys;
     }
 
-    /// Marks a pending request decided and emits its decision; returns its `at`, or `None` if
-    /// the key is unknown or already decided (a stale timer).
+    /// Marks a pending request decided and emits its decision; returns its due time, or `None`
+    /// if the key is unknown or already decided (a stale timer).
     fn decide(&mut self, k: u128, out: &mut Vec<Output>) -> Option<Ts> {
         let e = self.entries.get_mut(&k).filter(|e| !e.decided)?;
         self.changed.touch(k, e);
         e.decided = true;
         let slot = std::mem::take(&mut e.text);
-        let (d, at) = (e.decision(k), e.at);
+        let (d, due) = (e.decision(k), e.due);
         self.pending -= 1;
         let text = self.take_text(slot);
         out.push(Output::Decided(d, text));
-        Some(at)
+        Some(due)
     }
 
     /// Stores an evidence text; its slot + 1.
@@ -446,10 +469,10 @@ impl Correlator {
             // every second that ended at or before it.
             let (floor, live) = (self.expire_at.floor(), watermark.as_second());
             for &k in &keys {
-                let Some(at) = self.decide(k, out) else {
+                let Some(due) = self.decide(k, out) else {
                     continue;
                 };
-                let expiry = self.cfg.expiry(at);
+                let expiry = self.cfg.expiry(due);
                 // Kept compactly if its expiry timer would have been set in its own second
                 // (not one already released, whose timers join the next: that record would
                 // outlive its second, which the table's rule does not say).
@@ -473,7 +496,7 @@ impl Correlator {
                 // One probe: look and remove through the same entry.
                 if let hashbrown::hash_map::Entry::Occupied(o) = self.entries.entry(k)
                     && o.get().decided
-                    && self.cfg.expiry(o.get().at) < watermark
+                    && self.cfg.expiry(o.get().due) < watermark
                 {
                     let flags = o.remove().flags;
                     self.changed.removed(k, flags & STORED != 0);
@@ -557,7 +580,12 @@ fn known_request(
     deadline: Dur,
     out: &mut Vec<Output>,
 ) -> Verdict {
-    if e.at == r.at && e.srv == r.srv && e.region == r.region && e.provider == r.provider {
+    if e.at == r.at
+        && e.due == r.due
+        && e.srv == r.srv
+        && e.region == r.region
+        && e.provider == r.provider
+    {
         return Verdict::Duplicate;
     }
     // Conflicting: the earliest `at` stands; on a tie, the first in source order.
@@ -567,7 +595,15 @@ fn known_request(
     let displaced = *e;
     let old = e.decision(r.key);
     e.flags = (e.flags & (STORED | LISTED)) | if r.at < watermark { LATE } else { 0 };
+    // The first acknowledgement stays where it was in time, now counted from the earlier `at`
+    // (to the ms: exact for the ms timestamps DUIS carries).
+    if e.ack != 0 {
+        let ack = e.at.plus(Dur::from_millis(i64::from(e.ack - 1)));
+        e.ack = ack_code(ack, r.at);
+    }
     e.at = r.at;
+    e.due = r.due;
+    e.user = r.user;
     e.pos = r.pos;
     e.srv = r.srv;
     e.region = r.region;
@@ -583,16 +619,17 @@ fn known_request(
             late: displaced.flags & LATE != 0,
             measured: !cat
                 .rules(displaced.srv, displaced.provider)
-                .rules
+                .of(displaced.due > displaced.at)
                 .is_empty(),
         }),
         is_request: true,
     }));
     if e.decided {
-        // The new request is earlier, so its decision time has passed too.
+        // The new request is earlier, so its decision time has passed too (or, future-dated,
+        // a final response still to come revises it again).
         out.push(Output::Revised { old, new });
     } else {
-        decide_at.push(r.at.plus(deadline), r.key);
+        decide_at.push(r.due.plus(deadline), r.key);
     }
     Verdict::Accepted
 }
@@ -611,6 +648,19 @@ fn apply_to(
     }
     let kind = cat.code_kind(r.code);
     if kind == CodeKind::Ack {
+        // Only the first acknowledgement (by timestamp) is kept: the request's time to DCC's
+        // acceptance. One that comes after the decision is a revision, as a final response is.
+        let ack = ack_code(r.at, e.at);
+        if e.ack == 0 || ack < e.ack {
+            let old = e.decision(r.key);
+            e.ack = ack;
+            if e.decided {
+                out.push(Output::Revised {
+                    old,
+                    new: e.decision(r.key),
+                });
+            }
+        }
         return Verdict::Accepted;
     }
     let verdict = if e.fin_at == NONE_AT {
@@ -641,8 +691,8 @@ fn apply_to(
             let new = e.decision(r.key);
             out.push(Output::Revised { old, new });
         } else {
-            let deadline = cat.rules(e.srv, e.provider).deadline;
-            if r.at <= e.at.plus(deadline) {
+            let deadline = cat.rules(e.srv, e.provider).deadline(e.due > e.at);
+            if r.at <= e.due.plus(deadline) {
                 decide_at.push(r.at, r.key);
             }
         }
@@ -685,8 +735,15 @@ fn orphan(w: Waiting) -> Output {
 /// hash): the displacing request carries the same id.
 fn reconstruct_request(e: &Entry, id: &str, cat: &Catalog) -> String {
     let q = |s: &str| serde_json::Value::from(s).to_string();
+    let mut extra = String::new();
+    if e.due > e.at {
+        extra.push_str(&format!(",\"execute_at\":\"{}\"", e.due.to_rfc3339_exact()));
+    }
+    if e.user != 0 {
+        extra.push_str(&format!(",\"user\":{}", q(cat.user_name(e.user))));
+    }
     format!(
-        "{{\"type\":\"request\",\"id\":{},\"srv\":{},\"region\":\"{}\",\"provider\":\"{}\",\"at\":\"{}\"}}",
+        "{{\"type\":\"request\",\"id\":{},\"srv\":{},\"region\":\"{}\",\"provider\":\"{}\",\"at\":\"{}\"{extra}}}",
         q(id),
         q(cat.srv_name(e.srv)),
         e.region.as_str(),
@@ -733,6 +790,8 @@ mod tests {
             region: Region::North,
             provider: Provider::Dsp,
             at: t(at),
+            due: t(at),
+            user: 0,
             pos: Pos::new(0, at as u64),
         };
         c.request(r, id, cat, out)
@@ -767,6 +826,8 @@ mod tests {
                 region: Region::North,
                 provider: Provider::Dsp,
                 at: t(round * 100),
+                due: t(round * 100),
+                user: 0,
                 pos: Pos::new(0, round as u64),
             };
             c.request_with(r, &id, Some((Some("user,1"), None)), &cat, &mut out);
@@ -1025,6 +1086,8 @@ mod tests {
                         region: Region::ALL[region as usize],
                         provider: Provider::Dsp,
                         at: ms(at),
+                        due: ms(at),
+                        user: 0,
                         pos,
                     };
                     Some(c.request(r, &id, &cat, &mut out))

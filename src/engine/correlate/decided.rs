@@ -1,12 +1,12 @@
-//! The decided requests a correlator keeps for the dedupe horizon, in 29 bytes each: a table of
-//! 28-byte records and a tag byte per slot, grown by a quarter at a time, with no timer per
+//! The decided requests a correlator keeps for the dedupe horizon, in 33 bytes each: a table of
+//! 32-byte records and a tag byte per slot, grown by a quarter at a time, with no timer per
 //! record. A record leaves when the watermark passes its expiry; until a sweep takes it out it
 //! is only ignored, and a sweep runs when a sixteenth of what the table holds is gone.
 //!
 //! Why not the map of pending requests: a decided request is looked up only to say whether a
 //! request is a duplicate or a conflict and whether a late response revises it, and it never
-//! changes its place in time, so what it needs fits in 28 bytes (its evidence text went with
-//! its decision). A hashbrown map doubles (a quarter to half of it empty after each growth)
+//! changes its place in time, so what it needs fits in 32 bytes (its evidence text went with
+//! its decision; 28 until its user and first acknowledgement joined it, issue 32). A hashbrown map doubles (a quarter to half of it empty after each growth)
 //! and the expiry timer cost another 16 to 32 bytes per record: about 120 bytes of state per
 //! decided request, which is most of the memory of a national horizon (issue 19).
 //!
@@ -18,7 +18,7 @@
 //! national volume (10⁹ lookups a month against 9·10⁷ records), against 10⁻²² with all 128.
 //!
 //! A checkpoint writes a record as [`SavedDecided`]: its shard, its tag's 7 bits and the slot's
-//! 28 bytes, which is all a restore needs to put it back; a state log's replay sorts out which
+//! 32 bytes, which is all a restore needs to put it back; a state log's replay sorts out which
 //! of a key's saved records has the last word with [`last_of_each`], and the table is sized
 //! once for what comes back ([`DecidedTable::reserve`]).
 //!
@@ -84,6 +84,10 @@ const SRV_AT: u32 = CODE_AT + CODE_BITS;
 const REGION_AT: u32 = SRV_AT + SRV_BITS;
 const PROVIDER_AT: u32 = REGION_AT + 2;
 const FLAGS_AT: u32 = PROVIDER_AT + 2;
+/// Bits of [`Slot::extra`]: the first acknowledgement's [`Entry::ack`] (under 17 minutes after
+/// the request: DUIS acknowledges synchronously), then the user's id (the first 4,095 users).
+const ACK_BITS: u32 = 20;
+const USER_BITS: u32 = 12;
 /// [`Slot`] flag: moved to the pending map; ignored until a rebuild drops it.
 const DEAD: u64 = 4;
 const NANOS_PER_MS: i64 = 1_000_000;
@@ -97,13 +101,17 @@ pub(super) struct Slot {
     at: i64,
     pos: u64,
     packed: u64,
+    /// First acknowledgement ([`ACK_BITS`]) and user ([`USER_BITS`]).
+    extra: u32,
 }
 
 impl Slot {
     /// The compact form of decided record `e` of `key`, if its fields fit: `at` a whole ms
     /// from 1970 to 2109, a final response a whole number of ms after it and under 12 days,
     /// a position from one of the first 256 sources, SRV and code ids the catalog gives its
-    /// first 8,192 and 4,096 SRVs and codes. (Others stay in the pending map.)
+    /// first 8,192 and 4,096 SRVs and codes, on demand (due at its `at`), a first
+    /// acknowledgement under 17 minutes after it, a user among the first 4,095. (Others stay
+    /// in the pending map.)
     pub(super) fn of(key: u128, e: &Entry) -> Option<Slot> {
         let fin = if e.fin_at == NONE_AT {
             0
@@ -124,6 +132,9 @@ impl Slot {
         if e.fin_code >= 1 << CODE_BITS || e.srv >= 1 << SRV_BITS || !e.decided || e.text != 0 {
             return None;
         }
+        if e.due != e.at || e.ack >= 1 << ACK_BITS || e.user >= 1 << USER_BITS {
+            return None;
+        }
         // The code means nothing without a final response: keep it 0 then, as restores do.
         let code = if fin == 0 { 0 } else { e.fin_code as u64 };
         Some(Slot {
@@ -136,6 +147,7 @@ impl Slot {
                 | (e.region as u64) << REGION_AT
                 | (e.provider as u64) << PROVIDER_AT
                 | (e.flags as u64 & 3) << FLAGS_AT,
+            extra: e.ack | e.user << ACK_BITS,
         })
     }
 
@@ -146,6 +158,9 @@ impl Slot {
         let field = |at: u32, bits: u32| (p >> at) & ((1 << bits) - 1);
         Entry {
             at: Ts(self.at),
+            due: Ts(self.at),
+            user: self.extra >> ACK_BITS,
+            ack: self.extra & ((1 << ACK_BITS) - 1),
             fin_at: if fin == 0 {
                 NONE_AT
             } else {
@@ -176,9 +191,13 @@ impl Slot {
 /// Bytes of a [`SavedDecided`]: the shard and the tag's 7 bits, then the slot's words.
 pub const SAVED_DECIDED_BYTES: usize = 2 + SLOT_WORDS * 4;
 
+/// Bytes of a [`SavedDecided`] in state logs of layout 3, written before a record kept its
+/// user and first acknowledgement (a word less): they restore with neither.
+pub const SAVED_DECIDED_BYTES_V3: usize = SAVED_DECIDED_BYTES - 4;
+
 /// A decided record kept compactly, as a checkpoint stores it: known, as in the table, by 79
-/// bits of its request's key ([`reduced_key`]), with the slot's 28 bytes. The state log writes
-/// it as it is (30 bytes) and a restore puts it back in the table.
+/// bits of its request's key ([`reduced_key`]), with the slot's 32 bytes. The state log writes
+/// it as it is (34 bytes) and a restore puts it back in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SavedDecided {
     key: u128,
@@ -233,12 +252,15 @@ impl SavedDecided {
 
     /// Back from [`SavedDecided::to_bytes`]; `None` when the bytes cannot be a record (a tag
     /// byte with its high bit, a region or provider out of range, a dead or pending record).
+    /// The bytes of layout 3 ([`SAVED_DECIDED_BYTES_V3`]) are read too.
     pub fn from_bytes(b: &[u8]) -> Option<SavedDecided> {
-        if b.len() != SAVED_DECIDED_BYTES || b[1] & 0x80 != 0 {
+        if !(b.len() == SAVED_DECIDED_BYTES || b.len() == SAVED_DECIDED_BYTES_V3)
+            || b[1] & 0x80 != 0
+        {
             return None;
         }
         let mut w = [0u32; SLOT_WORDS];
-        for (i, w) in w.iter_mut().enumerate() {
+        for (i, w) in w.iter_mut().take((b.len() - 2) / 4).enumerate() {
             *w = u32::from_le_bytes([b[2 + i * 4], b[3 + i * 4], b[4 + i * 4], b[5 + i * 4]]);
         }
         let slot = decode(&w);
@@ -380,8 +402,8 @@ impl<T: bytemuck::Pod> Words<T> {
 }
 
 /// 32-bit words of a stored [`Slot`]: key 64 bits; position 56, `at` 42 and final response 30
-/// in four; the rest of `packed` in one.
-const SLOT_WORDS: usize = 7;
+/// in four; the rest of `packed` in one; acknowledgement and user in one.
+const SLOT_WORDS: usize = 8;
 /// Bytes a slot takes, its tag included.
 const SLOT_BYTES: usize = SLOT_WORDS * 4 + 1;
 // The middle four words hold position, `at` and final response exactly; the last, the rest.
@@ -404,6 +426,7 @@ fn encode(s: &Slot) -> [u32; SLOT_WORDS] {
         (mid >> 64) as u32,
         (mid >> 96) as u32,
         (s.packed >> FIN_BITS) as u32,
+        s.extra,
     ]
 }
 
@@ -418,6 +441,7 @@ fn decode(w: &[u32]) -> Slot {
         at: at_ms as i64 * NANOS_PER_MS,
         pos: mid as u64 & ((1 << POS_BITS) - 1),
         packed: fin | (w[6] as u64) << FIN_BITS,
+        extra: w[7],
     }
 }
 
@@ -858,6 +882,9 @@ mod tests {
     fn entry(at_s: i64, fin_ms: Option<i64>) -> Entry {
         Entry {
             at: Ts(at_s * SEC),
+            due: Ts(at_s * SEC),
+            user: 9,
+            ack: 1_234,
             fin_at: fin_ms.map_or(NONE_AT, |ms| at_s * SEC + ms * NANOS_PER_MS),
             pos: Pos::new(3, at_s as u64),
             srv: 17,
@@ -944,7 +971,7 @@ mod tests {
         assert_eq!(t.len(), n as usize);
         t.maintain(0);
         let bytes = t.heap_bytes() as f64 / n as f64;
-        assert!(bytes < 39.0, "{bytes:.1} bytes per record");
+        assert!(bytes < 44.0, "{bytes:.1} bytes per record");
         // The watermark's second at 10,000 s: records with `at` before 9,000 s have expired.
         let live_from = 10_000;
         for step in 0..64 {

@@ -10,8 +10,15 @@ use super::key::Pos;
 /// A request's final state, as the aggregates need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
-    /// Request `at`: decides the month.
+    /// Request `at`: when it was received.
     pub at: Ts,
+    /// When it was due to run: `at`, or a future-dated request's `execute_at`. Its TRT and
+    /// deadline run from here, and its month is this one's.
+    pub due: Ts,
+    /// Its first acknowledgement, as whole ms after `at`, if it had one.
+    pub ack_ms: Option<u32>,
+    /// Interned service user ([`crate::engine::catalog::Catalog::user`]; 0: none).
+    pub user: u32,
     /// Interned SRV.
     pub srv: u32,
     /// Region.
@@ -22,6 +29,14 @@ pub struct Decision {
     pub fin: Option<(Ts, u32)>,
     /// The low 64 bits of the id's key: what failure-bucket samples are ordered by.
     pub key: u64,
+}
+
+impl Decision {
+    /// Whether it was future-dated (due later than it came).
+    #[inline]
+    pub fn future_dated(&self) -> bool {
+        self.due > self.at
+    }
 }
 
 /// A request's evidence text, `id␟user␟device` (unit separators; absent fields empty), kept
@@ -116,6 +131,10 @@ pub struct Req {
     pub provider: Provider,
     /// When.
     pub at: Ts,
+    /// When it is due to run: `at`, or a later `execute_at`.
+    pub due: Ts,
+    /// Interned service user (0: none).
+    pub user: u32,
     /// Where from.
     pub pos: Pos,
 }

@@ -26,7 +26,9 @@ mod key;
 
 pub use checkpoint::{Changes, SavedEntry, SavedWaiting};
 pub use correlator::{Correlator, CorrelatorConfig, CorrelatorStats};
-pub use decided::{SAVED_DECIDED_BYTES, SavedDecided, last_of_each, reduced_key};
+pub use decided::{
+    SAVED_DECIDED_BYTES, SAVED_DECIDED_BYTES_V3, SavedDecided, last_of_each, reduced_key,
+};
 pub use interface::{
     Decision, Displaced, Evidence, Output, Req, Resp, StoredDead, Verdict, evidence_text,
 };

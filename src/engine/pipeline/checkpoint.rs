@@ -47,6 +47,9 @@ pub struct SavedMeta {
     pub srvs: Vec<String>,
     /// Interned codes, in id order.
     pub codes: Vec<String>,
+    /// Interned service users, in id order (past the catalog's two fixed ones).
+    #[serde(default)]
+    pub users: Vec<String>,
     /// Event counters.
     pub stats: PipelineStats,
     /// Decision counters.
@@ -163,6 +166,7 @@ impl<S: DeadLetterSink> Pipeline<S> {
             aggregate_watermark: self.aggregates.watermark().0,
             srvs: self.catalog.srv_names(),
             codes: self.catalog.code_names(),
+            users: self.catalog.user_names(),
             stats: self.stats.clone(),
             aggregate_stats: self.aggregates.stats(),
             evicted_waiting: self.correlator.stats().evicted_waiting,
@@ -179,7 +183,7 @@ impl<S: DeadLetterSink> Pipeline<S> {
         let mut p = Pipeline::new(cfg, sources, sink);
         let defs = p.catalog.definitions().clone();
         let meta = saved.meta;
-        p.catalog = Catalog::restore(defs.clone(), &meta.srvs, &meta.codes);
+        p.catalog = Catalog::restore(defs.clone(), &meta.srvs, &meta.codes, &meta.users);
         let ccfg = cfg.correlator.clone();
         let compact = saved.decided.iter().map(|d| d.entry());
         for e in saved.entries.iter().map(|(_, e)| *e).chain(compact) {

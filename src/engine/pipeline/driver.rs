@@ -150,15 +150,24 @@ impl<S: DeadLetterSink> Pipeline<S> {
         let (ty, verdict, measured) = match &event {
             Event::Request(r) => {
                 let srv = self.catalog.srv(&r.srv);
+                let due = r.execute_at.unwrap_or(at);
+                let measured = !self.catalog.rules(srv, r.provider).of(due > at).is_empty();
+                // Users are counted per measure (`users.csv`): one lookup for a measured request.
+                let user = if measured {
+                    self.catalog.user(r.user.as_deref())
+                } else {
+                    0
+                };
                 let req = Req {
                     key,
                     srv,
                     region: r.region,
                     provider: r.provider,
                     at,
+                    due,
+                    user,
                     pos,
                 };
-                let measured = !self.catalog.rules(srv, r.provider).rules.is_empty();
                 let who = measured.then_some((r.user.as_deref(), r.device.as_deref()));
                 let v = self
                     .correlator
