@@ -72,6 +72,12 @@ pub struct SimConfig {
     /// Device alerts (`"type":"alert"`, DUIS's other traffic on a shared topic) per request;
     /// 0 writes none (and draws nothing, so other options give the same bytes as before).
     pub alerts: f64,
+    /// Share of requests future-dated: an `execute_at` from a minute to three days after the
+    /// request (a few near a month's end execute in the next month), answered after it. 0 writes
+    /// none and draws nothing.
+    pub future_dated: f64,
+    /// Service users (DUIS originators) the requests come from, in turn (at least 1).
+    pub users: u32,
 }
 
 impl Default for SimConfig {
@@ -89,6 +95,8 @@ impl Default for SimConfig {
             late: 0.0,
             disorder: Dur::from_secs(2),
             alerts: 0.0,
+            future_dated: 0.0,
+            users: 6,
             local_offsets: 0.2,
         }
     }
@@ -119,7 +127,7 @@ pub struct SimStats {
     pub missing_field: u64,
     /// Timestamps without an offset.
     pub bad_timestamp: u64,
-    /// Events of type `alert`.
+    /// Events of an unknown type (`notification`).
     pub unknown_type: u64,
     /// Responses to ids never requested.
     pub orphan_responses: u64,
@@ -131,6 +139,8 @@ pub struct SimStats {
     pub late_events: u64,
     /// Device alerts (`input.ignore_types = ["alert"]` leaves them alone).
     pub alerts: u64,
+    /// Future-dated requests (an `execute_at` later than `at`).
+    pub future_dated: u64,
 }
 
 /// DUIS device alert codes the simulator writes (a sample of the real range).
@@ -174,14 +184,10 @@ const MIX: &[(&str, Provider, u32, f64)] = &[
     ("13.1", Provider::S1sp, 2, 3.0),
 ];
 
-const ORIGINATORS: [&str; 6] = [
-    "90-B3-D5-1F-30-01-00-00",
-    "90-B3-D5-1F-30-02-00-00",
-    "90-B3-D5-1F-30-03-00-00",
-    "90-B3-D5-1F-30-04-00-00",
-    "90-B3-D5-1F-30-05-00-00",
-    "90-B3-D5-1F-30-06-00-00",
-];
+/// The EUI-64 of service user `n` (from 1): the originator part of its Request IDs.
+fn originator(n: u64) -> String {
+    format!("90-B3-D5-1F-{:02X}-{:02X}-00-00", 0x30 + n / 256, n % 256)
+}
 
 /// Relative traffic by hour of day (UTC), mean 1.
 const HOURLY: [f64; 24] = [
@@ -304,6 +310,7 @@ impl Simulator {
         region: Region,
         provider: Provider,
         at: Ts,
+        execute_at: Option<Ts>,
     ) -> String {
         let local = self.rng.chance(self.cfg.local_offsets);
         let mut s = String::with_capacity(160);
@@ -320,6 +327,10 @@ impl Simulator {
         }
         s.push_str(r#""at":""#);
         write_ts(&mut s, at, local);
+        if let Some(due) = execute_at {
+            s.push_str(r#"","execute_at":""#);
+            write_ts(&mut s, due, local);
+        }
         s.push_str("\"}\n");
         s
     }
@@ -376,7 +387,7 @@ impl Simulator {
         self.counter += 1;
         let id = format!(
             "{}:00-DB-12-{:02X}-{:02X}-{:02X}-{:02X}-A0:{}",
-            ORIGINATORS[(self.counter % 6) as usize],
+            originator(self.counter % u64::from(self.cfg.users.max(1)) + 1),
             self.rng.below(256),
             self.rng.below(256),
             self.rng.below(256),
@@ -387,7 +398,16 @@ impl Simulator {
         if is_unmeasured(srv) {
             self.stats.unmeasured_requests += 1;
         }
-        let line = self.request_line(&id, srv, region, provider, at);
+        // A future-dated request runs later: from a minute to three days on, to the minute.
+        let execute_at = (self.cfg.future_dated > 0.0 && self.rng.chance(self.cfg.future_dated))
+            .then(|| {
+                self.stats.future_dated += 1;
+                let minutes = 1 + self.rng.below(3 * 24 * 60) as i64;
+                Ts((at.0 / (60 * NANOS_PER_SEC) + minutes) * 60 * NANOS_PER_SEC)
+            });
+        // Its answer comes after it has run.
+        let due = execute_at.unwrap_or(at);
+        let line = self.request_line(&id, srv, region, provider, at, execute_at);
         if self.rng.chance(self.cfg.duplicates) {
             self.stats.duplicate_requests += 1;
             self.schedule(at, line.clone());
@@ -423,7 +443,8 @@ impl Simulator {
             } else {
                 (self.rng.lognormal(median, 0.45).min(trt - 0.5), "I0")
             };
-            let fin_at = at.plus(Dur::from_millis((secs * 1000.0) as i64).max(Dur::from_millis(1)));
+            let fin_at =
+                due.plus(Dur::from_millis((secs * 1000.0) as i64).max(Dur::from_millis(1)));
             self.stats.finals += 1;
             let l = self.response_line(&id, code, fin_at);
             if self.rng.chance(self.cfg.duplicates) {
@@ -464,12 +485,12 @@ impl Simulator {
         let line = match kind {
             0 => {
                 self.stats.malformed += 1;
-                let full = self.request_line(&format!("{id}-x"), srv, region, provider, at);
+                let full = self.request_line(&format!("{id}-x"), srv, region, provider, at, None);
                 format!("{}\n", &full[..full.len() / 2])
             }
             1 => {
                 self.stats.unknown_region += 1;
-                self.request_line(&format!("{id}-w"), srv, region, provider, at)
+                self.request_line(&format!("{id}-w"), srv, region, provider, at, None)
                     .replacen(region.as_str(), "west", 1)
             }
             2 => {
@@ -486,8 +507,10 @@ impl Simulator {
             }
             4 => {
                 self.stats.unknown_type += 1;
+                // Not "alert": device alerts are real DUIS traffic, which a configuration
+                // may list in `input.ignore_types`; this type is nobody's.
                 self.response_line(id, "I0", later)
-                    .replacen("response", "alert", 1)
+                    .replacen("response", "notification", 1)
             }
             5 => {
                 self.stats.orphan_responses += 1;
@@ -504,7 +527,7 @@ impl Simulator {
                 self.stats.conflicting_requests += 1;
                 let other = Region::from_index((region as usize + 1) % 3);
                 let at2 = at.plus(Dur::from_millis(1));
-                let l = self.request_line(id, srv, other, provider, at2);
+                let l = self.request_line(id, srv, other, provider, at2, None);
                 self.schedule(at2, l);
                 return;
             }

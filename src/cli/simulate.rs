@@ -77,6 +77,13 @@ pub struct Args {
     /// responses (0 to 100; `input.ignore_types = ["alert"]` leaves them alone).
     #[arg(long, default_value_t = 0.0)]
     alerts: f64,
+    /// Share of requests future-dated: an `execute_at` a minute to three days after the
+    /// request, the answer after it.
+    #[arg(long, default_value_t = 0.0)]
+    future_dated: f64,
+    /// Service users the requests come from, in turn (1 to 65,535).
+    #[arg(long, default_value_t = 6)]
+    users: u32,
     /// Print what was generated (counts by kind) as JSON on stderr.
     #[arg(long)]
     stats: bool,
@@ -155,6 +162,7 @@ fn sim_config(cfg: &Config, a: &Args) -> Result<SimConfig, Error> {
         ("duplicates", a.duplicates),
         ("bad", a.bad),
         ("late", a.late),
+        ("future-dated", a.future_dated),
     ] {
         if !(0.0..=1.0).contains(&v) {
             return Err(Error::Usage(format!(
@@ -165,6 +173,11 @@ fn sim_config(cfg: &Config, a: &Args) -> Result<SimConfig, Error> {
     if !(0.0..=100.0).contains(&a.alerts) {
         return Err(Error::Usage(
             "--alerts must be a number of alerts per request, 0 to 100".into(),
+        ));
+    }
+    if !(1..=65_535).contains(&a.users) {
+        return Err(usage(
+            "--users must be a number of service users, 1 to 65535",
         ));
     }
     let disorder = Dur::parse(&a.disorder).map_err(|e| Error::Usage(format!("--disorder: {e}")))?;
@@ -186,6 +199,8 @@ fn sim_config(cfg: &Config, a: &Args) -> Result<SimConfig, Error> {
         disorder,
         local_offsets: 0.2,
         alerts: a.alerts,
+        future_dated: a.future_dated,
+        users: a.users,
     })
 }
 

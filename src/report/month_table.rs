@@ -1,6 +1,7 @@
 //! A month's RPLs against TPL and MPL as a text table, for a person at a terminal (`demo`
-//! prints it). The status compares the reported RPL (four places) with the levels exactly, in
-//! decimals.
+//! prints it), with where the time went (to the first acknowledgement, and after it), and the
+//! service users with the most misses. The status compares the reported RPL (four places) with
+//! the levels exactly, in decimals.
 
 use std::fmt::Write as _;
 
@@ -16,8 +17,8 @@ pub fn month_table(agg: &Aggregates, month: Month) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<16} {:<8} {:>10} {:>10} {:>9} {:>6} {:>6}  status",
-        "measure", "region", "requests", "hits", "RPL %", "TPL", "MPL"
+        "{:<16} {:<8} {:>10} {:>10} {:>9} {:>6} {:>6} {:>8} {:>9}  status",
+        "measure", "region", "requests", "hits", "RPL %", "TPL", "MPL", "I99 p50", "after p95"
     );
     for (m, mi, block) in agg.blocks() {
         if m != month {
@@ -42,9 +43,10 @@ pub fn month_table(agg: &Aggregates, month: Month) -> String {
                 _ => "-",
             };
             let lvl = |d: Option<Decimal>| d.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+            let ms = |v: Option<u64>| v.map(|v| format!("{v} ms")).unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 s,
-                "{:<16} {:<8} {:>10} {:>10} {:>9} {:>6} {:>6}  {}",
+                "{:<16} {:<8} {:>10} {:>10} {:>9} {:>6} {:>6} {:>8} {:>9}  {}",
                 measure.id,
                 region,
                 row.requests,
@@ -52,9 +54,55 @@ pub fn month_table(agg: &Aggregates, month: Month) -> String {
                 rpl,
                 lvl(measure.tpl),
                 lvl(measure.mpl),
+                ms(row.ack_quantile_ms(0.5)),
+                ms(row.after_ack_quantile_ms(0.95)),
                 status
             );
         }
+    }
+    s
+}
+
+/// The service users with the most misses in `month`, per measure with any (regions pooled):
+/// up to `n` each, most misses first, then by name. One line per measure.
+pub fn top_users(agg: &Aggregates, month: Month, n: usize) -> String {
+    let defs = agg.definitions();
+    let mut s = String::new();
+    for (m, mi, block) in agg.blocks() {
+        if m != month {
+            continue;
+        }
+        let measure = &defs.measures[mi as usize];
+        let all = block.all();
+        let mut misses: Vec<(u64, &str)> = all
+            .users
+            .iter()
+            .map(|(u, c)| {
+                let hits = match measure.basis {
+                    crate::engine::domain::Basis::Trt => c.within_target,
+                    crate::engine::domain::Basis::Success => c.succeeded,
+                };
+                (c.requests - hits.min(c.requests), &**u)
+            })
+            .filter(|(missed, _)| *missed > 0)
+            .collect();
+        if misses.is_empty() {
+            continue;
+        }
+        misses.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        let list: Vec<String> = misses
+            .iter()
+            .take(n)
+            .map(|(k, u)| format!("{u} {k}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "{:<16} {} of {} users with misses: {}",
+            measure.id,
+            list.len(),
+            misses.len(),
+            list.join(", ")
+        );
     }
     s
 }

@@ -304,3 +304,150 @@ fn listed_types_are_counted_and_left_alone_and_others_stay_dead_letters() {
     assert_eq!(plain.dead_count("unknown_type"), alerts + own + 1);
     assert_eq!(plain.summary["ignored_by_type"], serde_json::json!({}));
 }
+
+/// Future-dated requests, the acknowledgement segment and users (issue 32), figures by hand.
+/// Measures: the built-in ones and `CPM2-8.11`, a TRT measure (30 s) of future-dated 8.11s.
+///
+/// - F1 (north, U1) arrives 30 March, runs 2 April 06:00Z, answered 5 s later, acknowledged
+///   250 ms after arrival: April, within CPM2's TRT, succeeded in MP242-IC; not in SRV8.11 or
+///   PM1.1-DSP (on demand only). F8 repeats F1's `at` with another `execute_at`: conflicting.
+/// - F2, F3, F4: `execute_at` before `at`, 32 days after it, a number: `bad_timestamp`.
+/// - F5 (north, U2): `execute_at` equal to `at` is on demand: March, within 2 s.
+/// - F6 (south, no user) runs 1 April 09:00 London (08:00Z), never answered: April, no response.
+/// - F7 (central) on demand 31 March 00:00Z, answered in 3 s; its acknowledgement (stamped 1 s
+///   after it) comes after a request of 10 April moved the watermark past March's end: a late
+///   event that revises March's final row (`acked` 1, revision 1).
+#[test]
+fn future_dated_requests_acknowledgements_and_users_count_where_they_ran() {
+    let measures = format!(
+        "{}\n[[measure]]\nid = \"CPM2-8.11\"\nname = \"Future-dated 8.11\"\nbasis = \"trt\"\n\
+         timing = \"future_dated\"\nsrvs = [\"8.11\"]\ntrt = \"30s\"\ndeadline = \"24h\"\n\
+         regional = false\n",
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/measures.toml")
+        )
+        .unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("measures.toml"), measures).unwrap();
+    let cfg = srv_opr::config::Config::load(Some(dir.path()), &[]).unwrap();
+    let req = |id: &str, region: &str, extra: &str, at: &str| {
+        format!(
+            r#"{{"type":"request","id":"{id}","srv":"8.11","region":"{region}","provider":"dsp"{extra},"at":"{at}"}}"#
+        )
+    };
+    let resp = |id: &str, code: &str, at: &str| {
+        format!(r#"{{"type":"response","id":"{id}","code":"{code}","at":"{at}"}}"#)
+    };
+    let lines = [
+        req(
+            "F1",
+            "north",
+            r#","user":"U1","execute_at":"2024-04-02T06:00:00Z""#,
+            "2024-03-30T10:00:00Z",
+        ),
+        resp("F1", "I99", "2024-03-30T10:00:00.250Z"),
+        req("F8", "north", "", "2024-03-30T10:00:00Z")
+            .replace("F8", "F1")
+            .replace(r#""at""#, r#""execute_at":"2024-04-03T06:00:00Z","at""#),
+        req(
+            "F2",
+            "north",
+            r#","execute_at":"2024-03-30T09:59:59Z""#,
+            "2024-03-30T10:00:00Z",
+        ),
+        req(
+            "F3",
+            "north",
+            r#","execute_at":"2024-05-01T10:00:00.001Z""#,
+            "2024-03-30T10:00:00Z",
+        ),
+        req(
+            "F4",
+            "north",
+            r#","execute_at":1711965600"#,
+            "2024-03-30T10:00:00Z",
+        ),
+        req(
+            "F5",
+            "north",
+            r#","user":"U2","execute_at":"2024-03-30T11:00:00Z""#,
+            "2024-03-30T11:00:00Z",
+        ),
+        resp("F5", "I0", "2024-03-30T11:00:02Z"),
+        req("F7", "central", "", "2024-03-31T00:00:00Z"),
+        resp("F7", "I0", "2024-03-31T00:00:03Z"),
+        req(
+            "F6",
+            "south",
+            r#","execute_at":"2024-04-01T09:00:00+01:00""#,
+            "2024-03-31T12:00:00Z",
+        ),
+        resp("F1", "I0", "2024-04-02T06:00:05Z"),
+        req("F9", "north", "", "2024-04-10T00:00:00Z").replace("8.11", "4.4.1"),
+        resp("F7", "I99", "2024-03-31T00:00:01Z"),
+    ];
+    let path = dir.path().join("duis.jsonl");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("out");
+    srv_opr::cli::replay::replay(
+        &cfg,
+        &srv_opr::source::files::inputs_from_paths(std::slice::from_ref(&path)),
+        &out,
+        false,
+    )
+    .unwrap();
+    let r = crate::support::replay::read_outputs(&out);
+    let c = |m: &str, id: &str, region: &str| counts(&r.row(m, id, region));
+    // March, on demand: F5 north, F7 central.
+    assert_eq!(c("2024-03", "SRV8.11", "north"), [1, 1, 1, 0]);
+    assert_eq!(c("2024-03", "SRV8.11", "central"), [1, 1, 1, 0]);
+    assert_eq!(c("2024-03", "MP242-IC", "all"), [2, 2, 2, 0]);
+    // F7's late acknowledgement: acknowledged, 1 s, and a revision of the final month's row.
+    let f7 = r.row("2024-03", "SRV8.11", "central");
+    assert_eq!((f7[12].as_str(), f7[13].as_str()), ("1", "true"));
+    assert_eq!(&f7[15..18], ["1", "1000", "1000"]);
+    assert_eq!(
+        f7[18], "2000",
+        "3 s to the answer, 1 s of it to the acknowledgement"
+    );
+    assert_eq!(r.row("2024-03", "SRV8.11", "north")[15], "0");
+    // April, future-dated: F1 within CPM2's TRT (5 s from its execution), F6 no response.
+    assert_eq!(c("2024-04", "CPM2-8.11", "north"), [1, 1, 1, 0]);
+    assert_eq!(c("2024-04", "CPM2-8.11", "south"), [1, 0, 0, 1]);
+    assert_eq!(c("2024-04", "MP242-IC", "all"), [2, 1, 1, 1]);
+    let f1 = r.row("2024-04", "CPM2-8.11", "north");
+    assert_eq!(f1[11], "5000", "measured from execute_at");
+    assert_eq!(&f1[15..17], ["1", "250"]);
+    let after: u64 = f1[18].parse().unwrap();
+    let exact = (((2 * 24 + 20) * 3600 + 5) * 1000 - 250) as u64;
+    assert!(after.abs_diff(exact) * 1000 <= exact, "{after} vs {exact}");
+    assert!(!r.rpl.contains("2024-04,SRV8.11,") && !r.rpl.contains("2024-04,PM1.1-DSP,"));
+    assert!(!r.rpl.contains("2024-03,CPM2-8.11,"));
+    // Dead letters: three bad `execute_at`s and the conflicting copy of F1.
+    let mut dead: Vec<String> = r.dead_reasons().into_iter().map(|(x, _)| x).collect();
+    dead.sort();
+    assert_eq!(
+        dead,
+        [
+            "bad_timestamp",
+            "bad_timestamp",
+            "bad_timestamp",
+            "conflicting_request"
+        ]
+    );
+    assert_eq!(r.summary["late_events"], 1);
+    // users.csv: regions pooled, `-` for none.
+    let users = std::fs::read_to_string(out.join("users.csv")).unwrap();
+    for line in [
+        "2024-03,SRV8.11,-,1,1,1,0,100.0000",
+        "2024-03,SRV8.11,U2,1,1,1,0,100.0000",
+        "2024-03,MP242-IC,U2,1,1,1,0,100.0000",
+        "2024-04,CPM2-8.11,-,1,0,0,1,0.0000",
+        "2024-04,CPM2-8.11,U1,1,1,1,0,100.0000",
+        "2024-04,MP242-IC,U1,1,1,1,0,100.0000",
+    ] {
+        assert!(users.lines().any(|l| l == line), "{line} missing:\n{users}");
+    }
+    assert_eq!(users.lines().count(), 1 + 10, "{users}");
+}
