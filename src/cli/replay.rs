@@ -95,6 +95,31 @@ pub fn replay(
     Ok(outcome)
 }
 
+/// The pipeline configuration of `cfg`, streaming every missed request into `outdir`'s
+/// `evidence/*.csv.gz` when `[evidence] sample = "all"` (the stream, to finish before
+/// publishing).
+pub fn with_evidence_stream(
+    cfg: &Config,
+    outdir: &OutDir,
+) -> Result<
+    (
+        crate::engine::pipeline::PipelineConfig,
+        Option<Arc<crate::sink::evidence_stream::EvidenceStream>>,
+    ),
+    Error,
+> {
+    let mut p = cfg.pipeline()?;
+    if !cfg.settings.evidence.all {
+        return Ok((p, None));
+    }
+    let stream = Arc::new(crate::sink::evidence_stream::EvidenceStream::create(
+        outdir,
+        &cfg.definitions.measure_ids(),
+    )?);
+    p.misses = Some(stream.clone());
+    Ok((p, Some(stream)))
+}
+
 /// [`replay`] into an output directory the caller publishes (with more files of its own).
 pub fn replay_into(
     cfg: &Config,
@@ -109,8 +134,9 @@ pub fn replay_into(
     let total: Option<u64> = inputs.iter().map(Input::size).sum();
     let bar = ProgressBar::new(total, counter, progress);
     let dl_file = outdir.file("deadletter.jsonl")?;
+    let (pipeline_cfg, stream) = with_evidence_stream(cfg, outdir)?;
     let mut pipeline = Pipeline::new(
-        &cfg.pipeline()?,
+        &pipeline_cfg,
         source_names(inputs),
         JsonlDeadLetters::new(dl_file),
     );
@@ -123,6 +149,9 @@ pub fn replay_into(
     bar.finish();
     let (aggregates, stats, sink) = pipeline.into_parts();
     sink.into_inner().commit()?;
+    if let Some(s) = stream {
+        s.finish()?;
+    }
     let summary = write_outputs(
         outdir,
         cfg,

@@ -72,7 +72,18 @@ pub fn run(
 ) -> Result<ReplayOutcome, Error> {
     let started = Instant::now();
     let outdir = OutDir::create(out)?;
-    let outcome = consumer::run(cfg, pipeline, opts, stop, endpoint.live.clone())?;
+    let mut pipeline = pipeline.clone();
+    let stream = if cfg.settings.evidence.all {
+        let (p, s) = crate::cli::replay::with_evidence_stream(cfg, &outdir)?;
+        pipeline.misses = p.misses;
+        s
+    } else {
+        None
+    };
+    let outcome = consumer::run(cfg, &pipeline, opts, stop, endpoint.live.clone())?;
+    if let Some(s) = stream {
+        s.finish()?;
+    }
     let summary = write_outputs(
         &outdir,
         cfg,

@@ -46,6 +46,9 @@ fn same_kind(schema: &Value, v: &Value) -> bool {
 }
 
 /// Merges `layer` (from `source`) into `base`, reporting keys `schema` does not know and values
+/// Settings that are a number or a word: a bare number is accepted for them.
+const NUMBER_OR_WORD: &[&str] = &["evidence.sample"];
+
 /// of the wrong type; records the origin of every value taken.
 pub fn merge(
     base: &mut Table,
@@ -89,6 +92,15 @@ pub fn merge(
                     format!("must be a table, found {}", type_name(other)),
                 ),
             },
+            // A whole number for a setting that is a number or a word (`[evidence] sample =
+            // 50` beside `"all"`) is taken as its text: the setting's own check reads it.
+            Some(Value::String(_))
+                if matches!(value, Value::Integer(_))
+                    && NUMBER_OR_WORD.contains(&path.as_str()) =>
+            {
+                origins.insert(path, source.to_string());
+                base.insert(key.clone(), Value::String(value.to_string()));
+            }
             Some(schema_value) if !same_kind(schema_value, value) => problems.push(
                 source,
                 &path,

@@ -218,6 +218,8 @@ impl Config {
                 max_waiting_responses: t.max_waiting_responses,
             },
             register: std::sync::Arc::new(self.register.clone()),
+            evidence_sample: self.settings.evidence.sample,
+            misses: None,
         })
     }
 
@@ -432,5 +434,37 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\"\" is not a type name"), "{text}");
+    }
+
+    #[test]
+    fn evidence_sample_is_a_number_or_all() {
+        let cfg = Config::builtin().unwrap();
+        assert_eq!(
+            (cfg.settings.evidence.sample, cfg.settings.evidence.all),
+            (20, false)
+        );
+        let env = |v: &str| vec![("SRV_OPR__EVIDENCE__SAMPLE".to_string(), v.to_string())];
+        let all = Config::load(None, &env("all")).unwrap();
+        assert!(all.settings.evidence.all);
+        assert_eq!(
+            Config::load(None, &env("50"))
+                .unwrap()
+                .settings
+                .evidence
+                .sample,
+            50
+        );
+        // In a file, a bare number is read as well as a quoted one.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("srv-opr.toml"), "[evidence]\nsample = 7\n").unwrap();
+        let cfg = Config::load(Some(dir.path()), &[]).unwrap();
+        assert_eq!(cfg.settings.evidence.sample, 7);
+        for bad in ["0", "1001", "some", "-3"] {
+            let text = Config::load(None, &env(bad))
+                .unwrap_err()
+                .problems
+                .to_string();
+            assert!(text.contains("evidence.sample"), "{bad}: {text}");
+        }
     }
 }

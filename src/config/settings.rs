@@ -17,6 +17,8 @@ pub struct Settings {
     pub time: TimeSettings,
     /// Input limits.
     pub input: InputSettings,
+    /// The evidence kept of missed requests.
+    pub evidence: EvidenceSettings,
     /// The exemption register.
     pub exemptions: ExemptionSettings,
     /// Kafka (`run`).
@@ -28,6 +30,18 @@ pub struct Settings {
     /// The alert evaluator of `run` and the generated Prometheus rules.
     pub alerts: AlertSettings,
 }
+
+/// `[evidence]`: how many missed requests are kept by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvidenceSettings {
+    /// At most this many per month, measure, region and failure bucket (`evidence/*.csv`).
+    pub sample: usize,
+    /// Every missed request too, streamed as decided (`evidence/*.csv.gz`).
+    pub all: bool,
+}
+
+/// The most requests `[evidence] sample` may keep per row and bucket.
+pub const MAX_EVIDENCE_SAMPLE: usize = 1000;
 
 /// `[alerts]`: when a measure or the pipeline raises an alert, and where alerts go.
 #[derive(Debug, Clone)]
@@ -247,6 +261,7 @@ pub struct InputSettings {
 struct Raw {
     time: RawTime,
     input: RawInput,
+    evidence: RawEvidence,
     exemptions: RawExemptions,
     kafka: RawKafka,
     http: RawHttp,
@@ -284,6 +299,12 @@ struct RawAlerts {
     alertmanager_bearer_token_file: String,
     alertmanager_timeout: String,
     resend_interval: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvidence {
+    sample: String,
 }
 
 #[derive(Deserialize)]
@@ -566,6 +587,29 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
         MAX_WAITING_RESPONSES,
         "responses",
     );
+    let evidence = match raw.evidence.sample.trim() {
+        "all" => Some(EvidenceSettings {
+            sample: crate::engine::aggregate::SAMPLE_SIZE,
+            all: true,
+        }),
+        n => match n.parse::<usize>() {
+            Ok(k) if (1..=MAX_EVIDENCE_SAMPLE).contains(&k) => Some(EvidenceSettings {
+                sample: k,
+                all: false,
+            }),
+            _ => {
+                c.push(
+                    "evidence.sample",
+                    format!(
+                        "must be a number of requests from 1 to {MAX_EVIDENCE_SAMPLE}, or \"all\"; \
+                         found {:?}",
+                        crate::echo::cut(n, 32)
+                    ),
+                );
+                None
+            }
+        },
+    };
     let mut ignore_types: Vec<String> = Vec::new();
     for t in &raw.input.ignore_types {
         let t = t.trim();
@@ -699,6 +743,7 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
         exemptions: ExemptionSettings {
             file: raw.exemptions.file.trim().to_string(),
         },
+        evidence: evidence?,
         input: InputSettings {
             max_event_bytes: max_event_bytes?,
             ignore_types,

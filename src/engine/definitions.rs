@@ -239,6 +239,11 @@ impl Definitions {
         self.measures.iter().position(|m| m.id == id)
     }
 
+    /// The measures' ids, in definition order.
+    pub fn measure_ids(&self) -> Vec<&str> {
+        self.measures.iter().map(|m| m.id.as_str()).collect()
+    }
+
     /// Is `code` an acknowledgement?
     pub fn is_ack(&self, code: &str) -> bool {
         self.ack_codes.iter().any(|c| c == code)

@@ -3,10 +3,13 @@
 //! - `outdir`: create the directory, write each file under a temporary name, rename when done
 //!   (so a reader never sees half a file and only the files a command writes are replaced).
 //! - `deadletter`: dead letters as JSON Lines.
+//! - `evidence_stream`: every missed request as decided, gzip per measure (`[evidence] sample =
+//!   "all"`).
 //! - `outputs`: the set of month output files, written together.
 //! - `rollup`: `rpl.csv`, `failures.csv` and `summary.json` from the month aggregates.
 
 pub mod deadletter;
+pub mod evidence_stream;
 pub mod outdir;
 pub mod outputs;
 pub mod rollup;

@@ -92,12 +92,7 @@ pub fn write_outputs(
     let mut inputs_text = opr_inputs_csv(&lines, &schemes);
     inputs_text.push_str(&sum1_inputs(&opr_availability, &schemes));
     outdir.write("opr-inputs.csv", inputs_text.as_bytes())?;
-    let measures: Vec<&str> = cfg
-        .definitions
-        .measures
-        .iter()
-        .map(|m| m.id.as_str())
-        .collect();
+    let measures = cfg.definitions.measure_ids();
     for (name, text) in evidence_files(&lines, &measures) {
         outdir.write(&format!("evidence/{name}"), text.as_bytes())?;
     }

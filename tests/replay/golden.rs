@@ -451,3 +451,96 @@ fn future_dated_requests_acknowledgements_and_users_count_where_they_ran() {
     }
     assert_eq!(users.lines().count(), 1 + 10, "{users}");
 }
+
+/// `[evidence] sample = "all"` (issue 32): every missed request of the SPEC's example is in
+/// `evidence/<measure>.csv.gz`, bucket for bucket what `failures.csv` counts per region; a
+/// number keeps at most that many per row and bucket.
+#[test]
+fn evidence_all_streams_every_miss_and_a_number_caps_the_sample() {
+    use std::io::Read;
+    let mut cfg = srv_opr::config::Config::builtin().unwrap();
+    cfg.settings.evidence.all = true;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    srv_opr::cli::replay::replay(
+        &cfg,
+        &srv_opr::source::files::inputs_from_paths(&[fixture("spec_example.jsonl")]),
+        &out,
+        false,
+    )
+    .unwrap();
+    let r = crate::support::replay::read_outputs(&out);
+    let mut streamed: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut files = 0;
+    for m in &cfg.definitions.measures {
+        let path = out.join(format!("evidence/{}.csv.gz", m.id));
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        files += 1;
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some("month,measure,region,bucket,id,user,device")
+        );
+        for l in lines {
+            let f: Vec<&str> = l.split(',').collect();
+            *streamed.entry(f[..4].join(",")).or_default() += 1;
+        }
+    }
+    assert_eq!(files, cfg.definitions.measures.len());
+    let counted: std::collections::BTreeMap<String, u64> = r
+        .failures
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(2).is_none_or(|x| x != "all"))
+        .map(|l| {
+            let (k, n) = l.rsplit_once(',').unwrap();
+            (k.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    assert!(!counted.is_empty());
+    assert_eq!(streamed, counted);
+
+    // A cap of three: at most three requests per row and bucket in the sampled files, where
+    // the default keeps twenty.
+    let p = |s: &str| srv_opr::engine::time::parse_rfc3339(s.as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    srv_opr::simulate::Simulator::new(srv_opr::simulate::SimConfig {
+        start: p("2024-03-10T00:00:00Z"),
+        end: p("2024-03-11T00:00:00Z"),
+        rate: 0.2,
+        quality: [srv_opr::simulate::Quality {
+            slow: 0.05,
+            error: 0.05,
+            lost: 0.05,
+        }; 3],
+        ..Default::default()
+    })
+    .run(&mut bytes)
+    .unwrap();
+    let day = dir.path().join("day.jsonl");
+    std::fs::write(&day, bytes).unwrap();
+    let mut cfg = srv_opr::config::Config::builtin().unwrap();
+    cfg.settings.evidence.sample = 3;
+    let r = crate::support::replay::replay_with(&cfg, std::slice::from_ref(&day));
+    let base = replay(std::slice::from_ref(&day));
+    let rows = |e: &std::collections::BTreeMap<String, String>| -> Vec<String> {
+        e.values()
+            .flat_map(|t| {
+                t.lines()
+                    .skip(1)
+                    .map(|l| l.split(',').take(4).collect::<Vec<_>>().join(","))
+            })
+            .collect()
+    };
+    let (capped, full) = (rows(&r.evidence), rows(&base.evidence));
+    assert!(capped.len() < full.len(), "{capped:?}");
+    let mut per: std::collections::BTreeMap<&String, usize> = Default::default();
+    for k in &capped {
+        *per.entry(k).or_default() += 1;
+    }
+    assert!(per.values().all(|n| *n <= 3) && per.values().any(|n| *n == 3));
+    assert_eq!(r.rpl, base.rpl);
+}

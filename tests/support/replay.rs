@@ -63,9 +63,14 @@ pub fn read_outputs(dir: &Path) -> Replayed {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect(),
         summary: serde_json::from_str(&read("summary.json")).unwrap(),
+        // The sampled files (the streams of `[evidence] sample = "all"` are gzip: read apart).
         evidence: std::fs::read_dir(dir.join("evidence"))
             .map(|entries| {
                 entries
+                    .filter(|e| {
+                        e.as_ref()
+                            .map_or(true, |e| !e.file_name().to_string_lossy().ends_with(".gz"))
+                    })
                     .map(|e| {
                         let e = e.unwrap();
                         (

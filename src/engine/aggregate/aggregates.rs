@@ -81,6 +81,8 @@ pub struct Aggregates {
     pub(super) availability: Vec<Timeline>,
     /// The newest `at` of an availability event of a known interface (`Ts::MIN`: none yet).
     pub(super) availability_newest: Ts,
+    /// Missed requests kept per row and failure bucket (`[evidence] sample`).
+    pub(super) sample_cap: usize,
 }
 
 impl Aggregates {
@@ -107,7 +109,14 @@ impl Aggregates {
             cells: None,
             availability: vec![Timeline::default(); defs_interfaces],
             availability_newest: Ts::MIN,
+            sample_cap: crate::engine::aggregate::SAMPLE_SIZE,
         }
+    }
+
+    /// These aggregates keeping up to `cap` missed requests per row and failure bucket.
+    pub fn with_sample_cap(mut self, cap: usize) -> Aggregates {
+        self.sample_cap = cap.clamp(1, usize::from(u16::MAX));
+        self
     }
 
     /// These aggregates counting what `register` exempts, from now on.
@@ -164,6 +173,11 @@ impl Aggregates {
     /// The calendar.
     pub fn calendar(&self) -> &Calendar {
         &self.calendar
+    }
+
+    /// The month of `t` in the calendar's zone.
+    pub fn month_of(&mut self, t: Ts) -> Month {
+        self.calendar.month_of(t)
     }
 
     /// Sets the combined watermark (it never goes back) that decides which months are final.
@@ -287,14 +301,11 @@ impl Aggregates {
                 );
             }
             let block = self.blocks.entry((month, rule.measure)).or_default();
-            block.regions[d.region as usize].apply(
-                &o,
-                add,
-                &mut self.scratch,
-                (d.key, evidence),
-                day,
-                user,
-            );
+            let row = &mut block.regions[d.region as usize];
+            if self.sample_cap != crate::engine::aggregate::SAMPLE_SIZE {
+                row.set_sample_cap(self.sample_cap);
+            }
+            row.apply(&o, add, &mut self.scratch, (d.key, evidence), day, user);
             for (segment, ms) in [
                 (SEGMENT_RESPONSE, o.rt_ms),
                 (SEGMENT_ACK, o.ack_ms),

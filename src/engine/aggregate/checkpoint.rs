@@ -140,6 +140,15 @@ impl Row {
             max_ms: s.max_ms,
             revision: s.revision,
             days: None,
+            // At least the default, or what the samples show was kept; aggregates of another
+            // cap set theirs at the next request counted.
+            sample_cap: s
+                .samples
+                .iter()
+                .map(|(_, v)| v.len())
+                .max()
+                .filter(|n| *n > super::row::SAMPLE_SIZE)
+                .map_or(0, |n| u16::try_from(n).unwrap_or(u16::MAX)),
             acked: s.acked,
             ack_hist: decode_hist(&s.ack_histogram)?,
             after_ack_hist: decode_hist(&s.after_ack_histogram)?,

@@ -34,8 +34,9 @@ pub struct Row {
     pub(super) max_ms: Option<u64>,
     /// Times a count of this row changed after its month was final.
     pub revision: u32,
-    /// Evidence per failure bucket: at most [`SAMPLE_SIZE`] requests, those with the smallest
-    /// keys, so the sample is the same whatever order requests are decided or rows merged in.
+    /// Evidence per failure bucket: at most [`Row::sample_cap`] requests, those with the
+    /// smallest keys, so the sample is the same whatever order requests are decided or rows
+    /// merged in.
     pub samples: BTreeMap<Bucket, Vec<Sampled>>,
     /// Requests, within target and succeeded by day of the month (the day of each request's
     /// `at`, 1–31 at index 0–30): the month's RPL day by day. `None` until one is counted.
@@ -50,6 +51,8 @@ pub struct Row {
     /// Counts by service user ([`crate::engine::catalog::NO_USER`] for none): `users.csv`,
     /// regions pooled. Hundreds of users, never metric labels.
     pub users: HashMap<Arc<str>, UserCounts>,
+    /// The most requests kept per failure bucket (`[evidence] sample`; 0: [`SAMPLE_SIZE`]).
+    pub(super) sample_cap: u16,
 }
 
 /// One user's counts in a row.
@@ -85,16 +88,16 @@ pub const SAMPLE_SIZE: usize = 20;
 /// (`id␟user␟device`, [`crate::engine::correlate::evidence_text`]).
 pub type Sampled = (u64, Box<str>);
 
-/// Adds `(key, text)` to a sorted bottom-[`SAMPLE_SIZE`] sample, if it is small enough.
-fn sample_add(v: &mut Vec<Sampled>, key: u64, text: &str) {
-    if v.len() >= SAMPLE_SIZE && v.last().is_some_and(|l| l.0 <= key) {
+/// Adds `(key, text)` to a sorted bottom-`cap` sample, if it is small enough.
+fn sample_add(v: &mut Vec<Sampled>, key: u64, text: &str, cap: usize) {
+    if v.len() >= cap && v.last().is_some_and(|l| l.0 <= key) {
         return;
     }
     match v.binary_search_by_key(&key, |s| s.0) {
         Ok(_) => {}
         Err(i) => {
             v.insert(i, (key, text.into()));
-            v.truncate(SAMPLE_SIZE);
+            v.truncate(cap);
         }
     }
 }
@@ -258,7 +261,8 @@ impl Row {
             }
             match (add, sample) {
                 (true, (key, Some(text))) => {
-                    sample_add(self.samples.entry(b).or_default(), key, text);
+                    let cap = self.sample_cap();
+                    sample_add(self.samples.entry(b).or_default(), key, text, cap);
                 }
                 (false, (key, _)) => {
                     if let Some(v) = self.samples.get_mut(&b) {
@@ -300,10 +304,12 @@ impl Row {
         for (b, n) in &other.buckets {
             *self.buckets.entry(*b).or_insert(0) += n;
         }
+        self.sample_cap = self.sample_cap.max(other.sample_cap);
+        let cap = self.sample_cap();
         for (b, v) in &other.samples {
             let mine = self.samples.entry(*b).or_default();
             for (key, text) in v {
-                sample_add(mine, *key, text);
+                sample_add(mine, *key, text, cap);
             }
         }
         hist_merge(&mut self.hist, &other.hist);
@@ -325,6 +331,20 @@ impl Row {
                 }
             }
         }
+    }
+
+    /// The most requests kept per failure bucket.
+    pub fn sample_cap(&self) -> usize {
+        if self.sample_cap == 0 {
+            SAMPLE_SIZE
+        } else {
+            usize::from(self.sample_cap)
+        }
+    }
+
+    /// Keeps up to `cap` requests per failure bucket from now on (1 to 65,535).
+    pub(super) fn set_sample_cap(&mut self, cap: usize) {
+        self.sample_cap = u16::try_from(cap).unwrap_or(u16::MAX).max(1);
     }
 
     /// The counts by day, made on first use.

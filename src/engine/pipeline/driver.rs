@@ -15,6 +15,32 @@ use crate::engine::time::Ts;
 use super::accounting::{EventResult, EventType, PipelineStats};
 use super::check::{Checked, check};
 use super::deadletter::{DeadLetter, DeadLetterSink, SourceName};
+use super::misses::{MissSink, Missed};
+
+/// Offers each miss of a decision to `sink`, with its evidence text.
+fn stream_misses(
+    sink: &dyn MissSink,
+    agg: &mut Aggregates,
+    cat: &Catalog,
+    d: &crate::engine::correlate::Decision,
+    text: &str,
+) -> io::Result<()> {
+    let month = agg.month_of(d.due);
+    let defs = agg.definitions();
+    for rule in cat.rules(d.srv, d.provider).of(d.future_dated()) {
+        let o = crate::engine::aggregate::outcome(rule, d, cat);
+        if let (Some(bucket), Some(m)) = (o.bucket, defs.measures.get(rule.measure as usize)) {
+            sink.missed(&Missed {
+                month,
+                measure: &m.id,
+                region: d.region,
+                bucket,
+                evidence: text,
+            })?;
+        }
+    }
+    Ok(())
+}
 
 /// What a pipeline needs to know of the configuration (`Config::pipeline` builds it): shared by
 /// every pipeline of a process, so partitions share one copy of the definitions.
@@ -32,11 +58,17 @@ pub struct PipelineConfig {
     pub correlator: CorrelatorConfig,
     /// The exemption register the views are computed under.
     pub register: Arc<crate::engine::exemption::Register>,
+    /// Missed requests kept per row and failure bucket (`[evidence] sample`).
+    pub evidence_sample: usize,
+    /// Where every missed request goes as it is decided (`[evidence] sample = "all"`).
+    pub misses: Option<Arc<dyn MissSink>>,
 }
 
 /// Decode → correlate → aggregate for one correlation scope (a replay, or one partition).
 pub struct Pipeline<S: DeadLetterSink> {
     pub(super) max_event_bytes: usize,
+    /// Where every miss goes as decided, when asked.
+    pub(super) misses: Option<Arc<dyn MissSink>>,
     pub(super) ignore_types: Arc<[String]>,
     pub(super) catalog: Catalog,
     pub(super) correlator: Correlator,
@@ -67,7 +99,9 @@ impl<S: DeadLetterSink> Pipeline<S> {
             catalog: Catalog::new(defs.clone()),
             correlator: Correlator::new(cfg.correlator.clone()),
             aggregates: Aggregates::new(defs, cfg.calendar.clone())
-                .with_register(cfg.register.clone()),
+                .with_register(cfg.register.clone())
+                .with_sample_cap(cfg.evidence_sample),
+            misses: cfg.misses.clone(),
             sink,
             sources,
             out: Vec::with_capacity(64),
@@ -336,6 +370,11 @@ impl<S: DeadLetterSink> Pipeline<S> {
         for o in out.drain(..) {
             match o {
                 Output::Decided(d, text) => {
+                    if let (Some(sink), Some(t)) = (&self.misses, text.as_deref())
+                        && result.is_ok()
+                    {
+                        result = stream_misses(&**sink, &mut self.aggregates, &self.catalog, &d, t);
+                    }
                     self.aggregates
                         .apply_with(&d, &self.catalog, text.as_deref())
                 }

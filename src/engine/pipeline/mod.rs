@@ -9,6 +9,7 @@
 //! - `check`: the stateless half (decode, validate, key), which a reading thread runs ahead;
 //! - `accounting`: each event's type and result, and the counters;
 //! - `deadletter`: dead letters on their way out, the sink the shells implement;
+//! - `misses`: every missed request as decided, when the evidence asked for all;
 //! - `checkpoint`: the delta a checkpoint writes, and the restore.
 
 mod accounting;
@@ -16,9 +17,11 @@ mod check;
 mod checkpoint;
 mod deadletter;
 mod driver;
+mod misses;
 
 pub use accounting::{EventResult, EventType, PipelineStats};
 pub use check::{Checked, check};
 pub use checkpoint::{Delta, RestoreError, SavedBlock, SavedMeta, SavedPipeline};
 pub use deadletter::{DeadLetter, DeadLetterSink, SourceName, VecDeadLetters};
 pub use driver::{Pipeline, PipelineConfig};
+pub use misses::{MissSink, Missed};
