@@ -903,7 +903,7 @@ mod tests {
         assert_eq!(
             c.len(),
             2 + SAVED_DECIDED_BYTES,
-            "30 bytes and its operation byte"
+            "34 bytes and its operation byte"
         );
         for cut in 2..c.len() {
             assert!(LogReplay::default().apply(&c[..cut], false).is_err());

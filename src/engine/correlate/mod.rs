@@ -8,12 +8,12 @@
 //! - `changes`: which keys changed since the last checkpoint;
 //! - `checkpoint`: the shapes a checkpoint stores, and the restore.
 //!
-//! State per request id (keyed by a 128-bit hash of the id) is one 40-byte `Entry` while the
+//! State per request id (keyed by a 128-bit hash of the id) is one 56-byte `Entry` while the
 //! request is pending, until the watermark passes its final response or its deadline. Then it
-//! is decided, and kept until the watermark passes its `at` + the longest deadline +
-//! `dedupe_horizon`. Meanwhile it lives in `decided`, a compact table of 29 bytes a record that
+//! is decided, and kept until the watermark passes its due time + the longest deadline +
+//! `dedupe_horizon`. Meanwhile it lives in `decided`, a compact table of 33 bytes a record that
 //! needs no expiry timer (what does not fit stays in the map); a checkpoint writes it as its
-//! 30 bytes, known by 79 bits of its key. Responses whose request has not been seen wait in a
+//! 34 bytes, known by 79 bits of its key. Responses whose request has not been seen wait in a
 //! separate, capped map, with their raw bytes for the dead letter they may become. Nothing else is kept,
 //! so memory follows what is pending and the horizon.
 
