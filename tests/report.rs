@@ -137,6 +137,7 @@ fn a_reported_year_reads_the_same_in_every_tool() {
         "SDM2 counts",
         "MP242",
         "Failures",
+        "Time segments",
         "Exemptions",
     ] {
         assert!(

@@ -254,6 +254,30 @@ while cell(ws, row, 1) and cell(ws, row, 4) is not None:
     expect(ws, row, 5, year_buckets.get(key, 0) / max(1, misses[key[:2]]), f"failures share {key}")
     row += 1
 
+# --- Time segments: counts are rpl.csv's summed; each percentile lies between the months' ----
+ws = values["Time segments"]
+row = HEADER_ROW + 1
+while cell(ws, row, 1) and cell(ws, row, 3) is not None:
+    measure, region = cell(ws, row, 1), cell(ws, row, 2)
+    months = [r for (m, me, re), r in rpl.items() if m in MONTHS and me == measure and re == region]
+    requests = sum(int(r["requests"]) for r in months)
+    acked = sum(int(r["acked"]) for r in months)
+    expect(ws, row, 3, requests, f"segments requests {measure} {region}")
+    expect(ws, row, 4, acked, f"segments acked {measure} {region}")
+    expect(ws, row, 5, acked / max(1, requests), f"segments share {measure} {region}")
+    for col, field in ((6, "ack_p50_ms"), (7, "ack_p95_ms"), (8, "after_ack_p95_ms"), (9, "p95_ms")):
+        got = cell(ws, row, col)
+        mark(ws, row, col)
+        monthly = [int(r[field]) for r in months if r[field]]
+        if got is None:
+            if monthly:
+                fail(f"Time segments {measure} {region} {field}: empty, months have {monthly}")
+            continue
+        # A quantile of months merged lies between the months' own (each within 0.1 %).
+        if not monthly or not (min(monthly) * 0.998 - 1 <= got <= max(monthly) * 1.002 + 1):
+            fail(f"Time segments {measure} {region} {field}: {got} outside the months' {monthly}")
+    row += 1
+
 # --- Exemptions: each incident's and reason's year equals exemptions.csv summed -----------
 ws = values["Exemptions"]
 before = defaultdict(int)

@@ -126,6 +126,7 @@ pub fn page(y: &Year, charts: &[Chart], workbook: &str) -> String {
         }
         s.push_str("</table>\n<p class=\"note\">Request ids behind each bucket: <code>evidence/</code>. All buckets per month: <code>failures.csv</code>.</p>\n");
     }
+    segments(&mut s, y);
     exemptions(&mut s, y);
     signoffs(&mut s, y);
     let _ = writeln!(
@@ -137,6 +138,34 @@ pub fn page(y: &Year, charts: &[Chart], workbook: &str) -> String {
         esc(y.aggregates.register().sha256.as_deref().unwrap_or("none"))
     );
     s
+}
+
+/// Where the response time went (issue 32): to DCC's acknowledgement, and after it, per
+/// measure and region over the year.
+fn segments(s: &mut String, y: &Year) {
+    let rows = super::segment_year(y);
+    s.push_str("<h2>Where the time went: before and after DCC's acknowledgement</h2>\n");
+    if rows.iter().all(|r| r.acked == 0) {
+        s.push_str("<p>No request of the year was acknowledged.</p>\n");
+        return;
+    }
+    s.push_str("<table id=\"segments\">\n<tr><th>Measure</th><th>Region</th><th>Requests</th><th>Acknowledged</th><th>To acknowledgement p50</th><th>p95</th><th>After it p95</th><th>Response p95</th></tr>\n");
+    let ms = |v: Option<u64>| v.map_or_else(|| "–".to_string(), |v| format!("{v} ms"));
+    for r in rows.iter().filter(|r| r.acked > 0) {
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&r.measure),
+            esc(r.region),
+            r.requests,
+            r.acked,
+            ms(r.ack_p50_ms),
+            ms(r.ack_p95_ms),
+            ms(r.after_ack_p95_ms),
+            ms(r.p95_ms)
+        );
+    }
+    s.push_str("</table>\n<p class=\"note\">Per month: <code>rpl.csv</code>'s <code>acked</code>, <code>ack_p50_ms</code>, <code>ack_p95_ms</code>, <code>after_ack_p95_ms</code>.</p>\n");
 }
 
 /// Each month's sign-off (issue 31): signed or not, by whom and when, and what was restated

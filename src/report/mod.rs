@@ -204,6 +204,64 @@ pub fn exemption_year(y: &Year) -> Vec<ExemptionYear> {
         .collect()
 }
 
+/// One measure and region's year split at DCC's acknowledgement (issue 32): the rows of the
+/// year merged, their segment percentiles.
+#[derive(Debug, Clone)]
+pub struct SegmentYear {
+    /// Measure id.
+    pub measure: String,
+    /// Region (`all` pools the three).
+    pub region: &'static str,
+    /// Requests.
+    pub requests: u64,
+    /// Of them, acknowledged.
+    pub acked: u64,
+    /// Request to first acknowledgement, median and 95th percentile (ms).
+    pub ack_p50_ms: Option<u64>,
+    /// 95th percentile of the same.
+    pub ack_p95_ms: Option<u64>,
+    /// First acknowledgement to final response, 95th percentile (ms).
+    pub after_ack_p95_ms: Option<u64>,
+    /// Response time, 95th percentile (ms).
+    pub p95_ms: Option<u64>,
+}
+
+/// Every measure and region of the year with requests, in definition order (`all` last),
+/// each its months merged: where the response time went, before and after the acknowledgement.
+pub fn segment_year(y: &Year) -> Vec<SegmentYear> {
+    let mut out = Vec::new();
+    for m in &y.defs.measures {
+        for region in REGIONS
+            .iter()
+            .copied()
+            .chain(std::iter::once(crate::engine::domain::POOLED))
+        {
+            let mut row = crate::engine::aggregate::Row::default();
+            for l in y
+                .lines
+                .iter()
+                .filter(|l| l.measure == m.id && l.region == region)
+            {
+                row.merge(&l.row);
+            }
+            if row.requests == 0 {
+                continue;
+            }
+            out.push(SegmentYear {
+                measure: m.id.clone(),
+                region,
+                requests: row.requests,
+                acked: row.acked,
+                ack_p50_ms: row.ack_quantile_ms(0.5),
+                ack_p95_ms: row.ack_quantile_ms(0.95),
+                after_ack_p95_ms: row.after_ack_quantile_ms(0.95),
+                p95_ms: row.quantile_ms(0.95),
+            });
+        }
+    }
+    out
+}
+
 /// The year's largest failure buckets over every measure and region.
 pub fn worst_buckets(y: &Year, n: usize) -> Vec<BucketTotal> {
     let mut all = failure_totals(y, usize::MAX);

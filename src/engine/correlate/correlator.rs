@@ -15,7 +15,7 @@ use crate::engine::timers::TimerQueue;
 use super::changes::Tracker;
 use super::decided::{At, DecidedTable, Slot};
 use super::interface::{
-    Decision, Displaced, Evidence, Output, Req, Resp, StoredDead, Verdict, evidence_text,
+    Decision, Displaced, Evidence, Output, Req, Resp, Revision, StoredDead, Verdict, evidence_text,
 };
 use super::key::{KeyMap, Pos};
 
@@ -627,7 +627,7 @@ fn known_request(
     if e.decided {
         // The new request is earlier, so its decision time has passed too (or, future-dated,
         // a final response still to come revises it again).
-        out.push(Output::Revised { old, new });
+        out.push(Output::Revised(Box::new(Revision { old, new })));
     } else {
         decide_at.push(r.due.plus(deadline), r.key);
     }
@@ -655,10 +655,10 @@ fn apply_to(
             let old = e.decision(r.key);
             e.ack = ack;
             if e.decided {
-                out.push(Output::Revised {
+                out.push(Output::Revised(Box::new(Revision {
                     old,
                     new: e.decision(r.key),
-                });
+                })));
             }
         }
         return Verdict::Accepted;
@@ -689,7 +689,7 @@ fn apply_to(
         e.fin_code = r.code;
         if e.decided {
             let new = e.decision(r.key);
-            out.push(Output::Revised { old, new });
+            out.push(Output::Revised(Box::new(Revision { old, new })));
         } else {
             let deadline = cat.rules(e.srv, e.provider).deadline(e.due > e.at);
             if r.at <= e.due.plus(deadline) {

@@ -87,13 +87,9 @@ pub struct Displaced {
 pub enum Output {
     /// A request was decided: count it (with its evidence text, when it was kept).
     Decided(Decision, Option<Evidence>),
-    /// A decided request changed: take `old` out and put `new` in.
-    Revised {
-        /// As it was counted.
-        old: Decision,
-        /// As it now counts.
-        new: Decision,
-    },
+    /// A decided request changed: take `old` out and put `new` in. Boxed: revisions are rare,
+    /// and two decisions inline would make every output twice the size to move.
+    Revised(Box<Revision>),
     /// An event the correlator had stored is a dead letter.
     Dead(StoredDead),
     /// A waiting response was settled when its request came (it was not counted on arrival).
@@ -103,6 +99,15 @@ pub enum Output {
         /// It was behind the watermark when it arrived.
         behind: bool,
     },
+}
+
+/// A decided request's change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    /// As it was counted.
+    pub old: Decision,
+    /// As it now counts.
+    pub new: Decision,
 }
 
 /// The fate of one event.

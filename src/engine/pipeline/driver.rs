@@ -378,7 +378,7 @@ impl<S: DeadLetterSink> Pipeline<S> {
                     self.aggregates
                         .apply_with(&d, &self.catalog, text.as_deref())
                 }
-                Output::Revised { old, new } => self.aggregates.revise(&old, &new, &self.catalog),
+                Output::Revised(r) => self.aggregates.revise(&r.old, &r.new, &self.catalog),
                 Output::Settled { verdict, behind } => {
                     let r = match verdict {
                         Verdict::Duplicate => EventResult::Duplicate,

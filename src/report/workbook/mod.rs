@@ -10,6 +10,7 @@
 //!
 //! - `summary`: Table 7;
 //! - `scheme`: an OPR measure's sheet and its counts sheet;
+//! - `segments`: the time before and after DCC's acknowledgement;
 //! - `streaming`: streaming measures straight from `rpl.csv` (MP242, TRT measures no scheme
 //!   uses), rates over counts;
 //! - `failures`: the year's failure buckets;
@@ -21,6 +22,7 @@ mod exemptions;
 mod failures;
 mod layout;
 mod scheme;
+mod segments;
 mod signoff;
 mod streaming;
 mod summary;
@@ -37,6 +39,7 @@ use exemptions::exemptions_sheet;
 use failures::failures_sheet;
 use layout::Formats;
 use scheme::{monthly_counts, scheme_sheets};
+use segments::segments_sheet;
 use signoff::signoff_sheet;
 use streaming::streaming_sheets;
 use summary::summary_sheet;
@@ -97,6 +100,7 @@ fn workbook(y: &Year, charts: &[Chart]) -> Result<Vec<u8>, XlsxError> {
         .collect();
     streaming_sheets(&mut wb, y, "Other measures", &other, charts, &fm)?;
     failures_sheet(&mut wb, y, &fm)?;
+    segments_sheet(&mut wb, y, &fm)?;
     exemptions_sheet(&mut wb, y, &fm)?;
     signoff_sheet(&mut wb, y, &fm)?;
     wb.save_to_buffer()
