@@ -106,6 +106,11 @@ pub const MAX_USERS: usize = 65_535;
 /// The name the users past [`MAX_USERS`] are counted under.
 pub const OTHER_USERS: &str = "(other users)";
 
+/// The hash a user's name is kept under in a row's counts by user: the same in every process.
+pub fn user_hash(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
+}
+
 /// The name requests without a `user` are counted under in `users.csv`.
 pub const NO_USER: &str = "-";
 
@@ -122,6 +127,8 @@ pub struct Catalog {
     /// Users by name: id 0 is [`NO_USER`], id 1 [`OTHER_USERS`].
     user_ids: HashMap<Arc<str>, u32>,
     user_names: Vec<Arc<str>>,
+    /// Each user's [`user_hash`], computed once.
+    user_hashes: Vec<u64>,
 }
 
 impl Catalog {
@@ -138,6 +145,7 @@ impl Catalog {
             code_buckets: Vec::new(),
             user_ids: HashMap::new(),
             user_names: vec![NO_USER.into(), OTHER_USERS.into()],
+            user_hashes: vec![user_hash(NO_USER), user_hash(OTHER_USERS)],
         }
     }
 
@@ -186,8 +194,15 @@ impl Catalog {
         let id = self.user_names.len() as u32;
         let name: Arc<str> = user.into();
         self.user_ids.insert(name.clone(), id);
+        self.user_hashes.push(user_hash(&name));
         self.user_names.push(name);
         id
+    }
+
+    /// The hash a row keeps an interned user's counts under.
+    #[inline]
+    pub fn user_hash(&self, user: u32) -> u64 {
+        self.user_hashes[(user as usize).min(self.user_hashes.len() - 1)]
     }
 
     /// The name of an interned user (`-` for none).

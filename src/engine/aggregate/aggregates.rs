@@ -256,7 +256,7 @@ impl Aggregates {
         } else {
             0
         };
-        let user = cat.user_name(d.user);
+        let user = (cat.user_name(d.user), cat.user_hash(d.user));
         if let Some(c) = &mut self.changed {
             c.extend(rules.iter().map(|r| (month, r.measure)));
         }

@@ -9,7 +9,8 @@ use crate::engine::catalog::Bucket;
 
 use super::aggregates::{AggregateStats, Aggregates, Block};
 use super::histogram::{SEGMENT_ACK, SEGMENT_RESPONSE};
-use super::row::{Row, Sampled, UserCounts};
+use super::row::{Row, Sampled};
+use super::users::{UserCounts, Users};
 
 /// Why a row's histogram could not be encoded for a checkpoint, or decoded from one.
 #[derive(Debug, thiserror::Error)]
@@ -152,21 +153,21 @@ impl Row {
             acked: s.acked,
             ack_hist: decode_hist(&s.ack_histogram)?,
             after_ack_hist: decode_hist(&s.after_ack_histogram)?,
-            users: s
-                .users
-                .iter()
-                .map(|(u, c)| {
-                    (
-                        u.as_str().into(),
+            users: {
+                let mut users = Users::default();
+                for (u, c) in &s.users {
+                    users.insert(
+                        u,
                         UserCounts {
                             requests: c[0],
                             within_target: c[1],
                             succeeded: c[2],
                             no_response: c[3],
                         },
-                    )
-                })
-                .collect(),
+                    );
+                }
+                users
+            },
         };
         for (day, c) in s.days.iter().filter(|(day, _)| (1..=31).contains(day)) {
             row.days_mut()[usize::from(*day) - 1] = *c;

@@ -272,7 +272,7 @@ mod tests {
                 &mut scratch,
                 (0, None),
                 3,
-                &"-".into(),
+                (&"-".into(), 0),
             );
         }
         let mut t = Tally::default();

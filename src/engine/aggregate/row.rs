@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hashbrown::HashMap;
 use hdrhistogram::Histogram;
 
 use crate::engine::catalog::{Bucket, Catalog, CodeKind};
@@ -14,6 +13,7 @@ use crate::engine::domain::Basis;
 use crate::engine::time::Dur;
 
 use super::histogram::{new_histogram, record};
+use super::users::Users;
 
 /// One month × measure × region.
 #[derive(Debug, Clone, Default)]
@@ -50,32 +50,9 @@ pub struct Row {
     pub(super) after_ack_hist: Option<Box<Histogram<u64>>>,
     /// Counts by service user ([`crate::engine::catalog::NO_USER`] for none): `users.csv`,
     /// regions pooled. Hundreds of users, never metric labels.
-    pub users: HashMap<Arc<str>, UserCounts>,
+    pub users: Users,
     /// The most requests kept per failure bucket (`[evidence] sample`; 0: [`SAMPLE_SIZE`]).
     pub(super) sample_cap: u16,
-}
-
-/// One user's counts in a row.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UserCounts {
-    /// Requests decided.
-    pub requests: u64,
-    /// Within target.
-    pub within_target: u64,
-    /// Succeeded.
-    pub succeeded: u64,
-    /// No final response within the deadline.
-    pub no_response: u64,
-}
-
-impl UserCounts {
-    /// Adds `o`'s counts.
-    pub fn add(&mut self, o: &UserCounts) {
-        self.requests += o.requests;
-        self.within_target += o.within_target;
-        self.succeeded += o.succeeded;
-        self.no_response += o.no_response;
-    }
 }
 
 /// A row's counts by day of the month: requests, within target, succeeded.
@@ -218,7 +195,7 @@ impl Row {
         scratch: &mut Option<Histogram<u64>>,
         sample: (u64, Option<&str>),
         day: u8,
-        user: &Arc<str>,
+        user: (&Arc<str>, u64),
     ) {
         let step = |n: &mut u64, yes: bool| {
             if yes {
@@ -237,16 +214,13 @@ impl Row {
             hist_step(&mut self.after_ack_hist, ms, add, scratch);
         }
         {
-            let u = match self.users.get_mut(&**user) {
-                Some(u) => u,
-                None => self.users.entry(user.clone()).or_default(),
-            };
+            let u = self.users.counts_mut(user.0, user.1);
             step(&mut u.requests, true);
             step(&mut u.within_target, o.within_target);
             step(&mut u.succeeded, o.succeeded);
             step(&mut u.no_response, o.no_response);
             if u.requests == 0 {
-                self.users.remove(&**user);
+                self.users.remove(user.0, user.1);
             }
         }
         let d = &mut self.days_mut()[usize::from(day.clamp(1, 31)) - 1];
@@ -321,9 +295,7 @@ impl Row {
         self.acked += other.acked;
         hist_merge(&mut self.ack_hist, &other.ack_hist);
         hist_merge(&mut self.after_ack_hist, &other.after_ack_hist);
-        for (u, c) in &other.users {
-            self.users.entry(u.clone()).or_default().add(c);
-        }
+        self.users.merge(&other.users);
         if let Some(od) = &other.days {
             for (a, b) in self.days_mut().iter_mut().zip(od.iter()) {
                 for (x, y) in a.iter_mut().zip(b) {
@@ -500,7 +472,7 @@ mod tests {
                 &mut scratch,
                 (0, None),
                 1,
-                &"-".into(),
+                (&"-".into(), 0),
             );
         }
         let p100 = row.quantile_ms(1.0).unwrap();
@@ -520,7 +492,7 @@ mod tests {
             &mut scratch,
             (0, None),
             1,
-            &"-".into(),
+            (&"-".into(), 0),
         );
         assert_eq!(row.requests, 3);
         let p100 = row.quantile_ms(1.0).unwrap();
