@@ -186,6 +186,15 @@ fn a_reported_year_reads_the_same_in_every_tool() {
         assert!(html.contains(&format!("charts/{svg}")), "{svg} on the page");
         assert!(out.join("charts").join(&svg).is_file());
     }
+    // Where the time went (the simulator acknowledges 60 % of requests) and the users with
+    // the most misses (issue 32), each a table of the page.
+    for table in ["<table id=\"segments\">", "<table id=\"users\">"] {
+        assert!(html.contains(table), "{table} on the page");
+    }
+    assert!(
+        html.contains("<td>90-B3-D5-1F-30-0"),
+        "a service user named"
+    );
     // The year's last month is not final (the events end with it): the page says so, and the
     // workbook marks it (report_check.py holds each marked month to its note).
     assert!(

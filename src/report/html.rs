@@ -127,6 +127,7 @@ pub fn page(y: &Year, charts: &[Chart], workbook: &str) -> String {
         s.push_str("</table>\n<p class=\"note\">Request ids behind each bucket: <code>evidence/</code>. All buckets per month: <code>failures.csv</code>.</p>\n");
     }
     segments(&mut s, y);
+    users(&mut s, y);
     exemptions(&mut s, y);
     signoffs(&mut s, y);
     let _ = writeln!(
@@ -166,6 +167,31 @@ fn segments(s: &mut String, y: &Year) {
         );
     }
     s.push_str("</table>\n<p class=\"note\">Per month: <code>rpl.csv</code>'s <code>acked</code>, <code>ack_p50_ms</code>, <code>ack_p95_ms</code>, <code>after_ack_p95_ms</code>.</p>\n");
+}
+
+/// The service users with the most misses per measure over the year (issue 32; every user,
+/// month by month: `users.csv`).
+fn users(s: &mut String, y: &Year) {
+    let rows = super::user_misses_year(y, 5);
+    s.push_str("<h2>Service users with the most misses</h2>\n");
+    if rows.is_empty() {
+        s.push_str("<p>No misses in the year.</p>\n");
+        return;
+    }
+    s.push_str("<table id=\"users\">\n<tr><th>Measure</th><th>User</th><th>Misses</th><th>Requests</th></tr>\n");
+    for (measure, users) in &rows {
+        for (user, missed, requests) in users {
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                esc(measure),
+                esc(user),
+                missed,
+                requests
+            );
+        }
+    }
+    s.push_str("</table>\n<p class=\"note\">Every user, month by month: <code>users.csv</code> (<code>-</code>: requests without a user).</p>\n");
 }
 
 /// Each month's sign-off (issue 31): signed or not, by whom and when, and what was restated

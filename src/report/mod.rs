@@ -262,6 +262,40 @@ pub fn segment_year(y: &Year) -> Vec<SegmentYear> {
     out
 }
 
+/// The service users with the most misses of the year per measure (the months' `all` rows
+/// merged), up to `n` each, most first, then by name: (measure, [(user, misses, requests)]).
+pub fn user_misses_year(y: &Year, n: usize) -> Vec<(String, Vec<(String, u64, u64)>)> {
+    let mut out = Vec::new();
+    for m in &y.defs.measures {
+        let mut users = crate::engine::aggregate::Users::default();
+        for l in y
+            .lines
+            .iter()
+            .filter(|l| l.measure == m.id && l.region == crate::engine::domain::POOLED)
+        {
+            users.merge(&l.row.users);
+        }
+        let mut misses: Vec<(String, u64, u64)> = users
+            .iter()
+            .map(|(u, c)| {
+                let hits = match m.basis {
+                    crate::engine::domain::Basis::Trt => c.within_target,
+                    crate::engine::domain::Basis::Success => c.succeeded,
+                };
+                (u.to_string(), c.requests - hits.min(c.requests), c.requests)
+            })
+            .filter(|(_, missed, _)| *missed > 0)
+            .collect();
+        if misses.is_empty() {
+            continue;
+        }
+        misses.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        misses.truncate(n);
+        out.push((m.id.clone(), misses));
+    }
+    out
+}
+
 /// The year's largest failure buckets over every measure and region.
 pub fn worst_buckets(y: &Year, n: usize) -> Vec<BucketTotal> {
     let mut all = failure_totals(y, usize::MAX);
