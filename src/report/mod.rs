@@ -262,9 +262,12 @@ pub fn segment_year(y: &Year) -> Vec<SegmentYear> {
     out
 }
 
+/// A user's year in a measure: (user, misses, requests).
+pub type UserMisses = (String, u64, u64);
+
 /// The service users with the most misses of the year per measure (the months' `all` rows
-/// merged), up to `n` each, most first, then by name: (measure, [(user, misses, requests)]).
-pub fn user_misses_year(y: &Year, n: usize) -> Vec<(String, Vec<(String, u64, u64)>)> {
+/// merged), up to `n` each, most first, then by name: (measure, its users).
+pub fn user_misses_year(y: &Year, n: usize) -> Vec<(String, Vec<UserMisses>)> {
     let mut out = Vec::new();
     for m in &y.defs.measures {
         let mut users = crate::engine::aggregate::Users::default();
@@ -275,7 +278,7 @@ pub fn user_misses_year(y: &Year, n: usize) -> Vec<(String, Vec<(String, u64, u6
         {
             users.merge(&l.row.users);
         }
-        let mut misses: Vec<(String, u64, u64)> = users
+        let mut misses: Vec<UserMisses> = users
             .iter()
             .map(|(u, c)| {
                 let hits = match m.basis {
