@@ -97,11 +97,10 @@ pub fn top_users(agg: &Aggregates, month: Month, n: usize) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "{:<16} {} of {} users with misses: {}",
+            "{:<16} {} (of {} users with a miss)",
             measure.id,
-            list.len(),
-            misses.len(),
-            list.join(", ")
+            list.join(", "),
+            misses.len()
         );
     }
     s
