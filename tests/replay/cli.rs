@@ -241,6 +241,19 @@ fn demo_runs_and_prints_the_month_table() {
         "{text}"
     );
     assert!(dir.path().join("demo-out/rpl.csv").is_file());
+    // The time to the acknowledgement and after it, future-dated requests and users (issue 32).
+    assert!(
+        text.contains("I99 p50") && text.contains("after p95"),
+        "{text}"
+    );
+    assert!(text.contains("of the requests were future-dated"), "{text}");
+    let users = std::fs::read_to_string(dir.path().join("demo-out/users.csv")).unwrap();
+    let named: std::collections::BTreeSet<&str> = users
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(2))
+        .collect();
+    assert!(named.len() > 10, "{users}");
     // DUIS's device alerts ride the demo's topic and are left alone, counted (issue 32).
     let alerts: u64 = text
         .split(" dead letters (to the dead-letter topic), ")
