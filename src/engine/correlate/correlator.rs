@@ -348,8 +348,9 @@ impl Correlator {
             }
             _ => {
                 self.decided.kill(at);
-                // A compact record was on demand: due at its `at`.
-                self.expire_at.push(self.cfg.expiry(was), key);
+                // A compact record was on demand: due at its `at`. Its expiry stays that of
+                // the `at` it was kept under, or later if it is now due later.
+                self.expire_at.push(self.cfg.expiry(e.due.max(was)), key);
                 let e = self.entries.entry(key).insert(e).into_mut();
                 self.changed.touch(key, e);
             }
@@ -496,10 +497,16 @@ impl Correlator {
                 // One probe: look and remove through the same entry.
                 if let hashbrown::hash_map::Entry::Occupied(o) = self.entries.entry(k)
                     && o.get().decided
-                    && self.cfg.expiry(o.get().due) < watermark
                 {
-                    let flags = o.remove().flags;
-                    self.changed.removed(k, flags & STORED != 0);
+                    let expiry = self.cfg.expiry(o.get().due);
+                    if expiry < watermark {
+                        let flags = o.remove().flags;
+                        self.changed.removed(k, flags & STORED != 0);
+                    } else {
+                        // Its due time moved later since the timer was set (displaced by an
+                        // earlier, future-dated copy): wait for the new one.
+                        self.expire_at.push(expiry, k);
+                    }
                 }
             }
         }
@@ -884,6 +891,37 @@ mod tests {
             request(&mut c, &mut cat, "r6", 6, &mut out),
             Verdict::Dead(DeadReason::TooLate)
         );
+    }
+
+    /// A decided request displaced by an earlier copy that is future-dated (an earlier `at`,
+    /// a later due time) is kept until the later due time's horizon ends, and then leaves: its
+    /// first expiry timer, set for the old due time, must not strand it.
+    #[test]
+    fn a_record_whose_due_time_moved_later_still_leaves_after_its_horizon() {
+        let (mut c, mut cat) = setup(1000);
+        let mut out = Vec::new();
+        request(&mut c, &mut cat, "d", 100, &mut out);
+        response(&mut c, &mut cat, "d", "E20", 101, &mut out);
+        c.advance(t(200), &mut out);
+        assert_eq!(c.pending(), 0);
+        let earlier = Req {
+            key: key_of("d"),
+            srv: cat.srv("8.11"),
+            region: Region::North,
+            provider: Provider::Dsp,
+            at: t(50),
+            due: t(50 + 3 * 24 * HOUR),
+            user: 0,
+            pos: Pos::new(0, 1),
+        };
+        assert_eq!(c.request(earlier, "d", &cat, &mut out), Verdict::Accepted);
+        assert_eq!(c.records(), 1);
+        // Past the old due time's horizon, not the new one's: still known.
+        let horizon = 24 * HOUR + 7 * 24 * HOUR;
+        c.advance(t(100 + horizon + 10), &mut out);
+        assert_eq!(c.records(), 1, "kept for its new due time");
+        c.advance(t(50 + 3 * 24 * HOUR + horizon + 10), &mut out);
+        assert_eq!(c.records(), 0, "gone once the new due time's horizon ended");
     }
 
     #[test]
