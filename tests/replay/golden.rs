@@ -310,7 +310,8 @@ fn listed_types_are_counted_and_left_alone_and_others_stay_dead_letters() {
 ///
 /// - F1 (north, U1) arrives 30 March, runs 2 April 06:00Z, answered 5 s later, acknowledged
 ///   250 ms after arrival: April, within CPM2's TRT, succeeded in MP242-IC; not in SRV8.11 or
-///   PM1.1-DSP (on demand only). F8 repeats F1's `at` with another `execute_at`: conflicting.
+///   PM1.1-DSP (on demand only). F8 repeats F1 with another `execute_at`: a duplicate (the
+///   contract's four fields and `at` decide), F1's execution time stands.
 /// - F2, F3, F4: `execute_at` before `at`, 32 days after it, a number: `bad_timestamp`.
 /// - F5 (north, U2): `execute_at` equal to `at` is on demand: March, within 2 s.
 /// - F6 (south, no user) runs 1 April 09:00 London (08:00Z), never answered: April, no response.
@@ -424,18 +425,11 @@ fn future_dated_requests_acknowledgements_and_users_count_where_they_ran() {
     assert!(after.abs_diff(exact) * 1000 <= exact, "{after} vs {exact}");
     assert!(!r.rpl.contains("2024-04,SRV8.11,") && !r.rpl.contains("2024-04,PM1.1-DSP,"));
     assert!(!r.rpl.contains("2024-03,CPM2-8.11,"));
-    // Dead letters: three bad `execute_at`s and the conflicting copy of F1.
+    // Dead letters: the three bad `execute_at`s; F1's copy is a duplicate.
     let mut dead: Vec<String> = r.dead_reasons().into_iter().map(|(x, _)| x).collect();
     dead.sort();
-    assert_eq!(
-        dead,
-        [
-            "bad_timestamp",
-            "bad_timestamp",
-            "bad_timestamp",
-            "conflicting_request"
-        ]
-    );
+    assert_eq!(dead, ["bad_timestamp", "bad_timestamp", "bad_timestamp"]);
+    assert_eq!(r.summary["duplicates"], 1);
     assert_eq!(r.summary["late_events"], 1);
     // users.csv: regions pooled, `-` for none.
     let users = std::fs::read_to_string(out.join("users.csv")).unwrap();

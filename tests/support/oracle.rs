@@ -117,7 +117,6 @@ pub fn oracle(cfg: &Config, lines: &[&[u8]]) -> Oracle {
             .clone();
         for c in copies.iter().filter(|c| c.line != standing.line) {
             let same = c.at == standing.at
-                && c.due == standing.due
                 && c.srv == standing.srv
                 && c.region == standing.region
                 && c.provider == standing.provider;

@@ -587,12 +587,9 @@ fn known_request(
     deadline: Dur,
     out: &mut Vec<Output>,
 ) -> Verdict {
-    if e.at == r.at
-        && e.due == r.due
-        && e.srv == r.srv
-        && e.region == r.region
-        && e.provider == r.provider
-    {
+    // The contract's four fields decide (SPEC §2): a copy that differs only in `execute_at` is
+    // a duplicate, and the first copy's execution time stands.
+    if e.at == r.at && e.srv == r.srv && e.region == r.region && e.provider == r.provider {
         return Verdict::Duplicate;
     }
     // Conflicting: the earliest `at` stands; on a tie, the first in source order.
