@@ -20,6 +20,32 @@ fn simulate(cfg: SimConfig) -> (Vec<u8>, SimStats) {
     (bytes, stats)
 }
 
+/// `rpl.csv`'s counts by month, measure and region, as the oracle keeps them.
+fn rpl_counts(rpl: &str) -> BTreeMap<(Month, String, &'static str), Counts> {
+    let mut got = BTreeMap::new();
+    for l in rpl.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        let region = match f[2] {
+            "north" => "north",
+            "central" => "central",
+            "south" => "south",
+            _ => "all",
+        };
+        let n = |i: usize| f[i].parse::<u64>().unwrap();
+        got.insert(
+            (Month::parse(f[0]).unwrap(), f[1].to_string(), region),
+            Counts {
+                requests: n(3),
+                within: n(4),
+                succeeded: n(5),
+                no_response: n(6),
+                acked: n(15),
+            },
+        );
+    }
+    got
+}
+
 #[test]
 fn a_simulated_month_matches_the_oracle_count_for_count() {
     let cfg = Config::builtin().unwrap();
@@ -55,27 +81,7 @@ fn a_simulated_month_matches_the_oracle_count_for_count() {
     let want = oracle(&cfg, &lines);
 
     let rpl = std::fs::read_to_string(out.join("rpl.csv")).unwrap();
-    let mut got: BTreeMap<(Month, String, &'static str), Counts> = BTreeMap::new();
-    for l in rpl.lines().skip(1) {
-        let f: Vec<&str> = l.split(',').collect();
-        let region = match f[2] {
-            "north" => "north",
-            "central" => "central",
-            "south" => "south",
-            _ => "all",
-        };
-        let n = |i: usize| f[i].parse::<u64>().unwrap();
-        got.insert(
-            (Month::parse(f[0]).unwrap(), f[1].to_string(), region),
-            Counts {
-                requests: n(3),
-                within: n(4),
-                succeeded: n(5),
-                no_response: n(6),
-                acked: n(15),
-            },
-        );
-    }
+    let got = rpl_counts(&rpl);
     assert_eq!(got.len(), want.rows.len());
     for (k, w) in &want.rows {
         assert_eq!(got.get(k), Some(w), "{k:?}");
@@ -168,27 +174,7 @@ fn a_duis_shaped_month_matches_the_oracle_with_alerts_future_dated_requests_and_
 
     // rpl.csv, `acked` included.
     let rpl = std::fs::read_to_string(out.join("rpl.csv")).unwrap();
-    let mut got: BTreeMap<(Month, String, &'static str), Counts> = BTreeMap::new();
-    for l in rpl.lines().skip(1) {
-        let f: Vec<&str> = l.split(',').collect();
-        let region = match f[2] {
-            "north" => "north",
-            "central" => "central",
-            "south" => "south",
-            _ => "all",
-        };
-        let n = |i: usize| f[i].parse::<u64>().unwrap();
-        got.insert(
-            (Month::parse(f[0]).unwrap(), f[1].to_string(), region),
-            Counts {
-                requests: n(3),
-                within: n(4),
-                succeeded: n(5),
-                no_response: n(6),
-                acked: n(15),
-            },
-        );
-    }
+    let got = rpl_counts(&rpl);
     assert_eq!(got.len(), want.rows.len());
     for (k, w) in &want.rows {
         assert_eq!(got.get(k), Some(w), "{k:?}");
