@@ -56,6 +56,16 @@ impl Override {
                     _ => continue,
                 },
             };
+            // An RPL is a percentage; a VMM score is out of 3. Anything else would score money
+            // that cannot exist ("North = 317.50 %").
+            let (hi, what) = if m.mechanism == Mechanism::Vmm {
+                (Decimal::from(3), "a VMM score is between 0 and 3")
+            } else {
+                (Decimal::ONE_HUNDRED, "an RPL is a percentage between 0 and 100")
+            };
+            if value < Decimal::ZERO || value > hi {
+                return Err(format!("what-if {text:?}: {what}, not {value}"));
+            }
             let regional = m.component(&cid).is_some_and(|c| c.regional());
             if regional != region.is_some() {
                 return Err(format!(
@@ -77,5 +87,45 @@ impl Override {
         Err(format!(
             "what-if {text:?}: {mid} has no component matching {rest:?}"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ry2324() -> Scheme {
+        crate::score::scheme::parse(
+            "RY23-24",
+            include_str!("../../config/opr/RY23-24.toml"),
+            &[],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_rpl_is_a_percentage_and_a_vmm_score_is_out_of_three() {
+        let s = ry2324();
+        let ok = Override::parse("SDM1.FIRST-TIME-WAN.north=97.0", &s).unwrap();
+        assert_eq!(ok.value, Decimal::new(970, 1));
+        for bad in [
+            "SDM1.FIRST-TIME-WAN.north=970",
+            "SDM1.FIRST-TIME-WAN.north=-1",
+            "SDM1.FIRST-TIME-WAN.north=100.0001",
+        ] {
+            let e = Override::parse(bad, &s).unwrap_err().to_string();
+            assert!(e.contains("between 0 and 100"), "{bad}: {e}");
+        }
+        let vmm = s
+            .measures
+            .iter()
+            .find(|m| m.mechanism == Mechanism::Vmm)
+            .map(|m| m.id.clone())
+            .unwrap();
+        assert!(Override::parse(&format!("{vmm}.score=2.5"), &s).is_ok());
+        let e = Override::parse(&format!("{vmm}.score=4"), &s)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("between 0 and 3"), "{e}");
     }
 }
