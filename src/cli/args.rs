@@ -18,9 +18,22 @@ pub struct MonthArg(pub Month);
 impl FromStr for MonthArg {
     type Err = Error;
     fn from_str(s: &str) -> Result<MonthArg, Error> {
-        Month::parse(s)
-            .map(MonthArg)
-            .ok_or_else(|| Error::Usage(format!("--month {s:?} is not YYYY-MM")))
+        if let Some(m) = Month::parse(s) {
+            return Ok(MonthArg(m));
+        }
+        // The shape is right but the month is not one: say so, not "not YYYY-MM".
+        let out_of_range = s
+            .split_once('-')
+            .filter(|(y, m)| {
+                y.len() == 4
+                    && m.len() == 2
+                    && (y.chars().chain(m.chars())).all(|c| c.is_ascii_digit())
+            })
+            .map(|(_, m)| m.to_string());
+        Err(Error::Usage(match out_of_range {
+            Some(m) => format!("--month {s:?}: there is no month {m} (months are 01 to 12)"),
+            None => format!("--month {s:?} is not YYYY-MM (for example 2024-03)"),
+        }))
     }
 }
 
@@ -181,6 +194,11 @@ mod tests {
             Month::new(2024, 3)
         );
         assert!(usage("2024-3".parse::<MonthArg>()).contains("is not YYYY-MM"));
+        // What is wrong, said: a month out of range is not a format problem.
+        let e = usage("2024-13".parse::<MonthArg>());
+        assert!(e.contains("there is no month 13"), "{e}");
+        let e = usage("2024-00".parse::<MonthArg>());
+        assert!(e.contains("there is no month 00"), "{e}");
         assert_eq!(
             Margin::of(Some("£8.938m")).unwrap(),
             Some("8.938".parse().unwrap())

@@ -61,7 +61,10 @@ impl Override {
             let (hi, what) = if m.mechanism == Mechanism::Vmm {
                 (Decimal::from(3), "a VMM score is between 0 and 3")
             } else {
-                (Decimal::ONE_HUNDRED, "an RPL is a percentage between 0 and 100")
+                (
+                    Decimal::ONE_HUNDRED,
+                    "an RPL is a percentage between 0 and 100",
+                )
             };
             if value < Decimal::ZERO || value > hi {
                 return Err(format!("what-if {text:?}: {what}, not {value}"));
