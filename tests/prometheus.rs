@@ -36,7 +36,7 @@ fn the_committed_rules_are_what_alert_rules_generates() {
     let committed = std::fs::read_to_string(RULES).unwrap();
     assert!(
         generated == committed,
-        "{RULES} is stale: run `cargo run -- alert-rules` and commit it"
+        "{RULES} is stale: run `cargo run -- alert-rules --out {RULES}` and commit it"
     );
 }
 

@@ -11,42 +11,36 @@ use crate::sink::outdir::OutDir;
 /// `alert-rules`'s arguments.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Where to write the rules (`-` for standard output).
-    #[arg(
-        long,
-        default_value = "deploy/prometheus/rules/srv-opr.yml",
-        value_name = "FILE"
-    )]
-    out: PathBuf,
+    /// Where to write the rules; standard output without it (or with `-`).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
-/// Writes the rules (to standard output with `--out -`).
+/// Writes the rules: to standard output, or to `--out` whole.
 pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let text = generate(&cfg.definitions, &cfg.settings.alerts);
-    if a.out.as_os_str() == "-" {
+    let Some(out_path) = a.out.filter(|p| p.as_os_str() != "-") else {
         print!("{text}");
         return Ok(());
-    }
+    };
     // Whole or not at all: Prometheus may be reading the rules directory.
-    let dir = a
-        .out
+    let dir = out_path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    let name = a
-        .out
+    let name = out_path
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::Usage(format!("--out {} names no file", a.out.display())))?;
-    let out = OutDir::create(dir)?;
-    out.write(name, text.as_bytes())?;
-    out.publish()?;
+        .ok_or_else(|| Error::Usage(format!("--out {} names no file", out_path.display())))?;
+    let dest = OutDir::create(dir)?;
+    dest.write(name, text.as_bytes())?;
+    dest.publish()?;
     eprintln!(
         "srv-opr: alert rules for {} measures written to {} (check them with `promtool check \
          rules {}`)",
         cfg.definitions.measures.len(),
-        a.out.display(),
-        a.out.display()
+        out_path.display(),
+        out_path.display()
     );
     Ok(())
 }

@@ -283,3 +283,30 @@ fn demo_runs_and_prints_the_month_table() {
     let score = std::fs::read_to_string(dir.path().join("demo-out/report/score.csv")).unwrap();
     assert!(score.lines().any(|l| l.starts_with("SDM2,")), "{score}");
 }
+
+/// `alert-rules` without `--out` prints the rules (issue 33: it wrote a file under whatever the
+/// current directory was); with `--out` it writes that file.
+#[test]
+fn alert_rules_print_to_stdout_unless_told_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = srv_opr(&["alert-rules"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("groups:") && text.contains("SrvRplBelowTarget"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    let o = srv_opr(&["alert-rules", "--out", "r.yml"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert!(
+        std::fs::read_to_string(dir.path().join("r.yml"))
+            .unwrap()
+            .contains("groups:")
+    );
+}
