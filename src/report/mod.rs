@@ -281,10 +281,7 @@ pub fn user_misses_year(y: &Year, n: usize) -> Vec<(String, Vec<UserMisses>)> {
         let mut misses: Vec<UserMisses> = users
             .iter()
             .map(|(u, c)| {
-                let hits = match m.basis {
-                    crate::engine::domain::Basis::Trt => c.within_target,
-                    crate::engine::domain::Basis::Success => c.succeeded,
-                };
+                let hits = c.hits(m.basis);
                 (u.to_string(), c.requests - hits.min(c.requests), c.requests)
             })
             .filter(|(_, missed, _)| *missed > 0)

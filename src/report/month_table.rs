@@ -78,10 +78,7 @@ pub fn top_users(agg: &Aggregates, month: Month, n: usize) -> String {
             .users
             .iter()
             .map(|(u, c)| {
-                let hits = match measure.basis {
-                    crate::engine::domain::Basis::Trt => c.within_target,
-                    crate::engine::domain::Basis::Success => c.succeeded,
-                };
+                let hits = c.hits(measure.basis);
                 (c.requests - hits.min(c.requests), &**u)
             })
             .filter(|(missed, _)| *missed > 0)

@@ -67,12 +67,7 @@ impl MissSink for EvidenceStream {
         let Some(gz) = files.get_mut(m.measure) else {
             return Ok(());
         };
-        let mut parts = m.evidence.split('\u{1f}');
-        let (id, user, device) = (
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-        );
+        let (id, user, device) = crate::engine::correlate::evidence_parts(m.evidence);
         writeln!(
             gz,
             "{},{},{},{},{},{},{}",

@@ -180,10 +180,7 @@ pub fn users_csv(lines: &[RplLine], defs: &Definitions) -> String {
         let mut users: Vec<_> = l.row.users.iter().collect();
         users.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         for (user, c) in users {
-            let hits = match measure.basis {
-                crate::engine::domain::Basis::Trt => c.within_target,
-                crate::engine::domain::Basis::Success => c.succeeded,
-            };
+            let hits = c.hits(measure.basis);
             let _ = writeln!(
                 s,
                 "{},{},{},{},{},{},{},{}",
@@ -279,12 +276,7 @@ pub fn evidence_files(lines: &[RplLine], measures: &[&str]) -> Vec<(String, Stri
                 continue;
             };
             for (_, packed) in sample {
-                let mut parts = packed.split('\u{1f}');
-                let (id, user, device) = (
-                    parts.next().unwrap_or(""),
-                    parts.next().unwrap_or(""),
-                    parts.next().unwrap_or(""),
-                );
+                let (id, user, device) = crate::engine::correlate::evidence_parts(packed);
                 let _ = writeln!(
                     text,
                     "{},{},{},{},{},{},{}",

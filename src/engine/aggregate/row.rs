@@ -250,21 +250,16 @@ impl Row {
             }
         }
         if let Some(ms) = o.rt_ms {
-            let h = self.hist.get_or_insert_with(|| Box::new(new_histogram()));
+            hist_step(&mut self.hist, ms, add, scratch);
             if add {
-                record(h, ms);
                 self.max_ms = Some(self.max_ms.map_or(ms, |m| m.max(ms)));
-            } else {
-                let s = scratch.get_or_insert_with(new_histogram);
-                s.reset();
-                record(s, ms);
-                if let Err(e) = h.subtract(&*s) {
-                    tracing::error!(error = ?e, "internal: could not take a revised response time out of a histogram");
-                }
-                if self.max_ms == Some(ms) {
-                    // The exact maximum is gone; the histogram's bound is within 0.1 %.
-                    self.max_ms = (!h.is_empty()).then(|| h.max());
-                }
+            } else if self.max_ms == Some(ms) {
+                // The exact maximum is gone; the histogram's bound is within 0.1 %.
+                self.max_ms = self
+                    .hist
+                    .as_ref()
+                    .filter(|h| !h.is_empty())
+                    .map(|h| h.max());
             }
         }
     }

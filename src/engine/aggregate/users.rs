@@ -23,6 +23,14 @@ pub struct UserCounts {
 }
 
 impl UserCounts {
+    /// Hits for a basis (as [`super::Row::hits`]).
+    pub fn hits(&self, basis: crate::engine::domain::Basis) -> u64 {
+        match basis {
+            crate::engine::domain::Basis::Trt => self.within_target,
+            crate::engine::domain::Basis::Success => self.succeeded,
+        }
+    }
+
     /// Adds `o`'s counts.
     pub fn add(&mut self, o: &UserCounts) {
         self.requests += o.requests;

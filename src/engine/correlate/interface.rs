@@ -55,6 +55,17 @@ pub fn evidence_text(id: &str, user: Option<&str>, device: Option<&str>) -> Evid
     s.into_boxed_str()
 }
 
+/// An evidence text back into its id, user and device (absent fields empty): the reader of
+/// [`evidence_text`]'s packing.
+pub fn evidence_parts(text: &str) -> (&str, &str, &str) {
+    let mut parts = text.split('\u{1f}');
+    (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    )
+}
+
 /// A stored event the correlator dead-letters (its raw text, or a canonical reconstruction).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDead {

@@ -30,6 +30,7 @@ pub use decided::{
     SAVED_DECIDED_BYTES, SAVED_DECIDED_BYTES_V3, SavedDecided, last_of_each, reduced_key,
 };
 pub use interface::{
-    Decision, Displaced, Evidence, Output, Req, Resp, Revision, StoredDead, Verdict, evidence_text,
+    Decision, Displaced, Evidence, Output, Req, Resp, Revision, StoredDead, Verdict,
+    evidence_parts, evidence_text,
 };
 pub use key::{KeyHasher, KeyMap, KeySet, Pos, key_of};
