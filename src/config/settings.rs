@@ -1,5 +1,5 @@
 //! The service settings of `srv-opr.toml`, validated into typed values: one concern, one table
-//! per section (`[time]`, `[input]`, `[kafka]`, `[state]`, `[http]`, `[alerts]` with its
+//! per section (`[time]`, `[input]`, `[evidence]`, `[kafka]`, `[state]`, `[http]`, `[alerts]` with its
 //! Alertmanager client), each checked and reported with every problem at once.
 
 use serde::Deserialize;
