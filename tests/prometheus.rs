@@ -79,6 +79,13 @@ fn exposed() -> Vec<String> {
     view.availability = vec![down; cfg.definitions.interfaces.len()];
     live.publish("t", 0, view);
     live.set_end_offset("t", 0, 10);
+    // No broker up and the last refusal an authentication failure: the health families appear
+    // (issue 33).
+    live.link.brokers(0, std::time::SystemTime::now());
+    live.link.error(
+        Some(rdkafka::error::RDKafkaErrorCode::Authentication),
+        "SASL authentication error",
+    );
     // A signed month (issue 31): its restated fields appear.
     live.set_signoffs(srv_opr::ops::live::SignoffsRead {
         months: vec![srv_opr::signoff::SignedMonth {

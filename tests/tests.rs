@@ -35,6 +35,8 @@
 //! - `signoff`: a month signed on the store of a `run`, restated by late requests and a later
 //!   exemption; `restatements` against `rollup` before and after.
 //! - `store_kafka`: SIGKILLs, offset resets, a broker restart, three instances on PostgreSQL.
+//! - `health`: the pipeline's health (issue 33): no broker at all, a broker killed mid-run, a
+//!   password changed at the broker mid-run; each an alert, a banner, `status --check` exit 2.
 //! - `soak`: three instances on PostgreSQL under steady traffic while one is killed again and
 //!   again, the broker and the database restarted; memory sampled (`scripts/soak` runs it long).
 
@@ -47,6 +49,7 @@ mod deploy;
 mod exemptions;
 mod hardening;
 mod hardening2;
+mod health;
 mod http;
 mod kafka;
 mod kafka_brokers;

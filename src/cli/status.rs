@@ -270,6 +270,22 @@ pub fn render(s: &Status, all: bool, colour: bool) -> String {
         }
     };
     let mut o = String::new();
+    // The overall state first: what a monitoring plugin reads.
+    let hv = &s.health;
+    let headline = if hv.headline.is_empty() {
+        "UNKNOWN: the endpoint does not say its overall state (an older srv-opr)"
+    } else {
+        hv.headline.as_str()
+    };
+    let code = match hv.state.as_str() {
+        "critical" => "1;31",
+        "warning" => "1;33",
+        _ => "1;32",
+    };
+    let _ = writeln!(o, "{}", paint(code, headline));
+    for p in &hv.problems {
+        let _ = writeln!(o, "  {p}");
+    }
     let i = &s.instance;
     let _ = writeln!(
         o,

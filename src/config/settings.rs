@@ -66,6 +66,9 @@ pub struct AlertSettings {
     pub no_data_lookback: Dur,
     /// Consumer lag and nothing processed for this long.
     pub stall_window: Dur,
+    /// A pipeline-health condition (brokers unreachable or refusing, no partition, a stall, the
+    /// store unreachable) holds this long before its alert fires (instead of `for`).
+    pub health_for: Dur,
     /// An interface down for longer than this raises `SrvInterfaceDown` (issue 30).
     pub interface_down_for: Dur,
     /// Events processed and the watermark unmoved for this long.
@@ -283,6 +286,8 @@ struct RawAlerts {
     no_data_window: String,
     no_data_lookback: String,
     stall_window: String,
+    #[serde(default = "default_health_for")]
+    health_for: String,
     #[serde(default = "default_interface_down_for")]
     interface_down_for: String,
     watermark_stuck_window: String,
@@ -903,6 +908,7 @@ fn alerts(a: RawAlerts, c: &mut Check<'_>) -> Option<AlertSettings> {
             no_data_window: c.positive_dur("alerts.no_data_window", &a.no_data_window)?,
             no_data_lookback: c.positive_dur("alerts.no_data_lookback", &a.no_data_lookback)?,
             stall_window: c.positive_dur("alerts.stall_window", &a.stall_window)?,
+            health_for: c.dur("alerts.health_for", &a.health_for)?,
             interface_down_for: c
                 .positive_dur("alerts.interface_down_for", &a.interface_down_for)?,
             watermark_stuck_window: c
@@ -918,6 +924,11 @@ fn alerts(a: RawAlerts, c: &mut Check<'_>) -> Option<AlertSettings> {
         c.push("alerts.min_requests", "must not be negative".into());
     }
     alerts
+}
+
+/// `alerts.health_for` when a configuration file from before issue 33 lacks it.
+fn default_health_for() -> String {
+    "30s".into()
 }
 
 /// `http.alertmanager_webhook` when a configuration file from before issue 30 lacks it.

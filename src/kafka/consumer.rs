@@ -391,6 +391,7 @@ fn fetch(
                 // librdkafka retries broker and network errors itself; say what happened.
                 super::client::warn_retried("consumer", &e, "");
                 d.live.count_kafka_error();
+                d.live.link.error(e.rdkafka_error_code(), &e.to_string());
                 // A fatal error (e.g. a static member fenced by its own successor after a
                 // broker restart) leaves the consumer unusable: stop, so the supervisor
                 // restarts the process, which restores its partitions from the store.

@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError as RdError;
 use rdkafka::producer::{BaseProducer, NoCustomPartitioner, Producer, ProducerContext};
 
 use super::KafkaError;
 use crate::diagnostic::redact;
+use crate::ops::health::{Trouble, classify};
 
 /// How long the probe waits for metadata before leaving an unreachable cluster to librdkafka.
 const PROBE_FOR: Duration = Duration::from_secs(10);
@@ -43,20 +44,11 @@ impl ClientContext for Probe {
     }
 
     fn error(&self, error: RdError, reason: &str) {
-        let failure = match error.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::Authentication) => Some(Failure::Authentication(redact(reason))),
-            Some(RDKafkaErrorCode::SSL) => Some(Failure::Tls(redact(reason))),
-            // The broker refused our certificate (or wanted one): librdkafka sees the alert as a
-            // transport failure.
-            Some(RDKafkaErrorCode::BrokerTransportFailure)
-                if reason.contains("SSL alert")
-                    || reason.contains("alert bad certificate")
-                    || reason.contains("certificate required")
-                    || reason.contains("alert handshake failure") =>
-            {
-                Some(Failure::Tls(redact(reason)))
-            }
-            _ => None,
+        // The same reading of an error as the running client's health (ops::health).
+        let failure = match classify(error.rdkafka_error_code(), reason) {
+            Some(Trouble::Authentication) => Some(Failure::Authentication(redact(reason))),
+            Some(Trouble::Tls) => Some(Failure::Tls(redact(reason))),
+            Some(Trouble::Unreachable) | None => None,
         };
         if let Some(f) = failure
             && let Ok(mut slot) = self.failure.lock()

@@ -37,11 +37,20 @@ impl ClientContext for RunContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         // Broker outages and request errors: librdkafka retries them; the operator sees them.
         super::client::warn_retried("kafka client", &error, reason);
-        self.lock().live.count_kafka_error();
+        let d = self.lock();
+        d.live.count_kafka_error();
+        d.live.link.error(error.rdkafka_error_code(), reason);
     }
 
     fn stats(&self, statistics: Statistics) {
         let d = self.lock();
+        // librdkafka's internal broker is no connection; the group coordinator's is.
+        let up = statistics
+            .brokers
+            .values()
+            .filter(|b| b.source != "internal" && b.state == "UP")
+            .count();
+        d.live.link.brokers(up, std::time::SystemTime::now());
         for (topic, t) in &statistics.topics {
             for (p, s) in &t.partitions {
                 // -1 is librdkafka's "not known yet"; partition -1 is its internal one.

@@ -271,6 +271,8 @@ pub struct Live {
     idle_timeout: Duration,
     /// When the service started.
     pub started: Instant,
+    /// What the Kafka client says of its connections (and the store's reach, read with it).
+    pub link: crate::ops::health::KafkaLink,
 }
 
 /// A consistent read of the live view, for one scrape.
@@ -315,6 +317,8 @@ pub struct LiveSnapshot {
     /// The signed months and their restatements, as last read from the store (none without a
     /// store, or before the first read).
     pub signoffs: Option<std::sync::Arc<SignoffsRead>>,
+    /// The connections to the brokers and the store.
+    pub link: crate::ops::health::LinkState,
 }
 
 /// What the sign-off watcher read from the store.
@@ -341,6 +345,7 @@ impl Live {
             signoffs: Mutex::new(None),
             idle_timeout,
             started: Instant::now(),
+            link: Default::default(),
         }
     }
 
@@ -510,6 +515,7 @@ impl Live {
             kafka_errors: self.kafka_errors(),
             undecodable: self.undecodable(),
             signoffs: self.signoffs(),
+            link: self.link.state(),
             ..LiveSnapshot::default()
         };
         let month = combined.map(month_of);

@@ -47,6 +47,9 @@ pub struct Metrics {
     consumer_lag: IntGaugeVec,
     partition_offset: IntGaugeVec,
     assigned: IntGauge,
+    brokers_up: IntGaugeVec,
+    refused: IntGaugeVec,
+    store_up: IntGauge,
     kafka_errors: IntCounterVec,
     /// `srv_availability_webhook_notifications_total{outcome}` (issue 30).
     webhook: IntCounterVec,
@@ -385,6 +388,20 @@ impl Metrics {
             assigned: f.int_gauge(
                 "srv_assigned_partitions",
                 "Partitions held by this instance",
+            )?,
+            brokers_up: f.int_gauges(
+                "srv_kafka_brokers_up",
+                "Broker connections up in the Kafka client's latest statistics (absent before                  the first; 0: no figure can move)",
+                &[],
+            )?,
+            refused: f.int_gauges(
+                "srv_kafka_connection_refused",
+                "1 while no broker connection is up and the brokers refused this client, by                  reason: authentication (SASL, ACLs) or tls",
+                &["reason"],
+            )?,
+            store_up: f.int_gauge(
+                "srv_state_store_up",
+                "0 while the state store does not answer (its operations retried on new                  connections for state.reconnect_timeout), else 1",
             )?,
             evicted_waiting: f.counters(
                 "srv_waiting_responses_evicted_total",
@@ -774,6 +791,16 @@ impl Metrics {
                 .set(p.next_offset);
         }
         self.assigned.set(s.assigned as i64);
+        if let Some(n) = s.link.brokers_up {
+            self.brokers_up.with_label_values::<&str>(&[]).set(n as i64);
+        }
+        self.refused.reset();
+        if let Some((t, _)) = s.link.kafka_down()
+            && t != crate::ops::health::Trouble::Unreachable
+        {
+            self.refused.with_label_values(&[t.word()]).set(1);
+        }
+        self.store_up.set(i64::from(s.link.store_down.is_none()));
         set_counter(&self.kafka_errors, &[], s.kafka_errors);
         set_counter(&self.undecodable, &[], s.undecodable.0);
         set_counter(&self.evicted_waiting, &[], s.stats.evicted_waiting);

@@ -16,6 +16,7 @@ pub mod codec;
 pub mod load;
 pub mod pgtls;
 pub mod postgres;
+pub mod reach;
 pub mod signoff;
 mod sql;
 pub mod sqlite;

@@ -323,6 +323,9 @@ impl PgStore {
             let why = match result {
                 Err(StoreError::Unavailable(why)) => why,
                 other => {
+                    if other.is_ok() {
+                        super::reach::answered();
+                    }
                     if attempts > 0 && other.is_ok() {
                         tracing::info!(
                             what,
@@ -347,6 +350,7 @@ impl PgStore {
                 }));
             }
             attempts += 1;
+            super::reach::lost(&why);
             if attempts == 1 {
                 tracing::warn!(what, error = %why,
                     retry_for_s = self.ride_through.as_secs(),

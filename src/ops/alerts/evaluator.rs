@@ -249,6 +249,66 @@ impl Evaluator {
         now: Instant,
         wall: SystemTime,
     ) -> (Vec<Transition>, AlertBoard) {
+        let (holding, board) = if snap.assigned == 0 {
+            // Holding no partition (starting, between rebalances, stopping, or no broker): the
+            // figures say nothing, so the other alerts stay as they are rather than resolve; the
+            // pipeline's health is judged all the same (this is when it matters most).
+            let mut holding: BTreeMap<AlertKey, String> = self
+                .active
+                .iter()
+                .filter(|(k, _)| !k.0.is_connection())
+                .map(|(k, a)| (*k, a.summary.clone()))
+                .collect();
+            health_conditions(snap, &mut holding);
+            (holding, AlertBoard::default())
+        } else {
+            self.sample(snap, now);
+            self.conditions(snap)
+        };
+        let mut out = Vec::new();
+        // Conditions that stopped holding: resolved if they had fired, forgotten if pending.
+        let gone: Vec<AlertKey> = self
+            .active
+            .keys()
+            .filter(|k| !holding.contains_key(*k))
+            .copied()
+            .collect();
+        for k in gone {
+            if let Some(a) = self.active.remove(&k)
+                && a.fired.is_some()
+            {
+                out.push(Transition::Resolved(a, wall));
+            }
+        }
+        for (k, summary) in holding {
+            let hold = k.0.hold(&self.cfg).to_std();
+            let a = self.active.entry(k).or_insert_with(|| Active {
+                key: k,
+                summary: summary.clone(),
+                since: wall,
+                fired: None,
+            });
+            a.summary = summary;
+            if a.fired.is_none() && wall.duration_since(a.since).unwrap_or(Duration::ZERO) >= hold {
+                a.fired = Some(wall);
+                out.push(Transition::Fired(a.clone()));
+            }
+        }
+        let fired: Vec<&Active> = self.active.values().filter(|a| a.fired.is_some()).collect();
+        let board = AlertBoard {
+            firing: fired.iter().map(|a| a.key).collect(),
+            summaries: fired
+                .iter()
+                .map(|a| format!("{} ({}): {}", a.key.0.name(), a.key.0.severity(), a.summary))
+                .collect(),
+            fired: fired.iter().map(|a| (*a).clone()).collect(),
+            ..board
+        };
+        (out, board)
+    }
+
+    /// Keeps a sample of the counters at `now`, dropping those older than the longest window.
+    fn sample(&mut self, snap: &LiveSnapshot, now: Instant) {
         let basis = |m: usize| self.defs.measures.get(m).map_or(Basis::Trt, |x| x.basis);
         let (requests, hits) = by_region(&snap.totals, basis);
         let lag = snap.lag.iter().map(|(_, _, l)| *l).sum();
@@ -278,48 +338,6 @@ impl Evaluator {
         {
             self.history.pop_front();
         }
-
-        let (holding, board) = self.conditions(snap);
-        let mut out = Vec::new();
-        // Conditions that stopped holding: resolved if they had fired, forgotten if pending.
-        let gone: Vec<AlertKey> = self
-            .active
-            .keys()
-            .filter(|k| !holding.contains_key(*k))
-            .copied()
-            .collect();
-        for k in gone {
-            if let Some(a) = self.active.remove(&k)
-                && a.fired.is_some()
-            {
-                out.push(Transition::Resolved(a, wall));
-            }
-        }
-        let hold = self.cfg.hold.to_std();
-        for (k, summary) in holding {
-            let a = self.active.entry(k).or_insert_with(|| Active {
-                key: k,
-                summary: summary.clone(),
-                since: wall,
-                fired: None,
-            });
-            a.summary = summary;
-            if a.fired.is_none() && wall.duration_since(a.since).unwrap_or(Duration::ZERO) >= hold {
-                a.fired = Some(wall);
-                out.push(Transition::Fired(a.clone()));
-            }
-        }
-        let fired: Vec<&Active> = self.active.values().filter(|a| a.fired.is_some()).collect();
-        let board = AlertBoard {
-            firing: fired.iter().map(|a| a.key).collect(),
-            summaries: fired
-                .iter()
-                .map(|a| format!("{} ({}): {}", a.key.0.name(), a.key.0.severity(), a.summary))
-                .collect(),
-            fired: fired.iter().map(|a| (*a).clone()).collect(),
-            ..board
-        };
-        (out, board)
     }
 
     /// The alerts whose conditions hold now, with their summaries, and the projections.
@@ -358,6 +376,7 @@ impl Evaluator {
             }
         }
         self.pipeline_conditions(last, &mut holding);
+        health_conditions(snap, &mut holding);
         self.interface_conditions(snap, &mut holding);
         signoff_conditions(snap, &mut holding);
         (holding, board)
@@ -614,6 +633,75 @@ impl Evaluator {
     }
 }
 
+/// The connections: no broker up (an outage, or the brokers refusing this client), no partition
+/// while the brokers answer, the state store unreachable. Each says since when and why.
+fn health_conditions(snap: &LiveSnapshot, holding: &mut BTreeMap<AlertKey, String>) {
+    use crate::ops::health::Trouble;
+    let link = &snap.link;
+    let since =
+        |t: Option<SystemTime>| t.map_or_else(String::new, |t| format!(" since {}", wall_time(t)));
+    match link.kafka_down() {
+        Some((Trouble::Unreachable, why)) => {
+            holding.insert(
+                (AlertKind::KafkaUnreachable, None, None),
+                format!(
+                    "no Kafka broker answers{} ({why}): nothing is read and no figure moves \
+                     (kafka.brokers; srv-opr check tests the connection)",
+                    since(link.down_since)
+                ),
+            );
+        }
+        Some((t, why)) => {
+            let what = if t == Trouble::Tls {
+                "refuse this client's TLS (a certificate not trusted, expired or for another \
+                 host; kafka.properties ssl.*)"
+            } else {
+                "refuse this client's credentials or authorisation (kafka.properties \
+                 sasl.username and its password secret, or the broker's ACLs)"
+            };
+            holding.insert(
+                (AlertKind::KafkaRefused, None, None),
+                format!(
+                    "the Kafka brokers {what}{}: {why}; nothing is read and no figure moves",
+                    since(link.down_since)
+                ),
+            );
+        }
+        None => {
+            if link.brokers_up.is_some_and(|n| n > 0) && snap.assigned == 0 {
+                holding.insert(
+                    (AlertKind::NoPartitionAssigned, None, None),
+                    "the brokers answer and this instance holds no partition: the group has as \
+                     many members as partitions already, the topics are missing, or the group \
+                     has not finished assigning"
+                        .to_string(),
+                );
+            }
+        }
+    }
+    if let Some((at, why)) = &link.store_down {
+        holding.insert(
+            (AlertKind::StoreUnreachable, None, None),
+            format!(
+                "the state store does not answer since {} ({why}): checkpoints wait, and `run` \
+                 stops after state.reconnect_timeout",
+                wall_time(*at)
+            ),
+        );
+    }
+}
+
+/// A wall-clock time as RFC 3339 in UTC, to the second.
+fn wall_time(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let s = Ts(secs * 1_000_000_000).to_rfc3339_exact();
+    // Whole seconds: `…T12:37:16Z`, not `…T12:37:16.000Z`.
+    s.strip_suffix(".000Z")
+        .map_or(s.clone(), |x| format!("{x}Z"))
+}
+
 /// A signed month whose figures differ from its latest sign-off (as the sign-off watcher last
 /// read the store): one alert naming every such month, its fields and causes.
 fn signoff_conditions(snap: &LiveSnapshot, holding: &mut BTreeMap<AlertKey, String>) {
@@ -685,11 +773,13 @@ mod tests {
         fn new(hold: &str) -> World {
             let mut cfg = Config::builtin().unwrap();
             cfg.settings.alerts.hold = Dur::parse(hold).unwrap();
+            cfg.settings.alerts.health_for = cfg.settings.alerts.hold;
             let defs = Arc::new(cfg.definitions.clone());
             let n = defs.measures.len();
             let calendar = Calendar::new(&cfg.settings.time.zone).unwrap();
             let mut snap = LiveSnapshot {
                 totals: vec![[Counts::default(); 3]; n],
+                assigned: 3,
                 ..LiveSnapshot::default()
             };
             snap.month = Some((Month::new(2024, 3), vec![[Counts::default(); 3]; n]));
@@ -846,6 +936,67 @@ mod tests {
             w.traffic(0, 100, 100, 60);
         }
         assert!(w.firing().is_empty(), "{:?}", w.firing());
+    }
+
+    #[test]
+    fn the_connections_are_judged_with_no_partition_held_and_the_figures_alerts_stay() {
+        use crate::ops::health::{KafkaLink, Trouble};
+        let mut w = World::new("0s");
+        w.eval.cfg.health_for = Dur::parse("30s").unwrap();
+        // Central below TPL fires first.
+        w.traffic(1, 1000, 980, 60);
+        w.tick(60);
+        assert_eq!(w.firing(), [(AlertKind::RplBelowTarget, Some(1))]);
+        // The broker goes: no partition, no broker up. The measure's alert stays as it is.
+        let link = KafkaLink::default();
+        link.brokers(0, w.w0);
+        link.error(
+            Some(rdkafka::error::RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        w.snap.link = link.state();
+        w.snap.assigned = 0;
+        w.snap.month = None;
+        let t = w.tick(15);
+        assert!(fired(&t).is_empty(), "held for health_for first: {t:?}");
+        let t = w.tick(30);
+        assert_eq!(fired(&t), [(AlertKind::KafkaUnreachable, None)]);
+        assert!(
+            w.firing().contains(&(AlertKind::RplBelowTarget, Some(1))),
+            "not resolved by the figures vanishing: {:?}",
+            w.firing()
+        );
+        let summary = &w.eval.active[&(AlertKind::KafkaUnreachable, None, None)].summary;
+        assert!(summary.contains("1/1 brokers are down"), "{summary}");
+        // It answers and refuses our password: the outage resolves, the refusal fires.
+        link.error(
+            Some(rdkafka::error::RDKafkaErrorCode::Authentication),
+            "SASL authentication error: invalid credentials",
+        );
+        w.snap.link = link.state();
+        assert_eq!(
+            w.snap.link.kafka_down().map(|x| x.0),
+            Some(Trouble::Authentication)
+        );
+        w.tick(15);
+        let t = w.tick(30);
+        assert_eq!(fired(&t), [(AlertKind::KafkaRefused, None)]);
+        assert!(!w.firing().contains(&(AlertKind::KafkaUnreachable, None)));
+        // Back, but no partition: a warning; then the store stops answering: critical.
+        link.brokers(1, w.w0);
+        w.snap.link = link.state();
+        w.snap.link.store_down = Some((w.w0, "connection refused".into()));
+        w.tick(15);
+        let t = w.tick(30);
+        assert_eq!(
+            fired(&t),
+            [
+                (AlertKind::NoPartitionAssigned, None),
+                (AlertKind::StoreUnreachable, None)
+            ]
+        );
+        assert_eq!(AlertKind::NoPartitionAssigned.severity(), "warning");
+        assert!(!w.firing().contains(&(AlertKind::KafkaRefused, None)));
     }
 
     #[test]

@@ -39,11 +39,19 @@ pub enum AlertKind {
     InterfaceBelowTarget,
     /// A signed month's figures differ from its latest sign-off (issue 31).
     SignedMonthRestated,
+    /// No broker connection up: nothing is read, no figure moves (issue 33).
+    KafkaUnreachable,
+    /// The brokers refuse this client: its credentials (SASL) or its TLS (issue 33).
+    KafkaRefused,
+    /// The brokers answer and this instance holds no partition (issue 33).
+    NoPartitionAssigned,
+    /// The state store does not answer: checkpoints wait (issue 33).
+    StoreUnreachable,
 }
 
 impl AlertKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [AlertKind; 14] = [
+    pub const ALL: [AlertKind; 18] = [
         AlertKind::RplBelowTarget,
         AlertKind::RplBelowMinimum,
         AlertKind::ErrorBudgetFastBurn,
@@ -58,6 +66,10 @@ impl AlertKind {
         AlertKind::InterfaceDown,
         AlertKind::InterfaceBelowTarget,
         AlertKind::SignedMonthRestated,
+        AlertKind::KafkaUnreachable,
+        AlertKind::KafkaRefused,
+        AlertKind::NoPartitionAssigned,
+        AlertKind::StoreUnreachable,
     ];
 
     /// The `alertname` (in Alertmanager and the rules) and the `alert` label of
@@ -78,6 +90,10 @@ impl AlertKind {
             AlertKind::InterfaceDown => "SrvInterfaceDown",
             AlertKind::InterfaceBelowTarget => "SrvInterfaceBelowTarget",
             AlertKind::SignedMonthRestated => "SrvSignedMonthRestated",
+            AlertKind::KafkaUnreachable => "SrvKafkaUnreachable",
+            AlertKind::KafkaRefused => "SrvKafkaRefused",
+            AlertKind::NoPartitionAssigned => "SrvNoPartitionAssigned",
+            AlertKind::StoreUnreachable => "SrvStoreUnreachable",
         }
     }
 
@@ -89,7 +105,10 @@ impl AlertKind {
             | AlertKind::ConsumerStalled
             | AlertKind::PartitionStalled
             | AlertKind::KafkaUndecodable
-            | AlertKind::InterfaceDown => "critical",
+            | AlertKind::InterfaceDown
+            | AlertKind::KafkaUnreachable
+            | AlertKind::KafkaRefused
+            | AlertKind::StoreUnreachable => "critical",
             _ => "warning",
         }
     }
@@ -108,6 +127,44 @@ impl AlertKind {
 }
 
 impl AlertKind {
+    /// Whether it is about the pipeline's health (held for `alerts.health_for`, not `for`): the
+    /// states in which figures stop moving, which the person on shift must see within a minute.
+    pub fn is_health(self) -> bool {
+        matches!(
+            self,
+            AlertKind::KafkaUnreachable
+                | AlertKind::KafkaRefused
+                | AlertKind::NoPartitionAssigned
+                | AlertKind::StoreUnreachable
+                | AlertKind::ConsumerStalled
+                | AlertKind::PartitionStalled
+                | AlertKind::KafkaUndecodable
+        )
+    }
+
+    /// Whether it is about the connections (brokers, store, assignment): judged whether or not
+    /// a partition is held, unlike the others, whose figures vanish with the partitions.
+    pub fn is_connection(self) -> bool {
+        matches!(
+            self,
+            AlertKind::KafkaUnreachable
+                | AlertKind::KafkaRefused
+                | AlertKind::NoPartitionAssigned
+                | AlertKind::StoreUnreachable
+        )
+    }
+
+    /// How long its condition holds before it fires: a stall's condition is already "nothing
+    /// moved for `stall_window`", so it fires at once; the other health states after
+    /// `health_for`; everything else after `for`.
+    pub fn hold(self, a: &crate::config::settings::AlertSettings) -> crate::engine::time::Dur {
+        match self {
+            AlertKind::ConsumerStalled | AlertKind::PartitionStalled => crate::engine::time::Dur(0),
+            k if k.is_health() => a.health_for,
+            _ => a.hold,
+        }
+    }
+
     /// Whether it is about one interface (its index in the definitions is the key's second
     /// part; its `measure` label is `SUM1.<interface>`).
     pub fn per_interface(self) -> bool {

@@ -307,9 +307,57 @@ impl Rules {
         );
     }
 
+    /// The pipeline's health (issue 33), each held for `alerts.health_for`: no broker up, the
+    /// brokers refusing this client, no partition while they answer, the store unreachable.
+    fn health_rules(&self, y: &mut String, a: &AlertSettings) {
+        let hold = promql(a.health_for);
+        self.rule_for(
+            y,
+            AlertKind::KafkaUnreachable,
+            None,
+            "srv_kafka_brokers_up == 0 unless on (instance) sum by (instance) \
+             (srv_kafka_connection_refused) > 0"
+                .to_string(),
+            "{{ $labels.instance }}: no Kafka broker answers: nothing is read and no figure moves"
+                .to_string(),
+            &hold,
+        );
+        self.rule_for(
+            y,
+            AlertKind::KafkaRefused,
+            None,
+            "srv_kafka_connection_refused > 0".to_string(),
+            "{{ $labels.instance }}: the Kafka brokers refuse this client ({{ $labels.reason }}): \
+             nothing is read and no figure moves"
+                .to_string(),
+            &hold,
+        );
+        self.rule_for(
+            y,
+            AlertKind::NoPartitionAssigned,
+            None,
+            "srv_assigned_partitions == 0 and on (instance) srv_kafka_brokers_up > 0".to_string(),
+            "{{ $labels.instance }}: the brokers answer and this instance holds no partition"
+                .to_string(),
+            &hold,
+        );
+        self.rule_for(
+            y,
+            AlertKind::StoreUnreachable,
+            None,
+            "srv_state_store_up == 0".to_string(),
+            "{{ $labels.instance }}: the state store does not answer: checkpoints wait".to_string(),
+            &hold,
+        );
+    }
+
     fn pipeline_rules(&self, y: &mut String, a: &AlertSettings) {
         let stall = promql(a.stall_window);
-        self.rule(
+        let health = promql(a.health_for);
+        // A stall's condition is "nothing moved for the window" already: it fires at once.
+        let at_once = promql(AlertKind::ConsumerStalled.hold(a));
+        self.health_rules(y, a);
+        self.rule_for(
             y,
             AlertKind::ConsumerStalled,
             None,
@@ -323,8 +371,9 @@ impl Rules {
                 "{{{{ $labels.instance }}}}: {{{{ $value }}}} messages wait and none was processed \
                  for {stall}"
             ),
+            &at_once,
         );
-        self.rule(
+        self.rule_for(
             y,
             AlertKind::PartitionStalled,
             None,
@@ -336,8 +385,9 @@ impl Rules {
                 "{{{{ $labels.instance }}}}: {{{{ $labels.topic }}}}/{{{{ $labels.partition }}}} \
                  has {{{{ $value }}}} messages waiting and its offset did not move for {stall}"
             ),
+            &at_once,
         );
-        self.rule(
+        self.rule_for(
             y,
             AlertKind::KafkaUndecodable,
             None,
@@ -345,6 +395,7 @@ impl Rules {
             "{{ $labels.instance }}: the consumer cannot decode a batch: its partition is stuck \
              at it with every message behind it (see srv_partition_offset)"
                 .to_string(),
+            &health,
         );
         let stuck = promql(a.watermark_stuck_window);
         self.rule(

@@ -99,12 +99,6 @@ fn evaluate_loop(
         }
         next = now + interval;
         let snap = live.snapshot(|ts| calendar.month_of(ts));
-        if snap.assigned == 0 {
-            // Holding no partition (starting, between rebalances, stopping) says nothing about
-            // the network: alerts stay as they are rather than resolve. Alertmanager times out
-            // what nobody sends again.
-            continue;
-        }
         let (changes, mut b) = eval.step(&snap, now, SystemTime::now());
         for t in &changes {
             match t {

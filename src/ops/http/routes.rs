@@ -1,6 +1,7 @@
 //! What each path answers: `/` (the status page) and `/status.json` (the same as data),
 //! `/metrics` (Prometheus text format), `/healthz` (the process answers) and `/readyz`
-//! (partitions are held and restored, and their lag is below `http.ready_max_lag`), and
+//! (a broker and the store answer, partitions are held and restored, and their lag is below
+//! `http.ready_max_lag`; else which of these fails), and
 //! `POST /api/v1/availability/alertmanager` (Alertmanager's webhook, into the availability
 //! topic). Plain data in, plain data out: the server around it owns HTTP.
 
@@ -135,7 +136,24 @@ impl Routes {
                 // Partitions are restored from the store inside the assignment itself, so a held
                 // partition is a restored one.
                 let (held, lag) = self.live.readiness();
-                if held == 0 {
+                let link = self.live.link.state();
+                if let Some((trouble, why)) = link.kafka_down() {
+                    let what = match trouble {
+                        crate::ops::health::Trouble::Unreachable => "no Kafka broker answers",
+                        crate::ops::health::Trouble::Authentication => {
+                            "the Kafka brokers refuse this client's credentials"
+                        }
+                        crate::ops::health::Trouble::Tls => {
+                            "the Kafka brokers refuse this client's TLS"
+                        }
+                    };
+                    Reply::text(StatusCode::SERVICE_UNAVAILABLE, format!("{what}: {why}\n"))
+                } else if let Some((_, why)) = &link.store_down {
+                    Reply::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("the state store does not answer: {why}\n"),
+                    )
+                } else if held == 0 {
                     Reply::text(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "no partition assigned yet\n",

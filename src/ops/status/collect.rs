@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime};
 use rust_decimal::Decimal;
 
 use super::model::{
-    AlertView, CheckpointView, DayPoint, ExemptionView, GroupView, Instance, InterfaceView,
-    LiveFigures, MeasureView, MonthView, PartitionView, RegionView, SCHEMA, Status, TrendPoint,
+    AlertView, CheckpointView, DayPoint, ExemptionView, GroupView, HealthView, Instance,
+    InterfaceView, LiveFigures, MeasureView, MonthView, PartitionView, RegionView, SCHEMA, Status,
+    TrendPoint,
 };
 use super::sampler::{self, DEAD_SPAN, Hits, Kept, TREND_SPAN, hits_of};
 use crate::config::Config;
@@ -279,7 +280,9 @@ impl Sources {
             })
             .collect();
         let signoffs = snap.signoffs.clone();
+        let health = Self::health_view(&snap, &alerts);
         Status {
+            health,
             interfaces,
             signoffs: signoffs
                 .as_ref()
@@ -307,6 +310,67 @@ impl Sources {
                 self.instance.store.is_some(),
                 now,
             ),
+        }
+    }
+
+    /// The overall state: the worst alert firing sets it; the connections' problems now are listed
+    /// whether or not their alert has fired yet.
+    pub(super) fn health_view(snap: &LiveSnapshot, alerts: &[AlertView]) -> HealthView {
+        use crate::ops::health::Trouble;
+        let mut problems = Vec::new();
+        if let Some((t, why)) = snap.link.kafka_down() {
+            let since = snap
+                .link
+                .down_since
+                .map_or_else(String::new, |t| format!(" since {}", rfc3339(Some(t))));
+            problems.push(match t {
+                Trouble::Unreachable => format!("No Kafka broker answers{since}: {why}."),
+                Trouble::Authentication => {
+                    format!("The Kafka brokers refuse this client's credentials{since}: {why}.")
+                }
+                Trouble::Tls => {
+                    format!("The Kafka brokers refuse this client's TLS{since}: {why}.")
+                }
+            });
+        } else if snap.link.brokers_up.is_some_and(|n| n > 0) && snap.assigned == 0 {
+            problems.push("The brokers answer and this instance holds no partition.".to_string());
+        }
+        if let Some((at, why)) = &snap.link.store_down {
+            problems.push(format!(
+                "The state store does not answer since {}: {why}.",
+                rfc3339(Some(*at))
+            ));
+        }
+        let worst = alerts
+            .iter()
+            .find(|a| a.severity == "critical")
+            .or_else(|| alerts.first());
+        let (state, headline) = match worst {
+            None => match problems.first() {
+                // Not yet an alert (it fires after alerts.health_for): not "OK" either.
+                Some(p) => ("warning", format!("WARNING: {p}")),
+                None => ("ok", "OK: no alert firing".to_string()),
+            },
+            Some(a) => {
+                let word = if a.severity == "critical" {
+                    "CRITICAL"
+                } else {
+                    "WARNING"
+                };
+                let more = match alerts.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more alerts)", n - 1),
+                };
+                (
+                    a.severity.as_str(),
+                    format!("{word}: {}: {}{more}", a.alert, a.summary),
+                )
+            }
+        };
+        HealthView {
+            state: state.to_string(),
+            headline,
+            problems,
         }
     }
 

@@ -42,6 +42,22 @@ pub struct Status {
     /// Why the store's sign-offs could not be read the last time, if so.
     #[serde(default)]
     pub signoffs_error: Option<String>,
+    /// The overall state, first thing the page and `status` say (issue 33).
+    #[serde(default)]
+    pub health: HealthView,
+}
+
+/// The overall state: the worst alert firing, and the connections' problems now (shown before
+/// their alert fires, so a dead broker is never drawn as "OK").
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HealthView {
+    /// `ok`, `warning` or `critical`: the most severe alert firing.
+    pub state: String,
+    /// One line: the state and what is worst (what a monitoring plugin prints).
+    pub headline: String,
+    /// The pipeline's connection problems now, each a sentence, whether or not its alert has
+    /// fired yet (it fires after `alerts.health_for`).
+    pub problems: Vec<String>,
 }
 
 /// One interface now, as the availability events say.

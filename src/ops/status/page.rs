@@ -28,6 +28,7 @@ pub fn render(s: &Status) -> String {
          <title>{}</title><style>{CSS}</style></head><body>\n",
         esc(&title)
     );
+    banner(&mut h, s);
     header(&mut h, s);
     alerts(&mut h, s);
     exemptions(&mut h, s);
@@ -43,6 +44,32 @@ pub fn render(s: &Status) -> String {
         esc(&s.generated_at)
     );
     h
+}
+
+/// The overall state, first: the worst alert firing, and the connections' problems now (a dead
+/// broker is never drawn as "OK").
+fn banner(h: &mut String, s: &Status) {
+    let hv = &s.health;
+    let class = match hv.state.as_str() {
+        "critical" => "crit",
+        "warning" => "warn",
+        _ => "ok",
+    };
+    let _ = write!(
+        h,
+        "<div id=\"health\" class=\"banner {class}\" data-state=\"{}\" role=\"status\">\
+         <strong>{}</strong>",
+        esc(&hv.state),
+        esc(&hv.headline)
+    );
+    if !hv.problems.is_empty() {
+        h.push_str("<ul id=\"health-problems\">");
+        for p in &hv.problems {
+            let _ = write!(h, "<li>{}</li>", esc(p));
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("</div>\n");
 }
 
 fn header(h: &mut String, s: &Status) {
@@ -652,7 +679,10 @@ th[scope=row]{color:#1d1d1f}\
 .muted{color:#777}.note{color:#555}p.warn{font-weight:600}\
 svg.spark polyline{fill:none;stroke:#1f5fbf;stroke-width:1.5}svg.spark circle{fill:#1f5fbf}\
 svg.spark line.tpl{stroke:#8a5300;stroke-dasharray:3 2;stroke-width:1}\
-svg.spark{background:#f6f8fb}footer{margin-top:2em;color:#777}";
+svg.spark{background:#f6f8fb}footer{margin-top:2em;color:#777}\
+.banner{padding:.6em .9em;border-radius:.4em;border:2px solid currentColor;margin:.2em 0 .8em;\
+font-size:1.1em}.banner.ok{background:#e3f5e8}.banner.warn{background:#fff1cc}\
+.banner.crit{background:#fde0e0}.banner ul{margin:.3em 0 0;padding-left:1.2em;font-size:.9em}";
 
 #[cfg(test)]
 mod tests {
@@ -708,6 +738,7 @@ mod tests {
                 changes: Vec::new(),
             }],
             signoffs_error: None,
+            health: Default::default(),
             schema: SCHEMA,
             exemptions: Vec::new(),
             generated_at: "2024-03-10T10:02:00Z".into(),
