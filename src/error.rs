@@ -88,6 +88,30 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether it is standard output's reader having gone (`srv-opr status --json | head -1`):
+    /// the command ends quietly with exit 0, as `head` expects, whatever wrapped the error.
+    pub fn is_closed_pipe(&self) -> bool {
+        // `transparent` variants hand out their inner error's source, not the inner error: look
+        // at the one this holds first.
+        let first: &(dyn std::error::Error + 'static) = match self {
+            Error::Output(io) => io,
+            Error::Source(e) => e,
+            Error::Sink(e) => e,
+            Error::Kafka(e) => e,
+            _ => self,
+        };
+        let mut e = Some(first);
+        while let Some(x) = e {
+            if let Some(io) = x.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                return true;
+            }
+            e = x.source();
+        }
+        false
+    }
+
     /// Whose fault it is.
     pub fn kind(&self) -> Kind {
         match self {

@@ -18,6 +18,8 @@ fn main() -> ExitCode {
     init_logging(cli.log.as_deref());
     match cli.run() {
         Ok(code) => ExitCode::from(code),
+        // The reader of our output has gone (`| head`): nothing more to say, and no failure.
+        Err(e) if e.is_closed_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             let report = e.report();
             let mut lines = report.lines();

@@ -104,6 +104,15 @@ fn no_broker_at_all_is_critical_within_two_minutes_with_the_default_timings() {
         !active(&metrics, "SrvNoPartitionAssigned"),
         "one alert for one cause: no broker, not also no partition"
     );
+    // `status --json | head -1`: the reader gone, it ends quietly with exit 0 (issue 33).
+    crate::replay::cli::ends_quietly_on_a_closed_pipe(
+        &["status", "--url", &format!("http://{addr}"), "--json"],
+        d,
+    );
+    crate::replay::cli::ends_quietly_on_a_closed_pipe(
+        &["status", "--url", &format!("http://{addr}")],
+        d,
+    );
     stop(&mut run);
 }
 

@@ -20,7 +20,7 @@ pub struct Args {
 pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let text = generate(&cfg.definitions, &cfg.settings.alerts);
     let Some(out_path) = a.out.filter(|p| p.as_os_str() != "-") else {
-        print!("{text}");
+        crate::outp!("{text}")?;
         return Ok(());
     };
     // Whole or not at all: Prometheus may be reading the rules directory.

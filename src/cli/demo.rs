@@ -93,25 +93,25 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
         }
     })?;
     let secs = started.elapsed().as_secs_f64();
-    println!("{}", month_table(&outcome.run.aggregates, month));
-    println!(
+    crate::outln!("{}", month_table(&outcome.run.aggregates, month))?;
+    crate::outln!(
         "service users with the most misses (users.csv has every user):\n{}",
         top_users(&outcome.run.aggregates, month, 3)
-    );
-    println!(
+    )?;
+    crate::outln!(
         "{} of the requests were future-dated: measured from their execute_at, in the month they \
          ran",
         outcome.sim.future_dated
-    );
+    )?;
     if outcome.alerts.is_empty() {
-        println!("alerts firing at the end: none");
+        crate::outln!("alerts firing at the end: none")?;
     } else {
-        println!("alerts firing at the end (also sent to alerts.alertmanager_url when set):");
+        crate::outln!("alerts firing at the end (also sent to alerts.alertmanager_url when set):")?;
         for a in &outcome.alerts {
-            println!("  {a}");
+            crate::outln!("  {a}")?;
         }
     }
-    println!(
+    crate::outln!(
         "{} events ({} requests simulated) consumed from 6 partitions, {} dead letters (to the \
          dead-letter topic), {} device alerts left alone (input.ignore_types); {:.1} s in all",
         outcome.run.stats.events,
@@ -119,27 +119,27 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
         outcome.run.stats.dead_letters_total(),
         outcome.run.stats.ignored_by_type.values().sum::<u64>(),
         secs,
-    );
-    println!(
+    )?;
+    crate::outln!(
         "files: {0}/ (rpl.csv, failures.csv, users.csv, opr-inputs.csv, evidence/, summary.json); \
          the state store \
          {0}/state.db holds each partition's checkpoint: \
          SRV_OPR__STATE__URL=sqlite://{0}/state.db srv-opr rollup --month YYYY-MM reads a month \
          back from it",
         a.out.display()
-    );
+    )?;
     if let (Some(addr), None) = (&outcome.metrics, &outcome.serving) {
-        println!(
+        crate::outln!(
             "(the status page {addr}/ and {addr}/metrics closed with the demo; --keep-serving \
              keeps them up)"
-        );
+        )?;
     }
     demo_report(cfg, &a.out, month)?;
     if let (Some(addr), Some(endpoint)) = (&outcome.metrics, outcome.serving) {
-        println!(
+        crate::outln!(
             "serving the status page {addr}/ (and {addr}/status.json, {addr}/metrics) until \
              Ctrl-C; `srv-opr status --url {addr}` shows it in a terminal"
-        );
+        )?;
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -155,7 +155,7 @@ fn demo_report(cfg: &Config, out: &Path, month: Month) -> Result<(), Error> {
     const EXTERNAL: &str = include_str!("../../config/opr/RY23-24-external.csv");
     let year = RegYear::of_month(&month.to_string());
     if year.map(|y| y.start) != Some(2023) {
-        println!("report: none (the demo carries the other OPR components for RY23/24 only)");
+        crate::outln!("report: none (the demo carries the other OPR components for RY23/24 only)")?;
         return Ok(());
     }
     let external = out.join("RY23-24-external.csv");
@@ -174,10 +174,11 @@ fn demo_report(cfg: &Config, out: &Path, month: Month) -> Result<(), Error> {
         margin: None,
         replay: Vec::new(),
         out: dir.clone(),
+        allow_incomplete: false,
     };
     let r = report(&cfg, &req)?;
     let total = r.score.measures.iter().map(|m| m.kept).sum::<Decimal>();
-    println!(
+    crate::outln!(
         "report: {}/index.html and opr-RY23-24.xlsx: {month} from the store ({} components \
          scored from that month alone), the other OPR components from the seed's RY23/24 \
          figures; £{}m of £{}m retained (built in {:.2} s)",
@@ -186,7 +187,7 @@ fn demo_report(cfg: &Config, out: &Path, month: Month) -> Result<(), Error> {
         fixed(total, 3),
         fixed(r.score.margin_at_risk, 3),
         r.gather_seconds + r.render_seconds
-    );
+    )?;
     Ok(())
 }
 

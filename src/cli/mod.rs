@@ -5,6 +5,23 @@
 //! The library functions a command is made of (`replay::replay`, `run::run`, …) are public, so
 //! tests and benches drive exactly what the binary does.
 
+/// `println!` for a command's results: an `Err` instead of a panic when standard output fails
+/// (a closed pipe, `| head`, which `main` ends quietly with exit 0; a full disk).
+#[macro_export]
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::cli::out(&format!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// `print!` likewise.
+#[macro_export]
+macro_rules! outp {
+    ($($t:tt)*) => {
+        $crate::cli::out(&format!($($t)*))
+    };
+}
+
 pub mod alert_rules;
 pub mod args;
 pub mod demo;
@@ -26,6 +43,15 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 use crate::error::Error;
+
+/// Writes `text` to standard output and flushes it.
+pub fn out(text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes())?;
+    o.flush()?;
+    Ok(())
+}
 
 /// Service Request events to the regulator's performance figures (OPR).
 #[derive(Parser, Debug)]

@@ -51,7 +51,7 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
         )?;
         let json = serde_json::to_string_pretty(&r)
             .map_err(|e| Error::Internal(format!("cannot encode the counts: {e}")))?;
-        println!("{json}");
+        crate::outln!("{json}")?;
         return Ok(());
     }
     let outcome = replay(cfg, &inputs, &a.out, !a.no_progress)?;

@@ -45,6 +45,10 @@ pub struct Args {
     /// Output directory (default ./report-RYxx-yy).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Put months whose events do not cover them (`complete = false`: a gap longer than
+    /// `time.coverage_max_gap`) into the year all the same; each is flagged.
+    #[arg(long)]
+    allow_incomplete: bool,
     #[command(flatten)]
     exemptions: super::args::Exemptions,
 }
@@ -63,12 +67,13 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
         margin,
         replay: inputs_from_paths(&a.replay),
         out: out.clone(),
+        allow_incomplete: a.allow_incomplete,
     };
     let r = report(cfg, &req)?;
     for w in &r.score.warnings {
         eprintln!("srv-opr: warning: {w}");
     }
-    print!("{}", render::table(&r.score));
+    crate::outp!("{}", render::table(&r.score))?;
     let months: Vec<String> = r
         .months
         .iter()
@@ -111,6 +116,8 @@ pub struct ReportRequest {
     pub replay: Vec<Input>,
     /// The output directory.
     pub out: PathBuf,
+    /// Put incomplete months into the year all the same (flagged).
+    pub allow_incomplete: bool,
 }
 
 /// What `report` wrote.
@@ -174,6 +181,17 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error>
         replay_into(cfg, &req.replay, &outdir, false)?.aggregates
     };
     let gather_seconds = started.elapsed().as_secs_f64();
+    // A month the events do not cover would be averaged with full ones: refused unless asked.
+    let incomplete = incomplete_months(&aggregates, &months);
+    if !incomplete.is_empty() && !req.allow_incomplete {
+        return Err(Error::Usage(format!(
+            "{}: a year's score would average {} with full months; give --allow-incomplete \
+             to put {} in all the same (flagged), or replay the missing events",
+            incomplete.join("; "),
+            if incomplete.len() == 1 { "it" } else { "them" },
+            if incomplete.len() == 1 { "it" } else { "them" },
+        )));
+    }
     let rendering = Instant::now();
     // Each month's sign-off against its figures now (issue 31), where the store keeps them.
     let signoffs = if req.replay.is_empty() {
@@ -219,6 +237,38 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error>
     })
 }
 
+/// Each of `months` with requests whose events do not cover it, said with its gaps:
+/// `2024-02 is not complete: no valid event from … to …`.
+pub fn incomplete_months(aggregates: &Aggregates, months: &[Month]) -> Vec<String> {
+    let with_rows = aggregates.months();
+    let gap = crate::engine::time::Dur(aggregates.coverage_max_gap());
+    months
+        .iter()
+        .filter(|m| with_rows.contains(m))
+        .filter_map(|m| {
+            let j = aggregates.completeness(*m);
+            (!j.complete).then(|| {
+                let gaps: Vec<String> = j
+                    .gaps
+                    .iter()
+                    .take(3)
+                    .map(|(a, b)| format!("{} to {}", a.to_rfc3339_millis(), b.to_rfc3339_millis()))
+                    .collect();
+                let more = j.gaps.len().saturating_sub(3);
+                format!(
+                    "{m} is not complete: no valid event from {}{} (time.coverage_max_gap {gap})",
+                    gaps.join(", from "),
+                    if more > 0 {
+                        format!(" and {more} more gaps")
+                    } else {
+                        String::new()
+                    }
+                )
+            })
+        })
+        .collect()
+}
+
 /// What a report shows besides the year's aggregates.
 pub struct Besides<'a> {
     /// Score input rows given with `--inputs` (the components not derived from the stream).
@@ -258,11 +308,17 @@ pub fn render_report(
         .map_err(ScoreError::Streaming)?;
     rows.extend(external);
     // Warnings (months missing) are in the score for the caller to show.
-    let score =
+    let mut score =
         model::score(scheme, &rows, margin, &[]).map_err(|problems| ScoreError::Report {
             streaming: streaming_components(scheme),
             problems,
         })?;
+    // Incomplete months reach here only when allowed (`--allow-incomplete`): flagged.
+    for m in incomplete_months(aggregates, &months) {
+        score
+            .warnings
+            .push(format!("{m}; put into the year by --allow-incomplete"));
+    }
     write_score(outdir, &score)?;
     let mut files = vec!["score.csv".to_string(), "score.json".to_string()];
     let y = Year {

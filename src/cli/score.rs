@@ -39,6 +39,10 @@ pub struct Args {
     /// Write score.csv and score.json here.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Score months whose events do not cover them (`complete = false` in the roll-up's
+    /// `summary.json`) all the same; each is named in a warning.
+    #[arg(long)]
+    allow_incomplete: bool,
 }
 
 /// Scores the year and prints the table (and what-ifs).
@@ -61,7 +65,24 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
         .map(|w| Override::parse(w, &scheme))
         .collect::<Result<_, _>>()?;
     let rows = read_inputs(&inputs)?;
-    let base = model::score(&scheme, &rows, margin, &[]).map_err(ScoreError::Inputs)?;
+    let incomplete = match &a.from_rollup {
+        Some(dir) => incomplete_in_rollup(dir, &rows)?,
+        None => Vec::new(),
+    };
+    if !incomplete.is_empty() && !a.allow_incomplete {
+        return Err(Error::Usage(format!(
+            "{}: a year's score would average {} with full months; give --allow-incomplete to \
+             score {} all the same",
+            incomplete.join("; "),
+            if incomplete.len() == 1 { "it" } else { "them" },
+            if incomplete.len() == 1 { "it" } else { "them" },
+        )));
+    }
+    let mut base = model::score(&scheme, &rows, margin, &[]).map_err(ScoreError::Inputs)?;
+    for m in &incomplete {
+        base.warnings
+            .push(format!("{m}; scored by --allow-incomplete"));
+    }
     let report = if overrides.is_empty() {
         base.clone()
     } else {
@@ -80,8 +101,55 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
         write_score(&dir, &report)?;
         dir.publish()?;
     }
-    print!("{text}");
+    crate::outp!("{text}")?;
     Ok(())
+}
+
+/// The months of a roll-up's score inputs whose events do not cover them, as its
+/// `summary.json` says (`coverage`; a roll-up from before issue 33 says nothing, and nothing is
+/// refused), each with its gaps.
+fn incomplete_in_rollup(dir: &std::path::Path, rows: &[InputRow]) -> Result<Vec<String>, Error> {
+    let path = dir.join("summary.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(Vec::new());
+    };
+    let summary: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Error::Usage(format!(
+            "{} is not the summary of a roll-up: {e}",
+            path.display()
+        ))
+    })?;
+    let Some(coverage) = summary.get("coverage").and_then(|c| c.as_object()) else {
+        return Ok(Vec::new());
+    };
+    let scored: std::collections::BTreeSet<String> =
+        rows.iter().map(|r| r.period.to_string()).collect();
+    Ok(coverage
+        .iter()
+        .filter(|(m, c)| scored.contains(*m) && c["complete"] == false)
+        .map(|(m, c)| {
+            let gaps: Vec<String> = c["gaps"]
+                .as_array()
+                .map(|g| {
+                    g.iter()
+                        .take(3)
+                        .map(|x| {
+                            format!(
+                                "{} to {}",
+                                x[0].as_str().unwrap_or("?"),
+                                x[1].as_str().unwrap_or("?")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "{m} is not complete ({}): no valid event from {}",
+                path.display(),
+                gaps.join(", from ")
+            )
+        })
+        .collect())
 }
 
 /// The margin at risk: `given` (which must be positive), else the scheme's.

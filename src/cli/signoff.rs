@@ -65,7 +65,7 @@ pub fn sign_main(cfg: &Config, a: SignArgs) -> Result<(), Error> {
     )?;
     let rows = s.rpl_csv.lines().count().saturating_sub(1);
     let interfaces = s.availability_csv.lines().count().saturating_sub(1);
-    println!(
+    crate::outln!(
         "signed {month} ({} view) as sign-off {}: by {} at {}; {rows} rows, {interfaces} \
          interface rows; definitions {}; register {}{}",
         s.view,
@@ -86,7 +86,7 @@ pub fn sign_main(cfg: &Config, a: SignArgs) -> Result<(), Error> {
             .as_deref()
             .map(|r| format!("; NOT FINAL, signed with --force: {r}"))
             .unwrap_or_default()
-    );
+    )?;
     Ok(())
 }
 

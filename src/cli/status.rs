@@ -62,10 +62,10 @@ pub fn main(cfg: &Config, a: Args) -> Result<u8, Error> {
         Err(e) => return Err(e),
     };
     if a.json {
-        println!("{}", body.trim_end());
+        crate::outln!("{}", body.trim_end())?;
     } else {
         let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        print!("{}", render(&status, a.all, colour));
+        crate::outp!("{}", render(&status, a.all, colour))?;
     }
     let critical = status
         .alerts
@@ -89,14 +89,14 @@ pub fn main(cfg: &Config, a: Args) -> Result<u8, Error> {
             _ => x.alert.clone(),
         })
         .collect();
-    println!(
+    crate::outln!(
         "srv-opr status: {word}: {critical} critical, {warning} warning alerts firing{}",
         if names.is_empty() {
             String::new()
         } else {
             format!(": {}", names.join(", "))
         }
-    );
+    )?;
     Ok(code)
 }
 

@@ -220,6 +220,7 @@ impl Config {
             register: std::sync::Arc::new(self.register.clone()),
             evidence_sample: self.settings.evidence.sample,
             misses: None,
+            coverage_max_gap: t.coverage_max_gap,
         })
     }
 

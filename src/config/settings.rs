@@ -231,6 +231,9 @@ pub struct TimeSettings {
     pub orphan_wait: Option<Dur>,
     /// Cap on responses waiting for their requests.
     pub max_waiting_responses: usize,
+    /// A month is complete when no gap between its valid events (nor before the first, nor after
+    /// the last) is longer than this (issue 33).
+    pub coverage_max_gap: Dur,
 }
 
 /// The largest `input.max_event_bytes`: 64 MiB, 64 times Kafka's default message limit (a
@@ -364,6 +367,13 @@ struct RawTime {
     dedupe_horizon: String,
     orphan_wait: String,
     max_waiting_responses: i64,
+    #[serde(default = "default_coverage_max_gap")]
+    coverage_max_gap: String,
+}
+
+/// `time.coverage_max_gap` when a configuration file from before issue 33 lacks it.
+fn default_coverage_max_gap() -> String {
+    "6h".into()
 }
 
 #[derive(Deserialize)]
@@ -585,6 +595,19 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
     if let Err(e) = crate::engine::calendar::Calendar::new(&raw.time.zone) {
         c.push("time.zone", crate::diagnostic::chain(&e));
     }
+    let coverage_max_gap = c
+        .dur("time.coverage_max_gap", &raw.time.coverage_max_gap)
+        .and_then(|d| {
+            if d.0 < crate::engine::aggregate::COVERAGE_JOIN {
+                c.push(
+                    "time.coverage_max_gap",
+                    "must be at least 15m (events closer than that are one stretch)".into(),
+                );
+                None
+            } else {
+                Some(d)
+            }
+        });
     let max_waiting = c.within(
         "time.max_waiting_responses",
         raw.time.max_waiting_responses,
@@ -744,6 +767,7 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
             dedupe_horizon: dedupe_horizon?,
             orphan_wait: orphan_wait?,
             max_waiting_responses: max_waiting?,
+            coverage_max_gap: coverage_max_gap?,
         },
         exemptions: ExemptionSettings {
             file: raw.exemptions.file.trim().to_string(),

@@ -37,6 +37,12 @@ impl PartitionMerge {
         }
     }
 
+    /// The merged aggregates judging a month incomplete at a gap longer than `gap`.
+    pub fn with_coverage_gap(mut self, gap: crate::engine::time::Dur) -> PartitionMerge {
+        self.aggregates = self.aggregates.with_coverage_gap(gap);
+        self
+    }
+
     /// A live partition: its aggregates and event counts.
     pub fn add(&mut self, aggregates: &Aggregates, stats: &PipelineStats) {
         self.aggregates.merge(aggregates);

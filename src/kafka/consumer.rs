@@ -499,7 +499,8 @@ fn outcome(
         pipeline.definitions.clone(),
         pipeline.calendar.clone(),
         pipeline.register.clone(),
-    );
+    )
+    .with_coverage_gap(pipeline.coverage_max_gap);
     let mut combined = Ts::MAX;
     let mut names = Vec::new();
     for mut part in states {

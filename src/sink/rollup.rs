@@ -16,8 +16,8 @@ use crate::engine::pipeline::{EventResult, EventType, PipelineStats};
 use crate::engine::time::Ts;
 
 /// `rpl.csv` header (normative; `exempted` since issue 29, the acknowledgement segment since
-/// issue 32): the same for `rpl.<view>.csv`.
-pub const RPL_HEADER: &str = "month,measure,region,requests,within_target,succeeded,no_response,rpl_percent,p50_ms,p95_ms,p99_ms,max_ms,revision,final,exempted,acked,ack_p50_ms,ack_p95_ms,after_ack_p95_ms";
+/// issue 32, `complete` since issue 33): the same for `rpl.<view>.csv`.
+pub const RPL_HEADER: &str = "month,measure,region,requests,within_target,succeeded,no_response,rpl_percent,p50_ms,p95_ms,p99_ms,max_ms,revision,final,exempted,acked,ack_p50_ms,ack_p95_ms,after_ack_p95_ms,complete";
 /// `users.csv` header (normative, issue 32).
 pub const USERS_HEADER: &str =
     "month,measure,user,requests,within_target,succeeded,no_response,rpl_percent";
@@ -41,6 +41,9 @@ pub struct RplLine {
     pub rpl: String,
     /// The month is final.
     pub is_final: bool,
+    /// The month's valid events cover it from its first minute to its last, no gap longer than
+    /// `time.coverage_max_gap`.
+    pub complete: bool,
     /// Requests the view's exemptions took out of the row (in none of its counts).
     pub exempted: u64,
     /// The row's requests before them.
@@ -88,6 +91,7 @@ pub fn rpl_lines_of(agg: &Aggregates, months: Option<&[Month]>, view: usize) -> 
         }
         let measure = &defs.measures[mi as usize];
         let is_final = agg.is_final(month);
+        let complete = agg.completeness(month).complete;
         let tallies = exempted.regions(view, month, mi);
         let mut all = Row::default();
         let mut all_exempted = 0;
@@ -121,6 +125,7 @@ pub fn rpl_lines_of(agg: &Aggregates, months: Option<&[Month]>, view: usize) -> 
                 hits,
                 rpl,
                 is_final,
+                complete,
                 exempted,
                 requests_before,
             });
@@ -142,7 +147,7 @@ pub fn rpl_csv(lines: &[RplLine]) -> String {
         let r = &l.row;
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             l.month,
             csv_field(&l.measure),
             l.region,
@@ -162,6 +167,7 @@ pub fn rpl_csv(lines: &[RplLine]) -> String {
             opt(r.ack_quantile_ms(0.50)),
             opt(r.ack_quantile_ms(0.95)),
             opt(r.after_ack_quantile_ms(0.95)),
+            l.complete,
         );
     }
     s
@@ -353,7 +359,7 @@ pub fn opr_inputs_csv(lines: &[RplLine], schemes: &[crate::score::scheme::Scheme
 
 /// `availability.csv` header (issue 30).
 pub const AVAILABILITY_HEADER: &str =
-    "month,interface,minutes,down_minutes,exempted_minutes,availability_percent,final";
+    "month,interface,minutes,down_minutes,exempted_minutes,availability_percent,final,complete";
 
 /// One line of `availability.csv`: an interface's month in one view.
 #[derive(Debug, Clone, PartialEq)]
@@ -366,6 +372,8 @@ pub struct AvailabilityLine {
     pub figures: crate::engine::availability::MonthFigures,
     /// The month is final.
     pub is_final: bool,
+    /// The month's events cover it (as `rpl.csv`'s `complete`).
+    pub complete: bool,
 }
 
 /// The lines of a view's `availability.csv`: every month from that of the first availability
@@ -382,6 +390,7 @@ pub fn availability_lines(
             continue;
         }
         let is_final = agg.availability_final(month);
+        let complete = agg.completeness(month).complete;
         for (i, figures) in agg
             .definitions()
             .interfaces
@@ -393,6 +402,7 @@ pub fn availability_lines(
                 interface: i.id.clone(),
                 figures,
                 is_final,
+                complete,
             });
         }
     }
@@ -408,7 +418,7 @@ pub fn availability_csv(lines: &[AvailabilityLine]) -> String {
         let f = &l.figures;
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{}",
             l.month,
             csv_field(&l.interface),
             f.minutes,
@@ -417,7 +427,8 @@ pub fn availability_csv(lines: &[AvailabilityLine]) -> String {
             f.percent()
                 .map(|p| p.normalize().to_string())
                 .unwrap_or_default(),
-            l.is_final
+            l.is_final,
+            l.complete
         );
     }
     s
@@ -589,6 +600,9 @@ pub struct Summary {
     pub watermark: Option<String>,
     /// Months in the output and whether each is final.
     pub months: std::collections::BTreeMap<String, bool>,
+    /// Each month with events, whether its events cover it (`time.coverage_max_gap`), and the
+    /// gaps that are too long (issue 33).
+    pub coverage: std::collections::BTreeMap<String, MonthCoverage>,
     /// SHA-256 of the effective definitions (measures, codes, classes, TRTs, zone).
     pub definitions_sha256: String,
     /// SHA-256 of the exemption register's file (`null`: no register).
@@ -621,6 +635,40 @@ pub struct Summary {
     pub wall_seconds: f64,
     /// Events read per wall-clock second.
     pub events_per_second: f64,
+}
+
+/// A month's coverage in `summary.json`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MonthCoverage {
+    /// No gap longer than `time.coverage_max_gap` from its first minute to its last.
+    pub complete: bool,
+    /// The gaps that are, as RFC 3339 `[from, to)`: no valid event between them.
+    pub gaps: Vec<[String; 2]>,
+}
+
+/// Each month of `agg` (with rows or events) and its coverage.
+pub fn coverage_of(agg: &Aggregates) -> std::collections::BTreeMap<String, MonthCoverage> {
+    let mut months: Vec<Month> = agg.months();
+    months.extend(agg.coverage().months());
+    months.sort();
+    months.dedup();
+    months
+        .into_iter()
+        .map(|m| {
+            let j = agg.completeness(m);
+            (
+                m.to_string(),
+                MonthCoverage {
+                    complete: j.complete,
+                    gaps: j
+                        .gaps
+                        .iter()
+                        .map(|(a, b)| [a.to_rfc3339_millis(), b.to_rfc3339_millis()])
+                        .collect(),
+                },
+            )
+        })
+        .collect()
 }
 
 impl Summary {
@@ -667,6 +715,7 @@ impl Summary {
                 .into_iter()
                 .map(|m| (m.to_string(), agg.is_final(m)))
                 .collect(),
+            coverage: coverage_of(agg),
             definitions_sha256: sha256.to_string(),
             exemptions_sha256: agg.register().sha256.clone(),
             views: agg.register().views.clone(),

@@ -111,7 +111,8 @@ pub fn merge_months(
         pipeline.definitions.clone(),
         pipeline.calendar.clone(),
         pipeline.register.clone(),
-    );
+    )
+    .with_coverage_gap(pipeline.coverage_max_gap);
     let partitions = store.partitions()?;
     for p in &partitions {
         if let Some(meta) = &p.meta {
@@ -132,6 +133,11 @@ pub fn merge_months(
     // Availability timelines are kept whole in each partition's meta (issue 30).
     for p in &partitions {
         if let Some(meta) = &p.meta {
+            let bad = aggregates.restore_coverage(&meta.coverage);
+            if !bad.is_empty() {
+                tracing::warn!(partition = %format!("{}/{}", p.topic, p.partition), months = ?bad,
+                    "stored coverage names months that do not read: left out");
+            }
             let unknown =
                 aggregates.restore_availability(&meta.availability, meta.availability_newest);
             if !unknown.is_empty() {

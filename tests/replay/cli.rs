@@ -310,3 +310,47 @@ fn alert_rules_print_to_stdout_unless_told_where() {
             .contains("groups:")
     );
 }
+
+/// `srv-opr ARGS` whose standard output's reader has gone before it writes (`| head` done
+/// reading): it must end quietly with exit 0, as `head` expects (issue 33).
+pub(crate) fn ends_quietly_on_a_closed_pipe(args: &[&str], cwd: &std::path::Path) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes at once: every write the command makes fails with a broken pipe.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("error") && !err.contains("Broken pipe"),
+        "{args:?}: {err}"
+    );
+}
+
+#[test]
+fn every_command_that_prints_ends_quietly_when_its_reader_has_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let seed = fixture("seed-ry2324.csv");
+    let example = fixture("spec_example.jsonl");
+    for args in [
+        &["simulate", "--month", "2024-03", "--rate", "0.01"][..],
+        &["alert-rules"],
+        &[
+            "score",
+            "--scheme",
+            "RY23/24",
+            "--inputs",
+            seed.to_str().unwrap(),
+        ],
+        &["replay", "--parse-only", example.to_str().unwrap()],
+    ] {
+        ends_quietly_on_a_closed_pipe(args, d);
+    }
+}

@@ -4,7 +4,9 @@
 //! - `order`: replaying the same events reordered (within the lateness bound) or split into
 //!   several files gives the identical `rpl.csv`.
 //! - `cli`: the `srv-opr` binary: exit codes, gzip, several files, simulate → replay, demo.
+//! - `coverage`: a month's `complete`: a whole month, a part of one, a day missing.
 
-mod cli;
+pub(crate) mod cli;
+mod coverage;
 mod golden;
 mod order;

@@ -83,7 +83,14 @@ pub struct Aggregates {
     pub(super) availability_newest: Ts,
     /// Missed requests kept per row and failure bucket (`[evidence] sample`).
     pub(super) sample_cap: usize,
+    /// Which stretches of each month the valid events cover (issue 33).
+    pub(super) coverage: super::Coverage,
+    /// A longer gap makes a month incomplete (ns; `time.coverage_max_gap`).
+    pub(super) coverage_max_gap: i64,
 }
+
+/// `time.coverage_max_gap`'s default: six hours.
+pub const DEFAULT_COVERAGE_MAX_GAP: i64 = 6 * 3600 * crate::engine::time::NANOS_PER_SEC;
 
 impl Aggregates {
     /// Empty aggregates; months in `calendar`'s zone.
@@ -110,7 +117,49 @@ impl Aggregates {
             availability: vec![Timeline::default(); defs_interfaces],
             availability_newest: Ts::MIN,
             sample_cap: crate::engine::aggregate::SAMPLE_SIZE,
+            coverage: super::Coverage::default(),
+            coverage_max_gap: DEFAULT_COVERAGE_MAX_GAP,
         }
+    }
+
+    /// These aggregates judging a month incomplete at a gap longer than `gap`.
+    pub fn with_coverage_gap(mut self, gap: crate::engine::time::Dur) -> Aggregates {
+        self.coverage_max_gap = gap.0;
+        self
+    }
+
+    /// A valid event at `at`: its instant is covered.
+    #[inline]
+    pub fn record_event(&mut self, at: Ts) {
+        let month = self.calendar.month_of(at);
+        self.coverage.record(month, at);
+    }
+
+    /// The stretches the valid events cover.
+    pub fn coverage(&self) -> &super::Coverage {
+        &self.coverage
+    }
+
+    /// Adds saved stretches (a restored checkpoint, another partition's in a store); the months
+    /// that do not read.
+    pub fn restore_coverage(&mut self, saved: &[super::SavedCoverage]) -> Vec<String> {
+        self.coverage.restore(saved)
+    }
+
+    /// Whether `month` is complete: its valid events reach from its first minute to its last
+    /// with no gap longer than `time.coverage_max_gap`; and the gaps that are.
+    pub fn completeness(&self, month: Month) -> super::Judged {
+        self.coverage.judge(
+            month,
+            self.calendar.start_of(month),
+            self.calendar.end_of(month),
+            self.coverage_max_gap,
+        )
+    }
+
+    /// The longest gap a complete month may have (ns).
+    pub fn coverage_max_gap(&self) -> i64 {
+        self.coverage_max_gap
     }
 
     /// These aggregates keeping up to `cap` missed requests per row and failure bucket.
@@ -409,6 +458,7 @@ impl Aggregates {
             a.merge(b);
         }
         self.availability_newest = self.availability_newest.max(other.availability_newest);
+        self.coverage.merge(&other.coverage);
         self.stats.decided += other.stats.decided;
         self.stats.unmeasured += other.stats.unmeasured;
         self.stats.revised += other.stats.revised;

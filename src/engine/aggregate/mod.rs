@@ -11,6 +11,7 @@
 //! - `exempt`: what the exemption register takes out of the rows, per view;
 //! - `cells`: counts per minute of request due time, kept by the store so any register can be
 //!   applied to any month later;
+//! - `coverage`: which stretches of each month the valid events cover (a month's `complete`);
 //! - `users`: a row's counts by service user, keyed without hashing on the hot path;
 //! - `histogram`: the per-row hdrhistogram and the live fixed-bucket histogram;
 //! - `checkpoint`: rows as the store keeps them, change tracking, restore.
@@ -18,6 +19,7 @@
 mod aggregates;
 mod cells;
 mod checkpoint;
+mod coverage;
 mod exempt;
 mod histogram;
 mod row;
@@ -26,6 +28,7 @@ mod users;
 pub use aggregates::{AggregateStats, Aggregates, Block};
 pub use cells::{CellCounts, CellDeltas, SavedCell};
 pub use checkpoint::{RowError, SavedRow};
+pub use coverage::{Coverage, JOIN as COVERAGE_JOIN, Judged, SavedCoverage};
 pub use exempt::{Exempted, Tally};
 pub use histogram::{RtHist, SEGMENT_ACK, SEGMENT_AFTER_ACK, SEGMENT_RESPONSE, Segments};
 pub use row::{Days, Outcome, Row, SAMPLE_SIZE, Sampled, outcome, rpl_decimal, rpl_percent};

@@ -62,6 +62,10 @@ pub struct SavedMeta {
     /// The newest availability event's `at` (ns).
     #[serde(default)]
     pub availability_newest: Option<i64>,
+    /// Which stretches of each month the valid events cover (issue 33): a few per month, so
+    /// kept whole here.
+    #[serde(default)]
+    pub coverage: Vec<crate::engine::aggregate::SavedCoverage>,
 }
 
 /// A month × measure block as stored: the three regions' rows.
@@ -162,6 +166,7 @@ impl<S: DeadLetterSink> Pipeline<S> {
         SavedMeta {
             availability,
             availability_newest,
+            coverage: self.aggregates.coverage().save(),
             watermark: self.correlator.watermark().0,
             aggregate_watermark: self.aggregates.watermark().0,
             srvs: self.catalog.srv_names(),
@@ -235,6 +240,10 @@ impl<S: DeadLetterSink> Pipeline<S> {
                 interfaces = ?unknown,
                 "the checkpoint has availability of interfaces the definitions no longer have: left out"
             );
+        }
+        let bad = p.aggregates.restore_coverage(&meta.coverage);
+        if !bad.is_empty() {
+            tracing::warn!(months = ?bad, "the checkpoint's coverage names months that do not read: left out");
         }
         p.aggregates.set_watermark(Ts(meta.aggregate_watermark));
         p.stats = meta.stats;

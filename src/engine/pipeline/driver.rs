@@ -62,6 +62,8 @@ pub struct PipelineConfig {
     pub evidence_sample: usize,
     /// Where every missed request goes as it is decided (`[evidence] sample = "all"`).
     pub misses: Option<Arc<dyn MissSink>>,
+    /// A month with a longer gap between valid events is incomplete (`time.coverage_max_gap`).
+    pub coverage_max_gap: crate::engine::time::Dur,
 }
 
 /// Decode → correlate → aggregate for one correlation scope (a replay, or one partition).
@@ -100,7 +102,8 @@ impl<S: DeadLetterSink> Pipeline<S> {
             correlator: Correlator::new(cfg.correlator.clone()),
             aggregates: Aggregates::new(defs, cfg.calendar.clone())
                 .with_register(cfg.register.clone())
-                .with_sample_cap(cfg.evidence_sample),
+                .with_sample_cap(cfg.evidence_sample)
+                .with_coverage_gap(cfg.coverage_max_gap),
             misses: cfg.misses.clone(),
             sink,
             sources,
@@ -177,6 +180,8 @@ impl<S: DeadLetterSink> Pipeline<S> {
             }
         };
         let at = event.at();
+        // Every valid event shows the feed covered its instant (issue 33's `complete`).
+        self.aggregates.record_event(at);
         let wm = self.correlator.watermark();
         if let Event::Availability(a) = &event {
             return self.availability(a, pos, raw, wm);
