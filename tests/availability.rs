@@ -352,6 +352,7 @@ fn a_year_of_availability_events_replayed_with_its_register_equals_the_oracle() 
             ),
             "--from-rollup",
             "out",
+            "--allow-incomplete",
         ],
     );
     let err = String::from_utf8_lossy(&o.stderr);

@@ -514,3 +514,31 @@ fn the_ry24_25_scheme_weighs_60_15_25() {
         )
     );
 }
+
+/// A measure scored in full keeps its whole allocation and loses exactly nothing: no
+/// `-0.0000000000000000000000000001` from thirds that do not add back up (issue 33), and no
+/// negative zero anywhere in `score.json`.
+#[test]
+fn a_full_score_loses_exactly_nothing_and_no_output_holds_a_negative_zero() {
+    let r = score(&ry2324(), &seed_rows(), d("8.938"), &[]).unwrap();
+    for m in &r.measures {
+        assert!(m.lost >= Decimal::ZERO, "{}: lost {}", m.measure, m.lost);
+        assert!(m.kept <= m.allocation, "{}: kept {}", m.measure, m.kept);
+        assert_eq!(m.kept + m.lost, m.allocation, "{}", m.measure);
+        for p in &m.parts {
+            assert!(
+                p.lost >= Decimal::ZERO,
+                "{} {}: {}",
+                m.measure,
+                p.scope,
+                p.lost
+            );
+        }
+    }
+    let sdm1 = measure(&r, "SDM1");
+    assert_eq!(sdm1.lost, Decimal::ZERO, "every part full");
+    assert_eq!(sdm1.kept, sdm1.allocation);
+    let json = srv_opr::score::render::score_json(&r).unwrap();
+    assert!(!json.contains("\"-0"), "{json}");
+    assert!(!score_csv(&r).contains(",-0"), "{}", score_csv(&r));
+}

@@ -475,8 +475,16 @@ fn measure_score(
         scopes.push(("non-regional".into(), rpl_of(Part::A, None), alloc_a));
     }
     if matches!(m.mechanism, Mechanism::B | Mechanism::AB) {
-        for r in REGIONS {
-            scopes.push((r.into(), rpl_of(Part::B, Some(r)), alloc_b / three()));
+        // Thirds, the last taking what the first two leave: the parts add back up to the
+        // allocation exactly, so a full score keeps all of it and a nil one none (not ±1e-28).
+        let third = alloc_b / three();
+        for (i, r) in REGIONS.iter().enumerate() {
+            let alloc = if i + 1 == REGIONS.len() {
+                alloc_b - third - third
+            } else {
+                third
+            };
+            scopes.push(((*r).into(), rpl_of(Part::B, Some(r)), alloc));
         }
     }
     // Zero-weighted measures without every input are reported as not assessed.
@@ -500,8 +508,9 @@ fn measure_score(
             lost: alloc - kept,
         });
     }
+    // The parts' allocations add up to the allocation exactly, so these two do too.
     out.kept = out.parts.iter().map(|p| p.kept).sum();
-    out.lost = allocation - out.kept;
+    out.lost = out.parts.iter().map(|p| p.lost).sum();
     out.retained_share = weighted.then(|| out.kept / allocation);
     Ok(out)
 }
@@ -549,7 +558,15 @@ fn vmm_score(
     }
     match score {
         Some(s) => {
-            out.kept = allocation * s / three();
+            // A full score (3) keeps exactly all, a nil one exactly nothing (not ±1e-28 from
+            // a third that is not exact in 28 digits).
+            out.kept = if s >= three() {
+                allocation
+            } else if s <= Decimal::ZERO {
+                Decimal::ZERO
+            } else {
+                allocation * s / three()
+            };
             out.vmm = Some(VmmScore {
                 score: s,
                 sub_questions: subs,
