@@ -104,6 +104,23 @@ fn no_broker_at_all_is_critical_within_two_minutes_with_the_default_timings() {
         !active(&metrics, "SrvNoPartitionAssigned"),
         "one alert for one cause: no broker, not also no partition"
     );
+    // The page's URL or the JSON's serve as --url (issue 33: the JSON's was doubled).
+    for url in [
+        format!("http://{addr}/status.json"),
+        format!("http://{addr}/"),
+        format!("http://{addr}/index.html"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+            .args(["status", "--url", &url, "--check"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{url}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
     // `status --json | head -1`: the reader gone, it ends quietly with exit 0 (issue 33).
     crate::replay::cli::ends_quietly_on_a_closed_pipe(
         &["status", "--url", &format!("http://{addr}"), "--json"],

@@ -241,6 +241,9 @@ pub fn demo_live(
         until_caught_up: true,
         input_complete: Some(produced),
         accept_config_change: false,
+        // The embedded broker made the topic with librdkafka's default limit and cannot be
+        // asked for it (no DescribeConfigs): asking only waited 10 s and warned.
+        dead_letter_limit: Some(1_000_000),
     };
     let outcome = run(&cfg, &pipeline, out, &opts, stop, &endpoint);
     let (sim_stats, delivered) = simulator

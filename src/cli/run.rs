@@ -56,6 +56,7 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
         until_caught_up: a.until_caught_up,
         input_complete: None,
         accept_config_change: a.accept_config_change,
+        dead_letter_limit: None,
     };
     run(cfg, &pipeline, &a.out, &opts, &stop, &endpoint)?;
     Ok(())

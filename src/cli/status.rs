@@ -103,7 +103,15 @@ pub fn main(cfg: &Config, a: Args) -> Result<u8, Error> {
 /// `/status.json` of the endpoint, parsed, and its text.
 fn fetch(cfg: &Config, a: &Args) -> Result<(Status, String), Error> {
     let base = match &a.url {
-        Some(u) => u.trim_end_matches('/').to_string(),
+        // The page's URL or the JSON's, as a browser shows them, name the same endpoint.
+        Some(u) => {
+            let u = u.trim_end_matches('/');
+            u.strip_suffix("/status.json")
+                .or_else(|| u.strip_suffix("/index.html"))
+                .unwrap_or(u)
+                .trim_end_matches('/')
+                .to_string()
+        }
         None if cfg.settings.http.listen.is_empty() => {
             return Err(Error::Usage(
                 "http.listen is empty (no endpoint is served): give --url".into(),

@@ -424,6 +424,36 @@ fn parse_json(raw: &[u8]) -> Result<Wire<'_>, DeadReason> {
     serde_json::from_slice(raw).map_err(|_| DeadReason::MalformedJson)
 }
 
+/// What is wrong with a `missing_field` event, in words naming the field and what was found
+/// (`` `at` is a number, not a string ``): read again from its bytes, only for a dead letter.
+pub fn missing_field_detail(raw: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(raw).ok()?;
+    let o = v.as_object()?;
+    let found = |k: &str| -> Option<String> {
+        let what = match o.get(k) {
+            None => "absent",
+            Some(serde_json::Value::Null) => "null",
+            Some(serde_json::Value::String(s)) if s.is_empty() => "empty",
+            Some(serde_json::Value::String(_)) => return None,
+            Some(serde_json::Value::Number(_)) => "a number, not a string",
+            Some(serde_json::Value::Bool(_)) => "a boolean, not a string",
+            Some(serde_json::Value::Array(_)) => "an array, not a string",
+            Some(serde_json::Value::Object(_)) => "an object, not a string",
+        };
+        Some(format!("`{k}` is {what}"))
+    };
+    if let Some(p) = found("type") {
+        return Some(p);
+    }
+    let fields: &[&str] = match o.get("type").and_then(|t| t.as_str()) {
+        Some("request") => &["id", "at", "srv", "region", "provider"],
+        Some("response") => &["id", "at", "code"],
+        Some("availability") => &["interface", "state", "at"],
+        _ => return None,
+    };
+    fields.iter().find_map(|k| found(k))
+}
+
 /// Decodes and validates one event (a line without its terminator, or a message value).
 pub fn decode(raw: &[u8], max_event_bytes: usize) -> Result<Event<'_>, DeadReason> {
     if raw.len() > max_event_bytes {

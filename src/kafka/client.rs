@@ -33,6 +33,46 @@ pub fn client_config(cfg: &Config, defaults: &[(&str, &str)]) -> Result<ClientCo
     Ok(cc)
 }
 
+/// [`client_config`] for a producer: the consumer's own properties (`fetch.wait.max.ms`, …)
+/// left out, which librdkafka would only warn about (CONFWARN) and ignore.
+pub fn producer_config(
+    cfg: &Config,
+    defaults: &[(&str, &str)],
+) -> Result<ClientConfig, KafkaError> {
+    let mut cc = client_config(cfg, defaults)?;
+    drop_consumer_only(&mut cc);
+    Ok(cc)
+}
+
+/// Removes the properties only a consumer takes.
+pub fn drop_consumer_only(cc: &mut ClientConfig) {
+    for k in CONSUMER_ONLY {
+        cc.remove(k);
+    }
+}
+
+/// Consumer properties a producer does not take.
+const CONSUMER_ONLY: &[&str] = &[
+    "group.id",
+    "group.instance.id",
+    "enable.auto.commit",
+    "auto.offset.reset",
+    "isolation.level",
+    "enable.partition.eof",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.queue.backoff.ms",
+    "fetch.min.bytes",
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.wait.max.ms",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "partition.assignment.strategy",
+    "group.protocol",
+];
+
 /// Sets `-X`-style properties over `cc`. The value of a secret property (`sasl.password`, …),
 /// or of anything named like one (a misspelt `sasl.pasword` too), is remembered as a secret, so
 /// it is masked wherever librdkafka echoes it.

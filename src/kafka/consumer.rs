@@ -55,6 +55,9 @@ pub struct RunOptions {
     pub input_complete: Option<Arc<AtomicBool>>,
     /// Adopt the current measure definitions if the state store was made under others.
     pub accept_config_change: bool,
+    /// The dead-letter topic's `max.message.bytes` when the caller knows it (the demo made the
+    /// topic on a broker that cannot be asked); `None`: asked of the brokers.
+    pub dead_letter_limit: Option<usize>,
 }
 
 /// What `run` leaves behind.
@@ -83,7 +86,7 @@ pub fn run(
     // A wrong password or an untrusted certificate stops the run here, with its reason,
     // instead of after an assignment that never comes.
     let answered = super::probe::probe(&client_config(cfg, &[])?)?;
-    let dead = dead_letter_producer(cfg, answered)?;
+    let dead = dead_letter_producer(cfg, answered, opts.dead_letter_limit)?;
     let failed = Arc::new(AtomicBool::new(false));
     let (dispatcher, commits) = start_workers(cfg, pipeline, opts, &dead, &live, &failed)?;
     let (consumer, group) = subscribe(cfg, dispatcher)?;
@@ -104,13 +107,19 @@ pub fn run(
 /// batches and messages are sized to the dead-letter topic's `max.message.bytes` (a broker
 /// limits batches, not messages: twenty small dead letters in one batch were once refused
 /// together by a topic taking 20 kB), and a dead letter carries at most what fits.
-fn dead_letter_producer(cfg: &Config, answered: bool) -> Result<KafkaDeadLetters, KafkaError> {
-    let mut pc = client_config(cfg, &[("linger.ms", "20")])?;
+fn dead_letter_producer(
+    cfg: &Config,
+    answered: bool,
+    known: Option<usize>,
+) -> Result<KafkaDeadLetters, KafkaError> {
+    let mut pc = super::client::producer_config(cfg, &[("linger.ms", "20")])?;
     // Brokers that did not answer the probe are not asked again here (that would be another
     // wait at the start): a dead letter they refuse as too large is cut when they say so.
-    let limit = answered
-        .then(|| topic_limit(&pc, &cfg.settings.kafka.dead_letter_topic))
-        .flatten();
+    let limit = known.or_else(|| {
+        answered
+            .then(|| topic_limit(&pc, &cfg.settings.kafka.dead_letter_topic))
+            .flatten()
+    });
     let mut max_payload = cfg.settings.input.max_event_bytes;
     if let Some(limit) = limit {
         // librdkafka's own defaults (1,000,000) fit Kafka's default limit (1,048,588); a

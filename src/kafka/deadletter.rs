@@ -129,6 +129,11 @@ impl DeadLetterSink for KafkaDeadLetters {
             ("reason".to_string(), dl.reason.as_str().as_bytes().to_vec()),
             ("origin".to_string(), dl.origin.as_bytes().to_vec()),
         ];
+        if dl.reason == crate::engine::event::DeadReason::MissingField
+            && let Some(d) = crate::engine::event::missing_field_detail(dl.raw)
+        {
+            headers.push(("detail".into(), d.into_bytes()));
+        }
         if dl.reconstructed {
             headers.push(("reconstructed".into(), b"true".to_vec()));
         }

@@ -11,7 +11,7 @@ use rdkafka::error::KafkaError as RdError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::KafkaError;
-use super::client::client_config;
+use super::client::producer_config;
 use crate::config::Config;
 use crate::diagnostic::redact;
 use crate::ops::webhook::{Intake, Record};
@@ -44,7 +44,7 @@ impl AvailabilityIntake {
     /// The intake of `cfg` (`kafka.availability_topic`, else the first of `kafka.topics`).
     pub fn new(cfg: &Config) -> Result<AvailabilityIntake, KafkaError> {
         let timeout = DELIVERY_TIMEOUT.as_millis().to_string();
-        let cc = client_config(
+        let cc = producer_config(
             cfg,
             &[
                 ("partitioner", "murmur2_random"),

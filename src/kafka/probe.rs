@@ -73,9 +73,7 @@ pub fn probe(cc: &ClientConfig) -> Result<bool, KafkaError> {
     // sanitised view whose `sasl.password` reads "[sanitized for safety]", so a probe built from
     // it sent the wrong password and refused every right one (issue 28).
     let mut pc = cc.clone();
-    for k in CONSUMER_ONLY {
-        pc.remove(k);
-    }
+    super::client::drop_consumer_only(&mut pc);
     let producer: BaseProducer<Probe, NoCustomPartitioner> = pc
         .create_with_context(Probe::default())
         .map_err(KafkaError::client(format!(
@@ -125,28 +123,6 @@ pub fn probe(cc: &ClientConfig) -> Result<bool, KafkaError> {
         }
     }
 }
-
-/// Consumer properties a producer does not take.
-const CONSUMER_ONLY: &[&str] = &[
-    "group.id",
-    "group.instance.id",
-    "enable.auto.commit",
-    "auto.offset.reset",
-    "isolation.level",
-    "enable.partition.eof",
-    "queued.min.messages",
-    "queued.max.messages.kbytes",
-    "fetch.queue.backoff.ms",
-    "fetch.min.bytes",
-    "fetch.max.bytes",
-    "max.partition.fetch.bytes",
-    "fetch.wait.max.ms",
-    "session.timeout.ms",
-    "heartbeat.interval.ms",
-    "max.poll.interval.ms",
-    "partition.assignment.strategy",
-    "group.protocol",
-];
 
 /// Why the first broker's certificate fails verification, in a person's words: it is checked
 /// again here with OpenSSL (the same library and CA file librdkafka uses), whose verify result

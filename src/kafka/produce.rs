@@ -224,6 +224,7 @@ impl LineProducer {
             .set("linger.ms", "5")
             .set("queue.buffering.max.messages", "1000000");
         super::client::set_properties(&mut cfg, &s.properties);
+        super::client::drop_consumer_only(&mut cfg);
         let _ = super::probe::probe(&cfg)?;
         let producer = cfg
             .create_with_context(DeliveryCounter::default())

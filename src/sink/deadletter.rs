@@ -1,4 +1,5 @@
-//! Dead letters as JSON Lines: `{"reason":…,"origin":…,"raw":…}`, with `raw_base64` instead of
+//! Dead letters as JSON Lines: `{"reason":…,"origin":…,"raw":…}` (a `missing_field` one with a
+//! `detail` after its reason: which field, and what was found), with `raw_base64` instead of
 //! `raw` when the bytes are not UTF-8, and `"reconstructed":true` when the original bytes were
 //! not kept (a displaced conflicting request rebuilt from its stored fields).
 
@@ -33,11 +34,15 @@ impl<W: Write> JsonlDeadLetters<W> {
 pub fn to_json(dl: &DeadLetter<'_>) -> String {
     let q = |s: &str| serde_json::Value::from(s).to_string();
     // Written by hand (not through a map, which sorts keys) so the keys keep the SPEC's order.
-    let mut s = format!(
-        "{{\"reason\":{},\"origin\":{},",
-        q(dl.reason.as_str()),
-        q(&dl.origin)
-    );
+    let mut s = format!("{{\"reason\":{},", q(dl.reason.as_str()));
+    // Which field, and what was found in it (issue 33): `missing_field` covers absent, null,
+    // empty and wrongly typed fields alike.
+    if dl.reason == crate::engine::event::DeadReason::MissingField
+        && let Some(d) = crate::engine::event::missing_field_detail(dl.raw)
+    {
+        s.push_str(&format!("\"detail\":{},", q(&d)));
+    }
+    s.push_str(&format!("\"origin\":{},", q(&dl.origin)));
     match std::str::from_utf8(dl.raw) {
         Ok(text) => s.push_str(&format!("\"raw\":{}", q(text))),
         Err(_) => {

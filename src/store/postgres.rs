@@ -458,7 +458,13 @@ impl PgStore {
                     v + 1
                 ))
             })?;
-            tracing::info!(version = v + 1, "state store schema migrated");
+            // A new store is made by running every migration: one line says so, not five.
+            if version > 0 {
+                tracing::info!(version = v + 1, "state store schema migrated");
+            }
+        }
+        if version == 0 {
+            tracing::info!(schema = SCHEMA_VERSION, "state store created");
         }
         tx.execute("DELETE FROM srv_opr_schema", &[])
             .map_err(backend)?;

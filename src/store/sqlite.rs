@@ -387,7 +387,13 @@ impl SqliteStore {
                     v + 1
                 ))
             })?;
-            tracing::info!(version = v + 1, "state store schema migrated");
+            // A new store is made by running every migration: one line says so, not five.
+            if version > 0 {
+                tracing::info!(version = v + 1, "state store schema migrated");
+            }
+        }
+        if version == 0 {
+            tracing::info!(schema = SCHEMA_VERSION, "state store created");
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(backend)?;

@@ -241,6 +241,20 @@ fn demo_runs_and_prints_the_month_table() {
         "{text}"
     );
     assert!(dir.path().join("demo-out/rpl.csv").is_file());
+    // Its log carries no warning a user cannot act on (issue 33): librdkafka's CONFWARN for a
+    // consumer property on the producer, the dead-letter topic's limit the embedded broker
+    // cannot tell, five "schema migrated" lines for a store just made. Alerts are the point.
+    let log = stderr(&o);
+    for line in log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+    {
+        assert!(line.contains("alert firing"), "{line}\n{log}");
+    }
+    assert!(
+        !log.contains("schema migrated") && log.contains("state store created"),
+        "{log}"
+    );
     // The time to the acknowledgement and after it, future-dated requests and users (issue 32).
     assert!(
         text.contains("I99 p50") && text.contains("after p95"),
@@ -353,4 +367,55 @@ fn every_command_that_prints_ends_quietly_when_its_reader_has_gone() {
     ] {
         ends_quietly_on_a_closed_pipe(args, d);
     }
+}
+
+/// A field of the wrong type is named in the dead letter (issue 33): `missing_field`, with a
+/// `detail` saying which field and what was found.
+#[test]
+fn a_field_of_the_wrong_type_is_named_in_its_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("bad.jsonl"),
+        concat!(
+            r#"{"type":"request","id":"A","srv":"1.1.1","region":"north","provider":"dsp","at":1709287200}"#,
+            "\n",
+            r#"{"type":"response","id":"A","code":200,"at":"2024-03-01T10:00:01Z"}"#,
+            "\n",
+            r#"{"type":"response","id":"B","at":"2024-03-01T10:00:01Z"}"#,
+            "\n",
+            r#"{"type":"request","id":"C","srv":"1.1.1","region":null,"provider":"dsp","at":"2024-03-01T10:00:00Z"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let o = srv_opr(&["replay", "bad.jsonl", "--out", "o"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dead = std::fs::read_to_string(d.join("o/deadletter.jsonl")).unwrap();
+    let details: Vec<(String, String)> = dead
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["reason"].as_str().unwrap().to_string(),
+                v["detail"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        "`at` is a number, not a string",
+        "`code` is a number, not a string",
+        "`code` is absent",
+        "`region` is null",
+    ];
+    assert_eq!(details.len(), want.len(), "{dead}");
+    for ((reason, detail), w) in details.iter().zip(want) {
+        assert_eq!(reason, "missing_field");
+        assert_eq!(detail, w, "{dead}");
+    }
+    assert!(
+        dead.lines()
+            .all(|l| l.starts_with(r#"{"reason":"missing_field","detail":"#)),
+        "the SPEC's keys keep their order, detail after the reason: {dead}"
+    );
 }
