@@ -388,3 +388,67 @@ fn a_misspelt_secret_property_is_refused_without_its_value() {
         "the password was printed: {all}"
     );
 }
+
+/// `srv-opr check` (issue 33) against the SASL_SSL listener: with the right password every
+/// connection works (exit 0, one line each, the password nowhere); with a wrong one the brokers'
+/// line says the authentication failed, and a topic that does not exist is named, not created.
+#[test]
+fn check_tries_each_connection_and_says_which_fails_and_why() {
+    let tls = Tls::get();
+    let topic = unique("check");
+    create_topic(&topic, 3);
+    create_topic(&format!("{topic}-dead"), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let props = sasl("SCRAM-SHA-512", "srv-opr", tls.at("CA"));
+    config(d, tls.at("SASL_SSL"), &topic, &refs(&props), Password::Env);
+    let o = srv(d, &["check"], &tls.password);
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{all}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("ok    kafka brokers localhost:")
+            && out.contains("(SASL_SSL as srv-opr): connected, authenticated")
+            && out.contains(&format!("ok    kafka events topic {topic}: 3 partitions"))
+            && out.contains(&format!(
+                "ok    kafka dead-letter topic {topic}-dead: 1 partitions"
+            ))
+            && out.contains("all 4 connections work"),
+        "{out}"
+    );
+    assert!(!all.contains(&tls.password), "the password was printed");
+
+    let o = srv(d, &["check"], "not-the-password-77aa");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let brokers = out.lines().next().unwrap_or_default();
+    assert!(
+        brokers.starts_with("FAIL  kafka brokers") && brokers.contains("authentication failed"),
+        "{out}"
+    );
+    assert!(!text(&o).contains("not-the-password-77aa"));
+
+    // A topic that does not exist: named, and still not there afterwards.
+    let missing = unique("check-missing");
+    config(
+        d,
+        tls.at("SASL_SSL"),
+        &missing,
+        &refs(&props),
+        Password::Env,
+    );
+    let o = srv(d, &["check"], &tls.password);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "FAIL  kafka events topic {missing}: UnknownTopicOrPartition"
+        )),
+        "{out}"
+    );
+    let o = srv(d, &["check"], &tls.password);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("FAIL  kafka events topic {missing}")),
+        "checking did not create it"
+    );
+}

@@ -24,6 +24,7 @@ macro_rules! outp {
 
 pub mod alert_rules;
 pub mod args;
+pub mod check;
 pub mod demo;
 pub mod replay;
 pub mod report;
@@ -97,6 +98,10 @@ enum Command {
     /// What changed in signed months since their latest sign-off, field by field, and what
     /// moved it; with --check, exit 1 when anything did.
     Restatements(signoff::RestatementsArgs),
+    /// Try every connection `run` would make with this configuration (brokers, TLS and
+    /// authentication, topics, the state store, Alertmanager): one line each; exit 0 only when
+    /// all work.
+    Check(check::Args),
     /// A regulatory year for the people who receive it: the months' roll-ups (from the state
     /// store, or a replay of event files), the score, an XLSX workbook shaped like the RIGs
     /// Annex 1, charts and a one-page HTML summary.
@@ -118,6 +123,7 @@ impl Cli {
         }
         let done = match self.command {
             Command::Status(a) => return status::main(&cfg, a),
+            Command::Check(a) => return check::main(&cfg, a),
             Command::Restatements(a) => return signoff::restatements_main(&cfg, a),
             Command::Replay(a) => replay::main(&cfg, a),
             Command::Simulate(a) => simulate::main(&cfg, a),

@@ -24,6 +24,7 @@
 //! - `intake`: the Alertmanager webhook's availability events, produced before it answers.
 
 mod batch;
+pub mod check;
 mod checkpoint;
 pub mod client;
 pub mod consumer;

@@ -241,6 +241,19 @@ fn demo_runs_and_prints_the_month_table() {
         "{text}"
     );
     assert!(dir.path().join("demo-out/rpl.csv").is_file());
+    // One number per fact (issue 33): the month's rows in the demo's files (run's memory at its
+    // stop) are those of the report, read back from the state store.
+    let rows = |f: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.path().join(f))
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("2024-03,"))
+            .map(|l| l.split(',').take(15).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    let (mem, store) = (rows("demo-out/rpl.csv"), rows("demo-out/report/rpl.csv"));
+    assert!(!mem.is_empty());
+    assert_eq!(mem, store, "the demo's files and its store's report");
     // Its log carries no warning a user cannot act on (issue 33): librdkafka's CONFWARN for a
     // consumer property on the producer, the dead-letter topic's limit the embedded broker
     // cannot tell, five "schema migrated" lines for a store just made. Alerts are the point.

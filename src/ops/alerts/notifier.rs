@@ -194,6 +194,57 @@ impl Alertmanager {
         })
     }
 
+    /// Asks the Alertmanager for its status (`GET /api/v2/status`, with the same TLS and
+    /// credentials as the alerts): its version and cluster state, or why it did not answer.
+    pub fn status(&self) -> Result<String, NotifyError> {
+        let url = self
+            .url
+            .strip_suffix("/alerts")
+            .map_or_else(|| self.url.clone(), |b| format!("{b}/status"));
+        let mut req = self.agent.get(&url);
+        if let Some(a) = &self.authorization {
+            req = req.header("Authorization", a.expose());
+        }
+        let mut resp = req.call().map_err(|e| NotifyError::Send {
+            url: url.clone(),
+            reason: crate::diagnostic::chain(&e),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .unwrap_or_default();
+        if !(200..300).contains(&status) {
+            let text: String = text.trim().chars().take(200).collect();
+            return Err(NotifyError::Status {
+                url,
+                status,
+                hint: match status {
+                    401 => " (Unauthorized: the username, password or token is wrong or missing)",
+                    403 => " (Forbidden: these credentials may not read its status)",
+                    _ => "",
+                },
+                body: if text.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", crate::diagnostic::redact(&text))
+                },
+            });
+        }
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        Ok(format!(
+            "Alertmanager {} answers, cluster {}",
+            v["versionInfo"]["version"]
+                .as_str()
+                .unwrap_or("(version unknown)"),
+            v["cluster"]["status"]
+                .as_str()
+                .unwrap_or("(status unknown)")
+        ))
+    }
+
     /// The JSON body for `alerts`: (labels, summary, starts, ends).
     pub fn body(alerts: &[Notice]) -> String {
         let list: Vec<serde_json::Value> = alerts
