@@ -455,9 +455,23 @@ pub fn render(s: &Status, all: bool, colour: bool) -> String {
             (Some(t), None) => t.clone(),
             _ => "-".into(),
         };
-        for r in m.regions.iter().filter(|r| all || r.judged) {
+        // As the page: the rows judged against a target, unless every row is asked for.
+        for r in m
+            .regions
+            .iter()
+            .filter(|r| all || (r.judged && m.tpl.is_some()))
+        {
             rows.push((row_cells(&m.measure, &levels, r), r.state.as_str()));
         }
+    }
+    // Problems first, as on the page (stable: configuration order within a state).
+    if !all {
+        rows.sort_by_key(|(_, state)| match *state {
+            "below_minimum" => 0,
+            "below_target" => 1,
+            "ok" => 2,
+            _ => 3,
+        });
     }
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for (cells, _) in &rows {

@@ -73,6 +73,7 @@ impl Sources {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 started_at: rfc3339(SystemTime::now().checked_sub(live.started.elapsed())),
                 store,
+                zone: cfg.settings.time.zone.clone(),
             },
             live,
             board,
@@ -132,6 +133,11 @@ impl Sources {
             .as_ref()
             .filter(|g| Some(g.month) == month && kept.group_error.is_none());
         let instance_hits = snap.month.as_ref().map(|(_, c)| hits_of(&self.pipeline, c));
+        // The counts behind the figures shown, for the misses by kind.
+        let shown_counts: Option<&crate::ops::live::MeasureCounts> = match group {
+            Some(g) => Some(&g.counts),
+            None => snap.month.as_ref().map(|(_, c)| c),
+        };
         let (primary, days, source): (Option<Hits>, Option<&MeasureDays>, &str) = match group {
             Some(g) => (
                 Some(hits_of(&self.pipeline, &g.counts)),
@@ -209,6 +215,13 @@ impl Sources {
                             state: state(requests, hits, m.tpl, m.mpl).to_string(),
                             hits_to_target: m.tpl.map(|t| hits_to_target(requests, hits, t)),
                             error_budget: m.tpl.map(|t| error_budget(requests, hits, t)),
+                            error_budget_left_percent: m
+                                .tpl
+                                .and_then(|t| budget_left_percent(requests, hits, t)),
+                            burn_rate_1h: m.tpl.and_then(|t| {
+                                burn_rate(&trend(&kept, mi, ri, now), t, Duration::from_secs(3600))
+                            }),
+                            misses: misses_of(shown_counts, mi, ri, m.basis),
                             projected_rpl_percent: projected,
                             instance: LiveFigures {
                                 requests: lr,
@@ -419,6 +432,76 @@ impl Sources {
             error,
         })
     }
+}
+
+/// The share of the month's error budget left, percent: budget ⌊requests × (100 − TPL)/100⌋,
+/// left = budget − misses (negative: over). `None` without a budget (no requests, or TPL 100).
+fn budget_left_percent(requests: u64, hits: u64, tpl: Decimal) -> Option<f64> {
+    use rust_decimal::prelude::ToPrimitive;
+    let budget = (Decimal::from(requests) * (Decimal::ONE_HUNDRED - tpl) / Decimal::ONE_HUNDRED)
+        .floor()
+        .to_f64()?;
+    if budget <= 0.0 {
+        return None;
+    }
+    let left = budget - (requests - hits.min(requests)) as f64;
+    Some((left * 1000.0 / budget).round() / 10.0)
+}
+
+/// The budget's burn rate over the trend's last `span`: the miss ratio over (100 − TPL) %.
+fn burn_rate(points: &[TrendPoint], tpl: Decimal, span: Duration) -> Option<f64> {
+    use rust_decimal::prelude::ToPrimitive;
+    let budget = (Decimal::ONE_HUNDRED - tpl).to_f64()? / 100.0;
+    if budget <= 0.0 {
+        return None;
+    }
+    let minutes = (span.as_secs() / 60) as usize;
+    let recent = &points[points.len().saturating_sub(minutes)..];
+    let (req, hits) = recent.iter().fold((0.0, 0.0), |(r, h), p| {
+        let n = p.requests as f64;
+        (r + n, h + n * p.hit_ratio_percent / 100.0)
+    });
+    (req > 0.0).then(|| (((req - hits) / req / budget) * 10.0).round() / 10.0)
+}
+
+/// The month's misses of measure `mi`, region `ri` (3: all) by kind, most first.
+fn misses_of(
+    counts: Option<&crate::ops::live::MeasureCounts>,
+    mi: usize,
+    ri: usize,
+    basis: Basis,
+) -> Vec<super::model::MissView> {
+    let Some(rs) = counts.and_then(|c| c.get(mi)) else {
+        return Vec::new();
+    };
+    let mut c = crate::ops::live::Counts::default();
+    for (i, x) in rs.iter().enumerate() {
+        if ri == 3 || ri == i {
+            c.requests += x.requests;
+            c.within_target += x.within_target;
+            c.succeeded += x.succeeded;
+            c.no_response += x.no_response;
+        }
+    }
+    let failed = c.requests.saturating_sub(c.succeeded + c.no_response);
+    let slow = match basis {
+        Basis::Trt => c.succeeded.saturating_sub(c.within_target),
+        Basis::Success => 0,
+    };
+    let mut out: Vec<super::model::MissView> = [
+        ("slow", slow),
+        ("failed", failed),
+        ("no_response", c.no_response),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(b, n)| super::model::MissView {
+        bucket: b.to_string(),
+        count: n,
+    })
+    .collect();
+    out.sort_by_key(|b| std::cmp::Reverse(b.count));
+    out
 }
 
 /// `ok`, `below_target`, `below_minimum`, `no_target` or `no_requests`, comparing the RPL as

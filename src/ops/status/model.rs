@@ -124,6 +124,9 @@ pub struct Instance {
     pub started_at: String,
     /// `sqlite` or `postgres` when a state store is configured.
     pub store: Option<String>,
+    /// The reporting months' zone (`time.zone`), in which the page shows times.
+    #[serde(default)]
+    pub zone: String,
 }
 
 /// The month shown.
@@ -218,12 +221,32 @@ pub struct RegionView {
     pub error_budget: Option<i64>,
     /// The month-end RPL if the rest of the month goes as its recent hours.
     pub projected_rpl_percent: Option<f64>,
+    /// The month's error budget left as a share of it, percent (negative: over), issue 33.
+    #[serde(default)]
+    pub error_budget_left_percent: Option<f64>,
+    /// How fast the last hour spent the budget: its miss ratio over the budget ratio
+    /// (1: exactly the month's pace; `None` without requests in the hour).
+    #[serde(default)]
+    pub burn_rate_1h: Option<f64>,
+    /// The month's misses by kind, most first: `slow` (succeeded after the TRT), `failed` (a
+    /// failure code), `no_response`; empty without misses.
+    #[serde(default)]
+    pub misses: Vec<MissView>,
     /// This instance's own live figures (its partitions only).
     pub instance: LiveFigures,
     /// The hit ratio over the last 24 hours (wall clock; since the process started, if later).
     pub trend_24h: Vec<TrendPoint>,
     /// The month's RPL at the end of each day so far (cumulative).
     pub rpl_by_day: Vec<DayPoint>,
+}
+
+/// One kind of miss and how many.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MissView {
+    /// `slow`, `failed` or `no_response`.
+    pub bucket: String,
+    /// Requests.
+    pub count: u64,
 }
 
 /// An instance's live counts.

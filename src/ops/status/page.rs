@@ -118,7 +118,7 @@ fn header(h: &mut String, s: &Status) {
                  watermark {} ({:.1} % of the month gone); {}.</p>",
                 esc(&m.month),
                 esc(&m.month),
-                esc(&m.watermark),
+                esc(&local_time(&m.watermark, &s.instance.zone, &s.generated_at)),
                 m.elapsed_percent,
                 finality
             );
@@ -183,7 +183,7 @@ fn alerts(h: &mut String, s: &Status) {
                 esc(&a.severity.to_uppercase()),
                 esc(&a.alert),
                 esc(&place),
-                esc(&a.since),
+                esc(&local_time(&a.since, &s.instance.zone, &s.generated_at)),
                 esc(&a.summary)
             );
         }
@@ -381,23 +381,82 @@ fn signoffs(h: &mut String, s: &Status) {
     h.push_str("</tbody></table></section>\n");
 }
 
-fn measures(h: &mut String, s: &Status) {
-    h.push_str(
-        "<section id=\"measures\"><h2>Measures, month to date</h2>\
-         <table><thead><tr><th>Measure</th><th>Region</th><th>State</th><th>RPL %</th>\
-         <th>TPL / MPL</th><th>Requests</th><th>Hits</th><th>Hits in a row to TPL</th>\
-         <th>Error budget left</th><th>Projected month-end</th><th>This instance (live)</th>\
-         <th>Hit ratio, 24 h</th><th>RPL by day</th></tr></thead><tbody>",
-    );
-    for m in &s.measures {
-        for (i, r) in m.regions.iter().enumerate() {
-            region_row(h, m, r, i == 0);
-        }
+/// How urgent a row's state is: below minimum first, then below target, on target, the rest.
+fn urgency(state: &str) -> u8 {
+    match state {
+        "below_minimum" => 0,
+        "below_target" => 1,
+        "ok" => 2,
+        _ => 3,
     }
-    h.push_str("</tbody></table></section>\n");
 }
 
-fn region_row(h: &mut String, m: &MeasureView, r: &RegionView, first: bool) {
+/// The measures as a list of objectives: the rows judged against a target, those below it first;
+/// every other row (regions a measure is not judged on, measures without a target) behind a
+/// switch that works without JavaScript.
+fn measures(h: &mut String, s: &Status) {
+    let mut judged: Vec<(&MeasureView, &RegionView)> = s
+        .measures
+        .iter()
+        .flat_map(|m| m.regions.iter().map(move |r| (m, r)))
+        .filter(|(m, r)| r.judged && m.tpl.is_some())
+        .collect();
+    // Stable: within a state, configuration order.
+    judged.sort_by_key(|(_, r)| urgency(&r.state));
+    let below = judged.iter().filter(|(_, r)| urgency(&r.state) < 2).count();
+    let _ = write!(
+        h,
+        "<section id=\"measures\" data-below=\"{below}\"><h2>Objectives, month to date: {} of {} \
+         below target</h2>",
+        below,
+        judged.len()
+    );
+    if let Some(m) = &s.month {
+        let whose = match m.source.as_str() {
+            "group" => "the whole group's (from the state store)",
+            _ => "this instance's partitions' (live)",
+        };
+        let _ = write!(
+            h,
+            "<p class=\"note\">Figures are {whose}; the alerts judge this instance's own \
+             partitions (the <em>This instance</em> column), so a count in an alert's summary \
+             can differ from the row's.</p>"
+        );
+    }
+    table_head(h, "objectives");
+    for (m, r) in &judged {
+        region_row(h, m, r);
+    }
+    h.push_str("</tbody></table></div>");
+    let rows: usize = s.measures.iter().map(|m| m.regions.len()).sum();
+    let _ = write!(
+        h,
+        "<details id=\"all-rows\"><summary>Show all {rows} rows (regions a measure is not \
+         judged on, measures without a target)</summary>"
+    );
+    table_head(h, "all");
+    for m in &s.measures {
+        for r in &m.regions {
+            region_row(h, m, r);
+        }
+    }
+    h.push_str("</tbody></table></div></details></section>\n");
+}
+
+fn table_head(h: &mut String, id: &str) {
+    let _ = write!(
+        h,
+        "<div class=\"scroll\"><table id=\"table-{id}\"><thead><tr><th>Measure</th><th>Region</th>\
+         <th>RPL %</th><th>State</th><th>TPL / MPL</th><th>Requests</th><th>Hits</th>\
+         <th>Hits in a row to TPL</th><th>Error budget</th><th>Misses</th>\
+         <th class=\"projected\">Projected month-end</th><th class=\"instance\">This instance \
+         (live)</th><th class=\"trend\">Hit ratio, 24 h</th><th class=\"by-day\">RPL by \
+         day</th></tr></thead><tbody>"
+    );
+}
+
+fn region_row(h: &mut String, m: &MeasureView, r: &RegionView) {
+    let judged = r.judged && m.tpl.is_some();
     let label = match r.state.as_str() {
         "ok" => "on target",
         "below_target" => "BELOW TARGET",
@@ -410,40 +469,57 @@ fn region_row(h: &mut String, m: &MeasureView, r: &RegionView, first: bool) {
         (Some(t), None) => t.clone(),
         _ => "—".into(),
     };
-    let measure_cell = if first {
-        format!(
-            "<th scope=\"row\" rowspan=\"{}\" title=\"{}\">{}<br><small>{}</small></th>",
-            m.regions.len(),
-            esc(&m.name),
-            esc(&m.measure),
-            esc(&m.basis)
-        )
+    // A row nobody judges is drawn neutral: a badge colour is a call to act.
+    let class = if judged {
+        state_class(&r.state)
     } else {
-        String::new()
+        "muted"
+    };
+    let budget = match (r.error_budget, r.error_budget_left_percent) {
+        (Some(n), Some(p)) => format!(
+            "{p:.0} % left <small>({n} misses)</small>{}",
+            r.burn_rate_1h
+                .map(|b| format!("<br><small>burn {b:.1}× over 1 h</small>"))
+                .unwrap_or_default()
+        ),
+        (Some(n), None) => n.to_string(),
+        _ => "—".into(),
+    };
+    let misses = if r.misses.is_empty() {
+        "—".to_string()
+    } else {
+        r.misses
+            .iter()
+            .map(|x| format!("{} {}", esc(&x.bucket), x.count))
+            .collect::<Vec<_>>()
+            .join("<br>")
     };
     let tpl: Option<f64> = m.tpl.as_deref().and_then(|t| t.parse().ok());
     let _ = write!(
         h,
-        "<tr class=\"{}{}st-{}\" data-measure=\"{}\" data-region=\"{}\" data-state=\"{}\" \
-         data-judged=\"{}\">{}<td class=\"region\">{}</td><td class=\"state\"><span \
-         class=\"badge {}\">{}</span></td><td class=\"rpl num {}\">{}</td><td class=\"levels \
-         num\">{}</td><td class=\"requests num\">{}</td><td class=\"hits num\">{}</td><td \
-         class=\"to-target num\">{}</td><td class=\"budget num\">{}</td><td class=\"projected \
-         num\">{}</td><td class=\"instance num\">{}</td><td class=\"trend\">{}</td><td \
-         class=\"by-day\">{}</td></tr>",
-        if first { "first " } else { "" },
-        if r.judged { "judged " } else { "context " },
+        "<tr class=\"{}st-{}\" data-measure=\"{}\" data-region=\"{}\" data-state=\"{}\" \
+         data-judged=\"{}\"><th scope=\"row\" title=\"{}\">{}<br><small>{}</small></th>\
+         <td class=\"region\">{}</td><td class=\"rpl num {}\">{}</td><td class=\"state\"><span \
+         class=\"badge {}\">{}</span></td><td class=\"levels num\">{}</td><td class=\"requests \
+         num\">{}</td><td class=\"hits num\">{}</td><td class=\"to-target num\">{}</td><td \
+         class=\"budget num\">{}</td><td class=\"misses\" title=\"the month's misses by kind; \
+         each missed request is in evidence/{}.csv at the stop (or srv-opr rollup)\">{}</td>\
+         <td class=\"projected num\">{}</td><td class=\"instance num\">{}</td><td \
+         class=\"trend\">{}</td><td class=\"by-day\">{}</td></tr>",
+        if judged { "judged " } else { "context " },
         esc(&r.state),
         esc(&m.measure),
         esc(&r.region),
         esc(&r.state),
         r.judged,
-        measure_cell,
+        esc(&m.name),
+        esc(&m.measure),
+        esc(&m.basis),
         esc(&r.region),
-        state_class(&r.state),
-        label,
-        state_class(&r.state),
+        class,
         r.rpl_percent.as_deref().unwrap_or("—"),
+        class,
+        label,
         esc(&levels),
         if r.exempted > 0 {
             format!("{} <small>(+{} exempted)</small>", r.requests, r.exempted)
@@ -452,7 +528,9 @@ fn region_row(h: &mut String, m: &MeasureView, r: &RegionView, first: bool) {
         },
         r.hits,
         r.hits_to_target.map_or("—".into(), |v| v.to_string()),
-        r.error_budget.map_or("—".into(), |v| v.to_string()),
+        budget,
+        esc(&m.measure),
+        misses,
         r.projected_rpl_percent
             .map_or("—".into(), |p| format!("{p:.2}")),
         match &r.instance.rpl_percent {
@@ -462,6 +540,39 @@ fn region_row(h: &mut String, m: &MeasureView, r: &RegionView, first: bool) {
         trend_svg(&r.trend_24h, tpl),
         day_svg(&r.rpl_by_day, tpl),
     );
+}
+
+/// An RFC 3339 instant as the person on shift reads it: in the reporting zone, and how long
+/// before `now` (both RFC 3339); the text as given when it does not parse.
+pub fn local_time(t: &str, zone: &str, now: &str) -> String {
+    let Ok(ts) = t.parse::<jiff::Timestamp>() else {
+        return t.to_string();
+    };
+    let zone = if zone.is_empty() {
+        "Europe/London"
+    } else {
+        zone
+    };
+    let local = match jiff::tz::TimeZone::get(zone) {
+        Ok(tz) => ts
+            .to_zoned_datetime(tz)
+            .strftime("%a %-d %b %H:%M:%S %Z")
+            .to_string(),
+        Err(_) => t.to_string(),
+    };
+    let ago = now
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(|n| n.as_second() - ts.as_second())
+        .map(|s| match s {
+            s if s < 0 => String::new(),
+            s if s < 90 => format!(" ({s} s ago)"),
+            s if s < 90 * 60 => format!(" ({} min ago)", s / 60),
+            s if s < 48 * 3600 => format!(" ({} h ago)", s / 3600),
+            s => format!(" ({} days ago)", s / 86_400),
+        })
+        .unwrap_or_default();
+    format!("{local}{ago}")
 }
 
 fn pipeline(h: &mut String, s: &Status) {
@@ -680,6 +791,9 @@ th[scope=row]{color:#1d1d1f}\
 svg.spark polyline{fill:none;stroke:#1f5fbf;stroke-width:1.5}svg.spark circle{fill:#1f5fbf}\
 svg.spark line.tpl{stroke:#8a5300;stroke-dasharray:3 2;stroke-width:1}\
 svg.spark{background:#f6f8fb}footer{margin-top:2em;color:#777}\
+.scroll{overflow-x:auto;max-width:100%}details{margin:.8em 0}summary{cursor:pointer;color:#1f5fbf}\
+@media (max-width:700px){body{margin:.5em}.projected,.instance,.trend,.by-day{display:none}\
+th,td{padding:.15em .3em}}\
 .banner{padding:.6em .9em;border-radius:.4em;border:2px solid currentColor;margin:.2em 0 .8em;\
 font-size:1.1em}.banner.ok{background:#e3f5e8}.banner.warn{background:#fff1cc}\
 .banner.crit{background:#fde0e0}.banner ul{margin:.3em 0 0;padding-left:1.2em;font-size:.9em}";
@@ -701,6 +815,12 @@ mod tests {
             hits_to_target: Some(200),
             error_budget: Some(-2),
             projected_rpl_percent: Some(98.1234),
+            error_budget_left_percent: Some(-100.0),
+            burn_rate_1h: Some(2.5),
+            misses: vec![MissView {
+                bucket: "slow".into(),
+                count: 4,
+            }],
             instance: LiveFigures {
                 requests: 200,
                 hits: 196,
@@ -751,6 +871,7 @@ mod tests {
                 version: "0.1.0".into(),
                 started_at: "2024-03-10T09:00:00Z".into(),
                 store: None,
+                zone: "Europe/London".into(),
             },
             month: Some(MonthView {
                 month: "2024-03".into(),
@@ -809,6 +930,34 @@ mod tests {
     #[test]
     fn the_page_says_each_state_in_words_escapes_text_and_needs_nothing_else() {
         let html = render(&status());
+        // An objectives list (issue 33): rows below target first, only judged rows unless
+        // asked, a row nobody judges drawn neutral, the budget as a share with its burn, the
+        // misses by kind, times in the reporting zone with how long ago.
+        let objectives = html
+            .split("id=\"table-objectives\"")
+            .nth(1)
+            .and_then(|t| t.split("</table>").next())
+            .unwrap();
+        let states: Vec<&str> = objectives
+            .split("data-state=\"")
+            .skip(1)
+            .filter_map(|x| x.split('"').next())
+            .collect();
+        assert_eq!(states, ["below_target", "ok"], "{objectives}");
+        assert!(!objectives.contains("data-region=\"all\""));
+        let all = html.split("id=\"all-rows\"").nth(1).unwrap();
+        let pooled = all.split("data-region=\"all\"").nth(1).unwrap();
+        let pooled = pooled.split("</tr>").next().unwrap();
+        assert!(
+            pooled.contains("badge muted") && !pooled.contains("badge warn"),
+            "{pooled}"
+        );
+        assert!(objectives.contains("-100 % left") && objectives.contains("burn 2.5×"));
+        assert!(objectives.contains("slow 4"));
+        assert!(
+            html.contains("Sun 10 Mar 09:30:00 GMT (32 min ago)"),
+            "{html}"
+        );
         assert!(html.contains("<meta http-equiv=\"refresh\" content=\"10\">"));
         assert!(html.contains("data-region=\"central\" data-state=\"below_target\""));
         assert!(html.contains(">BELOW TARGET<") && html.contains(">on target<"));
