@@ -389,3 +389,153 @@ fn the_workbook_writes_hostile_text_as_text_never_as_a_formula() {
             .arg(dir.join("report/opr-RY23-24.xlsx")),
     );
 }
+
+/// `report --month` (issue 33): the analyst's month from a replay of February and March, no
+/// external input: the page's figures are `rpl.csv`'s, the change is from February's row, the
+/// coverage and finality are said; openpyxl reads the workbook's sheets with the same figures and
+/// A4 printing (landscape, one page wide, the header row repeated), and LibreOffice opens it.
+#[test]
+fn a_month_report_says_each_measure_against_its_levels_and_the_change_in_every_tool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for (month, seed, out) in [("2024-02", "3", "feb.jsonl"), ("2024-03", "4", "mar.jsonl")] {
+        let o = srv(
+            d,
+            &[
+                "simulate",
+                "--month",
+                month,
+                "--rate",
+                "0.01",
+                "--seed",
+                seed,
+                "--quality",
+                "central:slow=0.03",
+                "--out",
+                out,
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = srv(
+        d,
+        &[
+            "report",
+            "--month",
+            "2024-03",
+            "--replay",
+            "feb.jsonl",
+            "mar.jsonl",
+            "--out",
+            "m",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = d.join("m");
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let rpl = std::fs::read_to_string(out.join("rpl.csv")).unwrap();
+    let row = |month: &str, m: &str, r: &str| -> Vec<String> {
+        rpl.lines()
+            .find(|l| l.starts_with(&format!("{month},{m},{r},")))
+            .unwrap_or_else(|| panic!("{month} {m} {r} not in rpl.csv"))
+            .split(',')
+            .map(String::from)
+            .collect()
+    };
+    for (m, r) in [
+        ("PM4.3", "north"),
+        ("PM4.3", "central"),
+        ("SRV8.11", "south"),
+        ("PM1.1-DSP", "all"),
+    ] {
+        let key = format!("data-measure=\"{m}\" data-region=\"{r}\"");
+        let tr = html
+            .split(&key)
+            .nth(1)
+            .and_then(|t| t.split("</tr>").next())
+            .unwrap_or_else(|| panic!("{m} {r} not on the page"));
+        let (mar, feb) = (row("2024-03", m, r), row("2024-02", m, r));
+        assert!(tr.contains(&format!(">{}<", mar[3])), "requests: {tr}");
+        assert!(tr.contains(&format!(">{}<", mar[7])), "RPL: {tr}");
+        assert!(
+            tr.contains(&format!(">{}<", feb[7])),
+            "February's RPL: {tr}"
+        );
+        let change = (mar[7].parse::<f64>().unwrap() - feb[7].parse::<f64>().unwrap()) * 100.0;
+        let shown = tr
+            .rsplit("<td class=\"num\">")
+            .next()
+            .and_then(|t| t.split('<').next())
+            .unwrap();
+        assert!(
+            (shown.parse::<f64>().unwrap() * 100.0 - change).abs() <= 1.0,
+            "change {shown} against {change}: {tr}"
+        );
+    }
+    assert!(html.contains("BELOW TARGET"), "central is degraded");
+    assert!(html.contains("data-complete=\"true\""), "{html}");
+    assert!(
+        !html.contains("data-measure=\"PM4.3\" data-region=\"all\""),
+        "judged rows only"
+    );
+
+    let check = r#"
+import sys, openpyxl, json
+wb = openpyxl.load_workbook(sys.argv[1])
+out = {"sheets": wb.sheetnames}
+ws = wb["Month"]
+rows = {}
+for r in ws.iter_rows(min_row=5, values_only=True):
+    if r[0]:
+        rows[r[0] + " " + r[1]] = [r[2], r[3], r[4]]
+out["rows"] = rows
+for s in wb.worksheets:
+    ps = s.page_setup
+    assert ps.orientation == "landscape", (s.title, ps.orientation)
+    assert str(ps.paperSize) == "9", (s.title, ps.paperSize)
+    assert s.sheet_properties.pageSetUpPr.fitToPage, s.title
+    assert ps.fitToWidth in (None, 1, "1"), (s.title, ps.fitToWidth)  # absent: 1
+    assert ps.fitToHeight in (0, "0"), (s.title, ps.fitToHeight)
+    assert s.print_title_rows.replace("$", "") == "4:4", (s.title, s.print_title_rows)
+print(json.dumps(out))
+"#;
+    let o = tool(
+        Command::new(PYTHON)
+            .arg("-c")
+            .arg(check)
+            .arg(out.join("srv-opr-2024-03.xlsx")),
+    );
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for s in [
+        "Month",
+        "Failures",
+        "Time segments",
+        "Users",
+        "Availability",
+        "Exemptions",
+    ] {
+        assert!(
+            got["sheets"].as_array().unwrap().iter().any(|x| x == s),
+            "{got}"
+        );
+    }
+    let mar = row("2024-03", "PM4.3", "central");
+    let cells = &got["rows"]["PM4.3 central"];
+    assert_eq!(cells[0], mar[3].parse::<u64>().unwrap(), "{got}");
+    let rpl_cell = cells[2].as_f64().unwrap() * 100.0;
+    assert!(
+        (rpl_cell - mar[7].parse::<f64>().unwrap()).abs() < 1e-9,
+        "{got}"
+    );
+    let profile = d.join("lo-profile");
+    tool(Command::new("libreoffice").args([
+        &format!("-env:UserInstallation=file://{}", profile.display()),
+        "--headless",
+        "--convert-to",
+        "pdf",
+        "--outdir",
+        d.join("pdf").to_str().unwrap(),
+        out.join("srv-opr-2024-03.xlsx").to_str().unwrap(),
+    ]));
+    assert!(d.join("pdf/srv-opr-2024-03.pdf").is_file());
+}

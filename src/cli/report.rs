@@ -30,8 +30,17 @@ use super::score::{margin_of, read_inputs, write_score};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The regulatory year (April–March), e.g. RY23/24.
-    #[arg(long, value_name = "RYxx/yy")]
-    year: String,
+    #[arg(
+        long,
+        value_name = "RYxx/yy",
+        required_unless_present = "month",
+        conflicts_with = "month"
+    )]
+    year: Option<String>,
+    /// One month of the streaming measures instead of a year (no external input needed): the
+    /// analyst's month as an HTML page and a workbook.
+    #[arg(long, value_name = "YYYY-MM")]
+    month: Option<String>,
     /// Score inputs for the components that do not come from events (SUM1, SDM1's install
     /// components, VMM1/VMM2…): measure,component,region,period,value[,numerator,denominator].
     #[arg(long, value_name = "FILE", num_args = 1..)]
@@ -56,13 +65,17 @@ pub struct Args {
 /// Builds the year's report and says where it is.
 pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let cfg = &*a.exemptions.apply(cfg)?;
+    if let Some(month) = &a.month {
+        return month_main(cfg, month, &a);
+    }
+    let year = a.year.clone().unwrap_or_default();
     let margin = Margin::of(a.margin.as_deref())?;
     let out = a
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("report-{}", a.year.replace('/', "-"))));
+        .unwrap_or_else(|| PathBuf::from(format!("report-{}", year.replace('/', "-"))));
     let req = ReportRequest {
-        year: a.year.clone(),
+        year: year.clone(),
         inputs: a.inputs,
         margin,
         replay: inputs_from_paths(&a.replay),
@@ -81,7 +94,7 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
         .collect();
     eprintln!(
         "srv-opr: {} from events: {}",
-        a.year,
+        year,
         if months.is_empty() {
             "no months".to_string()
         } else {
@@ -97,6 +110,89 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     );
     eprintln!(
         "srv-opr: report written to {} (open {})",
+        out.display(),
+        out.join("index.html").display()
+    );
+    Ok(())
+}
+
+/// `report --month`: one month of the streaming measures, from the store (the month and the
+/// one before, for the change) or a replay, as `index.html` and `srv-opr-YYYY-MM.xlsx` beside
+/// the month's roll-up files.
+fn month_main(cfg: &Config, month: &str, a: &Args) -> Result<(), Error> {
+    let m = month.parse::<crate::cli::args::MonthArg>()?.0;
+    if !a.inputs.is_empty() || a.margin.is_some() || a.allow_incomplete {
+        return Err(Error::Usage(
+            "--month reports the streaming measures alone: --inputs, --margin and \
+             --allow-incomplete are for a year's score"
+                .into(),
+        ));
+    }
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("report-{m}")));
+    let started = Instant::now();
+    let outdir = OutDir::create(&out)?;
+    let months = [m.prev(), m];
+    let (aggregates, source, signoff) = if a.replay.is_empty() {
+        let l = load_months(cfg, &cfg.pipeline()?, &months).map_err(Error::ReportStore)?;
+        write_outputs(
+            &outdir,
+            cfg,
+            &l.aggregates,
+            &l.stats,
+            l.watermark,
+            Origin {
+                inputs: l.partitions.clone(),
+                started,
+                months: Some(&[m]),
+            },
+        )?;
+        let signoff = match crate::signoff::compare_all(
+            cfg,
+            Some(m),
+            Some(crate::engine::exemption::OPR),
+        ) {
+            Ok(c) => crate::signoff::summarise(&c)
+                .into_iter()
+                .find(|s| s.month == m.to_string()),
+            Err(e) => {
+                tracing::warn!(error = %e.report(), "the sign-offs could not be read: the report shows the month as not signed");
+                None
+            }
+        };
+        (
+            l.aggregates,
+            format!("the state store ({} partitions)", l.partitions.len()),
+            signoff,
+        )
+    } else {
+        let files = inputs_from_paths(&a.replay);
+        let agg = replay_into(cfg, &files, &outdir, false)?.aggregates;
+        (agg, format!("a replay of {} files", files.len()), None)
+    };
+    let r = crate::report::monthly::MonthReport::of(&aggregates, m, signoff, source);
+    let workbook = format!("srv-opr-{m}.xlsx");
+    let xlsx = crate::report::monthly::workbook(&r).map_err(crate::report::ReportError::from)?;
+    outdir.write(&workbook, &xlsx)?;
+    outdir.write(
+        "index.html",
+        crate::report::monthly::html(&r, &workbook).as_bytes(),
+    )?;
+    outdir.publish()?;
+    crate::outln!(
+        "{m}: {} measure rows, coverage {}, {}",
+        r.lines.len(),
+        if r.coverage.complete {
+            "complete"
+        } else {
+            "NOT complete"
+        },
+        if r.is_final { "final" } else { "not final yet" }
+    )?;
+    eprintln!(
+        "srv-opr: the month's report written to {} (open {})",
         out.display(),
         out.join("index.html").display()
     );

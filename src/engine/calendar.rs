@@ -32,6 +32,11 @@ impl Month {
         Month(self.0 + 1)
     }
 
+    /// The month before.
+    pub fn prev(self) -> Month {
+        Month(self.0 - 1)
+    }
+
     /// Parses `YYYY-MM`.
     pub fn parse(s: &str) -> Option<Month> {
         let (y, m) = s.split_once('-')?;

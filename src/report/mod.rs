@@ -6,6 +6,7 @@
 pub mod charts;
 pub mod html;
 pub mod month_table;
+pub mod monthly;
 pub mod workbook;
 
 use std::collections::BTreeMap;
