@@ -11,6 +11,7 @@
 //! - `exemptions`: the exemption register against an oracle written from the rule,
 //!   from a replay and (with the servers) from the store of a `run`.
 //! - `score`: the OPR scoring core against the seed's Table 7 and worked cases.
+//! - `docs`: the documentation's example events replayed, every statement about them checked.
 //! - `deploy`: every setting the deployment files pass is one the service accepts.
 //! - `http`: the endpoint over real sockets: HEAD, 405, TLS, basic auth, client certificates,
 //!   a web configuration changed while serving.
@@ -46,6 +47,7 @@ mod alerting;
 mod architecture;
 mod availability;
 mod deploy;
+mod docs;
 mod exemptions;
 mod hardening;
 mod hardening2;

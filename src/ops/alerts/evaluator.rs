@@ -433,9 +433,13 @@ impl Evaluator {
         {
             holding.insert(
                 (AlertKind::RplBelowTarget, Some(w.mi), Some(w.ri)),
+                // Whose figures, and current: the summary is remade at every evaluation, and
+                // says it judges this instance's partitions (a group's page may show the
+                // store's figures for the whole group beside it).
                 format!(
                     "{label}: month-to-date RPL {rpl:.2} % is below TPL {tpl} % \
-                     ({} more hits in a row to reach it)",
+                     ({} more hits in a row to reach it; {h} hits of {r} requests on this \
+                     instance's partitions)",
                     hits_to_target(r, h, tpl)
                 ),
             );
