@@ -34,8 +34,11 @@ const KILLS: [f64; 3] = [0.08, 0.18, 0.28];
 const POSTGRES_RESTART: f64 = 0.36;
 const BROKER_RESTART: f64 = 0.44;
 /// Memory is compared between these windows (the dedupe horizon fills in the first quarter:
-/// eight days of a 33-day month).
-const WARM: (f64, f64) = (0.60, 0.75);
+/// eight days of a 33-day month). The earlier window runs up to `END`: a late rebalance after
+/// the broker's restart can hold an instance's partitions back for half a minute, and the
+/// catch-up's larger batches set a peak the allocator keeps (a CI run saw 75 → 122 MiB at 72 s,
+/// then flat at 110 to the end); a leak is a new high at the end beyond every earlier one.
+const WARM: (f64, f64) = (0.60, 0.88);
 const END: f64 = 0.88;
 
 /// The memory rule: the largest RSS after `END` is at most this much above the largest in
