@@ -136,32 +136,8 @@ fn month_main(cfg: &Config, month: &str, a: &Args) -> Result<(), Error> {
     let outdir = OutDir::create(&out)?;
     let months = [m.prev(), m];
     let (aggregates, source, signoff) = if a.replay.is_empty() {
-        let l = load_months(cfg, &cfg.pipeline()?, &months).map_err(Error::ReportStore)?;
-        write_outputs(
-            &outdir,
-            cfg,
-            &l.aggregates,
-            &l.stats,
-            l.watermark,
-            Origin {
-                inputs: l.partitions.clone(),
-                started,
-                months: Some(&[m]),
-            },
-        )?;
-        let signoff = match crate::signoff::compare_all(
-            cfg,
-            Some(m),
-            Some(crate::engine::exemption::OPR),
-        ) {
-            Ok(c) => crate::signoff::summarise(&c)
-                .into_iter()
-                .find(|s| s.month == m.to_string()),
-            Err(e) => {
-                tracing::warn!(error = %e.report(), "the sign-offs could not be read: the report shows the month as not signed");
-                None
-            }
-        };
+        let l = load_and_write(cfg, &outdir, &months, &[m], started)?;
+        let signoff = signed_months(cfg, Some(m)).into_iter().next();
         (
             l.aggregates,
             format!("the state store ({} partitions)", l.partitions.len()),
@@ -197,6 +173,42 @@ fn month_main(cfg: &Config, month: &str, a: &Args) -> Result<(), Error> {
         out.join("index.html").display()
     );
     Ok(())
+}
+
+/// `months` from the state store, their roll-up files (of `written`) written into `outdir`.
+fn load_and_write(
+    cfg: &Config,
+    outdir: &OutDir,
+    months: &[Month],
+    written: &[Month],
+    started: Instant,
+) -> Result<crate::store::load::StoreLoad, Error> {
+    let l = load_months(cfg, &cfg.pipeline()?, months).map_err(Error::ReportStore)?;
+    write_outputs(
+        outdir,
+        cfg,
+        &l.aggregates,
+        &l.stats,
+        l.watermark,
+        Origin {
+            inputs: l.partitions.clone(),
+            started,
+            months: Some(written),
+        },
+    )?;
+    Ok(l)
+}
+
+/// Each signed month (of `month` alone, when given) against its latest sign-off, `opr` view
+/// (issue 31); none, with a warning, when the store's sign-offs cannot be read.
+fn signed_months(cfg: &Config, month: Option<Month>) -> Vec<crate::signoff::SignedMonth> {
+    match crate::signoff::compare_all(cfg, month, Some(crate::engine::exemption::OPR)) {
+        Ok(c) => crate::signoff::summarise(&c),
+        Err(e) => {
+            tracing::warn!(error = %e.report(), "the sign-offs could not be read: the report shows the months as not signed");
+            Vec::new()
+        }
+    }
 }
 
 /// What `report` was asked.
@@ -259,19 +271,7 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error>
     // The year's figures: a replay writes its own outputs as it goes; from the store the
     // year's months are loaded and written like a roll-up of twelve months.
     let aggregates = if req.replay.is_empty() {
-        let l = load_months(cfg, &cfg.pipeline()?, &months).map_err(Error::ReportStore)?;
-        write_outputs(
-            &outdir,
-            cfg,
-            &l.aggregates,
-            &l.stats,
-            l.watermark,
-            Origin {
-                inputs: l.partitions.clone(),
-                started,
-                months: Some(&months),
-            },
-        )?;
+        let l = load_and_write(cfg, &outdir, &months, &months, started)?;
         l.aggregates
     } else {
         replay_into(cfg, &req.replay, &outdir, false)?.aggregates
@@ -290,17 +290,11 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error>
     }
     let rendering = Instant::now();
     // Each month's sign-off against its figures now (issue 31), where the store keeps them.
-    let signoffs = if req.replay.is_empty() {
-        match crate::signoff::compare_all(cfg, None, Some(crate::engine::exemption::OPR)) {
-            Ok(c) => crate::signoff::summarise(&c)
-                .into_iter()
-                .filter(|s| months.iter().any(|m| m.to_string() == s.month))
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e.report(), "the sign-offs could not be read: the report shows every month as not signed");
-                Vec::new()
-            }
-        }
+    let signoffs: Vec<crate::signoff::SignedMonth> = if req.replay.is_empty() {
+        signed_months(cfg, None)
+            .into_iter()
+            .filter(|s| months.iter().any(|m| m.to_string() == s.month))
+            .collect()
     } else {
         Vec::new()
     };

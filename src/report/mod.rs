@@ -279,22 +279,31 @@ pub fn user_misses_year(y: &Year, n: usize) -> Vec<(String, Vec<UserMisses>)> {
         {
             users.merge(&l.row.users);
         }
-        let mut misses: Vec<UserMisses> = users
-            .iter()
-            .map(|(u, c)| {
-                let hits = c.hits(m.basis);
-                (u.to_string(), c.requests - hits.min(c.requests), c.requests)
-            })
-            .filter(|(_, missed, _)| *missed > 0)
-            .collect();
-        if misses.is_empty() {
-            continue;
+        let misses = most_misses(&users, m.basis, n);
+        if !misses.is_empty() {
+            out.push((m.id.clone(), misses));
         }
-        misses.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        misses.truncate(n);
-        out.push((m.id.clone(), misses));
     }
     out
+}
+
+/// The users of `users` with a miss, up to `n`, most misses first, then by name.
+pub fn most_misses(
+    users: &crate::engine::aggregate::Users,
+    basis: crate::engine::domain::Basis,
+    n: usize,
+) -> Vec<UserMisses> {
+    let mut misses: Vec<UserMisses> = users
+        .iter()
+        .map(|(u, c)| {
+            let hits = c.hits(basis);
+            (u.to_string(), c.requests - hits.min(c.requests), c.requests)
+        })
+        .filter(|(_, missed, _)| *missed > 0)
+        .collect();
+    misses.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    misses.truncate(n);
+    misses
 }
 
 /// The year's largest failure buckets over every measure and region.

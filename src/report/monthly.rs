@@ -134,21 +134,10 @@ impl<'a> MonthReport<'a> {
             else {
                 continue;
             };
-            let mut v: Vec<super::UserMisses> = l
-                .row
-                .users
-                .iter()
-                .map(|(u, c)| {
-                    let hits = c.hits(m.basis);
-                    (u.to_string(), c.requests - hits.min(c.requests), c.requests)
-                })
-                .filter(|(_, missed, _)| *missed > 0)
-                .collect();
+            let v = super::most_misses(&l.row.users, m.basis, n);
             if v.is_empty() {
                 continue;
             }
-            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            v.truncate(n);
             out.push((m.id.clone(), v));
         }
         out

@@ -5,19 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-fn srv(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// `srv-opr ARGS` in `dir`, which must succeed.
+fn srv(dir: &Path, args: &[&str]) {
+    crate::support::srv_ok(dir, args, &[]);
 }
 
 /// `simulate` over `[from, to)` at a low rate into `name`.
