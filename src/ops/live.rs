@@ -133,6 +133,8 @@ pub struct PartView {
     pub availability: Vec<Timeline>,
     /// The newest availability event's `at` (`Ts::MIN`: none).
     pub availability_newest: Ts,
+    /// Which stretches of each month its valid events cover (issue 33; a few per month).
+    pub coverage: crate::engine::aggregate::Coverage,
 }
 
 impl PartView {
@@ -208,6 +210,7 @@ impl PartView {
             unsaved_since,
             availability: aggregates.timelines().to_vec(),
             availability_newest: aggregates.availability_newest(),
+            coverage: aggregates.coverage().clone(),
         }
     }
 
@@ -319,6 +322,8 @@ pub struct LiveSnapshot {
     pub signoffs: Option<std::sync::Arc<SignoffsRead>>,
     /// The connections to the brokers and the store.
     pub link: crate::ops::health::LinkState,
+    /// Which stretches of each month the held partitions' valid events cover.
+    pub coverage: crate::engine::aggregate::Coverage,
 }
 
 /// What the sign-off watcher read from the store.
@@ -537,6 +542,7 @@ impl Live {
                 a.merge(b);
             }
             out.availability_newest = out.availability_newest.max(v.availability_newest);
+            out.coverage.merge(&v.coverage);
             if let Some(m) = month
                 && let Some(c) = v.months.get(&m)
             {
@@ -595,6 +601,7 @@ mod tests {
             unsaved_since: None,
             availability: Vec::new(),
             availability_newest: Ts::MIN,
+            coverage: Default::default(),
         }
     }
 

@@ -271,6 +271,7 @@ pub fn part_view(
         unsaved_since: None,
         availability: Vec::new(),
         availability_newest: srv_opr::engine::time::Ts::MIN,
+        coverage: Default::default(),
     }
 }
 

@@ -166,7 +166,28 @@ impl Sources {
             .zip(month)
             .filter(|(w, m)| calendar.month_of(*w) == *m)
             .map(|(w, _)| calendar.day_of(w));
+        // Coverage so far: from the month's first minute to the watermark (the rest is yet to
+        // come), on this instance's partitions.
+        let covered = month.zip(watermark).map(|(m, w)| {
+            let (start, end) = (calendar.start_of(m), calendar.end_of(m));
+            snap.coverage.judge(
+                m,
+                start,
+                if w < end { w } else { end },
+                self.pipeline.coverage_max_gap.0,
+            )
+        });
         let month_view = month.zip(watermark).map(|(m, w)| MonthView {
+            covered_so_far: covered.as_ref().map(|c| c.complete),
+            coverage_gaps: covered
+                .as_ref()
+                .map(|c| {
+                    c.gaps
+                        .iter()
+                        .map(|(a, b)| [rfc3339_ts(*a), rfc3339_ts(*b)])
+                        .collect()
+                })
+                .unwrap_or_default(),
             month: m.to_string(),
             watermark: rfc3339_ts(w),
             elapsed_percent: elapsed.map_or(0.0, |e| (e * 1000.0).round() / 10.0),

@@ -142,6 +142,13 @@ pub struct MonthView {
     /// deadline): its figures change only by revisions.
     #[serde(rename = "final")]
     pub is_final: bool,
+    /// Whether the events so far (this instance's partitions) leave no gap longer than
+    /// `time.coverage_max_gap` from the month's first minute to the watermark (issue 33).
+    #[serde(default)]
+    pub covered_so_far: Option<bool>,
+    /// The gaps that are, `[from, to)` RFC 3339.
+    #[serde(default)]
+    pub coverage_gaps: Vec<[String; 2]>,
     /// `group`: the figures are every partition's checkpointed month rows, merged as `rollup`
     /// merges them; `instance`: only this instance's partitions, live (no store, or the store
     /// could not be read).

@@ -122,6 +122,26 @@ fn header(h: &mut String, s: &Status) {
                 m.elapsed_percent,
                 finality
             );
+            let coverage = match (m.covered_so_far, m.coverage_gaps.first()) {
+                (Some(true), _) => {
+                    "<p id=\"coverage\" data-covered=\"true\" class=\"note\">Events \
+                     cover the month so far: no gap longer than time.coverage_max_gap.</p>"
+                        .to_string()
+                }
+                (Some(false), Some([a, b])) => format!(
+                    "<p id=\"coverage\" data-covered=\"false\" class=\"warn\">NOT complete: no \
+                     event from {} to {}{} (longer than time.coverage_max_gap): the month's \
+                     figures will not cover it.</p>",
+                    esc(&local_time(a, &s.instance.zone, &s.generated_at)),
+                    esc(&local_time(b, &s.instance.zone, &s.generated_at)),
+                    match m.coverage_gaps.len() {
+                        1 => String::new(),
+                        n => format!(" and {} more gaps", n - 1),
+                    }
+                ),
+                _ => String::new(),
+            };
+            h.push_str(&coverage);
             let scope = match (&m.group, m.source.as_str()) {
                 (Some(g), "group") => format!(
                     "<p id=\"scope\" data-source=\"group\">Figures of the <strong>whole \
@@ -878,6 +898,8 @@ mod tests {
                 watermark: "2024-03-10T10:00:00.000Z".into(),
                 elapsed_percent: 30.0,
                 is_final: false,
+                covered_so_far: Some(false),
+                coverage_gaps: vec![["2024-03-01T00:00:00Z".into(), "2024-03-02T00:00:00Z".into()]],
                 source: "instance".into(),
                 group: None,
             }),
@@ -956,6 +978,11 @@ mod tests {
         assert!(objectives.contains("slow 4"));
         assert!(
             html.contains("Sun 10 Mar 09:30:00 GMT (32 min ago)"),
+            "{html}"
+        );
+        assert!(
+            html.contains("data-covered=\"false\"")
+                && html.contains("no event from Fri 1 Mar 00:00:00 GMT"),
             "{html}"
         );
         assert!(html.contains("<meta http-equiv=\"refresh\" content=\"10\">"));
