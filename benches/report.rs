@@ -54,6 +54,7 @@ fn render(c: &mut Criterion) {
                     cli::report::Besides {
                         external: external.clone(),
                         signoffs: &[],
+                        incomplete: &[],
                     },
                     &out,
                 )

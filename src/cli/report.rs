@@ -307,6 +307,7 @@ pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error>
         Besides {
             external,
             signoffs: &signoffs,
+            incomplete: &incomplete,
         },
         &outdir,
     )?;
@@ -365,6 +366,9 @@ pub struct Besides<'a> {
     pub external: Vec<InputRow>,
     /// Each signed month against its latest sign-off (none from a replay).
     pub signoffs: &'a [crate::signoff::SignedMonth],
+    /// The year's months its events do not cover, said with their gaps
+    /// ([`incomplete_months`]): put in by `--allow-incomplete`, flagged in the score.
+    pub incomplete: &'a [String],
 }
 
 /// The rendering half of `report`: from a year's aggregates, the score (streaming rows from
@@ -379,7 +383,11 @@ pub fn render_report(
     besides: Besides<'_>,
     outdir: &OutDir,
 ) -> Result<(Report, Vec<String>), Error> {
-    let Besides { external, signoffs } = besides;
+    let Besides {
+        external,
+        signoffs,
+        incomplete,
+    } = besides;
     let months: Vec<Month> = RegYear::parse(year)
         .map(|y| y.months().iter().filter_map(|m| Month::parse(m)).collect())
         .unwrap_or_default();
@@ -404,7 +412,7 @@ pub fn render_report(
             problems,
         })?;
     // Incomplete months reach here only when allowed (`--allow-incomplete`): flagged.
-    for m in incomplete_months(aggregates, &months) {
+    for m in incomplete {
         score
             .warnings
             .push(format!("{m}; put into the year by --allow-incomplete"));

@@ -466,12 +466,7 @@ pub fn render(s: &Status, all: bool, colour: bool) -> String {
     }
     // Problems first, as on the page (stable: configuration order within a state).
     if !all {
-        rows.sort_by_key(|(_, state)| match *state {
-            "below_minimum" => 0,
-            "below_target" => 1,
-            "ok" => 2,
-            _ => 3,
-        });
+        rows.sort_by_key(|(_, state)| crate::ops::status::model::urgency(state));
     }
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for (cells, _) in &rows {

@@ -22,6 +22,15 @@ pub enum Trouble {
 }
 
 impl Trouble {
+    /// What it means, as `/readyz` and the status page say it (lower case, no stop).
+    pub fn what(self) -> &'static str {
+        match self {
+            Trouble::Unreachable => "no Kafka broker answers",
+            Trouble::Authentication => "the Kafka brokers refuse this client's credentials",
+            Trouble::Tls => "the Kafka brokers refuse this client's TLS",
+        }
+    }
+
     /// The word `/metrics` and `/status.json` use (`reason` label).
     pub fn word(self) -> &'static str {
         match self {

@@ -1,7 +1,8 @@
 //! The evaluator: a synchronous core that samples the live counters, decides which alerts hold
 //! (a region's month-to-date RPL below TPL or MPL, a fast or slow burn of the month's error
 //! budget, a measure gone silent, a stalled consumer, a stuck watermark, rising dead letters,
-//! an interface down or below SUM1's TPL, a signed month restated), and reports each change. [`Evaluator::step`] takes the time it is given, so tests drive it
+//! an interface down or below SUM1's TPL, a signed month restated, and the connections: no
+//! broker, a refusal, no partition, the store gone), and reports each change. [`Evaluator::step`] takes the time it is given, so tests drive it
 //! through hours of windows in microseconds.
 
 use std::collections::{BTreeMap, VecDeque};

@@ -130,16 +130,13 @@ impl AlertKind {
     /// Whether it is about the pipeline's health (held for `alerts.health_for`, not `for`): the
     /// states in which figures stop moving, which the person on shift must see within a minute.
     pub fn is_health(self) -> bool {
-        matches!(
-            self,
-            AlertKind::KafkaUnreachable
-                | AlertKind::KafkaRefused
-                | AlertKind::NoPartitionAssigned
-                | AlertKind::StoreUnreachable
-                | AlertKind::ConsumerStalled
-                | AlertKind::PartitionStalled
-                | AlertKind::KafkaUndecodable
-        )
+        self.is_connection()
+            || matches!(
+                self,
+                AlertKind::ConsumerStalled
+                    | AlertKind::PartitionStalled
+                    | AlertKind::KafkaUndecodable
+            )
     }
 
     /// Whether it is about the connections (brokers, store, assignment): judged whether or not

@@ -217,21 +217,12 @@ impl Alertmanager {
             .read_to_string()
             .unwrap_or_default();
         if !(200..300).contains(&status) {
-            let text: String = text.trim().chars().take(200).collect();
-            return Err(NotifyError::Status {
+            return Err(status_error(
                 url,
                 status,
-                hint: match status {
-                    401 => " (Unauthorized: the username, password or token is wrong or missing)",
-                    403 => " (Forbidden: these credentials may not read its status)",
-                    _ => "",
-                },
-                body: if text.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", crate::diagnostic::redact(&text))
-                },
-            });
+                &text,
+                " (Forbidden: these credentials may not read its status)",
+            ));
         }
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         Ok(format!(
@@ -297,21 +288,32 @@ impl Alertmanager {
             .limit(4096)
             .read_to_string()
             .unwrap_or_default();
-        let text: String = text.trim().chars().take(200).collect();
-        Err(NotifyError::Status {
-            url: self.url.clone(),
+        Err(status_error(
+            self.url.clone(),
             status,
-            hint: match status {
-                401 => " (Unauthorized: the username, password or token is wrong or missing)",
-                403 => " (Forbidden: these credentials may not post alerts)",
-                _ => "",
-            },
-            body: if text.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", crate::diagnostic::redact(&text))
-            },
-        })
+            &text,
+            " (Forbidden: these credentials may not post alerts)",
+        ))
+    }
+}
+
+/// An answer other than 2xx from `url`, with a hint for the credentials' statuses (`forbidden`:
+/// what a 403 means for this request) and the start of the body, secrets masked.
+fn status_error(url: String, status: u16, body: &str, forbidden: &'static str) -> NotifyError {
+    let text: String = body.trim().chars().take(200).collect();
+    NotifyError::Status {
+        url,
+        status,
+        hint: match status {
+            401 => " (Unauthorized: the username, password or token is wrong or missing)",
+            403 => forbidden,
+            _ => "",
+        },
+        body: if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", crate::diagnostic::redact(&text))
+        },
     }
 }
 

@@ -138,16 +138,10 @@ impl Routes {
                 let (held, lag) = self.live.readiness();
                 let link = self.live.link.state();
                 if let Some((trouble, why)) = link.kafka_down() {
-                    let what = match trouble {
-                        crate::ops::health::Trouble::Unreachable => "no Kafka broker answers",
-                        crate::ops::health::Trouble::Authentication => {
-                            "the Kafka brokers refuse this client's credentials"
-                        }
-                        crate::ops::health::Trouble::Tls => {
-                            "the Kafka brokers refuse this client's TLS"
-                        }
-                    };
-                    Reply::text(StatusCode::SERVICE_UNAVAILABLE, format!("{what}: {why}\n"))
+                    Reply::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("{}: {why}\n", trouble.what()),
+                    )
                 } else if let Some((_, why)) = &link.store_down {
                     Reply::text(
                         StatusCode::SERVICE_UNAVAILABLE,

@@ -350,22 +350,21 @@ impl Sources {
     /// The overall state: the worst alert firing sets it; the connections' problems now are listed
     /// whether or not their alert has fired yet.
     pub(super) fn health_view(snap: &LiveSnapshot, alerts: &[AlertView]) -> HealthView {
-        use crate::ops::health::Trouble;
         let mut problems = Vec::new();
         if let Some((t, why)) = snap.link.kafka_down() {
             let since = snap
                 .link
                 .down_since
                 .map_or_else(String::new, |t| format!(" since {}", rfc3339(Some(t))));
-            problems.push(match t {
-                Trouble::Unreachable => format!("No Kafka broker answers{since}: {why}."),
-                Trouble::Authentication => {
-                    format!("The Kafka brokers refuse this client's credentials{since}: {why}.")
-                }
-                Trouble::Tls => {
-                    format!("The Kafka brokers refuse this client's TLS{since}: {why}.")
-                }
-            });
+            // `/readyz`'s words, as a sentence.
+            let mut what = t.what().chars();
+            let what: String = what
+                .next()
+                .map(|c| c.to_ascii_uppercase())
+                .into_iter()
+                .chain(what)
+                .collect();
+            problems.push(format!("{what}{since}: {why}."));
         } else if snap.link.brokers_up.is_some_and(|n| n > 0) && snap.assigned == 0 {
             problems.push("The brokers answer and this instance holds no partition.".to_string());
         }

@@ -247,6 +247,17 @@ pub struct RegionView {
     pub rpl_by_day: Vec<DayPoint>,
 }
 
+/// How urgent a row's `state` is, for the page's and `status`'s order: below minimum first,
+/// then below target, on target, the rest.
+pub fn urgency(state: &str) -> u8 {
+    match state {
+        "below_minimum" => 0,
+        "below_target" => 1,
+        "ok" => 2,
+        _ => 3,
+    }
+}
+
 /// One kind of miss and how many.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MissView {

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::model::{DayPoint, MeasureView, RegionView, Status, TrendPoint};
+use super::model::{DayPoint, MeasureView, RegionView, Status, TrendPoint, urgency};
 // The report's escaping: no configuration or event text reaches the page unescaped.
 use crate::report::html::esc;
 
@@ -401,16 +401,6 @@ fn signoffs(h: &mut String, s: &Status) {
     h.push_str("</tbody></table></section>\n");
 }
 
-/// How urgent a row's state is: below minimum first, then below target, on target, the rest.
-fn urgency(state: &str) -> u8 {
-    match state {
-        "below_minimum" => 0,
-        "below_target" => 1,
-        "ok" => 2,
-        _ => 3,
-    }
-}
-
 /// The measures as a list of objectives: the rows judged against a target, those below it first;
 /// every other row (regions a measure is not judged on, measures without a target) behind a
 /// switch that works without JavaScript.
@@ -423,7 +413,10 @@ fn measures(h: &mut String, s: &Status) {
         .collect();
     // Stable: within a state, configuration order.
     judged.sort_by_key(|(_, r)| urgency(&r.state));
-    let below = judged.iter().filter(|(_, r)| urgency(&r.state) < 2).count();
+    let below = judged
+        .iter()
+        .filter(|(_, r)| urgency(&r.state) < urgency("ok"))
+        .count();
     let _ = write!(
         h,
         "<section id=\"measures\" data-below=\"{below}\"><h2>Objectives, month to date: {} of {} \
