@@ -634,13 +634,12 @@ fn alerts_reach_alertmanager_over_https_and_resolve_there() {
     assert_eq!(board.notify_errors, 0);
 }
 
-/// The README's YAML blocks marked as run by this file, in order: the Prometheus rule of
-/// interface outages and the Alertmanager receiver of the webhook.
-fn readme_blocks() -> Vec<String> {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    readme
-        .split("<!-- tested: tests/alerting.rs reads this block -->")
+/// The YAML blocks of `docs/operating.md` marked as run by this file, in order: the Prometheus
+/// rule of interface outages and the Alertmanager receiver of the webhook.
+fn operating_page_blocks() -> Vec<String> {
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operating.md")).unwrap();
+    page.split("<!-- tested: tests/alerting.rs reads this block -->")
         .skip(1)
         .map(|part| {
             let body = part.split_once("```yaml\n").expect("a yaml block").1;
@@ -724,9 +723,9 @@ fn complete_minutes(from: srv_opr::engine::time::Ts, to: srv_opr::engine::time::
 }
 
 /// SUM1 from the monitoring people already run, every part real: Prometheus scrapes an
-/// interface's probe (labelled `interface: DUIS`) with the README's rule; the probe is stopped
+/// interface's probe (labelled `interface: DUIS`) with the operating page's rule; the probe is stopped
 /// late in a minute until 3 s into the minute after next; the alert fires, Alertmanager calls `run`'s webhook over TLS
-/// with basic auth (the README's receiver), the webhook produces into the real broker, `run`
+/// with basic auth (the operating page's receiver), the webhook produces into the real broker, `run`
 /// consumes it back; the probe comes back, the alert resolves, Alertmanager sends that too.
 /// The events' times are the outage's within the scrape and evaluation intervals (1 s each,
 /// allowed 6 s), and `run` counts the one complete minute between them as down.
@@ -783,8 +782,8 @@ fn an_outage_seen_by_prometheus_reaches_run_through_alertmanagers_webhook() {
         }
     });
 
-    let blocks = readme_blocks();
-    assert_eq!(blocks.len(), 2, "the README's rule and receiver");
+    let blocks = operating_page_blocks();
+    assert_eq!(blocks.len(), 2, "the page's rule and receiver");
     std::fs::write(d.join("interfaces.rules.yml"), &blocks[0]).unwrap();
     let receiver = blocks[1]
         .replace(

@@ -11,7 +11,9 @@
 //! - `exemptions`: the exemption register against an oracle written from the rule,
 //!   from a replay and (with the servers) from the store of a `run`.
 //! - `score`: the OPR scoring core against the seed's Table 7 and worked cases.
-//! - `docs`: the documentation's example events replayed, every statement about them checked.
+//! - `docs`: every shell block of the README and `docs/` run in order (the operating walk-through
+//!   against the SASL_SSL listener, the reporting page on files and a store of `run`), every link
+//!   between the pages resolved, the example events replayed and every statement checked.
 //! - `deploy`: every setting the deployment files pass is one the service accepts.
 //! - `http`: the endpoint over real sockets: HEAD, 405, TLS, basic auth, client certificates,
 //!   a web configuration changed while serving.

@@ -60,7 +60,7 @@ pub fn check(cfg: &Config) -> Vec<Line> {
         Ok(md) => out.push((
             what,
             Ok(format!(
-                "connected{}; the cluster has {} brokers and {} topics this client may see",
+                "connected{}; the cluster has {} and {} this client may see",
                 if protocol.starts_with("SASL") {
                     ", authenticated"
                 } else if protocol == "SSL" {
@@ -68,8 +68,8 @@ pub fn check(cfg: &Config) -> Vec<Line> {
                 } else {
                     ""
                 },
-                md.brokers().len(),
-                md.topics().len()
+                counted(md.brokers().len(), "broker"),
+                counted(md.topics().len(), "topic")
             )),
         )),
         Err(e) => {
@@ -102,11 +102,20 @@ pub fn check(cfg: &Config) -> Vec<Line> {
                     None if t.partitions().is_empty() => {
                         Err("it has no partition (does it exist?)".into())
                     }
-                    None => Ok(format!("{} partitions", t.partitions().len())),
+                    None => Ok(counted(t.partitions().len(), "partition")),
                 },
             },
         };
         out.push((what, result));
     }
     out
+}
+
+/// `1 broker`, `3 brokers`.
+fn counted(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }

@@ -624,7 +624,7 @@ pub struct Summary {
     /// `max_waiting_responses` was reached: they are among the orphan responses.
     pub waiting_responses_evicted: u64,
     /// Events so far ahead of their file's or partition's other events that they were not
-    /// allowed to move its watermark (applied like any other; README, "Event time").
+    /// allowed to move its watermark (applied like any other; docs/events.md, "Where the contract leaves a choice").
     pub watermark_outliers: u64,
     /// Most bytes of correlation state at once (sampled).
     pub peak_state_bytes: u64,
