@@ -206,7 +206,7 @@ fn the_page_in_chromium_flags_the_degraded_region_with_the_figures_of_metrics_an
     create_topic_on(&brokers, &format!("{topic}-dead"), 1);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    produce(d, &brokers, &topic, "0.05", "slow=0.02,error=0,lost=0");
+    produce(d, &brokers, &topic, "0.05", "slow=0.02,error=0.01,lost=0");
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let env = env(
@@ -384,8 +384,37 @@ fn the_page_in_chromium_flags_the_degraded_region_with_the_figures_of_metrics_an
                 j["rpl_percent"].as_str().unwrap(),
                 "{measure} {r}"
             );
+            // The row's largest failure buckets are failures.csv's first three (issue 33).
+            let failures = std::fs::read_to_string(d.join("run-out/failures.csv")).unwrap();
+            let top: Vec<(String, u64)> = failures
+                .lines()
+                .filter(|l| l.starts_with(&format!("2024-03,{measure},{r},")))
+                .take(3)
+                .map(|l| {
+                    let f: Vec<&str> = l.split(',').collect();
+                    (f[3].to_string(), f[4].parse().unwrap())
+                })
+                .collect();
+            let shown: Vec<(String, u64)> = j["misses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["bucket"].as_str().unwrap().to_string(),
+                        m["count"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(shown, top, "{measure} {r}");
         }
     }
+    // Central's errors are named by their codes, not lumped together.
+    let central = region(&s, "PM4.3", "central")["misses"].to_string();
+    assert!(
+        central.contains("\"slow\"") && central.contains("\"E"),
+        "{central}"
+    );
 }
 
 /// Central below MPL fires a critical alert: `status --check` exits 2; an endpoint that is not

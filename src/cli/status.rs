@@ -447,6 +447,7 @@ pub fn render(s: &Status, all: bool, colour: bool) -> String {
         "budget",
         "projected",
         "instance",
+        "largest misses",
     ];
     let mut rows: Vec<(Vec<String>, &str)> = Vec::new();
     for m in &s.measures {
@@ -564,5 +565,14 @@ fn row_cells(measure: &str, levels: &str, r: &RegionView) -> Vec<String> {
         r.projected_rpl_percent
             .map_or("-".into(), |v| format!("{v:.2}")),
         r.instance.rpl_percent.clone().unwrap_or_else(|| "-".into()),
+        if r.misses.is_empty() {
+            "-".into()
+        } else {
+            r.misses
+                .iter()
+                .map(|m| format!("{} {}", m.bucket, m.count))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
     ]
 }

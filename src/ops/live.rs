@@ -61,7 +61,23 @@ pub type MeasureCounts = Vec<[Counts; 3]>;
 /// Counts by day of the month (requests, within target, succeeded), by measure, then region.
 pub type MeasureDays = Vec<[Days; 3]>;
 
-/// Months whose counts by day a partition publishes: the latest ones, where the month that
+/// Misses by failure bucket (`failures.csv`'s), by measure, then region.
+pub type MeasureBuckets = Vec<[BTreeMap<crate::engine::catalog::Bucket, u64>; 3]>;
+
+fn add_buckets(into: &mut MeasureBuckets, from: &MeasureBuckets) {
+    if into.len() < from.len() {
+        into.resize(from.len(), Default::default());
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        for (x, y) in a.iter_mut().zip(b) {
+            for (k, n) in y {
+                *x.entry(*k).or_insert(0) += n;
+            }
+        }
+    }
+}
+
+/// Months whose counts by day (and failure buckets) a partition publishes: the latest ones, where the month that
 /// holds the combined watermark is.
 const DAY_MONTHS: usize = 2;
 
@@ -123,6 +139,8 @@ pub struct PartView {
     pub months: BTreeMap<Month, MeasureCounts>,
     /// Decided counts by day, of the latest months.
     pub days: BTreeMap<Month, MeasureDays>,
+    /// The `opr` view's misses by failure bucket, of the latest months.
+    pub buckets: BTreeMap<Month, MeasureBuckets>,
     /// Requests the `opr` view's exemptions took out of the counts above, by month.
     pub exempted: BTreeMap<Month, MeasureCounts>,
     /// Response times and acknowledgement segments over all months, by measure and region.
@@ -155,6 +173,7 @@ impl PartView {
         recent.dedup();
         let recent = &recent[recent.len().saturating_sub(DAY_MONTHS)..];
         let mut days: BTreeMap<Month, MeasureDays> = BTreeMap::new();
+        let mut buckets: BTreeMap<Month, MeasureBuckets> = BTreeMap::new();
         let mut exempted: BTreeMap<Month, MeasureCounts> = BTreeMap::new();
         // The `opr` view's figures: the register's exemptions taken out (issue 29), so the
         // month to date, hits to target and every alert judge what the OPR will count.
@@ -195,6 +214,14 @@ impl PartView {
                     *d = r.day_counts();
                 }
             }
+            let row = buckets
+                .entry(month)
+                .or_insert_with(|| vec![Default::default(); n]);
+            if let Some(slot) = row.get_mut(measure as usize) {
+                for (b, r) in slot.iter_mut().zip(&opr) {
+                    b.clone_from(&r.buckets);
+                }
+            }
         }
         PartView {
             stats: stats.clone(),
@@ -205,6 +232,7 @@ impl PartView {
             next_offset,
             months,
             days,
+            buckets,
             exempted,
             rt: aggregates.response_times().clone(),
             unsaved_since,
@@ -294,6 +322,8 @@ pub struct LiveSnapshot {
     pub month: Option<(Month, MeasureCounts)>,
     /// The same month's counts by day.
     pub month_days: MeasureDays,
+    /// The same month's misses by failure bucket.
+    pub month_buckets: MeasureBuckets,
     /// The same month's requests the `opr` view's exemptions took out (not in the counts).
     pub month_exempted: MeasureCounts,
     /// Each partition held now.
@@ -554,6 +584,11 @@ impl Live {
                 add_days(&mut out.month_days, d);
             }
             if let Some(m) = month
+                && let Some(b) = v.buckets.get(&m)
+            {
+                add_buckets(&mut out.month_buckets, b);
+            }
+            if let Some(m) = month
                 && let Some(e) = v.exempted.get(&m)
             {
                 add_counts(&mut out.month_exempted, e);
@@ -596,6 +631,7 @@ mod tests {
             next_offset: 0,
             months: BTreeMap::new(),
             days: BTreeMap::new(),
+            buckets: BTreeMap::new(),
             exempted: BTreeMap::new(),
             rt: Segments::default(),
             unsaved_since: None,

@@ -266,6 +266,7 @@ pub fn part_view(
         next_offset,
         months,
         days: Default::default(),
+        buckets: Default::default(),
         exempted: Default::default(),
         rt: Default::default(),
         unsaved_since: None,

@@ -133,10 +133,10 @@ impl Sources {
             .as_ref()
             .filter(|g| Some(g.month) == month && kept.group_error.is_none());
         let instance_hits = snap.month.as_ref().map(|(_, c)| hits_of(&self.pipeline, c));
-        // The counts behind the figures shown, for the misses by kind.
-        let shown_counts: Option<&crate::ops::live::MeasureCounts> = match group {
-            Some(g) => Some(&g.counts),
-            None => snap.month.as_ref().map(|(_, c)| c),
+        // The failure buckets behind the figures shown.
+        let shown_buckets: Option<&crate::ops::live::MeasureBuckets> = match group {
+            Some(g) => Some(&g.buckets),
+            None => snap.month.as_ref().map(|_| &snap.month_buckets),
         };
         let (primary, days, source): (Option<Hits>, Option<&MeasureDays>, &str) = match group {
             Some(g) => (
@@ -242,7 +242,7 @@ impl Sources {
                             burn_rate_1h: m.tpl.and_then(|t| {
                                 burn_rate(&trend(&kept, mi, ri, now), t, Duration::from_secs(3600))
                             }),
-                            misses: misses_of(shown_counts, mi, ri, m.basis),
+                            misses: misses_of(shown_buckets, mi, ri),
                             projected_rpl_percent: projected,
                             instance: LiveFigures {
                                 requests: lr,
@@ -484,43 +484,38 @@ fn burn_rate(points: &[TrendPoint], tpl: Decimal, span: Duration) -> Option<f64>
     (req > 0.0).then(|| (((req - hits) / req / budget) * 10.0).round() / 10.0)
 }
 
-/// The month's misses of measure `mi`, region `ri` (3: all) by kind, most first.
+/// How many of a row's largest failure buckets the page shows (`failures.csv` has them all).
+const TOP_BUCKETS: usize = 3;
+
+/// The month's largest failure buckets of measure `mi`, region `ri` (3: all), most first (then
+/// by name, as `failures.csv` orders them).
 fn misses_of(
-    counts: Option<&crate::ops::live::MeasureCounts>,
+    buckets: Option<&crate::ops::live::MeasureBuckets>,
     mi: usize,
     ri: usize,
-    basis: Basis,
 ) -> Vec<super::model::MissView> {
-    let Some(rs) = counts.and_then(|c| c.get(mi)) else {
+    let Some(rs) = buckets.and_then(|b| b.get(mi)) else {
         return Vec::new();
     };
-    let mut c = crate::ops::live::Counts::default();
+    let mut sum: std::collections::BTreeMap<crate::engine::catalog::Bucket, u64> =
+        std::collections::BTreeMap::new();
     for (i, x) in rs.iter().enumerate() {
         if ri == 3 || ri == i {
-            c.requests += x.requests;
-            c.within_target += x.within_target;
-            c.succeeded += x.succeeded;
-            c.no_response += x.no_response;
+            for (b, n) in x {
+                *sum.entry(*b).or_insert(0) += n;
+            }
         }
     }
-    let failed = c.requests.saturating_sub(c.succeeded + c.no_response);
-    let slow = match basis {
-        Basis::Trt => c.succeeded.saturating_sub(c.within_target),
-        Basis::Success => 0,
-    };
-    let mut out: Vec<super::model::MissView> = [
-        ("slow", slow),
-        ("failed", failed),
-        ("no_response", c.no_response),
-    ]
-    .into_iter()
-    .filter(|(_, n)| *n > 0)
-    .map(|(b, n)| super::model::MissView {
-        bucket: b.to_string(),
-        count: n,
-    })
-    .collect();
-    out.sort_by_key(|b| std::cmp::Reverse(b.count));
+    let mut out: Vec<super::model::MissView> = sum
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(b, n)| super::model::MissView {
+            bucket: b.name(),
+            count: n,
+        })
+        .collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.bucket.cmp(&b.bucket)));
+    out.truncate(TOP_BUCKETS);
     out
 }
 

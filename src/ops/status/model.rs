@@ -235,8 +235,8 @@ pub struct RegionView {
     /// (1: exactly the month's pace; `None` without requests in the hour).
     #[serde(default)]
     pub burn_rate_1h: Option<f64>,
-    /// The month's misses by kind, most first: `slow` (succeeded after the TRT), `failed` (a
-    /// failure code), `no_response`; empty without misses.
+    /// The month's largest failure buckets (at most three), most first: `slow` (succeeded after
+    /// the TRT), `no_response`, a failure code, `other`; empty without misses.
     #[serde(default)]
     pub misses: Vec<MissView>,
     /// This instance's own live figures (its partitions only).
@@ -258,10 +258,10 @@ pub fn urgency(state: &str) -> u8 {
     }
 }
 
-/// One kind of miss and how many.
+/// One failure bucket of a row and its misses.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MissView {
-    /// `slow`, `failed` or `no_response`.
+    /// As in `failures.csv`: `slow`, `no_response`, a failure code (`E20`) or `other`.
     pub bucket: String,
     /// Requests.
     pub count: u64,

@@ -461,7 +461,7 @@ fn table_head(h: &mut String, id: &str) {
         h,
         "<div class=\"scroll\"><table id=\"table-{id}\"><thead><tr><th>Measure</th><th>Region</th>\
          <th>RPL %</th><th>State</th><th>TPL / MPL</th><th>Requests</th><th>Hits</th>\
-         <th>Hits in a row to TPL</th><th>Error budget</th><th>Misses</th>\
+         <th>Hits in a row to TPL</th><th>Error budget</th><th>Largest failure buckets</th>\
          <th class=\"projected\">Projected month-end</th><th class=\"instance\">This instance \
          (live)</th><th class=\"trend\">Hit ratio, 24 h</th><th class=\"by-day\">RPL by \
          day</th></tr></thead><tbody>"
@@ -515,8 +515,9 @@ fn region_row(h: &mut String, m: &MeasureView, r: &RegionView) {
          <td class=\"region\">{}</td><td class=\"rpl num {}\">{}</td><td class=\"state\"><span \
          class=\"badge {}\">{}</span></td><td class=\"levels num\">{}</td><td class=\"requests \
          num\">{}</td><td class=\"hits num\">{}</td><td class=\"to-target num\">{}</td><td \
-         class=\"budget num\">{}</td><td class=\"misses\" title=\"the month's misses by kind; \
-         each missed request is in evidence/{}.csv at the stop (or srv-opr rollup)\">{}</td>\
+         class=\"budget num\">{}</td><td class=\"misses\" title=\"the month's largest failure \
+         buckets; every bucket is in failures.csv, and the requests behind them in \
+         evidence/{}.csv at the stop (or srv-opr rollup)\">{}</td>\
          <td class=\"projected num\">{}</td><td class=\"instance num\">{}</td><td \
          class=\"trend\">{}</td><td class=\"by-day\">{}</td></tr>",
         if judged { "judged " } else { "context " },
@@ -947,7 +948,7 @@ mod tests {
         let html = render(&status());
         // An objectives list (issue 33): rows below target first, only judged rows unless
         // asked, a row nobody judges drawn neutral, the budget as a share with its burn, the
-        // misses by kind, times in the reporting zone with how long ago.
+        // largest failure buckets, times in the reporting zone with how long ago.
         let objectives = html
             .split("id=\"table-objectives\"")
             .nth(1)

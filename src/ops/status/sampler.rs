@@ -14,7 +14,7 @@ use crate::engine::calendar::{Calendar, Month};
 use crate::engine::domain::Basis;
 use crate::engine::pipeline::PipelineConfig;
 use crate::engine::time::Ts;
-use crate::ops::live::{Counts, Live, MeasureCounts, MeasureDays};
+use crate::ops::live::{Counts, Live, MeasureBuckets, MeasureCounts, MeasureDays};
 use crate::store::load::merge_months;
 use crate::store::{Identity, Store, open_configured};
 
@@ -53,6 +53,8 @@ pub(super) struct GroupRead {
     pub(super) month: Month,
     pub(super) counts: MeasureCounts,
     pub(super) days: MeasureDays,
+    /// The month's misses by failure bucket.
+    pub(super) buckets: MeasureBuckets,
     /// Requests the `opr` view's exemptions took out of the counts.
     pub(super) exempted: MeasureCounts,
     /// `(topic/partition, owner, when last checkpointed)`.
@@ -230,6 +232,7 @@ fn read_group(
     let n = pipeline.definitions.measures.len();
     let mut counts: MeasureCounts = vec![[Counts::default(); 3]; n];
     let mut days: MeasureDays = vec![[[[0; 3]; 31]; 3]; n];
+    let mut buckets: MeasureBuckets = vec![Default::default(); n];
     let mut exempted: MeasureCounts = vec![[Counts::default(); 3]; n];
     for (m, measure, block) in merged.aggregates.blocks() {
         if m != month {
@@ -238,10 +241,13 @@ fn read_group(
         let i = measure as usize;
         // The `opr` view's figures, as `/metrics` and the alerts judge them.
         let rows = merged.aggregates.view_rows(0, m, measure, block);
-        if let (Some(c), Some(d)) = (counts.get_mut(i), days.get_mut(i)) {
+        if let (Some(c), Some(d), Some(b)) =
+            (counts.get_mut(i), days.get_mut(i), buckets.get_mut(i))
+        {
             for (r, row) in rows.iter().enumerate() {
                 c[r] = Counts::of(row);
                 d[r] = row.day_counts();
+                b[r].clone_from(&row.buckets);
             }
         }
         if let (Some(e), Some(t)) = (
@@ -271,6 +277,7 @@ fn read_group(
         month,
         counts,
         days,
+        buckets,
         exempted,
         checkpoints,
         read_at: SystemTime::now(),
