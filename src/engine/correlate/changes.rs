@@ -8,7 +8,7 @@
 //!   compactly kept record is written down as it happens, with its state;
 //! - waiting responses apart, by key in a set: few keys ever have them.
 
-use super::correlator::{Entry, LISTED};
+use super::entry::{Entry, LISTED};
 use super::decided::{SavedDecided, Slot};
 use super::key::KeySet;
 

@@ -3,61 +3,12 @@
 //! from them. The store's codec writes these shapes; nothing here knows how.
 
 use crate::engine::catalog::Catalog;
-use crate::engine::domain::{Provider, Region};
 use crate::engine::time::Ts;
 
-use super::correlator::{
-    Correlator, CorrelatorConfig, CorrelatorStats, Entry, LATE, LISTED, NONE_AT, STORED, Waiting,
-    text_of,
-};
+use super::correlator::{Correlator, CorrelatorConfig, CorrelatorStats};
 use super::decided::SavedDecided;
+use super::entry::{Entry, LISTED, STORED, SavedEntry, SavedWaiting, Waiting, text_of};
 use super::interface::Evidence;
-use super::key::Pos;
-
-/// A request's correlation state as a checkpoint stores it (SRV and code are the partition's
-/// interned ids; the checkpoint stores the intern tables beside them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SavedEntry {
-    /// Request `at`, ns.
-    pub at: i64,
-    /// When it is due to run, ns: `at`, or a future-dated request's `execute_at`.
-    pub due: i64,
-    /// Interned service user (0: none).
-    pub user: u32,
-    /// First acknowledgement: 0 none, else 1 + whole ms after `at`.
-    pub ack: u32,
-    /// Final response `at`, ns, if any.
-    pub fin_at: Option<i64>,
-    /// Packed position of the request.
-    pub pos: u64,
-    /// Interned SRV.
-    pub srv: u32,
-    /// Interned final code (meaningless without `fin_at`).
-    pub fin_code: u32,
-    /// Region.
-    pub region: Region,
-    /// Provider.
-    pub provider: Provider,
-    /// Already decided and counted.
-    pub decided: bool,
-    /// It arrived behind the watermark (its line was counted `late`).
-    pub late: bool,
-}
-
-/// A response waiting for its request, as a checkpoint stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SavedWaiting {
-    /// Response `at`, ns.
-    pub at: i64,
-    /// Interned code.
-    pub code: u32,
-    /// Packed position.
-    pub pos: u64,
-    /// It was behind the watermark when it arrived.
-    pub behind: bool,
-    /// Its bytes, for the dead letter it may become.
-    pub raw: Box<[u8]>,
-}
 
 /// What changed since the last checkpoint, in the order a store must write it: compactly kept
 /// records and removals as they happened (interleaved by `removed`'s indexes), then the pending
@@ -102,22 +53,14 @@ impl Correlator {
                 continue;
             };
             e.flags = (e.flags | STORED) & !LISTED;
-            out.entries.push((k, save_entry(e)));
+            out.entries.push((k, e.saved()));
             if let Some(t) = text_of(&self.texts, e) {
                 out.texts.push((k, t.clone()));
             }
         }
         for k in changed.waiting.drain() {
             let list = self.waiting.get(&k).map_or_else(Vec::new, |l| {
-                l.iter()
-                    .map(|w| SavedWaiting {
-                        at: w.at.0,
-                        code: w.code,
-                        pos: w.pos.0,
-                        behind: w.behind,
-                        raw: w.raw.clone(),
-                    })
-                    .collect()
+                l.iter().map(Waiting::saved).collect()
             });
             out.waiting.push((k, list));
         }
@@ -146,7 +89,7 @@ impl Correlator {
             entries: self
                 .entries
                 .iter()
-                .map(|(k, e)| (*k, save_entry(e)))
+                .map(|(k, e)| (*k, e.saved()))
                 .collect(),
             decided: self
                 .decided
@@ -162,15 +105,7 @@ impl Correlator {
         for (k, l) in &self.waiting {
             out.waiting.push((
                 *k,
-                l.iter()
-                    .map(|w| SavedWaiting {
-                        at: w.at.0,
-                        code: w.code,
-                        pos: w.pos.0,
-                        behind: w.behind,
-                        raw: w.raw.clone(),
-                    })
-                    .collect(),
+                l.iter().map(Waiting::saved).collect(),
             ));
         }
         out
@@ -210,21 +145,7 @@ impl Correlator {
             c.decided.restore(d.key(), d.slot(), live_from);
         }
         for (k, s) in entries {
-            let e = Entry {
-                at: Ts(s.at),
-                due: Ts(s.due),
-                user: s.user,
-                ack: s.ack,
-                fin_at: s.fin_at.unwrap_or(NONE_AT),
-                pos: Pos(s.pos),
-                srv: s.srv,
-                fin_code: s.fin_code,
-                region: s.region,
-                provider: s.provider,
-                decided: s.decided,
-                flags: STORED | if s.late { LATE } else { 0 },
-                text: 0,
-            };
+            let e = Entry::restored(&s);
             if e.decided {
                 c.expire_at.push(c.cfg.expiry(e.due), k);
             } else {
@@ -242,13 +163,7 @@ impl Correlator {
         }
         for (k, w) in waiting {
             c.orphan_at.push(Ts(w.at).plus(c.cfg.orphan_wait), k);
-            c.waiting.entry(k).or_default().push(Waiting {
-                at: Ts(w.at),
-                code: w.code,
-                pos: Pos(w.pos),
-                behind: w.behind,
-                raw: w.raw,
-            });
+            c.waiting.entry(k).or_default().push(Waiting::restored(w));
             c.waiting_count += 1;
         }
         // Evidence of pending requests, so a miss decided after the restart is sampled as it
@@ -262,22 +177,5 @@ impl Correlator {
             }
         }
         c
-    }
-}
-
-pub(super) fn save_entry(e: &Entry) -> SavedEntry {
-    SavedEntry {
-        at: e.at.0,
-        due: e.due.0,
-        user: e.user,
-        ack: e.ack,
-        fin_at: (e.fin_at != NONE_AT).then_some(e.fin_at),
-        pos: e.pos.0,
-        srv: e.srv,
-        fin_code: e.fin_code,
-        region: e.region,
-        provider: e.provider,
-        decided: e.decided,
-        late: e.flags & LATE != 0,
     }
 }

@@ -7,17 +7,17 @@
 //! drains.
 
 use crate::engine::catalog::{Catalog, CodeKind};
-use crate::engine::domain::{Provider, Region};
 use crate::engine::event::DeadReason;
 use crate::engine::time::{Dur, Ts};
 use crate::engine::timers::TimerQueue;
 
 use super::changes::Tracker;
 use super::decided::{At, DecidedTable, Slot};
+use super::entry::{Entry, LATE, LISTED, NONE_AT, STORED, Waiting, ack_code};
 use super::interface::{
-    Decision, Displaced, Evidence, Output, Req, Resp, Revision, StoredDead, Verdict, evidence_text,
+    Displaced, Evidence, Output, Req, Resp, Revision, StoredDead, Verdict, evidence_text,
 };
-use super::key::{KeyMap, Pos};
+use super::key::KeyMap;
 
 /// What the correlator needs to know from the configuration.
 #[derive(Debug, Clone)]
@@ -38,86 +38,6 @@ impl CorrelatorConfig {
     pub(super) fn expiry(&self, due: Ts) -> Ts {
         due.plus(self.longest_deadline).plus(self.dedupe_horizon)
     }
-}
-
-pub(super) const NONE_AT: i64 = i64::MIN;
-
-/// Correlation state of one request id.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Entry {
-    pub(super) at: Ts,
-    /// When it is due to run: `at`, or a future-dated request's later `execute_at`.
-    pub(super) due: Ts,
-    /// Final response `at`, or `NONE_AT`.
-    pub(super) fin_at: i64,
-    pub(super) pos: Pos,
-    pub(super) srv: u32,
-    pub(super) fin_code: u32,
-    /// Interned service user (0: none).
-    pub(super) user: u32,
-    /// First acknowledgement: 0 none, else 1 + whole ms after `at` ([`ack_code`]).
-    pub(super) ack: u32,
-    pub(super) region: Region,
-    pub(super) provider: Provider,
-    pub(super) decided: bool,
-    /// [`STORED`], [`LATE`] and [`LISTED`]: one byte, so that the entry stays 56 bytes.
-    pub(super) flags: u8,
-    /// Slot + 1 of the request's evidence text in [`Correlator::texts`] (0: none). Fits in
-    /// what would otherwise be padding: the entry stays 56 bytes.
-    pub(super) text: u32,
-}
-
-// A pending request's record (a decided one moves to the compact table): 40 bytes until the
-// due time, user and acknowledgement joined it (issue 32); pending requests are a small part of
-// the state against the decided ones' horizon (BENCHMARKS.md).
-const _: () = assert!(std::mem::size_of::<Entry>() == 56);
-
-/// [`Entry::ack`] for an acknowledgement at `ack` of a request at `at` (`ack` ≥ `at`): 1 + whole
-/// ms between them, saturating (49 days, beyond any horizon).
-pub(super) fn ack_code(ack: Ts, at: Ts) -> u32 {
-    let ms = ack.since(at).as_millis_floor().max(0);
-    u32::try_from(ms.saturating_add(1)).unwrap_or(u32::MAX)
-}
-
-/// [`Entry::flags`]: a checkpoint has written this record, so removing it must delete it from
-/// the store too. (A record created and expired between two checkpoints never reaches the
-/// store.)
-pub(super) const STORED: u8 = 1;
-
-/// [`Entry::flags`]: listed among the records changed since the last checkpoint (the tracker's
-/// list holds each key once while this is set). Never kept compactly: a record leaving the map
-/// is written down as it leaves.
-pub(super) const LISTED: u8 = 4;
-
-/// [`Entry::flags`]: the request arrived behind the watermark, so its line was counted `late`.
-/// Kept so that, displaced by an earlier conflicting request, the line leaves that result for
-/// `dead_letter` (each event has exactly one result).
-pub(super) const LATE: u8 = 2;
-
-impl Entry {
-    pub(super) fn decision(&self, key: u128) -> Decision {
-        Decision {
-            at: self.at,
-            due: self.due,
-            ack_ms: self.ack.checked_sub(1),
-            user: self.user,
-            srv: self.srv,
-            region: self.region,
-            provider: self.provider,
-            fin: (self.fin_at != NONE_AT).then_some((Ts(self.fin_at), self.fin_code)),
-            key: key as u64,
-        }
-    }
-}
-
-/// A response waiting for its request.
-#[derive(Debug)]
-pub(super) struct Waiting {
-    pub(super) at: Ts,
-    pub(super) code: u32,
-    pub(super) pos: Pos,
-    pub(super) behind: bool,
-    pub(super) raw: Box<[u8]>,
 }
 
 /// Counters the correlator keeps about itself.
@@ -151,12 +71,26 @@ pub struct Correlator {
     /// Decided requests kept compactly until they expire (without an expiry timer each);
     /// those that do not fit stay in `entries` with a timer in `expire_at`.
     pub(super) decided: DecidedTable,
-    /// Whether decided requests move to `decided` (always, but in the tests that hold the
-    /// table to the map's behaviour).
+    /// Whether decided requests move to `decided`: a switch of the tests that hold the table to
+    /// the map's behaviour, absent from the service's build (which always moves them).
+    #[cfg(test)]
     pub(super) compact: bool,
 }
 
 impl Correlator {
+    /// Decided requests move to the compact table (the service's build).
+    #[cfg(not(test))]
+    #[inline]
+    const fn compacts(&self) -> bool {
+        true
+    }
+
+    /// Decided requests move to the compact table unless a test says not.
+    #[cfg(test)]
+    fn compacts(&self) -> bool {
+        self.compact
+    }
+
     /// An empty correlator.
     pub fn new(cfg: CorrelatorConfig) -> Correlator {
         Correlator {
@@ -177,6 +111,7 @@ impl Correlator {
                 .longest_deadline
                 .0
                 .saturating_add(cfg.dedupe_horizon.0))),
+            #[cfg(test)]
             compact: true,
             cfg,
         }
@@ -477,7 +412,7 @@ impl Correlator {
                 // Kept compactly if its expiry timer would have been set in its own second
                 // (not one already released, whose timers join the next: that record would
                 // outlive its second, which the table's rule does not say).
-                if self.compact
+                if self.compacts()
                     && expiry.as_second() >= floor
                     && let hashbrown::hash_map::Entry::Occupied(o) = self.entries.entry(k)
                     && let Some(s) = Slot::of(k, o.get())
@@ -718,12 +653,6 @@ pub(super) fn put_text(texts: &mut Vec<Option<Evidence>>, free: &mut Vec<u32>, t
     }
 }
 
-/// A record's evidence text, if it keeps one.
-pub(super) fn text_of<'a>(texts: &'a [Option<Evidence>], e: &Entry) -> Option<&'a Evidence> {
-    let i = e.text.checked_sub(1)?;
-    texts.get(i as usize)?.as_ref()
-}
-
 /// The dead letter of a response whose request never came.
 fn orphan(w: Waiting) -> Output {
     Output::Dead(StoredDead {
@@ -759,7 +688,9 @@ fn reconstruct_request(e: &Entry, id: &str, cat: &Catalog) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::correlate::key::Pos;
     use crate::engine::correlate::key_of;
+    use crate::engine::domain::{Provider, Region};
     use crate::engine::definitions::Definitions;
     use crate::engine::time::NANOS_PER_SEC;
     use std::sync::Arc;

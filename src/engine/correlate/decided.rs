@@ -31,8 +31,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::engine::domain::{Provider, Region};
 use crate::engine::time::{Dur, Ts};
 
-use super::checkpoint::SavedEntry;
-use super::correlator::{Entry, NONE_AT};
+use super::entry::{Entry, NONE_AT, SavedEntry};
 use super::key::Pos;
 
 /// Shards, by the key's top bits.
@@ -236,7 +235,7 @@ impl SavedDecided {
     /// The record as a checkpoint of the map would hold it (the stores check its SRV and
     /// code against the partition's intern tables).
     pub fn entry(&self) -> SavedEntry {
-        super::checkpoint::save_entry(&self.slot.entry())
+        self.slot.entry().saved()
     }
 
     /// The state log's bytes: shard, tag bits, then the slot as the table stores it.
@@ -600,7 +599,9 @@ pub(super) struct DecidedTable {
     expired: usize,
     /// The next shard a sweep under way rebuilds.
     sweeping: Option<usize>,
-    /// Records ever moved out to the pending map.
+    /// Records ever moved out to the pending map (a count the tests read; absent from the
+    /// service's build).
+    #[cfg(test)]
     moved_out: u64,
 }
 
@@ -617,6 +618,7 @@ impl DecidedTable {
             far: BTreeMap::new(),
             expired: 0,
             sweeping: None,
+            #[cfg(test)]
             moved_out: 0,
         }
     }
@@ -665,7 +667,10 @@ impl DecidedTable {
         s.packed |= DEAD << FLAGS_AT;
         self.shards[at.0].set_slot(at.1, s);
         self.dead += 1;
-        self.moved_out += 1;
+        #[cfg(test)]
+        {
+            self.moved_out += 1;
+        }
     }
 
     /// Adds the record of `key` (not live in the table: an expired or dead one of the same key

@@ -3,10 +3,11 @@
 //! - `correlator`: the state machine (requests, responses, watermark, decisions, revisions,
 //!   orphans, conflicts) and what it outputs;
 //! - `interface`: what it takes (requests, responses) and gives (verdicts, outputs);
+//! - `entry`: the records (a request's, a waiting response's), their flags and saved forms;
 //! - `decided`: decided requests kept compactly for the dedupe horizon;
 //! - `key`: request keys (128-bit hashes of the ids), their hasher, event positions;
 //! - `changes`: which keys changed since the last checkpoint;
-//! - `checkpoint`: the shapes a checkpoint stores, and the restore.
+//! - `checkpoint`: the changes a checkpoint writes, and the restore.
 //!
 //! State per request id (keyed by a 128-bit hash of the id) is one 56-byte `Entry` while the
 //! request is pending, until the watermark passes its final response or its deadline. Then it
@@ -21,11 +22,13 @@ mod changes;
 mod checkpoint;
 mod correlator;
 mod decided;
+mod entry;
 mod interface;
 mod key;
 
-pub use checkpoint::{Changes, SavedEntry, SavedWaiting};
+pub use checkpoint::Changes;
 pub use correlator::{Correlator, CorrelatorConfig, CorrelatorStats};
+pub use entry::{SavedEntry, SavedWaiting};
 pub use decided::{
     SAVED_DECIDED_BYTES, SAVED_DECIDED_BYTES_V3, SavedDecided, last_of_each, reduced_key,
 };
