@@ -75,7 +75,7 @@ pub enum Error {
     Ops(#[from] crate::ops::OpsError),
     /// The report could not be rendered.
     #[error(transparent)]
-    Report(#[from] crate::report::ReportError),
+    Report(#[from] crate::report::error::ReportError),
     /// A file could not be read (or is too large, or not text); the error names it.
     #[error(transparent)]
     Read(#[from] crate::textfile::TextFileError),

@@ -10,6 +10,11 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::error::ReportError;
+use super::year::{REGIONS, Year, measure_trts_ms, month_label};
+use crate::engine::domain::Basis;
+use crate::sink::rollup::RplLine;
+
 /// Width and height in pixels of every chart.
 pub const SIZE: (u32, u32) = (800, 450);
 
@@ -359,6 +364,80 @@ pub fn human_ms(ms: f64) -> String {
 fn trim(v: f64) -> String {
     let s = format!("{v:.1}");
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+/// The charts of a year: per configured measure with requests in it, the monthly RPL per
+/// region (against its TPL and MPL when it has them); per TRT measure, the response-time
+/// distribution of the latest month with requests, per region, with its TRTs marked.
+pub fn charts(y: &Year) -> Result<Vec<Chart>, ReportError> {
+    let labels: Vec<String> = y.months.iter().map(|m| month_label(*m)).collect();
+    let to_f64 = |d: rust_decimal::Decimal| d.to_string().parse::<f64>().ok();
+    let mut out = Vec::new();
+    for (mi, m) in y.defs.measures.iter().enumerate() {
+        let lines: Vec<&RplLine> = y.lines.iter().filter(|l| l.measure == m.id).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let series = REGIONS
+            .iter()
+            .map(|r| Series {
+                name: (*r).to_string(),
+                colour: region_colour(r),
+                points: lines
+                    .iter()
+                    .filter(|l| l.region == *r)
+                    .filter_map(|l| {
+                        let i = y.months.iter().position(|x| *x == l.month)?;
+                        Some((i as f64, l.rpl.parse::<f64>().ok()?))
+                    })
+                    .collect(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        let what = match m.basis {
+            Basis::Trt => "within TRT",
+            Basis::Success => "succeeded",
+        };
+        out.push(rpl(&RplChart {
+            stem: format!("rpl-{}", m.id),
+            title: format!("{} {}: monthly RPL ({what}), {}", m.id, m.name, y.label),
+            months: &labels,
+            series,
+            tpl: m.tpl.and_then(to_f64),
+            mpl: m.mpl.and_then(to_f64),
+        })?);
+        if m.basis != Basis::Trt {
+            continue;
+        }
+        let Some(month) = lines.iter().map(|l| l.month).max() else {
+            continue;
+        };
+        let Some((_, _, block)) = y
+            .aggregates
+            .blocks()
+            .into_iter()
+            .find(|(bm, bi, _)| *bm == month && *bi as usize == mi)
+        else {
+            continue;
+        };
+        let series = REGIONS
+            .iter()
+            .zip(&block.regions)
+            .map(|(r, row)| Series {
+                name: (*r).to_string(),
+                colour: region_colour(r),
+                points: row.answered_curve(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        out.push(rt(&RtChart {
+            stem: format!("rt-{}-{month}", m.id),
+            title: format!("{} response times, {}", m.id, month_label(month)),
+            series,
+            trts_ms: measure_trts_ms(y.defs, m),
+        })?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
