@@ -14,7 +14,6 @@ use crate::score::model::Report;
 use crate::score::scheme::Scheme;
 use crate::sink::rollup::RplLine;
 
-
 /// The three regions in report order.
 pub const REGIONS: [&str; 3] = Region::NAMES;
 
@@ -299,4 +298,3 @@ pub fn worst_buckets(y: &Year, n: usize) -> Vec<BucketTotal> {
     all.truncate(n);
     all
 }
-

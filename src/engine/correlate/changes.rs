@@ -8,8 +8,8 @@
 //!   compactly kept record is written down as it happens, with its state;
 //! - waiting responses apart, by key in a set: few keys ever have them.
 
-use super::entry::{Entry, LISTED};
 use super::decided::{SavedDecided, Slot};
+use super::entry::{Entry, LISTED};
 use super::key::KeySet;
 
 /// Change tracking, off until [`Tracker::enable`].

@@ -59,9 +59,10 @@ impl Correlator {
             }
         }
         for k in changed.waiting.drain() {
-            let list = self.waiting.get(&k).map_or_else(Vec::new, |l| {
-                l.iter().map(Waiting::saved).collect()
-            });
+            let list = self
+                .waiting
+                .get(&k)
+                .map_or_else(Vec::new, |l| l.iter().map(Waiting::saved).collect());
             out.waiting.push((k, list));
         }
         out
@@ -86,11 +87,7 @@ impl Correlator {
     pub fn save_all(&self) -> Changes {
         let mut out = Changes {
             full: true,
-            entries: self
-                .entries
-                .iter()
-                .map(|(k, e)| (*k, e.saved()))
-                .collect(),
+            entries: self.entries.iter().map(|(k, e)| (*k, e.saved())).collect(),
             decided: self
                 .decided
                 .live_records(self.watermark.as_second())
@@ -103,10 +100,8 @@ impl Correlator {
             ..Changes::default()
         };
         for (k, l) in &self.waiting {
-            out.waiting.push((
-                *k,
-                l.iter().map(Waiting::saved).collect(),
-            ));
+            out.waiting
+                .push((*k, l.iter().map(Waiting::saved).collect()));
         }
         out
     }

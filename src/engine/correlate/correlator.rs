@@ -690,8 +690,8 @@ mod tests {
     use super::*;
     use crate::engine::correlate::key::Pos;
     use crate::engine::correlate::key_of;
-    use crate::engine::domain::{Provider, Region};
     use crate::engine::definitions::Definitions;
+    use crate::engine::domain::{Provider, Region};
     use crate::engine::time::NANOS_PER_SEC;
     use std::sync::Arc;
 

@@ -28,10 +28,10 @@ mod key;
 
 pub use checkpoint::Changes;
 pub use correlator::{Correlator, CorrelatorConfig, CorrelatorStats};
-pub use entry::{SavedEntry, SavedWaiting};
 pub use decided::{
     SAVED_DECIDED_BYTES, SAVED_DECIDED_BYTES_V3, SavedDecided, last_of_each, reduced_key,
 };
+pub use entry::{SavedEntry, SavedWaiting};
 pub use interface::{
     Decision, Displaced, Evidence, Output, Req, Resp, Revision, StoredDead, Verdict,
     evidence_parts, evidence_text,
