@@ -411,7 +411,7 @@ fn check_tries_each_connection_and_says_which_fails_and_why() {
             && out.contains("(SASL_SSL as srv-opr): connected, authenticated")
             && out.contains(&format!("ok    kafka events topic {topic}: 3 partitions"))
             && out.contains(&format!(
-                "ok    kafka dead-letter topic {topic}-dead: 1 partitions"
+                "ok    kafka dead-letter topic {topic}-dead: 1 partition"
             ))
             && out.contains("all 4 connections work"),
         "{out}"
