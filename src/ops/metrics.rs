@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto;
 use prometheus::{Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
-use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use crate::engine::definitions::Definitions;
@@ -19,8 +18,9 @@ use crate::engine::calendar::Calendar;
 use crate::engine::domain::Region;
 use crate::engine::event::DeadReason;
 use crate::engine::pipeline::{EventResult, EventType};
-use crate::ops::alerts::{AlertBoard, AlertKey, AlertKind, alert_regions, hits_to_target};
+use crate::ops::alerts::{AlertBoard, AlertKey, AlertKind, alert_regions};
 use crate::ops::live::{Counts, Live, LiveSnapshot, MeasureCounts};
+use crate::ops::objective::{error_budget, hits_to_target};
 
 use crate::ops::alerts::REGIONS;
 
@@ -834,36 +834,11 @@ fn region_counts(c: &MeasureCounts, measure: usize) -> [Counts; 4] {
     out
 }
 
-/// ⌊requests × (100 − TPL) / 100⌋ − misses, exactly (SPEC §6); negative once the RPL is below TPL.
-pub fn error_budget(requests: u64, hits: u64, tpl: Decimal) -> i64 {
-    let allowed = (Decimal::from(requests) * (Decimal::ONE_HUNDRED - tpl) / Decimal::ONE_HUNDRED)
-        .floor()
-        .to_i64()
-        .unwrap_or(i64::MAX);
-    allowed - (requests.saturating_sub(hits)) as i64
-}
-
 /// Counters only move forward: set to a total by adding the difference.
 fn set_counter(c: &IntCounterVec, labels: &[&str], total: u64) {
     let m = c.with_label_values(labels);
     let now = m.get();
     if total > now {
         m.inc_by(total - now);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_budget_is_exact() {
-        // 99 % of 1,000 requests: 10 misses allowed.
-        assert_eq!(error_budget(1000, 1000, Decimal::new(99, 0)), 10);
-        assert_eq!(error_budget(1000, 990, Decimal::new(99, 0)), 0);
-        assert_eq!(error_budget(1000, 989, Decimal::new(99, 0)), -1);
-        // ⌊999 × 0.01⌋ = 9.
-        assert_eq!(error_budget(999, 999, Decimal::new(99, 0)), 9);
-        assert_eq!(error_budget(0, 0, Decimal::new(99, 0)), 0);
     }
 }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod interfaces;
 pub mod live;
 pub mod metrics;
+pub mod objective;
 pub mod signoffs;
 pub mod status;
 pub mod webhook;

@@ -19,6 +19,7 @@ use crate::engine::definitions::{Definitions, Measure};
 use crate::engine::domain::Basis;
 use crate::engine::time::{Dur, Ts};
 use crate::ops::live::{LiveSnapshot, MeasureCounts};
+use crate::ops::objective::{hits_to_target, project_month_end};
 
 /// An alert that holds now.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,42 +113,6 @@ fn by_region(
 
 fn at(v: &[[u64; 4]], m: usize, r: usize) -> u64 {
     v.get(m).map_or(0, |x| x[r])
-}
-
-/// Consecutive hits needed for a month-to-date RPL to reach `tpl` (0 at or above it):
-/// the smallest n with (hits + n) / (requests + n) ≥ tpl / 100, exactly. The seed's "only needed
-/// to deliver a further 112 firmware requests to reach TPL".
-pub fn hits_to_target(requests: u64, hits: u64, tpl: Decimal) -> u64 {
-    let hundred = Decimal::ONE_HUNDRED;
-    if tpl >= hundred {
-        return if hits < requests { u64::MAX } else { 0 };
-    }
-    let need = tpl * Decimal::from(requests) - hundred * Decimal::from(hits);
-    if need <= Decimal::ZERO {
-        return 0;
-    }
-    (need / (hundred - tpl)).ceil().to_u64().unwrap_or(u64::MAX)
-}
-
-/// The projected month-end RPL (percent) of a month with `requests` and `hits` so far and
-/// `elapsed` (0–1) of it gone in event time: the rest of the month at the month's volume so
-/// far, hit at `recent`'s ratio (requests, hits of a recent window; the month's own when
-/// `None`). `None` before the month has a request.
-pub fn project_month_end(
-    requests: u64,
-    hits: u64,
-    elapsed: f64,
-    recent: Option<(u64, u64)>,
-) -> Option<f64> {
-    if requests == 0 || elapsed <= 0.0 {
-        return None;
-    }
-    let (r, h) = (requests as f64, hits as f64);
-    let remaining = r / elapsed - r;
-    let ratio = recent
-        .filter(|(q, _)| *q > 0)
-        .map_or(h / r, |(q, x)| x as f64 / q as f64);
-    Some((h + remaining * ratio) * 100.0 / (r + remaining))
 }
 
 impl Evaluator {
@@ -1092,18 +1057,6 @@ mod tests {
             !w.firing()
                 .contains(&(AlertKind::WaitingResponsesEvicted, None))
         );
-    }
-
-    #[test]
-    fn hits_to_target_is_exact() {
-        let tpl = Decimal::new(99, 0);
-        assert_eq!(hits_to_target(10_000, 9_888, tpl), 1_200);
-        // 1,200 more hits reach exactly 99 %; 1,199 do not.
-        assert_eq!(11_088 * 100, 99 * 11_200);
-        assert_eq!(hits_to_target(10_000, 9_900, tpl), 0);
-        assert_eq!(hits_to_target(0, 0, tpl), 0);
-        // (2 + 197) / (3 + 197) = 99.5 % exactly.
-        assert_eq!(hits_to_target(3, 2, Decimal::new(995, 1)), 197);
     }
 
     #[test]

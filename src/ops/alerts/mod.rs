@@ -20,7 +20,7 @@ mod notifier;
 pub mod rules;
 mod runner;
 
-pub use evaluator::{Active, AlertBoard, Evaluator, Transition, hits_to_target, project_month_end};
+pub use evaluator::{Active, AlertBoard, Evaluator, Transition};
 pub use kinds::{AlertKey, AlertKind, REGIONS, alert_regions, labels, measure_label};
 pub(crate) use notifier::pem_certificates;
 pub use notifier::{Alertmanager, Notice, NotifyError};

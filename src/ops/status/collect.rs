@@ -22,9 +22,9 @@ use crate::engine::domain::Basis;
 use crate::engine::event::DeadReason;
 use crate::engine::pipeline::PipelineConfig;
 use crate::engine::time::Ts;
-use crate::ops::alerts::{AlertBoard, REGIONS, alert_regions, hits_to_target, project_month_end};
+use crate::ops::alerts::{AlertBoard, REGIONS, alert_regions};
 use crate::ops::live::{Live, LiveSnapshot, MeasureDays};
-use crate::ops::metrics::error_budget;
+use crate::ops::objective::{budget_left_percent, error_budget, hits_to_target, project_month_end};
 
 /// What a status is put together from.
 pub(super) struct Sources {
@@ -452,20 +452,6 @@ impl Sources {
             error,
         })
     }
-}
-
-/// The share of the month's error budget left, percent: budget ⌊requests × (100 − TPL)/100⌋,
-/// left = budget − misses (negative: over). `None` without a budget (no requests, or TPL 100).
-fn budget_left_percent(requests: u64, hits: u64, tpl: Decimal) -> Option<f64> {
-    use rust_decimal::prelude::ToPrimitive;
-    let budget = (Decimal::from(requests) * (Decimal::ONE_HUNDRED - tpl) / Decimal::ONE_HUNDRED)
-        .floor()
-        .to_f64()?;
-    if budget <= 0.0 {
-        return None;
-    }
-    let left = budget - (requests - hits.min(requests)) as f64;
-    Some((left * 1000.0 / budget).round() / 10.0)
 }
 
 /// The budget's burn rate over the trend's last `span`: the miss ratio over (100 − TPL) %.
