@@ -15,7 +15,6 @@ use crate::config::Config;
 use crate::config::secrets::Secret;
 use crate::echo::{acts, printable};
 use crate::error::Error;
-use crate::ops::alerts::pem_certificates;
 use crate::ops::status::model::{RegionView, Status};
 
 /// `status`'s arguments.
@@ -265,7 +264,7 @@ fn password(a: &Args) -> Result<Secret, Error> {
 
 fn certificates(path: &PathBuf) -> Result<Vec<ureq::tls::Certificate<'static>>, Error> {
     let bad = |why: String| Error::Usage(format!("--ca-file {}: {why}", path.display()));
-    pem_certificates(&std::fs::read(path).map_err(|e| bad(e.to_string()))?).map_err(bad)
+    crate::ops::pem::certificates(&std::fs::read(path).map_err(|e| bad(e.to_string()))?).map_err(bad)
 }
 
 /// The status as text tables.

@@ -15,6 +15,7 @@ pub mod interfaces;
 pub mod live;
 pub mod metrics;
 pub mod objective;
+pub mod pem;
 pub mod signoffs;
 pub mod status;
 pub mod webhook;

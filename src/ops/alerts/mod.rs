@@ -22,6 +22,5 @@ mod runner;
 
 pub use evaluator::{Active, AlertBoard, Evaluator, Transition};
 pub use kinds::{AlertKey, AlertKind, REGIONS, alert_regions, labels, measure_label};
-pub(crate) use notifier::pem_certificates;
 pub use notifier::{Alertmanager, Notice, NotifyError};
 pub use runner::{AlertsHandle, SpawnError, spawn};

@@ -97,25 +97,7 @@ fn certificates(
     setting: &'static str,
     path: &str,
 ) -> Result<Vec<Certificate<'static>>, NotifyError> {
-    pem_certificates(&read_pem(setting, path)?).map_err(|why| bad_file(setting, path, why))
-}
-
-/// Every certificate of a PEM bundle (at least one), for an HTTPS client's trust: why not, in
-/// words, for the caller to name the file.
-pub(crate) fn pem_certificates(pem: &[u8]) -> Result<Vec<Certificate<'static>>, String> {
-    let certs = openssl::x509::X509::stack_from_pem(pem)
-        .map_err(|e| format!("not PEM certificates ({e})"))?;
-    if certs.is_empty() {
-        return Err("holds no certificate".into());
-    }
-    certs
-        .iter()
-        .map(|c| {
-            c.to_der()
-                .map(|der| Certificate::from_der(&der).to_owned())
-                .map_err(|e| e.to_string())
-        })
-        .collect()
+    crate::ops::pem::certificates(&read_pem(setting, path)?).map_err(|why| bad_file(setting, path, why))
 }
 
 /// The client key, in whichever PEM form (PKCS#8, PKCS#1 RSA, SEC1 EC): handed on as PKCS#8,
