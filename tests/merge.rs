@@ -15,7 +15,7 @@ use srv_opr::engine::merge::PartitionMerge;
 use srv_opr::engine::pipeline::{PipelineStats, SavedBlock};
 use srv_opr::engine::time::NANOS_PER_MILLI;
 use srv_opr::engine::time::Ts;
-use srv_opr::sink::rollup::rpl_lines;
+use srv_opr::sink::month::rpl_lines;
 
 const SRVS: [&str; 6] = ["CSP-HAN-TEST", "8.11", "4.1.1", "11.1", "2.2", "99.9"];
 const CODES: [&str; 5] = ["I0", "E20", "E21", "I0", "X-1"];
@@ -150,7 +150,7 @@ proptest! {
         for d in &ds2 {
             direct.apply(d, &cat);
         }
-        let strip = |mut v: Vec<srv_opr::sink::rollup::RplLine>| {
+        let strip = |mut v: Vec<srv_opr::sink::month::RplLine>| {
             // Histogram maxima may lose exactness on removal (documented); compare the rest.
             for l in &mut v { l.row.revision = 0; }
             v.into_iter().map(|l| (l.month, l.measure, l.region, l.row.requests, l.row.within_target,

@@ -7,7 +7,7 @@ use srv_opr::engine::correlate::Pos;
 use srv_opr::engine::pipeline::{Pipeline, SourceName, VecDeadLetters};
 use srv_opr::engine::time::{Ts, parse_rfc3339};
 use srv_opr::simulate::{SimConfig, Simulator};
-use srv_opr::sink::rollup::{evidence_files, failures_csv, rpl_csv, rpl_lines, users_csv};
+use srv_opr::sink::month::{evidence_files, failures_csv, rpl_csv, rpl_lines, users_csv};
 use srv_opr::store::sqlite::SqliteStore;
 use srv_opr::store::{Checkpoint, Identity, Store, StoreError};
 

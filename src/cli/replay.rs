@@ -11,9 +11,9 @@ use crate::engine::aggregate::Aggregates;
 use crate::engine::pipeline::{Pipeline, PipelineStats};
 use crate::error::Error;
 use crate::sink::deadletter::JsonlDeadLetters;
+use crate::sink::month::Summary;
 use crate::sink::outdir::OutDir;
 use crate::sink::outputs::{Origin, write_outputs};
-use crate::sink::rollup::Summary;
 use crate::source::files::{Input, drive, inputs_from_paths, open_all, source_names};
 use crate::source::parse_only::parse_only;
 

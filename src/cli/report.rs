@@ -16,9 +16,9 @@ use crate::score::inputs::{self, InputRow};
 use crate::score::model::{self, Report};
 use crate::score::scheme::{RegYear, Scheme};
 use crate::score::{ScoreError, render};
+use crate::sink::month::{opr_inputs_csv, rpl_lines};
 use crate::sink::outdir::OutDir;
 use crate::sink::outputs::{Origin, write_outputs};
-use crate::sink::rollup::{opr_inputs_csv, rpl_lines};
 use crate::source::files::{Input, inputs_from_paths};
 use crate::store::load::load_months;
 
@@ -397,8 +397,8 @@ pub fn render_report(
     }
     let mut streaming_text = opr_inputs_csv(&lines, std::slice::from_ref(scheme));
     // SUM1 from availability events, where there were any (issue 30).
-    let availability = crate::sink::rollup::availability_lines(aggregates, 0, Some(&months));
-    streaming_text.push_str(&crate::sink::rollup::sum1_inputs(
+    let availability = crate::sink::month::availability_lines(aggregates, 0, Some(&months));
+    streaming_text.push_str(&crate::sink::month::sum1_inputs(
         &availability,
         std::slice::from_ref(scheme),
     ));

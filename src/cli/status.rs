@@ -264,7 +264,8 @@ fn password(a: &Args) -> Result<Secret, Error> {
 
 fn certificates(path: &PathBuf) -> Result<Vec<ureq::tls::Certificate<'static>>, Error> {
     let bad = |why: String| Error::Usage(format!("--ca-file {}: {why}", path.display()));
-    crate::ops::pem::certificates(&std::fs::read(path).map_err(|e| bad(e.to_string()))?).map_err(bad)
+    crate::ops::pem::certificates(&std::fs::read(path).map_err(|e| bad(e.to_string()))?)
+        .map_err(bad)
 }
 
 /// The status as text tables.

@@ -13,7 +13,7 @@ use plotters::prelude::*;
 use super::error::ReportError;
 use super::year::{REGIONS, Year, measure_trts_ms, month_label};
 use crate::engine::domain::Basis;
-use crate::sink::rollup::RplLine;
+use crate::sink::month::RplLine;
 
 /// Width and height in pixels of every chart.
 pub const SIZE: (u32, u32) = (800, 450);

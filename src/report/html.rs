@@ -112,7 +112,7 @@ pub fn page(y: &Year, charts: &[Chart], workbook: &str) -> String {
     } else {
         s.push_str("<table id=\"failures\">\n<tr><th>Measure</th><th>Region</th><th>Bucket</th><th>Misses</th><th>Requests behind them</th></tr>\n");
         for b in &worst {
-            let file = crate::sink::rollup::evidence_file_name(&b.measure);
+            let file = crate::sink::month::evidence_file_name(&b.measure);
             let _ = writeln!(
                 s,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td><a href=\"evidence/{}\">evidence/{}</a></td></tr>",

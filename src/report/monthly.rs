@@ -18,7 +18,7 @@ use crate::engine::calendar::Month;
 use crate::engine::definitions::Definitions;
 use crate::engine::domain::POOLED;
 use crate::signoff::SignedMonth;
-use crate::sink::rollup::{AvailabilityLine, ExemptionLine, RplLine};
+use crate::sink::month::{AvailabilityLine, ExemptionLine, RplLine};
 
 /// Everything the month's report shows.
 pub struct MonthReport<'a> {
@@ -61,10 +61,10 @@ impl<'a> MonthReport<'a> {
         MonthReport {
             month,
             defs: agg.definitions(),
-            lines: crate::sink::rollup::rpl_lines(agg, Some(&[month])),
-            before: crate::sink::rollup::rpl_lines(agg, Some(&[before])),
-            availability: crate::sink::rollup::availability_lines(agg, 0, Some(&[month])),
-            exemptions: crate::sink::rollup::exemption_lines(agg, Some(&[month]))
+            lines: crate::sink::month::rpl_lines(agg, Some(&[month])),
+            before: crate::sink::month::rpl_lines(agg, Some(&[before])),
+            availability: crate::sink::month::availability_lines(agg, 0, Some(&[month])),
+            exemptions: crate::sink::month::exemption_lines(agg, Some(&[month]))
                 .into_iter()
                 .filter(|l| l.view == crate::engine::exemption::OPR && l.region == POOLED)
                 .collect(),

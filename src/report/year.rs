@@ -12,7 +12,7 @@ use crate::engine::domain::Region;
 use crate::score::inputs::InputRow;
 use crate::score::model::Report;
 use crate::score::scheme::Scheme;
-use crate::sink::rollup::RplLine;
+use crate::sink::month::RplLine;
 
 /// The three regions in report order.
 pub const REGIONS: [&str; 3] = Region::NAMES;
@@ -158,7 +158,7 @@ pub fn exemption_year(y: &Year) -> Vec<ExemptionYear> {
     }
     let mut sums: BTreeMap<(usize, usize, usize), u64> = BTreeMap::new();
     let views = &y.aggregates.register().views;
-    for l in crate::sink::rollup::exemption_lines(y.aggregates, Some(&y.months)) {
+    for l in crate::sink::month::exemption_lines(y.aggregates, Some(&y.months)) {
         if l.region != crate::engine::domain::POOLED {
             continue;
         }

@@ -7,7 +7,7 @@ use crate::engine::calendar::Month;
 use crate::engine::pipeline::PipelineConfig;
 use crate::engine::time::{Ts, now};
 use crate::error::Error;
-use crate::sink::rollup::{availability_csv, availability_lines, rpl_csv, rpl_lines_of};
+use crate::sink::month::{availability_csv, availability_lines, rpl_csv, rpl_lines_of};
 use crate::store::load::merge_months;
 use crate::store::signoff::SignOff;
 use crate::store::{Identity, Store, open_configured};

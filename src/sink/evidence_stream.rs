@@ -13,8 +13,8 @@ use flate2::write::GzEncoder;
 
 use crate::csv_text::field as csv_field;
 use crate::engine::pipeline::{MissSink, Missed};
+use crate::sink::month::{EVIDENCE_HEADER, evidence_file_name};
 use crate::sink::outdir::{AtomicFile, OutDir};
-use crate::sink::rollup::{EVIDENCE_HEADER, evidence_file_name};
 
 /// The streams of one command.
 pub struct EvidenceStream {

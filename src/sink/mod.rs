@@ -6,10 +6,11 @@
 //! - `evidence_stream`: every missed request as decided, gzip per measure (`[evidence] sample =
 //!   "all"`).
 //! - `outputs`: the set of month output files, written together.
-//! - `rollup`: `rpl.csv`, `failures.csv` and `summary.json` from the month aggregates.
+//! - `month`: the month outputs' texts (`rpl.csv`, `failures.csv`, `evidence/`, `opr-inputs.csv`,
+//!   `availability.csv`, `exemptions.csv`, `summary.json`), a file each.
 
 pub mod deadletter;
 pub mod evidence_stream;
+pub mod month;
 pub mod outdir;
 pub mod outputs;
-pub mod rollup;

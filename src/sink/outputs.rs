@@ -10,11 +10,11 @@ use crate::engine::aggregate::Aggregates;
 use crate::engine::pipeline::PipelineStats;
 use crate::engine::time::Ts;
 
-use super::outdir::OutDir;
-use super::rollup::{
+use super::month::{
     Summary, availability_csv, availability_lines, evidence_files, exemptions_csv, failures_csv,
     opr_inputs_csv, rpl_csv, rpl_lines, rpl_lines_of, sum1_inputs, users_csv,
 };
+use super::outdir::OutDir;
 
 /// Why the outputs could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -479,7 +479,7 @@ mod tests {
     use crate::config::Config;
     use crate::engine::pipeline::{DeadLetter, VecDeadLetters};
     use crate::simulate::{SimConfig, Simulator};
-    use crate::sink::rollup::{failures_csv, rpl_csv, rpl_lines};
+    use crate::sink::month::{failures_csv, rpl_csv, rpl_lines};
 
     /// The one-thread way: every line straight into the pipeline.
     struct Direct<'p>(&'p mut Pipeline<VecDeadLetters>);

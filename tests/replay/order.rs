@@ -145,7 +145,7 @@ mod arbitrary {
     use srv_opr::config::Config;
     use srv_opr::engine::pipeline::{Pipeline, VecDeadLetters};
     use srv_opr::engine::time::{NANOS_PER_MILLI, Ts};
-    use srv_opr::sink::rollup::{failures_csv, rpl_csv, rpl_lines};
+    use srv_opr::sink::month::{failures_csv, rpl_csv, rpl_lines};
     use srv_opr::source::files::{Input, drive, open_all, source_names};
 
     fn run(lines: &[String]) -> (String, String, Vec<String>) {

@@ -440,6 +440,31 @@ fn rpl_ten_thousandths(hits: u64, requests: u64) -> Option<u128> {
     Some(q)
 }
 
+/// Two rows are equal when everything a month output shows of them is: the counts, the buckets,
+/// the revision, the largest response time and the histogram (not the evidence samples, which
+/// are a sample).
+impl PartialEq for Row {
+    fn eq(&self, o: &Row) -> bool {
+        (
+            self.requests,
+            self.within_target,
+            self.succeeded,
+            self.no_response,
+            &self.buckets,
+            self.revision,
+        ) == (
+            o.requests,
+            o.within_target,
+            o.succeeded,
+            o.no_response,
+            &o.buckets,
+            o.revision,
+        ) && self.max_ms() == o.max_ms()
+            && self.histogram_counts() == o.histogram_counts()
+    }
+}
+impl Eq for Row {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,7 +97,8 @@ fn certificates(
     setting: &'static str,
     path: &str,
 ) -> Result<Vec<Certificate<'static>>, NotifyError> {
-    crate::ops::pem::certificates(&read_pem(setting, path)?).map_err(|why| bad_file(setting, path, why))
+    crate::ops::pem::certificates(&read_pem(setting, path)?)
+        .map_err(|why| bad_file(setting, path, why))
 }
 
 /// The client key, in whichever PEM form (PKCS#8, PKCS#1 RSA, SEC1 EC): handed on as PKCS#8,

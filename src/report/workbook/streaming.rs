@@ -13,7 +13,7 @@ use super::layout::{
 use crate::engine::calendar::Month;
 use crate::engine::definitions::Measure;
 use crate::engine::domain::Region;
-use crate::sink::rollup::RplLine;
+use crate::sink::month::RplLine;
 
 /// Streaming measures straight from `rpl.csv` (the MP242 success rates, or TRT measures no
 /// scheme uses): a rates sheet of formulas over a counts sheet.
