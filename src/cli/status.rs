@@ -270,14 +270,27 @@ fn certificates(path: &PathBuf) -> Result<Vec<ureq::tls::Certificate<'static>>, 
 
 /// The status as text tables.
 pub fn render(s: &Status, all: bool, colour: bool) -> String {
-    let paint = |code: &str, text: &str| {
-        if colour {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    };
     let mut o = String::new();
+    render_head(&mut o, s, colour);
+    render_notes(&mut o, s, colour);
+    render_objectives(&mut o, s, all, colour);
+    render_pipeline(&mut o, s);
+    o
+}
+
+/// `text` in the SGR colour `code` when writing to a terminal, else as it is.
+fn painted(colour: bool, code: &str, text: &str) -> String {
+    if colour {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// The overall state and its problems first (what a monitoring plugin reads), then who is
+/// speaking and the month shown.
+fn render_head(o: &mut String, s: &Status, colour: bool) {
+    let paint = |code: &str, text: &str| painted(colour, code, text);
     // The overall state first: what a monitoring plugin reads.
     let hv = &s.health;
     let headline = if hv.headline.is_empty() {
@@ -338,6 +351,11 @@ pub fn render(s: &Status, all: bool, colour: bool) -> String {
             );
         }
     }
+}
+
+/// The alerts firing, the exemption register, the interfaces and the signed months.
+fn render_notes(o: &mut String, s: &Status, colour: bool) {
+    let paint = |code: &str, text: &str| painted(colour, code, text);
     let _ = writeln!(o);
     if s.alerts.is_empty() {
         let _ = writeln!(o, "alerts firing: {}", paint("32", "none"));
@@ -434,6 +452,11 @@ pub fn render(s: &Status, all: bool, colour: bool) -> String {
             }
         );
     }
+}
+
+/// The objectives as on the page: judged rows, problems first (every row with `all`).
+fn render_objectives(o: &mut String, s: &Status, all: bool, colour: bool) {
+    let paint = |code: &str, text: &str| painted(colour, code, text);
     let _ = writeln!(o);
     let headers = [
         "measure",
@@ -501,6 +524,10 @@ pub fn render(s: &Status, all: bool, colour: bool) -> String {
         };
         let _ = writeln!(o, "{text}");
     }
+}
+
+/// This instance's pipeline and its partitions.
+fn render_pipeline(o: &mut String, s: &Status) {
     let p = &s.pipeline;
     let _ = writeln!(o);
     let _ = writeln!(
@@ -541,7 +568,6 @@ pub fn render(s: &Status, all: bool, colour: bool) -> String {
                 .map_or("-".into(), |s| format!("{s:.0} s"))
         );
     }
-    o
 }
 
 fn row_cells(measure: &str, levels: &str, r: &RegionView) -> Vec<String> {
