@@ -197,63 +197,26 @@ impl Sources {
         });
         drop(calendar);
 
-        let recent = recent_hits(&kept, month, self.recent_window, now);
+        let figures = Figures {
+            primary,
+            instance_hits,
+            source,
+            projected: &board.projected,
+            elapsed,
+            recent: recent_hits(&kept, month, self.recent_window, now),
+            exempted,
+            buckets: shown_buckets,
+            days,
+            today,
+            kept: &kept,
+            now,
+        };
         let measures = defs
             .measures
             .iter()
             .enumerate()
             .map(|(mi, m)| {
                 let judged = alert_regions(m.regional);
-                let regions = (0..4)
-                    .map(|ri| {
-                        let at = |h: &Option<Hits>| {
-                            h.as_ref().and_then(|h| h.get(mi)).map_or((0, 0), |x| x[ri])
-                        };
-                        let (requests, hits) = at(&primary);
-                        let projected = match source {
-                            "instance" => board.projected.get(&(mi, ri)).copied(),
-                            _ => elapsed.and_then(|e| {
-                                let recent = recent
-                                    .as_ref()
-                                    .and_then(|h| h.get(mi))
-                                    .map(|x| x[ri])
-                                    .filter(|(q, _)| *q >= self.min_requests.max(1));
-                                project_month_end(requests, hits, e, recent)
-                            }),
-                        }
-                        .map(|p| (p * 10_000.0).round() / 10_000.0);
-                        let (lr, lh) = at(&instance_hits);
-                        RegionView {
-                            region: REGIONS[ri].to_string(),
-                            judged: judged.contains(&ri),
-                            requests,
-                            hits,
-                            exempted: exempted.get(mi).map_or(0, |x| match ri {
-                                3 => x.iter().map(|c| c.requests).sum(),
-                                r => x[r].requests,
-                            }),
-                            rpl_percent: rpl_percent(hits, requests),
-                            state: state(requests, hits, m.tpl, m.mpl).to_string(),
-                            hits_to_target: m.tpl.map(|t| hits_to_target(requests, hits, t)),
-                            error_budget: m.tpl.map(|t| error_budget(requests, hits, t)),
-                            error_budget_left_percent: m
-                                .tpl
-                                .and_then(|t| budget_left_percent(requests, hits, t)),
-                            burn_rate_1h: m.tpl.and_then(|t| {
-                                burn_rate(&trend(&kept, mi, ri, now), t, Duration::from_secs(3600))
-                            }),
-                            misses: misses_of(shown_buckets, mi, ri),
-                            projected_rpl_percent: projected,
-                            instance: LiveFigures {
-                                requests: lr,
-                                hits: lh,
-                                rpl_percent: rpl_percent(lh, lr),
-                            },
-                            trend_24h: trend(&kept, mi, ri, now),
-                            rpl_by_day: by_day(days, mi, ri, m.basis, today),
-                        }
-                    })
-                    .collect();
                 MeasureView {
                     measure: m.id.clone(),
                     name: m.name.clone(),
@@ -261,38 +224,100 @@ impl Sources {
                     regional: m.regional,
                     tpl: m.tpl.map(|d| d.normalize().to_string()),
                     mpl: m.mpl.map(|d| d.normalize().to_string()),
-                    regions,
+                    regions: (0..4)
+                        .map(|ri| self.region_view(&figures, m, mi, ri, judged.contains(&ri)))
+                        .collect(),
                 }
             })
             .collect();
 
-        let mut alerts: Vec<AlertView> = board
-            .fired
-            .iter()
-            .map(|a| {
-                let (kind, _, r) = a.key;
-                AlertView {
-                    alert: kind.name().to_string(),
-                    severity: kind.severity().to_string(),
-                    measure: Some(crate::ops::alerts::measure_label(defs, &a.key))
-                        .filter(|x| !x.is_empty()),
-                    region: r.and_then(|i| REGIONS.get(i)).map(|x| x.to_string()),
-                    since: rfc3339(Some(a.since)),
-                    fired_at: a.fired.map(|t| rfc3339(Some(t))),
-                    summary: a.summary.clone(),
-                }
-            })
-            .collect();
-        alerts.sort_by(|a, b| {
-            (b.severity == "critical")
-                .cmp(&(a.severity == "critical"))
-                .then_with(|| a.since.cmp(&b.since))
-        });
+        let alerts = alerts_view(&board, defs);
+        let interfaces = self.interfaces_view(&snap);
+        let signoffs = snap.signoffs.clone();
+        let health = Self::health_view(&snap, &alerts);
+        Status {
+            health,
+            interfaces,
+            signoffs: signoffs
+                .as_ref()
+                .map(|r| r.months.clone())
+                .unwrap_or_default(),
+            signoffs_error: signoffs.and_then(|r| r.error.clone()),
+            schema: SCHEMA,
+            generated_at: rfc3339(Some(now)),
+            instance: self.instance.clone(),
+            month: month_view,
+            measures,
+            alerts,
+            exemptions: self.exemptions_now(),
+            pipeline: pipeline_view(
+                &snap,
+                &kept,
+                self.live.events_processed(),
+                self.instance.store.is_some(),
+                now,
+            ),
+        }
+    }
 
-        let wall = crate::engine::time::now();
-        let interfaces = self
-            .interfaces
-            .now(&self.defs, &self.pipeline.calendar, &snap)
+    /// One row of the objectives: a measure's region (3: all) with the figures shown.
+    fn region_view(
+        &self,
+        f: &Figures<'_>,
+        m: &crate::engine::definitions::Measure,
+        mi: usize,
+        ri: usize,
+        judged: bool,
+    ) -> RegionView {
+        let at = |h: &Option<Hits>| h.as_ref().and_then(|h| h.get(mi)).map_or((0, 0), |x| x[ri]);
+        let (requests, hits) = at(&f.primary);
+        let projected = match f.source {
+            "instance" => f.projected.get(&(mi, ri)).copied(),
+            _ => f.elapsed.and_then(|e| {
+                let recent = f
+                    .recent
+                    .as_ref()
+                    .and_then(|h| h.get(mi))
+                    .map(|x| x[ri])
+                    .filter(|(q, _)| *q >= self.min_requests.max(1));
+                project_month_end(requests, hits, e, recent)
+            }),
+        }
+        .map(|p| (p * 10_000.0).round() / 10_000.0);
+        let (lr, lh) = at(&f.instance_hits);
+        RegionView {
+            region: REGIONS[ri].to_string(),
+            judged,
+            requests,
+            hits,
+            exempted: f.exempted.get(mi).map_or(0, |x| match ri {
+                3 => x.iter().map(|c| c.requests).sum(),
+                r => x[r].requests,
+            }),
+            rpl_percent: rpl_percent(hits, requests),
+            state: state(requests, hits, m.tpl, m.mpl).to_string(),
+            hits_to_target: m.tpl.map(|t| hits_to_target(requests, hits, t)),
+            error_budget: m.tpl.map(|t| error_budget(requests, hits, t)),
+            error_budget_left_percent: m.tpl.and_then(|t| budget_left_percent(requests, hits, t)),
+            burn_rate_1h: m.tpl.and_then(|t| {
+                burn_rate(&trend(f.kept, mi, ri, f.now), t, Duration::from_secs(3600))
+            }),
+            misses: misses_of(f.buckets, mi, ri),
+            projected_rpl_percent: projected,
+            instance: LiveFigures {
+                requests: lr,
+                hits: lh,
+                rpl_percent: rpl_percent(lh, lr),
+            },
+            trend_24h: trend(f.kept, mi, ri, f.now),
+            rpl_by_day: by_day(f.days, mi, ri, m.basis, f.today),
+        }
+    }
+
+    /// Each interface's availability now, on this instance's partitions.
+    fn interfaces_view(&self, snap: &crate::ops::live::LiveSnapshot) -> Vec<InterfaceView> {
+        self.interfaces
+            .now(&self.defs, &self.pipeline.calendar, snap)
             .into_iter()
             .map(|i| InterfaceView {
                 name: self
@@ -312,39 +337,19 @@ impl Sources {
                 downtime_left_minutes: i.left,
                 interface: i.id,
             })
-            .collect();
-        let signoffs = snap.signoffs.clone();
-        let health = Self::health_view(&snap, &alerts);
-        Status {
-            health,
-            interfaces,
-            signoffs: signoffs
-                .as_ref()
-                .map(|r| r.months.clone())
-                .unwrap_or_default(),
-            signoffs_error: signoffs.and_then(|r| r.error.clone()),
-            schema: SCHEMA,
-            generated_at: rfc3339(Some(now)),
-            instance: self.instance.clone(),
-            month: month_view,
-            measures,
-            alerts,
-            exemptions: self
-                .exemptions
-                .iter()
-                .map(|(v, from, to)| ExemptionView {
-                    active: wall >= *from && wall < *to,
-                    ..v.clone()
-                })
-                .collect(),
-            pipeline: pipeline_view(
-                &snap,
-                &kept,
-                self.live.events_processed(),
-                self.instance.store.is_some(),
-                now,
-            ),
-        }
+            .collect()
+    }
+
+    /// The register's entries, each active while the wall clock is inside its window.
+    fn exemptions_now(&self) -> Vec<ExemptionView> {
+        let wall = crate::engine::time::now();
+        self.exemptions
+            .iter()
+            .map(|(v, from, to)| ExemptionView {
+                active: wall >= *from && wall < *to,
+                ..v.clone()
+            })
+            .collect()
     }
 
     /// The overall state: the worst alert firing sets it; the connections' problems now are listed
@@ -692,6 +697,63 @@ fn rfc3339_ts(t: Ts) -> String {
                 .map_or_else(|_| t.to_string(), |r| r.to_string())
         })
         .unwrap_or_default()
+}
+
+/// The figures a status shows, and what its rows are judged with.
+struct Figures<'a> {
+    /// Requests and hits by measure and region: the group's, or this instance's.
+    primary: Option<Hits>,
+    /// This instance's own.
+    instance_hits: Option<Hits>,
+    /// `group` or `instance`.
+    source: &'a str,
+    /// The evaluator's projections (this instance's figures).
+    projected: &'a BTreeMap<(usize, usize), f64>,
+    /// The share of the month gone.
+    elapsed: Option<f64>,
+    /// Requests and hits of the recent window, for the group's projection.
+    recent: Option<Hits>,
+    /// Requests the exemptions took out.
+    exempted: &'a crate::ops::live::MeasureCounts,
+    /// The month's failure buckets.
+    buckets: Option<&'a crate::ops::live::MeasureBuckets>,
+    /// Counts by day.
+    days: Option<&'a MeasureDays>,
+    /// The watermark's day of the month.
+    today: Option<u8>,
+    /// The trend's samples.
+    kept: &'a Kept,
+    now: SystemTime,
+}
+
+/// The alerts firing, critical first, then the oldest.
+fn alerts_view(
+    board: &AlertBoard,
+    defs: &crate::engine::definitions::Definitions,
+) -> Vec<AlertView> {
+    let mut alerts: Vec<AlertView> = board
+        .fired
+        .iter()
+        .map(|a| {
+            let (kind, _, r) = a.key;
+            AlertView {
+                alert: kind.name().to_string(),
+                severity: kind.severity().to_string(),
+                measure: Some(crate::ops::alerts::measure_label(defs, &a.key))
+                    .filter(|x| !x.is_empty()),
+                region: r.and_then(|i| REGIONS.get(i)).map(|x| x.to_string()),
+                since: rfc3339(Some(a.since)),
+                fired_at: a.fired.map(|t| rfc3339(Some(t))),
+                summary: a.summary.clone(),
+            }
+        })
+        .collect();
+    alerts.sort_by(|a, b| {
+        (b.severity == "critical")
+            .cmp(&(a.severity == "critical"))
+            .then_with(|| a.since.cmp(&b.since))
+    });
+    alerts
 }
 
 #[cfg(test)]
