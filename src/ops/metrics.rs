@@ -268,42 +268,7 @@ impl Metrics {
         let r = Registry::new();
         let f = Families(&r);
         let mr = &["measure", "region"];
-        let segment = |name: &str, help: &str| -> prometheus::Result<Arc<ResponseTimes>> {
-            let h = Arc::new(ResponseTimes {
-                desc: Desc::new(
-                    name.into(),
-                    help.into(),
-                    vec!["measure".into(), "region".into()],
-                    Default::default(),
-                )?,
-                bounds_s: defs
-                    .rt_bounds_ms
-                    .iter()
-                    .map(|b| *b as f64 / 1000.0)
-                    .collect(),
-                ids: defs.measures.iter().map(|m| m.id.clone()).collect(),
-                latest: Mutex::new(Vec::new()),
-            });
-            r.register(Box::new(ArcCollector(h.clone())))?;
-            Ok(h)
-        };
-        let response_times = [
-            segment(
-                "srv_response_time_seconds",
-                "Response time of requests with a final response within the deadline, over \
-                 every month this process counted; a bucket edge at every configured TRT",
-            )?,
-            segment(
-                "srv_ack_time_seconds",
-                "Request to its first acknowledgement (DCC accepted it), of acknowledged \
-                 requests, over every month this process counted",
-            )?,
-            segment(
-                "srv_after_ack_time_seconds",
-                "First acknowledgement to final response, of requests with both (the final \
-                 response within the deadline), over every month this process counted",
-            )?,
-        ];
+        let response_times = response_time_families(&r, &defs)?;
         let checkpoint_age = checkpointing
             .then(|| {
                 f.gauge(
@@ -391,17 +356,20 @@ impl Metrics {
             )?,
             brokers_up: f.int_gauges(
                 "srv_kafka_brokers_up",
-                "Broker connections up in the Kafka client's latest statistics (absent before                  the first; 0: no figure can move)",
+                "Broker connections up in the Kafka client's latest statistics (absent before \
+                 the first; 0: no figure can move)",
                 &[],
             )?,
             refused: f.int_gauges(
                 "srv_kafka_connection_refused",
-                "1 while no broker connection is up and the brokers refused this client, by                  reason: authentication (SASL, ACLs) or tls",
+                "1 while no broker connection is up and the brokers refused this client, by \
+                 reason: authentication (SASL, ACLs) or tls",
                 &["reason"],
             )?,
             store_up: f.int_gauge(
                 "srv_state_store_up",
-                "0 while the state store does not answer (its operations retried on new                  connections for state.reconnect_timeout), else 1",
+                "0 while the state store does not answer (its operations retried on new \
+                 connections for state.reconnect_timeout), else 1",
             )?,
             evicted_waiting: f.counters(
                 "srv_waiting_responses_evicted_total",
@@ -832,6 +800,50 @@ fn region_counts(c: &MeasureCounts, measure: usize) -> [Counts; 4] {
         }
     }
     out
+}
+
+/// The three response-time families (request to final response, to the first acknowledgement,
+/// and after it), each with a bucket edge at every configured TRT and deadline.
+fn response_time_families(
+    r: &Registry,
+    defs: &Definitions,
+) -> prometheus::Result<[Arc<ResponseTimes>; 3]> {
+    let segment = |name: &str, help: &str| -> prometheus::Result<Arc<ResponseTimes>> {
+        let h = Arc::new(ResponseTimes {
+            desc: Desc::new(
+                name.into(),
+                help.into(),
+                vec!["measure".into(), "region".into()],
+                Default::default(),
+            )?,
+            bounds_s: defs
+                .rt_bounds_ms
+                .iter()
+                .map(|b| *b as f64 / 1000.0)
+                .collect(),
+            ids: defs.measures.iter().map(|m| m.id.clone()).collect(),
+            latest: Mutex::new(Vec::new()),
+        });
+        r.register(Box::new(ArcCollector(h.clone())))?;
+        Ok(h)
+    };
+    Ok([
+        segment(
+            "srv_response_time_seconds",
+            "Response time of requests with a final response within the deadline, over \
+             every month this process counted; a bucket edge at every configured TRT",
+        )?,
+        segment(
+            "srv_ack_time_seconds",
+            "Request to its first acknowledgement (DCC accepted it), of acknowledged \
+             requests, over every month this process counted",
+        )?,
+        segment(
+            "srv_after_ack_time_seconds",
+            "First acknowledgement to final response, of requests with both (the final \
+             response within the deadline), over every month this process counted",
+        )?,
+    ])
 }
 
 /// Counters only move forward: set to a total by adding the difference.
