@@ -440,9 +440,20 @@ pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
             .set_italic()
             .set_font_color(Color::RGB(0x595959)),
     };
+    month_sheet(&mut wb, r, &fm)?;
+    failures_sheet(&mut wb, r, &fm)?;
+    segments_sheet(&mut wb, r, &fm)?;
+    users_sheet(&mut wb, r, &fm)?;
+    availability_sheet(&mut wb, r, &fm)?;
+    exemptions_sheet(&mut wb, r, &fm)?;
+    wb.save_to_buffer()
+}
+
+/// The judged rows against their levels, with the month before.
+fn month_sheet(wb: &mut Workbook, r: &MonthReport, fm: &Fm) -> Result<(), XlsxError> {
     let m = r.month;
     let ws = sheet(
-        &mut wb,
+        wb,
         "Month",
         &format!("Service request performance, {m}"),
         &format!(
@@ -464,7 +475,7 @@ pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
             ("Previous month", 10.0),
             ("Change (points)", 10.0),
         ],
-        &fm,
+        fm,
     )?;
     for (k, (meas, l)) in r.judged().into_iter().enumerate() {
         let row = 4 + k as u32;
@@ -494,8 +505,14 @@ pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
             )?;
         }
     }
+    Ok(())
+}
+
+/// The three largest failure buckets per measure and region.
+fn failures_sheet(wb: &mut Workbook, r: &MonthReport, fm: &Fm) -> Result<(), XlsxError> {
+    let m = r.month;
     let ws = sheet(
-        &mut wb,
+        wb,
         "Failures",
         &format!("Failure buckets, {m}"),
         "the three largest per measure and region; every one in failures.csv",
@@ -505,7 +522,7 @@ pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
             ("Bucket", 14.0),
             ("Misses", 10.0),
         ],
-        &fm,
+        fm,
     )?;
     for (k, (meas, reg, b, n)) in r.failures(3).into_iter().enumerate() {
         let row = 4 + k as u32;
@@ -514,8 +531,14 @@ pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
         ws.write_string(row, 2, &b)?;
         ws.write_number_with_format(row, 3, n as f64, &fm.count)?;
     }
+    Ok(())
+}
+
+/// Where the response time went: before and after the first acknowledgement.
+fn segments_sheet(wb: &mut Workbook, r: &MonthReport, fm: &Fm) -> Result<(), XlsxError> {
+    let m = r.month;
     let ws = sheet(
-        &mut wb,
+        wb,
         "Time segments",
         &format!("Where the response time went, {m}"),
         "ms: request to DCC's first acknowledgement, and from it to the final response",
@@ -529,7 +552,7 @@ pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
             ("After ack p95", 10.0),
             ("Response p95", 10.0),
         ],
-        &fm,
+        fm,
     )?;
     for (k, l) in r.lines.iter().filter(|l| l.row.acked > 0).enumerate() {
         let row = 4 + k as u32;
@@ -548,8 +571,14 @@ pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
             }
         }
     }
+    Ok(())
+}
+
+/// The service users with the most misses per measure.
+fn users_sheet(wb: &mut Workbook, r: &MonthReport, fm: &Fm) -> Result<(), XlsxError> {
+    let m = r.month;
     let ws = sheet(
-        &mut wb,
+        wb,
         "Users",
         &format!("Service users with the most misses, {m}"),
         "the three with the most per measure; every user in users.csv",
@@ -559,7 +588,7 @@ pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
             ("Misses", 10.0),
             ("Requests", 11.0),
         ],
-        &fm,
+        fm,
     )?;
     let mut k = 0u32;
     for (meas, users) in r.users(3) {
@@ -572,8 +601,14 @@ pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
             k += 1;
         }
     }
+    Ok(())
+}
+
+/// Each interface's availability.
+fn availability_sheet(wb: &mut Workbook, r: &MonthReport, fm: &Fm) -> Result<(), XlsxError> {
+    let m = r.month;
     let ws = sheet(
-        &mut wb,
+        wb,
         "Availability",
         &format!("Interface availability, {m}"),
         "from availability events; exempted minutes count as up",
@@ -584,7 +619,7 @@ pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
             ("Exempted", 10.0),
             ("Availability", 12.0),
         ],
-        &fm,
+        fm,
     )?;
     for (k, a) in r.availability.iter().enumerate() {
         let row = 4 + k as u32;
@@ -597,8 +632,14 @@ pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
             ws.write_number_with_format(row, 4, p, &Format::new().set_num_format("0.0000%"))?;
         }
     }
+    Ok(())
+}
+
+/// What the exemption register took out.
+fn exemptions_sheet(wb: &mut Workbook, r: &MonthReport, fm: &Fm) -> Result<(), XlsxError> {
+    let m = r.month;
     let ws = sheet(
-        &mut wb,
+        wb,
         "Exemptions",
         &format!("What the exemption register took out, {m}"),
         "the opr view, all regions together",
@@ -608,7 +649,7 @@ pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
             ("Requests", 11.0),
             ("Share %", 10.0),
         ],
-        &fm,
+        fm,
     )?;
     let mut ids: BTreeMap<usize, &str> = BTreeMap::new();
     for (i, id) in r.exemption_ids.iter().enumerate() {
@@ -621,5 +662,5 @@ pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
         ws.write_number_with_format(row, 2, e.requests_exempted as f64, &fm.count)?;
         ws.write_string(row, 3, share(e))?;
     }
-    wb.save_to_buffer()
+    Ok(())
 }
