@@ -583,20 +583,44 @@ impl Check<'_> {
     }
 }
 
-/// The settings from merged values, every problem reported (in the file's order of tables).
+/// The settings from merged values, every problem of every section reported (in the file's order
+/// of tables) before any is given up on.
 fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
-    let allowed_lateness = c.dur("time.allowed_lateness", &raw.time.allowed_lateness);
-    let dedupe_horizon = c.dur("time.dedupe_horizon", &raw.time.dedupe_horizon);
-    let orphan_wait = if raw.time.orphan_wait == "auto" {
+    let time = time(raw.time, c);
+    let input = input(raw.input, c);
+    let evidence = evidence(&raw.evidence, c);
+    let kafka = kafka(raw.kafka, c);
+    let http = http(raw.http, c);
+    let state = state(raw.state, c);
+    let alerts = alerts(raw.alerts, c);
+    Some(Settings {
+        time: time?,
+        exemptions: ExemptionSettings {
+            file: raw.exemptions.file.trim().to_string(),
+        },
+        evidence: evidence?,
+        input: input?,
+        kafka: kafka?,
+        http: http?,
+        state: state?,
+        alerts: alerts?,
+    })
+}
+
+/// `[time]`.
+fn time(r: RawTime, c: &mut Check<'_>) -> Option<TimeSettings> {
+    let allowed_lateness = c.dur("time.allowed_lateness", &r.allowed_lateness);
+    let dedupe_horizon = c.dur("time.dedupe_horizon", &r.dedupe_horizon);
+    let orphan_wait = if r.orphan_wait == "auto" {
         Some(None)
     } else {
-        c.dur("time.orphan_wait", &raw.time.orphan_wait).map(Some)
+        c.dur("time.orphan_wait", &r.orphan_wait).map(Some)
     };
-    if let Err(e) = crate::engine::calendar::Calendar::new(&raw.time.zone) {
+    if let Err(e) = crate::engine::calendar::Calendar::new(&r.zone) {
         c.push("time.zone", crate::diagnostic::chain(&e));
     }
     let coverage_max_gap = c
-        .dur("time.coverage_max_gap", &raw.time.coverage_max_gap)
+        .dur("time.coverage_max_gap", &r.coverage_max_gap)
         .and_then(|d| {
             if d.0 < crate::engine::aggregate::COVERAGE_JOIN {
                 c.push(
@@ -610,12 +634,59 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
         });
     let max_waiting = c.within(
         "time.max_waiting_responses",
-        raw.time.max_waiting_responses,
+        r.max_waiting_responses,
         1,
         MAX_WAITING_RESPONSES,
         "responses",
     );
-    let evidence = match raw.evidence.sample.trim() {
+    Some(TimeSettings {
+        zone: r.zone,
+        allowed_lateness: allowed_lateness?,
+        dedupe_horizon: dedupe_horizon?,
+        orphan_wait: orphan_wait?,
+        max_waiting_responses: max_waiting?,
+        coverage_max_gap: coverage_max_gap?,
+    })
+}
+
+/// `[input]`.
+fn input(r: RawInput, c: &mut Check<'_>) -> Option<InputSettings> {
+    let mut ignore_types: Vec<String> = Vec::new();
+    for t in &r.ignore_types {
+        let t = t.trim();
+        if t.is_empty() || t.len() > 64 {
+            c.push(
+                "input.ignore_types",
+                format!(
+                    "{:?} is not a type name (1 to 64 characters)",
+                    crate::echo::cut(t, 64)
+                ),
+            );
+        } else if ["request", "response", "availability"].contains(&t) {
+            c.push(
+                "input.ignore_types",
+                format!("{t:?} is a type srv-opr reads: it cannot be ignored"),
+            );
+        } else if !ignore_types.iter().any(|x| x == t) {
+            ignore_types.push(t.to_string());
+        }
+    }
+    let max_event_bytes = c.within(
+        "input.max_event_bytes",
+        r.max_event_bytes,
+        1,
+        MAX_EVENT_BYTES,
+        "bytes",
+    );
+    Some(InputSettings {
+        max_event_bytes: max_event_bytes?,
+        ignore_types,
+    })
+}
+
+/// `[evidence]`.
+fn evidence(r: &RawEvidence, c: &mut Check<'_>) -> Option<EvidenceSettings> {
+    match r.sample.trim() {
         "all" => Some(EvidenceSettings {
             sample: crate::engine::aggregate::SAMPLE_SIZE,
             all: true,
@@ -637,35 +708,11 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
                 None
             }
         },
-    };
-    let mut ignore_types: Vec<String> = Vec::new();
-    for t in &raw.input.ignore_types {
-        let t = t.trim();
-        if t.is_empty() || t.len() > 64 {
-            c.push(
-                "input.ignore_types",
-                format!(
-                    "{:?} is not a type name (1 to 64 characters)",
-                    crate::echo::cut(t, 64)
-                ),
-            );
-        } else if ["request", "response", "availability"].contains(&t) {
-            c.push(
-                "input.ignore_types",
-                format!("{t:?} is a type srv-opr reads: it cannot be ignored"),
-            );
-        } else if !ignore_types.iter().any(|x| x == t) {
-            ignore_types.push(t.to_string());
-        }
     }
-    let max_event_bytes = c.within(
-        "input.max_event_bytes",
-        raw.input.max_event_bytes,
-        1,
-        MAX_EVENT_BYTES,
-        "bytes",
-    );
-    let k = raw.kafka;
+}
+
+/// `[kafka]`.
+fn kafka(k: RawKafka, c: &mut Check<'_>) -> Option<KafkaSettings> {
     let idle_timeout = c.dur("kafka.idle_timeout", &k.idle_timeout);
     let max_future_skew = c.dur("kafka.max_future_skew", &k.max_future_skew);
     let shutdown_timeout = c.dur("kafka.shutdown_timeout", &k.shutdown_timeout);
@@ -683,14 +730,74 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
             format!("must be 0 (automatic) to 256, found {}", k.workers),
         );
     }
-    let listen = raw.http.listen.trim().to_string();
+    let properties = c.strings(&k.properties, "kafka.properties");
+    for (key, _) in &properties {
+        if SECRET_PROPERTIES.contains(&key.as_str()) {
+            c.push(
+                &format!("kafka.properties.{key}"),
+                "is a secret: name an environment variable under [kafka.secrets], or a file \
+                 under [kafka.secret_files], instead"
+                    .into(),
+            );
+        }
+    }
+    let secrets = kafka_secrets(&k.secrets, &k.secret_files, c);
+    if k.topics.is_empty() || k.topics.iter().any(String::is_empty) {
+        c.push("kafka.topics", "name at least one topic".into());
+    }
+    let availability_topic = k.availability_topic.trim().to_string();
+    if !availability_topic.is_empty() && !k.topics.contains(&availability_topic) {
+        c.push(
+            "kafka.availability_topic",
+            format!(
+                "{availability_topic:?} is not one of kafka.topics {:?}: `run` would never read \
+                 the events the Alertmanager webhook produces there",
+                k.topics
+            ),
+        );
+    }
+    Some(KafkaSettings {
+        brokers: k.brokers,
+        topics: k.topics,
+        group_id: k.group_id,
+        dead_letter_topic: k.dead_letter_topic,
+        availability_topic,
+        verify_partitioning: k.verify_partitioning,
+        idle_timeout: idle_timeout?,
+        max_future_skew: max_future_skew?,
+        workers: k.workers.clamp(0, 256) as usize,
+        shutdown_timeout: shutdown_timeout?,
+        properties,
+        secrets,
+    })
+}
+
+/// `[http]`.
+fn http(r: RawHttp, c: &mut Check<'_>) -> Option<HttpSettings> {
+    let listen = r.listen.trim().to_string();
     if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
         c.push(
             "http.listen",
             format!("{listen:?} is not an address like 127.0.0.1:9898 (or empty for none)"),
         );
     }
-    let st = raw.state;
+    let ready_max_lag = c.within(
+        "http.ready_max_lag",
+        r.ready_max_lag,
+        0,
+        i64::MAX,
+        "messages",
+    );
+    Some(HttpSettings {
+        listen,
+        web_config_file: r.web_config_file.trim().to_string(),
+        ready_max_lag: ready_max_lag? as u64,
+        alertmanager_webhook: r.alertmanager_webhook,
+    })
+}
+
+/// `[state]`.
+fn state(st: RawState, c: &mut Check<'_>) -> Option<StateSettings> {
     let url = st.url.trim().to_string();
     if !url.is_empty()
         && !url.starts_with("sqlite://")
@@ -725,90 +832,17 @@ fn settings(raw: Raw, c: &mut Check<'_>) -> Option<Settings> {
         1_000_000_000,
         "events",
     );
-    let ready_max_lag = c.within(
-        "http.ready_max_lag",
-        raw.http.ready_max_lag,
-        0,
-        i64::MAX,
-        "messages",
-    );
     let reconnect_timeout = c.dur("state.reconnect_timeout", &st.reconnect_timeout);
-    let properties = c.strings(&k.properties, "kafka.properties");
-    for (key, _) in &properties {
-        if SECRET_PROPERTIES.contains(&key.as_str()) {
-            c.push(
-                &format!("kafka.properties.{key}"),
-                "is a secret: name an environment variable under [kafka.secrets], or a file \
-                 under [kafka.secret_files], instead"
-                    .into(),
-            );
-        }
-    }
-    let secrets = kafka_secrets(&k.secrets, &k.secret_files, c);
-    if k.topics.is_empty() || k.topics.iter().any(String::is_empty) {
-        c.push("kafka.topics", "name at least one topic".into());
-    }
-    let availability_topic = k.availability_topic.trim().to_string();
-    if !availability_topic.is_empty() && !k.topics.contains(&availability_topic) {
-        c.push(
-            "kafka.availability_topic",
-            format!(
-                "{availability_topic:?} is not one of kafka.topics {:?}: `run` would never read \
-                 the events the Alertmanager webhook produces there",
-                k.topics
-            ),
-        );
-    }
-    let alerts = alerts(raw.alerts, c);
-    Some(Settings {
-        time: TimeSettings {
-            zone: raw.time.zone,
-            allowed_lateness: allowed_lateness?,
-            dedupe_horizon: dedupe_horizon?,
-            orphan_wait: orphan_wait?,
-            max_waiting_responses: max_waiting?,
-            coverage_max_gap: coverage_max_gap?,
-        },
-        exemptions: ExemptionSettings {
-            file: raw.exemptions.file.trim().to_string(),
-        },
-        evidence: evidence?,
-        input: InputSettings {
-            max_event_bytes: max_event_bytes?,
-            ignore_types,
-        },
-        kafka: KafkaSettings {
-            brokers: k.brokers,
-            topics: k.topics,
-            group_id: k.group_id,
-            dead_letter_topic: k.dead_letter_topic,
-            availability_topic,
-            verify_partitioning: k.verify_partitioning,
-            idle_timeout: idle_timeout?,
-            max_future_skew: max_future_skew?,
-            workers: k.workers.clamp(0, 256) as usize,
-            shutdown_timeout: shutdown_timeout?,
-            properties,
-            secrets,
-        },
-        http: HttpSettings {
-            listen,
-            web_config_file: raw.http.web_config_file.trim().to_string(),
-            ready_max_lag: ready_max_lag? as u64,
-            alertmanager_webhook: raw.http.alertmanager_webhook,
-        },
-        state: StateSettings {
-            url,
-            password: password?,
-            sslmode: st.sslmode,
-            sslrootcert: st.sslrootcert,
-            sslcert: st.sslcert,
-            sslkey: st.sslkey,
-            checkpoint_events: checkpoint_events? as u64,
-            checkpoint_interval: checkpoint_interval?,
-            reconnect_timeout: reconnect_timeout?,
-        },
-        alerts: alerts?,
+    Some(StateSettings {
+        url,
+        password: password?,
+        sslmode: st.sslmode,
+        sslrootcert: st.sslrootcert,
+        sslcert: st.sslcert,
+        sslkey: st.sslkey,
+        checkpoint_events: checkpoint_events? as u64,
+        checkpoint_interval: checkpoint_interval?,
+        reconnect_timeout: reconnect_timeout?,
     })
 }
 
