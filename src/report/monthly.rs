@@ -246,6 +246,15 @@ pub fn html(r: &MonthReport, workbook: &str) -> String {
         },
         so = esc(&r.signoff_text()),
     );
+    measures_table(&mut h, r);
+    detail_tables(&mut h, r);
+    availability_and_exemptions(&mut h, r);
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// Each judged row against its levels, with the month before and the change.
+fn measures_table(h: &mut String, r: &MonthReport) {
     h.push_str(
         "<h2>Measures against their levels</h2><div class=\"scroll\"><table id=\"measures\">\
          <thead><tr><th>Measure</th><th>Region</th><th>Requests</th><th>Hits</th><th>RPL %</th>\
@@ -291,6 +300,10 @@ pub fn html(r: &MonthReport, workbook: &str) -> String {
             change
         );
     }
+}
+
+/// The largest failure buckets, where the time went, and the users with the most misses.
+fn detail_tables(h: &mut String, r: &MonthReport) {
     h.push_str("</tbody></table></div>\n<h2>Failure buckets</h2><div class=\"scroll\"><table id=\"failures\"><thead><tr><th>Measure</th><th>Region</th><th>Bucket</th><th>Misses</th></tr></thead><tbody>");
     for (m, reg, b, n) in r.failures(3) {
         let _ = write!(
@@ -326,6 +339,10 @@ pub fn html(r: &MonthReport, workbook: &str) -> String {
             );
         }
     }
+}
+
+/// Each interface's availability, and what the exemption register took out.
+fn availability_and_exemptions(h: &mut String, r: &MonthReport) {
     h.push_str("</tbody></table></div>\n<h2>Interface availability</h2>");
     if r.availability.is_empty() {
         h.push_str("<p class=\"note\">No availability event this month.</p>");
@@ -363,8 +380,6 @@ pub fn html(r: &MonthReport, workbook: &str) -> String {
         }
         h.push_str("</tbody></table>");
     }
-    h.push_str("</body></html>\n");
-    h
 }
 
 const CSS: &str = "\
