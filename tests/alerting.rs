@@ -458,7 +458,7 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
         d.join("state-wrong.db"),
     ];
     for out in ["run-out", "run-wrong-out"] {
-        for e in walk(&d.join(out)) {
+        for e in crate::support::tls::files_under(&d.join(out)) {
             files.push(e);
         }
     }
@@ -472,19 +472,6 @@ fn a_degraded_region_fires_in_prometheus_and_reaches_alertmanager() {
 }
 
 /// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 /// The in-process evaluator against a real Alertmanager served over TLS with basic auth, as
 /// production ones are, without Kafka: a live view in which central falls below TPL fires an
 /// alert that Alertmanager lists; when central recovers the evaluator sends it resolved and

@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::tls::{SecuredListeners, files_under};
 use crate::support::{create_topic, create_topic_on, free_port, srv_ok, unique};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -295,23 +296,19 @@ fn every_link_between_the_pages_resolves() {
 /// the rules; the password in no file the steps leave.
 #[test]
 fn the_operating_walk_through_runs_against_a_sasl_ssl_broker() {
-    let tls = tls_env();
+    let tls = SecuredListeners::get();
     let topic = unique("docs-operating");
     let dead = format!("{topic}-dead-letters");
     create_topic(&topic, 3);
     create_topic(&dead, 1);
-    let password = std::fs::read_to_string(&tls["PASSWORD_FILE"])
-        .unwrap()
-        .trim()
-        .to_string();
     let settings = format!(
         "BROKERS={}\nTOPIC={topic}\nDEAD_LETTER_TOPIC={dead}\nGROUP={topic}\nKAFKA_USER={}\n\
          CA={}\nLISTEN=127.0.0.1:{}\nexport SRV_OPR_KAFKA_PASSWORD=\"$(cat {})\"",
-        tls["SASL_SSL"],
-        tls["SCRAM_512_USER"],
-        tls["CA"],
+        tls.at("SASL_SSL"),
+        tls.at("SCRAM_512_USER"),
+        tls.at("CA"),
         free_port(),
-        tls["PASSWORD_FILE"]
+        tls.at("PASSWORD_FILE")
     );
     let dir = run_page("docs/operating.md", Some(&settings), &[]);
     let d = dir.path();
@@ -331,12 +328,11 @@ fn the_operating_walk_through_runs_against_a_sasl_ssl_broker() {
     );
     assert!(read("rollup-2024-03/rpl.csv").lines().count() > 10);
     assert!(read("srv-opr-rules.yml").contains("SrvRplBelowTarget"));
-    for f in walk(d) {
+    let password = tls.password.as_bytes();
+    for f in files_under(d) {
         let bytes = std::fs::read(&f).unwrap();
         assert!(
-            !bytes
-                .windows(password.len())
-                .any(|w| w == password.as_bytes()),
+            !bytes.windows(password.len()).any(|w| w == password),
             "the password is in {}",
             f.display()
         );
@@ -384,32 +380,6 @@ fn the_reporting_page_runs_on_files_and_on_a_store_of_run() {
     ] {
         assert!(d.join(f).is_file(), "{f} was not written");
     }
-}
-
-/// The secured listeners' material, from the file `scripts/kafka tls-env` names.
-fn tls_env() -> std::collections::BTreeMap<String, String> {
-    let path = std::env::var("SRV_OPR_TEST_KAFKA_TLS")
-        .expect("SRV_OPR_TEST_KAFKA_TLS is not set: run scripts/test, or export it from `scripts/kafka tls-env`");
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let t = e.file_type().unwrap();
-        if t.is_dir() {
-            out.extend(walk(&e.path()));
-        } else if t.is_file() {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 /// The first `jsonl` block of `docs/events.md`.

@@ -5,43 +5,11 @@
 //! equal a replay of the same events; each way a secured connection can be wrong fails at once
 //! with its reason; and the password appears in no output at any log level.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::support::tls::SecuredListeners;
 use crate::support::{create_topic, unique};
-
-/// The secured listeners and their material, from the file `scripts/kafka` writes.
-struct Tls {
-    env: BTreeMap<String, String>,
-    password: String,
-}
-
-impl Tls {
-    fn get() -> Tls {
-        let path = std::env::var("SRV_OPR_TEST_KAFKA_TLS").unwrap_or_else(|_| {
-            panic!(
-                "SRV_OPR_TEST_KAFKA_TLS is not set: run scripts/test (it starts the broker and \
-                 names its TLS material), or export it from `scripts/kafka tls-env`"
-            )
-        });
-        let text = std::fs::read_to_string(&path).unwrap();
-        let env: BTreeMap<String, String> = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let password = std::fs::read_to_string(&env["PASSWORD_FILE"])
-            .unwrap()
-            .trim()
-            .to_string();
-        Tls { env, password }
-    }
-
-    fn at(&self, key: &str) -> &str {
-        &self.env[key]
-    }
-}
 
 /// How the configuration gives the SASL password.
 #[derive(Clone, Copy, PartialEq)]
@@ -126,7 +94,7 @@ fn round_trip(
     properties: &[(&str, &str)],
     produce_with: &[(&str, &str)],
 ) -> String {
-    let tls = Tls::get();
+    let tls = SecuredListeners::get();
     let topic = unique("tls");
     create_topic(&topic, 3);
     create_topic(&format!("{topic}-dead"), 1);
@@ -218,7 +186,7 @@ fn refs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
 
 #[test]
 fn run_over_sasl_ssl_with_scram_equals_the_replay_and_prints_no_secret() {
-    let tls = Tls::get();
+    let tls = SecuredListeners::get();
     let ca = tls.at("CA").to_string();
     let consume = sasl("SCRAM-SHA-512", "srv-opr", &ca);
     let mut produce = sasl("SCRAM-SHA-256", "srv-opr-256", &ca);
@@ -235,7 +203,7 @@ fn run_over_sasl_ssl_with_scram_equals_the_replay_and_prints_no_secret() {
 
 #[test]
 fn run_over_mutual_tls_equals_the_replay() {
-    let tls = Tls::get();
+    let tls = SecuredListeners::get();
     let props = vec![
         ("security.protocol", "SSL".to_string()),
         ("ssl.ca.location", tls.at("CA").to_string()),
@@ -293,7 +261,7 @@ fn run_fails(listener_or_host: &str, properties: &[(&str, &str)], password: &str
 
 #[test]
 fn a_wrong_password_is_an_authentication_failure_named_as_such() {
-    let tls = Tls::get();
+    let tls = SecuredListeners::get();
     let props = sasl("SCRAM-SHA-512", "srv-opr", tls.at("CA"));
     run_fails(
         tls.at("SASL_SSL"),
@@ -305,7 +273,7 @@ fn a_wrong_password_is_an_authentication_failure_named_as_such() {
 
 #[test]
 fn a_server_certificate_from_another_ca_is_refused() {
-    let tls = Tls::get();
+    let tls = SecuredListeners::get();
     let other = tempfile::tempdir().unwrap();
     let ca = other.path().join("other-ca.pem");
     let o = Command::new("openssl")
@@ -330,7 +298,7 @@ fn a_server_certificate_from_another_ca_is_refused() {
 
 #[test]
 fn an_expired_server_certificate_is_refused() {
-    let tls = Tls::get();
+    let tls = SecuredListeners::get();
     let props = [
         ("security.protocol", "SSL"),
         ("ssl.ca.location", tls.at("CA")),
@@ -340,7 +308,7 @@ fn an_expired_server_certificate_is_refused() {
 
 #[test]
 fn a_certificate_for_another_host_is_refused() {
-    let tls = Tls::get();
+    let tls = SecuredListeners::get();
     // The certificate is for DNS:localhost; 127.0.0.1 is the same broker under another name.
     let listener = tls.at("SASL_SSL").replace("localhost", "127.0.0.1");
     let props = sasl("SCRAM-SHA-512", "srv-opr", tls.at("CA"));
@@ -349,7 +317,7 @@ fn a_certificate_for_another_host_is_refused() {
 
 #[test]
 fn a_missing_client_certificate_is_named() {
-    let tls = Tls::get();
+    let tls = SecuredListeners::get();
     let props = [
         ("security.protocol", "SSL"),
         ("ssl.ca.location", tls.at("CA")),
@@ -367,7 +335,7 @@ fn a_missing_client_certificate_is_named() {
 
 #[test]
 fn a_misspelt_secret_property_is_refused_without_its_value() {
-    let tls = Tls::get();
+    let tls = SecuredListeners::get();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let topic = unique("tls-typo");
@@ -394,7 +362,7 @@ fn a_misspelt_secret_property_is_refused_without_its_value() {
 /// line says the authentication failed, and a topic that does not exist is named, not created.
 #[test]
 fn check_tries_each_connection_and_says_which_fails_and_why() {
-    let tls = Tls::get();
+    let tls = SecuredListeners::get();
     let topic = unique("check");
     create_topic(&topic, 3);
     create_topic(&format!("{topic}-dead"), 1);

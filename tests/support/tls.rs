@@ -160,3 +160,55 @@ pub fn https_get_as(
         Err(e) => (0, e.to_string()),
     }
 }
+
+/// The test broker's secured listeners and their material, from the file `scripts/kafka tls-env`
+/// names.
+pub struct SecuredListeners {
+    env: std::collections::BTreeMap<String, String>,
+    /// The SCRAM users' password.
+    pub password: String,
+}
+
+impl SecuredListeners {
+    /// Read from `SRV_OPR_TEST_KAFKA_TLS`; never silently absent.
+    pub fn get() -> SecuredListeners {
+        let path = std::env::var("SRV_OPR_TEST_KAFKA_TLS").unwrap_or_else(|_| {
+            panic!(
+                "SRV_OPR_TEST_KAFKA_TLS is not set: run scripts/test (it starts the broker and \
+                 names its TLS material), or export it from `scripts/kafka tls-env`"
+            )
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        let env: std::collections::BTreeMap<String, String> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let password = std::fs::read_to_string(&env["PASSWORD_FILE"])
+            .unwrap()
+            .trim()
+            .to_string();
+        SecuredListeners { env, password }
+    }
+
+    /// A listener's address or a file of its material (`SASL_SSL`, `CA`, `PASSWORD_FILE`, …).
+    pub fn at(&self, key: &str) -> &str {
+        &self.env[key]
+    }
+}
+
+/// Every file under `dir`, recursively (links are not followed), for tests that look for a
+/// secret in whatever a command left behind.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            out.extend(files_under(&e.path()));
+        } else if t.is_file() {
+            out.push(e.path());
+        }
+    }
+    out
+}
