@@ -87,6 +87,18 @@ pub enum Error {
     Internal(String),
 }
 
+/// A sign-off's failure keeps its kind: bad usage is still usage, the store still the store.
+impl From<crate::signoff::SignOffError> for Error {
+    fn from(e: crate::signoff::SignOffError) -> Error {
+        use crate::signoff::SignOffError as S;
+        match e {
+            S::Usage(m) => Error::Usage(m),
+            S::Zone(z) => Error::Zone(z),
+            S::Store(s) => Error::Store(s),
+        }
+    }
+}
+
 impl Error {
     /// Whether it is standard output's reader having gone (`srv-opr status --json | head -1`):
     /// the command ends quietly with exit 0, as `head` expects, whatever wrapped the error.
@@ -150,7 +162,7 @@ impl Error {
             // A TLS file or secret of the Alertmanager client, or the web configuration.
             Error::Ops(
                 OpsError::Alerts(crate::ops::alerts::SpawnError::Alertmanager(_))
-                | OpsError::WebConfig(_),
+                | OpsError::Http(crate::ops::http::ServeError::WebConfig(_)),
             ) => Kind::Config,
             Error::Sink(crate::sink::outputs::SinkError::Scheme(_)) => Kind::Config,
             Error::Ops(_) | Error::Output(_) | Error::Sink(_) => Kind::World,

@@ -205,7 +205,7 @@ fn signed_months(cfg: &Config, month: Option<Month>) -> Vec<crate::signoff::Sign
     match crate::signoff::compare_all(cfg, month, Some(crate::engine::exemption::OPR)) {
         Ok(c) => crate::signoff::summarise(&c),
         Err(e) => {
-            tracing::warn!(error = %e.report(), "the sign-offs could not be read: the report shows the months as not signed");
+            tracing::warn!(error = %crate::diagnostic::chain(&e), "the sign-offs could not be read: the report shows the months as not signed");
             Vec::new()
         }
     }

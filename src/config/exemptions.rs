@@ -9,7 +9,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use toml::{Table, Value};
 
-use super::{ConfigError, Problems};
+use super::problems::{ConfigError, Problems};
 use crate::engine::definitions::Definitions;
 use crate::engine::domain::{Provider, Region};
 use crate::engine::exemption::{Exemption, OPR, Reason, Register};
@@ -415,7 +415,7 @@ mod tests {
     use super::*;
 
     fn defs() -> Definitions {
-        crate::config::Config::builtin().unwrap().definitions
+        crate::config::load::Config::builtin().unwrap().definitions
     }
 
     fn problems(text: &str) -> String {

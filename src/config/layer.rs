@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use toml::{Table, Value};
 
-use super::Problems;
+use super::problems::Problems;
 
 /// Tables whose keys are open: librdkafka properties, and the environment variables of secrets.
 const FREE_FORM: &[&str] = &["kafka.properties", "kafka.secrets", "kafka.secret_files"];

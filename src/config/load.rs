@@ -6,12 +6,10 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::definitions::Definitions;
 
-use super::{ConfigError, Problems, Settings, exemptions, measures, settings};
-
-/// The built-in `srv-opr.toml` (identical to `config/srv-opr.toml`).
-pub const DEFAULT_SETTINGS: &str = include_str!("../../config/srv-opr.toml");
-/// The built-in `measures.toml` (identical to `config/measures.toml`).
-pub const DEFAULT_MEASURES: &str = include_str!("../../config/measures.toml");
+use super::measures::DEFAULT_MEASURES;
+use super::problems::{ConfigError, Problems};
+use super::settings::Settings;
+use super::{exemptions, measures, settings};
 
 /// The effective configuration of one run.
 #[derive(Debug, Clone)]

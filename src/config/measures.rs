@@ -8,10 +8,13 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use toml::{Table, Value};
 
-use super::Problems;
+use super::problems::Problems;
 use crate::engine::definitions::{Definitions, Measure, TrtTable};
 use crate::engine::domain::{Basis, Provider, Timing};
 use crate::engine::time::Dur;
+
+/// The built-in `measures.toml` (identical to `config/measures.toml`).
+pub const DEFAULT_MEASURES: &str = include_str!("../../config/measures.toml");
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -510,7 +513,8 @@ impl Ctx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Config, DEFAULT_MEASURES};
+    use super::super::load::Config;
+    use super::DEFAULT_MEASURES;
     use super::*;
 
     fn defs() -> Definitions {

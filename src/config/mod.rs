@@ -18,6 +18,8 @@ pub mod schemes;
 pub mod secrets;
 pub mod settings;
 
-pub use load::{Config, DEFAULT_MEASURES, DEFAULT_SETTINGS};
+pub use load::Config;
+pub use measures::DEFAULT_MEASURES;
 pub use problems::{ConfigError, MAX_SHOWN, Problems};
+pub use settings::DEFAULT_SETTINGS;
 pub use settings::Settings;

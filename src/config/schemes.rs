@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::Config;
+use super::load::Config;
 use crate::score::Problems;
 use crate::score::scheme::{self, RegYear, Scheme};
 

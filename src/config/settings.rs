@@ -6,9 +6,12 @@ use serde::Deserialize;
 use toml::Table;
 
 use super::layer::{self, Origins};
+use super::problems::Problems;
 use super::secrets::{Secret, SecretError, SecretSource, mask_url};
-use super::{DEFAULT_SETTINGS, Problems};
 use crate::engine::time::Dur;
+
+/// The built-in `srv-opr.toml` (identical to `config/srv-opr.toml`).
+pub const DEFAULT_SETTINGS: &str = include_str!("../../config/srv-opr.toml");
 
 /// Validated service settings.
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::engine::pipeline::PipelineConfig;
 
-use super::OpsError;
 use super::alerts::{self, AlertsHandle};
+use super::error::OpsError;
 use super::http::routes::Routes;
 use super::http::{self, HttpServer};
 use super::live::Live;
@@ -106,11 +106,11 @@ pub fn start(
     let web = (!web.is_empty()).then(|| std::path::Path::new(web.as_str()));
     let server = match http::serve(listen, web, routes()) {
         Ok(s) => s,
-        Err(e @ OpsError::Bind { .. }) if fallback => {
+        Err(e @ http::ServeError::Bind { .. }) if fallback => {
             tracing::warn!(error = %crate::diagnostic::chain(&e), "using a free port instead");
             http::serve("127.0.0.1:0", web, routes())?
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     Ok(Endpoint {
         live,

@@ -9,6 +9,7 @@
 
 pub mod alerts;
 pub mod endpoint;
+mod error;
 pub mod health;
 pub mod http;
 pub mod interfaces;
@@ -20,37 +21,4 @@ pub mod signoffs;
 pub mod status;
 pub mod webhook;
 
-/// Why the service's surface could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum OpsError {
-    /// `http.listen` is not an address.
-    #[error("http.listen {listen:?}")]
-    Listen {
-        /// As configured.
-        listen: String,
-        /// Why.
-        #[source]
-        source: std::net::AddrParseError,
-    },
-    /// The address is taken or not ours.
-    #[error("cannot listen on {addr} (http.listen)")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The endpoint's thread or runtime could not start.
-    #[error("the HTTP endpoint cannot start")]
-    Start(#[source] std::io::Error),
-    /// The Prometheus registry refused a family.
-    #[error("metrics registry")]
-    Registry(#[source] prometheus::Error),
-    /// The web configuration (TLS, basic auth) does not load.
-    #[error(transparent)]
-    WebConfig(#[from] http::webconfig::WebConfigError),
-    /// The alert evaluator could not start (its Alertmanager client, or its thread).
-    #[error(transparent)]
-    Alerts(#[from] alerts::SpawnError),
-}
+pub use error::OpsError;

@@ -61,7 +61,7 @@ pub fn spawn(cfg: &Config, live: Arc<Live>) -> std::io::Result<Option<SignoffWat
                     }
                     Err(e) => SignoffsRead {
                         months: last.clone(),
-                        error: Some(e.report()),
+                        error: Some(crate::diagnostic::chain(&e)),
                         read_at: Some(SystemTime::now()),
                     },
                 };

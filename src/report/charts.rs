@@ -148,8 +148,8 @@ fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, png::EncodingEr
 }
 
 /// Draws the monthly RPL chart.
-pub fn rpl(c: &RplChart) -> Result<Chart, super::ReportError> {
-    both(c.stem.clone(), c.title.clone(), c).map_err(super::ReportError::Chart)
+pub fn rpl(c: &RplChart) -> Result<Chart, ReportError> {
+    both(c.stem.clone(), c.title.clone(), c).map_err(ReportError::Chart)
 }
 
 impl Draw for RplChart<'_> {
@@ -235,8 +235,8 @@ fn draw_rpl<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &RplChart) -> 
 }
 
 /// Draws the response-time distribution chart.
-pub fn rt(c: &RtChart) -> Result<Chart, super::ReportError> {
-    both(c.stem.clone(), c.title.clone(), c).map_err(super::ReportError::Chart)
+pub fn rt(c: &RtChart) -> Result<Chart, ReportError> {
+    both(c.stem.clone(), c.title.clone(), c).map_err(ReportError::Chart)
 }
 
 /// Tick marks a reader knows, from 10 ms to a day.

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::charts::{Chart, SIZE};
-use super::{Year, exemption_year, worst_buckets};
+use super::year::{Year, exemption_year, worst_buckets};
 use crate::score::render::{assessment, fixed};
 
 /// Escapes text for HTML content and attribute values.
@@ -144,7 +144,7 @@ pub fn page(y: &Year, charts: &[Chart], workbook: &str) -> String {
 /// Where the response time went (issue 32): to DCC's acknowledgement, and after it, per
 /// measure and region over the year.
 fn segments(s: &mut String, y: &Year) {
-    let rows = super::segment_year(y);
+    let rows = super::year::segment_year(y);
     s.push_str("<h2>Where the time went: before and after DCC's acknowledgement</h2>\n");
     if rows.iter().all(|r| r.acked == 0) {
         s.push_str("<p>No request of the year was acknowledged.</p>\n");
@@ -172,7 +172,7 @@ fn segments(s: &mut String, y: &Year) {
 /// The service users with the most misses per measure over the year (issue 32; every user,
 /// month by month: `users.csv`).
 fn users(s: &mut String, y: &Year) {
-    let rows = super::user_misses_year(y, 5);
+    let rows = super::year::user_misses_year(y, 5);
     s.push_str("<h2>Service users with the most misses</h2>\n");
     if rows.is_empty() {
         s.push_str("<p>No misses in the year.</p>\n");
@@ -237,7 +237,7 @@ fn signoffs(s: &mut String, y: &Year) {
             s,
             "<tr class=\"{class}\" data-month=\"{}\"><td>{}</td><td>{who}</td><td>{since}</td></tr>",
             esc(&text),
-            esc(&super::month_label(*m))
+            esc(&super::year::month_label(*m))
         );
     }
     s.push_str("</table>\n");
@@ -287,7 +287,7 @@ fn months_text(y: &Year) -> String {
         .iter()
         .filter(|m| y.lines.iter().any(|l| l.month == **m))
         .map(|m| {
-            let label = super::month_label(*m);
+            let label = super::year::month_label(*m);
             if y.provisional(*m) {
                 format!("{label} (not final)")
             } else {

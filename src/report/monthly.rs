@@ -124,7 +124,7 @@ impl<'a> MonthReport<'a> {
     }
 
     /// The users with the most misses per measure (the `all` rows), up to `n` each.
-    fn users(&self, n: usize) -> Vec<(String, Vec<super::UserMisses>)> {
+    fn users(&self, n: usize) -> Vec<(String, Vec<super::year::UserMisses>)> {
         let mut out = Vec::new();
         for m in &self.defs.measures {
             let Some(l) = self
@@ -134,7 +134,7 @@ impl<'a> MonthReport<'a> {
             else {
                 continue;
             };
-            let v = super::most_misses(&l.row.users, m.basis, n);
+            let v = super::year::most_misses(&l.row.users, m.basis, n);
             if v.is_empty() {
                 continue;
             }

@@ -55,7 +55,7 @@ impl std::fmt::Display for Period {
 /// Parses one CSV file (`name` for messages), as CSV: quoted fields, a byte-order mark, blank
 /// lines and `#` comment lines are all what a spreadsheet or a script may write. Every
 /// malformed row is reported (the first few hundred of them, and how many more).
-pub fn parse(name: &str, text: &str) -> Result<Vec<InputRow>, super::Problems> {
+pub fn parse(name: &str, text: &str) -> Result<Vec<InputRow>, super::problems::Problems> {
     parse_rows(name, text)
 }
 
@@ -71,7 +71,7 @@ fn exact(origin: &str, what: &str, s: &str) -> Result<Decimal, String> {
     }
 }
 
-fn parse_rows(name: &str, text: &str) -> Result<Vec<InputRow>, super::Problems> {
+fn parse_rows(name: &str, text: &str) -> Result<Vec<InputRow>, super::problems::Problems> {
     // The mark first, so that a comment line after it is still a comment.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // One row per line, each line read as CSV on its own: the csv crate's positions skip the
@@ -139,7 +139,7 @@ fn parse_rows(name: &str, text: &str) -> Result<Vec<InputRow>, super::Problems> 
     if problems.is_empty() {
         Ok(rows)
     } else {
-        Err(super::Problems {
+        Err(super::problems::Problems {
             list: problems,
             more,
         })

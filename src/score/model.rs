@@ -132,7 +132,7 @@ pub fn score(
     rows: &[InputRow],
     margin: Decimal,
     overrides: &[Override],
-) -> Result<Report, super::Problems> {
+) -> Result<Report, super::problems::Problems> {
     score_problems(scheme, rows, margin, overrides).map_err(super::Problems::new)
 }
 

@@ -267,7 +267,11 @@ fn dec(s: &str) -> Result<Decimal, String> {
 
 /// Parses and validates a scheme; `name` is for messages, `streaming` the ids of the streaming
 /// measures a component may come `from` (none checked when empty). Every problem is reported.
-pub fn parse(name: &str, text: &str, streaming: &[String]) -> Result<Scheme, super::Problems> {
+pub fn parse(
+    name: &str,
+    text: &str,
+    streaming: &[String],
+) -> Result<Scheme, super::problems::Problems> {
     parse_scheme(name, text, streaming).map_err(super::Problems::new)
 }
 

@@ -3,8 +3,8 @@
 
 use rust_decimal::Decimal;
 
-use super::model::REGIONS;
 use super::scheme::{Mechanism, Scheme};
+use crate::engine::domain::Region;
 
 /// A what-if: replace a component's annual RPL (or a VMM score).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub struct Override {
 
 impl Override {
     /// Parses `SDM1.FIRST-TIME-WAN.north=97.0` against the scheme (component ids may contain dots).
-    pub fn parse(text: &str, scheme: &Scheme) -> Result<Override, super::ScoreError> {
+    pub fn parse(text: &str, scheme: &Scheme) -> Result<Override, super::problems::ScoreError> {
         Override::parse_text(text, scheme).map_err(super::ScoreError::WhatIf)
     }
 
@@ -52,7 +52,7 @@ impl Override {
             let region = match after {
                 "" => None,
                 r => match r.strip_prefix('.') {
-                    Some(r) if REGIONS.contains(&r) => Some(r.to_string()),
+                    Some(r) if Region::NAMES.contains(&r) => Some(r.to_string()),
                     _ => continue,
                 },
             };

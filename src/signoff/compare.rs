@@ -15,7 +15,7 @@ use crate::engine::exemption::{Exemption, Register};
 use crate::store::RevisionRecord;
 use crate::store::signoff::SignOff;
 
-use super::Current;
+use super::sign::Current;
 
 /// `restatements.csv` header (issue 31).
 pub const HEADER: &str =

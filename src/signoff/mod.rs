@@ -5,8 +5,10 @@
 //! a sign-off, and why.
 
 pub mod compare;
+mod error;
 mod review;
 mod sign;
 
+pub use error::SignOffError;
 pub use review::{Compared, SHOWN_CHANGES, SignedMonth, compare_all, summarise};
 pub use sign::{Current, Request, current, sign, view_index};

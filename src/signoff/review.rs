@@ -1,9 +1,9 @@
 //! Every signed month against its figures now: the latest sign-off of each compared field by
 //! field (`compare`), and the summary the status page, the alert and the report show.
 
+use super::error::SignOffError;
 use crate::config::Config;
 use crate::engine::calendar::Month;
-use crate::error::Error;
 use crate::store::signoff::SignOff;
 use crate::store::{Identity, open_configured};
 
@@ -19,9 +19,9 @@ pub fn compare_all(
     cfg: &Config,
     month: Option<Month>,
     view: Option<&str>,
-) -> Result<Compared, Error> {
+) -> Result<Compared, SignOffError> {
     if cfg.settings.state.url.is_empty() {
-        return Err(Error::Usage(
+        return Err(SignOffError::Usage(
             "sign-offs are kept in the state store: set [state] url (SRV_OPR__STATE__URL)".into(),
         ));
     }
@@ -42,7 +42,7 @@ pub fn compare_all(
     let mut out = Vec::new();
     for ((m, v), s) in latest {
         if cfg.register.view(&v).is_none() {
-            return Err(Error::Usage(format!(
+            return Err(SignOffError::Usage(format!(
                 "{m} was signed in view {v:?}, which the exemption register no longer names: \
                  give the register it was signed under (--exemptions FILE)"
             )));

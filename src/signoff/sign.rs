@@ -2,11 +2,11 @@
 //! `rollup` reads them, and a sign-off recorded (refused for a month not final yet unless
 //! forced, with the reason).
 
+use super::error::SignOffError;
 use crate::config::Config;
 use crate::engine::calendar::Month;
 use crate::engine::pipeline::PipelineConfig;
 use crate::engine::time::{Ts, now};
-use crate::error::Error;
 use crate::sink::month::{availability_csv, availability_lines, rpl_csv, rpl_lines_of};
 use crate::store::load::merge_months;
 use crate::store::signoff::SignOff;
@@ -33,9 +33,9 @@ pub struct Current {
 }
 
 /// The index of `view` in the effective register, or a usage error naming the views.
-pub fn view_index(cfg: &Config, view: &str) -> Result<usize, Error> {
+pub fn view_index(cfg: &Config, view: &str) -> Result<usize, SignOffError> {
     cfg.register.view(view).ok_or_else(|| {
-        Error::Usage(format!(
+        SignOffError::Usage(format!(
             "--view {:?} is not a view of the exemption register (views: {})",
             crate::echo::cut(view, 64),
             cfg.register.views.join(", ")
@@ -52,7 +52,7 @@ pub fn current(
     store: &mut dyn Store,
     month: Month,
     view: &str,
-) -> Result<Current, Error> {
+) -> Result<Current, SignOffError> {
     let v = view_index(cfg, view)?;
     let merged = merge_months(store, cfg, pipeline, &[month])?;
     let agg = &merged.aggregates;
@@ -114,15 +114,15 @@ fn signer(cfg: &Config) -> Identity {
 
 /// Records a sign-off of `req.month` and view as the store holds them now; refused (a usage
 /// error, saying when it will be final) for a month not yet final unless forced.
-pub fn sign(cfg: &Config, req: &Request) -> Result<SignOff, Error> {
+pub fn sign(cfg: &Config, req: &Request) -> Result<SignOff, SignOffError> {
     let url = &cfg.settings.state.url;
     if url.is_empty() {
-        return Err(Error::Usage(
+        return Err(SignOffError::Usage(
             "signoff records in the state store: set [state] url (SRV_OPR__STATE__URL)".into(),
         ));
     }
     if req.by.trim().is_empty() {
-        return Err(Error::Usage(
+        return Err(SignOffError::Usage(
             "--by names who signs: it cannot be empty".into(),
         ));
     }
@@ -140,7 +140,7 @@ pub fn sign(cfg: &Config, req: &Request) -> Result<SignOff, Error> {
             .final_at
             .0
             .saturating_sub(now_figures.watermark.0);
-        return Err(Error::Usage(format!(
+        return Err(SignOffError::Usage(format!(
             "{} is not final: its figures can still change as events arrive. It is final once \
              the combined watermark passes {} (the month's end plus the longest deadline, {}); \
              the watermark is {}{}. Sign it then, or now with --force --reason TEXT (recorded)",

@@ -6,7 +6,8 @@ use crate::engine::aggregate::SavedRow;
 use crate::engine::calendar::Month;
 use crate::engine::pipeline::{Delta, SavedMeta, SavedPipeline};
 
-use super::{StoreError, signoff};
+use super::error::StoreError;
+use super::signoff;
 
 /// A partition claimed: the epoch to checkpoint under, and the state to resume from.
 #[derive(Debug)]

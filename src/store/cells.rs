@@ -10,7 +10,7 @@ use crate::engine::aggregate::{CellCounts, SavedCell};
 use crate::engine::calendar::Month;
 use crate::engine::domain::{Provider, Region};
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// The blob format's version (its first byte).
 const VERSION: u8 = 1;

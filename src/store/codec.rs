@@ -4,12 +4,12 @@
 //! responses as a few large chunks of operations, so that writing a checkpoint appends bytes
 //! instead of updating one indexed row per request.
 
+use super::error::StoreError;
 use crate::engine::correlate::{
     Changes, KeyMap, SAVED_DECIDED_BYTES, SAVED_DECIDED_BYTES_V3, SavedDecided, SavedEntry,
     SavedWaiting, last_of_each, reduced_key,
 };
 use crate::engine::domain::{Provider, Region};
-use crate::store::StoreError;
 
 /// Bytes of an encoded record.
 pub const ENTRY_BYTES: usize = 51;

@@ -1,5 +1,7 @@
 //! Why a store operation failed: one error for both backends, saying which and what to do.
 
+use crate::engine::calendar::Month;
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -39,4 +41,14 @@ pub enum StoreError {
     /// The password cannot be read.
     #[error(transparent)]
     Secret(#[from] crate::config::secrets::SecretError),
+}
+
+/// A stored month's text back, or why it is not one.
+pub(super) fn month_of(text: &str) -> Result<Month, StoreError> {
+    Month::parse(text).ok_or_else(|| {
+        StoreError::Backend(format!(
+            "a stored month {:?} is not YYYY-MM",
+            crate::echo::cut(text, 16)
+        ))
+    })
 }

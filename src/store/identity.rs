@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// The schema version this build writes. Migrations bring older stores up to it; a newer store
 /// is refused. 2: month rows keep their counts by day (`month_rows.days`). 3: counts per minute

@@ -12,7 +12,11 @@ use crate::engine::merge::PartitionMerge;
 use crate::engine::pipeline::{PipelineConfig, PipelineStats};
 use crate::engine::time::Ts;
 
-use super::{Identity, PartitionInfo, Store, StoreError, StoredRow, blocks_of, open_configured};
+use super::api::{PartitionInfo, Store, StoredRow};
+use super::error::StoreError;
+use super::identity::Identity;
+use super::open::open_configured;
+use super::rows::blocks_of;
 
 /// What a store holds for some months, merged over its partitions.
 pub struct StoreLoad {
@@ -269,7 +273,7 @@ pub fn register_revisions(
         let history = store.register_history(month)?;
         // The registers in turn: recorded ones (read against today's definitions; one that no
         // longer reads counts as none, with a warning), then the one applied now.
-        let mut steps: Vec<(Register, Option<&crate::store::RegisterRecord>)> = Vec::new();
+        let mut steps: Vec<(Register, Option<&super::api::RegisterRecord>)> = Vec::new();
         for r in &history {
             let reg = if r.text.is_empty() {
                 Register::default()

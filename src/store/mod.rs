@@ -32,6 +32,4 @@ pub use api::{
 };
 pub use error::StoreError;
 pub use identity::{Identity, SCHEMA_VERSION, owner_name};
-pub(crate) use identity::{IdentityAction, check_identity};
 pub use open::{open, open_configured, open_with, redacted};
-pub(crate) use rows::{RowWrite, blocks_of, revision_reason, row_writes};

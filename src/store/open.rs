@@ -3,7 +3,12 @@
 
 use crate::config::Config;
 
-use super::{Identity, Store, StoreError, pgtls, postgres, sqlite};
+use super::api::Store;
+use super::error::StoreError;
+use super::identity::Identity;
+use super::pgtls::PgTls;
+use super::postgres::PgStore;
+use super::sqlite::SqliteStore;
 
 /// Whether a store URL names PostgreSQL (libpq's two schemes).
 fn is_postgres(url: &str) -> bool {
@@ -18,23 +23,21 @@ pub fn open(
     id: &Identity,
     defs: &crate::engine::definitions::Definitions,
 ) -> Result<Box<dyn Store>, StoreError> {
-    open_with(url, password, &pgtls::PgTls::default(), id, defs)
+    open_with(url, password, &PgTls::default(), id, defs)
 }
 
 /// [`open`], with PostgreSQL's TLS where the URL does not say (the `[state]` keys).
 pub fn open_with(
     url: &str,
     password: Option<&str>,
-    tls: &pgtls::PgTls,
+    tls: &PgTls,
     id: &Identity,
     defs: &crate::engine::definitions::Definitions,
 ) -> Result<Box<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(Box::new(sqlite::SqliteStore::open(path, id, defs)?))
+        Ok(Box::new(SqliteStore::open(path, id, defs)?))
     } else if is_postgres(url) {
-        Ok(Box::new(postgres::PgStore::open_tls(
-            url, password, tls, id, defs,
-        )?))
+        Ok(Box::new(PgStore::open_tls(url, password, tls, id, defs)?))
     } else {
         Err(StoreError::Refused(format!(
             "state.url {:?} is neither sqlite://PATH nor postgres://…",
@@ -60,10 +63,10 @@ pub fn open_configured(cfg: &Config, id: &Identity) -> Result<Box<dyn Store>, St
             Err(e) => return Err(e.into()),
         }
     };
-    let tls = pgtls::PgTls::of_settings(s);
+    let tls = PgTls::of_settings(s);
     let pw = password.as_ref().map(|p| p.expose());
     if is_postgres(&s.url) {
-        let store = postgres::PgStore::open_tls(&s.url, pw, &tls, id, &cfg.definitions)?;
+        let store = PgStore::open_tls(&s.url, pw, &tls, id, &cfg.definitions)?;
         return Ok(Box::new(store.riding_through(s.reconnect_timeout.to_std())));
     }
     open_with(&s.url, pw, &tls, id, &cfg.definitions)

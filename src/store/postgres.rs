@@ -13,12 +13,12 @@ use postgres::Client;
 
 use super::pgtls::PgTls;
 
+use super::api::{Checkpoint, Claim, PartitionInfo, RevisionRecord, Store, StoredRow, Written};
 use super::codec::LogReplay;
+use super::error::StoreError;
+use super::identity::{Identity, SCHEMA_VERSION, check_identity};
+use super::rows::RowWrite;
 use super::sql::{self, Claimed, PartitionColumns, RevisionColumns, RowColumns, Tx as _};
-use super::{
-    Checkpoint, Claim, Identity, PartitionInfo, RevisionRecord, RowWrite, SCHEMA_VERSION, Store,
-    StoreError, StoredRow, Written, check_identity,
-};
 use crate::engine::calendar::Month;
 use crate::engine::definitions::Definitions;
 
@@ -248,7 +248,7 @@ impl PgStore {
         let mut config: postgres::Config = bare.parse().map_err(|e| {
             StoreError::Refused(format!(
                 "state.url {} is not a PostgreSQL URL: {e}",
-                super::redacted(url)
+                crate::config::secrets::mask_url(url)
             ))
         })?;
         if let Some(pw) = password {
@@ -269,7 +269,7 @@ impl PgStore {
         let client = tls.connect(&mut config.clone()).map_err(|e| {
             StoreError::Backend(format!(
                 "cannot connect to the PostgreSQL state store {} ({}): {}",
-                super::redacted(&bare),
+                crate::config::secrets::mask_url(&bare),
                 tls.describe(),
                 crate::diagnostic::chain(&e)
             ))
@@ -830,7 +830,7 @@ impl Store for PgStore {
 
     fn record_register(
         &mut self,
-        stamp: &super::RegisterStamp,
+        stamp: &super::api::RegisterStamp,
         final_at: &dyn Fn(Month) -> i64,
     ) -> Result<Vec<Month>, StoreError> {
         if self.version < 3 {
@@ -847,7 +847,10 @@ impl Store for PgStore {
         })
     }
 
-    fn register_history(&mut self, month: Month) -> Result<Vec<super::RegisterRecord>, StoreError> {
+    fn register_history(
+        &mut self,
+        month: Month,
+    ) -> Result<Vec<super::api::RegisterRecord>, StoreError> {
         if self.version < 3 {
             return Ok(Vec::new());
         }

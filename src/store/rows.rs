@@ -5,7 +5,8 @@ use crate::engine::aggregate::SavedRow;
 use crate::engine::calendar::Month;
 use crate::engine::pipeline::{Delta, SavedBlock};
 
-use super::{Checkpoint, StoreError, StoredRow};
+use super::api::{Checkpoint, StoredRow};
+use super::error::StoreError;
 
 /// One month row a checkpoint writes (or deletes: a region that no longer counts anything).
 pub(crate) struct RowWrite<'a> {

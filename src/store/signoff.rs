@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::StoreError;
+use super::error::StoreError;
 use crate::engine::calendar::Month;
 
 /// One sign-off: what was submitted for a month and view.
@@ -65,7 +65,7 @@ impl SignOff {
             StoreError::Backend(format!("sign-off {id} of {month} does not decode: {e}"))
         })?;
         s.id = id;
-        s.month = Some(super::sql::month_of(month)?);
+        s.month = Some(super::error::month_of(month)?);
         s.view = view;
         Ok(s)
     }

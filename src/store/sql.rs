@@ -3,13 +3,15 @@
 //! a partition and a checkpoint writes one, and how stored rows, partitions and revisions are
 //! read back. Each backend implements [`Tx`] with its own client, a few lines per statement.
 
+use super::api::{
+    Checkpoint, Claim, PartitionInfo, RevisionRecord, SavedPartition, StoredRow, Written,
+};
 use super::codec::{
     LogReplay, Replayed, buckets_from, buckets_text, days_from, days_text, encode_changes,
 };
-use super::{
-    Checkpoint, Claim, Identity, IdentityAction, PartitionInfo, RevisionRecord, RowWrite,
-    SavedPartition, StoreError, StoredRow, Written, blocks_of, revision_reason, row_writes,
-};
+use super::error::{StoreError, month_of};
+use super::identity::{Identity, IdentityAction};
+use super::rows::{RowWrite, blocks_of, revision_reason, row_writes};
 use crate::engine::aggregate::SavedRow;
 use crate::engine::calendar::Month;
 use crate::engine::definitions::Definitions;
@@ -306,7 +308,7 @@ pub(super) trait Tx {
 /// [`super::Store::record_register`]).
 pub(super) fn record_register(
     tx: &mut impl Tx,
-    stamp: &super::RegisterStamp,
+    stamp: &super::api::RegisterStamp,
     final_at: &dyn Fn(Month) -> i64,
 ) -> Result<Vec<Month>, StoreError> {
     let Some(combined) = tx.combined()? else {
@@ -537,15 +539,6 @@ pub(super) fn meta_of(text: Option<String>) -> Result<Option<SavedMeta>, StoreEr
         })
     })
     .transpose()
-}
-
-pub(super) fn month_of(text: &str) -> Result<Month, StoreError> {
-    Month::parse(text).ok_or_else(|| {
-        StoreError::Backend(format!(
-            "a stored month {:?} is not YYYY-MM",
-            crate::echo::cut(text, 16)
-        ))
-    })
 }
 
 /// A month row's columns, in [`MONTH_ROWS`]'s order.
@@ -785,8 +778,8 @@ pub(super) struct RegisterColumns {
 
 impl RegisterColumns {
     /// The record.
-    pub fn record(self) -> Result<super::RegisterRecord, StoreError> {
-        Ok(super::RegisterRecord {
+    pub fn record(self) -> Result<super::api::RegisterRecord, StoreError> {
+        Ok(super::api::RegisterRecord {
             month: month_of(&self.month)?,
             sha256: self.sha256,
             ids: ids_of(&self.ids),

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::api::{Checkpoint, Claim, PartitionInfo, RevisionRecord, Store, StoredRow, Written};
 use super::codec::LogReplay;
+use super::error::StoreError;
+use super::identity::{Identity, SCHEMA_VERSION, check_identity};
+use super::rows::RowWrite;
 use super::sql::{self, Claimed, PartitionColumns, RevisionColumns, RowColumns, Tx as _};
-use super::{
-    Checkpoint, Claim, Identity, PartitionInfo, RevisionRecord, RowWrite, SCHEMA_VERSION, Store,
-    StoreError, StoredRow, Written, check_identity,
-};
 use crate::engine::calendar::Month;
 use crate::engine::definitions::Definitions;
 
@@ -817,7 +817,7 @@ impl Store for SqliteStore {
 
     fn record_register(
         &mut self,
-        stamp: &super::RegisterStamp,
+        stamp: &super::api::RegisterStamp,
         final_at: &dyn Fn(Month) -> i64,
     ) -> Result<Vec<Month>, StoreError> {
         if self.version < 3 {
@@ -835,7 +835,10 @@ impl Store for SqliteStore {
         self.named(recorded)
     }
 
-    fn register_history(&mut self, month: Month) -> Result<Vec<super::RegisterRecord>, StoreError> {
+    fn register_history(
+        &mut self,
+        month: Month,
+    ) -> Result<Vec<super::api::RegisterRecord>, StoreError> {
         if self.version < 3 {
             return Ok(Vec::new());
         }

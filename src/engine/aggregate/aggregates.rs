@@ -84,7 +84,7 @@ pub struct Aggregates {
     /// Missed requests kept per row and failure bucket (`[evidence] sample`).
     pub(super) sample_cap: usize,
     /// Which stretches of each month the valid events cover (issue 33).
-    pub(super) coverage: super::Coverage,
+    pub(super) coverage: super::coverage::Coverage,
     /// A longer gap makes a month incomplete (ns; `time.coverage_max_gap`).
     pub(super) coverage_max_gap: i64,
 }
@@ -116,8 +116,8 @@ impl Aggregates {
             cells: None,
             availability: vec![Timeline::default(); defs_interfaces],
             availability_newest: Ts::MIN,
-            sample_cap: crate::engine::aggregate::SAMPLE_SIZE,
-            coverage: super::Coverage::default(),
+            sample_cap: super::row::SAMPLE_SIZE,
+            coverage: super::coverage::Coverage::default(),
             coverage_max_gap: DEFAULT_COVERAGE_MAX_GAP,
         }
     }
@@ -136,19 +136,19 @@ impl Aggregates {
     }
 
     /// The stretches the valid events cover.
-    pub fn coverage(&self) -> &super::Coverage {
+    pub fn coverage(&self) -> &super::coverage::Coverage {
         &self.coverage
     }
 
     /// Adds saved stretches (a restored checkpoint, another partition's in a store); the months
     /// that do not read.
-    pub fn restore_coverage(&mut self, saved: &[super::SavedCoverage]) -> Vec<String> {
+    pub fn restore_coverage(&mut self, saved: &[super::coverage::SavedCoverage]) -> Vec<String> {
         self.coverage.restore(saved)
     }
 
     /// Whether `month` is complete: its valid events reach from its first minute to its last
     /// with no gap longer than `time.coverage_max_gap`; and the gaps that are.
-    pub fn completeness(&self, month: Month) -> super::Judged {
+    pub fn completeness(&self, month: Month) -> super::coverage::Judged {
         self.coverage.judge(
             month,
             self.calendar.start_of(month),
@@ -351,7 +351,7 @@ impl Aggregates {
             }
             let block = self.blocks.entry((month, rule.measure)).or_default();
             let row = &mut block.regions[d.region as usize];
-            if self.sample_cap != crate::engine::aggregate::SAMPLE_SIZE {
+            if self.sample_cap != super::row::SAMPLE_SIZE {
                 row.set_sample_cap(self.sample_cap);
             }
             row.apply(&o, add, &mut self.scratch, (d.key, evidence), day, user);

@@ -10,4 +10,4 @@ pub mod routes;
 mod server;
 pub mod webconfig;
 
-pub use server::{HttpServer, serve};
+pub use server::{HttpServer, ServeError, serve};

@@ -2,6 +2,7 @@
 //! webhook's body read within its limits).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Bytes;
@@ -9,10 +10,20 @@ use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTIC
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::auth;
+use super::conns;
 use super::routes::{Reply, Routes};
-use super::server::{CLIENT_TIMEOUT, Shared};
 use super::webconfig::WebConfig;
 use crate::ops::webhook;
+
+/// A client has this long to finish its TLS handshake, and to send a request's head.
+pub(super) const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every connection shares.
+pub(super) struct Shared {
+    pub(super) routes: Arc<Routes>,
+    pub(super) verified: Arc<auth::Verified>,
+    pub(super) conns: conns::Conns,
+}
 
 pub(super) async fn respond(
     req: Request<hyper::body::Incoming>,

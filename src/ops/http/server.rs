@@ -11,19 +11,44 @@ use std::time::Duration;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::respond::respond;
+use super::respond::{CLIENT_TIMEOUT, Shared, respond};
 use super::routes::Routes;
 use super::webconfig::{Watched, WebConfig};
 use super::{auth, conns};
-use crate::ops::OpsError;
 
 /// Connections served at once (a scraper or two, a person, a probe: a few are normal, hundreds
 /// an attack). At the cap an idle one is closed to make room for the next ([`conns`]); only
 /// when all are busy with requests does the next wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 256;
 
-/// A client has this long to finish its TLS handshake, and to send a request's head.
-pub(super) const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Why the HTTP endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// `http.listen` is not an address.
+    #[error("http.listen {listen:?}")]
+    Listen {
+        /// As configured.
+        listen: String,
+        /// Why.
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    /// The address is taken or not ours.
+    #[error("cannot listen on {addr} (http.listen)")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Its thread or runtime could not start.
+    #[error("the HTTP endpoint cannot start")]
+    Start(#[source] std::io::Error),
+    /// The web configuration (TLS, basic auth) does not load.
+    #[error(transparent)]
+    WebConfig(#[from] super::webconfig::WebConfigError),
+}
 
 /// A running endpoint; dropping it stops the server.
 pub struct HttpServer {
@@ -61,8 +86,8 @@ pub fn serve(
     listen: &str,
     web_config: Option<&Path>,
     routes: Routes,
-) -> Result<HttpServer, OpsError> {
-    let addr: SocketAddr = listen.parse().map_err(|source| OpsError::Listen {
+) -> Result<HttpServer, ServeError> {
+    let addr: SocketAddr = listen.parse().map_err(|source| ServeError::Listen {
         listen: listen.to_string(),
         source,
     })?;
@@ -70,20 +95,20 @@ pub fn serve(
     let watched = web_config.map(Watched::load).transpose()?;
     let tls = watched.as_ref().is_some_and(|w| w.peek().tls.is_some());
     let std_listener =
-        std::net::TcpListener::bind(addr).map_err(|source| OpsError::Bind { addr, source })?;
+        std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
     std_listener
         .set_nonblocking(true)
-        .map_err(OpsError::Start)?;
-    let bound = std_listener.local_addr().map_err(OpsError::Start)?;
+        .map_err(ServeError::Start)?;
+    let bound = std_listener.local_addr().map_err(ServeError::Start)?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(OpsError::Start)?;
+        .map_err(ServeError::Start)?;
     let thread = std::thread::Builder::new()
         .name("srv-opr-http".into())
         .spawn(move || rt.block_on(accept_loop(std_listener, watched, Arc::new(routes), rx)))
-        .map_err(OpsError::Start)?;
+        .map_err(ServeError::Start)?;
     let scheme = if tls { "https" } else { "http" };
     tracing::info!(
         %bound,
@@ -97,13 +122,6 @@ pub fn serve(
         shutdown: Some(tx),
         thread: Some(thread),
     })
-}
-
-/// What every connection shares.
-pub(super) struct Shared {
-    pub(super) routes: Arc<Routes>,
-    pub(super) verified: Arc<auth::Verified>,
-    pub(super) conns: conns::Conns,
 }
 
 async fn accept_loop(

@@ -4,8 +4,8 @@ use rust_xlsxwriter::{DocProperties, Workbook, XlsxError};
 
 use crate::engine::definitions::Measure;
 use crate::engine::domain::Basis;
-use crate::report::Year;
 use crate::report::charts::Chart;
+use crate::report::year::Year;
 use crate::score::scheme::Mechanism;
 
 use super::exemptions::exemptions_sheet;
@@ -18,7 +18,7 @@ use super::streaming::streaming_sheets;
 use super::summary::summary_sheet;
 
 /// The workbook as XLSX bytes.
-pub fn build(y: &Year, charts: &[Chart]) -> Result<Vec<u8>, crate::report::ReportError> {
+pub fn build(y: &Year, charts: &[Chart]) -> Result<Vec<u8>, crate::report::error::ReportError> {
     Ok(workbook(y, charts)?)
 }
 

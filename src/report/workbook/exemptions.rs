@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use rust_xlsxwriter::{Formula, Workbook, Worksheet, XlsxError};
 
-use super::super::{Year, exemption_year};
+use super::super::year::{Year, exemption_year};
 use super::layout::{Formats, HEADER_ROW, header_row, page_setup};
 
 /// The sheet; says so in words when the year had no register or it took nothing out.

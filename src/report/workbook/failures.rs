@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rust_xlsxwriter::{Workbook, XlsxError};
 
-use super::super::{REGIONS, Year, failure_totals};
+use super::super::year::{REGIONS, Year, failure_totals};
 use super::layout::{Formats, HEADER_ROW, header_row, page_setup};
 
 /// The year's misses by failure bucket, per measure and region, largest first (top ten each).

@@ -8,7 +8,7 @@ use rust_xlsxwriter::utility::row_col_to_cell;
 use rust_xlsxwriter::{Color, Format, FormatBorder, Image, Worksheet, XlsxError};
 
 use super::super::charts::Chart;
-use super::super::{Year, month_label};
+use super::super::year::{Year, month_label};
 
 /// First month column (after label columns A–C).
 pub(super) const FIRST_MONTH_COL: u16 = 3;

@@ -8,8 +8,8 @@ use rust_decimal::Decimal;
 use rust_xlsxwriter::utility::row_col_to_cell;
 use rust_xlsxwriter::{Formula, Workbook, Worksheet, XlsxError};
 
-use super::super::Year;
 use super::super::charts::Chart;
+use super::super::year::Year;
 use super::layout::{
     FIRST_MONTH_COL, Formats, HEADER_ROW, charts_of, f, frac, header_row, month_header, page_setup,
     place_charts, region_text, sheet_ref,

@@ -3,7 +3,7 @@
 
 use rust_xlsxwriter::{Workbook, XlsxError};
 
-use super::super::{Year, segment_year};
+use super::super::year::{Year, segment_year};
 use super::layout::{Formats, HEADER_ROW, header_row, page_setup};
 
 /// The sheet; says so in words when no request of the year was acknowledged.

@@ -4,7 +4,7 @@
 
 use rust_xlsxwriter::{Workbook, XlsxError};
 
-use super::super::{Year, month_label};
+use super::super::year::{Year, month_label};
 use super::layout::{Formats, HEADER_ROW, header_row, page_setup};
 
 /// The sheet: one line per month, then the restated fields.

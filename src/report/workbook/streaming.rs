@@ -4,8 +4,8 @@
 use rust_xlsxwriter::utility::row_col_to_cell;
 use rust_xlsxwriter::{Formula, Workbook, XlsxError};
 
-use super::super::Year;
 use super::super::charts::Chart;
+use super::super::year::Year;
 use super::layout::{
     FIRST_MONTH_COL, Formats, HEADER_ROW, charts_of, frac, month_header, page_setup, place_charts,
     sheet_ref,

@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use rust_xlsxwriter::utility::row_col_to_cell;
 use rust_xlsxwriter::{Formula, Workbook, XlsxError};
 
-use super::super::Year;
+use super::super::year::Year;
 use super::layout::{Formats, HEADER_ROW, f, header_row, page_setup};
 use crate::score::render::assessment;
 
