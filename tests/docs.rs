@@ -459,3 +459,51 @@ fn the_events_page_example_does_what_the_page_says() {
     // No month covered.
     assert!(rpl.lines().skip(1).all(|l| l.ends_with(",false")), "{rpl}");
 }
+
+/// The configuration page's table names every setting of `config/srv-opr.toml` with its
+/// default as the file has it, so a setting added to the code and the defaults file without its
+/// line here (or a default changed in one place only) fails.
+#[test]
+fn every_setting_is_on_the_configuration_page_with_its_default() {
+    let defaults: toml::Table = std::fs::read_to_string(format!("{ROOT}/config/srv-opr.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let page = std::fs::read_to_string(format!("{ROOT}/docs/configuration.md")).unwrap();
+    let rows: Vec<Vec<&str>> = page
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.split(" | ").collect())
+        .collect();
+    let mut missing = Vec::new();
+    for (table, keys) in &defaults {
+        let toml::Value::Table(keys) = keys else {
+            missing.push(format!("{table}: not a table"));
+            continue;
+        };
+        for (key, value) in keys {
+            let name = format!("`{table}.{key}`");
+            let Some(row) = rows
+                .iter()
+                .find(|r| r[0].trim_start_matches("| ").contains(&name))
+            else {
+                missing.push(format!("{name}: no row"));
+                continue;
+            };
+            let shown = match value {
+                toml::Value::Table(t) if t.is_empty() => "(empty)".to_string(),
+                toml::Value::String(s) if s.is_empty() => "(empty)".to_string(),
+                toml::Value::String(s) if key == "sample" => format!("`\"{s}\"`"),
+                toml::Value::String(s) => format!("`{s}`"),
+                other => format!("`{other}`"),
+            };
+            let cell = row.get(1).copied().unwrap_or_default();
+            // A row of several settings lists their defaults in order, or one for all.
+            if !cell.contains(&shown) && !cell.contains(&shown.trim_matches('`').to_string()) {
+                missing.push(format!("{name}: default {shown}, the page says {cell}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "docs/configuration.md: {missing:#?}");
+}

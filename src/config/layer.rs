@@ -45,10 +45,10 @@ fn same_kind(schema: &Value, v: &Value) -> bool {
     )
 }
 
-/// Merges `layer` (from `source`) into `base`, reporting keys `schema` does not know and values
 /// Settings that are a number or a word: a bare number is accepted for them.
 const NUMBER_OR_WORD: &[&str] = &["evidence.sample"];
 
+/// Merges `layer` (from `source`) into `base`, reporting keys `schema` does not know and values
 /// of the wrong type; records the origin of every value taken.
 pub fn merge(
     base: &mut Table,

@@ -9,7 +9,7 @@ use crate::engine::definitions::Definitions;
 use super::measures::DEFAULT_MEASURES;
 use super::problems::{ConfigError, Problems};
 use super::settings::Settings;
-use super::{exemptions, measures, settings};
+use super::{exemptions, measures, read};
 
 /// The effective configuration of one run.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ impl Config {
         let settings_file = read("srv-opr.toml", &mut sources, &mut problems);
         let measures_file = read("measures.toml", &mut sources, &mut problems);
 
-        let settings = settings::load(settings_file.as_ref(), env, &mut problems, &mut sources);
+        let settings = read::settings(settings_file.as_ref(), env, &mut problems, &mut sources);
         let (measures_name, measures_text) = measures_file.unwrap_or_else(|| {
             (
                 "built-in measures.toml".to_string(),

@@ -14,6 +14,8 @@ pub mod layer;
 mod load;
 pub mod measures;
 mod problems;
+mod read;
+mod rules;
 pub mod schemes;
 pub mod secrets;
 pub mod settings;
