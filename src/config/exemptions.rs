@@ -284,54 +284,8 @@ impl Entry<'_> {
         for k in t.keys().filter(|k| !KEYS.contains(&k.as_str())) {
             self.push(k, format!("unknown key (known: {})", KEYS.join(", ")));
         }
-        let id = match self.string(t, "id") {
-            Some(id) if id.trim().is_empty() => {
-                self.push("id", "is empty".into());
-                None
-            }
-            Some(id) if id.len() > MAX_ID => {
-                self.push("id", format!("longer than {MAX_ID} bytes"));
-                None
-            }
-            Some(id) if !seen_ids.insert(id.to_string()) => {
-                self.push(
-                    "id",
-                    format!("{id:?} is used by an earlier entry: ids are unique"),
-                );
-                None
-            }
-            Some(id) => Some(id.to_string()),
-            None => {
-                if !t.contains_key("id") {
-                    self.push("id", "missing".into());
-                }
-                None
-            }
-        };
-        let reason = match self.string(t, "reason") {
-            Some(r) => Reason::parse(r).or_else(|| {
-                self.push(
-                    "reason",
-                    format!(
-                        "{:?} is not exceptional_event, planned_maintenance, duplicate_incident \
-                         or other",
-                        crate::echo::cut(r, 64)
-                    ),
-                );
-                None
-            }),
-            None => {
-                if !t.contains_key("reason") {
-                    self.push(
-                        "reason",
-                        "missing: exceptional_event, planned_maintenance, duplicate_incident or \
-                         other"
-                            .into(),
-                    );
-                }
-                None
-            }
-        };
+        let id = self.id(t, seen_ids);
+        let reason = self.reason(t);
         let from = self.bound(t, "from");
         let to = self.bound(t, "to");
         if let (Some(f), Some(t)) = (from, to)
@@ -350,38 +304,9 @@ impl Entry<'_> {
         let interfaces = self.known(t, "interfaces", "an interface", |i| {
             defs.interface_index(i).map(|_| i.to_string())
         });
-        let srvs = match self.list(t, "srvs") {
-            None => Ok(None),
-            Some(Err(())) => Err(()),
-            Some(Ok(v)) => {
-                if v.iter().any(|s| s.trim().is_empty() || s.len() > MAX_ID) {
-                    self.push("srvs", "an SRV is empty or longer than 128 bytes".into());
-                    Err(())
-                } else {
-                    Ok(Some(v.into_iter().collect::<BTreeSet<String>>()))
-                }
-            }
-        };
-        let views = match self.list(t, "views") {
-            None => None,
-            Some(Err(())) => return None,
-            Some(Ok(v)) => {
-                for name in &v {
-                    if !valid_view(name) {
-                        self.push(
-                            "views",
-                            format!(
-                                "{:?} is not a view name (lower-case letters, digits, - and _, \
-                                 up to 32: it names the file rpl.<view>.csv)",
-                                crate::echo::cut(name, 64)
-                            ),
-                        );
-                    } else if !view_names.contains(name) {
-                        view_names.push(name.clone());
-                    }
-                }
-                Some(v)
-            }
+        let srvs = self.srvs(t);
+        let Ok(views) = self.views(t, view_names) else {
+            return None;
         };
         let approved_by = self.text(t, "approved_by");
         let approved_at = self.text(t, "approved_at");
@@ -407,6 +332,108 @@ impl Entry<'_> {
             },
             views,
         ))
+    }
+
+    /// The entry's `id`: present, not empty, not too long, not an earlier entry's.
+    fn id(&mut self, t: &Table, seen_ids: &mut BTreeSet<String>) -> Option<String> {
+        match self.string(t, "id") {
+            Some(id) if id.trim().is_empty() => {
+                self.push("id", "is empty".into());
+                None
+            }
+            Some(id) if id.len() > MAX_ID => {
+                self.push("id", format!("longer than {MAX_ID} bytes"));
+                None
+            }
+            Some(id) if !seen_ids.insert(id.to_string()) => {
+                self.push(
+                    "id",
+                    format!("{id:?} is used by an earlier entry: ids are unique"),
+                );
+                None
+            }
+            Some(id) => Some(id.to_string()),
+            None => {
+                if !t.contains_key("id") {
+                    self.push("id", "missing".into());
+                }
+                None
+            }
+        }
+    }
+
+    /// The entry's `reason`, one of the four.
+    fn reason(&mut self, t: &Table) -> Option<Reason> {
+        match self.string(t, "reason") {
+            Some(r) => Reason::parse(r).or_else(|| {
+                self.push(
+                    "reason",
+                    format!(
+                        "{:?} is not exceptional_event, planned_maintenance, duplicate_incident \
+                     or other",
+                        crate::echo::cut(r, 64)
+                    ),
+                );
+                None
+            }),
+            None => {
+                if !t.contains_key("reason") {
+                    self.push(
+                        "reason",
+                        "missing: exceptional_event, planned_maintenance, duplicate_incident or \
+                     other"
+                            .into(),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// The entry's `srvs`, when it names any: none empty or too long.
+    fn srvs(&mut self, t: &Table) -> Result<Option<BTreeSet<String>>, ()> {
+        match self.list(t, "srvs") {
+            None => Ok(None),
+            Some(Err(())) => Err(()),
+            Some(Ok(v)) => {
+                if v.iter().any(|s| s.trim().is_empty() || s.len() > MAX_ID) {
+                    self.push("srvs", "an SRV is empty or longer than 128 bytes".into());
+                    Err(())
+                } else {
+                    Ok(Some(v.into_iter().collect::<BTreeSet<String>>()))
+                }
+            }
+        }
+    }
+
+    /// The entry's `views`, when it names any (each new name noted in `view_names`); `Err`
+    /// when the key is not a list of texts.
+    fn views(
+        &mut self,
+        t: &Table,
+        view_names: &mut Vec<String>,
+    ) -> Result<Option<Vec<String>>, ()> {
+        match self.list(t, "views") {
+            None => Ok(None),
+            Some(Err(())) => Err(()),
+            Some(Ok(v)) => {
+                for name in &v {
+                    if !valid_view(name) {
+                        self.push(
+                            "views",
+                            format!(
+                                "{:?} is not a view name (lower-case letters, digits, - and _, \
+                             up to 32: it names the file rpl.<view>.csv)",
+                                crate::echo::cut(name, 64)
+                            ),
+                        );
+                    } else if !view_names.contains(name) {
+                        view_names.push(name.clone());
+                    }
+                }
+                Ok(Some(v))
+            }
+        }
     }
 }
 

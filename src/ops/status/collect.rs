@@ -166,34 +166,10 @@ impl Sources {
             .zip(month)
             .filter(|(w, m)| calendar.month_of(*w) == *m)
             .map(|(w, _)| calendar.day_of(w));
-        // Coverage so far: from the month's first minute to the watermark (the rest is yet to
-        // come), on this instance's partitions.
-        let covered = month.zip(watermark).map(|(m, w)| {
-            let (start, end) = (calendar.start_of(m), calendar.end_of(m));
-            snap.coverage.judge(
-                m,
-                start,
-                if w < end { w } else { end },
-                self.pipeline.coverage_max_gap.0,
-            )
-        });
         let month_view = month.zip(watermark).map(|(m, w)| MonthView {
-            covered_so_far: covered.as_ref().map(|c| c.complete),
-            coverage_gaps: covered
-                .as_ref()
-                .map(|c| {
-                    c.gaps
-                        .iter()
-                        .map(|(a, b)| [rfc3339_ts(*a), rfc3339_ts(*b)])
-                        .collect()
-                })
-                .unwrap_or_default(),
-            month: m.to_string(),
-            watermark: rfc3339_ts(w),
-            elapsed_percent: elapsed.map_or(0.0, |e| (e * 1000.0).round() / 10.0),
-            is_final: calendar.end_of(m).plus(defs.longest_deadline) < w,
             source: source.to_string(),
             group: self.group_view(&kept, group.is_some(), now),
+            ..self.month_view(&calendar, &snap, m, w, elapsed)
         });
         drop(calendar);
 
@@ -211,25 +187,7 @@ impl Sources {
             kept: &kept,
             now,
         };
-        let measures = defs
-            .measures
-            .iter()
-            .enumerate()
-            .map(|(mi, m)| {
-                let judged = alert_regions(m.regional);
-                MeasureView {
-                    measure: m.id.clone(),
-                    name: m.name.clone(),
-                    basis: m.basis.to_string(),
-                    regional: m.regional,
-                    tpl: m.tpl.map(|d| d.normalize().to_string()),
-                    mpl: m.mpl.map(|d| d.normalize().to_string()),
-                    regions: (0..4)
-                        .map(|ri| self.region_view(&figures, m, mi, ri, judged.contains(&ri)))
-                        .collect(),
-                }
-            })
-            .collect();
+        let measures = self.measures_view(&figures);
 
         let alerts = alerts_view(&board, defs);
         let interfaces = self.interfaces_view(&snap);
@@ -258,6 +216,64 @@ impl Sources {
                 now,
             ),
         }
+    }
+
+    /// The month shown at watermark `w`: how far it is gone, whether it is final, and its
+    /// coverage so far, from its first minute to the watermark (the rest is yet to come), on
+    /// this instance's partitions. Whose figures it shows is the caller's to say.
+    fn month_view(
+        &self,
+        calendar: &Calendar,
+        snap: &LiveSnapshot,
+        m: Month,
+        w: Ts,
+        elapsed: Option<f64>,
+    ) -> MonthView {
+        let (start, end) = (calendar.start_of(m), calendar.end_of(m));
+        let covered = snap.coverage.judge(
+            m,
+            start,
+            if w < end { w } else { end },
+            self.pipeline.coverage_max_gap.0,
+        );
+        MonthView {
+            covered_so_far: Some(covered.complete),
+            coverage_gaps: covered
+                .gaps
+                .iter()
+                .map(|(a, b)| [rfc3339_ts(*a), rfc3339_ts(*b)])
+                .collect(),
+            month: m.to_string(),
+            watermark: rfc3339_ts(w),
+            elapsed_percent: elapsed.map_or(0.0, |e| (e * 1000.0).round() / 10.0),
+            is_final: end.plus(self.pipeline.definitions.longest_deadline) < w,
+            source: String::new(),
+            group: None,
+        }
+    }
+
+    /// Every configured measure's rows, with the figures shown.
+    fn measures_view(&self, figures: &Figures<'_>) -> Vec<MeasureView> {
+        self.pipeline
+            .definitions
+            .measures
+            .iter()
+            .enumerate()
+            .map(|(mi, m)| {
+                let judged = alert_regions(m.regional);
+                MeasureView {
+                    measure: m.id.clone(),
+                    name: m.name.clone(),
+                    basis: m.basis.to_string(),
+                    regional: m.regional,
+                    tpl: m.tpl.map(|d| d.normalize().to_string()),
+                    mpl: m.mpl.map(|d| d.normalize().to_string()),
+                    regions: (0..4)
+                        .map(|ri| self.region_view(figures, m, mi, ri, judged.contains(&ri)))
+                        .collect(),
+                }
+            })
+            .collect()
     }
 
     /// One row of the objectives: a measure's region (3: all) with the figures shown.

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use rust_xlsxwriter::{Formula, Workbook, Worksheet, XlsxError};
 
-use super::super::year::{Year, exemption_year};
+use super::super::year::{ExemptionYear, Year, exemption_year};
 use super::layout::{Formats, HEADER_ROW, header_row, page_setup};
+use crate::engine::exemption::Register;
 
 /// The sheet; says so in words when the year had no register or it took nothing out.
 pub(super) fn exemptions_sheet(wb: &mut Workbook, y: &Year, fm: &Formats) -> Result<(), XlsxError> {
@@ -44,6 +45,28 @@ pub(super) fn exemptions_sheet(wb: &mut Workbook, y: &Year, fm: &Formats) -> Res
         return Ok(());
     }
     let year = exemption_year(y);
+    let row = incidents(ws, register, &year, fm)?;
+    by_reason(ws, register, &year, row, fm)?;
+    ws.set_column_width(0, 8)?;
+    ws.set_column_width(1, 20)?;
+    ws.set_column_width(2, 20)?;
+    ws.set_column_width(3, 16)?;
+    ws.set_column_width(4, 12)?;
+    ws.set_column_width(5, 12)?;
+    ws.set_column_width(7, 22)?;
+    ws.set_column_width(8, 22)?;
+    ws.set_column_width(9, 20)?;
+    ws.set_column_width(11, 30)?;
+    Ok(())
+}
+
+/// One row per view, exemption and measure, with its audit trail; the row after the table.
+fn incidents(
+    ws: &mut Worksheet,
+    register: &Register,
+    year: &[ExemptionYear],
+    fm: &Formats,
+) -> Result<u32, XlsxError> {
     header_row(
         ws,
         HEADER_ROW,
@@ -65,7 +88,7 @@ pub(super) fn exemptions_sheet(wb: &mut Workbook, y: &Year, fm: &Formats) -> Res
         fm,
     )?;
     let mut row = HEADER_ROW + 1;
-    for e in &year {
+    for e in year {
         let Some(ex) = register.exemptions.get(e.exemption) else {
             continue;
         };
@@ -91,9 +114,19 @@ pub(super) fn exemptions_sheet(wb: &mut Workbook, y: &Year, fm: &Formats) -> Res
         )?;
         row += 1;
     }
-    // Per reason: the incidents of a reason summed, per view and measure.
+    Ok(row)
+}
+
+/// The incidents of each reason summed, per view and measure, from `row` on.
+fn by_reason(
+    ws: &mut Worksheet,
+    register: &Register,
+    year: &[ExemptionYear],
+    mut row: u32,
+    fm: &Formats,
+) -> Result<(), XlsxError> {
     let mut by_reason: BTreeMap<(&str, &str, &str), (u64, u64)> = BTreeMap::new();
-    for e in &year {
+    for e in year {
         let Some(ex) = register.exemptions.get(e.exemption) else {
             continue;
         };
@@ -128,16 +161,6 @@ pub(super) fn exemptions_sheet(wb: &mut Workbook, y: &Year, fm: &Formats) -> Res
         counts_and_share(ws, row, 4, *n, *before, fm)?;
         row += 1;
     }
-    ws.set_column_width(0, 8)?;
-    ws.set_column_width(1, 20)?;
-    ws.set_column_width(2, 20)?;
-    ws.set_column_width(3, 16)?;
-    ws.set_column_width(4, 12)?;
-    ws.set_column_width(5, 12)?;
-    ws.set_column_width(7, 22)?;
-    ws.set_column_width(8, 22)?;
-    ws.set_column_width(9, 20)?;
-    ws.set_column_width(11, 30)?;
     Ok(())
 }
 
