@@ -30,7 +30,7 @@ pub fn field(s: &str) -> Cow<'_, str> {
 
 /// A text cell as it was before [`field`] neutralised it (for reading srv-opr's own CSV back):
 /// the leading `'` dropped when what follows it is one [`field`] would have neutralised.
-pub fn unneutralised(s: &str) -> &str {
+pub(crate) fn unneutralised(s: &str) -> &str {
     match s.strip_prefix('\'') {
         Some(rest) if risky(rest) => rest,
         _ => s,

@@ -15,7 +15,7 @@ static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 pub const MASK: &str = "*****";
 
 /// Remembers `value` as a secret, so [`redact`] masks it wherever it appears.
-pub fn register_secret(value: &str) {
+pub(crate) fn register_secret(value: &str) {
     if value.is_empty() {
         return;
     }
@@ -89,7 +89,7 @@ impl<W: std::io::Write> std::io::Write for Redacting<W> {
 /// within `every` is only counted, and the next one after that is logged with the count held
 /// back. A broker that stays down then costs one line per kind every `every`, not dozens a
 /// second (3.5 million lines a day at librdkafka's reconnect rate).
-pub struct Repeats {
+pub(crate) struct Repeats {
     every: Duration,
     seen: Mutex<BTreeMap<String, Seen>>,
 }
@@ -113,7 +113,7 @@ impl Repeats {
 
     /// Whether an occurrence of `kind` at `now` is logged: `Some(n)` with the `n` like it held
     /// back since the last one logged, or `None` when it is only counted.
-    pub fn admit(&self, kind: &str, now: Instant) -> Option<u64> {
+    pub(crate) fn admit(&self, kind: &str, now: Instant) -> Option<u64> {
         let mut seen = self
             .seen
             .lock()
@@ -145,7 +145,7 @@ impl Repeats {
     }
 
     /// Seconds between two lines of a kind (for the message that states it).
-    pub fn every_secs(&self) -> u64 {
+    pub(crate) fn every_secs(&self) -> u64 {
         self.every.as_secs()
     }
 }

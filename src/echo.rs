@@ -14,7 +14,7 @@ pub fn cut(value: &str, max_chars: usize) -> String {
 
 /// `line` whole if at most `max_chars` characters, else its start and its end around what was
 /// cut: for a message whose reason follows the value it quotes.
-pub fn cut_middle(line: &str, max_chars: usize) -> String {
+pub(crate) fn cut_middle(line: &str, max_chars: usize) -> String {
     let n = line.chars().count();
     if n <= max_chars {
         return line.to_string();

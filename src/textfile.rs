@@ -8,11 +8,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Largest configuration or scheme file read (the shipped ones are a few kilobytes).
-pub const CONFIG_LIMIT: u64 = 1 << 20;
+pub(crate) const CONFIG_LIMIT: u64 = 1 << 20;
 
 /// Largest score-input file read (a year of every measure and region is well under a
 /// megabyte).
-pub const INPUT_LIMIT: u64 = 16 << 20;
+pub(crate) const INPUT_LIMIT: u64 = 16 << 20;
 
 /// Why a file could not be read as text. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,7 @@ pub enum TextFileError {
 }
 
 /// The text of `path`, at most `limit` bytes (`what` names the kind of file in the error).
-pub fn read(path: &Path, limit: u64, what: &'static str) -> Result<String, TextFileError> {
+pub(crate) fn read(path: &Path, limit: u64, what: &'static str) -> Result<String, TextFileError> {
     let io = |source| TextFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -108,7 +108,7 @@ pub fn read(path: &Path, limit: u64, what: &'static str) -> Result<String, TextF
 /// [`read`], with `None` only when nothing at all is at `path`. A dangling link, a directory,
 /// a file without permission: each is an error, never `None`, so that no caller falls back to a
 /// default while the user's file is there.
-pub fn read_optional(
+pub(crate) fn read_optional(
     path: &Path,
     limit: u64,
     what: &'static str,

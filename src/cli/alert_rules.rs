@@ -10,14 +10,14 @@ use crate::sink::outdir::OutDir;
 
 /// `alert-rules`'s arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Where to write the rules; standard output without it (or with `-`).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 }
 
 /// Writes the rules: to standard output, or to `--out` whole.
-pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+pub(crate) fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let text = generate(&cfg.definitions, &cfg.settings.alerts);
     let Some(out_path) = a.out.filter(|p| p.as_os_str() != "-") else {
         crate::outp!("{text}")?;

@@ -13,7 +13,7 @@ use crate::simulate::Quality;
 
 /// `--month YYYY-MM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MonthArg(pub Month);
+pub(crate) struct MonthArg(pub Month);
 
 impl FromStr for MonthArg {
     type Err = Error;
@@ -82,7 +82,7 @@ impl FromStr for Property {
 
 /// One `--quality REGION:slow=0.03,error=0.01,lost=0.002`: shares of a region's requests.
 #[derive(Debug, Clone, PartialEq)]
-pub struct QualityArg {
+pub(crate) struct QualityArg {
     /// As written, for messages.
     text: String,
     /// The region.
@@ -93,7 +93,7 @@ pub struct QualityArg {
 
 /// What a `--quality` share sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QualityKey {
+pub(crate) enum QualityKey {
     /// Answered successfully but after the TRT.
     Slow,
     /// Answered with a failure code.

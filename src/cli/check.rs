@@ -8,10 +8,10 @@ use crate::error::Error;
 
 /// `check`'s arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub(crate) struct Args {}
 
 /// Tries every connection; exit 0 only when all work, 1 when one does not.
-pub fn main(cfg: &Config, _a: Args) -> Result<u8, Error> {
+pub(crate) fn main(cfg: &Config, _a: Args) -> Result<u8, Error> {
     let mut lines = crate::kafka::check::check(cfg);
     lines.push(store(cfg));
     if let Some(l) = alertmanager(cfg) {

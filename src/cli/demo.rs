@@ -36,7 +36,7 @@ use super::simulate::month_bounds;
 
 /// `demo`'s arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Month to simulate.
     #[arg(long, default_value = "2024-03")]
     month: String,
@@ -52,7 +52,7 @@ pub struct Args {
 }
 
 /// Runs the demo and prints what a person wants to see of it.
-pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+pub(crate) fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let (month, start, end) = month_bounds(cfg, &a.month)?;
     positive("rate", a.rate)?;
     let mut quality = [Quality::default(); 3];
@@ -192,7 +192,7 @@ fn demo_report(cfg: &Config, out: &Path, month: Month) -> Result<(), Error> {
 }
 
 /// What the live demo produced.
-pub struct DemoOutcome {
+pub(crate) struct DemoOutcome {
     /// The consumer's outputs, as `run` writes them.
     pub run: ReplayOutcome,
     /// What the simulator produced.
@@ -213,7 +213,7 @@ const PARTITIONS: i32 = 6;
 /// with a 6-partition topic, the simulator producing into it on one thread, `run` consuming it
 /// on this one until everything produced is processed, and the status page and `/metrics` up
 /// meanwhile. With `keep_serving`, the endpoint is handed back still serving.
-pub fn demo_live(
+pub(crate) fn demo_live(
     cfg: &Config,
     sim: SimConfig,
     out: &Path,

@@ -21,7 +21,7 @@ use super::progress::ProgressBar;
 
 /// `replay`'s arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Input files, read as concurrent sources (a request file and a response file correlate).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -40,7 +40,7 @@ pub struct Args {
 }
 
 /// Runs `replay` and says what it did.
-pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+pub(crate) fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let cfg = &*a.exemptions.apply(cfg)?;
     let inputs = inputs_from_paths(&a.files);
     if a.parse_only {
@@ -98,7 +98,7 @@ pub fn replay(
 /// The pipeline configuration of `cfg`, streaming every missed request into `outdir`'s
 /// `evidence/*.csv.gz` when `[evidence] sample = "all"` (the stream, to finish before
 /// publishing).
-pub fn with_evidence_stream(
+pub(crate) fn with_evidence_stream(
     cfg: &Config,
     outdir: &OutDir,
 ) -> Result<
@@ -121,7 +121,7 @@ pub fn with_evidence_stream(
 }
 
 /// [`replay`] into an output directory the caller publishes (with more files of its own).
-pub fn replay_into(
+pub(crate) fn replay_into(
     cfg: &Config,
     inputs: &[Input],
     outdir: &OutDir,

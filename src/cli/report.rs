@@ -28,7 +28,7 @@ use super::score::{margin_of, read_inputs, write_score};
 
 /// `report`'s arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The regulatory year (April–March), e.g. RY23/24.
     #[arg(
         long,
@@ -63,7 +63,7 @@ pub struct Args {
 }
 
 /// Builds the year's report and says where it is.
-pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+pub(crate) fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let cfg = &*a.exemptions.apply(cfg)?;
     if let Some(month) = &a.month {
         return month_main(cfg, month, &a);
@@ -212,7 +212,7 @@ fn signed_months(cfg: &Config, month: Option<Month>) -> Vec<crate::signoff::Sign
 }
 
 /// What `report` was asked.
-pub struct ReportRequest {
+pub(crate) struct ReportRequest {
     /// The regulatory year, `RY23/24`.
     pub year: String,
     /// Score inputs for the components that do not come from events (SUM1, SDM1's install
@@ -229,7 +229,7 @@ pub struct ReportRequest {
 }
 
 /// What `report` wrote.
-pub struct ReportOutcome {
+pub(crate) struct ReportOutcome {
     /// The year's score.
     pub score: Report,
     /// Files written, relative to the output directory.
@@ -244,7 +244,7 @@ pub struct ReportOutcome {
 
 /// `report`: a regulatory year's roll-ups (from the state store, or a replay of event files),
 /// its score with the external inputs, and the workbook, charts and HTML summary.
-pub fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error> {
+pub(crate) fn report(cfg: &Config, req: &ReportRequest) -> Result<ReportOutcome, Error> {
     let year = RegYear::parse(&req.year).ok_or_else(|| {
         Error::Usage(format!(
             "--year {:?} is not a regulatory year like RY23/24",

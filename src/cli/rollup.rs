@@ -18,7 +18,7 @@ use super::args::MonthArg;
 
 /// `rollup`'s arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The month, YYYY-MM.
     #[arg(long, value_name = "YYYY-MM")]
     month: String,
@@ -30,7 +30,7 @@ pub struct Args {
 }
 
 /// Writes the month's outputs and says how final they are.
-pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+pub(crate) fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let cfg = &*a.exemptions.apply(cfg)?;
     let MonthArg(month) = a.month.parse()?;
     let out = a
@@ -98,7 +98,7 @@ pub struct RollupOutcome {
 }
 
 /// `rollup`: a month's outputs (SPEC §5) from the state store of a `run`, without Kafka.
-pub fn rollup(cfg: &Config, month: Month, out: &Path) -> Result<RollupOutcome, Error> {
+pub(crate) fn rollup(cfg: &Config, month: Month, out: &Path) -> Result<RollupOutcome, Error> {
     let started = Instant::now();
     let loaded = load_months(cfg, &cfg.pipeline()?, &[month])?;
     let StoreLoad {

@@ -19,7 +19,7 @@ use super::signals::watch_signals;
 
 /// `run`'s arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Where the month outputs are written when the run stops.
     #[arg(long, default_value = "run-out", value_name = "DIR")]
     out: PathBuf,
@@ -35,7 +35,7 @@ pub struct Args {
 }
 
 /// Runs the service until it is stopped.
-pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+pub(crate) fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let cfg = &*a.exemptions.apply(cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(stop.clone(), cfg.settings.kafka.shutdown_timeout);
@@ -63,7 +63,7 @@ pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
 }
 
 /// Consumes Kafka until stopped (or caught up) and writes the month outputs into `out`.
-pub fn run(
+pub(crate) fn run(
     cfg: &Config,
     pipeline: &PipelineConfig,
     out: &Path,

@@ -19,7 +19,7 @@ use super::args::Margin;
 
 /// `score`'s arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The scheme: a regulatory year (RY23/24, RY24/25: from `<config>/opr/` or built in) or a
     /// path to a scheme file.
     #[arg(long, value_name = "YEAR|FILE")]
@@ -46,7 +46,7 @@ pub struct Args {
 }
 
 /// Scores the year and prints the table (and what-ifs).
-pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+pub(crate) fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let mut inputs = a.inputs.clone();
     if let Some(dir) = &a.from_rollup {
         inputs.insert(0, dir.join("opr-inputs.csv"));
@@ -153,7 +153,7 @@ fn incomplete_in_rollup(dir: &std::path::Path, rows: &[InputRow]) -> Result<Vec<
 }
 
 /// The margin at risk: `given` (which must be positive), else the scheme's.
-pub fn margin_of(scheme: &Scheme, given: Option<Decimal>) -> Result<Decimal, ScoreError> {
+pub(crate) fn margin_of(scheme: &Scheme, given: Option<Decimal>) -> Result<Decimal, ScoreError> {
     match (given, scheme.margin_at_risk) {
         (Some(m), _) if m > Decimal::ZERO => Ok(m),
         (Some(m), _) => Err(ScoreError::NonPositiveMargin(m)),
@@ -181,7 +181,7 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<InputRow>, Error> {
 }
 
 /// Writes `score.csv` and `score.json` of a year's score into `dir`.
-pub fn write_score(dir: &OutDir, report: &Report) -> Result<(), Error> {
+pub(crate) fn write_score(dir: &OutDir, report: &Report) -> Result<(), Error> {
     dir.write("score.csv", render::score_csv(report).as_bytes())?;
     let mut json = render::score_json(report)
         .map_err(|e| Error::Internal(format!("cannot encode score.json: {e}")))?;

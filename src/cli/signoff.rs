@@ -14,7 +14,7 @@ use super::args::MonthArg;
 
 /// `signoff`'s arguments.
 #[derive(clap::Args, Debug)]
-pub struct SignArgs {
+pub(crate) struct SignArgs {
     /// The month, YYYY-MM.
     #[arg(long, value_name = "YYYY-MM")]
     month: String,
@@ -38,7 +38,7 @@ pub struct SignArgs {
 }
 
 /// Records the sign-off and says what was recorded.
-pub fn sign_main(cfg: &Config, a: SignArgs) -> Result<(), Error> {
+pub(crate) fn sign_main(cfg: &Config, a: SignArgs) -> Result<(), Error> {
     let cfg = &*a.exemptions.apply(cfg)?;
     let MonthArg(month) = a.month.parse()?;
     let forced = if a.force {
@@ -92,7 +92,7 @@ pub fn sign_main(cfg: &Config, a: SignArgs) -> Result<(), Error> {
 
 /// `restatements`' arguments.
 #[derive(clap::Args, Debug)]
-pub struct RestatementsArgs {
+pub(crate) struct RestatementsArgs {
     /// Only this month (default: every signed month).
     #[arg(long, value_name = "YYYY-MM")]
     month: Option<String>,
@@ -114,7 +114,7 @@ pub struct RestatementsArgs {
 }
 
 /// Compares every signed month (or the one named) with its current figures: the exit code.
-pub fn restatements_main(cfg: &Config, a: RestatementsArgs) -> Result<u8, Error> {
+pub(crate) fn restatements_main(cfg: &Config, a: RestatementsArgs) -> Result<u8, Error> {
     let check = a.check;
     match restatements(cfg, a) {
         Ok(changed) if check && changed => Ok(1),

@@ -17,7 +17,7 @@ use super::args::{MonthArg, Property, QualityArg, positive};
 
 /// `simulate`'s arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Calendar month to simulate, in the configured time zone (e.g. 2024-03).
     #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from", "to"])]
     month: Option<String>,
@@ -90,7 +90,7 @@ pub struct Args {
 }
 
 /// Runs `simulate` and says what it generated when asked.
-pub fn main(cfg: &Config, a: Args) -> Result<(), Error> {
+pub(crate) fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let sim = sim_config(cfg, &a)?;
     let target = match (&a.out, &a.kafka, &a.topic) {
         (Some(p), _, _) => SimTarget::File(p.clone()),
@@ -205,7 +205,7 @@ fn sim_config(cfg: &Config, a: &Args) -> Result<SimConfig, Error> {
 }
 
 /// Where `simulate` writes.
-pub enum SimTarget {
+pub(crate) enum SimTarget {
     /// Standard output.
     Stdout,
     /// A file; gzip when the name ends in `.gz`.
@@ -215,7 +215,7 @@ pub enum SimTarget {
 }
 
 /// Runs the simulator into `target`.
-pub fn simulate(sim: SimConfig, target: &SimTarget) -> Result<SimStats, Error> {
+pub(crate) fn simulate(sim: SimConfig, target: &SimTarget) -> Result<SimStats, Error> {
     match target {
         SimTarget::Stdout => {
             let stdout = io::stdout();

@@ -19,7 +19,7 @@ use crate::ops::status::model::{RegionView, Status};
 
 /// `status`'s arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The endpoint's base URL (default: `http.listen` of the configuration, over HTTP).
     #[arg(long, value_name = "URL")]
     url: Option<String>,
@@ -50,7 +50,7 @@ pub struct Args {
 const UNKNOWN: u8 = 3;
 
 /// Reads the status and prints it; the exit code (`--check`'s, else 0).
-pub fn main(cfg: &Config, a: Args) -> Result<u8, Error> {
+pub(crate) fn main(cfg: &Config, a: Args) -> Result<u8, Error> {
     let fetched = fetch(cfg, &a);
     let (status, body) = match fetched {
         Ok(x) => x,

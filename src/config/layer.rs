@@ -16,10 +16,10 @@ use super::problems::Problems;
 const FREE_FORM: &[&str] = &["kafka.properties", "kafka.secrets", "kafka.secret_files"];
 
 /// Prefix of environment variables that override `srv-opr.toml`.
-pub const ENV_PREFIX: &str = "SRV_OPR__";
+pub(crate) const ENV_PREFIX: &str = "SRV_OPR__";
 
 /// Where each leaf value came from, by dotted key, for error messages.
-pub type Origins = BTreeMap<String, String>;
+pub(crate) type Origins = BTreeMap<String, String>;
 
 fn type_name(v: &Value) -> &'static str {
     match v {
@@ -121,7 +121,7 @@ pub fn merge(
 /// Turns `SRV_OPR__TIME__ALLOWED_LATENESS=10m` into a one-key table `{time = {allowed_lateness =
 /// "10m"}}`, typed after the schema's value at that key (numbers, booleans and arrays are read
 /// as TOML; strings are taken verbatim). Returns the table and the variable names used.
-pub fn env_layer(
+pub(crate) fn env_layer(
     vars: &[(String, String)],
     schema: &Table,
     problems: &mut Problems,

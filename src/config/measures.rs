@@ -14,7 +14,7 @@ use crate::engine::domain::{Basis, Provider, Timing};
 use crate::engine::time::Dur;
 
 /// The built-in `measures.toml` (identical to `config/measures.toml`).
-pub const DEFAULT_MEASURES: &str = include_str!("../../config/measures.toml");
+pub(crate) const DEFAULT_MEASURES: &str = include_str!("../../config/measures.toml");
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

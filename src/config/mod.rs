@@ -21,7 +21,5 @@ pub mod secrets;
 pub mod settings;
 
 pub use load::Config;
-pub use measures::DEFAULT_MEASURES;
-pub use problems::{ConfigError, MAX_SHOWN, Problems};
-pub use settings::DEFAULT_SETTINGS;
+pub use problems::{ConfigError, Problems};
 pub use settings::Settings;

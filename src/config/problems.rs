@@ -39,7 +39,7 @@ impl Problems {
 const MAX_LINE: usize = 600;
 
 /// Problems shown at most; the rest are counted.
-pub const MAX_SHOWN: usize = 50;
+pub(crate) const MAX_SHOWN: usize = 50;
 
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

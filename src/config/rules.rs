@@ -17,11 +17,11 @@ use crate::engine::time::Dur;
 
 /// The largest `input.max_event_bytes`: 64 MiB, 64 times Kafka's default message limit (a
 /// line buffer holds two events of it).
-pub const MAX_EVENT_BYTES: i64 = 64 << 20;
+pub(crate) const MAX_EVENT_BYTES: i64 = 64 << 20;
 
 /// The largest `time.max_waiting_responses`: a waiting response keeps its id and fields, about
 /// a hundred bytes, so 100 million is about 10 GB.
-pub const MAX_WAITING_RESPONSES: i64 = 100_000_000;
+pub(crate) const MAX_WAITING_RESPONSES: i64 = 100_000_000;
 
 /// The most requests `[evidence] sample` may keep per row and bucket.
 pub const MAX_EVIDENCE_SAMPLE: usize = 1000;

@@ -9,7 +9,7 @@ use crate::score::Problems;
 use crate::score::scheme::{self, RegYear, Scheme};
 
 /// The built-in OPR schemes by regulatory year (identical to `config/opr/*.toml`).
-pub const BUILT_IN: [(&str, &str); 2] = [
+pub(crate) const BUILT_IN: [(&str, &str); 2] = [
     ("RY23/24", include_str!("../../config/opr/RY23-24.toml")),
     ("RY24/25", include_str!("../../config/opr/RY24-25.toml")),
 ];

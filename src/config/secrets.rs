@@ -21,7 +21,7 @@ impl Secret {
     }
 
     /// The value, for handing to a client library only.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -96,17 +96,17 @@ impl SecretSource {
     }
 
     /// Whether a source is configured.
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         !matches!(self, SecretSource::None)
     }
 
     /// Reads the secret from the process environment or the file; `setting` names it in errors.
-    pub fn read(&self, setting: &str) -> Result<Option<Secret>, SecretError> {
+    pub(crate) fn read(&self, setting: &str) -> Result<Option<Secret>, SecretError> {
         self.read_with(setting, |v| std::env::var(v).ok())
     }
 
     /// [`SecretSource::read`] with the environment given (tests).
-    pub fn read_with(
+    pub(crate) fn read_with(
         &self,
         setting: &str,
         env: impl Fn(&str) -> Option<String>,
@@ -146,7 +146,7 @@ impl SecretSource {
 
 /// `text` (a URL, or a message quoting one) with the password of any `scheme://user:password@`
 /// and the value of any `password=` query parameter masked, whatever the scheme.
-pub fn mask_url(text: &str) -> String {
+pub(crate) fn mask_url(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("://") {

@@ -12,10 +12,10 @@ use super::secrets::{Secret, SecretError, SecretSource, mask_url};
 use crate::engine::time::Dur;
 use serde::Deserialize;
 
-pub use super::rules::{MAX_EVENT_BYTES, MAX_EVIDENCE_SAMPLE, MAX_WAITING_RESPONSES};
+pub use super::rules::MAX_EVIDENCE_SAMPLE;
 
 /// The built-in `srv-opr.toml` (identical to `config/srv-opr.toml`).
-pub const DEFAULT_SETTINGS: &str = include_str!("../../config/srv-opr.toml");
+pub(crate) const DEFAULT_SETTINGS: &str = include_str!("../../config/srv-opr.toml");
 
 /// Validated service settings, in the file's order of tables.
 #[derive(Debug, Clone, Deserialize)]
@@ -243,7 +243,7 @@ impl KafkaSettings {
 
     /// Reads the secrets (`[kafka.secrets]` from the environment, `[kafka.secret_files]` from
     /// files); one that cannot be read is an error naming it.
-    pub fn resolve_secrets(&self) -> Result<Vec<(String, Secret)>, SecretError> {
+    pub(crate) fn resolve_secrets(&self) -> Result<Vec<(String, Secret)>, SecretError> {
         self.secrets
             .iter()
             .filter_map(|(prop, source)| {

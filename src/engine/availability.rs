@@ -88,7 +88,7 @@ impl Timeline {
     }
 
     /// The state at `at` (up before the first change).
-    pub fn state_at(&self, at: Ts) -> State {
+    pub(crate) fn state_at(&self, at: Ts) -> State {
         self.changes
             .range(..=at)
             .next_back()
@@ -97,7 +97,7 @@ impl Timeline {
 
     /// When the outage holding at `at` began (`None` when up at `at`): the first `down` after
     /// the last `up` before it.
-    pub fn down_since(&self, at: Ts) -> Option<Ts> {
+    pub(crate) fn down_since(&self, at: Ts) -> Option<Ts> {
         if self.state_at(at) == State::Up {
             return None;
         }
@@ -170,7 +170,7 @@ pub struct SavedTimeline {
 
 impl Timeline {
     /// The checkpoint form of this timeline for `interface`.
-    pub fn save(&self, interface: &str) -> SavedTimeline {
+    pub(crate) fn save(&self, interface: &str) -> SavedTimeline {
         SavedTimeline {
             interface: interface.to_string(),
             changes: self
@@ -181,7 +181,7 @@ impl Timeline {
     }
 
     /// Adds a saved timeline's changes.
-    pub fn restore(&mut self, saved: &SavedTimeline) {
+    pub(crate) fn restore(&mut self, saved: &SavedTimeline) {
         for &(at, down) in &saved.changes {
             self.record(Ts(at), if down { State::Down } else { State::Up });
         }
@@ -213,7 +213,7 @@ fn minutes(from: Ts, to: Ts) -> u32 {
 /// Whether an exemption covers an interface's downtime: its `interfaces` name it, or it has no
 /// `interfaces` key (absent = all, as for every scope key). The request scopes (measures,
 /// regions, providers, SRVs) do not narrow it: an interface's minute has none of them.
-pub fn covers_interface(e: &Exemption, interface: &str) -> bool {
+pub(crate) fn covers_interface(e: &Exemption, interface: &str) -> bool {
     e.interfaces
         .as_ref()
         .is_none_or(|set| set.contains(interface))
@@ -241,7 +241,7 @@ pub fn exempt_windows(register: &Register, view: usize, interface: &str) -> Vec<
 
 /// One interface's figures for one month and view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MonthFigures {
+pub(crate) struct MonthFigures {
     /// RT: the month's minutes elapsed (all of them once the month is over).
     pub minutes: u32,
     /// Complete minutes down.
@@ -257,7 +257,7 @@ impl MonthFigures {
     }
 
     /// Minutes counted as up: RT − UD.
-    pub fn up_minutes(&self) -> u32 {
+    pub(crate) fn up_minutes(&self) -> u32 {
         self.minutes.saturating_sub(self.unavailable())
     }
 
@@ -273,7 +273,7 @@ impl MonthFigures {
 /// `month`'s figures for an interface with these `outages` (from [`Timeline::outages`]) and
 /// these exemption `windows` (from [`exempt_windows`]), as far as `until` (the watermark: RT
 /// counts the month's minutes before it).
-pub fn month_figures(
+pub(crate) fn month_figures(
     cal: &Calendar,
     month: Month,
     outages: &[(Ts, Ts)],

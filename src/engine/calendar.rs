@@ -33,7 +33,7 @@ impl Month {
     }
 
     /// The month before.
-    pub fn prev(self) -> Month {
+    pub(crate) fn prev(self) -> Month {
         Month(self.0 - 1)
     }
 
@@ -130,7 +130,7 @@ impl Calendar {
     /// first instant): the cell a request's counts are kept in for exemptions, whose windows
     /// are whole minutes.
     #[inline]
-    pub fn minute_of(&mut self, ts: Ts) -> (Month, u16) {
+    pub(crate) fn minute_of(&mut self, ts: Ts) -> (Month, u16) {
         let month = self.month_of(ts);
         let start = self
             .cache
@@ -142,7 +142,7 @@ impl Calendar {
     }
 
     /// The first instant of minute `minute` of `month`.
-    pub fn minute_start(&self, month: Month, minute: u16) -> Ts {
+    pub(crate) fn minute_start(&self, month: Month, minute: u16) -> Ts {
         Ts(self.start_of(month).0 + i64::from(minute) * 60 * crate::engine::time::NANOS_PER_SEC)
     }
 
@@ -173,7 +173,7 @@ impl Calendar {
 
     /// The instant at which `month` begins in this zone (local midnight of its first day, or the
     /// first instant of that day where midnight does not exist).
-    pub fn start_of(&self, month: Month) -> Ts {
+    pub(crate) fn start_of(&self, month: Month) -> Ts {
         let date = jiff::civil::Date::new(month.year() as i16, month.month() as i8, 1);
         match date.and_then(|d| d.to_zoned_datetime(self.tz.clone())) {
             Ok(z) => Ts(z.timestamp().as_second() * crate::engine::time::NANOS_PER_SEC),
@@ -186,12 +186,12 @@ impl Calendar {
     }
 
     /// The instant at which `month` ends (the start of the next).
-    pub fn end_of(&self, month: Month) -> Ts {
+    pub(crate) fn end_of(&self, month: Month) -> Ts {
         self.start_of(month.next())
     }
 
     /// How much of `month` (0–1) has gone by at `ts`, in event time.
-    pub fn share_gone(&self, month: Month, ts: Ts) -> Option<f64> {
+    pub(crate) fn share_gone(&self, month: Month, ts: Ts) -> Option<f64> {
         let (start, end) = (self.start_of(month), self.end_of(month));
         let span = (end.0 - start.0) as f64;
         (span > 0.0).then(|| ((ts.0 - start.0) as f64 / span).clamp(0.0, 1.0))

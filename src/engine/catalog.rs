@@ -16,7 +16,7 @@ use crate::engine::time::Dur;
 
 /// What a response code means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CodeKind {
+pub(crate) enum CodeKind {
     /// Acknowledgement: never ends a request.
     Ack,
     /// Success.
@@ -32,14 +32,14 @@ pub struct Bucket(pub u32);
 
 impl Bucket {
     /// No final response within the deadline.
-    pub const NO_RESPONSE: Bucket = Bucket(0);
+    pub(crate) const NO_RESPONSE: Bucket = Bucket(0);
     /// Succeeded, but after the TRT.
-    pub const SLOW: Bucket = Bucket(1);
+    pub(crate) const SLOW: Bucket = Bucket(1);
     /// A failure code not of the form `^[A-Z][0-9]{1,4}$`.
     pub const OTHER: Bucket = Bucket(2);
 
     /// The bucket of a failure code.
-    pub fn of_code(code: &str) -> Bucket {
+    pub(crate) fn of_code(code: &str) -> Bucket {
         let b = code.as_bytes();
         if (2..=5).contains(&b.len())
             && b[0].is_ascii_uppercase()
@@ -206,17 +206,17 @@ impl Catalog {
     }
 
     /// The name of an interned user (`-` for none).
-    pub fn user_name(&self, user: u32) -> &Arc<str> {
+    pub(crate) fn user_name(&self, user: u32) -> &Arc<str> {
         &self.user_names[(user as usize).min(self.user_names.len() - 1)]
     }
 
     /// The interned SRVs in id order (a checkpoint stores them beside the ids).
-    pub fn srv_names(&self) -> Vec<String> {
+    pub(crate) fn srv_names(&self) -> Vec<String> {
         self.srv_names.iter().map(|s| s.to_string()).collect()
     }
 
     /// The interned codes in id order.
-    pub fn code_names(&self) -> Vec<String> {
+    pub(crate) fn code_names(&self) -> Vec<String> {
         self.code_names.iter().map(|s| s.to_string()).collect()
     }
 
@@ -297,19 +297,19 @@ impl Catalog {
     }
 
     /// Name of an interned code.
-    pub fn code_name(&self, code: u32) -> &str {
+    pub(crate) fn code_name(&self, code: u32) -> &str {
         &self.code_names[code as usize]
     }
 
     /// Meaning of an interned code.
     #[inline]
-    pub fn code_kind(&self, code: u32) -> CodeKind {
+    pub(crate) fn code_kind(&self, code: u32) -> CodeKind {
         self.code_kinds[code as usize]
     }
 
     /// Failure bucket of an interned code (meaningful for failures).
     #[inline]
-    pub fn code_bucket(&self, code: u32) -> Bucket {
+    pub(crate) fn code_bucket(&self, code: u32) -> Bucket {
         self.code_buckets[code as usize]
     }
 }

@@ -57,7 +57,7 @@ impl SourceClock {
     }
 
     /// A valid event's `at`; true when the clock moved.
-    pub fn observe(&mut self, at: Ts) -> bool {
+    pub(crate) fn observe(&mut self, at: Ts) -> bool {
         if self.max_at != Ts::MIN && at <= self.max_at.plus(self.jump) {
             // Normal traffic: any candidates before it were outliers.
             self.drop_run();
@@ -109,7 +109,7 @@ impl SourceClock {
     }
 
     /// Events held back (candidates that moved nothing) since the last call.
-    pub fn take_held_back(&mut self) -> u64 {
+    pub(crate) fn take_held_back(&mut self) -> u64 {
         std::mem::take(&mut self.held_back)
     }
 

@@ -78,7 +78,7 @@ pub struct Interface {
 }
 
 /// The seed's five interfaces (§3.2), in its order, with the ids the score inputs use.
-pub fn default_interfaces() -> Vec<Interface> {
+pub(crate) fn default_interfaces() -> Vec<Interface> {
     [
         ("DUIS", "DCC User Interface"),
         ("RDI", "Registration Data Interface"),
@@ -143,7 +143,7 @@ impl Definitions {
     /// Definitions from their validated parts (`config::measures` validates them): derives the
     /// longest deadline, the response-time histogram's bounds and the fingerprint.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         ack_codes: Vec<String>,
         success_codes: Vec<String>,
         classes: BTreeMap<String, BTreeSet<String>>,
@@ -199,7 +199,7 @@ impl Definitions {
     }
 
     /// TRT of `srv` from the table alone.
-    pub fn table_trt(&self, srv: &str) -> Dur {
+    pub(crate) fn table_trt(&self, srv: &str) -> Dur {
         if let Some(d) = self.trt.by_srv.get(srv) {
             return *d;
         }
@@ -230,27 +230,27 @@ impl Definitions {
     }
 
     /// Index of an interface by id.
-    pub fn interface_index(&self, id: &str) -> Option<usize> {
+    pub(crate) fn interface_index(&self, id: &str) -> Option<usize> {
         self.interfaces.iter().position(|i| i.id == id)
     }
 
     /// Index of a measure by id.
-    pub fn measure_index(&self, id: &str) -> Option<usize> {
+    pub(crate) fn measure_index(&self, id: &str) -> Option<usize> {
         self.measures.iter().position(|m| m.id == id)
     }
 
     /// The measures' ids, in definition order.
-    pub fn measure_ids(&self) -> Vec<&str> {
+    pub(crate) fn measure_ids(&self) -> Vec<&str> {
         self.measures.iter().map(|m| m.id.as_str()).collect()
     }
 
     /// Is `code` an acknowledgement?
-    pub fn is_ack(&self, code: &str) -> bool {
+    pub(crate) fn is_ack(&self, code: &str) -> bool {
         self.ack_codes.iter().any(|c| c == code)
     }
 
     /// Is `code` a success?
-    pub fn is_success(&self, code: &str) -> bool {
+    pub(crate) fn is_success(&self, code: &str) -> bool {
         self.success_codes.iter().any(|c| c == code)
     }
 }

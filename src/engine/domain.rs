@@ -25,7 +25,7 @@ impl Region {
     pub const ALL: [Region; 3] = [Region::North, Region::Central, Region::South];
 
     /// Their wire names, in report order.
-    pub const NAMES: [&'static str; 3] = [
+    pub(crate) const NAMES: [&'static str; 3] = [
         Region::North.as_str(),
         Region::Central.as_str(),
         Region::South.as_str(),
@@ -33,7 +33,7 @@ impl Region {
 
     /// The labels of a measure's rows (`rpl.csv`, metrics, alerts): the three regions, then
     /// the pooled [`POOLED`].
-    pub const LABELS: [&'static str; 4] = [
+    pub(crate) const LABELS: [&'static str; 4] = [
         Region::North.as_str(),
         Region::Central.as_str(),
         Region::South.as_str(),
@@ -136,7 +136,7 @@ impl Timing {
     /// The timing of a measure that does not say: on demand for a TRT measure (a future-dated
     /// request's TRT is another measure's business), any for a success measure (MP242 counts
     /// every request).
-    pub fn default_for(basis: Basis) -> Timing {
+    pub(crate) fn default_for(basis: Basis) -> Timing {
         match basis {
             Basis::Trt => Timing::OnDemand,
             Basis::Success => Timing::Any,

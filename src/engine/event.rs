@@ -17,7 +17,7 @@ use crate::engine::domain::{Provider, Region};
 use crate::engine::time::{Dur, Ts, parse_rfc3339};
 
 /// The longest accepted `id`, in bytes.
-pub const MAX_ID_BYTES: usize = 128;
+pub(crate) const MAX_ID_BYTES: usize = 128;
 
 /// Why an event was dead-lettered. The wire names (`as_str`) are normative.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -426,7 +426,7 @@ fn parse_json(raw: &[u8]) -> Result<Wire<'_>, DeadReason> {
 
 /// What is wrong with a `missing_field` event, in words naming the field and what was found
 /// (`` `at` is a number, not a string ``): read again from its bytes, only for a dead letter.
-pub fn missing_field_detail(raw: &[u8]) -> Option<String> {
+pub(crate) fn missing_field_detail(raw: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(raw).ok()?;
     let o = v.as_object()?;
     let found = |k: &str| -> Option<String> {
@@ -556,7 +556,7 @@ pub fn type_of(raw: &[u8]) -> Option<Cow<'_, str>> {
 /// The `type` of a line [`decode`] refused as `reason`, when that is an unknown type that
 /// `ignore` (`input.ignore_types`) lists: the one test both the pipeline and the parse-only pass
 /// make. Only a line of an unknown type, with a list to match, is read again.
-pub fn ignored_type<'a>(
+pub(crate) fn ignored_type<'a>(
     raw: &'a [u8],
     reason: DeadReason,
     ignore: &[String],

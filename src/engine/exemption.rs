@@ -148,7 +148,7 @@ impl Register {
 
     /// Whether `at` may lie in some window: the cheap test every decided request takes.
     #[inline]
-    pub fn may_cover(&self, at: Ts) -> bool {
+    pub(crate) fn may_cover(&self, at: Ts) -> bool {
         at >= self.span.0 && at < self.span.1
     }
 

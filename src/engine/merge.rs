@@ -38,7 +38,7 @@ impl PartitionMerge {
     }
 
     /// The merged aggregates judging a month incomplete at a gap longer than `gap`.
-    pub fn with_coverage_gap(mut self, gap: crate::engine::time::Dur) -> PartitionMerge {
+    pub(crate) fn with_coverage_gap(mut self, gap: crate::engine::time::Dur) -> PartitionMerge {
         self.aggregates = self.aggregates.with_coverage_gap(gap);
         self
     }

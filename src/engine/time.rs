@@ -94,12 +94,12 @@ impl Dur {
     }
 
     /// As a `std::time::Duration` (negative lengths as zero).
-    pub fn to_std(self) -> std::time::Duration {
+    pub(crate) fn to_std(self) -> std::time::Duration {
         std::time::Duration::from_nanos(self.0.max(0) as u64)
     }
 
     /// Whole milliseconds (floor): what `p*_ms` and `max_ms` report.
-    pub fn as_millis_floor(self) -> i64 {
+    pub(crate) fn as_millis_floor(self) -> i64 {
         self.0.div_euclid(NANOS_PER_MILLI)
     }
 
@@ -179,7 +179,7 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// The date of a day number (inverse of [`days_from_civil`]).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -197,7 +197,7 @@ fn is_leap(y: i64) -> bool {
 }
 
 /// Days in month `m` of year `y`.
-pub fn days_in_month(y: i64, m: u32) -> u32 {
+pub(crate) fn days_in_month(y: i64, m: u32) -> u32 {
     match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
@@ -293,7 +293,7 @@ pub fn parse_rfc3339(s: &[u8]) -> Option<Ts> {
 }
 
 /// Appends `ts` as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn write_rfc3339_millis(out: &mut String, ts: Ts) {
+pub(crate) fn write_rfc3339_millis(out: &mut String, ts: Ts) {
     let secs = ts.0.div_euclid(NANOS_PER_SEC);
     let millis = ts.0.rem_euclid(NANOS_PER_SEC) / NANOS_PER_MILLI;
     let days = secs.div_euclid(86_400);

@@ -164,7 +164,7 @@ impl TimerQueue {
     /// Moves every key of a second that ends at or before `watermark` into `out`, earliest
     /// second first. Returns whether anything was moved.
     #[inline]
-    pub fn pop_due(&mut self, watermark: Ts, out: &mut Vec<u128>) -> bool {
+    pub(crate) fn pop_due(&mut self, watermark: Ts, out: &mut Vec<u128>) -> bool {
         // Last second whose end (s + 1 s) is at or before the watermark.
         let limit = watermark.0.div_euclid(NANOS_PER_SEC) - 1;
         if limit < self.floor {
@@ -299,14 +299,14 @@ impl TimerQueue {
     }
 
     /// Removes and returns every key, earliest second first.
-    pub fn drain_all(&mut self, out: &mut Vec<u128>) {
+    pub(crate) fn drain_all(&mut self, out: &mut Vec<u128>) {
         while self.pop_earliest_bucket(out) {}
         self.len = 0;
     }
 
     /// Bytes held, estimated in constant time (for the peak-memory figure): 16 per timer with
     /// vector slack, plus the two levels' slot headers.
-    pub fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes(&self) -> usize {
         self.len * 16 * 3 / 2 + (L0_SLOTS + L1_SLOTS) * 24
     }
 }

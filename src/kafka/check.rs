@@ -9,7 +9,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use crate::config::Config;
 
 /// One connection tried: what, and what came of it (`Ok`: what succeeded).
-pub type Line = (String, Result<String, String>);
+pub(crate) type Line = (String, Result<String, String>);
 
 /// How long each metadata request may take.
 const METADATA_FOR: Duration = Duration::from_secs(10);

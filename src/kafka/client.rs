@@ -35,7 +35,7 @@ pub fn client_config(cfg: &Config, defaults: &[(&str, &str)]) -> Result<ClientCo
 
 /// [`client_config`] for a producer: the consumer's own properties (`fetch.wait.max.ms`, …)
 /// left out, which librdkafka would only warn about (CONFWARN) and ignore.
-pub fn producer_config(
+pub(crate) fn producer_config(
     cfg: &Config,
     defaults: &[(&str, &str)],
 ) -> Result<ClientConfig, KafkaError> {
@@ -45,7 +45,7 @@ pub fn producer_config(
 }
 
 /// Removes the properties only a consumer takes.
-pub fn drop_consumer_only(cc: &mut ClientConfig) {
+pub(crate) fn drop_consumer_only(cc: &mut ClientConfig) {
     for k in CONSUMER_ONLY {
         cc.remove(k);
     }
@@ -76,7 +76,7 @@ const CONSUMER_ONLY: &[&str] = &[
 /// Sets `-X`-style properties over `cc`. The value of a secret property (`sasl.password`, …),
 /// or of anything named like one (a misspelt `sasl.pasword` too), is remembered as a secret, so
 /// it is masked wherever librdkafka echoes it.
-pub fn set_properties(cc: &mut ClientConfig, properties: &[(String, String)]) {
+pub(crate) fn set_properties(cc: &mut ClientConfig, properties: &[(String, String)]) {
     for (k, v) in properties {
         let lower = k.to_ascii_lowercase();
         let secret_like = [

@@ -23,7 +23,7 @@ use crate::engine::pipeline::{DeadLetter, DeadLetterSink};
 /// Dead letters produced to a topic: the original bytes as value, `reason` and `origin` (and
 /// `reconstructed` when so) as headers. Shared by every partition's pipeline.
 #[derive(Clone)]
-pub struct KafkaDeadLetters {
+pub(crate) struct KafkaDeadLetters {
     pub(super) producer: Arc<BaseProducer<DeliveryCounter>>,
     pub(super) topic: String,
     pub(super) sent: Arc<AtomicU64>,

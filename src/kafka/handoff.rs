@@ -12,7 +12,7 @@ use crate::engine::clock::SourceClock;
 use crate::engine::pipeline::Pipeline;
 
 /// One partition's state, owned by its worker.
-pub struct PartState {
+pub(crate) struct PartState {
     /// The partition's pipeline (correlator, aggregates, accounting).
     pub(super) pipeline: Pipeline<KafkaDeadLetters>,
     /// The partition's event-time clock: the newest `at` its watermark follows (the watermark is
@@ -39,7 +39,7 @@ pub struct PartState {
 
 /// Why a partition's state is leaving its worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HandOverCause {
+pub(crate) enum HandOverCause {
     /// The group took the partition away (another member will own it).
     Revoked,
     /// The service is stopping.

@@ -54,7 +54,7 @@ impl ClientContext for DeliveryCounter {
 impl DeliveryCounter {
     /// A counter that keeps "unknown partition" failures to send again (the dead letters of
     /// `run`); see the field's note.
-    pub fn retrying_unknown_partitions() -> DeliveryCounter {
+    pub(crate) fn retrying_unknown_partitions() -> DeliveryCounter {
         DeliveryCounter {
             retry_unknown_partition: true,
             shrink_too_large: true,
@@ -72,7 +72,7 @@ impl DeliveryCounter {
     }
 
     /// The first delivery error librdkafka reported, if any.
-    pub fn first_error(&self) -> Option<String> {
+    pub(crate) fn first_error(&self) -> Option<String> {
         self.first_error.lock().ok().and_then(|e| e.clone())
     }
 }

@@ -31,7 +31,7 @@ pub struct Endpoint {
 /// Starts the status page (`/`, `/status.json`), `/metrics`, `/healthz` and `/readyz` on
 /// `http.listen`, and with an `intake` the Alertmanager webhook. With `fallback`, a busy address
 /// falls back to a free port on 127.0.0.1 (the demo must work next to a running service).
-pub fn start(
+pub(crate) fn start(
     cfg: &Config,
     pipeline: &PipelineConfig,
     fallback: bool,

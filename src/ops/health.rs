@@ -43,7 +43,7 @@ impl Trouble {
 
 /// What a librdkafka error says about the connection, if anything: a refusal (authentication,
 /// TLS) or an outage. Other errors (a request that failed, a rebalance) say nothing about it.
-pub fn classify(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<Trouble> {
+pub(crate) fn classify(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<Trouble> {
     match code {
         Some(
             RDKafkaErrorCode::Authentication
@@ -92,7 +92,7 @@ pub struct LinkState {
 impl LinkState {
     /// Why no figure can move, when the brokers cannot be used: the trouble (an outage unless
     /// the last error says otherwise) and its words.
-    pub fn kafka_down(&self) -> Option<(Trouble, &str)> {
+    pub(crate) fn kafka_down(&self) -> Option<(Trouble, &str)> {
         if self.brokers_up != Some(0) {
             return None;
         }

@@ -23,7 +23,7 @@ pub struct Interfaces {
 
 /// One interface now.
 #[derive(Debug, Clone, PartialEq)]
-pub struct InterfaceNow {
+pub(crate) struct InterfaceNow {
     /// Its id.
     pub id: String,
     /// Up as far as is known.
@@ -67,7 +67,7 @@ impl Interfaces {
     }
 
     /// Every configured interface now; empty until an availability event has been seen.
-    pub fn now(
+    pub(crate) fn now(
         &self,
         defs: &Definitions,
         calendar: &Calendar,

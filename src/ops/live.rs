@@ -59,10 +59,10 @@ impl Counts {
 pub type MeasureCounts = Vec<[Counts; 3]>;
 
 /// Counts by day of the month (requests, within target, succeeded), by measure, then region.
-pub type MeasureDays = Vec<[Days; 3]>;
+pub(crate) type MeasureDays = Vec<[Days; 3]>;
 
 /// Misses by failure bucket (`failures.csv`'s), by measure, then region.
-pub type MeasureBuckets = Vec<[BTreeMap<crate::engine::catalog::Bucket, u64>; 3]>;
+pub(crate) type MeasureBuckets = Vec<[BTreeMap<crate::engine::catalog::Bucket, u64>; 3]>;
 
 fn add_buckets(into: &mut MeasureBuckets, from: &MeasureBuckets) {
     if into.len() < from.len() {
@@ -308,7 +308,7 @@ pub struct Live {
 
 /// A consistent read of the live view, for one scrape.
 #[derive(Debug, Clone, Default)]
-pub struct LiveSnapshot {
+pub(crate) struct LiveSnapshot {
     /// Event accounting over every partition this process has held.
     pub stats: PipelineStats,
     /// Decided counts over every partition this process has held, all months.
@@ -398,7 +398,7 @@ impl Live {
     }
 
     /// The partition left this process: its counts stay in the counters, its state goes.
-    pub fn retire(&self, topic: &str, partition: i32) {
+    pub(crate) fn retire(&self, topic: &str, partition: i32) {
         self.handed_over
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut s = self.lock();
@@ -424,13 +424,13 @@ impl Live {
     }
 
     /// librdkafka reported an error (broker down, request failed); it retries by itself.
-    pub fn count_kafka_error(&self) {
+    pub(crate) fn count_kafka_error(&self) {
         self.kafka_errors
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The consumer could not decode a batch (`reason`: librdkafka's error).
-    pub fn count_undecodable(&self, reason: String) {
+    pub(crate) fn count_undecodable(&self, reason: String) {
         self.undecodable
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut r) = self.undecodable_reason.lock() {
@@ -472,7 +472,7 @@ impl Live {
     }
 
     /// A worker processed `n` more messages.
-    pub fn add_processed(&self, n: u64) {
+    pub(crate) fn add_processed(&self, n: u64) {
         self.processed
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
@@ -489,7 +489,7 @@ impl Live {
 
     /// Partitions assigned, and the messages of held partitions not yet processed (where their
     /// end offsets are known), for `/readyz`.
-    pub fn readiness(&self) -> (usize, i64) {
+    pub(crate) fn readiness(&self) -> (usize, i64) {
         let s = self.lock();
         let lag = s
             .parts
@@ -512,7 +512,7 @@ impl Live {
 
     /// The combined watermark: the minimum over partitions that delivered an event within the
     /// idle timeout (all silent: the maximum, as nothing holds time back); it never goes back.
-    pub fn combined_watermark(&self) -> Option<Ts> {
+    pub(crate) fn combined_watermark(&self) -> Option<Ts> {
         let mut s = self.lock();
         Self::combine(&mut s, self.idle_timeout)
     }
@@ -538,7 +538,7 @@ impl Live {
 
     /// Everything a scrape needs, read under one lock. `month_of` maps the combined watermark to
     /// its month.
-    pub fn snapshot(&self, month_of: impl FnOnce(Ts) -> Month) -> LiveSnapshot {
+    pub(crate) fn snapshot(&self, month_of: impl FnOnce(Ts) -> Month) -> LiveSnapshot {
         let mut s = self.lock();
         let combined = Self::combine(&mut s, self.idle_timeout);
         let mut out = LiveSnapshot {

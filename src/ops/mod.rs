@@ -21,4 +21,4 @@ pub mod signoffs;
 pub mod status;
 pub mod webhook;
 
-pub use error::OpsError;
+pub(crate) use error::OpsError;

@@ -12,14 +12,14 @@ fn misses_allowed(requests: u64, tpl: Decimal) -> Decimal {
 }
 
 /// ⌊requests × (100 − TPL) / 100⌋ − misses, exactly (SPEC §6); negative once the RPL is below TPL.
-pub fn error_budget(requests: u64, hits: u64, tpl: Decimal) -> i64 {
+pub(crate) fn error_budget(requests: u64, hits: u64, tpl: Decimal) -> i64 {
     let allowed = misses_allowed(requests, tpl).to_i64().unwrap_or(i64::MAX);
     allowed - (requests.saturating_sub(hits)) as i64
 }
 
 /// The share of the month's error budget left, percent: budget ⌊requests × (100 − TPL)/100⌋,
 /// left = budget − misses (negative: over). `None` without a budget (no requests, or TPL 100).
-pub fn budget_left_percent(requests: u64, hits: u64, tpl: Decimal) -> Option<f64> {
+pub(crate) fn budget_left_percent(requests: u64, hits: u64, tpl: Decimal) -> Option<f64> {
     let budget = misses_allowed(requests, tpl).to_f64()?;
     if budget <= 0.0 {
         return None;
@@ -31,7 +31,7 @@ pub fn budget_left_percent(requests: u64, hits: u64, tpl: Decimal) -> Option<f64
 /// Consecutive hits needed for a month-to-date RPL to reach `tpl` (0 at or above it):
 /// the smallest n with (hits + n) / (requests + n) ≥ tpl / 100, exactly. The seed's "only needed
 /// to deliver a further 112 firmware requests to reach TPL".
-pub fn hits_to_target(requests: u64, hits: u64, tpl: Decimal) -> u64 {
+pub(crate) fn hits_to_target(requests: u64, hits: u64, tpl: Decimal) -> u64 {
     let hundred = Decimal::ONE_HUNDRED;
     if tpl >= hundred {
         return if hits < requests { u64::MAX } else { 0 };
@@ -47,7 +47,7 @@ pub fn hits_to_target(requests: u64, hits: u64, tpl: Decimal) -> u64 {
 /// `elapsed` (0–1) of it gone in event time: the rest of the month at the month's volume so
 /// far, hit at `recent`'s ratio (requests, hits of a recent window; the month's own when
 /// `None`). `None` before the month has a request.
-pub fn project_month_end(
+pub(crate) fn project_month_end(
     requests: u64,
     hits: u64,
     elapsed: f64,

@@ -31,7 +31,7 @@ impl Drop for SignoffWatcher {
 }
 
 /// Starts the watcher when `cfg` names a state store (none without: nothing is signed).
-pub fn spawn(cfg: &Config, live: Arc<Live>) -> std::io::Result<Option<SignoffWatcher>> {
+pub(crate) fn spawn(cfg: &Config, live: Arc<Live>) -> std::io::Result<Option<SignoffWatcher>> {
     if cfg.settings.state.url.is_empty() {
         return Ok(None);
     }

@@ -19,7 +19,7 @@ pub const PATH: &str = "/api/v1/availability/alertmanager";
 pub const MAX_BODY_BYTES: usize = 4 << 20;
 
 /// The label naming the interface an alert is about.
-pub const INTERFACE_LABEL: &str = "interface";
+pub(crate) const INTERFACE_LABEL: &str = "interface";
 
 /// One event to produce: its key (the interface, so an interface's events keep their order in
 /// one partition) and its JSON line.
@@ -56,7 +56,7 @@ pub struct Decoded {
 
 /// Why a notification was refused (HTTP 400: Alertmanager does not send it again).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum WebhookError {
+pub(crate) enum WebhookError {
     /// Not JSON, or not shaped like Alertmanager's webhook payload.
     #[error("not an Alertmanager webhook notification: {0}")]
     Payload(String),
@@ -107,7 +107,7 @@ struct Alert {
 
 /// The events of one notification: all of them, or an error naming the first alert that cannot
 /// be read (a notification is taken whole, so a retried one never half-applies).
-pub fn decode(body: &[u8]) -> Result<Decoded, WebhookError> {
+pub(crate) fn decode(body: &[u8]) -> Result<Decoded, WebhookError> {
     let n: Notification =
         serde_json::from_slice(body).map_err(|e| WebhookError::Payload(e.to_string()))?;
     let mut out = Decoded::default();

@@ -16,10 +16,10 @@ use crate::engine::domain::Basis;
 use crate::sink::month::RplLine;
 
 /// Width and height in pixels of every chart.
-pub const SIZE: (u32, u32) = (800, 450);
+pub(crate) const SIZE: (u32, u32) = (800, 450);
 
 /// A series' colour: the three regions and the pooled row keep theirs across every chart.
-pub fn region_colour(region: &str) -> RGBColor {
+pub(crate) fn region_colour(region: &str) -> RGBColor {
     match region {
         "north" => RGBColor(31, 119, 180),
         "central" => RGBColor(255, 127, 14),
@@ -34,7 +34,7 @@ const TRT_COLOUR: RGBColor = RGBColor(120, 0, 160);
 
 /// One chart, drawn for both backends.
 #[derive(Debug, Clone)]
-pub struct Chart {
+pub(crate) struct Chart {
     /// File stem, e.g. `rpl-PM4.3` (written as `charts/<stem>.svg` and `.png`).
     pub stem: String,
     /// What it shows, for captions and alt text.
@@ -47,7 +47,7 @@ pub struct Chart {
 
 /// A line of a chart: its name, colour and points.
 #[derive(Debug, Clone)]
-pub struct Series {
+pub(crate) struct Series {
     /// Legend text.
     pub name: String,
     /// Colour.
@@ -58,7 +58,7 @@ pub struct Series {
 
 /// Monthly RPL (%) per region over a regulatory year. `months` label the x axis (index 0–11);
 /// a series' x values are those indexes.
-pub struct RplChart<'a> {
+pub(crate) struct RplChart<'a> {
     /// File stem.
     pub stem: String,
     /// Title.
@@ -75,7 +75,7 @@ pub struct RplChart<'a> {
 
 /// The cumulative response-time distribution of one month per region: the share of requests
 /// (%) answered by each time, on a log time axis, with the measure's TRTs as vertical lines.
-pub struct RtChart {
+pub(crate) struct RtChart {
     /// File stem.
     pub stem: String,
     /// Title.
@@ -148,7 +148,7 @@ fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, png::EncodingEr
 }
 
 /// Draws the monthly RPL chart.
-pub fn rpl(c: &RplChart) -> Result<Chart, ReportError> {
+pub(crate) fn rpl(c: &RplChart) -> Result<Chart, ReportError> {
     both(c.stem.clone(), c.title.clone(), c).map_err(ReportError::Chart)
 }
 
@@ -235,7 +235,7 @@ fn draw_rpl<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &RplChart) -> 
 }
 
 /// Draws the response-time distribution chart.
-pub fn rt(c: &RtChart) -> Result<Chart, ReportError> {
+pub(crate) fn rt(c: &RtChart) -> Result<Chart, ReportError> {
     both(c.stem.clone(), c.title.clone(), c).map_err(ReportError::Chart)
 }
 
@@ -349,7 +349,7 @@ fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
 }
 
 /// `250 ms`, `2 s`, `5 min`, `1 h`: axis labels for a log time axis.
-pub fn human_ms(ms: f64) -> String {
+pub(crate) fn human_ms(ms: f64) -> String {
     if ms < 1_000.0 {
         format!("{ms:.0} ms")
     } else if ms < 60_000.0 {
@@ -369,7 +369,7 @@ fn trim(v: f64) -> String {
 /// The charts of a year: per configured measure with requests in it, the monthly RPL per
 /// region (against its TPL and MPL when it has them); per TRT measure, the response-time
 /// distribution of the latest month with requests, per region, with its TRTs marked.
-pub fn charts(y: &Year) -> Result<Vec<Chart>, ReportError> {
+pub(crate) fn charts(y: &Year) -> Result<Vec<Chart>, ReportError> {
     let labels: Vec<String> = y.months.iter().map(|m| month_label(*m)).collect();
     let to_f64 = |d: rust_decimal::Decimal| d.to_string().parse::<f64>().ok();
     let mut out = Vec::new();

@@ -8,7 +8,7 @@ use super::year::{Year, exemption_year, worst_buckets};
 use crate::score::render::{assessment, fixed};
 
 /// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -24,7 +24,7 @@ pub fn esc(s: &str) -> String {
 }
 
 /// The page; `workbook` is the workbook's file name, linked from it.
-pub fn page(y: &Year, charts: &[Chart], workbook: &str) -> String {
+pub(crate) fn page(y: &Year, charts: &[Chart], workbook: &str) -> String {
     let r = y.score;
     let mut s = String::new();
     let title = format!("{}: OPR summary", y.scheme.title);

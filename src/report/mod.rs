@@ -11,10 +11,6 @@ pub mod monthly;
 pub mod workbook;
 pub mod year;
 
-pub use charts::charts;
-pub use error::ReportError;
-pub use year::{
-    BucketTotal, ExemptionYear, REGIONS, SegmentYear, UserMisses, Year, exemption_year,
-    failure_totals, measure_trts_ms, month_label, most_misses, segment_year, user_misses_year,
-    worst_buckets,
-};
+pub(crate) use charts::charts;
+pub(crate) use error::ReportError;
+pub use year::Year;

@@ -12,7 +12,7 @@ use crate::engine::calendar::Month;
 use crate::engine::domain::Region;
 
 /// The table of `month`'s rows in `agg`, one line per measure × region with requests.
-pub fn month_table(agg: &Aggregates, month: Month) -> String {
+pub(crate) fn month_table(agg: &Aggregates, month: Month) -> String {
     let defs = agg.definitions();
     let mut s = String::new();
     let _ = writeln!(
@@ -65,7 +65,7 @@ pub fn month_table(agg: &Aggregates, month: Month) -> String {
 
 /// The service users with the most misses in `month`, per measure with any (regions pooled):
 /// up to `n` each, most misses first, then by name. One line per measure.
-pub fn top_users(agg: &Aggregates, month: Month, n: usize) -> String {
+pub(crate) fn top_users(agg: &Aggregates, month: Month, n: usize) -> String {
     let defs = agg.definitions();
     let mut s = String::new();
     for (m, mi, block) in agg.blocks() {

@@ -21,7 +21,7 @@ use crate::signoff::SignedMonth;
 use crate::sink::month::{AvailabilityLine, ExemptionLine, RplLine};
 
 /// Everything the month's report shows.
-pub struct MonthReport<'a> {
+pub(crate) struct MonthReport<'a> {
     /// The month.
     pub month: Month,
     /// The definitions.
@@ -219,7 +219,7 @@ fn opt_ms(v: Option<u64>) -> String {
 }
 
 /// The page: one HTML document, nothing fetched from elsewhere.
-pub fn html(r: &MonthReport, workbook: &str) -> String {
+pub(crate) fn html(r: &MonthReport, workbook: &str) -> String {
     let mut h = String::with_capacity(64 << 10);
     let _ = write!(
         h,
@@ -440,7 +440,7 @@ fn pct(d: Option<Decimal>) -> Option<f64> {
 }
 
 /// The workbook.
-pub fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
+pub(crate) fn workbook(r: &MonthReport) -> Result<Vec<u8>, XlsxError> {
     let mut wb = Workbook::new();
     let fm = Fm {
         title: Format::new().set_bold().set_font_size(14),

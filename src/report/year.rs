@@ -15,7 +15,7 @@ use crate::score::scheme::Scheme;
 use crate::sink::month::RplLine;
 
 /// The three regions in report order.
-pub const REGIONS: [&str; 3] = Region::NAMES;
+pub(crate) const REGIONS: [&str; 3] = Region::NAMES;
 
 /// Everything a report is made from.
 pub struct Year<'a> {
@@ -49,7 +49,7 @@ impl Year<'_> {
 }
 
 /// `Apr 23`: a month as an axis or column label.
-pub fn month_label(m: Month) -> String {
+pub(crate) fn month_label(m: Month) -> String {
     const NAMES: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
@@ -62,7 +62,7 @@ pub fn month_label(m: Month) -> String {
 
 /// The distinct TRTs (ms) a measure's requests are judged against: its own, or the table's
 /// entries for its SRVs (by SRV, else class, else default).
-pub fn measure_trts_ms(defs: &Definitions, m: &Measure) -> Vec<u64> {
+pub(crate) fn measure_trts_ms(defs: &Definitions, m: &Measure) -> Vec<u64> {
     let ms = |d: crate::engine::time::Dur| d.as_millis_floor().max(0) as u64;
     if let Some(t) = m.trt {
         return vec![ms(t)];
@@ -84,7 +84,7 @@ pub fn measure_trts_ms(defs: &Definitions, m: &Measure) -> Vec<u64> {
 
 /// One failure bucket of a measure and region, summed over the year.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BucketTotal {
+pub(crate) struct BucketTotal {
     /// Measure id.
     pub measure: String,
     /// Region (`north`, `central`, `south`).
@@ -97,7 +97,7 @@ pub struct BucketTotal {
 
 /// The year's failure buckets per measure and region (the `failures.csv` rows summed over the
 /// months), the largest first within each measure and region; at most `top` per pair.
-pub fn failure_totals(y: &Year, top: usize) -> Vec<BucketTotal> {
+pub(crate) fn failure_totals(y: &Year, top: usize) -> Vec<BucketTotal> {
     let mut sums: BTreeMap<(usize, usize, String), u64> = BTreeMap::new();
     for l in y.lines {
         let Some(ri) = REGIONS.iter().position(|r| *r == l.region) else {
@@ -131,7 +131,7 @@ pub fn failure_totals(y: &Year, top: usize) -> Vec<BucketTotal> {
 
 /// What one exemption took out of one measure's year in one view, all regions together.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExemptionYear {
+pub(crate) struct ExemptionYear {
     /// The view (`opr`, `pmr`, …).
     pub view: String,
     /// The exemption's index in the register.
@@ -147,7 +147,7 @@ pub struct ExemptionYear {
 /// Per view, exemption (register order) and measure, the requests the register took out of the
 /// year (the `all` rows of `exemptions.csv`, summed over the year's months), with the measure's
 /// requests in the year before exemption: the number and share the regulator asks for.
-pub fn exemption_year(y: &Year) -> Vec<ExemptionYear> {
+pub(crate) fn exemption_year(y: &Year) -> Vec<ExemptionYear> {
     let mut before: BTreeMap<&str, u64> = BTreeMap::new();
     for l in y
         .lines
@@ -187,7 +187,7 @@ pub fn exemption_year(y: &Year) -> Vec<ExemptionYear> {
 /// One measure and region's year split at DCC's acknowledgement (issue 32): the rows of the
 /// year merged, their segment percentiles.
 #[derive(Debug, Clone)]
-pub struct SegmentYear {
+pub(crate) struct SegmentYear {
     /// Measure id.
     pub measure: String,
     /// Region (`all` pools the three).
@@ -208,7 +208,7 @@ pub struct SegmentYear {
 
 /// Every measure and region of the year with requests, in definition order (`all` last),
 /// each its months merged: where the response time went, before and after the acknowledgement.
-pub fn segment_year(y: &Year) -> Vec<SegmentYear> {
+pub(crate) fn segment_year(y: &Year) -> Vec<SegmentYear> {
     let mut out = Vec::new();
     for m in &y.defs.measures {
         for region in REGIONS
@@ -243,11 +243,11 @@ pub fn segment_year(y: &Year) -> Vec<SegmentYear> {
 }
 
 /// A user's year in a measure: (user, misses, requests).
-pub type UserMisses = (String, u64, u64);
+pub(crate) type UserMisses = (String, u64, u64);
 
 /// The service users with the most misses of the year per measure (the months' `all` rows
 /// merged), up to `n` each, most first, then by name: (measure, its users).
-pub fn user_misses_year(y: &Year, n: usize) -> Vec<(String, Vec<UserMisses>)> {
+pub(crate) fn user_misses_year(y: &Year, n: usize) -> Vec<(String, Vec<UserMisses>)> {
     let mut out = Vec::new();
     for m in &y.defs.measures {
         let mut users = crate::engine::aggregate::Users::default();
@@ -267,7 +267,7 @@ pub fn user_misses_year(y: &Year, n: usize) -> Vec<(String, Vec<UserMisses>)> {
 }
 
 /// The users of `users` with a miss, up to `n`, most misses first, then by name.
-pub fn most_misses(
+pub(crate) fn most_misses(
     users: &crate::engine::aggregate::Users,
     basis: crate::engine::domain::Basis,
     n: usize,
@@ -286,7 +286,7 @@ pub fn most_misses(
 }
 
 /// The year's largest failure buckets over every measure and region.
-pub fn worst_buckets(y: &Year, n: usize) -> Vec<BucketTotal> {
+pub(crate) fn worst_buckets(y: &Year, n: usize) -> Vec<BucketTotal> {
     let mut all = failure_totals(y, usize::MAX);
     all.sort_by(|a, b| {
         b.count

@@ -14,7 +14,7 @@ pub use super::what_if::Override;
 use crate::engine::domain::Region;
 
 /// The three CSP regions, in report order.
-pub const REGIONS: [&str; 3] = Region::NAMES;
+pub(crate) const REGIONS: [&str; 3] = Region::NAMES;
 
 fn hundred() -> Decimal {
     Decimal::ONE_HUNDRED

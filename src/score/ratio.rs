@@ -20,7 +20,7 @@ impl Ratio {
     /// Zero.
     pub const ZERO: Ratio = Ratio { num: 0, den: 1 };
     /// One.
-    pub const ONE: Ratio = Ratio { num: 1, den: 1 };
+    pub(crate) const ONE: Ratio = Ratio { num: 1, den: 1 };
 
     /// `num / den`, reduced; `None` if `den` is zero or either is negative.
     pub fn new(num: i128, den: i128) -> Option<Ratio> {
@@ -57,7 +57,7 @@ impl Ratio {
     }
 
     /// Sum (`None` on overflow).
-    pub fn checked_add(self, o: Ratio) -> Option<Ratio> {
+    pub(crate) fn checked_add(self, o: Ratio) -> Option<Ratio> {
         let num = self
             .num
             .checked_mul(o.den)?
@@ -79,7 +79,7 @@ impl Ratio {
     }
 
     /// As a decimal (rounded to 28 digits when not exact).
-    pub fn to_decimal(self) -> Decimal {
+    pub(crate) fn to_decimal(self) -> Decimal {
         self.of(Decimal::ONE)
     }
 }

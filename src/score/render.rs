@@ -11,7 +11,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use super::model::{MeasureScore, Report};
 
 /// `score.csv` header (normative).
-pub const SCORE_HEADER: &str =
+pub(crate) const SCORE_HEADER: &str =
     "measure,weight,assessment,retained_percent,retained_gbp_m,lost_gbp_m";
 
 /// Rounds for display: `dp` places, half away from zero.
@@ -174,7 +174,7 @@ pub fn score_json(r: &Report) -> Result<String, serde_json::Error> {
 }
 
 /// How the money moved between two reports (a what-if against the base).
-pub fn what_if_diff(base: &Report, what_if: &Report) -> String {
+pub(crate) fn what_if_diff(base: &Report, what_if: &Report) -> String {
     let mut s = String::from("What-if against the inputs as given (£m kept):\n");
     for (b, w) in base.measures.iter().zip(&what_if.measures) {
         let d = w.kept - b.kept;

@@ -45,7 +45,7 @@ impl RegYear {
     }
 
     /// The regulatory year a `YYYY-MM` month belongs to.
-    pub fn of_month(month: &str) -> Option<RegYear> {
+    pub(crate) fn of_month(month: &str) -> Option<RegYear> {
         let (y, m) = month.split_once('-')?;
         if y.len() != 4 || m.len() != 2 {
             return None;

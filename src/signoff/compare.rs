@@ -18,7 +18,7 @@ use crate::store::signoff::SignOff;
 use super::sign::Current;
 
 /// `restatements.csv` header (issue 31).
-pub const HEADER: &str =
+pub(crate) const HEADER: &str =
     "month,view,measure,region,field,signed,current,signed_at,signed_by,causes";
 
 /// The figures of `rpl.csv` compared; `revision` and `final` say how a row came to be, not
@@ -71,7 +71,7 @@ pub struct Change {
 }
 
 /// What the causes are read from, besides the two sets of figures.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// The month's revision history (every record; those after the sign-off are used).
     pub revisions: &'a [RevisionRecord],
     /// The register the current figures are counted under.
@@ -118,7 +118,7 @@ fn rows_of(text: &str, interface: bool) -> Rows {
 }
 
 /// Every field of `current` that differs from `signed`, with its causes.
-pub fn changes(signed: &SignOff, current: &Current, ctx: &Context<'_>) -> Vec<Change> {
+pub(crate) fn changes(signed: &SignOff, current: &Current, ctx: &Context<'_>) -> Vec<Change> {
     let mut out = Vec::new();
     let month = current.month;
     let signed_register = signed_register(signed, ctx.definitions);

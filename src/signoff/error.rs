@@ -5,7 +5,7 @@ use crate::store::StoreError;
 
 /// Why signing a month, or comparing signed months with their figures now, failed.
 #[derive(Debug, thiserror::Error)]
-pub enum SignOffError {
+pub(crate) enum SignOffError {
     /// The request does not fit the register or the month (a view it does not name, a month
     /// not yet final): said in the user's terms.
     #[error("{0}")]

@@ -9,6 +9,9 @@ mod error;
 mod review;
 mod sign;
 
-pub use error::SignOffError;
-pub use review::{Compared, SHOWN_CHANGES, SignedMonth, compare_all, summarise};
-pub use sign::{Current, Request, current, sign, view_index};
+pub(crate) use error::SignOffError;
+pub(crate) use review::compare_all;
+pub(crate) use review::summarise;
+pub use review::{SHOWN_CHANGES, SignedMonth};
+pub use sign::Request;
+pub(crate) use sign::sign;

@@ -11,11 +11,11 @@ use super::compare;
 use super::sign::{Current, current, view_index};
 
 /// What was compared: (sign-off, current figures, changes).
-pub type Compared = Vec<(SignOff, Current, Vec<compare::Change>)>;
+pub(crate) type Compared = Vec<(SignOff, Current, Vec<compare::Change>)>;
 
 /// The latest sign-off of every signed month and view (or the ones asked for), each compared
 /// with the month's figures now.
-pub fn compare_all(
+pub(crate) fn compare_all(
     cfg: &Config,
     month: Option<Month>,
     view: Option<&str>,
@@ -89,7 +89,7 @@ pub struct SignedMonth {
 pub const SHOWN_CHANGES: usize = 20;
 
 /// The live summary of what [`compare_all`] found.
-pub fn summarise(compared: &Compared) -> Vec<SignedMonth> {
+pub(crate) fn summarise(compared: &Compared) -> Vec<SignedMonth> {
     compared
         .iter()
         .map(|(s, now, changes)| {

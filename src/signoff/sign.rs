@@ -14,7 +14,7 @@ use crate::store::{Identity, Store, open_configured};
 
 /// A month's figures of one view as the store holds them now, in the form a sign-off keeps.
 #[derive(Debug, Clone)]
-pub struct Current {
+pub(crate) struct Current {
     /// The month.
     pub month: Month,
     /// The view.
@@ -33,7 +33,7 @@ pub struct Current {
 }
 
 /// The index of `view` in the effective register, or a usage error naming the views.
-pub fn view_index(cfg: &Config, view: &str) -> Result<usize, SignOffError> {
+pub(crate) fn view_index(cfg: &Config, view: &str) -> Result<usize, SignOffError> {
     cfg.register.view(view).ok_or_else(|| {
         SignOffError::Usage(format!(
             "--view {:?} is not a view of the exemption register (views: {})",
@@ -46,7 +46,7 @@ pub fn view_index(cfg: &Config, view: &str) -> Result<usize, SignOffError> {
 /// `month`'s figures of `view` from `store`, merged over its partitions as `rollup` merges
 /// them, under the effective register. A month the store holds nothing of is an error saying
 /// which months it does hold.
-pub fn current(
+pub(crate) fn current(
     cfg: &Config,
     pipeline: &PipelineConfig,
     store: &mut dyn Store,
@@ -114,7 +114,7 @@ fn signer(cfg: &Config) -> Identity {
 
 /// Records a sign-off of `req.month` and view as the store holds them now; refused (a usage
 /// error, saying when it will be final) for a month not yet final unless forced.
-pub fn sign(cfg: &Config, req: &Request) -> Result<SignOff, SignOffError> {
+pub(crate) fn sign(cfg: &Config, req: &Request) -> Result<SignOff, SignOffError> {
     let url = &cfg.settings.state.url;
     if url.is_empty() {
         return Err(SignOffError::Usage(

@@ -10,7 +10,7 @@ use base64::Engine;
 use crate::engine::pipeline::{DeadLetter, DeadLetterSink};
 
 /// Writes dead letters to any writer, one JSON object per line.
-pub struct JsonlDeadLetters<W: Write> {
+pub(crate) struct JsonlDeadLetters<W: Write> {
     w: W,
     line: Vec<u8>,
 }
@@ -31,7 +31,7 @@ impl<W: Write> JsonlDeadLetters<W> {
 }
 
 /// One dead letter's JSON text (no line end).
-pub fn to_json(dl: &DeadLetter<'_>) -> String {
+pub(crate) fn to_json(dl: &DeadLetter<'_>) -> String {
     let q = |s: &str| serde_json::Value::from(s).to_string();
     // Written by hand (not through a map, which sorts keys) so the keys keep the SPEC's order.
     let mut s = format!("{{\"reason\":{},", q(dl.reason.as_str()));

@@ -17,7 +17,7 @@ use crate::sink::month::{EVIDENCE_HEADER, evidence_file_name};
 use crate::sink::outdir::{AtomicFile, OutDir};
 
 /// The streams of one command.
-pub struct EvidenceStream {
+pub(crate) struct EvidenceStream {
     files: Mutex<HashMap<String, GzEncoder<AtomicFile>>>,
 }
 

@@ -74,7 +74,7 @@ impl OutDir {
 
     /// Starts writing `name` (a path relative to the directory, `evidence/PM4.3.csv`):
     /// nothing is visible under that name until [`OutDir::publish`].
-    pub fn file(&self, name: &str) -> io::Result<AtomicFile> {
+    pub(crate) fn file(&self, name: &str) -> io::Result<AtomicFile> {
         let target = self.dir.join(name);
         let staged = self.stage.join(name);
         // Under the lock, and only while the stage is registered: after a signal has removed
@@ -186,7 +186,7 @@ fn remove_stale(dir: &Path) {
 }
 
 /// A file being written into the staging directory.
-pub struct AtomicFile {
+pub(crate) struct AtomicFile {
     /// `None` once committed.
     w: Option<BufWriter<File>>,
     staged: PathBuf,

@@ -18,9 +18,9 @@ use crate::engine::pipeline::{Checked, EventType};
 use crate::engine::time::Ts;
 
 /// A batch is handed over once it holds this many items...
-pub const BATCH_ITEMS: usize = 4096;
+pub(crate) const BATCH_ITEMS: usize = 4096;
 /// ... or this many bytes of lines.
-pub const BATCH_BYTES: usize = 1 << 20;
+pub(crate) const BATCH_BYTES: usize = 1 << 20;
 
 /// A string of an event: a range of [`Batch::text`].
 type Span = (u32, u32);
@@ -96,7 +96,7 @@ impl Batch {
     }
 
     /// Empties the batch, keeping its allocations.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.raw.clear();
         self.text.clear();
         self.items.clear();
@@ -113,7 +113,7 @@ impl Batch {
     }
 
     /// Full enough to hand over.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.items.len() >= BATCH_ITEMS || self.raw.len() >= BATCH_BYTES
     }
 

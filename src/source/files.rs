@@ -49,7 +49,10 @@ impl Input {
     /// Opens the input for reading, decompressing gzip; `counter` accumulates raw bytes read.
     /// A failure while reading (a truncated gzip, a bad CRC, a disk error) names the file and
     /// how far into it the reading had got.
-    pub fn open(&self, counter: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>, SourceError> {
+    pub(crate) fn open(
+        &self,
+        counter: Arc<AtomicU64>,
+    ) -> Result<Box<dyn Read + Send>, SourceError> {
         let raw: Box<dyn Read + Send> = match self {
             Input::Path(p) if p.as_os_str() == "-" => Box::new(io::stdin()),
             Input::Path(p) => {

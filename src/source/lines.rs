@@ -23,7 +23,7 @@ pub struct Line {
 impl Line {
     /// The line was longer than the limit; [`LineReader::bytes`] gives its first `limit + 1`
     /// bytes (enough for the event to be judged `oversized`).
-    pub fn is_oversized(&self) -> bool {
+    pub(crate) fn is_oversized(&self) -> bool {
         self.oversized
     }
 }
@@ -181,7 +181,7 @@ impl<R: Read> LineReader<R> {
 }
 
 /// A blank line: empty or only ASCII whitespace.
-pub fn is_blank(b: &[u8]) -> bool {
+pub(crate) fn is_blank(b: &[u8]) -> bool {
     b.iter().all(u8::is_ascii_whitespace)
 }
 

@@ -221,6 +221,6 @@ pub trait Store: Send {
 /// log, rather than append a delta: once the log holds more than twice what a snapshot would
 /// (plus 4 MiB, so small states are not rewritten for nothing). Restoring then reads at most
 /// about three snapshots' worth, and snapshots cost at most as many bytes as the deltas did.
-pub fn snapshot_due(log_bytes: u64, snapshot_bytes: u64) -> bool {
+pub(crate) fn snapshot_due(log_bytes: u64, snapshot_bytes: u64) -> bool {
     log_bytes > 2 * snapshot_bytes + (4 << 20)
 }

@@ -19,7 +19,7 @@ const VERSION: u8 = 1;
 type Key = (String, Region, Provider, String);
 
 /// A minute's cells, whole.
-pub type Minute = BTreeMap<Key, CellCounts>;
+pub(crate) type Minute = BTreeMap<Key, CellCounts>;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     loop {
@@ -71,7 +71,7 @@ impl Reader<'_> {
 }
 
 /// A minute's cells as a blob (cells with nothing counted left out).
-pub fn encode(minute: &Minute) -> Vec<u8> {
+pub(crate) fn encode(minute: &Minute) -> Vec<u8> {
     let index = |s: &str, strings: &mut Vec<String>| -> u64 {
         match strings.iter().position(|x| x == s) {
             Some(i) => i as u64,
@@ -110,7 +110,7 @@ pub fn encode(minute: &Minute) -> Vec<u8> {
 }
 
 /// A blob back as a minute's cells; `where_` names it in the error.
-pub fn decode(bytes: &[u8], where_: &str) -> Result<Minute, StoreError> {
+pub(crate) fn decode(bytes: &[u8], where_: &str) -> Result<Minute, StoreError> {
     let damaged = || {
         StoreError::Backend(format!(
             "the stored counts per minute of {where_} are damaged ({} bytes)",
@@ -171,7 +171,7 @@ pub fn decode(bytes: &[u8], where_: &str) -> Result<Minute, StoreError> {
 }
 
 /// A minute's cells with `deltas` added (a checkpoint's, all of this minute).
-pub fn add(minute: &mut Minute, deltas: &[&SavedCell]) {
+pub(crate) fn add(minute: &mut Minute, deltas: &[&SavedCell]) {
     for d in deltas {
         let k = (d.measure.clone(), d.region, d.provider, d.srv.clone());
         let c = minute.entry(k.clone()).or_default();
@@ -183,7 +183,11 @@ pub fn add(minute: &mut Minute, deltas: &[&SavedCell]) {
 }
 
 /// A minute's cells as [`SavedCell`]s of `month` and `minute`.
-pub fn cells_of(month: Month, minute_no: u16, minute: Minute) -> impl Iterator<Item = SavedCell> {
+pub(crate) fn cells_of(
+    month: Month,
+    minute_no: u16,
+    minute: Minute,
+) -> impl Iterator<Item = SavedCell> {
     minute.into_iter().map(
         move |((measure, region, provider, srv), counts)| SavedCell {
             month,

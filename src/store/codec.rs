@@ -32,7 +32,7 @@ pub fn key_from(b: &[u8]) -> Result<u128, StoreError> {
 }
 
 /// A record as bytes.
-pub fn encode_entry(e: &SavedEntry) -> [u8; ENTRY_BYTES] {
+pub(crate) fn encode_entry(e: &SavedEntry) -> [u8; ENTRY_BYTES] {
     let mut b = [0u8; ENTRY_BYTES];
     b[0..8].copy_from_slice(&e.at.to_le_bytes());
     b[8..16].copy_from_slice(&e.fin_at.unwrap_or(i64::MIN).to_le_bytes());
@@ -97,7 +97,7 @@ const OP_DECIDED: u8 = 5;
 
 /// A checkpoint's correlator changes as state-log chunks of at most about `chunk_bytes` each
 /// (each chunk decodes on its own; an operation is never split).
-pub fn encode_changes(c: &Changes, chunk_bytes: usize) -> Vec<Vec<u8>> {
+pub(crate) fn encode_changes(c: &Changes, chunk_bytes: usize) -> Vec<Vec<u8>> {
     let mut chunks = Vec::new();
     let estimate = c.entries.len() * (17 + ENTRY_BYTES)
         + c.decided.len() * (1 + SAVED_DECIDED_BYTES)
@@ -237,7 +237,7 @@ impl<'a> Reader<'a> {
 impl LogReplay {
     /// A replay of a log of about `bytes`: room for as many compact records as it could hold
     /// is reserved (address space only, until used), so the list is not copied as it grows.
-    pub fn for_log_of(bytes: u64) -> LogReplay {
+    pub(crate) fn for_log_of(bytes: u64) -> LogReplay {
         let most = usize::try_from(bytes / (1 + SAVED_DECIDED_BYTES as u64)).unwrap_or(0);
         let mut decided = Vec::new();
         // A size the address space cannot give (a damaged partition row) only loses the
@@ -440,7 +440,7 @@ pub fn days_text(row: &crate::engine::aggregate::SavedRow) -> String {
 }
 
 /// Counts by day back from their text ([`days_text`]).
-pub fn days_from(text: &str) -> Result<Vec<(u8, [u64; 3])>, StoreError> {
+pub(crate) fn days_from(text: &str) -> Result<Vec<(u8, [u64; 3])>, StoreError> {
     let bad = || {
         StoreError::Backend(format!(
             "stored counts by day are damaged: {}",
@@ -457,7 +457,7 @@ pub fn days_from(text: &str) -> Result<Vec<(u8, [u64; 3])>, StoreError> {
 }
 
 /// Bucket counts and evidence samples, by bucket.
-pub type BucketsAndSamples = (Vec<(u32, u64)>, Vec<(u32, Vec<(u64, String)>)>);
+pub(crate) type BucketsAndSamples = (Vec<(u32, u64)>, Vec<(u32, Vec<(u64, String)>)>);
 
 /// Bucket counts and samples back from their text (either form of [`buckets_text`]).
 pub fn buckets_from(text: &str) -> Result<BucketsAndSamples, StoreError> {

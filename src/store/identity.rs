@@ -56,7 +56,7 @@ impl Identity {
 }
 
 /// Who claims partitions: host name and process id, for the operator reading the store.
-pub fn owner_name() -> String {
+pub(crate) fn owner_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown-host".into());

@@ -19,7 +19,7 @@ use super::open::open_configured;
 use super::rows::blocks_of;
 
 /// What a store holds for some months, merged over its partitions.
-pub struct StoreLoad {
+pub(crate) struct StoreLoad {
     /// The months' aggregates, merged, with the store's combined watermark.
     pub aggregates: Aggregates,
     /// Event accounting summed over partitions (all months: the store counts events, not
@@ -37,7 +37,7 @@ pub struct StoreLoad {
 
 /// Loads `months` from the configured state store (`[state] url`): each partition's rows form
 /// its blocks, and partitions merge (counts and histograms add) exactly as `run` merges them.
-pub fn load_months(
+pub(crate) fn load_months(
     cfg: &Config,
     pipeline: &PipelineConfig,
     months: &[Month],
@@ -90,7 +90,7 @@ pub fn holds(store: &mut dyn Store, merged: &Aggregates, month: Month) -> Result
 }
 
 /// Some months of an open store, merged over its partitions.
-pub struct Merged {
+pub(crate) struct Merged {
     /// The months' aggregates, merged, with the store's combined watermark.
     pub aggregates: Aggregates,
     /// Event accounting summed over partitions.
@@ -105,7 +105,7 @@ pub struct Merged {
 
 /// `months` of every partition in `store`: each partition's rows form its blocks, and
 /// partitions merge (counts and histograms add) exactly as `run` merges them.
-pub fn merge_months(
+pub(crate) fn merge_months(
     store: &mut dyn Store,
     cfg: &Config,
     pipeline: &PipelineConfig,
@@ -190,7 +190,7 @@ pub fn merge_months(
 /// What `register` exempts of the stored counts per minute (of `months`, or all; of every
 /// partition, or of `partition`): the minutes its windows cover, each read once however many
 /// windows overlap it, each cell counted under the first exemption in file order.
-pub fn exempted_of(
+pub(crate) fn exempted_of(
     store: &mut dyn Store,
     register: &Register,
     defs: &Definitions,
@@ -260,7 +260,7 @@ pub struct Restatement {
 /// final month after the first (the one in force when it became final; with none recorded, no
 /// register), and `current` if it is another, revise every row whose figures they change, per
 /// view. Returned as tallies holding only those revisions, with each change that revised any.
-pub fn register_revisions(
+pub(crate) fn register_revisions(
     store: &mut dyn Store,
     current: &Register,
     defs: &Definitions,

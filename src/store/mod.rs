@@ -26,10 +26,11 @@ pub mod signoff;
 mod sql;
 pub mod sqlite;
 
-pub use api::{
-    Checkpoint, Claim, PartitionInfo, RegisterRecord, RegisterStamp, RevisionRecord,
-    SavedPartition, Store, StoredRow, Written, snapshot_due,
-};
+pub use api::{Checkpoint, SavedPartition, Store, Written};
+
+pub(crate) use api::{RegisterStamp, RevisionRecord, snapshot_due};
 pub use error::StoreError;
-pub use identity::{Identity, SCHEMA_VERSION, owner_name};
-pub use open::{open, open_configured, open_with, redacted};
+pub(crate) use identity::owner_name;
+pub use identity::{Identity, SCHEMA_VERSION};
+pub use open::open;
+pub(crate) use open::{open_configured, redacted};

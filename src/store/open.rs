@@ -27,7 +27,7 @@ pub fn open(
 }
 
 /// [`open`], with PostgreSQL's TLS where the URL does not say (the `[state]` keys).
-pub fn open_with(
+pub(crate) fn open_with(
     url: &str,
     password: Option<&str>,
     tls: &PgTls,
@@ -49,7 +49,7 @@ pub fn open_with(
 /// Opens the store `cfg` names, reading the PostgreSQL password from `state.password_env` or
 /// `state.password_file`. Like libpq with `PGPASSWORD`, an unset variable means no password
 /// (certificate or trust authentication); a file that cannot be read, or is empty, is an error.
-pub fn open_configured(cfg: &Config, id: &Identity) -> Result<Box<dyn Store>, StoreError> {
+pub(crate) fn open_configured(cfg: &Config, id: &Identity) -> Result<Box<dyn Store>, StoreError> {
     let s = &cfg.settings.state;
     let password = if s.url.starts_with("sqlite://") {
         None
@@ -74,7 +74,7 @@ pub fn open_configured(cfg: &Config, id: &Identity) -> Result<Box<dyn Store>, St
 
 /// The URL with any password replaced, for logs and errors (whatever its scheme, and a
 /// `password=` parameter too).
-pub fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     crate::config::secrets::mask_url(url)
 }
 

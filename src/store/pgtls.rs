@@ -77,7 +77,7 @@ impl Default for PgTls {
 
 impl PgTls {
     /// The `[state]` keys' TLS (an empty path is none; a mode `config` has validated).
-    pub fn of_settings(s: &crate::config::settings::StateSettings) -> PgTls {
+    pub(crate) fn of_settings(s: &crate::config::settings::StateSettings) -> PgTls {
         let path = |p: &str| (!p.is_empty()).then(|| PathBuf::from(p));
         PgTls {
             mode: SslMode::parse(&s.sslmode).unwrap_or(SslMode::VerifyFull),
@@ -134,7 +134,7 @@ impl PgTls {
     }
 
     /// Connects `config` with this TLS.
-    pub fn connect(&self, config: &mut postgres::Config) -> Result<Client, TlsError> {
+    pub(crate) fn connect(&self, config: &mut postgres::Config) -> Result<Client, TlsError> {
         if self.mode == SslMode::Disable {
             config.ssl_mode(postgres::config::SslMode::Disable);
             return Ok(config.connect(postgres::NoTls)?);
@@ -211,7 +211,7 @@ pub fn with_database(url: &str, db: &str) -> String {
 
 /// Why a secured connection could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     /// A certificate or key file could not be used.
     #[error("{what} {}", path.display())]
     File {

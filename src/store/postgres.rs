@@ -237,7 +237,7 @@ impl PgStore {
 
     /// [`PgStore::open`], with `tls` where the URL does not say. The first connection is not
     /// retried: a wrong address or password fails at once.
-    pub fn open_tls(
+    pub(crate) fn open_tls(
         url: &str,
         password: Option<&str>,
         tls: &PgTls,

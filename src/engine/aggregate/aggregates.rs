@@ -90,7 +90,7 @@ pub struct Aggregates {
 }
 
 /// `time.coverage_max_gap`'s default: six hours.
-pub const DEFAULT_COVERAGE_MAX_GAP: i64 = 6 * 3600 * crate::engine::time::NANOS_PER_SEC;
+pub(crate) const DEFAULT_COVERAGE_MAX_GAP: i64 = 6 * 3600 * crate::engine::time::NANOS_PER_SEC;
 
 impl Aggregates {
     /// Empty aggregates; months in `calendar`'s zone.
@@ -123,32 +123,35 @@ impl Aggregates {
     }
 
     /// These aggregates judging a month incomplete at a gap longer than `gap`.
-    pub fn with_coverage_gap(mut self, gap: crate::engine::time::Dur) -> Aggregates {
+    pub(crate) fn with_coverage_gap(mut self, gap: crate::engine::time::Dur) -> Aggregates {
         self.coverage_max_gap = gap.0;
         self
     }
 
     /// A valid event at `at`: its instant is covered.
     #[inline]
-    pub fn record_event(&mut self, at: Ts) {
+    pub(crate) fn record_event(&mut self, at: Ts) {
         let month = self.calendar.month_of(at);
         self.coverage.record(month, at);
     }
 
     /// The stretches the valid events cover.
-    pub fn coverage(&self) -> &super::coverage::Coverage {
+    pub(crate) fn coverage(&self) -> &super::coverage::Coverage {
         &self.coverage
     }
 
     /// Adds saved stretches (a restored checkpoint, another partition's in a store); the months
     /// that do not read.
-    pub fn restore_coverage(&mut self, saved: &[super::coverage::SavedCoverage]) -> Vec<String> {
+    pub(crate) fn restore_coverage(
+        &mut self,
+        saved: &[super::coverage::SavedCoverage],
+    ) -> Vec<String> {
         self.coverage.restore(saved)
     }
 
     /// Whether `month` is complete: its valid events reach from its first minute to its last
     /// with no gap longer than `time.coverage_max_gap`; and the gaps that are.
-    pub fn completeness(&self, month: Month) -> super::coverage::Judged {
+    pub(crate) fn completeness(&self, month: Month) -> super::coverage::Judged {
         self.coverage.judge(
             month,
             self.calendar.start_of(month),
@@ -163,7 +166,7 @@ impl Aggregates {
     }
 
     /// These aggregates keeping up to `cap` missed requests per row and failure bucket.
-    pub fn with_sample_cap(mut self, cap: usize) -> Aggregates {
+    pub(crate) fn with_sample_cap(mut self, cap: usize) -> Aggregates {
         self.sample_cap = cap.clamp(1, usize::from(u16::MAX));
         self
     }
@@ -187,7 +190,7 @@ impl Aggregates {
     /// The three regional rows view `view` reports for a block (`month`, `measure`): each less
     /// what the view's exemptions took out of it (borrowed when they took nothing: the live
     /// view asks every second, and a row's histogram is not worth copying for nothing).
-    pub fn view_rows<'a>(
+    pub(crate) fn view_rows<'a>(
         &self,
         view: usize,
         month: Month,
@@ -205,7 +208,7 @@ impl Aggregates {
 
     /// Adds tallies made elsewhere (from a store's cells, for the register of these
     /// aggregates).
-    pub fn add_exempted(&mut self, more: &Exempted) {
+    pub(crate) fn add_exempted(&mut self, more: &Exempted) {
         self.exempted.merge(more);
     }
 
@@ -238,7 +241,7 @@ impl Aggregates {
 
     /// These aggregates with `wm` as their watermark: for merged partitions, whose combined
     /// watermark is the minimum of theirs (merging keeps the largest).
-    pub fn with_watermark(mut self, wm: Ts) -> Aggregates {
+    pub(crate) fn with_watermark(mut self, wm: Ts) -> Aggregates {
         self.watermark = wm;
         self
     }
@@ -433,7 +436,7 @@ impl Aggregates {
 
     /// Response times and acknowledgement segments over every month, by measure and region
     /// (the live histograms).
-    pub fn response_times(&self) -> &Segments {
+    pub(crate) fn response_times(&self) -> &Segments {
         &self.rt
     }
 
@@ -467,7 +470,7 @@ impl Aggregates {
 
     /// Records that interface `interface` (its index in the definitions) was `state` from `at`;
     /// returns whether that changed its timeline (a repeat does not).
-    pub fn record_availability(&mut self, interface: usize, at: Ts, state: State) -> bool {
+    pub(crate) fn record_availability(&mut self, interface: usize, at: Ts, state: State) -> bool {
         let Some(t) = self.availability.get_mut(interface) else {
             return false;
         };
@@ -480,13 +483,13 @@ impl Aggregates {
     /// lone event far ahead from moving a source's clock (it guards correlation against a
     /// device's clock error) would hold nearly every one back; they come from monitoring, and
     /// what they say is known up to the newest of them.
-    pub fn availability_bound(&self) -> Ts {
+    pub(crate) fn availability_bound(&self) -> Ts {
         self.watermark.max(self.availability_newest)
     }
 
     /// The timelines with changes, as a checkpoint keeps them, and the newest availability
     /// event's `at` (ns).
-    pub fn save_availability(&self) -> (Vec<SavedTimeline>, Option<i64>) {
+    pub(crate) fn save_availability(&self) -> (Vec<SavedTimeline>, Option<i64>) {
         let saved = self
             .defs
             .interfaces
@@ -501,7 +504,7 @@ impl Aggregates {
 
     /// Adds saved timelines (a restored checkpoint, another partition's in a store); returns
     /// the ids of interfaces the definitions no longer have (their changes are left out).
-    pub fn restore_availability(
+    pub(crate) fn restore_availability(
         &mut self,
         saved: &[SavedTimeline],
         newest: Option<i64>,
@@ -536,7 +539,7 @@ impl Aggregates {
 
     /// The months availability is reported for: from that of the first availability event to
     /// that of the watermark; none before any availability event.
-    pub fn availability_months(&self) -> Vec<Month> {
+    pub(crate) fn availability_months(&self) -> Vec<Month> {
         let first = self
             .availability
             .iter()
@@ -562,13 +565,13 @@ impl Aggregates {
     }
 
     /// Whether `month`'s availability is final: known past its end.
-    pub fn availability_final(&self, month: Month) -> bool {
+    pub(crate) fn availability_final(&self, month: Month) -> bool {
         self.availability_bound() >= self.calendar.end_of(month)
     }
 
     /// Every configured interface's figures for `month` in view `view` (an index of the
     /// register's views), as far as the watermark.
-    pub fn availability(&self, view: usize, month: Month) -> Vec<MonthFigures> {
+    pub(crate) fn availability(&self, view: usize, month: Month) -> Vec<MonthFigures> {
         self.defs
             .interfaces
             .iter()

@@ -33,7 +33,7 @@ pub struct CellCounts {
 
 impl CellCounts {
     /// Counts (`add`) or takes back one request's outcome.
-    pub fn apply(&mut self, o: &Outcome, add: bool) {
+    pub(crate) fn apply(&mut self, o: &Outcome, add: bool) {
         let n = if add { 1 } else { -1 };
         self.requests += n;
         if o.within_target {
@@ -83,7 +83,7 @@ impl CellCounts {
     }
 
     /// Whether a stored cell's counts are possible (none negative, none above its requests).
-    pub fn is_possible(&self) -> bool {
+    pub(crate) fn is_possible(&self) -> bool {
         let r = self.requests;
         r >= 0
             && (0..=r).contains(&self.within_target)
@@ -195,7 +195,7 @@ impl Exempted {
     /// Adds what `register` exempts of stored `cells` (whole counts, as a store adds them up):
     /// the same tallies the decisions themselves would have made. Cells of a measure the
     /// definitions no longer have are left out.
-    pub fn add_cells<'a>(
+    pub(crate) fn add_cells<'a>(
         &mut self,
         register: &Register,
         defs: &Definitions,

@@ -119,7 +119,7 @@ impl Row {
     }
 
     /// A row from its checkpoint.
-    pub fn restore(s: &SavedRow) -> Result<Row, RowError> {
+    pub(crate) fn restore(s: &SavedRow) -> Result<Row, RowError> {
         let hist = decode_hist(&s.histogram)?;
         let mut row = Row {
             requests: s.requests,
@@ -208,7 +208,7 @@ impl Aggregates {
     }
 
     /// Puts a stored block back (restoring a checkpoint).
-    pub fn restore_block(&mut self, month: Month, measure: u16, regions: [Row; 3]) {
+    pub(crate) fn restore_block(&mut self, month: Month, measure: u16, regions: [Row; 3]) {
         // The live histogram is not stored: it is rebuilt from the rows' response times (each
         // within 0.1 %, so a value within 0.1 % above a bucket edge may land below it).
         for (segment, rt) in self.rt.iter_mut().enumerate() {
@@ -240,7 +240,7 @@ impl Aggregates {
     }
 
     /// Puts stored counters back (restoring a checkpoint).
-    pub fn restore_stats(&mut self, stats: AggregateStats) {
+    pub(crate) fn restore_stats(&mut self, stats: AggregateStats) {
         self.stats = stats;
     }
 }

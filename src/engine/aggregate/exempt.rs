@@ -35,7 +35,7 @@ pub struct Tally {
 impl Tally {
     /// Counts (`add`) or takes back one request's outcome, exempted by `exemption`, `n` times;
     /// `day` is the day of the month of its `at`.
-    pub fn apply(&mut self, o: &Outcome, add: bool, exemption: u16, day: u8, n: u64) {
+    pub(crate) fn apply(&mut self, o: &Outcome, add: bool, exemption: u16, day: u8, n: u64) {
         let step = |x: &mut u64, yes: bool| {
             if yes {
                 *x = if add { *x + n } else { x.saturating_sub(n) };
@@ -88,7 +88,7 @@ impl Tally {
 
     /// `base` less these requests: the row a view reports. Response times, evidence and the
     /// revision stay the base row's.
-    pub fn taken_from(&self, base: &Row) -> Row {
+    pub(crate) fn taken_from(&self, base: &Row) -> Row {
         let mut r = base.clone();
         r.requests = r.requests.saturating_sub(self.requests);
         r.within_target = r.within_target.saturating_sub(self.within_target);
@@ -153,7 +153,7 @@ impl Exempted {
     /// The (month, measure, region 0–3) rows whose figures differ between `self`'s view
     /// `view` and `other`'s view `other_view` (`None`: a view the other register does not
     /// have, which exempts nothing).
-    pub fn differing(
+    pub(crate) fn differing(
         &self,
         view: Option<usize>,
         other: &Exempted,

@@ -25,11 +25,17 @@ mod histogram;
 mod row;
 mod users;
 
-pub use aggregates::{AggregateStats, Aggregates, Block};
-pub use cells::{CellCounts, CellDeltas, SavedCell};
-pub use checkpoint::{RowError, SavedRow};
-pub use coverage::{Coverage, JOIN as COVERAGE_JOIN, Judged, SavedCoverage};
+pub use aggregates::{Aggregates, Block};
+
+pub(crate) use aggregates::AggregateStats;
+pub(crate) use cells::CellCounts;
+pub use cells::{CellDeltas, SavedCell};
+pub(crate) use checkpoint::RowError;
+pub use checkpoint::SavedRow;
+pub use coverage::Judged;
+pub(crate) use coverage::{Coverage, JOIN as COVERAGE_JOIN, SavedCoverage};
 pub use exempt::{Exempted, Tally};
 pub use histogram::{RtHist, SEGMENT_ACK, SEGMENT_AFTER_ACK, SEGMENT_RESPONSE, Segments};
-pub use row::{Days, Outcome, Row, SAMPLE_SIZE, Sampled, outcome, rpl_decimal, rpl_percent};
-pub use users::{UserCounts, Users};
+pub(crate) use row::outcome;
+pub use row::{Days, Row, SAMPLE_SIZE, rpl_decimal, rpl_percent};
+pub use users::Users;

@@ -63,7 +63,7 @@ pub const SAMPLE_SIZE: usize = 20;
 
 /// One request of a failure bucket's evidence: its key's low 64 bits and its evidence text
 /// (`id␟user␟device`, [`crate::engine::correlate::evidence_text`]).
-pub type Sampled = (u64, Box<str>);
+pub(crate) type Sampled = (u64, Box<str>);
 
 /// Adds `(key, text)` to a sorted bottom-`cap` sample, if it is small enough.
 fn sample_add(v: &mut Vec<Sampled>, key: u64, text: &str, cap: usize) {
@@ -102,7 +102,7 @@ pub struct Outcome {
 /// Judges a decided request against one measure's rule (SPEC §2 Outcomes): its response time
 /// runs from when it was due (a future-dated request's `execute_at`; a final response before
 /// then is 0 ms late), its acknowledgement segment from its `at`.
-pub fn outcome(rule: &MeasureRule, d: &Decision, cat: &Catalog) -> Outcome {
+pub(crate) fn outcome(rule: &MeasureRule, d: &Decision, cat: &Catalog) -> Outcome {
     let within_deadline = d.fin.and_then(|(at, code)| {
         let rt: Dur = at.since(d.due);
         (rt <= rule.deadline).then_some((rt, code))
@@ -320,7 +320,7 @@ impl Row {
     }
 
     /// The counts by day as a table (day 1 at index 0; zeros for none).
-    pub fn day_counts(&self) -> Days {
+    pub(crate) fn day_counts(&self) -> Days {
         self.days.as_deref().copied().unwrap_or([[0; 3]; 31])
     }
 
@@ -345,19 +345,19 @@ impl Row {
     /// Response time at quantile `q` in ms, if any response was timed: the middle of the
     /// histogram bucket holding the quantile (≤ 0.05 % from any value in it), never above the
     /// exact maximum.
-    pub fn quantile_ms(&self, q: f64) -> Option<u64> {
+    pub(crate) fn quantile_ms(&self, q: f64) -> Option<u64> {
         let h = self.hist.as_ref().filter(|h| !h.is_empty())?;
         let v = h.median_equivalent(h.value_at_quantile(q));
         Some(self.max_ms.map_or(v, |m| v.min(m)))
     }
 
     /// Request to first acknowledgement at quantile `q`, in ms (the middle of its bucket).
-    pub fn ack_quantile_ms(&self, q: f64) -> Option<u64> {
+    pub(crate) fn ack_quantile_ms(&self, q: f64) -> Option<u64> {
         hist_quantile(&self.ack_hist, q)
     }
 
     /// First acknowledgement to final response at quantile `q`, in ms.
-    pub fn after_ack_quantile_ms(&self, q: f64) -> Option<u64> {
+    pub(crate) fn after_ack_quantile_ms(&self, q: f64) -> Option<u64> {
         hist_quantile(&self.after_ack_hist, q)
     }
 
@@ -369,7 +369,7 @@ impl Row {
     /// The share of this row's requests (%) answered with a final response by each time (ms),
     /// at log-spaced times (×1.25) up to the longest: the curve of a response-time chart. It
     /// ends below 100 % by the share with no response within the deadline.
-    pub fn answered_curve(&self) -> Vec<(f64, f64)> {
+    pub(crate) fn answered_curve(&self) -> Vec<(f64, f64)> {
         let Some(h) = self.hist.as_ref().filter(|h| !h.is_empty()) else {
             return Vec::new();
         };

@@ -11,7 +11,7 @@ use crate::engine::catalog::user_hash;
 
 /// One user's counts in a row.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UserCounts {
+pub(crate) struct UserCounts {
     /// Requests decided.
     pub requests: u64,
     /// Within target.
@@ -47,7 +47,7 @@ pub struct Users(HashTable<(Arc<str>, u64, UserCounts)>);
 impl Users {
     /// The counts of `name` (hashed `hash`), made empty on first sight.
     #[inline]
-    pub fn counts_mut(&mut self, name: &Arc<str>, hash: u64) -> &mut UserCounts {
+    pub(crate) fn counts_mut(&mut self, name: &Arc<str>, hash: u64) -> &mut UserCounts {
         let entry = self.0.entry(
             hash,
             |(n, h, _)| *h == hash && (Arc::ptr_eq(n, name) || **n == **name),
@@ -76,14 +76,14 @@ impl Users {
     }
 
     /// Puts a stored user's counts back.
-    pub fn insert(&mut self, name: &str, counts: UserCounts) {
+    pub(crate) fn insert(&mut self, name: &str, counts: UserCounts) {
         let name: Arc<str> = name.into();
         let hash = user_hash(&name);
         self.counts_mut(&name, hash).add(&counts);
     }
 
     /// Every user and its counts, in no order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &UserCounts)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &UserCounts)> {
         self.0.iter().map(|(n, _, c)| (n, c))
     }
 

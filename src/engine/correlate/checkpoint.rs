@@ -70,7 +70,7 @@ impl Correlator {
 
     /// A full snapshot for a checkpoint that replaces the partition's state log: every record
     /// (each now stored) and waiting response; the changes recorded so far are covered by it.
-    pub fn take_snapshot(&mut self) -> Changes {
+    pub(crate) fn take_snapshot(&mut self) -> Changes {
         if let Some(changed) = self.changed.get_mut() {
             changed.entries.clear();
             changed.decided.clear();
@@ -84,7 +84,7 @@ impl Correlator {
     }
 
     /// Every record and waiting response (a full snapshot).
-    pub fn save_all(&self) -> Changes {
+    pub(crate) fn save_all(&self) -> Changes {
         let mut out = Changes {
             full: true,
             entries: self.entries.iter().map(|(k, e)| (*k, e.saved())).collect(),
@@ -112,7 +112,7 @@ impl Correlator {
     /// decided one expires at its due time + longest deadline + horizon), which is when the
     /// original timers would have fired.
     #[allow(clippy::too_many_arguments)]
-    pub fn restore(
+    pub(crate) fn restore(
         cfg: CorrelatorConfig,
         watermark: Ts,
         entries: impl IntoIterator<Item = (u128, SavedEntry)>,

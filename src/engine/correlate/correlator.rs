@@ -42,7 +42,7 @@ impl CorrelatorConfig {
 
 /// Counters the correlator keeps about itself.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct CorrelatorStats {
+pub(crate) struct CorrelatorStats {
     /// Waiting responses dead-lettered early because the cap was reached.
     pub evicted_waiting: u64,
 }
@@ -92,7 +92,7 @@ impl Correlator {
     }
 
     /// An empty correlator.
-    pub fn new(cfg: CorrelatorConfig) -> Correlator {
+    pub(crate) fn new(cfg: CorrelatorConfig) -> Correlator {
         Correlator {
             entries: KeyMap::default(),
             waiting: KeyMap::default(),
@@ -138,12 +138,12 @@ impl Correlator {
     }
 
     /// Counters.
-    pub fn stats(&self) -> CorrelatorStats {
+    pub(crate) fn stats(&self) -> CorrelatorStats {
         self.stats
     }
 
     /// Bytes of correlation state (capacity, not just use): the memory a pending request costs.
-    pub fn state_bytes(&self) -> usize {
+    pub(crate) fn state_bytes(&self) -> usize {
         let entry = std::mem::size_of::<(u128, Entry)>() + 1;
         self.entries.capacity() * entry
             + self.waiting.capacity() * (std::mem::size_of::<(u128, Vec<Waiting>)>() + 1)
@@ -161,7 +161,7 @@ impl Correlator {
     /// [`Correlator::request`] keeping evidence (the id, and `who`: user and device, see
     /// [`evidence_text`]) with a new request until it is decided, when it goes out with the
     /// decision. `who` is `None` for requests no measure counts: they can never miss.
-    pub fn request_with(
+    pub(crate) fn request_with(
         &mut self,
         r: Req,
         id: &str,

@@ -188,7 +188,7 @@ impl Slot {
 }
 
 /// Bytes of a [`SavedDecided`]: the shard and the tag's 7 bits, then the slot's words.
-pub const SAVED_DECIDED_BYTES: usize = 2 + SLOT_WORDS * 4;
+pub(crate) const SAVED_DECIDED_BYTES: usize = 2 + SLOT_WORDS * 4;
 
 /// Bytes of a [`SavedDecided`] in state logs of layout 3, written before a record kept its
 /// user and first acknowledgement (a word less): they restore with neither.
@@ -252,7 +252,7 @@ impl SavedDecided {
     /// Back from [`SavedDecided::to_bytes`]; `None` when the bytes cannot be a record (a tag
     /// byte with its high bit, a region or provider out of range, a dead or pending record).
     /// The bytes of layout 3 ([`SAVED_DECIDED_BYTES_V3`]) are read too.
-    pub fn from_bytes(b: &[u8]) -> Option<SavedDecided> {
+    pub(crate) fn from_bytes(b: &[u8]) -> Option<SavedDecided> {
         if !(b.len() == SAVED_DECIDED_BYTES || b.len() == SAVED_DECIDED_BYTES_V3)
             || b[1] & 0x80 != 0
         {

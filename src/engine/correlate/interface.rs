@@ -57,7 +57,7 @@ pub fn evidence_text(id: &str, user: Option<&str>, device: Option<&str>) -> Evid
 
 /// An evidence text back into its id, user and device (absent fields empty): the reader of
 /// [`evidence_text`]'s packing.
-pub fn evidence_parts(text: &str) -> (&str, &str, &str) {
+pub(crate) fn evidence_parts(text: &str) -> (&str, &str, &str) {
     let mut parts = text.split('\u{1f}');
     (
         parts.next().unwrap_or(""),

@@ -52,7 +52,7 @@ impl Hasher for KeyHasher {
 }
 
 /// A table keyed by request key, hashed by [`KeyHasher`].
-pub type KeyMap<V> = HashMap<u128, V, BuildHasherDefault<KeyHasher>>;
+pub(crate) type KeyMap<V> = HashMap<u128, V, BuildHasherDefault<KeyHasher>>;
 
 /// A set of request keys, hashed by [`KeyHasher`].
-pub type KeySet = hashbrown::HashSet<u128, BuildHasherDefault<KeyHasher>>;
+pub(crate) type KeySet = hashbrown::HashSet<u128, BuildHasherDefault<KeyHasher>>;

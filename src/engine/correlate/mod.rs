@@ -27,13 +27,12 @@ mod interface;
 mod key;
 
 pub use checkpoint::Changes;
-pub use correlator::{Correlator, CorrelatorConfig, CorrelatorStats};
-pub use decided::{
-    SAVED_DECIDED_BYTES, SAVED_DECIDED_BYTES_V3, SavedDecided, last_of_each, reduced_key,
-};
+pub use correlator::Correlator;
+pub(crate) use correlator::{CorrelatorConfig, CorrelatorStats};
+pub(crate) use decided::SAVED_DECIDED_BYTES;
+pub use decided::{SAVED_DECIDED_BYTES_V3, SavedDecided, last_of_each, reduced_key};
 pub use entry::{SavedEntry, SavedWaiting};
-pub use interface::{
-    Decision, Displaced, Evidence, Output, Req, Resp, Revision, StoredDead, Verdict,
-    evidence_parts, evidence_text,
-};
-pub use key::{KeyHasher, KeyMap, KeySet, Pos, key_of};
+pub(crate) use interface::evidence_parts;
+pub use interface::{Decision, Evidence, Output, Req, Resp, Revision, Verdict, evidence_text};
+pub(crate) use key::KeyMap;
+pub use key::{KeyHasher, Pos, key_of};

@@ -32,7 +32,7 @@ impl EventType {
 /// What became of an event (`result` label). Each event gets exactly one, by priority:
 /// dead letter, duplicate, late (behind the watermark on arrival), unmeasured, accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventResult {
+pub(crate) enum EventResult {
     /// Applied, on time.
     Accepted = 0,
     /// A copy that changed nothing.
@@ -118,12 +118,12 @@ impl PipelineStats {
     }
 
     /// Events of a type, whatever their result.
-    pub fn of_type(&self, t: EventType) -> u64 {
+    pub(crate) fn of_type(&self, t: EventType) -> u64 {
         self.by_type_result[t as usize].iter().sum()
     }
 
     /// Events with a result, whatever their type.
-    pub fn of_result(&self, r: EventResult) -> u64 {
+    pub(crate) fn of_result(&self, r: EventResult) -> u64 {
         self.by_type_result.iter().map(|row| row[r as usize]).sum()
     }
 

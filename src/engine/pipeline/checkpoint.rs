@@ -155,13 +155,13 @@ impl<S: DeadLetterSink> Pipeline<S> {
 
     /// About how many bytes a full snapshot of the correlator takes in the state log (records
     /// are 52 bytes; a waiting response is counted at 128 with its raw bytes).
-    pub fn snapshot_bytes(&self) -> u64 {
+    pub(crate) fn snapshot_bytes(&self) -> u64 {
         let c = &self.correlator;
         c.records() as u64 * 52 + c.waiting() as u64 * 128
     }
 
     /// The small, always-complete part of a checkpoint.
-    pub fn meta(&self) -> SavedMeta {
+    pub(crate) fn meta(&self) -> SavedMeta {
         let (availability, availability_newest) = self.aggregates.save_availability();
         SavedMeta {
             availability,

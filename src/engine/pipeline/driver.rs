@@ -118,7 +118,7 @@ impl<S: DeadLetterSink> Pipeline<S> {
 
     /// Valid events stamped after `limit` are dead-lettered as `future_timestamp` (`run` sets it
     /// to the wall clock plus `max_future_skew` before each event; files have no such guard).
-    pub fn set_future_limit(&mut self, limit: Option<Ts>) {
+    pub(crate) fn set_future_limit(&mut self, limit: Option<Ts>) {
         self.future_limit = limit;
     }
 
@@ -130,7 +130,7 @@ impl<S: DeadLetterSink> Pipeline<S> {
     }
 
     /// Counts events the source's clock held back (they did not move its watermark).
-    pub fn count_watermark_outliers(&mut self, n: u64) {
+    pub(crate) fn count_watermark_outliers(&mut self, n: u64) {
         self.stats.watermark_outliers += n;
     }
 
@@ -446,7 +446,7 @@ impl<S: DeadLetterSink> Pipeline<S> {
 
     /// Adds what the register exempts of requests decided elsewhere (before a restored
     /// checkpoint).
-    pub fn add_exempted(&mut self, more: &crate::engine::aggregate::Exempted) {
+    pub(crate) fn add_exempted(&mut self, more: &crate::engine::aggregate::Exempted) {
         self.aggregates.add_exempted(more);
     }
 

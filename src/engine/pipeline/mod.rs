@@ -19,9 +19,14 @@ mod deadletter;
 mod driver;
 mod misses;
 
-pub use accounting::{EventResult, EventType, PipelineStats};
+pub use accounting::PipelineStats;
+
+pub(crate) use accounting::{EventResult, EventType};
 pub use check::{Checked, check};
-pub use checkpoint::{Delta, RestoreError, SavedBlock, SavedMeta, SavedPipeline};
+pub use checkpoint::SavedBlock;
+pub(crate) use checkpoint::{Delta, RestoreError, SavedMeta, SavedPipeline};
 pub use deadletter::{DeadLetter, DeadLetterSink, SourceName, VecDeadLetters};
-pub use driver::{Pipeline, PipelineConfig};
-pub use misses::{MissSink, Missed};
+pub use driver::Pipeline;
+pub(crate) use driver::PipelineConfig;
+pub(crate) use misses::MissSink;
+pub use misses::Missed;

@@ -36,7 +36,7 @@ pub struct Active {
 
 /// A change the evaluator reports.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Transition {
+pub(crate) enum Transition {
     /// An alert fired.
     Fired(Active),
     /// A fired alert's condition no longer holds.
@@ -117,7 +117,7 @@ fn at(v: &[[u64; 4]], m: usize, r: usize) -> u64 {
 
 impl Evaluator {
     /// An evaluator for these definitions, months in `calendar`'s zone.
-    pub fn new(cfg: AlertSettings, defs: Arc<Definitions>, calendar: Calendar) -> Evaluator {
+    pub(crate) fn new(cfg: AlertSettings, defs: Arc<Definitions>, calendar: Calendar) -> Evaluator {
         Evaluator {
             cfg,
             defs,
@@ -135,7 +135,10 @@ impl Evaluator {
 
     /// This evaluator judging the interfaces too: `SrvInterfaceDown` and
     /// `SrvInterfaceBelowTarget`.
-    pub fn with_interfaces(mut self, interfaces: crate::ops::interfaces::Interfaces) -> Evaluator {
+    pub(crate) fn with_interfaces(
+        mut self,
+        interfaces: crate::ops::interfaces::Interfaces,
+    ) -> Evaluator {
         self.interfaces = Some(interfaces);
         self
     }
@@ -209,7 +212,7 @@ impl Evaluator {
     }
 
     /// Takes a sample at `now` (wall clock `wall`) and returns the alerts that fired or resolved.
-    pub fn step(
+    pub(crate) fn step(
         &mut self,
         snap: &LiveSnapshot,
         now: Instant,

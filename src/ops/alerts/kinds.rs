@@ -6,7 +6,7 @@ use crate::engine::definitions::Definitions;
 use crate::engine::domain::Region;
 
 /// Regions as labels: the three and their sum.
-pub const REGIONS: [&str; 4] = Region::LABELS;
+pub(crate) const REGIONS: [&str; 4] = Region::LABELS;
 
 /// Every alert the evaluator (and the generated rules) can raise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -114,7 +114,7 @@ impl AlertKind {
     }
 
     /// Whether it is about one measure and region (else about the pipeline).
-    pub fn per_measure(self) -> bool {
+    pub(crate) fn per_measure(self) -> bool {
         matches!(
             self,
             AlertKind::RplBelowTarget
@@ -129,7 +129,7 @@ impl AlertKind {
 impl AlertKind {
     /// Whether it is about the pipeline's health (held for `alerts.health_for`, not `for`): the
     /// states in which figures stop moving, which the person on shift must see within a minute.
-    pub fn is_health(self) -> bool {
+    pub(crate) fn is_health(self) -> bool {
         self.is_connection()
             || matches!(
                 self,
@@ -141,7 +141,7 @@ impl AlertKind {
 
     /// Whether it is about the connections (brokers, store, assignment): judged whether or not
     /// a partition is held, unlike the others, whose figures vanish with the partitions.
-    pub fn is_connection(self) -> bool {
+    pub(crate) fn is_connection(self) -> bool {
         matches!(
             self,
             AlertKind::KafkaUnreachable
@@ -164,7 +164,7 @@ impl AlertKind {
 
     /// Whether it is about one interface (its index in the definitions is the key's second
     /// part; its `measure` label is `SUM1.<interface>`).
-    pub fn per_interface(self) -> bool {
+    pub(crate) fn per_interface(self) -> bool {
         matches!(
             self,
             AlertKind::InterfaceDown | AlertKind::InterfaceBelowTarget
@@ -173,7 +173,7 @@ impl AlertKind {
 }
 
 /// The `measure` label of an alert: a measure's id, or `SUM1.<interface>` for an interface's.
-pub fn measure_label(defs: &Definitions, key: &AlertKey) -> String {
+pub(crate) fn measure_label(defs: &Definitions, key: &AlertKey) -> String {
     let (kind, m, _) = *key;
     if kind.per_interface() {
         m.and_then(|i| defs.interfaces.get(i))
@@ -186,15 +186,15 @@ pub fn measure_label(defs: &Definitions, key: &AlertKey) -> String {
 
 /// Which region labels a measure is alerted on: the three regions when it is scored per region,
 /// else its pooled `all` row.
-pub fn alert_regions(regional: bool) -> &'static [usize] {
+pub(crate) fn alert_regions(regional: bool) -> &'static [usize] {
     if regional { &[0, 1, 2] } else { &[3] }
 }
 
 /// One alert's identity: kind, measure index and region index (both `None` for the pipeline).
-pub type AlertKey = (AlertKind, Option<usize>, Option<usize>);
+pub(crate) type AlertKey = (AlertKind, Option<usize>, Option<usize>);
 
 /// The labels of an alert, as Alertmanager and `srv_alert_active` show them.
-pub fn labels(defs: &Definitions, key: &AlertKey) -> Vec<(&'static str, String)> {
+pub(crate) fn labels(defs: &Definitions, key: &AlertKey) -> Vec<(&'static str, String)> {
     let (kind, _, r) = *key;
     vec![
         ("alertname", kind.name().to_string()),

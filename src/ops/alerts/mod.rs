@@ -20,7 +20,9 @@ mod notifier;
 pub mod rules;
 mod runner;
 
-pub use evaluator::{Active, AlertBoard, Evaluator, Transition};
-pub use kinds::{AlertKey, AlertKind, REGIONS, alert_regions, labels, measure_label};
-pub use notifier::{Alertmanager, Notice, NotifyError};
-pub use runner::{AlertsHandle, SpawnError, spawn};
+pub use evaluator::{Active, AlertBoard, Evaluator};
+
+pub(crate) use kinds::{AlertKey, AlertKind, REGIONS, alert_regions, measure_label};
+pub use notifier::{Alertmanager, Notice};
+pub use runner::spawn;
+pub(crate) use runner::{AlertsHandle, SpawnError};

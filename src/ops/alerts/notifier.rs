@@ -117,7 +117,7 @@ fn private_key(path: &str) -> Result<PrivateKey<'static>, NotifyError> {
 impl Alertmanager {
     /// The notifier `s` describes: its CA, client certificate and credentials read now, so a
     /// missing file stops `run` at start rather than every notification failing later.
-    pub fn new(s: &AlertmanagerSettings) -> Result<Alertmanager, NotifyError> {
+    pub(crate) fn new(s: &AlertmanagerSettings) -> Result<Alertmanager, NotifyError> {
         let base = s.url.trim_end_matches('/');
         let roots = if s.ca_file.is_empty() {
             // The system's trust store (OpenSSL's default paths).
@@ -179,7 +179,7 @@ impl Alertmanager {
 
     /// Asks the Alertmanager for its status (`GET /api/v2/status`, with the same TLS and
     /// credentials as the alerts): its version and cluster state, or why it did not answer.
-    pub fn status(&self) -> Result<String, NotifyError> {
+    pub(crate) fn status(&self) -> Result<String, NotifyError> {
         let url = self
             .url
             .strip_suffix("/alerts")
@@ -244,7 +244,7 @@ impl Alertmanager {
     }
 
     /// Posts a body; an error says what went wrong, and is counted in `errors`.
-    pub fn post(&mut self, body: &str) -> Result<(), NotifyError> {
+    pub(crate) fn post(&mut self, body: &str) -> Result<(), NotifyError> {
         let result = self.send(body);
         if result.is_err() {
             self.errors += 1;

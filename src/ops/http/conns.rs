@@ -91,7 +91,7 @@ impl Conns {
 
     /// Closes one idle connection to make room: of the client holding the most connections,
     /// the one idle longest. `false` when every connection is busy with a request.
-    pub fn make_room(&self) -> bool {
+    pub(crate) fn make_room(&self) -> bool {
         let mut s = self.state();
         let mut held: HashMap<IpAddr, usize> = HashMap::new();
         for c in s.live.values() {

@@ -10,4 +10,8 @@ pub mod routes;
 mod server;
 pub mod webconfig;
 
-pub use server::{HttpServer, ServeError, serve};
+pub use server::HttpServer;
+
+pub use server::serve;
+
+pub(crate) use server::ServeError;

@@ -31,7 +31,7 @@ pub struct Routes {
 
 /// One answer: status, content type, body.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// The status.
     pub status: StatusCode,
     /// Its `Content-Type`.
@@ -57,7 +57,7 @@ impl Routes {
     /// Whether `path` answers without basic auth: the probes, which tell no more than that the
     /// process is up and ready, and which a kubelet or load balancer sends without credentials.
     /// TLS and client certificates still apply to them.
-    pub fn is_probe(path: &str) -> bool {
+    pub(crate) fn is_probe(path: &str) -> bool {
         matches!(path, "/healthz" | "/readyz")
     }
 
@@ -76,7 +76,7 @@ impl Routes {
     /// The answer to Alertmanager's webhook: the notification's availability events produced
     /// and acknowledged (200), a notification that cannot be read (400: sending it again would
     /// not help), or the broker not taking them (503: Alertmanager sends it again).
-    pub async fn alertmanager(&self, body: &[u8]) -> Reply {
+    pub(crate) async fn alertmanager(&self, body: &[u8]) -> Reply {
         let Some(intake) = &self.intake else {
             return Reply::text(
                 StatusCode::NOT_FOUND,
@@ -119,7 +119,7 @@ impl Routes {
     }
 
     /// The answer for `path` (a `GET` or `HEAD`: other methods never reach here).
-    pub fn answer(&self, path: &str) -> Reply {
+    pub(crate) fn answer(&self, path: &str) -> Reply {
         match path {
             "/" | "/index.html" => self.status_page("text/html; charset=utf-8", StatusPages::html),
             "/status.json" => self.status_page("application/json", StatusPages::json),

@@ -144,7 +144,7 @@ impl WebConfig {
     }
 
     /// Reads and checks `path`; returns it with the files it names (to watch for changes).
-    pub fn load(path: &Path) -> Result<(WebConfig, Vec<PathBuf>), WebConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<(WebConfig, Vec<PathBuf>), WebConfigError> {
         let err = |reason: String| WebConfigError {
             path: path.display().to_string(),
             reason,
@@ -340,7 +340,7 @@ fn stamp(p: &Path) -> Stamp {
 /// The web configuration in force, read again when the file or one it names (a renewed
 /// certificate) changes. A new version that does not load is logged and the last good one kept,
 /// so a typo cannot take `/metrics` down.
-pub struct Watched {
+pub(crate) struct Watched {
     path: PathBuf,
     current: Arc<WebConfig>,
     stamps: Vec<(PathBuf, Stamp)>,
@@ -381,7 +381,7 @@ impl Watched {
     }
 
     /// The configuration in force, without looking at the files.
-    pub fn peek(&self) -> &WebConfig {
+    pub(crate) fn peek(&self) -> &WebConfig {
         &self.current
     }
 

@@ -49,7 +49,7 @@ pub struct Metrics {
 impl Metrics {
     /// Counts a notification of the Alertmanager webhook: `stored`, `refused` or
     /// `unavailable`.
-    pub fn count_webhook(&self, outcome: &'static str) {
+    pub(crate) fn count_webhook(&self, outcome: &'static str) {
         self.webhook.with_label_values(&[outcome]).inc();
     }
 

@@ -249,7 +249,7 @@ pub struct RegionView {
 
 /// How urgent a row's `state` is, for the page's and `status`'s order: below minimum first,
 /// then below target, on target, the rest.
-pub fn urgency(state: &str) -> u8 {
+pub(crate) fn urgency(state: &str) -> u8 {
     match state {
         "below_minimum" => 0,
         "below_target" => 1,

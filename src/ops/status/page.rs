@@ -558,7 +558,7 @@ fn region_row(h: &mut String, m: &MeasureView, r: &RegionView) {
 
 /// An RFC 3339 instant as the person on shift reads it: in the reporting zone, and how long
 /// before `now` (both RFC 3339); the text as given when it does not parse.
-pub fn local_time(t: &str, zone: &str, now: &str) -> String {
+pub(crate) fn local_time(t: &str, zone: &str, now: &str) -> String {
     let Ok(ts) = t.parse::<jiff::Timestamp>() else {
         return t.to_string();
     };

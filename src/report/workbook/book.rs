@@ -18,7 +18,10 @@ use super::streaming::streaming_sheets;
 use super::summary::summary_sheet;
 
 /// The workbook as XLSX bytes.
-pub fn build(y: &Year, charts: &[Chart]) -> Result<Vec<u8>, crate::report::error::ReportError> {
+pub(crate) fn build(
+    y: &Year,
+    charts: &[Chart],
+) -> Result<Vec<u8>, crate::report::error::ReportError> {
     Ok(workbook(y, charts)?)
 }
 

@@ -29,4 +29,4 @@ mod signoff;
 mod streaming;
 mod summary;
 
-pub use book::build;
+pub(crate) use book::build;

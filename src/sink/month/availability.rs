@@ -7,12 +7,12 @@ use crate::engine::aggregate::Aggregates;
 use crate::engine::calendar::Month;
 
 /// `availability.csv` header (issue 30).
-pub const AVAILABILITY_HEADER: &str =
+pub(crate) const AVAILABILITY_HEADER: &str =
     "month,interface,minutes,down_minutes,exempted_minutes,availability_percent,final,complete";
 
 /// One line of `availability.csv`: an interface's month in one view.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AvailabilityLine {
+pub(crate) struct AvailabilityLine {
     /// The month.
     pub month: Month,
     /// The interface's id.
@@ -28,7 +28,7 @@ pub struct AvailabilityLine {
 /// The lines of a view's `availability.csv`: every month from that of the first availability
 /// event to that of the watermark (or those of `months`), every configured interface, in
 /// definition order.
-pub fn availability_lines(
+pub(crate) fn availability_lines(
     agg: &Aggregates,
     view: usize,
     months: Option<&[Month]>,
@@ -60,7 +60,7 @@ pub fn availability_lines(
 
 /// `availability.csv` (or a view's): `availability_percent` = 100 × (minutes − (down_minutes −
 /// exempted_minutes)) / minutes, exact (28 significant digits, trailing zeros dropped).
-pub fn availability_csv(lines: &[AvailabilityLine]) -> String {
+pub(crate) fn availability_csv(lines: &[AvailabilityLine]) -> String {
     let mut s = String::from(AVAILABILITY_HEADER);
     s.push('\n');
     for l in lines {

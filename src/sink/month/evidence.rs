@@ -8,11 +8,11 @@ use crate::csv_text::field as csv_field;
 use super::rpl::RplLine;
 
 /// `evidence/<measure>.csv` header.
-pub const EVIDENCE_HEADER: &str = "month,measure,region,bucket,id,user,device";
+pub(crate) const EVIDENCE_HEADER: &str = "month,measure,region,bucket,id,user,device";
 
 /// `PM4.3.csv`: a measure's evidence file name inside `evidence/` (any character of the id
 /// outside letters, digits, `.`, `-` and `_` becomes `_`).
-pub fn evidence_file_name(measure: &str) -> String {
+pub(crate) fn evidence_file_name(measure: &str) -> String {
     let stem: String = measure
         .chars()
         .map(|c| {

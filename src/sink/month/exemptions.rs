@@ -8,12 +8,12 @@ use crate::engine::calendar::Month;
 use crate::engine::domain::{POOLED, Region};
 
 /// `exemptions.csv` header (issue 29).
-pub const EXEMPTIONS_HEADER: &str =
+pub(crate) const EXEMPTIONS_HEADER: &str =
     "view,month,exemption,reason,measure,region,requests_exempted,share_percent";
 
 /// One line of `exemptions.csv`: what one exemption took out of one row of one view.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ExemptionLine {
+pub(crate) struct ExemptionLine {
     /// The view's name (`opr`, `pmr`, …).
     pub view: String,
     /// The month of the row.
@@ -33,7 +33,7 @@ pub struct ExemptionLine {
 /// The lines of `exemptions.csv`: per view, month, exemption (register order), measure
 /// (definition order) and region (north, central, south, all), the requests it took out of the
 /// row where it took any. A request inside several windows counts under the first of them.
-pub fn exemption_lines(agg: &Aggregates, months: Option<&[Month]>) -> Vec<ExemptionLine> {
+pub(crate) fn exemption_lines(agg: &Aggregates, months: Option<&[Month]>) -> Vec<ExemptionLine> {
     let defs = agg.definitions();
     let register = agg.register();
     let exempted = agg.exempted();
@@ -87,7 +87,7 @@ pub fn exemption_lines(agg: &Aggregates, months: Option<&[Month]>) -> Vec<Exempt
 /// `exemptions.csv`: [`exemption_lines`] with each exemption's id and reason, and the share of
 /// the row's requests before exemption it took (the number and percentage the regulator asks
 /// for).
-pub fn exemptions_csv(agg: &Aggregates, months: Option<&[Month]>) -> String {
+pub(crate) fn exemptions_csv(agg: &Aggregates, months: Option<&[Month]>) -> String {
     let register = agg.register();
     let mut s = String::from(EXEMPTIONS_HEADER);
     s.push('\n');

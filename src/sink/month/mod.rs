@@ -10,14 +10,12 @@ mod opr_inputs;
 mod rpl;
 mod summary;
 
-pub use availability::{
-    AVAILABILITY_HEADER, AvailabilityLine, availability_csv, availability_lines,
-};
-pub use evidence::{EVIDENCE_HEADER, evidence_file_name, evidence_files};
-pub use exemptions::{EXEMPTIONS_HEADER, ExemptionLine, exemption_lines, exemptions_csv};
-pub use opr_inputs::{OPR_INPUTS_HEADER, opr_inputs_csv, sum1_inputs};
-pub use rpl::{
-    FAILURES_HEADER, RPL_HEADER, RplLine, USERS_HEADER, failures_csv, rpl_csv, rpl_lines,
-    rpl_lines_of, users_csv,
-};
-pub use summary::{MonthCoverage, Summary, coverage_of};
+pub(crate) use availability::{AvailabilityLine, availability_csv, availability_lines};
+pub use evidence::evidence_files;
+pub(crate) use evidence::{EVIDENCE_HEADER, evidence_file_name};
+pub(crate) use exemptions::exemption_lines;
+pub(crate) use exemptions::{ExemptionLine, exemptions_csv};
+pub(crate) use opr_inputs::{opr_inputs_csv, sum1_inputs};
+pub(crate) use rpl::rpl_lines_of;
+pub use rpl::{RplLine, failures_csv, rpl_csv, rpl_lines, users_csv};
+pub use summary::Summary;

@@ -10,7 +10,8 @@ use super::availability::AvailabilityLine;
 use super::rpl::RplLine;
 
 /// `opr-inputs.csv` header: the score input format of SPEC §7, with counts.
-pub const OPR_INPUTS_HEADER: &str = "measure,component,region,period,value,numerator,denominator";
+pub(crate) const OPR_INPUTS_HEADER: &str =
+    "measure,component,region,period,value,numerator,denominator";
 
 /// The scheme of `month`'s (`YYYY-MM`) regulatory year among `schemes`.
 fn scheme_of<'a>(
@@ -26,7 +27,10 @@ fn scheme_of<'a>(
 /// measure takes that measure's regional rows (regional components) or its `all` row (the
 /// others). `value` is 100 × hits / requests to 28 significant digits, with the counts beside it.
 /// Months no scheme covers give no rows.
-pub fn opr_inputs_csv(lines: &[RplLine], schemes: &[crate::score::scheme::Scheme]) -> String {
+pub(crate) fn opr_inputs_csv(
+    lines: &[RplLine],
+    schemes: &[crate::score::scheme::Scheme],
+) -> String {
     let mut s = String::from(OPR_INPUTS_HEADER);
     s.push('\n');
     for l in lines {
@@ -68,7 +72,10 @@ pub fn opr_inputs_csv(lines: &[RplLine], schemes: &[crate::score::scheme::Scheme
 
 /// The SUM1 rows of `opr-inputs.csv` from availability lines (the `opr` view's): one per
 /// interface and month whose regulatory year's scheme has a SUM1 component of that id.
-pub fn sum1_inputs(lines: &[AvailabilityLine], schemes: &[crate::score::scheme::Scheme]) -> String {
+pub(crate) fn sum1_inputs(
+    lines: &[AvailabilityLine],
+    schemes: &[crate::score::scheme::Scheme],
+) -> String {
     let mut s = String::new();
     for l in lines {
         let month = l.month.to_string();

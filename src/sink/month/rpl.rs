@@ -11,12 +11,12 @@ use crate::engine::domain::{POOLED, Region};
 
 /// `rpl.csv` header (normative; `exempted` since issue 29, the acknowledgement segment since
 /// issue 32, `complete` since issue 33): the same for `rpl.<view>.csv`.
-pub const RPL_HEADER: &str = "month,measure,region,requests,within_target,succeeded,no_response,rpl_percent,p50_ms,p95_ms,p99_ms,max_ms,revision,final,exempted,acked,ack_p50_ms,ack_p95_ms,after_ack_p95_ms,complete";
+pub(crate) const RPL_HEADER: &str = "month,measure,region,requests,within_target,succeeded,no_response,rpl_percent,p50_ms,p95_ms,p99_ms,max_ms,revision,final,exempted,acked,ack_p50_ms,ack_p95_ms,after_ack_p95_ms,complete";
 /// `users.csv` header (normative, issue 32).
-pub const USERS_HEADER: &str =
+pub(crate) const USERS_HEADER: &str =
     "month,measure,user,requests,within_target,succeeded,no_response,rpl_percent";
 /// `failures.csv` header (normative).
-pub const FAILURES_HEADER: &str = "month,measure,region,bucket,count";
+pub(crate) const FAILURES_HEADER: &str = "month,measure,region,bucket,count";
 
 /// One row of `rpl.csv`, as data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,11 @@ pub fn rpl_lines(agg: &Aggregates, months: Option<&[Month]>) -> Vec<RplLine> {
 /// The rows of view `view` (an index of the register's views; 0 is `opr`): each row less what
 /// the view's exemptions took out of it. A row whose requests were all exempted has none left
 /// and is not listed (its exemption is, in `exemptions.csv`).
-pub fn rpl_lines_of(agg: &Aggregates, months: Option<&[Month]>, view: usize) -> Vec<RplLine> {
+pub(crate) fn rpl_lines_of(
+    agg: &Aggregates,
+    months: Option<&[Month]>,
+    view: usize,
+) -> Vec<RplLine> {
     let defs: &Definitions = agg.definitions();
     let exempted = agg.exempted();
     let mut lines = Vec::new();

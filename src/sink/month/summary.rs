@@ -87,7 +87,7 @@ pub struct MonthCoverage {
 }
 
 /// Each month of `agg` (with rows or events) and its coverage.
-pub fn coverage_of(agg: &Aggregates) -> std::collections::BTreeMap<String, MonthCoverage> {
+pub(crate) fn coverage_of(agg: &Aggregates) -> std::collections::BTreeMap<String, MonthCoverage> {
     let mut months: Vec<Month> = agg.months();
     months.extend(agg.coverage().months());
     months.sort();
