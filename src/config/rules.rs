@@ -80,9 +80,10 @@ impl<'a> Check<'a> {
         }
     }
 
-    /// A secret's source from its `{key}_env` and `{key}_file` settings.
-    pub(super) fn secret(&mut self, key: &str, env: &str, file: &str) -> SecretSource {
-        SecretSource::of(env, file).unwrap_or_else(|e| {
+    /// A secret's source as read from its `{key}_env` and `{key}_file` settings
+    /// ([`SecretSource::of`]); both set is noted under `{key}_file`, and none is kept.
+    pub(super) fn secret(&mut self, key: &str, read: Result<SecretSource, String>) -> SecretSource {
+        read.unwrap_or_else(|e| {
             self.push(&format!("{key}_file"), e);
             SecretSource::None
         })

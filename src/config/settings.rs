@@ -318,7 +318,8 @@ pub struct StateSettings {
 impl StateSettings {
     /// The password's source from its two keys, one at most.
     fn finish(&mut self, c: &mut Check<'_>) {
-        self.password = c.secret("state.password", &self.password_env, &self.password_file);
+        let read = SecretSource::of(&self.password_env, &self.password_file);
+        self.password = c.secret("state.password", read);
     }
 }
 
@@ -469,14 +470,8 @@ impl AlertmanagerSettings {
                 );
             }
         }
-        self.password = password.unwrap_or_else(|e| {
-            c.push("alerts.alertmanager_password_file", e);
-            SecretSource::None
-        });
-        self.bearer_token = bearer_token.unwrap_or_else(|e| {
-            c.push("alerts.alertmanager_bearer_token_file", e);
-            SecretSource::None
-        });
+        self.password = c.secret("alerts.alertmanager_password", password);
+        self.bearer_token = c.secret("alerts.alertmanager_bearer_token", bearer_token);
         if self.cert_file.is_empty() != self.key_file.is_empty() {
             c.push(
                 "alerts.alertmanager_cert_file",
