@@ -76,6 +76,9 @@ pub struct SimConfig {
     /// request (a few near a month's end execute in the next month), answered after it. 0 writes
     /// none and draws nothing.
     pub future_dated: f64,
+    /// Future-dated requests execute before `end`: one whose drawn execution would not is sent
+    /// on demand instead (the demo keeps its month whole; the draws are the same either way).
+    pub future_before_end: bool,
     /// Service users (DUIS originators) the requests come from, in turn (at least 1).
     pub users: u32,
 }
@@ -96,6 +99,7 @@ impl Default for SimConfig {
             disorder: Dur::from_secs(2),
             alerts: 0.0,
             future_dated: 0.0,
+            future_before_end: false,
             users: 6,
             local_offsets: 0.2,
         }
@@ -401,10 +405,13 @@ impl Simulator {
         // A future-dated request runs later: from a minute to three days on, to the minute.
         let execute_at = (self.cfg.future_dated > 0.0 && self.rng.chance(self.cfg.future_dated))
             .then(|| {
-                self.stats.future_dated += 1;
                 let minutes = 1 + self.rng.below(3 * 24 * 60) as i64;
                 Ts((at.0 / (60 * NANOS_PER_SEC) + minutes) * 60 * NANOS_PER_SEC)
-            });
+            })
+            .filter(|t| !self.cfg.future_before_end || *t < self.cfg.end);
+        if execute_at.is_some() {
+            self.stats.future_dated += 1;
+        }
         // Its answer comes after it has run.
         let due = execute_at.unwrap_or(at);
         let line = self.request_line(&id, srv, region, provider, at, execute_at);

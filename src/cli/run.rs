@@ -55,6 +55,7 @@ pub(crate) fn main(cfg: &Config, a: Args) -> Result<(), Error> {
     let opts = RunOptions {
         until_caught_up: a.until_caught_up,
         input_complete: None,
+        keep_pending: false,
         accept_config_change: a.accept_config_change,
         dead_letter_limit: None,
     };

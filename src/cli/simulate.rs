@@ -200,6 +200,7 @@ fn sim_config(cfg: &Config, a: &Args) -> Result<SimConfig, Error> {
         local_offsets: 0.2,
         alerts: a.alerts,
         future_dated: a.future_dated,
+        future_before_end: false,
         users: a.users,
     })
 }

@@ -53,6 +53,10 @@ pub struct RunOptions {
     /// With `until_caught_up`: being caught up only counts once this is set (the demo sets it
     /// when its simulator has delivered everything).
     pub input_complete: Option<Arc<AtomicBool>>,
+    /// With `until_caught_up`: leave the requests still pending as the state store holds them
+    /// (awaiting their response or deadline) instead of deciding them as at the end of a
+    /// replay, so the files say what the store says (the demo).
+    pub keep_pending: bool,
     /// Adopt the current measure definitions if the state store was made under others.
     pub accept_config_change: bool,
     /// The dead-letter topic's `max.message.bytes` when the caller knows it (the demo made the
@@ -513,7 +517,7 @@ fn outcome(
     let mut combined = Ts::MAX;
     let mut names = Vec::new();
     for mut part in states {
-        if opts.until_caught_up {
+        if opts.until_caught_up && !opts.keep_pending {
             // As at the end of a replay's file: a partition of a few events starts its clock
             // now; candidates after an established clock were outliers.
             if part.clock.finish() {
@@ -529,7 +533,7 @@ fn outcome(
         merge.add(&agg, &s);
         names.push(format!("{}/{}", part.topic, part.partition));
     }
-    if !opts.until_caught_up {
+    if !opts.until_caught_up || opts.keep_pending {
         // Idle partitions do not hold the combined watermark back (SPEC §2).
         combined = live.combined_watermark().unwrap_or(Ts::MIN);
     }

@@ -304,6 +304,9 @@ pub struct Live {
     pub started: Instant,
     /// What the Kafka client says of its connections (and the store's reach, read with it).
     pub link: crate::ops::health::KafkaLink,
+    /// The run ended on purpose and the view is served on (`demo --keep-serving`): nothing is
+    /// read any more, so the connections are not judged and the figures are the final ones.
+    finished: std::sync::atomic::AtomicBool,
 }
 
 /// A consistent read of the live view, for one scrape.
@@ -354,6 +357,8 @@ pub(crate) struct LiveSnapshot {
     pub link: crate::ops::health::LinkState,
     /// Which stretches of each month the held partitions' valid events cover.
     pub coverage: crate::engine::aggregate::Coverage,
+    /// The run has ended on purpose (`Live::set_finished`).
+    pub finished: bool,
 }
 
 /// What the sign-off watcher read from the store.
@@ -381,7 +386,15 @@ impl Live {
             idle_timeout,
             started: Instant::now(),
             link: Default::default(),
+            finished: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The run has ended on purpose, its partitions' last views published: from now on the
+    /// figures are final and nothing is read (`demo --keep-serving`).
+    pub(crate) fn set_finished(&self) {
+        self.finished
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -551,6 +564,7 @@ impl Live {
             undecodable: self.undecodable(),
             signoffs: self.signoffs(),
             link: self.link.state(),
+            finished: self.finished.load(std::sync::atomic::Ordering::Relaxed),
             ..LiveSnapshot::default()
         };
         let month = combined.map(month_of);

@@ -57,6 +57,9 @@ pub struct AlertBoard {
     pub summaries: Vec<String>,
     /// The firing alerts, whole (since when, and when they fired).
     pub fired: Vec<Active>,
+    /// Evaluations done so far: whoever needs a board judged after some moment waits for this
+    /// to move on twice (the first may have started before it).
+    pub evaluations: u64,
 }
 
 /// One sample of the counters.
@@ -218,10 +221,11 @@ impl Evaluator {
         now: Instant,
         wall: SystemTime,
     ) -> (Vec<Transition>, AlertBoard) {
-        let (holding, board) = if snap.assigned == 0 {
+        let (holding, board) = if snap.assigned == 0 && !snap.finished {
             // Holding no partition (starting, between rebalances, stopping, or no broker): the
             // figures say nothing, so the other alerts stay as they are rather than resolve; the
-            // pipeline's health is judged all the same (this is when it matters most).
+            // pipeline's health is judged all the same (this is when it matters most). A run that
+            // ended on purpose is judged on its last figures, which are final.
             let mut holding: BTreeMap<AlertKey, String> = self
                 .active
                 .iter()
@@ -340,12 +344,18 @@ impl Evaluator {
                     }
                     self.below_levels(measure, &place, counts, &mut holding);
                 }
-                self.budget_burns(measure, last, &place, &mut holding);
-                self.no_data(last, &place, &mut holding);
+                if !snap.finished {
+                    self.budget_burns(measure, last, &place, &mut holding);
+                    self.no_data(last, &place, &mut holding);
+                }
             }
         }
-        self.pipeline_conditions(last, &mut holding);
-        health_conditions(snap, &mut holding);
+        // A run that ended on purpose reads nothing: its figures are judged (they are final),
+        // its progress and connections are not.
+        if !snap.finished {
+            self.pipeline_conditions(last, &mut holding);
+            health_conditions(snap, &mut holding);
+        }
         self.interface_conditions(snap, &mut holding);
         signoff_conditions(snap, &mut holding);
         (holding, board)
@@ -970,6 +980,43 @@ mod tests {
         );
         assert_eq!(AlertKind::NoPartitionAssigned.severity(), "warning");
         assert!(!w.firing().contains(&(AlertKind::KafkaRefused, None)));
+    }
+
+    #[test]
+    fn a_run_ended_on_purpose_is_judged_on_its_last_figures_and_not_as_an_outage() {
+        let mut w = World::new("0s");
+        w.traffic(1, 1000, 980, 60);
+        w.tick(60);
+        assert_eq!(w.firing(), [(AlertKind::RplBelowTarget, Some(1))]);
+        // The last events, then the run ends: no partition held, the brokers still answer,
+        // nothing moves for long enough that a live run would be stalled and silent.
+        for c in [
+            &mut w.snap.totals[0][1],
+            &mut w.snap.month.as_mut().unwrap().1[0][1],
+        ] {
+            c.requests += 500;
+            c.within_target += 490;
+            c.succeeded += 490;
+        }
+        let link = crate::ops::health::KafkaLink::default();
+        link.brokers(1, w.w0);
+        w.snap.link = link.state();
+        w.snap.assigned = 0;
+        w.snap.finished = true;
+        let t = w.tick(3600);
+        assert!(fired(&t).is_empty(), "{t:?}");
+        assert_eq!(w.firing(), [(AlertKind::RplBelowTarget, Some(1))]);
+        // Its summary counts the last figures, not those of the evaluation before.
+        let summary = &w.eval.active[&(AlertKind::RplBelowTarget, Some(0), Some(1))].summary;
+        assert!(summary.contains("1470 hits of 1500 requests"), "{summary}");
+        // Without the mark, the same state is a group member holding nothing.
+        w.snap.finished = false;
+        w.tick(15);
+        assert!(
+            w.firing().contains(&(AlertKind::NoPartitionAssigned, None)),
+            "{:?}",
+            w.firing()
+        );
     }
 
     #[test]

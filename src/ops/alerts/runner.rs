@@ -91,6 +91,7 @@ fn evaluate_loop(
     // Alerts not yet delivered (Alertmanager down): sent with the next batch.
     let mut unsent: Vec<Notice> = Vec::new();
     let mut next = Instant::now();
+    let mut evaluations = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         if now < next {
@@ -146,6 +147,8 @@ fn evaluate_loop(
             unsent.clear();
         }
         b.notify_errors = am.as_ref().map_or(0, |am| am.errors);
+        evaluations += 1;
+        b.evaluations = evaluations;
         let mut shared = board
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -372,7 +372,13 @@ impl Sources {
     /// whether or not their alert has fired yet.
     pub(super) fn health_view(snap: &LiveSnapshot, alerts: &[AlertView]) -> HealthView {
         let mut problems = Vec::new();
-        if let Some((t, why)) = snap.link.kafka_down() {
+        if snap.finished {
+            // Served on after the run ended (`demo --keep-serving`): not an outage, not "OK".
+            problems.push(
+                "The run has ended: nothing more is read, and the figures are as at its end."
+                    .to_string(),
+            );
+        } else if let Some((t, why)) = snap.link.kafka_down() {
             let since = snap
                 .link
                 .down_since
@@ -775,6 +781,24 @@ fn alerts_view(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_ended_on_purpose_is_neither_ok_nor_a_group_member_without_a_partition() {
+        let link = crate::ops::health::KafkaLink::default();
+        link.brokers(1, SystemTime::now());
+        let mut snap = LiveSnapshot {
+            link: link.state(),
+            ..LiveSnapshot::default()
+        };
+        let h = Sources::health_view(&snap, &[]);
+        assert_eq!(h.state, "warning");
+        assert!(h.problems[0].contains("holds no partition"), "{h:?}");
+        snap.finished = true;
+        let h = Sources::health_view(&snap, &[]);
+        assert_eq!(h.state, "warning", "{h:?}");
+        assert_eq!(h.problems.len(), 1, "{h:?}");
+        assert!(h.headline.contains("The run has ended"), "{h:?}");
+    }
 
     #[test]
     fn a_state_compares_the_printed_rpl_with_the_levels_exactly() {
