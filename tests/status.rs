@@ -243,6 +243,10 @@ fn the_page_in_chromium_flags_the_degraded_region_with_the_figures_of_metrics_an
     assert_eq!(again["measures"], s["measures"], "figures still moving");
     let (code, metrics) = http_get(&addr, "/metrics");
     assert_eq!(code, 200);
+    // The requests behind the misses, as the page links them (issue 33), from the store.
+    let (code, evidence) = http_get(&addr, "/evidence/PM4.3.csv");
+    assert_eq!(code, 200, "{evidence}");
+    assert_eq!(http_get(&addr, "/evidence/NOPE.csv").0, 404);
 
     // The page as a browser renders it: DOM and screenshot.
     let url = format!("http://{addr}/");
@@ -269,13 +273,19 @@ fn the_page_in_chromium_flags_the_degraded_region_with_the_figures_of_metrics_an
                 "{measure} {r}: page against /metrics"
             );
             let budget = gauge(&metrics, "srv_error_budget_remaining", measure, r);
-            // `62 % left (1234 misses)` (issue 33: the share left first), or the count alone.
+            // `62 % left (1234 misses)` (issue 33: the share left first), `spent (12 misses
+            // over)` past its end, or the count alone.
             let text = cell(&cells, "budget");
             let misses = text
                 .split_once('(')
                 .and_then(|(_, x)| x.split(" misses").next())
                 .unwrap_or(text);
-            assert_eq!(misses.parse::<f64>().ok(), budget, "{measure} {r}: {text}");
+            let sign = if text.starts_with("spent") { -1.0 } else { 1.0 };
+            assert_eq!(
+                misses.parse::<f64>().ok().map(|m| m * sign),
+                budget,
+                "{measure} {r}: {text}"
+            );
             let to_target = gauge(&metrics, "srv_hits_to_target", measure, r);
             assert_eq!(
                 cell(&cells, "to-target").parse::<f64>().ok(),
@@ -295,6 +305,11 @@ fn the_page_in_chromium_flags_the_degraded_region_with_the_figures_of_metrics_an
                     assert!(row.contains("data-state=\"below_target\""), "{row}");
                     assert_eq!(state, "BELOW TARGET", "{row}");
                     assert!((96.0..99.0).contains(&page_rpl), "{page_rpl}");
+                    // Its misses link to the requests behind them.
+                    assert!(
+                        row.contains(&format!("href=\"evidence/{measure}.csv\"")),
+                        "{row}"
+                    );
                 }
                 "north" | "south" => {
                     assert!(row.contains("data-state=\"ok\""), "{row}");
@@ -409,6 +424,11 @@ fn the_page_in_chromium_flags_the_degraded_region_with_the_figures_of_metrics_an
             assert_eq!(shown, top, "{measure} {r}");
         }
     }
+    // The evidence the page linked is what run wrote at its stop.
+    assert_eq!(
+        evidence,
+        std::fs::read_to_string(d.join("run-out/evidence/PM4.3.csv")).unwrap()
+    );
     // Central's errors are named by their codes, not lumped together.
     let central = region(&s, "PM4.3", "central")["misses"].to_string();
     assert!(

@@ -1,4 +1,5 @@
 //! What each path answers: `/` (the status page) and `/status.json` (the same as data),
+//! `/evidence/<measure>.csv` (the requests behind the month's misses),
 //! `/metrics` (Prometheus text format), `/healthz` (the process answers) and `/readyz`
 //! (a broker and the store answer, partitions are held and restored, and their lag is below
 //! `http.ready_max_lag`; else which of these fails), and
@@ -73,6 +74,19 @@ impl Routes {
         }
     }
 
+    /// `/evidence/<file>`: the requests behind a measure's misses this month, as CSV.
+    fn evidence(&self, file: &str) -> Reply {
+        match self.status.as_ref().map(|s| s.evidence(file)) {
+            Some(Ok(body)) => Reply {
+                status: StatusCode::OK,
+                content_type: "text/csv; charset=utf-8",
+                body,
+            },
+            Some(Err(why)) => Reply::text(StatusCode::NOT_FOUND, format!("{why}\n")),
+            None => Reply::text(StatusCode::NOT_FOUND, "no status page here\n"),
+        }
+    }
+
     /// The answer to Alertmanager's webhook: the notification's availability events produced
     /// and acknowledged (200), a notification that cannot be read (400: sending it again would
     /// not help), or the broker not taking them (503: Alertmanager sends it again).
@@ -132,6 +146,7 @@ impl Routes {
                 Err(e) => Reply::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
             },
             "/healthz" => Reply::text(StatusCode::OK, "ok\n"),
+            p if p.starts_with("/evidence/") => self.evidence(&p["/evidence/".len()..]),
             "/readyz" => {
                 // Partitions are restored from the store inside the assignment itself, so a held
                 // partition is a restored one.

@@ -25,6 +25,7 @@ use crate::engine::time::Ts;
 use crate::ops::alerts::{AlertBoard, REGIONS, alert_regions};
 use crate::ops::live::{Live, LiveSnapshot, MeasureDays};
 use crate::ops::objective::{budget_left_percent, error_budget, hits_to_target, project_month_end};
+use crate::sink::month::{RplLine, evidence_file_name, evidence_files};
 
 /// What a status is put together from.
 pub(super) struct Sources {
@@ -106,6 +107,42 @@ impl Sources {
                 })
                 .collect(),
         }
+    }
+
+    /// `/evidence/<file>`: the sampled requests behind the shown month's misses of the measure
+    /// whose evidence file is `file` (`PM4.3.csv`), as `rollup` writes them, from the group's
+    /// figures last read from the store; why not, when they cannot be served.
+    pub(super) fn evidence(&self, file: &str) -> Result<String, String> {
+        let measure = self
+            .pipeline
+            .definitions
+            .measures
+            .iter()
+            .find(|m| evidence_file_name(&m.id) == file)
+            .ok_or_else(|| format!("no measure has the evidence file {file}"))?;
+        let kept = sampler::lock(&self.kept);
+        let group = match (&kept.group, &kept.group_error) {
+            (Some(g), None) => g,
+            (_, Some(e)) => return Err(format!("the state store cannot be read now: {e}")),
+            (None, None) => {
+                return Err(
+                    "no evidence here: it is served from the group's figures in the state store \
+                     (state.url), and written to evidence/ at the stop"
+                        .to_string(),
+                );
+            }
+        };
+        let lines: Vec<RplLine> = group
+            .lines
+            .iter()
+            .filter(|l| l.measure == measure.id)
+            .cloned()
+            .collect();
+        Ok(evidence_files(&lines, &[measure.id.as_str()])
+            .into_iter()
+            .next()
+            .map(|(_, text)| text)
+            .unwrap_or_default())
     }
 
     /// The status now.
@@ -271,6 +308,8 @@ impl Sources {
                     regions: (0..4)
                         .map(|ri| self.region_view(figures, m, mi, ri, judged.contains(&ri)))
                         .collect(),
+                    evidence: (figures.source == "group")
+                        .then(|| format!("evidence/{}", evidence_file_name(&m.id))),
                 }
             })
             .collect()

@@ -58,4 +58,11 @@ impl StatusPages {
     pub fn html(&self) -> String {
         page::render(&self.status())
     }
+
+    /// `/evidence/<file>`'s body (`file` as in `evidence/` of `rollup`, `PM4.3.csv`): the
+    /// sampled requests behind the shown month's misses, from the group's figures; why not
+    /// otherwise.
+    pub fn evidence(&self, file: &str) -> Result<String, String> {
+        self.sources.evidence(file)
+    }
 }

@@ -201,6 +201,10 @@ pub struct MeasureView {
     pub mpl: Option<String>,
     /// North, central, south and all.
     pub regions: Vec<RegionView>,
+    /// Where the sampled requests behind this month's misses are served, relative to the page
+    /// (`evidence/PM4.3.csv`, as `evidence/` of `rollup`): with the group's figures only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 /// One measure in one region, this month to date.

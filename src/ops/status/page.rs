@@ -182,8 +182,8 @@ fn alerts(h: &mut String, s: &Status) {
         h.push_str("<p class=\"ok\">None.</p>");
     } else {
         h.push_str(
-            "<table><thead><tr><th>Severity</th><th>Alert</th><th>Where</th><th>Since</th>\
-             <th>Summary</th></tr></thead><tbody>",
+            "<table class=\"stack\"><thead><tr><th>Severity</th><th>Alert</th><th>Where</th>\
+             <th>Since</th><th>Summary</th></tr></thead><tbody>",
         );
         for a in &s.alerts {
             let place = match (&a.measure, &a.region) {
@@ -194,8 +194,8 @@ fn alerts(h: &mut String, s: &Status) {
             let _ = write!(
                 h,
                 "<tr class=\"alert {}\" data-alert=\"{}\" data-severity=\"{}\"><td><span \
-                 class=\"badge {}\">{}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 </tr>",
+                 class=\"badge {}\">{}</span></td><td>{}</td><td>{}</td><td class=\"since\">{}</td>\
+                 <td class=\"summary\">{}</td></tr>",
                 sev_class(&a.severity),
                 esc(&a.alert),
                 esc(&a.severity),
@@ -488,24 +488,36 @@ fn region_row(h: &mut String, m: &MeasureView, r: &RegionView) {
     } else {
         "muted"
     };
+    let burn = r
+        .burn_rate_1h
+        .map(|b| format!("<br><small>burn {b:.1}× over 1 h</small>"))
+        .unwrap_or_default();
     let budget = match (r.error_budget, r.error_budget_left_percent) {
-        (Some(n), Some(p)) => format!(
-            "{p:.0} % left <small>({n} misses)</small>{}",
-            r.burn_rate_1h
-                .map(|b| format!("<br><small>burn {b:.1}× over 1 h</small>"))
-                .unwrap_or_default()
-        ),
+        // Spent past its end, the share left reads as a negative percentage nobody can act on:
+        // say how many misses over instead.
+        (Some(n), Some(_)) if n < 0 => format!("spent <small>({} misses over)</small>{burn}", -n),
+        (Some(n), Some(p)) => format!("{p:.0} % left <small>({n} misses)</small>{burn}"),
         (Some(n), None) => n.to_string(),
         _ => "—".into(),
     };
     let misses = if r.misses.is_empty() {
         "—".to_string()
     } else {
-        r.misses
+        let list = r
+            .misses
             .iter()
             .map(|x| format!("{} {}", esc(&x.bucket), x.count))
             .collect::<Vec<_>>()
-            .join("<br>")
+            .join("<br>");
+        // The requests behind them, from the group's figures (the file lists every region and
+        // bucket; its `region` column picks this row's, all of them the `all` row's).
+        match &m.evidence {
+            Some(url) => format!(
+                "{list}<br><a class=\"evidence\" href=\"{}\">requests</a>",
+                esc(url)
+            ),
+            _ => list,
+        }
     };
     let tpl: Option<f64> = m.tpl.as_deref().and_then(|t| t.parse().ok());
     let _ = write!(
@@ -516,8 +528,9 @@ fn region_row(h: &mut String, m: &MeasureView, r: &RegionView) {
          class=\"badge {}\">{}</span></td><td class=\"levels num\">{}</td><td class=\"requests \
          num\">{}</td><td class=\"hits num\">{}</td><td class=\"to-target num\">{}</td><td \
          class=\"budget num\">{}</td><td class=\"misses\" title=\"the month's largest failure \
-         buckets; every bucket is in failures.csv, and the requests behind them in \
-         evidence/{}.csv at the stop (or srv-opr rollup)\">{}</td>\
+         buckets; every bucket is in failures.csv, and a sample of the requests behind them in \
+         evidence/{}.csv (served here with the group's figures; written at the stop and by \
+         srv-opr rollup)\">{}</td>\
          <td class=\"projected num\">{}</td><td class=\"instance num\">{}</td><td \
          class=\"trend\">{}</td><td class=\"by-day\">{}</td></tr>",
         if judged { "judged " } else { "context " },
@@ -807,7 +820,10 @@ svg.spark line.tpl{stroke:#8a5300;stroke-dasharray:3 2;stroke-width:1}\
 svg.spark{background:#f6f8fb}footer{margin-top:2em;color:#777}\
 .scroll{overflow-x:auto;max-width:100%}details{margin:.8em 0}summary{cursor:pointer;color:#1f5fbf}\
 @media (max-width:700px){body{margin:.5em}.projected,.instance,.trend,.by-day{display:none}\
-th,td{padding:.15em .3em}}\
+th,td{padding:.15em .3em}table.stack thead{display:none}table.stack tr{display:block;\
+border-bottom:1px solid #ddd;padding:.3em 0}table.stack td{display:inline-block;border:0;\
+padding:.1em .3em .1em 0}table.stack td.summary,table.stack td.since{display:block}}\
+td.budget{min-width:7em}\
 .banner{padding:.6em .9em;border-radius:.4em;border:2px solid currentColor;margin:.2em 0 .8em;\
 font-size:1.1em}.banner.ok{background:#e3f5e8}.banner.warn{background:#fff1cc}\
 .banner.crit{background:#fde0e0}.banner ul{margin:.3em 0 0;padding-left:1.2em;font-size:.9em}";
@@ -909,6 +925,7 @@ mod tests {
                     region("central", "below_target", true),
                     region("all", "below_target", false),
                 ],
+                evidence: Some("evidence/PM4.3.csv".into()),
             }],
             alerts: vec![AlertView {
                 alert: "SrvRplBelowTarget".into(),
@@ -968,8 +985,9 @@ mod tests {
             pooled.contains("badge muted") && !pooled.contains("badge warn"),
             "{pooled}"
         );
-        assert!(objectives.contains("-100 % left") && objectives.contains("burn 2.5×"));
+        assert!(objectives.contains("spent <small>(") && objectives.contains("burn 2.5×"));
         assert!(objectives.contains("slow 4"));
+        assert!(objectives.contains("<a class=\"evidence\" href=\"evidence/PM4.3.csv\">"));
         assert!(
             html.contains("Sun 10 Mar 09:30:00 GMT (32 min ago)"),
             "{html}"

@@ -15,6 +15,7 @@ use crate::engine::domain::Basis;
 use crate::engine::pipeline::PipelineConfig;
 use crate::engine::time::Ts;
 use crate::ops::live::{Counts, Live, MeasureBuckets, MeasureCounts, MeasureDays};
+use crate::sink::month::{RplLine, rpl_lines};
 use crate::store::load::merge_months;
 use crate::store::{Identity, Store, open_configured};
 
@@ -60,6 +61,9 @@ pub(super) struct GroupRead {
     /// `(topic/partition, owner, when last checkpointed)`.
     pub(super) checkpoints: Vec<(String, String, Option<SystemTime>)>,
     pub(super) read_at: SystemTime,
+    /// The month's rows as `rpl.csv` has them, with their sampled evidence: what
+    /// `/evidence/<measure>.csv` serves, rendered when asked.
+    pub(super) lines: Arc<Vec<RplLine>>,
 }
 
 /// What the thread keeps for the page.
@@ -281,6 +285,7 @@ fn read_group(
         exempted,
         checkpoints,
         read_at: SystemTime::now(),
+        lines: Arc::new(rpl_lines(&merged.aggregates, Some(&[month]))),
     }))
 }
 
