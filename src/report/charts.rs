@@ -24,12 +24,15 @@ pub(crate) fn region_colour(region: &str) -> RGBColor {
         "north" => RGBColor(31, 119, 180),
         "central" => RGBColor(255, 127, 14),
         "south" => RGBColor(44, 160, 44),
-        _ => RGBColor(90, 90, 90),
+        // Not grey: the levels are drawn in greys.
+        _ => RGBColor(227, 119, 194),
     }
 }
 
-const TPL_COLOUR: RGBColor = RGBColor(0, 128, 0);
-const MPL_COLOUR: RGBColor = RGBColor(200, 0, 0);
+// The levels are drawn in greys, long and short dashes, so no level can be taken for a region's
+// series (a green TPL beside the green south read as one line; issue 33).
+const TPL_COLOUR: RGBColor = RGBColor(30, 30, 30);
+const MPL_COLOUR: RGBColor = RGBColor(130, 130, 130);
 const TRT_COLOUR: RGBColor = RGBColor(120, 0, 160);
 
 /// One chart, drawn for both backends.
@@ -203,18 +206,27 @@ fn draw_rpl<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &RplChart) -> 
         .draw()
         .map_err(&e)?;
     let span = (-0.5, n as f64 - 0.5);
-    for (level, name, colour) in [(c.tpl, "TPL", TPL_COLOUR), (c.mpl, "MPL", MPL_COLOUR)] {
+    for (level, name, colour, dash) in [
+        (c.tpl, "TPL", TPL_COLOUR, 10),
+        (c.mpl, "MPL", MPL_COLOUR, 4),
+    ] {
         if let Some(v) = level {
             chart
                 .draw_series(DashedLineSeries::new(
                     [(span.0, v), (span.1, v)],
-                    8,
-                    5,
+                    dash,
+                    4,
                     colour.stroke_width(2),
                 ))
                 .map_err(&e)?
                 .label(format!("{name} {v}"))
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour));
+                // The legend's sample dashed as the line is.
+                .legend(move |(x, y)| {
+                    let d = dash.min(8);
+                    EmptyElement::at((x, y))
+                        + PathElement::new([(0, 0), (d, 0)], colour.stroke_width(2))
+                        + PathElement::new([(d + 3, 0), (2 * d + 3, 0)], colour.stroke_width(2))
+                });
         }
     }
     for s in &c.series {
@@ -444,22 +456,27 @@ pub(crate) fn charts(y: &Year) -> Result<Vec<Chart>, ReportError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn charts_come_out_as_svg_and_png_of_the_stated_size() {
+    /// A year's RPL chart of one region's points against TPL 99 and MPL 96.
+    fn year_chart(region: &str, points: Vec<(f64, f64)>) -> Chart {
         let months: Vec<String> = (1..=12).map(|m| format!("M{m}")).collect();
-        let c = rpl(&RplChart {
+        rpl(&RplChart {
             stem: "rpl-X".into(),
             title: "X".into(),
             months: &months,
             series: vec![Series {
-                name: "north".into(),
-                colour: region_colour("north"),
-                points: vec![(0.0, 99.5), (1.0, 98.0), (3.0, 99.9)],
+                name: region.into(),
+                colour: region_colour(region),
+                points,
             }],
             tpl: Some(99.0),
             mpl: Some(96.0),
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn charts_come_out_as_svg_and_png_of_the_stated_size() {
+        let c = year_chart("north", vec![(0.0, 99.5), (1.0, 98.0), (3.0, 99.9)]);
         assert!(c.svg.starts_with("<svg"), "{}", &c.svg[..40]);
         assert!(c.svg.contains("TPL 99"), "legend names the TPL");
         let dec = png::Decoder::new(std::io::Cursor::new(&c.png));
@@ -478,6 +495,33 @@ mod tests {
         })
         .unwrap();
         assert!(r.svg.contains("TRT 25 s"));
+    }
+
+    /// Issue 33: a level line must not be taken for a region's series, and a value far below
+    /// the levels is drawn where it is, not on a floor.
+    #[test]
+    fn the_levels_are_apart_from_every_series_and_a_deep_dip_stays_in_range() {
+        let hex = |c: RGBColor| format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
+        let far = |a: RGBColor, b: RGBColor| {
+            let d = |x: u8, y: u8| (i32::from(x) - i32::from(y)).abs();
+            d(a.0, b.0) + d(a.1, b.1) + d(a.2, b.2) > 120
+        };
+        for level in [TPL_COLOUR, MPL_COLOUR] {
+            for region in ["north", "central", "south", "all"] {
+                assert!(far(level, region_colour(region)), "{region}");
+            }
+        }
+        let c = year_chart("central", vec![(0.0, 99.5), (1.0, 62.0)]);
+        assert!(c.svg.contains(&hex(TPL_COLOUR)), "the TPL line is drawn");
+        // The y axis reaches below the dip: its lowest label is under 62.
+        let labels: Vec<f64> = c
+            .svg
+            .split('>')
+            .filter_map(|t| t.split('<').next())
+            .filter_map(|t| t.trim().parse::<f64>().ok())
+            .collect();
+        let lowest = labels.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(lowest < 62.0, "{labels:?}");
     }
 
     #[test]

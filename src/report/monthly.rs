@@ -415,6 +415,7 @@ fn page(ws: &mut Worksheet, header_row: u32) -> Result<(), XlsxError> {
 
 fn sheet<'w>(
     wb: &'w mut Workbook,
+    r: &MonthReport,
     name: &str,
     title: &str,
     note: &str,
@@ -426,9 +427,18 @@ fn sheet<'w>(
     page(ws, 3)?;
     ws.write_string_with_format(0, 0, title, &fm.title)?;
     ws.write_string_with_format(1, 0, note, &fm.note)?;
+    // The measure column as wide as the longest configured id (a 14-character id ran into the
+    // region beside it on the printed page).
+    let ids = r.defs.measures.iter().map(|m| m.id.chars().count());
+    let measure_w = ids.max().map_or(0.0, |n| n as f64 * 1.15 + 1.0);
     for (c, (h, w)) in heads.iter().enumerate() {
         ws.write_string_with_format(3, c as u16, *h, &fm.header)?;
-        ws.set_column_width(c as u16, *w)?;
+        let w = if *h == "Measure" {
+            w.max(measure_w)
+        } else {
+            *w
+        };
+        ws.set_column_width(c as u16, w)?;
     }
     ws.set_freeze_panes(4, 0)?;
     Ok(ws)
@@ -469,6 +479,7 @@ fn month_sheet(wb: &mut Workbook, r: &MonthReport, fm: &Fm) -> Result<(), XlsxEr
     let m = r.month;
     let ws = sheet(
         wb,
+        r,
         "Month",
         &format!("Service request performance, {m}"),
         &format!(
@@ -528,6 +539,7 @@ fn failures_sheet(wb: &mut Workbook, r: &MonthReport, fm: &Fm) -> Result<(), Xls
     let m = r.month;
     let ws = sheet(
         wb,
+        r,
         "Failures",
         &format!("Failure buckets, {m}"),
         "the three largest per measure and region; every one in failures.csv",
@@ -554,6 +566,7 @@ fn segments_sheet(wb: &mut Workbook, r: &MonthReport, fm: &Fm) -> Result<(), Xls
     let m = r.month;
     let ws = sheet(
         wb,
+        r,
         "Time segments",
         &format!("Where the response time went, {m}"),
         "ms: request to DCC's first acknowledgement, and from it to the final response",
@@ -594,6 +607,7 @@ fn users_sheet(wb: &mut Workbook, r: &MonthReport, fm: &Fm) -> Result<(), XlsxEr
     let m = r.month;
     let ws = sheet(
         wb,
+        r,
         "Users",
         &format!("Service users with the most misses, {m}"),
         "the three with the most per measure; every user in users.csv",
@@ -624,6 +638,7 @@ fn availability_sheet(wb: &mut Workbook, r: &MonthReport, fm: &Fm) -> Result<(),
     let m = r.month;
     let ws = sheet(
         wb,
+        r,
         "Availability",
         &format!("Interface availability, {m}"),
         "from availability events; exempted minutes count as up",
@@ -655,6 +670,7 @@ fn exemptions_sheet(wb: &mut Workbook, r: &MonthReport, fm: &Fm) -> Result<(), X
     let m = r.month;
     let ws = sheet(
         wb,
+        r,
         "Exemptions",
         &format!("What the exemption register took out, {m}"),
         "the opr view, all regions together",
