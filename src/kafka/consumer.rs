@@ -89,7 +89,7 @@ pub fn run(
 ) -> Result<RunOutcome, KafkaError> {
     // A wrong password or an untrusted certificate stops the run here, with its reason,
     // instead of after an assignment that never comes.
-    let answered = super::probe::probe(&client_config(cfg, &[])?)?;
+    let answered = super::probe::probe_or_carry_on(&client_config(cfg, &[])?)?;
     let dead = dead_letter_producer(cfg, answered, opts.dead_letter_limit)?;
     let failed = Arc::new(AtomicBool::new(false));
     let (dispatcher, commits) = start_workers(cfg, pipeline, opts, &dead, &live, &failed)?;

@@ -65,7 +65,8 @@ impl ProducerContext for Probe {
 
 /// Probes the brokers `cc` names with `cc`'s security settings. `Ok(true)` once metadata comes
 /// back, `Ok(false)` after [`PROBE_FOR`] without a definite failure (an outage: librdkafka will
-/// keep trying, and the caller asks the brokers nothing more before it must).
+/// keep trying, and the caller asks the brokers nothing more before it must; a caller that
+/// carries on says so, `check` reports it as a failure).
 pub fn probe(cc: &ClientConfig) -> Result<bool, KafkaError> {
     let brokers = cc.get("bootstrap.servers").unwrap_or("").to_string();
     // A producer is the lightest client with every security setting; consumer-only properties
@@ -117,11 +118,21 @@ pub fn probe(cc: &ClientConfig) -> Result<bool, KafkaError> {
             return Ok(true);
         }
         if started.elapsed() >= PROBE_FOR {
-            tracing::warn!(brokers = %brokers,
-                "the Kafka brokers do not answer yet; carrying on (the client keeps retrying)");
             return Ok(false);
         }
     }
+}
+
+/// [`probe`], warning when no broker answered that the caller carries on regardless.
+pub(crate) fn probe_or_carry_on(cc: &ClientConfig) -> Result<bool, KafkaError> {
+    let answered = probe(cc)?;
+    if !answered {
+        tracing::warn!(
+            brokers = cc.get("bootstrap.servers").unwrap_or(""),
+            "the Kafka brokers do not answer yet; carrying on (the client keeps retrying)"
+        );
+    }
+    Ok(answered)
 }
 
 /// Why the first broker's certificate fails verification, in a person's words: it is checked

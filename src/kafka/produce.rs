@@ -225,7 +225,7 @@ impl LineProducer {
             .set("queue.buffering.max.messages", "1000000");
         super::client::set_properties(&mut cfg, &s.properties);
         super::client::drop_consumer_only(&mut cfg);
-        let _ = super::probe::probe(&cfg)?;
+        let _ = super::probe::probe_or_carry_on(&cfg)?;
         let producer = cfg
             .create_with_context(DeliveryCounter::default())
             .map_err(super::KafkaError::client(format!(

@@ -466,3 +466,25 @@ fn a_field_of_the_wrong_type_is_named_in_its_dead_letter() {
         "the SPEC's keys keep their order, detail after the reason: {dead}"
     );
 }
+
+/// `check` with no broker at the address: one FAIL line saying what to look at, exit 1, and no
+/// warning that something "carries on" (that is `run`'s word; `check` stops and reports).
+#[test]
+fn check_with_no_broker_fails_in_one_line_and_warns_of_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_srv-opr"))
+        .arg("check")
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env("SRV_OPR__KAFKA__BROKERS", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL  kafka brokers 127.0.0.1:1")),
+        "{text}"
+    );
+    assert!(!stderr(&o).contains("carrying on"), "{}", stderr(&o));
+}
