@@ -743,9 +743,14 @@ fn round1(x: f64) -> f64 {
 
 /// A wall-clock time as RFC 3339 UTC (seconds); empty when unknown.
 pub(super) fn rfc3339(t: Option<SystemTime>) -> String {
+    // Cut to the second, not rounded: the alerts' summaries cut, and one moment must read the
+    // same in an alert and in the line beside it (they were a second apart).
+    let cut = jiff::TimestampRound::new()
+        .smallest(jiff::Unit::Second)
+        .mode(jiff::RoundMode::Trunc);
     t.and_then(|t| jiff::Timestamp::try_from(t).ok())
         .map_or_else(String::new, |t| {
-            t.round(jiff::Unit::Second)
+            t.round(cut)
                 .map_or_else(|_| t.to_string(), |r| r.to_string())
         })
 }
@@ -820,6 +825,12 @@ fn alerts_view(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moment_reads_as_the_alerts_read_it_cut_to_the_second() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_011_900);
+        assert_eq!(rfc3339(Some(t)), "2023-11-14T22:13:31Z");
+    }
 
     #[test]
     fn a_run_ended_on_purpose_is_neither_ok_nor_a_group_member_without_a_partition() {
