@@ -473,6 +473,17 @@ fn a_month_report_says_each_measure_against_its_levels_and_the_change_in_every_t
         );
     }
     assert!(html.contains("BELOW TARGET"), "central is degraded");
+    // The month in one line first: the judged rows below target, by name (issue 33).
+    let headline = html
+        .split("id=\"headline\"")
+        .nth(1)
+        .and_then(|t| t.split("</p>").next())
+        .unwrap_or_else(|| panic!("no headline: {html}"));
+    assert!(
+        headline.contains("PM4.3 central (below target)"),
+        "{headline}"
+    );
+    assert!(!headline.contains("north"), "{headline}");
     assert!(html.contains("data-complete=\"true\""), "{html}");
     assert!(
         !html.contains("data-measure=\"PM4.3\" data-region=\"all\""),

@@ -246,11 +246,50 @@ pub(crate) fn html(r: &MonthReport, workbook: &str) -> String {
         },
         so = esc(&r.signoff_text()),
     );
+    headline(&mut h, r);
     measures_table(&mut h, r);
     detail_tables(&mut h, r);
     availability_and_exemptions(&mut h, r);
     h.push_str("</body></html>\n");
     h
+}
+
+/// The month in one line, first: which judged rows are below their levels, if any.
+fn headline(h: &mut String, r: &MonthReport) {
+    let mut judged = 0;
+    let mut below = Vec::new();
+    for (m, l) in r.judged().into_iter().filter(|(m, _)| m.tpl.is_some()) {
+        judged += 1;
+        let st = state(rpl_decimal(l.hits, l.row.requests), m.tpl, m.mpl);
+        if st.starts_with("BELOW") {
+            below.push(format!("{} {} ({})", m.id, l.region, st.to_lowercase()));
+        }
+    }
+    let (class, text) = if below.is_empty() {
+        (
+            "ok",
+            format!("Every one of the {judged} rows judged against a target is on target."),
+        )
+    } else {
+        (
+            if below.iter().any(|b| b.contains("minimum")) {
+                "crit"
+            } else {
+                "warn"
+            },
+            format!(
+                "{} of the {judged} rows judged against a target are below it: {}.",
+                below.len(),
+                below.join(", ")
+            ),
+        )
+    };
+    let _ = writeln!(
+        h,
+        "<p id=\"headline\" class=\"headline {class}\" data-below=\"{}\">{}</p>",
+        below.len(),
+        esc(&text)
+    );
 }
 
 /// Each judged row against its levels, with the month before and the change.
@@ -273,6 +312,8 @@ fn measures_table(h: &mut String, r: &MonthReport) {
         let change = match (rpl, before) {
             (Some(a), Some(b)) => {
                 let d = (a - b).round_dp(2);
+                // No change is `0.00`, never `-0.00` (a tiny fall rounds to a signed zero).
+                let d = if d.is_zero() { Decimal::new(0, 2) } else { d };
                 format!("{}{d}", if d > Decimal::ZERO { "+" } else { "" })
             }
             _ => "—".into(),
@@ -393,6 +434,7 @@ border:1px solid currentColor;white-space:nowrap}\
 .ok{color:#0a6b2b}.badge.ok{background:#e3f5e8}.warn{color:#8a5300}.badge.warn{background:#fff1cc}\
 .crit{color:#a00000}.badge.crit{background:#fde0e0}.muted{color:#777}.note{color:#555}\
 dd.warn{font-weight:600}.scroll{overflow-x:auto}\
+p.headline{font-size:1.1em;font-weight:600;padding:.4em .7em;border-left:4px solid currentColor}\
 @media print{body{margin:0;max-width:none}.scroll{overflow:visible}}";
 
 /// The sheets' shared formats.

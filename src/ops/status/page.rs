@@ -822,7 +822,8 @@ svg.spark{background:#f6f8fb}footer{margin-top:2em;color:#777}\
 @media (max-width:700px){body{margin:.5em}.projected,.instance,.trend,.by-day{display:none}\
 th,td{padding:.15em .3em}table.stack thead{display:none}table.stack tr{display:block;\
 border-bottom:1px solid #ddd;padding:.3em 0}table.stack td{display:inline-block;border:0;\
-padding:.1em .3em .1em 0}table.stack td.summary,table.stack td.since{display:block}}\
+padding:.1em .3em .1em 0}table.stack td.summary,table.stack td.since{display:block}\
+table:not(.stack){display:block;overflow-x:auto;max-width:100%}}\
 td.budget{min-width:7em}\
 .banner{padding:.6em .9em;border-radius:.4em;border:2px solid currentColor;margin:.2em 0 .8em;\
 font-size:1.1em}.banner.ok{background:#e3f5e8}.banner.warn{background:#fff1cc}\
