@@ -41,7 +41,7 @@ pub fn render(s: &Status) -> String {
         "<footer>Generated {} · reloads every {REFRESH_SECONDS} s · the same as data: \
          <a href=\"status.json\">status.json</a> · <a href=\"metrics\">metrics</a></footer>\n\
          </body></html>\n",
-        esc(&s.generated_at)
+        esc(&local_time(&s.generated_at, &s.instance.zone, ""))
     );
     h
 }
@@ -98,7 +98,7 @@ fn header(h: &mut String, s: &Status) {
             .as_deref()
             .map_or("none", |h| h.get(..12).unwrap_or(h))),
         esc(&i.version),
-        esc(&i.started_at),
+        esc(&local_time(&i.started_at, &i.zone, &s.generated_at)),
     );
     match &s.month {
         None => h.push_str(
@@ -152,7 +152,7 @@ fn header(h: &mut String, s: &Status) {
                     g.partitions,
                     g.oldest_checkpoint_age_seconds
                         .map_or_else(|| "unknown".to_string(), |a| format!("{a:.0} s")),
-                    esc(&g.read_at)
+                    esc(&local_time(&g.read_at, &s.instance.zone, &s.generated_at))
                 ),
                 (Some(g), _) => format!(
                     "<p id=\"scope\" data-source=\"instance\" class=\"warn\">Figures of \
@@ -991,6 +991,15 @@ mod tests {
         assert!(objectives.contains("<a class=\"evidence\" href=\"evidence/PM4.3.csv\">"));
         assert!(
             html.contains("Sun 10 Mar 09:30:00 GMT (32 min ago)"),
+            "{html}"
+        );
+        // Every wall-clock time in the reporting zone: the start, and the page's own.
+        assert!(
+            html.contains("Sun 10 Mar 09:00:00 GMT (62 min ago)"),
+            "{html}"
+        );
+        assert!(
+            html.contains("Generated Sun 10 Mar 10:02:00 GMT ·"),
             "{html}"
         );
         assert!(
