@@ -147,7 +147,7 @@ fn header(h: &mut String, s: &Status) {
                     "<p id=\"scope\" data-source=\"group\">Figures of the <strong>whole \
                      group</strong>: the month rows of all {} partitions in the state store, \
                      merged as <code>rollup</code> merges them, as of their last checkpoints \
-                     (the oldest {} ago; read {}). This instance's own live figures are \
+                     (the oldest {} ago), read from the store {}. This instance's own live figures are \
                      beside them.</p>",
                     g.partitions,
                     g.oldest_checkpoint_age_seconds
@@ -461,7 +461,7 @@ fn table_head(h: &mut String, id: &str) {
         h,
         "<div class=\"scroll\"><table id=\"table-{id}\"><thead><tr><th>Measure</th><th>Region</th>\
          <th>RPL %</th><th>State</th><th>TPL / MPL</th><th>Requests</th><th>Hits</th>\
-         <th>Hits in a row to TPL</th><th>Error budget</th><th>Largest failure buckets</th>\
+         <th title=\"hits in a row needed to reach TPL\">To TPL</th><th>Error budget</th><th>Largest failure buckets</th>\
          <th class=\"projected\">Projected month-end</th><th class=\"instance\">This instance \
          (live)</th><th class=\"trend\">Hit ratio, 24 h</th><th class=\"by-day\">RPL by \
          day</th></tr></thead><tbody>"
@@ -700,7 +700,8 @@ fn human_secs(s: f64) -> String {
     }
 }
 
-const W: f64 = 150.0;
+// Narrow enough that the table, both charts included, fits a 1280-pixel screen.
+const W: f64 = 96.0;
 const H: f64 = 34.0;
 
 /// The 24-hour hit ratio as a line, TPL dashed.
@@ -805,7 +806,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1em 2em;color:#1d1d1f;background:
 h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.2em 0 .4em}h3{font-size:1em}\
 dl{display:grid;grid-template-columns:max-content auto;gap:.1em 1em;margin:.3em 0}\
 dt{color:#555}dd{margin:0}\
-table{border-collapse:collapse;margin:.3em 0}th,td{padding:.2em .5em;border-bottom:1px solid #ddd;\
+table{border-collapse:collapse;margin:.3em 0}th,td{padding:.2em .4em;border-bottom:1px solid #ddd;\
 text-align:left;vertical-align:middle}.num{text-align:right;font-variant-numeric:tabular-nums}\
 tr.first td,tr.first th{border-top:2px solid #999}tr.context{color:#777}\
 .badge{display:inline-block;padding:.05em .45em;border-radius:.3em;font-weight:600;\
