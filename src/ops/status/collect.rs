@@ -165,10 +165,7 @@ impl Sources {
             .as_ref()
             .map(|(m, _)| *m)
             .or(kept.group.as_ref().map(|g| g.month));
-        let group = kept
-            .group
-            .as_ref()
-            .filter(|g| Some(g.month) == month && kept.group_error.is_none());
+        let group = group_shown(&kept, month);
         let instance_hits = snap.month.as_ref().map(|(_, c)| hits_of(&self.pipeline, c));
         // The failure buckets behind the figures shown.
         let shown_buckets: Option<&crate::ops::live::MeasureBuckets> = match group {
@@ -503,7 +500,7 @@ impl Sources {
             .fold(None, |m: Option<f64>, a| Some(m.map_or(a, |m| m.max(a))));
         let error = kept.group_error.clone().or_else(|| {
             (!shown).then(|| {
-                if kept.group.is_none() {
+                if kept.group.as_ref().is_none_or(|g| g.checkpoints.is_empty()) {
                     "nothing checkpointed yet".to_string()
                 } else {
                     "the store's figures are of another month".to_string()
@@ -538,6 +535,15 @@ fn burn_rate(points: &[TrendPoint], tpl: Decimal, span: Duration) -> Option<f64>
 
 /// How many of a row's largest failure buckets the page shows (`failures.csv` has them all).
 const TOP_BUCKETS: usize = 3;
+
+/// The group's figures as read from the store, when they are the month shown and were read well;
+/// a store holding no checkpoint yet has no figures of the group (its zeros beside this
+/// instance's live counts told two stories in a run's first seconds).
+fn group_shown(kept: &Kept, month: Option<Month>) -> Option<&sampler::GroupRead> {
+    kept.group.as_ref().filter(|g| {
+        Some(g.month) == month && kept.group_error.is_none() && !g.checkpoints.is_empty()
+    })
+}
 
 /// The month's largest failure buckets of measure `mi`, region `ri` (3: all), most first (then
 /// by name, as `failures.csv` orders them).
@@ -825,6 +831,34 @@ fn alerts_view(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_group_is_shown_once_the_store_holds_a_checkpoint_of_the_month_shown() {
+        let march = Month::new(2024, 3);
+        let read = |checkpoints: Vec<(String, String, Option<SystemTime>)>| sampler::GroupRead {
+            month: march,
+            counts: Vec::new(),
+            days: Vec::new(),
+            buckets: Vec::new(),
+            exempted: Vec::new(),
+            checkpoints,
+            read_at: SystemTime::now(),
+            lines: Arc::new(Vec::new()),
+        };
+        let mut kept = Kept {
+            group: Some(read(Vec::new())),
+            ..Kept::default()
+        };
+        assert!(
+            group_shown(&kept, Some(march)).is_none(),
+            "nothing checkpointed"
+        );
+        kept.group = Some(read(vec![("t/0".into(), "a".into(), None)]));
+        assert!(group_shown(&kept, Some(march)).is_some());
+        assert!(group_shown(&kept, Some(Month::new(2024, 4))).is_none());
+        kept.group_error = Some("connection refused".into());
+        assert!(group_shown(&kept, Some(march)).is_none());
+    }
 
     #[test]
     fn a_moment_reads_as_the_alerts_read_it_cut_to_the_second() {

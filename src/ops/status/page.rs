@@ -156,8 +156,8 @@ fn header(h: &mut String, s: &Status) {
                 ),
                 (Some(g), _) => format!(
                     "<p id=\"scope\" data-source=\"instance\" class=\"warn\">Figures of \
-                     <strong>this instance only</strong> (its partitions, live): the state \
-                     store could not be used ({}).</p>",
+                     <strong>this instance only</strong> (its partitions, live): the group's \
+                     figures in the state store are not shown ({}).</p>",
                     esc(g.error.as_deref().unwrap_or("not read yet"))
                 ),
                 (None, _) => "<p id=\"scope\" data-source=\"instance\">Figures of <strong>this \
@@ -425,16 +425,18 @@ fn measures(h: &mut String, s: &Status) {
         judged.len()
     );
     if let Some(m) = &s.month {
-        let whose = match m.source.as_str() {
-            "group" => "the whole group's (from the state store)",
-            _ => "this instance's partitions' (live)",
+        let note = match m.source.as_str() {
+            "group" => {
+                "Figures are the whole group's (from the state store); the alerts judge this \
+                 instance's own partitions (the <em>This instance</em> column), so a count in an \
+                 alert's summary can differ from the row's."
+            }
+            _ => {
+                "Figures are this instance's partitions' (live), as the alerts judge them: an \
+                 alert's summary counts what its row shows."
+            }
         };
-        let _ = write!(
-            h,
-            "<p class=\"note\">Figures are {whose}; the alerts judge this instance's own \
-             partitions (the <em>This instance</em> column), so a count in an alert's summary \
-             can differ from the row's.</p>"
-        );
+        let _ = write!(h, "<p class=\"note\">{note}</p>");
     }
     table_head(h, "objectives");
     for (m, r) in &judged {

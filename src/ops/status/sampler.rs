@@ -136,9 +136,16 @@ fn sample_loop(
     let mut store: Option<Box<dyn Store>> = None;
     let with_store = !cfg.settings.state.url.is_empty();
     let (mut last_group, mut last_trend, mut last_dead) = (None::<Instant>, None::<Instant>, None);
+    let mut finished = false;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let snap = live.snapshot(|ts| calendar.month_of(ts));
+        if snap.finished && !finished {
+            // The run's last checkpoints are in: read the group's figures now, not up to a
+            // read interval later (its rows lagged the final ones, and nothing moves after).
+            finished = true;
+            last_group = None;
+        }
         {
             let mut k = lock(kept);
             k.rate.push_back((now, live.events_processed()));
@@ -188,7 +195,7 @@ fn sample_loop(
             last_trend = Some(now);
             let mut k = lock(kept);
             let sample = match (&k.group, &snap.month) {
-                (Some(g), _) if k.group_error.is_none() => {
+                (Some(g), _) if k.group_error.is_none() && !g.checkpoints.is_empty() => {
                     Some((g.month, hits_of(pipeline, &g.counts)))
                 }
                 (_, Some((m, c))) => Some((*m, hits_of(pipeline, c))),
