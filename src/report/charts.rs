@@ -336,7 +336,9 @@ fn draw_rt<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &RtChart) -> Re
         let colour = s.colour;
         chart
             .draw_series(LineSeries::new(
-                s.points.iter().map(|(x, y)| (x.clamp(x0, x1), y.max(y0))),
+                above_floor(&s.points, y0)
+                    .into_iter()
+                    .map(|(x, y)| (x.clamp(x0, x1), y)),
                 colour.stroke_width(2),
             ))
             .map_err(&e)?
@@ -344,6 +346,31 @@ fn draw_rt<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &RtChart) -> Re
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
     }
     legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(&e)
+}
+
+/// A cumulative curve's points at or above the axis floor `y0`, entering where it crosses the
+/// floor (interpolated on the log time axis): drawn clamped, the share answered before then
+/// ran flat along the floor as if it were `y0` (issue 33).
+fn above_floor(points: &[(f64, f64)], y0: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(points.len());
+    let mut before: Option<(f64, f64)> = None;
+    for &(x, y) in points {
+        if y < y0 {
+            before = Some((x, y));
+            continue;
+        }
+        if let Some((bx, by)) = before.take()
+            && out.is_empty()
+            && bx > 0.0
+            && x > 0.0
+            && y > by
+        {
+            let t = (y0 - by) / (y - by);
+            out.push(((bx.ln() + t * (x.ln() - bx.ln())).exp(), y0));
+        }
+        out.push((x, y));
+    }
+    out
 }
 
 /// The legend box, the same on every chart.
@@ -495,6 +522,23 @@ mod tests {
         })
         .unwrap();
         assert!(r.svg.contains("TRT 25 s"));
+    }
+
+    #[test]
+    fn a_curve_enters_at_the_floor_where_it_crosses_it_and_never_runs_along_it() {
+        let points = [
+            (100.0, 10.0),
+            (1_000.0, 50.0),
+            (10_000.0, 95.0),
+            (20_000.0, 99.0),
+        ];
+        let drawn = above_floor(&points, 90.0);
+        assert_eq!(drawn.len(), 3, "{drawn:?}");
+        assert_eq!(drawn[0].1, 90.0);
+        assert!(drawn[0].0 > 1_000.0 && drawn[0].0 < 10_000.0, "{drawn:?}");
+        assert_eq!(&drawn[1..], &points[2..]);
+        // Nothing below the floor: drawn as it is.
+        assert_eq!(above_floor(&points[2..], 90.0), points[2..].to_vec());
     }
 
     /// Issue 33: a level line must not be taken for a region's series, and a value far below
