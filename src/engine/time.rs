@@ -309,6 +309,19 @@ pub(crate) fn write_rfc3339_millis(out: &mut String, ts: Ts) {
     );
 }
 
+/// A wall-clock moment as RFC 3339 UTC, cut to the second (`…T12:37:16Z`; the epoch if the
+/// clock is before it): the alerts' summaries and the status page write a moment alike, so one
+/// moment never reads a second apart in two places.
+pub(crate) fn wall_rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let s = Ts(secs * NANOS_PER_SEC).to_rfc3339_exact();
+    // Whole seconds: `…T12:37:16Z`, not `…T12:37:16.000Z`.
+    s.strip_suffix(".000Z")
+        .map_or(s.clone(), |x| format!("{x}Z"))
+}
+
 /// The wall clock as a [`Ts`] (the epoch if the clock is before it).
 pub fn now() -> Ts {
     let d = std::time::SystemTime::now()

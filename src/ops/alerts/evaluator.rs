@@ -17,7 +17,7 @@ use crate::config::settings::AlertSettings;
 use crate::engine::calendar::Calendar;
 use crate::engine::definitions::{Definitions, Measure};
 use crate::engine::domain::Basis;
-use crate::engine::time::{Dur, Ts};
+use crate::engine::time::{Dur, Ts, wall_rfc3339};
 use crate::ops::live::{LiveSnapshot, MeasureCounts};
 use crate::ops::objective::{hits_to_target, project_month_end};
 
@@ -621,8 +621,9 @@ impl Evaluator {
 fn health_conditions(snap: &LiveSnapshot, holding: &mut BTreeMap<AlertKey, String>) {
     use crate::ops::health::Trouble;
     let link = &snap.link;
-    let since =
-        |t: Option<SystemTime>| t.map_or_else(String::new, |t| format!(" since {}", wall_time(t)));
+    let since = |t: Option<SystemTime>| {
+        t.map_or_else(String::new, |t| format!(" since {}", wall_rfc3339(t)))
+    };
     match link.kafka_down() {
         Some((Trouble::Unreachable, why)) => {
             holding.insert(
@@ -668,21 +669,10 @@ fn health_conditions(snap: &LiveSnapshot, holding: &mut BTreeMap<AlertKey, Strin
             format!(
                 "the state store does not answer since {} ({why}): checkpoints wait, and `run` \
                  stops after state.reconnect_timeout",
-                wall_time(*at)
+                wall_rfc3339(*at)
             ),
         );
     }
-}
-
-/// A wall-clock time as RFC 3339 in UTC, to the second.
-fn wall_time(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let s = Ts(secs * 1_000_000_000).to_rfc3339_exact();
-    // Whole seconds: `…T12:37:16Z`, not `…T12:37:16.000Z`.
-    s.strip_suffix(".000Z")
-        .map_or(s.clone(), |x| format!("{x}Z"))
 }
 
 /// A signed month whose figures differ from its latest sign-off (as the sign-off watcher last

@@ -749,16 +749,9 @@ fn round1(x: f64) -> f64 {
 
 /// A wall-clock time as RFC 3339 UTC (seconds); empty when unknown.
 pub(super) fn rfc3339(t: Option<SystemTime>) -> String {
-    // Cut to the second, not rounded: the alerts' summaries cut, and one moment must read the
-    // same in an alert and in the line beside it (they were a second apart).
-    let cut = jiff::TimestampRound::new()
-        .smallest(jiff::Unit::Second)
-        .mode(jiff::RoundMode::Trunc);
-    t.and_then(|t| jiff::Timestamp::try_from(t).ok())
-        .map_or_else(String::new, |t| {
-            t.round(cut)
-                .map_or_else(|_| t.to_string(), |r| r.to_string())
-        })
+    // As the alerts' summaries write it: one moment reads the same in an alert and in the line
+    // beside it (rounded here and cut there, they were a second apart).
+    t.map(crate::engine::time::wall_rfc3339).unwrap_or_default()
 }
 
 /// An event time as RFC 3339 UTC (milliseconds).
