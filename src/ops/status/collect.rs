@@ -25,7 +25,7 @@ use crate::engine::time::Ts;
 use crate::ops::alerts::{AlertBoard, REGIONS, alert_regions};
 use crate::ops::live::{Live, LiveSnapshot, MeasureDays};
 use crate::ops::objective::{budget_left_percent, error_budget, hits_to_target, project_month_end};
-use crate::sink::month::{RplLine, evidence_file_name, evidence_files};
+use crate::sink::month::{evidence_file_name, evidence_files, rpl_lines};
 
 /// What a status is put together from.
 pub(super) struct Sources {
@@ -132,13 +132,9 @@ impl Sources {
                 );
             }
         };
-        let lines: Vec<RplLine> = group
-            .lines
-            .iter()
-            .filter(|l| l.measure == measure.id)
-            .cloned()
-            .collect();
-        Ok(evidence_files(&lines, &[measure.id.as_str()])
+        let lines = rpl_lines(&group.aggregates, Some(&[group.month]));
+        let of_measure = lines.iter().filter(|l| l.measure == measure.id);
+        Ok(evidence_files(of_measure, &[measure.id.as_str()])
             .into_iter()
             .next()
             .map(|(_, text)| text)
@@ -827,6 +823,7 @@ mod tests {
 
     #[test]
     fn the_group_is_shown_once_the_store_holds_a_checkpoint_of_the_month_shown() {
+        let cfg = Config::builtin().unwrap();
         let march = Month::new(2024, 3);
         let read = |checkpoints: Vec<(String, String, Option<SystemTime>)>| sampler::GroupRead {
             month: march,
@@ -836,7 +833,10 @@ mod tests {
             exempted: Vec::new(),
             checkpoints,
             read_at: SystemTime::now(),
-            lines: Arc::new(Vec::new()),
+            aggregates: Arc::new(crate::engine::aggregate::Aggregates::new(
+                Arc::new(cfg.definitions.clone()),
+                Calendar::new("Europe/London").unwrap(),
+            )),
         };
         let mut kept = Kept {
             group: Some(read(Vec::new())),

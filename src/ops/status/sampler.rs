@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
+use crate::engine::aggregate::Aggregates;
 use crate::engine::calendar::{Calendar, Month};
 use crate::engine::domain::Basis;
 use crate::engine::pipeline::PipelineConfig;
 use crate::engine::time::Ts;
 use crate::ops::live::{Counts, Live, MeasureBuckets, MeasureCounts, MeasureDays};
-use crate::sink::month::{RplLine, rpl_lines};
 use crate::store::load::merge_months;
 use crate::store::{Identity, Store, open_configured};
 
@@ -49,7 +49,7 @@ pub(super) struct TrendSample {
 }
 
 /// The group's figures as last read from the store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct GroupRead {
     pub(super) month: Month,
     pub(super) counts: MeasureCounts,
@@ -61,13 +61,13 @@ pub(super) struct GroupRead {
     /// `(topic/partition, owner, when last checkpointed)`.
     pub(super) checkpoints: Vec<(String, String, Option<SystemTime>)>,
     pub(super) read_at: SystemTime,
-    /// The month's rows as `rpl.csv` has them, with their sampled evidence: what
-    /// `/evidence/<measure>.csv` serves, rendered when asked.
-    pub(super) lines: Arc<Vec<RplLine>>,
+    /// The month's aggregates, merged (kept as read, not copied): `/evidence/<measure>.csv`
+    /// renders its sampled evidence when asked.
+    pub(super) aggregates: Arc<Aggregates>,
 }
 
 /// What the thread keeps for the page.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct Kept {
     /// Events processed, sampled each tick.
     pub(super) rate: VecDeque<(Instant, u64)>,
@@ -292,7 +292,7 @@ fn read_group(
         exempted,
         checkpoints,
         read_at: SystemTime::now(),
-        lines: Arc::new(rpl_lines(&merged.aggregates, Some(&[month]))),
+        aggregates: Arc::new(merged.aggregates),
     }))
 }
 

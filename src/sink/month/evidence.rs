@@ -32,13 +32,16 @@ pub(crate) fn evidence_file_name(measure: &str) -> String {
 /// `failures.csv`), the sampled requests (at most [`crate::engine::aggregate::SAMPLE_SIZE`], by key
 /// order): their id, user and device. The pooled `all` rows are left out: they are the
 /// regions' requests again.
-pub fn evidence_files(lines: &[RplLine], measures: &[&str]) -> Vec<(String, String)> {
+pub fn evidence_files<'a>(
+    lines: impl IntoIterator<Item = &'a RplLine>,
+    measures: &[&str],
+) -> Vec<(String, String)> {
     let file_of = evidence_file_name;
     let mut files: Vec<(String, String)> = measures
         .iter()
         .map(|m| (file_of(m), format!("{EVIDENCE_HEADER}\n")))
         .collect();
-    for l in lines.iter().filter(|l| l.region != "all") {
+    for l in lines.into_iter().filter(|l| l.region != "all") {
         if l.row.samples.is_empty() {
             continue;
         }
