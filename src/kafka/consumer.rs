@@ -514,10 +514,13 @@ fn outcome(
         pipeline.register.clone(),
     )
     .with_coverage_gap(pipeline.coverage_max_gap);
+    // A catch-up run's end is its input's end: what is pending is decided, as a replay ends,
+    // unless the caller keeps it pending as the store does.
+    let decide_at_end = opts.until_caught_up && !opts.keep_pending;
     let mut combined = Ts::MAX;
     let mut names = Vec::new();
     for mut part in states {
-        if opts.until_caught_up && !opts.keep_pending {
+        if decide_at_end {
             // As at the end of a replay's file: a partition of a few events starts its clock
             // now; candidates after an established clock were outliers.
             if part.clock.finish() {
@@ -533,7 +536,7 @@ fn outcome(
         merge.add(&agg, &s);
         names.push(format!("{}/{}", part.topic, part.partition));
     }
-    if !opts.until_caught_up || opts.keep_pending {
+    if !decide_at_end {
         // Idle partitions do not hold the combined watermark back (SPEC §2).
         combined = live.combined_watermark().unwrap_or(Ts::MIN);
     }
