@@ -1,7 +1,8 @@
 //! Puts a [`Status`] together at a request: the live view read now, the alerts the evaluator
 //! last published, and what the status thread kept (the group's figures from the store, the
 //! trend, dead letters and rates). The figures follow SPEC §6's definitions exactly, as
-//! `/metrics` computes them.
+//! `/metrics` computes them. `/evidence/` is answered here too, from the same store read: the
+//! requests behind the figures the page shows.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
